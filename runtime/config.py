@@ -1,0 +1,45 @@
+"""Typed connector options: the base every connector's ``config.py`` model derives from.
+
+Options are kebab-case in TOML (``rows-per-second``) and snake_case in Python
+(``rows_per_second``).  Unknown keys are errors.  ``Duration`` and ``Size`` accept the human
+units of pipeline files (``"500ms"``, ``"128MB"``) and hold seconds and bytes.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _duration(v: Any) -> float:
+    from runtime.units import parse_duration
+
+    return parse_duration(v)
+
+
+def _size(v: Any) -> int:
+    from runtime.units import parse_size
+
+    return parse_size(v)
+
+
+#: Seconds, written as ``"500ms"``, ``"10s"``, ``"5min"`` (a bare number is seconds).
+Duration = Annotated[float, BeforeValidator(_duration)]
+#: Bytes, written as ``"64KB"``, ``"128MB"`` (a bare integer is bytes).
+Size = Annotated[int, BeforeValidator(_size)]
+
+
+class ConnectorConfig(BaseModel):
+    """Base of connector option models.  Give every field a ``description`` (``hub plugins``
+    prints it) and a default unless the option is required.  ``type`` is stripped before
+    validation: it chose the connector."""
+
+    model_config = ConfigDict(alias_generator=_kebab, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+    #: One line for ``hub plugins``.
+    summary: ClassVar[str] = ""

@@ -1,0 +1,125 @@
+"""Table schemas and the in-band schema-change events.
+
+A table is named by its id, ``"db.table"`` (a plain ``str``: cheap to hash and compare).
+Schemas are immutable; a schema change produces a new one.  Both serialise to plain dicts so
+schema history lives in checkpoints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import pyarrow as pa
+
+from runtime.types import DataType, parse_type, to_arrow
+
+
+def split_table_id(table_id: str) -> tuple[str, str]:
+    """``"shop.orders"`` -> ``("shop", "orders")``; an id without a dot has an empty db."""
+    db, dot, name = table_id.rpartition(".")
+    return (db, name) if dot else ("", table_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: DataType
+    nullable: bool = True
+    comment: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "type": str(self.type), "nullable": self.nullable}
+        if self.comment:
+            d["comment"] = self.comment
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Column:
+        return cls(d["name"], parse_type(d["type"]), d.get("nullable", True), d.get("comment"))
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Ordered columns with logical types and a primary key (column names, maybe empty)."""
+
+    table: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [c.name for c in self.columns]
+        missing = [k for k in self.primary_key if k not in names]
+        if missing:
+            raise ValueError(f"{self.table}: primary key column(s) {missing} not among columns {names}")
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @cached_property
+    def key_indexes(self) -> tuple[int, ...]:
+        """Positions of the primary-key columns in a row tuple."""
+        return tuple(self.names.index(k) for k in self.primary_key)
+
+    @cached_property
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, to_arrow(c.type), c.nullable) for c in self.columns])
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def column(self, name: str) -> Column:
+        return self.columns[self.index(name)]
+
+    def key_of(self, row: tuple) -> tuple:
+        return tuple(row[i] for i in self.key_indexes)
+
+    def with_columns(self, columns: tuple[Column, ...], table: str | None = None) -> TableSchema:
+        return replace(self, columns=columns, table=table or self.table)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.table, "columns": [c.to_dict() for c in self.columns],
+                "primary_key": list(self.primary_key)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TableSchema:
+        return cls(d["table"], tuple(Column.from_dict(c) for c in d["columns"]),
+                   tuple(d.get("primary_key", ())))
+
+
+#: Kinds of :class:`SchemaChange`, the Flink CDC set.
+SCHEMA_CHANGE_KINDS = ("create_table", "add_column", "drop_column", "rename_column",
+                       "alter_column_type", "truncate_table", "drop_table")
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A schema change of one table, in band and in order with its data.
+
+    ``schema`` is the table's schema *after* the change (``None`` after ``drop_table``);
+    ``details`` says what changed: ``{"column": name}`` for add/drop/alter,
+    ``{"old": a, "new": b}`` for rename.  ``ts_ms`` and ``position`` as for change events.
+    """
+
+    kind: str
+    table: str
+    schema: TableSchema | None
+    details: dict[str, Any] = field(default_factory=dict)
+    ts_ms: int = 0
+    position: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEMA_CHANGE_KINDS:
+            raise ValueError(f"unknown schema change kind {self.kind!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "table": self.table,
+                "schema": self.schema.to_dict() if self.schema else None,
+                "details": self.details, "ts_ms": self.ts_ms, "position": self.position}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SchemaChange:
+        schema = TableSchema.from_dict(d["schema"]) if d.get("schema") else None
+        return cls(d["kind"], d["table"], schema, d.get("details", {}), d.get("ts_ms", 0),
+                   d.get("position"))

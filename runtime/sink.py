@@ -1,0 +1,111 @@
+"""The two-phase-commit sink interface.
+
+A :class:`Sink` creates one :class:`SinkWriter` per subtask and one :class:`Committer`.
+Writers write batches; at a checkpoint barrier each writer's :meth:`SinkWriter.prepare_commit`
+flushes and returns *committables*: plain data naming what was prepared (pending files, a
+prepared transaction id, a write-ahead-log segment).  The coordinator stores them in the
+checkpoint and, only once the checkpoint is durable, hands them to :meth:`Committer.commit`.
+Commit must be idempotent: it is replayed after a crash.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.batch import ChangeBatch
+from runtime.deadletter import DeadLetterQueue
+from runtime.schema import SchemaChange
+
+#: A committable is a JSON-compatible dict; its meaning is private to the sink.
+Committable = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriterContext:
+    """Runtime facts a writer needs.  ``attempt`` is unique per run of the pipeline (names of
+    files or transactions built from it never collide with an earlier run's)."""
+
+    pipeline: str
+    subtask: int
+    parallelism: int
+    attempt: str
+    state_dir: str
+    #: Where bad records go (or raise, when the pipeline does not tolerate them).
+    dead_letter: DeadLetterQueue = field(default_factory=DeadLetterQueue)
+
+
+@dataclass(frozen=True)
+class CommitContext:
+    """Facts about the checkpoint being committed.  ``watermark_ms`` is the minimum over all
+    writers at the barrier (event time before which all data of the checkpoint is complete)."""
+
+    pipeline: str
+    checkpoint_id: int
+    watermark_ms: int | None
+
+
+class SinkWriter(ABC):
+    """Writes the batches of one subtask.  Runs in that subtask's thread; may block."""
+
+    @abstractmethod
+    def write(self, batch: ChangeBatch) -> None:
+        """Buffer or write ``batch``.  Nothing written may become visible before commit."""
+
+    def write_schema_change(self, change: SchemaChange) -> None:
+        """A schema change, in order with the data of its table.  Default: ignore."""
+
+    def on_watermark(self, watermark_ms: int) -> None:
+        """Event time advanced on every input of this writer."""
+
+    @abstractmethod
+    def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        """Flush everything written since the last call and return what must be committed
+        when checkpoint ``checkpoint_id`` is durable.  Called at the barrier."""
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any] | None:
+        """Writer state beyond committables (JSON-compatible), given back on restore."""
+        return None
+
+    def close(self) -> None:
+        """Release resources; discard what was not prepared.  Called once, also after
+        failures."""
+
+
+class Committer(ABC):
+    """Makes prepared data visible.  Runs in the coordinator, after the checkpoint that holds
+    the committables is durable."""
+
+    @abstractmethod
+    def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        """Commit all of ``committables``.  Idempotent: a committable already committed is a
+        no-op.  Returns the committables that can't be committed *yet* (they are kept in the
+        next checkpoint and offered again), e.g. a partition whose end the watermark has not
+        passed.  Raise :class:`~runtime.errors.TransientError` to have the call retried."""
+
+    def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        """Called once before writers start, with the committables of the restored checkpoint
+        (empty on a fresh start).  Commit them (idempotently) and roll back or discard whatever
+        this pipeline prepared that is not among them.  Returns as :meth:`commit` does."""
+        return self.commit(committables, context) if committables else []
+
+    def close(self) -> None:
+        """Release resources."""
+
+
+class Sink(ABC):
+    """Factory for writers and the committer of one sink.  Created from the typed config of
+    the connector; must not connect anywhere in its constructor."""
+
+    def check(self) -> None:
+        """Fail fast, before the pipeline starts, when the sink can't work (an unwritable
+        path, a missing server setting).  Raise a one-line :class:`~runtime.errors.HubError`."""
+
+    @abstractmethod
+    def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
+        """A writer for subtask ``context.subtask``; ``state`` is what that subtask's writer
+        returned from ``snapshot_state`` at the restored checkpoint."""
+
+    @abstractmethod
+    def create_committer(self) -> Committer:
+        """The committer (one per pipeline)."""
