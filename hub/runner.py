@@ -1,0 +1,145 @@
+"""``hub run`` and ``hub savepoint``: assemble a validated pipeline into a job and run it.
+
+Resuming is the default, as Debezium and Kafka Connect resume from stored offsets: a run starts
+from the pipeline's latest completed checkpoint and says so; ``--from-savepoint DIR`` starts from
+a savepoint; ``--fresh`` forgets existing checkpoints.  SIGINT/SIGTERM stop the pipeline with a
+final checkpoint (a savepoint with ``--stop-with-savepoint``); a second signal exits at once.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from hub.config import PipelineSpec
+from hub.control import ControlWatcher, PipelineLock, request_savepoint
+from hub.progress import ProgressDisplay
+from runtime.checkpoint.storage import CheckpointStorage, CompletedCheckpoint, load_checkpoint
+from runtime.deadletter import DeadLetterQueue
+from runtime.executor.job import Job, JobResult
+from runtime.executor.local import LocalExecutor
+from runtime.metrics import PipelineMetrics
+from runtime.watermark import WatermarkStrategy
+
+log = logging.getLogger("hub")
+
+
+def _say(message: str) -> None:
+    print(f"hub: {message}", file=sys.stderr, flush=True)
+
+
+def _savepoint_name(given: str | None) -> str:
+    return given or datetime.now().strftime("savepoint-%Y%m%d-%H%M%S")
+
+
+def _describe(cp: CompletedCheckpoint) -> str:
+    when = datetime.fromtimestamp(cp.timestamp_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    return f"checkpoint {cp.checkpoint_id} of {when} ({cp.path})"
+
+
+def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
+              storage: CheckpointStorage) -> Job:
+    """The runnable job of a validated pipeline (connects nowhere yet)."""
+    source = spec.source_class(spec.source_config)
+    sink = spec.sink_class(spec.sink_config)
+    sink.check()
+    watermarks = getattr(spec, "watermark", None) or WatermarkStrategy()
+    return Job(
+        name=spec.name, source=source, sink=sink, storage=storage,
+        parallelism=spec.parallelism, checkpoint_interval_s=spec.checkpoint.interval_s,
+        checkpoint_timeout_s=spec.checkpoint.timeout_s, watermarks=watermarks,
+        dead_letter=DeadLetterQueue(spec.errors.tolerance, spec.errors.dead_letter_path, spec.name),
+        restore=restore)
+
+
+def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
+                   args: argparse.Namespace) -> CompletedCheckpoint | None:
+    if getattr(args, "fresh", False):
+        storage.clear()
+        _say(f"starting fresh: existing checkpoints in {storage.root} were discarded")
+        return None
+    if getattr(args, "from_savepoint", None):
+        cp = load_checkpoint(os.path.abspath(args.from_savepoint))
+        _say(f"starting from savepoint {cp.path} (checkpoint {cp.checkpoint_id})")
+        return cp
+    cp = storage.latest()
+    if cp is None:
+        _say(f"starting: no checkpoint in {storage.root} yet")
+    else:
+        _say(f"resuming from {_describe(cp)}")
+    return cp
+
+
+def _install_signals(executor: LocalExecutor, savepoint: str | None) -> None:
+    state = {"signals": 0}
+
+    def handler(signum: int, _frame: Any) -> None:
+        state["signals"] += 1
+        if state["signals"] > 1:
+            _say("second signal: exiting now without a final checkpoint")
+            os._exit(130)
+        _say(f"{signal.Signals(signum).name}: stopping with a final "
+             f"{'savepoint' if savepoint else 'checkpoint'} (signal again to exit at once)")
+        executor.request_stop(savepoint)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    storage = CheckpointStorage(spec.checkpoint.dir, spec.checkpoint.retain)
+    storage.ensure()
+    lock = PipelineLock(storage.root)
+    lock.acquire(spec.name)
+    try:
+        restore = _restore_point(spec, storage, args)
+        job = build_job(spec, restore, storage)
+        metrics = PipelineMetrics(spec.parallelism)
+        executor = LocalExecutor(job, metrics)
+        stop_sp = args.stop_with_savepoint
+        _install_signals(executor, _savepoint_name(stop_sp) if stop_sp is not None else None)
+        watcher = ControlWatcher(storage.root, lambda name, reply, stop: executor.request_savepoint(
+            name, reply, stop))
+        watcher.start()
+        progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
+        if progress:
+            progress.start()
+        started = time.monotonic()
+        try:
+            result = executor.run()
+        finally:
+            watcher.stopped.set()
+            if progress:
+                progress.stop()
+                progress.draw()
+        _summary(spec, metrics, result, time.monotonic() - started)
+        return 0
+    finally:
+        lock.release()
+
+
+def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, elapsed: float) -> None:
+    totals = metrics.totals()
+    rows_out = sum(o for _, o in totals.values())
+    how = "finished" if result.status == "finished" else "stopped"
+    _say(f"{spec.name} {how}: {rows_out:,} rows written in {elapsed:,.1f}s "
+         f"({rows_out / max(elapsed, 1e-9):,.0f} rows/s), last checkpoint {result.last_checkpoint}")
+    if result.savepoint_path:
+        _say(f"savepoint: {result.savepoint_path}  (resume with  hub run {spec.path} "
+             f"--from-savepoint {result.savepoint_path})")
+
+
+def savepoint(spec: PipelineSpec, args: argparse.Namespace) -> int:
+    name = _savepoint_name(getattr(args, "name", None))
+    path = request_savepoint(os.path.abspath(spec.checkpoint.dir), spec.name, name,
+                             stop=bool(getattr(args, "stop", False)),
+                             timeout_s=spec.checkpoint.timeout_s + 30)
+    print(path)
+    return 0

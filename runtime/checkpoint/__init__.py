@@ -1,0 +1,1 @@
+"""Checkpoint coordination and storage."""

@@ -1,0 +1,244 @@
+"""The local executor: every subtask a thread of this process, joined by bounded channels.
+
+Topology: ``parallelism`` source subtasks, each forwarding to the sink subtask of the same index
+(per-key order holds because a key's changes come from one split).  The calling thread runs the
+control loop: it owns the split enumerator and the checkpoint coordinator, and it is the only
+thread that talks to both.  A failure of any subtask cancels all of them; the error propagates
+and the last completed checkpoint stays the one to resume from.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from runtime.channel import InputGate
+from runtime.checkpoint.coordinator import CheckpointCoordinator
+from runtime.executor import messages as m
+from runtime.executor.job import Job, JobResult
+from runtime.executor.sink_task import SinkTask
+from runtime.executor.source_task import SourceTask
+from runtime.metrics import PipelineMetrics
+from runtime.sink import WriterContext
+from runtime.source import EnumeratorContext, Split
+
+log = logging.getLogger("hub.runtime")
+
+
+class _EnumeratorContext(EnumeratorContext):
+    def __init__(self, executor: LocalExecutor):
+        self.parallelism = executor.job.parallelism
+        self._ex = executor
+        self.timers: list[list[Any]] = []  # [fn, interval, next_due]
+
+    def assign_splits(self, assignment: dict[int, list[Split]]) -> None:
+        for subtask, splits in assignment.items():
+            if splits:
+                self._ex.sources[subtask].control.put(m.AddSplits([s.to_dict() for s in splits]))
+
+    def signal_no_more_splits(self, subtask: int) -> None:
+        self._ex.sources[subtask].control.put(m.NoMoreSplits())
+
+    def registered_readers(self) -> list[int]:
+        return sorted(self._ex.registered)
+
+    def schedule(self, fn: Callable[[], None], interval_s: float) -> None:
+        self.timers.append([fn, interval_s, time.monotonic() + interval_s])
+
+
+def _distribute(states: list[list[dict]], n: int) -> list[list[dict]]:
+    """Reader states for ``n`` subtasks: same index when parallelism is unchanged, otherwise
+    the splits are dealt out round-robin (a split is never cut)."""
+    if len(states) == n:
+        return states
+    flat = [s for per_reader in states for s in per_reader]
+    return [flat[i::n] for i in range(n)]
+
+
+class LocalExecutor:
+    def __init__(self, job: Job, metrics: PipelineMetrics | None = None):
+        self.job = job
+        self.metrics = metrics or PipelineMetrics(job.parallelism)
+        self.attempt = uuid.uuid4().hex[:8]
+        self.inbox: queue.Queue = queue.Queue()
+        self.sources: list[SourceTask] = []
+        self.sinks: list[SinkTask] = []
+        self.registered: set[int] = set()
+        self._stop: tuple[str | None] | None = None
+        self._stop_lock = threading.Lock()
+
+    # -- requests from other threads (signal handlers, control watchers) ------------------------
+    def request_stop(self, savepoint: str | None = None) -> None:
+        """Stop gracefully: one final checkpoint (a savepoint when named), then end."""
+        with self._stop_lock:
+            if self._stop is None:
+                self._stop = (savepoint,)
+
+    def request_savepoint(self, name: str, reply: Callable[[str, bool], None] | None = None,
+                          stop: bool = False) -> None:
+        self.inbox.put(m.SavepointRequest(name, stop, reply))
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> JobResult:
+        job = self.job
+        p = job.parallelism
+        job.storage.ensure()
+        restore = job.restore
+        committer = job.sink.create_committer()
+        coordinator = CheckpointCoordinator(
+            job.name, job.storage, committer, p, p, job.checkpoint_interval_s,
+            job.checkpoint_timeout_s, self.metrics,
+            next_id=(restore.checkpoint_id + 1) if restore else 1)
+        if restore:
+            self.metrics.restored_from = restore.checkpoint_id
+            self.metrics.watermark_ms = restore.data.get("watermark_ms")
+        # Whatever the restored checkpoint prepared becomes visible now; anything prepared
+        # after it is rolled back, before a single new row is written.
+        restored_committables = restore.data["sink"]["committables"] if restore else []
+        coordinator.carried = coordinator.commit(
+            restored_committables, restore.checkpoint_id if restore else 0,
+            restore.data.get("watermark_ms") if restore else None, recover=True)
+
+        enum_ctx = _EnumeratorContext(self)
+        enum_state = restore.data["source"]["enumerator"] if restore else None
+        enumerator = job.source.create_enumerator(enum_ctx, enum_state)
+        reader_states = _distribute(restore.data["source"]["readers"], p) if restore else [[]] * p
+        writer_states = restore.data["sink"]["writers"] if restore else []
+        if len(writer_states) != p:
+            writer_states = [None] * p
+
+        gates = [InputGate(1, job.channel_capacity) for _ in range(p)]
+        for i in range(p):
+            ctx = WriterContext(job.name, i, p, self.attempt, job.storage.state_dir, job.dead_letter)
+            self.sinks.append(SinkTask(job.sink, ctx, writer_states[i], gates[i], self.inbox,
+                                       self.metrics))
+            self.sources.append(SourceTask(job.source, i, p, reader_states[i], gates[i], 0,
+                                           self.inbox, job.watermarks, self.metrics,
+                                           job.dead_letter))
+        finished: set[int] = set()
+        error: BaseException | None = None
+        result: JobResult | None = None
+        try:
+            enumerator.start()
+            for t in self.sinks + self.sources:
+                t.start()
+            result = self._control_loop(coordinator, enumerator, enum_ctx, finished)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._shutdown(gates, error is not None)
+            for closeable, what in ((enumerator, "enumerator"), (committer, "committer")):
+                try:
+                    closeable.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("error while closing the %s (ignored)", what)
+        return result
+
+    def _control_loop(self, coordinator: CheckpointCoordinator, enumerator: Any,
+                      enum_ctx: _EnumeratorContext, finished: set[int]) -> JobResult:
+        p = self.job.parallelism
+        final_id: int | None = None
+        final_savepoint_path: list[str] = []
+        savepoint_requests: list[m.SavepointRequest] = []
+        while True:
+            timeout = 0.05
+            try:
+                msg = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                msg = None
+            if msg is not None:
+                if isinstance(msg, m.TaskFailed):
+                    raise msg.error
+                if isinstance(msg, m.SplitRequest):
+                    enumerator.handle_split_request(msg.subtask)
+                elif isinstance(msg, m.ReaderRegistered):
+                    self.registered.add(msg.subtask)
+                    enumerator.add_reader(msg.subtask)
+                elif isinstance(msg, m.ReaderEvent):
+                    enumerator.handle_reader_event(msg.subtask, msg.event)
+                elif isinstance(msg, m.SourceFinished):
+                    finished.add(msg.subtask)
+                elif isinstance(msg, m.SourceAck):
+                    if coordinator.ack_source(msg.subtask, msg.checkpoint_id, msg.splits):
+                        self._completed(coordinator, enumerator)
+                elif isinstance(msg, m.SinkAck):
+                    if coordinator.ack_sink(msg.subtask, msg.checkpoint_id, msg.committables,
+                                            msg.state, msg.watermark_ms):
+                        self._completed(coordinator, enumerator)
+                elif isinstance(msg, m.SavepointRequest):
+                    savepoint_requests.append(msg)
+            if final_id is not None:
+                if coordinator.last_completed == final_id:
+                    status = "stopped" if self._stop is not None else "finished"
+                    return JobResult(status, final_id,
+                                     final_savepoint_path[0] if final_savepoint_path else None)
+                continue
+            now = time.monotonic()
+            for timer in enum_ctx.timers:
+                if now >= timer[2]:
+                    timer[0]()
+                    timer[2] = now + timer[1]
+            coordinator.check_timeout()
+            if coordinator.pending is not None:
+                continue
+            stop_savepoint = None
+            stopping = self._stop is not None or len(finished) == p
+            if self._stop is not None:
+                stop_savepoint = self._stop[0]
+            req = next((r for r in savepoint_requests if r.stop), None)
+            if req is not None:
+                stopping, stop_savepoint = True, req.name
+                self.request_stop(req.name)
+            if stopping:
+                pending = self._trigger(coordinator, enumerator, stop_savepoint, final=True)
+                final_id = pending.checkpoint_id
+                if stop_savepoint:
+                    pending.on_complete.append(final_savepoint_path.append)
+                for r in savepoint_requests:
+                    if r.reply:
+                        pending.on_complete.append(lambda path, r=r: r.reply(path, True))
+                savepoint_requests.clear()
+            elif savepoint_requests:
+                req = savepoint_requests.pop(0)
+                pending = self._trigger(coordinator, enumerator, req.name)
+                if req.reply:
+                    pending.on_complete.append(lambda path, r=req: r.reply(path, True))
+            elif coordinator.due():
+                self._trigger(coordinator, enumerator)
+
+    def _trigger(self, coordinator: CheckpointCoordinator, enumerator: Any,
+                 savepoint: str | None = None, final: bool = False):
+        # The enumerator is snapshotted before the triggers go out: splits it assigns from
+        # now on reach readers after the trigger, so they are in exactly one of both states.
+        cid = coordinator.next_id
+        pending = coordinator.trigger(enumerator.snapshot_state(cid), savepoint, final)
+        for t in self.sources:
+            t.control.put(m.TriggerCheckpoint(pending.checkpoint_id, savepoint, final))
+        return pending
+
+    def _completed(self, coordinator: CheckpointCoordinator, enumerator: Any) -> None:
+        cid = coordinator.last_completed
+        assert cid is not None
+        enumerator.notify_checkpoint_complete(cid)
+        for t in self.sources:
+            if t.is_alive():
+                t.control.put(m.CheckpointComplete(cid))
+
+    def _shutdown(self, gates: list[InputGate], failed: bool) -> None:
+        if failed:
+            for t in self.sources + self.sinks:
+                t.cancelled.set()
+            for t in self.sources:
+                t.control.put(m.Cancel())
+            for g in gates:
+                g.close()
+        for t in self.sources + self.sinks:
+            t.join(timeout=30)
+            if t.is_alive():
+                log.error("%s did not stop within 30s", t.name)
+

@@ -1,0 +1,100 @@
+"""A sink subtask: drives one SinkWriter in its own thread.
+
+It aligns checkpoint barriers over its inputs (an input whose barrier arrived is held back
+until the barrier arrived on all), then prepares the writer's commit and acknowledges with the
+committables.  Its watermark is the minimum over its inputs.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from runtime.batch import ChangeBatch
+from runtime.channel import ChannelClosed, InputGate
+from runtime.elements import END_OF_INPUT, Barrier, Watermark
+from runtime.executor import messages as m
+from runtime.metrics import PipelineMetrics
+from runtime.schema import SchemaChange
+from runtime.sink import Sink, WriterContext
+from runtime.watermark import merge_min
+
+log = logging.getLogger("hub.runtime")
+
+
+class SinkTask(threading.Thread):
+    def __init__(self, sink: Sink, context: WriterContext, state: dict | None, gate: InputGate,
+                 to_coordinator: queue.Queue, metrics: PipelineMetrics):
+        super().__init__(name=f"sink-{context.subtask}", daemon=True)
+        self.sink = sink
+        self.context = context
+        self.state = state
+        self.gate = gate
+        self.to_coordinator = to_coordinator
+        self.metrics = metrics
+        self.cancelled = threading.Event()
+        self.watermark: int | None = None
+
+    def run(self) -> None:
+        writer = None
+        try:
+            writer = self.sink.create_writer(self.context, self.state)
+            self._loop(writer)
+        except ChannelClosed:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - reported to the coordinator
+            if not self.cancelled.is_set():
+                self.to_coordinator.put(m.TaskFailed(self.name, exc))
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("%s: error while closing the writer (ignored)", self.name)
+
+    def _loop(self, writer: Any) -> None:
+        n = self.gate.num_inputs
+        counts = self.metrics.rows_out[self.context.subtask]
+        input_wms: list[int | None] = [None] * n
+        ended: set[int] = set()
+        arrived: dict[int, set[int]] = {}
+        subtask = self.context.subtask
+        while True:
+            got = self.gate.get(timeout=0.2)
+            if got is None:
+                if self.cancelled.is_set():
+                    return
+                continue
+            ch, el = got
+            if type(el) is ChangeBatch:
+                writer.write(el)
+                counts[el.schema.table] += len(el)
+            elif type(el) is Watermark:
+                input_wms[ch] = el.ts_ms
+                wm = merge_min(input_wms)
+                if wm is not None and (self.watermark is None or wm > self.watermark):
+                    self.watermark = wm
+                    writer.on_watermark(wm)
+            elif type(el) is Barrier:
+                seen = arrived.setdefault(el.checkpoint_id, set())
+                seen.add(ch)
+                self.gate.block(ch)
+                if len(seen | ended) == n:
+                    del arrived[el.checkpoint_id]
+                    committables = writer.prepare_commit(el.checkpoint_id)
+                    state = writer.snapshot_state(el.checkpoint_id)
+                    self.to_coordinator.put(m.SinkAck(subtask, el.checkpoint_id, committables,
+                                                      state, self.watermark))
+                    self.gate.unblock_all()
+                    for c in ended:
+                        self.gate.block(c)
+            elif el is END_OF_INPUT:
+                ended.add(ch)
+                self.gate.block(ch)
+                if len(ended) == n:
+                    return
+            elif isinstance(el, SchemaChange):
+                writer.write_schema_change(el)
+            else:
+                raise TypeError(f"{self.name}: unexpected element {el!r}")

@@ -1,0 +1,1 @@
+"""``type = "datagen"``: generated change data, deterministic by seed, no server needed."""
