@@ -22,6 +22,7 @@ from typing import Any
 
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.errors import CheckpointError, HubError
+from runtime.faults import crash_point
 from runtime.metrics import CheckpointInfo, PipelineMetrics
 from runtime.sink import CommitContext, Committer
 from runtime.watermark import merge_min
@@ -145,8 +146,10 @@ class CheckpointCoordinator:
         self.metrics.checkpoints_completed += 1
         self.metrics.watermark_ms = watermark
         log.debug("checkpoint %d stored in %.3fs", p.checkpoint_id, duration)
+        crash_point("checkpoint-stored", p.checkpoint_id)
         # Durable now: make the prepared data visible.
         self.carried = self.commit(committables, p.checkpoint_id, watermark)
+        crash_point("checkpoint-committed", p.checkpoint_id)
         for cb in p.on_complete:
             cb(path)
 

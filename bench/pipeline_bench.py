@@ -1,0 +1,87 @@
+"""Throughput and peak memory of whole pipelines, run as a user runs them (``hub run``).
+
+    python bench/pipeline_bench.py [--rows 5000000] [--sinks blackhole,parquet] [--parallelism 1,2]
+
+For each sink and parallelism: a datagen ``orders`` pipeline (7 typed columns) with
+exactly-once checkpointing every second, into the blackhole sink or a Parquet lake.  Prints
+events/s (rows over the pipeline's own run time, from its summary line), wall time including
+process start, and the peak RSS of the process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+SINKS = {
+    "blackhole": '[sink]\ntype = "blackhole"\n',
+    "parquet": '[sink]\ntype = "files"\npath = "{lake}"\nformat = "parquet"\n',
+    "jsonl": '[sink]\ntype = "files"\npath = "{lake}"\nformat = "jsonl"\n',
+    "csv": '[sink]\ntype = "files"\npath = "{lake}"\nformat = "csv"\n',
+}
+PIPELINE = """
+[pipeline]
+name = "bench"
+parallelism = {parallelism}
+[checkpoint]
+interval = "1s"
+dir = "{state}"
+[source]
+type = "datagen"
+tables = ["orders"]
+rows = {rows}
+update-ratio = {update_ratio}
+delete-ratio = {delete_ratio}
+"""
+
+
+def run_once(sink: str, parallelism: int, rows: int, changes: bool, work: str) -> dict:
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    text = PIPELINE.format(parallelism=parallelism, state=f"{work}/state", rows=rows,
+                           update_ratio=0.2 if changes else 0, delete_ratio=0.1 if changes else 0)
+    text += SINKS[sink].format(lake=f"{work}/lake")
+    path = f"{work}/pipeline.toml"
+    with open(path, "w") as f:
+        f.write(text)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
+                            stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    err = proc.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{sink} p={parallelism} failed:\n{err}")
+    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", err)
+    n, secs = int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
+    return {"sink": sink, "parallelism": parallelism, "rows": n, "run_s": secs,
+            "events_per_s": n / secs, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--sinks", default="blackhole,parquet")
+    ap.add_argument("--parallelism", default="1,2")
+    ap.add_argument("--changes", action="store_true", help="20%% updates, 10%% deletes")
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="hub-bench-")
+    print(f"{'sink':<10} {'p':>2} {'rows':>10} {'events/s':>12} {'run s':>7} {'wall s':>7} {'peak RSS MB':>12}")
+    try:
+        for sink in args.sinks.split(","):
+            for p in (int(x) for x in args.parallelism.split(",")):
+                r = run_once(sink, p, args.rows, args.changes, os.path.join(work, f"{sink}-{p}"))
+                print(f"{r['sink']:<10} {r['parallelism']:>2} {r['rows']:>10,} "
+                      f"{r['events_per_s']:>12,.0f} {r['run_s']:>7.2f} {r['wall_s']:>7.2f} "
+                      f"{r['peak_rss_mb']:>12.0f}", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

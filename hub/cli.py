@@ -1,0 +1,160 @@
+"""The ``hub`` command.
+
+Exit codes: 0 success; 1 a runtime failure (a :class:`~runtime.errors.HubError` that is not a
+configuration problem); 2 a configuration or usage problem; 130 interrupted (Ctrl-C).
+Problems are printed one per line on stderr, never with a traceback, except that an
+unexpected exception (a bug) shows its traceback when ``HUB_DEBUG=1``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from hub.config import PipelineSpec, load_pipeline
+from hub.errors import ConfigErrors
+from hub.registry import KINDS, PluginInfo, list_plugins
+from runtime.errors import ConfigError, HubError
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_CONFIG
+    try:
+        return args.command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ConfigErrors, ConfigError) as exc:
+        _print_lines(str(exc))
+        return EXIT_CONFIG
+    except HubError as exc:
+        _print_lines(str(exc), prefix="error: ")
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if os.environ.get("HUB_DEBUG") == "1":
+            traceback.print_exc()
+        else:
+            print("(set HUB_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _print_lines(text: str, prefix: str = "") -> None:
+    for line in text.splitlines() or [""]:
+        print(f"{prefix}{line}", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hub", description="CDC and data-integration hub: run pipelines from TOML files.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a pipeline file without connecting anywhere")
+    p.add_argument("pipeline", metavar="PIPELINE.toml")
+    p.set_defaults(command=cmd_validate)
+
+    p = sub.add_parser("plugins", help="list installed sources, sinks and formats")
+    p.add_argument("--kind", choices=KINDS, help="only this kind of plugin")
+    p.set_defaults(command=cmd_plugins)
+
+    p = sub.add_parser("run", help="run a pipeline")
+    p.add_argument("pipeline", metavar="PIPELINE.toml")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--fresh", action="store_true",
+                       help="ignore existing checkpoints and start from scratch")
+    start.add_argument("--from-savepoint", metavar="DIR",
+                       help="start from this savepoint instead of the latest checkpoint")
+    p.add_argument("--stop-with-savepoint", nargs="?", const="", default=None,
+                   metavar="DIR_OR_NAME",
+                   help="take a savepoint when stopping (optionally named or placed in DIR)")
+    p.add_argument("--no-progress", action="store_true", help="do not print progress lines")
+    p.set_defaults(command=cmd_run)
+
+    p = sub.add_parser("savepoint", help="take a savepoint of a running pipeline")
+    p.add_argument("pipeline", metavar="PIPELINE.toml")
+    p.add_argument("--name", help="name of the savepoint (default: generated)")
+    p.add_argument("--stop", action="store_true",
+                   help="stop the pipeline once the savepoint is complete")
+    p.set_defaults(command=cmd_savepoint)
+    return parser
+
+
+def _version() -> str:
+    try:
+        return version("cdc-hub")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """``hub validate``: prints ``ok: <name>: source <type> -> sink <type>``."""
+    spec = load_pipeline(args.pipeline)
+    print(f"ok: {spec.name}: source {spec.source_type} -> sink {spec.sink_type}")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """``hub plugins``: every installed plugin with its options."""
+    infos = list_plugins(args.kind)
+    print("\n".join(format_plugins(infos)) if infos else "no plugins installed")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``hub run``: validate, then hand over to the runner.
+
+    ``args.stop_with_savepoint`` is None (no savepoint), ``""`` (a savepoint with a generated
+    name) or the name/folder given.
+    """
+    from hub import runner  # lazily: `validate` and `plugins` need none of the engine
+
+    return _delegate(runner.run, load_pipeline(args.pipeline), args)
+
+
+def cmd_savepoint(args: argparse.Namespace) -> int:
+    """``hub savepoint``: validate, then ask the runner for a savepoint."""
+    from hub import runner
+
+    return _delegate(runner.savepoint, load_pipeline(args.pipeline), args)
+
+
+def _delegate(fn: Callable[[PipelineSpec, argparse.Namespace], int | None],
+              spec: PipelineSpec, args: argparse.Namespace) -> int:
+    code = fn(spec, args)
+    return EXIT_OK if code is None else int(code)
+
+
+def format_plugins(infos: Sequence[PluginInfo]) -> list[str]:
+    """Readable lines: a heading per kind, each plugin with its summary, then its options in
+    aligned columns (name, type, default, description)."""
+    lines: list[str] = []
+    for kind in KINDS:
+        group = [i for i in infos if i.kind == kind]
+        if not group:
+            continue
+        if lines:
+            lines.append("")
+        lines.append(f"{kind}s:")
+        for info in group:
+            if info.error:
+                lines.append(f"  {info.name}  BROKEN: {info.error}")
+                continue
+            lines.append(f"  {info.name}" + (f"  - {info.summary}" if info.summary else ""))
+            rows = [(o.name, o.type, "required" if o.required else f"default {o.default}",
+                     o.description) for o in info.options]
+            widths = [max((len(r[c]) for r in rows), default=0) for c in range(3)]
+            for row in rows:
+                cells = [row[c].ljust(widths[c]) for c in range(3)] + [row[3]]
+                lines.append("      " + "  ".join(cells).rstrip())
+    return lines

@@ -1,0 +1,300 @@
+"""Loading and validating a pipeline file (TOML) into a :class:`PipelineSpec`.
+
+The whole file is checked before anything starts and without connecting anywhere: TOML
+syntax, ``${ENV}`` references, unknown keys, the connector types and every connector option.
+All problems are collected and raised together as one :class:`~hub.errors.ConfigErrors`; each
+names its key path and, where the file defines it, its line.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from hub.errors import ConfigErrors, KeyPath, format_key, parse_key
+from hub.interpolate import interpolate
+from hub.problems import did_you_mean, validation_problems
+from hub.tomlpos import KeyLines
+from runtime import plugins
+from runtime.config import ConnectorConfig, Duration
+from runtime.errors import ConfigError, HubError
+from runtime.sink import Sink
+from runtime.source import Source
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+class PipelineOptions(ConnectorConfig):
+    """``[pipeline]``"""
+
+    name: str = Field(description="Name of the pipeline: letters, digits, '_' and '-'.")
+    parallelism: int = Field(1, ge=1, description="Subtasks per operator.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        # The name becomes part of paths and file names: keep it to safe characters.
+        if not _NAME.match(v):
+            raise ValueError("use only letters, digits, '_' and '-'")
+        return v
+
+
+class CheckpointOptions(ConnectorConfig):
+    """``[checkpoint]``"""
+
+    interval: Duration = Field(10.0, gt=0, description="Time between two checkpoints.")
+    dir: str | None = Field(None, description="Checkpoint folder; default ./state/<name>. "
+                                              "Relative to the current working directory.")
+    retain: int = Field(3, ge=1, description="Completed checkpoints kept.")
+    timeout: Duration = Field(600.0, gt=0, description="A checkpoint not complete by then fails.")
+
+
+class ErrorsOptions(ConnectorConfig):
+    """``[errors]``"""
+
+    tolerance: Literal["none", "all"] = Field(
+        "none", description='"none": a bad record stops the pipeline; "all": it goes to the '
+                            "dead-letter path and the pipeline goes on.")
+    dead_letter_path: str | None = Field(None, description="Default <checkpoint dir>/dead-letter.")
+
+
+#: The tables of ``[pipeline]``-like sections, validated by these models.
+_SECTIONS: dict[str, type[ConnectorConfig]] = {
+    "pipeline": PipelineOptions, "checkpoint": CheckpointOptions, "errors": ErrorsOptions,
+}
+_CONNECTORS: dict[str, type] = {"source": Source, "sink": Sink}
+_NOT_YET = ("transform", "route")
+
+
+@dataclass(frozen=True)
+class CheckpointSpec:
+    interval_s: float
+    #: Absolute path of the checkpoint folder.
+    dir: str
+    #: Completed checkpoints kept.
+    retain: int
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class ErrorsSpec:
+    tolerance: Literal["none", "all"]
+    #: Absolute path of the dead-letter folder.
+    dead_letter_path: str
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A validated pipeline file.  Holds connector classes and their validated configs, not
+    connector instances: making those is the runner's job."""
+
+    #: Absolute path of the pipeline file.
+    path: str
+    name: str
+    parallelism: int
+    checkpoint: CheckpointSpec
+    errors: ErrorsSpec
+    source_type: str
+    source_class: type[Source]
+    source_config: BaseModel
+    sink_type: str
+    sink_class: type[Sink]
+    sink_config: BaseModel
+
+
+def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSpec:
+    """Read and validate the pipeline file at ``path``.
+
+    ``env`` resolves ``${VAR}`` references (default: ``os.environ``).  Connector plugins are
+    imported (to validate their options) but not instantiated, so nothing connects anywhere.
+    Raises :class:`~hub.errors.ConfigErrors` listing every problem found, including an
+    unreadable file or a TOML syntax error (then the only problem).
+    """
+    text = _read(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigErrors(path, [_syntax_error(exc, text)]) from None
+    doc, env_problems = interpolate(raw, os.environ if env is None else env)
+    check = _Check(KeyLines(text))
+    for key_path, message in env_problems:
+        check.add(key_path, message)
+    _check_top_level(doc, check)
+    sections = {name: check.section(doc, name, model) for name, model in _SECTIONS.items()}
+    connectors = {kind: check.connector(doc, kind) for kind in _CONNECTORS}
+    if check.errors:
+        raise ConfigErrors(path, check.errors)
+    return _spec(path, sections, connectors)  # type: ignore[arg-type]  # all present when no errors
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ConfigErrors(path, [ConfigError(f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigErrors(path, [ConfigError("not UTF-8 text", line=line)]) from None
+
+
+def _syntax_error(exc: tomllib.TOMLDecodeError, text: str) -> ConfigError:
+    # tomllib puts the position at the end of its message: "... (at line 3, column 7)".
+    msg = str(exc)
+    m = re.search(r" \(at line (\d+), column (\d+)\)$", msg)
+    if m:
+        return ConfigError(f"invalid TOML: {msg[:m.start()]} (column {m.group(2)})",
+                           line=int(m.group(1)))
+    if msg.endswith(" (at end of document)"):
+        return ConfigError(f"invalid TOML: {msg.removesuffix(' (at end of document)')} "
+                           "(at end of file)", line=text.count("\n") + 1)
+    return ConfigError(f"invalid TOML: {msg}")
+
+
+def _check_top_level(doc: dict[str, Any], check: _Check) -> None:
+    allowed = [*_SECTIONS, *_CONNECTORS]
+    for key in doc:
+        if key in allowed:
+            continue
+        if key in _NOT_YET:
+            check.add((key,), f"[[{key}]] is not supported yet")
+            continue
+        home = [s for s, model in _SECTIONS.items() if key in _aliases(model)]
+        hint = f"; it belongs in [{home[0]}]" if home else did_you_mean(key, allowed)
+        check.add((key,), "unknown key" + hint)
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+class _Check:
+    """Collects problems with their line numbers."""
+
+    def __init__(self, lines: KeyLines):
+        self.lines = lines
+        self.errors: list[ConfigError] = []
+
+    def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
+        self.errors.append(ConfigError(message, key=format_key(path),
+                                       line=line or self.lines.line_of(path)))
+
+    def table(self, doc: dict[str, Any], name: str) -> dict[str, Any] | None:
+        value = doc.get(name, {})
+        if not isinstance(value, dict):
+            self.add((name,), f"must be a table: write [{name}] and put its keys below it")
+            return None
+        return value
+
+    def section(self, doc: dict[str, Any], name: str, model: type[BaseModel]) -> Any:
+        """The validated model of ``[name]``, None when it has problems."""
+        table = self.table(doc, name)
+        if table is None:
+            return None
+        try:
+            return model.model_validate(table)
+        except ValidationError as exc:
+            for path, message in validation_problems(exc, model):
+                self.add((name, *path), message)
+            return None
+
+    def connector(self, doc: dict[str, Any], kind: str) -> tuple[str, type, BaseModel] | None:
+        """``(type, plugin class, validated config)`` of ``[source]`` or ``[sink]``, None when
+        it has problems."""
+        if kind not in doc:
+            self.add((kind,), f"missing [{kind}] section{_known(kind)}")
+            return None
+        table = self.table(doc, kind)
+        if table is None:
+            return None
+        name = table.get("type")
+        if name is None:
+            self.add((kind,), f"missing key 'type': which {kind} to use{_known(kind)}")
+            return None
+        if not isinstance(name, str):
+            self.add((kind, "type"), f"must be a string{_known(kind)}")
+            return None
+        cls = self.plugin(kind, name)
+        if cls is None:
+            return None
+        options = {k: v for k, v in table.items() if k != "type"}
+        try:
+            return name, cls, cls.config_class.model_validate(options)
+        except ValidationError as exc:
+            for path, message in validation_problems(exc, cls.config_class):
+                self.add((kind, *path), message)
+        except ConfigError as exc:
+            # A connector's own check (e.g. resolve_format) names keys relative to its table.
+            self.add((kind, *parse_key(exc.key or "")), exc.message, exc.line)
+        except HubError as exc:  # e.g. a format's missing extra, found while validating
+            self.add((kind,), str(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. a broken format plugin loaded by the
+            # connector's validation: an installation problem to report, not a crash.
+            log.debug("validating [%s] failed", kind, exc_info=True)
+            self.add((kind,), f"validating the {kind} options failed: "
+                              f"{type(exc).__name__}: {exc}")
+        return None
+
+    def plugin(self, kind: str, name: str) -> type | None:
+        """The plugin class, checked to be a ``kind`` with a config model; None on problems."""
+        key = (kind, "type")
+        try:
+            cls = plugins.load(kind, name)
+        except ConfigError as exc:
+            self.add(key, exc.message)
+            return None
+        except HubError as exc:  # MissingExtraError: the one line says which extra
+            self.add(key, str(exc))
+            return None
+        except Exception as exc:  # noqa: BLE001 - a broken plugin is a problem line, not a crash
+            self.add(key, f"the {kind} plugin {name!r} failed to load: "
+                          f"{type(exc).__name__}: {exc}")
+            return None
+        base = _CONNECTORS[kind]
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            self.add(key, f"the plugin {name!r} is not a {kind} ({base.__name__})")
+            return None
+        config_class = getattr(cls, "config_class", None)
+        if not (isinstance(config_class, type) and issubclass(config_class, BaseModel)):
+            self.add(key, f"the {kind} plugin {name!r} declares no config_class")
+            return None
+        return cls
+
+
+def _known(kind: str) -> str:
+    names = sorted(plugins.available(kind))
+    return f" (known {kind} types: {', '.join(names) or 'none installed'})"
+
+
+def _spec(path: str, sections: dict[str, Any],
+          connectors: dict[str, tuple[str, type, BaseModel]]) -> PipelineSpec:
+    pipeline: PipelineOptions = sections["pipeline"]
+    ckpt: CheckpointOptions = sections["checkpoint"]
+    errors: ErrorsOptions = sections["errors"]
+    ckpt_dir = _absolute(ckpt.dir or os.path.join(".", "state", pipeline.name))
+    dead_letter = _absolute(errors.dead_letter_path or os.path.join(ckpt_dir, "dead-letter"))
+    source_type, source_class, source_config = connectors["source"]
+    sink_type, sink_class, sink_config = connectors["sink"]
+    return PipelineSpec(
+        path=os.path.abspath(path), name=pipeline.name, parallelism=pipeline.parallelism,
+        checkpoint=CheckpointSpec(interval_s=ckpt.interval, dir=ckpt_dir, retain=ckpt.retain,
+                                  timeout_s=ckpt.timeout),
+        errors=ErrorsSpec(tolerance=errors.tolerance, dead_letter_path=dead_letter),
+        source_type=source_type, source_class=source_class, source_config=source_config,
+        sink_type=sink_type, sink_class=sink_class, sink_config=sink_config,
+    )
+
+
+def _absolute(path: str) -> str:
+    # Relative to the current working directory, as a shell user expects; not to the file.
+    return os.path.abspath(os.path.expanduser(path))
