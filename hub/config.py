@@ -26,6 +26,7 @@ from runtime.config import ConnectorConfig, Duration
 from runtime.errors import ConfigError, HubError
 from runtime.sink import Sink
 from runtime.source import Source
+from runtime.watermark import WatermarkStrategy
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,19 @@ class ErrorsOptions(ConnectorConfig):
     dead_letter_path: str | None = Field(None, description="Default <checkpoint dir>/dead-letter.")
 
 
+class WatermarkOptions(ConnectorConfig):
+    """``[watermark]``"""
+
+    out_of_orderness: Duration = Field(0.0, ge=0, description=(
+        "How late an event may arrive: the watermark trails the largest event time by this."))
+    idle_timeout: Duration = Field(60.0, ge=0, description=(
+        "A split without events for this long stops holding the watermark back (0 = never)."))
+
+
 #: The tables of ``[pipeline]``-like sections, validated by these models.
 _SECTIONS: dict[str, type[ConnectorConfig]] = {
     "pipeline": PipelineOptions, "checkpoint": CheckpointOptions, "errors": ErrorsOptions,
+    "watermark": WatermarkOptions,
 }
 _CONNECTORS: dict[str, type] = {"source": Source, "sink": Sink}
 _NOT_YET = ("transform", "route")
@@ -102,6 +113,7 @@ class PipelineSpec:
     parallelism: int
     checkpoint: CheckpointSpec
     errors: ErrorsSpec
+    watermark: WatermarkStrategy
     source_type: str
     source_class: type[Source]
     source_config: BaseModel
@@ -290,6 +302,8 @@ def _spec(path: str, sections: dict[str, Any],
         checkpoint=CheckpointSpec(interval_s=ckpt.interval, dir=ckpt_dir, retain=ckpt.retain,
                                   timeout_s=ckpt.timeout),
         errors=ErrorsSpec(tolerance=errors.tolerance, dead_letter_path=dead_letter),
+        watermark=WatermarkStrategy(int(sections["watermark"].out_of_orderness * 1000),
+                                    sections["watermark"].idle_timeout),
         source_type=source_type, source_class=source_class, source_config=source_config,
         sink_type=sink_type, sink_class=sink_class, sink_config=sink_config,
     )

@@ -24,7 +24,6 @@ from runtime.deadletter import DeadLetterQueue
 from runtime.executor.job import Job, JobResult
 from runtime.executor.local import LocalExecutor
 from runtime.metrics import PipelineMetrics
-from runtime.watermark import WatermarkStrategy
 
 log = logging.getLogger("hub")
 
@@ -48,11 +47,10 @@ def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
     sink.check()
-    watermarks = getattr(spec, "watermark", None) or WatermarkStrategy()
     return Job(
         name=spec.name, source=source, sink=sink, storage=storage,
         parallelism=spec.parallelism, checkpoint_interval_s=spec.checkpoint.interval_s,
-        checkpoint_timeout_s=spec.checkpoint.timeout_s, watermarks=watermarks,
+        checkpoint_timeout_s=spec.checkpoint.timeout_s, watermarks=spec.watermark,
         dead_letter=DeadLetterQueue(spec.errors.tolerance, spec.errors.dead_letter_path, spec.name),
         restore=restore)
 
