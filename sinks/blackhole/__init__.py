@@ -1,0 +1,1 @@
+"""The blackhole sink: discards everything (for benchmarks of sources and transforms)."""

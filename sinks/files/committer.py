@@ -1,0 +1,122 @@
+"""The files sink committer: pending part files become visible, complete partitions get
+``_SUCCESS``."""
+from __future__ import annotations
+
+import logging
+import os
+from runtime.errors import HubError, TerminalError, TransientError
+from runtime.sink import CommitContext, Committable, Committer
+from sinks.files.bucket import hidden_part_pattern
+
+log = logging.getLogger(__name__)
+
+SUCCESS_FILE = "_SUCCESS"
+
+
+class FilesCommitter(Committer):
+    """Commits the committables of :class:`~sinks.files.writer.FilesSinkWriter`.
+
+    * ``{"kind": "file", "pending", "final"}``: rename pending to final.  Idempotent: final
+      present and pending gone means already committed; neither present is logged as an error
+      (the data is lost, e.g. deleted by hand) and skipped, never raised.
+    * ``{"kind": "partition", "dir", "end_ms"}``: write ``dir/_SUCCESS`` once the
+      checkpoint's watermark has reached ``end_ms``; until then the committable is returned
+      ("not yet"), deduplicated by directory, to be offered again with a later checkpoint.
+
+    Files are committed before partitions in the same call, so ``_SUCCESS`` never precedes
+    the files of its checkpoint.
+    """
+
+    def __init__(self, root: str):
+        self._root = root
+
+    def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        partitions: dict[str, int] = {}
+        synced: set[str] = set()
+        for c in committables:
+            kind = c.get("kind")
+            if kind == "file":
+                self._commit_file(c["pending"], c["final"])
+                synced.add(os.path.dirname(c["final"]))
+            elif kind == "partition":
+                partitions[c["dir"]] = max(int(c["end_ms"]), partitions.get(c["dir"], 0))
+            else:
+                log.error("files sink: dropping a committable of unknown kind: %r", c)
+        for directory in synced:
+            _fsync_dir(directory)  # the renames survive a power loss before we report success
+        not_yet: list[Committable] = []
+        watermark = context.watermark_ms
+        for directory, end_ms in partitions.items():
+            if watermark is not None and watermark >= end_ms:
+                self._write_success(directory)
+            else:
+                not_yet.append({"kind": "partition", "dir": directory, "end_ms": end_ms})
+        return not_yet
+
+    def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        """Commit the restored committables, then delete this pipeline's hidden part files
+        that are not among them: in-progress or pending files of a run that failed after the
+        restored checkpoint.  Visible files and other pipelines' files are never touched."""
+        not_yet = self.commit(committables, context) if committables else []
+        keep = {c["pending"] for c in committables if c.get("kind") == "file"}
+        self._remove_strays(context.pipeline, keep)
+        return not_yet
+
+    # -- internals ------------------------------------------------------------------------------
+    def _commit_file(self, pending: str, final: str) -> None:
+        try:
+            os.rename(pending, final)
+            return
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise _os_error(f"committing {pending} as {final}", exc) from exc
+        if os.path.exists(final):
+            return  # committed before (this is a replay)
+        log.error("files sink: neither pending file %s nor committed file %s exists; its rows "
+                  "are lost (deleted outside the hub?)", pending, final)
+
+    def _write_success(self, directory: str) -> None:
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(os.path.join(directory, SUCCESS_FILE), "wb"):
+                pass
+        except OSError as exc:
+            raise _os_error(f"writing {SUCCESS_FILE} into {directory}", exc) from exc
+
+    def _remove_strays(self, pipeline: str, keep: set[str]) -> None:
+        own = hidden_part_pattern(pipeline)
+        for directory, _dirs, files in os.walk(self._root):
+            for name in files:
+                if not own.match(name):
+                    continue
+                path = os.path.join(directory, name)
+                if path in keep:
+                    continue
+                try:
+                    os.remove(path)
+                    log.info("files sink: removed %s, written after the restored checkpoint", path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise _os_error(f"removing {path}", exc) from exc
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # not every filesystem lets a directory be opened; the rename still happened
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        log.debug("files sink: fsync of directory %s not supported: %s", directory, exc)
+    finally:
+        os.close(fd)
+
+
+def _os_error(what: str, exc: OSError) -> HubError:
+    # Permissions do not fix themselves; anything else (full disk, flaky mount) may.
+    if isinstance(exc, PermissionError):
+        return TerminalError(f"files sink: {what}: {exc.strerror or exc}")
+    return TransientError(f"files sink: {what}: {exc.strerror or exc}")

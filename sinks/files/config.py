@@ -1,0 +1,119 @@
+"""Options of the files sink."""
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from formats.base import FileFormat
+from formats.registry import resolve_format
+from runtime.config import ConnectorConfig, Duration, Size
+
+
+class FilesSinkConfig(ConnectorConfig):
+    """Typed options of ``type = "files"``.
+
+    Validating the model also resolves ``format`` with its ``format-options``: an unknown
+    format or a bad format option raises :class:`~runtime.errors.ConfigError` with a key path
+    relative to the sink table (``format``, ``format-options.<key>``).
+    """
+
+    summary: ClassVar[str] = "Part files (Parquet, JSONL, CSV, ...) on a local filesystem"
+
+    path: str = Field(
+        description="Root directory; files go to {path}/{db}/{table}/{partition}/.")
+    format: str = Field(
+        "parquet", description="File format of the part files (a hub.formats plugin).")
+    format_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options of the file format, e.g. {compression = \"zstd\"}.")
+    rolling_file_size: Size = Field(
+        "128MB", validate_default=True,
+        description="Roll to a new part file once the current one reaches this size.")
+    rolling_interval: Duration = Field(
+        "15min", validate_default=True,
+        description="Roll a part file open longer than this at its next write. "
+                    "Part files also roll at every checkpoint.")
+    partition_format: str | None = Field(
+        None, description="strftime pattern of event-time partitions, e.g. "
+                          "\"dt=%Y-%m-%d/hr=%H\"; the finest unit in it is the partition "
+                          "granularity. Unset: no partitions.")
+    partition_time_column: str | None = Field(
+        None, description="Column holding the event time used for partitions: a TIMESTAMP, "
+                          "TIMESTAMP_LTZ, DATE or integer epoch-milliseconds column. "
+                          "Default: the change event time (ts_ms).")
+    partition_time_zone: str = Field(
+        "UTC", description="Time zone in which partitions are cut (and in which TIMESTAMP "
+                           "wall-clock values are read).")
+    success_file: bool = Field(
+        True, description="Write _SUCCESS into a partition once the watermark passes its end.")
+
+    _file_format: FileFormat | None = PrivateAttr(default=None)
+
+    @field_validator("path")
+    @classmethod
+    def _path_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("path must not be empty")
+        return v
+
+    @field_validator("rolling_file_size")
+    @classmethod
+    def _positive_size(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("rolling-file-size must be positive")
+        return v
+
+    @field_validator("rolling_interval")
+    @classmethod
+    def _positive_interval(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("rolling-interval must be positive")
+        return v
+
+    @field_validator("partition_format")
+    @classmethod
+    def _check_partition_format(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from sinks.files.partition import granularity_of
+
+        granularity_of(v)  # raises ValueError naming what is wrong
+        parts = v.split("/")
+        if v.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"partition-format must be a relative path without empty, '.' or "
+                             f"'..' segments, got {v!r}")
+        return v
+
+    @field_validator("partition_time_zone")
+    @classmethod
+    def _check_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like "
+                             f"'Europe/Berlin')") from None
+        return v
+
+    @model_validator(mode="after")
+    def _resolve_format(self) -> FilesSinkConfig:
+        if self.partition_time_column and not self.partition_format:
+            raise ValueError("partition-time-column is set but partition-format is not: "
+                             "set partition-format to partition by event time")
+        # ConfigError is not a ValueError, so pydantic lets it through with its own key path.
+        self._file_format = resolve_format(self.format, self.format_options)
+        return self
+
+    @property
+    def file_format(self) -> FileFormat:
+        """The resolved, configured file format."""
+        assert self._file_format is not None, "FilesSinkConfig was built without validation"
+        return self._file_format
+
+    @property
+    def root(self) -> str:
+        """``path`` as an absolute, normalised path (committables name files by it)."""
+        return os.path.abspath(os.path.expanduser(self.path))
+

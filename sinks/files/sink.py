@@ -1,0 +1,44 @@
+"""The files sink factory (``type = "files"``)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, ClassVar
+
+from runtime.errors import HubError
+from runtime.sink import Committer, Sink, SinkWriter, WriterContext
+from sinks.files.committer import FilesCommitter
+from sinks.files.config import FilesSinkConfig
+from sinks.files.writer import FilesSinkWriter
+
+
+class FilesSink(Sink):
+    """Exactly-once part files on a local filesystem (see :mod:`sinks.files`).
+
+    Writers (:class:`FilesSinkWriter`) produce hidden part files; the committer
+    (:class:`FilesCommitter`) renames them visible and marks complete partitions.  Keeps no
+    connection and no state beyond committables.
+    """
+
+    config_class: ClassVar[type[FilesSinkConfig]] = FilesSinkConfig
+
+    def __init__(self, config: FilesSinkConfig):
+        self.config = config
+
+    def check(self) -> None:
+        """Create ``path`` if needed and prove a file can be created in it."""
+        root = self.config.root
+        try:
+            os.makedirs(root, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=root, prefix=".hub-check-"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise HubError(f"files sink: path {root!r} is not writable: {reason}") from None
+
+    def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
+        # ``state`` is always None: in-progress files are not resumable, committables suffice.
+        return FilesSinkWriter(self.config, context)
+
+    def create_committer(self) -> Committer:
+        return FilesCommitter(self.config.root)

@@ -1,0 +1,188 @@
+"""The files sink writer: change batches into hidden part files, one bucket per table and
+partition directory."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from formats.base import annotated_arrow_schema
+from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
+from runtime.errors import TransientError
+from runtime.schema import SchemaChange, TableSchema, split_table_id
+from runtime.sink import Committable, SinkWriter, WriterContext
+from sinks.files.bucket import Bucket, PartNamer
+from sinks.files.config import FilesSinkConfig
+from sinks.files.partition import Partitioner
+
+log = logging.getLogger(__name__)
+
+#: A bucket's buffered rows are written out once they take this much memory: large enough
+#: for good Parquet row groups, small enough that many buckets fit in memory.
+FLUSH_BYTES = 16 << 20
+#: Bound on the rows buffered by one writer over all buckets; above it the biggest buffers
+#: are written out early.
+MAX_BUFFERED_BYTES = 64 << 20
+#: Bound on the part files one writer keeps open; above it the oldest is rolled.
+MAX_OPEN_FILES = 100
+
+
+class FilesSinkWriter(SinkWriter):
+    """Writes the change batches of one subtask into part files.
+
+    Contract, as Flink's ``FileSink`` writer:
+
+    * rows go to hidden in-progress part files, one open file per table and partition;
+    * a file rolls (is closed, becomes *pending*) when its size reaches ``rolling-file-size``,
+      at its first write after it has been open ``rolling-interval``, when its table's schema
+      changes, and always at :meth:`prepare_commit` (bulk formats can't be resumed);
+    * :meth:`prepare_commit` returns every pending file of the checkpoint as
+      ``{"kind": "file", "pending": ..., "final": ...}`` and, with ``success-file``, every
+      partition that received rows as ``{"kind": "partition", "dir": ..., "end_ms": ...}``;
+    * :meth:`close` deletes what was not prepared.  No state beyond committables: in-progress
+      files are never resumed, so a restore starts with fresh files.
+    """
+
+    def __init__(self, config: FilesSinkConfig, context: WriterContext, *,
+                 clock: Callable[[], float] = time.monotonic):
+        self._root = config.root
+        self._format = config.file_format
+        self._namer = PartNamer(context.pipeline, context.attempt, context.subtask,
+                                self._format.extension)
+        self._partitioner = Partitioner(config.partition_format, config.partition_time_column,
+                                        config.partition_time_zone)
+        self._rolling_size = config.rolling_file_size
+        self._rolling_interval = config.rolling_interval
+        self._success_file = config.success_file and config.partition_format is not None
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], Bucket] = {}  # (table id, directory) -> bucket
+        self._table_dirs: dict[str, str] = {}
+        self._schemas: dict[str, tuple[TableSchema, pa.Schema]] = {}  # table id -> file schema
+        self._pending: list[Committable] = []  # files closed since the last prepare_commit
+        self._touched: dict[str, int] = {}  # partition directory -> end_ms, since the last prepare
+        # table id -> file bytes per in-memory byte of its last finished part (size estimates;
+        # 1.0 until a part of the table is finished, which errs on the side of small files)
+        self._ratios: dict[str, float] = {}
+        self._buffered = 0  # bytes buffered over all buckets
+        self._open: dict[Bucket, None] = {}  # buckets with an open part file, oldest first
+
+    # -- SinkWriter ---------------------------------------------------------------------------
+    def write(self, batch: ChangeBatch) -> None:
+        if not len(batch):
+            return
+        try:
+            self._write(batch)
+        except OSError as exc:
+            raise TransientError(f"files sink: writing under {self._root} failed: {exc}") from exc
+
+    def write_schema_change(self, change: SchemaChange) -> None:
+        # New rows get new files with the new schema; a part file holds one schema.
+        for key in [k for k in self._buckets if k[0] == change.table]:
+            self._roll(self._buckets.pop(key))
+
+    def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        try:
+            for bucket in self._buckets.values():
+                self._roll(bucket)
+        except OSError as exc:
+            raise TransientError(f"files sink: closing part files under {self._root} failed: "
+                                 f"{exc}") from exc
+        self._buckets.clear()
+        committables = self._pending
+        committables += [{"kind": "partition", "dir": d, "end_ms": end}
+                         for d, end in self._touched.items()]
+        self._pending, self._touched = [], {}
+        return committables
+
+    def close(self) -> None:
+        for bucket in self._buckets.values():
+            bucket.discard()
+        self._buckets.clear()
+        self._buffered = 0
+        self._open.clear()
+        for c in self._pending:  # closed by rolling but never prepared: nobody will commit them
+            try:
+                os.remove(c["pending"])
+            except OSError as exc:
+                log.warning("files sink: could not remove unprepared file %s: %s",
+                            c["pending"], exc)
+        self._pending = []
+
+    # -- internals ------------------------------------------------------------------------------
+    def _write(self, batch: ChangeBatch) -> None:
+        table_id = batch.table
+        table = self._annotated(batch)
+        now = self._clock()
+        table_dir = self._table_dir(table_id)
+        for partition, rows in self._partitioner.split(table, table_id):
+            directory = os.path.join(table_dir, partition.dir) if partition.dir else table_dir
+            key = (table_id, directory)
+            bucket = self._buckets.get(key)
+            if bucket is not None and not bucket.schema.equals(rows.schema, check_metadata=True):
+                self._roll(bucket)  # a schema change we were not told about: same remedy
+                bucket = None
+            if bucket is None:
+                bucket = self._buckets[key] = Bucket(table_id, directory, rows.schema,
+                                                     self._format, self._namer)
+            elif bucket.started is not None and now - bucket.started >= self._rolling_interval:
+                self._roll(bucket)
+            bucket.append(rows, now)
+            self._buffered += rows.nbytes
+            if self._success_file and partition.end_ms is not None:
+                self._touched[directory] = max(partition.end_ms, self._touched.get(directory, 0))
+            if bucket.buffered_bytes >= FLUSH_BYTES:
+                self._flush(bucket)
+            if bucket.size_estimate(self._ratios.get(table_id, 1.0)) >= self._rolling_size:
+                self._roll(bucket)
+        self._bound_memory()
+
+    def _annotated(self, batch: ChangeBatch) -> pa.Table:
+        """The batch's changelog table with each column's logical type in its field metadata,
+        so readers of the files (Parquet keeps it) get TIMESTAMP(3) or JSON back exactly."""
+        schema = batch.schema
+        known = self._schemas.get(schema.table)
+        if known is None or (known[0] is not schema and known[0] != schema):
+            arrow = annotated_arrow_schema(schema)
+            arrow = pa.schema(list(arrow) + [pa.field(OP_COLUMN, pa.string()),
+                                             pa.field(TS_COLUMN, pa.int64())])
+            known = self._schemas[schema.table] = (schema, arrow)
+        table = batch.changelog_table()
+        return pa.Table.from_arrays(table.columns, schema=known[1])
+
+    def _flush(self, bucket: Bucket) -> None:
+        self._buffered -= bucket.buffered_bytes
+        bucket.flush()
+        if bucket.is_open and bucket not in self._open:
+            self._open[bucket] = None
+            if len(self._open) > MAX_OPEN_FILES:
+                # a backfill over many partitions must not run out of file descriptors:
+                # the part opened first is most likely of a partition that is done
+                self._roll(next(iter(self._open)))
+
+    def _roll(self, bucket: Bucket) -> None:
+        self._buffered -= bucket.buffered_bytes
+        self._open.pop(bucket, None)
+        committable = bucket.close()
+        if committable is not None:
+            self._pending.append(committable)
+            if bucket.last_ratio:
+                self._ratios[bucket.table_id] = bucket.last_ratio
+
+    def _bound_memory(self) -> None:
+        if self._buffered <= MAX_BUFFERED_BYTES:
+            return
+        for bucket in sorted(self._buckets.values(), key=lambda b: -b.buffered_bytes):
+            self._flush(bucket)
+            if self._buffered <= MAX_BUFFERED_BYTES // 2:
+                break
+
+    def _table_dir(self, table_id: str) -> str:
+        known = self._table_dirs.get(table_id)
+        if known is None:
+            db, name = split_table_id(table_id)
+            known = self._table_dirs[table_id] = (
+                os.path.join(self._root, db, name) if db else os.path.join(self._root, name))
+        return known

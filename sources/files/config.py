@@ -1,0 +1,77 @@
+"""Options of the files source."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from runtime.config import ConnectorConfig, Duration
+from runtime.types import parse_type
+
+
+class FilesSourceConfig(ConnectorConfig):
+    """Options of ``type = "files"``.  Cross-checks that need the files (a primary key or an
+    event-time column among inferred columns) happen when the enumerator starts."""
+
+    summary: ClassVar[str] = "rows of CSV, JSON lines or Parquet files, read once or watched"
+
+    path: str = Field(description=(
+        "a file, a directory (all files below it) or a glob such as \"./in/*.csv\" "
+        "(\"**\" matches directories recursively); in directories and globs, names starting "
+        "with '.' or '_' and names ending in .inprogress, .pending or .tmp are skipped"))
+    format: str = Field(description="file format: csv, jsonl or parquet (a hub.formats plugin)")
+    format_options: dict[str, Any] = Field(default_factory=dict, description=(
+        "options of the format, e.g. { delimiter = \";\", header = false } for csv"))
+    table: str | None = Field(None, description=(
+        "table id (\"db.table\") of the rows; default \"files.<name>\" where <name> is the "
+        "file's stem, or the name of the directory (for a glob: of the directory before the "
+        "first wildcard)"))
+    columns: dict[str, str] | None = Field(None, description=(
+        "the columns: name -> logical type (e.g. { id = \"BIGINT\", price = \"DECIMAL(12,2)\" });"
+        " default: inferred from the first file (exact for parquet, a guess from the first "
+        "MiB of values for csv and jsonl)"))
+    primary_key: list[str] = Field([], description="primary key columns of the table")
+    event_time_column: str | None = Field(None, description=(
+        "column (TIMESTAMP, TIMESTAMP_LTZ, DATE or epoch milliseconds as an integer) whose "
+        "values are the events' time and drive watermarks; default: the file's ts_ms column "
+        "when it has one (changelog files of the files sink), else the file's modification "
+        "time"))
+    monitor_interval: Duration | None = Field(None, description=(
+        "when set (e.g. \"10s\"), the source never ends and looks for new files at this "
+        "interval; when not, it reads the files present at start and ends"))
+    batch_size: int = Field(8192, ge=1, le=1_000_000, description="rows per batch (about)")
+
+    @field_validator("path")
+    @classmethod
+    def _path_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("path must not be empty")
+        return v
+
+    @field_validator("monitor_interval")
+    @classmethod
+    def _positive_interval(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("monitor-interval must be positive")
+        return v
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> FilesSourceConfig:
+        if self.table is not None and not self.table.strip():
+            raise ValueError("table must not be empty")
+        if self.columns is None:
+            return self
+        if not self.columns:
+            raise ValueError("columns: give at least one column")
+        for name, text in self.columns.items():
+            try:
+                parse_type(text)
+            except ValueError as exc:
+                raise ValueError(f"columns.{name}: {exc}") from None
+        for k in self.primary_key:
+            if k not in self.columns:
+                raise ValueError(f"primary-key: {k!r} is not among the columns")
+        if self.event_time_column is not None and self.event_time_column not in self.columns:
+            raise ValueError(f"event-time-column: {self.event_time_column!r} is not among the "
+                             "columns")
+        return self

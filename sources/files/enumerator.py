@@ -1,0 +1,174 @@
+"""Finds the files (once, or every ``monitor-interval``) and hands out one split per file."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+from collections import deque
+from typing import Any
+
+from formats.base import FileFormat
+from runtime.errors import HubError
+from runtime.schema import TableSchema
+from runtime.source import EnumeratorContext, Split, SplitEnumerator
+from sources.files.config import FilesSourceConfig
+from sources.files.split import FileSplit
+from sources.files.types import declared_schema, inferred_schema
+
+log = logging.getLogger(__name__)
+
+#: Files skipped in directories and globs: hidden or underscore names (in-progress and
+#: pending part files, _SUCCESS markers, as Hadoop and Spark do) and temporary suffixes.
+_SKIPPED_SUFFIXES = (".inprogress", ".pending", ".tmp")
+_MAGIC = re.compile(r"[*?[]")
+
+
+def _skipped(name: str) -> bool:
+    return name.startswith((".", "_")) or name.endswith(_SKIPPED_SUFFIXES)
+
+
+def base_dir(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard (the pattern if it has none)."""
+    parts = pattern.split(os.sep)
+    for i, part in enumerate(parts):
+        if _MAGIC.search(part):
+            return os.sep.join(parts[:i]) or (os.sep if pattern.startswith(os.sep) else ".")
+    return pattern
+
+
+def default_table(pattern: str) -> str:
+    """``files.<name>``: the file's stem, or the name of the (base) directory."""
+    base = base_dir(pattern).rstrip(os.sep)
+    name = os.path.basename(os.path.abspath(base) if base in ("", ".", "..") else base)
+    if not _MAGIC.search(pattern) and not os.path.isdir(pattern):
+        name = os.path.splitext(name)[0]
+    return "files." + (re.sub(r"[^A-Za-z0-9_]", "_", name) or "files")
+
+
+def check_path(pattern: str) -> None:
+    """Raise a one-line HubError when the path (or a glob's base directory) is missing."""
+    if _MAGIC.search(pattern):
+        base = base_dir(pattern)
+        if not os.path.isdir(base):
+            raise HubError(f"files source: directory {base!r} of path {pattern!r} does not exist")
+    elif not os.path.exists(pattern):
+        raise HubError(f"files source: path {pattern!r} does not exist")
+
+
+def list_files(pattern: str) -> list[str]:
+    """Absolute paths of the files the pattern names, sorted."""
+    if _MAGIC.search(pattern):
+        base = base_dir(pattern)
+        found = [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)
+                 and not any(_skipped(c) for c in os.path.relpath(p, base).split(os.sep))]
+    elif os.path.isdir(pattern):
+        found = []
+        for root, dirs, files in os.walk(pattern):
+            dirs[:] = [d for d in dirs if not _skipped(d)]
+            found += [os.path.join(root, f) for f in files if not _skipped(f)]
+    else:
+        found = [pattern] if os.path.isfile(pattern) else []
+    return sorted(os.path.abspath(p) for p in found)
+
+
+class FilesEnumerator(SplitEnumerator):
+    """Hands out the files, in path order, one per split request.
+
+    State (``snapshot_state``): the table schema, the splits not handed out yet (without
+    their schema) and the paths already discovered, so a restored enumerator neither loses
+    nor repeats a file.  The set of paths grows with the files seen (as in Flink's continuous
+    file enumerator): a directory watched for years should be cleaned up by its producer.
+    Bounded: the files present at the first start, then ``signal_no_more_splits``.
+    Continuous: a discovery every ``monitor-interval``; requests that find nothing wait
+    for the next new file.
+    """
+
+    def __init__(self, context: EnumeratorContext, config: FilesSourceConfig, fmt: FileFormat,
+                 table: str, state: dict[str, Any] | None):
+        self.context = context
+        self.config = config
+        self.format = fmt
+        self.table = table
+        self.bounded = config.monitor_interval is None
+        self.restored = state is not None
+        state = state or {}
+        self.schema: TableSchema | None = declared_schema(config, table)
+        if state.get("schema"):
+            self.schema = TableSchema.from_dict(state["schema"])
+        self.pending: deque[FileSplit] = deque(FileSplit.from_dict(d)
+                                               for d in state.get("pending", ()))
+        self.discovered: set[str] = set(state.get("discovered", ()))
+        self.waiting: list[int] = []  # subtasks whose request found no split (continuous)
+
+    # -- SplitEnumerator ----------------------------------------------------------------------
+    def start(self) -> None:
+        if not self.restored:
+            check_path(self.config.path)
+        if not self.restored or not self.bounded:
+            found = self.discover()
+            if self.bounded and not found and not self.pending:
+                log.warning("files source: no file to read under %s", self.config.path)
+        if not self.bounded:
+            assert self.config.monitor_interval is not None
+            self.context.schedule(self._discover_and_assign, self.config.monitor_interval)
+
+    def handle_split_request(self, subtask: int) -> None:
+        if self.pending:
+            self._assign(subtask, self.pending.popleft())
+        elif self.bounded:
+            self.context.signal_no_more_splits(subtask)
+        elif subtask not in self.waiting:
+            self.waiting.append(subtask)
+
+    def add_splits_back(self, splits: list[Split], subtask: int) -> None:
+        # first in line again: they were handed out before the files still pending
+        for s in reversed(splits):
+            assert isinstance(s, FileSplit)
+            self.pending.appendleft(s)
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        return {
+            "schema": self.schema.to_dict() if self.schema else None,
+            "pending": [dict(s.to_dict(), schema=None) for s in self.pending],
+            "discovered": sorted(self.discovered),
+        }
+
+    # -- discovery ----------------------------------------------------------------------------
+    def discover(self) -> int:
+        """Add a split for each file not seen before; returns how many were added."""
+        added = 0
+        for path in list_files(self.config.path):
+            if path in self.discovered:
+                continue
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue  # gone between listing and stat: it is not there to read
+            self.discovered.add(path)
+            if st.st_size == 0:
+                log.info("files source: skipping empty file %s", path)
+                continue
+            if self.schema is None:
+                self.schema = inferred_schema(self.config, self.format, self.table, path)
+            self.pending.append(FileSplit(path, path=path, size=st.st_size,
+                                          mtime_ms=st.st_mtime_ns // 1_000_000))
+            added += 1
+        return added
+
+    def _discover_and_assign(self) -> None:
+        try:
+            self.discover()
+        except HubError:
+            raise
+        except OSError as exc:  # a listing failing once (NFS hiccup) is retried next interval
+            log.warning("files source: listing %s failed, retrying in %ss: %s",
+                        self.config.path, self.config.monitor_interval, exc)
+            return
+        while self.waiting and self.pending:
+            self._assign(self.waiting.pop(0), self.pending.popleft())
+
+    def _assign(self, subtask: int, split: FileSplit) -> None:
+        assert self.schema is not None  # a split exists only once a file gave the schema
+        split.schema = self.schema.to_dict()
+        self.context.assign_splits({subtask: [split]})
