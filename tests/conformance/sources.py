@@ -24,6 +24,39 @@ def _datagen(tmp: Path, splits: int) -> Source:
         "update-ratio": 0.2, "delete-ratio": 0.1, "event-time-start": "2026-11-24T10:00:00Z"}))
 
 
+FILE_ROWS = 1000
+
+
+def _files(fmt: str) -> Callable[[Path, int], Source]:
+    def make(tmp: Path, splits: int) -> Source:
+        import pyarrow as pa
+
+        from formats.registry import resolve_format
+        from sources.files.config import FilesSourceConfig
+        from sources.files.source import FilesSource
+
+        tmp.mkdir(parents=True, exist_ok=True)
+        for old in tmp.glob(f"*.{fmt}"):
+            old.unlink()
+        f = resolve_format(fmt)
+        for i in range(splits):
+            ids = list(range(i * FILE_ROWS, (i + 1) * FILE_ROWS))
+            table = pa.table({"id": pa.array(ids, pa.int64()),
+                              "name": pa.array([f"n{x}" for x in ids]),
+                              "ts": pa.array([1_700_000_000_000 + x for x in ids], pa.int64())})
+            with open(tmp / f"part{i}.{fmt}", "wb") as out:
+                w = f.open_writer(out, table.schema)
+                w.write(table)
+                w.close()
+        return FilesSource(FilesSourceConfig.model_validate({
+            "path": f"{tmp}/*.{fmt}", "format": fmt, "batch-size": 100, "primary-key": ["id"],
+            "event-time-column": "ts"}))
+
+    return make
+
+
 SOURCE_CASES: dict[str, SourceCase] = {
     "datagen": SourceCase(_datagen, lambda splits: 2 * 3000),
+    **{f"files-{fmt}": SourceCase(_files(fmt), lambda splits: splits * FILE_ROWS)
+       for fmt in ("csv", "jsonl", "parquet")},
 }
