@@ -38,7 +38,7 @@ class ParquetConfig(ConnectorConfig):
         None, description="codec level (zstd 1-22, gzip 1-9, brotli 0-11); default: "
                           "Arrow's default for the codec")
     row_group_size: int = Field(
-        128 * 1024, gt=0, description="rows per row group; rows are buffered until a row "
+        64 * 1024, gt=0, description="rows per row group; rows are buffered until a row "
                                       "group is full, so small writes don't make small groups")
 
 

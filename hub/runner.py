@@ -127,7 +127,7 @@ def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, el
     totals = metrics.totals()
     rows_out = sum(o for _, o in totals.values())
     how = "finished" if result.status == "finished" else "stopped"
-    _say(f"{spec.name} {how}: {rows_out:,} rows written in {elapsed:,.1f}s "
+    _say(f"{spec.name} {how}: {rows_out:,} rows written in {elapsed:,.2f}s "
          f"({rows_out / max(elapsed, 1e-9):,.0f} rows/s), last checkpoint {result.last_checkpoint}")
     if result.savepoint_path:
         _say(f"savepoint: {result.savepoint_path}  (resume with  hub run {spec.path} "

@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 
 #: A bucket's buffered rows are written out once they take this much memory: large enough
 #: for good Parquet row groups, small enough that many buckets fit in memory.
-FLUSH_BYTES = 16 << 20
+FLUSH_BYTES = 4 << 20
 #: Bound on the rows buffered by one writer over all buckets; above it the biggest buffers
 #: are written out early.
-MAX_BUFFERED_BYTES = 64 << 20
+MAX_BUFFERED_BYTES = 16 << 20
 #: Bound on the part files one writer keeps open; above it the oldest is rolled.
 MAX_OPEN_FILES = 100
 
