@@ -1,0 +1,48 @@
+"""Helpers shared by the throwaway servers."""
+from __future__ import annotations
+
+import glob
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str,
+               proc: subprocess.Popen | None = None, log: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.1)
+    detail = ""
+    if log:
+        try:
+            with open(log, errors="replace") as f:
+                detail = "\n" + f.read()[-3000:]
+        except OSError:
+            pass
+    raise RuntimeError(f"{what} did not start within {timeout:.0f}s{detail}")
+
+
+def find_binary(*patterns: str) -> str:
+    for pattern in patterns:
+        if "/" not in pattern and shutil.which(pattern):
+            return shutil.which(pattern)  # type: ignore[return-value]
+        hits = sorted(glob.glob(pattern))
+        if hits:
+            return hits[-1]
+    raise RuntimeError(f"none of {patterns} is installed: run scripts/test, which installs the "
+                       "Debian packages the integration tests need")

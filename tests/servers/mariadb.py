@@ -1,0 +1,93 @@
+"""A throwaway MariaDB server (row binlog, GTID), or the one named by ``HUB_TEST_MYSQL``.
+
+``HUB_TEST_MYSQL=mysql://root:hub@127.0.0.1:3306`` points the tests at a running server
+(e.g. docker-compose's MySQL 8); otherwise ``mariadbd`` from the Debian package is started on a
+free port with its own data folder and removed afterwards.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from tests.servers.common import find_binary, free_port, wait_until
+
+
+@dataclass(frozen=True)
+class MySqlServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    flavor: str  # "mariadb" or "mysql"
+
+    def connect(self, database: str | None = None, **kw):
+        import pymysql
+
+        return pymysql.connect(host=self.host, port=self.port, user=self.user,
+                               password=self.password, database=database, autocommit=True, **kw)
+
+    @property
+    def url(self) -> str:
+        return f"mysql://{self.user}@{self.host}:{self.port}"
+
+
+class ThrowawayMariaDB:
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="hub-mariadb-")
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> MySqlServer:
+        mariadbd = find_binary("mariadbd", "/usr/sbin/mariadbd")
+        install = find_binary("mariadb-install-db", "mysql_install_db")
+        data = os.path.join(self.dir, "data")
+        subprocess.run([install, f"--datadir={data}", "--user=root", "--auth-root-authentication-method=normal",
+                        "--skip-test-db", "--no-defaults"], check=True, capture_output=True)
+        log = os.path.join(self.dir, "error.log")
+        self.proc = subprocess.Popen([
+            mariadbd, "--no-defaults", f"--datadir={data}", "--user=root",
+            f"--port={self.port}", "--bind-address=127.0.0.1",
+            f"--socket={self.dir}/mysql.sock", f"--pid-file={self.dir}/mysql.pid",
+            f"--log-error={log}", "--server-id=1", "--log-bin=mysql-bin", "--binlog-format=ROW",
+            "--binlog-row-image=FULL", "--gtid-strict-mode=ON", "--innodb-buffer-pool-size=128M",
+            "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--skip-name-resolve",
+            "--max-connections=200", "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci", "--default-time-zone=+00:00",
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import pymysql
+
+        def ready() -> bool:
+            pymysql.connect(unix_socket=f"{self.dir}/mysql.sock", user="root").close()
+            return True
+
+        wait_until(ready, 60, "mariadbd", self.proc, log)
+        conn = pymysql.connect(unix_socket=f"{self.dir}/mysql.sock", user="root", autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
+            cur.execute("ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY 'hub'")
+            cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION")
+            cur.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY 'hub'")
+        conn.close()
+        return MySqlServer("127.0.0.1", self.port, "root", "hub", "mariadb")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def from_env() -> MySqlServer | None:
+    url = os.environ.get("HUB_TEST_MYSQL")
+    if not url:
+        return None
+    u = urlparse(url)
+    return MySqlServer(u.hostname or "127.0.0.1", u.port or 3306, u.username or "root",
+                       u.password or "", os.environ.get("HUB_TEST_MYSQL_FLAVOR", "mysql"))

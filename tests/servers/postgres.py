@@ -1,0 +1,94 @@
+"""A throwaway PostgreSQL server (``max_prepared_transactions`` on), or the one named by
+``HUB_TEST_POSTGRES`` (e.g. ``postgresql://postgres:hub@127.0.0.1:5432/postgres``).
+
+PostgreSQL refuses to run as root, so when the tests run as root the server runs as the
+``postgres`` user the Debian package creates.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from tests.servers.common import find_binary, free_port, wait_until
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def connect(self, dbname: str | None = None, **kw):
+        import psycopg
+
+        return psycopg.connect(host=self.host, port=self.port, user=self.user,
+                               password=self.password or None, dbname=dbname or self.database,
+                               autocommit=True, **kw)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+class ThrowawayPostgres:
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="hub-postgres-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def _as_owner(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        return ["runuser", "-u", "postgres", "--"]
+
+    def start(self) -> PostgresServer:
+        initdb = find_binary("/usr/lib/postgresql/*/bin/initdb", "initdb")
+        postgres = os.path.join(os.path.dirname(initdb), "postgres")
+        data = os.path.join(self.dir, "data")
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        subprocess.run(self._as_owner() + [initdb, "-D", data, "-U", "postgres", "--auth=trust",
+                                           "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+        log = os.path.join(self.dir, "server.log")
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(self._as_owner() + [
+                postgres, "-D", data, "-p", str(self.port), "-k", self.dir,
+                "-c", "listen_addresses=127.0.0.1", "-c", "max_prepared_transactions=64",
+                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "max_connections=200", "-c", "TimeZone=UTC",
+            ], stdout=out, stderr=subprocess.STDOUT)
+        server = PostgresServer("127.0.0.1", self.port, "postgres", "", "postgres")
+
+        def ready() -> bool:
+            server.connect().close()
+            return True
+
+        wait_until(ready, 60, "postgres", self.proc, log)
+        return server
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def from_env() -> PostgresServer | None:
+    url = os.environ.get("HUB_TEST_POSTGRES")
+    if not url:
+        return None
+    u = urlparse(url)
+    return PostgresServer(u.hostname or "127.0.0.1", u.port or 5432, u.username or "postgres",
+                          u.password or "", (u.path or "/postgres").lstrip("/") or "postgres")
