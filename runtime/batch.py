@@ -54,14 +54,19 @@ class ChangeBatch:
     * ``ts_ms``: event time in epoch milliseconds: one ``int`` for the whole batch, or a
       sequence (list, numpy array or Arrow array) with one per event.
     * ``positions``: optional per-event source positions (plain data).
+    * ``versions``: optional per-event int64 versions, increasing per key over the life of the
+      source (a snapshot read sorts below any later change of its key).  Sinks without
+      transactions use them for idempotent, versioned writes (Elasticsearch external
+      versions, HBase cell timestamps).
     """
 
-    __slots__ = ("schema", "ops", "_rows", "_arrow", "before", "_ts", "positions")
+    __slots__ = ("schema", "ops", "_rows", "_arrow", "before", "_ts", "positions", "versions")
 
     def __init__(self, schema: TableSchema, ops: str, *, rows: list[tuple] | None = None,
                  arrow: pa.RecordBatch | None = None, before: list[tuple | None] | None = None,
                  ts_ms: int | Sequence[int] | np.ndarray | pa.Array = 0,
-                 positions: Sequence[Any] | None = None):
+                 positions: Sequence[Any] | None = None,
+                 versions: Sequence[int] | np.ndarray | None = None):
         if rows is None and arrow is None:
             raise ValueError("a ChangeBatch needs rows or arrow")
         self.schema = schema
@@ -71,6 +76,7 @@ class ChangeBatch:
         self.before = before
         self._ts = ts_ms
         self.positions = positions
+        self.versions = versions
 
     # -- construction helpers ---------------------------------------------------------------
     @classmethod
@@ -182,7 +188,8 @@ class ChangeBatch:
             rows=self._rows[start:stop] if self._rows is not None else None,
             arrow=self._arrow.slice(start, stop - start) if self._arrow is not None else None,
             before=self.before[start:stop] if self.before is not None else None,
-            ts_ms=ts, positions=self.positions[start:stop] if self.positions is not None else None)
+            ts_ms=ts, positions=self.positions[start:stop] if self.positions is not None else None,
+            versions=self.versions[start:stop] if self.versions is not None else None)
 
     def __repr__(self) -> str:
         return f"ChangeBatch({self.table!r}, {len(self)} events)"

@@ -112,7 +112,9 @@ class DatagenReader(SourceReader):
         deleted = kinds == _DELETE
         rb = gen.generate(ids, versions, ts_ms, deleted)
         split.emitted += n
-        return ChangeBatch(gen.schema, kinds.tobytes().decode("ascii"), arrow=rb, ts_ms=ts_ms)
+        # the event number within the table grows along each key's changes: a valid version
+        return ChangeBatch(gen.schema, kinds.tobytes().decode("ascii"), arrow=rb, ts_ms=ts_ms,
+                           versions=serial)
 
     def _changes(self, split: DatagenSplit, serial: np.ndarray):
         """Kinds, insert numbers and versions of a batch with updates and deletes.  Deletes
