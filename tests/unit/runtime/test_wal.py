@@ -1,0 +1,35 @@
+from decimal import Decimal
+
+from runtime.batch import ChangeBatch
+from runtime.schema import Column, TableSchema
+from runtime.types import T
+from runtime.wal import WriteAheadLog
+
+A = TableSchema("db.a", (Column("id", T("BIGINT"), False), Column("v", T("DECIMAL(10,2)"))), ("id",))
+B = TableSchema("db.b", (Column("k", T("STRING"), False),), ("k",))
+
+
+def test_segment_round_trip_keeps_order_ops_times_and_versions(tmp_path):
+    wal = WriteAheadLog(str(tmp_path / "wal"))
+    batches = [
+        ChangeBatch(A, "cu", rows=[(1, Decimal("1.50")), (1, Decimal("2.00"))], ts_ms=[10, 20], versions=[5, 6]),
+        ChangeBatch(B, "c", rows=[("x",)], ts_ms=30),
+        ChangeBatch(A, "d", rows=[(1, None)], ts_ms=[40], versions=[7]),
+    ]
+    info = wal.write_segment("w0-chk1", batches)
+    assert info["rows"] == 4
+    back = WriteAheadLog.read_segment(info["segment"])
+    a = [b for b in back if b.table == "db.a"]
+    assert [op for b in a for op in b.ops] == ["c", "u", "d"]
+    assert [r for b in a for r in b.rows()] == [(1, Decimal("1.50")), (1, Decimal("2.00")), (1, None)]
+    assert [v for b in a for v in b.versions.tolist()] == [5, 6, 7]
+    assert [t for b in a for t in b.ts_ms_list()] == [10, 20, 40]
+
+
+def test_empty_segment_and_discard(tmp_path):
+    wal = WriteAheadLog(str(tmp_path / "wal"))
+    assert wal.write_segment("none", [])["segment"] is None
+    keep = wal.write_segment("keep", [ChangeBatch(B, "c", rows=[("a",)])])["segment"]
+    drop = wal.write_segment("drop", [ChangeBatch(B, "c", rows=[("b",)])])["segment"]
+    assert wal.discard_except([keep]) == [drop]
+    assert [r for b in WriteAheadLog.read_segment(keep) for r in b.rows()] == [("a",)]
