@@ -24,6 +24,8 @@ from runtime.deadletter import DeadLetterQueue
 from runtime.executor.job import Job, JobResult
 from runtime.executor.local import LocalExecutor
 from runtime.metrics import PipelineMetrics
+from runtime.sink import Sink
+from runtime.source import Source
 
 log = logging.getLogger("hub")
 
@@ -41,12 +43,19 @@ def _describe(cp: CompletedCheckpoint) -> str:
     return f"checkpoint {cp.checkpoint_id} of {when} ({cp.path})"
 
 
-def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
-              storage: CheckpointStorage) -> Job:
-    """The runnable job of a validated pipeline (connects nowhere yet)."""
+def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
+    """The source and sink of a validated pipeline; the sink checked (e.g. its path is
+    writable) so that a run fails before it starts, in one line."""
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
     sink.check()
+    return source, sink
+
+
+def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
+              storage: CheckpointStorage, connectors: tuple[Source, Sink] | None = None) -> Job:
+    """The runnable job of a validated pipeline (connects nowhere yet)."""
+    source, sink = connectors or make_connectors(spec)
     return Job(
         name=spec.name, source=source, sink=sink, storage=storage,
         parallelism=spec.parallelism, checkpoint_interval_s=spec.checkpoint.interval_s,
@@ -62,9 +71,14 @@ def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
         _say(f"starting fresh: existing checkpoints in {storage.root} were discarded")
         return None
     if getattr(args, "from_savepoint", None):
-        cp = load_checkpoint(os.path.abspath(args.from_savepoint))
-        _say(f"starting from savepoint {cp.path} (checkpoint {cp.checkpoint_id})")
-        return cp
+        sp = load_checkpoint(os.path.abspath(args.from_savepoint))
+        _say(f"starting from savepoint {sp.path} (checkpoint {sp.checkpoint_id})")
+        # The savepoint becomes the pipeline's newest checkpoint, so that a crash before the
+        # next checkpoint resumes from it, not from an older timeline's later checkpoint.
+        new_id = max(storage.completed_ids() + [sp.checkpoint_id]) + 1
+        data = {**sp.data, "checkpoint_id": new_id, "savepoint": None,
+                "restored_from_savepoint": sp.path}
+        return load_checkpoint(storage.store(new_id, data))
     cp = storage.latest()
     if cp is None:
         _say(f"starting: no checkpoint in {storage.root} yet")
@@ -97,8 +111,9 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
     lock = PipelineLock(storage.root)
     lock.acquire(spec.name)
     try:
+        connectors = make_connectors(spec)
         restore = _restore_point(spec, storage, args)
-        job = build_job(spec, restore, storage)
+        job = build_job(spec, restore, storage, connectors)
         metrics = PipelineMetrics(spec.parallelism)
         executor = LocalExecutor(job, metrics)
         stop_sp = args.stop_with_savepoint
