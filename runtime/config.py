@@ -43,3 +43,20 @@ class ConnectorConfig(BaseModel):
 
     #: One line for ``hub plugins``.
     summary: ClassVar[str] = ""
+
+
+def check_declared_columns(columns: dict[str, str], primary_key: list[str]) -> None:
+    """Validate a user-declared schema (column name -> logical type text) and its key.
+    Raises ValueError naming the offending key, for a model validator to report."""
+    from runtime.types import parse_type
+
+    if not columns:
+        raise ValueError("columns: give at least one column")
+    for name, text in columns.items():
+        try:
+            parse_type(text)
+        except ValueError as exc:
+            raise ValueError(f"columns.{name}: {exc}") from None
+    for k in primary_key:
+        if k not in columns:
+            raise ValueError(f"primary-key: {k!r} is not among the columns")

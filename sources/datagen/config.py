@@ -5,8 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from runtime.config import ConnectorConfig, Duration
-from runtime.types import parse_type
+from runtime.config import ConnectorConfig, Duration, check_declared_columns
 from sources.datagen.tables import TEMPLATES
 
 
@@ -47,16 +46,7 @@ class DatagenConfig(ConnectorConfig):
         if self.update_ratio + self.delete_ratio > 1:
             raise ValueError("update-ratio + delete-ratio must not exceed 1")
         if self.columns is not None:
-            if not self.columns:
-                raise ValueError("columns: give at least one column")
-            for name, text in self.columns.items():
-                try:
-                    parse_type(text)
-                except ValueError as exc:
-                    raise ValueError(f"columns.{name}: {exc}") from None
-            for k in self.primary_key:
-                if k not in self.columns:
-                    raise ValueError(f"primary-key: {k!r} is not among the columns")
+            check_declared_columns(self.columns, self.primary_key)
         else:
             unknown = [t for t in self.tables if t not in TEMPLATES]
             if unknown:

@@ -5,8 +5,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
-from runtime.config import ConnectorConfig, Duration
-from runtime.types import parse_type
+from runtime.config import ConnectorConfig, Duration, check_declared_columns
 
 
 class FilesSourceConfig(ConnectorConfig):
@@ -61,16 +60,7 @@ class FilesSourceConfig(ConnectorConfig):
             raise ValueError("table must not be empty")
         if self.columns is None:
             return self
-        if not self.columns:
-            raise ValueError("columns: give at least one column")
-        for name, text in self.columns.items():
-            try:
-                parse_type(text)
-            except ValueError as exc:
-                raise ValueError(f"columns.{name}: {exc}") from None
-        for k in self.primary_key:
-            if k not in self.columns:
-                raise ValueError(f"primary-key: {k!r} is not among the columns")
+        check_declared_columns(self.columns, self.primary_key)
         if self.event_time_column is not None and self.event_time_column not in self.columns:
             raise ValueError(f"event-time-column: {self.event_time_column!r} is not among the "
                              "columns")

@@ -46,3 +46,14 @@ def find_binary(*patterns: str) -> str:
             return hits[-1]
     raise RuntimeError(f"none of {patterns} is installed: run scripts/test, which installs the "
                        "Debian packages the integration tests need")
+
+
+def stop_server(proc: subprocess.Popen | None, folder: str) -> None:
+    """Stop a throwaway server (politely, then by force) and remove its data folder."""
+    if proc is not None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -7,13 +7,12 @@ free port with its own data folder and removed afterwards.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from tests.servers.common import find_binary, free_port, wait_until
+from tests.servers.common import find_binary, free_port, stop_server, wait_until
 
 
 @dataclass(frozen=True)
@@ -75,13 +74,7 @@ class ThrowawayMariaDB:
         return MySqlServer("127.0.0.1", self.port, "root", "hub", "mariadb")
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_server(self.proc, self.dir)
 
 
 def from_env() -> MySqlServer | None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from tests.servers.common import find_binary, free_port, wait_until
+from tests.servers.common import find_binary, free_port, stop_server, wait_until
 
 
 @dataclass(frozen=True)
@@ -76,13 +75,7 @@ class ThrowawayPostgres:
         return server
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_server(self.proc, self.dir)
 
 
 def from_env() -> PostgresServer | None:
