@@ -13,9 +13,11 @@ MAX_WATERMARK = 2**63 - 1
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    """No event with event time <= ``ts_ms`` follows on this input."""
+    """No event with event time <= ``ts_ms`` follows on this input.  ``idle``: this input
+    has nothing to say for now (``ts_ms`` is meaningless) and must not hold others back."""
 
     ts_ms: int
+    idle: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from runtime.errors import CheckpointError, HubError
 from runtime.faults import crash_point
 from runtime.metrics import CheckpointInfo, PipelineMetrics
 from runtime.sink import CommitContext, Committer
-from runtime.watermark import merge_min
+from runtime.watermark import WatermarkValue, merge_min
 
 log = logging.getLogger("hub.checkpoint")
 
@@ -97,7 +97,7 @@ class CheckpointCoordinator:
         return self._maybe_complete()
 
     def ack_sink(self, subtask: int, checkpoint_id: int, committables: list[dict],
-                 state: dict | None, watermark_ms: int | None) -> bool:
+                 state: dict | None, watermark_ms: WatermarkValue) -> bool:
         p = self.pending
         if p is None or p.checkpoint_id != checkpoint_id:
             # late ack of an aborted checkpoint: what it prepared must still be committed
@@ -122,7 +122,8 @@ class CheckpointCoordinator:
             c, state, _ = p.sink_acks[i]
             committables.extend(c)
             writers.append(state)
-        watermark = merge_min([p.sink_acks[i][2] for i in range(self.num_sinks)])
+        merged = merge_min([p.sink_acks[i][2] for i in range(self.num_sinks)])
+        watermark = merged if isinstance(merged, int) else None
         data = {
             "version": 1, "pipeline": self.pipeline, "checkpoint_id": p.checkpoint_id,
             "timestamp_ms": int(time.time() * 1000), "savepoint": p.savepoint, "final": p.final,

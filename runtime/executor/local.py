@@ -25,6 +25,7 @@ from runtime.executor.source_task import SourceTask
 from runtime.metrics import PipelineMetrics
 from runtime.sink import WriterContext
 from runtime.source import EnumeratorContext, Split
+from runtime.watermark import IDLE
 
 log = logging.getLogger("hub.runtime")
 
@@ -168,7 +169,7 @@ class LocalExecutor:
                         self._completed(coordinator, enumerator)
                 elif isinstance(msg, m.SinkAck):
                     if coordinator.ack_sink(msg.subtask, msg.checkpoint_id, msg.committables,
-                                            msg.state, msg.watermark_ms):
+                                            msg.state, IDLE if msg.idle else msg.watermark_ms):
                         self._completed(coordinator, enumerator)
                 elif isinstance(msg, m.SavepointRequest):
                     savepoint_requests.append(msg)

@@ -40,6 +40,8 @@ class SinkAck:
     committables: list[dict[str, Any]]
     state: dict[str, Any] | None
     watermark_ms: int | None
+    #: all inputs idle: the watermark must not hold the pipeline's back
+    idle: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from runtime.executor import messages as m
 from runtime.metrics import PipelineMetrics
 from runtime.schema import SchemaChange
 from runtime.sink import Sink, WriterContext
-from runtime.watermark import merge_min
+from runtime.watermark import IDLE, WatermarkValue, merge_min
 
 log = logging.getLogger("hub.runtime")
 
@@ -35,6 +35,7 @@ class SinkTask(threading.Thread):
         self.metrics = metrics
         self.cancelled = threading.Event()
         self.watermark: int | None = None
+        self.idle = False
 
     def run(self) -> None:
         writer = None
@@ -56,7 +57,7 @@ class SinkTask(threading.Thread):
     def _loop(self, writer: Any) -> None:
         n = self.gate.num_inputs
         counts = self.metrics.rows_out[self.context.subtask]
-        input_wms: list[int | None] = [None] * n
+        input_wms: list[WatermarkValue] = [None] * n
         ended: set[int] = set()
         arrived: dict[int, set[int]] = {}
         subtask = self.context.subtask
@@ -71,9 +72,10 @@ class SinkTask(threading.Thread):
                 writer.write(el)
                 counts[el.schema.table] += len(el)
             elif type(el) is Watermark:
-                input_wms[ch] = el.ts_ms
+                input_wms[ch] = IDLE if el.idle else el.ts_ms
                 wm = merge_min(input_wms)
-                if wm is not None and (self.watermark is None or wm > self.watermark):
+                self.idle = wm is IDLE
+                if isinstance(wm, int) and (self.watermark is None or wm > self.watermark):
                     self.watermark = wm
                     writer.on_watermark(wm)
             elif type(el) is Barrier:
@@ -84,8 +86,9 @@ class SinkTask(threading.Thread):
                     del arrived[el.checkpoint_id]
                     committables = writer.prepare_commit(el.checkpoint_id)
                     state = writer.snapshot_state(el.checkpoint_id)
-                    self.to_coordinator.put(m.SinkAck(subtask, el.checkpoint_id, committables,
-                                                      state, self.watermark))
+                    self.to_coordinator.put(m.SinkAck(
+                        subtask, el.checkpoint_id, committables, state,
+                        None if self.idle else self.watermark, self.idle))
                     self.gate.unblock_all()
                     for c in ended:
                         self.gate.block(c)

@@ -21,7 +21,7 @@ from runtime.executor import messages as m
 from runtime.metrics import PipelineMetrics
 from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, Source, Split
-from runtime.watermark import SplitWatermarks, WatermarkStrategy
+from runtime.watermark import IDLE, SplitWatermarks, WatermarkStrategy
 
 log = logging.getLogger("hub.runtime")
 
@@ -87,6 +87,8 @@ class SourceTask(threading.Thread):
         self.gate.put(self.channel, element)
 
     def _splits(self, dicts: list[dict]) -> list[Split]:
+        for d in dicts:
+            self.watermarks.add_split(d["split_id"])
         return [self.source.split_type.from_dict(d) for d in dicts]
 
     def run(self) -> None:
@@ -126,7 +128,9 @@ class SourceTask(threading.Thread):
                 continue
             status = reader.poll_next(output)
             wm = self.watermarks.advance()
-            if wm is not None:
+            if wm is IDLE:
+                self.emit(Watermark(0, idle=True))
+            elif wm is not None:
                 self.emit(Watermark(wm))
             if status is InputStatus.END_OF_INPUT:
                 finished = True

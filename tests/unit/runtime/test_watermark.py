@@ -1,4 +1,4 @@
-from runtime.watermark import SplitWatermarks, WatermarkStrategy, merge_min
+from runtime.watermark import IDLE, SplitWatermarks, WatermarkStrategy, merge_min
 
 
 class Clock:
@@ -19,6 +19,17 @@ def test_min_over_splits_with_out_of_orderness():
     assert wm.advance() == 5000 - 101
 
 
+def test_assigned_split_without_events_holds_back_until_idle():
+    clock = Clock()
+    wm = SplitWatermarks(WatermarkStrategy(0, idle_timeout_s=5), clock)
+    wm.add_split("new")
+    wm.on_batch("busy", 1000)
+    assert wm.advance() is None
+    clock.t = 6
+    wm.on_batch("busy", 2000)
+    assert wm.advance() == 1999
+
+
 def test_idle_split_does_not_hold_back():
     clock = Clock()
     wm = SplitWatermarks(WatermarkStrategy(0, idle_timeout_s=5), clock)
@@ -28,6 +39,18 @@ def test_idle_split_does_not_hold_back():
     clock.t = 6
     wm.on_batch("busy", 2000)
     assert wm.advance() == 1999
+
+
+def test_reader_without_splits_becomes_idle_once_then_active_again():
+    clock = Clock()
+    wm = SplitWatermarks(WatermarkStrategy(0, idle_timeout_s=5), clock)
+    assert wm.advance() is None  # just started: a split may come any moment
+    clock.t = 5
+    assert wm.advance() is IDLE
+    assert wm.advance() is None  # said once
+    wm.add_split("late")
+    wm.on_batch("late", 700)
+    assert wm.advance() == 699
 
 
 def test_never_goes_back_and_finished_split_is_dropped():
@@ -46,3 +69,6 @@ def test_merge_min():
     assert merge_min([5, 3, 9]) == 3
     assert merge_min([5, None]) is None
     assert merge_min([]) is None
+    assert merge_min([5, IDLE, 7]) == 5
+    assert merge_min([IDLE, IDLE]) is IDLE
+    assert merge_min([None, IDLE]) is None

@@ -1,0 +1,134 @@
+"""The local executor with small in-test sources and sinks."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from runtime.batch import ChangeBatch
+from runtime.checkpoint.storage import CheckpointStorage
+from runtime.executor.job import Job
+from runtime.executor.local import LocalExecutor
+from runtime.sink import Committer, Sink, SinkWriter
+from runtime.source import InputStatus, Source, SourceReader, Split, SplitEnumerator
+from runtime.watermark import WatermarkStrategy
+from tests.conformance.harness import ORDERS, CollectSink, CollectStore, ListSource, make_batches
+
+
+class _OneSplitEnumerator(SplitEnumerator):
+    def __init__(self, ctx, given):
+        self.ctx, self.given = ctx, given
+
+    def handle_split_request(self, subtask):
+        if not self.given:
+            self.given = True
+            self.ctx.assign_splits({subtask: [Split("only")]})
+
+    def add_splits_back(self, splits, subtask):
+        pass
+
+    def snapshot_state(self, checkpoint_id):
+        return {"given": self.given}
+
+
+class _TickReader(SourceReader):
+    """Emits one small batch every few ms with growing event time, forever."""
+
+    def __init__(self, ctx):
+        self.ctx, self.splits, self.t = ctx, [], 0
+
+    def start(self):
+        self.ctx.send_split_request()
+
+    def add_splits(self, splits):
+        self.splits.extend(splits)
+
+    def poll_next(self, output):
+        if not self.splits:
+            return InputStatus.NOTHING_AVAILABLE
+        self.t += 1
+        output.collect(ChangeBatch(ORDERS, "c", rows=[(self.t, "x", None)], ts_ms=self.t * 1000),
+                       "only")
+        time.sleep(0.005)
+        return InputStatus.MORE_AVAILABLE
+
+    def snapshot_state(self, checkpoint_id):
+        return list(self.splits)
+
+
+class UnboundedOneSplit(Source):
+    def create_enumerator(self, context, state):
+        return _OneSplitEnumerator(context, bool(state and state["given"]))
+
+    def create_reader(self, context):
+        return _TickReader(context)
+
+
+class WatermarkSink(Sink):
+    def __init__(self):
+        self.watermarks = []
+
+    def create_writer(self, context, state):
+        class W(SinkWriter):
+            def write(self, batch):
+                pass
+
+            def prepare_commit(self, checkpoint_id):
+                return []
+
+        return W()
+
+    def create_committer(self):
+        outer = self
+
+        class C(Committer):
+            def commit(self, committables, context):
+                outer.watermarks.append(context.watermark_ms)
+                return []
+
+        return C()
+
+
+def test_subtask_without_splits_goes_idle_and_does_not_stop_event_time(tmp_path):
+    sink = WatermarkSink()
+    job = Job("idle", UnboundedOneSplit(), sink, CheckpointStorage(str(tmp_path)), parallelism=2,
+              checkpoint_interval_s=0.05, watermarks=WatermarkStrategy(0, idle_timeout_s=0.2))
+    ex = LocalExecutor(job)
+    threading.Timer(1.0, ex.request_stop).start()
+    result = ex.run()
+    assert result.status == "stopped"
+    assert sink.watermarks[0] is None  # before the idle timeout the empty reader holds back
+    assert isinstance(sink.watermarks[-1], int) and sink.watermarks[-1] > 0
+
+
+class FailingSink(CollectSink):
+    def create_writer(self, context, state):
+        writer = super().create_writer(context, state)
+
+        def write(batch):
+            raise ValueError("disk on fire")
+
+        writer.write = write
+        return writer
+
+
+def test_a_failing_subtask_stops_the_job_with_its_error(tmp_path):
+    job = Job("fail", ListSource(make_batches(2, 3, 10)), FailingSink(CollectStore()),
+              CheckpointStorage(str(tmp_path)), parallelism=2, checkpoint_interval_s=0.05)
+    with pytest.raises(ValueError, match="disk on fire"):
+        LocalExecutor(job).run()
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(("source-", "sink-"))]
+    assert alive == []
+
+
+def test_bounded_job_finishes_with_a_final_checkpoint(tmp_path):
+    store = CollectStore()
+    storage = CheckpointStorage(str(tmp_path))
+    job = Job("bounded", ListSource(make_batches(3, 2, 10)), CollectSink(store), storage,
+              parallelism=2, checkpoint_interval_s=3600)
+    result = LocalExecutor(job).run()
+    assert result.status == "finished"
+    assert storage.latest().data["final"] is True
+    assert sum(store.rows().values()) == 60
+    assert storage.latest().data["watermark_ms"] == 2**63 - 1  # ended: all event time passed
