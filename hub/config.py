@@ -76,10 +76,21 @@ class WatermarkOptions(ConnectorConfig):
         "A split without events for this long stops holding the watermark back (0 = never)."))
 
 
+class RestartOptions(ConnectorConfig):
+    """``[restart]``"""
+
+    attempts: int = Field(10, ge=0, description=(
+        "Restarts from the latest checkpoint after transient errors (lost connections, "
+        "overloaded servers) before giving up; the count resets once a checkpoint completes."))
+    delay: Duration = Field(1.0, ge=0, description="Wait before the first restart; doubles each time.")
+    max_delay: Duration = Field(60.0, ge=0, description="Longest wait between restarts.")
+
+
 #: The tables of ``[pipeline]``-like sections, validated by these models.
 _SECTIONS: dict[str, type[ConnectorConfig]] = {
     "pipeline": PipelineOptions, "checkpoint": CheckpointOptions, "errors": ErrorsOptions,
     "watermark": WatermarkOptions,
+    "restart": RestartOptions,
 }
 _CONNECTORS: dict[str, type] = {"source": Source, "sink": Sink}
 _NOT_YET = ("transform", "route")
@@ -103,6 +114,13 @@ class ErrorsSpec:
 
 
 @dataclass(frozen=True)
+class RestartSpec:
+    attempts: int
+    delay_s: float
+    max_delay_s: float
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
     """A validated pipeline file.  Holds connector classes and their validated configs, not
     connector instances: making those is the runner's job."""
@@ -114,6 +132,7 @@ class PipelineSpec:
     checkpoint: CheckpointSpec
     errors: ErrorsSpec
     watermark: WatermarkStrategy
+    restart: RestartSpec
     source_type: str
     source_class: type[Source]
     source_config: BaseModel
@@ -302,6 +321,8 @@ def _spec(path: str, sections: dict[str, Any],
         checkpoint=CheckpointSpec(interval_s=ckpt.interval, dir=ckpt_dir, retain=ckpt.retain,
                                   timeout_s=ckpt.timeout),
         errors=ErrorsSpec(tolerance=errors.tolerance, dead_letter_path=dead_letter),
+        restart=RestartSpec(sections["restart"].attempts, sections["restart"].delay,
+                            sections["restart"].max_delay),
         watermark=WatermarkStrategy(int(sections["watermark"].out_of_orderness * 1000),
                                     sections["watermark"].idle_timeout),
         source_type=source_type, source_class=source_class, source_config=source_config,

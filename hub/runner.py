@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from hub.control import ControlWatcher, PipelineLock, request_savepoint
 from hub.progress import ProgressDisplay
 from runtime.checkpoint.storage import CheckpointStorage, CompletedCheckpoint, load_checkpoint
 from runtime.deadletter import DeadLetterQueue
+from runtime.errors import HubError
 from runtime.executor.job import Job, JobResult
 from runtime.executor.local import LocalExecutor
 from runtime.metrics import PipelineMetrics
@@ -87,20 +89,31 @@ def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
     return cp
 
 
-def _install_signals(executor: LocalExecutor, savepoint: str | None) -> None:
-    state = {"signals": 0}
+class _Control:
+    """What signals and ``hub savepoint`` act on: the executor of the current attempt."""
 
-    def handler(signum: int, _frame: Any) -> None:
-        state["signals"] += 1
-        if state["signals"] > 1:
+    def __init__(self, savepoint: str | None):
+        self.executor: LocalExecutor | None = None
+        self.savepoint = savepoint
+        self.stop = threading.Event()
+        self.signals = 0
+
+    def on_signal(self, signum: int, _frame: Any) -> None:
+        self.signals += 1
+        if self.signals > 1:
             _say("second signal: exiting now without a final checkpoint")
             os._exit(130)
         _say(f"{signal.Signals(signum).name}: stopping with a final "
-             f"{'savepoint' if savepoint else 'checkpoint'} (signal again to exit at once)")
-        executor.request_stop(savepoint)
+             f"{'savepoint' if self.savepoint else 'checkpoint'} (signal again to exit at once)")
+        self.stop.set()
+        if self.executor is not None:
+            self.executor.request_stop(self.savepoint)
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    def request_savepoint(self, name: str, reply: Any, stop: bool) -> None:
+        if self.executor is None:
+            reply("the pipeline is restarting; try again in a moment", False)
+        else:
+            self.executor.request_savepoint(name, reply, stop)
 
 
 def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
@@ -110,23 +123,22 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
     storage.ensure()
     lock = PipelineLock(storage.root)
     lock.acquire(spec.name)
+    stop_sp = args.stop_with_savepoint
+    control = _Control(_savepoint_name(stop_sp) if stop_sp is not None else None)
+    signal.signal(signal.SIGINT, control.on_signal)
+    signal.signal(signal.SIGTERM, control.on_signal)
+    metrics = PipelineMetrics(spec.parallelism)
+    watcher = ControlWatcher(storage.root, control.request_savepoint)
+    progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
     try:
         connectors = make_connectors(spec)
         restore = _restore_point(spec, storage, args)
-        job = build_job(spec, restore, storage, connectors)
-        metrics = PipelineMetrics(spec.parallelism)
-        executor = LocalExecutor(job, metrics)
-        stop_sp = args.stop_with_savepoint
-        _install_signals(executor, _savepoint_name(stop_sp) if stop_sp is not None else None)
-        watcher = ControlWatcher(storage.root, lambda name, reply, stop: executor.request_savepoint(
-            name, reply, stop))
         watcher.start()
-        progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
         if progress:
             progress.start()
         started = time.monotonic()
         try:
-            result = executor.run()
+            result = _run_with_restarts(spec, storage, connectors, restore, metrics, control)
         finally:
             watcher.stopped.set()
             if progress:
@@ -136,6 +148,40 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
         return 0
     finally:
         lock.release()
+
+
+def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
+                       connectors: tuple[Source, Sink], restore: CompletedCheckpoint | None,
+                       metrics: PipelineMetrics, control: _Control) -> JobResult:
+    """Run; after a transient error (the connector marked it: a lost connection, a 503) restart
+    from the latest completed checkpoint with exponential backoff, as Flink's restart strategy
+    does.  Terminal errors, and transient ones beyond ``restart.attempts`` in a row without a
+    completed checkpoint in between, end the run."""
+    policy = spec.restart
+    failures = 0
+    while True:
+        executor = LocalExecutor(build_job(spec, restore, storage, connectors), metrics)
+        control.executor = executor
+        if control.stop.is_set():
+            executor.request_stop(control.savepoint)
+        completed_before = metrics.checkpoints_completed
+        try:
+            return executor.run()
+        except HubError as exc:
+            control.executor = None
+            if not exc.transient:
+                raise
+            failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
+            if failures > policy.attempts:
+                raise HubError(f"{exc} (gave up after {policy.attempts} restarts)") from exc
+            delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))
+            _say(f"{exc}: restarting from the latest checkpoint in {delay:.1f}s "
+                 f"(attempt {failures} of {policy.attempts})")
+            if control.stop.wait(delay):
+                latest = storage.latest()
+                return JobResult("stopped", latest.checkpoint_id if latest else None)
+            restore = storage.latest()
+            connectors = make_connectors(spec)
 
 
 def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, elapsed: float) -> None:
