@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import BinaryIO
 
 import pyarrow as pa
 
 from formats.base import FileFormat, FormatWriter
+from runtime.fs import FileSystem, OutputFile
 from runtime.sink import Committable
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ class PartNamer:
 
 
 class Bucket:
-    """Buffers the rows of one directory and writes them into one part file at a time.
+    """Buffers the rows of one directory and writes them into one part file at a time, on
+    filesystem ``fs`` (local or HDFS).
 
     Rows are buffered until :meth:`flush`, so each write to the format is large (a Parquet row
     group per flush).  :meth:`close` finishes the part file (it becomes *pending*: complete,
@@ -67,7 +68,8 @@ class Bucket:
     """
 
     def __init__(self, table_id: str, directory: str, schema: pa.Schema, fmt: FileFormat,
-                 namer: PartNamer):
+                 namer: PartNamer, fs: FileSystem):
+        self._fs = fs
         self.table_id = table_id
         self.directory = directory
         self.schema = schema
@@ -78,7 +80,7 @@ class Bucket:
         self.buffered_bytes = 0
         #: Clock time the current part began (its first row arrived); None: no current part.
         self.started: float | None = None
-        self._file: BinaryIO | None = None
+        self._file: OutputFile | None = None
         self._writer: FormatWriter | None = None
         self._paths: tuple[str, str] | None = None
         self._raw_written = 0  # in-memory bytes handed to the format for the current part
@@ -123,18 +125,16 @@ class Bucket:
         self.buffered_rows = self.buffered_bytes = 0
 
     def close(self) -> Committable | None:
-        """Flush, finish and fsync the current part file; return its committable (None when
-        the part is empty).  The next rows start a new part."""
+        """Flush, finish and make durable the current part file; return its committable (None
+        when the part is empty).  The next rows start a new part."""
         self.flush()
         self.started = None
         if self._writer is None:
             return None
         assert self._file is not None and self._paths is not None
         self._writer.close()
-        self._file.flush()
-        # durable before it is named in a checkpoint: commit after a crash must find it whole
-        os.fsync(self._file.fileno())
         size = self._file.tell()
+        # durable before it is named in a checkpoint: commit after a crash must find it whole
         self._file.close()
         pending, final = self._paths
         committable: Committable = {"kind": "file", "pending": pending, "final": final,
@@ -152,17 +152,15 @@ class Bucket:
             try:
                 if self._writer is not None:
                     self._writer.close()  # so the format's writer never touches a closed file
-                self._file.close()
-                os.remove(self._paths[0])
+                self._file.abort()
             except Exception as exc:  # noqa: BLE001 - recovery deletes it later; closing goes on
                 log.warning("files sink: could not discard in-progress file %s: %s",
                             self._paths[0], exc)
         self._reset_part()
 
     def _open(self) -> None:
-        os.makedirs(self.directory, exist_ok=True)
         self._paths = self._namer.next(self.directory)
-        self._file = open(self._paths[0], "wb", buffering=1 << 20)
+        self._file = self._fs.create(self._paths[0])  # creates missing folders
         self._writer = self._format.open_writer(self._file, self.schema)
 
     def _reset_part(self) -> None:

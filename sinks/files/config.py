@@ -1,7 +1,6 @@
 """Options of the files sink."""
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -10,6 +9,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from formats.base import FileFormat
 from formats.registry import resolve_format
 from runtime.config import ConnectorConfig, Duration, Size
+from runtime.fs import filesystem, is_url, normpath
 
 
 class FilesSinkConfig(ConnectorConfig):
@@ -20,10 +20,12 @@ class FilesSinkConfig(ConnectorConfig):
     relative to the sink table (``format``, ``format-options.<key>``).
     """
 
-    summary: ClassVar[str] = "Part files (Parquet, JSONL, CSV, ...) on a local filesystem"
+    summary: ClassVar[str] = "Part files (Parquet, JSONL, CSV, ...) on a local filesystem or HDFS"
 
     path: str = Field(
-        description="Root directory; files go to {path}/{db}/{table}/{partition}/.")
+        description="Root directory; files go to {path}/{db}/{table}/{partition}/. A local "
+                    "path, or hdfs://[user@]namenode:9870/dir for HDFS through WebHDFS "
+                    "(the namenode's HTTP port).")
     format: str = Field(
         "parquet", description="File format of the part files (a hub.formats plugin).")
     format_options: dict[str, Any] = Field(
@@ -57,6 +59,8 @@ class FilesSinkConfig(ConnectorConfig):
     def _path_not_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("path must not be empty")
+        if is_url(v):
+            filesystem(v)  # an unsupported scheme fails here, naming the supported ones
         return v
 
     @field_validator("rolling_file_size")
@@ -114,6 +118,6 @@ class FilesSinkConfig(ConnectorConfig):
 
     @property
     def root(self) -> str:
-        """``path`` as an absolute, normalised path (committables name files by it)."""
-        return os.path.abspath(os.path.expanduser(self.path))
+        """``path`` as an absolute, normalised path or URL (committables name files by it)."""
+        return normpath(self.path)
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 from formats.base import annotated_arrow_schema
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
 from runtime.errors import TransientError
+from runtime.fs import filesystem
 from runtime.schema import SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
 from sinks.files.bucket import Bucket, PartNamer
@@ -49,6 +50,7 @@ class FilesSinkWriter(SinkWriter):
     def __init__(self, config: FilesSinkConfig, context: WriterContext, *,
                  clock: Callable[[], float] = time.monotonic):
         self._root = config.root
+        self._fs = filesystem(self._root)
         self._format = config.file_format
         self._namer = PartNamer(context.pipeline, context.attempt, context.subtask,
                                 self._format.extension)
@@ -105,7 +107,7 @@ class FilesSinkWriter(SinkWriter):
         self._open.clear()
         for c in self._pending:  # closed by rolling but never prepared: nobody will commit them
             try:
-                os.remove(c["pending"])
+                self._fs.remove(c["pending"])
             except OSError as exc:
                 log.warning("files sink: could not remove unprepared file %s: %s",
                             c["pending"], exc)
@@ -126,7 +128,7 @@ class FilesSinkWriter(SinkWriter):
                 bucket = None
             if bucket is None:
                 bucket = self._buckets[key] = Bucket(table_id, directory, rows.schema,
-                                                     self._format, self._namer)
+                                                     self._format, self._namer, self._fs)
             elif bucket.started is not None and now - bucket.started >= self._rolling_interval:
                 self._roll(bucket)
             bucket.append(rows, now)
