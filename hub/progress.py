@@ -37,7 +37,15 @@ def render(metrics: PipelineMetrics, rates: dict[str, float], name: str) -> list
     wm = metrics.watermark_ms
     lag = f"{max(0.0, now - wm / 1000):,.1f}s" if wm is not None and wm < 2**62 else "-"
     lines.append(f"  last checkpoint {cp_text}   watermark lag {lag}")
+    gauges = metrics.gauge_values()
+    if gauges:
+        lines.append("  " + "   ".join(f"{k.replace('_', ' ')} {_fmt_gauge(v)}"
+                                       for k, v in gauges.items()))
     return lines
+
+
+def _fmt_gauge(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}"
 
 
 class ProgressDisplay(threading.Thread):

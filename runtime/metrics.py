@@ -25,11 +25,25 @@ class PipelineMetrics:
     checkpoints_completed: int = 0
     watermark_ms: int | None = None
     restored_from: int | None = None
+    #: connector metrics: name -> (how to combine, reporter -> value)
+    gauges: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.rows_in:
             self.rows_in = [defaultdict(int) for _ in range(self.parallelism)]
             self.rows_out = [defaultdict(int) for _ in range(self.parallelism)]
+
+    def set_gauge(self, reporter: str, name: str, value: float, agg: str = "sum") -> None:
+        entry = self.gauges.get(name)
+        if entry is None:
+            entry = self.gauges[name] = (agg, {})
+        entry[1][reporter] = value
+
+    def gauge_values(self) -> dict[str, float]:
+        """Each gauge combined over its reporters."""
+        fns = {"sum": sum, "max": max, "min": min}
+        return {name: fns.get(agg, sum)(list(values.values()))
+                for name, (agg, values) in sorted(self.gauges.items()) if values}
 
     def totals(self) -> dict[str, tuple[int, int]]:
         """table -> (rows in, rows out), summed over subtasks."""

@@ -83,6 +83,11 @@ class ReaderContext(ABC):
     def send_event_to_enumerator(self, event: dict[str, Any]) -> None:
         """Deliver a plain-data event to :meth:`SplitEnumerator.handle_reader_event`."""
 
+    def set_gauge(self, name: str, value: float, agg: str = "sum") -> None:
+        """Report a metric of this reader for the progress display and the service (e.g.
+        ``binlog_lag_s``, ``snapshot_chunks_done``).  Values of all subtasks are combined by
+        ``agg``: ``sum``, ``max`` or ``min``.  Cheap: call it per batch, not per event."""
+
 
 class EnumeratorContext(ABC):
     """Runtime services for the enumerator.  Calls are made from the coordinator thread."""
@@ -100,6 +105,10 @@ class EnumeratorContext(ABC):
     @abstractmethod
     def registered_readers(self) -> list[int]:
         """Subtasks whose reader is running."""
+
+    def set_gauge(self, name: str, value: float, agg: str = "sum") -> None:
+        """Report a metric of the enumerator (e.g. ``snapshot_chunks_total``); as
+        :meth:`ReaderContext.set_gauge`."""
 
     @abstractmethod
     def schedule(self, fn: Callable[[], None], interval_s: float) -> None:

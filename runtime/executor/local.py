@@ -47,6 +47,9 @@ class _EnumeratorContext(EnumeratorContext):
     def registered_readers(self) -> list[int]:
         return sorted(self._ex.registered)
 
+    def set_gauge(self, name: str, value: float, agg: str = "sum") -> None:
+        self._ex.metrics.set_gauge("enumerator", name, value, agg)
+
     def schedule(self, fn: Callable[[], None], interval_s: float) -> None:
         self.timers.append([fn, interval_s, time.monotonic() + interval_s])
 

@@ -28,11 +28,15 @@ log = logging.getLogger("hub.runtime")
 
 class _Context(ReaderContext):
     def __init__(self, subtask: int, parallelism: int, send: Callable[[Any], None],
-                 dead_letter: DeadLetterQueue):
+                 dead_letter: DeadLetterQueue, metrics: PipelineMetrics):
         self.subtask = subtask
         self.parallelism = parallelism
         self.dead_letter = dead_letter
         self._send = send
+        self._metrics = metrics
+
+    def set_gauge(self, name: str, value: float, agg: str = "sum") -> None:
+        self._metrics.set_gauge(f"reader-{self.subtask}", name, value, agg)
 
     def send_split_request(self) -> None:
         self._send(m.SplitRequest(self.subtask))
@@ -94,7 +98,8 @@ class SourceTask(threading.Thread):
     def run(self) -> None:
         reader = None
         try:
-            ctx = _Context(self.subtask, self.parallelism, self.to_coordinator.put, self.dead_letter)
+            ctx = _Context(self.subtask, self.parallelism, self.to_coordinator.put, self.dead_letter,
+                           self.metrics)
             reader = self.source.create_reader(ctx)
             if self.restored:
                 reader.add_splits(self._splits(self.restored))
