@@ -1,8 +1,10 @@
-"""Durable checkpoint storage.
+"""Durable checkpoint storage, in a local folder or on HDFS (:mod:`runtime.fs`).
 
-A checkpoint is one JSON document (``_metadata``) in a folder of its own.  It is written to a
-temporary file, fsynced and renamed into place, then the folder is fsynced: a checkpoint either
-exists completely or not at all, whenever the process dies.  Layout under the storage root::
+A checkpoint is one JSON document (``_metadata``) in a folder of its own, written atomically:
+locally to a temporary file, fsynced and renamed into place, then the folder is fsynced; on
+HDFS to a temporary file (complete once the datanodes acknowledged its close) renamed into
+place by the namenode.  Either way a checkpoint exists completely or not at all, whenever
+the process dies.  Layout under the storage root::
 
     checkpoints/chk-000012/_metadata     completed checkpoints, the last N retained
     savepoints/<name>/_metadata          savepoints, kept until the user deletes them
@@ -13,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from runtime.errors import CheckpointError
+from runtime.fs import filesystem, normpath, url_from_abspath
+from runtime.fs.local import LOCAL
 
 METADATA = "_metadata"
 _CHK_RE = re.compile(r"^chk-(\d+)$")
@@ -38,31 +42,23 @@ class CompletedCheckpoint:
         return int(self.data.get("timestamp_ms", 0))
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomically(path: str, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` so that a crash leaves either the old file or the new."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(os.path.dirname(path) or ".")
+    """Write ``payload`` to local ``path`` so that a crash leaves either the old file or the
+    new."""
+    LOCAL.write_atomically(path, payload)
+
+
+def _root(path: str) -> str:
+    # A URL the configuration made "absolute" as if it were a local path gets its form back.
+    return normpath(url_from_abspath(path))
 
 
 def load_checkpoint(path: str) -> CompletedCheckpoint:
-    """Load a checkpoint or savepoint folder (or its ``_metadata`` file)."""
+    """Load a checkpoint or savepoint folder (or its ``_metadata`` file), local or on HDFS."""
+    path = _root(path)
     meta = path if os.path.basename(path) == METADATA else os.path.join(path, METADATA)
     try:
-        with open(meta, "rb") as f:
-            data = json.loads(f.read())
+        data = json.loads(filesystem(meta).read_bytes(meta))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no checkpoint there (missing {METADATA})") from None
     except (OSError, ValueError) as exc:
@@ -73,10 +69,15 @@ def load_checkpoint(path: str) -> CompletedCheckpoint:
 
 
 class CheckpointStorage:
-    """Checkpoints of one pipeline in a local folder."""
+    """Checkpoints of one pipeline in a folder: a local path or an ``hdfs://`` URL.
+
+    ``is_local`` tells whether ``root`` is a local folder (where file locks and control
+    files can live next to the checkpoints)."""
 
     def __init__(self, root: str, retain: int = 3):
-        self.root = os.path.abspath(root)
+        self.root = _root(root)
+        self.fs = filesystem(self.root)
+        self.is_local = self.fs.is_local
         self.retain = max(1, retain)
         self.checkpoints_dir = os.path.join(self.root, "checkpoints")
         self.savepoints_dir = os.path.join(self.root, "savepoints")
@@ -86,12 +87,20 @@ class CheckpointStorage:
         """Create the folders; a one-line error when that is impossible."""
         for d in (self.checkpoints_dir, self.savepoints_dir, self.state_dir):
             try:
-                os.makedirs(d, exist_ok=True)
+                self.fs.makedirs(d)
             except OSError as exc:
                 raise CheckpointError(f"checkpoint.dir {self.root}: can't create {d}: "
-                                      f"{exc.strerror}") from None
-        if not os.access(self.checkpoints_dir, os.W_OK):
-            raise CheckpointError(f"checkpoint.dir {self.root}: not writable")
+                                      f"{exc.strerror or exc}") from None
+        if self.is_local:
+            if not os.access(self.checkpoints_dir, os.W_OK):
+                raise CheckpointError(f"checkpoint.dir {self.root}: not writable")
+            return
+        probe = os.path.join(self.checkpoints_dir, f".probe-{uuid.uuid4().hex}")
+        try:
+            self.fs.write_bytes(probe, b"")
+            self.fs.remove(probe)
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint.dir {self.root}: not writable: {exc}") from None
 
     def store(self, checkpoint_id: int, data: dict[str, Any], savepoint: str | None = None) -> str:
         """Durably store a checkpoint (or a savepoint named ``savepoint``); returns its folder."""
@@ -99,20 +108,17 @@ class CheckpointStorage:
             folder = os.path.join(self.savepoints_dir, savepoint)
         else:
             folder = os.path.join(self.checkpoints_dir, f"chk-{checkpoint_id:06d}")
-        os.makedirs(folder, exist_ok=True)
+        self.fs.makedirs(folder)
         payload = json.dumps(data, separators=(",", ":")).encode()
-        write_atomically(os.path.join(folder, METADATA), payload)
+        self.fs.write_atomically(os.path.join(folder, METADATA), payload)
         if not savepoint:
             self._prune()
         return folder
 
     def completed_ids(self) -> list[int]:
-        if not os.path.isdir(self.checkpoints_dir):
-            return []
         ids = []
-        for name in os.listdir(self.checkpoints_dir):
-            m = _CHK_RE.match(name)
-            if m and os.path.exists(os.path.join(self.checkpoints_dir, name, METADATA)):
+        for m in self._chk_folders():
+            if self.fs.exists(os.path.join(self.checkpoints_dir, m.group(0), METADATA)):
                 ids.append(int(m.group(1)))
         return sorted(ids)
 
@@ -123,19 +129,30 @@ class CheckpointStorage:
             return None
         return load_checkpoint(os.path.join(self.checkpoints_dir, f"chk-{ids[-1]:06d}"))
 
+    def _chk_folders(self) -> list[re.Match[str]]:
+        try:
+            names = [e.name for e in self.fs.listdir(self.checkpoints_dir)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [m for m in map(_CHK_RE.match, names) if m]
+
     def _prune(self) -> None:
         ids = self.completed_ids()
         for cid in ids[: -self.retain]:
-            shutil.rmtree(os.path.join(self.checkpoints_dir, f"chk-{cid:06d}"), ignore_errors=True)
+            self._rmtree(os.path.join(self.checkpoints_dir, f"chk-{cid:06d}"))
         # folders without metadata are checkpoints that never completed
-        if os.path.isdir(self.checkpoints_dir):
-            newest = ids[-1] if ids else 0
-            for name in os.listdir(self.checkpoints_dir):
-                m = _CHK_RE.match(name)
-                if m and int(m.group(1)) < newest and int(m.group(1)) not in ids:
-                    shutil.rmtree(os.path.join(self.checkpoints_dir, name), ignore_errors=True)
+        newest = ids[-1] if ids else 0
+        for m in self._chk_folders():
+            if int(m.group(1)) < newest and int(m.group(1)) not in ids:
+                self._rmtree(os.path.join(self.checkpoints_dir, m.group(0)))
+
+    def _rmtree(self, path: str) -> None:
+        try:
+            self.fs.rmtree(path)
+        except OSError:
+            pass  # pruning is tidying: the next checkpoint tries again
 
     def clear(self) -> None:
         """Forget every checkpoint (``--fresh``); savepoints stay."""
-        shutil.rmtree(self.checkpoints_dir, ignore_errors=True)
-        shutil.rmtree(self.state_dir, ignore_errors=True)
+        self._rmtree(self.checkpoints_dir)
+        self._rmtree(self.state_dir)

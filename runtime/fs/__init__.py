@@ -139,22 +139,22 @@ class FileSystem(ABC):
         for d in dirs:
             yield from self.walk(d.path)
 
-    def glob(self, pattern: str) -> list[str]:
-        """Paths of files and folders matching ``pattern`` (``*``, ``?``, ``[...]`` within a
-        name, ``**`` across folders), sorted."""
+    def glob(self, pattern: str) -> list[FileStatus]:
+        """The files and folders matching ``pattern`` (``*``, ``?``, ``[...]`` within a name,
+        ``**`` across folders), sorted by path."""
         parts = pattern.split("/")
         first = next((i for i, p in enumerate(parts) if _MAGIC.search(p)), len(parts))
-        base = "/".join(parts[:first]) or "/"
         if first == len(parts):
-            return [pattern] if self.exists(pattern) else []
+            st = self.status(pattern)
+            return [st] if st is not None else []
+        base = "/".join(parts[:first]) or "/"
         rx = re.compile(_translate(parts[first:]))
         out = []
-        for folder, dirs, files in self.walk(base):
+        for _folder, dirs, files in self.walk(base):
             for e in dirs + files:
-                rel = e.path[len(base):].lstrip("/")
-                if rx.fullmatch(rel):
-                    out.append(e.path)
-        return sorted(out)
+                if rx.fullmatch(e.path[len(base):].lstrip("/")):
+                    out.append(e)
+        return sorted(out, key=lambda e: e.path)
 
 
 def _translate(parts: list[str]) -> str:

@@ -134,8 +134,9 @@ class LocalFileSystem(FileSystem):
         except OSError:
             pass  # not every filesystem lets a folder be opened or synced; the rename happened
 
-    def glob(self, pattern: str) -> list[str]:
-        return sorted(glob.glob(pattern, recursive=True))
+    def glob(self, pattern: str) -> list[FileStatus]:
+        found = (self.status(p) for p in sorted(glob.glob(pattern, recursive=True)))
+        return [st for st in found if st is not None]
 
 
 LOCAL = LocalFileSystem()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+
 from runtime.errors import HubError, TerminalError, TransientError
+from runtime.fs import filesystem
 from runtime.sink import CommitContext, Committable, Committer
 from sinks.files.bucket import hidden_part_pattern
 
@@ -29,6 +31,7 @@ class FilesCommitter(Committer):
 
     def __init__(self, root: str):
         self._root = root
+        self._fs = filesystem(root)
 
     def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
         partitions: dict[str, int] = {}
@@ -43,7 +46,8 @@ class FilesCommitter(Committer):
             else:
                 log.error("files sink: dropping a committable of unknown kind: %r", c)
         for directory in synced:
-            _fsync_dir(directory)  # the renames survive a power loss before we report success
+            # the renames survive a power loss before we report success
+            self._fs.sync_dir(directory)
         not_yet: list[Committable] = []
         watermark = context.watermark_ms
         for directory, end_ms in partitions.items():
@@ -65,54 +69,34 @@ class FilesCommitter(Committer):
     # -- internals ------------------------------------------------------------------------------
     def _commit_file(self, pending: str, final: str) -> None:
         try:
-            os.rename(pending, final)
-            return
-        except FileNotFoundError:
-            pass
+            if self._fs.rename(pending, final):
+                return
+            if self._fs.exists(final):
+                return  # committed before (this is a replay)
         except OSError as exc:
             raise _os_error(f"committing {pending} as {final}", exc) from exc
-        if os.path.exists(final):
-            return  # committed before (this is a replay)
         log.error("files sink: neither pending file %s nor committed file %s exists; its rows "
                   "are lost (deleted outside the hub?)", pending, final)
 
     def _write_success(self, directory: str) -> None:
         try:
-            os.makedirs(directory, exist_ok=True)
-            with open(os.path.join(directory, SUCCESS_FILE), "wb"):
-                pass
+            self._fs.makedirs(directory)
+            self._fs.write_bytes(os.path.join(directory, SUCCESS_FILE), b"")
         except OSError as exc:
             raise _os_error(f"writing {SUCCESS_FILE} into {directory}", exc) from exc
 
     def _remove_strays(self, pipeline: str, keep: set[str]) -> None:
         own = hidden_part_pattern(pipeline)
-        for directory, _dirs, files in os.walk(self._root):
-            for name in files:
-                if not own.match(name):
-                    continue
-                path = os.path.join(directory, name)
-                if path in keep:
-                    continue
-                try:
-                    os.remove(path)
-                    log.info("files sink: removed %s, written after the restored checkpoint", path)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    raise _os_error(f"removing {path}", exc) from exc
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not every filesystem lets a directory be opened; the rename still happened
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        log.debug("files sink: fsync of directory %s not supported: %s", directory, exc)
-    finally:
-        os.close(fd)
+        try:
+            for _directory, _dirs, files in self._fs.walk(self._root):
+                for f in files:
+                    if not own.match(f.name) or f.path in keep:
+                        continue
+                    if self._fs.remove(f.path):
+                        log.info("files sink: removed %s, written after the restored checkpoint",
+                                 f.path)
+        except OSError as exc:
+            raise _os_error(f"removing stray part files under {self._root}", exc) from exc
 
 
 def _os_error(what: str, exc: OSError) -> HubError:

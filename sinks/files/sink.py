@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from typing import Any, ClassVar
 
 from runtime.errors import HubError
+from runtime.fs import filesystem
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.files.committer import FilesCommitter
 from sinks.files.config import FilesSinkConfig
@@ -13,7 +14,7 @@ from sinks.files.writer import FilesSinkWriter
 
 
 class FilesSink(Sink):
-    """Exactly-once part files on a local filesystem (see :mod:`sinks.files`).
+    """Exactly-once part files on a local filesystem or HDFS (see :mod:`sinks.files`).
 
     Writers (:class:`FilesSinkWriter`) produce hidden part files; the committer
     (:class:`FilesCommitter`) renames them visible and marks complete partitions.  Keeps no
@@ -29,9 +30,11 @@ class FilesSink(Sink):
         """Create ``path`` if needed and prove a file can be created in it."""
         root = self.config.root
         try:
-            os.makedirs(root, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=root, prefix=".hub-check-"):
-                pass
+            fs = filesystem(root)
+            fs.makedirs(root)
+            probe = os.path.join(root, f".hub-check-{uuid.uuid4().hex}")
+            fs.create(probe).close()  # raises what the upload met (permissions, no datanode)
+            fs.remove(probe)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise HubError(f"files sink: path {root!r} is not writable: {reason}") from None

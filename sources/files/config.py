@@ -16,7 +16,9 @@ class FilesSourceConfig(ConnectorConfig):
 
     path: str = Field(description=(
         "a file, a directory (all files below it) or a glob such as \"./in/*.csv\" "
-        "(\"**\" matches directories recursively); in directories and globs, names starting "
+        "(\"**\" matches directories recursively), local or on HDFS "
+        "(\"hdfs://namenode:9870/in/*.parquet\", through WebHDFS: the hdfs extra); "
+        "in directories and globs, names starting "
         "with '.' or '_' and names ending in .inprogress, .pending or .tmp are skipped"))
     format: str = Field(description="file format: csv, jsonl or parquet (a hub.formats plugin)")
     format_options: dict[str, Any] = Field(default_factory=dict, description=(

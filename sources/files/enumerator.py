@@ -10,6 +10,7 @@ from typing import Any
 
 from formats.base import FileFormat
 from runtime.errors import HubError
+from runtime.fs import filesystem
 from runtime.schema import TableSchema
 from runtime.source import EnumeratorContext, Split, SplitEnumerator
 from sources.files.config import FilesSourceConfig
@@ -48,16 +49,24 @@ def default_table(pattern: str) -> str:
 
 def check_path(pattern: str) -> None:
     """Raise a one-line HubError when the path (or a glob's base directory) is missing."""
-    if _MAGIC.search(pattern):
-        base = base_dir(pattern)
-        if not os.path.isdir(base):
-            raise HubError(f"files source: directory {base!r} of path {pattern!r} does not exist")
-    elif not os.path.exists(pattern):
-        raise HubError(f"files source: path {pattern!r} does not exist")
+    fs = filesystem(pattern)
+    try:
+        if _MAGIC.search(pattern):
+            base = base_dir(pattern)
+            if not fs.isdir(base):
+                raise HubError(f"files source: directory {base!r} of path {pattern!r} does not "
+                               f"exist")
+        elif not fs.exists(pattern):
+            raise HubError(f"files source: path {pattern!r} does not exist")
+    except OSError as exc:
+        raise HubError(f"files source: can't look at {pattern}: {exc}") from None
 
 
 def list_files(pattern: str) -> list[str]:
-    """Absolute paths of the files the pattern names, sorted."""
+    """Absolute paths (or URLs) of the files the pattern names, sorted."""
+    fs = filesystem(pattern)
+    if not fs.is_local:
+        return _list_remote(pattern)
     if _MAGIC.search(pattern):
         base = base_dir(pattern)
         found = [p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)
@@ -70,6 +79,24 @@ def list_files(pattern: str) -> list[str]:
     else:
         found = [pattern] if os.path.isfile(pattern) else []
     return sorted(os.path.abspath(p) for p in found)
+
+
+def _list_remote(pattern: str) -> list[str]:
+    fs = filesystem(pattern)
+    if _MAGIC.search(pattern):
+        base = base_dir(pattern).rstrip("/")
+        return [e.path for e in fs.glob(pattern) if not e.is_dir
+                and not any(_skipped(c) for c in e.path[len(base):].strip("/").split("/"))]
+    st = fs.status(pattern)
+    if st is None:
+        return []
+    if not st.is_dir:
+        return [pattern]
+    found = []
+    for _folder, dirs, files in fs.walk(pattern):
+        dirs[:] = [d for d in dirs if not _skipped(d.name)]
+        found += [f.path for f in files if not _skipped(f.name)]
+    return sorted(found)
 
 
 class FilesEnumerator(SplitEnumerator):
@@ -138,21 +165,20 @@ class FilesEnumerator(SplitEnumerator):
     def discover(self) -> int:
         """Add a split for each file not seen before; returns how many were added."""
         added = 0
+        fs = filesystem(self.config.path)
         for path in list_files(self.config.path):
             if path in self.discovered:
                 continue
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
+            st = fs.status(path)
+            if st is None:
                 continue  # gone between listing and stat: it is not there to read
             self.discovered.add(path)
-            if st.st_size == 0:
+            if st.size == 0:
                 log.info("files source: skipping empty file %s", path)
                 continue
             if self.schema is None:
                 self.schema = inferred_schema(self.config, self.format, self.table, path)
-            self.pending.append(FileSplit(path, path=path, size=st.st_size,
-                                          mtime_ms=st.st_mtime_ns // 1_000_000))
+            self.pending.append(FileSplit(path, path=path, size=st.size, mtime_ms=st.mtime_ms))
             added += 1
         return added
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections import deque
 from typing import Any
 
@@ -13,7 +14,8 @@ import pyarrow.compute as pc
 
 from formats.base import FileFormat, FormatReader, ReadChunk
 from runtime.batch import CREATE, OPS, ChangeBatch
-from runtime.errors import BadRecordError, HubError
+from runtime.errors import BadRecordError, HubError, TransientError
+from runtime.fs import filesystem
 from runtime.schema import TableSchema
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.files.config import FilesSourceConfig
@@ -32,7 +34,8 @@ class FilesReader(SourceReader):
     parse, bounded work) and then moves the split's progress past it, so
     :meth:`snapshot_state` between polls is exact: a restored reader reads on from the first
     record not emitted.  Bad records go to the dead-letter queue (or stop the pipeline);
-    skipped ones count as read.
+    skipped ones count as read.  A file on HDFS is copied to a local temporary file when its
+    split starts (formats read local files) and the copy is deleted when it is done.
     """
 
     def __init__(self, context: ReaderContext, config: FilesSourceConfig, fmt: FileFormat):
@@ -44,6 +47,7 @@ class FilesReader(SourceReader):
         self.file: FormatReader | None = None
         self.requested = False
         self.no_more = False
+        self._spool: str | None = None  # local copy of the current remote file
         self._schemas: dict[str, tuple[TableSchema, pa.Schema, bool]] = {}
 
     # -- SourceReader -------------------------------------------------------------------------
@@ -84,6 +88,15 @@ class FilesReader(SourceReader):
         if self.file is not None:
             self.file.close()
             self.file = None
+        self._drop_spool()
+
+    def _drop_spool(self) -> None:
+        if self._spool is not None:
+            try:
+                os.remove(self._spool)
+            except OSError as exc:
+                log.warning("files source: could not delete local copy %s: %s", self._spool, exc)
+            self._spool = None
 
     # -- splits -------------------------------------------------------------------------------
     def _request(self) -> None:
@@ -97,10 +110,15 @@ class FilesReader(SourceReader):
             split = self.queue.popleft()
             schema, arrow, _ = self._schema(split)
             try:
+                local = self._local(split.path)
                 self.file = self.format.open_reader(
-                    split.path, arrow, split.progress, batch_rows=self.config.batch_size,
+                    local, arrow, split.progress, batch_rows=self.config.batch_size,
                     on_bad_record=lambda err, rec, p=split.path: self._bad(err, rec, p))
+            except ConnectionError as exc:
+                self._drop_spool()  # the store is unreachable: not the file's fault
+                raise TransientError(f"files source: reading {split.path} failed: {exc}") from exc
             except (OSError, pa.ArrowException) as exc:
+                self._drop_spool()
                 # a file gone or unreadable (not a Parquet file...) is one bad record
                 self._bad(BadRecordError(f"files source: can't read {split.path}: {exc}"), None,
                           split.path)
@@ -109,6 +127,13 @@ class FilesReader(SourceReader):
             self.current = split
             return True
         return False
+
+    def _local(self, path: str) -> str:
+        """``path`` itself, or for a remote file a local copy (deleted with the split)."""
+        local, temporary = filesystem(path).local_copy(path)
+        if temporary:
+            self._spool = local
+        return local
 
     def _finish(self, output: ReaderOutput) -> None:
         assert self.current is not None

@@ -2,11 +2,14 @@
 Arrow schema files are read with, and event times from a column."""
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 
 from formats.base import FileFormat, annotated_arrow_schema, logical_type
 from runtime.batch import OP_COLUMN, TS_COLUMN
 from runtime.errors import ConfigError, HubError
+from runtime.fs import filesystem
 from runtime.schema import Column, TableSchema
 from runtime.types import parse_type
 from sources.files.config import FilesSourceConfig
@@ -28,7 +31,12 @@ def inferred_schema(config: FilesSourceConfig, fmt: FileFormat, table: str,
     """The schema of the file at ``path``.  Changelog files (columns ``op`` and ``ts_ms``, as
     the files sink writes) give those two to the events, not to the table."""
     try:
-        arrow = fmt.infer_schema(path)
+        local, temporary = filesystem(path).local_copy(path)  # formats read local files
+        try:
+            arrow = fmt.infer_schema(local)
+        finally:
+            if temporary:
+                os.remove(local)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise HubError(f"files source: can't infer the columns of {path}: {exc}") from None
     changelog = OP_COLUMN in arrow.names and TS_COLUMN in arrow.names

@@ -22,6 +22,9 @@ from runtime.sink import Sink
 class SinkCase:
     make: Callable[[Path], Sink]
     read: Callable[[Path], Counter]
+    #: An upsert sink (one row per key): ``read`` gives ``(table, id, name)`` of live rows and
+    #: is compared with the final state instead of the changelog.
+    upsert: bool = False
 
 
 def _files(fmt: str) -> SinkCase:
@@ -51,8 +54,157 @@ def _files(fmt: str) -> SinkCase:
     return SinkCase(make, read)
 
 
+def _hdfs(fmt: str) -> SinkCase:
+    """The hdfs sink on the WebHDFS test server (or HUB_TEST_WEBHDFS's namenode); the case's
+    folder becomes the same path on HDFS."""
+
+    def url(root: Path) -> str:
+        from tests.servers.webhdfs import shared
+
+        return f"{shared().url}{root}"
+
+    def make(root: Path) -> Sink:
+        from sinks.hdfs.config import HdfsSinkConfig
+        from sinks.hdfs.sink import HdfsSink
+
+        return HdfsSink(HdfsSinkConfig.model_validate({
+            "path": url(root), "format": fmt, "partition-format": "dt=%Y-%m-%d"}))
+
+    def read(root: Path) -> Counter:
+        import pyarrow as pa
+
+        from runtime.fs import filesystem
+
+        base = url(root)
+        fs = filesystem(base)
+        rows: Counter = Counter()
+        for _d, _dirs, files in fs.walk(base):
+            for f in files:
+                if f.name.startswith(".") or not f.name.endswith(f".{fmt}"):
+                    continue
+                t = pq.read_table(pa.BufferReader(fs.read_bytes(f.path)))
+                table = ".".join(f.path[len(base):].strip("/").split("/")[:2])
+                for op, id_, name in zip(*(t.column(c).to_pylist() for c in ("op", "id", "name"))):
+                    rows[(table, op, int(id_), name)] += 1
+        return rows
+
+    return SinkCase(make, read)
+
+
+def _prefix(root: Path) -> str:
+    """A name unique to one test's output folder (indexes and tables are shared by tests)."""
+    import hashlib
+
+    return "conf-" + hashlib.sha1(str(root).encode()).hexdigest()[:12]
+
+
+def _elasticsearch() -> SinkCase:
+    """The elasticsearch sink on osmem-server (or HUB_TEST_ELASTICSEARCH's), one index per
+    table named ``<prefix>-<db>.<table>``."""
+
+    def make(root: Path) -> Sink:
+        from sinks.elasticsearch.config import ElasticsearchSinkConfig
+        from sinks.elasticsearch.sink import ElasticsearchSink
+        from tests.servers.elasticsearch import shared
+
+        es = shared()
+        return ElasticsearchSink(ElasticsearchSinkConfig.model_validate({
+            "hosts": [es.url], **es.options, "index": _prefix(root) + "-{db}.{table}",
+            "bulk-max-actions": 50}))
+
+    def read(root: Path) -> Counter:
+        from tests.servers.elasticsearch import shared
+
+        es = shared().client()
+        pattern = _prefix(root) + "-*"
+        es.indices.refresh(index=pattern, allow_no_indices=True)
+        hits = es.search(index=pattern, size=10_000, allow_no_indices=True)["hits"]["hits"]
+        es.close()
+        return Counter((h["_index"][len(_prefix(root)) + 1:], h["_source"]["id"],
+                        h["_source"]["name"]) for h in hits)
+
+    return SinkCase(make, read, upsert=True)
+
+
+def _hbase() -> SinkCase:
+    """The hbase sink on our HBase Thrift test server (or HUB_TEST_HBASE's), one table per
+    source table named ``<prefix>-<db>.<table>``."""
+
+    def make(root: Path) -> Sink:
+        from sinks.hbase.config import HBaseSinkConfig
+        from sinks.hbase.sink import HBaseSink
+        from tests.servers.hbase_thrift import shared
+
+        hb = shared()
+        return HBaseSink(HBaseSinkConfig.model_validate({
+            "host": hb.host, "port": hb.port, "table": _prefix(root) + "-{db}.{table}",
+            "batch-size": 50}))
+
+    def read(root: Path) -> Counter:
+        import happybase
+
+        from sinks.hbase.types import decode_int_key
+        from tests.servers.hbase_thrift import shared
+
+        hb = shared()
+        conn = happybase.Connection(hb.host, hb.port)
+        rows: Counter = Counter()
+        for name in conn.tables():
+            table = name.decode()
+            if table.startswith(_prefix(root) + "-"):
+                for key, cells in conn.table(name).scan():
+                    rows[(table[len(_prefix(root)) + 1:], decode_int_key(key),
+                          cells[b"cf:name"].decode())] += 1
+        conn.close()
+        return rows
+
+    return SinkCase(make, read, upsert=True)
+
+
+def _kafka_topic(root: Path) -> str:
+    import hashlib
+
+    return "conf-sink-" + hashlib.sha1(str(root).encode()).hexdigest()[:12]
+
+
+def _kafka_make(root: Path) -> Sink:
+    import pytest
+
+    from sinks.kafka.config import KafkaSinkConfig
+    from sinks.kafka.sink import KafkaSink
+    from tests.servers.kafka import shared
+
+    kafka = shared()
+    if not kafka.hides_aborted:
+        pytest.skip("Tansu shows uncommitted and aborted transactional records to "
+                    "read_committed consumers: run with HUB_TEST_KAFKA=<Apache Kafka>")
+    topic = _kafka_topic(root)
+    if not root.exists():
+        kafka.create_topic(topic, partitions=2)
+        root.mkdir(parents=True)
+    return KafkaSink(KafkaSinkConfig.model_validate({
+        "bootstrap-servers": kafka.bootstrap, "topic": topic, "format": "json",
+        "transactional-id-prefix": topic}))
+
+
+def _kafka_read(root: Path) -> Counter:
+    import json
+
+    from tests.servers.kafka import shared
+
+    rows: Counter = Counter()
+    for m in shared().consume_all(_kafka_topic(root)):
+        v = json.loads(m.value())
+        rows[("test.orders", v["op"], v["id"], v["name"])] += 1
+    return rows
+
+
 SINK_CASES: dict[str, SinkCase] = {
+    "kafka": SinkCase(_kafka_make, _kafka_read),
     "files-parquet": _files("parquet"),
     "files-jsonl": _files("jsonl"),
     "files-csv": _files("csv"),
+    "elasticsearch": _elasticsearch(),
+    "hbase": _hbase(),
+    "hdfs-parquet": _hdfs("parquet"),
 }

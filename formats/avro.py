@@ -1,0 +1,332 @@
+"""``format = "avro"``: Avro in the Confluent Schema Registry wire format (a zero byte, the
+4-byte big-endian schema id, the Avro binary datum).
+
+Writing: the value is a Debezium-shaped envelope record ``{before, after, op, ts_ms, source}``
+(``before``/``after`` of the table's row record); keys are the primary key's record.  Schemas
+are registered under ``<topic>-value`` / ``<topic>-key`` (TopicNameStrategy).  Every field
+carries its logical type in the ``hub.logical-type`` property, so reading back is exact; Avro
+logical types carry the values: decimal (bytes), date, local-timestamp-micros (TIMESTAMP),
+timestamp-micros (TIMESTAMP_LTZ), TIME as signed microseconds (a long: MySQL TIME reaches
+-838:59:59, which Avro's time-micros can't hold).
+
+Reading: the schema is fetched by id (cached).  A record with ``before``/``after``/``op``
+fields is an envelope (ours or Debezium's ``debezium-avro``), any other record a row
+(an insert).  The primary key comes from ``primary-key`` or the fields of the key's schema.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import struct
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from formats.message import (Decoded, MessageDecoder, MessageEncoder, MessageFormat,
+                             MessageFormatConfig, topic_table)
+from formats.msgvalues import schema_changes
+from formats.schema_registry import SchemaRegistry
+from runtime.batch import ChangeBatch
+from runtime.schema import Column, TableSchema, split_table_id
+from runtime.types import DataType, T
+
+PROP = "hub.logical-type"
+_HEADER = struct.Struct(">bI")
+_OPS = {"r", "c", "u", "d"}
+
+
+class AvroConfig(MessageFormatConfig):
+    summary: ClassVar[str] = "Avro with Confluent Schema Registry (magic byte + schema id)"
+
+    schema_registry_url: str = Field(description=(
+        "Schema Registry URL (also settable as the connector's schema-registry-url)"))
+
+
+# -- logical types <-> Avro -------------------------------------------------------------------
+def _avro_type(t: DataType) -> Any:
+    k = t.kind
+    base: Any
+    if k == "DECIMAL":
+        base = {"type": "bytes", "logicalType": "decimal", "precision": t.precision,
+                "scale": t.scale}
+    elif k == "DATE":
+        base = {"type": "int", "logicalType": "date"}
+    elif k == "TIMESTAMP":
+        base = {"type": "long", "logicalType": "local-timestamp-micros"}
+    elif k == "TIMESTAMP_LTZ":
+        base = {"type": "long", "logicalType": "timestamp-micros"}
+    elif k == "ARRAY":
+        assert t.element is not None
+        base = {"type": "array", "items": ["null", _avro_type(t.element)]}
+    else:
+        base = {"type": {"BOOLEAN": "boolean", "TINYINT": "int", "SMALLINT": "int",
+                         "INT": "int", "BIGINT": "long", "FLOAT": "float", "DOUBLE": "double",
+                         "TIME": "long"}.get(k, "bytes" if t.is_binary else "string")}
+    base[PROP] = str(t)
+    return base
+
+
+def _name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text) or "_"
+
+
+def row_record(schema: TableSchema, name: str) -> dict:
+    return {"type": "record", "name": name, "fields": [
+        {"name": c.name, "type": ["null", _avro_type(c.type)] if c.nullable else
+         _avro_type(c.type), **({"default": None} if c.nullable else {})}
+        for c in schema.columns]}
+
+
+def _logical(avro: Any) -> DataType:
+    if isinstance(avro, list):
+        branches = [b for b in avro if b != "null"]
+        return _logical(branches[0]) if len(branches) == 1 else T("JSON")
+    if isinstance(avro, str):
+        avro = {"type": avro}
+    if PROP in avro:
+        return T(avro[PROP])
+    lt, kind = avro.get("logicalType"), avro.get("type")
+    if lt == "decimal":
+        return T(f"DECIMAL({avro.get('precision', 38)},{avro.get('scale', 0)})")
+    simple = {"date": "DATE", "time-millis": "TIME(3)", "time-micros": "TIME(6)",
+              "timestamp-millis": "TIMESTAMP_LTZ(3)", "timestamp-micros": "TIMESTAMP_LTZ(6)",
+              "local-timestamp-millis": "TIMESTAMP(3)", "local-timestamp-micros": "TIMESTAMP(6)",
+              "uuid": "STRING"}
+    if lt in simple:
+        return T(simple[lt])
+    if kind == "array":
+        return DataType("ARRAY", element=_logical(avro["items"]))
+    prim = {"boolean": "BOOLEAN", "int": "INT", "long": "BIGINT", "float": "FLOAT",
+            "double": "DOUBLE", "string": "STRING", "bytes": "BYTES", "fixed": "BYTES",
+            "enum": "STRING"}
+    return T(prim.get(kind, "JSON"))
+
+
+def _nullable(avro: Any) -> bool:
+    return isinstance(avro, list) and "null" in avro
+
+
+def _record_of(avro: Any) -> dict:
+    if isinstance(avro, list):
+        return next(b for b in avro if isinstance(b, dict) and b.get("type") == "record")
+    return avro
+
+
+# -- decoding ---------------------------------------------------------------------------------
+class AvroDecoder(MessageDecoder):
+    def __init__(self, config: AvroConfig):
+        self.config = config
+        self.registry = SchemaRegistry(config.schema_registry_url)
+        self._parsed: dict[int, tuple[Any, bool, list, list]] = {}
+        self._keys: dict[int, tuple[str, ...]] = {}
+        self.schemas: dict[str, TableSchema] = {}
+        self._schema_cache: dict[tuple, TableSchema] = {}
+
+    def _reader(self, sid: int) -> tuple[Any, bool, list, list]:
+        hit = self._parsed.get(sid)
+        if hit is None:
+            import fastavro
+
+            raw = self.registry.schema(sid)
+            names = {f["name"] for f in raw.get("fields", [])}
+            envelope = {"before", "after", "op"} <= names
+            fields = (_record_of(next(f["type"] for f in raw["fields"] if f["name"] == "after"))
+                      ["fields"] if envelope else raw["fields"])
+            cols = [Column(f["name"], _logical(f["type"]), _nullable(f["type"])) for f in fields]
+            times = [i for i, c in enumerate(cols) if c.type.kind == "TIME"]
+            hit = (fastavro.parse_schema(raw), envelope, cols, times)
+            self._parsed[sid] = hit
+        return hit
+
+    def _primary_key(self, key: bytes | None) -> tuple[str, ...]:
+        if self.config.primary_key:
+            return tuple(self.config.primary_key)
+        if not key or len(key) < 5 or key[0] != 0:
+            return ()
+        sid = _HEADER.unpack_from(key)[1]
+        if sid not in self._keys:
+            raw = self.registry.schema(sid)
+            self._keys[sid] = tuple(f["name"] for f in raw.get("fields", []))
+        return self._keys[sid]
+
+    def decode(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
+               timestamps: Sequence[int], topic: str) -> Decoded:
+        from fastavro import schemaless_reader
+
+        out = Decoded()
+        run: list[tuple[int, str, tuple, tuple | None, int]] = []
+        run_schema: TableSchema | None = None
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            try:
+                if len(value) < 5 or value[0] != 0:
+                    raise ValueError("no Confluent wire-format header (magic byte 0 + id)")
+                sid = _HEADER.unpack_from(value)[1]
+                parsed, envelope, cols, times = self._reader(sid)
+                rec = schemaless_reader(io.BytesIO(value[5:]), parsed)
+                table = self.config.table or topic_table(topic)
+                if envelope:
+                    op = rec["op"]
+                    src = rec.get("source") or {}
+                    if not self.config.table and src.get("db") and src.get("table"):
+                        table = f"{src['db']}.{src['table']}"
+                    ts = (src.get("ts_ms") or rec.get("ts_ms") or timestamps[i])
+                    if op not in _OPS:
+                        continue
+                    image = rec["before"] if op == "d" else rec["after"]
+                    before = rec.get("before") if op == "u" else None
+                else:
+                    op, image, before, ts = "c", rec, None, timestamps[i]
+                if image is None:
+                    raise ValueError(f"op {op!r} without its row image")
+                row = _row(image, cols, times)
+                brow = _row(before, cols, times) if before is not None else None
+                schema = self._schema(table, sid, cols, keys[i])
+            except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad message
+                out.bad.append((i, f"not an avro message: {type(exc).__name__}: {exc}"))
+                continue
+            if schema is not run_schema:
+                self._flush(run, run_schema, out)
+                run = []
+                old = self.schemas.get(table)
+                if old is not None and old != schema:
+                    for ch in schema_changes(old, schema, ts):
+                        out.elements.append(ch)
+                        out.indexes.append([i])
+                self.schemas[table] = schema
+                run_schema = schema
+            run.append((i, op, row, brow, ts))
+        self._flush(run, run_schema, out)
+        return out
+
+    def _schema(self, table: str, sid: int, cols: list[Column], key: bytes | None
+                ) -> TableSchema:
+        cache = self._schema_cache
+        pk = self._primary_key(key)
+        hit = cache.get((table, sid, pk))
+        if hit is None:
+            names = {c.name for c in cols}
+            hit = cache[(table, sid, pk)] = TableSchema(table, tuple(cols),
+                                                        tuple(k for k in pk if k in names))
+        return hit
+
+    @staticmethod
+    def _flush(run: list, schema: TableSchema | None, out: Decoded) -> None:
+        if not run or schema is None:
+            return
+        ops = "".join(r[1] for r in run)
+        before = [r[3] for r in run] if any(r[3] is not None for r in run) else None
+        out.elements.append(ChangeBatch(schema, ops, rows=[r[2] for r in run], before=before,
+                                        ts_ms=[r[4] for r in run]))
+        out.indexes.append([r[0] for r in run])
+
+
+def _row(image: dict, cols: list[Column], times: list[int]) -> tuple:
+    row = [image.get(c.name) for c in cols]
+    for j in times:
+        v = row[j]
+        if isinstance(v, int):
+            row[j] = dt.timedelta(microseconds=v)
+        elif isinstance(v, dt.time):
+            row[j] = dt.timedelta(hours=v.hour, minutes=v.minute, seconds=v.second,
+                                  microseconds=v.microsecond)
+    return tuple(row)
+
+
+# -- encoding ---------------------------------------------------------------------------------
+class AvroEncoder(MessageEncoder):
+    def __init__(self, config: AvroConfig):
+        self.registry = SchemaRegistry(config.schema_registry_url)
+        self._writers: dict[tuple[TableSchema, str, bool], tuple[bytes, Any]] = {}
+
+    def _writer(self, schema: TableSchema, subject: str, envelope: bool) -> tuple[bytes, Any]:
+        hit = self._writers.get((schema, subject, envelope))
+        if hit is None:
+            import fastavro
+
+            name = _name(schema.table)
+            row = row_record(schema, f"{name}_{'Value' if envelope else 'Key'}")
+            if envelope:
+                avro = {"type": "record", "name": f"{name}_Envelope", "namespace": "hub",
+                        "fields": [
+                            {"name": "before", "type": ["null", row], "default": None},
+                            {"name": "after", "type": ["null", row["name"]], "default": None},
+                            {"name": "op", "type": "string"},
+                            {"name": "ts_ms", "type": "long"},
+                            {"name": "source", "type": {"type": "record", "name": "Source",
+                                                        "fields": [
+                                                            {"name": "db", "type": "string"},
+                                                            {"name": "table", "type": "string"}]}}]}
+            else:
+                avro = {**row, "namespace": "hub"}
+            sid = self.registry.register(subject, avro)
+            hit = (_HEADER.pack(0, sid), fastavro.parse_schema(avro))
+            self._writers[(schema, subject, envelope)] = hit
+        return hit
+
+    def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        from fastavro import schemaless_writer
+
+        schema = batch.schema
+        header, parsed = self._writer(schema, f"{topic}-value", True)
+        names = schema.names
+        times = [j for j, c in enumerate(schema.columns) if c.type.kind == "TIME"]
+        db, table = split_table_id(schema.table)
+        source = {"db": db, "table": table}
+        before = batch.before or [None] * len(batch)
+        out: list[bytes | None] = []
+        for op, row, b, ts in zip(batch.ops, batch.rows(), before, batch.ts_ms_list()):
+            image = _record(names, row, times)
+            rec = {"before": image if op == "d" else (
+                       _record(names, b, times) if b is not None else None),
+                   "after": None if op == "d" else image, "op": op, "ts_ms": ts,
+                   "source": source}
+            buf = io.BytesIO()
+            buf.write(header)
+            schemaless_writer(buf, parsed, rec)
+            out.append(buf.getvalue())
+        return out
+
+    def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        from fastavro import schemaless_writer
+
+        s = batch.schema
+        if not s.primary_key:
+            return [None] * len(batch)
+        ks = s.with_columns(tuple(s.column(k) for k in s.primary_key))
+        header, parsed = self._writer(ks, f"{topic}-key", False)
+        idx = s.key_indexes
+        times = [j for j, c in enumerate(ks.columns) if c.type.kind == "TIME"]
+        out: list[bytes | None] = []
+        for row in batch.rows():
+            buf = io.BytesIO()
+            buf.write(header)
+            schemaless_writer(buf, parsed, _record(ks.names, tuple(row[i] for i in idx), times))
+            out.append(buf.getvalue())
+        return out
+
+
+def _record(names: tuple[str, ...], row: tuple, times: list[int]) -> dict:
+    rec = dict(zip(names, row))
+    for j in times:
+        v = row[j]
+        if v is not None:
+            rec[names[j]] = (v.days * 86_400_000_000 + v.seconds * 1_000_000 + v.microseconds)
+    return rec
+
+
+class AvroFormat(MessageFormat):
+    """Avro with the Confluent Schema Registry (see the module docstring)."""
+
+    name: ClassVar[str] = "avro"
+    config_class: ClassVar = AvroConfig
+    needs_registry: ClassVar[bool] = True
+
+    def decoder(self) -> MessageDecoder:
+        return AvroDecoder(self.config)
+
+    def encoder(self) -> MessageEncoder:
+        return AvroEncoder(self.config)

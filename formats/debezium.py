@@ -1,0 +1,242 @@
+"""``format = "debezium-json"``: Debezium's change-event envelope, with or without the schema
+part (JsonConverter ``schemas.enable``).
+
+Reading: ``{"before", "after", "op", "source", "ts_ms"}``, optionally wrapped in
+``{"schema", "payload"}``.  With the schema part, columns and their types come from it (every
+Debezium semantic type: see :mod:`formats.debezium_types`) and the primary key from the key's
+schema part; without it, from declared ``columns`` or inferred from the values.  The table is
+``source.db`` + ``.`` + ``source.table``.  ``op`` ``r``/``c``/``u``/``d`` are change events,
+``t`` a truncate; tombstones and ``m`` (logical decoding messages) carry no change.  Messages of
+Debezium's schema-change topic (``ddl`` + ``tableChanges``) become create/alter/drop schema
+changes.  A change of a table's schema part between messages becomes schema-change events.
+
+Writing: the envelope with ``source = {"connector": "hub", "db", "table"}``, values in the text
+encodings of :mod:`formats.textcodec` (JSON columns as JSON strings, as Debezium writes them),
+and with ``schema-include = true`` the schema part describing them.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
+
+from formats.debezium_types import apply_natives, connect_struct, row_schema
+from formats.envelope import EnvelopeDecoder, Event
+from formats.json_message import JsonEncoder
+from formats.message import MessageDecoder, MessageEncoder, MessageFormat, MessageFormatConfig
+from formats.msgvalues import before_texts, object_texts, ops_of, schema_changes, split_utf8
+from formats.mysqltypes import from_mysql
+from runtime.batch import ChangeBatch
+from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
+
+_OPS = {"r": "r", "c": "c", "u": "u", "d": "d"}
+
+
+class DebeziumJsonConfig(MessageFormatConfig):
+    summary: ClassVar[str] = "Debezium change-event envelopes (before/after/op/source/ts_ms)"
+
+    schema_include: bool = Field(False, description=(
+        "writing: wrap each envelope in {\"schema\": ..., \"payload\": ...} as Kafka Connect's "
+        "JsonConverter with schemas.enable does (reading accepts both forms)"))
+
+
+class DebeziumJsonDecoder(EnvelopeDecoder):
+    name = "debezium-json"
+
+    def __init__(self, config: DebeziumJsonConfig):
+        super().__init__(config)
+        # schema part (its raw text) -> (schema, natives); keys' schema text -> primary key
+        self._parts: dict[tuple[str, bytes], tuple[TableSchema, dict]] = {}
+        self._keys: dict[bytes, tuple[str, ...]] = {}
+
+    def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
+              ) -> list[Event | SchemaChange]:
+        part = None
+        if isinstance(obj, dict) and "payload" in obj and "schema" in obj:
+            part, obj = obj["schema"], obj["payload"]
+        if obj is None:
+            return []
+        if "op" not in obj:
+            if "tableChanges" in obj:
+                return self._history(obj, ts_ms)
+            raise ValueError("no 'op' field: not a Debezium change event")
+        op = obj["op"]
+        source = obj.get("source") or {}
+        table = self.config.table or _table_id(source, topic)
+        ts = source.get("ts_ms") or obj.get("ts_ms") or ts_ms
+        if op == "t":
+            schema = self.schemas.get(table)
+            return [SchemaChange("truncate_table", table, schema, {}, ts)]
+        if op not in _OPS:
+            return []  # "m": a logical decoding message, no row change
+        before, after = obj.get("before"), obj.get("after")
+        schema = None
+        if part is not None and self.config.columns is None:
+            schema, natives = self._schema(table, part, value, key)
+            apply_natives(before, natives)
+            apply_natives(after, natives)
+        if op == "d":
+            if before is None:
+                raise ValueError("a delete without a 'before' image")
+            return [Event(table, "d", before, None, ts, schema)]
+        if after is None:
+            raise ValueError(f"op {op!r} without an 'after' image")
+        return [Event(table, op, after, before if op == "u" else None, ts, schema)]
+
+    def _schema(self, table: str, part: dict, value: bytes, key: bytes | None
+                ) -> tuple[TableSchema, dict]:
+        # The schema part is the same text for every message of a table until it changes:
+        # the raw bytes before "payload" identify it without walking it again.
+        cut = value.find(b'"payload"')
+        cache_key = (table, value[:cut] if cut > 0 else json.dumps(part).encode())
+        hit = self._parts.get(cache_key)
+        if hit is None:
+            fields = {f.get("field"): f for f in part.get("fields", [])}
+            struct = fields.get("after") or fields.get("before")
+            if struct is None:
+                raise ValueError("the schema part has no 'after'/'before' field")
+            hit = row_schema(table, struct, self._primary_key(key))
+            self._parts[cache_key] = hit
+        return hit
+
+    def _primary_key(self, key: bytes | None) -> tuple[str, ...]:
+        if self.config.primary_key:
+            return tuple(self.config.primary_key)
+        if not key:
+            return ()
+        cut = key.find(b'"payload"')
+        cache_key = key[:cut] if cut > 0 else key
+        pk = self._keys.get(cache_key)
+        if pk is None:
+            try:
+                k = json.loads(key)
+            except ValueError:
+                return ()
+            if isinstance(k, dict) and "schema" in k and "payload" in k:
+                pk = tuple(f["field"] for f in (k["schema"] or {}).get("fields", []))
+            elif isinstance(k, dict):
+                pk = tuple(k)
+            else:
+                pk = ()
+            if cut > 0:
+                self._keys[cache_key] = pk
+        return pk
+
+    def _history(self, obj: dict, ts_ms: int) -> list[Event | SchemaChange]:
+        """A message of Debezium's schema-change topic."""
+        ts = (obj.get("source") or {}).get("ts_ms") or obj.get("ts_ms") or ts_ms
+        out: list[Event | SchemaChange] = []
+        for change in obj.get("tableChanges") or []:
+            table = self.config.table or ".".join(
+                p.strip('"`') for p in change["id"].split(".") if p)
+            kind = change.get("type", "").upper()
+            if kind == "DROP":
+                out.append(SchemaChange("drop_table", table, None, {}, ts))
+                continue
+            t = change["table"]
+            cols = tuple(Column(c["name"], _history_type(c), bool(c.get("optional", True)))
+                         for c in sorted(t["columns"], key=lambda c: c.get("position", 0)))
+            new = TableSchema(table, cols, tuple(t.get("primaryKeyColumnNames") or ()))
+            old = self.schemas.get(table)
+            if kind == "CREATE" or old is None:
+                out.append(SchemaChange("create_table", table, new, {}, ts))
+            else:
+                out.extend(schema_changes(old, new, ts))
+            self.schemas[table] = new
+        return out
+
+
+_SIZED = ("VARCHAR", "CHAR", "BINARY", "VARBINARY", "BIT", "DATETIME", "TIMESTAMP", "TIME")
+
+
+def _history_type(column: dict) -> Any:
+    """The logical type of a column of Debezium's schema history (``typeName``, ``length``,
+    ``scale``; an unsigned type's name ends with ``UNSIGNED``)."""
+    name = column["typeName"].upper()
+    base, _, unsigned = name.partition(" ")
+    length, scale = column.get("length"), column.get("scale")
+    if base in ("DECIMAL", "NUMERIC"):
+        text = f"decimal({length or 10},{scale or 0})"
+    elif base in _SIZED and length:
+        text = f"{base}({length})"
+    else:
+        text = base
+    return from_mysql(f"{text} {unsigned}".strip())
+
+
+def _table_id(source: dict, topic: str) -> str:
+    db, table = source.get("db"), source.get("table")
+    if db and table:
+        return f"{db}.{table}"
+    parts = topic.split(".")
+    return ".".join(parts[-2:]) if len(parts) >= 2 else topic
+
+
+class DebeziumJsonEncoder(MessageEncoder):
+    def __init__(self, schema_include: bool):
+        self.schema_include = schema_include
+        self._keys = JsonEncoder(changelog=False)
+        self._parts: dict[TableSchema, tuple[str, str]] = {}
+
+    def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        schema = batch.schema
+        rows = object_texts(batch.arrow(), schema, json_as_string=True)
+        ops = ops_of(batch.ops)
+        is_delete = pc.equal(ops, "d")
+        null = pa.scalar("null")
+        before = pc.if_else(is_delete, rows, before_texts(batch, json_as_string=True))
+        after = pc.if_else(is_delete, null, rows)
+        db, table = split_table_id(schema.table)
+        source = json.dumps({"connector": "hub", "db": db, "table": table})
+        ts = batch.ts_ms_array().cast(pa.int64()).cast(pa.string())
+        head, tail = self._wrap(schema)
+        out = pc.binary_join_element_wise(
+            head + '{"before":', before, ',"after":', after, ',"source":' + source + ',"op":"',
+            ops, '","ts_ms":', ts, "}" + tail, "")
+        return split_utf8(out)  # type: ignore[return-value]
+
+    def _wrap(self, schema: TableSchema) -> tuple[str, str]:
+        if not self.schema_include:
+            return "", ""
+        hit = self._parts.get(schema)
+        if hit is None:
+            db, table = split_table_id(schema.table)
+            name = f"hub.{schema.table}"
+            part = {"type": "struct", "optional": False, "name": f"{name}.Envelope", "fields": [
+                {**connect_struct(schema, f"{name}.Value"), "field": "before"},
+                {**connect_struct(schema, f"{name}.Value"), "field": "after"},
+                {"type": "struct", "optional": False, "field": "source", "fields": [
+                    {"type": "string", "optional": False, "field": "connector"},
+                    {"type": "string", "optional": True, "field": "db"},
+                    {"type": "string", "optional": True, "field": "table"}]},
+                {"type": "string", "optional": False, "field": "op"},
+                {"type": "int64", "optional": True, "field": "ts_ms"}]}
+            hit = ('{"schema":' + json.dumps(part, separators=(",", ":")) + ',"payload":', "}")
+            self._parts[schema] = hit
+        return hit
+
+    def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        keys = self._keys.encode_keys(batch, topic)
+        if not self.schema_include or not batch.schema.primary_key:
+            return keys
+        s = batch.schema
+        ks = s.with_columns(tuple(s.column(k) for k in s.primary_key))
+        head = ('{"schema":' + json.dumps(connect_struct(ks, f"hub.{s.table}.Key"),
+                                           separators=(",", ":")) + ',"payload":').encode()
+        return [head + k + b"}" if k is not None else None for k in keys]
+
+
+class DebeziumJsonFormat(MessageFormat):
+    """Debezium's JSON envelope (see the module docstring)."""
+
+    name: ClassVar[str] = "debezium-json"
+    config_class: ClassVar = DebeziumJsonConfig
+
+    def decoder(self) -> MessageDecoder:
+        return DebeziumJsonDecoder(self.config)
+
+    def encoder(self) -> MessageEncoder:
+        return DebeziumJsonEncoder(self.config.schema_include)

@@ -1,0 +1,163 @@
+"""Message formats: change events as the values (and keys) of messages, e.g. Kafka records.
+
+A message format is a plugin in the ``hub.formats`` entry-point group, like the file formats,
+but a subclass of :class:`MessageFormat` instead of :class:`~formats.base.FileFormat`: the
+files connectors refuse it with one line ("not a file format"), the Kafka connectors take it.
+
+* A :class:`MessageDecoder` turns many messages at once into change batches (one per run of
+  events of one table) and schema changes, with a :class:`~runtime.schema.TableSchema` that
+  comes from the messages (Debezium's schema part, Canal's ``mysqlType``, an Avro schema) or
+  from declared ``columns``.  Messages that can't be decoded come back in ``Decoded.bad`` with
+  the reason: the caller names topic, partition and offset and sends them to the dead-letter
+  queue.  Decoders keep per-table schemas between calls (to see schema changes): one decoder
+  per reader.
+* A :class:`MessageEncoder` turns a batch into one value per event (``None`` = no value, a
+  tombstone), and the primary key of each event into a key.
+
+Value encodings of the JSON formats are those of :mod:`formats.textcodec`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationError, model_validator
+
+from runtime import plugins
+from runtime.batch import ChangeBatch
+from runtime.config import ConnectorConfig, check_declared_columns
+from runtime.errors import ConfigError
+from runtime.schema import Column, SchemaChange, TableSchema
+from runtime.types import parse_type
+
+
+@dataclass
+class Decoded:
+    """What a decoder made of messages ``0..n-1``.
+
+    ``elements`` are batches and schema changes in message order; ``indexes[i]`` lists, for
+    ``elements[i]``, the message index of each of its events (one for a schema change).
+    ``bad`` lists ``(message index, reason)`` of the messages that could not be decoded.
+    Tombstones (no value) and messages that carry no change (e.g. a transaction marker) are in
+    none of them.
+    """
+
+    elements: list[ChangeBatch | SchemaChange] = field(default_factory=list)
+    indexes: list[list[int]] = field(default_factory=list)
+    bad: list[tuple[int, str]] = field(default_factory=list)
+
+
+class MessageDecoder(ABC):
+    """Decodes messages of one topic (stateful: keeps the schema seen per table)."""
+
+    @abstractmethod
+    def decode(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
+               timestamps: Sequence[int], topic: str) -> Decoded:
+        """Decode the messages; ``timestamps`` are their times (epoch ms), the event time of
+        events whose format carries none.  Never raises for a bad message: lists it in
+        ``Decoded.bad``."""
+
+
+class MessageEncoder(ABC):
+    """Encodes batches of change events."""
+
+    @abstractmethod
+    def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        """One value per event of ``batch``, in order."""
+
+    def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        """One key per event (the primary key), ``None`` for tables without one.  Default:
+        the key columns as this format's value of a key-only row."""
+        schema = batch.schema
+        if not schema.primary_key:
+            return [None] * len(batch)
+        idx = schema.key_indexes
+        key_schema = TableSchema(schema.table, tuple(schema.columns[i] for i in idx),
+                                 schema.primary_key)
+        rows = [tuple(r[i] for i in idx) for r in batch.rows()]
+        return self.encode(ChangeBatch(key_schema, "c" * len(rows), rows=rows), topic)
+
+
+class MessageFormatConfig(ConnectorConfig):
+    """Options every message format takes: an optional declared table."""
+
+    table: str | None = Field(None, description=(
+        "table id (\"db.table\") of the events; default: what the messages say, else the "
+        "topic name with its first dot-separated part dropped when it has three parts"))
+    columns: dict[str, str] | None = Field(None, description=(
+        "declared columns: name -> logical type; default: the schema the messages carry, "
+        "else inferred from the values"))
+    primary_key: list[str] = Field([], description="primary key columns (with `columns`, or "
+                                                   "to override what the messages say)")
+
+    @model_validator(mode="after")
+    def _check(self) -> MessageFormatConfig:
+        if self.columns is not None:
+            check_declared_columns(self.columns, self.primary_key)
+        return self
+
+    def declared_schema(self, table: str) -> TableSchema | None:
+        if self.columns is None:
+            return None
+        cols = tuple(Column(n, parse_type(t), n not in self.primary_key)
+                     for n, t in self.columns.items())
+        return TableSchema(self.table or table, cols, tuple(self.primary_key))
+
+
+class MessageFormat(ABC):
+    """One message format, made from its ``config_class`` options."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ConnectorConfig]] = MessageFormatConfig
+    #: True when the format needs a schema registry (``schema-registry-url``).
+    needs_registry: ClassVar[bool] = False
+
+    def __init__(self, config: ConnectorConfig | None = None):
+        self.config: Any = config if config is not None else self.config_class()
+
+    @abstractmethod
+    def decoder(self) -> MessageDecoder:
+        """A new decoder (one per reader: decoders are stateful and not thread-safe)."""
+
+    @abstractmethod
+    def encoder(self) -> MessageEncoder:
+        """A new encoder (one per writer)."""
+
+
+def resolve_message_format(name: str, options: dict[str, Any] | None = None,
+                           key: str = "format") -> MessageFormat:
+    """The message format registered as ``name`` configured with ``options``.  Raises
+    :class:`ConfigError` naming ``key`` (or ``<key>-options.<option>``)."""
+    cls = plugins.load("format", name, key=key)
+    if not (isinstance(cls, type) and issubclass(cls, MessageFormat)):
+        raise ConfigError(f"{name!r} is a file format, not a message format (message formats: "
+                          f"{', '.join(message_format_names())})", key=key)
+    try:
+        config = cls.config_class.model_validate(options or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(err["msg"].removeprefix("Value error, "),
+                          key=f"{key}-options" + (f".{loc}" if loc else "")) from None
+    return cls(config)
+
+
+def message_format_names() -> list[str]:
+    """Names of the installed message formats (those that load)."""
+    out = []
+    for name in sorted(plugins.available("format")):
+        try:
+            cls = plugins.load("format", name)
+        except Exception:  # noqa: BLE001 - a broken plugin is simply not listed here
+            continue
+        if isinstance(cls, type) and issubclass(cls, MessageFormat):
+            out.append(name)
+    return out
+
+
+def topic_table(topic: str) -> str:
+    """Debezium's topic naming ``server.db.table`` -> ``db.table``; other names stay."""
+    parts = topic.split(".")
+    return ".".join(parts[1:]) if len(parts) == 3 else topic

@@ -1,0 +1,197 @@
+"""The Elasticsearch connection: client construction, index creation and mapping updates, and
+bulk requests with retries and per-item outcomes."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.errors import ConfigError, MissingExtraError, TerminalError, TransientError
+from runtime.schema import TableSchema
+from sinks.elasticsearch.config import ElasticsearchSinkConfig
+from sinks.elasticsearch.types import index_mapping
+
+try:
+    import elastic_transport
+    from elasticsearch import ApiError, Elasticsearch
+    from elasticsearch import ConnectionError as EsConnectionError
+    from elasticsearch import ConnectionTimeout
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+    raise MissingExtraError("elasticsearch", "elasticsearch") from exc
+
+log = logging.getLogger(__name__)
+
+#: Statuses worth retrying: the cluster is busy or a node is away.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_COMPAT = re.compile(r"application/vnd\.elasticsearch\+([a-z-]+)\s*;\s*compatible-with=\d+")
+
+
+class PlainMediaTypeNode(elastic_transport.Urllib3HttpNode):
+    """An HTTP node that sends plain ``application/json`` / ``application/x-ndjson`` where the
+    elasticsearch 8/9 client insists on its compatibility media type, which OpenSearch (and
+    Elasticsearch 7) reject with 406.  The client offers no switch for it."""
+
+    def perform_request(self, method: str, target: str, body: bytes | None = None,
+                        headers: Any = None, **kw: Any) -> Any:
+        if headers:
+            headers = elastic_transport.HttpHeaders(headers)
+            for name in ("accept", "content-type"):
+                value = headers.get(name)
+                if value:
+                    headers[name] = _COMPAT.sub(r"application/\1", value)
+        return super().perform_request(method, target, body=body, headers=headers, **kw)
+
+
+def connect(config: ElasticsearchSinkConfig) -> Elasticsearch:
+    """A client for ``config`` (connects lazily, on the first request)."""
+    kw: dict[str, Any] = {"request_timeout": config.request_timeout, "max_retries": 0,
+                          "verify_certs": config.verify_certs}
+    if config.ca_certs:
+        kw["ca_certs"] = config.ca_certs
+    if config.username is not None:
+        password = config.password.get_secret_value() if config.password else ""
+        kw["basic_auth"] = (config.username, password)
+    if config.api_key is not None:
+        kw["api_key"] = config.api_key.get_secret_value()
+    if not config.compatibility_mode:
+        kw["node_class"] = PlainMediaTypeNode
+    try:
+        return Elasticsearch(config.hosts, **kw)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="hosts") from None
+
+
+@dataclass
+class ItemFailure:
+    """A bulk item that failed for good: its position in the request lines, and why."""
+
+    position: int
+    status: int
+    reason: str
+
+
+class BulkClient:
+    """Sends bulk bodies; retries whole requests and single items on 429/5xx with backoff."""
+
+    def __init__(self, config: ElasticsearchSinkConfig):
+        self.config = config
+        self.es = connect(config)
+        self._mapped: dict[str, TableSchema] = {}
+
+    def close(self) -> None:
+        self.es.close()
+
+    # -- indexes ------------------------------------------------------------------------------
+    def ensure_index(self, index: str, schema: TableSchema) -> None:
+        """Create ``index`` with the mapping of ``schema``, or add new columns to its mapping.
+        Cached: one round trip per index and schema."""
+        if self._mapped.get(index) == schema:
+            return
+        cfg = self.config
+        mapping = index_mapping(schema, cfg.decimal_mapping, cfg.timestamp_mapping,
+                                cfg.json_mapping)
+        body: dict[str, Any] = {"mappings": mapping}
+        if cfg.index_settings:
+            body["settings"] = {"index": dict(cfg.index_settings)}
+        es = self.es.options(ignore_status=400)
+        resp = self._call(lambda: es.indices.create(index=index, **body), f"creating {index}")
+        if resp.meta.status == 400:
+            err = _error_type(resp.body)
+            if err != "resource_already_exists_exception":
+                raise ConfigError(f"elasticsearch: can't create index {index!r}: "
+                                  f"{_error_text(resp.body)}", key="index")
+            resp = self._call(lambda: es.indices.put_mapping(index=index, **mapping),
+                              f"updating the mapping of {index}")
+            if resp.meta.status == 400:
+                # An existing field of another type: documents still index when their values
+                # fit, so go on and say what could not be changed.
+                log.warning("elasticsearch: mapping of index %s not updated for %s: %s", index,
+                            schema.table, _error_text(resp.body))
+        else:
+            log.info("elasticsearch: created index %s for %s", index, schema.table)
+        self._mapped[index] = schema
+
+    def refresh(self, indexes: set[str]) -> None:
+        if indexes:
+            self._call(lambda: self.es.indices.refresh(index=",".join(sorted(indexes))),
+                       "refreshing")
+
+    # -- bulk ---------------------------------------------------------------------------------
+    def bulk(self, n: int, body_of: Callable[[list[int] | None], bytes]) -> list[ItemFailure]:
+        """Send ``n`` actions; ``body_of(None)`` is the whole body, ``body_of(positions)`` the
+        body of just those actions (for retrying rejected items).  Returns the items that
+        failed for good (not 409 "version conflict": a newer or equal version is there, the
+        write is a replay; not 404 of a delete: nothing to delete).  Raises
+        :class:`TransientError` once retries are used up."""
+        positions: list[int] | None = None
+        failures: list[ItemFailure] = []
+        delay = self.config.retry_backoff
+        for attempt in range(self.config.max_retries + 1):
+            body = body_of(positions)
+            resp = self._call(lambda: self.es.bulk(operations=body), "bulk request")
+            retry: list[int] = []
+            if resp.body.get("errors"):
+                current = positions if positions is not None else range(n)
+                for pos, item in zip(current, resp.body["items"]):
+                    (action, result), = item.items()
+                    status = result.get("status", 500)
+                    if status < 300 or status == 409 or (status == 404 and action == "delete"):
+                        continue
+                    if status in RETRY_STATUSES or status >= 500:
+                        retry.append(pos)
+                    else:
+                        failures.append(ItemFailure(pos, status, _error_text(result)))
+            if not retry:
+                return failures
+            if attempt == self.config.max_retries:
+                break
+            log.warning("elasticsearch: %d of %d bulk items rejected (busy); retry in %.1fs",
+                        len(retry), n if positions is None else len(positions), delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            positions = retry
+        raise TransientError(f"elasticsearch: {len(retry)} bulk items still rejected after "
+                             f"{self.config.max_retries} retries")
+
+    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+        """``fn()`` with retries on connection errors and 429/5xx answers."""
+        delay = self.config.retry_backoff
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                return fn()
+            except (EsConnectionError, ConnectionTimeout) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            except ApiError as exc:
+                if exc.meta.status not in RETRY_STATUSES and exc.meta.status < 500:
+                    if exc.meta.status in (401, 403):
+                        raise ConfigError(f"elasticsearch: {what}: {exc.meta.status} "
+                                          f"{_error_text(exc.body)}", key="username") from None
+                    raise TerminalError(f"elasticsearch: {what}: {exc.meta.status} "
+                                        f"{_error_text(exc.body)}") from None
+                problem = f"{exc.meta.status} {_error_text(exc.body)}"
+            if attempt == self.config.max_retries:
+                raise TransientError(f"elasticsearch: {what} failed after "
+                                     f"{attempt} retries: {problem}")
+            log.warning("elasticsearch: %s: %s; retry in %.1fs", what, problem, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+        raise AssertionError("unreachable")
+
+
+def _error_type(body: Any) -> str:
+    err = body.get("error") if isinstance(body, dict) else None
+    return err.get("type", "") if isinstance(err, dict) else ""
+
+
+def _error_text(body: Any) -> str:
+    err = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(err, dict):
+        text = f"{err.get('type', 'error')}: {err.get('reason', '')}"
+        cause = err.get("caused_by")
+        if isinstance(cause, dict):
+            text += f" ({cause.get('type')}: {cause.get('reason')})"
+        return text
+    return str(err)[:500]

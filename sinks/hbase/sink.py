@@ -1,0 +1,55 @@
+"""The HBase sink factory (``type = "hbase"``)."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, ClassVar
+
+from runtime.errors import HubError
+from runtime.sink import Committer, Sink, SinkWriter, WriterContext
+from runtime.wal import WriteAheadLog
+from sinks.hbase.committer import Applier, HBaseCommitter
+from sinks.hbase.config import HBaseSinkConfig
+from sinks.hbase.writer import HBaseSinkWriter, wal_root
+
+log = logging.getLogger(__name__)
+
+
+class HBaseSink(Sink):
+    """Exactly-once rows in HBase over Thrift (see :mod:`sinks.hbase`).
+
+    Removes write-ahead-log segments of earlier runs when the first writer of a run is
+    created: by then the committer's ``recover`` has applied (and deleted) the segments of the
+    restored checkpoint, so whatever is left was prepared after it and must be discarded.
+    """
+
+    config_class: ClassVar[type[HBaseSinkConfig]] = HBaseSinkConfig
+
+    def __init__(self, config: HBaseSinkConfig):
+        self.config = config
+        self._lock = threading.Lock()
+        self._cleaned = False
+
+    def check(self) -> None:
+        from sinks.hbase.client import HBaseClient
+
+        client = HBaseClient(self.config.model_copy(update={"max_retries": 0}))
+        try:
+            client.connection().tables()
+        except Exception as exc:  # noqa: BLE001 - one line for any reason the server is away
+            raise HubError(f"hbase sink: can't reach the Thrift server at {self.config.host}:"
+                           f"{self.config.port}: {type(exc).__name__}: {exc}") from None
+        finally:
+            client.close()
+
+    def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
+        with self._lock:
+            if not self._cleaned and self.config.delivery == "exactly-once":
+                for path in WriteAheadLog(wal_root(context)).discard_except([]):
+                    log.info("hbase: discarded %s, prepared after the restored checkpoint", path)
+                self._cleaned = True
+        applier = Applier(self.config) if self.config.delivery == "at-least-once" else None
+        return HBaseSinkWriter(self.config, context, applier, state)
+
+    def create_committer(self) -> Committer:
+        return HBaseCommitter(self.config)

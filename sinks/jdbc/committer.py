@@ -1,0 +1,69 @@
+"""The JDBC sink committer: second phase of the writers' prepared transactions."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from runtime.errors import HubError, TerminalError, TransientError
+from runtime.sink import CommitContext, Committable, Committer
+from sinks.jdbc.dialect import Dialect
+
+log = logging.getLogger(__name__)
+
+
+class JdbcCommitter(Committer):
+    """Commits ``{"xid": ...}`` committables with ``COMMIT PREPARED`` / ``XA COMMIT``.
+
+    * Idempotent: a transaction id the server does not know was committed before (only
+      committables of durable checkpoints reach here, and nothing else finishes them).
+    * :meth:`recover` commits the restored checkpoint's transactions, then rolls back every
+      other prepared transaction of this pipeline (ids ``hub:<pipeline>:...``): those were
+      prepared after the restored checkpoint and their data will be written again.
+    * Lost connections and deadlocks raise :class:`TransientError` (the coordinator retries).
+    """
+
+    def __init__(self, dialect: Dialect):
+        self._dialect = dialect
+        self._conn: Any = None
+
+    def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        for c in committables:
+            xid = c["xid"]
+            if not self._call(self._dialect.commit_prepared, xid, "committing"):
+                log.debug("jdbc sink: %s was committed before", xid)
+        return []
+
+    def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        self.commit(committables, context)
+        keep = {c["xid"] for c in committables}
+        prefix = self._dialect.xid_prefix(context.pipeline)
+        strays = self._call(self._dialect.prepared_xids, prefix, "listing prepared transactions")
+        for xid in strays:
+            if xid not in keep:
+                self._call(self._dialect.rollback_prepared, xid, "rolling back")
+                log.info("jdbc sink: rolled back %s, prepared after the restored checkpoint", xid)
+        return []
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                log.debug("jdbc sink: closing the committer's connection failed", exc_info=True)
+            self._conn = None
+
+    def _call(self, fn: Any, arg: str, what: str) -> Any:
+        try:
+            if self._conn is None:
+                # COMMIT PREPARED can't run inside a transaction block
+                self._conn = self._dialect.connect(autocommit=True)
+            return fn(self._conn, arg)
+        except HubError:
+            raise
+        except Exception as exc:
+            text = str(exc).strip()
+            message = f"jdbc sink: {what} {arg}: {text.splitlines()[0] if text else type(exc).__name__}"
+            if self._dialect.is_transient(exc):
+                self.close()
+                raise TransientError(message) from exc
+            raise TerminalError(message) from exc

@@ -1,0 +1,196 @@
+"""The plug point per database: one :class:`Dialect` for PostgreSQL, one for MySQL/MariaDB.
+
+A dialect knows how to connect, how to run a transaction in two phases, how to describe and
+change tables, and how to write a batch of upserts and deletes fast.  The writer and the
+committer hold the logic common to all databases (buffering, collapsing, schema-evolution
+modes, rejected-row handling, recovery) and call only this interface.
+"""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from runtime.schema import Column
+from runtime.types import DataType
+from sinks.jdbc.config import Target
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A target table: schema (PostgreSQL) or database (MySQL) and name."""
+
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """What a database said about a row it refused: its message and, when it names one, the
+    column."""
+
+    message: str
+    column: str | None
+
+
+class Dialect(ABC):
+    """SQL and protocol of one database family.
+
+    Connections are the driver's own objects.  Data methods run inside the transaction the
+    writer opened with :meth:`begin` and raise the driver's exception on failure;
+    :meth:`rejection` tells a refused row (bad value, constraint) from everything else.
+    """
+
+    name: ClassVar[str]
+    #: Whether DDL can run inside the two-phase transaction (PostgreSQL yes, MySQL no).
+    transactional_ddl: ClassVar[bool]
+    #: Longest transaction id the database accepts.
+    max_xid: ClassVar[int]
+
+    def __init__(self, target: Target, connect_timeout: float):
+        self.target = target
+        self.connect_timeout = connect_timeout
+
+    # -- connections and settings ------------------------------------------------------------
+    @abstractmethod
+    def connect(self, autocommit: bool = False) -> Any:
+        """A new connection: for the writer (``autocommit`` False: statements join the open
+        transaction), or for the committer (True: second-phase statements run alone).  Raises
+        :class:`~runtime.errors.TransientError` when the server can't be reached."""
+
+    @abstractmethod
+    def check(self, conn: Any, exactly_once: bool) -> None:
+        """Raise a one-line :class:`~runtime.errors.HubError` when a server setting or
+        privilege the sink needs is missing (prepared transactions, XA)."""
+
+    # -- transactions ---------------------------------------------------------------------------
+    def xid(self, pipeline: str, subtask: int, checkpoint: int, serial: int = 0) -> str:
+        """Transaction id of a writer's transaction for a checkpoint: ``hub:<pipeline>:
+        <subtask>:<checkpoint>`` (``.serial`` when one checkpoint needed several)."""
+        # xid_prefix leaves 30 characters for the rest: enough for any subtask and checkpoint
+        return f"{self.xid_prefix(pipeline)}{subtask}:{checkpoint}" + (f".{serial}" if serial else "")
+
+    def xid_prefix(self, pipeline: str) -> str:
+        """What every transaction id of ``pipeline`` starts with (long names are hashed)."""
+        if len(pipeline) > self.max_xid - 30:
+            pipeline = pipeline[:12] + hashlib.sha1(pipeline.encode()).hexdigest()[:12]
+        return f"hub:{pipeline}:"
+
+    @abstractmethod
+    def begin(self, conn: Any, xid: str) -> None:
+        """Start the transaction that the next data and (transactional) DDL belong to."""
+
+    @abstractmethod
+    def prepare(self, conn: Any, xid: str) -> None:
+        """First phase: make the open transaction durable under ``xid``; the connection is
+        free for a new transaction afterwards."""
+
+    @abstractmethod
+    def commit(self, conn: Any, xid: str) -> None:
+        """Commit the open transaction in one phase."""
+
+    @abstractmethod
+    def rollback(self, conn: Any, xid: str) -> None:
+        """Roll back the open (not prepared) transaction."""
+
+    @abstractmethod
+    def commit_prepared(self, conn: Any, xid: str) -> bool:
+        """Second phase.  Returns False when no prepared transaction ``xid`` exists (it was
+        committed before: commit is idempotent)."""
+
+    @abstractmethod
+    def rollback_prepared(self, conn: Any, xid: str) -> bool:
+        """Roll back prepared transaction ``xid``; False when it does not exist."""
+
+    @abstractmethod
+    def prepared_xids(self, conn: Any, prefix: str) -> list[str]:
+        """Ids of the prepared transactions starting with ``prefix``."""
+
+    # -- tables -----------------------------------------------------------------------------------
+    @abstractmethod
+    def quote(self, name: str) -> str:
+        """An identifier, quoted."""
+
+    def qualified(self, table: TableRef) -> str:
+        return f"{self.quote(table.schema)}.{self.quote(table.name)}"
+
+    @abstractmethod
+    def column_type(self, t: DataType, is_key: bool) -> str:
+        """The SQL type a column of logical type ``t`` is created with."""
+
+    @abstractmethod
+    def columns(self, conn: Any, table: TableRef) -> dict[str, bool] | None:
+        """The table's columns (name -> nullable) in order, None when it does not exist."""
+
+    def create_table_sql(self, table: TableRef, columns: tuple[Column, ...],
+                         key: tuple[str, ...]) -> str:
+        parts = []
+        for c in columns:
+            null = " NOT NULL" if (c.name in key or not c.nullable) else ""
+            parts.append(f"{self.quote(c.name)} {self.column_type(c.type, c.name in key)}{null}")
+        if key:
+            parts.append(f"PRIMARY KEY ({', '.join(self.quote(k) for k in key)})")
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
+
+    def add_column_sql(self, table: TableRef, column: Column) -> str:
+        return (f"ALTER TABLE {self.qualified(table)} ADD COLUMN {self.quote(column.name)} "
+                f"{self.column_type(column.type, False)}")
+
+    def drop_column_sql(self, table: TableRef, name: str) -> str:
+        return f"ALTER TABLE {self.qualified(table)} DROP COLUMN {self.quote(name)}"
+
+    def rename_column_sql(self, table: TableRef, old: str, new: str) -> str:
+        return (f"ALTER TABLE {self.qualified(table)} RENAME COLUMN {self.quote(old)} TO "
+                f"{self.quote(new)}")
+
+    @abstractmethod
+    def alter_type_sql(self, table: TableRef, column: Column, is_key: bool) -> str:
+        """Change the column's type to ``column.type`` (keeping NOT NULL of key columns)."""
+
+    @abstractmethod
+    def drop_not_null_sql(self, table: TableRef, column: Column) -> str:
+        """Make the column nullable."""
+
+    def truncate_sql(self, table: TableRef) -> str:
+        return f"TRUNCATE TABLE {self.qualified(table)}"
+
+    def drop_table_sql(self, table: TableRef) -> str:
+        return f"DROP TABLE IF EXISTS {self.qualified(table)}"
+
+    @abstractmethod
+    def execute_ddl(self, conn: Any, sql: str) -> None:
+        """Run one DDL statement.  With transactional DDL it joins the open transaction and a
+        failure leaves that transaction usable."""
+
+    # -- data -----------------------------------------------------------------------------------
+    @abstractmethod
+    def upsert(self, conn: Any, table: TableRef, columns: list[Column], key: tuple[str, ...],
+               rows: pa.Table, tag: str) -> None:
+        """Insert ``rows`` or update the rows with their keys (keys are unique in ``rows``).
+        ``tag`` is unique per writer transaction (for helper objects such as staging tables).
+        A failure leaves the transaction usable (and nothing of ``rows`` applied)."""
+
+    @abstractmethod
+    def delete(self, conn: Any, table: TableRef, key_columns: list[Column], keys: pa.Table,
+               tag: str) -> None:
+        """Delete the rows with the keys in ``keys`` (columns ``key_columns``).  Same failure
+        contract as :meth:`upsert`."""
+
+    @abstractmethod
+    def insert(self, conn: Any, table: TableRef, columns: list[Column], rows: pa.Table) -> None:
+        """Plain insert (append mode).  Same failure contract as :meth:`upsert`."""
+
+    @abstractmethod
+    def rejection(self, exc: BaseException) -> Rejection | None:
+        """The database refused a row's value or a constraint (the batch can be bisected to
+        find the row); None for any other failure."""
+
+    @abstractmethod
+    def is_transient(self, exc: BaseException) -> bool:
+        """A lost connection, deadlock or similar: the work may succeed when redone."""

@@ -1,0 +1,59 @@
+"""The JDBC sink factory (``type = "jdbc"``)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from runtime.errors import HubError, MissingExtraError
+from runtime.sink import Committer, Sink, SinkWriter, WriterContext
+from sinks.jdbc.committer import JdbcCommitter
+from sinks.jdbc.config import JdbcSinkConfig
+from sinks.jdbc.dialect import Dialect
+
+
+class JdbcSink(Sink):
+    """Change events applied to PostgreSQL or MySQL/MariaDB tables, exactly once.
+
+    Writers (:class:`~sinks.jdbc.writer.JdbcSinkWriter`) write into one transaction per
+    subtask and checkpoint and prepare it at the barrier; the committer
+    (:class:`~sinks.jdbc.committer.JdbcCommitter`) commits it once the checkpoint is durable.
+    Connects nowhere until :meth:`check` or a writer needs it.
+    """
+
+    config_class: ClassVar[type[JdbcSinkConfig]] = JdbcSinkConfig
+
+    def __init__(self, config: JdbcSinkConfig):
+        self.config = config
+        self.target = config.target()
+
+    def dialect(self) -> Dialect:
+        """The dialect of the configured URL (imports its driver)."""
+        try:
+            if self.target.dialect == "postgres":
+                from sinks.jdbc.postgres import PostgresDialect
+
+                return PostgresDialect(self.target, self.config.connect_timeout)
+            from sinks.jdbc.mysql import MySqlDialect
+
+            return MySqlDialect(self.target, self.config.connect_timeout)
+        except ModuleNotFoundError as exc:
+            raise MissingExtraError(exc.name or "psycopg", "jdbc") from None
+
+    def check(self) -> None:
+        """Connect once and check the server settings 2PC needs; one line when missing."""
+        dialect = self.dialect()
+        try:
+            conn = dialect.connect()
+        except HubError as exc:
+            raise HubError(str(exc)) from None
+        try:
+            dialect.check(conn, self.config.exactly_once)
+        finally:
+            conn.close()
+
+    def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
+        from sinks.jdbc.writer import JdbcSinkWriter
+
+        return JdbcSinkWriter(self.config, self.dialect(), context, state)
+
+    def create_committer(self) -> Committer:
+        return JdbcCommitter(self.dialect())

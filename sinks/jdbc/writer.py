@@ -1,0 +1,321 @@
+"""The JDBC sink writer: buffers change batches per table, collapses them by key and writes
+them into one open transaction per checkpoint, which it prepares at the barrier."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from runtime.batch import DELETE, ChangeBatch
+from runtime.errors import BadRecordError, HubError, TerminalError, TransientError
+from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
+from runtime.sink import Committable, SinkWriter, WriterContext
+from sinks.jdbc import evolution
+from sinks.jdbc.config import JdbcSinkConfig
+from sinks.jdbc.dialect import Dialect, TableRef
+
+log = logging.getLogger(__name__)
+
+_DELETE = ord(DELETE)
+
+
+def collapse(rows: pa.Table, ops: np.ndarray, key: list[str]) -> tuple[pa.Table, pa.Table]:
+    """Keep the last event of each key (events are in order): ``(upserts, deleted keys)``.
+    Vectorised: one Arrow group-by, no per-row Python."""
+    n = rows.num_rows
+    if key:
+        index = pa.array(np.arange(n, dtype=np.int64))
+        last = (rows.select(key).append_column("__i", index)
+                .group_by(key, use_threads=False).aggregate([("__i", "max")]).column("__i_max"))
+        if len(last) < n:
+            keep = np.sort(last.to_numpy())
+            rows, ops = rows.take(keep), ops[keep]
+    is_delete = ops == _DELETE
+    if not is_delete.any():
+        return rows, rows.slice(0, 0).select(key)
+    mask = pa.array(is_delete)
+    return rows.filter(pa.array(~is_delete)), rows.filter(mask).select(key)
+
+
+@dataclass
+class _Table:
+    """What the writer knows about one source table and its target."""
+
+    ref: TableRef
+    schema: TableSchema
+    #: target columns (name -> nullable), None when the table does not exist
+    target: dict[str, bool] | None
+    write: list[Column] = field(default_factory=list)
+    key: list[Column] = field(default_factory=list)
+
+
+class JdbcSinkWriter(SinkWriter):
+    """Writes the change batches of one subtask into one database transaction per checkpoint.
+
+    * Batches are buffered per table and written (upserts and deletes by primary key, the
+      last event per key winning) when ``batch-size`` rows are buffered, when the oldest is
+      ``flush-interval`` old, before a schema change of the table and at the barrier.
+    * :meth:`prepare_commit` prepares the open transaction under the id
+      ``hub:<pipeline>:<subtask>:<checkpoint>`` and returns ``[{"xid": ...}]``: nothing is
+      visible before the committer commits it.
+    * A row the database refuses is found by bisecting the batch and goes to
+      ``context.dead_letter`` with its table, key and column (which raises unless the
+      pipeline tolerates bad records).
+    * State: the last prepared checkpoint id (transaction ids of MySQL are chosen when the
+      transaction begins, before its checkpoint id is known).
+    """
+
+    def __init__(self, config: JdbcSinkConfig, dialect: Dialect, context: WriterContext,
+                 state: dict[str, Any] | None):
+        self._config = config
+        self._dialect = dialect
+        self._context = context
+        self._conn: Any = None
+        self._tables: dict[str, _Table] = {}
+        self._buffers: dict[str, list[ChangeBatch]] = {}
+        self._buffered: dict[str, int] = {}
+        self._since: dict[str, float] = {}
+        self._xid: str | None = None  # the open transaction
+        self._checkpoint = (state or {}).get("checkpoint", 0) + 1  # the next one expected
+        self._serial = 0  # transactions committed early within this checkpoint (MySQL DDL)
+        self._txns = 0  # transactions begun: makes staging names unique
+
+    # -- SinkWriter ---------------------------------------------------------------------------
+    def write(self, batch: ChangeBatch) -> None:
+        if not len(batch):
+            return
+        table_id = batch.table
+        buffered = self._buffers.get(table_id)
+        if buffered and buffered[0].schema != batch.schema:
+            self._flush(table_id)
+            buffered = None
+        if not buffered:
+            self._buffers[table_id] = [batch]
+            self._buffered[table_id] = len(batch)
+            self._since[table_id] = time.monotonic()
+        else:
+            buffered.append(batch)
+            self._buffered[table_id] += len(batch)
+        if (self._buffered[table_id] >= self._config.batch_size
+                or time.monotonic() - self._since[table_id] >= self._config.flush_interval):
+            self._flush(table_id)
+
+    def write_schema_change(self, change: SchemaChange) -> None:
+        if change.table in self._buffers:
+            self._flush(change.table)  # data before the change is written with the old schema
+        mode = self._config.schema_evolution
+        if change.kind == "create_table":
+            if change.schema is not None:
+                self._resolve(change.schema)
+            return
+        if mode == "exception":
+            raise TerminalError(f"jdbc sink: {change.kind} on {change.table} and "
+                                f"schema-evolution = \"exception\"")
+        st = self._tables.get(change.table)
+        if st is None:
+            ref = self._ref(change.table)
+            st = _Table(ref, change.schema or TableSchema(change.table, ()),
+                        self._dialect.columns(self._connection(), ref))
+        if mode != "ignore":
+            for statement in evolution.plan(self._dialect, mode, change, st.ref, st.target,
+                                            st.schema):
+                try:
+                    self._ddl(statement)
+                except HubError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - the database refused the DDL
+                    if mode != "try-evolve" or self._dialect.is_transient(exc):
+                        raise self._error(f"applying {change.kind} to {st.ref}", exc) from exc
+                    log.warning("jdbc sink: %s refused %r (%s); try-evolve goes on without it",
+                                st.ref, statement, _first_line(exc))
+            st.target = self._dialect.columns(self._connection(), st.ref)
+        if change.schema is None:
+            self._tables.pop(change.table, None)
+            return
+        st.schema = change.schema
+        self._tables[change.table] = st
+        self._columns(st)
+
+    def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        for table_id in list(self._buffers):
+            self._flush(table_id)
+        self._checkpoint, self._serial = checkpoint_id + 1, 0
+        if self._xid is None:
+            return []
+        xid, self._xid = self._xid, None
+        if self._dialect.transactional_ddl and self._config.exactly_once:
+            # PostgreSQL names the transaction at prepare time: use the real checkpoint id
+            xid = self._dialect.xid(self._context.pipeline, self._context.subtask, checkpoint_id)
+        try:
+            if self._config.exactly_once:
+                self._dialect.prepare(self._conn, xid)
+                return [{"xid": xid}]
+            self._dialect.commit(self._conn, xid)
+            return []
+        except Exception as exc:
+            raise self._error(f"preparing transaction {xid}", exc) from exc
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        return {"checkpoint": checkpoint_id}
+
+    def close(self) -> None:
+        self._buffers.clear()
+        if self._conn is None:
+            return
+        try:
+            if self._xid is not None:
+                self._dialect.rollback(self._conn, self._xid)
+        except Exception as exc:  # noqa: BLE001 - closing the connection rolls back anyway
+            log.info("jdbc sink: rollback of %s on close failed (%s); the server discards it "
+                     "with the connection", self._xid, _first_line(exc))
+        finally:
+            self._xid = None
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                log.debug("jdbc sink: closing the connection failed", exc_info=True)
+            self._conn = None
+
+    # -- tables ---------------------------------------------------------------------------------
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self._dialect.connect()
+        return self._conn
+
+    def _ref(self, table_id: str) -> TableRef:
+        db, name = split_table_id(table_id)
+        return TableRef(self._dialect.target.schema,
+                        self._config.table_name.format(table=name, db=db))
+
+    def _resolve(self, schema: TableSchema) -> _Table:
+        st = self._tables.get(schema.table)
+        if st is not None and st.schema == schema and st.target is not None:
+            return st
+        if st is None or st.target is None:
+            ref = self._ref(schema.table)
+            st = _Table(ref, schema, self._dialect.columns(self._connection(), ref))
+            self._tables[schema.table] = st
+        st.schema = schema
+        if st.target is None:
+            if not self._config.auto_create:
+                raise TerminalError(f"jdbc sink: table {st.ref} does not exist and auto-create "
+                                    f"is off (source table {schema.table})")
+            key = () if self._config.write_mode == "append" else schema.primary_key
+            self._ddl(self._dialect.create_table_sql(st.ref, schema.columns, key))
+            st.target = self._dialect.columns(self._connection(), st.ref)
+        missing = [c for c in schema.columns if c.name not in (st.target or {})]
+        mode = self._config.schema_evolution
+        if missing and mode == "exception":
+            raise TerminalError(f"jdbc sink: {st.ref} has no column(s) "
+                                f"{', '.join(c.name for c in missing)} of {schema.table} and "
+                                f"schema-evolution = \"exception\"")
+        if missing and mode != "ignore":  # a change we were not told about: same remedy
+            for c in missing:
+                self._ddl(self._dialect.add_column_sql(st.ref, c))
+            st.target = self._dialect.columns(self._connection(), st.ref)
+        self._columns(st)
+        return st
+
+    def _columns(self, st: _Table) -> None:
+        target = st.target or {}
+        st.write = [c for c in st.schema.columns if c.name in target]
+        if self._config.write_mode == "append":
+            st.key = []
+            return
+        if not st.schema.primary_key:
+            raise TerminalError(f"jdbc sink: source table {st.schema.table} has no primary key, "
+                                f"which upserts into {st.ref} need: set write-mode = \"append\"")
+        absent = [k for k in st.schema.primary_key if k not in target]
+        if absent:
+            raise TerminalError(f"jdbc sink: table {st.ref} lacks the key column(s) {absent}")
+        st.key = [st.schema.column(k) for k in st.schema.primary_key]
+
+    # -- transactions ---------------------------------------------------------------------------
+    def _begin(self) -> Any:
+        conn = self._connection()
+        if self._xid is None:
+            ctx = self._context
+            xid = self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint, self._serial)
+            self._dialect.begin(conn, xid)
+            self._xid = xid
+            self._txns += 1
+        return conn
+
+    def _ddl(self, statement: str) -> None:
+        if self._dialect.transactional_ddl:
+            self._dialect.execute_ddl(self._begin(), statement)
+            return
+        if self._xid is not None:
+            # DDL can't run inside an XA transaction: commit what was written so far.  After
+            # a crash these rows are written again by the replay; upserts make that a no-op.
+            log.info("jdbc sink: committing transaction %s before DDL (MySQL has no "
+                     "transactional DDL)", self._xid)
+            self._dialect.commit(self._conn, self._xid)
+            self._xid = None
+            self._serial += 1
+        self._dialect.execute_ddl(self._connection(), statement)
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _flush(self, table_id: str) -> None:
+        batches = self._buffers.pop(table_id)
+        self._buffered.pop(table_id, None)
+        self._since.pop(table_id, None)
+        st = self._resolve(batches[0].schema)
+        rows = pa.Table.from_batches([b.arrow() for b in batches])
+        ops = np.frombuffer("".join(b.ops for b in batches).encode("ascii"), dtype=np.uint8)
+        self._begin()
+        names = [c.name for c in st.write]
+        if self._config.write_mode == "append":
+            rows = rows.filter(pa.array(ops != _DELETE)) if (ops == _DELETE).any() else rows
+            if rows.num_rows:
+                self._apply(st, "insert", rows.select(names))
+            return
+        key = [c.name for c in st.key]
+        upserts, deletes = collapse(rows, ops, key)
+        if deletes.num_rows:
+            self._apply(st, "delete", deletes)
+        if upserts.num_rows:
+            self._apply(st, "upsert", upserts.select(names))
+
+    def _apply(self, st: _Table, kind: str, rows: pa.Table) -> None:
+        """Write ``rows``; when the database refuses one, bisect to find it (and every other
+        refused row), write the rest and report the refused ones."""
+        d, conn = self._dialect, self._conn
+        tag = f"{self._context.subtask}_{self._context.attempt}_{self._txns}"
+        try:
+            if kind == "upsert":
+                d.upsert(conn, st.ref, st.write, tuple(c.name for c in st.key), rows, tag)
+            elif kind == "delete":
+                d.delete(conn, st.ref, st.key, rows, tag)
+            else:
+                d.insert(conn, st.ref, st.write, rows)
+        except Exception as exc:
+            rejection = d.rejection(exc)
+            if rejection is None:
+                raise self._error(f"writing to {st.ref}", exc) from exc
+            if rows.num_rows > 1:
+                half = rows.num_rows // 2
+                self._apply(st, kind, rows.slice(0, half))
+                self._apply(st, kind, rows.slice(half))
+                return
+            record = rows.to_pylist()[0]
+            key = {c.name: record.get(c.name) for c in st.key} or record
+            column = f", column {rejection.column}" if rejection.column else ""
+            error = BadRecordError(f"jdbc sink: table {st.ref} refused the {kind} of the row "
+                                   f"with key {key} (source table {st.schema.table}){column}: "
+                                   f"{rejection.message}")
+            self._context.dead_letter.report(error, record, origin=f"jdbc:{st.ref}")
+
+    def _error(self, what: str, exc: BaseException) -> HubError:
+        message = f"jdbc sink: {what}: {_first_line(exc)}"
+        if self._dialect.is_transient(exc):
+            return TransientError(message)
+        return TerminalError(message)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

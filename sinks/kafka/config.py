@@ -1,0 +1,106 @@
+"""Options of the Kafka sink."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from formats.message import MessageFormat, resolve_message_format
+from runtime.config import ConnectorConfig, Duration
+from runtime.schema import split_table_id
+
+
+class KafkaSinkConfig(ConnectorConfig):
+    """Typed options of ``type = "kafka"`` (sink).  Validating resolves both formats."""
+
+    summary: ClassVar[str] = "records in Kafka topics, exactly once with transactions"
+
+    bootstrap_servers: str = Field(description="Kafka brokers, \"host:port,host:port\"")
+    topic: str = Field(description=(
+        "topic of the records, a template: {table} is the table id (db.table), {db} and "
+        "{name} its parts, e.g. \"cdc.{db}.{name}\""))
+    format: str = Field("json", description=(
+        "message format of values: json, debezium-json, canal-json, maxwell-json, avro, raw"))
+    format_options: dict[str, Any] = Field({}, description="options of the value format")
+    key_format: str = Field("json", description=(
+        "message format of keys (the primary key; tables without one get no key)"))
+    key_format_options: dict[str, Any] = Field({}, description="options of the key format")
+    schema_registry_url: str | None = Field(None, description=(
+        "Confluent Schema Registry URL (format or key-format = \"avro\")"))
+    delivery: Literal["exactly-once", "at-least-once", "none"] = Field(
+        "exactly-once", description=(
+            "exactly-once: transactions committed after each checkpoint (consumers with "
+            "isolation.level=read_committed see each record once); at-least-once: flushed at "
+            "each checkpoint; none: no flush at checkpoints"))
+    transactional_id_prefix: str | None = Field(None, description=(
+        "prefix of the transactional ids and of the marker groups (default: hub-<pipeline>); "
+        "must be unique per pipeline on the cluster"))
+    transaction_timeout: Duration = Field(900.0, gt=0, description=(
+        "transaction.timeout.ms: must exceed the checkpoint interval plus the time a "
+        "checkpoint takes (the broker's transaction.max.timeout.ms caps it, 15min by default)"))
+    tombstones: bool = Field(False, description=(
+        "after the record of a delete, write a tombstone (the key without a value) so that "
+        "compacted topics drop the key"))
+    properties: dict[str, Any] = Field({}, description=(
+        "librdkafka producer properties (compression.type, linger.ms, security...)"))
+
+    _format: MessageFormat | None = PrivateAttr(None)
+    _key_format: MessageFormat | None = PrivateAttr(None)
+
+    @field_validator("topic")
+    @classmethod
+    def _check_topic(cls, v: str) -> str:
+        try:
+            v.format(table="d.t", db="d", name="t")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"topic template {v!r}: only {{table}}, {{db}} and {{name}} can be "
+                             f"used ({exc})") from None
+        return v
+
+    @field_validator("properties")
+    @classmethod
+    def _check_properties(cls, v: dict[str, Any]) -> dict[str, Any]:
+        owned = {"transactional.id", "transaction.timeout.ms", "bootstrap.servers"}
+        clash = sorted(owned & set(v))
+        if clash:
+            raise ValueError(f"{clash[0]} is set by the sink (use its own option)")
+        return v
+
+    @model_validator(mode="after")
+    def _resolve(self) -> KafkaSinkConfig:
+        def options(given: dict[str, Any], name: str) -> dict[str, Any]:
+            out = dict(given)
+            if self.schema_registry_url and name == "avro":
+                out.setdefault("schema-registry-url", self.schema_registry_url)
+            return out
+
+        self._format = resolve_message_format(self.format, options(self.format_options,
+                                                                   self.format))
+        self._key_format = resolve_message_format(
+            self.key_format, options(self.key_format_options, self.key_format), key="key-format")
+        return self
+
+    @property
+    def value_format(self) -> MessageFormat:
+        assert self._format is not None
+        return self._format
+
+    @property
+    def key_message_format(self) -> MessageFormat:
+        assert self._key_format is not None
+        return self._key_format
+
+    def topic_of(self, table: str) -> str:
+        db, name = split_table_id(table)
+        return self.topic.format(table=table, db=db, name=name)
+
+    def producer_config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            # the Java client's key hashing: consumers and Kafka Streams agree on partitions
+            "partitioner": "murmur2_random",
+            "linger.ms": 5, "acks": "all", "enable.idempotence": True,
+            "delivery.report.only.error": True,
+        }
+        conf.update(self.properties)
+        return conf

@@ -1,0 +1,195 @@
+"""Writes the batches of one subtask as Kafka records."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from runtime.batch import ChangeBatch
+from runtime.errors import TerminalError, TransientError
+from runtime.sink import Committable, SinkWriter, WriterContext
+from runtime.wal import WriteAheadLog
+from sinks.kafka.config import KafkaSinkConfig
+from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, group_metadata,
+                                      marker_group, new_producer, produce_all, records_batch,
+                                      transactional_id)
+
+log = logging.getLogger(__name__)
+
+
+def wal_root(state_dir: str, subtask: int) -> str:
+    return os.path.join(state_dir, "kafka-wal", str(subtask))
+
+
+class KafkaWriter(SinkWriter):
+    """Encodes each batch (values and keys in one vectorised call each) and hands its records
+    to the producer right away; what the barrier does depends on ``delivery``:
+
+    * ``exactly-once``: flush, commit the marker into the transaction, write the records to a
+      WAL segment, hand the prepared transaction to the committer and go on in the other
+      producer's transaction (see :mod:`sinks.kafka.transactions`).
+    * ``at-least-once``: flush and fail on any delivery error.  ``none``: nothing.
+    """
+
+    def __init__(self, config: KafkaSinkConfig, context: WriterContext):
+        self.config = config
+        self.context = context
+        self.mode = config.delivery
+        self.prefix = config.transactional_id_prefix or f"hub-{context.pipeline}"
+        self.encoder = config.value_format.encoder()
+        self.key_encoder = config.key_message_format.encoder()
+        self.errors: list[str] = []
+        self.conf = {**config.producer_config(), "on_delivery": self._on_delivery}
+        self.topics: dict[str, str] = {}
+        self.wal = WriteAheadLog(wal_root(context.state_dir, context.subtask))
+        self.pending: list[ChangeBatch] = []  # records of the open transaction, for the WAL
+        self.marker_topic: str | None = None
+        self.txn_started: float | None = None
+        self.slot = 0
+        self.prepared: list[Prepared | None] = [None, None]
+        if self.mode == "exactly-once":
+            # the committer's recovery already ran: what is left in the WAL is garbage
+            self.wal.discard_except([])
+            self.group = marker_group(self.prefix, context.subtask)
+            self.marker_consumer, self.group_meta = group_metadata(self.conf, self.group)
+            # initialising both ids aborts transactions a crashed run left open
+            self.producers = [self._new_producer(0), self._new_producer(1)]
+        else:
+            from confluent_kafka import Producer
+
+            self.producers = [Producer(self.conf)]
+
+    def _new_producer(self, slot: int) -> Any:
+        tid = transactional_id(self.prefix, self.context.subtask, slot)
+        return new_producer(self.conf, tid, self.config.transaction_timeout)
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None and len(self.errors) < 10:
+            self.errors.append(f"{msg.topic()}: {err.str()}")
+
+    @property
+    def producer(self) -> Any:
+        return self.producers[self.slot]
+
+    # -- writing ------------------------------------------------------------------------------
+    def write(self, batch: ChangeBatch) -> None:
+        if not len(batch):
+            return
+        topic = self.topics.get(batch.table)
+        if topic is None:
+            topic = self.topics[batch.table] = self.config.topic_of(batch.table)
+        values = self.encoder.encode(batch, topic)
+        keys = self.key_encoder.encode_keys(batch, topic)
+        ts = batch.ts_ms_list()
+        if self.config.tombstones and "d" in batch.ops:
+            keys, values, ts = _with_tombstones(batch.ops, keys, values, ts)
+        if self.mode == "exactly-once":
+            self._in_transaction(topic)
+            self.pending.append(records_batch(topic, keys, values, ts))
+        produce_all(self.producer, topic, keys, values, ts)
+        if self.errors:
+            self._fail_delivery()
+
+    def _in_transaction(self, topic: str) -> None:
+        now = time.monotonic()
+        if self.txn_started is None:
+            self.producer.begin_transaction()
+            self.txn_started = now
+            self.marker_topic = topic
+        elif now - self.txn_started > 0.9 * self.config.transaction_timeout:
+            raise TerminalError(
+                f"kafka sink: a transaction has been open for {now - self.txn_started:.0f}s, "
+                f"close to sink.transaction-timeout = {self.config.transaction_timeout:.0f}s: "
+                "make transaction-timeout longer than checkpoint.interval plus the time a "
+                "checkpoint takes (or checkpoint more often)")
+
+    def _fail_delivery(self) -> None:
+        raise TransientError(f"kafka sink: delivery failed: {'; '.join(self.errors[:3])}")
+
+    def _flush(self) -> None:
+        left = self.producer.flush(TIMEOUT_S)
+        if left:
+            raise TransientError(f"kafka sink: {left} records not delivered within "
+                                 f"{TIMEOUT_S:.0f}s")
+        if self.errors:
+            self._fail_delivery()
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        if self.mode == "none":
+            self.producer.poll(0)
+            return []
+        if self.mode == "at-least-once":
+            self._flush()
+            return []
+        if self.txn_started is None:
+            return []
+        self._in_transaction(self.marker_topic or "")  # checks the transaction's age
+        self._flush()
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            self.producer.send_offsets_to_transaction(
+                [TopicPartition(self.marker_topic, 0, checkpoint_id)], self.group_meta,
+                TIMEOUT_S)
+        except KafkaException as exc:
+            raise TransientError(f"kafka sink: adding the commit marker failed: {exc}") from exc
+        name = f"{self.context.attempt}-{self.context.subtask}-{checkpoint_id}"
+        segment = self.wal.write_segment(name, self.pending)
+        key = f"{self.context.attempt}:{self.context.subtask}:{checkpoint_id}"
+        prepared = Prepared(self.producer)
+        with LIVE_LOCK:
+            LIVE[key] = prepared
+        self.prepared[self.slot] = prepared
+        committable = {"key": key, "checkpoint": checkpoint_id, "subtask": self.context.subtask,
+                       "slot": self.slot, "prefix": self.prefix, "marker_topic": self.marker_topic,
+                       "segment": segment["segment"], "records": segment["rows"]}
+        self.pending = []
+        self.txn_started = None
+        self.marker_topic = None
+        self._next_slot()
+        return [committable]
+
+    def _next_slot(self) -> None:
+        """Go on with the other producer, once the committer is done with its transaction;
+        if it is not (that checkpoint was aborted), give it up: the committer re-sends that
+        transaction's records from the WAL if it never committed."""
+        self.slot ^= 1
+        prev = self.prepared[self.slot]
+        if prev is None:
+            return
+        with prev.lock:
+            if prev.done and not prev.broken:
+                self.prepared[self.slot] = None
+                return
+            prev.abandoned = True
+        log.info("kafka sink: subtask %d: transaction of slot %d still pending: replacing its "
+                 "producer", self.context.subtask, self.slot)
+        self.producers[self.slot] = self._new_producer(self.slot)
+        self.prepared[self.slot] = None
+
+    def close(self) -> None:
+        for p in self.producers:
+            try:
+                p.flush(0 if self.mode == "exactly-once" else 5)
+            except Exception:  # noqa: BLE001 - closing: nothing more to do for it
+                log.debug("kafka sink: flush at close failed", exc_info=True)
+        if self.mode == "exactly-once":
+            self.marker_consumer.close()
+
+
+def _with_tombstones(ops: str, keys: list, values: list, ts: list[int]
+                     ) -> tuple[list, list, list[int]]:
+    k2: list = []
+    v2: list = []
+    t2: list[int] = []
+    for op, k, v, t in zip(ops, keys, values, ts):
+        k2.append(k)
+        v2.append(v)
+        t2.append(t)
+        if op == "d" and k is not None:
+            k2.append(k)
+            v2.append(None)
+            t2.append(t)
+    return k2, v2, t2

@@ -1,0 +1,190 @@
+"""Finds the topic-partitions and hands each to one reader, for good."""
+from __future__ import annotations
+
+import logging
+import re
+import zlib
+from typing import Any
+
+from runtime.errors import TransientError
+from runtime.source import EnumeratorContext, SplitEnumerator
+from sources.kafka.config import KafkaSourceConfig
+from sources.kafka.split import EARLIEST, KafkaPartitionSplit
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_S = 10.0
+
+
+def owner(topic: str, partition: int, parallelism: int) -> int:
+    """The subtask that reads a partition: stable across restarts (Flink's rule, with a hash
+    that does not change between Python processes)."""
+    return ((zlib.crc32(topic.encode()) & 0x7FFFFFFF) + partition) % parallelism
+
+
+class KafkaEnumerator(SplitEnumerator):
+    """Discovers partitions (at start, then every ``partition-discovery-interval``), resolves
+    where each starts (startup mode for the first discovery, earliest for partitions that
+    appear later) and assigns it to its owner.  State: the ids of the partitions already
+    assigned (O(partitions)) plus splits waiting for their reader to register."""
+
+    def __init__(self, context: EnumeratorContext, config: KafkaSourceConfig,
+                 state: dict[str, Any] | None):
+        self.context = context
+        self.config = config
+        self.assigned: set[str] = set(state["assigned"]) if state else set()
+        self.pending: list[KafkaPartitionSplit] = (
+            [KafkaPartitionSplit.from_dict(d) for d in state["pending"]] if state else [])
+        self.first = state is None
+        self.client: Any = None
+
+    def start(self) -> None:
+        from confluent_kafka import Consumer
+
+        self.client = Consumer(self.config.client_config())
+        self._discover()
+        interval = self.config.partition_discovery_interval
+        if self.config.bounded == "none" and interval > 0:
+            self.context.schedule(self._discover_quietly, interval)
+
+    def _discover_quietly(self) -> None:
+        try:
+            self._discover()
+        except Exception as exc:  # noqa: BLE001 - the next round will try again
+            log.warning("kafka source: partition discovery failed (retried in %.0fs): %s",
+                        self.config.partition_discovery_interval, exc)
+
+    def _topics(self) -> dict[str, int]:
+        """Topic -> number of partitions, of the configured topics or the pattern."""
+        from confluent_kafka import KafkaException
+
+        try:
+            meta = self.client.list_topics(timeout=_TIMEOUT_S)
+        except KafkaException as exc:
+            raise TransientError(f"kafka source: can't list topics at "
+                                 f"{self.config.bootstrap_servers}: {exc}") from exc
+        if self.config.topic_pattern:
+            rx = re.compile(self.config.topic_pattern)
+            return {t: len(m.partitions) for t, m in meta.topics.items()
+                    if rx.fullmatch(t) and not t.startswith("__") and m.error is None}
+        out = {}
+        for t in self.config.topics:
+            m = meta.topics.get(t)
+            if m is None or m.error is not None or not m.partitions:
+                if self.first:
+                    log.warning("kafka source: topic %r does not exist (yet)", t)
+                continue
+            out[t] = len(m.partitions)
+        return out
+
+    def _discover(self) -> None:
+        fresh = []
+        for topic, n in sorted(self._topics().items()):
+            for p in range(n):
+                sid = KafkaPartitionSplit.id_of(topic, p)
+                if sid not in self.assigned:
+                    fresh.append(KafkaPartitionSplit(sid, topic, p))
+        if fresh:
+            self._starting_offsets(fresh, initial=self.first)
+            for s in fresh:
+                self.assigned.add(s.split_id)
+            self.pending.extend(fresh)
+            log.info("kafka source: %d new partition(s): %s", len(fresh),
+                     ", ".join(s.split_id for s in fresh[:10]))
+        self.first = False
+        self._assign_pending()
+
+    def _starting_offsets(self, splits: list[KafkaPartitionSplit], initial: bool) -> None:
+        from confluent_kafka import TopicPartition
+
+        c, mode = self.config, self.config.startup_mode
+        if initial and mode == "latest":
+            for s, (_, high) in zip(splits, self._end_offsets(splits)):
+                s.offset = high
+        elif initial and mode == "group-offsets":
+            tps = self.client.committed([TopicPartition(s.topic, s.partition) for s in splits],
+                                        timeout=_TIMEOUT_S)
+            for s, tp in zip(splits, tps):
+                s.offset = tp.offset if tp.offset >= 0 else EARLIEST
+        elif initial and mode == "timestamp":
+            tps = self.client.offsets_for_times(
+                [TopicPartition(s.topic, s.partition, c.startup_timestamp) for s in splits],
+                timeout=_TIMEOUT_S)
+            for s, tp in zip(splits, tps):
+                # -1: no record at or after the time: start at the end
+                s.offset = tp.offset if tp.offset >= 0 else self.client.get_watermark_offsets(
+                    TopicPartition(s.topic, s.partition), timeout=_TIMEOUT_S)[1]
+        elif initial and mode == "specific-offsets":
+            for s in splits:
+                s.offset = c.startup_specific_offsets.get(s.split_id, EARLIEST)
+        if c.bounded == "latest-offset":
+            ends = self._end_offsets(splits)
+            for s, (low, high) in zip(splits, ends):
+                s.stop_offset = high
+                if s.offset == EARLIEST:
+                    s.offset = low
+
+    def _end_offsets(self, splits: list[KafkaPartitionSplit]) -> list[tuple[int, int]]:
+        """(low, high) watermark of each partition.  ListOffsets answers it; a fetch response
+        carries it too, and that one is authoritative: some brokers (Tansu) answer
+        ListOffsets(latest) with the last record *batch*'s base offset + 1.  So a fetch at
+        the answered offset confirms it (one round trip for all partitions)."""
+        import time
+
+        from confluent_kafka import TopicPartition
+
+        tps = [TopicPartition(s.topic, s.partition) for s in splits]
+        ends = [self.client.get_watermark_offsets(tp, timeout=_TIMEOUT_S) for tp in tps]
+        probe = [TopicPartition(s.topic, s.partition, max(h - 1, lo))
+                 for s, (lo, h) in zip(splits, ends) if h > lo]
+        if not probe:
+            return ends
+        self.client.assign(probe)
+        seen: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + _TIMEOUT_S
+        while len(seen) < len(probe) and time.monotonic() < deadline:
+            self.client.consume(1000, 0.1)
+            for tp in probe:
+                hw = self.client.get_watermark_offsets(tp, cached=True)
+                if hw is not None and hw[1] >= 0:
+                    seen[(tp.topic, tp.partition)] = hw[1]
+        self.client.unassign()
+        return [(lo, max(h, seen.get((tp.topic, tp.partition), h)))
+                for tp, (lo, h) in zip(tps, ends)]
+
+    def _assign_pending(self) -> None:
+        readers = set(self.context.registered_readers())
+        p = self.context.parallelism
+        assignment: dict[int, list[KafkaPartitionSplit]] = {}
+        waiting = []
+        for s in self.pending:
+            o = owner(s.topic, s.partition, p)
+            if o in readers:
+                assignment.setdefault(o, []).append(s)
+            else:
+                waiting.append(s)
+        self.pending = waiting
+        if assignment:
+            self.context.assign_splits(assignment)  # type: ignore[arg-type]
+        if self.config.bounded != "none":
+            for r in readers:
+                if not any(owner(s.topic, s.partition, p) == r for s in waiting):
+                    self.context.signal_no_more_splits(r)
+
+    def add_reader(self, subtask: int) -> None:
+        self._assign_pending()
+
+    def handle_split_request(self, subtask: int) -> None:
+        """Readers don't ask: partitions are pushed to their owners."""
+
+    def add_splits_back(self, splits: list, subtask: int) -> None:
+        self.pending.extend(splits)
+        self._assign_pending()
+
+    def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
+        return {"assigned": sorted(self.assigned), "pending": [s.to_dict() for s in self.pending]}
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None

@@ -1,0 +1,221 @@
+"""Reading one snapshot chunk, consistent with one binlog position, as Arrow.
+
+The chunk's SELECT goes over the text protocol, but rows are not parsed one by one: the result
+packets are read in bulk from the socket, and each column is cut out of all rows at once with
+numpy (length-prefixed values), then converted by Arrow casts (:mod:`sources.mysql.types`).
+
+Consistency (the watermark algorithm of DESIGN.md): MariaDB pins the binlog position of a
+consistent snapshot (LOW = HIGH, nothing to replay).  Elsewhere LOW is taken before the SELECT
+and HIGH after it; the binlog between them is replayed for the chunk's key range into the
+result before it is emitted.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from runtime.errors import TerminalError, TransientError
+from sources.mysql.catalog import MySqlTable
+from sources.mysql.dialect import Dialect
+from sources.mysql.events import RowsDecoder, complete
+from sources.mysql.offset import BinlogOffset
+from sources.mysql.protocol import ROW_EVENTS, ROTATE, TABLE_MAP, BinlogClient
+from sources.mysql.split import comparable
+from sources.mysql.types import quote, text_column_to_arrow
+
+COM_QUERY = 0x03
+
+
+def _where(conn: Any, key: tuple[str, ...], start: tuple | None, end: tuple | None) -> str:
+    cols = ", ".join(quote(k) for k in key)
+    lhs = f"({cols})" if len(key) > 1 else cols
+
+    def lit(values: tuple) -> str:
+        text = ", ".join(conn.escape(v) for v in values)
+        return f"({text})" if len(values) > 1 else text
+
+    parts = []
+    if start is not None:
+        parts.append(f"{lhs} >= {lit(start)}")
+    if end is not None:
+        parts.append(f"{lhs} < {lit(end)}")
+    return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+
+def chunk_sql(conn: Any, table: MySqlTable, start: tuple | None, end: tuple | None,
+              limit: int | None) -> str:
+    db, _, name = table.table_id.partition(".")
+    cols = ", ".join(n.select_expr() for n in table.natives)
+    order = ", ".join(quote(k) for k in table.chunk_key)
+    sql = f"SELECT {cols} FROM {quote(db)}.{quote(name)}{_where(conn, table.chunk_key, start, end)} ORDER BY {order}"
+    return sql + (f" LIMIT {limit}" if limit is not None else "")
+
+
+def next_chunk_start(conn: Any, table: MySqlTable, start: tuple | None, size: int) -> tuple | None:
+    """The first key of the chunk after the one starting at ``start``; None when that chunk
+    is the last one.  One index range scan of ``size`` entries."""
+    db, _, name = table.table_id.partition(".")
+    cols = ", ".join(quote(k) for k in table.chunk_key)
+    sql = (f"SELECT {cols} FROM {quote(db)}.{quote(name)}{_where(conn, table.chunk_key, start, None)} "
+           f"ORDER BY {cols} LIMIT 1 OFFSET {size}")
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        row = cur.fetchone()
+    return tuple(row) if row else None
+
+
+def _raw_rows(conn: Any, sql: str) -> tuple[bytearray, list[int], int]:
+    """Run ``sql`` and read its result rows as raw packets: (buffer, row starts, columns)."""
+    conn._execute_command(COM_QUERY, sql)
+    first = conn._read_packet()
+    ncols = first.read_length_encoded_integer()
+    for _ in range(ncols):
+        conn._read_packet()
+    conn._read_packet()  # EOF after the column definitions
+    read1 = conn._rfile.read1
+    buf = bytearray()
+    starts: list[int] = []
+    pos = 0
+    while True:
+        while len(buf) - pos < 4:
+            more = read1(1 << 20)
+            if not more:
+                raise TransientError("connection lost while reading a snapshot chunk")
+            buf += more
+        n = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
+        while len(buf) - pos < 4 + n:
+            more = read1(1 << 20)
+            if not more:
+                raise TransientError("connection lost while reading a snapshot chunk")
+            buf += more
+        lead = buf[pos + 4] if n else 0
+        if lead == 0xFE and n < 9:
+            return buf, starts, ncols
+        if lead == 0xFF:
+            code = buf[pos + 5] | buf[pos + 6] << 8
+            msg = bytes(buf[pos + 7:pos + 4 + n]).decode(errors="replace")
+            raise TerminalError(f"snapshot query failed ({code}): {msg}")
+        if n == 0xFFFFFF:
+            raise TerminalError("a snapshot row is larger than 16 MB, which the snapshot reader "
+                                "does not support")
+        starts.append(pos + 4)
+        pos += 4 + n
+
+
+def _columns(buf: bytearray, starts: list[int], ncols: int) -> list[pa.Array]:
+    """Cut every column out of all rows at once (length-encoded values of the text protocol)."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    pos = np.asarray(starts, dtype=np.int64)
+    n = len(pos)
+    out = []
+    for _ in range(ncols):
+        lead = b[pos].astype(np.int64)
+        length = lead.copy()
+        hdr = np.ones(n, dtype=np.int64)
+        null = lead == 0xFB
+        if not (lead < 0xFB).all():
+            length[null] = 0
+            for code, width in ((0xFC, 2), (0xFD, 3), (0xFE, 8)):
+                m = lead == code
+                if m.any():
+                    p = pos[m]
+                    v = np.zeros(len(p), dtype=np.int64)
+                    for k in range(width):
+                        v |= b[p + 1 + k].astype(np.int64) << (8 * k)
+                    length[m] = v
+                    hdr[m] = 1 + width
+        vstart = pos + hdr
+        pos = vstart + length
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(length, out=offsets[1:])
+        total = int(offsets[-1])
+        if total:
+            idx = np.repeat(vstart - offsets[:-1], length) + np.arange(total, dtype=np.int64)
+            data = b[idx]
+        else:
+            data = np.zeros(0, dtype=np.uint8)
+        nulls = int(null.sum())
+        validity = pa.py_buffer(np.packbits(~null, bitorder="little")) if nulls else None
+        out.append(pa.Array.from_buffers(pa.large_binary(), n, [
+            validity, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=nulls).cast(pa.binary()))
+    return out
+
+
+def select_chunk(conn: Any, table: MySqlTable, start: tuple | None, end: tuple | None,
+                 limit: int | None, zero_null: bool) -> pa.RecordBatch:
+    buf, starts, ncols = _raw_rows(conn, chunk_sql(conn, table, start, end, limit))
+    if ncols != len(table.natives):
+        raise TerminalError(f"{table.table_id}: the snapshot returned {ncols} columns, the schema "
+                            f"has {len(table.natives)}")
+    raw = _columns(buf, starts, ncols)
+    arrays = [text_column_to_arrow(nat, col.type, arr, zero_null, table.table_id)
+              for nat, col, arr in zip(table.natives, table.schema.columns, raw)]
+    return pa.RecordBatch.from_arrays(arrays, schema=table.schema.arrow_schema)
+
+
+def backfill(settings: dict[str, Any], dialect: Dialect, server_id: int, table: MySqlTable,
+             low: BinlogOffset, high: BinlogOffset, start: tuple | None, end: tuple | None,
+             zero_null: bool) -> dict[tuple, tuple | None]:
+    """The changes to the chunk's key range between LOW and HIGH: key -> row after them (None
+    when deleted), replayed from a short binlog read."""
+    client = BinlogClient(settings, dialect, server_id, 0, 60.0)
+    decoder = RowsDecoder(zero_null)
+    final: dict[tuple, tuple | None] = {}
+    file = low.file
+    key_of = table.schema.key_of
+    chunk_key = [table.schema.index(k) for k in table.chunk_key]
+
+    def in_range(row: tuple) -> bool:
+        k = comparable(tuple(row[i] for i in chunk_key))
+        return (start is None or k >= start) and (end is None or k < end)
+
+    try:
+        client.open(BinlogOffset(low.file, low.pos))
+        for ev in client.events():
+            if ev.type == ROTATE:
+                file = ev.body[8:].decode()
+                continue
+            if ev.log_pos and BinlogOffset(file, ev.log_pos - ev.size).key >= high.key:
+                break
+            if ev.type == TABLE_MAP:
+                decoder.table_map(ev.body, lambda t: table if t == table.table_id else None)
+            elif ev.type in ROW_EVENTS:
+                got = decoder.rows(ev.type, ev.body)
+                if got is None:
+                    continue
+                _, op, rows, full = got
+                for r in rows:
+                    if op == "u":
+                        before, after = r
+                        after = after if full else complete(table, after, before)
+                        if in_range(before):
+                            final[key_of(before)] = None
+                        if in_range(after):
+                            final[key_of(after)] = after
+                    else:
+                        row = r if full else complete(table, r, None)
+                        if in_range(row):
+                            final[key_of(row)] = None if op == "d" else row
+    finally:
+        client.close()
+    return final
+
+
+def merge(batch: pa.RecordBatch, table: MySqlTable, changes: dict[tuple, tuple | None]) -> list[tuple]:
+    """Chunk rows with the backfilled changes applied (the slow path, for chunks that changed
+    while they were read)."""
+    cols = [c.to_pylist() for c in batch.columns]
+    rows = {table.schema.key_of(r): r for r in zip(*cols)}
+    for k, row in changes.items():
+        if row is None:
+            rows.pop(k, None)
+        else:
+            rows[k] = row
+    return list(rows.values())
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

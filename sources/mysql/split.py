@@ -1,0 +1,152 @@
+"""The two split kinds: a snapshot chunk of one table, and the binlog stream.
+
+Both serialise to plain data.  Chunk bounds are key tuples encoded as JSON (``encode_key``):
+ints and strings as they are, other values tagged.  A chunk is ``[start, end)``; ``None``
+means unbounded.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from runtime.source import Split
+from sources.mysql.catalog import MySqlTable
+from sources.mysql.offset import BinlogOffset
+
+
+def _enc(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, Decimal):
+        return {"dec": str(v)}
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return {"datetime": v.isoformat()}
+    if isinstance(v, dt.date):
+        return {"date": v.isoformat()}
+    if isinstance(v, dt.timedelta):
+        return {"us": v // dt.timedelta(microseconds=1)}
+    if isinstance(v, bytes):
+        return {"b64": base64.b64encode(v).decode()}
+    if isinstance(v, float):
+        return {"float": repr(v)}
+    raise TypeError(f"chunk key value of type {type(v).__name__} is not supported")
+
+
+def _dec(v: Any) -> Any:
+    if not isinstance(v, dict):
+        return v
+    (tag, x), = v.items()
+    return {"dec": Decimal, "datetime": dt.datetime.fromisoformat, "date": dt.date.fromisoformat,
+            "us": lambda u: dt.timedelta(microseconds=u), "b64": base64.b64decode,
+            "float": float}[tag](x)
+
+
+def encode_key(key: tuple | None) -> list | None:
+    return None if key is None else [_enc(v) for v in key]
+
+
+def decode_key(key: list | None) -> tuple | None:
+    return None if key is None else tuple(_dec(v) for v in key)
+
+
+def comparable(key: tuple) -> tuple:
+    """Keys from the binlog compared with chunk bounds: instants become naive UTC, as the
+    snapshot's sessions (``time_zone = '+00:00'``) return them."""
+    return tuple(v.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                 if isinstance(v, dt.datetime) and v.tzinfo is not None else v for v in key)
+
+
+@dataclass
+class MySqlSplit(Split):
+    """Base of both kinds; ``from_dict`` builds the right one."""
+
+    kind: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MySqlSplit:
+        d = dict(d)
+        kind = d.pop("kind")
+        return (SnapshotSplit if kind == "snapshot" else BinlogSplit)(**d)
+
+
+@dataclass
+class SnapshotSplit(MySqlSplit):
+    """Chunk ``index`` of a table.  Once read, ``high`` is the binlog offset the chunk
+    reflects and ``finished`` is set; ``next_start`` is set when an open-ended last chunk was
+    cut short (the rest becomes a new chunk)."""
+
+    kind: str = "snapshot"
+    table: dict = field(default_factory=dict)   # MySqlTable.to_dict()
+    index: int = 0
+    start: list | None = None
+    end: list | None = None
+    finished: bool = False
+    high: dict | None = None
+    next_start: list | None = None
+    rows: int = 0
+
+    @property
+    def mysql_table(self) -> MySqlTable:
+        return MySqlTable.from_dict(self.table)
+
+    @property
+    def table_id(self) -> str:
+        return self.table["schema"]["table"]
+
+
+@dataclass
+class BinlogSplit(MySqlSplit):
+    """The binlog from ``offset`` on.  ``tables`` is the schema history (table id ->
+    MySqlTable dict) at ``offset``; ``chunks`` (``[table, start, end, high]``) let it skip
+    changes a snapshot chunk already reflects, until ``offset`` passes the highest of them."""
+
+    kind: str = "binlog"
+    offset: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+    chunks: list = field(default_factory=list)
+
+    @property
+    def binlog_offset(self) -> BinlogOffset:
+        return BinlogOffset.from_dict(self.offset)
+
+
+class ChunkFilter:
+    """Tells whether a binlog change at a position is already in a snapshot chunk."""
+
+    def __init__(self, chunks: list):
+        self.by_table: dict[str, tuple[list, list]] = {}
+        self.max_high: BinlogOffset | None = None
+        grouped: dict[str, list] = {}
+        for table, start, end, high in chunks:
+            off = BinlogOffset.from_dict(high)
+            if self.max_high is None or self.max_high.is_before(off):
+                self.max_high = off
+            grouped.setdefault(table, []).append((decode_key(start), decode_key(end), off.key))
+        for table, items in grouped.items():
+            items.sort(key=lambda c: (c[0] is not None, c[0] or ()))
+            starts = [c[0] for c in items[1:]]
+            self.by_table[table] = (starts, items)
+
+    @property
+    def active(self) -> bool:
+        return self.max_high is not None
+
+    def passed(self, offset: BinlogOffset) -> bool:
+        return self.max_high is None or not offset.is_before(self.max_high)
+
+    def reflected(self, table: str, key: tuple, position: tuple[int, int]) -> bool:
+        entry = self.by_table.get(table)
+        if entry is None:
+            return False
+        starts, items = entry
+        k = comparable(key)
+        start, end, high = items[bisect_right(starts, k)]
+        if (start is not None and k < start) or (end is not None and k >= end):
+            return False
+        return position < high

@@ -1,0 +1,114 @@
+"""Elasticsearch sink against a real Elasticsearch-API server: mappings and their evolution,
+versioned writes, per-item failures, at-least-once delivery."""
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from runtime.batch import ChangeBatch
+from runtime.deadletter import DeadLetterQueue
+from runtime.errors import BadRecordError
+from runtime.schema import Column, TableSchema
+from runtime.sink import CommitContext, WriterContext
+from runtime.types import T
+from sinks.elasticsearch.config import ElasticsearchSinkConfig
+from sinks.elasticsearch.sink import ElasticsearchSink
+
+pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch]
+
+V1 = TableSchema("shop.orders", (Column("id", T("BIGINT"), False), Column("name", T("STRING")),
+                                 Column("amount", T("DECIMAL(10,2)"))), ("id",))
+V2 = V1.with_columns(V1.columns + (Column("doc", T("JSON")),))
+
+
+@pytest.fixture
+def make(elasticsearch_server, tmp_path):
+    prefix = f"it-{uuid.uuid4().hex[:10]}"
+
+    def make(**options) -> tuple[ElasticsearchSink, str]:
+        cfg = ElasticsearchSinkConfig.model_validate({
+            "hosts": [elasticsearch_server.url], **elasticsearch_server.options,
+            "index": prefix + "-{table}", "refresh-after-commit": True,
+            **{k.replace("_", "-"): v for k, v in options.items()}})
+        return ElasticsearchSink(cfg), f"{prefix}-orders"
+    return make
+
+
+def commit(sink, batches, cid=1, tmp=None, dead_letter=None):
+    ctx = WriterContext("it", 0, 1, uuid.uuid4().hex[:6], str(tmp), dead_letter or DeadLetterQueue())
+    writer = sink.create_writer(ctx, None)
+    for b in batches:
+        writer.write(b)
+    committables = writer.prepare_commit(cid)
+    sink.create_committer().commit(committables, CommitContext("it", cid, None))
+    writer.close()
+
+
+def docs(server, index) -> dict:
+    es = server.client()
+    es.indices.refresh(index=index)
+    hits = es.search(index=index, size=1000, version=True)["hits"]["hits"]
+    es.close()
+    return {h["_id"]: (h["_version"], h["_source"]) for h in hits}
+
+
+def batch(schema, ops, rows, versions):
+    return ChangeBatch(schema, ops, rows=rows, versions=np.array(versions, dtype=np.int64))
+
+
+def test_mapping_from_schema_then_a_new_column(make, elasticsearch_server, tmp_path):
+    sink, index = make()
+    commit(sink, [batch(V1, "c", [(1, "a", Decimal("1.50"))], [10])], tmp=tmp_path)
+    commit(sink, [batch(V2, "u", [(1, "b", Decimal("2.25"), '{"k": [1, 2]}')], [11])],
+           cid=2, tmp=tmp_path)
+    es = elasticsearch_server.client()
+    props = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    es.close()
+    assert props["amount"]["type"] == "scaled_float" and props["id"]["type"] == "long"
+    assert "doc" in props
+    assert docs(elasticsearch_server, index) == {
+        "1": (11, {"id": 1, "name": "b", "amount": "2.25", "doc": {"k": [1, 2]}})}
+
+
+def test_versions_make_late_and_repeated_changes_no_ops(make, elasticsearch_server, tmp_path):
+    sink, index = make()
+    commit(sink, [batch(V1, "cc", [(1, "new", None), (2, "two", None)], [10, 10])], tmp=tmp_path)
+    # an older update, the same change again, an older delete: all refused
+    commit(sink, [batch(V1, "uud", [(1, "old", None), (2, "two", None), (1, "x", None)],
+                        [5, 10, 3])], cid=2, tmp=tmp_path)
+    assert docs(elasticsearch_server, index) == {"1": (10, {"id": 1, "name": "new", "amount": None}),
+                                                 "2": (10, {"id": 2, "name": "two", "amount": None})}
+    # a newer delete wins, and its tombstone refuses an older insert arriving after it
+    commit(sink, [batch(V1, "d", [(2, None, None)], [20])], cid=3, tmp=tmp_path)
+    commit(sink, [batch(V1, "c", [(2, "zombie", None)], [15])], cid=4, tmp=tmp_path)
+    assert set(docs(elasticsearch_server, index)) == {"1"}
+
+
+def test_rejected_documents_name_index_and_id(make, elasticsearch_server, tmp_path):
+    sink, index = make()
+    es = elasticsearch_server.client()
+    # an index made by someone else, where "name" is a number: our text can't go there
+    es.indices.create(index=index, mappings={"properties": {"name": {"type": "long"}}})
+    es.close()
+    rows = [(1, "not a number", None), (2, "42", None)]
+    with pytest.raises(BadRecordError, match=rf"index {index} id '1'.*400"):
+        commit(sink, [batch(V1, "cc", rows, [1, 1])], tmp=tmp_path)
+    dlq = DeadLetterQueue("all", str(tmp_path / "dlq"), "it")
+    sink, _ = make()
+    commit(sink, [batch(V1, "cc", rows, [2, 2])], tmp=tmp_path, dead_letter=dlq)
+    assert dlq.count == 1
+    assert set(docs(elasticsearch_server, index)) == {"2"}
+
+
+def test_at_least_once_writes_without_the_log(make, elasticsearch_server, tmp_path):
+    sink, index = make(delivery="at-least-once", bulk_max_actions=2)
+    ctx = WriterContext("it", 0, 1, "a", str(tmp_path))
+    writer = sink.create_writer(ctx, None)
+    writer.write(batch(V1, "ccc", [(i, f"n{i}", None) for i in range(3)], [1, 2, 3]))
+    assert writer.prepare_commit(1) == []
+    writer.close()
+    assert set(docs(elasticsearch_server, index)) == {"0", "1", "2"}
+    assert not (tmp_path / "wal").exists()

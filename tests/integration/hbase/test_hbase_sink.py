@@ -1,0 +1,132 @@
+"""HBase sink against an HBase Thrift server: the server's version semantics the sink relies
+on, tables and families, encodings, deletes, replays, at-least-once delivery."""
+from __future__ import annotations
+
+import shutil
+import struct
+import uuid
+from decimal import Decimal
+
+import happybase
+import numpy as np
+import pytest
+
+from runtime.batch import ChangeBatch
+from runtime.errors import ConfigError
+from runtime.schema import Column, TableSchema
+from runtime.sink import CommitContext, WriterContext
+from runtime.types import T
+from sinks.hbase.config import HBaseSinkConfig
+from sinks.hbase.sink import HBaseSink
+from sinks.hbase.types import decode_int_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.hbase]
+
+ORDERS = TableSchema("shop.orders", (Column("id", T("BIGINT"), False), Column("name", T("STRING")),
+                                     Column("amount", T("DECIMAL(10,2)")), Column("qty", T("INT"))),
+                     ("id",))
+
+
+@pytest.fixture
+def conn(hbase_server):
+    c = happybase.Connection(hbase_server.host, hbase_server.port)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def make(hbase_server):
+    prefix = f"it-{uuid.uuid4().hex[:10]}"
+
+    def make(**options) -> tuple[HBaseSink, str]:
+        cfg = HBaseSinkConfig.model_validate({
+            "host": hbase_server.host, "port": hbase_server.port, "table": prefix + "-{table}",
+            **{k.replace("_", "-"): v for k, v in options.items()}})
+        return HBaseSink(cfg), f"{prefix}-orders"
+    return make
+
+
+def commit(sink, batches, tmp, cid=1, state=None):
+    writer = sink.create_writer(WriterContext("it", 0, 1, uuid.uuid4().hex[:6], str(tmp)), state)
+    for b in batches:
+        writer.write(b)
+    committables = writer.prepare_commit(cid)
+    committer = sink.create_committer()
+    committer.commit(committables, CommitContext("it", cid, None))
+    committer.close()
+    last = writer.snapshot_state(cid)
+    writer.close()
+    return committables, last
+
+
+def batch(ops, rows, versions):
+    return ChangeBatch(ORDERS, ops, rows=rows, versions=np.array(versions, dtype=np.int64))
+
+
+def test_server_versions_and_delete_markers(conn):
+    name = f"sem-{uuid.uuid4().hex[:8]}"
+    conn.create_table(name, {"cf": {"max_versions": 3}, "x": {}})
+    t = conn.table(name)
+    t.put(b"r", {b"cf:a": b"v10", b"x:b": b"b10"}, timestamp=10)
+    t.put(b"r", {b"cf:a": b"v5"}, timestamp=5)  # older: the newer version stays visible
+    assert t.row(b"r", include_timestamp=True) == {b"cf:a": (b"v10", 10), b"x:b": (b"b10", 10)}
+    t.delete(b"r", columns=[b"cf"], timestamp=10)  # hides every cf version <= 10
+    t.put(b"r", {b"cf:a": b"late"}, timestamp=9)  # written after, but older than the delete
+    assert t.row(b"r") == {b"x:b": b"b10"}
+    t.put(b"r", {b"cf:a": b"v11"}, timestamp=11)
+    assert t.row(b"r") == {b"cf:a": b"v11", b"x:b": b"b10"}
+    assert t.row(b"r", timestamp=11) == {b"x:b": b"b10"}  # only versions < 11
+    assert [k for k, _ in t.scan(reverse=True)] == [b"r"]
+
+
+def test_rows_cells_and_deletes(make, conn, tmp_path):
+    sink, table = make(column_families={"name": "text"}, value_encoding="binary")
+    rows = [(-5, "neg", Decimal("1.50"), 3), (1, "one", None, None), (2, "two", Decimal("2"), 1)]
+    commit(sink, [batch("ccc", rows, [1, 2, 3]),
+                  batch("ud", [(1, "uno", Decimal("-1.50"), None), (2, None, None, None)], [4, 5])],
+           tmp_path)
+    assert set(conn.table(table).families()) == {b"cf", b"text"}
+    got = {decode_int_key(k): v for k, v in conn.table(table).scan()}
+    assert list(got) == [-5, 1]  # rowkeys sort like the ids; 2 was deleted
+    assert got[-5] == {b"text:name": b"neg", b"cf:amount": b"\x00\x00\x00\x02\x00\x96",
+                       b"cf:qty": struct.pack(">i", 3)}
+    assert got[1] == {b"text:name": b"uno", b"cf:amount": b"\x00\x00\x00\x02\xff\x6a"}
+
+
+def test_null_deletes_the_cell_and_replays_change_nothing(make, conn, tmp_path):
+    sink, table = make()
+    writer = sink.create_writer(WriterContext("it", 0, 1, "r1", str(tmp_path)), None)
+    writer.write(batch("c", [(1, "a", Decimal("9.99"), 1)], [10]))
+    first = writer.prepare_commit(1)
+    saved = tmp_path / "saved"
+    shutil.copytree(first[0]["segment"], saved)
+    sink.create_committer().commit(first, CommitContext("it", 1, None))
+    writer.write(batch("u", [(1, "b", None, None)], [11]))
+    sink.create_committer().commit(writer.prepare_commit(2), CommitContext("it", 2, None))
+    writer.close()
+    key = b"\x80" + b"\x00" * 6 + b"\x01"
+    assert conn.table(table).row(key) == {b"cf:name": b"b"}  # the NULLs deleted their cells
+    # the first checkpoint's segment applied once more, after the second: nothing changes
+    shutil.copytree(saved, first[0]["segment"])
+    sink.create_committer().commit(first, CommitContext("it", 1, None))
+    assert dict(conn.table(table).scan()) == {key: {b"cf:name": b"b"}}
+
+
+def test_tables_are_created_only_when_allowed(make, conn, tmp_path):
+    sink, table = make(create_table=False)
+    with pytest.raises(ConfigError, match="does not exist"):
+        commit(sink, [batch("c", [(1, "a", None, None)], [1])], tmp_path)
+    conn.create_table(table, {"cf": {}})
+    sink, _ = make(column_families={"name": "text"})
+    with pytest.raises(ConfigError, match="no column family 'text'"):
+        commit(sink, [batch("c", [(1, "a", None, None)], [1])], tmp_path)
+
+
+def test_at_least_once_writes_without_the_log(make, conn, tmp_path):
+    sink, table = make(delivery="at-least-once", batch_size=2)
+    writer = sink.create_writer(WriterContext("it", 0, 1, "a", str(tmp_path)), None)
+    writer.write(batch("ccc", [(i, f"n{i}", None, None) for i in range(3)], [1, 2, 3]))
+    assert len(list(conn.table(table).scan())) == 3  # written before any checkpoint
+    assert writer.prepare_commit(1) == []
+    writer.close()
+    assert not (tmp_path / "wal").exists()

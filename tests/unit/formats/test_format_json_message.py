@@ -1,0 +1,90 @@
+"""The json, maxwell-json and raw message formats, and how message formats are resolved."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from formats.message import resolve_message_format
+from formats.registry import resolve_format
+from runtime.batch import ChangeBatch
+from runtime.errors import ConfigError
+from tests.unit.formats.test_format_debezium import ROWS, SCHEMA
+
+DECLARED = {"columns": {c.name: str(c.type) for c in SCHEMA.columns}, "primary-key": ["id"],
+            "table": "shop.items"}
+
+
+@pytest.mark.parametrize("name", ["json", "maxwell-json"])
+def test_round_trip_with_declared_columns(name):
+    fmt = resolve_message_format(name, DECLARED)
+    batch = ChangeBatch(SCHEMA, "ud", rows=ROWS, before=[ROWS[1], None], ts_ms=[1000, 2000])
+    enc = fmt.encoder()
+    values, keys = enc.encode(batch, "t"), enc.encode_keys(batch, "t")
+    assert keys == [b'{"id":1}', b'{"id":2}']
+    out = fmt.decoder().decode(keys, values, [0, 0], "t")
+    assert out.bad == []
+    (back,) = out.elements
+    assert back.rows() == ROWS and back.ops == "ud" and back.ts_ms_list() == [1000, 2000]
+    if name == "maxwell-json":  # json is the flat form: no before images
+        assert back.before[0] == ROWS[1]
+
+
+def test_json_without_declared_columns_infers_and_widens():
+    d = resolve_message_format("json").decoder()
+    out = d.decode([None] * 3, [b'{"id": 1, "v": "a"}', b'{"id": 2, "v": "b", "n": 1.5}',
+                                b'{"id": 3, "op": "d"}'], [7, 8, 9], "srv.db.tbl")
+    kinds = [getattr(e, "kind", "batch") for e in out.elements]
+    assert kinds == ["batch", "add_column", "batch"]
+    assert out.elements[0].table == "db.tbl"
+    assert out.elements[2].rows() == [(2, "b", 1.5), (3, None, None)]
+    assert out.elements[2].ops == "cd" and out.elements[2].ts_ms_list() == [8, 9]
+
+
+def test_maxwell_documented_messages():
+    msgs = [{"database": "test", "table": "maxwell", "type": "insert", "ts": 1449786310,
+             "xid": 940752, "commit": True, "data": {"id": 1, "daemon": "Stanislaw Lem"}},
+            {"database": "test", "table": "maxwell", "type": "update", "ts": 1449786341,
+             "xid": 940786, "commit": True, "data": {"id": 1, "daemon": "Firebus!  Firebus!"},
+             "old": {"daemon": "Stanislaw Lem"}},
+            {"database": "test", "table": "maxwell", "type": "delete", "ts": 1449786400,
+             "data": {"id": 1, "daemon": "Firebus!  Firebus!"}},
+            {"database": "test", "table": "maxwell", "type": "table-drop", "ts": 1449786500}]
+    d = resolve_message_format("maxwell-json", {"primary-key": ["id"]}).decoder()
+    out = d.decode([None] * 4, [json.dumps(m).encode() for m in msgs], [0] * 4, "maxwell")
+    b, drop = out.elements
+    assert b.table == "test.maxwell" and b.ops == "cud" and b.schema.primary_key == ("id",)
+    assert b.before[1] == (1, "Stanislaw Lem") and b.ts_ms_list()[0] == 1449786310000
+    assert drop.kind == "drop_table"
+
+
+def test_raw():
+    fmt = resolve_message_format("raw", {"value-type": "STRING"})
+    out = fmt.decoder().decode([None] * 3, [b"hello", None, b"\xff"], [1, 2, 3], "logs")
+    assert out.elements[0].rows() == [("hello",)] and out.bad[0][0] == 2
+    b = ChangeBatch(out.elements[0].schema, "cd", rows=[("x",), ("y",)])
+    assert fmt.encoder().encode(b, "logs") == [b"x", None]
+
+
+def test_values_that_do_not_convert_are_bad_messages_not_errors():
+    d = resolve_message_format("json", DECLARED).decoder()
+    good = b'{"id": 1, "dec": "1.5", "day": "2024-01-01"}'
+    out = d.decode([None] * 3, [good, b'{"id": 2, "day": "yesterday"}', good], [0] * 3, "t")
+    assert [i for i, _ in out.bad] == [1] and "day" in out.bad[0][1]
+    assert out.indexes == [[0, 2]]
+    assert out.elements[0].rows()[0][5] == Decimal("1.500")
+    assert out.elements[0].rows()[0][12] == dt.date(2024, 1, 1)
+
+
+def test_resolving():
+    with pytest.raises(ConfigError, match="not a message format") as info:
+        resolve_message_format("parquet")
+    assert info.value.key == "format"
+    with pytest.raises(ConfigError) as info:
+        resolve_message_format("json", {"columns": {"a": "NOPE"}}, key="key-format")
+    assert info.value.key == "key-format-options"
+    # the files connectors refuse message formats in one line
+    with pytest.raises(ConfigError, match="not a file format"):
+        resolve_format("debezium-json")
