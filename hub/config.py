@@ -24,6 +24,7 @@ from hub.tomlpos import KeyLines
 from runtime import plugins
 from runtime.config import ConnectorConfig, Duration
 from runtime.errors import ConfigError, HubError
+from runtime.fs import is_url
 from runtime.sink import Sink
 from runtime.source import Source
 from runtime.watermark import WatermarkStrategy
@@ -312,8 +313,11 @@ def _spec(path: str, sections: dict[str, Any],
     pipeline: PipelineOptions = sections["pipeline"]
     ckpt: CheckpointOptions = sections["checkpoint"]
     errors: ErrorsOptions = sections["errors"]
-    ckpt_dir = _absolute(ckpt.dir or os.path.join(".", "state", pipeline.name))
-    dead_letter = _absolute(errors.dead_letter_path or os.path.join(ckpt_dir, "dead-letter"))
+    local_state = os.path.join(".", "state", pipeline.name)
+    ckpt_dir = _absolute(ckpt.dir or local_state)
+    # The dead-letter file is appended to: it stays local even when checkpoints are on HDFS.
+    dlq_base = local_state if is_url(ckpt_dir) else ckpt_dir
+    dead_letter = _absolute(errors.dead_letter_path or os.path.join(dlq_base, "dead-letter"))
     source_type, source_class, source_config = connectors["source"]
     sink_type, sink_class, sink_config = connectors["sink"]
     return PipelineSpec(
@@ -332,4 +336,5 @@ def _spec(path: str, sections: dict[str, Any],
 
 def _absolute(path: str) -> str:
     # Relative to the current working directory, as a shell user expects; not to the file.
-    return os.path.abspath(os.path.expanduser(path))
+    # URLs (hdfs://namenode:9870/state) are already absolute.
+    return path if is_url(path) else os.path.abspath(os.path.expanduser(path))

@@ -36,6 +36,14 @@ def _say(message: str) -> None:
     print(f"hub: {message}", file=sys.stderr, flush=True)
 
 
+def control_dir(spec: PipelineSpec, storage: CheckpointStorage) -> str:
+    """Where the run's lock and control files live: the checkpoint folder when it is local
+    (file locks need a local filesystem), else ``./state/<name>``."""
+    if storage.is_local:
+        return storage.root
+    return os.path.abspath(os.path.join("state", spec.name))
+
+
 def _savepoint_name(given: str | None) -> str:
     return given or datetime.now().strftime("savepoint-%Y%m%d-%H%M%S")
 
@@ -121,14 +129,15 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     storage = CheckpointStorage(spec.checkpoint.dir, spec.checkpoint.retain)
     storage.ensure()
-    lock = PipelineLock(storage.root)
+    local = control_dir(spec, storage)
+    lock = PipelineLock(local)
     lock.acquire(spec.name)
     stop_sp = args.stop_with_savepoint
     control = _Control(_savepoint_name(stop_sp) if stop_sp is not None else None)
     signal.signal(signal.SIGINT, control.on_signal)
     signal.signal(signal.SIGTERM, control.on_signal)
     metrics = PipelineMetrics(spec.parallelism)
-    watcher = ControlWatcher(storage.root, control.request_savepoint)
+    watcher = ControlWatcher(local, control.request_savepoint)
     progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
     try:
         connectors = make_connectors(spec)
@@ -197,7 +206,8 @@ def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, el
 
 def savepoint(spec: PipelineSpec, args: argparse.Namespace) -> int:
     name = _savepoint_name(getattr(args, "name", None))
-    path = request_savepoint(os.path.abspath(spec.checkpoint.dir), spec.name, name,
+    storage = CheckpointStorage(spec.checkpoint.dir, spec.checkpoint.retain)
+    path = request_savepoint(control_dir(spec, storage), spec.name, name,
                              stop=bool(getattr(args, "stop", False)),
                              timeout_s=spec.checkpoint.timeout_s + 30)
     print(path)

@@ -6,41 +6,38 @@ only after the checkpoint is durable, with idempotent writes, and deletes it onc
 After a crash, the restored checkpoint names the segments still to apply; segments written
 after it are garbage (``discard_except``).
 
-A segment is a folder with one Arrow IPC file per table (its changelog form plus the
-``_version`` column when the batches carry versions), written, fsynced and renamed into place:
-a segment exists completely or not at all.  Order is kept within a table, which is the order
-that matters (per-key order).
+A segment is a folder with Arrow IPC files (the changelog form of the batches plus the
+``_version`` column when they carry versions), written into a temporary folder, made durable
+and renamed into place: a segment exists completely or not at all.  It lives wherever the
+checkpoint storage does (a local folder or HDFS, through :mod:`runtime.fs`).  Order is kept
+within a table, which is the order that matters (per-key order).
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import posixpath
 from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
+from runtime.fs import filesystem, normpath
 from runtime.schema import TableSchema
 
 VERSION_COLUMN = "_version"
 _SCHEMA_KEY = b"hub.table_schema"
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WriteAheadLog:
     """Segments under ``root`` (e.g. ``<WriterContext.state_dir>/wal/<pipeline>``)."""
 
     def __init__(self, root: str):
-        self.root = os.path.abspath(root)
+        self.root = normpath(root)
+        self.fs = filesystem(self.root)
+
+    def _join(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
 
     def write_segment(self, name: str, batches: Iterable[ChangeBatch]) -> dict:
         """Durably store ``batches`` as segment ``name`` (unique per writer and checkpoint).
@@ -59,56 +56,59 @@ class WriteAheadLog:
                 runs[i].append(b)
         if not runs:
             return {"segment": None, "rows": 0}
-        final = os.path.join(self.root, name)
+        final = self._join(name)
         tmp = final + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
+        self.fs.rmtree(tmp)
+        self.fs.makedirs(tmp)
         rows = 0
         for i, run in enumerate(runs):
-            path = os.path.join(tmp, f"{i:04d}.arrow")
             tables = [_with_version(b) for b in run]
             meta = {_SCHEMA_KEY: json.dumps(run[0].schema.to_dict()).encode()}
-            schema = tables[0].schema.with_metadata(meta)
-            with pa.OSFile(path, "wb") as sink, ipc.new_file(sink, schema) as writer:
-                for t in tables:
-                    writer.write_table(t.replace_schema_metadata(meta))
+            out = self.fs.create(posixpath.join(tmp, f"{i:04d}.arrow"))
+            try:
+                with ipc.new_file(pa.PythonFile(out, mode="w"), tables[0].schema.with_metadata(meta)) as w:
+                    for t in tables:
+                        w.write_table(t.replace_schema_metadata(meta))
+            except BaseException:
+                out.abort()
+                raise
+            out.close()  # durable (fsync locally; closed and acknowledged on HDFS)
             rows += sum(len(b) for b in run)
-            with open(path, "rb+") as f:
-                os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        _fsync_dir(self.root)
+        self.fs.sync_dir(tmp)
+        self.fs.rmtree(final)  # a leftover of an interrupted earlier attempt of this segment
+        if not self.fs.rename(tmp, final):
+            raise OSError(f"write-ahead log: could not rename {tmp} to {final}")
+        self.fs.sync_dir(self.root)
         return {"segment": final, "rows": rows}
 
     @staticmethod
     def read_segment(path: str) -> list[ChangeBatch]:
         """The batches of a segment; per table in write order."""
+        fs = filesystem(path)
         out: list[ChangeBatch] = []
-        for name in sorted(os.listdir(path)):
-            with pa.memory_map(os.path.join(path, name)) as source:
-                reader = ipc.open_file(source)
-                schema = TableSchema.from_dict(json.loads(reader.schema.metadata[_SCHEMA_KEY]))
-                table = reader.read_all()
-            out.append(_from_table(schema, table))
+        for st in sorted(fs.listdir(path), key=lambda s: s.name):
+            reader = ipc.open_file(pa.BufferReader(fs.read_bytes(st.path)))
+            schema = TableSchema.from_dict(json.loads(reader.schema.metadata[_SCHEMA_KEY]))
+            out.append(_from_table(schema, reader.read_all()))
         return out
 
     @staticmethod
     def delete_segment(path: str) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        filesystem(path).rmtree(path)
 
     def discard_except(self, keep: Iterable[str]) -> list[str]:
         """Delete every segment not in ``keep`` (those written after the restored checkpoint,
         and leftovers of interrupted writes).  Returns what was deleted."""
-        keep_set = {os.path.abspath(k) for k in keep if k}
-        if not os.path.isdir(self.root):
+        keep_set = {normpath(k) for k in keep if k}
+        try:
+            entries = self.fs.listdir(self.root)
+        except FileNotFoundError:
             return []
         gone = []
-        for name in os.listdir(self.root):
-            path = os.path.join(self.root, name)
-            if path not in keep_set:
-                shutil.rmtree(path, ignore_errors=True)
-                gone.append(path)
+        for st in entries:
+            if normpath(st.path) not in keep_set:
+                self.fs.rmtree(st.path)
+                gone.append(st.path)
         return gone
 
 
@@ -120,11 +120,11 @@ def _with_version(b: ChangeBatch) -> pa.Table:
 
 
 def _from_table(schema: TableSchema, table: pa.Table) -> ChangeBatch:
-    names = list(schema.names)
-    rb = table.select(names).combine_chunks().to_batches()
-    arrow = rb[0] if rb else pa.RecordBatch.from_pylist([], schema=schema.arrow_schema)
+    batches = table.select(list(schema.names)).combine_chunks().to_batches()
+    arrow = (batches[0].cast(schema.arrow_schema) if batches
+             else pa.RecordBatch.from_pylist([], schema=schema.arrow_schema))
     ops = "".join(table.column(OP_COLUMN).to_pylist())
     versions = (table.column(VERSION_COLUMN).to_numpy()
                 if VERSION_COLUMN in table.column_names else None)
-    return ChangeBatch(schema, ops, arrow=arrow.cast(schema.arrow_schema) if rb else arrow,
-                       ts_ms=table.column(TS_COLUMN).combine_chunks(), versions=versions)
+    return ChangeBatch(schema, ops, arrow=arrow, ts_ms=table.column(TS_COLUMN).combine_chunks(),
+                       versions=versions)
