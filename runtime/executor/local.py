@@ -242,6 +242,8 @@ class LocalExecutor:
             for g in gates:
                 g.close()
         for t in self.sources + self.sinks:
+            if t.ident is None:  # never started: the failure came before
+                continue
             t.join(timeout=30)
             if t.is_alive():
                 log.error("%s did not stop within 30s", t.name)

@@ -132,3 +132,21 @@ def test_bounded_job_finishes_with_a_final_checkpoint(tmp_path):
     assert storage.latest().data["final"] is True
     assert sum(store.rows().values()) == 60
     assert storage.latest().data["watermark_ms"] == 2**63 - 1  # ended: all event time passed
+
+
+class BrokenEnumeratorSource(ListSource):
+    def create_enumerator(self, context, state):
+        enumerator = super().create_enumerator(context, state)
+
+        def start():
+            raise ValueError("table shop.t has no primary key")
+
+        enumerator.start = start
+        return enumerator
+
+
+def test_an_error_before_subtasks_start_is_the_error_reported(tmp_path):
+    job = Job("early", BrokenEnumeratorSource(make_batches(1, 1, 1)), CollectSink(CollectStore()),
+              CheckpointStorage(str(tmp_path)), parallelism=2)
+    with pytest.raises(ValueError, match="no primary key"):
+        LocalExecutor(job).run()
