@@ -304,9 +304,12 @@ class BinlogFetcher(threading.Thread):
         ctl = self._control()
         for t in touched:
             old = self.pending_tables[t] if t in self.pending_tables else self.tables.get(t)
-            new = describe(ctl, t, self.config.chunk_key_column) if self.accept(t) else None
-            if kind == "drop" or (kind == "rename" and t in renames):
+            if kind == "drop" or (kind == "rename" and t in renames) or not self.accept(t):
                 new = None
+            elif kind == "truncate":
+                new = old   # the schema stays; no need to ask the server
+            else:
+                new = describe(ctl, t, self.config.chunk_key_column)
             self.pending_tables[t] = new
             if self.config.include_schema_changes:
                 self.items.extend(ddl.changes(kind, t, old, new, sql, ts_ms, position.to_dict()))

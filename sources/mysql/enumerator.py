@@ -154,6 +154,8 @@ class MySqlEnumerator(SplitEnumerator):
                 self.pending.append(SnapshotSplit(
                     f"{t}#{split.index + 1}", table=split.table, index=split.index + 1,
                     start=split.next_start, end=None).to_dict())
+        self.context.set_gauge("snapshot_chunks_done", len(self.finished))
+        self.context.set_gauge("snapshot_chunks_started", len(self.assigned))
         if self.snapshotting and not self._snapshot_open() and self.binlog is None and not self.done:
             self._snapshot_complete()
 

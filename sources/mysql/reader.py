@@ -182,6 +182,8 @@ class MySqlReader(SourceReader):
             self.context.send_event_to_enumerator({"finished": self.restored_reports})
             self.restored_reports = []
         if self.chunks:
+            if len(self.chunks) < 2 and self.binlog is None:
+                self._request()
             return self._poll_chunk(output)
         if self.binlog is not None:
             return self._poll_binlog(output)
@@ -208,8 +210,8 @@ class MySqlReader(SourceReader):
         self.chunks = [c for c in self.chunks if c.split_id != split.split_id]
         self.finished[split.split_id] = (split, None)
         self.context.send_event_to_enumerator({"finished": [split.to_dict()]})
-        if not self.chunks:
-            self._request()
+        if len(self.chunks) < 2:
+            self._request()  # keep the next chunk in flight while this one goes downstream
         return InputStatus.MORE_AVAILABLE
 
     def _poll_binlog(self, output: ReaderOutput) -> InputStatus:
@@ -249,12 +251,14 @@ class MySqlReader(SourceReader):
             else:
                 split.tables[t] = d
         split.offset = unit.offset.to_dict()
+        self.context.set_gauge("binlog_lag_s", unit.lag_s, "max")
         if split.chunks and ChunkFilter(split.chunks).passed(unit.offset):
             split.chunks = []   # past every chunk's HIGH: state back to O(tables)
 
     def wait_available(self, timeout_s: float) -> None:
         if not self.chunks and self.binlog is None:
-            time.sleep(min(timeout_s, 0.05))
+            # a split request is usually answered within milliseconds
+            time.sleep(min(timeout_s, 0.002 if self.requested else 0.05))
         # otherwise poll_next already waited on its queue
 
     # -- checkpoints --------------------------------------------------------------------------

@@ -33,7 +33,7 @@ port = {port}
 username = "{user}"
 password = "{password}"
 tables = ["{db}\\\\..*"]
-chunk-size = 1000
+chunk-size = {chunk}
 startup-mode = "{mode}"
 heartbeat-interval = "200ms"
 fetch-size = 500
@@ -45,11 +45,12 @@ format = "parquet"
 """
 
 
-def pipeline(tmp, server, db, mode, extra=""):
+def pipeline(tmp, server, db, mode, extra="", chunk=1000):
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "pipeline.toml"
     path.write_text(PIPELINE.format(dir=tmp, host=server.host, port=server.port, user=server.user,
-                                    password=server.password, db=db, mode=mode, extra=extra))
+                                    password=server.password, db=db, mode=mode, extra=extra,
+                                    chunk=chunk))
     return str(path)
 
 
@@ -117,12 +118,13 @@ def test_kill_9_mid_snapshot(tmp_path, mysql_server, snapshot_db):
     expected = lake(ref)
     assert sum(expected.values()) == 120_000 and max(expected.values()) == 1
     d = tmp_path / "killed"
-    path = pipeline(d, mysql_server, snapshot_db, "initial-only")
+    # small chunks: a snapshot long enough to be killed in the middle
+    path = pipeline(d, mysql_server, snapshot_db, "initial-only", chunk=100)
     p = hub(path, {"HUB_CRASH_AT": "checkpoint-stored:3"})
     p.communicate(timeout=120)
     assert p.returncode == -signal.SIGKILL, "the crash point was not reached"
     rnd = random.Random(int(os.environ.get("HUB_TEST_SEED", time.time())))
-    kills = kill_randomly(path, rnd, times=3, window=(1.0, 2.2))
+    kills = kill_randomly(path, rnd, times=3, window=(0.7, 1.5))
     assert kills >= 2, "the snapshot ended before it could be killed: the test proves nothing"
     err = run_until(path, d, 120_000)
     assert "resuming from checkpoint" in err
