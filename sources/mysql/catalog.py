@@ -12,6 +12,7 @@ from typing import Any
 
 from runtime.errors import ConfigError
 from runtime.schema import Column, TableSchema
+from runtime.types import DataType
 from sources.mysql.types import NativeColumn
 
 _SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -78,6 +79,7 @@ def describe(conn: Any, table_id: str, chunk_key_columns: dict[str, str]) -> MyS
             "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s "
             "AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX", (db, name))
         pk = tuple(r[0] for r in cur.fetchall())
+        json_columns = _mariadb_json_columns(cur, db, name)
     natives = []
     for (cname, dtype, ctype, nullable, charset, clen, prec, scale, fsp, _key) in rows:
         dtype = str(dtype).lower()
@@ -90,12 +92,29 @@ def describe(conn: Any, table_id: str, chunk_key_columns: dict[str, str]) -> MyS
             charset=charset, length=length,
             precision=int(prec) if prec is not None else (_bit_width(ctype) if dtype == "bit" else None),
             scale=int(scale) if scale is not None else None, fsp=int(fsp or 0)))
-    columns = tuple(Column(n.name, n.logical(), n.nullable) for n in natives)
+    # MariaDB's JSON is LONGTEXT with a json_valid() check: the same text, but JSON to sinks.
+    columns = tuple(Column(n.name, DataType("JSON") if n.name in json_columns else n.logical(),
+                           n.nullable) for n in natives)
     configured = chunk_key_columns.get(table_id)
     chunk_key = (configured,) if configured else pk
     if configured and configured not in [n.name for n in natives]:
         raise ConfigError(f"{table_id} has no column {configured!r}", key="source.chunk-key-column")
     return MySqlTable(TableSchema(table_id, columns, pk), tuple(natives), chunk_key)
+
+
+_JSON_VALID = re.compile(r"json_valid\(`((?:[^`]|``)+)`\)", re.IGNORECASE)
+
+
+def _mariadb_json_columns(cur: Any, db: str, table: str) -> set[str]:
+    """Columns declared JSON on MariaDB (its JSON type is an alias of LONGTEXT that adds a
+    ``json_valid(col)`` check constraint).  MySQL has no such constraints: empty there."""
+    try:
+        cur.execute("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                    "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s", (db, table))
+    except Exception:  # noqa: BLE001 - MySQL 8's CHECK_CONSTRAINTS has no TABLE_NAME column
+        return set()
+    return {m.group(1).replace("``", "`") for (clause,) in cur.fetchall()
+            for m in _JSON_VALID.finditer(str(clause))}
 
 
 def _bit_width(column_type: str) -> int:

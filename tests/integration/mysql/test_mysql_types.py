@@ -3,10 +3,12 @@ must give identical rows (and the known mysql-replication 1.0.17 faults must not
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 
 import pytest
 
+from sources.mysql.catalog import describe
 from tests.integration.mysql.helpers import Running, new_database, source_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.mysql]
@@ -73,6 +75,9 @@ def test_snapshot_row_equals_binlog_row(mysql_server):
     assert row["b64"] == b"\xff" * 8 and row["b1"] is True
     assert row["vc"] == "héllo wörld 😀"
     assert row["st"] == ["x", "z"] and row["en"] == "c"
+    assert json.loads(row["js"]) is not None
+    table = describe(conn, f"{db}.types", {})
+    assert str(table.schema.column("js").type) == "JSON"  # MariaDB's JSON too, not STRING
     assert row["ts0"] == dt.datetime(1970, 1, 1, 0, 0, 1, tzinfo=dt.timezone.utc)
     assert row["geo"][:1] in (b"\x01", b"\x00") and len(row["geo"]) == 21   # WKB point
     zero = dict(zip(NAMES[1:], snap[2]))
