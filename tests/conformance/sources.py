@@ -120,7 +120,38 @@ def _kafka(tmp: Path, splits: int) -> Source:
             "columns": {"id": "BIGINT", "name": "STRING"}, "primary-key": ["id"]}}))
 
 
+MYSQL_ROWS = 3000
+
+
+def _mysql(tmp: Path, splits: int) -> Source:
+    """A snapshot (startup-mode initial-only) of a MariaDB table of its own, cut into
+    ``splits`` chunks; the table is made once per case folder."""
+    import hashlib
+
+    from sources.mysql.config import MySqlSourceConfig
+    from sources.mysql.source import MySqlSource
+    from tests.servers import mariadb
+
+    server = mariadb.shared()
+    db = "conf_" + hashlib.sha1(f"{tmp}/{splits}".encode()).hexdigest()[:12]
+    conn = server.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE IF NOT EXISTS {db}")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {db}.orders (id BIGINT PRIMARY KEY, "
+                    "name VARCHAR(40), amount DECIMAL(10,2))")
+        cur.execute(f"SELECT COUNT(*) FROM {db}.orders")
+        if cur.fetchone()[0] == 0:
+            cur.executemany(f"INSERT INTO {db}.orders VALUES (%s, %s, %s)",
+                            [(i, f"n{i}", i / 100) for i in range(MYSQL_ROWS)])
+    conn.close()
+    return MySqlSource(MySqlSourceConfig.model_validate({
+        "hostname": server.host, "port": server.port, "username": server.user,
+        "password": server.password, "tables": [f"{db}\\.orders"],
+        "startup-mode": "initial-only", "chunk-size": -(-MYSQL_ROWS // splits)}))
+
+
 SOURCE_CASES: dict[str, SourceCase] = {
+    "mysql": SourceCase(_mysql, lambda splits: MYSQL_ROWS),
     "kafka": SourceCase(_kafka, lambda splits: splits * KAFKA_ROWS),
     "datagen": SourceCase(_datagen, lambda splits: 2 * 3000),
     **{f"files-{fmt}": SourceCase(_files(fmt), lambda splits: splits * FILE_ROWS)

@@ -9,28 +9,12 @@ from tests.servers import kafka, mariadb, postgres
 
 @pytest.fixture(scope="session")
 def mysql_server():
-    external = mariadb.from_env()
-    if external is not None:
-        yield external
-        return
-    server = mariadb.ThrowawayMariaDB()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    yield mariadb.shared()
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    external = postgres.from_env()
-    if external is not None:
-        yield external
-        return
-    server = postgres.ThrowawayPostgres()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    yield postgres.shared()
 
 
 @pytest.fixture(scope="session")
@@ -39,15 +23,7 @@ def webhdfs_server():
     our WebHDFS test server (tests/servers/webhdfs.py) in a process of its own."""
     from tests.servers import webhdfs
 
-    external = webhdfs.from_env()
-    if external is not None:
-        yield external
-        return
-    server = webhdfs.ThrowawayWebHdfs()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    yield webhdfs.shared()
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,15 @@
 """Helpers shared by the throwaway servers."""
 from __future__ import annotations
 
+import atexit
 import glob
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def free_port() -> int:
@@ -57,3 +60,22 @@ def stop_server(proc: subprocess.Popen | None, folder: str) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+_shared: dict[str, Any] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_server(name: str, from_env: Callable[[], Any], throwaway: Callable[[], Any]) -> Any:
+    """One server of a kind per test process: the one the environment names (docker-compose),
+    else ``throwaway()`` started now and stopped at exit.  Fixtures and conformance cases use
+    the same instance, so a test run never starts two of a kind."""
+    with _shared_lock:
+        if name not in _shared:
+            server = from_env()
+            if server is None:
+                owner = throwaway()
+                server = owner.start()
+                atexit.register(owner.stop)
+            _shared[name] = server
+        return _shared[name]

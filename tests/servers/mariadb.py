@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from tests.servers.common import find_binary, free_port, stop_server, wait_until
+from tests.servers.common import find_binary, free_port, shared_server, stop_server, wait_until
 
 
 @dataclass(frozen=True)
@@ -84,3 +84,8 @@ def from_env() -> MySqlServer | None:
     u = urlparse(url)
     return MySqlServer(u.hostname or "127.0.0.1", u.port or 3306, u.username or "root",
                        u.password or "", os.environ.get("HUB_TEST_MYSQL_FLAVOR", "mysql"))
+
+
+def shared() -> MySqlServer:
+    """The one server of this test process (see :func:`tests.servers.common.shared_server`)."""
+    return shared_server("mariadb", from_env, ThrowawayMariaDB)

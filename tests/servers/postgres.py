@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from tests.servers.common import find_binary, free_port, stop_server, wait_until
+from tests.servers.common import find_binary, free_port, shared_server, stop_server, wait_until
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,8 @@ def from_env() -> PostgresServer | None:
     u = urlparse(url)
     return PostgresServer(u.hostname or "127.0.0.1", u.port or 5432, u.username or "postgres",
                           u.password or "", (u.path or "/postgres").lstrip("/") or "postgres")
+
+
+def shared() -> PostgresServer:
+    """The one server of this test process (see :func:`tests.servers.common.shared_server`)."""
+    return shared_server("postgres", from_env, ThrowawayPostgres)

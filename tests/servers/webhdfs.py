@@ -27,6 +27,8 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass
+
+from tests.servers.common import free_port, shared_server, stop_server, wait_until
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -332,7 +334,6 @@ class ThrowawayWebHdfs:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WebHdfs:
-        from tests.servers.common import free_port, wait_until
 
         port = free_port()
         here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -348,31 +349,14 @@ class ThrowawayWebHdfs:
         return server
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-_shared: WebHdfs | None = None
-_shared_lock = threading.Lock()
+        stop_server(self.proc, self.dir)
+        self.proc = None
 
 
 def shared() -> WebHdfs:
     """One WebHDFS per test process (``HUB_TEST_WEBHDFS``'s, or a test server stopped at
-    exit), for tests outside the integration fixtures (the conformance cases)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = from_env()
-            if _shared is None:
-                import atexit
-
-                server = ThrowawayWebHdfs()
-                _shared = server.start()
-                atexit.register(server.stop)
-    return _shared
+    exit), for fixtures and the conformance cases alike."""
+    return shared_server("webhdfs", from_env, ThrowawayWebHdfs)
 
 
 def main() -> None:
