@@ -108,10 +108,12 @@ def _nullable(avro: Any) -> bool:
     return isinstance(avro, list) and "null" in avro
 
 
-def _record_of(avro: Any) -> dict:
+def _record_of(avro: Any) -> dict | None:
+    """The record schema defined in a field type (a union's record branch), else None."""
     if isinstance(avro, list):
-        return next(b for b in avro if isinstance(b, dict) and b.get("type") == "record")
-    return avro
+        return next((b for b in avro if isinstance(b, dict) and b.get("type") == "record"),
+                    None)
+    return avro if isinstance(avro, dict) and avro.get("type") == "record" else None
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -132,8 +134,11 @@ class AvroDecoder(MessageDecoder):
             raw = self.registry.schema(sid)
             names = {f["name"] for f in raw.get("fields", [])}
             envelope = {"before", "after", "op"} <= names
-            fields = (_record_of(next(f["type"] for f in raw["fields"] if f["name"] == "after"))
-                      ["fields"] if envelope else raw["fields"])
+            if envelope:  # the row record is defined at its first use, referenced after
+                images = [f["type"] for f in raw["fields"] if f["name"] in ("before", "after")]
+                fields = next(r for r in map(_record_of, images) if r)["fields"]
+            else:
+                fields = raw["fields"]
             cols = [Column(f["name"], _logical(f["type"]), _nullable(f["type"])) for f in fields]
             times = [i for i, c in enumerate(cols) if c.type.kind == "TIME"]
             hit = (fastavro.parse_schema(raw), envelope, cols, times)

@@ -28,8 +28,8 @@ _EPOCH_DT = dt.datetime(1970, 1, 1)
 Native = Callable[[Any, dict], Any]
 
 
-def _days(v: Any, p: dict) -> Any:
-    return _EPOCH + dt.timedelta(days=v)
+def _date(v: Any, p: dict) -> str:
+    return (_EPOCH + dt.timedelta(days=v)).isoformat()
 
 
 def _ts(unit: int) -> Native:
@@ -75,8 +75,8 @@ def _set(v: Any, p: dict) -> list[str]:
 
 #: Debezium / Connect semantic names -> (logical type, native conversion or None)
 _NAMED: dict[str, tuple[Callable[[dict], DataType], Native | None]] = {
-    "io.debezium.time.Date": (lambda f: T("DATE"), lambda v, p: _days(v, p).isoformat()),
-    "org.apache.kafka.connect.data.Date": (lambda f: T("DATE"), lambda v, p: _days(v, p).isoformat()),
+    "io.debezium.time.Date": (lambda f: T("DATE"), _date),
+    "org.apache.kafka.connect.data.Date": (lambda f: T("DATE"), _date),
     "io.debezium.time.Timestamp": (lambda f: T("TIMESTAMP(3)"), _ts(1_000_000)),
     "org.apache.kafka.connect.data.Timestamp": (lambda f: T("TIMESTAMP(3)"), _ts(1_000_000)),
     "io.debezium.time.MicroTimestamp": (lambda f: T("TIMESTAMP(6)"), _ts(1_000)),

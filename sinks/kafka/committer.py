@@ -5,7 +5,7 @@ import logging
 import os
 from typing import Any
 
-from runtime.errors import TerminalError, TransientError
+from runtime.errors import TransientError
 from runtime.sink import Committable, CommitContext, Committer
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
@@ -78,17 +78,18 @@ class KafkaCommitter(Committer):
                                 self.config.transaction_timeout)
         try:
             consumer, meta = self._marker(group)
-            if committed_checkpoint(consumer, c["marker_topic"]) >= cid:
+            if committed_checkpoint(consumer, c["marker_topic"], c["marker_partition"]) >= cid:
                 log.info("kafka sink: checkpoint %d (subtask %d) was committed already",
                          cid, subtask)
                 WriteAheadLog.delete_segment(c["segment"])
                 return
             segment = c["segment"]
             if segment is None or not os.path.isdir(segment):
-                raise TerminalError(
-                    f"kafka sink: checkpoint {cid} of subtask {subtask} did not commit and its "
-                    f"write-ahead log {segment} is gone: its {c['records']} records can't be "
-                    "re-sent")
+                # A segment goes only after its transaction committed (or was re-sent):
+                # gone means committed, whatever a broker's offsets say.
+                log.info("kafka sink: checkpoint %d (subtask %d) was committed already (its "
+                         "write-ahead log segment is gone)", cid, subtask)
+                return
             batches = WriteAheadLog.read_segment(segment)
             log.info("kafka sink: re-sending %d records of checkpoint %d (subtask %d) from the "
                      "write-ahead log", c["records"], cid, subtask)
@@ -108,7 +109,8 @@ class KafkaCommitter(Committer):
                                         values[start:i], ts[start:i])
                             start = i
                 producer.send_offsets_to_transaction(
-                    [TopicPartition(c["marker_topic"], 0, cid)], meta, TIMEOUT_S)
+                    [TopicPartition(c["marker_topic"], c["marker_partition"], cid)], meta,
+                    TIMEOUT_S)
                 producer.commit_transaction(TIMEOUT_S)
             except KafkaException as exc:
                 raise TransientError(f"kafka sink: re-sending checkpoint {cid} failed: "

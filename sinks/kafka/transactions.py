@@ -110,12 +110,12 @@ def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
             "isolation.level": "read_committed"}
 
 
-def committed_checkpoint(consumer: Any, topic: str) -> int:
+def committed_checkpoint(consumer: Any, topic: str, partition: int = 0) -> int:
     """The checkpoint id the marker group last committed for (-1: none)."""
     from confluent_kafka import KafkaException, TopicPartition
 
     try:
-        tp = consumer.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)[0]
+        tp = consumer.committed([TopicPartition(topic, partition)], timeout=TIMEOUT_S)[0]
     except KafkaException as exc:
         raise TransientError(f"kafka sink: reading the commit marker failed: {exc}") from exc
     if tp.error is not None:

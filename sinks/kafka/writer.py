@@ -17,6 +17,9 @@ from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, grou
 
 log = logging.getLogger(__name__)
 
+#: How long a writer waits for the commit of its previous transaction before giving it up.
+_AWAIT_COMMIT_S = 10.0
+
 
 def wal_root(state_dir: str, subtask: int) -> str:
     return os.path.join(state_dir, "kafka-wal", str(subtask))
@@ -27,8 +30,9 @@ class KafkaWriter(SinkWriter):
     to the producer right away; what the barrier does depends on ``delivery``:
 
     * ``exactly-once``: flush, commit the marker into the transaction, write the records to a
-      WAL segment, hand the prepared transaction to the committer and go on in the other
-      producer's transaction (see :mod:`sinks.kafka.transactions`).
+      WAL segment and hand the prepared transaction to the committer; the next transaction
+      begins with the first record after the committer is done with it (see
+      :mod:`sinks.kafka.transactions`).
     * ``at-least-once``: flush and fail on any delivery error.  ``none``: nothing.
     """
 
@@ -45,16 +49,17 @@ class KafkaWriter(SinkWriter):
         self.wal = WriteAheadLog(wal_root(context.state_dir, context.subtask))
         self.pending: list[ChangeBatch] = []  # records of the open transaction, for the WAL
         self.marker_topic: str | None = None
+        self.marker_partition = 0
         self.txn_started: float | None = None
         self.slot = 0
-        self.prepared: list[Prepared | None] = [None, None]
+        self.prepared: Prepared | None = None
         if self.mode == "exactly-once":
             # the committer's recovery already ran: what is left in the WAL is garbage
             self.wal.discard_except([])
             self.group = marker_group(self.prefix, context.subtask)
             self.marker_consumer, self.group_meta = group_metadata(self.conf, self.group)
-            # initialising both ids aborts transactions a crashed run left open
-            self.producers = [self._new_producer(0), self._new_producer(1)]
+            # initialising the id aborts a transaction a crashed run left open
+            self.producers = [self._new_producer(0)]
         else:
             from confluent_kafka import Producer
 
@@ -94,15 +99,24 @@ class KafkaWriter(SinkWriter):
     def _in_transaction(self, topic: str) -> None:
         now = time.monotonic()
         if self.txn_started is None:
+            self._await_commit()
             self.producer.begin_transaction()
             self.txn_started = now
             self.marker_topic = topic
+            self.marker_partition = self._marker_partition(topic)
         elif now - self.txn_started > 0.9 * self.config.transaction_timeout:
             raise TerminalError(
                 f"kafka sink: a transaction has been open for {now - self.txn_started:.0f}s, "
                 f"close to sink.transaction-timeout = {self.config.transaction_timeout:.0f}s: "
                 "make transaction-timeout longer than checkpoint.interval plus the time a "
                 "checkpoint takes (or checkpoint more often)")
+
+    def _marker_partition(self, topic: str) -> int:
+        """Each subtask's marker on a partition of its own where the topic has enough (the
+        groups differ anyway; this keeps their offset commits apart on brokers too)."""
+        meta = self.producer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+        n = len(meta.partitions) if meta is not None and meta.partitions else 1
+        return self.context.subtask % n
 
     def _fail_delivery(self) -> None:
         raise TransientError(f"kafka sink: delivery failed: {'; '.join(self.errors[:3])}")
@@ -131,7 +145,8 @@ class KafkaWriter(SinkWriter):
 
         try:
             self.producer.send_offsets_to_transaction(
-                [TopicPartition(self.marker_topic, 0, checkpoint_id)], self.group_meta,
+                [TopicPartition(self.marker_topic, self.marker_partition, checkpoint_id)],
+                self.group_meta,
                 TIMEOUT_S)
         except KafkaException as exc:
             raise TransientError(f"kafka sink: adding the commit marker failed: {exc}") from exc
@@ -141,33 +156,39 @@ class KafkaWriter(SinkWriter):
         prepared = Prepared(self.producer)
         with LIVE_LOCK:
             LIVE[key] = prepared
-        self.prepared[self.slot] = prepared
+        self.prepared = prepared
         committable = {"key": key, "checkpoint": checkpoint_id, "subtask": self.context.subtask,
                        "slot": self.slot, "prefix": self.prefix, "marker_topic": self.marker_topic,
+                       "marker_partition": self.marker_partition,
                        "segment": segment["segment"], "records": segment["rows"]}
         self.pending = []
         self.txn_started = None
         self.marker_topic = None
-        self._next_slot()
         return [committable]
 
-    def _next_slot(self) -> None:
-        """Go on with the other producer, once the committer is done with its transaction;
-        if it is not (that checkpoint was aborted), give it up: the committer re-sends that
-        transaction's records from the WAL if it never committed."""
-        self.slot ^= 1
-        prev = self.prepared[self.slot]
+    def _await_commit(self) -> None:
+        """Wait until the committer is done with the prepared transaction (it commits right
+        after its checkpoint is stored): one transactional id per subtask, one transaction
+        at a time.  When the checkpoint does not complete in time (it was aborted), give the
+        producer up: re-initialising its id aborts that transaction, and the committer
+        re-sends its records from the WAL when a later checkpoint completes."""
+        prev = self.prepared
         if prev is None:
             return
-        with prev.lock:
-            if prev.done and not prev.broken:
-                self.prepared[self.slot] = None
-                return
-            prev.abandoned = True
-        log.info("kafka sink: subtask %d: transaction of slot %d still pending: replacing its "
-                 "producer", self.context.subtask, self.slot)
+        deadline = time.monotonic() + _AWAIT_COMMIT_S
+        while True:
+            with prev.lock:
+                if prev.done and not prev.broken:
+                    self.prepared = None
+                    return
+                if prev.broken or time.monotonic() > deadline:
+                    prev.abandoned = True
+                    break
+            time.sleep(0.001)
+        log.info("kafka sink: subtask %d: the previous transaction is not committed yet: "
+                 "replacing its producer", self.context.subtask)
         self.producers[self.slot] = self._new_producer(self.slot)
-        self.prepared[self.slot] = None
+        self.prepared = None
 
     def close(self) -> None:
         for p in self.producers:

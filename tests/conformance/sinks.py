@@ -208,3 +208,18 @@ SINK_CASES: dict[str, SinkCase] = {
     "hbase": _hbase(),
     "hdfs-parquet": _hdfs("parquet"),
 }
+
+
+def _jdbc(flavor: str, upsert: bool) -> SinkCase:
+    # Real PostgreSQL / MariaDB servers, started once per process (or HUB_TEST_POSTGRES /
+    # HUB_TEST_MYSQL).  Upsert: final state per key; changelog: append mode, every event a
+    # row (see tests/integration/jdbc/cases.py).
+    from tests.integration.jdbc.cases import jdbc_case
+
+    return jdbc_case(flavor, upsert)
+
+
+SINK_CASES.update({"jdbc-postgres": _jdbc("postgres", True),
+                   "jdbc-mariadb": _jdbc("mariadb", True),
+                   "jdbc-postgres-changelog": _jdbc("postgres", False),
+                   "jdbc-mariadb-changelog": _jdbc("mariadb", False)})

@@ -1,28 +1,37 @@
-"""Reading what a files sink made visible, for comparisons in end-to-end tests."""
+"""Reading what a files sink made visible (a local folder or an hdfs:// URL), for
+comparisons in exactly-once tests."""
 from __future__ import annotations
 
-import glob
-import os
 from collections import Counter
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runtime.fs import filesystem, normpath
 
-def visible_files(lake: str, ext: str = "parquet") -> list[str]:
-    return sorted(p for p in glob.glob(os.path.join(lake, "**", f"*.{ext}"), recursive=True)
-                  if not os.path.basename(p).startswith("."))
+
+def _files(lake: str):
+    lake = normpath(lake)
+    fs = filesystem(lake)
+    for _d, _dirs, files in fs.walk(lake):
+        for f in files:
+            yield fs, lake, f
 
 
 def hidden_files(lake: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(lake, "**", ".part-*"), recursive=True))
+    return sorted(f.path for _fs, _l, f in _files(lake) if f.name.startswith(".part-"))
 
 
-def lake_rows(lake: str) -> Counter:
-    """Multiset of (table folder, row tuple) over all visible parquet files."""
+def lake_rows(lake: str, drop: tuple[str, ...] = ()) -> Counter:
+    """Multiset of (db, table, *row) over all visible parquet files; ``drop`` leaves columns
+    out (e.g. ``ts_ms`` of snapshot reads, which carry the time they were read)."""
     rows: Counter = Counter()
-    for path in visible_files(lake):
-        table = os.path.relpath(path, lake).split(os.sep)[:2]
-        t = pq.read_table(path)
-        cols = [c.to_pylist() for c in t.columns]
-        rows.update((tuple(table),) + r for r in zip(*cols))
+    for fs, root, f in _files(lake):
+        if f.name.startswith(".") or not f.name.endswith(".parquet"):
+            continue
+        table = tuple(f.path[len(root):].strip("/").split("/")[:2])
+        t = pq.read_table(pa.BufferReader(fs.read_bytes(f.path)))
+        if drop:
+            t = t.drop_columns([c for c in drop if c in t.column_names])
+        rows.update(table + r for r in zip(*(c.to_pylist() for c in t.columns)))
     return rows

@@ -2,16 +2,10 @@
 between a durable checkpoint and its commit ends with the same lake as a run that never failed."""
 from __future__ import annotations
 
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
-
 import pytest
 
 from tests.e2e.lake import hidden_files, lake_rows
+from tests.killing import crash_at, kill_at_random, run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -47,19 +41,6 @@ def write_pipeline(d, rows: int, rps: int, interval: str = "200ms") -> str:
     return str(path)
 
 
-def hub(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hub", *args],
-                            env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run_to_end(pipeline: str, env: dict | None = None, timeout: float = 120) -> str:
-    p = hub("run", pipeline, "--no-progress", env=env)
-    out, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, err
-    return err
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     d = tmp_path_factory.mktemp("reference")
@@ -71,18 +52,8 @@ def reference(tmp_path_factory):
 
 def test_kill_9_at_random_moments(tmp_path, reference):
     pipeline = write_pipeline(tmp_path, rows=40_000, rps=20_000)
-    rnd = random.Random(int(os.environ.get("HUB_TEST_SEED", time.time())))
-    kills = 0
-    for _ in range(4):
-        p = hub("run", pipeline, "--no-progress")
-        time.sleep(rnd.uniform(0.4, 1.6))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.communicate()
-    assert kills >= 2, "the pipeline ended before it could be killed: the test proves nothing"
-    err = run_to_end(pipeline)
-    assert "resuming from checkpoint" in err
+    kill_at_random(pipeline, str(tmp_path / "state"), times=4, between=(0.0, 0.8))
+    assert "resuming from checkpoint" in run_to_end(pipeline)
     assert lake_rows(str(tmp_path / "lake")) == reference
     assert hidden_files(str(tmp_path / "lake")) == []
 
@@ -90,10 +61,7 @@ def test_kill_9_at_random_moments(tmp_path, reference):
 @pytest.mark.parametrize("point", ["checkpoint-stored", "checkpoint-committed"])
 def test_crash_between_checkpoint_and_commit(tmp_path, reference, point):
     pipeline = write_pipeline(tmp_path, rows=40_000, rps=40_000)
-    p = hub("run", pipeline, "--no-progress", env={"HUB_CRASH_AT": f"{point}:3"})
-    p.communicate(timeout=120)
-    assert p.returncode == -signal.SIGKILL, "the crash point was not reached"
-    err = run_to_end(pipeline)
-    assert "resuming from checkpoint 3" in err
+    crash_at(pipeline, point, 3)
+    assert "resuming from checkpoint 3" in run_to_end(pipeline)
     assert lake_rows(str(tmp_path / "lake")) == reference
     assert hidden_files(str(tmp_path / "lake")) == []

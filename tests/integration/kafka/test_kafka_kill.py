@@ -4,15 +4,11 @@ a run that never failed."""
 from __future__ import annotations
 
 import json
-import os
-import random
-import signal
-import time
 
 import pytest
 
 from tests.e2e.lake import hidden_files, lake_rows
-from tests.e2e.test_exactly_once import hub, run_to_end
+from tests.killing import crash_at, kill_at_random, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.e2e]
 
@@ -63,7 +59,7 @@ format = "json"
 transactional-id-prefix = "{topic}"
 """
 
-seed = int(os.environ.get("HUB_TEST_SEED", time.time()))
+
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +95,7 @@ def test_kafka_to_files_kill_9_at_random_moments(kafka_server, filled_topic, k2f
                                                  tmp_path):
     # small polls: the run lasts long enough to be killed several times
     pipeline = _k2f(tmp_path, kafka_server, filled_topic, batch=5)
-    rnd = random.Random(seed)
-    kills = 0
-    for _ in range(3):
-        p = hub("run", pipeline, "--no-progress")
-        time.sleep(rnd.uniform(0.7, 1.4))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.communicate()
-    assert kills >= 2, "the pipeline ended before it could be killed: the test proves nothing"
+    kill_at_random(pipeline, str(tmp_path / "state"), times=3, between=(0.0, 0.7))
     assert "resuming from checkpoint" in run_to_end(pipeline)
     assert lake_rows(str(tmp_path / "lake")) == k2f_reference
     assert hidden_files(str(tmp_path / "lake")) == []
@@ -117,11 +104,9 @@ def test_kafka_to_files_kill_9_at_random_moments(kafka_server, filled_topic, k2f
 @pytest.mark.parametrize("point", ["checkpoint-stored", "checkpoint-committed"])
 def test_kafka_to_files_crash_between_checkpoint_and_commit(kafka_server, filled_topic,
                                                             k2f_reference, tmp_path, point):
-    pipeline = _k2f(tmp_path, kafka_server, filled_topic, batch=50)
-    p = hub("run", pipeline, "--no-progress", env={"HUB_CRASH_AT": f"{point}:3"})
-    p.communicate(timeout=120)
-    assert p.returncode == -signal.SIGKILL, "the crash point was not reached"
-    assert "resuming from checkpoint 3" in run_to_end(pipeline)
+    pipeline = _k2f(tmp_path, kafka_server, filled_topic, batch=5)
+    crash_at(pipeline, point, 2)
+    assert "resuming from checkpoint 2" in run_to_end(pipeline)
     assert lake_rows(str(tmp_path / "lake")) == k2f_reference
 
 
@@ -149,26 +134,16 @@ def d2k_reference(kafka_server, tmp_path_factory):
 
 
 def _compare(kafka_server, got, reference):
-    # no loss, on every broker
-    assert set(got) == set(reference)
+    assert set(got) == set(reference)  # no loss, on every broker
     if kafka_server.hides_aborted:
         assert got == reference  # no duplicates: aborted transactions stay invisible
-    # (Tansu shows records of aborted transactions to read_committed consumers, so the
-    # duplicate check needs Apache Kafka: HUB_TEST_KAFKA)
+    # Tansu shows records of aborted transactions to read_committed consumers: the
+    # duplicate check needs Apache Kafka (HUB_TEST_KAFKA)
 
 
 def test_datagen_to_kafka_kill_9_at_random_moments(kafka_server, d2k_reference, tmp_path):
     pipeline, topic = _d2k(tmp_path, kafka_server, 20_000, 8_000)
-    rnd = random.Random(seed)
-    kills = 0
-    for _ in range(3):
-        p = hub("run", pipeline, "--no-progress")
-        time.sleep(rnd.uniform(0.8, 1.8))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.communicate()
-    assert kills >= 2, "the pipeline ended before it could be killed: the test proves nothing"
+    kill_at_random(pipeline, str(tmp_path / "state"), times=3, between=(0.0, 0.8))
     assert "resuming from checkpoint" in run_to_end(pipeline)
     _compare(kafka_server, _records(kafka_server, topic), d2k_reference)
 
@@ -177,9 +152,7 @@ def test_datagen_to_kafka_kill_9_at_random_moments(kafka_server, d2k_reference, 
 def test_datagen_to_kafka_crash_between_checkpoint_and_commit(kafka_server, d2k_reference,
                                                               tmp_path, point):
     pipeline, topic = _d2k(tmp_path, kafka_server, 20_000, 20_000)
-    p = hub("run", pipeline, "--no-progress", env={"HUB_CRASH_AT": f"{point}:3"})
-    p.communicate(timeout=120)
-    assert p.returncode == -signal.SIGKILL, "the crash point was not reached"
+    crash_at(pipeline, point, 3)
     err = run_to_end(pipeline)
     assert "resuming from checkpoint 3" in err
     if point == "checkpoint-stored":

@@ -3,19 +3,15 @@ mid-binlog (at random moments and at the crash points between a durable checkpoi
 commit), restarted, ends with the same lake as a run that never failed."""
 from __future__ import annotations
 
-import glob
-import os
-import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
-import pyarrow.parquet as pq
 import pytest
 
+from tests.e2e.lake import lake_rows
 from tests.integration.mysql.helpers import new_database
+from tests.killing import crash_at, hub, kill_at_random
 
 pytestmark = [pytest.mark.integration, pytest.mark.mysql]
 
@@ -54,28 +50,16 @@ def pipeline(tmp, server, db, mode, extra="", chunk=1000):
     return str(path)
 
 
-def hub(path, env=None):
-    return subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def lake(tmp) -> Counter:
-    """Multiset of (op, row) over visible parquet files; ts_ms left out (snapshot reads carry
-    the time they were read)."""
-    out: Counter = Counter()
-    for f in glob.glob(f"{tmp}/lake/**/*.parquet", recursive=True):
-        if os.path.basename(f).startswith("."):
-            continue
-        t = pq.read_table(f).drop_columns(["ts_ms"])
-        out.update(zip(*[c.to_pylist() for c in t.columns]))
-    return out
+    """Multiset of (db, table, op, row) over visible parquet files; ts_ms left out (snapshot
+    reads carry the time they were read)."""
+    return lake_rows(f"{tmp}/lake", drop=("ts_ms",))
 
 
 def run_until(path, tmp, expected: int, timeout=90.0) -> str:
     """Run until the lake holds ``expected`` events, then a little longer (duplicates would
     show), then stop gracefully."""
-    p = hub(path)
+    p = hub("run", path, "--no-progress")
     deadline = time.monotonic() + timeout
     while sum(lake(tmp).values()) < expected and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.2)
@@ -85,18 +69,6 @@ def run_until(path, tmp, expected: int, timeout=90.0) -> str:
     _, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     return err
-
-
-def kill_randomly(path, rnd, times=3, window=(0.8, 2.5)) -> int:
-    kills = 0
-    for _ in range(times):
-        p = hub(path)
-        time.sleep(rnd.uniform(*window))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.communicate()
-    return kills
 
 
 @pytest.fixture(scope="module")
@@ -120,12 +92,8 @@ def test_kill_9_mid_snapshot(tmp_path, mysql_server, snapshot_db):
     d = tmp_path / "killed"
     # small chunks: a snapshot long enough to be killed in the middle
     path = pipeline(d, mysql_server, snapshot_db, "initial-only", chunk=100)
-    p = hub(path, {"HUB_CRASH_AT": "checkpoint-stored:3"})
-    p.communicate(timeout=120)
-    assert p.returncode == -signal.SIGKILL, "the crash point was not reached"
-    rnd = random.Random(int(os.environ.get("HUB_TEST_SEED", time.time())))
-    kills = kill_randomly(path, rnd, times=3, window=(0.7, 1.5))
-    assert kills >= 2, "the snapshot ended before it could be killed: the test proves nothing"
+    crash_at(path, "checkpoint-stored", 3)
+    kill_at_random(path, str(d / "state"), times=3, between=(0.0, 0.6))
     err = run_until(path, d, 120_000)
     assert "resuming from checkpoint" in err
     assert lake(d) == expected
@@ -168,11 +136,8 @@ def test_kill_9_mid_binlog(tmp_path, mysql_server):
     assert sum(expected.values()) == events
     d = tmp_path / "killed"
     path = pipeline(d, mysql_server, db, "specific-offset", extra)
-    p = hub(path, {"HUB_CRASH_AT": "checkpoint-committed:4"})
-    p.communicate(timeout=120)
-    assert p.returncode == -signal.SIGKILL, "the crash point was not reached"
-    rnd = random.Random(int(os.environ.get("HUB_TEST_SEED", time.time())))
-    kill_randomly(path, rnd, times=2, window=(1.2, 2.0))
+    crash_at(path, "checkpoint-committed", 4)
+    kill_at_random(path, str(d / "state"), times=2, between=(0.0, 0.8), min_kills=1)
     err = run_until(path, d, events)
     assert "resuming from checkpoint" in err
     assert lake(d) == expected

@@ -88,3 +88,26 @@ def test_resolving():
     # the files connectors refuse message formats in one line
     with pytest.raises(ConfigError, match="not a file format"):
         resolve_format("debezium-json")
+
+
+def test_declared_columns_parse_in_one_arrow_call_like_the_general_path():
+    from runtime.schema import Column, TableSchema
+    from runtime.types import T
+
+    schema = TableSchema("db.t", (Column("id", T("BIGINT"), False), Column("d", T("DECIMAL(8,2)")),
+                                  Column("ts", T("TIMESTAMP(6)")), Column("t", T("TIME(6)")),
+                                  Column("b", T("BYTES")), Column("s", T("STRING"))), ("id",))
+    rows = [(1, Decimal("1.25"), dt.datetime(2024, 1, 1, 2, 3, 4, 5), dt.timedelta(seconds=-5),
+             b"\x00", "x"), (2, None, None, None, None, None)]
+    fmt = resolve_message_format("json", {"columns": {c.name: str(c.type) for c in schema.columns},
+                                          "primary-key": ["id"], "table": "db.t"})
+    values = fmt.encoder().encode(ChangeBatch(schema, "cd", rows=rows, ts_ms=[5, 6]), "t")
+    d = fmt.decoder()
+    fast = d._fast(values, [0, 0], "t")
+    assert fast is not None  # the one-call path took it
+    (b,) = fast.elements
+    assert b.rows() == rows and b.ops == "cd" and b.ts_ms_list() == [5, 6]
+    # a bad message makes the batch take the general path, which isolates it
+    assert d._fast(values + [b"{bad"], [0, 0, 0], "t") is None
+    out = d.decode([None] * 3, values + [b"{bad"], [0, 0, 0], "t")
+    assert out.elements[0].rows() == rows and [i for i, _ in out.bad] == [2]

@@ -1,0 +1,78 @@
+"""Running ``hub`` in a subprocess and killing it, for the exactly-once tests of every
+connector: random ``kill -9`` and crashes at named points (``HUB_CRASH_AT``, see
+``runtime/faults.py``).  Each helper asserts that the failure really happened, so a test
+built on them can't pass without proving something."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+
+def hub(*args: str, env: dict | None = None, cwd: str | None = None) -> subprocess.Popen:
+    """``python -m hub ARGS`` in the background, stdout and stderr captured."""
+    return subprocess.Popen([sys.executable, "-m", "hub", *args],
+                            env={**os.environ, **(env or {})}, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_to_end(pipeline: str, env: dict | None = None, timeout: float = 180,
+               cwd: str | None = None) -> str:
+    """Run a bounded pipeline to its end; asserts success and returns its stderr."""
+    p = hub("run", pipeline, "--no-progress", env=env, cwd=cwd)
+    _, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err
+    return err
+
+
+def kill_seed() -> int:
+    """``HUB_TEST_SEED`` to replay a failing run's kill moments, else a fresh one (printed by
+    pytest on failure through the assertion message of :func:`kill_at_random`)."""
+    return int(os.environ.get("HUB_TEST_SEED", time.time()))
+
+
+def _latest_checkpoint(state_dir: str) -> int:
+    from runtime.checkpoint.storage import CheckpointStorage
+
+    ids = CheckpointStorage(state_dir).completed_ids()
+    return ids[-1] if ids else 0
+
+
+def kill_at_random(pipeline: str, state_dir: str, times: int = 4,
+                   between: tuple[float, float] = (0.0, 1.0), min_kills: int = 2,
+                   env: dict | None = None, cwd: str | None = None) -> int:
+    """Start the pipeline ``times`` times; each time wait until it completed a new checkpoint
+    in ``state_dir`` (so every run makes progress, however loaded the machine), then SIGKILL
+    it after a random moment within ``between`` seconds.  Asserts that at least ``min_kills``
+    kills hit a running pipeline."""
+    seed = kill_seed()
+    rnd = random.Random(seed)
+    kills = 0
+    for _ in range(times):
+        before = _latest_checkpoint(state_dir)
+        p = hub("run", pipeline, "--no-progress", env=env, cwd=cwd)
+        deadline = time.monotonic() + 60
+        while p.poll() is None and _latest_checkpoint(state_dir) <= before \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rnd.uniform(*between))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.communicate()
+    assert kills >= min_kills, (f"only {kills} kill(s) hit a running pipeline (HUB_TEST_SEED="
+                                f"{seed}): the test would prove nothing")
+    return kills
+
+
+def crash_at(pipeline: str, point: str, checkpoint_id: int, timeout: float = 120,
+             env: dict | None = None, cwd: str | None = None) -> None:
+    """Run until crash point ``point`` of checkpoint ``checkpoint_id`` kills the process;
+    asserts it did."""
+    p = hub("run", pipeline, "--no-progress",
+            env={**(env or {}), "HUB_CRASH_AT": f"{point}:{checkpoint_id}"}, cwd=cwd)
+    _, err = p.communicate(timeout=timeout)
+    assert p.returncode == -signal.SIGKILL, f"crash point {point}:{checkpoint_id} not reached: {err}"

@@ -1,0 +1,59 @@
+"""Kafka connector options: validation without a broker."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from runtime.errors import ConfigError
+from sinks.kafka.config import KafkaSinkConfig
+from sources.kafka.config import KafkaSourceConfig
+from sources.kafka.enumerator import owner
+
+
+def src(**kw):
+    return KafkaSourceConfig.model_validate({"bootstrap-servers": "h:1", **kw})
+
+
+def test_source_needs_exactly_one_of_topics_and_pattern():
+    with pytest.raises(ValidationError, match="exactly one of topics and topic-pattern"):
+        src()
+    with pytest.raises(ValidationError, match="exactly one"):
+        src(topics=["a"], **{"topic-pattern": "a.*"})
+    assert src(topics=["a"]).message_format.name == "json"
+
+
+def test_source_startup_modes_need_their_options():
+    with pytest.raises(ValidationError, match="startup-timestamp"):
+        src(topics=["a"], **{"startup-mode": "timestamp"})
+    with pytest.raises(ValidationError, match="group-id"):
+        src(topics=["a"], **{"startup-mode": "group-offsets"})
+    with pytest.raises(ValidationError, match="topic:partition"):
+        src(topics=["a"], **{"startup-mode": "specific-offsets",
+                             "startup-specific-offsets": {"a": 1}})
+
+
+def test_formats_are_resolved_with_key_paths():
+    with pytest.raises(ConfigError) as info:
+        src(topics=["a"], format="parquet")
+    assert info.value.key == "format" and "not a message format" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        KafkaSinkConfig.model_validate({"bootstrap-servers": "h", "topic": "t",
+                                        "key-format": "json",
+                                        "key-format-options": {"nope": 1}})
+    assert info.value.key == "key-format-options.nope"
+
+
+def test_sink_topic_template_and_owned_properties():
+    c = KafkaSinkConfig.model_validate({"bootstrap-servers": "h", "topic": "cdc.{db}.{name}"})
+    assert c.topic_of("shop.orders") == "cdc.shop.orders" and c.delivery == "exactly-once"
+    with pytest.raises(ValidationError, match="only {table}, {db} and {name}"):
+        KafkaSinkConfig.model_validate({"bootstrap-servers": "h", "topic": "x.{schema}"})
+    with pytest.raises(ValidationError, match="transactional.id is set by the sink"):
+        KafkaSinkConfig.model_validate({"bootstrap-servers": "h", "topic": "t",
+                                        "properties": {"transactional.id": "x"}})
+
+
+def test_partition_owner_is_stable_and_spreads():
+    owners = [owner("orders", p, 3) for p in range(9)]
+    assert owners == [owner("orders", p, 3) for p in range(9)]
+    assert sorted(set(owners)) == [0, 1, 2]
