@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 
 import numpy as np
 
 from runtime.batch import ChangeBatch
+from runtime.schema import SchemaChange
 from runtime.sink import Committable, SinkWriter, WriterContext
 from runtime.wal import WriteAheadLog
 from sinks.elasticsearch.committer import Applier
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
+
+
+log = logging.getLogger(__name__)
 
 
 def wal_root(context: WriterContext) -> str:
@@ -72,6 +77,12 @@ class ElasticsearchSinkWriter(SinkWriter):
         self._pending_rows += len(batch)
         if not self.exactly_once and self._pending_rows >= self.config.bulk_max_actions:
             self._flush()
+
+    def write_schema_change(self, change: SchemaChange) -> None:
+        # New and changed columns reach the index with the first batch of the new schema.
+        if change.kind in ("truncate_table", "drop_table"):
+            log.warning("elasticsearch: %s of %s is not applied: the index keeps its rows",
+                        change.kind.replace("_", " "), change.table)
 
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
         if not self.exactly_once:

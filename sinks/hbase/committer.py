@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -31,21 +33,75 @@ def last_per_key(keys: list[bytes]) -> np.ndarray | None:
     return np.sort(last.column("i_max").to_numpy())
 
 
+class _Sender:
+    """Runs the Thrift calls of an :class:`Applier` in order on a thread of their own, so the
+    next mutations are built while the server works on the previous ones (a Thrift call is a
+    synchronous round trip).  The first error stops it and is raised by ``submit``/``drain``."""
+
+    def __init__(self) -> None:
+        self._tasks: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._thread = threading.Thread(target=self._run, name="hbase-sender", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            try:
+                if self._error is None:
+                    task()
+            except BaseException as exc:  # noqa: BLE001 - handed to the applier's thread
+                self._error = exc
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._raise()
+        with self._idle:
+            self._pending += 1
+        self._tasks.put(task)
+
+    def drain(self) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def close(self) -> None:
+        self._tasks.put(None)
+        self._thread.join(timeout=30)
+
+
 class Applier:
-    """Writes batches to their HBase tables.  Thread-confined."""
+    """Writes batches to their HBase tables.  Used from one thread at a time."""
 
     def __init__(self, config: HBaseSinkConfig):
         self.config = config
         self.client = HBaseClient(config)
+        self._sender: _Sender | None = None
 
     def apply(self, batches: Iterable[ChangeBatch], timestamp: int) -> int:
         """Apply each batch (a run of one table) in order, the i-th at ``timestamp + i``, so a
-        later change of a key always has the higher timestamp.  Returns the next free
-        timestamp."""
-        for batch in batches:
-            if len(batch):
-                self._apply_batch(batch, timestamp)
-                timestamp += 1
+        later change of a key always has the higher timestamp.  Returns (once everything is
+        written) the next free timestamp."""
+        if self._sender is None:
+            self._sender = _Sender()
+        try:
+            for batch in batches:
+                if len(batch):
+                    self._apply_batch(batch, timestamp)
+                    timestamp += 1
+        finally:
+            self._sender.drain()
         return timestamp
 
     def _apply_batch(self, batch: ChangeBatch, timestamp: int) -> None:
@@ -57,7 +113,10 @@ class Applier:
         key_cols = set(schema.primary_key)
         value_cols = [c for c in schema.columns if c.name not in key_cols]
         families = sorted({cfg.column_family} | {cfg.family_of(c.name) for c in value_cols})
-        self.client.ensure_table(table, families)
+        sender = self._sender
+        assert sender is not None
+        # every call goes through the sender: one connection, used by one thread, in order
+        sender.submit(lambda: self.client.ensure_table(table, families))
         rows = pa.Table.from_batches([batch.arrow()])
         keys = rowkeys(rows, schema)
         deletes = np.frombuffer(batch.ops.encode("ascii"), dtype=np.uint8) == ord(DELETE)
@@ -70,10 +129,14 @@ class Applier:
         values = [cell_values(rows.column(c.name).combine_chunks(), c.type, cfg.value_encoding)
                   for c in value_cols]
         delete_row = [Mutation(isDelete=True, column=f.encode()) for f in families]
+        # a table of key columns only: one empty cell makes the row exist
+        marker = [Mutation(column=f"{cfg.column_family}:".encode(), value=b"")]
         out: list = []
         for i, (key, cells) in enumerate(zip(keys, zip(*values) if values else [()] * len(keys))):
             if deletes[i]:
                 out.append(BatchMutation(key, delete_row))
+            elif not qualifiers:
+                out.append(BatchMutation(key, marker))
             else:
                 # a NULL deletes the column, so no older value of it stays visible
                 out.append(BatchMutation(key, [
@@ -81,12 +144,14 @@ class Applier:
                     else Mutation(isDelete=True, column=q)
                     for q, v in zip(qualifiers, cells)]))
             if len(out) >= cfg.batch_size:
-                self.client.mutate(table, out, timestamp)
+                sender.submit(lambda out=out: self.client.mutate(table, out, timestamp))
                 out = []
         if out:
-            self.client.mutate(table, out, timestamp)
+            sender.submit(lambda: self.client.mutate(table, out, timestamp))
 
     def close(self) -> None:
+        if self._sender is not None:
+            self._sender.close()
         self.client.close()
 
 

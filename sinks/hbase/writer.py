@@ -2,6 +2,7 @@
 straight into Thrift mutations (at-least-once), each with a timestamp of its own."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -9,10 +10,14 @@ from typing import Any
 import numpy as np
 
 from runtime.batch import ChangeBatch
+from runtime.schema import SchemaChange
 from runtime.sink import Committable, SinkWriter, WriterContext
 from runtime.wal import WriteAheadLog
 from sinks.hbase.committer import Applier
 from sinks.hbase.config import HBaseSinkConfig
+
+
+log = logging.getLogger(__name__)
 
 
 def wal_root(context: WriterContext) -> str:
@@ -77,6 +82,12 @@ class HBaseSinkWriter(SinkWriter):
         self._pending_rows += len(batch)
         if self._applier is not None and self._pending_rows >= self.config.batch_size:
             self._flush()
+
+    def write_schema_change(self, change: SchemaChange) -> None:
+        # New and changed columns reach the table with the first batch of the new schema.
+        if change.kind in ("truncate_table", "drop_table"):
+            log.warning("hbase: %s of %s is not applied: the table keeps its rows",
+                        change.kind.replace("_", " "), change.table)
 
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
         if self._applier is not None:

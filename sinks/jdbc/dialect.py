@@ -50,6 +50,9 @@ class Dialect(ABC):
     name: ClassVar[str]
     #: Whether DDL can run inside the two-phase transaction (PostgreSQL yes, MySQL no).
     transactional_ddl: ClassVar[bool]
+    #: Whether the writer must close its connection after :meth:`prepare` so that other
+    #: connections can finish the prepared transaction (MariaDB keeps it attached).
+    detach_after_prepare: ClassVar[bool] = False
     #: Longest transaction id the database accepts.
     max_xid: ClassVar[int]
 
@@ -86,6 +89,10 @@ class Dialect(ABC):
     def begin(self, conn: Any, xid: str) -> None:
         """Start the transaction that the next data and (transactional) DDL belong to."""
 
+    def duplicate_xid(self, exc: BaseException) -> bool:
+        """:meth:`begin` failed because a prepared transaction has that id already."""
+        return False
+
     @abstractmethod
     def prepare(self, conn: Any, xid: str) -> None:
         """First phase: make the open transaction durable under ``xid``; the connection is
@@ -111,6 +118,10 @@ class Dialect(ABC):
     @abstractmethod
     def prepared_xids(self, conn: Any, prefix: str) -> list[str]:
         """Ids of the prepared transactions starting with ``prefix``."""
+
+    def is_prepared(self, conn: Any, xid: str) -> bool:
+        """Whether ``xid`` is prepared and not finished yet."""
+        return xid in self.prepared_xids(conn, xid)
 
     # -- tables -----------------------------------------------------------------------------------
     @abstractmethod

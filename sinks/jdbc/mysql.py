@@ -88,6 +88,7 @@ def chunks(text: pa.Array, limit: int = STATEMENT_BYTES) -> list[bytes]:
 class MySqlDialect(Dialect):
     name = "mysql"
     transactional_ddl = False
+    detach_after_prepare = True
     max_xid = 64
 
     # -- connections and settings ------------------------------------------------------------
@@ -137,6 +138,9 @@ class MySqlDialect(Dialect):
     def begin(self, conn: pymysql.Connection, xid: str) -> None:
         self._run(conn, "XA START %s", xid)
 
+    def duplicate_xid(self, exc: BaseException) -> bool:
+        return isinstance(exc, pymysql.err.MySQLError) and bool(exc.args) and exc.args[0] == 1440
+
     def prepare(self, conn: pymysql.Connection, xid: str) -> None:
         self._run(conn, "XA END %s", xid)
         self._run(conn, "XA PREPARE %s", xid)
@@ -163,9 +167,15 @@ class MySqlDialect(Dialect):
             self._run(conn, statement, xid)
             return True
         except pymysql.err.MySQLError as exc:
-            if exc.args and exc.args[0] == _UNKNOWN_XID:
-                return False
-            raise
+            if not exc.args or exc.args[0] != _UNKNOWN_XID:
+                raise
+        # MariaDB answers "unknown XID" also while the preparing connection is still
+        # attached to it (its close is not processed yet): only a transaction that XA
+        # RECOVER does not list either is really finished.
+        if xid in self.prepared_xids(conn, xid):
+            raise TransientError(f"jdbc sink: prepared transaction {xid} is still attached to "
+                                 f"its connection; retrying")
+        return False
 
     def prepared_xids(self, conn: pymysql.Connection, prefix: str) -> list[str]:
         with conn.cursor() as cur:

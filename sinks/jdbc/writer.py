@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,10 @@ class JdbcSinkWriter(SinkWriter):
         self._checkpoint = (state or {}).get("checkpoint", 0) + 1  # the next one expected
         self._serial = 0  # transactions committed early within this checkpoint (MySQL DDL)
         self._txns = 0  # transactions begun: makes staging names unique
+        self._token = uuid.uuid4().hex[:12]  # ... together with this writer's own token
+        self._side: Any = None  # autocommit connection for CREATE TABLE
+        self._awaiting: str | None = None  # our prepared transaction not known committed
+        self._ddl_refs: set[TableRef] = set()  # tables changed by DDL in the open transaction
 
     # -- SinkWriter ---------------------------------------------------------------------------
     def write(self, batch: ChangeBatch) -> None:
@@ -124,7 +129,7 @@ class JdbcSinkWriter(SinkWriter):
             for statement in evolution.plan(self._dialect, mode, change, st.ref, st.target,
                                             st.schema):
                 try:
-                    self._ddl(statement)
+                    self._ddl(statement, st.ref)
                 except HubError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - the database refused the DDL
@@ -153,6 +158,10 @@ class JdbcSinkWriter(SinkWriter):
         try:
             if self._config.exactly_once:
                 self._dialect.prepare(self._conn, xid)
+                if self._dialect.detach_after_prepare:
+                    self._conn.close()
+                    self._conn = None
+                self._awaiting = xid
                 return [{"xid": xid}]
             self._dialect.commit(self._conn, xid)
             return []
@@ -164,21 +173,21 @@ class JdbcSinkWriter(SinkWriter):
 
     def close(self) -> None:
         self._buffers.clear()
-        if self._conn is None:
-            return
         try:
-            if self._xid is not None:
+            if self._xid is not None and self._conn is not None:
                 self._dialect.rollback(self._conn, self._xid)
         except Exception as exc:  # noqa: BLE001 - closing the connection rolls back anyway
             log.info("jdbc sink: rollback of %s on close failed (%s); the server discards it "
                      "with the connection", self._xid, _first_line(exc))
         finally:
             self._xid = None
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                log.debug("jdbc sink: closing the connection failed", exc_info=True)
-            self._conn = None
+            for conn in (self._conn, self._side):
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:  # noqa: BLE001
+                    log.debug("jdbc sink: closing a connection failed", exc_info=True)
+            self._conn = self._side = None
 
     # -- tables ---------------------------------------------------------------------------------
     def _connection(self) -> Any:
@@ -205,7 +214,7 @@ class JdbcSinkWriter(SinkWriter):
                 raise TerminalError(f"jdbc sink: table {st.ref} does not exist and auto-create "
                                     f"is off (source table {schema.table})")
             key = () if self._config.write_mode == "append" else schema.primary_key
-            self._ddl(self._dialect.create_table_sql(st.ref, schema.columns, key))
+            self._create(st.ref, self._dialect.create_table_sql(st.ref, schema.columns, key))
             st.target = self._dialect.columns(self._connection(), st.ref)
         missing = [c for c in schema.columns if c.name not in (st.target or {})]
         mode = self._config.schema_evolution
@@ -215,7 +224,7 @@ class JdbcSinkWriter(SinkWriter):
                                 f"schema-evolution = \"exception\"")
         if missing and mode != "ignore":  # a change we were not told about: same remedy
             for c in missing:
-                self._ddl(self._dialect.add_column_sql(st.ref, c))
+                self._ddl(self._dialect.add_column_sql(st.ref, c), st.ref)
             st.target = self._dialect.columns(self._connection(), st.ref)
         self._columns(st)
         return st
@@ -238,16 +247,60 @@ class JdbcSinkWriter(SinkWriter):
     def _begin(self) -> Any:
         conn = self._connection()
         if self._xid is None:
+            if self._awaiting is not None:
+                self._await_commit(conn, self._awaiting)
+                self._awaiting = None
             ctx = self._context
-            xid = self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint, self._serial)
-            self._dialect.begin(conn, xid)
+            for _ in range(1000):
+                xid = self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint, self._serial)
+                try:
+                    self._dialect.begin(conn, xid)
+                    break
+                except Exception as exc:
+                    # still prepared, e.g. by a writer that started without restored state
+                    if not self._dialect.duplicate_xid(exc):
+                        raise self._error(f"starting transaction {xid}", exc) from exc
+                    self._serial += 1
             self._xid = xid
             self._txns += 1
+            self._ddl_refs.clear()
         return conn
 
-    def _ddl(self, statement: str) -> None:
+    def _create(self, ref: TableRef, statement: str) -> None:
+        """Create a table.  Outside the two-phase transaction (an empty table is harmless to
+        commit early): created inside it, the table would block every other subtask's
+        writes to it until this checkpoint commits, which needs those subtasks' barriers."""
+        if self._dialect.transactional_ddl and ref in self._ddl_refs:
+            self._ddl(statement, ref)  # dropped in this very transaction: create it there too
+            return
+        if self._side is None:
+            self._side = self._dialect.connect(autocommit=True)
+        try:
+            self._dialect.execute_ddl(self._side, statement)
+        except Exception as exc:
+            # another subtask may have created it at the same moment
+            if self._dialect.columns(self._side, ref) is None:
+                raise self._error(f"creating {ref}", exc) from exc
+
+    def _await_commit(self, conn: Any, xid: str) -> None:
+        """Wait until the committer committed (or recovery rolled back) our previous
+        transaction.  Rows it inserted are invisible to the next transaction until then:
+        a PostgreSQL DELETE would miss them, and the delete would be lost when they
+        become visible.  The wait ends once the checkpoint completes, which needs nothing
+        more from this writer (its barrier was acknowledged)."""
+        started, delay = time.monotonic(), 0.002
+        while self._dialect.is_prepared(conn, xid):
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+            if time.monotonic() - started > 60:
+                log.warning("jdbc sink: transaction %s is still not committed after 60s; "
+                            "waiting on (is the checkpoint stuck?)", xid)
+                started = time.monotonic()
+
+    def _ddl(self, statement: str, ref: TableRef) -> None:
         if self._dialect.transactional_ddl:
             self._dialect.execute_ddl(self._begin(), statement)
+            self._ddl_refs.add(ref)
             return
         if self._xid is not None:
             # DDL can't run inside an XA transaction: commit what was written so far.  After
@@ -285,7 +338,8 @@ class JdbcSinkWriter(SinkWriter):
         """Write ``rows``; when the database refuses one, bisect to find it (and every other
         refused row), write the rest and report the refused ones."""
         d, conn = self._dialect, self._conn
-        tag = f"{self._context.subtask}_{self._context.attempt}_{self._txns}"
+        # unique among transactions that may be prepared at the same time
+        tag = f"{self._context.subtask}_{self._token}_{self._txns}"
         try:
             if kind == "upsert":
                 d.upsert(conn, st.ref, st.write, tuple(c.name for c in st.key), rows, tag)

@@ -7,14 +7,14 @@ import glob
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 
 import happybase
-
-from tests.e2e.test_exactly_once import hub, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.hbase]
 
@@ -45,6 +45,19 @@ value-encoding = "{encoding}"
 delivery = "{delivery}"
 batch-size = 300
 """
+
+
+def hub(*args: str, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hub", *args],
+                            env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_to_end(pipeline: str, timeout: float = 180) -> str:
+    p = hub("run", pipeline, "--no-progress")
+    _, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err
+    return err
 
 
 def write_pipeline(d, server, rps: int, delivery: str = "exactly-once",

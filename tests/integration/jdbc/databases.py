@@ -76,6 +76,11 @@ class Database:
     def rows(self, table: str, columns: str = "*") -> set[tuple]:
         return set(self.query(f"SELECT {columns} FROM {self.q(table)}"))
 
+    def snapshot(self, table: str) -> list[tuple[str, ...]]:
+        """Every row of ``table`` as comparable text, sorted (JSON values are dicts)."""
+        return sorted(tuple(repr(v) for v in r)
+                      for r in self.query(f"SELECT * FROM {self.q(table)}"))
+
     def count(self, table: str) -> int:
         return self.query(f"SELECT count(*) FROM {self.q(table)}")[0][0]
 
@@ -100,18 +105,24 @@ class Database:
                                                       else r[3]).startswith(prefix)]
 
 
-def create_database(flavor: str, server: Any, label: str) -> Database:
-    """A new, empty database named after ``label`` (a test id or a folder)."""
+def create_database(flavor: str, server: Any, label: str, fresh: bool = True) -> Database:
+    """The database named after ``label`` (a test id or a folder): new and empty, or with
+    ``fresh=False`` the existing one if there is one."""
     name = "t_" + hashlib.sha1(label.encode()).hexdigest()[:16]
     admin = server.connect()
     try:
         if flavor == "postgres":
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            admin.execute(f'CREATE DATABASE "{name}"')
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                   (name,)).fetchone()
+            if exists and fresh:
+                admin.execute(f'DROP DATABASE "{name}"')
+            if not exists or fresh:
+                admin.execute(f'CREATE DATABASE "{name}"')
         else:
             with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-                cur.execute(f"CREATE DATABASE `{name}`")
+                if fresh:
+                    cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
     finally:
         admin.close()
     return Database(flavor, server, name)
