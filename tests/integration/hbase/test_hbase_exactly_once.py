@@ -4,17 +4,12 @@ the same tables as a run that never failed."""
 from __future__ import annotations
 
 import glob
-import os
-import random
-import signal
-import subprocess
-import sys
-import time
 import uuid
 
+import happybase
 import pytest
 
-import happybase
+from tests.killing import crash_at, kill_at_random, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.hbase]
 
@@ -45,19 +40,6 @@ value-encoding = "{encoding}"
 delivery = "{delivery}"
 batch-size = 300
 """
-
-
-def hub(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hub", *args],
-                            env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def run_to_end(pipeline: str, timeout: float = 180) -> str:
-    p = hub("run", pipeline, "--no-progress")
-    _, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, err
-    return err
 
 
 def write_pipeline(d, server, rps: int, delivery: str = "exactly-once",
@@ -101,16 +83,7 @@ def reference(tmp_path_factory, hbase_server):
 
 def test_kill_9_at_random_moments(tmp_path, hbase_server, reference):
     pipeline, prefix = write_pipeline(tmp_path, hbase_server, rps=4000)
-    rnd = random.Random(int(os.environ.get("HUB_TEST_SEED", time.time())))
-    kills = 0
-    for _ in range(3):
-        p = hub("run", pipeline, "--no-progress")
-        time.sleep(rnd.uniform(1.0, 2.2))
-        if p.poll() is None:
-            p.send_signal(signal.SIGKILL)
-            kills += 1
-        p.communicate()
-    assert kills >= 2, "the pipeline ended before it could be killed: the test proves nothing"
+    kill_at_random(pipeline, str(tmp_path / "state"), times=3, between=(0.0, 0.8))
     err = run_to_end(pipeline)
     assert "resuming from checkpoint" in err
     assert table_state(hbase_server, prefix) == reference
@@ -120,9 +93,7 @@ def test_kill_9_at_random_moments(tmp_path, hbase_server, reference):
 @pytest.mark.parametrize("point", ["checkpoint-stored", "checkpoint-committed"])
 def test_crash_between_checkpoint_and_commit(tmp_path, hbase_server, reference, point):
     pipeline, prefix = write_pipeline(tmp_path, hbase_server, rps=8000)
-    p = hub("run", pipeline, "--no-progress", env={"HUB_CRASH_AT": f"{point}:3"})
-    p.communicate(timeout=120)
-    assert p.returncode == -signal.SIGKILL, "the crash point was not reached"
+    crash_at(pipeline, point, 3)
     segments = glob.glob(str(tmp_path / "state" / "state" / "wal" / "*" / "*" / "*"))
     if point == "checkpoint-stored":
         # checkpoint 3 is durable but was never applied: its segments wait for the restart
@@ -137,11 +108,6 @@ def test_at_least_once_ends_equal_too(tmp_path, hbase_server, reference):
     timestamps make the repeats harmless."""
     pipeline, prefix = write_pipeline(tmp_path, hbase_server, rps=4000,
                                       delivery="at-least-once")
-    p = hub("run", pipeline, "--no-progress")
-    time.sleep(1.8)
-    killed = p.poll() is None
-    p.send_signal(signal.SIGKILL)
-    p.communicate()
-    assert killed, "the pipeline ended before it could be killed"
+    kill_at_random(pipeline, str(tmp_path / "state"), times=1, between=(0.0, 0.5), min_kills=1)
     run_to_end(pipeline)
     assert table_state(hbase_server, prefix) == reference

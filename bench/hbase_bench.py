@@ -1,0 +1,129 @@
+"""The HBase sink next to bare happybase batch puts, on the same server in the same run.
+
+    python bench/hbase_bench.py [--rows 1000000] [--host H --port P] [--parallelism 1]
+                                [--delivery exactly-once]
+
+* bare client: happybase ``Table.batch(batch_size=1000)`` puts of the datagen ``orders`` rows
+  (rowkey: the id as sign-flipped big-endian, like the sink; values as UTF-8 text), timed from
+  Arrow batches in memory to the last call.
+* sink: ``hub run`` of a datagen -> hbase pipeline with the same rows (checkpoint every
+  second, exactly-once: every row goes through the write-ahead log), timed by the pipeline's
+  own summary line (and wall time including process start).
+
+Without ``--host`` it starts the HBase Thrift TEST server of tests/servers/hbase_thrift.py
+(Python, in memory, in a process of its own): its own speed bounds both figures.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.elasticsearch_bench import datagen_rows  # noqa: E402 - same rows, one generator
+
+PIPELINE = """
+[pipeline]
+name = "hbase-bench"
+parallelism = {parallelism}
+[checkpoint]
+interval = "1s"
+dir = "{state}"
+[source]
+type = "datagen"
+tables = ["orders"]
+rows = {rows}
+event-time-start = "2026-01-01T00:00:00Z"
+[sink]
+type = "hbase"
+host = "{host}"
+port = {port}
+table = "bench_sink_{{table}}"
+delivery = "{delivery}"
+batch-size = 1000
+"""
+
+
+def bare_client(conn, batches) -> float:
+    conn.create_table("bench_bare_orders", {"cf": {"max_versions": 1}})
+    table = conn.table("bench_bare_orders")
+    t0 = time.monotonic()
+    with table.batch(batch_size=1000) as b:
+        for rb in batches:
+            for row in rb.to_pylist():
+                key = struct.pack(">Q", row.pop("id") ^ (1 << 63))
+                b.put(key, {b"cf:" + k.encode(): str(v).encode()
+                            for k, v in row.items() if v is not None})
+    return time.monotonic() - t0
+
+
+def sink_run(host: str, port: int, rows: int, parallelism: int, delivery: str,
+             work: str) -> tuple[float, float]:
+    path = os.path.join(work, "pipeline.toml")
+    with open(path, "w") as f:
+        f.write(PIPELINE.format(parallelism=parallelism, state=os.path.join(work, "state"),
+                                rows=rows, host=host, port=port, delivery=delivery))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "hub", "run", path, "--no-progress"],
+                          stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"pipeline failed:\n{proc.stderr[-3000:]}")
+    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", proc.stderr)
+    return float(m.group(2).replace(",", "")), wall
+
+
+def count(conn, name: str) -> int:
+    return sum(1 for _ in conn.table(name).scan(columns=[b"cf:status"], batch_size=10_000))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--host", default=None)
+    ap.add_argument("--port", type=int, default=9090)
+    ap.add_argument("--parallelism", type=int, default=1)
+    ap.add_argument("--delivery", default="exactly-once")
+    args = ap.parse_args()
+    import happybase
+
+    server = None
+    if args.host:
+        host, port = args.host, args.port
+    else:
+        from tests.servers.hbase_thrift import HBaseThriftTestServer
+
+        server = HBaseThriftTestServer().start()
+        host, port = server.host, server.port
+    conn = happybase.Connection(host, port)
+    try:
+        batches = datagen_rows(args.rows)
+        bare_s = bare_client(conn, batches)
+        with tempfile.TemporaryDirectory(prefix="hbase-bench-") as work:
+            run_s, wall_s = sink_run(host, port, args.rows, args.parallelism, args.delivery,
+                                     work)
+        counts = {n: count(conn, n) for n in ("bench_bare_orders", "bench_sink_orders")}
+        assert counts["bench_sink_orders"] == args.rows, counts
+    finally:
+        conn.close()
+        if server is not None:
+            server.stop()
+    where = "HBase Thrift test server" if server else "given"
+    print(f"server: {host}:{port} ({where}), rows: {args.rows:,}")
+    print(f"{'writer':<44} {'seconds':>8} {'rows/s':>10} {'vs bare':>8}")
+    print(f"{'happybase batch puts (bare client)':<44} {bare_s:>8.2f} "
+          f"{args.rows / bare_s:>10,.0f} {'100%':>8}")
+    label = f"hub hbase sink, {args.delivery}, p={args.parallelism}"
+    print(f"{label:<44} {run_s:>8.2f} {args.rows / run_s:>10,.0f} {bare_s / run_s:>8.0%}")
+    print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {args.rows / wall_s:>10,.0f} "
+          f"{bare_s / wall_s:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
