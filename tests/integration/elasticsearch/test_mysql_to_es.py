@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
 import pytest
+
+from tests.killing import hub
 
 from tests.integration.mysql.helpers import new_database
 
@@ -37,11 +37,6 @@ hosts = ["{url}"]
 index = "{prefix}-{{table}}"
 compatibility-mode = {compat}
 """
-
-
-def hub(path: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def source_rows(conn, db) -> dict:
@@ -94,7 +89,7 @@ def test_mysql_to_elasticsearch_ends_equal_to_the_table(tmp_path, mysql_server,
                                     password=mysql_server.password, db=db,
                                     url=elasticsearch_server.url, prefix=prefix, compat=compat))
     index = f"{prefix}-items"
-    p = hub(str(path))
+    p = hub("run", str(path), "--no-progress")
     try:
         wait_equal(elasticsearch_server, index, conn, db)  # the snapshot
         with conn.cursor() as cur:
@@ -109,7 +104,7 @@ def test_mysql_to_elasticsearch_ends_equal_to_the_table(tmp_path, mysql_server,
             cur.execute(f"INSERT INTO {db}.items (id, name, doc) VALUES (2000, 'late', "
                         "'{\"deep\": {\"x\": [1, 2]}}')")
             cur.execute(f"DELETE FROM {db}.items WHERE id = 2")
-        p = hub(str(path))
+        p = hub("run", str(path), "--no-progress")
         final = wait_equal(elasticsearch_server, index, conn, db)
         assert "1" not in final and "1000" in final and "5" not in final
         assert final["3"]["name"] == "item 3 v2" and final["3"]["price"] is None
