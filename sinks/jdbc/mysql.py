@@ -63,16 +63,20 @@ def sql_literals(arr: pa.Array, t: DataType) -> pa.Array:
     return text.fill_null("NULL") if text.null_count else text
 
 
-def row_tuples(rows: pa.Table, columns: list[Column]) -> pa.Array:
-    """``(v1,v2,...),`` per row: each row's SQL text followed by a comma."""
+def row_texts(rows: pa.Table, columns: list[Column], open_: str = "(", sep: str = ",",
+              close: str = "),", names: list[str] | None = None) -> pa.Array:
+    """Each row's SQL text: ``(v1,v2,...),`` by default; with ``names``, ``name=value``
+    items (for ``WHERE`` conditions)."""
     lits = [sql_literals(a, c.type) for a, c in zip(rows.columns, columns)]
-    inner = pc.binary_join_element_wise(*lits, ",") if len(lits) > 1 else lits[0]
-    return pc.binary_join_element_wise("(", inner, "),", "")
+    if names is not None:
+        lits = [pc.binary_join_element_wise(n + "=", v, "") for n, v in zip(names, lits)]
+    inner = pc.binary_join_element_wise(*lits, sep) if len(lits) > 1 else lits[0]
+    return pc.binary_join_element_wise(open_, inner, close, "")
 
 
-def chunks(text: pa.Array, limit: int = STATEMENT_BYTES) -> list[bytes]:
+def chunks(text: pa.Array, limit: int = STATEMENT_BYTES, trailing: int = 1) -> list[bytes]:
     """The concatenated texts in pieces of about ``limit`` bytes, each without its final
-    comma; cut only between rows."""
+    ``trailing`` bytes (the separator after the last row); cut only between rows."""
     text = pa.concat_arrays([text]) if text.offset else text
     offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=len(text) + 1)
     data = text.buffers()[2].to_pybytes() if len(text) else b""
@@ -80,7 +84,7 @@ def chunks(text: pa.Array, limit: int = STATEMENT_BYTES) -> list[bytes]:
     while start < len(text):
         stop = int(np.searchsorted(offsets, offsets[start] + limit, side="right")) - 1
         stop = max(stop, start + 1)
-        out.append(data[offsets[start]:offsets[stop] - 1])
+        out.append(data[offsets[start]:offsets[stop] - trailing])
         start = stop
     return out
 
@@ -216,11 +220,9 @@ class MySqlDialect(Dialect):
         self._run(conn, statement)
 
     # -- data -----------------------------------------------------------------------------------
-    def _insert(self, conn: pymysql.Connection, head: str, tail: str, rows: pa.Table,
-                columns: list[Column]) -> None:
+    def _insert(self, conn: pymysql.Connection, head: str, tail: str, pieces: list[bytes]) -> None:
         # One statement per chunk: a failed statement is rolled back on its own (InnoDB
         # statement atomicity), but earlier chunks stay: undo them through a savepoint.
-        pieces = chunks(row_tuples(rows, columns))
         with conn.cursor() as cur:
             if len(pieces) > 1:
                 cur.execute("SAVEPOINT hub_batch")
@@ -238,19 +240,29 @@ class MySqlDialect(Dialect):
         rest = [c.name for c in columns if c.name not in key] or [key[0]]
         update = ", ".join(f"{self.quote(n)} = VALUES({self.quote(n)})" for n in rest)
         self._insert(conn, f"INSERT INTO {self.qualified(table)} ({cols}) VALUES ",
-                     f" ON DUPLICATE KEY UPDATE {update}", rows, columns)
+                     f" ON DUPLICATE KEY UPDATE {update}", chunks(row_texts(rows, columns)))
 
     def delete(self, conn: pymysql.Connection, table: TableRef, key_columns: list[Column],
                keys: pa.Table, tag: str) -> None:
-        cols = ", ".join(self.quote(c.name) for c in key_columns)
-        self._insert(conn, f"DELETE FROM {self.qualified(table)} WHERE ({cols}) IN (", ")",
-                     keys, key_columns)
+        # Conditions the optimizer turns into primary-key lookups: a scan would wait on the
+        # row locks of other subtasks' prepared transactions, which wait for this one's
+        # checkpoint barrier.
+        # On a small table the optimizer prefers a scan, so the index is forced (only the
+        # multi-table DELETE form takes index hints).
+        head = f"DELETE t FROM {self.qualified(table)} AS t FORCE INDEX (PRIMARY) WHERE "
+        if len(key_columns) == 1:
+            pieces = chunks(row_texts(keys, key_columns, "", ",", ","))
+            self._insert(conn, f"{head}t.{self.quote(key_columns[0].name)} IN (", ")", pieces)
+            return
+        names = ["t." + self.quote(c.name) for c in key_columns]
+        pieces = chunks(row_texts(keys, key_columns, "(", " AND ", ") OR ", names), trailing=4)
+        self._insert(conn, head, "", pieces)
 
     def insert(self, conn: pymysql.Connection, table: TableRef, columns: list[Column],
                rows: pa.Table) -> None:
         cols = ", ".join(self.quote(c.name) for c in columns)
-        self._insert(conn, f"INSERT INTO {self.qualified(table)} ({cols}) VALUES ", "", rows,
-                     columns)
+        self._insert(conn, f"INSERT INTO {self.qualified(table)} ({cols}) VALUES ", "",
+                     chunks(row_texts(rows, columns)))
 
     def rejection(self, exc: BaseException) -> Rejection | None:
         if not isinstance(exc, pymysql.err.MySQLError) or not exc.args:

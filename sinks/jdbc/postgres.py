@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv

@@ -1,0 +1,108 @@
+"""JDBC sink pieces that need no server: options, collapsing, SQL text of values."""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from pydantic import ValidationError
+
+from runtime.schema import Column, SchemaChange, TableSchema
+from runtime.types import T
+from sinks.jdbc.config import JdbcSinkConfig
+from sinks.jdbc.dialect import TableRef
+from sinks.jdbc.evolution import plan
+from sinks.jdbc.mysql import MySqlDialect, chunks, row_texts, sql_literals
+from sinks.jdbc.postgres import PostgresDialect, csv_payload
+from sinks.jdbc.types import hex_text, is_widening, time_text
+from sinks.jdbc.writer import collapse
+
+
+def test_url_user_password_and_schema():
+    c = JdbcSinkConfig.model_validate({"url": "jdbc:postgresql://bob:pw@db:6543/shop",
+                                       "password": "secret"})
+    t = c.target()
+    assert (t.dialect, t.host, t.port, t.database, t.user, t.password, t.schema) == (
+        "postgres", "db", 6543, "shop", "bob", "secret", "public")
+    m = JdbcSinkConfig.model_validate({"url": "mariadb://h/inv", "schema": "other"}).target()
+    assert (m.dialect, m.port, m.user, m.schema) == ("mysql", 3306, "root", "other")
+    assert "secret" not in repr(c)
+
+
+@pytest.mark.parametrize("bad", [{"url": "oracle://h/db"}, {"url": "postgresql://h"},
+                                 {"url": "mysql://h/db", "table-name": "{nope}"},
+                                 {"url": "mysql://h/db", "schema-evolution": "sometimes"}])
+def test_bad_options_are_rejected(bad):
+    with pytest.raises(ValidationError):
+        JdbcSinkConfig.model_validate(bad)
+
+
+def test_collapse_keeps_the_last_event_per_key_in_order():
+    rows = pa.table({"id": [1, 2, 1, 3, 2, 3], "v": ["a", "b", "c", "d", None, "f"]})
+    ops = np.frombuffer(b"ccudd" + b"c", dtype=np.uint8)
+    upserts, deletes = collapse(rows, ops, ["id"])
+    assert upserts.to_pylist() == [{"id": 1, "v": "c"}, {"id": 3, "v": "f"}]
+    assert deletes.to_pylist() == [{"id": 2}]
+
+
+def test_binary_hex_keeps_trailing_zero_bytes_and_nulls():
+    arr = pa.array([b"\x00\xff\x00", None, b""], pa.binary())
+    assert hex_text(arr, "\\x").to_pylist() == ["\\x00ff00", None, "\\x"]
+    assert hex_text(arr.slice(1), "X'", "'").to_pylist() == [None, "X''"]
+
+
+def test_time_text_is_signed_and_exceeds_a_day():
+    arr = pa.array([timedelta(hours=-838, minutes=-59, seconds=-59), timedelta(microseconds=5),
+                    None], pa.duration("us"))
+    assert time_text(arr).to_pylist() == ["-838:59:59.000000", "00:00:00.000005", None]
+
+
+def test_mysql_literals_escape_and_chunk():
+    schema = [Column("id", T("BIGINT")), Column("s", T("STRING")), Column("d", T("DECIMAL(5,2)"))]
+    rows = pa.table({"id": [1, 2], "s": ["it's \\ ok", None],
+                     "d": pa.array([Decimal("1.50"), None], pa.decimal128(5, 2))})
+    text = row_texts(rows, schema)
+    assert text.to_pylist() == ["(1,'it\\'s \\\\ ok',1.50),", "(2,NULL,NULL),"]
+    assert chunks(text) == [b"(1,'it\\'s \\\\ ok',1.50),(2,NULL,NULL)"]
+    assert chunks(text, limit=10) == [b"(1,'it\\'s \\\\ ok',1.50)", b"(2,NULL,NULL)"]
+    assert sql_literals(pa.array([True, None]), T("BOOLEAN")).to_pylist() == ["1", "NULL"]
+
+
+def test_postgres_csv_distinguishes_null_and_empty_and_keeps_json_text():
+    cols = [Column("s", T("STRING")), Column("j", T("JSON"))]
+    payload = csv_payload(pa.table({"s": ["", None], "j": ['{"a": "b"}', None]}), cols)
+    assert payload == b'"","{""a"": ""b""}"\n,\n'
+
+
+def test_widening():
+    assert is_widening(T("INT"), T("BIGINT")) and not is_widening(T("BIGINT"), T("INT"))
+    assert is_widening(T("DECIMAL(10,2)"), T("DECIMAL(12,2)"))
+    assert not is_widening(T("DECIMAL(10,2)"), T("DECIMAL(10,3)"))
+    assert is_widening(T("VARCHAR(10)"), T("STRING")) and is_widening(T("FLOAT"), T("DOUBLE"))
+
+
+def test_evolution_plans_are_idempotent_and_lenient_never_drops():
+    pg = PostgresDialect(JdbcSinkConfig(url="postgresql://h/db").target(), 1)
+    ref = TableRef("public", "t")
+    old = TableSchema("d.t", (Column("id", T("BIGINT"), False), Column("x", T("INT"), False)), ("id",))
+    new = TableSchema("d.t", (old.columns[0],), ("id",))
+    drop = SchemaChange("drop_column", "d.t", new, {"column": "x"})
+    current = {"id": False, "x": False}
+    assert plan(pg, "evolve", drop, ref, current, old) == ['ALTER TABLE "public"."t" DROP COLUMN "x"']
+    assert plan(pg, "evolve", drop, ref, {"id": False}, old) == []  # replayed: nothing
+    assert plan(pg, "lenient", drop, ref, current, old) == [
+        'ALTER TABLE "public"."t" ALTER COLUMN "x" DROP NOT NULL']
+    trunc = SchemaChange("truncate_table", "d.t", old)
+    assert plan(pg, "lenient", trunc, ref, current, old) == []
+    my = MySqlDialect(JdbcSinkConfig(url="mysql://h/db").target(), 1)
+    assert plan(my, "evolve", trunc, TableRef("db", "t"), current, old) == ["TRUNCATE TABLE `db`.`t`"]
+
+
+def test_xids_name_pipeline_subtask_and_checkpoint():
+    my = MySqlDialect(JdbcSinkConfig(url="mysql://h/db").target(), 1)
+    assert my.xid("orders", 1, 42) == "hub:orders:1:42"
+    assert my.xid("orders", 1, 42, 2) == "hub:orders:1:42.2"
+    long = my.xid("p" * 200, 3, 10**9)
+    assert len(long) <= 64 and long.startswith(my.xid_prefix("p" * 200))
