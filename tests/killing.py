@@ -76,3 +76,37 @@ def crash_at(pipeline: str, point: str, checkpoint_id: int, timeout: float = 120
             env={**(env or {}), "HUB_CRASH_AT": f"{point}:{checkpoint_id}"}, cwd=cwd)
     _, err = p.communicate(timeout=timeout)
     assert p.returncode == -signal.SIGKILL, f"crash point {point}:{checkpoint_id} not reached: {err}"
+
+
+DATAGEN_PIPELINE = """\
+[pipeline]
+name = "{name}"
+parallelism = {parallelism}
+[checkpoint]
+interval = "{interval}"
+dir = "{state}"
+[source]
+type = "datagen"
+tables = ["orders", "customers"]
+rows = {rows}
+rows-per-second = {rps}
+batch-size = {batch_size}
+update-ratio = {update_ratio}
+delete-ratio = {delete_ratio}
+event-time-start = "2026-11-24T09:30:00Z"
+event-time-step = "20ms"
+"""
+
+
+def datagen_pipeline(path, sink: str, *, name: str, state: str, rows: int, rps: int,
+                     interval: str = "200ms", parallelism: int = 2, batch_size: int = 500,
+                     update_ratio: float = 0.2, delete_ratio: float = 0.05) -> str:
+    """Write the pipeline file the exactly-once tests share: datagen ``orders`` and
+    ``customers`` with updates and deletes (deterministic: fixed event times) into the sink
+    given as TOML (starting with ``[sink]``).  Returns the file's path."""
+    text = DATAGEN_PIPELINE.format(name=name, parallelism=parallelism, interval=interval,
+                                   state=state, rows=rows, rps=rps, batch_size=batch_size,
+                                   update_ratio=update_ratio, delete_ratio=delete_ratio)
+    with open(path, "w") as f:
+        f.write(text + sink)
+    return str(path)

@@ -5,27 +5,12 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.lake import hidden_files, lake_rows
-from tests.killing import crash_at, kill_at_random, run_to_end
+from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
 
 pytestmark = pytest.mark.e2e
 
-PIPELINE = """
-[pipeline]
-name = "kill-test"
-parallelism = 2
-[checkpoint]
-interval = "{interval}"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders", "customers"]
-rows = {rows}
-rows-per-second = {rps}
-batch-size = 500
-update-ratio = 0.2
-delete-ratio = 0.05
-event-time-start = "2026-11-24T09:30:00Z"
-event-time-step = "20ms"
+
+SINK = """\
 [sink]
 type = "files"
 path = "{lake}"
@@ -34,11 +19,10 @@ partition-format = "dt=%Y-%m-%d/hr=%H"
 """
 
 
-def write_pipeline(d, rows: int, rps: int, interval: str = "200ms") -> str:
-    path = d / "pipeline.toml"
-    path.write_text(PIPELINE.format(state=d / "state", lake=d / "lake", rows=rows, rps=rps,
-                                    interval=interval))
-    return str(path)
+def write_pipeline(d, rows: int, rps: int) -> str:
+    sink = SINK.format(lake=d / "lake")
+    return datagen_pipeline(d / "pipeline.toml", sink, name="kill-test", state=str(d / "state"),
+                            rows=rows, rps=rps)
 
 
 @pytest.fixture(scope="module")

@@ -8,28 +8,13 @@ import uuid
 
 import pytest
 
-from tests.killing import crash_at, kill_at_random, run_to_end
+from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
 
 
 pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch]
 
 ROWS = 5000
-PIPELINE = """
-[pipeline]
-name = "es-kill"
-parallelism = 2
-[checkpoint]
-interval = "{interval}"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders", "customers"]
-rows = {rows}
-rows-per-second = {rps}
-batch-size = 250
-update-ratio = 0.3
-delete-ratio = 0.1
-event-time-start = "2026-11-24T09:30:00Z"
+SINK = """\
 [sink]
 type = "elasticsearch"
 hosts = ["{url}"]
@@ -44,11 +29,10 @@ def write_pipeline(d, server, rps: int, delivery: str = "exactly-once",
                    interval: str = "150ms") -> tuple[str, str]:
     prefix = f"kill-{uuid.uuid4().hex[:10]}"
     compat = "true" if server.options.get("compatibility-mode", True) else "false"
-    path = d / "pipeline.toml"
-    path.write_text(PIPELINE.format(state=d / "state", url=server.url, prefix=prefix,
-                                    rows=ROWS, rps=rps, interval=interval, compat=compat,
-                                    delivery=delivery))
-    return str(path), prefix
+    sink = SINK.format(url=server.url, prefix=prefix, compat=compat, delivery=delivery)
+    return datagen_pipeline(d / "pipeline.toml", sink, name="es-kill", state=str(d / "state"),
+                            rows=ROWS, rps=rps, interval=interval, batch_size=250,
+                            update_ratio=0.3, delete_ratio=0.1), prefix
 
 
 def index_state(server, prefix: str) -> dict:

@@ -9,27 +9,12 @@ import uuid
 import happybase
 import pytest
 
-from tests.killing import crash_at, kill_at_random, run_to_end
+from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.hbase]
 
 ROWS = 5000
-PIPELINE = """
-[pipeline]
-name = "hbase-kill"
-parallelism = 2
-[checkpoint]
-interval = "{interval}"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders", "customers"]
-rows = {rows}
-rows-per-second = {rps}
-batch-size = 250
-update-ratio = 0.3
-delete-ratio = 0.1
-event-time-start = "2026-11-24T09:30:00Z"
+SINK = """\
 [sink]
 type = "hbase"
 host = "{host}"
@@ -45,11 +30,11 @@ batch-size = 300
 def write_pipeline(d, server, rps: int, delivery: str = "exactly-once",
                    interval: str = "150ms", encoding: str = "string") -> tuple[str, str]:
     prefix = f"kill-{uuid.uuid4().hex[:10]}"
-    path = d / "pipeline.toml"
-    path.write_text(PIPELINE.format(state=d / "state", host=server.host, port=server.port,
-                                    prefix=prefix, rows=ROWS, rps=rps, interval=interval,
-                                    delivery=delivery, encoding=encoding))
-    return str(path), prefix
+    sink = SINK.format(host=server.host, port=server.port, prefix=prefix, delivery=delivery,
+                       encoding=encoding)
+    return datagen_pipeline(d / "pipeline.toml", sink, name="hbase-kill", state=str(d / "state"),
+                            rows=ROWS, rps=rps, interval=interval, batch_size=250,
+                            update_ratio=0.3, delete_ratio=0.1), prefix
 
 
 def table_state(server, prefix: str) -> dict:

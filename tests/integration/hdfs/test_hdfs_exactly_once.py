@@ -9,28 +9,14 @@ import pytest
 
 from runtime.fs import filesystem
 from tests.e2e.lake import hidden_files, lake_rows
-from tests.killing import crash_at, kill_at_random, run_to_end
+from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.hdfs]
 
 ROWS = 30_000
-PIPELINE = """
-[pipeline]
-name = "hdfs-kill-test"
-parallelism = 2
-[checkpoint]
-interval = "200ms"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders", "customers"]
-rows = {rows}
-rows-per-second = {rps}
-batch-size = 500
-update-ratio = 0.2
-delete-ratio = 0.05
-event-time-start = "2026-11-24T09:30:00Z"
-event-time-step = "20ms"
+
+
+SINK = """\
 [sink]
 type = "hdfs"
 path = "{lake}"
@@ -40,10 +26,9 @@ partition-format = "dt=%Y-%m-%d/hr=%H"
 
 
 def write_pipeline(local, base: str, rps: int) -> str:
-    path = local / "pipeline.toml"
-    path.write_text(PIPELINE.format(state=f"{base}/state", lake=f"{base}/lake", rows=ROWS,
-                                    rps=rps))
-    return str(path)
+    sink = SINK.format(lake=f"{base}/lake")
+    return datagen_pipeline(local / "pipeline.toml", sink, name="hdfs-kill-test",
+                            state=f"{base}/state", rows=ROWS, rps=rps)
 
 
 @pytest.fixture(scope="module")

@@ -7,40 +7,26 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.jdbc.databases import create_database
-from tests.killing import crash_at, kill_at_random, run_to_end
+from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc]
 
-PIPELINE = """
-[pipeline]
-name = "kill-test"
-parallelism = 2
-[checkpoint]
-interval = "{interval}"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders", "customers"]
-rows = {rows}
-rows-per-second = {rps}
-batch-size = 500
-update-ratio = 0.2
-delete-ratio = 0.1
-event-time-start = "2026-11-24T09:30:00Z"
+ROWS = 20_000
+TABLES = ("orders", "customers")
+
+
+SINK = """\
 [sink]
 type = "jdbc"
 url = "{url}"
 batch-size = 2000
 """
-ROWS = 20_000
-TABLES = ("orders", "customers")
 
 
-def write_pipeline(d, url: str, rps: int, interval: str = "200ms") -> str:
-    path = d / "pipeline.toml"
-    path.write_text(PIPELINE.format(state=d / "state", url=url, rows=ROWS, rps=rps,
-                                    interval=interval))
-    return str(path)
+def write_pipeline(d, url: str, rps: int) -> str:
+    sink = SINK.format(url=url)
+    return datagen_pipeline(d / "pipeline.toml", sink, name="kill-test", state=str(d / "state"),
+                            rows=ROWS, rps=rps, delete_ratio=0.1)
 
 
 @pytest.fixture(scope="module", params=["postgres", "mariadb"])
