@@ -119,7 +119,7 @@ def test_sigterm_stops_with_a_final_checkpoint_and_resume_continues(tmp_path):
     assert f"resuming from checkpoint {meta['checkpoint_id']}" in err
     rows = lake_rows(str(tmp_path / "lake"))
     assert sum(rows.values()) > first_rows
-    ids = [k[1] for k in rows]  # (table folder, id, ...): datagen ids are unique per insert
+    ids = [k[2] for k in rows]  # (db, table, id, ...): datagen ids are unique per insert
     assert len(ids) == len(set(ids)), "resume produced duplicates"
 
 
