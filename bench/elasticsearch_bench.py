@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
+
+from hubrun import run_hub
 import tempfile
 import time
 
@@ -94,14 +94,8 @@ def sink_run(url: str, compat: bool, rows: int, parallelism: int, delivery: str,
         f.write(PIPELINE.format(parallelism=parallelism, state=os.path.join(work, "state"),
                                 rows=rows, url=url, compat="true" if compat else "false",
                                 delivery=delivery))
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                          stderr=subprocess.PIPE, text=True)
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"pipeline failed:\n{proc.stderr[-3000:]}")
-    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", proc.stderr)
-    return float(m.group(2).replace(",", "")), wall
+    r = run_hub(path)
+    return r.run_s, r.wall_s
 
 
 def main() -> None:

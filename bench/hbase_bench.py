@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import struct
-import subprocess
 import sys
+
+from hubrun import run_hub
 import tempfile
 import time
 
@@ -69,14 +69,8 @@ def sink_run(host: str, port: int, rows: int, parallelism: int, delivery: str,
     with open(path, "w") as f:
         f.write(PIPELINE.format(parallelism=parallelism, state=os.path.join(work, "state"),
                                 rows=rows, host=host, port=port, delivery=delivery))
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                          stderr=subprocess.PIPE, text=True)
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"pipeline failed:\n{proc.stderr[-3000:]}")
-    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", proc.stderr)
-    return float(m.group(2).replace(",", "")), wall
+    r = run_hub(path)
+    return r.run_s, r.wall_s
 
 
 def count(conn, name: str) -> int:

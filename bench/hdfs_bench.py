@@ -22,10 +22,10 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import shutil
-import subprocess
 import sys
+
+from hubrun import run_hub
 import tempfile
 import time
 
@@ -59,13 +59,8 @@ def hub_run(sink: str, lake: str, state: str, rows: int, work: str) -> tuple[int
     path = os.path.join(work, f"{sink}.toml")
     with open(path, "w") as f:
         f.write(PIPELINE.format(state=state, lake=lake, rows=rows, sink=sink))
-    proc = subprocess.run([sys.executable, "-m", "hub", "run", path, "--no-progress", "--fresh"],
-                          cwd=work, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{sink} pipeline failed:\n{proc.stderr}")
-    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", proc.stderr)
-    assert m, proc.stderr
-    return int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
+    r = run_hub(path, "--fresh", cwd=work)
+    return r.rows, r.run_s
 
 
 def visible_parts(lake: str) -> list[str]:

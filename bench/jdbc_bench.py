@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import subprocess
 import sys
+
+from hubrun import run_hub
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -53,14 +52,8 @@ def run_once(url: str, admin, parallelism: int, rows: int, changes: bool, batch_
                                 update_ratio=0.2 if changes else 0,
                                 delete_ratio=0.1 if changes else 0, url=url,
                                 batch_size=batch_size))
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                          stderr=subprocess.PIPE, text=True)
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"p={parallelism} failed:\n{proc.stderr[-3000:]}")
-    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", proc.stderr)
-    n, secs = int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
+    r = run_hub(path)
+    n, secs, wall = r.rows, r.run_s, r.wall_s
     in_table = admin.execute("SELECT count(*) FROM orders").fetchone()[0]
     return {"rows": n, "secs": secs, "rate": n / secs, "wall": wall, "table": in_table}
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
+
+from hubrun import run_hub
 import tempfile
 import time
 
@@ -67,17 +67,8 @@ def snapshot(server, p: int) -> tuple[float, float, float]:
     with open(path, "w") as f:
         f.write(PIPELINE.format(p=p, dir=work, host=server.host, port=server.port,
                                 user=server.user, password=server.password))
-    t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                            stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - t0
-    err = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(err)
-    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", err)
-    rows, secs = int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
-    return rows / secs, wall, usage.ru_maxrss / 1024
+    r = run_hub(path)
+    return r.rows_per_s, r.wall_s, r.peak_rss_mb
 
 
 def binlog(server, changes: int) -> list[tuple[str, int, float, float]]:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
+
+from hubrun import run_hub
 
 SINKS = {
     "blackhole": '[sink]\ntype = "blackhole"\n',
@@ -49,18 +47,9 @@ def run_once(sink: str, parallelism: int, rows: int, changes: bool, work: str) -
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
         f.write(text)
-    t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                            stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - t0
-    err = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{sink} p={parallelism} failed:\n{err}")
-    m = re.search(r"([\d,]+) rows written in ([\d.,]+)s", err)
-    n, secs = int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
-    return {"sink": sink, "parallelism": parallelism, "rows": n, "run_s": secs,
-            "events_per_s": n / secs, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024}
+    r = run_hub(path)
+    return {"sink": sink, "parallelism": parallelism, "rows": r.rows, "run_s": r.run_s,
+            "events_per_s": r.rows_per_s, "wall_s": r.wall_s, "peak_rss_mb": r.peak_rss_mb}
 
 
 def main() -> None:

@@ -1,0 +1,41 @@
+"""Running ``hub run`` the way a user does, for the benchmarks: wall time, the pipeline's own
+run time and row count (from its summary line), and the process's peak RSS."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+_SUMMARY = re.compile(r"([\d,]+) rows written in ([\d.,]+)s")
+
+
+@dataclass(frozen=True)
+class HubRun:
+    rows: int
+    run_s: float
+    wall_s: float
+    peak_rss_mb: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.run_s if self.run_s else float("inf")
+
+
+def run_hub(pipeline: str, *args: str, cwd: str | None = None) -> HubRun:
+    """Run the pipeline to its end; exits with its stderr when it fails."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", pipeline, "--no-progress", *args],
+                            stderr=subprocess.PIPE, text=True, cwd=cwd)
+    err = proc.stderr.read()  # read before waiting: a full pipe would block the child
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{pipeline} failed:\n{err[-3000:]}")
+    m = _SUMMARY.search(err)
+    if m is None:
+        raise SystemExit(f"{pipeline}: no summary line in:\n{err[-3000:]}")
+    return HubRun(int(m.group(1).replace(",", "")), float(m.group(2).replace(",", "")), wall,
+                  usage.ru_maxrss / 1024)
