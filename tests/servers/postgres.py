@@ -37,7 +37,10 @@ class PostgresServer:
 
 
 class ThrowawayPostgres:
-    def __init__(self) -> None:
+    """``max_prepared_transactions`` is 64 unless given (0 makes a server without 2PC)."""
+
+    def __init__(self, max_prepared_transactions: int = 64) -> None:
+        self.max_prepared = max_prepared_transactions
         self.dir = tempfile.mkdtemp(prefix="hub-postgres-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
@@ -61,7 +64,7 @@ class ThrowawayPostgres:
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(self._as_owner() + [
                 postgres, "-D", data, "-p", str(self.port), "-k", self.dir,
-                "-c", "listen_addresses=127.0.0.1", "-c", "max_prepared_transactions=64",
+                "-c", "listen_addresses=127.0.0.1", "-c", f"max_prepared_transactions={self.max_prepared}",
                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                 "-c", "max_connections=200", "-c", "TimeZone=UTC",
             ], stdout=out, stderr=subprocess.STDOUT)
