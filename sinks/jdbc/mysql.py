@@ -25,7 +25,12 @@ from sinks.jdbc.types import (hex_text, json_of_lists, mysql_type, quote_sql_str
 _SESSION = ("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
             "ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,NO_ZERO_IN_DATE', time_zone = '+00:00'",
             # no gap locks: concurrent writers of one table must not block each other
-            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+            # Duplicate-key checks still take next-key locks under READ COMMITTED: a writer
+            # can wait on rows of another subtask's prepared transaction, which commits only
+            # once this writer reaches its barrier.  Fail such a wait fast (a transient error:
+            # the pipeline restarts from its checkpoint) instead of InnoDB's 50 s default.
+            "SET SESSION innodb_lock_wait_timeout = 10")
 #: Errors about a row's value or a constraint.
 _REJECTED = {1048, 1062, 1263, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690,
              3140, 3819, 4025}

@@ -19,6 +19,9 @@ from sinks.jdbc import evolution
 from sinks.jdbc.config import JdbcSinkConfig
 from sinks.jdbc.dialect import Dialect, TableRef
 
+#: How long a writer waits for its previous checkpoint's commit before it gives up.
+AWAIT_COMMIT_S = 20.0
+
 log = logging.getLogger(__name__)
 
 _DELETE = ord(DELETE)
@@ -292,10 +295,10 @@ class JdbcSinkWriter(SinkWriter):
         while self._dialect.is_prepared(conn, xid):
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-            if time.monotonic() - started > 60:
-                log.warning("jdbc sink: transaction %s is still not committed after 60s; "
-                            "waiting on (is the checkpoint stuck?)", xid)
-                started = time.monotonic()
+            if time.monotonic() - started > AWAIT_COMMIT_S:
+                # the checkpoint is stuck (e.g. another writer waits on our locks): restart
+                raise TransientError(f"jdbc sink: transaction {xid} is still not committed "
+                                     f"after {AWAIT_COMMIT_S:.0f}s")
 
     def _ddl(self, statement: str, ref: TableRef) -> None:
         if self._dialect.transactional_ddl:
