@@ -24,7 +24,7 @@ import json
 import os
 import sys
 
-from hubrun import run_hub
+from hubrun import datagen_pipeline, run_hub
 import tempfile
 import time
 
@@ -32,18 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PIPELINE = """
-[pipeline]
-name = "es-bench"
-parallelism = {parallelism}
-[checkpoint]
-interval = "1s"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders"]
-rows = {rows}
-event-time-start = "2026-01-01T00:00:00Z"
+SINK = """\
 [sink]
 type = "elasticsearch"
 hosts = ["{url}"]
@@ -91,9 +80,9 @@ def sink_run(url: str, compat: bool, rows: int, parallelism: int, delivery: str,
              work: str) -> tuple[float, float]:
     path = os.path.join(work, "pipeline.toml")
     with open(path, "w") as f:
-        f.write(PIPELINE.format(parallelism=parallelism, state=os.path.join(work, "state"),
-                                rows=rows, url=url, compat="true" if compat else "false",
-                                delivery=delivery))
+        f.write(datagen_pipeline("es-bench", parallelism, os.path.join(work, "state"), rows,
+                                 SINK.format(url=url, compat="true" if compat else "false",
+                                             delivery=delivery)))
     r = run_hub(path)
     return r.run_s, r.wall_s
 

@@ -20,7 +20,7 @@ import os
 import struct
 import sys
 
-from hubrun import run_hub
+from hubrun import datagen_pipeline, run_hub
 import tempfile
 import time
 
@@ -28,18 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.elasticsearch_bench import datagen_rows  # noqa: E402 - same rows, one generator
 
-PIPELINE = """
-[pipeline]
-name = "hbase-bench"
-parallelism = {parallelism}
-[checkpoint]
-interval = "1s"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders"]
-rows = {rows}
-event-time-start = "2026-01-01T00:00:00Z"
+SINK = """\
 [sink]
 type = "hbase"
 host = "{host}"
@@ -67,8 +56,8 @@ def sink_run(host: str, port: int, rows: int, parallelism: int, delivery: str,
              work: str) -> tuple[float, float]:
     path = os.path.join(work, "pipeline.toml")
     with open(path, "w") as f:
-        f.write(PIPELINE.format(parallelism=parallelism, state=os.path.join(work, "state"),
-                                rows=rows, host=host, port=port, delivery=delivery))
+        f.write(datagen_pipeline("hbase-bench", parallelism, os.path.join(work, "state"), rows,
+                                 SINK.format(host=host, port=port, delivery=delivery)))
     r = run_hub(path)
     return r.run_s, r.wall_s
 

@@ -39,3 +39,30 @@ def run_hub(pipeline: str, *args: str, cwd: str | None = None) -> HubRun:
         raise SystemExit(f"{pipeline}: no summary line in:\n{err[-3000:]}")
     return HubRun(int(m.group(1).replace(",", "")), float(m.group(2).replace(",", "")), wall,
                   usage.ru_maxrss / 1024)
+
+
+_DATAGEN = """\
+[pipeline]
+name = "{name}"
+parallelism = {parallelism}
+[checkpoint]
+interval = "1s"
+dir = "{state}"
+[source]
+type = "datagen"
+tables = ["orders"]
+rows = {rows}
+update-ratio = {update_ratio}
+delete-ratio = {delete_ratio}
+event-time-start = "2026-01-01T00:00:00Z"
+"""
+
+
+def datagen_pipeline(name: str, parallelism: int, state: str, rows: int, sink: str,
+                     changes: bool = False) -> str:
+    """The benchmarks' pipeline text: datagen ``orders`` (7 typed columns; with ``changes``
+    20% updates and 10% deletes), exactly-once checkpoints every second, into ``sink``
+    (TOML starting with ``[sink]``)."""
+    return _DATAGEN.format(name=name, parallelism=parallelism, state=state, rows=rows,
+                           update_ratio=0.2 if changes else 0,
+                           delete_ratio=0.1 if changes else 0) + sink

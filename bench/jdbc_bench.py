@@ -15,25 +15,12 @@ import os
 import shutil
 import sys
 
-from hubrun import run_hub
+from hubrun import datagen_pipeline, run_hub
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-PIPELINE = """
-[pipeline]
-name = "jdbc-bench"
-parallelism = {parallelism}
-[checkpoint]
-interval = "1s"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders"]
-rows = {rows}
-batch-size = 8192
-update-ratio = {update_ratio}
-delete-ratio = {delete_ratio}
+SINK = """\
 [sink]
 type = "jdbc"
 url = "{url}"
@@ -48,10 +35,8 @@ def run_once(url: str, admin, parallelism: int, rows: int, changes: bool, batch_
     os.makedirs(work)
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
-        f.write(PIPELINE.format(parallelism=parallelism, state=f"{work}/state", rows=rows,
-                                update_ratio=0.2 if changes else 0,
-                                delete_ratio=0.1 if changes else 0, url=url,
-                                batch_size=batch_size))
+        f.write(datagen_pipeline("jdbc-bench", parallelism, f"{work}/state", rows,
+                                 SINK.format(url=url, batch_size=batch_size), changes))
     r = run_hub(path)
     n, secs, wall = r.rows, r.run_s, r.wall_s
     in_table = admin.execute("SELECT count(*) FROM orders").fetchone()[0]

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 
-from hubrun import run_hub
+from hubrun import datagen_pipeline, run_hub
 
 SINKS = {
     "blackhole": '[sink]\ntype = "blackhole"\n',
@@ -22,28 +22,13 @@ SINKS = {
     "jsonl": '[sink]\ntype = "files"\npath = "{lake}"\nformat = "jsonl"\n',
     "csv": '[sink]\ntype = "files"\npath = "{lake}"\nformat = "csv"\n',
 }
-PIPELINE = """
-[pipeline]
-name = "bench"
-parallelism = {parallelism}
-[checkpoint]
-interval = "1s"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders"]
-rows = {rows}
-update-ratio = {update_ratio}
-delete-ratio = {delete_ratio}
-"""
 
 
 def run_once(sink: str, parallelism: int, rows: int, changes: bool, work: str) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    text = PIPELINE.format(parallelism=parallelism, state=f"{work}/state", rows=rows,
-                           update_ratio=0.2 if changes else 0, delete_ratio=0.1 if changes else 0)
-    text += SINKS[sink].format(lake=f"{work}/lake")
+    text = datagen_pipeline("bench", parallelism, f"{work}/state", rows,
+                            SINKS[sink].format(lake=f"{work}/lake"), changes)
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
         f.write(text)
