@@ -2,6 +2,7 @@
 watermark lag.  Redraws in place on a terminal; prints a line every few seconds otherwise."""
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -57,6 +58,7 @@ class ProgressDisplay(threading.Thread):
         self.interval = interval_s or (1.0 if self.tty else 10.0)
         self.stopped = threading.Event()
         self._drawn = 0
+        self._lock = threading.Lock()   # draws and log lines take turns on the terminal
         self._last: dict[str, int] = {}
         self._last_t = time.monotonic()
 
@@ -68,7 +70,25 @@ class ProgressDisplay(threading.Thread):
         self._last, self._last_t = out, now
         return rates
 
+    def attach(self, handler: logging.Handler) -> None:
+        """Have ``handler`` (writing to the same terminal) erase the drawn block before each
+        log line, so a redraw never overwrites a line that was logged in between."""
+        if self.tty:
+            handler.addFilter(self._erase)
+
+    def _erase(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            if self._drawn:
+                self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+                self.out.flush()
+                self._drawn = 0
+        return True
+
     def draw(self) -> None:
+        with self._lock:
+            self._draw()
+
+    def _draw(self) -> None:
         lines = render(self.metrics, self._rates(), self.name_)
         if self.tty:
             if self._drawn:

@@ -139,6 +139,9 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
     metrics = PipelineMetrics(spec.parallelism)
     watcher = ControlWatcher(local, control.request_savepoint)
     progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
+    if progress:
+        for handler in logging.getLogger().handlers:
+            progress.attach(handler)
     try:
         connectors = make_connectors(spec)
         restore = _restore_point(spec, storage, args)
