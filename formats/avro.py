@@ -12,6 +12,9 @@ timestamp-micros (TIMESTAMP_LTZ), TIME as signed microseconds (a long: MySQL TIM
 Reading: the schema is fetched by id (cached).  A record with ``before``/``after``/``op``
 fields is an envelope (ours or Debezium's ``debezium-avro``), any other record a row
 (an insert).  The primary key comes from ``primary-key`` or the fields of the key's schema.
+
+In the files connectors, ``avro`` means Avro object container files of the same envelope
+records, with the schema in the file header and no registry (:mod:`formats.avrofile`).
 """
 from __future__ import annotations
 
@@ -20,12 +23,14 @@ import io
 import re
 import struct
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar, Literal
 
 from pydantic import Field
 
+from formats.base import BadRecordHandler
 from formats.message import (Decoded, MessageDecoder, MessageEncoder, MessageFormat,
                              MessageFormatConfig, topic_table)
+from formats.messagefile import MessageFileReader, MessageFileWriter
 from formats.msgvalues import schema_changes
 from formats.schema_registry import SchemaRegistry
 from runtime.batch import ChangeBatch
@@ -38,10 +43,25 @@ _OPS = {"r", "c", "u", "d"}
 
 
 class AvroConfig(MessageFormatConfig):
-    summary: ClassVar[str] = "Avro with Confluent Schema Registry (magic byte + schema id)"
+    summary: ClassVar[str] = ("Avro: Confluent Schema Registry wire format in Kafka; object "
+                              "container files (.avro) in the files connectors, whose options "
+                              "there are codec (null|deflate, default deflate) and "
+                              "compression-level (1-9, default 1) instead of the registry's")
 
     schema_registry_url: str = Field(description=(
-        "Schema Registry URL (also settable as the connector's schema-registry-url)"))
+        "Schema Registry URL (also settable as the connector's schema-registry-url); "
+        "not used by the files connectors"))
+
+
+class AvroFileConfig(MessageFormatConfig):
+    """Options of ``format = "avro"`` in the files connectors: container files carry their
+    schema in the header, no registry."""
+
+    codec: Literal["null", "deflate"] = Field("deflate", description=(
+        "files sink: compression of the blocks of Avro container files (reading takes any "
+        "codec fastavro knows)"))
+    compression_level: int = Field(1, ge=1, le=9, description=(
+        "files sink: deflate level, 1 (fast: about 3x the speed of 6) to 9 (small)"))
 
 
 # -- logical types <-> Avro -------------------------------------------------------------------
@@ -77,6 +97,20 @@ def row_record(schema: TableSchema, name: str) -> dict:
         {"name": c.name, "type": ["null", _avro_type(c.type)] if c.nullable else
          _avro_type(c.type), **({"default": None} if c.nullable else {})}
         for c in schema.columns]}
+
+
+def envelope_record(schema: TableSchema) -> dict:
+    """The Avro schema of our change-event envelope for rows of ``schema``: Kafka record
+    values (``avro`` format) and the records of Avro container files."""
+    name = _name(schema.table)
+    row = row_record(schema, f"{name}_Value")
+    return {"type": "record", "name": f"{name}_Envelope", "namespace": "hub", "fields": [
+        {"name": "before", "type": ["null", row], "default": None},
+        {"name": "after", "type": ["null", row["name"]], "default": None},
+        {"name": "op", "type": "string"},
+        {"name": "ts_ms", "type": "long"},
+        {"name": "source", "type": {"type": "record", "name": "Source", "fields": [
+            {"name": "db", "type": "string"}, {"name": "table", "type": "string"}]}}]}
 
 
 def _logical(avro: Any) -> DataType:
@@ -252,21 +286,10 @@ class AvroEncoder(MessageEncoder):
         if hit is None:
             import fastavro
 
-            name = _name(schema.table)
-            row = row_record(schema, f"{name}_{'Value' if envelope else 'Key'}")
             if envelope:
-                avro = {"type": "record", "name": f"{name}_Envelope", "namespace": "hub",
-                        "fields": [
-                            {"name": "before", "type": ["null", row], "default": None},
-                            {"name": "after", "type": ["null", row["name"]], "default": None},
-                            {"name": "op", "type": "string"},
-                            {"name": "ts_ms", "type": "long"},
-                            {"name": "source", "type": {"type": "record", "name": "Source",
-                                                        "fields": [
-                                                            {"name": "db", "type": "string"},
-                                                            {"name": "table", "type": "string"}]}}]}
+                avro = envelope_record(schema)
             else:
-                avro = {**row, "namespace": "hub"}
+                avro = {**row_record(schema, f"{_name(schema.table)}_Key"), "namespace": "hub"}
             sid = self.registry.register(subject, avro)
             hit = (_HEADER.pack(0, sid), fastavro.parse_schema(avro))
             self._writers[(schema, subject, envelope)] = hit
@@ -329,9 +352,26 @@ class AvroFormat(MessageFormat):
     name: ClassVar[str] = "avro"
     config_class: ClassVar = AvroConfig
     needs_registry: ClassVar[bool] = True
+    file_config_class: ClassVar = AvroFileConfig
+    file_extension: ClassVar[str] = "avro"
 
     def decoder(self) -> MessageDecoder:
         return AvroDecoder(self.config)
 
     def encoder(self) -> MessageEncoder:
         return AvroEncoder(self.config)
+
+    # -- files: Avro object container files (formats.avrofile), configured by AvroFileConfig --
+    def open_file_writer(self, file: BinaryIO, schema: TableSchema,
+                         on_bad_record: BadRecordHandler | None = None) -> MessageFileWriter:
+        from formats.avrofile import AvroFileWriter
+
+        return AvroFileWriter(file, schema, self.config.codec, self.config.compression_level)
+
+    def open_file_reader(self, path: str, progress: int = 0, *, table: str, timestamp_ms: int,
+                         batch_rows: int = 8192,
+                         on_bad_record: BadRecordHandler | None = None) -> MessageFileReader:
+        from formats.avrofile import AvroFileReader
+
+        return AvroFileReader(path, progress, batch_rows, self.config, table, timestamp_ms,
+                              on_bad_record)

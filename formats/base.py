@@ -2,8 +2,9 @@
 
 A format is a plugin (entry point group ``hub.formats``; the name is what users write in
 ``format = "..."``).  The files sink writes through :meth:`FileFormat.open_writer`; the files
-source reads through :meth:`FileFormat.open_reader`.  Message formats for Kafka (json,
-debezium-json, avro, ...) will extend this package with encoders/decoders of change events.
+source reads through :meth:`FileFormat.open_reader`.  Message formats (json, debezium-json,
+avro, ...: :mod:`formats.message`) encode and decode change events for Kafka, and the files
+connectors take them too (files of messages: :mod:`formats.messagefile`).
 """
 from __future__ import annotations
 

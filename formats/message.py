@@ -1,8 +1,11 @@
 """Message formats: change events as the values (and keys) of messages, e.g. Kafka records.
 
 A message format is a plugin in the ``hub.formats`` entry-point group, like the file formats,
-but a subclass of :class:`MessageFormat` instead of :class:`~formats.base.FileFormat`: the
-files connectors refuse it with one line ("not a file format"), the Kafka connectors take it.
+but a subclass of :class:`MessageFormat` instead of :class:`~formats.base.FileFormat`.  The
+Kafka connectors take it, and so do the files connectors
+(:func:`formats.registry.resolve_files_format`): files of messages are written and read through
+:meth:`MessageFormat.open_file_writer` and :meth:`MessageFormat.open_file_reader`
+(:mod:`formats.messagefile`: one message per line, or Avro container files).
 
 * A :class:`MessageDecoder` turns many messages at once into change batches (one per run of
   events of one table) and schema changes, with a :class:`~runtime.schema.TableSchema` that
@@ -21,10 +24,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 from pydantic import Field, ValidationError, model_validator
 
+from formats.base import BadRecordHandler
+from formats.messagefile import (LineFileReader, LineFileWriter, MessageFileReader,
+                                 MessageFileWriter)
 from runtime import plugins
 from runtime.batch import ChangeBatch
 from runtime.config import ConnectorConfig, check_declared_columns
@@ -113,6 +119,13 @@ class MessageFormat(ABC):
     config_class: ClassVar[type[ConnectorConfig]] = MessageFormatConfig
     #: True when the format needs a schema registry (``schema-registry-url``).
     needs_registry: ClassVar[bool] = False
+    #: Options of the format in files (None: those of ``config_class``).
+    file_config_class: ClassVar[type[ConnectorConfig] | None] = None
+    #: File name extension of files of this format's messages, without the dot.
+    file_extension: ClassVar[str] = "json"
+    #: True when messages are JSON texts: in line files a line break inside one is
+    #: whitespace and blank lines are skipped (False: raw values, see :mod:`formats.messagefile`).
+    json_lines: ClassVar[bool] = True
 
     def __init__(self, config: ConnectorConfig | None = None):
         self.config: Any = config if config is not None else self.config_class()
@@ -124,6 +137,23 @@ class MessageFormat(ABC):
     @abstractmethod
     def encoder(self) -> MessageEncoder:
         """A new encoder (one per writer)."""
+
+    # -- files (the files sink and source) -----------------------------------------------------
+    def open_file_writer(self, file: BinaryIO, schema: TableSchema,
+                         on_bad_record: BadRecordHandler | None = None) -> MessageFileWriter:
+        """A writer of change batches of ``schema`` into ``file`` (positioned at its start).
+        Default: one message per line."""
+        return LineFileWriter(file, self.encoder(), self.json_lines, on_bad_record)
+
+    def open_file_reader(self, path: str, progress: int = 0, *, table: str, timestamp_ms: int,
+                         batch_rows: int = 8192,
+                         on_bad_record: BadRecordHandler | None = None) -> MessageFileReader:
+        """A reader of the local file at ``path`` from ``progress`` (0, or a progress an
+        earlier reader of the file returned).  ``table``: the table of messages that name none;
+        ``timestamp_ms``: the event time of messages that carry none.  Raises OSError when
+        the file can't be opened."""
+        return LineFileReader(path, self.decoder(), progress, batch_rows, table, timestamp_ms,
+                              self.json_lines, on_bad_record)
 
 
 def resolve_message_format(name: str, options: dict[str, Any] | None = None,

@@ -86,6 +86,8 @@ class RawFormat(MessageFormat):
 
     name: ClassVar[str] = "raw"
     config_class: ClassVar = RawConfig
+    file_extension: ClassVar[str] = "txt"
+    json_lines: ClassVar[bool] = False  # in files: one value per line, as it is
 
     def decoder(self) -> MessageDecoder:
         return RawDecoder(self.config)

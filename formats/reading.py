@@ -2,9 +2,10 @@
 
 * :func:`isolate_bad`: convert many records at once and, only when that fails, bisect to the
   bad ones, so a good block costs one vectorised call and a bad record costs O(log n) calls.
-* :class:`TextFileReader`: reads a line-oriented file (jsonl, csv) in byte blocks cut at the
-  last record boundary, so each block parses in one Arrow call and the byte offset after it
-  is an exact resume point.
+* :class:`BlockReader`: reads a line-oriented file in byte blocks cut at the last record
+  boundary, so the byte offset after a block is an exact resume point; :class:`TextFileReader`
+  parses each block (jsonl, csv) in one Arrow call, the message-file readers
+  (:mod:`formats.messagefile`) decode its lines in one decoder call.
 """
 from __future__ import annotations
 
@@ -73,18 +74,18 @@ def short(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-class TextFileReader(FormatReader):
-    """A line-oriented file read in byte blocks of about ``batch_rows`` records.
+class BlockReader:
+    """A line-oriented file read from a byte offset in blocks of whole records, about
+    ``batch_rows`` records each.
 
-    Progress is the byte offset of the next unread record.  Subclasses parse a block of
-    whole records into a batch of ``schema`` (:meth:`parse`, raising a data error on a bad
-    record) and may override :meth:`record_ends` for records that span lines (quoted CSV).
+    :meth:`next_block` returns the next block and moves :attr:`position` past it: the byte
+    offset of the next unread record, an exact resume point.  Subclasses may override
+    :meth:`cut` for records that span lines (quoted CSV).  Not thread-safe.
     """
 
-    def __init__(self, path: str, schema: pa.Schema, progress: int, batch_rows: int,
-                 on_bad_record: BadRecordHandler | None):
+    def __init__(self, path: str, progress: int, batch_rows: int,
+                 on_bad_record: BadRecordHandler | None = None):
         self.path = path
-        self.schema = schema
         self.batch_rows = max(1, batch_rows)
         self.on_bad_record = on_bad_record
         self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
@@ -94,22 +95,18 @@ class TextFileReader(FormatReader):
         self._row_bytes: float | None = None  # running estimate, sizes the next block
         self._line_memo = (0, 1)  # (byte offset, line number there): line numbers for errors
 
-    # -- to implement ------------------------------------------------------------------------
-    @abstractmethod
-    def parse(self, data: pa.Buffer) -> pa.RecordBatch:
-        """Whole records (no header) to a batch of ``self.schema``."""
-
-    def record_ends(self, data: bytes) -> np.ndarray:
-        """Offsets just after each record in ``data`` (which holds whole records)."""
-        arr = np.frombuffer(data, np.uint8)
-        return self._with_tail(np.flatnonzero(arr == 10) + 1, len(data))
+    @property
+    def position(self) -> int:
+        """Byte offset of the first record not returned yet."""
+        return self._pos
 
     def cut(self, data: bytes, limit: int) -> int:
         """Length of the longest prefix of ``data[:limit]`` made of whole records (0: none)."""
         return data.rfind(b"\n", 0, limit) + 1
 
-    # -- FormatReader --------------------------------------------------------------------------
-    def read(self) -> ReadChunk | None:
+    def next_block(self) -> tuple[int, bytes] | None:
+        """``(byte offset, bytes)`` of the next whole records, or None at the end of the file.
+        The last record of a file may lack its newline.  Blocks on file I/O."""
         if self._row_bytes is None:
             # first estimate from the lines of a sample: blocks of about batch_rows records
             sample = self._fill(min(_SAMPLE, self.batch_rows * 256))
@@ -130,21 +127,16 @@ class TextFileReader(FormatReader):
                     end = data.rfind(b"\n", 0, want) + 1 or min(len(data), want)
             block, self._buf = data[:end], data[end:]
             start = self._pos
-            batch = self._parse_isolating(block, start)
             self._pos = start + end
-            if batch.num_rows:
-                self._row_bytes = 0.5 * self._row_bytes + 0.5 * end / batch.num_rows
-            return ReadChunk(batch, self._pos)
+            return start, block
+
+    def learn(self, block_bytes: int, records: int) -> None:
+        """Tell the reader how many records a block held (sizes the next blocks)."""
+        if records and self._row_bytes is not None:
+            self._row_bytes = 0.5 * self._row_bytes + 0.5 * block_bytes / records
 
     def close(self) -> None:
         self._file.close()
-
-    # -- internals -----------------------------------------------------------------------------
-    @staticmethod
-    def _with_tail(ends: np.ndarray, size: int) -> np.ndarray:
-        if not len(ends) or ends[-1] != size:
-            ends = np.append(ends, size)
-        return ends
 
     def _fill(self, want: int) -> bytes:
         """Buffered bytes from the current position: at least ``want`` unless the file ends
@@ -156,24 +148,6 @@ class TextFileReader(FormatReader):
             self._eof = len(more) < n
             self._buf += more
         return self._buf
-
-    def _parse_isolating(self, block: bytes, start: int) -> pa.RecordBatch:
-        buf = pa.py_buffer(block)
-        try:
-            return self.parse(buf)
-        except DATA_ERRORS:
-            pass  # find the bad records below; the common path stays one call
-        ends = self.record_ends(block)
-        starts = np.concatenate(([0], ends[:-1]))
-
-        def convert(lo: int, hi: int) -> pa.RecordBatch:
-            return self.parse(buf.slice(int(starts[lo]), int(ends[hi - 1] - starts[lo])))
-
-        def report(i: int, exc: Exception) -> None:
-            record = block[int(starts[i]):int(ends[i])]
-            self.bad_record(start + int(starts[i]), short(exc), record)
-
-        return concat(isolate_bad(len(ends), convert, report), self.schema)
 
     def bad_record(self, offset: int, reason: str, record: Any) -> None:
         """Report the record at byte ``offset`` (raise when there is no handler)."""
@@ -197,3 +171,62 @@ class TextFileReader(FormatReader):
                 pos += len(chunk)
         self._line_memo = (offset, line)
         return line
+
+
+class TextFileReader(BlockReader, FormatReader):
+    """A line-oriented file read in byte blocks of about ``batch_rows`` records.
+
+    Progress is the byte offset of the next unread record.  Subclasses parse a block of
+    whole records into a batch of ``schema`` (:meth:`parse`, raising a data error on a bad
+    record) and may override :meth:`record_ends` for records that span lines (quoted CSV).
+    """
+
+    def __init__(self, path: str, schema: pa.Schema, progress: int, batch_rows: int,
+                 on_bad_record: BadRecordHandler | None):
+        super().__init__(path, progress, batch_rows, on_bad_record)
+        self.schema = schema
+
+    # -- to implement ------------------------------------------------------------------------
+    @abstractmethod
+    def parse(self, data: pa.Buffer) -> pa.RecordBatch:
+        """Whole records (no header) to a batch of ``self.schema``."""
+
+    def record_ends(self, data: bytes) -> np.ndarray:
+        """Offsets just after each record in ``data`` (which holds whole records)."""
+        arr = np.frombuffer(data, np.uint8)
+        return self._with_tail(np.flatnonzero(arr == 10) + 1, len(data))
+
+    # -- FormatReader --------------------------------------------------------------------------
+    def read(self) -> ReadChunk | None:
+        got = self.next_block()
+        if got is None:
+            return None
+        start, block = got
+        batch = self._parse_isolating(block, start)
+        self.learn(len(block), batch.num_rows)
+        return ReadChunk(batch, self._pos)
+
+    # -- internals -----------------------------------------------------------------------------
+    @staticmethod
+    def _with_tail(ends: np.ndarray, size: int) -> np.ndarray:
+        if not len(ends) or ends[-1] != size:
+            ends = np.append(ends, size)
+        return ends
+
+    def _parse_isolating(self, block: bytes, start: int) -> pa.RecordBatch:
+        buf = pa.py_buffer(block)
+        try:
+            return self.parse(buf)
+        except DATA_ERRORS:
+            pass  # find the bad records below; the common path stays one call
+        ends = self.record_ends(block)
+        starts = np.concatenate(([0], ends[:-1]))
+
+        def convert(lo: int, hi: int) -> pa.RecordBatch:
+            return self.parse(buf.slice(int(starts[lo]), int(ends[hi - 1] - starts[lo])))
+
+        def report(i: int, exc: Exception) -> None:
+            record = block[int(starts[i]):int(ends[i])]
+            self.bad_record(start + int(starts[i]), short(exc), record)
+
+        return concat(isolate_bad(len(ends), convert, report), self.schema)

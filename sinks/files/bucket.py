@@ -19,8 +19,12 @@ import re
 
 import pyarrow as pa
 
-from formats.base import FileFormat, FormatWriter
+from formats.base import BadRecordHandler, FileFormat, FormatWriter
+from formats.message import MessageFormat
+from formats.messagefile import MessageFileWriter
+from runtime.batch import ChangeBatch
 from runtime.fs import FileSystem, OutputFile
+from runtime.schema import TableSchema
 from runtime.sink import Committable
 
 log = logging.getLogger(__name__)
@@ -65,36 +69,45 @@ class Bucket:
     Rows are buffered until :meth:`flush`, so each write to the format is large (a Parquet row
     group per flush).  :meth:`close` finishes the part file (it becomes *pending*: complete,
     durable, still hidden) and returns its committable.  Thread-confined.
+
+    With a file format, rows are Arrow tables of the Arrow ``schema``; with a message format,
+    change batches of the :class:`TableSchema` ``schema``, encoded at :meth:`flush` (bad
+    records go to ``on_bad_record``).
     """
 
-    def __init__(self, table_id: str, directory: str, schema: pa.Schema, fmt: FileFormat,
-                 namer: PartNamer, fs: FileSystem):
+    def __init__(self, table_id: str, directory: str, schema: pa.Schema | TableSchema,
+                 fmt: FileFormat | MessageFormat, namer: PartNamer, fs: FileSystem,
+                 on_bad_record: BadRecordHandler | None = None):
         self._fs = fs
+        self._on_bad = on_bad_record
         self.table_id = table_id
         self.directory = directory
         self.schema = schema
         self._format = fmt
         self._namer = namer
-        self._buffer: list[pa.Table] = []
+        self._buffer: list[pa.Table | ChangeBatch] = []
         self.buffered_rows = 0
         self.buffered_bytes = 0
         #: Clock time the current part began (its first row arrived); None: no current part.
         self.started: float | None = None
         self._file: OutputFile | None = None
-        self._writer: FormatWriter | None = None
+        self._writer: FormatWriter | MessageFileWriter | None = None
         self._paths: tuple[str, str] | None = None
         self._raw_written = 0  # in-memory bytes handed to the format for the current part
         #: File bytes per in-memory byte of the part finished last (None before one was).
         self.last_ratio: float | None = None
         self._rows_written = 0
 
-    def append(self, table: pa.Table, now: float) -> None:
-        """Buffer ``table`` (whose schema equals :attr:`schema`)."""
+    def append(self, rows: pa.Table | ChangeBatch, now: float) -> int:
+        """Buffer ``rows`` (whose schema equals :attr:`schema`); returns their size in
+        memory (bytes)."""
         if self.started is None:
             self.started = now
-        self._buffer.append(table)
-        self.buffered_rows += table.num_rows
-        self.buffered_bytes += table.nbytes
+        nbytes = rows.nbytes if isinstance(rows, pa.Table) else rows.arrow().nbytes
+        self._buffer.append(rows)
+        self.buffered_rows += len(rows)
+        self.buffered_bytes += nbytes
+        return nbytes
 
     def size_estimate(self, ratio: float) -> int:
         """Bytes the current part will take once everything given to it is written.
@@ -117,8 +130,12 @@ class Bucket:
         if self._writer is None:
             self._open()
         assert self._writer is not None
-        data = self._buffer[0] if len(self._buffer) == 1 else pa.concat_tables(self._buffer)
-        self._writer.write(data)
+        if isinstance(self._writer, MessageFileWriter):
+            for batch in self._buffer:
+                self._writer.write(batch)  # type: ignore[arg-type]
+        else:
+            data = self._buffer[0] if len(self._buffer) == 1 else pa.concat_tables(self._buffer)
+            self._writer.write(data)  # type: ignore[arg-type]
         self._raw_written += self.buffered_bytes
         self._rows_written += self.buffered_rows
         self._buffer.clear()
@@ -161,7 +178,12 @@ class Bucket:
     def _open(self) -> None:
         self._paths = self._namer.next(self.directory)
         self._file = self._fs.create(self._paths[0])  # creates missing folders
-        self._writer = self._format.open_writer(self._file, self.schema)
+        if isinstance(self._format, MessageFormat):
+            assert isinstance(self.schema, TableSchema)
+            self._writer = self._format.open_file_writer(self._file, self.schema, self._on_bad)
+        else:
+            assert isinstance(self.schema, pa.Schema)
+            self._writer = self._format.open_writer(self._file, self.schema)
 
     def _reset_part(self) -> None:
         self._file = None

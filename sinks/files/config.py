@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from formats.base import FileFormat
-from formats.registry import resolve_format
+from formats.message import MessageFormat
+from formats.registry import resolve_files_format
 from runtime.config import ConnectorConfig, Duration, Size
 from runtime.fs import filesystem, is_url, normpath
 
@@ -20,17 +21,26 @@ class FilesSinkConfig(ConnectorConfig):
     relative to the sink table (``format``, ``format-options.<key>``).
     """
 
-    summary: ClassVar[str] = "Part files (Parquet, JSONL, CSV, ...) on a local filesystem or HDFS"
+    summary: ClassVar[str] = ("Part files (Parquet, JSONL, CSV, Debezium/Canal/Maxwell JSON, Avro, "
+                              "...) on a local filesystem or HDFS")
 
     path: str = Field(
         description="Root directory; files go to {path}/{db}/{table}/{partition}/. A local "
                     "path, or hdfs://[user@]namenode:9870/dir for HDFS through WebHDFS "
                     "(the namenode's HTTP port).")
     format: str = Field(
-        "parquet", description="File format of the part files (a hub.formats plugin).")
+        "parquet", description="Format of the part files (a hub.formats plugin): a file format "
+                               "(parquet, jsonl, csv: rows plus op and ts_ms columns) or a "
+                               "message format, one message per line as a Kafka record value "
+                               "would carry it (json, debezium-json, canal-json, maxwell-json; "
+                               "raw: one value per line, a value with a line break is a bad "
+                               "record) or avro (Avro container files of change-event "
+                               "envelopes, schema in the file header, no registry). The file "
+                               "extension follows the format (.parquet, .json, .avro, .txt).")
     format_options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Options of the file format, e.g. {compression = \"zstd\"}.")
+        description="Options of the format, e.g. {compression = \"zstd\"} (parquet), "
+                    "{schema-include = true} (debezium-json), {codec = \"null\"} (avro).")
     rolling_file_size: Size = Field(
         "128MB", validate_default=True,
         description="Roll to a new part file once the current one reaches this size.")
@@ -52,7 +62,7 @@ class FilesSinkConfig(ConnectorConfig):
     success_file: bool = Field(
         True, description="Write _SUCCESS into a partition once the watermark passes its end.")
 
-    _file_format: FileFormat | None = PrivateAttr(default=None)
+    _file_format: FileFormat | MessageFormat | None = PrivateAttr(default=None)
 
     @field_validator("path")
     @classmethod
@@ -107,14 +117,21 @@ class FilesSinkConfig(ConnectorConfig):
             raise ValueError("partition-time-column is set but partition-format is not: "
                              "set partition-format to partition by event time")
         # ConfigError is not a ValueError, so pydantic lets it through with its own key path.
-        self._file_format = resolve_format(self.format, self.format_options)
+        self._file_format = resolve_files_format(self.format, self.format_options)
         return self
 
     @property
-    def file_format(self) -> FileFormat:
-        """The resolved, configured file format."""
+    def file_format(self) -> FileFormat | MessageFormat:
+        """The resolved, configured format: a file format, or a message format whose
+        messages the part files hold."""
         assert self._file_format is not None, "FilesSinkConfig was built without validation"
         return self._file_format
+
+    @property
+    def extension(self) -> str:
+        """File name extension of the part files, without the dot."""
+        fmt = self.file_format
+        return fmt.extension if isinstance(fmt, FileFormat) else fmt.file_extension
 
     @property
     def root(self) -> str:

@@ -96,8 +96,23 @@ class Partitioner:
 
     def split(self, table: pa.Table, table_id: str = "") -> list[tuple[Partition, pa.Table]]:
         """``table``'s rows grouped by partition (each group keeps the rows' order)."""
+        groups = self.groups(table, table_id)
+        if len(groups) == 1:
+            return [(groups[0][0], table)]
+        order = np.concatenate([idx for _, idx in groups])
+        grouped = table.take(pa.array(order))
+        out, at = [], 0
+        for p, idx in groups:
+            out.append((p, grouped.slice(at, len(idx))))
+            at += len(idx)
+        return out
+
+    def groups(self, table: pa.Table, table_id: str = "") -> list[tuple[Partition, np.ndarray]]:
+        """The row indexes of ``table`` per partition, each ascending (one group: all rows).
+        ``table`` needs only the partition time column."""
+        n = table.num_rows
         if self.pattern is None:
-            return [(UNPARTITIONED, table)]
+            return [(UNPARTITIONED, np.arange(n))]
         if self.column not in table.column_names:
             raise TerminalError(f"files sink: table {table_id} has no column {self.column!r} "
                                 f"(partition-time-column)")
@@ -106,13 +121,11 @@ class Partitioner:
         distinct = pc.unique(floors)
         partitions = [self._describe(v) for v in distinct.cast(pa.timestamp("us")).to_pylist()]
         if len(partitions) == 1:
-            return [(partitions[0], table)]
+            return [(partitions[0], np.arange(n))]
         codes = pc.index_in(floors, value_set=distinct).combine_chunks().to_numpy()
         order = np.argsort(codes, kind="stable")
         bounds = np.concatenate(([0], np.cumsum(np.bincount(codes, minlength=len(partitions)))))
-        grouped = table.take(pa.array(order))
-        return [(p, grouped.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])))
-                for i, p in enumerate(partitions)]
+        return [(p, order[int(bounds[i]):int(bounds[i + 1])]) for i, p in enumerate(partitions)]
 
     def _wall_clock(self, col: pa.ChunkedArray, table_id: str) -> pa.ChunkedArray:
         """Event times as naive timestamps holding the wall clock of ``zone``."""

@@ -7,17 +7,19 @@ import os
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 
 from formats.base import annotated_arrow_schema
+from formats.message import MessageFormat
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
-from runtime.errors import TransientError
+from runtime.errors import BadRecordError, TransientError
 from runtime.fs import filesystem
 from runtime.schema import SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
 from sinks.files.bucket import Bucket, PartNamer
 from sinks.files.config import FilesSinkConfig
-from sinks.files.partition import Partitioner
+from sinks.files.partition import UNPARTITIONED, Partition, Partitioner
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ class FilesSinkWriter(SinkWriter):
       partition that received rows as ``{"kind": "partition", "dir": ..., "end_ms": ...}``;
     * :meth:`close` deletes what was not prepared.  No state beyond committables: in-progress
       files are never resumed, so a restore starts with fresh files.
+
+    With a message format the part files hold the batches' messages (encoded when a bucket is
+    flushed, a whole batch per encoder call); bad records (a raw value with a line break) go
+    to the dead-letter destination.
     """
 
     def __init__(self, config: FilesSinkConfig, context: WriterContext, *,
@@ -52,8 +58,16 @@ class FilesSinkWriter(SinkWriter):
         self._root = config.root
         self._fs = filesystem(self._root)
         self._format = config.file_format
+        self._messages = isinstance(self._format, MessageFormat)
         self._namer = PartNamer(context.pipeline, context.attempt, context.subtask,
-                                self._format.extension)
+                                config.extension)
+        dead_letter = context.dead_letter
+        origin = f"files:{self._root}"
+
+        def on_bad_record(error: BadRecordError, record: object) -> None:
+            dead_letter.report(error, record, origin)
+
+        self._on_bad = on_bad_record
         self._partitioner = Partitioner(config.partition_format, config.partition_time_column,
                                         config.partition_time_zone)
         self._rolling_size = config.rolling_file_size
@@ -116,23 +130,27 @@ class FilesSinkWriter(SinkWriter):
     # -- internals ------------------------------------------------------------------------------
     def _write(self, batch: ChangeBatch) -> None:
         table_id = batch.table
-        table = self._annotated(batch)
+        parts: list[tuple[Partition, pa.Table]] | list[tuple[Partition, ChangeBatch]]
+        if self._messages:
+            parts = self._message_parts(batch)
+        else:
+            parts = self._partitioner.split(self._annotated(batch), table_id)
         now = self._clock()
         table_dir = self._table_dir(table_id)
-        for partition, rows in self._partitioner.split(table, table_id):
+        for partition, rows in parts:
             directory = os.path.join(table_dir, partition.dir) if partition.dir else table_dir
             key = (table_id, directory)
             bucket = self._buckets.get(key)
-            if bucket is not None and not bucket.schema.equals(rows.schema, check_metadata=True):
+            if bucket is not None and not _same_schema(bucket.schema, rows.schema):
                 self._roll(bucket)  # a schema change we were not told about: same remedy
                 bucket = None
             if bucket is None:
                 bucket = self._buckets[key] = Bucket(table_id, directory, rows.schema,
-                                                     self._format, self._namer, self._fs)
+                                                     self._format, self._namer, self._fs,
+                                                     self._on_bad)
             elif bucket.started is not None and now - bucket.started >= self._rolling_interval:
                 self._roll(bucket)
-            bucket.append(rows, now)
-            self._buffered += rows.nbytes
+            self._buffered += bucket.append(rows, now)
             if self._success_file and partition.end_ms is not None:
                 self._touched[directory] = max(partition.end_ms, self._touched.get(directory, 0))
             if bucket.buffered_bytes >= FLUSH_BYTES:
@@ -153,6 +171,23 @@ class FilesSinkWriter(SinkWriter):
             known = self._schemas[schema.table] = (schema, arrow)
         table = batch.changelog_table()
         return pa.Table.from_arrays(table.columns, schema=known[1])
+
+    def _message_parts(self, batch: ChangeBatch) -> list[tuple[Partition, ChangeBatch]]:
+        """The batch split by partition (message formats: the bucket keeps change batches)."""
+        p = self._partitioner
+        if p.pattern is None:
+            return [(UNPARTITIONED, batch)]
+        if p.column in batch.schema.names:
+            times = batch.arrow().column(p.column)
+        elif p.column == TS_COLUMN:
+            times = batch.ts_ms_array().cast(pa.int64())
+        else:
+            times = None  # groups() names the missing column
+        table = pa.table({p.column: times}) if times is not None else pa.table({})
+        groups = p.groups(table, batch.table)
+        if len(groups) == 1:
+            return [(groups[0][0], batch)]
+        return [(partition, _take(batch, idx)) for partition, idx in groups]
 
     def _flush(self, bucket: Bucket) -> None:
         self._buffered -= bucket.buffered_bytes
@@ -188,3 +223,24 @@ class FilesSinkWriter(SinkWriter):
             known = self._table_dirs[table_id] = (
                 os.path.join(self._root, db, name) if db else os.path.join(self._root, name))
         return known
+
+
+def _same_schema(a: pa.Schema | TableSchema, b: pa.Schema | TableSchema) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, pa.Schema) and isinstance(b, pa.Schema):
+        return a.equals(b, check_metadata=True)
+    return a == b
+
+
+def _take(batch: ChangeBatch, idx: np.ndarray) -> ChangeBatch:
+    """The events ``idx`` (ascending) of ``batch``: columns taken with Arrow, before images
+    (a list) and positions per event."""
+    take = pa.array(idx)
+    ops = np.frombuffer(batch.ops.encode("ascii"), "S1")[idx].tobytes().decode("ascii")
+    before = [batch.before[i] for i in idx] if batch.before is not None else None
+    positions = [batch.positions[i] for i in idx] if batch.positions is not None else None
+    versions = np.asarray(batch.versions)[idx] if batch.versions is not None else None
+    return ChangeBatch(batch.schema, ops, arrow=batch.arrow().take(take), before=before,
+                       ts_ms=batch.ts_ms_array().take(take), positions=positions,
+                       versions=versions)

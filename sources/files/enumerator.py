@@ -9,6 +9,7 @@ from collections import deque
 from typing import Any
 
 from formats.base import FileFormat
+from formats.message import MessageFormat
 from runtime.errors import HubError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema
@@ -108,11 +109,12 @@ class FilesEnumerator(SplitEnumerator):
     file enumerator): a directory watched for years should be cleaned up by its producer.
     Bounded: the files present at the first start, then ``signal_no_more_splits``.
     Continuous: a discovery every ``monitor-interval``; requests that find nothing wait
-    for the next new file.
+    for the next new file.  Message formats carry their schemas in the messages: their splits
+    have no schema and no file is opened here.
     """
 
-    def __init__(self, context: EnumeratorContext, config: FilesSourceConfig, fmt: FileFormat,
-                 table: str, state: dict[str, Any] | None):
+    def __init__(self, context: EnumeratorContext, config: FilesSourceConfig,
+                 fmt: FileFormat | MessageFormat, table: str, state: dict[str, Any] | None):
         self.context = context
         self.config = config
         self.format = fmt
@@ -120,7 +122,8 @@ class FilesEnumerator(SplitEnumerator):
         self.bounded = config.monitor_interval is None
         self.restored = state is not None
         state = state or {}
-        self.schema: TableSchema | None = declared_schema(config, table)
+        self.messages = isinstance(fmt, MessageFormat)
+        self.schema: TableSchema | None = None if self.messages else declared_schema(config, table)
         if state.get("schema"):
             self.schema = TableSchema.from_dict(state["schema"])
         self.pending: deque[FileSplit] = deque(FileSplit.from_dict(d)
@@ -176,7 +179,8 @@ class FilesEnumerator(SplitEnumerator):
             if st.size == 0:
                 log.info("files source: skipping empty file %s", path)
                 continue
-            if self.schema is None:
+            if self.schema is None and not self.messages:
+                assert isinstance(self.format, FileFormat)
                 self.schema = inferred_schema(self.config, self.format, self.table, path)
             self.pending.append(FileSplit(path, path=path, size=st.size, mtime_ms=st.mtime_ms))
             added += 1
@@ -195,6 +199,7 @@ class FilesEnumerator(SplitEnumerator):
             self._assign(self.waiting.pop(0), self.pending.popleft())
 
     def _assign(self, subtask: int, split: FileSplit) -> None:
-        assert self.schema is not None  # a split exists only once a file gave the schema
-        split.schema = self.schema.to_dict()
+        if not self.messages:
+            assert self.schema is not None  # a split exists only once a file gave the schema
+            split.schema = self.schema.to_dict()
         self.context.assign_splits({subtask: [split]})

@@ -13,10 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from formats.base import FileFormat, FormatReader, ReadChunk
+from formats.message import MessageFormat
+from formats.messagefile import MessageChunk, MessageFileReader
 from runtime.batch import CREATE, OPS, ChangeBatch
 from runtime.errors import BadRecordError, HubError, TransientError
 from runtime.fs import filesystem
-from runtime.schema import TableSchema
+from runtime.schema import SchemaChange, TableSchema
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.files.config import FilesSourceConfig
 from sources.files.split import FileSplit
@@ -36,15 +38,22 @@ class FilesReader(SourceReader):
     record not emitted.  Bad records go to the dead-letter queue (or stop the pipeline);
     skipped ones count as read.  A file on HDFS is copied to a local temporary file when its
     split starts (formats read local files) and the copy is deleted when it is done.
+
+    With a message format, a poll decodes one block of messages (one decoder call) and
+    emits its batches and schema changes in file order; a message that can't be decoded is
+    one bad record naming the file, its line and byte offset.  ``table`` is the table of
+    messages that name none.
     """
 
-    def __init__(self, context: ReaderContext, config: FilesSourceConfig, fmt: FileFormat):
+    def __init__(self, context: ReaderContext, config: FilesSourceConfig,
+                 fmt: FileFormat | MessageFormat, table: str):
         self.context = context
         self.config = config
         self.format = fmt
+        self.table = table
         self.queue: deque[FileSplit] = deque()
         self.current: FileSplit | None = None
-        self.file: FormatReader | None = None
+        self.file: FormatReader | MessageFileReader | None = None
         self.requested = False
         self.no_more = False
         self._spool: str | None = None  # local copy of the current remote file
@@ -80,6 +89,8 @@ class FilesReader(SourceReader):
             raise HubError(f"files source: reading {split.path} failed: {exc}") from exc
         if chunk is None:
             self._finish(output)
+        elif isinstance(chunk, MessageChunk):
+            self._emit_messages(split, chunk, output)
         else:
             self._emit(split, chunk, output)
         return InputStatus.MORE_AVAILABLE
@@ -108,12 +119,9 @@ class FilesReader(SourceReader):
         """Open the next queued file; False when there is none."""
         while self.queue:
             split = self.queue.popleft()
-            schema, arrow, _ = self._schema(split)
             try:
                 local = self._local(split.path)
-                self.file = self.format.open_reader(
-                    local, arrow, split.progress, batch_rows=self.config.batch_size,
-                    on_bad_record=lambda err, rec, p=split.path: self._bad(err, rec, p))
+                self.file = self._open(split, local)
             except ConnectionError as exc:
                 self._drop_spool()  # the store is unreachable: not the file's fault
                 raise TransientError(f"files source: reading {split.path} failed: {exc}") from exc
@@ -127,6 +135,19 @@ class FilesReader(SourceReader):
             self.current = split
             return True
         return False
+
+    def _open(self, split: FileSplit, local: str) -> FormatReader | MessageFileReader:
+        def on_bad_record(err: BadRecordError, rec: Any, p: str = split.path) -> None:
+            self._bad(err, rec, p)
+
+        if isinstance(self.format, MessageFormat):
+            return self.format.open_file_reader(
+                local, split.progress, table=self.table, timestamp_ms=split.mtime_ms,
+                batch_rows=self.config.batch_size, on_bad_record=on_bad_record)
+        _, arrow, _ = self._schema(split)
+        return self.format.open_reader(local, arrow, split.progress,
+                                       batch_rows=self.config.batch_size,
+                                       on_bad_record=on_bad_record)
 
     def _local(self, path: str) -> str:
         """``path`` itself, or for a remote file a local copy (deleted with the split)."""
@@ -174,6 +195,38 @@ class FilesReader(SourceReader):
             output.collect(batch, split.split_id)
         split.progress = chunk.progress
         split.rows_read += n
+
+    def _emit_messages(self, split: FileSplit, chunk: MessageChunk,
+                       output: ReaderOutput) -> None:
+        col = self.config.event_time_column
+        n = 0
+        for element in chunk.elements:
+            if isinstance(element, SchemaChange):
+                output.collect_schema_change(element, split.split_id)
+                continue
+            if col is not None:
+                element = self._event_time(split, element, col)
+            output.collect(element, split.split_id)
+            n += len(element)
+        split.progress = chunk.progress
+        split.rows_read += n
+
+    @staticmethod
+    def _event_time(split: FileSplit, batch: ChangeBatch, col: str) -> ChangeBatch:
+        """``batch`` with its event times from column ``col`` (nulls: the message's time)."""
+        if col not in batch.schema.names:
+            raise HubError(f"files source: {split.path}: table {batch.table} has no column "
+                           f"{col!r} (event-time-column)")
+        column = batch.arrow().column(batch.schema.index(col))
+        try:
+            ts = event_time_ms(column)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise HubError(f"files source: {split.path}: column {col!r} of table {batch.table} "
+                           f"is {batch.schema.column(col).type}; an event-time column must be "
+                           f"a TIMESTAMP, TIMESTAMP_LTZ, DATE or integer (epoch ms)") from None
+        return ChangeBatch(batch.schema, batch.ops, arrow=batch.arrow(), before=batch.before,
+                           ts_ms=ts.fill_null(batch.ts_ms_array().cast(pa.int64())),
+                           positions=batch.positions, versions=batch.versions)
 
     def _changelog_ops(self, split: FileSplit, rb: pa.RecordBatch,
                        ncols: int) -> tuple[pa.RecordBatch, str]:

@@ -54,6 +54,79 @@ def _files(fmt: str) -> SinkCase:
     return SinkCase(make, read)
 
 
+#: How each message format names the ops (Canal and Maxwell spell them out).
+_MESSAGE_OPS = {"INSERT": "c", "UPDATE": "u", "DELETE": "d", "insert": "c", "update": "u",
+                "delete": "d", "bootstrap-insert": "r"}
+
+
+def _message_rows(fmt: str, data: bytes, table: str) -> list[tuple]:
+    """``(table, op, id, name)`` of each message of a part file of a message format, read
+    with plain JSON / fastavro (what any consumer of the files would do)."""
+    import io
+    import json
+
+    if fmt == "avro":
+        import fastavro
+
+        messages = list(fastavro.reader(io.BytesIO(data)))
+    else:
+        messages = [json.loads(line) for line in data.splitlines()]
+    out = []
+    for m in messages:
+        if fmt in ("debezium-json", "avro"):
+            op, row = m["op"], m["before"] if m["op"] == "d" else m["after"]
+        elif fmt == "canal-json":
+            op, row = _MESSAGE_OPS[m["type"]], m["data"][0]
+        elif fmt == "maxwell-json":
+            op, row = _MESSAGE_OPS[m["type"]], m["data"]
+        else:  # json: the row with its op
+            op, row = m["op"], m
+        out.append((table, op, int(row["id"]), row["name"]))
+    return out
+
+
+def _message_files(fmt: str, hdfs: bool = False) -> SinkCase:
+    """The files (or hdfs) sink writing files of messages (one per line; avro: container
+    files), read back with a plain JSON parser or fastavro."""
+    ext = "avro" if fmt == "avro" else "json"
+
+    def url(root: Path) -> str:
+        from tests.servers.webhdfs import shared
+
+        return f"{shared().url}{root}" if hdfs else str(root)
+
+    def make(root: Path) -> Sink:
+        if hdfs:
+            from sinks.hdfs.config import HdfsSinkConfig
+            from sinks.hdfs.sink import HdfsSink
+
+            return HdfsSink(HdfsSinkConfig.model_validate({
+                "path": url(root), "format": fmt, "partition-format": "dt=%Y-%m-%d"}))
+        from sinks.files.config import FilesSinkConfig
+        from sinks.files.sink import FilesSink
+
+        return FilesSink(FilesSinkConfig.model_validate({
+            "path": str(root), "format": fmt, "partition-format": "dt=%Y-%m-%d"}))
+
+    def read(root: Path) -> Counter:
+        from runtime.fs import filesystem
+
+        base = url(root)
+        fs = filesystem(base)
+        rows: Counter = Counter()
+        if not fs.exists(base):
+            return rows
+        for _d, _dirs, files in fs.walk(base):
+            for f in files:
+                if f.name.startswith(".") or not f.name.endswith(f".{ext}"):
+                    continue
+                table = ".".join(f.path[len(base):].strip("/").split("/")[:2])
+                rows.update(_message_rows(fmt, fs.read_bytes(f.path), table))
+        return rows
+
+    return SinkCase(make, read)
+
+
 def _hdfs(fmt: str) -> SinkCase:
     """The hdfs sink on the WebHDFS test server (or HUB_TEST_WEBHDFS's namenode); the case's
     folder becomes the same path on HDFS."""
@@ -207,6 +280,9 @@ SINK_CASES: dict[str, SinkCase] = {
     "elasticsearch": _elasticsearch(),
     "hbase": _hbase(),
     "hdfs-parquet": _hdfs("parquet"),
+    **{f"files-{fmt}": _message_files(fmt)
+       for fmt in ("json", "debezium-json", "canal-json", "maxwell-json", "avro")},
+    "hdfs-avro": _message_files("avro", hdfs=True),
 }
 
 

@@ -91,6 +91,56 @@ def _hdfs_files(fmt: str) -> Callable[[Path, int], Source]:
     return make
 
 
+def _message_files(fmt: str, hdfs: bool = False) -> Callable[[Path, int], Source]:
+    """The files source reading files of messages (written as the files sink writes them),
+    locally or on HDFS (the WebHDFS test server, or HUB_TEST_WEBHDFS's)."""
+
+    def make(tmp: Path, splits: int) -> Source:
+        import io
+
+        from formats.registry import resolve_files_format
+        from runtime.batch import ChangeBatch
+        from runtime.fs import filesystem
+        from runtime.schema import Column, TableSchema
+        from runtime.types import T
+        from sources.files.config import FilesSourceConfig
+        from sources.files.source import FilesSource
+
+        if hdfs:
+            from tests.servers.webhdfs import shared
+
+            base = f"{shared().url}{tmp}"
+            filesystem(base).rmtree(base)
+        f = resolve_files_format(fmt)
+        ext = f.file_extension
+        if not hdfs:
+            tmp.mkdir(parents=True, exist_ok=True)
+            for old in tmp.glob(f"*.{ext}"):
+                old.unlink()
+            base = str(tmp)
+        fs = filesystem(base)
+        schema = TableSchema("conf.events", (Column("id", T("BIGINT"), False),
+                                             Column("name", T("STRING")),
+                                             Column("ts", T("BIGINT"))), ("id",))
+        if fmt == "raw":  # one value per line: the names
+            schema = TableSchema("conf.events", schema.columns[:2], ("id",))
+        for i in range(splits):
+            ids = range(i * FILE_ROWS, (i + 1) * FILE_ROWS)
+            rows = [(x, f"n{x}", 1_700_000_000_000 + x)[:len(schema.columns)] for x in ids]
+            out = io.BytesIO()
+            w = f.open_file_writer(out, schema)
+            for lo in range(0, FILE_ROWS, 128):
+                w.write(ChangeBatch(schema, "c" * len(rows[lo:lo + 128]), rows=rows[lo:lo + 128]))
+            w.close()
+            fs.write_bytes(f"{base}/part{i}.{ext}", out.getvalue())
+        options = {"path": f"{base}/*.{ext}", "format": fmt, "batch-size": 100}
+        if fmt != "raw":
+            options.update({"primary-key": ["id"], "event-time-column": "ts"})
+        return FilesSource(FilesSourceConfig.model_validate(options))
+
+    return make
+
+
 KAFKA_ROWS = 600
 
 
@@ -158,4 +208,8 @@ SOURCE_CASES: dict[str, SourceCase] = {
        for fmt in ("csv", "jsonl", "parquet")},
     **{f"hdfs-files-{fmt}": SourceCase(_hdfs_files(fmt), lambda splits: splits * FILE_ROWS)
        for fmt in ("csv", "parquet")},
+    **{f"files-{fmt}": SourceCase(_message_files(fmt), lambda splits: splits * FILE_ROWS)
+       for fmt in ("json", "debezium-json", "canal-json", "maxwell-json", "avro", "raw")},
+    "hdfs-files-debezium-json": SourceCase(_message_files("debezium-json", hdfs=True),
+                                           lambda splits: splits * FILE_ROWS),
 }
