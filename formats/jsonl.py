@@ -61,6 +61,9 @@ class JsonlWriter(FormatWriter):
         for piece, col, raw in zip(self._pieces, batch.columns, self._raw):
             if raw:  # an empty string is no JSON document: write null rather than a broken line
                 col = pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
+                # a line break in valid JSON is whitespace between tokens (inside a string it
+                # would be escaped): a space keeps the document and the one-line-per-row rule
+                col = pc.replace_substring_regex(col, "[\r\n]", " ")
             args += [piece, json_text(col, raw_json=raw)]
         lines = pc.binary_join_element_wise(*args, "}\n", "")
         offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)

@@ -90,6 +90,18 @@ def test_jsonl_json_columns_keep_any_json_value(tmp_path: Path) -> None:
     assert [r["doc"] for r in rows] == ['{"a":[1,{"b":2}]}', '[1,"x"]', '"text"', None]
 
 
+def test_jsonl_json_column_with_line_breaks_stays_one_line(tmp_path: Path) -> None:
+    schema = _schema(id="BIGINT", doc="JSON")
+    docs = ['{\n  "a": "x\\ny",\r\n  "b": [1,\n2]\n}', "[\n]"]
+    out = _written("jsonl", pa.Table.from_pylist([{"id": i, "doc": d} for i, d in enumerate(docs)],
+                                                 schema=schema))
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(out)
+    assert len(out.splitlines()) == 2
+    rows = _read("jsonl", path, schema)
+    assert [json.loads(r["doc"]) for r in rows] == [json.loads(d) for d in docs]
+
+
 # -- csv ----------------------------------------------------------------------------------------
 def test_csv_keeps_null_and_empty_string_apart(tmp_path: Path) -> None:
     schema = _schema(s="STRING", n="INT")
