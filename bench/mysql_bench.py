@@ -98,7 +98,7 @@ def binlog(server, changes: int) -> list[tuple[str, int, float, float]]:
         end = dialect.binlog_status(conn)
         client = BinlogClient({"host": server.host, "port": server.port, "user": server.user,
                                "password": server.password}, dialect, 6999, 0, 60)
-        decoder = RowsDecoder(True)
+        decoder = RowsDecoder(True, dialect.name == "mariadb")
         n, file = 0, start.file
         t0 = time.monotonic()
         cpu0 = time.process_time()
@@ -107,7 +107,7 @@ def binlog(server, changes: int) -> list[tuple[str, int, float, float]]:
             if ev.type == ROTATE:
                 file = ev.body[8:].decode()
             elif ev.type == TABLE_MAP:
-                decoder.table_map(ev.body, lambda t: table if t == "bench.changes" else None)
+                decoder.table_map(ev.body, lambda tm: table if tm.table == "changes" else None)
             elif ev.type in ROW_EVENTS:
                 got = decoder.rows(ev.type, ev.body)
                 if got is not None:

@@ -110,6 +110,13 @@ class EnumeratorContext(ABC):
         """Report a metric of the enumerator (e.g. ``snapshot_chunks_total``); as
         :meth:`ReaderContext.set_gauge`."""
 
+    def send_event_to_reader(self, subtask: int, event: dict[str, Any]) -> None:
+        """Deliver a plain-data event to :meth:`SourceReader.handle_source_event` of a reader,
+        in order with the splits assigned to it.  Like an assignment, an event sent after
+        :meth:`SplitEnumerator.snapshot_state` reaches the reader after that checkpoint's
+        trigger."""
+        raise NotImplementedError(f"{type(self).__name__} can't send events to readers")
+
     @abstractmethod
     def schedule(self, fn: Callable[[], None], interval_s: float) -> None:
         """Call ``fn`` every ``interval_s`` seconds in the coordinator thread (for periodic
@@ -176,6 +183,10 @@ class SourceReader(ABC):
 
     def notify_no_more_splits(self) -> None:
         """The enumerator will assign nothing more (bounded sources)."""
+
+    def handle_source_event(self, event: dict[str, Any]) -> None:
+        """An event sent by the enumerator (:meth:`EnumeratorContext.send_event_to_reader`).
+        Called between two ``poll_next`` calls; must not block for long."""
 
     @abstractmethod
     def snapshot_state(self, checkpoint_id: int) -> list[Split]:

@@ -44,6 +44,9 @@ class _EnumeratorContext(EnumeratorContext):
     def signal_no_more_splits(self, subtask: int) -> None:
         self._ex.sources[subtask].control.put(m.NoMoreSplits())
 
+    def send_event_to_reader(self, subtask: int, event: dict[str, Any]) -> None:
+        self._ex.sources[subtask].control.put(m.SourceEvent(event))
+
     def registered_readers(self) -> list[int]:
         return sorted(self._ex.registered)
 

@@ -76,6 +76,13 @@ class NoMoreSplits:
 
 
 @dataclass(frozen=True)
+class SourceEvent:
+    """From the enumerator to one reader (``SourceReader.handle_source_event``)."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class TriggerCheckpoint:
     checkpoint_id: int
     savepoint: str | None = None

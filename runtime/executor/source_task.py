@@ -150,6 +150,8 @@ class SourceTask(threading.Thread):
             reader.add_splits(self._splits(msg.splits))
         elif isinstance(msg, m.NoMoreSplits):
             reader.notify_no_more_splits()
+        elif isinstance(msg, m.SourceEvent):
+            reader.handle_source_event(msg.event)
         elif isinstance(msg, m.TriggerCheckpoint):
             splits = [s.to_dict() for s in reader.snapshot_state(msg.checkpoint_id)]
             self.emit(Barrier(msg.checkpoint_id, msg.savepoint, msg.final))

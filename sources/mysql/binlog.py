@@ -2,9 +2,20 @@
 captured tables, follows DDL, and hands the reader *units*: batches and schema changes in
 binlog order plus the offset right after them (a transaction boundary, or a point inside a huge
 transaction with ``skip_rows``).  Reconnects resume from the offset of the last unit handed
-over, which is the position the hub tracks, never from the connection's own idea of it."""
+over, which is the position the hub tracks, never from the connection's own idea of it.
+
+Schemas follow the binlog, not the server's catalog of now.  With ``binlog_row_metadata =
+FULL`` every TABLE_MAP names its columns, types, signedness, charsets, ENUM/SET members and
+primary key: a DDL only marks its table as changed, and the schema it led to is read from the
+table's next table map (or from the catalog when the stream is at the end of the binlog, where
+both agree).  So a reader lagging behind several DDLs decodes each row with the columns of its
+time, and emits the schema changes in order.  With MINIMAL metadata the catalog is the only
+source: a DDL is described when it is read, which is exact only when no later DDL of the same
+table happened yet (one warning says so).
+"""
 from __future__ import annotations
 
+import copy
 import logging
 import queue
 import threading
@@ -14,18 +25,19 @@ from typing import Any
 
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError, TransientError
-from runtime.schema import SchemaChange
 from sources.mysql import ddl
 from sources.mysql.catalog import MySqlTable, TableFilter, describe
 from sources.mysql.config import MySqlSourceConfig
+from sources.mysql.decoder import MISSING, layout_matches
 from sources.mysql.dialect import Dialect
-from sources.mysql.decoder import MISSING
 from sources.mysql.events import RowsDecoder, complete
 from sources.mysql.offset import BinlogOffset, version_of
-from sources.mysql.protocol import (FORMAT_DESCRIPTION, HEARTBEAT, HEARTBEAT_V2, QUERY, ROTATE,
-                                    ROW_EVENTS, TABLE_MAP, TRANSACTION_PAYLOAD, XID, BinlogClient,
-                                    connect, query_of, rotate_target)
-from sources.mysql.split import ChunkFilter
+from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, HEARTBEAT_V2,
+                                    PARTIAL_UPDATE_ROWS, QUERY, ROTATE, ROW_EVENTS, TABLE_MAP,
+                                    TRANSACTION_PAYLOAD, XID, BinlogClient, connect, query_of,
+                                    rotate_target)
+from sources.mysql.split import BinlogSplit, ChunkFilter
+from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
 
 log = logging.getLogger("hub.sources.mysql")
 _END_STATEMENTS = ("COMMIT", "ROLLBACK", "XA COMMIT", "XA END")
@@ -37,6 +49,8 @@ class Unit:
     offset: BinlogOffset              # right after the items
     tables: dict[str, dict | None]    # schema history changes (table id -> dict, None = dropped)
     lag_s: float = 0.0
+    ddl: dict = field(default_factory=dict)   # unresolved DDL after the items (split.ddl)
+    fold_done: bool = False           # the re-read for newly added tables reached its end
 
 
 @dataclass
@@ -60,34 +74,53 @@ class _Acc:
 
 class BinlogFetcher(threading.Thread):
     def __init__(self, config: MySqlSourceConfig, settings: dict[str, Any], dialect: Dialect,
-                 server_id: int, offset: BinlogOffset, tables: dict[str, MySqlTable],
-                 chunks: list, out: queue.Queue):
+                 server_id: int, split: BinlogSplit, out: queue.Queue):
         super().__init__(name="mysql-binlog", daemon=True)
         self.config, self.settings, self.dialect = config, settings, dialect
         self.server_id = server_id
-        self.offset = offset                 # of the last unit handed over
-        self.tables = dict(tables)           # schema history at self.offset
-        self.filter = ChunkFilter(chunks)
+        self.offset = split.binlog_offset    # of the last unit handed over
+        self.tables = {t: MySqlTable.from_dict(d) for t, d in split.tables.items()}
+        self.pending_ddl: dict[str, list] = copy.deepcopy(split.ddl)
+        self.adding = set(split.adding)
+        self.fold_tables: set[str] | None = set(split.fold["tables"]) if split.fold else None
+        self.fold_until = BinlogOffset.from_dict(split.fold["until"]) if split.fold else None
+        self.fold_done = False
+        self.filter = ChunkFilter(split.chunks)
         self.accept = TableFilter(config.tables, config.tables_exclude)
         self.out = out
         self.stopped = threading.Event()
-        self.decoder = RowsDecoder(config.zero_date == "null")
+        self.decoder = RowsDecoder(config.zero_date == "null", dialect.name == "mariadb")
         self.lag_s = 0.0
+        self.full_metadata = True
+        self.charsets: Charsets | None = None
+        self.handed = False                  # a unit went out since the last connection failure
         self._ctl: Any = None
+        self._client: BinlogClient | None = None
+        self._warned_minimal = False
 
     # -- the thread ---------------------------------------------------------------------------
     def run(self) -> None:
         failures = 0
+        try:
+            self._check_server()
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self._fail(exc)
+            return
         while not self.stopped.is_set():
             client = BinlogClient(self.settings, self.dialect, self.server_id,
                                   self.config.heartbeat_interval,
                                   max(3 * self.config.heartbeat_interval, 30.0))
+            self._client = client
             try:
                 client.open(self.offset)
                 self._stream(client)
                 return
             except TransientError as exc:
-                failures += 1
+                if self.stopped.is_set():
+                    return
+                # the backoff starts over once the stream made progress again
+                failures = 1 if self.handed else failures + 1
+                self.handed = False
                 if failures > self.config.connect_max_retries:
                     self._fail(exc)
                     return
@@ -100,6 +133,15 @@ class BinlogFetcher(threading.Thread):
                 return
             finally:
                 client.close()
+
+    def _check_server(self) -> None:
+        """How the server writes table maps (the enumerator warned about MINIMAL already)."""
+        with self._control().cursor() as cur:
+            try:
+                cur.execute("SELECT @@global.binlog_row_metadata")
+                self.full_metadata = str(cur.fetchone()[0] or "").upper() == "FULL"
+            except Exception:  # noqa: BLE001 - servers before MySQL 8.0.1 / MariaDB 10.5
+                self.full_metadata = False
 
     def _fail(self, exc: BaseException) -> None:
         if not self.stopped.is_set():
@@ -114,29 +156,106 @@ class BinlogFetcher(threading.Thread):
                 continue
 
     def stop(self) -> None:
+        """Stop the thread; closing the dump connection wakes a read that waits for data."""
         self.stopped.set()
-        if self._ctl is not None:
-            try:
-                self._ctl.close()
-            except Exception:  # noqa: BLE001 - closing a connection that may be broken
-                pass
-
-    # -- streaming ----------------------------------------------------------------------------
-    def _lookup(self, table_id: str) -> MySqlTable | None:
-        t = self.pending_tables.get(table_id, self.tables.get(table_id))
-        if t is None and table_id not in self.pending_tables and self.accept(table_id):
-            # a table created before our start position's history knew it: describe it now
-            t = describe(self._control(), table_id, self.config.chunk_key_column)
-            if t is not None:
-                self.pending_tables[table_id] = t
-                self.items_schema.append(SchemaChange("create_table", table_id, t.schema))
-        return t
+        for closeable in (self._client, self._ctl):
+            if closeable is not None:
+                try:
+                    closeable.close()
+                except Exception:  # noqa: BLE001 - closing a connection that may be broken
+                    pass
 
     def _control(self) -> Any:
         if self._ctl is None:
             self._ctl = connect(self.settings)
         return self._ctl
 
+    # -- which tables, with which columns -----------------------------------------------------
+    def _captures(self, table_id: str) -> bool:
+        if self.fold_tables is not None and table_id not in self.fold_tables:
+            return False  # re-reading for newly added tables: the others are emitted already
+        return table_id not in self.adding and self.accept(table_id)
+
+    def _current(self, table_id: str) -> MySqlTable | None:
+        if table_id in self.pending_tables:
+            return self.pending_tables[table_id]
+        return self.tables.get(table_id)
+
+    def _set(self, table_id: str, table: MySqlTable | None, changes: list) -> None:
+        """Change the history of ``table_id``; ``changes`` go out after its rows so far."""
+        self._flush_table(table_id)
+        self.pending_tables[table_id] = table
+        if self.config.include_schema_changes:
+            self.items.extend(changes)
+
+    def _resolve(self, tmap: TableMap) -> MySqlTable | None:
+        """The captured table a table map maps to, with the columns the map describes; a
+        difference from the history (a DDL read before, or one this reader never saw)
+        becomes schema-change events here, before the rows that follow."""
+        table_id = f"{tmap.db}.{tmap.table}"
+        if not self._captures(table_id):
+            return None
+        known = self._current(table_id)
+        pending = self.pending_ddl.get(table_id)
+        ckc = self.config.chunk_key_column
+        if tmap.full:
+            if self.charsets is None:
+                self.charsets = Charsets().load(self._control())
+            if known is not None and not pending:
+                cand = table_from_map(tmap, self.charsets, ckc, (known,))
+                if _same(cand, known):
+                    return known
+            new = table_from_map(tmap, self.charsets, ckc,
+                                 (known, describe(self._control(), table_id, ckc)))
+        else:
+            if known is not None and not pending and layout_matches(tmap, known):
+                return known
+            if known is not None and not self._warned_minimal:
+                self._warned_minimal = True
+                log.warning("binlog: %s changed and its table maps carry no column names "
+                            "(binlog_row_metadata = MINIMAL): using the server's description "
+                            "of now, which is wrong if a later DDL changed it again. Set "
+                            "binlog_row_metadata = FULL", table_id)
+            new = describe(self._control(), table_id, ckc)
+            if new is None:
+                return None
+        ev = self._map_event
+        self._apply(table_id, new, ev.timestamp * 1000, BinlogOffset(self.last_end[0], ev.log_pos))
+        return new
+
+    def _apply(self, table_id: str, new: MySqlTable | None, ts_ms: int,
+               position: BinlogOffset) -> None:
+        """Resolve ``table_id``'s pending DDL (or an unseen change) to ``new``."""
+        old = self._current(table_id)
+        entries = self.pending_ddl.pop(table_id, [])
+        if entries:
+            kind = entries[-1][0]
+            sql = ";\n".join(e[1] for e in entries)
+            ts_ms, pos = entries[-1][2], entries[-1][3]
+        else:
+            kind, sql, pos = "alter", "", position.to_dict()
+        if old is None and new is None:
+            return
+        self._set(table_id, new, ddl.changes(kind, table_id, old, new, sql, ts_ms, pos))
+
+    def _resolve_caught_up(self) -> None:
+        """At the end of the binlog the catalog describes the tables as the last DDL left
+        them: resolve pending DDL now rather than at the next row."""
+        if not self.pending_ddl or self.last_end is None:
+            return
+        ctl = self._control()
+        end = self.dialect.binlog_status(ctl)
+        if (end.file, end.pos) != self.last_end:
+            return
+        described = {t: describe(ctl, t, self.config.chunk_key_column) for t in self.pending_ddl}
+        end = self.dialect.binlog_status(ctl)
+        if (end.file, end.pos) != self.last_end:
+            return  # a DDL may have come in while we described: the next table map decides
+        for t, new in described.items():
+            self._apply(t, new, 0, BinlogOffset(*self.last_end))
+        self.decoder.reset()
+
+    # -- streaming ----------------------------------------------------------------------------
     def _stream(self, client: BinlogClient) -> None:
         cfg = self.config
         start = self.offset
@@ -149,12 +268,15 @@ class BinlogFetcher(threading.Thread):
         self.decoder.reset()
         self.accs: dict[str, _Acc] = {}
         self.pending_tables: dict[str, MySqlTable | None] = {}
-        self.items_schema: list = []
         self.items: list = []
+        self.last_end: tuple[str, int] | None = None
+        if self.fold_until is not None and not start.is_before(self.fold_until):
+            self._end_fold()
         pending_rows = 0
         last_cut = time.monotonic()
         boundary = start
         max_rows = cfg.fetch_size
+        resolve = self._resolve
         for ev in client.events():
             if self.stopped.is_set():
                 return
@@ -175,8 +297,11 @@ class BinlogFetcher(threading.Thread):
                     self._cut(tx_start.with_skip(tx_rows))
                     pending_rows, last_cut = 0, time.monotonic()
                 continue
+            if ev.log_pos:
+                self.last_end = (file, ev.log_pos)
             if et == TABLE_MAP:
-                self.decoder.table_map(ev.body, self._lookup)
+                self._map_event = ev
+                self.decoder.table_map(ev.body, resolve)
                 continue
             end = False
             if et == XID:
@@ -200,14 +325,25 @@ class BinlogFetcher(threading.Thread):
                 continue
             elif et in (HEARTBEAT, HEARTBEAT_V2):
                 self.lag_s = 0.0
-                if (pending_rows or boundary != self.offset or self.items_schema) and not in_tx:
-                    self._cut(boundary)
-                    pending_rows, last_cut = 0, time.monotonic()
+                if not in_tx:
+                    if self.pending_ddl:
+                        self._resolve_caught_up()
+                    if pending_rows or boundary != self.offset or self.items:
+                        self._cut(boundary)
+                        pending_rows, last_cut = 0, time.monotonic()
                 continue
             elif et == TRANSACTION_PAYLOAD:
                 raise TerminalError("the server compresses binlog transactions "
                                     "(binlog_transaction_compression = ON), which this source "
                                     "can't read: turn it off")
+            elif et == GTID_TAGGED:
+                raise TerminalError("the server wrote a tagged GTID (MySQL 8.3+ gtid_next = "
+                                    "'AUTOMATIC:<tag>'), which this source can't track: don't "
+                                    "tag transactions of captured databases")
+            elif et == PARTIAL_UPDATE_ROWS:
+                raise TerminalError("the server writes partial JSON updates "
+                                    "(binlog_row_value_options = PARTIAL_JSON), which carry no "
+                                    "full row image: set binlog_row_value_options = ''")
             elif et == FORMAT_DESCRIPTION or not ev.log_pos:
                 continue
             if not end:
@@ -224,11 +360,19 @@ class BinlogFetcher(threading.Thread):
                 acc.tx_start = len(acc.ts)
             boundary = BinlogOffset(file, ev.log_pos, str(gtid))
             tx_start, tx_rows, skip = boundary, 0, 0
+            if self.fold_until is not None and not boundary.is_before(self.fold_until):
+                self._end_fold()
             now = time.monotonic()
-            if (pending_rows >= max_rows or self.items_schema or self.items
+            if (pending_rows >= max_rows or self.items or self.fold_done
                     or now - last_cut >= cfg.flush_interval and (pending_rows or now - last_cut >= 1.0)):
                 self._cut(boundary)
                 pending_rows, last_cut = 0, now
+
+    def _end_fold(self) -> None:
+        """Back where the stream was when the newly added tables were folded in: from here on
+        every captured table is read."""
+        self.fold_tables, self.fold_until, self.fold_done = None, None, True
+        self.decoder.reset()
 
     def _add(self, got: tuple, file: str, event_pos: int, ts_ms: int, skip: int) -> tuple[int, int]:
         """Append a decoded rows event; returns (rows added, rows skipped as already emitted)."""
@@ -295,39 +439,51 @@ class BinlogFetcher(threading.Thread):
         if parsed is None:
             return
         kind, names, renames = parsed
-        touched = [t for t in names if self.accept(t) or t in self.tables or t in self.pending_tables]
+        touched = [t for t in names if self._captures(t)
+                   or (self._current(t) is not None and self.fold_tables is None)]
         if not touched:
             return
-        self._flush()
-        self.items.extend(self.items_schema)
-        self.items_schema = []
-        ctl = self._control()
         for t in touched:
-            old = self.pending_tables[t] if t in self.pending_tables else self.tables.get(t)
+            old = self._current(t)
             if kind == "drop" or (kind == "rename" and t in renames) or not self.accept(t):
-                new = None
+                self.pending_ddl.pop(t, None)
+                if old is not None:
+                    self._set(t, None, ddl.changes("drop", t, old, None, sql, ts_ms, position.to_dict()))
             elif kind == "truncate":
-                new = old   # the schema stays; no need to ask the server
+                if old is not None:
+                    self._set(t, old, ddl.changes(kind, t, old, old, sql, ts_ms, position.to_dict()))
+            elif self.full_metadata:
+                # the columns this led to are in the table's next table map
+                self._flush_table(t)
+                self.pending_ddl.setdefault(t, []).append([kind, sql, ts_ms, position.to_dict()])
             else:
-                new = describe(ctl, t, self.config.chunk_key_column)
-            self.pending_tables[t] = new
-            if self.config.include_schema_changes:
-                self.items.extend(ddl.changes(kind, t, old, new, sql, ts_ms, position.to_dict()))
+                new = describe(self._control(), t, self.config.chunk_key_column)
+                self._set(t, new, ddl.changes(kind, t, old, new, sql, ts_ms, position.to_dict()))
         self.decoder.reset()
+        if self.pending_ddl:
+            self._resolve_caught_up()
 
     def _cut(self, offset: BinlogOffset) -> None:
         self._flush()
-        items = self.items_schema + self.items if self.items_schema else self.items
         tables = {t: (v.to_dict() if v is not None else None) for t, v in self.pending_tables.items()}
         for t, v in self.pending_tables.items():
             if v is None:
                 self.tables.pop(t, None)
             else:
                 self.tables[t] = v
-        unit = Unit(items, offset, tables, self.lag_s)
-        self.items, self.items_schema, self.pending_tables = [], [], {}
+        unit = Unit(self.items, offset, tables, self.lag_s, copy.deepcopy(self.pending_ddl),
+                    self.fold_done)
+        self.items, self.pending_tables = [], {}
         if self.filter.active and self.filter.passed(offset):
             self.filter = ChunkFilter([])
+        self.fold_done = False
         self._put(unit)
         self.offset = offset
+        self.handed = True
 
+
+def _same(a: MySqlTable, b: MySqlTable) -> bool:
+    """Same columns for decoding and for sinks (names, types, nullability, key)."""
+    return (a.schema.primary_key == b.schema.primary_key
+            and [c.nullable for c in a.schema.columns] == [c.nullable for c in b.schema.columns]
+            and [native_signature(n) for n in a.natives] == [native_signature(n) for n in b.natives])

@@ -51,6 +51,11 @@ class MySqlSourceConfig(ConnectorConfig):
     connect_timeout: Duration = Field(30.0, gt=0, description="connection timeout")
     connect_max_retries: int = Field(3, ge=0, description=(
         "reconnects (with backoff) of the binlog stream before the pipeline fails"))
+    snapshot_newly_added_tables: bool = Field(False, description=(
+        "on a restart from a checkpoint, snapshot the existing rows of tables that match "
+        "`tables` now but were not captured before (a widened pattern, or tables created while "
+        "the pipeline was down), while the binlog goes on; off: such tables are captured from "
+        "the binlog position on only (Flink CDC's scan.newly-added-table.enabled)"))
     include_schema_changes: bool = Field(True, description=(
         "emit schema-change events (create/alter/rename/drop/truncate) in order with the data"))
     zero_date: Literal["null", "error"] = Field("null", description=(

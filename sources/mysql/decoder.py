@@ -13,77 +13,38 @@ drops; columns absent from a partial row image (MINIMAL/NOBLOB) are :data:`MISSI
 from __future__ import annotations
 
 import datetime as dt
-import json
 import struct
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 
 from runtime.errors import BadRecordError, TerminalError
 from sources.mysql.catalog import MySqlTable
+from sources.mysql.jsonb import json_text
+from sources.mysql.tablemap import (
+    T_BIT, T_BLOB, T_DATE, T_DATETIME, T_DATETIME2, T_DOUBLE, T_ENUM, T_FLOAT, T_GEOMETRY, T_INT24,
+    T_JSON, T_LONG, T_LONG_BLOB, T_LONGLONG, T_MEDIUM_BLOB, T_NEWDECIMAL, T_SET, T_SHORT, T_STRING,
+    T_TIME, T_TIME2, T_TIMESTAMP, T_TIMESTAMP2, T_TINY, T_TINY_BLOB, T_VAR_STRING, T_VARCHAR,
+    T_YEAR, TableMap, string_length)
 from sources.mysql.types import NativeColumn
 
 MISSING = type("Missing", (), {"__repr__": lambda self: "MISSING", "__slots__": ()})()
-
-# binlog column types
-T_DECIMAL, T_TINY, T_SHORT, T_LONG, T_FLOAT, T_DOUBLE, T_NULL, T_TIMESTAMP = 0, 1, 2, 3, 4, 5, 6, 7
-T_LONGLONG, T_INT24, T_DATE, T_TIME, T_DATETIME, T_YEAR, T_NEWDATE, T_VARCHAR = 8, 9, 10, 11, 12, 13, 14, 15
-T_BIT, T_TIMESTAMP2, T_DATETIME2, T_TIME2 = 16, 17, 18, 19
-T_JSON, T_NEWDECIMAL, T_ENUM, T_SET = 245, 246, 247, 248
-T_TINY_BLOB, T_MEDIUM_BLOB, T_LONG_BLOB, T_BLOB, T_VAR_STRING, T_STRING, T_GEOMETRY = 249, 250, 251, 252, 253, 254, 255
 
 _CODECS = {"utf8mb4": "utf-8", "utf8mb3": "utf-8", "utf8": "utf-8", "latin1": "cp1252",
            "ascii": "ascii"}
 
 
-@dataclass
-class TableMap:
-    table_id: int
-    db: str
-    table: str
-    types: bytes
-    metas: list[int]
-
-
-def lenenc(data: bytes, pos: int) -> tuple[int, int]:
-    b = data[pos]
-    if b < 251:
-        return b, pos + 1
-    if b == 252:
-        return data[pos + 1] | data[pos + 2] << 8, pos + 3
-    if b == 253:
-        return int.from_bytes(data[pos + 1:pos + 4], "little"), pos + 4
-    return int.from_bytes(data[pos + 1:pos + 9], "little"), pos + 9
-
-
-def parse_table_map(body: bytes) -> TableMap:
-    table_id = int.from_bytes(body[0:6], "little")
-    pos = 8
-    n = body[pos]
-    db = body[pos + 1:pos + 1 + n].decode()
-    pos += n + 2
-    n = body[pos]
-    table = body[pos + 1:pos + 1 + n].decode()
-    pos += n + 2
-    count, pos = lenenc(body, pos)
-    types = body[pos:pos + count]
-    pos += count
-    _, pos = lenenc(body, pos)
-    metas = []
-    for t in types:
-        if t in (T_FLOAT, T_DOUBLE, T_BLOB, T_GEOMETRY, T_JSON, T_TIMESTAMP2, T_DATETIME2, T_TIME2,
-                 T_TINY_BLOB, T_MEDIUM_BLOB, T_LONG_BLOB):
-            metas.append(body[pos])
-            pos += 1
-        elif t in (T_VARCHAR, T_VAR_STRING, T_BIT):
-            metas.append(body[pos] | body[pos + 1] << 8)
-            pos += 2
-        elif t in (T_NEWDECIMAL, T_STRING, T_ENUM, T_SET):
-            metas.append(body[pos] << 8 | body[pos + 1])  # big-endian pair: (byte0, byte1)
-            pos += 2
-        else:
-            metas.append(0)
-    return TableMap(table_id, db, table, bytes(types), metas)
+def layout_matches(tmap: TableMap, table: MySqlTable) -> bool:
+    """Whether a table map can be decoded with ``table``'s columns: same count, same type
+    families (and, with full metadata, the same names)."""
+    if len(tmap.types) != len(table.natives):
+        return False
+    if tmap.full and list(tmap.names or ()) != list(table.schema.names):
+        return False
+    for t, nat in zip(tmap.types, table.natives):
+        fam = _FAMILY.get(t)
+        if fam is not None and nat.data_type not in fam:
+            return False
+    return True
 
 
 # -- value helpers (bound into generated code) --------------------------------------------------
@@ -210,24 +171,6 @@ def _zero(zero_null: bool, where: str) -> None:
     raise BadRecordError(f"{where}: zero or invalid date with zero-date = \"error\"")
 
 
-def _json_text(data: bytes) -> str:
-    from pymysqlreplication.json_binary import parse_json
-
-    if not data:
-        return "null"
-    value = parse_json(data[0], data[1:])
-
-    def fix(v: Any) -> Any:
-        if isinstance(v, bytes):
-            return v.decode()
-        if isinstance(v, dict):
-            return {fix(k): fix(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        return v
-    return json.dumps(fix(value), ensure_ascii=False)
-
-
 def set_of(members: tuple[str, ...]):
     def read(mask: int) -> list[str]:
         return [m for i, m in enumerate(members) if mask >> i & 1]
@@ -243,7 +186,7 @@ _FAMILY = {
     T_DOUBLE: {"double", "real"}, T_NEWDECIMAL: {"decimal", "numeric"}, T_DATE: {"date"},
     T_DATETIME2: {"datetime"}, T_DATETIME: {"datetime"}, T_TIMESTAMP2: {"timestamp"},
     T_TIMESTAMP: {"timestamp"}, T_TIME2: {"time"}, T_TIME: {"time"}, T_YEAR: {"year"},
-    T_BIT: {"bit"}, T_JSON: {"json"},
+    T_BIT: {"bit"}, T_JSON: {"json"}, T_ENUM: {"enum"}, T_SET: {"set"},
 }
 
 
@@ -304,12 +247,8 @@ class _Gen:
             return [f"{ind}{v} = data[p:p + {nbytes}]; p += {nbytes}"]
         if t in (T_VARCHAR, T_VAR_STRING):
             return self._prefixed(i, v, ind, 1 if meta < 256 else 2, nat, None)
-        if t == T_STRING:
-            b0, b1 = meta >> 8, meta & 0xFF
-            if b0 & 0x30 != 0x30:
-                length, real = b1 | (((b0 & 0x30) ^ 0x30) << 4), b0 | 0x30
-            else:
-                length, real = b1, b0
+        if t in (T_STRING, T_ENUM, T_SET):
+            real, length = t, string_length(meta)
             if real == T_ENUM:
                 members = self.bind(f"E{i}", ("",) + nat.values)
                 read = "data[p]" if length == 1 else "(data[p] | data[p + 1] << 8)"
@@ -323,7 +262,7 @@ class _Gen:
             lines = [f"{ind}n = int.from_bytes(data[p:p + {meta}], 'little'); "
                      f"{v} = data[p + {meta}:p + {meta} + n]; p += {meta} + n"]
             if t == T_JSON:
-                lines.append(f"{ind}{v} = {self.bind('JSON', _json_text)}({v})")
+                lines.append(f"{ind}{v} = {self.bind('JSON', json_text)}({v})")
             elif nat.is_geometry:
                 lines.append(f"{ind}{v} = {v}[4:]")
             elif not nat.is_binary:

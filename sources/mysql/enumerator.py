@@ -1,9 +1,17 @@
 """The enumerator: splits tables into chunks lazily, collects what finished chunks reflect, and
 creates the one binlog split once every chunk is read *and* checkpointed.
 
+Newly added tables (``snapshot-newly-added-tables``): on a restart, tables that match
+``tables`` but are not captured are snapshotted the same way, chunk by chunk, while the binlog
+split goes on streaming the others.  The reader that owns the binlog split finds them (it holds
+the schema history, so it knows what is captured; a table created while the pipeline was down
+counts as new too) and reports them; once their chunks are read and checkpointed, their chunk
+info goes to that reader as a *fold* event, and the binlog split takes them in (see
+:meth:`MySqlReader._fold`).
+
 State (:meth:`snapshot_state`): the captured tables, per table the splitter's next start key,
-chunks handed out and finished (with their HIGH offsets) while the snapshot runs; once the
-binlog split exists, only the tables and a flag: O(tables).
+chunks handed out and finished (with their HIGH offsets) while a snapshot runs; once the binlog
+split exists, only the tables and a flag: O(tables).
 """
 from __future__ import annotations
 
@@ -15,7 +23,7 @@ from runtime.errors import ConfigError
 from runtime.source import EnumeratorContext, SplitEnumerator
 from sources.mysql.catalog import MySqlTable, TableFilter, describe, list_tables
 from sources.mysql.config import MySqlSourceConfig
-from sources.mysql.dialect import detect
+from sources.mysql.dialect import check_binlog_settings, detect
 from sources.mysql.offset import BinlogOffset
 from sources.mysql.protocol import connect
 from sources.mysql.snapshot import next_chunk_start
@@ -24,13 +32,17 @@ from sources.mysql.split import BinlogSplit, SnapshotSplit, decode_key, encode_k
 log = logging.getLogger("hub.sources.mysql")
 
 
+def _table_of(split_id: str) -> str:
+    return split_id.rpartition("#")[0]
+
+
 class MySqlEnumerator(SplitEnumerator):
     def __init__(self, context: EnumeratorContext, config: MySqlSourceConfig,
                  state: dict[str, Any] | None):
         self.context, self.config = context, config
         self.conn: Any = None
         state = state or {}
-        self.started = bool(state)
+        self.restored = bool(state)
         self.tables: dict[str, dict] = state.get("tables", {})
         self.splitting: dict[str, dict] = state.get("splitting", {})
         self.pending: list[dict] = state.get("pending", [])
@@ -39,8 +51,13 @@ class MySqlEnumerator(SplitEnumerator):
         self.binlog: dict | None = state.get("binlog")          # created, not yet handed out
         self.binlog_assigned: bool = state.get("binlog_assigned", False)
         self.done: bool = state.get("done", False)              # bounded snapshot finished
+        # newly added tables: table -> description (None: gone), and the fold event once ready
+        self.adding: dict[str, dict | None] = state.get("adding", {})
+        self.fold: dict | None = state.get("fold")
+        self.owner: int | None = None          # the subtask holding the binlog split
         self.waiting: set[int] = set()
         self.ready_at: int | None = None
+        self.accept = TableFilter(config.tables, config.tables_exclude)
 
     # -- helpers ------------------------------------------------------------------------------
     def _conn(self) -> Any:
@@ -54,24 +71,76 @@ class MySqlEnumerator(SplitEnumerator):
     def snapshotting(self) -> bool:
         return self.config.startup_mode in ("initial", "initial-only")
 
+    @property
+    def newly_added(self) -> bool:
+        """Whether a restored binlog phase waits for the owner's list of newly added tables."""
+        return (self.config.snapshot_newly_added_tables and self.config.startup_mode == "initial"
+                and self.binlog_assigned)
+
     def start(self) -> None:
-        if self.started:
+        check_binlog_settings(self._conn())
+        if self.restored:
+            self._restore_tables()
             return
-        self.started = True
         conn = self._conn()
-        accept = TableFilter(self.config.tables, self.config.tables_exclude)
         tables: dict[str, MySqlTable] = {}
-        for t in list_tables(conn, accept):
+        for t in list_tables(conn, self.accept):
             described = describe(conn, t, self.config.chunk_key_column)
             if described is not None:
                 tables[t] = described
         self.tables = {t: v.to_dict() for t, v in tables.items()}
         if self.snapshotting:
-            for t, v in tables.items():
+            for t in tables:
                 self.splitting[t] = {"next": None, "index": 0}
             log.info("mysql: snapshot of %d table(s): %s", len(tables), ", ".join(tables) or "none")
         else:
             self.binlog = self._binlog_split(self._start_offset(), []).to_dict()
+
+    def _restore_tables(self) -> None:
+        """A restart may come with other ``tables`` patterns: what no longer matches leaves the
+        state; before the binlog split is out, what newly matches joins the snapshot."""
+        gone = [t for t in self.tables if not self.accept(t)]
+        for t in gone:
+            self._forget(t)
+        if gone:
+            log.info("mysql: no longer captured (they don't match `tables` now): %s", ", ".join(gone))
+        if self.binlog is not None:
+            self.binlog["chunks"] = [c for c in self.binlog["chunks"] if self.accept(c[0])]
+            for t in gone:
+                self.binlog["tables"].pop(t, None)
+        if self.binlog_assigned or self.done or not self.snapshotting:
+            return  # the binlog owner reports newly matched tables (MySqlReader._discover)
+        conn = self._conn()
+        new = [t for t in list_tables(conn, self.accept) if t not in self.tables]
+        if not new:
+            return
+        if self.binlog is not None:
+            # the binlog split is made but not out yet: back to the snapshot, its chunks kept
+            for i, c in enumerate(self.binlog["chunks"]):
+                sid = f"{c[0]}#done{i}"
+                self.finished[sid] = c
+                self.assigned.append(sid)
+            self.binlog = None
+        for t in new:
+            described = describe(conn, t, self.config.chunk_key_column)
+            if described is not None:
+                self.tables[t] = described.to_dict()
+                self.splitting[t] = {"next": None, "index": 0}
+        log.info("mysql: newly matched table(s) join the snapshot: %s", ", ".join(new))
+
+    def _captured(self, table: str) -> None:
+        """A newly added table is in the binlog split now."""
+        described = self.adding.pop(table, None)
+        if described is not None:
+            self.tables[table] = described
+
+    def _forget(self, table: str) -> None:
+        self.tables.pop(table, None)
+        self.adding.pop(table, None)
+        self.splitting.pop(table, None)
+        self.pending = [p for p in self.pending if p["table"]["schema"]["table"] != table]
+        self.assigned = [a for a in self.assigned if _table_of(a) != table]
+        self.finished = {k: v for k, v in self.finished.items() if v[0] != table}
 
     def _start_offset(self) -> BinlogOffset:
         cfg, conn = self.config, self._conn()
@@ -91,6 +160,14 @@ class MySqlEnumerator(SplitEnumerator):
     def _binlog_split(self, offset: BinlogOffset, chunks: list) -> BinlogSplit:
         return BinlogSplit("binlog", offset=offset.to_dict(), tables=dict(self.tables), chunks=chunks)
 
+    def _low(self, chunks: list) -> BinlogOffset:
+        """The lowest HIGH of ``chunks`` with its GTID state (the binlog's end without chunks)."""
+        conn = self._conn()
+        dialect = detect(conn)
+        highs = [BinlogOffset.from_dict(c[3]) for c in chunks]
+        low = min(highs, key=lambda o: o.key) if highs else dialect.binlog_status(conn)
+        return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
+
     # -- the protocol -------------------------------------------------------------------------
     def handle_split_request(self, subtask: int) -> None:
         split = self._next_chunk()
@@ -102,10 +179,17 @@ class MySqlEnumerator(SplitEnumerator):
                 and not self._snapshot_open():
             self._assign_binlog(subtask)
             return
-        if self.done or self.binlog_assigned:
+        if self.done or (self.binlog_assigned and not self._adding_open()):
             self.context.signal_no_more_splits(subtask)
             return
         self.waiting.add(subtask)
+
+    def _adding_open(self) -> bool:
+        """A newly-added snapshot may still hand out chunks (or the owner has not said yet
+        whether there is one)."""
+        if not self.newly_added:
+            return False
+        return self.owner is None or (bool(self.adding) and self.fold is None)
 
     def _snapshot_open(self) -> bool:
         return bool(self.splitting or self.pending or len(self.finished) < len(self.assigned))
@@ -115,14 +199,15 @@ class MySqlEnumerator(SplitEnumerator):
             return self.pending.pop(0)
         for t in list(self.splitting):
             s = self.splitting[t]
-            table = MySqlTable.from_dict(self.tables[t])
+            desc = self.adding.get(t) or self.tables[t]
+            table = MySqlTable.from_dict(desc)
             if not table.chunk_key:
                 raise ConfigError(f"table {t} has no primary key: give it a chunk key with "
                                   f"chunk-key-column = {{ \"{t}\" = \"<indexed column>\" }}",
                                   key="source.chunk-key-column")
             start = decode_key(s["next"])
             nxt = next_chunk_start(self._conn(), table, start, self.config.chunk_size)
-            split = SnapshotSplit(f"{t}#{s['index']}", table=self.tables[t], index=s["index"],
+            split = SnapshotSplit(f"{t}#{s['index']}", table=desc, index=s["index"],
                                   start=s["next"], end=encode_key(nxt))
             if nxt is None:
                 del self.splitting[t]
@@ -139,12 +224,27 @@ class MySqlEnumerator(SplitEnumerator):
                 self.pending.append(s.to_dict())
 
     def handle_reader_event(self, subtask: int, event: dict[str, Any]) -> None:
-        if self.binlog is not None or self.binlog_assigned or self.done:
-            return  # a report repeated after a restore: the snapshot is already complete
-        for d in event.get("finished", []):
+        if "binlog" in event:
+            self._owner_report(subtask, event["binlog"]["adding"])
+        elif "folded" in event:
+            for t in event["folded"]:
+                self._captured(t)
+            self.fold = None
+            log.info("mysql: newly added table(s) now streamed from the binlog: %s",
+                     ", ".join(event["folded"]) or "none")
+        if "finished" in event:
+            self._finished(event["finished"])
+
+    def _finished(self, reports: list) -> None:
+        in_binlog_phase = self.binlog is not None or self.binlog_assigned or self.done
+        for d in reports:
             split = SnapshotSplit.from_dict(d)
             if split.split_id in self.finished:
                 continue
+            if in_binlog_phase and split.table_id not in self.adding:
+                continue  # a report repeated after a restore: that snapshot is complete
+            if split.table_id not in self.tables and split.table_id not in self.adding:
+                continue  # the table no longer matches
             self.finished[split.split_id] = [split.table_id, split.start, split.end, split.high]
             if split.split_id not in self.assigned:
                 self.assigned.append(split.split_id)
@@ -156,8 +256,78 @@ class MySqlEnumerator(SplitEnumerator):
                     start=split.next_start, end=None).to_dict())
         self.context.set_gauge("snapshot_chunks_done", len(self.finished))
         self.context.set_gauge("snapshot_chunks_started", len(self.assigned))
-        if self.snapshotting and not self._snapshot_open() and self.binlog is None and not self.done:
+        if self._snapshot_open():
+            if self.pending and self.waiting:
+                self._serve_waiting()     # the rest of a chunk cut short
+            return
+        if self.snapshotting and self.binlog is None and not self.binlog_assigned and not self.done:
             self._snapshot_complete()
+        elif self.adding and self.fold is None and self.owner is not None:
+            self._adding_complete()
+
+    def _owner_report(self, subtask: int, adding: list[str]) -> None:
+        """The binlog owner's list of tables it waits for (sent at every start)."""
+        self.owner = subtask
+        reported = set(adding)
+        if self.fold is not None:
+            folding = set(self.fold["tables"]) | set(self.fold["gone"])
+            if any(t not in reported and self.accept(t) for t in folding):
+                self.fold = None        # applied before the restart
+            else:                       # tables that no longer match leave it
+                self.fold["tables"] = {t: d for t, d in self.fold["tables"].items() if self.accept(t)}
+                self.fold["gone"] = [t for t in self.fold["gone"] if self.accept(t)]
+                self.fold["chunks"] = [c for c in self.fold["chunks"] if self.accept(c[0])]
+        for t in [t for t in self.adding if t not in reported]:
+            if self.accept(t):
+                self._captured(t)       # folded in before the restart
+            else:
+                self._forget(t)
+        conn = None
+        for t in adding:
+            if t in self.adding:
+                continue
+            conn = conn or self._conn()
+            described = describe(conn, t, self.config.chunk_key_column)
+            self.adding[t] = described.to_dict() if described is not None else None
+            if described is not None:
+                self.splitting[t] = {"next": None, "index": 0}
+        if self.adding:
+            log.info("mysql: snapshot of newly added table(s): %s", ", ".join(self.adding))
+        if self.fold is not None:
+            self._send_fold()           # ready before the restart, and checkpointed with it
+        elif self.adding and not self._snapshot_open():
+            self._adding_complete()
+        self._release_waiting()
+
+    def _adding_complete(self) -> None:
+        """Every chunk of the newly added tables is read: the fold event is ready, and goes
+        out once a checkpoint holds those chunks (their rows commit before their changes)."""
+        chunks = list(self.finished.values())
+        self.fold = {"tables": {t: d for t, d in self.adding.items() if d is not None},
+                     "gone": [t for t, d in self.adding.items() if d is None],
+                     "chunks": chunks, "low": self._low(chunks).to_dict()}
+        self.finished, self.assigned = {}, []
+        self.ready_at = -1
+        log.info("mysql: newly added table(s) snapshotted (%d chunks); folding them into the "
+                 "binlog once checkpointed", len(chunks))
+        self._release_waiting()
+
+    def _send_fold(self) -> None:
+        assert self.fold is not None and self.owner is not None
+        self.context.send_event_to_reader(self.owner, {"fold": copy.deepcopy(self.fold)})
+
+    def _release_waiting(self) -> None:
+        if self.binlog_assigned and not self._adding_open():
+            for subtask in sorted(self.waiting):
+                self.context.signal_no_more_splits(subtask)
+            self.waiting.clear()
+        elif self.splitting or self.pending:
+            self._serve_waiting()
+
+    def _serve_waiting(self) -> None:
+        for subtask in sorted(self.waiting):
+            self.waiting.discard(subtask)
+            self.handle_split_request(subtask)
 
     def _snapshot_complete(self) -> None:
         chunks = list(self.finished.values())
@@ -165,14 +335,7 @@ class MySqlEnumerator(SplitEnumerator):
             self.done = True
             log.info("mysql: snapshot finished (%d chunks)", len(chunks))
         else:
-            conn = self._conn()
-            dialect = detect(conn)
-            lows = [BinlogOffset.from_dict(c[3]) for c in chunks]
-            if lows:
-                low = min(lows, key=lambda o: o.key)
-            else:
-                low = dialect.binlog_status(conn)
-            low = BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
+            low = self._low(chunks)
             self.binlog = self._binlog_split(low, chunks).to_dict()
             log.info("mysql: snapshot finished (%d chunks); binlog from %s once checkpointed",
                      len(chunks), low)
@@ -194,18 +357,22 @@ class MySqlEnumerator(SplitEnumerator):
         return copy.deepcopy({
             "tables": self.tables, "splitting": self.splitting, "pending": self.pending,
             "assigned": self.assigned, "finished": self.finished, "binlog": self.binlog,
-            "binlog_assigned": self.binlog_assigned, "done": self.done})
+            "binlog_assigned": self.binlog_assigned, "done": self.done,
+            "adding": self.adding, "fold": self.fold})
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         if self.ready_at is not None and self.ready_at >= 0 and checkpoint_id >= self.ready_at:
             self.ready_at = None
             if self.binlog is not None and not self.binlog_assigned and self.waiting:
                 self._assign_binlog(min(self.waiting))
+            elif self.fold is not None and self.owner is not None:
+                self._send_fold()
 
     def _assign_binlog(self, subtask: int) -> None:
         assert self.binlog is not None
         self.context.assign_splits({subtask: [BinlogSplit.from_dict(self.binlog)]})
         self.binlog, self.binlog_assigned = None, True
+        self.owner = subtask
         self.waiting.discard(subtask)
         for other in sorted(self.waiting):
             self.context.signal_no_more_splits(other)

@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 from runtime.errors import TerminalError
 from sources.mysql.catalog import MySqlTable
-from sources.mysql.decoder import (MISSING, TableMap, bitmap_columns, build_decoder, lenenc,
-                                   parse_table_map, rows_body_start)
+from sources.mysql.decoder import MISSING, bitmap_columns, build_decoder, rows_body_start
+from sources.mysql.tablemap import TableMap, lenenc, parse_table_map
 from sources.mysql.protocol import ROW_EVENTS, UPDATE_V1, UPDATE_V2, WRITE_V2, DELETE_V2
 
 
@@ -20,24 +20,31 @@ class MappedTable:
 
 
 class RowsDecoder:
-    """Keeps the table maps of the stream and decodes rows events of captured tables."""
+    """Keeps the table maps of the stream and decodes rows events of captured tables.
 
-    def __init__(self, zero_null: bool):
+    ``geometry_has_charset``: the flavour's way of counting character columns in the table
+    map's charset metadata (MariaDB counts GEOMETRY, MySQL does not)."""
+
+    def __init__(self, zero_null: bool, geometry_has_charset: bool = False):
         self.zero_null = zero_null
+        self.geometry_has_charset = geometry_has_charset
         self.maps: dict[int, MappedTable] = {}
         self._decoders: dict[tuple, Callable] = {}
 
     def reset(self) -> None:
+        """Forget every table map: the next ones are looked up again (after a schema change
+        of the history, whatever their bytes)."""
         self.maps.clear()
         self._decoders.clear()
 
-    def table_map(self, body: bytes, lookup: Callable[[str], MySqlTable | None]) -> MappedTable:
-        tmap = parse_table_map(body)
-        table = lookup(f"{tmap.db}.{tmap.table}")
-        old = self.maps.get(tmap.table_id)
-        if old is not None and old.table is table and old.tmap.types == tmap.types \
-                and old.tmap.metas == tmap.metas:
+    def table_map(self, body: bytes, lookup: Callable[[TableMap], MySqlTable | None]) -> MappedTable:
+        """Register a TABLE_MAP; ``lookup`` gives the captured table it maps to (None: not
+        captured), and is only asked when the map differs from the one known for its id."""
+        old = self.maps.get(int.from_bytes(body[0:6], "little"))
+        if old is not None and old.tmap.raw == body:
             return old
+        tmap = parse_table_map(body, self.geometry_has_charset)
+        table = lookup(tmap)
         key = None
         if table is not None:
             idx = table.schema.key_indexes

@@ -17,7 +17,7 @@ from sources.mysql.offset import BinlogOffset
 QUERY, ROTATE, FORMAT_DESCRIPTION, XID, TABLE_MAP = 2, 4, 15, 16, 19
 WRITE_V1, UPDATE_V1, DELETE_V1 = 23, 24, 25
 HEARTBEAT, WRITE_V2, UPDATE_V2, DELETE_V2 = 27, 30, 31, 32
-TRANSACTION_PAYLOAD, HEARTBEAT_V2 = 40, 41
+PARTIAL_UPDATE_ROWS, TRANSACTION_PAYLOAD, HEARTBEAT_V2, GTID_TAGGED = 39, 40, 41, 42
 MARIADB_GTID, MARIADB_GTID_LIST = 162, 163
 ROW_EVENTS = {WRITE_V1: "c", UPDATE_V1: "u", DELETE_V1: "d", WRITE_V2: "c", UPDATE_V2: "u",
               DELETE_V2: "d"}
@@ -71,7 +71,9 @@ class BinlogClient:
             self.checksum = (cur.fetchone()[0] or "NONE").upper() != "NONE"
             self.dialect.prepare_session(cur)
             if self.heartbeat_s > 0:
-                cur.execute("SET @master_heartbeat_period = %s", (int(self.heartbeat_s * 1e9),))
+                period = int(self.heartbeat_s * 1e9)
+                cur.execute("SET @master_heartbeat_period = %s, @source_heartbeat_period = %s",
+                            (period, period))
         self._register()
         cmd = self.dialect.dump_command(self.conn, offset, self.server_id)
         self.conn._next_seq_id = 0

@@ -20,7 +20,7 @@ from runtime.errors import HubError, TerminalError
 from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.mysql.binlog import BinlogFetcher, Unit
-from sources.mysql.catalog import MySqlTable
+from sources.mysql.catalog import TableFilter, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import Dialect, detect
 from sources.mysql.offset import BinlogOffset
@@ -85,7 +85,7 @@ class _ChunkFetcher(threading.Thread):
                 conn.commit()
             low = high = exact
         else:
-            low = self.dialect.binlog_status(conn)
+            low = self.dialect.low_watermark(conn)
             rb = select_chunk(conn, table, start, end, limit, zero_null)
             high = self.dialect.binlog_status(conn)
         effective_end = end
@@ -129,6 +129,7 @@ class _ChunkFetcher(threading.Thread):
 class MySqlReader(SourceReader):
     def __init__(self, context: ReaderContext, config: MySqlSourceConfig, server_id: int):
         self.context, self.config, self.server_id = context, config, server_id
+        self.accept = TableFilter(config.tables, config.tables_exclude)
         self.chunks: list[SnapshotSplit] = []               # assigned, not yet emitted
         self.finished: dict[str, tuple[SnapshotSplit, int | None]] = {}  # -> first checkpoint
         self.binlog: BinlogSplit | None = None
@@ -138,7 +139,8 @@ class MySqlReader(SourceReader):
         self.no_more = False
         self.requested = False
         self.restored_reports: list[dict] = []
-        self.filter_chunks: ChunkFilter | None = None
+        self.discovered = False
+        self.folds: list[dict] = []                         # from the enumerator, to apply
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -157,7 +159,10 @@ class MySqlReader(SourceReader):
         for s in splits:
             assert isinstance(s, MySqlSplit)
             if isinstance(s, SnapshotSplit):
-                if s.finished:
+                if not self.accept(s.table_id):
+                    log.info("mysql: %s no longer matches `tables`: chunk %s dropped",
+                             s.table_id, s.split_id)
+                elif s.finished:
                     self.finished[s.split_id] = (s, None)
                     self.restored_reports.append(s.to_dict())
                 else:
@@ -176,26 +181,35 @@ class MySqlReader(SourceReader):
     def notify_no_more_splits(self) -> None:
         self.no_more = True
 
+    def handle_source_event(self, event: dict[str, Any]) -> None:
+        if "fold" in event:
+            self.folds.append(event["fold"])
+
     # -- reading ------------------------------------------------------------------------------
     def poll_next(self, output: ReaderOutput) -> InputStatus:
         if self.restored_reports:
             self.context.send_event_to_enumerator({"finished": self.restored_reports})
             self.restored_reports = []
         if self.chunks:
-            if len(self.chunks) < 2 and self.binlog is None:
+            if len(self.chunks) < 2 and (self.binlog is None or self.binlog.adding):
                 self._request()
-            return self._poll_chunk(output)
+            # while the binlog streams too (newly added tables), don't wait on chunks
+            status = self._poll_chunk(output, 0.0 if self.binlog is not None else 0.05)
+            if status is InputStatus.MORE_AVAILABLE or self.binlog is None:
+                return status
         if self.binlog is not None:
+            if self.binlog.adding and not self.chunks:
+                self._request()  # help snapshotting the newly added tables
             return self._poll_binlog(output)
         if self.no_more:
             return InputStatus.END_OF_INPUT
         self._request()
         return InputStatus.NOTHING_AVAILABLE
 
-    def _poll_chunk(self, output: ReaderOutput) -> InputStatus:
+    def _poll_chunk(self, output: ReaderOutput, wait_s: float) -> InputStatus:
         assert self.chunk_fetcher is not None
         try:
-            got = self.chunk_fetcher.out.get(timeout=0.05)
+            got = self.chunk_fetcher.out.get(timeout=wait_s) if wait_s else self.chunk_fetcher.out.get_nowait()
         except queue.Empty:
             return InputStatus.NOTHING_AVAILABLE
         if isinstance(got, BaseException):
@@ -210,15 +224,18 @@ class MySqlReader(SourceReader):
         self.chunks = [c for c in self.chunks if c.split_id != split.split_id]
         self.finished[split.split_id] = (split, None)
         self.context.send_event_to_enumerator({"finished": [split.to_dict()]})
-        if len(self.chunks) < 2:
+        if len(self.chunks) < 2 and (self.binlog is None or self.binlog.adding):
             self._request()  # keep the next chunk in flight while this one goes downstream
         return InputStatus.MORE_AVAILABLE
 
     def _poll_binlog(self, output: ReaderOutput) -> InputStatus:
         split = self.binlog
         assert split is not None
+        if not self.discovered:
+            self._discover(split)
+        if self.folds and split.fold is None and split.offset.get("skip_rows", 0) == 0:
+            self._fold(split, self.folds.pop(0))
         if self.binlog_fetcher is None:
-            tables = {t: MySqlTable.from_dict(d) for t, d in split.tables.items()}
             settings = self.config.connection_settings()
             probe = connect(settings)
             try:
@@ -226,7 +243,7 @@ class MySqlReader(SourceReader):
             finally:
                 probe.close()
             self.binlog_fetcher = BinlogFetcher(self.config, settings, dialect, self.server_id,
-                                                split.binlog_offset, tables, split.chunks, self.units)
+                                                BinlogSplit.from_dict(split.to_dict()), self.units)
             self.binlog_fetcher.start()
         try:
             unit = self.units.get(timeout=0.05)
@@ -236,6 +253,60 @@ class MySqlReader(SourceReader):
             raise unit if isinstance(unit, HubError) else TerminalError(f"binlog failed: {unit!r}") from unit
         self._emit(unit, output)
         return InputStatus.MORE_AVAILABLE
+
+    def _discover(self, split: BinlogSplit) -> None:
+        """Once per start: drop what no longer matches ``tables``; find tables that match now
+        but were not captured (a changed pattern, or created while the pipeline was down)."""
+        self.discovered = True
+        gone = [t for t in split.tables if not self.accept(t)]
+        for t in gone:
+            del split.tables[t]
+        split.chunks = [c for c in split.chunks if self.accept(c[0])]
+        split.ddl = {t: v for t, v in split.ddl.items() if self.accept(t)}
+        split.adding = [t for t in split.adding if self.accept(t)]
+        if gone:
+            log.info("mysql: no longer captured (they don't match `tables` now): %s", ", ".join(gone))
+        newly = self.config.snapshot_newly_added_tables and self.config.startup_mode == "initial"
+        conn = connect(self.config.connection_settings())
+        try:
+            matching = list_tables(conn, self.accept)
+        finally:
+            conn.close()
+        known = set(split.tables) | set(split.ddl) | set(split.adding)
+        new = [t for t in matching if t not in known]
+        if new and newly:
+            split.adding.extend(new)
+            log.info("mysql: newly matched table(s) %s: snapshotting their rows while the "
+                     "binlog goes on", ", ".join(new))
+        elif new:
+            log.warning("mysql: table(s) %s match `tables` but are not in the checkpoint's "
+                        "schema history: they are captured from the checkpoint's binlog position "
+                        "on, rows they had before it are not read "
+                        "(snapshot-newly-added-tables = true would snapshot them)", ", ".join(new))
+        if newly:
+            self.context.send_event_to_enumerator({"binlog": {"adding": list(split.adding)}})
+
+    def _fold(self, split: BinlogSplit, fold: dict) -> None:
+        """Fold newly snapshotted tables into the binlog split.  Their changes from their
+        chunks' lowest HIGH on are needed; if the stream is already past that point, it goes
+        back there and re-reads up to where it was for those tables only."""
+        if self.binlog_fetcher is not None:
+            self.binlog_fetcher.stop()
+            self.binlog_fetcher.join(30)
+            self.binlog_fetcher = None
+        self.units = queue.Queue(maxsize=4)     # units past split.offset: read again
+        here = split.binlog_offset
+        low = BinlogOffset.from_dict(fold["low"])
+        tables = fold["tables"]
+        split.tables.update(tables)
+        split.chunks = split.chunks + fold["chunks"]
+        split.adding = [t for t in split.adding if t not in tables and t not in fold["gone"]]
+        if tables and low.is_before(here):
+            split.offset = low.to_dict()
+            split.fold = {"until": here.to_dict(), "tables": sorted(tables)}
+        log.info("mysql: table(s) %s folded into the binlog%s", ", ".join(sorted(tables)) or "-",
+                 f" (re-reading from {low} to {here} for them)" if split.fold else "")
+        self.context.send_event_to_enumerator({"folded": sorted(tables) + list(fold["gone"])})
 
     def _emit(self, unit: Unit, output: ReaderOutput) -> None:
         split = self.binlog
@@ -251,6 +322,9 @@ class MySqlReader(SourceReader):
             else:
                 split.tables[t] = d
         split.offset = unit.offset.to_dict()
+        split.ddl = unit.ddl
+        if unit.fold_done:
+            split.fold = None
         self.context.set_gauge("binlog_lag_s", unit.lag_s, "max")
         if split.chunks and ChunkFilter(split.chunks).passed(unit.offset):
             split.chunks = []   # past every chunk's HIGH: state back to O(tables)

@@ -4,10 +4,19 @@ The chunk's SELECT goes over the text protocol, but rows are not parsed one by o
 packets are read in bulk from the socket, and each column is cut out of all rows at once with
 numpy (length-prefixed values), then converted by Arrow casts (:mod:`sources.mysql.types`).
 
-Consistency (the watermark algorithm of DESIGN.md): MariaDB pins the binlog position of a
-consistent snapshot (LOW = HIGH, nothing to replay).  Elsewhere LOW is taken before the SELECT
-and HIGH after it; the binlog between them is replayed for the chunk's key range into the
-result before it is emitted.
+Consistency (the watermark algorithm of DESIGN.md): MariaDB and Percona Server pin the binlog
+position of a consistent snapshot (LOW = HIGH, nothing to replay).  On MySQL, LOW is taken
+before the SELECT and HIGH after it, and the binlog between them is replayed for the chunk's key
+range into the result.  Flink CDC does the same and has a window there: MySQL writes a
+transaction to the binlog before it commits it in InnoDB, so a transaction before LOW may still
+be invisible to the SELECT; a replay from LOW misses it, and the binlog split skips it as
+already reflected (it lies below the chunk's HIGH): a lost change.  LOW is therefore fenced
+(:meth:`~sources.mysql.dialect.Dialect.low_watermark`): the SELECT starts only once everything
+in flight when LOW was read is committed.  Then every transaction the SELECT does not see is at
+or after LOW: below HIGH it is replayed (the last image per key in binlog order is the state at
+HIGH whatever the SELECT saw: replaying a change it already saw is harmless), from HIGH on the
+binlog split emits it.  Every transaction the SELECT sees was in the binlog before the SELECT
+started, so below HIGH, where the binlog split rightly skips it for the chunk's keys.
 """
 from __future__ import annotations
 
@@ -162,7 +171,7 @@ def backfill(settings: dict[str, Any], dialect: Dialect, server_id: int, table: 
     """The changes to the chunk's key range between LOW and HIGH: key -> row after them (None
     when deleted), replayed from a short binlog read."""
     client = BinlogClient(settings, dialect, server_id, 0, 60.0)
-    decoder = RowsDecoder(zero_null)
+    decoder = RowsDecoder(zero_null, dialect.name == "mariadb")
     final: dict[tuple, tuple | None] = {}
     file = low.file
     key_of = table.schema.key_of
@@ -181,7 +190,7 @@ def backfill(settings: dict[str, Any], dialect: Dialect, server_id: int, table: 
             if ev.log_pos and BinlogOffset(file, ev.log_pos - ev.size).key >= high.key:
                 break
             if ev.type == TABLE_MAP:
-                decoder.table_map(ev.body, lambda t: table if t == table.table_id else None)
+                decoder.table_map(ev.body, lambda tm: table if f"{tm.db}.{tm.table}" == table.table_id else None)
             elif ev.type in ROW_EVENTS:
                 got = decoder.rows(ev.type, ev.body)
                 if got is None:

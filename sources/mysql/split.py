@@ -102,14 +102,28 @@ class SnapshotSplit(MySqlSplit):
 
 @dataclass
 class BinlogSplit(MySqlSplit):
-    """The binlog from ``offset`` on.  ``tables`` is the schema history (table id ->
-    MySqlTable dict) at ``offset``; ``chunks`` (``[table, start, end, high]``) let it skip
-    changes a snapshot chunk already reflects, until ``offset`` passes the highest of them."""
+    """The binlog from ``offset`` on.
+
+    * ``tables``: the schema history (table id -> MySqlTable dict) at ``offset``;
+    * ``chunks`` (``[table, start, end, high]``): changes a snapshot chunk already reflects are
+      skipped, until ``offset`` passes the highest of them;
+    * ``ddl``: DDL statements read but not yet resolved to a schema (table id -> list of
+      ``[kind, sql, ts_ms, position]``): the schema they lead to is taken from the next table
+      map of the table (``binlog_row_metadata = FULL``);
+    * ``adding``: tables newly matched by ``tables`` whose existing rows the enumerator is
+      snapshotting (``snapshot-newly-added-tables``); the stream ignores them until then;
+    * ``fold``: ``{"until": offset, "tables": [...]}`` while the binlog is re-read from the
+      newly snapshotted tables' lowest HIGH up to ``until`` (where it was when they were folded
+      in) for those tables only: the other tables are already emitted up to there.
+    """
 
     kind: str = "binlog"
     offset: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)
     chunks: list = field(default_factory=list)
+    ddl: dict = field(default_factory=dict)
+    adding: list = field(default_factory=list)
+    fold: dict | None = None
 
     @property
     def binlog_offset(self) -> BinlogOffset:

@@ -52,7 +52,7 @@ class ThrowawayMariaDB:
             f"--port={self.port}", "--bind-address=127.0.0.1",
             f"--socket={self.dir}/mysql.sock", f"--pid-file={self.dir}/mysql.pid",
             f"--log-error={log}", "--server-id=1", "--log-bin=mysql-bin", "--binlog-format=ROW",
-            "--binlog-row-image=FULL", "--gtid-strict-mode=ON", "--innodb-buffer-pool-size=128M",
+            "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--gtid-strict-mode=ON", "--innodb-buffer-pool-size=128M",
             "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--skip-name-resolve",
             "--max-connections=200", "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_general_ci", "--default-time-zone=+00:00",

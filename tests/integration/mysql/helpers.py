@@ -34,14 +34,18 @@ def source_config(server: Any, db: str, **options: Any) -> MySqlSourceConfig:
 
 
 class Running:
-    """A pipeline (source -> reference sink) running in a thread until ``stop``."""
+    """A pipeline (source -> reference sink) running in a thread until ``stop``.  Given the
+    ``state_dir`` and ``store`` of an earlier run, it resumes from that run's last checkpoint
+    into the same reference sink."""
 
-    def __init__(self, config: MySqlSourceConfig, parallelism: int = 2, interval_s: float = 0.2):
-        self.store = CollectStore()
-        self.dir = tempfile.mkdtemp(prefix="hub-mysql-test-")
+    def __init__(self, config: MySqlSourceConfig, parallelism: int = 2, interval_s: float = 0.2,
+                 state_dir: str | None = None, store: CollectStore | None = None):
+        self.store = store if store is not None else CollectStore()
+        self.dir = state_dir or tempfile.mkdtemp(prefix="hub-mysql-test-")
         storage = CheckpointStorage(self.dir)
         self.job = Job("mysql-test", MySqlSource(config), CollectSink(self.store), storage,
-                       parallelism=parallelism, checkpoint_interval_s=interval_s)
+                       parallelism=parallelism, checkpoint_interval_s=interval_s,
+                       restore=storage.latest() if state_dir else None)
         self.executor = LocalExecutor(self.job)
         self.result: Any = None
         self.error: BaseException | None = None
@@ -83,6 +87,24 @@ def committed(store: CollectStore) -> list[tuple]:
         return [e for rows in list(store.committed.values()) for e in rows]
 
 
+def record_schema_changes(monkeypatch: Any) -> None:
+    """Make the reference sink keep schema changes in line with the data, as
+    ``("schema", kind, table, details, column names)``."""
+    from tests.conformance import harness
+
+    def write_schema_change(self: Any, change: Any) -> None:
+        names = tuple(change.schema.names) if change.schema is not None else ()
+        self.buffer.append(("schema", change.kind, change.table,
+                            tuple(sorted(change.details.items())), names))
+
+    monkeypatch.setattr(harness._CollectWriter, "write_schema_change", write_schema_change,
+                        raising=False)
+
+
+def data_only(events: list[tuple]) -> list[tuple]:
+    return [e for e in events if e[0] != "schema"]
+
+
 def replay(events: list[tuple], key_len: int = 1) -> dict[tuple, tuple]:
     """Table state from change events: upserts for r/c/u, removal for d."""
     state: dict[tuple, tuple] = {}
@@ -109,3 +131,27 @@ def table_rows(server: Any, db: str, table: str, config: MySqlSourceConfig) -> d
     conn.close()
     cols = [c.to_pylist() for c in rb.columns]
     return {(f"{db}.{table}", r[0]): tuple(r) for r in zip(*cols)}
+
+
+def exactly_once(events: list[tuple], table: str) -> dict:
+    """Replay ``table``'s events, failing on any sign of a lost or repeated change: every
+    update adds 1 to ``v``, so a repeated update shows as a step of 0, a lost one as a step of
+    2; a read or insert of a key already there, or an update or delete of a key not there, is
+    a duplicate or a loss too.  Returns the state (id -> row)."""
+    state: dict = {}
+    for e in events:
+        if e[0] != table:
+            continue
+        op, row = e[1], e[2:]
+        k = row[0]
+        if op in ("r", "c"):
+            assert k not in state, f"{table}: {op} of key {k} already there: {state[k]} -> {row}"
+            state[k] = row
+        elif op == "u":
+            assert k in state, f"{table}: update of key {k} never read or inserted: {row}"
+            assert row[1] == state[k][1] + 1, f"{table}: key {k} went from {state[k]} to {row}"
+            state[k] = row
+        else:
+            assert k in state, f"{table}: delete of key {k} not there: {row}"
+            del state[k]
+    return state

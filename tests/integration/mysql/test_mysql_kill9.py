@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 
+from sources.mysql.dialect import detect
 from tests.e2e.lake import lake_rows
 from tests.integration.mysql.helpers import new_database
 from tests.killing import crash_at, hub, kill_at_random
@@ -125,9 +126,8 @@ def _workload(server, db) -> int:
 def test_kill_9_mid_binlog(tmp_path, mysql_server):
     db = new_database(mysql_server)
     conn = mysql_server.connect()
-    with conn.cursor() as cur:
-        cur.execute("SHOW MASTER STATUS")
-        file, pos = cur.fetchone()[:2]
+    start = detect(conn).binlog_status(conn)   # SHOW BINARY LOG STATUS on MySQL 8.4
+    file, pos = start.file, start.pos
     events = _workload(mysql_server, db)
     extra = (f'startup-specific-offset-file = "{file}"\nstartup-specific-offset-pos = {pos}')
     ref = tmp_path / "ref"
