@@ -166,15 +166,7 @@ class AvroDecoder(MessageDecoder):
             import fastavro
 
             raw = self.registry.schema(sid)
-            names = {f["name"] for f in raw.get("fields", [])}
-            envelope = {"before", "after", "op"} <= names
-            if envelope:  # the row record is defined at its first use, referenced after
-                images = [f["type"] for f in raw["fields"] if f["name"] in ("before", "after")]
-                fields = next(r for r in map(_record_of, images) if r)["fields"]
-            else:
-                fields = raw["fields"]
-            cols = [Column(f["name"], _logical(f["type"]), _nullable(f["type"])) for f in fields]
-            times = [i for i, c in enumerate(cols) if c.type.kind == "TIME"]
+            envelope, cols, times = schema_columns(raw)
             hit = (fastavro.parse_schema(raw), envelope, cols, times)
             self._parsed[sid] = hit
         return hit
@@ -375,3 +367,17 @@ class AvroFormat(MessageFormat):
 
         return AvroFileReader(path, progress, batch_rows, self.config, table, timestamp_ms,
                               on_bad_record)
+
+
+def schema_columns(raw: dict) -> tuple[bool, list[Column], list[int]]:
+    """(envelope?, columns, indexes of TIME columns) of a writer schema: a change envelope
+    (``before``/``after``/``op``) or a plain row record."""
+    names = {f["name"] for f in raw.get("fields", [])}
+    envelope = {"before", "after", "op"} <= names
+    if envelope:  # the row record is defined at its first use, referenced after
+        images = [f["type"] for f in raw["fields"] if f["name"] in ("before", "after")]
+        fields = next(r for r in map(_record_of, images) if r)["fields"]
+    else:
+        fields = raw["fields"]
+    cols = [Column(f["name"], _logical(f["type"]), _nullable(f["type"])) for f in fields]
+    return envelope, cols, [i for i, c in enumerate(cols) if c.type.kind == "TIME"]

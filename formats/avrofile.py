@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.avro import AvroFileConfig, _logical, _nullable, _record_of, _row, envelope_record
+from formats.avro import AvroFileConfig, _row, envelope_record, schema_columns
 from formats.avroencode import EMPTY, NULL_BRANCH, VALUE_BRANCH, record, varints
 from formats.base import BadRecordHandler
 from formats.messagefile import MessageChunk, MessageFileReader, MessageFileWriter
@@ -344,12 +344,4 @@ def _columns(raw: dict) -> tuple[bool, list[Column], list[int]]:
     """(envelope?, columns, indexes of TIME columns) of a file's writer schema."""
     if raw.get("type") != "record":
         raise OSError("the Avro file's schema is not a record")
-    names = {f["name"] for f in raw.get("fields", [])}
-    envelope = {"before", "after", "op"} <= names
-    if envelope:  # the row record is defined at its first use, referenced after
-        images = [f["type"] for f in raw["fields"] if f["name"] in ("before", "after")]
-        fields = next(r for r in map(_record_of, images) if r)["fields"]
-    else:
-        fields = raw["fields"]
-    cols = [Column(f["name"], _logical(f["type"]), _nullable(f["type"])) for f in fields]
-    return envelope, cols, [i for i, c in enumerate(cols) if c.type.kind == "TIME"]
+    return schema_columns(raw)

@@ -51,8 +51,9 @@ def layout_matches(tmap: TableMap, table: MySqlTable) -> bool:
 _DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 
 
-def decimal_reader(precision: int, scale: int) -> tuple[Callable[[bytes, int], Decimal], int]:
-    """A reader for MySQL's binary DECIMAL(p,s) and its size in bytes."""
+def decimal_text_reader(precision: int, scale: int) -> tuple[Callable[[bytes, int], str], int]:
+    """A reader of MySQL's binary DECIMAL(p,s) giving the text ``decimal2string`` prints (no
+    sign on zero), and the value's size in bytes."""
     intg = precision - scale
     ig, il = divmod(intg, 9)
     fg, fl = divmod(scale, 9)
@@ -61,7 +62,7 @@ def decimal_reader(precision: int, scale: int) -> tuple[Callable[[bytes, int], D
     fdigits = [9] * fg + ([fl] if fl else [])
     size = sum(sizes) + sum(fsizes)
 
-    def read(data: bytes, pos: int) -> Decimal:
+    def read(data: bytes, pos: int) -> str:
         raw = bytearray(data[pos:pos + size])
         neg = not raw[0] & 0x80
         raw[0] ^= 0x80
@@ -76,10 +77,16 @@ def decimal_reader(precision: int, scale: int) -> tuple[Callable[[bytes, int], D
         for s, d in zip(fsizes, fdigits):
             frac += str(int.from_bytes(raw[p:p + s], "big")).zfill(d)
             p += s
-        text = f"{'-' if neg else ''}{ipart}.{frac}" if frac else f"{'-' if neg else ''}{ipart}"
-        return Decimal(text)
+        text = f"{ipart}.{frac}" if frac else str(ipart)
+        return "-" + text if neg and (ipart or frac.strip("0")) else text
 
     return read, size
+
+
+def decimal_reader(precision: int, scale: int) -> tuple[Callable[[bytes, int], Decimal], int]:
+    """A reader for MySQL's binary DECIMAL(p,s) and its size in bytes."""
+    text, size = decimal_text_reader(precision, scale)
+    return (lambda data, pos: Decimal(text(data, pos))), size
 
 
 def _frac(data: bytes, pos: int, fsp: int) -> int:

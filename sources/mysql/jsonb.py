@@ -29,7 +29,6 @@ OPAQUE = 0x0F
 
 # MySQL field types that may appear inside an opaque JSON value
 _NEWDECIMAL, _DATE, _TIME, _DATETIME, _TIMESTAMP, _VAR_STRING = 246, 10, 11, 12, 7, 253
-_DIG2BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)
 _ESCAPES = {0x22: '\\"', 0x5C: "\\\\", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r",
             0x09: "\\t"}
 
@@ -185,37 +184,14 @@ def _gcvt(digits: str, decpt: int, width: int) -> str:
 # -- opaque values ------------------------------------------------------------------------------
 def _opaque(ftype: int, raw: bytes) -> str:
     if ftype == _NEWDECIMAL:
-        return decimal_text(raw[2:], raw[0], raw[1])
+        from sources.mysql.decoder import decimal_text_reader  # decoder imports this module
+
+        return decimal_text_reader(raw[0], raw[1])[0](raw, 2)
     if ftype in (_DATE, _DATETIME, _TIMESTAMP, _TIME):
         return '"' + packed_time_text(struct.unpack_from("<q", raw, 0)[0], ftype) + '"'
     if ftype == _VAR_STRING:
         return quote(raw)
     return f'"base64:type{ftype}:{base64.b64encode(raw).decode()}"'
-
-
-def decimal_text(raw: bytes, precision: int, scale: int) -> str:
-    """MySQL's binary DECIMAL(precision, scale) as ``decimal2string`` prints it."""
-    intg = precision - scale
-    ig, il = divmod(intg, 9)
-    fg, fl = divmod(scale, 9)
-    sizes = ([_DIG2BYTES[il]] if il else []) + [4] * ig
-    fsizes = [4] * fg + ([_DIG2BYTES[fl]] if fl else [])
-    fdigits = [9] * fg + ([fl] if fl else [])
-    b = bytearray(raw[:sum(sizes) + sum(fsizes)])
-    neg = not b[0] & 0x80
-    b[0] ^= 0x80
-    if neg:
-        b = bytearray(x ^ 0xFF for x in b)
-    p = ipart = 0
-    for s in sizes:
-        ipart = ipart * 1_000_000_000 + int.from_bytes(b[p:p + s], "big")
-        p += s
-    frac = ""
-    for s, nd in zip(fsizes, fdigits):
-        frac += str(int.from_bytes(b[p:p + s], "big")).zfill(nd)
-        p += s
-    text = f"{ipart}.{frac}" if frac else str(ipart)
-    return "-" + text if neg and (ipart or frac.strip("0")) else text
 
 
 def packed_time_text(v: int, ftype: int) -> str:

@@ -11,7 +11,8 @@ import pytest
 
 from sources.mysql.tablemap import T_ENUM, T_GEOMETRY, T_SET, Charsets, parse_table_map, table_from_map
 from sources.mysql.dialect import gtid_dump_command, owned_gtids
-from sources.mysql.jsonb import decimal_text, double_text, json_text
+from sources.mysql.decoder import decimal_text_reader
+from sources.mysql.jsonb import double_text, json_text
 from sources.mysql.offset import MySqlGtidSet
 
 
@@ -117,9 +118,9 @@ def test_json_doubles_follow_my_gcvt(value, text):
 
 
 def test_decimal_text_keeps_scale():
-    assert decimal_text(bytes.fromhex("8c22"), 4, 2) == "12.34"
-    assert decimal_text(bytes.fromhex("73dd"), 4, 2) == "-12.34"
-    assert decimal_text(bytes.fromhex("800000"), 5, 5) == "0.00000"
+    assert decimal_text_reader(4, 2)[0](bytes.fromhex("8c22"), 0) == "12.34"
+    assert decimal_text_reader(4, 2)[0](bytes.fromhex("73dd"), 0) == "-12.34"
+    assert decimal_text_reader(5, 5)[0](bytes.fromhex("800000"), 0) == "0.00000"
 
 
 # -- GTID sets ----------------------------------------------------------------------------------
