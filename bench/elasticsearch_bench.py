@@ -1,7 +1,8 @@
 """The Elasticsearch sink next to the bare client, on the same server in the same run.
 
-    python bench/elasticsearch_bench.py [--rows 1000000] [--url http://localhost:9200]
-                                        [--parallelism 1] [--delivery exactly-once]
+    python bench/elasticsearch_bench.py [--rows 1000000] [--round-rows N]
+                                        [--url http://localhost:9200] [--parallelism 1]
+                                        [--delivery exactly-once]
 
 * bare client: ``elasticsearch.helpers.bulk`` of the datagen ``orders`` rows (as dicts, the
   way a script would send them, the JSON column parsed so both indexes hold the same
@@ -11,11 +12,15 @@
   every second, exactly-once: every row goes through the write-ahead log), timed by the
   pipeline's own summary line (and wall time including process start).
 
-Without ``--url`` it starts ``osmem-server`` (an in-memory OpenSearch-API server) and
-defaults to 100,000 rows: osmem holds about 11 KB of memory per document and was killed by
-the OOM killer at 2 million (22 GB) on a 24 GB machine.  With ``--url`` (e.g. docker-compose's
-Elasticsearch 8) the default is 1,000,000 rows and the compatibility media type stays on.
-The bare client's index is deleted before the sink runs, so the server holds one at a time.
+Rounds.  Without ``--url`` it starts ``osmem-server`` (an in-memory OpenSearch-API server),
+which holds about 20 KB of memory per document: a million documents do not fit a 24 GB
+machine (it was killed by the OOM killer).  So the rows are measured in rounds of
+``--round-rows`` (default 250,000 on osmem, all rows at once with ``--url``): each round runs
+both writers on the round's rows, in alternating order, and every index is counted and deleted
+before the next measurement, so the server holds one index at a time and neither writer meets
+a fuller server than the other.  The figures are the sums over the rounds, which together
+index ``--rows`` documents with each writer.  With ``--url`` (e.g. docker-compose's
+Elasticsearch 8) the compatibility media type stays on.
 """
 from __future__ import annotations
 
@@ -87,10 +92,18 @@ def sink_run(url: str, compat: bool, rows: int, parallelism: int, delivery: str,
     return r.run_s, r.wall_s
 
 
+def count_and_drop(es, index: str) -> int:
+    es.indices.refresh(index=index)
+    n = es.count(index=index)["count"]
+    es.indices.delete(index=index)
+    return n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=None,
-                    help="default: 1,000,000 with --url, 100,000 on osmem-server")
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--round-rows", type=int, default=None,
+                    help="rows per round; default: 250,000 on osmem-server, --rows with --url")
     ap.add_argument("--url", default=None)
     ap.add_argument("--parallelism", type=int, default=1)
     ap.add_argument("--delivery", default="exactly-once")
@@ -99,7 +112,8 @@ def main() -> None:
     from sinks.elasticsearch.config import ElasticsearchSinkConfig
 
     server = None
-    args.rows = args.rows or (1_000_000 if args.url else 100_000)
+    per_round = min(args.round_rows or (args.rows if args.url else 250_000), args.rows)
+    rounds = -(-args.rows // per_round)
     if args.url:
         url, compat = args.url, True
     else:
@@ -108,31 +122,36 @@ def main() -> None:
         server = OsmemServer.start(japanese=False)
         url, compat = server.url, False
     es = connect(ElasticsearchSinkConfig(hosts=[url], compatibility_mode=compat))
+    bare_s = run_s = wall_s = 0.0
+    total = 0
     try:
-        batches = datagen_rows(args.rows)
-        bare_s = bare_client(es, batches)
-        es.indices.refresh(index="bench-bare-orders")
-        bare_count = es.count(index="bench-bare-orders")["count"]
-        assert bare_count == args.rows, bare_count
-        es.indices.delete(index="bench-bare-orders")
-        with tempfile.TemporaryDirectory(prefix="es-bench-") as work:
-            run_s, wall_s = sink_run(url, compat, args.rows, args.parallelism, args.delivery,
-                                     work)
-        es.indices.refresh(index="bench-sink-orders")
-        sink_count = es.count(index="bench-sink-orders")["count"]
-        assert sink_count == args.rows, sink_count
-        es.indices.delete(index="bench-sink-orders")
+        for r in range(rounds):
+            n = min(per_round, args.rows - total)
+            batches = datagen_rows(n)
+            for writer in (("bare", "sink") if r % 2 == 0 else ("sink", "bare")):
+                if writer == "bare":
+                    bare_s += bare_client(es, batches)
+                    assert count_and_drop(es, "bench-bare-orders") == n
+                    continue
+                with tempfile.TemporaryDirectory(prefix="es-bench-") as work:
+                    run, wall = sink_run(url, compat, n, args.parallelism, args.delivery, work)
+                run_s, wall_s = run_s + run, wall_s + wall
+                assert count_and_drop(es, "bench-sink-orders") == n
+            total += n
+            print(f"round {r + 1} of {rounds}: {total:,} rows, bare {bare_s:.1f}s, sink "
+                  f"{run_s:.1f}s", file=sys.stderr, flush=True)
     finally:
         es.close()
         if server is not None:
             server.close()
-    print(f"server: {url} ({'osmem-server' if server else 'given'}), rows: {args.rows:,}")
+    print(f"server: {url} ({'osmem-server' if server else 'given'}), rows: {total:,} "
+          f"in {rounds} round{'s' if rounds > 1 else ''} of {per_round:,}")
     print(f"{'writer':<44} {'seconds':>8} {'rows/s':>10} {'vs bare':>8}")
     print(f"{'elasticsearch.helpers.bulk (bare client)':<44} {bare_s:>8.2f} "
-          f"{args.rows / bare_s:>10,.0f} {'100%':>8}")
+          f"{total / bare_s:>10,.0f} {'100%':>8}")
     label = f"hub elasticsearch sink, {args.delivery}, p={args.parallelism}"
-    print(f"{label:<44} {run_s:>8.2f} {args.rows / run_s:>10,.0f} {bare_s / run_s:>8.0%}")
-    print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {args.rows / wall_s:>10,.0f} "
+    print(f"{label:<44} {run_s:>8.2f} {total / run_s:>10,.0f} {bare_s / run_s:>8.0%}")
+    print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {total / wall_s:>10,.0f} "
           f"{bare_s / wall_s:>8.0%}")
 
 

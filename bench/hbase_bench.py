@@ -1,7 +1,7 @@
 """The HBase sink next to bare happybase batch puts, on the same server in the same run.
 
     python bench/hbase_bench.py [--rows 1000000] [--host H --port P] [--parallelism 1]
-                                [--delivery exactly-once]
+                                [--delivery exactly-once] [--rounds 2]
 
 * bare client: happybase ``Table.batch(batch_size=1000)`` puts of the datagen ``orders`` rows
   (rowkey: the id as sign-flipped big-endian, like the sink; values as UTF-8 text), timed from
@@ -9,6 +9,10 @@
 * sink: ``hub run`` of a datagen -> hbase pipeline with the same rows (checkpoint every
   second, exactly-once: every row goes through the write-ahead log), timed by the pipeline's
   own summary line (and wall time including process start).
+
+Each of ``--rounds`` rounds measures both, in alternating order (bare first, then sink first,
+...), and every table is counted and deleted before the next measurement, so neither writer
+meets a server fuller than the other did; the figures are the sums over the rounds.
 
 Without ``--host`` it starts the HBase Thrift TEST server of tests/servers/hbase_thrift.py
 (Python, in memory, in a process of its own): its own speed bounds both figures.
@@ -37,11 +41,12 @@ table = "bench_sink_{{table}}"
 delivery = "{delivery}"
 batch-size = 1000
 """
+BARE, SINK_TABLE = "bench_bare_orders", "bench_sink_orders"
 
 
 def bare_client(conn, batches) -> float:
-    conn.create_table("bench_bare_orders", {"cf": {"max_versions": 1}})
-    table = conn.table("bench_bare_orders")
+    conn.create_table(BARE, {"cf": {"max_versions": 1}})
+    table = conn.table(BARE)
     t0 = time.monotonic()
     with table.batch(batch_size=1000) as b:
         for rb in batches:
@@ -62,8 +67,10 @@ def sink_run(host: str, port: int, rows: int, parallelism: int, delivery: str,
     return r.run_s, r.wall_s
 
 
-def count(conn, name: str) -> int:
-    return sum(1 for _ in conn.table(name).scan(columns=[b"cf:status"], batch_size=10_000))
+def count_and_drop(conn, name: str) -> int:
+    n = sum(1 for _ in conn.table(name).scan(columns=[b"cf:status"], batch_size=10_000))
+    conn.delete_table(name, disable=True)
+    return n
 
 
 def main() -> None:
@@ -73,6 +80,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=9090)
     ap.add_argument("--parallelism", type=int, default=1)
     ap.add_argument("--delivery", default="exactly-once")
+    ap.add_argument("--rounds", type=int, default=2, help="measurements of each, alternating")
     args = ap.parse_args()
     import happybase
 
@@ -85,26 +93,33 @@ def main() -> None:
         server = HBaseThriftTestServer().start()
         host, port = server.host, server.port
     conn = happybase.Connection(host, port)
+    bare_s = run_s = wall_s = 0.0
     try:
         batches = datagen_rows(args.rows)
-        bare_s = bare_client(conn, batches)
-        with tempfile.TemporaryDirectory(prefix="hbase-bench-") as work:
-            run_s, wall_s = sink_run(host, port, args.rows, args.parallelism, args.delivery,
-                                     work)
-        counts = {n: count(conn, n) for n in ("bench_bare_orders", "bench_sink_orders")}
-        assert counts["bench_sink_orders"] == args.rows, counts
+        for r in range(args.rounds):
+            for writer in (("bare", "sink") if r % 2 == 0 else ("sink", "bare")):
+                if writer == "bare":
+                    bare_s += bare_client(conn, batches)
+                    assert count_and_drop(conn, BARE) == args.rows
+                    continue
+                with tempfile.TemporaryDirectory(prefix="hbase-bench-") as work:
+                    run, wall = sink_run(host, port, args.rows, args.parallelism,
+                                         args.delivery, work)
+                run_s, wall_s = run_s + run, wall_s + wall
+                assert count_and_drop(conn, SINK_TABLE) == args.rows
     finally:
         conn.close()
         if server is not None:
             server.stop()
+    rows = args.rows * args.rounds
     where = "HBase Thrift test server" if server else "given"
-    print(f"server: {host}:{port} ({where}), rows: {args.rows:,}")
+    print(f"server: {host}:{port} ({where}), rows: {args.rows:,} x {args.rounds} rounds")
     print(f"{'writer':<44} {'seconds':>8} {'rows/s':>10} {'vs bare':>8}")
     print(f"{'happybase batch puts (bare client)':<44} {bare_s:>8.2f} "
-          f"{args.rows / bare_s:>10,.0f} {'100%':>8}")
+          f"{rows / bare_s:>10,.0f} {'100%':>8}")
     label = f"hub hbase sink, {args.delivery}, p={args.parallelism}"
-    print(f"{label:<44} {run_s:>8.2f} {args.rows / run_s:>10,.0f} {bare_s / run_s:>8.0%}")
-    print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {args.rows / wall_s:>10,.0f} "
+    print(f"{label:<44} {run_s:>8.2f} {rows / run_s:>10,.0f} {bare_s / run_s:>8.0%}")
+    print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {rows / wall_s:>10,.0f} "
           f"{bare_s / wall_s:>8.0%}")
 
 

@@ -151,9 +151,10 @@ class ChangeBatch:
     def ops_array(self) -> pa.Array:
         """The ops as an Arrow string column (vectorised, no per-event Python)."""
         n = len(self.ops)
-        if n and self.ops.count(self.ops[0]) == n:
-            return pa.array(np.full(n, self.ops[0], dtype="<U1")).cast(pa.string())
-        return pa.array(np.frombuffer(self.ops.encode("ascii"), dtype="S1")).cast(pa.string())
+        # one ASCII character per op: the string's bytes are the column's data buffer as is
+        offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32))
+        return pa.Array.from_buffers(pa.string(), n,
+                                     [None, offsets, pa.py_buffer(self.ops.encode("ascii"))])
 
     def changelog_table(self) -> pa.Table:
         """Row images plus ``op`` and ``ts_ms`` columns: the flat changelog form that file

@@ -38,11 +38,15 @@ class WriterContext:
 @dataclass(frozen=True)
 class CommitContext:
     """Facts about the checkpoint being committed.  ``watermark_ms`` is the minimum over all
-    writers at the barrier (event time before which all data of the checkpoint is complete)."""
+    writers at the barrier (event time before which all data of the checkpoint is complete).
+    ``state_dir`` is the writers' ``WriterContext.state_dir`` (what they kept there, e.g.
+    write-ahead-log segments of checkpoints that never completed, the committer can find and
+    discard at :meth:`Committer.recover`); empty when unknown."""
 
     pipeline: str
     checkpoint_id: int
     watermark_ms: int | None
+    state_dir: str = ""
 
 
 class SinkWriter(ABC):
@@ -100,6 +104,15 @@ class Sink(ABC):
     def check(self) -> None:
         """Fail fast, before the pipeline starts, when the sink can't work (an unwritable
         path, a missing server setting).  Raise a one-line :class:`~runtime.errors.HubError`."""
+
+    @classmethod
+    def check_checkpointing(cls, config: Any, interval_s: float, timeout_s: float) -> None:
+        """Fail fast when the sink's options (``config``, its validated config model) don't
+        fit the pipeline's checkpointing: ``interval_s`` between checkpoints, each allowed
+        ``timeout_s`` to complete.  Called when the pipeline file is validated (``hub
+        validate`` and ``hub run``), before any sink is built; must not connect anywhere.
+        Raise a one-line :class:`~runtime.errors.ConfigError` whose key is relative to the
+        sink's table (e.g. ``transaction-timeout``).  Default: nothing to check."""
 
     @abstractmethod
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:

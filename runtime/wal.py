@@ -4,33 +4,50 @@ At the barrier a writer puts what it buffered since the last barrier into one *s
 returns the segment's path as (part of) its committable.  The committer applies the segment
 only after the checkpoint is durable, with idempotent writes, and deletes it once applied.
 After a crash, the restored checkpoint names the segments still to apply; segments written
-after it are garbage (``discard_except``).
+after it are garbage (``discard_except``, called by :meth:`WalCommitter.recover`).
 
 A segment is a folder with Arrow IPC files (the changelog form of the batches plus the
 ``_version`` column when they carry versions), written into a temporary folder, made durable
 and renamed into place: a segment exists completely or not at all.  It lives wherever the
 checkpoint storage does (a local folder or HDFS, through :mod:`runtime.fs`).  Order is kept
 within a table, which is the order that matters (per-key order).
+
+:class:`WalSinkWriter` and :class:`WalCommitter` are the writer and committer such a sink
+(Elasticsearch, HBase) is built from: it adds how a list of batches is applied to its store.
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
 import posixpath
+from abc import abstractmethod
 from collections.abc import Iterable
+from typing import ClassVar
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
 from runtime.fs import filesystem, normpath
-from runtime.schema import TableSchema
+from runtime.schema import SchemaChange, TableSchema
+from runtime.sink import CommitContext, Committable, Committer, SinkWriter, WriterContext
+from runtime.versioned import VersionClock
+
+log = logging.getLogger(__name__)
 
 VERSION_COLUMN = "_version"
 _SCHEMA_KEY = b"hub.table_schema"
 
 
+def wal_root(state_dir: str, pipeline: str, sink: str) -> str:
+    """Where the segments of ``sink`` (its type name) in ``pipeline`` live: next to the
+    pipeline's checkpoints (``WriterContext.state_dir``, ``CommitContext.state_dir``)."""
+    return os.path.join(state_dir, "wal", pipeline, sink)
+
+
 class WriteAheadLog:
-    """Segments under ``root`` (e.g. ``<WriterContext.state_dir>/wal/<pipeline>``)."""
+    """Segments under ``root`` (a sink's :func:`wal_root`)."""
 
     def __init__(self, root: str):
         self.root = normpath(root)
@@ -96,6 +113,11 @@ class WriteAheadLog:
     def delete_segment(path: str) -> None:
         filesystem(path).rmtree(path)
 
+    @staticmethod
+    def exists(path: str) -> bool:
+        """Whether segment ``path`` is still there (not yet applied and deleted)."""
+        return filesystem(path).isdir(path)
+
     def discard_except(self, keep: Iterable[str]) -> list[str]:
         """Delete every segment not in ``keep`` (those written after the restored checkpoint,
         and leftovers of interrupted writes).  Returns what was deleted."""
@@ -128,3 +150,108 @@ def _from_table(schema: TableSchema, table: pa.Table) -> ChangeBatch:
                 if VERSION_COLUMN in table.column_names else None)
     return ChangeBatch(schema, ops, arrow=arrow, ts_ms=table.column(TS_COLUMN).combine_chunks(),
                        versions=versions)
+
+
+class WalSinkWriter(SinkWriter):
+    """The writer of a sink without transactions, for one subtask.
+
+    * exactly-once: keeps the batches of the current checkpoint in memory (each with versions:
+      the source's, else a :class:`~runtime.versioned.VersionClock`'s) and, at the barrier,
+      stores them as one segment; the committable ``{"segment", "rows"}`` names it.  Nothing
+      reaches the store before the committer applies it.
+    * at-least-once: :meth:`apply` writes as soon as ``flush_rows`` rows are buffered, and the
+      rest at the barrier; after a crash the changes since the last checkpoint are written
+      again, which versioned writes make harmless.
+    """
+
+    #: The sink's type name: folder of its segments and prefix of its log lines.
+    sink_name: ClassVar[str]
+    #: What keeps its rows when a table is truncated or dropped (for the warning).
+    container: ClassVar[str] = "table"
+
+    def __init__(self, context: WriterContext, exactly_once: bool, flush_rows: int):
+        self.context = context
+        self.exactly_once = exactly_once
+        self._flush_rows = flush_rows
+        self._versions = VersionClock()
+        self._pending: list[ChangeBatch] = []
+        self._pending_rows = 0
+        self._wal = WriteAheadLog(wal_root(context.state_dir, context.pipeline, self.sink_name))
+
+    @abstractmethod
+    def apply(self, batches: list[ChangeBatch]) -> None:
+        """At-least-once: write ``batches`` (in order, each with versions) to the store now."""
+
+    def write(self, batch: ChangeBatch) -> None:
+        if not len(batch):
+            return
+        self._pending.append(self._versions.stamp(batch))
+        self._pending_rows += len(batch)
+        if not self.exactly_once and self._pending_rows >= self._flush_rows:
+            self._flush()
+
+    def write_schema_change(self, change: SchemaChange) -> None:
+        # New and changed columns reach the store with the first batch of the new schema.
+        if change.kind in ("truncate_table", "drop_table"):
+            log.warning("%s: %s of %s is not applied: the %s keeps its rows", self.sink_name,
+                        change.kind.replace("_", " "), change.table, self.container)
+
+    def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        if not self.exactly_once:
+            self._flush()
+            return []
+        ctx = self.context
+        name = f"{ctx.attempt}-{ctx.subtask:03d}-{checkpoint_id:09d}"
+        info = self._wal.write_segment(name, self._pending)
+        self._pending, self._pending_rows = [], 0
+        if info["segment"] is None:
+            return []
+        return [{"segment": info["segment"], "rows": info["rows"]}]
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.apply(self._pending)
+        self._pending, self._pending_rows = [], 0
+
+    def close(self) -> None:
+        self._pending, self._pending_rows = [], 0
+
+
+class WalCommitter(Committer):
+    """Applies the segments named by committables ``{"segment": path, ...}`` once their
+    checkpoint is durable, and deletes each once it is applied.
+
+    Idempotent: a missing segment was applied before (a replay), and applying an existing one
+    again changes nothing, thanks to versioned writes.  Never returns "not yet".
+    :meth:`recover` first deletes the segments that no restored committable names: those of
+    checkpoints that never completed (and leftovers of interrupted writes).
+    """
+
+    sink_name: ClassVar[str]
+
+    @abstractmethod
+    def apply(self, segments: list[str], context: CommitContext) -> None:
+        """Apply the (existing) ``segments`` in order, deleting each once it is applied."""
+
+    def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        segments = []
+        for path in _segments(committables):
+            if WriteAheadLog.exists(path):
+                segments.append(path)
+            else:
+                log.debug("%s: segment %s was applied before", self.sink_name, path)
+        if segments:
+            self.apply(segments, context)
+        return []
+
+    def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        if context.state_dir:
+            wal = WriteAheadLog(wal_root(context.state_dir, context.pipeline, self.sink_name))
+            for path in wal.discard_except(_segments(committables)):
+                log.info("%s: discarded %s, prepared after the restored checkpoint",
+                         self.sink_name, path)
+        return self.commit(committables, context)
+
+
+def _segments(committables: list[Committable]) -> list[str]:
+    return [c["segment"] for c in committables if c.get("segment")]

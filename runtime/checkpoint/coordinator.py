@@ -157,7 +157,7 @@ class CheckpointCoordinator:
     def commit(self, committables: list[dict], checkpoint_id: int, watermark: int | None,
                recover: bool = False) -> list[dict]:
         """Commit with retries on transient errors; returns the "not yet" committables."""
-        ctx = CommitContext(self.pipeline, checkpoint_id, watermark)
+        ctx = CommitContext(self.pipeline, checkpoint_id, watermark, self.storage.state_dir)
         delay = 0.2
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:

@@ -3,7 +3,6 @@ committer that applies write-ahead-log segments once their checkpoint is durable
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -12,8 +11,9 @@ import pyarrow as pa
 from runtime.batch import DELETE, ChangeBatch
 from runtime.deadletter import DeadLetterQueue
 from runtime.errors import BadRecordError
-from runtime.sink import CommitContext, Committable, Committer
-from runtime.wal import WriteAheadLog
+from runtime.sink import CommitContext
+from runtime.versioned import last_per_key, runs
+from runtime.wal import WalCommitter, WriteAheadLog
 from sinks.elasticsearch.client import BulkClient
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
 from sinks.elasticsearch.types import body_bytes, body_chunks, bulk_lines, document_ids
@@ -24,36 +24,6 @@ log = logging.getLogger(__name__)
 #: version) or a late older change is a no-op; a delete leaves a versioned tombstone, so an
 #: older write arriving after it is refused too.
 VERSION_TYPE = "external"
-
-
-def last_per_key(ids: pa.Array) -> np.ndarray | None:
-    """Positions of the last change of each key, in order; None when every key is unique."""
-    n = len(ids)
-    table = pa.table({"k": ids, "i": pa.array(np.arange(n, dtype=np.int64))})
-    last = table.group_by("k", use_threads=False).aggregate([("i", "max")])
-    if last.num_rows == n:
-        return None
-    return np.sort(last.column("i_max").to_numpy())
-
-
-def runs(batches: Iterable[ChangeBatch]) -> list[ChangeBatch]:
-    """Consecutive batches of one table and schema merged into one (order kept)."""
-    out: list[list[ChangeBatch]] = []
-    for b in batches:
-        if not len(b):
-            continue
-        if out and out[-1][0].schema == b.schema:
-            out[-1].append(b)
-        else:
-            out.append([b])
-    return [group[0] if len(group) == 1 else _concat(group) for group in out]
-
-
-def _concat(group: list[ChangeBatch]) -> ChangeBatch:
-    arrow = pa.Table.from_batches([b.arrow() for b in group]).combine_chunks().to_batches()[0]
-    versions = np.concatenate([np.asarray(b.versions, dtype=np.int64) for b in group])
-    return ChangeBatch(group[0].schema, "".join(b.ops for b in group), arrow=arrow,
-                       versions=versions)
 
 
 class Applier:
@@ -83,8 +53,8 @@ class Applier:
         ids = document_ids(rows, schema, cfg.key_delimiter)
         deletes = np.frombuffer(batch.ops.encode("ascii"), dtype=np.uint8) == ord(DELETE)
         versions = np.asarray(batch.versions, dtype=np.int64)
-        keep = last_per_key(ids)
-        if keep is not None:  # only the last change of a key matters (versions would agree)
+        keep = last_per_key(ids, versions)
+        if keep is not None:  # only the last change of a key matters
             take = pa.array(keep)
             rows, ids = rows.take(take), ids.take(take)
             deletes, versions = deletes[keep], versions[keep]
@@ -112,13 +82,11 @@ class Applier:
         self.client.close()
 
 
-class ElasticsearchCommitter(Committer):
-    """Applies the WAL segments named by committables ``{"segment": path, "rows": n}``.
+class ElasticsearchCommitter(WalCommitter):
+    """Applies write-ahead-log segments (see :class:`~runtime.wal.WalCommitter`), one at a
+    time; external versions make a re-applied segment a no-op."""
 
-    Idempotent: a segment is deleted only after it was applied completely, so a missing
-    segment was applied before (a replay), and re-applying an existing one is a no-op thanks
-    to external versions.  Never returns "not yet".
-    """
+    sink_name = "elasticsearch"
 
     def __init__(self, config: ElasticsearchSinkConfig,
                  dead_letter: Callable[[], DeadLetterQueue]):
@@ -126,22 +94,15 @@ class ElasticsearchCommitter(Committer):
         self._dead_letter = dead_letter
         self._applier: Applier | None = None
 
-    def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+    def apply(self, segments: list[str], context: CommitContext) -> None:
+        if self._applier is None:
+            self._applier = Applier(self.config, self._dead_letter)
         touched: set[str] = set()
-        for c in committables:
-            path = c.get("segment")
-            if not path:
-                continue
-            if not os.path.isdir(path):
-                log.debug("elasticsearch: segment %s was applied before", path)
-                continue
-            if self._applier is None:
-                self._applier = Applier(self.config, self._dead_letter)
+        for path in segments:
             touched |= self._applier.apply(WriteAheadLog.read_segment(path))
             WriteAheadLog.delete_segment(path)
-        if touched and self.config.refresh_after_commit and self._applier is not None:
+        if touched and self.config.refresh_after_commit:
             self._applier.refresh(touched)
-        return []
 
     def close(self) -> None:
         if self._applier is not None:

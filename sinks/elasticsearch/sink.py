@@ -1,36 +1,24 @@
 """The Elasticsearch sink factory (``type = "elasticsearch"``)."""
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any, ClassVar
 
 from runtime.deadletter import DeadLetterQueue
 from runtime.errors import HubError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
-from runtime.wal import WriteAheadLog
 from sinks.elasticsearch.committer import Applier, ElasticsearchCommitter
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
-from sinks.elasticsearch.writer import ElasticsearchSinkWriter, wal_root
-
-log = logging.getLogger(__name__)
+from sinks.elasticsearch.writer import ElasticsearchSinkWriter
 
 
 class ElasticsearchSink(Sink):
-    """Exactly-once documents in Elasticsearch or OpenSearch (see :mod:`sinks.elasticsearch`).
-
-    Also removes write-ahead-log segments of earlier runs when the first writer of a run is
-    created: by then the committer's ``recover`` has applied (and deleted) the segments of the
-    restored checkpoint, so whatever is left was prepared after it and must be discarded.
-    (The committer can't do it itself: the SPI does not tell it where ``state_dir`` is.)
-    """
+    """Exactly-once documents in Elasticsearch or OpenSearch (see
+    :mod:`sinks.elasticsearch`)."""
 
     config_class: ClassVar[type[ElasticsearchSinkConfig]] = ElasticsearchSinkConfig
 
     def __init__(self, config: ElasticsearchSinkConfig):
         self.config = config
-        self._lock = threading.Lock()
-        self._cleaned = False
         self._dead_letter: DeadLetterQueue | None = None
 
     def dead_letter(self) -> DeadLetterQueue:
@@ -51,13 +39,7 @@ class ElasticsearchSink(Sink):
             es.close()
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
-        with self._lock:
-            self._dead_letter = context.dead_letter
-            if not self._cleaned and self.config.delivery == "exactly-once":
-                for path in WriteAheadLog(wal_root(context)).discard_except([]):
-                    log.info("elasticsearch: discarded %s, prepared after the restored "
-                             "checkpoint", path)
-                self._cleaned = True
+        self._dead_letter = context.dead_letter
         applier = None
         if self.config.delivery == "at-least-once":
             applier = Applier(self.config, self.dead_letter)

@@ -1,36 +1,68 @@
-"""Applying change batches to HBase at a timestamp, and the committer that applies
-write-ahead-log segments once their checkpoint is durable."""
+"""Applying change batches to HBase, and the committer that applies write-ahead-log segments
+once their checkpoint is durable.
+
+Cell timestamps.  Thrift1's ``mutateRowsTs`` carries one timestamp per call, so the changes of
+a call can't each carry their own version as timestamp (grouping rows by version would be one
+call per row, since binlog and Kafka positions are unique per change).  Instead:
+
+* one commit applies all segments of its checkpoint together, and of all their changes only
+  the last one of each rowkey (the highest version: :func:`~runtime.versioned.last_per_key`),
+  so the order of segments and of writers within a checkpoint does not matter;
+* every commit writes at timestamps above those of every earlier commit of the pipeline
+  (:class:`CellClock`, milliseconds since the epoch, kept in the checkpoint storage), so a
+  change of a later checkpoint always lands above the changes of earlier ones, whichever
+  writer (or parallelism) they came from.
+
+A replay (the restored checkpoint's segments after a crash before they were all applied) is
+written again, as a whole, at a newer timestamp: nothing newer was applied before it (commits
+are applied in checkpoint order, a segment is deleted once applied, and those prepared after
+the restored checkpoint are discarded), so it ends in the same cells.  Segments of a commit
+that was applied completely are only deleted (:class:`CommitRecord`).
+"""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runtime.batch import DELETE, ChangeBatch
 from runtime.errors import BadRecordError
-from runtime.sink import CommitContext, Committable, Committer
-from runtime.wal import WriteAheadLog
-from sinks.hbase.client import BatchMutation, HBaseClient, Mutation
+from runtime.fs import filesystem
+from runtime.schema import TableSchema
+from runtime.sink import CommitContext
+from runtime.versioned import last_per_key, runs
+from runtime.wal import WalCommitter, WriteAheadLog, wal_root
+from sinks.hbase.client import HBaseClient, MutationCodec
 from sinks.hbase.config import HBaseSinkConfig
 from sinks.hbase.types import cell_values, rowkeys
 
 log = logging.getLogger(__name__)
 
+#: Rows encoded at a time (Arrow arrays of encoded rows stay well below 2 GB).
+ENCODE_ROWS = 1 << 16
 
-def last_per_key(keys: list[bytes]) -> np.ndarray | None:
-    """Positions of the last change of each rowkey, in order; None when all are unique."""
-    n = len(keys)
-    table = pa.table({"k": pa.array(keys, pa.binary()),
-                      "i": pa.array(np.arange(n, dtype=np.int64))})
-    last = table.group_by("k", use_threads=False).aggregate([("i", "max")])
-    if last.num_rows == n:
-        return None
-    return np.sort(last.column("i_max").to_numpy())
+
+class CellClock:
+    """Cell timestamps: milliseconds since the epoch, strictly increasing across everything
+    reserved from it (also when the wall clock steps back), starting above ``last``."""
+
+    def __init__(self, last: int = 0):
+        self.last = last
+
+    def reserve(self, n: int) -> int:
+        """The first of ``n`` consecutive timestamps above every earlier one."""
+        base = max(int(time.time() * 1000), self.last + 1)
+        self.last = base + max(n, 1) - 1
+        return base
 
 
 class _Sender:
@@ -81,73 +113,93 @@ class _Sender:
         self._thread.join(timeout=30)
 
 
+@dataclass
+class _Run:
+    """A run of one table: its rows, ops and versions, its HBase table and rowkeys."""
+
+    table: str
+    batch: ChangeBatch
+    rows: pa.Table
+    keys: pa.Array
+
+
 class Applier:
-    """Writes batches to their HBase tables.  Used from one thread at a time."""
+    """Writes runs of batches to their HBase tables.  Used from one thread at a time."""
 
     def __init__(self, config: HBaseSinkConfig):
         self.config = config
         self.client = HBaseClient(config)
+        self.codec = MutationCodec(config.protocol)
         self._sender: _Sender | None = None
 
-    def apply(self, batches: Iterable[ChangeBatch], timestamp: int) -> int:
-        """Apply each batch (a run of one table) in order, the i-th at ``timestamp + i``, so a
-        later change of a key always has the higher timestamp.  Returns (once everything is
-        written) the next free timestamp."""
+    def apply(self, batches: list[ChangeBatch], timestamp: int) -> None:
+        """Write ``batches`` (runs from :func:`runtime.versioned.runs`, with versions), the
+        i-th at ``timestamp + i``; of all changes of a rowkey among them only the one with the
+        highest version.  Returns once everything is written."""
+        planned = []
+        for batch in batches:
+            schema = batch.schema
+            if not schema.primary_key:
+                raise BadRecordError(f"hbase: table {schema.table} has no primary key: "
+                                     "rowkeys need one")
+            rows = pa.Table.from_batches([batch.arrow()])
+            planned.append(_Run(self.config.table_for(schema.table), batch, rows,
+                                rowkeys(rows, schema)))
+        keep = _last_changes(planned)
         if self._sender is None:
             self._sender = _Sender()
-        try:
-            for batch in batches:
-                if len(batch):
-                    self._apply_batch(batch, timestamp)
-                    timestamp += 1
-        finally:
-            self._sender.drain()
-        return timestamp
-
-    def _apply_batch(self, batch: ChangeBatch, timestamp: int) -> None:
-        cfg, schema = self.config, batch.schema
-        if not schema.primary_key:
-            raise BadRecordError(f"hbase: table {schema.table} has no primary key: rowkeys "
-                                 "need one")
-        table = cfg.table_for(schema.table)
-        key_cols = set(schema.primary_key)
-        value_cols = [c for c in schema.columns if c.name not in key_cols]
-        families = sorted({cfg.column_family} | {cfg.family_of(c.name) for c in value_cols})
         sender = self._sender
-        assert sender is not None
-        # every call goes through the sender: one connection, used by one thread, in order
-        sender.submit(lambda: self.client.ensure_table(table, families))
-        rows = pa.Table.from_batches([batch.arrow()])
-        keys = rowkeys(rows, schema)
-        deletes = np.frombuffer(batch.ops.encode("ascii"), dtype=np.uint8) == ord(DELETE)
-        keep = last_per_key(keys)
-        if keep is not None:  # only the last change of a row matters
-            rows = rows.take(pa.array(keep))
-            keys = [keys[i] for i in keep]
-            deletes = deletes[keep]
+        try:
+            for i, run in enumerate(planned):
+                families = self._families(run.batch.schema)
+                # every call goes through the sender: one connection, one thread, in order
+                sender.submit(lambda run=run, families=families:
+                              self.client.ensure_table(run.table, families))
+                table = run.table.encode()
+                for encoded in self._encode(run, keep[i], families):
+                    for at in range(0, len(encoded), self.config.batch_size):
+                        chunk = encoded.slice(at, self.config.batch_size)
+                        request = self.codec.request(table, chunk, timestamp + i)
+                        sender.submit(lambda run=run, request=request, n=len(chunk):
+                                      self.client.mutate(run.table, request, n))
+        finally:
+            sender.drain()
+
+    def _families(self, schema: TableSchema) -> list[str]:
+        cfg = self.config
+        return sorted({cfg.column_family} | {cfg.family_of(c.name) for c in schema.columns
+                                             if c.name not in schema.primary_key})
+
+    def _encode(self, run: _Run, keep: np.ndarray | None,
+                families: list[str]) -> Iterator[pa.Array]:
+        """The ``BatchMutation`` of every row to write (``keep``: those positions only), a
+        slice of rows at a time: puts of the values (a NULL deletes its cell, so no older
+        value stays visible), or, for a delete, deletes of the row's families."""
+        cfg, codec, schema = self.config, self.codec, run.batch.schema
+        value_cols = [c for c in schema.columns if c.name not in schema.primary_key]
+        rows, keys = run.rows, run.keys
+        deletes = np.frombuffer(run.batch.ops.encode("ascii"), dtype=np.uint8) == ord(DELETE)
+        if keep is not None:
+            take = pa.array(keep, pa.int64())
+            rows, keys, deletes = rows.take(take), keys.take(take), deletes[keep]
         qualifiers = [f"{cfg.family_of(c.name)}:{c.name}".encode() for c in value_cols]
-        values = [cell_values(rows.column(c.name).combine_chunks(), c.type, cfg.value_encoding)
-                  for c in value_cols]
-        delete_row = [Mutation(isDelete=True, column=f.encode()) for f in families]
+        delete_row: list[pa.Array | bytes] = [codec.delete(f.encode()) for f in families]
         # a table of key columns only: one empty cell makes the row exist
-        marker = [Mutation(column=f"{cfg.column_family}:".encode(), value=b"")]
-        out: list = []
-        for i, (key, cells) in enumerate(zip(keys, zip(*values) if values else [()] * len(keys))):
-            if deletes[i]:
-                out.append(BatchMutation(key, delete_row))
-            elif not qualifiers:
-                out.append(BatchMutation(key, marker))
-            else:
-                # a NULL deletes the column, so no older value of it stays visible
-                out.append(BatchMutation(key, [
-                    Mutation(column=q, value=v) if v is not None
-                    else Mutation(isDelete=True, column=q)
-                    for q, v in zip(qualifiers, cells)]))
-            if len(out) >= cfg.batch_size:
-                sender.submit(lambda out=out: self.client.mutate(table, out, timestamp))
-                out = []
-        if out:
-            sender.submit(lambda: self.client.mutate(table, out, timestamp))
+        marker: list[pa.Array | bytes] = [codec.put(f"{cfg.column_family}:".encode(), b"")]
+        for start in range(0, len(keys), ENCODE_ROWS):
+            n = min(ENCODE_ROWS, len(keys) - start)
+            part, gone = keys.slice(start, n), deletes[start:start + n]
+            if gone.all():
+                yield codec.rows(part, delete_row)
+                continue
+            cells: list[pa.Array | bytes] = [
+                codec.cells(q, cell_values(rows.column(c.name).slice(start, n).combine_chunks(),
+                                           c.type, cfg.value_encoding))
+                for q, c in zip(qualifiers, value_cols)] or marker
+            encoded = codec.rows(part, cells)
+            if gone.any():
+                encoded = pc.if_else(pa.array(gone), codec.rows(part, delete_row), encoded)
+            yield encoded
 
     def close(self) -> None:
         if self._sender is not None:
@@ -155,31 +207,83 @@ class Applier:
         self.client.close()
 
 
-class HBaseCommitter(Committer):
-    """Applies the WAL segments named by committables ``{"segment", "rows", "timestamp"}``.
+def _last_changes(planned: list[_Run]) -> list[np.ndarray | None]:
+    """For each run, the positions to write (None: all): of all changes of a rowkey in one
+    HBase table, only the one with the highest version."""
+    keep: list[np.ndarray | None] = [None] * len(planned)
+    by_table: dict[str, list[int]] = {}
+    for i, run in enumerate(planned):
+        by_table.setdefault(run.table, []).append(i)
+    for members in by_table.values():
+        keys = pa.concat_arrays([planned[i].keys for i in members])
+        versions = np.concatenate([np.asarray(planned[i].batch.versions, dtype=np.int64)
+                                   for i in members])
+        last = last_per_key(keys, versions)
+        if last is None:
+            continue
+        bounds = np.cumsum([0] + [len(planned[i].keys) for i in members])
+        for j, i in enumerate(members):
+            mine = last[(last >= bounds[j]) & (last < bounds[j + 1])]
+            keep[i] = mine - bounds[j]
+    return keep
 
-    Idempotent: a segment is deleted only after it was applied completely, so a missing
-    segment was applied before; re-applying an existing one writes the same cells at the same
-    timestamps, which changes nothing.  Never returns "not yet".
-    """
+
+class CommitRecord:
+    """What the HBase committer keeps next to the segments (atomically rewritten, at ``path``;
+    in memory only without one): the last cell timestamp it handed out, and the segments of
+    the last commit, once they were all applied.
+
+    The second is what makes a commit whose segments were only partly deleted safe to replay:
+    one segment applied again on its own would lose the comparison of versions with the
+    others, so a recorded segment is only deleted, not applied again."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.clock = CellClock()
+        self.applied: list[str] = []
+        if path is not None:
+            fs = filesystem(path)
+            try:
+                data = json.loads(fs.read_bytes(path))
+                self.clock.last, self.applied = int(data["last"]), list(data["applied"])
+            except FileNotFoundError:
+                fs.makedirs(os.path.dirname(path))
+
+    def save(self) -> None:
+        if self.path is not None:
+            data = {"last": self.clock.last, "applied": self.applied}
+            filesystem(self.path).write_atomically(self.path, json.dumps(data).encode())
+
+
+class HBaseCommitter(WalCommitter):
+    """Applies the write-ahead-log segments of a commit together (see the module docs) at
+    timestamps of a :class:`CellClock` kept in a :class:`CommitRecord`, then deletes them."""
+
+    sink_name = "hbase"
 
     def __init__(self, config: HBaseSinkConfig):
         self.config = config
         self._applier: Applier | None = None
+        self._record: CommitRecord | None = None
 
-    def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
-        for c in committables:
-            path = c.get("segment")
-            if not path:
-                continue
-            if not os.path.isdir(path):
-                log.debug("hbase: segment %s was applied before", path)
-                continue
+    def apply(self, segments: list[str], context: CommitContext) -> None:
+        if self._record is None:
+            self._record = CommitRecord(
+                wal_root(context.state_dir, context.pipeline, self.sink_name) + ".commits"
+                if context.state_dir else None)
+        record = self._record
+        todo = [path for path in segments if path not in record.applied]
+        if todo:
+            merged = runs([b for path in todo for b in WriteAheadLog.read_segment(path)])
+            base = record.clock.reserve(len(merged))
+            record.save()  # no timestamp is handed out twice, even after a crash
             if self._applier is None:
                 self._applier = Applier(self.config)
-            self._applier.apply(WriteAheadLog.read_segment(path), int(c["timestamp"]))
+            self._applier.apply(merged, base)
+            record.applied = todo
+            record.save()
+        for path in segments:
             WriteAheadLog.delete_segment(path)
-        return []
 
     def close(self) -> None:
         if self._applier is not None:

@@ -1,34 +1,22 @@
 """The HBase sink factory (``type = "hbase"``)."""
 from __future__ import annotations
 
-import logging
-import threading
 from typing import Any, ClassVar
 
 from runtime.errors import HubError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
-from runtime.wal import WriteAheadLog
 from sinks.hbase.committer import Applier, HBaseCommitter
 from sinks.hbase.config import HBaseSinkConfig
-from sinks.hbase.writer import HBaseSinkWriter, wal_root
-
-log = logging.getLogger(__name__)
+from sinks.hbase.writer import HBaseSinkWriter
 
 
 class HBaseSink(Sink):
-    """Exactly-once rows in HBase over Thrift (see :mod:`sinks.hbase`).
-
-    Removes write-ahead-log segments of earlier runs when the first writer of a run is
-    created: by then the committer's ``recover`` has applied (and deleted) the segments of the
-    restored checkpoint, so whatever is left was prepared after it and must be discarded.
-    """
+    """Exactly-once rows in HBase over Thrift (see :mod:`sinks.hbase`)."""
 
     config_class: ClassVar[type[HBaseSinkConfig]] = HBaseSinkConfig
 
     def __init__(self, config: HBaseSinkConfig):
         self.config = config
-        self._lock = threading.Lock()
-        self._cleaned = False
 
     def check(self) -> None:
         from sinks.hbase.client import HBaseClient
@@ -43,11 +31,6 @@ class HBaseSink(Sink):
             client.close()
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
-        with self._lock:
-            if not self._cleaned and self.config.delivery == "exactly-once":
-                for path in WriteAheadLog(wal_root(context)).discard_except([]):
-                    log.info("hbase: discarded %s, prepared after the restored checkpoint", path)
-                self._cleaned = True
         applier = Applier(self.config) if self.config.delivery == "at-least-once" else None
         return HBaseSinkWriter(self.config, context, applier, state)
 

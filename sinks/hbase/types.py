@@ -42,20 +42,25 @@ _WIDTH = {"TINYINT": 1, "SMALLINT": 2, "INT": 4, "BIGINT": 8, "DATE": 4, "TIME":
           "TIMESTAMP": 8, "TIMESTAMP_LTZ": 8}
 
 
-def _split_fixed(buf: bytes, width: int, n: int) -> list[bytes]:
-    return [buf[i:i + width] for i in range(0, n * width, width)]
+def fixed_width(data: bytes | np.ndarray, width: int, n: int) -> pa.Array:
+    """``n`` binary values of ``width`` bytes each, cut from ``data`` (no copy per value)."""
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    raw = data.tobytes() if isinstance(data, np.ndarray) else data
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
 
 
 def _integers(values: pa.Array, t: DataType) -> np.ndarray:
-    """Integer-like values as int64 (temporal types in days or microseconds)."""
+    """Integer-like values as int64 (temporal types in days or microseconds; NULL as 0)."""
     k = t.kind
+    unit = getattr(values.type, "unit", None)
+    if pa.types.is_temporal(values.type):  # days, or ticks of ``unit``
+        values = values.view(pa.int32() if values.type.bit_width == 32 else pa.int64())
+    if values.null_count:
+        values = pc.fill_null(values, 0)
+    ints = values.cast(pa.int64()).to_numpy(zero_copy_only=False)
     if k in ("TIME", "TIMESTAMP", "TIMESTAMP_LTZ"):
-        ints = values.cast(pa.int64()).to_numpy(zero_copy_only=False)
-        unit = values.type.unit
         return ints // 1000 if unit == "ns" else ints * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
-    if k == "DATE":
-        values = values.cast(pa.int32())
-    return values.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return ints
 
 
 def _decimal_bytes(values: pa.Array) -> tuple[np.ndarray, int]:
@@ -66,42 +71,44 @@ def _decimal_bytes(values: pa.Array) -> tuple[np.ndarray, int]:
     return raw[:, ::-1].copy(), width
 
 
-def key_part(values: pa.Array, t: DataType, last: bool) -> list[bytes]:
-    """One rowkey part per row (see the module docs)."""
+def key_part(values: pa.Array, t: DataType, last: bool) -> pa.Array:
+    """One rowkey part per row, as a binary array (see the module docs)."""
     k, n = t.kind, len(values)
     if t.is_integer or k in _WIDTH:
         width = _WIDTH[k]
         ints = _integers(values, t).astype(np.int64)
         flipped = (ints.astype(f"<i{width}").view(f"<u{width}")
                    ^ np.array(1 << (width * 8 - 1), dtype=f"<u{width}"))
-        return _split_fixed(flipped.astype(f">u{width}").tobytes(), width, n)
+        return fixed_width(flipped.astype(f">u{width}"), width, n)
     if k == "BOOLEAN":
-        return [b"\x01" if v else b"\x00" for v in values.to_pylist()]
+        return fixed_width(pc.fill_null(values, False).cast(pa.uint8()).to_numpy(
+            zero_copy_only=False), 1, n)
     if k in ("FLOAT", "DOUBLE"):
         width = 4 if k == "FLOAT" else 8
         bits = values.to_numpy(zero_copy_only=False).astype(f"<f{width}").view(f"<u{width}")
         sign = np.array(1 << (width * 8 - 1), dtype=f"<u{width}")
         flipped = np.where(bits & sign, ~bits, bits | sign).astype(f"<u{width}")
-        return _split_fixed(flipped.astype(f">u{width}").tobytes(), width, n)
+        return fixed_width(flipped.astype(f">u{width}"), width, n)
     if k == "DECIMAL":
         rows, width = _decimal_bytes(values)
         rows[:, 0] ^= 0x80
-        return _split_fixed(rows.tobytes(), width, n)
-    raw = values.cast(pa.binary()).to_pylist() if not t.is_binary else values.to_pylist()
+        return fixed_width(rows, width, n)
+    raw = values.cast(pa.binary())
     if last:
         return raw
-    return [v.replace(b"\x00", b"\x00\xff") + b"\x00\x00" for v in raw]
+    return pc.binary_join_element_wise(pc.replace_substring(raw, b"\x00", b"\x00\xff"),
+                                       b"\x00\x00", b"")
 
 
-def rowkeys(rows: pa.Table, schema: TableSchema) -> list[bytes]:
-    """The rowkey of every row."""
+def rowkeys(rows: pa.Table, schema: TableSchema) -> pa.Array:
+    """The rowkey of every row, as a binary array."""
     names = schema.primary_key
     parts = [key_part(rows.column(name).combine_chunks(), schema.column(name).type,
                       i == len(names) - 1)
              for i, name in enumerate(names)]
     if len(parts) == 1:
         return parts[0]
-    return [b"".join(p) for p in zip(*parts)]
+    return pc.binary_join_element_wise(*parts, b"")
 
 
 def _text(values: pa.Array, t: DataType) -> pa.Array:
@@ -110,43 +117,42 @@ def _text(values: pa.Array, t: DataType) -> pa.Array:
         text = pc.strftime(values, format="%Y-%m-%dT%H:%M:%S")
         return pc.binary_join_element_wise(text, "Z", "") if k == "TIMESTAMP_LTZ" else text
     if k == "TIME":
-        return pa.array(_integers(values, t)).cast(pa.string())
+        return _with_nulls(pa.array(_integers(values, t)).cast(pa.string()), values)
     if k == "ARRAY":
         return pa.array([None if v is None else json.dumps(v, default=str)
                          for v in values.to_pylist()], type=pa.string())
     return values.cast(pa.string())
 
 
-def cell_values(values: pa.Array, t: DataType, encoding: str) -> list[bytes | None]:
-    """The cell value of every row (None for NULL)."""
+def cell_values(values: pa.Array, t: DataType, encoding: str) -> pa.Array:
+    """The cell value of every row, as a binary array (null for NULL)."""
     k, n = t.kind, len(values)
     if t.is_binary:
-        return values.to_pylist()
+        return values.cast(pa.binary())
     if encoding == "binary":
         if k == "BOOLEAN":
-            return [None if v is None else (b"\xff" if v else b"\x00") for v in values.to_pylist()]
+            flags = pc.fill_null(values, False).cast(pa.uint8()).to_numpy(zero_copy_only=False)
+            return _with_nulls(fixed_width((flags * 0xFF).astype(np.uint8), 1, n), values)
         if t.is_integer or k in _WIDTH:
             width = _WIDTH[k]
-            filled = pc.fill_null(values, 0) if values.null_count else values
-            ints = _integers(filled, t).astype(f">i{width}")
-            out: list[bytes | None] = _split_fixed(ints.tobytes(), width, n)
-            return _with_nulls(out, values)
+            ints = _integers(values, t).astype(f">i{width}")
+            return _with_nulls(fixed_width(ints, width, n), values)
         if k in ("FLOAT", "DOUBLE"):
             width = 4 if k == "FLOAT" else 8
             filled = pc.fill_null(values, 0) if values.null_count else values
             floats = filled.to_numpy(zero_copy_only=False).astype(f">f{width}")
-            return _with_nulls(_split_fixed(floats.tobytes(), width, n), values)
+            return _with_nulls(fixed_width(floats, width, n), values)
         if k == "DECIMAL":
-            return [None if v is None else _big_decimal(v) for v in values.to_pylist()]
-    text = _text(values, t).cast(pa.binary())
-    return text.to_pylist()
+            return pa.array([None if v is None else _big_decimal(v) for v in values.to_pylist()],
+                            type=pa.binary())
+    return _text(values, t).cast(pa.binary())
 
 
-def _with_nulls(out: list, values: pa.Array) -> list:
-    if values.null_count:
-        for i in np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False)):
-            out[i] = None
-    return out
+def _with_nulls(out: pa.Array, values: pa.Array) -> pa.Array:
+    """``out`` with nulls where ``values`` has them."""
+    if not values.null_count:
+        return out
+    return pc.if_else(values.is_valid(), out, pa.scalar(None, out.type))
 
 
 def _big_decimal(v: decimal.Decimal) -> bytes:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import gc
 import os
 import socket
 import subprocess
@@ -388,6 +389,10 @@ class HBaseHandler:
 def serve(host: str, port: int) -> None:
     from thriftpy2.rpc import make_server
 
+    # Millions of cells are millions of small lists and tuples that live as long as the
+    # server: the cyclic collector would scan them again and again (a third of the server's
+    # time in the benchmarks), and the tables hold no cycles for it to free.
+    gc.disable()
     server = make_server(T.Hbase, HBaseHandler(), host, port, client_timeout=None)
     print(f"hbase thrift test server listening on {host}:{port}", flush=True)
     server.serve()

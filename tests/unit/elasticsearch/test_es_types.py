@@ -13,15 +13,13 @@ from pydantic import ValidationError
 
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, TableSchema
-from runtime.sink import WriterContext
+from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
-from runtime.wal import WriteAheadLog
-from sinks.elasticsearch.committer import last_per_key, runs
+from runtime.wal import WriteAheadLog, wal_root
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
 from sinks.elasticsearch.sink import ElasticsearchSink
 from sinks.elasticsearch.types import (body_bytes, body_chunks, bulk_lines, document_ids,
                                        index_mapping)
-from sinks.elasticsearch.writer import VersionClock, wal_root
 
 ALL = TableSchema("Shop.Items", (
     Column("id", T("BIGINT"), False), Column("name", T("STRING")),
@@ -115,39 +113,21 @@ def test_composite_ids_and_chunks():
         assert len(body_bytes(lines, start, stop)) <= 600 or stop - start == 1
 
 
-def test_only_the_last_change_of_a_key_is_sent():
-    ids = pa.array(["1", "2", "1", "3", "2"])
-    assert last_per_key(ids).tolist() == [2, 3, 4]
-    assert last_per_key(pa.array(["1", "2"])) is None
-
-
-def test_runs_merge_batches_of_one_schema_in_order():
-    schema = TableSchema("a.b", (Column("id", T("INT"), False),), ("id",))
-    b1 = ChangeBatch(schema, "cc", rows=[(1,), (2,)], versions=np.array([1, 2]))
-    b2 = ChangeBatch(schema, "d", rows=[(1,)], versions=np.array([3]))
-    merged, = runs([b1, b2])
-    assert merged.ops == "ccd" and merged.rows() == [(1,), (2,), (1,)]
-    assert list(merged.versions) == [1, 2, 3]
-
-
-def test_version_clock_is_increasing_and_leaves_batches_alone():
-    schema = TableSchema("a.b", (Column("id", T("INT"), False),), ("id",))
-    clock = VersionClock()
-    b = ChangeBatch(schema, "cc", rows=[(1,), (2,)])
-    s1, s2 = clock.stamp(b), clock.stamp(b)
-    assert b.versions is None
-    assert list(s1.versions)[1] < list(s2.versions)[0]
-    given = ChangeBatch(schema, "c", rows=[(1,)], versions=np.array([42]))
-    assert clock.stamp(given) is given
-
-
-def test_exactly_once_writer_logs_and_first_writer_discards_strays(tmp_path):
+def test_exactly_once_writer_logs_and_recover_discards_strays(tmp_path):
+    """A segment of a checkpoint that never completed is removed by the committer's recover
+    (which needs no server for that), before any writer exists."""
     sink = ElasticsearchSink(config(hosts=["http://127.0.0.1:9"]))
     ctx = WriterContext("p", 0, 1, "run2", str(tmp_path))
-    stray = WriteAheadLog(wal_root(ctx)).write_segment(
+    stray = WriteAheadLog(wal_root(str(tmp_path), "p", "elasticsearch")).write_segment(
         "run1-000-000000007", [ChangeBatch(ALL, "c", rows=[ROW])])["segment"]
+    other = WriteAheadLog(wal_root(str(tmp_path), "other", "elasticsearch")).write_segment(
+        "run1-000-000000007", [ChangeBatch(ALL, "c", rows=[ROW])])["segment"]
+    committer = sink.create_committer()
+    committer.recover([], CommitContext("p", 0, None))  # no state_dir: nothing to look at
+    assert os.path.isdir(stray)
+    assert committer.recover([], CommitContext("p", 0, None, str(tmp_path))) == []
+    assert not os.path.exists(stray) and os.path.isdir(other)  # only this pipeline's
     writer = sink.create_writer(ctx, None)
-    assert not os.path.exists(stray)
     writer.write(ChangeBatch(ALL, "cc", rows=[ROW, NULLS]))
     (committable,) = writer.prepare_commit(1)
     assert committable["rows"] == 2
