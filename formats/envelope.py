@@ -41,6 +41,8 @@ class EnvelopeDecoder(MessageDecoder):
     def __init__(self, config: MessageFormatConfig):
         self.config = config
         self.schemas: dict[str, TableSchema] = {}
+        self._declared: dict[str, TableSchema | None] = {}  # per table: built once
+        self._names: tuple[TableSchema | None, frozenset[str]] = (None, frozenset())
 
     @abstractmethod
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
@@ -57,7 +59,7 @@ class EnvelopeDecoder(MessageDecoder):
         out = Decoded()
         run: list[tuple[int, Event]] = []
         run_schema: TableSchema | None = None
-        loads = json.loads
+        loads = _loads
         for i, value in enumerate(values):
             if value is None:
                 continue  # a tombstone: log compaction's business, no change event
@@ -100,11 +102,15 @@ class EnvelopeDecoder(MessageDecoder):
         old = self.schemas.get(ev.table)
         new = ev.schema
         if new is None:
-            declared = self.config.declared_schema(ev.table)
+            declared = self._declared.get(ev.table, _UNKNOWN)
+            if declared is _UNKNOWN:
+                declared = self._declared[ev.table] = self.config.declared_schema(ev.table)
             if declared is not None:
                 new = declared
             elif old is None:
                 new = infer_schema(ev.table, [ev.row], self.config.primary_key)
+            elif ev.row.keys() <= self._names_of(old):  # the usual case: one set operation
+                new = old
             else:
                 new = _widened(old, ev.row)
         elif self.config.primary_key and new.primary_key != tuple(self.config.primary_key):
@@ -113,6 +119,11 @@ class EnvelopeDecoder(MessageDecoder):
             return old, []
         self.schemas[ev.table] = new
         return new, schema_changes(old, new, ev.ts_ms)
+
+    def _names_of(self, schema: TableSchema) -> frozenset[str]:
+        if self._names[0] is not schema:
+            self._names = (schema, frozenset(schema.names))
+        return self._names[1]
 
     def _flush(self, run: list[tuple[int, Event]], schema: TableSchema | None,
                out: Decoded) -> None:
@@ -162,3 +173,16 @@ def _widened(old: TableSchema, row: dict[str, Any]) -> TableSchema:
     extra = infer_schema(old.table, [{k: row[k] for k in missing}]).columns
     return TableSchema(old.table, old.columns + tuple(Column(c.name, c.type) for c in extra),
                        old.primary_key)
+
+
+_UNKNOWN: Any = object()
+_decode_json = json.JSONDecoder().decode
+
+
+def _loads(value: bytes) -> Any:
+    """``json.loads`` without its per-call detection of the text encoding: UTF-8, what JSON
+    producers write; anything else (a byte-order mark, UTF-16) goes to ``json.loads``."""
+    try:
+        return _decode_json(value.decode())
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return json.loads(value)

@@ -23,7 +23,7 @@ from formats.message import (Decoded, MessageDecoder, MessageEncoder, MessageFor
 from formats.msgvalues import object_texts, ops_of, split_utf8
 from formats.textcodec import decode_text
 from runtime.batch import OPS, ChangeBatch
-from runtime.schema import SchemaChange
+from runtime.schema import SchemaChange, TableSchema
 
 
 class JsonMessageConfig(MessageFormatConfig):
@@ -58,7 +58,7 @@ class JsonDecoder(EnvelopeDecoder):
         schema = self._declared.get(topic)
         if schema is None:
             schema = self._declared[topic] = self.config.declared_schema(self.default_table(topic))
-        if not n or any(v is None for v in values) or not all(
+        if not n or None in values or not all(
                 _native(f.type) or pa.types.is_duration(f.type) or pa.types.is_binary(f.type)
                 for f, c in zip(schema.arrow_schema, schema.columns) if c.type.kind != "JSON") \
                 or any(c.type.kind in ("JSON", "ARRAY") for c in schema.columns):
@@ -86,9 +86,12 @@ class JsonDecoder(EnvelopeDecoder):
             if not pc.all(pc.is_in(op, value_set=_OPS)).as_py():
                 return None
             ops = "".join(op.to_pylist()) if op.null_count < n else ops
-        ts: Any = list(timestamps)
+        ts: Any
         if "ts_ms" in meta:
-            ts = t.column("ts_ms").combine_chunks().fill_null(pa.array(ts, pa.int64()))
+            col = t.column("ts_ms").combine_chunks()
+            ts = col.fill_null(pa.array(timestamps, pa.int64())) if col.null_count else col
+        else:
+            ts = list(timestamps)
         rb = pa.RecordBatch.from_arrays(cols, schema=schema.arrow_schema)
         return Decoded([ChangeBatch(schema, ops, arrow=rb, ts_ms=ts)], [list(range(n))])
 
@@ -116,24 +119,50 @@ _OPS = pa.array(list(OPS))
 
 
 class JsonEncoder(MessageEncoder):
+    """Whole batches into JSON texts with Arrow kernels (:func:`formats.msgvalues.object_texts`).
+
+    :meth:`encode_arrow` and :meth:`encode_keys_arrow` give the texts as one Arrow string
+    array per batch, for writers that take them as they are (the Kafka sink produces from
+    its buffer and keeps it in its write-ahead log); :meth:`encode` and :meth:`encode_keys`
+    are those arrays split into ``bytes``."""
+
     def __init__(self, changelog: bool = True):
         self.changelog = changelog
+        self._key_schemas: dict[TableSchema, TableSchema] = {}
 
-    def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
-        extra: list[tuple[str, pa.Array]] = []
+    def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
+        """The value of each event, as one string array without nulls."""
+        extra: list[tuple[str, pa.Array | str]] = []
         if self.changelog:
-            ops = pc.binary_join_element_wise('"', ops_of(batch.ops), '"', "")
-            extra = [("op", ops), ("ts_ms", batch.ts_ms_array().cast(pa.int64()).cast(pa.string()))]
-        texts = object_texts(batch.arrow(), batch.schema, extra=extra)
-        return split_utf8(texts)  # type: ignore[return-value]
+            ops = batch.ops
+            op: pa.Array | str = (
+                f'"{ops[0]}"' if ops and ops.count(ops[0]) == len(ops)
+                else pc.binary_join_element_wise('"', ops_of(ops), '"', ""))
+            extra = [("op", op), ("ts_ms", batch.ts_ms_array().cast(pa.int64()).cast(pa.string()))]
+        return object_texts(batch.arrow(), batch.schema, extra=extra)
 
-    def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+    def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
+        """The primary key of each event as a JSON object, as one string array; None for
+        tables without a primary key."""
         schema = batch.schema
         if not schema.primary_key:
+            return None
+        key_schema = self._key_schemas.get(schema)
+        if key_schema is None:
+            if len(self._key_schemas) > 64:
+                self._key_schemas.clear()
+            key_schema = self._key_schemas[schema] = schema.with_columns(
+                tuple(schema.column(k) for k in schema.primary_key))
+        return object_texts(batch.arrow().select(list(schema.primary_key)), key_schema)
+
+    def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
+
+    def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        keys = self.encode_keys_arrow(batch, topic)
+        if keys is None:
             return [None] * len(batch)
-        rb = batch.arrow().select(list(schema.primary_key))
-        key_schema = schema.with_columns(tuple(schema.column(k) for k in schema.primary_key))
-        return split_utf8(object_texts(rb, key_schema))  # type: ignore[return-value]
+        return split_utf8(keys)  # type: ignore[return-value]
 
 
 class JsonMessageFormat(MessageFormat):

@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.textcodec import from_json_values, json_string_literal, json_text
+from formats.textcodec import (from_json_values, json_string_literal, json_text, text,
+                               timestamp_text)
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.types import DataType, T, to_arrow
@@ -120,26 +121,97 @@ def schema_changes(old: TableSchema | None, new: TableSchema, ts_ms: int,
 
 # -- encoding ---------------------------------------------------------------------------------
 def object_texts(rb: pa.RecordBatch, schema: TableSchema, json_as_string: bool = False,
-                 extra: Sequence[tuple[str, pa.Array]] = ()) -> pa.Array:
+                 extra: Sequence[tuple[str, pa.Array | str]] = ()) -> pa.Array:
     """One JSON object text per row of ``rb`` (keys in schema order, then the ``extra``
-    fields: name and JSON texts).  ``json_as_string``: JSON columns as JSON string literals
-    (Debezium's io.debezium.data.Json) instead of embedded documents."""
-    if not schema.columns and not extra:
-        return pa.array(["{}"] * rb.num_rows, pa.string())
+    fields: name and JSON texts, or one JSON text for every row).  ``json_as_string``: JSON
+    columns as JSON string literals (Debezium's io.debezium.data.Json) instead of embedded
+    documents.
+
+    One Arrow join for the whole batch.  The quotes of string-like values without nulls go
+    into the separators (``","name":"``) instead of a join of their own, and constant fields
+    into the separators too."""
+    n = rb.num_rows
     args: list[Any] = []
-    for i, (c, col) in enumerate(zip(schema.columns, rb.columns)):
+    lead = "{"  # what goes before the next field
+    for c, col in zip(schema.columns, rb.columns):
         name = json.dumps(c.name, ensure_ascii=False)
-        piece = ("{" if i == 0 else ",") + name + ":"
         if c.type.kind == "JSON":
             col = pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
             text = (json_string_literal(col).fill_null("null") if json_as_string
                     else json_text(col, raw_json=True))
+            quoted = False
         else:
-            text = json_text(col)
-        args += [piece, text]
+            text, quoted = _value_text(col)
+        if quoted:
+            args += [lead + name + ':"', text]
+            lead = '",'
+        else:
+            args += [lead + name + ":", text]
+            lead = ","
     for name, text in extra:
-        args += [("{" if not args else ",") + json.dumps(name) + ":", text]
-    return pc.binary_join_element_wise(*args, "}", "")
+        if isinstance(text, str):
+            lead += json.dumps(name) + ":" + text + ","
+        else:
+            args += [lead + json.dumps(name) + ":", text]
+            lead = ","
+    closing = (lead[:-1] if lead.endswith(",") else lead) + "}"
+    if not args:
+        return pa.array([closing] * n, pa.string())
+    return pc.binary_join_element_wise(*args, closing, "")
+
+
+def _value_text(col: pa.Array) -> tuple[pa.Array, bool]:
+    """JSON text of a column's values: ``(text, False)``, or ``(content, True)`` when every
+    value is a JSON string whose content is ``content`` (no nulls, nothing to escape): the
+    caller puts the quotes into its separators."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    t = col.type
+    if pa.types.is_string(t):
+        if len(col) and not _needs_escape(col):
+            if not col.null_count:
+                return col, True
+            return pc.binary_join_element_wise('"', col, '"', "").fill_null("null"), False
+    elif not col.null_count and len(col):
+        if pa.types.is_decimal(t) or pa.types.is_date(t):
+            return col.cast(pa.string()), True
+        if pa.types.is_timestamp(t):
+            return _timestamp_text(col), True
+        if pa.types.is_duration(t) or pa.types.is_binary(t):
+            return text(col), True
+    return json_text(col), False
+
+
+def _needs_escape(arr: pa.Array) -> bool:
+    """True when a string of ``arr`` (``pa.string()``) has a character JSON escapes: one
+    vectorised pass over the bytes (UTF-8 continuation bytes are all >= 0x80)."""
+    data = arr.buffers()[2]
+    if data is None:
+        return False
+    off = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    b = np.frombuffer(data, np.uint8)[off[0]:off[-1]]
+    return bool(b.size) and bool(b.min() < 0x20 or (b == 0x22).any() or (b == 0x5C).any())
+
+
+def _timestamp_text(arr: pa.Array) -> pa.Array:
+    """:func:`formats.textcodec.timestamp_text` of a timestamp array without nulls; when
+    every text has the same width (four-digit years), the ``T`` is set in a copy of the
+    bytes instead of a search-and-replace kernel."""
+    t = arr.type
+    unit = t.unit if t.unit in ("us", "ns") else "us"
+    s = arr.cast(pa.timestamp(unit, "UTC" if t.tz else None)).cast(pa.string())
+    n = len(s)
+    off = np.frombuffer(s.buffers()[1], np.int32, n + 1, s.offset * 4)
+    width = int(off[1] - off[0])
+    if width > 10 and int(off[-1] - off[0]) == n * width and (np.diff(off) == width).all():
+        data = np.frombuffer(s.buffers()[2], np.uint8)[off[0]:off[-1]].reshape(n, width)
+        if (data[:, 10] == 0x20).all():
+            data = data.copy()
+            data[:, 10] = 0x54  # "T"
+            return pa.Array.from_buffers(pa.string(), n, [
+                None, pa.py_buffer(np.arange(0, n * width + 1, width, dtype=np.int32)),
+                pa.py_buffer(data)])
+    return timestamp_text(arr)
 
 
 def before_texts(batch: ChangeBatch, json_as_string: bool = False) -> pa.Array:
@@ -155,17 +227,12 @@ def before_texts(batch: ChangeBatch, json_as_string: bool = False) -> pa.Array:
     return pc.if_else(mask, texts, pa.scalar("null"))
 
 
-def split_utf8(arr: pa.Array) -> list[bytes]:
-    """Each string of ``arr`` (no nulls) as its own ``bytes`` (one slice per value)."""
+def split_utf8(arr: pa.Array) -> list[bytes | None]:
+    """Each string of ``arr`` as its own ``bytes`` (None for a null); zero-copy cast to
+    binary, then one C loop."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    n = len(arr)
-    if not n:
-        return []
-    offsets = np.frombuffer(arr.buffers()[1], np.int32, n + 1, arr.offset * 4)
-    data = arr.buffers()[2].to_pybytes()
-    o = offsets.tolist()
-    return [data[o[i]:o[i + 1]] for i in range(n)]
+    return arr.cast(pa.binary()).to_pylist()
 
 
 def ops_of(ops: str) -> pa.Array:

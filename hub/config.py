@@ -164,7 +164,11 @@ def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSp
     connectors = {kind: check.connector(doc, kind) for kind in _CONNECTORS}
     if check.errors:
         raise ConfigErrors(path, check.errors)
-    return _spec(path, sections, connectors)  # type: ignore[arg-type]  # all present when no errors
+    spec = _spec(path, sections, connectors)  # type: ignore[arg-type]  # all present when no errors
+    _check_checkpointing(spec, check)
+    if check.errors:
+        raise ConfigErrors(path, check.errors)
+    return spec
 
 
 def _read(path: str) -> str:
@@ -332,6 +336,16 @@ def _spec(path: str, sections: dict[str, Any],
         source_type=source_type, source_class=source_class, source_config=source_config,
         sink_type=sink_type, sink_class=sink_class, sink_config=sink_config,
     )
+
+
+def _check_checkpointing(spec: PipelineSpec, check: _Check) -> None:
+    """The sink's check of its options against ``[checkpoint]`` (e.g. Kafka's transaction
+    timeout against the checkpoint interval)."""
+    try:
+        spec.sink_class.check_checkpointing(spec.sink_config, spec.checkpoint.interval_s,
+                                            spec.checkpoint.timeout_s)
+    except ConfigError as exc:
+        check.add(("sink", *parse_key(exc.key or "")), exc.message, exc.line)
 
 
 def _absolute(path: str) -> str:

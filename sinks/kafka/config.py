@@ -36,8 +36,9 @@ class KafkaSinkConfig(ConnectorConfig):
         "prefix of the transactional ids and of the marker groups (default: hub-<pipeline>); "
         "must be unique per pipeline on the cluster"))
     transaction_timeout: Duration = Field(900.0, gt=0, description=(
-        "transaction.timeout.ms: must exceed the checkpoint interval plus the time a "
-        "checkpoint takes (the broker's transaction.max.timeout.ms caps it, 15min by default)"))
+        "transaction.timeout.ms: must exceed checkpoint.interval plus checkpoint.timeout "
+        "(checked when the pipeline is validated; the broker's transaction.max.timeout.ms "
+        "caps it, 15min by default)"))
     tombstones: bool = Field(False, description=(
         "after the record of a delete, write a tombstone (the key without a value) so that "
         "compacted topics drop the key"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from runtime.errors import HubError
+from runtime.errors import ConfigError, HubError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.kafka.committer import KafkaCommitter
 from sinks.kafka.config import KafkaSinkConfig
@@ -36,6 +36,23 @@ class KafkaSink(Sink):
             raise HubError(f"kafka sink: no broker answers at {self.config.bootstrap_servers}: "
                            f"{exc.args[0].str()}") from None
 
+    @classmethod
+    def check_checkpointing(cls, config: KafkaSinkConfig, interval_s: float,
+                            timeout_s: float) -> None:
+        """With exactly-once, a transaction stays open from its first record until the
+        checkpoint after it is committed: up to one interval plus the time that checkpoint
+        may take (``checkpoint.timeout``).  The broker aborts it after transaction-timeout."""
+        if config.delivery != "exactly-once":
+            return
+        need = interval_s + timeout_s
+        if config.transaction_timeout <= need:
+            raise ConfigError(
+                f"{_s(config.transaction_timeout)} is too short for checkpoint.interval "
+                f"({_s(interval_s)}) plus checkpoint.timeout ({_s(timeout_s)}): a transaction "
+                f"stays open that long; make it longer than {_s(need)} (within the broker's "
+                "transaction.max.timeout.ms, 15min by default), or lower checkpoint.interval "
+                "or checkpoint.timeout", key="transaction-timeout")
+
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         return KafkaWriter(self.config, context)
 
@@ -43,3 +60,7 @@ class KafkaSink(Sink):
         if self.config.delivery != "exactly-once":
             return NoOpCommitter()
         return KafkaCommitter(self.config)
+
+
+def _s(seconds: float) -> str:
+    return f"{seconds:g}s"

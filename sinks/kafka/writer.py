@@ -4,16 +4,22 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from formats.message import MessageEncoder
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError, TransientError
 from runtime.sink import Committable, SinkWriter, WriterContext
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
-from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, group_metadata,
-                                      marker_group, new_producer, produce_all, records_batch,
-                                      transactional_id)
+from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, connect,
+                                      group_metadata, marker_group, new_producer, produce_all,
+                                      records_batch, transactional_id)
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +32,14 @@ def wal_root(state_dir: str, subtask: int) -> str:
 
 
 class KafkaWriter(SinkWriter):
-    """Encodes each batch (values and keys in one vectorised call each) and hands its records
-    to the producer right away; what the barrier does depends on ``delivery``:
+    """Encodes each batch (values and keys in one vectorised call each, as Arrow arrays) and
+    hands its records to the producer right away; what the barrier does depends on
+    ``delivery``:
 
-    * ``exactly-once``: flush, commit the marker into the transaction, write the records to a
-      WAL segment and hand the prepared transaction to the committer; the next transaction
-      begins with the first record after the committer is done with it (see
+    * ``exactly-once``: write the records of the transaction (the encoded arrays, kept since
+      :meth:`write`) to a WAL segment while the client still sends, flush, commit the marker
+      into the transaction and hand the prepared transaction to the committer; the next
+      transaction begins with the first record after the committer is done with it (see
       :mod:`sinks.kafka.transactions`).
     * ``at-least-once``: flush and fail on any delivery error.  ``none``: nothing.
     """
@@ -41,8 +49,8 @@ class KafkaWriter(SinkWriter):
         self.context = context
         self.mode = config.delivery
         self.prefix = config.transactional_id_prefix or f"hub-{context.pipeline}"
-        self.encoder = config.value_format.encoder()
-        self.key_encoder = config.key_message_format.encoder()
+        self.encode_values = _arrow_values(config.value_format.encoder())
+        self.encode_keys = _arrow_keys(config.key_message_format.encoder())
         self.errors: list[str] = []
         self.conf = {**config.producer_config(), "on_delivery": self._on_delivery}
         self.topics: dict[str, str] = {}
@@ -50,6 +58,7 @@ class KafkaWriter(SinkWriter):
         self.pending: list[ChangeBatch] = []  # records of the open transaction, for the WAL
         self.marker_topic: str | None = None
         self.marker_partition = 0
+        self.marker_partitions: dict[str, int] = {}
         self.txn_started: float | None = None
         self.slot = 0
         self.prepared: Prepared | None = None
@@ -64,6 +73,7 @@ class KafkaWriter(SinkWriter):
             from confluent_kafka import Producer
 
             self.producers = [Producer(self.conf)]
+            connect(self.producers[0])
 
     def _new_producer(self, slot: int) -> Any:
         tid = transactional_id(self.prefix, self.context.subtask, slot)
@@ -84,15 +94,17 @@ class KafkaWriter(SinkWriter):
         topic = self.topics.get(batch.table)
         if topic is None:
             topic = self.topics[batch.table] = self.config.topic_of(batch.table)
-        values = self.encoder.encode(batch, topic)
-        keys = self.key_encoder.encode_keys(batch, topic)
-        ts = batch.ts_ms_list()
+        values = self.encode_values(batch, topic)
+        keys = self.encode_keys(batch, topic)
+        ts: Any = None
         if self.config.tombstones and "d" in batch.ops:
-            keys, values, ts = _with_tombstones(batch.ops, keys, values, ts)
+            keys, values, ts = _with_tombstones(batch.ops, keys, values, batch.ts_ms_array())
         if self.mode == "exactly-once":
             self._in_transaction(topic)
-            self.pending.append(records_batch(topic, keys, values, ts))
-        produce_all(self.producer, topic, keys, values, ts)
+            self.pending.append(records_batch(
+                topic, keys, values, batch.ts_ms_array() if ts is None else ts))
+        produce_all(self.producer, topic, None if keys is None else _pylist(keys),
+                    _pylist(values), batch.ts_ms_list() if ts is None else ts.to_pylist())
         if self.errors:
             self._fail_delivery()
 
@@ -113,10 +125,14 @@ class KafkaWriter(SinkWriter):
 
     def _marker_partition(self, topic: str) -> int:
         """Each subtask's marker on a partition of its own where the topic has enough (the
-        groups differ anyway; this keeps their offset commits apart on brokers too)."""
-        meta = self.producer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
-        n = len(meta.partitions) if meta is not None and meta.partitions else 1
-        return self.context.subtask % n
+        groups differ anyway; this keeps their offset commits apart on brokers too).  Looked
+        up once per topic: partitions are only ever added, so it stays valid."""
+        part = self.marker_partitions.get(topic)
+        if part is None:
+            meta = self.producer.list_topics(topic, timeout=TIMEOUT_S).topics.get(topic)
+            n = len(meta.partitions) if meta is not None and meta.partitions else 1
+            part = self.marker_partitions[topic] = self.context.subtask % n
+        return part
 
     def _fail_delivery(self) -> None:
         raise TransientError(f"kafka sink: delivery failed: {'; '.join(self.errors[:3])}")
@@ -140,6 +156,10 @@ class KafkaWriter(SinkWriter):
         if self.txn_started is None:
             return []
         self._in_transaction(self.marker_topic or "")  # checks the transaction's age
+        # the segment first: writing it overlaps with the client still sending the records
+        name = f"{self.context.attempt}-{self.context.subtask}-{checkpoint_id}"
+        segment = self.wal.write_segment(name, self.pending)
+        self.pending = []
         self._flush()
         from confluent_kafka import KafkaException, TopicPartition
 
@@ -150,8 +170,6 @@ class KafkaWriter(SinkWriter):
                 TIMEOUT_S)
         except KafkaException as exc:
             raise TransientError(f"kafka sink: adding the commit marker failed: {exc}") from exc
-        name = f"{self.context.attempt}-{self.context.subtask}-{checkpoint_id}"
-        segment = self.wal.write_segment(name, self.pending)
         key = f"{self.context.attempt}:{self.context.subtask}:{checkpoint_id}"
         prepared = Prepared(self.producer)
         with LIVE_LOCK:
@@ -161,7 +179,6 @@ class KafkaWriter(SinkWriter):
                        "slot": self.slot, "prefix": self.prefix, "marker_topic": self.marker_topic,
                        "marker_partition": self.marker_partition,
                        "segment": segment["segment"], "records": segment["rows"]}
-        self.pending = []
         self.txn_started = None
         self.marker_topic = None
         return [committable]
@@ -200,17 +217,42 @@ class KafkaWriter(SinkWriter):
             self.marker_consumer.close()
 
 
-def _with_tombstones(ops: str, keys: list, values: list, ts: list[int]
-                     ) -> tuple[list, list, list[int]]:
-    k2: list = []
-    v2: list = []
-    t2: list[int] = []
-    for op, k, v, t in zip(ops, keys, values, ts):
-        k2.append(k)
-        v2.append(v)
-        t2.append(t)
-        if op == "d" and k is not None:
-            k2.append(k)
-            v2.append(None)
-            t2.append(t)
-    return k2, v2, t2
+def _arrow_values(encoder: MessageEncoder) -> Callable[[ChangeBatch, str], pa.Array]:
+    """The encoder's values as one Arrow array per batch (nulls: no value): its own
+    ``encode_arrow`` where it has one (the JSON encoder), else its list as an array."""
+    direct = getattr(encoder, "encode_arrow", None)
+    if direct is not None:
+        return direct  # type: ignore[no-any-return]
+    return lambda batch, topic: pa.array(encoder.encode(batch, topic), pa.binary())
+
+
+def _arrow_keys(encoder: MessageEncoder) -> Callable[[ChangeBatch, str], pa.Array | None]:
+    """Like :func:`_arrow_values` for keys; None for a batch without keys."""
+    direct = getattr(encoder, "encode_keys_arrow", None)
+    if direct is not None:
+        return direct  # type: ignore[no-any-return]
+
+    def keys(batch: ChangeBatch, topic: str) -> pa.Array | None:
+        out = encoder.encode_keys(batch, topic)
+        return None if out.count(None) == len(out) else pa.array(out, pa.binary())
+
+    return keys
+
+
+def _pylist(arr: pa.Array) -> list[bytes | None]:
+    # zero-copy cast of strings to binary, then bytes objects made in one C loop
+    return arr.cast(pa.binary()).to_pylist()
+
+
+def _with_tombstones(ops: str, keys: pa.Array | None, values: pa.Array, ts: pa.Array
+                     ) -> tuple[pa.Array | None, pa.Array, pa.Array]:
+    """Each delete with a key followed by a tombstone: its key without a value."""
+    if keys is None:
+        return keys, values, ts
+    dele = (np.frombuffer(ops.encode("ascii"), np.uint8) == ord("d")) & \
+        keys.is_valid().to_numpy(zero_copy_only=False)
+    take = np.repeat(np.arange(len(ops)), 1 + dele)
+    tomb = np.zeros(len(take), bool)
+    tomb[np.flatnonzero(dele) + np.arange(1, int(dele.sum()) + 1)] = True
+    values = pc.if_else(pa.array(tomb), pa.scalar(None, values.type), values.take(take))
+    return keys.take(take), values, ts.take(take)

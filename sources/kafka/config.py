@@ -93,6 +93,10 @@ class KafkaSourceConfig(ConnectorConfig):
             "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "isolation.level": self.isolation_level,
             "enable.partition.eof": False,
+            # librdkafka stops fetching a partition whose prefetched records exceed
+            # queued.min.messages, then waits this long (default 1 s) before it looks again:
+            # a reader that decodes slower than the broker delivers would stall for a second
+            "fetch.queue.backoff.ms": 20,
         }
         conf.update(self.properties)
         return conf
