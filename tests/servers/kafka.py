@@ -49,20 +49,29 @@ class KafkaServer:
 
     def consume_all(self, topic: str, read_committed: bool = True, idle_s: float = 0.7
                     ) -> list:
-        """Every record of ``topic`` (waits until nothing new came for ``idle_s``)."""
+        """Every record of ``topic`` (waits until nothing new came for ``idle_s``; for the
+        first record of a non-empty topic up to 3 s, as a loaded machine's first fetch can
+        take longer than ``idle_s``)."""
         import time
 
         from confluent_kafka import Consumer, TopicPartition
 
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"g-{uuid.uuid4().hex}",
                       "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      # librdkafka's default 1 s backoff after a full fetch queue would look
+                      # like the end of the topic
+                      "fetch.queue.backoff.ms": 20,
                       "isolation.level": "read_committed" if read_committed
                       else "read_uncommitted"})
         try:
             meta = c.list_topics(topic, timeout=10).topics[topic]
-            c.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+            tps = [TopicPartition(topic, p, 0) for p in meta.partitions]
+            empty = all(lo >= hi for lo, hi in (c.get_watermark_offsets(tp, timeout=10)
+                                                 for tp in tps))
+            c.assign(tps)
             out, last = [], time.monotonic()
-            while time.monotonic() - last < idle_s:
+            first_wait = idle_s if empty else max(idle_s, 3.0)
+            while time.monotonic() - last < (idle_s if out else first_wait):
                 msgs = [m for m in c.consume(10_000, 0.2) if m.error() is None]
                 if msgs:
                     out.extend(msgs)
