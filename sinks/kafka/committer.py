@@ -44,6 +44,10 @@ class KafkaCommitter(Committer):
                 ) -> list[Committable]:
         for c in _ordered(committables):
             self._commit_one(c, recovering=True)
+        if context.state_dir:
+            # every restored transaction is committed and its segment deleted: what is left
+            # (checkpoints that never completed, subtasks of an earlier parallelism) is garbage
+            WriteAheadLog(os.path.join(context.state_dir, "kafka-wal")).discard_except([])
         return []
 
     def _commit_one(self, c: Committable, recovering: bool) -> None:

@@ -63,8 +63,6 @@ class KafkaWriter(SinkWriter):
         self.slot = 0
         self.prepared: Prepared | None = None
         if self.mode == "exactly-once":
-            # the committer's recovery already ran: what is left in the WAL is garbage
-            self.wal.discard_except([])
             self.group = marker_group(self.prefix, context.subtask)
             self.marker_consumer, self.group_meta = group_metadata(self.conf, self.group)
             # initialising the id aborts a transaction a crashed run left open

@@ -57,3 +57,21 @@ def test_partition_owner_is_stable_and_spreads():
     owners = [owner("orders", p, 3) for p in range(9)]
     assert owners == [owner("orders", p, 3) for p in range(9)]
     assert sorted(set(owners)) == [0, 1, 2]
+
+
+def test_recover_removes_log_segments_no_restored_checkpoint_names(tmp_path):
+    """Segments of checkpoints that never completed, also of subtasks an earlier run with a
+    higher parallelism had, are gone after recovery (nothing to commit: no broker needed)."""
+    from runtime.sink import CommitContext
+    from runtime.wal import WriteAheadLog
+    from sinks.kafka.committer import KafkaCommitter
+    from sinks.kafka.writer import wal_root
+
+    for subtask in (0, 3):
+        log = WriteAheadLog(wal_root(str(tmp_path), subtask))
+        log.fs.makedirs(log.root)
+        (tmp_path / "kafka-wal" / str(subtask) / "seg-7").write_bytes(b"x")
+    committer = KafkaCommitter(KafkaSinkConfig.model_validate(
+        {"bootstrap-servers": "h:1", "topic": "t"}))
+    committer.recover([], CommitContext("p", 7, None, str(tmp_path)))
+    assert list((tmp_path / "kafka-wal").iterdir()) == []
