@@ -42,7 +42,9 @@ class WalSinkExactlyOnce:
                                 delete_ratio=0.1), prefix
 
     @pytest.fixture(scope="class")
-    def reference(self, tmp_path_factory, server) -> dict:
+    @classmethod
+    def reference(cls, tmp_path_factory, server) -> dict:
+        self = cls()  # a class-scoped fixture runs once, outside any test's instance
         d = tmp_path_factory.mktemp("reference")
         pipeline, prefix = self.pipeline(d, server, rps=0)
         run_to_end(pipeline)

@@ -24,7 +24,8 @@ class TestElasticsearchExactlyOnce(WalSinkExactlyOnce):
     name = "es-kill"
 
     @pytest.fixture(scope="class")
-    def server(self, elasticsearch_server):
+    @classmethod
+    def server(cls, elasticsearch_server):
         return elasticsearch_server
 
     def sink(self, server, prefix: str, delivery: str) -> str:

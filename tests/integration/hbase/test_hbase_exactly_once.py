@@ -26,7 +26,8 @@ class TestHBaseExactlyOnce(WalSinkExactlyOnce):
     name = "hbase-kill"
 
     @pytest.fixture(scope="class")
-    def server(self, hbase_server):
+    @classmethod
+    def server(cls, hbase_server):
         return hbase_server
 
     def sink(self, server, prefix: str, delivery: str) -> str:

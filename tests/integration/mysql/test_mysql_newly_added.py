@@ -10,6 +10,7 @@ import random
 import shutil
 import threading
 import time
+from typing import Any
 
 import pymysql
 import pytest
@@ -24,8 +25,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.mysql]
 COLUMNS = "(id INT PRIMARY KEY, v INT NOT NULL, s VARCHAR(20))"
 
 
-def _fill(cur, table: str, n: int) -> None:
-    cur.executemany(f"INSERT INTO {table} VALUES (%s, 0, %s)", [(i, f"row {i}") for i in range(n)])
+def _tables(server, rows: dict[str, int]) -> tuple[str, Any, list[str]]:
+    """A fresh database with tables ``t1``, ``t2``, ... of ``rows[name]`` rows each: (db, an
+    open connection, the table ids)."""
+    db = new_database(server)
+    conn = server.connect()
+    ids = [f"{db}.{name}" for name in rows]
+    with conn.cursor() as cur:
+        for t, n in zip(ids, rows.values()):
+            cur.execute(f"CREATE TABLE {t} {COLUMNS}")
+            for start in range(0, n, 10_000):
+                cur.executemany(f"INSERT INTO {t} VALUES (%s, 0, %s)",
+                                [(i, f"row {i}") for i in range(start, min(n, start + 10_000))])
+    return db, conn, ids
 
 
 def _writes(server, tables: list[str], stop: threading.Event, seed: int, base: int) -> None:
@@ -56,14 +68,7 @@ def _writes(server, tables: list[str], stop: threading.Event, seed: int, base: i
 
 
 def test_newly_added_table_snapshotted_while_the_binlog_streams(mysql_server):
-    db = new_database(mysql_server)
-    t1, t2 = f"{db}.t1", f"{db}.t2"
-    conn = mysql_server.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t1} {COLUMNS}")
-        cur.execute(f"CREATE TABLE {t2} {COLUMNS}")
-        _fill(cur, t1, 2000)
-        _fill(cur, t2, 3000)
+    db, conn, (t1, t2) = _tables(mysql_server, {"t1": 2000, "t2": 3000})
     first = source_config(mysql_server, db, tables=[f"{db}\\.t1"], **{"chunk-size": 300})
     stop = threading.Event()
     with Running(first) as run:
@@ -103,14 +108,7 @@ def test_newly_added_table_snapshotted_while_the_binlog_streams(mysql_server):
 
 
 def test_without_the_option_new_tables_start_at_the_binlog_position(mysql_server, caplog):
-    db = new_database(mysql_server)
-    t1, t2 = f"{db}.t1", f"{db}.t2"
-    conn = mysql_server.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t1} {COLUMNS}")
-        cur.execute(f"CREATE TABLE {t2} {COLUMNS}")
-        _fill(cur, t1, 10)
-        _fill(cur, t2, 10)
+    db, conn, (t1, t2) = _tables(mysql_server, {"t1": 10, "t2": 10})
     with Running(source_config(mysql_server, db, tables=[f"{db}\\.t1"])) as run:
         run.wait_for(lambda ev: len(ev) >= 10)
     caplog.set_level(logging.WARNING, logger="hub.sources.mysql")
@@ -136,16 +134,7 @@ def _pipeline(path, server, db, tables: str, extra: str = "", chunk: int = 100) 
 
 
 def test_kill_9_during_the_newly_added_snapshot(tmp_path, mysql_server):
-    db = new_database(mysql_server)
-    t1, t2 = f"{db}.t1", f"{db}.t2"
-    conn = mysql_server.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {t1} {COLUMNS}")
-        cur.execute(f"CREATE TABLE {t2} {COLUMNS}")
-        _fill(cur, t1, 3000)
-        for start in range(0, 30_000, 10_000):
-            cur.executemany(f"INSERT INTO {t2} VALUES (%s, 0, %s)",
-                            [(i, f"row {i}") for i in range(start, start + 10_000)])
+    db, conn, (t1, t2) = _tables(mysql_server, {"t1": 3000, "t2": 30_000})
     base = tmp_path / "base"
     base.mkdir()
     run_until(_pipeline(base, mysql_server, db, "t1", chunk=1000), base, 3000)
@@ -183,15 +172,7 @@ def test_kill_9_during_the_newly_added_snapshot(tmp_path, mysql_server):
 def test_pattern_changed_in_the_middle_of_the_initial_snapshot(mysql_server):
     """Stopped while the first snapshot runs, restarted with t1 left out and t2 added: t2
     joins that snapshot, t1 leaves it."""
-    db = new_database(mysql_server)
-    t1, t2, t3 = f"{db}.t1", f"{db}.t2", f"{db}.t3"
-    conn = mysql_server.connect()
-    with conn.cursor() as cur:
-        for t in (t1, t2, t3):
-            cur.execute(f"CREATE TABLE {t} {COLUMNS}")
-        _fill(cur, t1, 5000)
-        _fill(cur, t2, 500)
-        _fill(cur, t3, 5000)
+    db, conn, (t1, t2, t3) = _tables(mysql_server, {"t1": 5000, "t2": 500, "t3": 5000})
     first = source_config(mysql_server, db, tables=[f"{db}\\.t(1|3)"], **{
         "chunk-size": 50, "startup-mode": "initial-only"})
     with Running(first, parallelism=1, interval_s=0.05) as run:
