@@ -29,11 +29,7 @@ parallelism = {p}
 interval = "1s"
 dir = "{dir}/state"
 [source]
-type = "mysql"
-hostname = "{host}"
-port = {port}
-username = "{user}"
-password = "{password}"
+{connection}
 tables = ["bench\\\\.orders"]
 startup-mode = "initial-only"
 [sink]
@@ -65,8 +61,7 @@ def snapshot(server, p: int) -> tuple[float, float, float]:
     work = tempfile.mkdtemp(prefix="hub-mysql-bench-")
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
-        f.write(PIPELINE.format(p=p, dir=work, host=server.host, port=server.port,
-                                user=server.user, password=server.password))
+        f.write(PIPELINE.format(p=p, dir=work, connection=server.source_toml()))
     r = run_hub(path)
     return r.rows_per_s, r.wall_s, r.peak_rss_mb
 

@@ -33,6 +33,11 @@ class MySqlServer:
     def url(self) -> str:
         return f"mysql://{self.user}@{self.host}:{self.port}"
 
+    def source_toml(self) -> str:
+        """The connection lines of a ``[source] type = "mysql"`` section for this server."""
+        return (f'type = "mysql"\nhostname = "{self.host}"\nport = {self.port}\n'
+                f'username = "{self.user}"\npassword = "{self.password}"')
+
 
 class ThrowawayMariaDB:
     def __init__(self) -> None:

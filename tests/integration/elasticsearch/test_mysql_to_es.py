@@ -23,11 +23,7 @@ parallelism = 2
 interval = "200ms"
 dir = "{dir}/state"
 [source]
-type = "mysql"
-hostname = "{host}"
-port = {port}
-username = "{user}"
-password = "{password}"
+{connection}
 tables = ["{db}\\\\..*"]
 chunk-size = 50
 heartbeat-interval = "200ms"
@@ -84,9 +80,7 @@ def test_mysql_to_elasticsearch_ends_equal_to_the_table(tmp_path, mysql_server,
     prefix = f"myes-{uuid.uuid4().hex[:8]}"
     compat = "true" if elasticsearch_server.options.get("compatibility-mode", True) else "false"
     path = tmp_path / "pipeline.toml"
-    path.write_text(PIPELINE.format(dir=tmp_path, host=mysql_server.host,
-                                    port=mysql_server.port, user=mysql_server.user,
-                                    password=mysql_server.password, db=db,
+    path.write_text(PIPELINE.format(dir=tmp_path, connection=mysql_server.source_toml(), db=db,
                                     url=elasticsearch_server.url, prefix=prefix, compat=compat))
     index = f"{prefix}-items"
     p = hub("run", str(path), "--no-progress")

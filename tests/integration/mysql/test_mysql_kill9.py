@@ -24,11 +24,7 @@ parallelism = 2
 interval = "150ms"
 dir = "{dir}/state"
 [source]
-type = "mysql"
-hostname = "{host}"
-port = {port}
-username = "{user}"
-password = "{password}"
+{connection}
 tables = ["{db}\\\\..*"]
 chunk-size = {chunk}
 startup-mode = "{mode}"
@@ -45,8 +41,7 @@ format = "parquet"
 def pipeline(tmp, server, db, mode, extra="", chunk=1000):
     tmp.mkdir(parents=True, exist_ok=True)
     path = tmp / "pipeline.toml"
-    path.write_text(PIPELINE.format(dir=tmp, host=server.host, port=server.port, user=server.user,
-                                    password=server.password, db=db, mode=mode, extra=extra,
+    path.write_text(PIPELINE.format(dir=tmp, connection=server.source_toml(), db=db, mode=mode, extra=extra,
                                     chunk=chunk))
     return str(path)
 
