@@ -31,7 +31,7 @@ from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.decoder import MISSING, layout_matches
 from sources.mysql.dialect import Dialect
 from sources.mysql.events import RowsDecoder, complete
-from sources.mysql.offset import BinlogOffset, version_of
+from sources.mysql.offset import BinlogOffset, file_number, version_of
 from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, HEARTBEAT_V2,
                                     PARTIAL_UPDATE_ROWS, QUERY, ROTATE, ROW_EVENTS, TABLE_MAP,
                                     TRANSACTION_PAYLOAD, XID, BinlogClient, connect, query_of,
@@ -277,6 +277,8 @@ class BinlogFetcher(threading.Thread):
         boundary = start
         max_rows = cfg.fetch_size
         resolve = self._resolve
+        maps = self.decoder.maps
+        file_no = file_number(file)
         for ev in client.events():
             if self.stopped.is_set():
                 return
@@ -284,6 +286,13 @@ class BinlogFetcher(threading.Thread):
             if et in ROW_EVENTS:
                 if ev.timestamp:
                     self.lag_s = max(0.0, time.time() - ev.timestamp)
+                if self.filter.below:
+                    # before its chunks' lowest HIGH, a snapshotted table's changes are all
+                    # in the snapshot: skipped without decoding
+                    m = maps.get(int.from_bytes(ev.body[0:6], "little"))
+                    if (m is not None and m.table is not None and self.filter.all_reflected(
+                            m.table.table_id, (file_no, ev.log_pos - ev.size))):
+                        continue
                 got = self.decoder.rows(et, ev.body)
                 if got is None:
                     continue
@@ -322,6 +331,7 @@ class BinlogFetcher(threading.Thread):
                 continue
             elif et == ROTATE:
                 file, _ = rotate_target(ev.body)
+                file_no = file_number(file)
                 continue
             elif et in (HEARTBEAT, HEARTBEAT_V2):
                 self.lag_s = 0.0

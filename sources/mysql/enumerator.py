@@ -9,7 +9,18 @@ counts as new too) and reports them; once their chunks are read and checkpointed
 info goes to that reader as a *fold* event, and the binlog split takes them in (see
 :meth:`MySqlReader._fold`).
 
-State (:meth:`snapshot_state`): the captured tables, per table the splitter's next start key,
+The binlog split starts at the lowest of the chunks' HIGH offsets and the offset recorded when
+the initial snapshot started, before the tables were listed (``start``): a table that matches
+``tables`` and is created while the snapshot runs is then followed from its CREATE in the
+binlog, none of its rows lost; the tables the snapshot reads are filtered per chunk HIGH
+(:class:`~sources.mysql.split.ChunkFilter`), so nothing is emitted twice.  (With
+``snapshot-newly-added-tables`` such a table is snapshotted once the binlog starts instead, like
+any table the binlog reader finds that its history does not know.)  A table dropped or renamed
+while the snapshot runs: its chunks not read yet are empty and reflect nothing (no HIGH), so the
+binlog emits its changes from ``start`` on, up to the DROP/RENAME and its schema change; a table
+renamed *into* the pattern counts as created at the RENAME.
+
+State (:meth:`snapshot_state`): the captured tables, the snapshot's ``start`` offset, per table the splitter's next start key,
 chunks handed out and finished (with their HIGH offsets) while a snapshot runs; once the binlog
 split exists, only the tables and a flag: O(tables).
 """
@@ -26,7 +37,7 @@ from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import check_binlog_settings, detect
 from sources.mysql.offset import BinlogOffset
 from sources.mysql.protocol import connect
-from sources.mysql.snapshot import next_chunk_start
+from sources.mysql.snapshot import TableGone, next_chunk_start
 from sources.mysql.split import BinlogSplit, SnapshotSplit, decode_key, encode_key
 
 log = logging.getLogger("hub.sources.mysql")
@@ -51,6 +62,8 @@ class MySqlEnumerator(SplitEnumerator):
         self.binlog: dict | None = state.get("binlog")          # created, not yet handed out
         self.binlog_assigned: bool = state.get("binlog_assigned", False)
         self.done: bool = state.get("done", False)              # bounded snapshot finished
+        # where the initial snapshot started (before listing): the binlog split starts there
+        self.start_offset: dict | None = state.get("start")
         # newly added tables: table -> description (None: gone), and the fold event once ready
         self.adding: dict[str, dict | None] = state.get("adding", {})
         self.fold: dict | None = state.get("fold")
@@ -83,6 +96,9 @@ class MySqlEnumerator(SplitEnumerator):
             self._restore_tables()
             return
         conn = self._conn()
+        if self.snapshotting:
+            # before the listing: a table created after it is in the binlog from here on
+            self.start_offset = self._position().to_dict()
         tables: dict[str, MySqlTable] = {}
         for t in list_tables(conn, self.accept):
             described = describe(conn, t, self.config.chunk_key_column)
@@ -116,6 +132,7 @@ class MySqlEnumerator(SplitEnumerator):
             return
         if self.binlog is not None:
             # the binlog split is made but not out yet: back to the snapshot, its chunks kept
+            self.start_offset = self.binlog["offset"]
             for i, c in enumerate(self.binlog["chunks"]):
                 sid = f"{c[0]}#done{i}"
                 self.finished[sid] = c
@@ -160,11 +177,22 @@ class MySqlEnumerator(SplitEnumerator):
     def _binlog_split(self, offset: BinlogOffset, chunks: list) -> BinlogSplit:
         return BinlogSplit("binlog", offset=offset.to_dict(), tables=dict(self.tables), chunks=chunks)
 
-    def _low(self, chunks: list) -> BinlogOffset:
-        """The lowest HIGH of ``chunks`` with its GTID state (the binlog's end without chunks)."""
+    def _position(self) -> BinlogOffset:
+        """The binlog's end now with its GTID state, fenced: every transaction before it is
+        committed, so visible to what is read next (a listing of the tables)."""
+        conn = self._conn()
+        dialect = detect(conn)
+        end = dialect.low_watermark(conn)
+        return BinlogOffset(end.file, end.pos, dialect.gtid_at(conn, end))
+
+    def _low(self, chunks: list, start: dict | None = None) -> BinlogOffset:
+        """The lowest of ``start`` and the chunks' HIGHs, with its GTID state (the binlog's
+        end without either)."""
         conn = self._conn()
         dialect = detect(conn)
         highs = [BinlogOffset.from_dict(c[3]) for c in chunks]
+        if start is not None:
+            highs.append(BinlogOffset.from_dict(start))
         low = min(highs, key=lambda o: o.key) if highs else dialect.binlog_status(conn)
         return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
 
@@ -206,7 +234,14 @@ class MySqlEnumerator(SplitEnumerator):
                                   f"chunk-key-column = {{ \"{t}\" = \"<indexed column>\" }}",
                                   key="source.chunk-key-column")
             start = decode_key(s["next"])
-            nxt = next_chunk_start(self._conn(), table, start, self.config.chunk_size)
+            try:
+                nxt = next_chunk_start(self._conn(), table, start, self.config.chunk_size)
+            except TableGone:
+                # dropped or renamed since it was listed: the binlog has its changes and the DDL
+                log.warning("mysql: %s was dropped or renamed during the snapshot: its remaining "
+                            "rows are not read; its changes until then come from the binlog", t)
+                del self.splitting[t]
+                continue
             split = SnapshotSplit(f"{t}#{s['index']}", table=desc, index=s["index"],
                                   start=s["next"], end=encode_key(nxt))
             if nxt is None:
@@ -299,10 +334,15 @@ class MySqlEnumerator(SplitEnumerator):
             self._adding_complete()
         self._release_waiting()
 
+    def _chunks(self) -> list:
+        """The finished chunks that reflect something (a chunk of a table gone before it was
+        read has no HIGH)."""
+        return [c for c in self.finished.values() if c[3] is not None]
+
     def _adding_complete(self) -> None:
         """Every chunk of the newly added tables is read: the fold event is ready, and goes
         out once a checkpoint holds those chunks (their rows commit before their changes)."""
-        chunks = list(self.finished.values())
+        chunks = self._chunks()
         self.fold = {"tables": {t: d for t, d in self.adding.items() if d is not None},
                      "gone": [t for t, d in self.adding.items() if d is None],
                      "chunks": chunks, "low": self._low(chunks).to_dict()}
@@ -330,16 +370,16 @@ class MySqlEnumerator(SplitEnumerator):
             self.handle_split_request(subtask)
 
     def _snapshot_complete(self) -> None:
-        chunks = list(self.finished.values())
+        chunks = self._chunks()
         if self.config.startup_mode == "initial-only":
             self.done = True
             log.info("mysql: snapshot finished (%d chunks)", len(chunks))
         else:
-            low = self._low(chunks)
+            low = self._low(chunks, self.start_offset)
             self.binlog = self._binlog_split(low, chunks).to_dict()
             log.info("mysql: snapshot finished (%d chunks); binlog from %s once checkpointed",
                      len(chunks), low)
-        self.finished, self.assigned = {}, []
+        self.finished, self.assigned, self.start_offset = {}, [], None
         # The binlog split waits for a checkpoint that holds every chunk: snapshot rows are
         # committed before any change of the same keys from the binlog reaches a sink.
         self.ready_at = -1
@@ -358,7 +398,7 @@ class MySqlEnumerator(SplitEnumerator):
             "tables": self.tables, "splitting": self.splitting, "pending": self.pending,
             "assigned": self.assigned, "finished": self.finished, "binlog": self.binlog,
             "binlog_assigned": self.binlog_assigned, "done": self.done,
-            "adding": self.adding, "fold": self.fold})
+            "adding": self.adding, "fold": self.fold, "start": self.start_offset})
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         if self.ready_at is not None and self.ready_at >= 0 and checkpoint_id >= self.ready_at:

@@ -25,7 +25,7 @@ from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import Dialect, detect
 from sources.mysql.offset import BinlogOffset
 from sources.mysql.protocol import connect
-from sources.mysql.snapshot import backfill, merge, now_ms, select_chunk
+from sources.mysql.snapshot import TableGone, backfill, merge, now_ms, select_chunk
 from sources.mysql.split import BinlogSplit, ChunkFilter, MySqlSplit, SnapshotSplit, decode_key, encode_key
 
 log = logging.getLogger("hub.sources.mysql")
@@ -70,7 +70,17 @@ class _ChunkFetcher(threading.Thread):
             self.dialect = detect(self.conn)
         return self.conn
 
-    def _read(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch]:
+    def _read(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch | None]:
+        try:
+            return self._read_chunk(split)
+        except TableGone as exc:
+            # finished without a HIGH: it reflects nothing, the binlog split emits every change
+            # of its range from the snapshot's start on (up to the DROP or RENAME)
+            log.warning("mysql: %s: chunk %s not read", exc, split.split_id)
+            split.finished, split.high, split.rows = True, None, 0
+            return split, None
+
+    def _read_chunk(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch]:
         conn = self._connect()
         assert self.dialect is not None
         table = split.mysql_table
@@ -215,11 +225,12 @@ class MySqlReader(SourceReader):
         if isinstance(got, BaseException):
             raise got if isinstance(got, HubError) else TerminalError(f"snapshot failed: {got!r}") from got
         split, batch = got
-        if split.index == 0 and self.config.include_schema_changes:
-            table = split.mysql_table
-            output.collect_schema_change(SchemaChange("create_table", table.table_id, table.schema),
-                                         split.split_id)
-        output.collect(batch, split.split_id)
+        if batch is not None:
+            if split.index == 0 and self.config.include_schema_changes:
+                table = split.mysql_table
+                output.collect_schema_change(SchemaChange("create_table", table.table_id, table.schema),
+                                             split.split_id)
+            output.collect(batch, split.split_id)
         output.split_finished(split.split_id)
         self.chunks = [c for c in self.chunks if c.split_id != split.split_id]
         self.finished[split.split_id] = (split, None)
@@ -279,9 +290,10 @@ class MySqlReader(SourceReader):
             log.info("mysql: newly matched table(s) %s: snapshotting their rows while the "
                      "binlog goes on", ", ".join(new))
         elif new:
-            log.warning("mysql: table(s) %s match `tables` but are not in the checkpoint's "
-                        "schema history: they are captured from the checkpoint's binlog position "
-                        "on, rows they had before it are not read "
+            log.warning("mysql: table(s) %s match `tables` but are not in the schema history "
+                        "at the binlog split's position: they are captured from there on (from "
+                        "their CREATE if they were created after it, e.g. during the initial "
+                        "snapshot); rows they had before it are not read "
                         "(snapshot-newly-added-tables = true would snapshot them)", ", ".join(new))
         if newly:
             self.context.send_event_to_enumerator({"binlog": {"adding": list(split.adding)}})

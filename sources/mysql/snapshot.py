@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pymysql
 
 from runtime.errors import TerminalError, TransientError
 from sources.mysql.catalog import MySqlTable
@@ -36,6 +37,17 @@ from sources.mysql.split import comparable
 from sources.mysql.types import quote, text_column_to_arrow
 
 COM_QUERY = 0x03
+_NO_SUCH_TABLE = 1146
+
+
+class TableGone(TerminalError):
+    """The table was dropped or renamed after it was listed (the snapshot skips the rest of
+    it; the binlog carries its changes and the DDL)."""
+
+
+def _raise_gone(exc: pymysql.err.MySQLError, table: MySqlTable) -> None:
+    if exc.args and exc.args[0] == _NO_SUCH_TABLE:
+        raise TableGone(f"{table.table_id} no longer exists: {exc.args[-1]}") from exc
 
 
 def _where(conn: Any, key: tuple[str, ...], start: tuple | None, end: tuple | None) -> str:
@@ -71,7 +83,11 @@ def next_chunk_start(conn: Any, table: MySqlTable, start: tuple | None, size: in
     sql = (f"SELECT {cols} FROM {quote(db)}.{quote(name)}{_where(conn, table.chunk_key, start, None)} "
            f"ORDER BY {cols} LIMIT 1 OFFSET {size}")
     with conn.cursor() as cur:
-        cur.execute(sql)
+        try:
+            cur.execute(sql)
+        except pymysql.err.MySQLError as exc:
+            _raise_gone(exc, table)
+            raise
         row = cur.fetchone()
     return tuple(row) if row else None
 
@@ -155,7 +171,11 @@ def _columns(buf: bytearray, starts: list[int], ncols: int) -> list[pa.Array]:
 
 def select_chunk(conn: Any, table: MySqlTable, start: tuple | None, end: tuple | None,
                  limit: int | None, zero_null: bool) -> pa.RecordBatch:
-    buf, starts, ncols = _raw_rows(conn, chunk_sql(conn, table, start, end, limit))
+    try:
+        buf, starts, ncols = _raw_rows(conn, chunk_sql(conn, table, start, end, limit))
+    except pymysql.err.MySQLError as exc:
+        _raise_gone(exc, table)
+        raise
     if ncols != len(table.natives):
         raise TerminalError(f"{table.table_id}: the snapshot returned {ncols} columns, the schema "
                             f"has {len(table.natives)}")

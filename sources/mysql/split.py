@@ -131,10 +131,16 @@ class BinlogSplit(MySqlSplit):
 
 
 class ChunkFilter:
-    """Tells whether a binlog change at a position is already in a snapshot chunk."""
+    """Tells whether a binlog change at a position is already in a snapshot chunk.
+
+    ``below``: per table whose chunks cover its whole key space, the lowest HIGH of them:
+    every change of the table before it is reflected, so a rows event there can be skipped
+    before its rows are decoded (the binlog split starts where the snapshot started, and the
+    snapshotted tables' changes between there and their chunks' HIGHs are skipped this way)."""
 
     def __init__(self, chunks: list):
         self.by_table: dict[str, tuple[list, list]] = {}
+        self.below: dict[str, tuple[int, int]] = {}
         self.max_high: BinlogOffset | None = None
         grouped: dict[str, list] = {}
         for table, start, end, high in chunks:
@@ -146,6 +152,9 @@ class ChunkFilter:
             items.sort(key=lambda c: (c[0] is not None, c[0] or ()))
             starts = [c[0] for c in items[1:]]
             self.by_table[table] = (starts, items)
+            if (items[0][0] is None and items[-1][1] is None
+                    and all(a[1] == b[0] for a, b in zip(items, items[1:]))):
+                self.below[table] = min(c[2] for c in items)
 
     @property
     def active(self) -> bool:
@@ -153,6 +162,11 @@ class ChunkFilter:
 
     def passed(self, offset: BinlogOffset) -> bool:
         return self.max_high is None or not offset.is_before(self.max_high)
+
+    def all_reflected(self, table: str, position: tuple[int, int]) -> bool:
+        """Every change of ``table`` at ``position`` is in a chunk already."""
+        below = self.below.get(table)
+        return below is not None and position < below
 
     def reflected(self, table: str, key: tuple, position: tuple[int, int]) -> bool:
         entry = self.by_table.get(table)

@@ -124,9 +124,8 @@ def test_without_the_option_new_tables_start_at_the_binlog_position(mysql_server
 
 
 def _pipeline(path, server, db, tables: str, extra: str = "", chunk: int = 100) -> str:
-    text = PIPELINE.format(dir=path, host=server.host, port=server.port, user=server.user,
-                           password=server.password, db=db, mode="initial", extra=extra,
-                           chunk=chunk)
+    text = PIPELINE.format(dir=path, connection=server.source_toml(), db=db, mode="initial",
+                           extra=extra, chunk=chunk)
     text = text.replace(f'tables = ["{db}\\\\..*"]', f'tables = ["{db}\\\\.{tables}"]')
     assert tables in text
     (path / "pipeline.toml").write_text(text)

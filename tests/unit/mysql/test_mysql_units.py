@@ -122,6 +122,16 @@ def test_chunk_keys_round_trip_and_filter():
     assert f.passed(BinlogOffset("b.000001", 2000)) and not f.passed(BinlogOffset("b.000001", 1999))
 
 
+def test_chunk_filter_skips_whole_events_only_for_fully_covered_tables():
+    high1, high2 = BinlogOffset("b.000002", 1000).to_dict(), BinlogOffset("b.000001", 2000).to_dict()
+    f = ChunkFilter([["db.t", [100], None, high1], ["db.t", None, [100], high2],
+                     ["db.part", None, [100], high1]])   # db.part's second chunk: table gone
+    # below the lowest HIGH of a table covered end to end: everything is reflected
+    assert f.all_reflected("db.t", (1, 1999)) and not f.all_reflected("db.t", (1, 2000))
+    assert not f.all_reflected("db.part", (1, 10)) and not f.all_reflected("db.x", (1, 10))
+    assert f.reflected("db.part", (5,), (1, 10)) and not f.reflected("db.part", (500,), (1, 10))
+
+
 def test_type_mapping():
     def col(dtype, ctype, **kw):
         return NativeColumn("c", dtype, ctype, **kw).logical()
