@@ -19,13 +19,16 @@ Pipelines run on the local executor in this process (no process start in the fig
 their figures include the pipeline's start and its final checkpoint.  Each case runs
 ``--repeat`` times, every round all cases in turn.  The table shows each case's best round
 (the one least disturbed by the machine's other load, as ``timeit`` reports) and its ratio to
-the best bare loop, then the ratio to the bare loop of the same round, round by round.
+the best bare loop, the median of the same-round ratios (each round's pipeline against that
+round's bare loop: steadier on a machine whose load changes between rounds), then those
+ratios round by round.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -167,12 +170,12 @@ def main() -> None:
     broker = "HUB_TEST_KAFKA " + server.bootstrap if os.environ.get("HUB_TEST_KAFKA") else "Tansu"
     print(f"\nbroker: {broker}; {n:,} messages, value {size:.0f} bytes avg, parallelism {p}, "
           f"best of {args.repeat} rounds")
-    print(f"{'case':<36}{'messages/s':>14}{'vs bare':>10}   {'round by round':<}")
+    print(f"{'case':<36}{'messages/s':>14}{'vs bare':>10}{'median':>9}   {'round by round':<}")
     for case in ORDER:
         best = max(r[case] for r in rounds)
         ratios = [r[case] / r[bare_of(case)] for r in rounds]
-        print(f"{case:<36}{best:>14,.0f}{best / max(r[bare_of(case)] for r in rounds):>10.0%}   "
-              + " ".join(f"{x:.0%}" for x in ratios))
+        print(f"{case:<36}{best:>14,.0f}{best / max(r[bare_of(case)] for r in rounds):>10.0%}"
+              f"{statistics.median(ratios):>9.0%}   " + " ".join(f"{x:.0%}" for x in ratios))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from formats.base import BadRecordHandler
 from formats.message import (Decoded, MessageDecoder, MessageEncoder, MessageFormat,
-                             MessageFormatConfig, topic_table)
+                             MessageFormatConfig, event_time, topic_table)
 from formats.messagefile import MessageFileReader, MessageFileWriter
 from formats.msgvalues import schema_changes
 from formats.schema_registry import SchemaRegistry
@@ -204,7 +204,7 @@ class AvroDecoder(MessageDecoder):
                     src = rec.get("source") or {}
                     if not self.config.table and src.get("db") and src.get("table"):
                         table = f"{src['db']}.{src['table']}"
-                    ts = (src.get("ts_ms") or rec.get("ts_ms") or timestamps[i])
+                    ts = event_time(src.get("ts_ms"), rec.get("ts_ms"), timestamps[i])
                     if op not in _OPS:
                         continue
                     image = rec["before"] if op == "d" else rec["after"]

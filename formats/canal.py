@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from formats.envelope import EnvelopeDecoder, Event
 from formats.json_message import JsonEncoder
-from formats.message import MessageDecoder, MessageEncoder, MessageFormat, MessageFormatConfig
+from formats.message import (MessageDecoder, MessageEncoder, MessageFormat,
+                             MessageFormatConfig, event_time)
 from formats.msgvalues import before_texts, object_texts, ops_of, split_utf8
 from formats.mysqltypes import from_mysql, to_mysql
 from runtime.batch import ChangeBatch
@@ -50,7 +51,7 @@ class CanalJsonDecoder(EnvelopeDecoder):
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
               ) -> list[Event | SchemaChange]:
         table = self.config.table or f"{obj['database']}.{obj['table']}"
-        ts = obj.get("es") or obj.get("ts") or ts_ms
+        ts = event_time(obj.get("es"), obj.get("ts"), ts_ms)
         kind = str(obj.get("type", "")).upper()
         if obj.get("isDdl"):
             if kind == "TRUNCATE":
@@ -118,6 +119,9 @@ class CanalJsonEncoder(MessageEncoder):
         self._heads: dict[TableSchema, str] = {}
 
     def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
+
+    def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
         schema = batch.schema
         rb, text_schema = _latin1_binaries(batch.arrow(), schema)
         rows = object_texts(rb, text_schema)
@@ -137,7 +141,7 @@ class CanalJsonEncoder(MessageEncoder):
         out = pc.binary_join_element_wise(
             '{"data":[', rows, '],' + self._head(schema) + ',"type":"', kind, '","es":', ts,
             ',"ts":', ts, ',"old":', old, "}", "")
-        return split_utf8(out)  # type: ignore[return-value]
+        return out
 
     def _head(self, schema: TableSchema) -> str:
         hit = self._heads.get(schema)
@@ -152,6 +156,9 @@ class CanalJsonEncoder(MessageEncoder):
 
     def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
         return self._keys.encode_keys(batch, topic)
+
+    def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
+        return self._keys.encode_keys_arrow(batch, topic)
 
 
 def _latin1_binaries(rb: pa.RecordBatch, schema: TableSchema

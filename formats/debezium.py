@@ -26,7 +26,8 @@ from pydantic import Field
 from formats.debezium_types import apply_natives, connect_struct, row_schema
 from formats.envelope import EnvelopeDecoder, Event
 from formats.json_message import JsonEncoder
-from formats.message import MessageDecoder, MessageEncoder, MessageFormat, MessageFormatConfig
+from formats.message import (MessageDecoder, MessageEncoder, MessageFormat,
+                             MessageFormatConfig, event_time)
 from formats.msgvalues import before_texts, object_texts, ops_of, schema_changes, split_utf8
 from formats.mysqltypes import from_mysql
 from runtime.batch import ChangeBatch
@@ -66,7 +67,7 @@ class DebeziumJsonDecoder(EnvelopeDecoder):
         op = obj["op"]
         source = obj.get("source") or {}
         table = self.config.table or _table_id(source, topic)
-        ts = source.get("ts_ms") or obj.get("ts_ms") or ts_ms
+        ts = event_time(source.get("ts_ms"), obj.get("ts_ms"), ts_ms)
         if op == "t":
             schema = self.schemas.get(table)
             return [SchemaChange("truncate_table", table, schema, {}, ts)]
@@ -127,7 +128,7 @@ class DebeziumJsonDecoder(EnvelopeDecoder):
 
     def _history(self, obj: dict, ts_ms: int) -> list[Event | SchemaChange]:
         """A message of Debezium's schema-change topic."""
-        ts = (obj.get("source") or {}).get("ts_ms") or obj.get("ts_ms") or ts_ms
+        ts = event_time((obj.get("source") or {}).get("ts_ms"), obj.get("ts_ms"), ts_ms)
         out: list[Event | SchemaChange] = []
         for change in obj.get("tableChanges") or []:
             table = self.config.table or ".".join(
@@ -180,8 +181,12 @@ class DebeziumJsonEncoder(MessageEncoder):
         self.schema_include = schema_include
         self._keys = JsonEncoder(changelog=False)
         self._parts: dict[TableSchema, tuple[str, str]] = {}
+        self._key_heads: dict[TableSchema, str] = {}
 
     def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
+
+    def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
         schema = batch.schema
         rows = object_texts(batch.arrow(), schema, json_as_string=True)
         ops = ops_of(batch.ops)
@@ -196,7 +201,7 @@ class DebeziumJsonEncoder(MessageEncoder):
         out = pc.binary_join_element_wise(
             head + '{"before":', before, ',"after":', after, ',"source":' + source + ',"op":"',
             ops, '","ts_ms":', ts, "}" + tail, "")
-        return split_utf8(out)  # type: ignore[return-value]
+        return out
 
     def _wrap(self, schema: TableSchema) -> tuple[str, str]:
         if not self.schema_include:
@@ -219,14 +224,21 @@ class DebeziumJsonEncoder(MessageEncoder):
         return hit
 
     def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
-        keys = self._keys.encode_keys(batch, topic)
-        if not self.schema_include or not batch.schema.primary_key:
+        keys = self.encode_keys_arrow(batch, topic)
+        return [None] * len(batch) if keys is None else split_utf8(keys)  # type: ignore
+
+    def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
+        keys = self._keys.encode_keys_arrow(batch, topic)
+        if keys is None or not self.schema_include:
             return keys
         s = batch.schema
-        ks = s.with_columns(tuple(s.column(k) for k in s.primary_key))
-        head = ('{"schema":' + json.dumps(connect_struct(ks, f"hub.{s.table}.Key"),
-                                           separators=(",", ":")) + ',"payload":').encode()
-        return [head + k + b"}" if k is not None else None for k in keys]
+        head = self._key_heads.get(s)
+        if head is None:
+            ks = s.with_columns(tuple(s.column(k) for k in s.primary_key))
+            head = self._key_heads[s] = (
+                '{"schema":' + json.dumps(connect_struct(ks, f"hub.{s.table}.Key"),
+                                          separators=(",", ":")) + ',"payload":')
+        return pc.binary_join_element_wise(head, keys, "}", "")
 
 
 class DebeziumJsonFormat(MessageFormat):

@@ -42,8 +42,14 @@ def _native(t: pa.DataType) -> bool:
 class JsonDecoder(EnvelopeDecoder):
     """With declared columns, many messages parse in one call of Arrow's JSON reader (the
     values joined by newlines); anything unusual (a tombstone, a bad message, a message with
-    a line break, a JSON or ARRAY column) takes the general path, one ``json.loads`` per
-    message."""
+    a line break, an ARRAY column, a JSON column holding documents rather than strings) takes
+    the general path, one ``json.loads`` per message.
+
+    A JSON column whose values are JSON strings (the text of the document, as Debezium's
+    ``io.debezium.data.Json`` and many producers write it) or null reads in the fast path:
+    the general path takes such a string as the document's text too.  Embedded documents
+    (objects, arrays, numbers) can't come out of Arrow's reader as their text: a topic where
+    they show up stays on the general path from then on."""
 
     name = "json"
 
@@ -58,10 +64,10 @@ class JsonDecoder(EnvelopeDecoder):
         schema = self._declared.get(topic)
         if schema is None:
             schema = self._declared[topic] = self.config.declared_schema(self.default_table(topic))
-        if not n or None in values or not all(
+        if not n or None in values or topic in self._documents or not all(
                 _native(f.type) or pa.types.is_duration(f.type) or pa.types.is_binary(f.type)
                 for f, c in zip(schema.arrow_schema, schema.columns) if c.type.kind != "JSON") \
-                or any(c.type.kind in ("JSON", "ARRAY") for c in schema.columns):
+                or any(c.type.kind == "ARRAY" for c in schema.columns):
             return None
         fields = [f if _native(f.type) else pa.field(f.name, pa.string())
                   for f in schema.arrow_schema]
@@ -78,7 +84,10 @@ class JsonDecoder(EnvelopeDecoder):
             for f in schema.arrow_schema:
                 col = t.column(f.name).combine_chunks()
                 cols.append(col if col.type == f.type else decode_text(col, f.type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            if any(c.type.kind == "JSON" for c in schema.columns) and \
+                    "changed from string to" in str(exc):
+                self._documents.add(topic)  # documents in a JSON column: don't try again
             return None
         ops = "c" * n
         if "op" in meta:
@@ -98,6 +107,8 @@ class JsonDecoder(EnvelopeDecoder):
     def __init__(self, config: JsonMessageConfig):
         super().__init__(config)
         self._declared: dict[str, Any] = {}
+        #: topics whose JSON columns hold documents (no fast path)
+        self._documents: set[str] = set()
 
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
               ) -> list[Event | SchemaChange]:

@@ -58,6 +58,9 @@ class MaxwellJsonEncoder(MessageEncoder):
         self._keys = JsonEncoder(changelog=False)
 
     def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
+
+    def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
         schema: TableSchema = batch.schema
         db, table = split_table_id(schema.table)
         rows = object_texts(batch.arrow(), schema)
@@ -72,10 +75,13 @@ class MaxwellJsonEncoder(MessageEncoder):
         head = '{"database":' + json.dumps(db) + ',"table":' + json.dumps(table) + ',"type":"'
         out = pc.binary_join_element_wise(head, kind, '","ts":', secs, ',"data":', rows, old,
                                           "}", "")
-        return split_utf8(out)  # type: ignore[return-value]
+        return out
 
     def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
         return self._keys.encode_keys(batch, topic)
+
+    def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
+        return self._keys.encode_keys_arrow(batch, topic)
 
 
 class MaxwellJsonFormat(MessageFormat):

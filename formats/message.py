@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar
 
+import pyarrow as pa
 from pydantic import Field, ValidationError, model_validator
 
 from formats.base import BadRecordHandler
@@ -72,6 +73,19 @@ class MessageEncoder(ABC):
     @abstractmethod
     def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
         """One value per event of ``batch``, in order."""
+
+    def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
+        """:meth:`encode` as one Arrow array (string or binary; null = no value), for writers
+        that keep or send whole arrays (the Kafka sink).  Default: :meth:`encode`'s list;
+        encoders that build the values with Arrow kernels return their array as it is (and
+        their :meth:`encode` splits it, :func:`formats.msgvalues.split_utf8`)."""
+        return pa.array(self.encode(batch, topic), pa.binary())
+
+    def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
+        """:meth:`encode_keys` as one Arrow array like :meth:`encode_arrow`; None when no event
+        has a key (a table without a primary key)."""
+        out = self.encode_keys(batch, topic)
+        return None if out.count(None) == len(out) else pa.array(out, pa.binary())
 
     def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
         """One key per event (the primary key), ``None`` for tables without one.  Default:
@@ -185,6 +199,16 @@ def message_format_names() -> list[str]:
         if isinstance(cls, type) and issubclass(cls, MessageFormat):
             out.append(name)
     return out
+
+
+def event_time(*candidates: Any) -> int:
+    """The first candidate that is present (not None) as epoch ms: the event time fields of a
+    message in order of preference, then the message timestamp.  0 is a time like any
+    other, not a missing one."""
+    for ts in candidates:
+        if ts is not None:
+            return int(ts)
+    raise ValueError("no event time")
 
 
 def topic_table(topic: str) -> str:

@@ -81,15 +81,17 @@ class WriteAheadLog:
         for i, run in enumerate(runs):
             tables = [_with_version(b) for b in run]
             meta = {_SCHEMA_KEY: json.dumps(run[0].schema.to_dict()).encode()}
-            out = self.fs.create(posixpath.join(tmp, f"{i:04d}.arrow"))
-            try:
-                with ipc.new_file(pa.PythonFile(out, mode="w"), tables[0].schema.with_metadata(meta)) as w:
-                    for t in tables:
-                        w.write_table(t.replace_schema_metadata(meta))
-            except BaseException:
-                out.abort()
-                raise
-            out.close()  # durable (fsync locally; closed and acknowledged on HDFS)
+            path = posixpath.join(tmp, f"{i:04d}.arrow")
+            if self.fs.is_local:
+                _write_local(path, meta, tables)
+            else:
+                out = self.fs.create(path)
+                try:
+                    out.write(_ipc_bytes(meta, tables))  # one call: no Python frame per buffer
+                except BaseException:
+                    out.abort()
+                    raise
+                out.close()  # durable: closed and acknowledged on HDFS
             rows += sum(len(b) for b in run)
         self.fs.sync_dir(tmp)
         self.fs.rmtree(final)  # a leftover of an interrupted earlier attempt of this segment
@@ -132,6 +134,37 @@ class WriteAheadLog:
                 self.fs.rmtree(st.path)
                 gone.append(st.path)
         return gone
+
+
+def _write_ipc(sink: pa.NativeFile, meta: dict, tables: list[pa.Table]) -> None:
+    with ipc.new_file(sink, tables[0].schema.with_metadata(meta)) as w:
+        for t in tables:
+            w.write_table(t.replace_schema_metadata(meta))
+
+
+def _write_local(path: str, meta: dict, tables: list[pa.Table]) -> None:
+    """Arrow's own file: the writes never take the GIL (a Python file object takes it for
+    every buffer, and waits for it while other threads run Python); then fsync."""
+    try:
+        with pa.OSFile(path, "wb") as f:
+            _write_ipc(f, meta, tables)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _ipc_bytes(meta: dict, tables: list[pa.Table]) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    _write_ipc(sink, meta, tables)
+    return sink.getvalue()
 
 
 def _with_version(b: ChangeBatch) -> pa.Table:

@@ -9,24 +9,27 @@ from runtime.errors import TransientError
 from runtime.sink import Committable, CommitContext, Committer
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
-from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, committed_checkpoint,
-                                      group_metadata, marker_group, new_producer, produce_all,
-                                      transactional_id)
+from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared,
+                                      committed_checkpoint, group_metadata, marker_group,
+                                      new_producer, produce_segment, transactional_id)
 
 log = logging.getLogger(__name__)
 
 
 class KafkaCommitter(Committer):
-    """For each committable, in checkpoint order per subtask:
+    """For each subtask, its committables in checkpoint order:
 
-    1. the live producer of this process, when the writer handed it over: commit it;
-    2. else the marker: the transaction committed if the marker group's offset is at least the
-       checkpoint id; if not, re-send the WAL segment in a new transaction with the marker.
+    1. the live producer of this process, when the writer handed it over: commit it (with
+       the committables it took over, just before it: see :mod:`sinks.kafka.transactions`);
+       a taken-over committable whose successor is not prepared yet is "not yet";
+    2. else, or when that commit fails, the marker: the transaction committed if the marker
+       group's offset is at least the checkpoint id; if not, re-send the WAL segment in a new
+       transaction with the marker.
 
-    Idempotent: a committed checkpoint is a no-op (its marker says so).  On recovery the
-    re-sending producer takes the transactional id of the crashed transaction, which first
-    completes or aborts whatever that transaction left in flight, so the marker read after it
-    is final.
+    Idempotent: a committed checkpoint is a no-op (its marker says so).  The re-sending
+    producer takes the transactional id of the writer's transaction (after a crash, or while
+    that writer waits for the committer), which first completes or aborts whatever that
+    transaction left in flight, so the marker read after it is final.
     """
 
     def __init__(self, config: KafkaSinkConfig):
@@ -36,48 +39,78 @@ class KafkaCommitter(Committer):
 
     def commit(self, committables: list[Committable], context: CommitContext
                ) -> list[Committable]:
-        for c in _ordered(committables):
-            self._commit_one(c, recovering=False)
-        return []
+        return self._commit_all(committables, recovering=False)
 
     def recover(self, committables: list[Committable], context: CommitContext
                 ) -> list[Committable]:
-        for c in _ordered(committables):
-            self._commit_one(c, recovering=True)
+        self._commit_all(committables, recovering=True)
         if context.state_dir:
             # every restored transaction is committed and its segment deleted: what is left
             # (checkpoints that never completed, subtasks of an earlier parallelism) is garbage
             WriteAheadLog(os.path.join(context.state_dir, "kafka-wal")).discard_except([])
         return []
 
-    def _commit_one(self, c: Committable, recovering: bool) -> None:
+    def _commit_all(self, committables: list[Committable], recovering: bool
+                    ) -> list[Committable]:
+        later: list[Committable] = []
+        run: list[Committable] = []  # taken-over committables, then the one that took them
+        for c in _ordered(committables):
+            if run and run[-1]["subtask"] != c["subtask"]:
+                later.extend(run)
+                run = []
+            run.append(c)
+            with LIVE_LOCK:
+                prepared = LIVE.get(c["key"])
+            if prepared is not None and not prepared.claim():
+                if not recovering:
+                    continue  # its records are in the writer's next transaction
+                prepared = None  # that writer is gone with its transaction: by marker
+            self._commit_run(run, prepared, recovering)
+            run = []
+        # taken over by a transaction not prepared yet: with a later checkpoint
+        later.extend(run)
+        return later
+
+    def _commit_run(self, run: list[Committable], prepared: Prepared | None,
+                    recovering: bool) -> None:
         from confluent_kafka import KafkaException
 
-        with LIVE_LOCK:
-            prepared = LIVE.pop(c["key"], None)
-        if prepared is not None:
-            with prepared.lock:
-                if not prepared.abandoned:
-                    try:
-                        prepared.producer.commit_transaction(TIMEOUT_S)
-                        prepared.done = True
+        last = run[-1]
+        if prepared is not None and not prepared.broken:
+            try:
+                prepared.producer.commit_transaction(TIMEOUT_S)
+            except KafkaException as exc:
+                prepared.broken = True
+                log.warning("kafka sink: committing the transaction of checkpoint %d "
+                            "(subtask %d) failed: %s; checking its marker",
+                            last["checkpoint"], last["subtask"], exc)
+            else:
+                for c in run:
+                    if c["segment"]:
                         WriteAheadLog.delete_segment(c["segment"])
-                        return
-                    except KafkaException as exc:
-                        prepared.broken = prepared.done = True
-                        log.warning("kafka sink: committing the transaction of checkpoint %d "
-                                    "(subtask %d) failed: %s; checking its marker",
-                                    c["checkpoint"], c["subtask"], exc)
-        self._commit_by_marker(c, recovering)
+                self._done(run, prepared)
+                return
+        # The writer's id is free to take while the writer waits for this commit (or after
+        # a crash); else an id of the committer's own, not to fence a live writer.
+        fence = recovering or prepared is not None
+        for c in run:  # a failure raises with all of them still live: the retry comes here
+            self._commit_by_marker(c, fence)
+        self._done(run, prepared)
 
-    def _commit_by_marker(self, c: Committable, recovering: bool) -> None:
+    @staticmethod
+    def _done(run: list[Committable], prepared: Prepared | None) -> None:
+        with LIVE_LOCK:
+            for c in run:
+                LIVE.pop(c["key"], None)
+        if prepared is not None:
+            prepared.finish()
+
+    def _commit_by_marker(self, c: Committable, fence: bool) -> None:
         from confluent_kafka import KafkaException, TopicPartition
 
         subtask, cid = c["subtask"], c["checkpoint"]
         group = marker_group(c["prefix"], subtask)
-        # In recovery, take over the crashed transaction's id: that resolves it first.
-        # In this process that id belongs to a live writer: use an id of the committer's own.
-        slot = c["slot"] if recovering else "resend"
+        slot = c["slot"] if fence else "resend"
         producer = new_producer(self.conf, transactional_id(c["prefix"], subtask, slot),
                                 self.config.transaction_timeout)
         try:
@@ -85,33 +118,21 @@ class KafkaCommitter(Committer):
             if committed_checkpoint(consumer, c["marker_topic"], c["marker_partition"]) >= cid:
                 log.info("kafka sink: checkpoint %d (subtask %d) was committed already",
                          cid, subtask)
-                WriteAheadLog.delete_segment(c["segment"])
+                if c["segment"]:
+                    WriteAheadLog.delete_segment(c["segment"])
                 return
             segment = c["segment"]
-            if segment is None or not os.path.isdir(segment):
+            if segment is None or not WriteAheadLog.exists(segment):
                 # A segment goes only after its transaction committed (or was re-sent):
                 # gone means committed, whatever a broker's offsets say.
                 log.info("kafka sink: checkpoint %d (subtask %d) was committed already (its "
                          "write-ahead log segment is gone)", cid, subtask)
                 return
-            batches = WriteAheadLog.read_segment(segment)
             log.info("kafka sink: re-sending %d records of checkpoint %d (subtask %d) from the "
                      "write-ahead log", c["records"], cid, subtask)
             try:
                 producer.begin_transaction()
-                for b in batches:
-                    cols = b.arrow()
-                    topics = cols.column(0).to_pylist()
-                    keys = cols.column(1).to_pylist()
-                    values = cols.column(2).to_pylist()
-                    ts = b.ts_ms_list()
-                    # runs of one topic (a segment holds one file per table run)
-                    start = 0
-                    for i in range(1, len(topics) + 1):
-                        if i == len(topics) or topics[i] != topics[start]:
-                            produce_all(producer, topics[start], keys[start:i],
-                                        values[start:i], ts[start:i])
-                            start = i
+                produce_segment(producer, segment)
                 producer.send_offsets_to_transaction(
                     [TopicPartition(c["marker_topic"], c["marker_partition"], cid)], meta,
                     TIMEOUT_S)

@@ -14,6 +14,18 @@ topic, key and value exactly as sent (the encoders' own buffers, no copy until t
 written).  In the process that prepared it, the committer commits the live producer
 (:data:`LIVE`); after a crash, or when that producer is gone, it looks at the marker and
 re-sends the segment in a new transaction only if the checkpoint's transaction did not commit.
+
+Per-key order (read_committed consumers read in log order, and a record sent again lands
+after everything already in the log): the committer handles a subtask's transactions in
+checkpoint order, and a writer begins no transaction before the committer is done with the
+previous one, re-sends included.  When the committer does not come in time (the checkpoint
+was aborted; its committables complete with a later checkpoint), the writer *takes the
+prepared transaction over*: it aborts it, sends its records again first thing in its next
+transaction and commits that transaction's marker for both.  The committer then commits the
+taken-over committable together with its successor (the next committable of the subtask),
+and holds it back ("not yet") while that successor is not prepared.  Every segment holds
+only the records its own checkpoint added, so recovery, re-sending by marker in checkpoint
+order, sends each record once.
 """
 from __future__ import annotations
 
@@ -30,6 +42,7 @@ from runtime.batch import ChangeBatch
 from runtime.errors import ConfigError, TerminalError, TransientError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
+from runtime.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +63,48 @@ def marker_group(prefix: str, subtask: int) -> str:
 
 @dataclass
 class Prepared:
-    """A prepared transaction handed from a writer to the committer (same process only)."""
+    """A prepared transaction handed from a writer to the committer (same process only).
+
+    Exactly one of the two takes it, under :attr:`cond`: the committer claims it
+    (commits it, or re-sends its records when the commit fails) and then finishes
+    it; or the writer, when the committer did not come in time (the checkpoint was aborted),
+    takes it over: aborts it and sends its records again at the start of its next
+    transaction, so they stay ahead of everything the subtask writes later."""
 
     producer: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    claimed: bool = False
+    #: the committer is done with it: committed, or its records re-sent and committed
     done: bool = False
-    #: the writer gave the producer up (its checkpoint took too long): use the marker + WAL
-    abandoned: bool = False
     #: the commit failed: the producer must not be used again
     broken: bool = False
+    #: the writer took its records over into its next transaction
+    taken_over: bool = False
+
+    def claim(self) -> bool:
+        """The committer's: False when the writer took it over first."""
+        with self.cond:
+            if self.taken_over:
+                return False
+            self.claimed = True
+            return True
+
+    def take_over(self) -> bool:
+        """The writer's: False when the committer claimed it first."""
+        with self.cond:
+            if self.claimed or self.done:
+                return False
+            self.taken_over = True
+            return True
+
+    def finish(self) -> None:
+        with self.cond:
+            self.done = True
+            self.cond.notify_all()
+
+    def wait_done(self, timeout_s: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.done, timeout_s)
 
 
 #: Prepared transactions by committable key (``attempt:subtask:checkpoint``).
@@ -76,6 +122,27 @@ def records_batch(topic: str, keys: pa.Array | None, values: pa.Array, ts: pa.Ar
          pa.nulls(n, pa.binary()) if keys is None else keys.cast(pa.binary()),
          values.cast(pa.binary())], schema=RECORDS.arrow_schema)
     return ChangeBatch(RECORDS, "c" * n, arrow=rb, ts_ms=ts)
+
+
+def produce_segment(producer: Any, segment: str) -> int:
+    """Send the records of write-ahead log ``segment`` again (in the open transaction), in
+    their order.  Returns how many."""
+    n = 0
+    for b in WriteAheadLog.read_segment(segment):
+        cols = b.arrow()
+        topics = cols.column(0).to_pylist()
+        keys = cols.column(1).to_pylist()
+        values = cols.column(2).to_pylist()
+        ts = b.ts_ms_list()
+        # runs of one topic (a segment holds one file per table run)
+        start = 0
+        for i in range(1, len(topics) + 1):
+            if i == len(topics) or topics[i] != topics[start]:
+                produce_all(producer, topics[start], keys[start:i], values[start:i],
+                            ts[start:i])
+                start = i
+        n += len(b)
+    return n
 
 
 def new_producer(conf: dict[str, Any], tid: str, timeout_s: float) -> Any:

@@ -4,14 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.message import MessageEncoder
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError, TransientError
 from runtime.sink import Committable, SinkWriter, WriterContext
@@ -19,12 +18,16 @@ from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, connect,
                                       group_metadata, marker_group, new_producer, produce_all,
-                                      records_batch, transactional_id)
+                                      produce_segment, records_batch, transactional_id)
 
 log = logging.getLogger(__name__)
 
-#: How long a writer waits for the commit of its previous transaction before giving it up.
+#: How long a writer waits for the committer to take its previous transaction before taking
+#: it over (the checkpoint was aborted, or is very slow).
 _AWAIT_COMMIT_S = 10.0
+#: How long a writer waits for the committer that took its previous transaction: its commit
+#: and, if that fails, the re-send with its retries.
+_AWAIT_CLAIMED_S = 300.0
 
 
 def wal_root(state_dir: str, subtask: int) -> str:
@@ -32,15 +35,16 @@ def wal_root(state_dir: str, subtask: int) -> str:
 
 
 class KafkaWriter(SinkWriter):
-    """Encodes each batch (values and keys in one vectorised call each, as Arrow arrays) and
-    hands its records to the producer right away; what the barrier does depends on
-    ``delivery``:
+    """Encodes each batch (values and keys in one vectorised call each, as Arrow arrays, in an
+    encoder thread of its own) and hands its records to the producer during the next
+    :meth:`write` (so encoding one batch overlaps with sending the one before) or at the
+    barrier, whichever comes first; what the barrier does depends on ``delivery``:
 
     * ``exactly-once``: write the records of the transaction (the encoded arrays, kept since
       :meth:`write`) to a WAL segment while the client still sends, flush, commit the marker
       into the transaction and hand the prepared transaction to the committer; the next
-      transaction begins with the first record after the committer is done with it (see
-      :mod:`sinks.kafka.transactions`).
+      transaction begins with the first record after the committer is done with it, or
+      after taking it over (see :mod:`sinks.kafka.transactions`).
     * ``at-least-once``: flush and fail on any delivery error.  ``none``: nothing.
     """
 
@@ -49,9 +53,12 @@ class KafkaWriter(SinkWriter):
         self.context = context
         self.mode = config.delivery
         self.prefix = config.transactional_id_prefix or f"hub-{context.pipeline}"
-        self.encode_values = _arrow_values(config.value_format.encoder())
-        self.encode_keys = _arrow_keys(config.key_message_format.encoder())
+        self.encode_values = config.value_format.encoder().encode_arrow
+        self.encode_keys = config.key_message_format.encoder().encode_keys_arrow
         self.errors: list[str] = []
+        self.encoder = ThreadPoolExecutor(1, f"kafka-encode-{context.subtask}")
+        #: the batch written last: its topic and its encoding under way
+        self.encoded: tuple[str, Future] | None = None
         self.conf = {**config.producer_config(), "on_delivery": self._on_delivery}
         self.topics: dict[str, str] = {}
         self.wal = WriteAheadLog(wal_root(context.state_dir, context.subtask))
@@ -62,6 +69,13 @@ class KafkaWriter(SinkWriter):
         self.txn_started: float | None = None
         self.slot = 0
         self.prepared: Prepared | None = None
+        #: WAL segments of the prepared transaction's records (with those it took over)
+        self.prepared_segments: list[str] = []
+        #: marker partitions of the prepared transaction (with those it took over)
+        self.prepared_markers: list[tuple[str, int]] = []
+        #: the same, taken over by the open transaction
+        self.taken_segments: list[str] = []
+        self.taken_markers: list[tuple[str, int]] = []
         if self.mode == "exactly-once":
             self.group = marker_group(self.prefix, context.subtask)
             self.marker_consumer, self.group_meta = group_metadata(self.conf, self.group)
@@ -92,28 +106,49 @@ class KafkaWriter(SinkWriter):
         topic = self.topics.get(batch.table)
         if topic is None:
             topic = self.topics[batch.table] = self.config.topic_of(batch.table)
-        values = self.encode_values(batch, topic)
-        keys = self.encode_keys(batch, topic)
-        ts: Any = None
-        if self.config.tombstones and "d" in batch.ops:
-            keys, values, ts = _with_tombstones(batch.ops, keys, values, batch.ts_ms_array())
         if self.mode == "exactly-once":
             self._in_transaction(topic)
-            self.pending.append(records_batch(
-                topic, keys, values, batch.ts_ms_array() if ts is None else ts))
+        # Encoding (Arrow kernels, without the GIL) of this batch runs in the encoder's
+        # thread while this one hands the previous batch's records to the client.
+        encoded = self.encoder.submit(self._encode, batch, topic)
+        self._send_encoded()
+        self.encoded = (topic, encoded)
+
+    def _encode(self, batch: ChangeBatch, topic: str
+                ) -> tuple[pa.Array | None, pa.Array, pa.Array, ChangeBatch | None]:
+        """Keys, values and times of the records, and their WAL batch (exactly-once)."""
+        values = self.encode_values(batch, topic)
+        keys = self.encode_keys(batch, topic)
+        ts = batch.ts_ms_array()
+        if self.config.tombstones and "d" in batch.ops:
+            keys, values, ts = _with_tombstones(batch.ops, keys, values, ts)
+        wal = records_batch(topic, keys, values, ts) if self.mode == "exactly-once" else None
+        return keys, values, ts, wal
+
+    def _send_encoded(self) -> None:
+        """Hand the records of the batch written last to the client."""
+        if self.encoded is None:
+            return
+        topic, future = self.encoded
+        self.encoded = None
+        keys, values, ts, wal = future.result()
+        if wal is not None:
+            self.pending.append(wal)
         produce_all(self.producer, topic, None if keys is None else _pylist(keys),
-                    _pylist(values), batch.ts_ms_list() if ts is None else ts.to_pylist())
+                    _pylist(values), ts.to_pylist())
         if self.errors:
             self._fail_delivery()
 
     def _in_transaction(self, topic: str) -> None:
         now = time.monotonic()
         if self.txn_started is None:
-            self._await_commit()
+            taken = self._await_commit()
             self.producer.begin_transaction()
             self.txn_started = now
             self.marker_topic = topic
             self.marker_partition = self._marker_partition(topic)
+            if taken:
+                self._resend(*taken)
         elif now - self.txn_started > 0.9 * self.config.transaction_timeout:
             raise TerminalError(
                 f"kafka sink: a transaction has been open for {now - self.txn_started:.0f}s, "
@@ -145,6 +180,7 @@ class KafkaWriter(SinkWriter):
 
     # -- checkpoints --------------------------------------------------------------------------
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        self._send_encoded()
         if self.mode == "none":
             self.producer.poll(0)
             return []
@@ -161,10 +197,11 @@ class KafkaWriter(SinkWriter):
         self._flush()
         from confluent_kafka import KafkaException, TopicPartition
 
+        markers = list(dict.fromkeys(
+            [*self.taken_markers, (self.marker_topic or "", self.marker_partition)]))
         try:
             self.producer.send_offsets_to_transaction(
-                [TopicPartition(self.marker_topic, self.marker_partition, checkpoint_id)],
-                self.group_meta,
+                [TopicPartition(t, p, checkpoint_id) for t, p in markers], self.group_meta,
                 TIMEOUT_S)
         except KafkaException as exc:
             raise TransientError(f"kafka sink: adding the commit marker failed: {exc}") from exc
@@ -173,6 +210,10 @@ class KafkaWriter(SinkWriter):
         with LIVE_LOCK:
             LIVE[key] = prepared
         self.prepared = prepared
+        self.prepared_segments = self.taken_segments + \
+            ([segment["segment"]] if segment["segment"] else [])
+        self.prepared_markers = markers
+        self.taken_segments, self.taken_markers = [], []
         committable = {"key": key, "checkpoint": checkpoint_id, "subtask": self.context.subtask,
                        "slot": self.slot, "prefix": self.prefix, "marker_topic": self.marker_topic,
                        "marker_partition": self.marker_partition,
@@ -181,31 +222,50 @@ class KafkaWriter(SinkWriter):
         self.marker_topic = None
         return [committable]
 
-    def _await_commit(self) -> None:
+    def _await_commit(self) -> tuple[list[str], list[tuple[str, int]]] | None:
         """Wait until the committer is done with the prepared transaction (it commits right
         after its checkpoint is stored): one transactional id per subtask, one transaction
-        at a time.  When the checkpoint does not complete in time (it was aborted), give the
-        producer up: re-initialising its id aborts that transaction, and the committer
-        re-sends its records from the WAL when a later checkpoint completes."""
+        at a time.  When the committer has not claimed it in time (its checkpoint was
+        aborted), take it over: re-initialising the id aborts it, and the caller sends its
+        records again (the returned segments) before any other; the marker partitions
+        returned are committed with the next transaction's marker."""
         prev = self.prepared
         if prev is None:
-            return
-        deadline = time.monotonic() + _AWAIT_COMMIT_S
-        while True:
-            with prev.lock:
-                if prev.done and not prev.broken:
-                    self.prepared = None
-                    return
-                if prev.broken or time.monotonic() > deadline:
-                    prev.abandoned = True
-                    break
-            time.sleep(0.001)
-        log.info("kafka sink: subtask %d: the previous transaction is not committed yet: "
-                 "replacing its producer", self.context.subtask)
-        self.producers[self.slot] = self._new_producer(self.slot)
+            return None
+        if not prev.wait_done(_AWAIT_COMMIT_S):
+            if prev.take_over():
+                log.info("kafka sink: subtask %d: the previous transaction is not committed "
+                         "after %.0fs (its checkpoint was aborted?): its records go again "
+                         "into the next one", self.context.subtask, _AWAIT_COMMIT_S)
+                self.producers[self.slot] = self._new_producer(self.slot)
+                self.prepared = None
+                return self.prepared_segments, self.prepared_markers
+            # the committer claimed it: it commits it, or re-sends its records
+            if not prev.wait_done(_AWAIT_CLAIMED_S):
+                raise TransientError(
+                    f"kafka sink: subtask {self.context.subtask}: the commit of the previous "
+                    f"transaction did not finish within {_AWAIT_CLAIMED_S:.0f}s")
+        if prev.broken:  # the committer fenced its id to re-send its records
+            self.producers[self.slot] = self._new_producer(self.slot)
         self.prepared = None
+        return None
+
+    def _resend(self, segments: list[str], markers: list[tuple[str, int]]) -> None:
+        n = sum(produce_segment(self.producer, seg) for seg in segments)
+        log.info("kafka sink: subtask %d: %d records of the transaction taken over sent again",
+                 self.context.subtask, n)
+        self.taken_segments, self.taken_markers = segments, markers
+        if self.errors:
+            self._fail_delivery()
 
     def close(self) -> None:
+        if self.mode != "exactly-once" and self.encoded is not None:
+            try:  # best effort, as the client's flush below
+                self._send_encoded()
+            except Exception:  # noqa: BLE001 - closing: nothing more to do for it
+                log.debug("kafka sink: sending the last batch at close failed", exc_info=True)
+        self.encoded = None  # exactly-once: never prepared, so never to be committed
+        self.encoder.shutdown(wait=True)
         for p in self.producers:
             try:
                 p.flush(0 if self.mode == "exactly-once" else 5)
@@ -213,28 +273,6 @@ class KafkaWriter(SinkWriter):
                 log.debug("kafka sink: flush at close failed", exc_info=True)
         if self.mode == "exactly-once":
             self.marker_consumer.close()
-
-
-def _arrow_values(encoder: MessageEncoder) -> Callable[[ChangeBatch, str], pa.Array]:
-    """The encoder's values as one Arrow array per batch (nulls: no value): its own
-    ``encode_arrow`` where it has one (the JSON encoder), else its list as an array."""
-    direct = getattr(encoder, "encode_arrow", None)
-    if direct is not None:
-        return direct  # type: ignore[no-any-return]
-    return lambda batch, topic: pa.array(encoder.encode(batch, topic), pa.binary())
-
-
-def _arrow_keys(encoder: MessageEncoder) -> Callable[[ChangeBatch, str], pa.Array | None]:
-    """Like :func:`_arrow_values` for keys; None for a batch without keys."""
-    direct = getattr(encoder, "encode_keys_arrow", None)
-    if direct is not None:
-        return direct  # type: ignore[no-any-return]
-
-    def keys(batch: ChangeBatch, topic: str) -> pa.Array | None:
-        out = encoder.encode_keys(batch, topic)
-        return None if out.count(None) == len(out) else pa.array(out, pa.binary())
-
-    return keys
 
 
 def _pylist(arr: pa.Array) -> list[bytes | None]:

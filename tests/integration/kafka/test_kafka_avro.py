@@ -43,3 +43,15 @@ def test_avro_through_kafka_and_the_registry(kafka_server, schema_registry_url, 
     assert [r for r, *_ in rows] == sorted(ROWS)
     assert all(g.schema == SCHEMA for g in got)  # exact types and the key from the key schema
     assert [(op, b, ts) for _, op, b, ts in rows] == [("c", None, 10), ("u", ROWS[0], 20)]
+
+
+def test_avro_event_time_of_zero_is_kept(schema_registry_url):
+    """ts_ms 0 in the envelope is the epoch, not a missing time (the message timestamp)."""
+    from formats.message import resolve_message_format
+
+    fmt = resolve_message_format("avro", {"schema-registry-url": schema_registry_url})
+    batch = ChangeBatch(SCHEMA, "cc", rows=ROWS, ts_ms=[0, 20])
+    topic = f"zero-ts-{id(batch)}"
+    values = fmt.encoder().encode(batch, topic)
+    out = fmt.decoder().decode([None, None], values, [999, 999], topic)
+    assert out.bad == [] and [ts for e in out.elements for ts in e.ts_ms_list()] == [0, 20]

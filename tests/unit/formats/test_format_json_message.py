@@ -5,6 +5,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
+import pyarrow as pa
 import pytest
 
 from formats.message import resolve_message_format
@@ -111,3 +112,54 @@ def test_declared_columns_parse_in_one_arrow_call_like_the_general_path():
     assert d._fast(values + [b"{bad"], [0, 0, 0], "t") is None
     out = d.decode([None] * 3, values + [b"{bad"], [0, 0, 0], "t")
     assert out.elements[0].rows() == rows and [i for i, _ in out.bad] == [2]
+
+
+def test_json_column_of_strings_takes_the_fast_path_and_documents_the_general_one():
+    from formats.envelope import EnvelopeDecoder
+
+    opts = {"columns": {"id": "BIGINT", "doc": "JSON"}, "primary-key": ["id"]}
+    strings = [b'{"id":1,"doc":"{\\"k\\": [1, 2]}","op":"c","ts_ms":5}',
+               b'{"id":2,"doc":null,"op":"u","ts_ms":6}']
+    d = resolve_message_format("json", opts).decoder()
+    fast = d._fast(strings, [0, 0], "t")
+    assert fast is not None  # one Arrow read, no json.loads per message
+    general = EnvelopeDecoder.decode(d, [None, None], strings, [0, 0], "t")
+    for out in (fast, general):
+        (b,) = out.elements
+        assert b.rows() == [(1, '{"k": [1, 2]}'), (2, None)] and b.ops == "cu"
+        assert b.ts_ms_list() == [5, 6]
+    documents = [b'{"id":3,"doc":{"k":[1,2]},"op":"c","ts_ms":7}']
+    assert d._fast(documents, [0], "t") is None
+    (b,) = d.decode([None], documents, [0], "t").elements
+    assert b.rows() == [(3, '{"k":[1,2]}')]
+    assert d._fast(strings, [0, 0], "t") is None  # that topic has documents: not tried again
+
+
+@pytest.mark.parametrize("name, options", [
+    ("json", {}), ("debezium-json", {}), ("debezium-json", {"schema-include": True}),
+    ("canal-json", {}), ("maxwell-json", {})])
+def test_arrow_encoding_is_the_list_encoding(name, options):
+    """``encode_arrow``/``encode_keys_arrow`` (what the Kafka sink sends and logs): the
+    formats' own Arrow arrays (the avro format's come from the base class's default, checked
+    through the broker in tests/integration/kafka/test_kafka_avro.py)."""
+    enc = resolve_message_format(name, options).encoder()
+    batch = ChangeBatch(SCHEMA, "ud", rows=ROWS, before=[ROWS[1], None], ts_ms=[1000, 2000])
+    values = enc.encode_arrow(batch, "t").cast(pa.binary()).to_pylist()
+    assert values == enc.encode(batch, "t")
+    keys = enc.encode_keys_arrow(batch, "t")
+    listed = enc.encode_keys(batch, "t")
+    assert (keys is None and listed == [None, None]) or \
+        keys.cast(pa.binary()).to_pylist() == listed
+
+
+def test_default_arrow_encoding_of_the_base_class():
+    """The raw format has no Arrow encoding of its own: the base class's, from its lists."""
+    from runtime.schema import Column, TableSchema
+    from runtime.types import T
+
+    schema = TableSchema("db.t", (Column("id", T("BIGINT"), False), Column("v", T("BYTES"))),
+                         ("id",))
+    enc = resolve_message_format("raw").encoder()
+    batch = ChangeBatch(schema, "cd", rows=[(1, b"a"), (2, b"b")], ts_ms=[1, 2])  # d: no value
+    assert type(enc).encode_arrow is type(enc).__mro__[1].encode_arrow
+    assert enc.encode_arrow(batch, "t").to_pylist() == enc.encode(batch, "t") == [b"a", None]

@@ -1,0 +1,143 @@
+"""Per-key order of the exactly-once Kafka sink when a checkpoint is aborted: the writer gives
+its prepared transaction up, and what that transaction held must still become visible before
+anything the subtask wrote after it (read_committed consumers read in log order)."""
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+
+import pytest
+
+from runtime.batch import ChangeBatch
+from runtime.checkpoint.coordinator import CheckpointCoordinator
+from runtime.checkpoint.storage import CheckpointStorage
+from runtime.metrics import PipelineMetrics
+from runtime.sink import CommitContext, WriterContext
+from sinks.kafka import transactions, writer as writer_module
+from tests.conformance.harness import ORDERS
+from tests.integration.kafka.helpers import sink
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+
+def change(version: int, keys: range = range(5)) -> ChangeBatch:
+    """An update of every key in ``keys`` to ``version`` (its name)."""
+    rows = [(k, f"v{version}", Decimal(version)) for k in keys]
+    return ChangeBatch(ORDERS, "u" * len(rows), rows=rows, ts_ms=1_700_000_000_000 + version)
+
+
+def versions(kafka_server, topic: str) -> dict[int, list[int]]:
+    """For each key, the versions in the order a read_committed consumer sees them."""
+    out: dict[int, list[int]] = {}
+    for m in kafka_server.consume_all(topic):
+        v = json.loads(m.value())
+        out.setdefault(v["id"], []).append(int(v["name"][1:]))
+    return out
+
+
+def assert_in_order(kafka_server, topic: str, committed: list[int], log: list[int],
+                    keys: range = range(5)) -> None:
+    """Every key's versions as a read_committed consumer sees them: ``committed`` on Apache
+    Kafka; ``log`` on Tansu, which shows the records of aborted transactions too."""
+    seen = versions(kafka_server, topic)
+    assert sorted(seen) == list(keys)
+    expect = committed if kafka_server.hides_aborted else log
+    for key, vs in seen.items():
+        assert vs == expect, (key, vs)
+
+
+@pytest.fixture
+def parts(kafka_server, tmp_path, monkeypatch):
+    """A writer (subtask 0 of 1), the committer and a coordinator whose checkpoints time out
+    at once unless completed in the same call."""
+    monkeypatch.setattr(writer_module, "_AWAIT_COMMIT_S", 0.3)
+    topic = kafka_server.create_topic(partitions=2)
+    s = sink(kafka_server, topic=topic, **{"transactional-id-prefix": f"ord-{topic}"})
+    storage = CheckpointStorage(str(tmp_path))
+    w = s.create_writer(WriterContext("p", 0, 1, "a1", storage.state_dir), None)
+    committer = s.create_committer()
+    coord = CheckpointCoordinator("p", storage, committer, 1, 1, 0.0, 0.05,
+                                  PipelineMetrics(1))
+    yield topic, w, committer, coord
+    w.close()
+    committer.close()
+
+
+def barrier(coord, w) -> int:
+    """Trigger a checkpoint; the writer prepares at its barrier and acks."""
+    p = coord.trigger({})
+    coord.ack_sink(0, p.checkpoint_id, w.prepare_commit(p.checkpoint_id), None, None)
+    return p.checkpoint_id
+
+
+def finish(coord, cid: int, complete: bool) -> None:
+    """The source acks (complete) or never does, and the checkpoint times out (aborted)."""
+    if complete:
+        assert coord.ack_source(0, cid, [])
+    else:
+        time.sleep(0.06)
+        coord.check_timeout()
+        assert coord.pending is None and coord.carried
+
+
+def checkpoint(coord, w, complete: bool) -> None:
+    finish(coord, barrier(coord, w), complete)
+
+
+def test_given_up_transaction_is_visible_before_later_records(kafka_server, parts):
+    topic, w, committer, coord = parts
+    w.write(change(1))
+    checkpoint(coord, w, complete=False)  # its transaction is prepared, never committed
+    w.write(change(2))  # waits for that commit, then takes the transaction over
+    checkpoint(coord, w, complete=True)
+    assert coord.carried == []
+    # before the fix, on both brokers: 2 and then 1 sent again
+    assert_in_order(kafka_server, topic, [1, 2], log=[1, 1, 2])
+
+
+def test_two_aborted_checkpoints_in_a_row(kafka_server, parts):
+    topic, w, committer, coord = parts
+    for version in (1, 2):
+        w.write(change(version))
+        checkpoint(coord, w, complete=False)
+    w.write(change(3))
+    checkpoint(coord, w, complete=True)
+    w.write(change(4))  # the committed transaction: no wait, no taking over
+    checkpoint(coord, w, complete=True)
+    assert coord.carried == []
+    assert_in_order(kafka_server, topic, [1, 2, 3, 4], log=[1, 1, 2, 1, 2, 3, 4])
+
+
+def test_taken_over_transaction_waits_for_its_successor(kafka_server, parts):
+    """A checkpoint completes while the transaction that took an aborted checkpoint's over
+    is still open: the taken-over committable is "not yet" and commits with its successor."""
+    topic, w, committer, coord = parts
+    w.write(change(1))
+    checkpoint(coord, w, complete=False)
+    cid = barrier(coord, w)  # nothing written since: nothing to prepare
+    w.write(change(2))  # checkpoint 1 not committed in time: taken over
+    finish(coord, cid, complete=True)
+    assert [c["checkpoint"] for c in coord.carried] == [1]
+    w.write(change(3))
+    checkpoint(coord, w, complete=True)
+    assert coord.carried == []
+    assert_in_order(kafka_server, topic, [1, 2, 3], log=[1, 1, 2, 3])
+
+
+def test_crash_after_taking_over_resends_in_order(kafka_server, parts):
+    """The process dies after a checkpoint that carries the taken-over transaction is stored,
+    before its successor committed: recovery re-sends both write-ahead log segments in
+    checkpoint order, each record once."""
+    topic, w, committer, coord = parts
+    w.write(change(1))
+    checkpoint(coord, w, complete=False)
+    w.write(change(2))
+    p = coord.trigger({})
+    committables = coord.carried + w.prepare_commit(p.checkpoint_id)
+    assert [c["checkpoint"] for c in committables] == [1, 2]
+    transactions.LIVE.clear()  # the crash: the stored checkpoint's committables only
+    committer.recover(committables, CommitContext("p", 2, None, coord.storage.state_dir))
+    assert_in_order(kafka_server, topic, [1, 2], log=[1, 1, 2, 1, 2])
+    committer.recover(committables, CommitContext("p", 2, None, coord.storage.state_dir))
+    assert_in_order(kafka_server, topic, [1, 2], log=[1, 1, 2, 1, 2])
