@@ -189,6 +189,7 @@ class HdfsOutput:
         self._pos = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
         self._error: BaseException | None = None
+        self._foreign = False
         self._closed = False
         self._thread = threading.Thread(target=self._upload, name="hdfs-upload", daemon=True)
         self._thread.start()
@@ -200,6 +201,8 @@ class HdfsOutput:
                                       overwrite=False)
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread
             self._error = exc
+            # CREATE refused: the file there is somebody else's, abort() must not delete it
+            self._foreign = isinstance(exc, FileExistsError)
             while True:  # unblock a writer waiting for room
                 try:
                     self._queue.get_nowait()
@@ -223,8 +226,11 @@ class HdfsOutput:
 
     def write(self, data: bytes) -> int:
         n = len(data)
-        self._buf += data
         self._pos += n
+        if not self._buf and n >= CHUNK and isinstance(data, bytes):
+            self._put(data)  # a whole chunk (formats that buffer write these): no copies
+            return n
+        self._buf += data
         if len(self._buf) >= CHUNK:
             self._put(bytes(self._buf))
             self._buf.clear()
@@ -253,7 +259,8 @@ class HdfsOutput:
             raise self._error
 
     def abort(self) -> None:
-        """Stop sending and delete the file (best effort: recovery removes strays too)."""
+        """Stop sending and delete the file (best effort: recovery removes strays too); a
+        file that existed before (CREATE refused it) is left alone."""
         if not self._closed:
             self._closed = True
             self._buf.clear()
@@ -262,6 +269,8 @@ class HdfsOutput:
             except OSError:
                 pass
             self._thread.join(TIMEOUT_S)
+        if self._foreign:
+            return
         try:
             self._fs.remove(self.path)
         except OSError as exc:

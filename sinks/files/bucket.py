@@ -109,13 +109,20 @@ class Bucket:
         self.buffered_bytes += nbytes
         return nbytes
 
-    def size_estimate(self, ratio: float) -> int:
+    def size_estimate(self, ratio: float | None) -> int:
         """Bytes the current part will take once everything given to it is written.
 
-        Formats may hold rows back (Parquet keeps a row group in memory), so what is on disk
-        says too little; ``ratio`` (file bytes per in-memory byte, learnt from finished parts)
-        scales all rows given so far instead, and the bytes on disk are a lower bound."""
+        Formats may hold rows back (Parquet keeps a row group in memory and encodes in the
+        background), so what is on disk says too little; ``ratio`` (file bytes per in-memory
+        byte, learnt from finished parts) scales all rows given so far instead, and the bytes
+        on disk are a lower bound.  Without a learnt ratio (the first part of a table), the
+        current part's own bytes on disk per in-memory byte given to the format serve once
+        there are any (exact for formats that write as they go; for Parquet an underestimate
+        by the rows not encoded yet, so the part may outgrow the size by about two row
+        groups), else 1.0."""
         on_disk = self._file.tell() if self._file is not None else 0
+        if ratio is None:
+            ratio = on_disk / self._raw_written if on_disk and self._raw_written else 1.0
         return max(on_disk, int((self._raw_written + self.buffered_bytes) * ratio))
 
     @property

@@ -96,6 +96,8 @@ class Partitioner:
 
     def split(self, table: pa.Table, table_id: str = "") -> list[tuple[Partition, pa.Table]]:
         """``table``'s rows grouped by partition (each group keeps the rows' order)."""
+        if self.pattern is None:
+            return [(UNPARTITIONED, table)]
         groups = self.groups(table, table_id)
         if len(groups) == 1:
             return [(groups[0][0], table)]

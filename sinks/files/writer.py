@@ -80,7 +80,7 @@ class FilesSinkWriter(SinkWriter):
         self._pending: list[Committable] = []  # files closed since the last prepare_commit
         self._touched: dict[str, int] = {}  # partition directory -> end_ms, since the last prepare
         # table id -> file bytes per in-memory byte of its last finished part (size estimates;
-        # 1.0 until a part of the table is finished, which errs on the side of small files)
+        # until a part of the table is finished, Bucket.size_estimate learns from the part)
         self._ratios: dict[str, float] = {}
         self._buffered = 0  # bytes buffered over all buckets
         self._open: dict[Bucket, None] = {}  # buckets with an open part file, oldest first
@@ -155,7 +155,7 @@ class FilesSinkWriter(SinkWriter):
                 self._touched[directory] = max(partition.end_ms, self._touched.get(directory, 0))
             if bucket.buffered_bytes >= FLUSH_BYTES:
                 self._flush(bucket)
-            if bucket.size_estimate(self._ratios.get(table_id, 1.0)) >= self._rolling_size:
+            if bucket.size_estimate(self._ratios.get(table_id)) >= self._rolling_size:
                 self._roll(bucket)
         self._bound_memory()
 
