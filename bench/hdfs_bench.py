@@ -55,26 +55,12 @@ import runtime  # noqa: E402, F401, I001
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from hubrun import run_hub  # noqa: E402
+from hubrun import datagen_pipeline, run_hub  # noqa: E402
 
 from bench.elasticsearch_bench import datagen_rows  # noqa: E402 - same rows, one generator
 from formats.parquet import ParquetConfig  # noqa: E402
 from runtime.fs import filesystem  # noqa: E402
 
-PIPELINE = """
-[pipeline]
-name = "hdfs-bench"
-parallelism = 1
-[checkpoint]
-interval = "1s"
-dir = "{state}"
-[source]
-type = "datagen"
-tables = ["orders"]
-rows = {rows}
-[sink]
-type = "{sink}"
-"""
 START_MS = 1_767_225_600_000
 
 
@@ -83,7 +69,8 @@ def hub_run(sink: str, lake: str | None, state: str, rows: int, work: str) -> tu
     its summary line."""
     path = os.path.join(work, f"{sink}.toml")
     with open(path, "w") as f:
-        f.write(PIPELINE.format(state=state, rows=rows, sink=sink))
+        # event-time-start 2026-01-01 (START_MS): the same ts_ms column as by_hand()'s
+        f.write(datagen_pipeline("hdfs-bench", 1, state, rows, f'[sink]\ntype = "{sink}"\n'))
         if lake is not None:
             f.write(f'path = "{lake}"\nformat = "parquet"\n')
     r = run_hub(path, "--fresh", cwd=work)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import uuid
+from abc import ABC, abstractmethod
 
 import pytest
 
@@ -19,16 +20,16 @@ from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
 ROWS = 5000
 
 
-class WalSinkExactlyOnce:
+class WalSinkExactlyOnce(ABC):
     name = "wal-kill"
 
+    @abstractmethod
     def sink(self, server, prefix: str, delivery: str) -> str:
         """The ``[sink]`` TOML: everything written under names starting with ``prefix``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def contents(self, server, prefix: str) -> dict:
         """What the sink wrote under ``prefix``: ``{(table, key): row}``."""
-        raise NotImplementedError
 
     def check_reference(self, contents: dict) -> None:
         """More checks of a run that never failed."""
