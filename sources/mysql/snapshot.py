@@ -38,6 +38,7 @@ from sources.mysql.types import quote, text_column_to_arrow
 
 COM_QUERY = 0x03
 _NO_SUCH_TABLE = 1146
+_BAD_FIELD = 1054
 
 
 class TableGone(TerminalError):
@@ -45,9 +46,20 @@ class TableGone(TerminalError):
     it; the binlog carries its changes and the DDL)."""
 
 
-def _raise_gone(exc: pymysql.err.MySQLError, table: MySqlTable) -> None:
-    if exc.args and exc.args[0] == _NO_SUCH_TABLE:
+def _raise_known(exc: pymysql.err.MySQLError, table: MySqlTable) -> None:
+    """The snapshot's errors that DDL on the table causes, as the errors a user can act on."""
+    code = exc.args[0] if exc.args else None
+    if code == _NO_SUCH_TABLE:
         raise TableGone(f"{table.table_id} no longer exists: {exc.args[-1]}") from exc
+    if code == _BAD_FIELD:
+        # a column dropped or renamed after the table was listed: its chunks select the columns
+        # it had then, and rows read with another column list can't be made consistent with
+        # the binlog's schema history (Flink CDC has the same limit: no DDL during a snapshot)
+        raise TerminalError(
+            f"{table.table_id}: a column was dropped or renamed while the table was being "
+            f"snapshotted ({exc.args[-1]}); the snapshot can't follow DDL on a table it is "
+            "reading: run again with --fresh to snapshot it with its new columns (DDL after a "
+            "table's snapshot is followed as schema changes)") from exc
 
 
 def _where(conn: Any, key: tuple[str, ...], start: tuple | None, end: tuple | None) -> str:
@@ -86,7 +98,7 @@ def next_chunk_start(conn: Any, table: MySqlTable, start: tuple | None, size: in
         try:
             cur.execute(sql)
         except pymysql.err.MySQLError as exc:
-            _raise_gone(exc, table)
+            _raise_known(exc, table)
             raise
         row = cur.fetchone()
     return tuple(row) if row else None
@@ -174,7 +186,7 @@ def select_chunk(conn: Any, table: MySqlTable, start: tuple | None, end: tuple |
     try:
         buf, starts, ncols = _raw_rows(conn, chunk_sql(conn, table, start, end, limit))
     except pymysql.err.MySQLError as exc:
-        _raise_gone(exc, table)
+        _raise_known(exc, table)
         raise
     if ncols != len(table.natives):
         raise TerminalError(f"{table.table_id}: the snapshot returned {ncols} columns, the schema "

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from runtime.errors import TerminalError
 from sources.mysql.enumerator import MySqlEnumerator
 from tests.integration.mysql.helpers import (Running, committed, data_only, exactly_once,
                                              new_database, record_schema_changes, replay,
@@ -197,3 +198,25 @@ def test_renamed_during_the_snapshot_snapshotted_with_newly_added(mysql_server, 
                                           if not k[0].endswith(".moved")} == expected, timeout=60)
     assert len(exactly_once(events, f"{db}.moved2")) == 3000
 
+
+
+def test_column_dropped_during_the_snapshot_stops_with_the_remedy(mysql_server, monkeypatch):
+    """A snapshot reads the columns a table had when it was listed: a column dropped before
+    its chunks are read stops the pipeline with one line naming the table and what to do,
+    not a bare server error."""
+    db = new_database(mysql_server)
+    conn = mysql_server.connect()
+    _fill(conn, f"{db}.big", 3000)
+
+    def right_after_listing() -> None:
+        with conn.cursor() as cur:
+            cur.execute(f"ALTER TABLE {db}.big DROP COLUMN s")
+
+    listed = _after_listing(monkeypatch, right_after_listing)
+    config = source_config(mysql_server, db, **{"chunk-size": 100})
+    with Running(config) as run, pytest.raises(TerminalError) as err:
+        assert listed.wait(30)
+        run.wait_for(lambda ev: False, timeout=30)
+    text = str(err.value)
+    assert f"{db}.big" in text and "dropped or renamed while the table was being snapshotted" in text
+    assert "--fresh" in text and "\n" not in text
