@@ -151,6 +151,8 @@ class MySqlReader(SourceReader):
         self.restored_reports: list[dict] = []
         self.discovered = False
         self.folds: list[dict] = []                         # from the enumerator, to apply
+        #: (the binlog split's ``chunks`` list, its filter): built once per list, not per unit
+        self.chunk_filter: tuple[list, ChunkFilter] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -338,8 +340,15 @@ class MySqlReader(SourceReader):
         if unit.fold_done:
             split.fold = None
         self.context.set_gauge("binlog_lag_s", unit.lag_s, "max")
-        if split.chunks and ChunkFilter(split.chunks).passed(unit.offset):
+        if split.chunks and self._chunks_filter(split).passed(unit.offset):
             split.chunks = []   # past every chunk's HIGH: state back to O(tables)
+
+    def _chunks_filter(self, split: BinlogSplit) -> ChunkFilter:
+        """The filter of ``split.chunks`` (a new list whenever chunks change): building it is
+        O(chunks), too much for every transaction while the binlog catches up."""
+        if self.chunk_filter is None or self.chunk_filter[0] is not split.chunks:
+            self.chunk_filter = (split.chunks, ChunkFilter(split.chunks))
+        return self.chunk_filter[1]
 
     def wait_available(self, timeout_s: float) -> None:
         if not self.chunks and self.binlog is None:
