@@ -1,14 +1,15 @@
 """A write-ahead log of change batches in checkpoint storage, for sinks without transactions.
 
-At the barrier a writer puts what it buffered since the last barrier into one *segment* and
-returns the segment's path as (part of) its committable.  The committer applies the segment
+Between two barriers a writer appends its batches to one *segment* as they come
+(:class:`SegmentWriter`: memory stays one batch, whatever the checkpoint interval); at the
+barrier it makes the segment durable and returns its path as (part of) its committable.  The committer applies the segment
 only after the checkpoint is durable, with idempotent writes, and deletes it once applied.
 After a crash, the restored checkpoint names the segments still to apply; segments written
 after it are garbage (``discard_except``, called by :meth:`WalCommitter.recover`).
 
 A segment is a folder with Arrow IPC files (the changelog form of the batches plus the
 ``_version`` column when they carry versions), written into a temporary folder, made durable
-and renamed into place: a segment exists completely or not at all.  It lives wherever the
+at the barrier and renamed into place: a segment exists completely or not at all.  It lives wherever the
 checkpoint storage does (a local folder or HDFS, through :mod:`runtime.fs`).  Order is kept
 within a table, which is the order that matters (per-key order).
 
@@ -17,10 +18,12 @@ within a table, which is the order that matters (per-key order).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import posixpath
+import time
 from abc import abstractmethod
 from collections.abc import Iterable
 from typing import ClassVar
@@ -56,49 +59,21 @@ class WriteAheadLog:
     def _join(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
 
+    def open_segment(self) -> SegmentWriter:
+        """A segment written as its batches come (see :class:`SegmentWriter`)."""
+        return SegmentWriter(self)
+
     def write_segment(self, name: str, batches: Iterable[ChangeBatch]) -> dict:
         """Durably store ``batches`` as segment ``name`` (unique per writer and checkpoint).
         Returns ``{"segment": path, "rows": n}``; empty input writes nothing (``path`` None)."""
-        # One file per run of batches of one table and schema, numbered in order.
-        runs: list[list[ChangeBatch]] = []
-        index: dict[str, int] = {}
-        for b in batches:
-            if not len(b):
-                continue
-            i = index.get(b.table)
-            if i is None or runs[i][-1].schema != b.schema:
-                index[b.table] = len(runs)
-                runs.append([b])
-            else:
-                runs[i].append(b)
-        if not runs:
-            return {"segment": None, "rows": 0}
-        final = self._join(name)
-        tmp = final + ".tmp"
-        self.fs.rmtree(tmp)
-        self.fs.makedirs(tmp)
-        rows = 0
-        for i, run in enumerate(runs):
-            tables = [_with_version(b) for b in run]
-            meta = {_SCHEMA_KEY: json.dumps(run[0].schema.to_dict()).encode()}
-            path = posixpath.join(tmp, f"{i:04d}.arrow")
-            if self.fs.is_local:
-                _write_local(path, meta, tables)
-            else:
-                out = self.fs.create(path)
-                try:
-                    out.write(_ipc_bytes(meta, tables))  # one call: no Python frame per buffer
-                except BaseException:
-                    out.abort()
-                    raise
-                out.close()  # durable: closed and acknowledged on HDFS
-            rows += sum(len(b) for b in run)
-        self.fs.sync_dir(tmp)
-        self.fs.rmtree(final)  # a leftover of an interrupted earlier attempt of this segment
-        if not self.fs.rename(tmp, final):
-            raise OSError(f"write-ahead log: could not rename {tmp} to {final}")
-        self.fs.sync_dir(self.root)
-        return {"segment": final, "rows": rows}
+        seg = self.open_segment()
+        try:
+            for b in batches:
+                seg.append(b)
+            return seg.finish(name)
+        except BaseException:
+            seg.abort()
+            raise
 
     @staticmethod
     def read_segment(path: str) -> list[ChangeBatch]:
@@ -136,35 +111,110 @@ class WriteAheadLog:
         return gone
 
 
-def _write_ipc(sink: pa.NativeFile, meta: dict, tables: list[pa.Table]) -> None:
-    with ipc.new_file(sink, tables[0].schema.with_metadata(meta)) as w:
-        for t in tables:
-            w.write_table(t.replace_schema_metadata(meta))
+class SegmentWriter:
+    """One segment, written batch by batch as a writer gets them, so that a writer holds one
+    batch in memory, not a checkpoint interval's worth: into a temporary folder (named when
+    the first batch comes; the segment's own name is known only at the barrier), one Arrow
+    IPC file per run of batches of one table and schema, numbered in order (per-table order
+    is what reading back keeps).  :meth:`finish` closes the files, makes them durable and
+    renames the folder into place: a segment exists completely or not at all.  A folder left
+    by a crash is garbage for :meth:`WriteAheadLog.discard_except`.
+
+    Not thread-safe: one writer thread appends and finishes (or aborts)."""
+
+    _seq = itertools.count()
+
+    def __init__(self, wal: WriteAheadLog):
+        self.wal = wal
+        self.rows = 0
+        self._tmp: str | None = None
+        self._files: list[_RunFile] = []
+        self._open: dict[str, _RunFile] = {}   # table -> the file of its current run
+
+    def append(self, batch: ChangeBatch) -> None:
+        if not len(batch):
+            return
+        if self._tmp is None:
+            self._tmp = self.wal._join(f"{os.getpid()}-{next(self._seq)}-{time.time_ns()}.tmp")
+            self.wal.fs.rmtree(self._tmp)
+            self.wal.fs.makedirs(self._tmp)
+        run = self._open.get(batch.table)
+        if run is None or run.schema != batch.schema:
+            if run is not None:
+                run.close()
+            path = posixpath.join(self._tmp, f"{len(self._files):04d}.arrow")
+            run = self._open[batch.table] = _RunFile(self.wal.fs, path, batch.schema)
+            self._files.append(run)
+        run.write(_with_version(batch))
+        self.rows += len(batch)
+
+    def finish(self, name: str) -> dict:
+        """Make the segment durable as ``name`` (unique per writer and checkpoint).  Returns
+        ``{"segment": path, "rows": n}``; ``path`` is None when nothing was appended."""
+        if self._tmp is None:
+            return {"segment": None, "rows": 0}
+        fs = self.wal.fs
+        for run in self._files:
+            run.close()
+        fs.sync_dir(self._tmp)
+        final = self.wal._join(name)
+        fs.rmtree(final)  # a leftover of an interrupted earlier attempt of this segment
+        if not fs.rename(self._tmp, final):
+            raise OSError(f"write-ahead log: could not rename {self._tmp} to {final}")
+        fs.sync_dir(self.wal.root)
+        return {"segment": final, "rows": self.rows}
+
+    def abort(self) -> None:
+        """Give the segment up (best effort: recovery deletes leftovers too)."""
+        for run in self._files:
+            run.abort()
+        if self._tmp is not None:
+            try:
+                self.wal.fs.rmtree(self._tmp)
+            except OSError:
+                log.debug("write-ahead log: could not delete %s (recovery will)", self._tmp)
+        self._tmp = None
 
 
-def _write_local(path: str, meta: dict, tables: list[pa.Table]) -> None:
-    """Arrow's own file: the writes never take the GIL (a Python file object takes it for
-    every buffer, and waits for it while other threads run Python); then fsync."""
-    try:
-        with pa.OSFile(path, "wb") as f:
-            _write_ipc(f, meta, tables)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        try:
-            os.remove(path)
-        except FileNotFoundError:
-            pass
-        raise
+class _RunFile:
+    """One Arrow IPC file of a segment, open for appending.  Local: Arrow's own file (its
+    writes never take the GIL: a Python file object takes it for every buffer), fsynced at
+    close; elsewhere the file system's output, durable at close."""
 
+    def __init__(self, fs, path: str, schema: TableSchema):
+        self.fs, self.path, self.schema = fs, path, schema
+        self.meta = {_SCHEMA_KEY: json.dumps(schema.to_dict()).encode()}
+        self._out = pa.OSFile(path, "wb") if fs.is_local else fs.create(path)
+        self._writer: ipc.RecordBatchFileWriter | None = None
+        self.closed = False
 
-def _ipc_bytes(meta: dict, tables: list[pa.Table]) -> pa.Buffer:
-    sink = pa.BufferOutputStream()
-    _write_ipc(sink, meta, tables)
-    return sink.getvalue()
+    def write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            self._writer = ipc.new_file(self._out, table.schema.with_metadata(self.meta))
+        self._writer.write_table(table.replace_schema_metadata(self.meta))
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._writer is not None:
+            self._writer.close()
+        self._out.close()  # HDFS: returns once the datanodes acknowledged it
+        if self.fs.is_local:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def abort(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.fs.is_local:
+            self._out.close()
+        else:
+            self._out.abort()
 
 
 def _with_version(b: ChangeBatch) -> pa.Table:
@@ -188,10 +238,11 @@ def _from_table(schema: TableSchema, table: pa.Table) -> ChangeBatch:
 class WalSinkWriter(SinkWriter):
     """The writer of a sink without transactions, for one subtask.
 
-    * exactly-once: keeps the batches of the current checkpoint in memory (each with versions:
-      the source's, else a :class:`~runtime.versioned.VersionClock`'s) and, at the barrier,
-      stores them as one segment; the committable ``{"segment", "rows"}`` names it.  Nothing
-      reaches the store before the committer applies it.
+    * exactly-once: appends each batch (with versions: the source's, else a
+      :class:`~runtime.versioned.VersionClock`'s) to the checkpoint's segment as it comes
+      (memory stays one batch, whatever the checkpoint interval) and, at the barrier, makes
+      the segment durable; the committable ``{"segment", "rows"}`` names it.  Nothing reaches
+      the store before the committer applies it.
     * at-least-once: :meth:`apply` writes as soon as ``flush_rows`` rows are buffered, and the
       rest at the barrier; after a crash the changes since the last checkpoint are written
       again, which versioned writes make harmless.
@@ -210,6 +261,7 @@ class WalSinkWriter(SinkWriter):
         self._pending: list[ChangeBatch] = []
         self._pending_rows = 0
         self._wal = WriteAheadLog(wal_root(context.state_dir, context.pipeline, self.sink_name))
+        self._segment: SegmentWriter | None = None
 
     @abstractmethod
     def apply(self, batches: list[ChangeBatch]) -> None:
@@ -218,9 +270,15 @@ class WalSinkWriter(SinkWriter):
     def write(self, batch: ChangeBatch) -> None:
         if not len(batch):
             return
-        self._pending.append(self._versions.stamp(batch))
+        batch = self._versions.stamp(batch)
+        if self.exactly_once:
+            if self._segment is None:
+                self._segment = self._wal.open_segment()
+            self._segment.append(batch)
+            return
+        self._pending.append(batch)
         self._pending_rows += len(batch)
-        if not self.exactly_once and self._pending_rows >= self._flush_rows:
+        if self._pending_rows >= self._flush_rows:
             self._flush()
 
     def write_schema_change(self, change: SchemaChange) -> None:
@@ -233,12 +291,11 @@ class WalSinkWriter(SinkWriter):
         if not self.exactly_once:
             self._flush()
             return []
-        ctx = self.context
-        name = f"{ctx.attempt}-{ctx.subtask:03d}-{checkpoint_id:09d}"
-        info = self._wal.write_segment(name, self._pending)
-        self._pending, self._pending_rows = [], 0
-        if info["segment"] is None:
+        if self._segment is None:
             return []
+        ctx = self.context
+        segment, self._segment = self._segment, None
+        info = segment.finish(f"{ctx.attempt}-{ctx.subtask:03d}-{checkpoint_id:09d}")
         return [{"segment": info["segment"], "rows": info["rows"]}]
 
     def _flush(self) -> None:
@@ -248,6 +305,9 @@ class WalSinkWriter(SinkWriter):
 
     def close(self) -> None:
         self._pending, self._pending_rows = [], 0
+        if self._segment is not None:
+            self._segment.abort()  # records after the last barrier: never committed
+            self._segment = None
 
 
 class WalCommitter(Committer):

@@ -33,3 +33,33 @@ def test_empty_segment_and_discard(tmp_path):
     drop = wal.write_segment("drop", [ChangeBatch(B, "c", rows=[("b",)])])["segment"]
     assert wal.discard_except([keep]) == [drop]
     assert [r for b in WriteAheadLog.read_segment(keep) for r in b.rows()] == [("a",)]
+
+
+def _on_disk(root) -> int:
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+
+
+def test_segment_is_written_as_batches_come_and_appears_only_when_finished(tmp_path):
+    """A writer's memory must not hold a checkpoint interval of batches: every append
+    reaches the file before the barrier, and the segment is visible only once finished."""
+    root = tmp_path / "wal"
+    wal = WriteAheadLog(str(root))
+    seg = wal.open_segment()
+    sizes = []
+    for i in range(3):
+        seg.append(ChangeBatch(A, "c" * 1000, rows=[(i * 1000 + j, Decimal("1.00")) for j in range(1000)],
+                               ts_ms=i))
+        sizes.append(_on_disk(root))
+    assert sizes[0] > 8000 and sizes[0] < sizes[1] < sizes[2]
+    assert [p.name for p in root.iterdir() if not p.name.endswith(".tmp")] == []
+    info = seg.finish("w0-chk2")
+    assert info["rows"] == 3000 and [p.name for p in root.iterdir()] == ["w0-chk2"]
+    assert [r[0] for b in WriteAheadLog.read_segment(info["segment"]) for r in b.rows()] == list(range(3000))
+
+
+def test_aborted_segment_leaves_nothing(tmp_path):
+    root = tmp_path / "wal"
+    seg = WriteAheadLog(str(root)).open_segment()
+    seg.append(ChangeBatch(B, "c", rows=[("a",)]))
+    seg.abort()
+    assert list(root.iterdir()) == []
