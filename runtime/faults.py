@@ -1,4 +1,5 @@
-"""Crash points for the exactly-once tests: kill this process with SIGKILL at a named point.
+"""Crash points for the exactly-once tests: kill this process with SIGKILL at a named point;
+and delay points, to make a step slow at a named point (a checkpoint that times out).
 
 Set ``HUB_CRASH_AT=<point>:<checkpoint id>`` (e.g. ``checkpoint-stored:3``) to die right there,
 exactly as ``kill -9`` would: no cleanup, no final checkpoint.  Unset (always, in production),
@@ -6,13 +7,21 @@ a crash point costs one dict lookup.  Points:
 
 * ``checkpoint-stored``: checkpoint N is durable, its committables not yet committed.
 * ``checkpoint-committed``: checkpoint N is committed, readers not yet notified.
+* connectors name their own (e.g. ``kafka-...`` in :mod:`sinks.kafka.transactions`).
+
+``HUB_DELAY_AT=<point>:<checkpoint ids>:<seconds>`` (e.g. ``sink-ack:2,5:1.5``; no ids: every
+checkpoint) sleeps there instead.  Points:
+
+* ``sink-ack``: a sink subtask prepared checkpoint N and has not acknowledged it yet.
 """
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 _SPEC = os.environ.get("HUB_CRASH_AT", "")
+_DELAY = os.environ.get("HUB_DELAY_AT", "")
 
 
 def crash_point(point: str, checkpoint_id: int) -> None:
@@ -21,3 +30,11 @@ def crash_point(point: str, checkpoint_id: int) -> None:
     name, _, n = _SPEC.partition(":")
     if name == point and (not n or int(n) == checkpoint_id):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def delay_point(point: str, checkpoint_id: int) -> None:
+    if not _DELAY:
+        return
+    name, ids, seconds = _DELAY.split(":")
+    if name == point and (not ids or str(checkpoint_id) in ids.split(",")):
+        time.sleep(float(seconds))

@@ -33,6 +33,9 @@ class WriterContext:
     state_dir: str
     #: Where bad records go (or raise, when the pipeline does not tolerate them).
     dead_letter: DeadLetterQueue = field(default_factory=DeadLetterQueue)
+    #: ``checkpoint.timeout``: a checkpoint not complete by then is aborted, so a writer
+    #: waiting for the commit of what it prepared knows it need not wait longer.
+    checkpoint_timeout_s: float = 600.0
 
 
 @dataclass(frozen=True)

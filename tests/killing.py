@@ -19,11 +19,22 @@ def hub(*args: str, env: dict | None = None, cwd: str | None = None) -> subproce
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _wait(p: subprocess.Popen, timeout: float) -> str:
+    """Its stderr once it ended; killed when it did not within ``timeout`` (no orphan left
+    running after the failed test)."""
+    try:
+        return p.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        raise
+
+
 def run_to_end(pipeline: str, env: dict | None = None, timeout: float = 180,
                cwd: str | None = None) -> str:
     """Run a bounded pipeline to its end; asserts success and returns its stderr."""
     p = hub("run", pipeline, "--no-progress", env=env, cwd=cwd)
-    _, err = p.communicate(timeout=timeout)
+    err = _wait(p, timeout)
     assert p.returncode == 0, err
     return err
 
@@ -34,7 +45,7 @@ def kill_seed() -> int:
     return int(os.environ.get("HUB_TEST_SEED", time.time()))
 
 
-def _latest_checkpoint(state_dir: str) -> int:
+def latest_checkpoint(state_dir: str) -> int:
     from runtime.checkpoint.storage import CheckpointStorage
 
     ids = CheckpointStorage(state_dir).completed_ids()
@@ -52,10 +63,10 @@ def kill_at_random(pipeline: str, state_dir: str, times: int = 4,
     rnd = random.Random(seed)
     kills = 0
     for _ in range(times):
-        before = _latest_checkpoint(state_dir)
+        before = latest_checkpoint(state_dir)
         p = hub("run", pipeline, "--no-progress", env=env, cwd=cwd)
         deadline = time.monotonic() + 60
-        while p.poll() is None and _latest_checkpoint(state_dir) <= before \
+        while p.poll() is None and latest_checkpoint(state_dir) <= before \
                 and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(rnd.uniform(*between))
@@ -74,7 +85,7 @@ def crash_at(pipeline: str, point: str, checkpoint_id: int, timeout: float = 120
     asserts it did."""
     p = hub("run", pipeline, "--no-progress",
             env={**(env or {}), "HUB_CRASH_AT": f"{point}:{checkpoint_id}"}, cwd=cwd)
-    _, err = p.communicate(timeout=timeout)
+    err = _wait(p, timeout)
     assert p.returncode == -signal.SIGKILL, f"crash point {point}:{checkpoint_id} not reached: {err}"
 
 
@@ -84,6 +95,7 @@ name = "{name}"
 parallelism = {parallelism}
 [checkpoint]
 interval = "{interval}"
+timeout = "{timeout}"
 dir = "{state}"
 [source]
 type = "datagen"
@@ -99,14 +111,17 @@ event-time-step = "20ms"
 
 
 def datagen_pipeline(path, sink: str, *, name: str, state: str, rows: int, rps: int,
-                     interval: str = "200ms", parallelism: int = 2, batch_size: int = 500,
-                     update_ratio: float = 0.2, delete_ratio: float = 0.05) -> str:
+                     interval: str = "200ms", timeout: str = "10min", parallelism: int = 2,
+                     batch_size: int = 500, update_ratio: float = 0.2,
+                     delete_ratio: float = 0.05) -> str:
     """Write the pipeline file the exactly-once tests share: datagen ``orders`` and
     ``customers`` with updates and deletes (deterministic: fixed event times) into the sink
-    given as TOML (starting with ``[sink]``).  Returns the file's path."""
+    given as TOML (starting with ``[sink]``); ``timeout`` is ``checkpoint.timeout``.  Returns
+    the file's path."""
     text = DATAGEN_PIPELINE.format(name=name, parallelism=parallelism, interval=interval,
-                                   state=state, rows=rows, rps=rps, batch_size=batch_size,
-                                   update_ratio=update_ratio, delete_ratio=delete_ratio)
+                                   timeout=timeout, state=state, rows=rows, rps=rps,
+                                   batch_size=batch_size, update_ratio=update_ratio,
+                                   delete_ratio=delete_ratio)
     with open(path, "w") as f:
         f.write(text + sink)
     return str(path)

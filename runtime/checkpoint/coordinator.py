@@ -82,7 +82,7 @@ class CheckpointCoordinator:
         p = self.pending
         if p is None or p.final or time.monotonic() - p.started < self.timeout_s:
             return
-        log.warning("checkpoint %d timed out after %.0fs and is aborted; its prepared data "
+        log.warning("checkpoint %d timed out after %gs and is aborted; its prepared data "
                     "will be committed with the next one", p.checkpoint_id, self.timeout_s)
         for committables, *_ in p.sink_acks.values():
             self.carried.extend(committables)

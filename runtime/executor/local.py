@@ -120,7 +120,8 @@ class LocalExecutor:
 
         gates = [InputGate(1, job.channel_capacity) for _ in range(p)]
         for i in range(p):
-            ctx = WriterContext(job.name, i, p, self.attempt, job.storage.state_dir, job.dead_letter)
+            ctx = WriterContext(job.name, i, p, self.attempt, job.storage.state_dir,
+                                job.dead_letter, job.checkpoint_timeout_s)
             self.sinks.append(SinkTask(job.sink, ctx, writer_states[i], gates[i], self.inbox,
                                        self.metrics))
             self.sources.append(SourceTask(job.source, i, p, reader_states[i], gates[i], 0,

@@ -15,6 +15,7 @@ from runtime.batch import ChangeBatch
 from runtime.channel import ChannelClosed, InputGate
 from runtime.elements import END_OF_INPUT, Barrier, Watermark
 from runtime.executor import messages as m
+from runtime.faults import delay_point
 from runtime.metrics import PipelineMetrics
 from runtime.schema import SchemaChange
 from runtime.sink import Sink, WriterContext
@@ -86,6 +87,7 @@ class SinkTask(threading.Thread):
                     del arrived[el.checkpoint_id]
                     committables = writer.prepare_commit(el.checkpoint_id)
                     state = writer.snapshot_state(el.checkpoint_id)
+                    delay_point("sink-ack", el.checkpoint_id)
                     self.to_coordinator.put(m.SinkAck(
                         subtask, el.checkpoint_id, committables, state,
                         None if self.idle else self.watermark, self.idle))

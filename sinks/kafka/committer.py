@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from runtime.errors import TransientError
+from runtime.faults import crash_point
 from runtime.sink import Committable, CommitContext, Committer
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
@@ -43,12 +44,24 @@ class KafkaCommitter(Committer):
 
     def recover(self, committables: list[Committable], context: CommitContext
                 ) -> list[Committable]:
+        self._fence(committables)
         self._commit_all(committables, recovering=True)
         if context.state_dir:
             # every restored transaction is committed and its segment deleted: what is left
             # (checkpoints that never completed, subtasks of an earlier parallelism) is garbage
             WriteAheadLog(os.path.join(context.state_dir, "kafka-wal")).discard_except([])
         return []
+
+    def _fence(self, committables: list[Committable]) -> None:
+        """Complete or abort what every writer of the restored checkpoint left in flight
+        before any marker is read: a broker may answer for a marker partition that holds
+        another transaction's open records with the offset from before that transaction, even
+        once the marker's own transaction committed (Tansu does), and each subtask's records
+        are on every subtask's marker partition."""
+        for prefix, subtask, slot in dict.fromkeys(
+                (c["prefix"], c["subtask"], c["slot"]) for c in committables):
+            new_producer(self.conf, transactional_id(prefix, subtask, slot),
+                         self.config.transaction_timeout).flush(0)
 
     def _commit_all(self, committables: list[Committable], recovering: bool
                     ) -> list[Committable]:
@@ -76,7 +89,10 @@ class KafkaCommitter(Committer):
         from confluent_kafka import KafkaException
 
         last = run[-1]
+        taken_over = run[0]["checkpoint"] if len(run) > 1 else 0
         if prepared is not None and not prepared.broken:
+            if taken_over:
+                crash_point("kafka-commit-taken-over", taken_over)
             try:
                 prepared.producer.commit_transaction(TIMEOUT_S)
             except KafkaException as exc:
@@ -85,6 +101,8 @@ class KafkaCommitter(Committer):
                             "(subtask %d) failed: %s; checking its marker",
                             last["checkpoint"], last["subtask"], exc)
             else:
+                if taken_over:
+                    crash_point("kafka-committed-taken-over", taken_over)
                 for c in run:
                     if c["segment"]:
                         WriteAheadLog.delete_segment(c["segment"])
@@ -140,6 +158,7 @@ class KafkaCommitter(Committer):
             except KafkaException as exc:
                 raise TransientError(f"kafka sink: re-sending checkpoint {cid} failed: "
                                      f"{exc}") from exc
+            crash_point("kafka-resent-by-marker", cid)
             WriteAheadLog.delete_segment(segment)
         finally:
             producer.flush(0)

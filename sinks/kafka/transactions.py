@@ -26,6 +26,14 @@ taken-over committable together with its successor (the next committable of the 
 and holds it back ("not yet") while that successor is not prepared.  Every segment holds
 only the records its own checkpoint added, so recovery, re-sending by marker in checkpoint
 order, sends each record once.
+
+Crash points of the take-over (:mod:`runtime.faults`; N is the checkpoint taken over, for
+the committer the first of those it commits together): ``kafka-resent:N`` the writer handed
+N's records (with those N took over) to the client again in its next transaction;
+``kafka-prepared-taken-over:N`` that transaction is prepared (flushed, markers added), not
+yet acknowledged; ``kafka-commit-taken-over:N`` and ``kafka-committed-taken-over:N`` just
+before and after the committer commits it (with N); ``kafka-resent-by-marker:N`` the
+committer re-sent N from the write-ahead log and committed it, its segment not yet deleted.
 """
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError, TransientError
+from runtime.faults import crash_point
 from runtime.sink import Committable, SinkWriter, WriterContext
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
@@ -22,8 +23,9 @@ from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, conn
 
 log = logging.getLogger(__name__)
 
-#: How long a writer waits for the committer to take its previous transaction before taking
-#: it over (the checkpoint was aborted, or is very slow).
+#: How long a writer waits at most for the committer to take its previous transaction before
+#: taking it over (the checkpoint was aborted, or is very slow); never longer than
+#: ``checkpoint.timeout``, after which that checkpoint is aborted for sure.
 _AWAIT_COMMIT_S = 10.0
 #: How long a writer waits for the committer that took its previous transaction: its commit
 #: and, if that fails, the re-send with its retries.
@@ -69,6 +71,9 @@ class KafkaWriter(SinkWriter):
         self.txn_started: float | None = None
         self.slot = 0
         self.prepared: Prepared | None = None
+        #: the checkpoint of the prepared transaction, and of the one the open one took over
+        self.prepared_checkpoint = 0
+        self.taken_checkpoint = 0
         #: WAL segments of the prepared transaction's records (with those it took over)
         self.prepared_segments: list[str] = []
         #: marker partitions of the prepared transaction (with those it took over)
@@ -210,9 +215,13 @@ class KafkaWriter(SinkWriter):
         with LIVE_LOCK:
             LIVE[key] = prepared
         self.prepared = prepared
+        self.prepared_checkpoint = checkpoint_id
         self.prepared_segments = self.taken_segments + \
             ([segment["segment"]] if segment["segment"] else [])
         self.prepared_markers = markers
+        if self.taken_checkpoint:
+            crash_point("kafka-prepared-taken-over", self.taken_checkpoint)
+            self.taken_checkpoint = 0
         self.taken_segments, self.taken_markers = [], []
         committable = {"key": key, "checkpoint": checkpoint_id, "subtask": self.context.subtask,
                        "slot": self.slot, "prefix": self.prefix, "marker_topic": self.marker_topic,
@@ -232,11 +241,13 @@ class KafkaWriter(SinkWriter):
         prev = self.prepared
         if prev is None:
             return None
-        if not prev.wait_done(_AWAIT_COMMIT_S):
+        wait_s = min(_AWAIT_COMMIT_S, self.context.checkpoint_timeout_s)
+        if not prev.wait_done(wait_s):
             if prev.take_over():
-                log.info("kafka sink: subtask %d: the previous transaction is not committed "
-                         "after %.0fs (its checkpoint was aborted?): its records go again "
-                         "into the next one", self.context.subtask, _AWAIT_COMMIT_S)
+                log.info("kafka sink: subtask %d: the transaction of checkpoint %d is not "
+                         "committed after %.1fs (the checkpoint was aborted?): its records go "
+                         "again into the next one", self.context.subtask,
+                         self.prepared_checkpoint, wait_s)
                 self.producers[self.slot] = self._new_producer(self.slot)
                 self.prepared = None
                 return self.prepared_segments, self.prepared_markers
@@ -255,6 +266,8 @@ class KafkaWriter(SinkWriter):
         log.info("kafka sink: subtask %d: %d records of the transaction taken over sent again",
                  self.context.subtask, n)
         self.taken_segments, self.taken_markers = segments, markers
+        self.taken_checkpoint = self.prepared_checkpoint
+        crash_point("kafka-resent", self.taken_checkpoint)
         if self.errors:
             self._fail_delivery()
 

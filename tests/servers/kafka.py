@@ -3,7 +3,8 @@ a free port, ready in milliseconds), or the broker named by ``HUB_TEST_KAFKA`` (
 e.g. docker-compose's Apache Kafka at ``127.0.0.1:9092``).
 
 Tansu shows records of aborted transactions to read_committed consumers; tests that depend on
-that isolation check :attr:`KafkaServer.hides_aborted` and skip on Tansu.
+that isolation check :attr:`KafkaServer.hides_aborted` and skip on Tansu, or read the log with
+:meth:`KafkaServer.transactional_log`, which tells committed from aborted on both brokers.
 """
 from __future__ import annotations
 
@@ -79,6 +80,22 @@ class KafkaServer:
             return out
         finally:
             c.close()
+
+    def transactional_log(self, topic: str) -> tuple[list, list]:
+        """The records a read_committed consumer must see, partition by partition, each in
+        log order, and those of transactions still open, read from the log
+        (:mod:`tests.servers.kafka_log`): the same on Tansu as on Apache Kafka."""
+        from confluent_kafka.admin import AdminClient
+
+        from tests.servers.kafka_log import read_log
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        committed, still_open = [], []
+        for p in sorted(admin.list_topics(topic, timeout=10).topics[topic].partitions):
+            c, o = read_log(self.bootstrap, topic, p)
+            committed.extend(c)
+            still_open.extend(o)
+        return committed, still_open
 
 
 class ThrowawayTansu:

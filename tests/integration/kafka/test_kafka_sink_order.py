@@ -14,7 +14,7 @@ from runtime.checkpoint.coordinator import CheckpointCoordinator
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.metrics import PipelineMetrics
 from runtime.sink import CommitContext, WriterContext
-from sinks.kafka import transactions, writer as writer_module
+from sinks.kafka import transactions
 from tests.conformance.harness import ORDERS
 from tests.integration.kafka.helpers import sink
 
@@ -48,14 +48,15 @@ def assert_in_order(kafka_server, topic: str, committed: list[int], log: list[in
 
 
 @pytest.fixture
-def parts(kafka_server, tmp_path, monkeypatch):
+def parts(kafka_server, tmp_path):
     """A writer (subtask 0 of 1), the committer and a coordinator whose checkpoints time out
-    at once unless completed in the same call."""
-    monkeypatch.setattr(writer_module, "_AWAIT_COMMIT_S", 0.3)
+    at once unless completed in the same call (so the writer waits as briefly for the
+    committer before taking a transaction over)."""
     topic = kafka_server.create_topic(partitions=2)
     s = sink(kafka_server, topic=topic, **{"transactional-id-prefix": f"ord-{topic}"})
     storage = CheckpointStorage(str(tmp_path))
-    w = s.create_writer(WriterContext("p", 0, 1, "a1", storage.state_dir), None)
+    w = s.create_writer(WriterContext("p", 0, 1, "a1", storage.state_dir,
+                                      checkpoint_timeout_s=0.05), None)
     committer = s.create_committer()
     coord = CheckpointCoordinator("p", storage, committer, 1, 1, 0.0, 0.05,
                                   PipelineMetrics(1))
@@ -93,6 +94,20 @@ def test_given_up_transaction_is_visible_before_later_records(kafka_server, part
     checkpoint(coord, w, complete=True)
     assert coord.carried == []
     # before the fix, on both brokers: 2 and then 1 sent again
+    assert_in_order(kafka_server, topic, [1, 2], log=[1, 1, 2])
+
+
+def test_writer_waits_no_longer_than_the_checkpoint_timeout(kafka_server, parts):
+    """An aborted checkpoint's committer never comes: the writer takes its transaction over
+    once checkpoint.timeout has passed, not after a fixed 10 s (with a short timeout, every
+    checkpoint until then timed out too and the pipeline stood still)."""
+    topic, w, committer, coord = parts
+    w.write(change(1))
+    checkpoint(coord, w, complete=False)
+    started = time.monotonic()
+    w.write(change(2))
+    assert time.monotonic() - started < 0.05 + 2  # the timeout, and the new producer
+    checkpoint(coord, w, complete=True)
     assert_in_order(kafka_server, topic, [1, 2], log=[1, 1, 2])
 
 
