@@ -15,7 +15,7 @@ from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError, TransientError
 from runtime.faults import crash_point
 from runtime.sink import Committable, SinkWriter, WriterContext
-from runtime.wal import WriteAheadLog
+from runtime.wal import SegmentWriter, WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, connect,
                                       group_metadata, marker_group, new_producer, produce_all,
@@ -42,8 +42,8 @@ class KafkaWriter(SinkWriter):
     :meth:`write` (so encoding one batch overlaps with sending the one before) or at the
     barrier, whichever comes first; what the barrier does depends on ``delivery``:
 
-    * ``exactly-once``: write the records of the transaction (the encoded arrays, kept since
-      :meth:`write`) to a WAL segment while the client still sends, flush, commit the marker
+    * ``exactly-once``: finish the WAL segment the encoder appended the transaction's records
+      to (the encoded arrays, as they were made) while the client still sends, flush, commit the marker
       into the transaction and hand the prepared transaction to the committer; the next
       transaction begins with the first record after the committer is done with it, or
       after taking it over (see :mod:`sinks.kafka.transactions`).
@@ -64,7 +64,9 @@ class KafkaWriter(SinkWriter):
         self.conf = {**config.producer_config(), "on_delivery": self._on_delivery}
         self.topics: dict[str, str] = {}
         self.wal = WriteAheadLog(wal_root(context.state_dir, context.subtask))
-        self.pending: list[ChangeBatch] = []  # records of the open transaction, for the WAL
+        #: the open transaction's records, appended by the encoder thread as they are encoded
+        #: (memory stays a batch, whatever the checkpoint interval), finished at the barrier
+        self.segment: SegmentWriter | None = None
         self.marker_topic: str | None = None
         self.marker_partition = 0
         self.marker_partitions: dict[str, int] = {}
@@ -120,15 +122,20 @@ class KafkaWriter(SinkWriter):
         self.encoded = (topic, encoded)
 
     def _encode(self, batch: ChangeBatch, topic: str
-                ) -> tuple[pa.Array | None, pa.Array, pa.Array, ChangeBatch | None]:
-        """Keys, values and times of the records, and their WAL batch (exactly-once)."""
+                ) -> tuple[pa.Array | None, pa.Array, pa.Array]:
+        """Keys, values and times of the records (exactly-once: appended to the WAL too)."""
         values = self.encode_values(batch, topic)
         keys = self.encode_keys(batch, topic)
         ts = batch.ts_ms_array()
         if self.config.tombstones and "d" in batch.ops:
             keys, values, ts = _with_tombstones(batch.ops, keys, values, ts)
-        wal = records_batch(topic, keys, values, ts) if self.mode == "exactly-once" else None
-        return keys, values, ts, wal
+        if self.mode == "exactly-once":
+            # in this thread: encodes run one at a time, in order, and the barrier waits for
+            # the last one before it finishes the segment
+            if self.segment is None:
+                self.segment = self.wal.open_segment()
+            self.segment.append(records_batch(topic, keys, values, ts))
+        return keys, values, ts
 
     def _send_encoded(self) -> None:
         """Hand the records of the batch written last to the client."""
@@ -136,9 +143,7 @@ class KafkaWriter(SinkWriter):
             return
         topic, future = self.encoded
         self.encoded = None
-        keys, values, ts, wal = future.result()
-        if wal is not None:
-            self.pending.append(wal)
+        keys, values, ts = future.result()
         produce_all(self.producer, topic, None if keys is None else _pylist(keys),
                     _pylist(values), ts.to_pylist())
         if self.errors:
@@ -195,10 +200,10 @@ class KafkaWriter(SinkWriter):
         if self.txn_started is None:
             return []
         self._in_transaction(self.marker_topic or "")  # checks the transaction's age
-        # the segment first: writing it overlaps with the client still sending the records
+        # the segment first: its fsync overlaps with the client still sending the records
         name = f"{self.context.attempt}-{self.context.subtask}-{checkpoint_id}"
-        segment = self.wal.write_segment(name, self.pending)
-        self.pending = []
+        segment = self.segment.finish(name) if self.segment is not None else {"segment": None}
+        self.segment = None
         self._flush()
         from confluent_kafka import KafkaException, TopicPartition
 
@@ -279,6 +284,9 @@ class KafkaWriter(SinkWriter):
                 log.debug("kafka sink: sending the last batch at close failed", exc_info=True)
         self.encoded = None  # exactly-once: never prepared, so never to be committed
         self.encoder.shutdown(wait=True)
+        if self.segment is not None:
+            self.segment.abort()  # records after the last barrier: never prepared
+            self.segment = None
         for p in self.producers:
             try:
                 p.flush(0 if self.mode == "exactly-once" else 5)
