@@ -64,7 +64,7 @@ class JsonDecoder(EnvelopeDecoder):
         schema = self._declared.get(topic)
         if schema is None:
             schema = self._declared[topic] = self.config.declared_schema(self.default_table(topic))
-        if not n or None in values or topic in self._documents or not all(
+        if not n or topic in self._documents or not all(
                 _native(f.type) or pa.types.is_duration(f.type) or pa.types.is_binary(f.type)
                 for f, c in zip(schema.arrow_schema, schema.columns) if c.type.kind != "JSON") \
                 or any(c.type.kind == "ARRAY" for c in schema.columns):
@@ -73,7 +73,10 @@ class JsonDecoder(EnvelopeDecoder):
                   for f in schema.arrow_schema]
         meta = [m for m in ("op", "ts_ms") if m not in schema.names]
         fields += [pa.field(m, pa.string() if m == "op" else pa.int64()) for m in meta]
-        data = b"\n".join(values)  # type: ignore[arg-type]
+        try:
+            data = b"\n".join(values)  # type: ignore[arg-type]
+        except TypeError:  # a tombstone (None) among them: no scan of its own for it
+            return None
         try:
             t = pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(
                 use_threads=False, block_size=len(data) + 1), parse_options=pj.ParseOptions(

@@ -1,0 +1,271 @@
+"""The Kafka source's fetch loop: a thread of the reader that takes records out of the client
+and hands them over as runs per partition, through a small bounded queue.
+
+Why a thread: taking records out of confluent-kafka costs Python calls per record (the
+client builds a ``Message`` object for each, and its fields come out one call at a time),
+while decoding a run (Arrow's JSON reader) releases the GIL.  In a thread of their own the two
+overlap on two cores instead of taking turns.
+
+Nothing here touches split progress: a run is only *fetched*.  The reader moves a split's
+offset when it has emitted the run's events, so a checkpoint never holds the offset of a
+record that is merely waiting in this queue.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import queue
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import HubError, TransientError
+
+log = logging.getLogger(__name__)
+
+#: How long one ``consume`` waits for records: also how long ``close`` may wait for the
+#: thread, which is in the time of a bounded read (its end is the pipeline's end).
+_WAIT_S = 0.02
+
+
+@dataclass(slots=True)
+class Run:
+    """Records of one partition in offset order, the fields the reader decodes as lists."""
+
+    topic: str
+    partition: int
+    offsets: np.ndarray  # int64, increasing
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    timestamps: list[int]  # epoch ms
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def before(self, stop: int | None) -> Run:
+        """The records with an offset below ``stop`` (None: all of them)."""
+        o = self.offsets
+        if stop is None or not len(o) or o[-1] < stop:
+            return self
+        k = int(np.searchsorted(o, stop))
+        return Run(self.topic, self.partition, o[:k], self.keys[:k], self.values[:k],
+                   self.timestamps[:k])
+
+
+@dataclass(slots=True)
+class Positions:
+    """Where the client stands in some partitions (the offset after the last record it
+    delivered or skipped, e.g. a transaction marker), taken after every run handed over
+    before this item: the reader has emitted those runs when it gets here."""
+
+    offsets: dict[tuple[str, int], int]
+
+
+Fetched = list[Run] | Positions
+
+
+class KafkaFetcher(threading.Thread):
+    """Calls ``consume(max_messages)`` in a loop and queues what it got as a list of
+    :class:`Run` (at most ``capacity`` lists wait: the reader's backpressure stops the loop).
+    When a call comes back empty and ``watched()`` names partitions (the reader's bounded
+    splits), it queues their :class:`Positions` instead.  An error ends the loop and is
+    raised by :meth:`take` in the reader's thread.
+
+    Every other call on the client goes through :meth:`assign`, :meth:`unassign` or
+    :meth:`call` and runs in this thread between two ``consume``: an ``incremental_assign``
+    from another thread waits for a running ``consume`` and, with the loop calling it again at
+    once, may wait for ever; closing the client under a running ``consume`` crashes, so
+    :meth:`close` ends the thread first.  With nothing assigned the loop waits for such a call
+    instead of consuming, so a first assignment starts fetching at once."""
+
+    def __init__(self, consumer: Any, max_messages: int,
+                 watched: Callable[[], Sequence[tuple[str, int]]], capacity: int = 2):
+        super().__init__(name="kafka-fetch", daemon=True)
+        self.consumer = consumer
+        self.max_messages = max_messages
+        self.watched = watched
+        self.stopped = threading.Event()
+        self._out: queue.Queue = queue.Queue(capacity)
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._assigned: set[tuple[str, int]] = set()  # used in this thread only
+
+    def run(self) -> None:
+        # a put that waits for room ends when close() empties the queue
+        try:
+            while not self.stopped.is_set():
+                item = self._fetch()
+                if item is not None:
+                    self._out.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self._out.put(exc)
+
+    def call(self, fn: Callable[[Any], None]) -> None:
+        """Run ``fn(consumer)`` in the fetch thread before its next ``consume`` (or in
+        :meth:`close`, once the thread ended); in order of the calls.  What ``fn`` raises ends
+        the loop, as a failing ``consume`` does."""
+        self._calls.put(fn)
+
+    def assign(self, tps: list[Any]) -> None:
+        """``incremental_assign(tps)`` (TopicPartitions with their offsets), as :meth:`call`."""
+        def assign(consumer: Any) -> None:
+            consumer.incremental_assign(tps)
+            self._assigned.update((tp.topic, tp.partition) for tp in tps)
+
+        self.call(assign)
+
+    def unassign(self, tps: list[Any]) -> None:
+        """``incremental_unassign(tps)``, as :meth:`call`."""
+        def unassign(consumer: Any) -> None:
+            consumer.incremental_unassign(tps)
+            self._assigned.difference_update((tp.topic, tp.partition) for tp in tps)
+
+        self.call(unassign)
+
+    def _run_calls(self, wait: float = 0.0) -> None:
+        """The calls queued; with ``wait``, up to that long for the first one."""
+        while True:
+            try:
+                fn = self._calls.get(timeout=wait) if wait else self._calls.get_nowait()
+            except queue.Empty:
+                return
+            fn(self.consumer)
+            wait = 0.0
+
+    def _fetch(self) -> Fetched | None:
+        self._run_calls(wait=0.0 if self._assigned else _WAIT_S)
+        if not self._assigned:
+            return None
+        with _collector_paused():
+            try:
+                msgs = self.consumer.consume(self.max_messages, _WAIT_S)
+            except Exception as exc:  # KafkaException: the client is unusable
+                raise TransientError(f"kafka source: consuming failed: {exc}") from exc
+            runs = runs_of(msgs) if msgs else None
+            del msgs  # the Message objects go before the collector comes back
+        if runs is not None:
+            return runs or None
+        watched = self.watched()
+        if not watched:
+            return None
+        from confluent_kafka import TopicPartition
+
+        positions = self.consumer.position([TopicPartition(t, p) for t, p in watched])
+        return Positions({(tp.topic, tp.partition): tp.offset for tp in positions
+                          if tp.offset >= 0})
+
+    def take(self, timeout: float = 0.0) -> Fetched | None:
+        """The next item, waiting up to ``timeout`` seconds for one (0: not at all); None
+        when there is none.  Raises the error that ended the loop."""
+        try:
+            item = self._out.get(timeout=timeout) if timeout > 0 else self._out.get_nowait()
+        except queue.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def queued(self) -> int:
+        """How many takes wait for the reader (at most ``capacity``)."""
+        return self._out.qsize()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """End the loop, wait for the thread, run the calls left (e.g. the commit of the
+        last checkpoint's offsets) and close the client.  Works also when the thread never
+        started."""
+        self.stopped.set()
+        self._calls.put(_nothing)  # wakes a loop that waits for calls (nothing assigned)
+        while True:  # room for the one put the loop may be in or about to make
+            try:
+                self._out.get_nowait()
+            except queue.Empty:
+                break
+        if self.is_alive():
+            self.join(timeout)
+        if self.is_alive():
+            log.warning("kafka source: the fetch thread did not end within %.0fs; its consumer "
+                        "is left open (closing it under a running consume would crash)",
+                        timeout)
+            return
+        try:
+            self._run_calls()
+        except Exception as exc:  # noqa: BLE001 - closing: nothing reads on to raise it in
+            log.warning("kafka source: a client call left for after the fetch loop failed "
+                        "(ignored, the consumer closes now): %s", exc)
+        self.consumer.close()
+
+
+def _nothing(consumer: Any) -> None:
+    pass
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one take.  The client allocates a Message per
+    record, a container the collector tracks: thousands per take, each living until the take
+    is split into runs, so every few hundred allocations start a collection that traces all
+    of them again (and now and then the whole heap) while none can be part of a cycle.  They
+    are freed by reference counting before the collector is back; the allocations of other
+    threads in the meantime are collected after.  Leaves the collector alone when it is off
+    already (the application's choice, or another fetcher's pause)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def runs_of(msgs: list[Any]) -> list[Run]:
+    """The records of each partition, in order; error events logged or raised.  Vectorised:
+    a take holds thousands of records and usually a few partitions of one topic."""
+    message = type(msgs[0])  # its unbound methods: the fastest way to call them in map()
+    if any(map(message.error, msgs)):
+        msgs = _without_errors(msgs)
+        if not msgs:
+            return []
+    topics = list(map(message.topic, msgs))
+    parts = np.fromiter(map(message.partition, msgs), np.int64, len(msgs))
+    groups: list[tuple[tuple[str, int], Sequence[Any]]]
+    if topics.count(topics[0]) != len(topics):
+        by_tp: dict[tuple[str, int], list[Any]] = defaultdict(list)
+        for m, t, p in zip(msgs, topics, parts.tolist()):
+            by_tp[(t, p)].append(m)
+        groups = list(by_tp.items())
+    elif (parts == parts[0]).all():
+        groups = [((topics[0], int(parts[0])), msgs)]
+    else:
+        groups = []
+        for p in np.unique(parts).tolist():
+            idx = np.flatnonzero(parts == p).tolist()
+            groups.append(((topics[0], p), itemgetter(*idx)(msgs) if len(idx) > 1
+                           else [msgs[idx[0]]]))
+    return [Run(t, p, np.fromiter(map(message.offset, g), np.int64, len(g)),
+                list(map(message.key, g)), list(map(message.value, g)),
+                list(map(_SECOND, map(message.timestamp, g))))
+            for (t, p), g in groups]
+
+
+_SECOND = itemgetter(1)  # of (timestamp type, timestamp)
+
+
+def _without_errors(msgs: list[Any]) -> list[Any]:
+    """The records without the error events among them: a fatal or non-retriable error
+    raises, others are logged (the client retries them)."""
+    out = []
+    for m in msgs:
+        err = m.error()
+        if err is None:
+            out.append(m)
+        elif err.fatal() or not err.retriable():
+            raise HubError(f"kafka source: {m.topic()}[{m.partition()}]: {err.str()}")
+        else:
+            log.warning("kafka source: %s (the client retries)", err.str())
+    return out
