@@ -37,6 +37,8 @@ class KafkaCommitter(Committer):
         self.config = config
         self.conf = config.producer_config()
         self._consumers: dict[str, Any] = {}
+        #: producers of the restored writers' ids, initialised by the fencing of a recovery
+        self._fenced: dict[str, Any] = {}
 
     def commit(self, committables: list[Committable], context: CommitContext
                ) -> list[Committable]:
@@ -45,7 +47,12 @@ class KafkaCommitter(Committer):
     def recover(self, committables: list[Committable], context: CommitContext
                 ) -> list[Committable]:
         self._fence(committables)
-        self._commit_all(committables, recovering=True)
+        try:
+            self._commit_all(committables, recovering=True)
+        finally:
+            for producer in self._fenced.values():  # those no re-send needed
+                producer.flush(0)
+            self._fenced.clear()
         if context.state_dir:
             # every restored transaction is committed and its segment deleted: what is left
             # (checkpoints that never completed, subtasks of an earlier parallelism) is garbage
@@ -60,8 +67,10 @@ class KafkaCommitter(Committer):
         are on every subtask's marker partition."""
         for prefix, subtask, slot in dict.fromkeys(
                 (c["prefix"], c["subtask"], c["slot"]) for c in committables):
-            new_producer(self.conf, transactional_id(prefix, subtask, slot),
-                         self.config.transaction_timeout).flush(0)
+            tid = transactional_id(prefix, subtask, slot)
+            # kept for the first re-send under this id: initialising one costs a round trip
+            # for a producer id (about 0.5 s on some brokers)
+            self._fenced[tid] = new_producer(self.conf, tid, self.config.transaction_timeout)
 
     def _commit_all(self, committables: list[Committable], recovering: bool
                     ) -> list[Committable]:
@@ -128,9 +137,9 @@ class KafkaCommitter(Committer):
 
         subtask, cid = c["subtask"], c["checkpoint"]
         group = marker_group(c["prefix"], subtask)
-        slot = c["slot"] if fence else "resend"
-        producer = new_producer(self.conf, transactional_id(c["prefix"], subtask, slot),
-                                self.config.transaction_timeout)
+        tid = transactional_id(c["prefix"], subtask, c["slot"] if fence else "resend")
+        producer = self._fenced.pop(tid, None) or new_producer(
+            self.conf, tid, self.config.transaction_timeout)
         try:
             consumer, meta = self._marker(group)
             if committed_checkpoint(consumer, c["marker_topic"], c["marker_partition"]) >= cid:
