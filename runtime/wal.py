@@ -18,12 +18,11 @@ within a table, which is the order that matters (per-key order).
 """
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
 import posixpath
-import time
+import uuid
 from abc import abstractmethod
 from collections.abc import Iterable
 from typing import ClassVar
@@ -122,8 +121,6 @@ class SegmentWriter:
 
     Not thread-safe: one writer thread appends and finishes (or aborts)."""
 
-    _seq = itertools.count()
-
     def __init__(self, wal: WriteAheadLog):
         self.wal = wal
         self.rows = 0
@@ -135,7 +132,8 @@ class SegmentWriter:
         if not len(batch):
             return
         if self._tmp is None:
-            self._tmp = self.wal._join(f"{os.getpid()}-{next(self._seq)}-{time.time_ns()}.tmp")
+            # unique among all writers sharing the root, in any process
+            self._tmp = self.wal._join(f"{uuid.uuid4().hex}.tmp")
             self.wal.fs.rmtree(self._tmp)
             self.wal.fs.makedirs(self._tmp)
         run = self._open.get(batch.table)
