@@ -4,10 +4,18 @@ With ``errors.tolerance = "none"`` (the default) a bad record stops the pipeline
 propagates and the last checkpoint stays intact.  With ``"all"`` the record, the error and where
 it came from are appended as one JSON line to a file under ``errors.dead-letter-path``, and the
 pipeline goes on.  Writes are at-least-once (a record may be logged again after a restart).
+
+A record that stops the pipeline is named by a :func:`record_id`, printed in the error line.  A
+bad image stays in the source's history: every restart from the last checkpoint would meet it
+again, even after the row was fixed at the source.  The way out that loses nothing is to list
+that one id in ``skip`` (``errors.skip-records`` / ``hub run --skip-record ID``): that record
+goes to the dead-letter destination and the pipeline goes on, every other bad record still stops
+it.
 """
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import threading
@@ -29,13 +37,27 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-class DeadLetterQueue:
-    """Shared by all subtasks of a pipeline; thread-safe."""
+def record_id(table: str, key: Any, record: Any) -> str:
+    """A short id naming one record: its table, its key and a digest of its content.
 
-    def __init__(self, tolerance: str = "none", path: str | None = None, pipeline: str = "pipeline"):
+    Stable across restarts (a replay of the same change image gives the same id) and different
+    for a later image of the same key (the fix at the source is not skipped with it)."""
+    body = json.dumps([table, _jsonable(key), _jsonable(record)], sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+
+
+class DeadLetterQueue:
+    """Shared by all subtasks of a pipeline; thread-safe.  ``skip`` holds the ids
+    (:func:`record_id`) of records the user sends to the dead letters even when the pipeline
+    tolerates no bad records."""
+
+    def __init__(self, tolerance: str = "none", path: str | None = None, pipeline: str = "pipeline",
+                 skip: frozenset[str] | set[str] = frozenset()):
         self.tolerance = tolerance
         self.path = path
         self.pipeline = pipeline
+        self.skip = frozenset(skip)
         self.count = 0
         self._lock = threading.Lock()
 
@@ -43,13 +65,21 @@ class DeadLetterQueue:
     def enabled(self) -> bool:
         return self.tolerance == "all"
 
-    def report(self, error: BadRecordError, record: Any = None, origin: str = "") -> None:
+    def report(self, error: BadRecordError, record: Any = None, origin: str = "",
+               record_id: str | None = None) -> None:
         """Send ``record`` to the dead-letter destination, or raise ``error`` when the
-        pipeline does not tolerate bad records."""
-        if not self.enabled:
-            raise error
-        line = json.dumps({"ts_ms": int(time.time() * 1000), "pipeline": self.pipeline,
-                           "origin": origin, "error": str(error), "record": _jsonable(record)})
+        pipeline does not tolerate bad records and ``record_id`` is not in ``skip``.  The raised
+        error names ``record_id`` and how to skip it."""
+        if not self.enabled and (record_id is None or record_id not in self.skip):
+            if record_id is None:
+                raise error
+            raise BadRecordError(f"{error} [record {record_id}: to send it to the dead letters "
+                                 f"and go on, run again with --skip-record {record_id}]") from error
+        entry = {"ts_ms": int(time.time() * 1000), "pipeline": self.pipeline, "origin": origin,
+                 "error": str(error), "record": _jsonable(record)}
+        if record_id is not None:
+            entry["record_id"] = record_id
+        line = json.dumps(entry)
         with self._lock:
             self.count += 1
             if self.path is None:

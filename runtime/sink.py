@@ -96,6 +96,13 @@ class Committer(ABC):
         this pipeline prepared that is not among them.  Returns as :meth:`commit` does."""
         return self.commit(committables, context) if committables else []
 
+    def abort(self, committables: list[Committable], context: CommitContext) -> None:
+        """Roll back ``committables`` of checkpoint ``context.checkpoint_id``, which will never
+        complete (it could not be stored, it timed out, or the job stops before it is
+        durable), so that nothing it prepared holds locks or space until the next start.  Best
+        effort and idempotent: what is not rolled back here, :meth:`recover` rolls back at the
+        next start.  Default: nothing to release."""
+
     def close(self) -> None:
         """Release resources."""
 
