@@ -34,7 +34,7 @@ from formats.messagefile import MessageFileReader, MessageFileWriter
 from formats.msgvalues import schema_changes
 from formats.schema_registry import SchemaRegistry
 from runtime.batch import ChangeBatch
-from runtime.schema import Column, TableSchema, split_table_id
+from runtime.schema import Column, TableSchema, split_table_id, table_id
 from runtime.types import DataType, T
 
 PROP = "hub.logical-type"
@@ -203,7 +203,7 @@ class AvroDecoder(MessageDecoder):
                     op = rec["op"]
                     src = rec.get("source") or {}
                     if not self.config.table and src.get("db") and src.get("table"):
-                        table = f"{src['db']}.{src['table']}"
+                        table = table_id(src['db'], src['table'])
                     ts = event_time(src.get("ts_ms"), rec.get("ts_ms"), timestamps[i])
                     if op not in _OPS:
                         continue

@@ -34,7 +34,7 @@ from formats.messagefile import MessageChunk, MessageFileReader, MessageFileWrit
 from formats.reading import isolate_bad, short
 from runtime.batch import ChangeBatch
 from runtime.errors import BadRecordError
-from runtime.schema import Column, TableSchema, split_table_id
+from runtime.schema import Column, TableSchema, split_table_id, table_id
 
 #: Block size of written files (bytes before compression), Avro Java's default sync interval.
 SYNC_INTERVAL = 64_000
@@ -278,7 +278,7 @@ class AvroFileReader(MessageFileReader):
                     if op not in _OPS:
                         continue  # e.g. Debezium's "t" (truncate) or "m": no row change
                     src = rec.get("source") or {}
-                    table = fixed or (f"{src['db']}.{src['table']}" if src.get("db")
+                    table = fixed or (table_id(src['db'], src['table']) if src.get("db")
                                       and src.get("table") else self._file_table())
                     ts = src.get("ts_ms")
                     ts = ts if ts is not None else rec.get("ts_ms")

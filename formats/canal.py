@@ -29,7 +29,7 @@ from formats.message import (MessageDecoder, MessageEncoder, MessageFormat,
 from formats.msgvalues import before_texts, object_texts, ops_of, split_utf8
 from formats.mysqltypes import from_mysql, to_mysql
 from runtime.batch import ChangeBatch
-from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
+from runtime.schema import Column, SchemaChange, TableSchema, split_table_id, table_id
 from runtime.types import T
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class CanalJsonDecoder(EnvelopeDecoder):
 
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
               ) -> list[Event | SchemaChange]:
-        table = self.config.table or f"{obj['database']}.{obj['table']}"
+        table = self.config.table or table_id(obj['database'], obj['table'])
         ts = event_time(obj.get("es"), obj.get("ts"), ts_ms)
         kind = str(obj.get("type", "")).upper()
         if obj.get("isDdl"):

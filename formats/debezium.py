@@ -31,7 +31,7 @@ from formats.message import (MessageDecoder, MessageEncoder, MessageFormat,
 from formats.msgvalues import before_texts, object_texts, ops_of, schema_changes, split_utf8
 from formats.mysqltypes import from_mysql
 from runtime.batch import ChangeBatch
-from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
+from runtime.schema import Column, SchemaChange, TableSchema, split_table_id, table_id
 
 _OPS = {"r": "r", "c": "c", "u": "u", "d": "d"}
 
@@ -131,8 +131,7 @@ class DebeziumJsonDecoder(EnvelopeDecoder):
         ts = event_time((obj.get("source") or {}).get("ts_ms"), obj.get("ts_ms"), ts_ms)
         out: list[Event | SchemaChange] = []
         for change in obj.get("tableChanges") or []:
-            table = self.config.table or ".".join(
-                p.strip('"`') for p in change["id"].split(".") if p)
+            table = self.config.table or _history_table_id(change["id"])
             kind = change.get("type", "").upper()
             if kind == "DROP":
                 out.append(SchemaChange("drop_table", table, None, {}, ts))
@@ -168,10 +167,20 @@ def _history_type(column: dict) -> Any:
     return from_mysql(f"{text} {unsigned}".strip())
 
 
+def _history_table_id(text: str) -> str:
+    """The table of a schema-change topic's ``id``: Debezium writes ``"db"."table"``
+    (double-quoted parts, as :func:`~runtime.schema.split_table_id` reads them); bare or
+    backquoted parts are taken apart at their dots."""
+    if '"' in text:
+        return table_id(*split_table_id(text))
+    parts = [p.strip("`") for p in text.split(".") if p]
+    return table_id(parts[0], ".".join(parts[1:])) if len(parts) > 1 else text
+
+
 def _table_id(source: dict, topic: str) -> str:
     db, table = source.get("db"), source.get("table")
     if db and table:
-        return f"{db}.{table}"
+        return table_id(db, table)
     parts = topic.split(".")
     return ".".join(parts[-2:]) if len(parts) >= 2 else topic
 

@@ -20,7 +20,7 @@ from formats.json_message import JsonEncoder
 from formats.message import MessageDecoder, MessageEncoder, MessageFormat, MessageFormatConfig
 from formats.msgvalues import before_texts, object_texts, ops_of, split_utf8
 from runtime.batch import ChangeBatch
-from runtime.schema import SchemaChange, TableSchema, split_table_id
+from runtime.schema import SchemaChange, TableSchema, split_table_id, table_id
 
 _TYPES = {"insert": "c", "bootstrap-insert": "r", "update": "u", "delete": "d"}
 _NO_ROWS = ("bootstrap-start", "bootstrap-complete", "table-create", "table-alter",
@@ -37,7 +37,7 @@ class MaxwellJsonDecoder(EnvelopeDecoder):
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
               ) -> list[Event | SchemaChange]:
         kind = obj["type"]
-        table = self.config.table or f"{obj['database']}.{obj['table']}"
+        table = self.config.table or table_id(obj['database'], obj['table'])
         ts = int(obj["ts"]) * 1000 if obj.get("ts") is not None else ts_ms
         if kind == "table-drop":
             return [SchemaChange("drop_table", table, None, {}, ts)]

@@ -1,6 +1,8 @@
 """Table schemas and the in-band schema-change events.
 
-A table is named by its id, ``"db.table"`` (a plain ``str``: cheap to hash and compare).
+A table is named by its id, ``"db.table"`` (a plain ``str``: cheap to hash and compare), built
+by :func:`table_id` and taken apart by :func:`split_table_id` (never by splitting at a dot:
+names may hold dots, and are then quoted in the id).
 Schemas are immutable; a schema change produces a new one.  Both serialise to plain dicts so
 schema history lives in checkpoints.
 """
@@ -15,10 +17,67 @@ import pyarrow as pa
 from runtime.types import DataType, parse_type, to_arrow
 
 
+def table_id(db: str, name: str) -> str:
+    """The id of table ``name`` in database ``db`` (``""``: none): ``shop.orders``.
+
+    Names are data: a part holding a dot or a double quote (or empty, or with leading or
+    trailing blanks) is double-quoted with inner quotes doubled, so the parts always come back
+    apart (:func:`split_table_id`): ``("shop", "my.orders")`` -> ``shop."my.orders"``."""
+    return f"{_quote_part(db)}.{_quote_part(name)}" if db else _quote_part(name)
+
+
 def split_table_id(table_id: str) -> tuple[str, str]:
-    """``"shop.orders"`` -> ``("shop", "orders")``; an id without a dot has an empty db."""
-    db, dot, name = table_id.rpartition(".")
-    return (db, name) if dot else ("", table_id)
+    """``"shop.orders"`` -> ``("shop", "orders")``; an id without a dot has an empty db.
+    The inverse of :func:`table_id`; an unquoted id is split at its last dot."""
+    if '"' not in table_id:
+        db, dot, name = table_id.rpartition(".")
+        return (db, name) if dot else ("", table_id)
+    parts = _parse_quoted(table_id)
+    if len(parts) == 1:
+        return "", parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise ValueError(f"table id {table_id!r} has {len(parts)} parts; expected db.table")
+
+
+def _quote_part(part: str) -> str:
+    if part and "." not in part and '"' not in part and part == part.strip():
+        return part
+    return '"' + part.replace('"', '""') + '"'
+
+
+def _parse_quoted(text: str) -> list[str]:
+    """The dot-separated parts of ``text``, each bare or double-quoted."""
+    parts: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        if i < n and text[i] == '"':
+            buf, i = [], i + 1
+            while True:
+                j = text.find('"', i)
+                if j < 0:
+                    raise ValueError(f"table id {text!r}: unclosed quote")
+                buf.append(text[i:j])
+                if text.startswith('""', j):
+                    buf.append('"')
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            parts.append("".join(buf))
+        else:
+            j = text.find(".", i)
+            j = n if j < 0 else j
+            part = text[i:j]
+            if '"' in part:
+                raise ValueError(f"table id {text!r}: a quote inside an unquoted name")
+            parts.append(part)
+            i = j
+        if i == n:
+            return parts
+        if text[i] != ".":
+            raise ValueError(f"table id {text!r}: expected a dot after a quoted name")
+        i += 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from runtime.schema import Column, TableSchema
+from runtime.schema import table_id as make_table_id
 from runtime.types import parse_type
 
 
@@ -57,7 +58,7 @@ TEMPLATES: dict[str, tuple[ColumnSpec, ...]] = {
 def template_schema(database: str, name: str) -> tuple[TableSchema, tuple[ColumnSpec, ...]]:
     specs = TEMPLATES[name]
     cols = tuple(Column(s.name, parse_type(s.type), s.nullable) for s in specs)
-    return TableSchema(f"{database}.{name}", cols, (specs[0].name,)), specs
+    return TableSchema(make_table_id(database, name), cols, (specs[0].name,)), specs
 
 
 def custom_schema(database: str, table: str, columns: dict[str, str],
@@ -65,5 +66,5 @@ def custom_schema(database: str, table: str, columns: dict[str, str],
     pk = tuple(primary_key) or (next(iter(columns)),)
     specs = tuple(ColumnSpec(n, t, nullable=n not in pk) for n, t in columns.items())
     cols = tuple(Column(s.name, parse_type(s.type), s.nullable) for s in specs)
-    table_id = table if "." in table else f"{database}.{table}"
+    table_id = table if "." in table else make_table_id(database, table)
     return TableSchema(table_id, cols, pk), specs

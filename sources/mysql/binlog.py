@@ -25,6 +25,7 @@ from typing import Any
 
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError, TransientError
+from runtime.schema import table_id as make_table_id
 from sources.mysql import ddl
 from sources.mysql.catalog import MySqlTable, TableFilter, describe
 from sources.mysql.config import MySqlSourceConfig
@@ -192,7 +193,7 @@ class BinlogFetcher(threading.Thread):
         """The captured table a table map maps to, with the columns the map describes; a
         difference from the history (a DDL read before, or one this reader never saw)
         becomes schema-change events here, before the rows that follow."""
-        table_id = f"{tmap.db}.{tmap.table}"
+        table_id = make_table_id(tmap.db, tmap.table)
         if not self._captures(table_id):
             return None
         known = self._current(table_id)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.errors import ConfigError
-from runtime.schema import Column, TableSchema
+from runtime.schema import Column, TableSchema, split_table_id
+from runtime.schema import table_id as make_table_id
 from runtime.types import DataType
 from sources.mysql.types import NativeColumn
 
@@ -48,7 +49,7 @@ class TableFilter:
         self.exclude = [re.compile(p) for p in exclude]
 
     def __call__(self, table_id: str) -> bool:
-        db = table_id.partition(".")[0]
+        db = split_table_id(table_id)[0]
         if db in _SYSTEM_DBS:
             return False
         return (any(p.fullmatch(table_id) for p in self.include)
@@ -59,13 +60,13 @@ def list_tables(conn: Any, accept: TableFilter) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES "
                     "WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME")
-        ids = [f"{db}.{name}" for db, name in cur.fetchall()]
+        ids = [make_table_id(db, name) for db, name in cur.fetchall()]
     return [t for t in ids if accept(t)]
 
 
 def describe(conn: Any, table_id: str, chunk_key_columns: dict[str, str]) -> MySqlTable | None:
     """The table as it is now, or None when it does not exist."""
-    db, _, name = table_id.partition(".")
+    db, name = split_table_id(table_id)
     with conn.cursor() as cur:
         cur.execute(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, "

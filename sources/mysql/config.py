@@ -21,7 +21,8 @@ class MySqlSourceConfig(ConnectorConfig):
         "user with SELECT, REPLICATION SLAVE and REPLICATION CLIENT (no RELOAD, no LOCK TABLES)"))
     password: SecretStr = Field(SecretStr(""), description="password (use ${ENV} interpolation)")
     tables: list[str] = Field(..., min_length=1, description=(
-        "regexes matched against whole `db.table` ids, e.g. [\"shop\\\\.orders\", \"shop\\\\.order_\\\\d+\"]"))
+        "regexes matched against whole `db.table` ids, e.g. [\"shop\\\\.orders\", \"shop\\\\.order_\\\\d+\"]; "
+        "a name holding a dot or a double quote is double-quoted in its id (`shop.\"my.orders\"`)"))
     tables_exclude: list[str] = Field([], description="regexes of `db.table` ids to leave out")
     server_id: str = Field("", description=(
         "replica server id, or a range like \"5400-5404\" (one id per parallel reader); must be "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runtime.schema import SchemaChange
+from runtime.schema import SchemaChange, table_id
 from sources.mysql.catalog import MySqlTable
 
 _NAME = r"((?:`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(?:`(?:[^`]|``)+`|[\w$]+))?)"
@@ -28,7 +28,7 @@ def _unquote(part: str) -> str:
 def qualify(name: str, default_db: str) -> str:
     parts = re.findall(r"`(?:[^`]|``)+`|[\w$]+", name)
     parts = [_unquote(p) for p in parts]
-    return ".".join(parts) if len(parts) == 2 else f"{default_db}.{parts[0]}"
+    return table_id(*parts) if len(parts) == 2 else table_id(default_db, parts[0])
 
 
 def parse(sql: str, default_db: str) -> tuple[str, list[str], dict[str, str]] | None:

@@ -28,6 +28,8 @@ import pyarrow as pa
 import pymysql
 
 from runtime.errors import TerminalError, TransientError
+from runtime.schema import split_table_id
+from runtime.schema import table_id as make_table_id
 from sources.mysql.catalog import MySqlTable
 from sources.mysql.dialect import Dialect
 from sources.mysql.events import RowsDecoder, complete
@@ -80,7 +82,7 @@ def _where(conn: Any, key: tuple[str, ...], start: tuple | None, end: tuple | No
 
 def chunk_sql(conn: Any, table: MySqlTable, start: tuple | None, end: tuple | None,
               limit: int | None) -> str:
-    db, _, name = table.table_id.partition(".")
+    db, name = split_table_id(table.table_id)
     cols = ", ".join(n.select_expr() for n in table.natives)
     order = ", ".join(quote(k) for k in table.chunk_key)
     sql = f"SELECT {cols} FROM {quote(db)}.{quote(name)}{_where(conn, table.chunk_key, start, end)} ORDER BY {order}"
@@ -90,7 +92,7 @@ def chunk_sql(conn: Any, table: MySqlTable, start: tuple | None, end: tuple | No
 def next_chunk_start(conn: Any, table: MySqlTable, start: tuple | None, size: int) -> tuple | None:
     """The first key of the chunk after the one starting at ``start``; None when that chunk
     is the last one.  One index range scan of ``size`` entries."""
-    db, _, name = table.table_id.partition(".")
+    db, name = split_table_id(table.table_id)
     cols = ", ".join(quote(k) for k in table.chunk_key)
     sql = (f"SELECT {cols} FROM {quote(db)}.{quote(name)}{_where(conn, table.chunk_key, start, None)} "
            f"ORDER BY {cols} LIMIT 1 OFFSET {size}")
@@ -222,7 +224,7 @@ def backfill(settings: dict[str, Any], dialect: Dialect, server_id: int, table: 
             if ev.log_pos and BinlogOffset(file, ev.log_pos - ev.size).key >= high.key:
                 break
             if ev.type == TABLE_MAP:
-                decoder.table_map(ev.body, lambda tm: table if f"{tm.db}.{tm.table}" == table.table_id else None)
+                decoder.table_map(ev.body, lambda tm: table if make_table_id(tm.db, tm.table) == table.table_id else None)
             elif ev.type in ROW_EVENTS:
                 got = decoder.rows(ev.type, ev.body)
                 if got is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from runtime.errors import ConfigError, TerminalError
 from runtime.schema import Column, TableSchema
+from runtime.schema import table_id as make_table_id
 from sources.mysql.catalog import MySqlTable
 from sources.mysql.types import NativeColumn
 
@@ -254,7 +255,7 @@ def table_from_map(tmap: Any, charsets: Charsets, chunk_key_columns: dict[str, s
     ``hints`` are descriptions of the same table (the schema history, the server's catalog): a
     column that is the same there (:func:`native_signature`) keeps their logical type, which
     knows what the binlog can't say (MariaDB's JSON is a LONGTEXT with a check constraint)."""
-    table_id = f"{tmap.db}.{tmap.table}"
+    table_id = make_table_id(tmap.db, tmap.table)
     natives = []
     for i, t in enumerate(tmap.types):
         natives.append(_native_from_map(tmap, i, t, charsets, table_id))
