@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from hub.config import PipelineSpec, load_pipeline
+from hub.config import PipelineSpec, check_record_id_text, load_pipeline
 from hub.errors import ConfigErrors
 from hub.registry import KINDS, PluginInfo, list_plugins
 from runtime.errors import ConfigError, HubError
@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-with-savepoint", nargs="?", const="", default=None,
                    metavar="DIR_OR_NAME",
                    help="take a savepoint when stopping (optionally named or placed in DIR)")
+    p.add_argument("--skip-record", action="append", default=[], metavar="ID", type=_record_id,
+                   help="send the bad record with this id (printed in its error line) to the "
+                        "dead-letter path and go on; repeatable")
     p.add_argument("--no-progress", action="store_true", help="do not print progress lines")
     p.set_defaults(command=cmd_run)
 
@@ -88,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop the pipeline once the savepoint is complete")
     p.set_defaults(command=cmd_savepoint)
     return parser
+
+
+def _record_id(text: str) -> str:
+    try:
+        return check_record_id_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _version() -> str:
