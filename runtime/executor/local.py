@@ -18,6 +18,7 @@ from typing import Any
 
 from runtime.channel import InputGate
 from runtime.checkpoint.coordinator import CheckpointCoordinator
+from runtime.errors import HubError
 from runtime.executor import messages as m
 from runtime.executor.job import Job, JobResult
 from runtime.executor.sink_task import SinkTask
@@ -28,6 +29,10 @@ from runtime.source import EnumeratorContext, Split
 from runtime.watermark import IDLE
 
 log = logging.getLogger("hub.runtime")
+
+#: How long the end of a run waits for its subtasks to stop (all together).
+JOIN_S = 30.0
+FAILED_JOIN_S = 5.0
 
 
 class _EnumeratorContext(EnumeratorContext):
@@ -57,6 +62,21 @@ class _EnumeratorContext(EnumeratorContext):
         self.timers.append([fn, interval_s, time.monotonic() + interval_s])
 
 
+class FinalCheckpointTimeout(HubError):
+    """The final checkpoint did not complete within ``checkpoint.timeout``: the job stopped
+    without it (terminal: stopping was asked for, or the input ended)."""
+
+
+def _answer(pending: Any, request: m.SavepointRequest) -> None:
+    """Have the requester of a savepoint told its folder, or why it was not taken."""
+    if request.reply is None:
+        return
+    reply = request.reply
+    pending.on_complete.append(lambda path: reply(path, True))
+    pending.on_abort.append(lambda reason: reply(f"savepoint {request.name!r} not taken: {reason}",
+                                                 False))
+
+
 def _distribute(states: list[list[dict]], n: int) -> list[list[dict]]:
     """Reader states for ``n`` subtasks: same index when parallelism is unchanged, otherwise
     the splits are dealt out round-robin (a split is never cut)."""
@@ -77,6 +97,8 @@ class LocalExecutor:
         self.registered: set[int] = set()
         self._stop: tuple[str | None] | None = None
         self._stop_lock = threading.Lock()
+        #: savepoint requests not yet triggered (answered with an error if the job ends first)
+        self._savepoint_requests: list[m.SavepointRequest] = []
 
     # -- requests from other threads (signal handlers, control watchers) ------------------------
     def request_stop(self, savepoint: str | None = None) -> None:
@@ -140,6 +162,8 @@ class LocalExecutor:
             raise
         finally:
             self._shutdown(gates, error is not None)
+            if error is not None:
+                self._release(coordinator, error)
             for closeable, what in ((enumerator, "enumerator"), (committer, "committer")):
                 try:
                     closeable.close()
@@ -147,12 +171,39 @@ class LocalExecutor:
                     log.exception("error while closing the %s (ignored)", what)
         return result
 
+    def _release(self, coordinator: CheckpointCoordinator, error: BaseException) -> None:
+        """The job failed or stopped without its final checkpoint: what was prepared for
+        checkpoints that will never complete is released now, not at the next start, and
+        whoever waits for a savepoint is told."""
+        reason = f"the job ended: {error}" if str(error) else f"the job ended: {type(error).__name__}"
+        requests = self._savepoint_requests
+        while True:  # acks and requests that came in while subtasks stopped
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(msg, m.SinkAck):
+                coordinator.prepared_unstored(msg.checkpoint_id, msg.committables)
+            elif isinstance(msg, m.SavepointRequest):
+                requests.append(msg)
+        try:
+            coordinator.abort(reason)
+        except Exception:  # noqa: BLE001 - the job's own error is the one to report
+            log.exception("releasing prepared data after the job ended failed (ignored)")
+        for r in requests:
+            if r.reply:
+                try:
+                    r.reply(f"savepoint {r.name!r} not taken: {reason}", False)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("could not answer savepoint request %r: %s", r.name, exc)
+        requests.clear()
+
     def _control_loop(self, coordinator: CheckpointCoordinator, enumerator: Any,
                       enum_ctx: _EnumeratorContext, finished: set[int]) -> JobResult:
         p = self.job.parallelism
         final_id: int | None = None
         final_savepoint_path: list[str] = []
-        savepoint_requests: list[m.SavepointRequest] = []
+        savepoint_requests = self._savepoint_requests
         while True:
             timeout = 0.05
             try:
@@ -185,6 +236,16 @@ class LocalExecutor:
                     status = "stopped" if self._stop is not None else "finished"
                     return JobResult(status, final_id,
                                      final_savepoint_path[0] if final_savepoint_path else None)
+                if coordinator.check_timeout():
+                    # A stop always stops: a sink blocked on a lock must not hold the process.
+                    kept = coordinator.last_completed or self.metrics.restored_from
+                    raise FinalCheckpointTimeout(
+                        f"final checkpoint {final_id} did not complete within "
+                        f"{coordinator.timeout_s:g}s (checkpoint.timeout; a source or sink is "
+                        f"blocked); stopped without it: "
+                        + (f"the last completed checkpoint {kept} is kept and the next run "
+                           f"resumes from it" if kept else
+                           "no checkpoint completed, the next run starts from the beginning"))
                 continue
             now = time.monotonic()
             for timer in enum_ctx.timers:
@@ -208,14 +269,12 @@ class LocalExecutor:
                 if stop_savepoint:
                     pending.on_complete.append(final_savepoint_path.append)
                 for r in savepoint_requests:
-                    if r.reply:
-                        pending.on_complete.append(lambda path, r=r: r.reply(path, True))
+                    _answer(pending, r)
                 savepoint_requests.clear()
             elif savepoint_requests:
                 req = savepoint_requests.pop(0)
                 pending = self._trigger(coordinator, enumerator, req.name)
-                if req.reply:
-                    pending.on_complete.append(lambda path, r=req: r.reply(path, True))
+                _answer(pending, req)
             elif coordinator.due():
                 self._trigger(coordinator, enumerator)
 
@@ -245,10 +304,13 @@ class LocalExecutor:
                 t.control.put(m.Cancel())
             for g in gates:
                 g.close()
+        # After a failure a subtask blocked in a client call may never return: it is a daemon
+        # thread, left behind after a short wait rather than holding the stop.
+        deadline = time.monotonic() + (FAILED_JOIN_S if failed else JOIN_S)
         for t in self.sources + self.sinks:
             if t.ident is None:  # never started: the failure came before
                 continue
-            t.join(timeout=30)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
             if t.is_alive():
-                log.error("%s did not stop within 30s", t.name)
-
+                log.error("%s did not stop within %gs; left behind", t.name,
+                          FAILED_JOIN_S if failed else JOIN_S)
