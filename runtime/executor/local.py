@@ -73,8 +73,7 @@ def _answer(pending: Any, request: m.SavepointRequest) -> None:
         return
     reply = request.reply
     pending.on_complete.append(lambda path: reply(path, True))
-    pending.on_abort.append(lambda reason: reply(f"savepoint {request.name!r} not taken: {reason}",
-                                                 False))
+    pending.on_abort.append(lambda reason: reply(reason, False))
 
 
 def _distribute(states: list[list[dict]], n: int) -> list[list[dict]]:
@@ -193,7 +192,7 @@ class LocalExecutor:
         for r in requests:
             if r.reply:
                 try:
-                    r.reply(f"savepoint {r.name!r} not taken: {reason}", False)
+                    r.reply(reason, False)
                 except Exception as exc:  # noqa: BLE001
                     log.warning("could not answer savepoint request %r: %s", r.name, exc)
         requests.clear()

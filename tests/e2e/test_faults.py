@@ -6,10 +6,13 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
 
+from tests.e2e.lake import lake_rows
 from tests.e2e.test_cli import hub, start, wait_for_checkpoint
 
 pytestmark = pytest.mark.e2e
@@ -64,3 +67,85 @@ def test_skip_records_in_the_pipeline_file(tmp_path):
     p.write_text(BAD_LINE.format(d=tmp_path) + f'[errors]\nskip-records = ["{rid.group(1)}"]\n')
     went_on = hub("run", str(p), "--no-progress")
     assert went_on.returncode == 0 and "1 record sent to the dead letters" in went_on.stderr
+
+
+UNBOUNDED = """
+[pipeline]
+name = "stuck"
+parallelism = 2
+[checkpoint]
+interval = "200ms"
+timeout = "1s"
+dir = "{d}/state"
+[source]
+type = "datagen"
+rows-per-second = 2000
+batch-size = 100
+[sink]
+type = "files"
+path = "{d}/lake"
+"""
+
+#: From checkpoint 3 on, a sink subtask takes a minute to acknowledge (as a writer stuck on
+#: a lock would): every checkpoint from then on times out.
+STUCK = {"HUB_DELAY_AT": "sink-ack:" + ",".join(str(i) for i in range(3, 40)) + ":60"}
+
+
+def start_stuck(tmp_path, *args):
+    p = tmp_path / "p.toml"
+    p.write_text(UNBOUNDED.format(d=tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", str(p), "--no-progress", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **STUCK})
+    wait_for_checkpoint(str(tmp_path / "state"), 2)
+    return p, proc
+
+
+def test_a_stop_whose_final_checkpoint_never_completes_stops_anyway(tmp_path):
+    p, proc = start_stuck(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert time.monotonic() - started < 15, err  # two timeouts, the subtasks' grace
+    assert proc.returncode == 1, err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert re.match(r"error: final checkpoint \d+ did not complete within 1s .*stopped without "
+                    r"it: the last completed checkpoint 2 is kept", line), line
+    # the next run resumes from it, and nothing is lost or written twice
+    again = start("run", str(p), "--no-progress")
+    wait_for_checkpoint(str(tmp_path / "state"), 4)
+    again.send_signal(signal.SIGTERM)
+    _, err = again.communicate(timeout=30)
+    assert again.returncode == 0 and "resuming from checkpoint 2" in err, err
+    rows = lake_rows(str(tmp_path / "lake"))
+    ids = [k[2] for k in rows]  # datagen ids: unique per insert
+    assert ids and len(ids) == len(set(ids)) and set(rows.values()) == {1}, "rows written twice"
+
+
+def test_a_second_signal_exits_at_once(tmp_path):
+    _, proc = start_stuck(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "second signal" in err
+
+
+def test_a_savepoint_that_times_out_is_answered_with_an_error(tmp_path):
+    p, proc = start_stuck(tmp_path)
+    try:
+        started = time.monotonic()
+        result = hub("savepoint", str(p), "--name", "late")
+        assert time.monotonic() - started < 10, result.stderr
+        assert result.returncode == 1
+        assert re.search(r"savepoint 'late' failed: checkpoint \d+ timed out after 1s",
+                         result.stderr), result.stderr
+    finally:
+        proc.kill()
+        proc.communicate()

@@ -183,4 +183,4 @@ def test_savepoint_requests_are_answered_when_the_job_fails(tmp_path):
     finally:
         sink.block.set()
     assert len(answers) == 1 and answers[0][0] is False
-    assert "savepoint 'sp' not taken" in answers[0][1]
+    assert answers[0][1].startswith(("checkpoint 1 timed out", "the job ended"))
