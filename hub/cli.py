@@ -3,7 +3,9 @@
 Exit codes: 0 success; 1 a runtime failure (a :class:`~runtime.errors.HubError` that is not a
 configuration problem); 2 a configuration or usage problem; 130 interrupted (Ctrl-C).
 Problems are printed one per line on stderr, never with a traceback, except that an
-unexpected exception (a bug) shows its traceback when ``HUB_DEBUG=1``.
+unexpected exception (a bug) shows its traceback when ``HUB_DEBUG=1``; its line names the
+exception's type and, when the executor recorded it, the subtask and operator it came from
+(``internal error in sink-1 (sinks.jdbc writer): psycopg.errors.AdminShutdown: ...``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from hub.config import PipelineSpec, check_record_id_text, load_pipeline
 from hub.errors import ConfigErrors
 from hub.registry import KINDS, PluginInfo, list_plugins
 from runtime.errors import ConfigError, HubError
+from runtime.executor.failure import describe, where
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -41,11 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_lines(str(exc), prefix="error: ")
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
-        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # Connectors translate their clients' errors into HubErrors: anything else is a bug.
+        # The line names the exception's type and where it happened, for the bug report.
+        print(f"internal error {describe(exc)}" if where(exc) else
+              f"internal error: {describe(exc)}", file=sys.stderr)
         if os.environ.get("HUB_DEBUG") == "1":
             traceback.print_exc()
         else:
-            print("(set HUB_DEBUG=1 to see the traceback)", file=sys.stderr)
+            print("(a bug: please report this line; set HUB_DEBUG=1 to see the traceback)",
+                  file=sys.stderr)
         return EXIT_FAILED
 
 

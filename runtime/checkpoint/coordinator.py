@@ -28,6 +28,7 @@ from typing import Any
 
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.errors import CheckpointError, HubError
+from runtime.executor.failure import locate, operator_of
 from runtime.faults import crash_point
 from runtime.metrics import CheckpointInfo, PipelineMetrics
 from runtime.sink import CommitContext, Committer
@@ -248,6 +249,10 @@ class CheckpointCoordinator:
                             checkpoint_id, exc, attempt, COMMIT_ATTEMPTS - 1, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception as exc:  # untranslated: a bug to report, with where it was
+                what = "recovering" if recover else "committing"
+                raise locate(exc, f"the committer ({operator_of(self.committer)}) {what} "
+                                  f"checkpoint {checkpoint_id}")
         return []
 
 

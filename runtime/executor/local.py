@@ -20,6 +20,7 @@ from runtime.channel import InputGate
 from runtime.checkpoint.coordinator import CheckpointCoordinator
 from runtime.errors import HubError
 from runtime.executor import messages as m
+from runtime.executor.failure import locate, operator_of
 from runtime.executor.job import Job, JobResult
 from runtime.executor.sink_task import SinkTask
 from runtime.executor.source_task import SourceTask
@@ -157,7 +158,8 @@ class LocalExecutor:
                 t.start()
             result = self._control_loop(coordinator, enumerator, enum_ctx, finished)
         except BaseException as exc:
-            error = exc
+            error = locate(exc, f"the control thread (enumerator of "
+                                f"{operator_of(job.source)}, checkpoint coordinator)")
             raise
         finally:
             self._shutdown(gates, error is not None)
@@ -185,6 +187,8 @@ class LocalExecutor:
                 coordinator.prepared_unstored(msg.checkpoint_id, msg.committables)
             elif isinstance(msg, m.SavepointRequest):
                 requests.append(msg)
+            elif isinstance(msg, m.TaskFailed) and msg.error is not error:
+                m.dropped_after_cancel(log, msg.task, msg.error)
         try:
             coordinator.abort(reason)
         except Exception:  # noqa: BLE001 - the job's own error is the one to report
@@ -211,7 +215,7 @@ class LocalExecutor:
                 msg = None
             if msg is not None:
                 if isinstance(msg, m.TaskFailed):
-                    raise msg.error
+                    raise locate(msg.error, msg.task)
                 if isinstance(msg, m.SplitRequest):
                     enumerator.handle_split_request(msg.subtask)
                 elif isinstance(msg, m.ReaderRegistered):
