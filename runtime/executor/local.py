@@ -5,6 +5,12 @@ Topology: ``parallelism`` source subtasks, each forwarding to the sink subtask o
 control loop: it owns the split enumerator and the checkpoint coordinator, and it is the only
 thread that talks to both.  A failure of any subtask cancels all of them; the error propagates
 and the last completed checkpoint stays the one to resume from.
+
+A stop always stops: the final checkpoint (at a stop request or the end of a bounded input)
+gets ``checkpoint.timeout`` like any other; when it expires the run ends with
+:class:`FinalCheckpointTimeout` and the last completed checkpoint is kept.  Whatever was
+prepared for a checkpoint that will never complete is released (``Committer.abort``) when the
+run ends, and savepoint requests still waiting are answered with the reason.
 """
 from __future__ import annotations
 
