@@ -109,7 +109,7 @@ def test_a_stop_whose_final_checkpoint_never_completes_stops_anyway(tmp_path):
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert time.monotonic() - started < 15, err  # two timeouts, the subtasks' grace
+    assert time.monotonic() - started < 20, err  # two timeouts, the subtasks' grace
     assert proc.returncode == 1, err
     (line,) = [ln for ln in err.splitlines() if ln.startswith("error: ")]
     assert re.match(r"error: final checkpoint \d+ did not complete within 1s .*stopped without "
