@@ -51,6 +51,8 @@ class PendingCheckpoint:
     on_complete: list[Callable[[str], None]] = field(default_factory=list)
     #: called with a one-line reason when the checkpoint will never complete
     on_abort: list[Callable[[str], None]] = field(default_factory=list)
+    #: monotonic time by which it must complete; None: ``started`` + the timeout
+    deadline: float | None = None
 
     def committables(self) -> list[dict]:
         return [c for committables, *_ in self.sink_acks.values() for c in committables]
@@ -82,12 +84,13 @@ class CheckpointCoordinator:
         return self.pending is None and time.monotonic() - self.last_trigger >= self.interval_s
 
     def trigger(self, enumerator_state: dict[str, Any], savepoint: str | None = None,
-                final: bool = False) -> PendingCheckpoint:
-        """Start checkpoint ``next_id``; the caller sends the trigger to every source."""
+                final: bool = False, deadline: float | None = None) -> PendingCheckpoint:
+        """Start checkpoint ``next_id``; the caller sends the trigger to every source.  It
+        times out at ``deadline`` (monotonic) when given, else ``timeout_s`` from now."""
         if self.pending is not None:
             raise HubError("a checkpoint is already in progress")
         self.pending = PendingCheckpoint(self.next_id, time.monotonic(), enumerator_state,
-                                         savepoint, final)
+                                         savepoint, final, deadline=deadline)
         self.next_id += 1
         self.last_trigger = time.monotonic()
         return self.pending
@@ -97,9 +100,12 @@ class CheckpointCoordinator:
         prepared committables are carried into the next one.  The final checkpoint has no next
         one: its committables are aborted (:meth:`abort`) and True tells the caller to stop."""
         p = self.pending
-        if p is None or time.monotonic() - p.started < self.timeout_s:
+        if p is None:
             return False
-        reason = f"checkpoint {p.checkpoint_id} timed out after {self.timeout_s:g}s"
+        deadline = p.started + self.timeout_s if p.deadline is None else p.deadline
+        if time.monotonic() < deadline:
+            return False
+        reason = f"checkpoint {p.checkpoint_id} timed out after {deadline - p.started:.3g}s"
         if p.final:
             self.abort(reason)
             return True

@@ -7,8 +7,9 @@ thread that talks to both.  A failure of any subtask cancels all of them; the er
 and the last completed checkpoint stays the one to resume from.
 
 A stop always stops: the final checkpoint (at a stop request or the end of a bounded input)
-gets ``checkpoint.timeout`` like any other; when it expires the run ends with
-:class:`FinalCheckpointTimeout` and the last completed checkpoint is kept.  Whatever was
+must complete within ``checkpoint.timeout`` of the stop (a checkpoint in flight included);
+when that expires the run ends with :class:`FinalCheckpointTimeout` and the last completed
+checkpoint is kept.  Whatever was
 prepared for a checkpoint that will never complete is released (``Committer.abort``) when the
 run ends, and savepoint requests still waiting are answered with the reason.
 """
@@ -213,6 +214,9 @@ class LocalExecutor:
         final_id: int | None = None
         final_savepoint_path: list[str] = []
         savepoint_requests = self._savepoint_requests
+        #: when the stop was first seen: the whole stop gets checkpoint.timeout, including
+        #: the wait for a checkpoint in flight, so that a blocked sink can't make it double
+        stop_seen: float | None = None
         while True:
             timeout = 0.05
             try:
@@ -250,8 +254,8 @@ class LocalExecutor:
                     kept = coordinator.last_completed or self.metrics.restored_from
                     raise FinalCheckpointTimeout(
                         f"final checkpoint {final_id} did not complete within "
-                        f"{coordinator.timeout_s:g}s (checkpoint.timeout; a source or sink is "
-                        f"blocked); stopped without it: "
+                        f"{coordinator.timeout_s:g}s of the stop (checkpoint.timeout; a source or "
+                        f"sink is blocked); stopped without it: "
                         + (f"the last completed checkpoint {kept} is kept and the next run "
                            f"resumes from it" if kept else
                            "no checkpoint completed, the next run starts from the beginning"))
@@ -261,6 +265,9 @@ class LocalExecutor:
                 if now >= timer[2]:
                     timer[0]()
                     timer[2] = now + timer[1]
+            if stop_seen is None and (self._stop is not None or len(finished) == p
+                                      or any(r.stop for r in savepoint_requests)):
+                stop_seen = now
             coordinator.check_timeout()
             if coordinator.pending is not None:
                 continue
@@ -273,7 +280,8 @@ class LocalExecutor:
                 stopping, stop_savepoint = True, req.name
                 self.request_stop(req.name)
             if stopping:
-                pending = self._trigger(coordinator, enumerator, stop_savepoint, final=True)
+                pending = self._trigger(coordinator, enumerator, stop_savepoint, final=True,
+                                        deadline=(stop_seen or now) + coordinator.timeout_s)
                 final_id = pending.checkpoint_id
                 if stop_savepoint:
                     pending.on_complete.append(final_savepoint_path.append)
@@ -288,11 +296,13 @@ class LocalExecutor:
                 self._trigger(coordinator, enumerator)
 
     def _trigger(self, coordinator: CheckpointCoordinator, enumerator: Any,
-                 savepoint: str | None = None, final: bool = False):
+                 savepoint: str | None = None, final: bool = False,
+                 deadline: float | None = None):
         # The enumerator is snapshotted before the triggers go out: splits it assigns from
         # now on reach readers after the trigger, so they are in exactly one of both states.
         cid = coordinator.next_id
-        pending = coordinator.trigger(enumerator.snapshot_state(cid), savepoint, final)
+        pending = coordinator.trigger(enumerator.snapshot_state(cid), savepoint, final,
+                                      deadline)
         for t in self.sources:
             t.control.put(m.TriggerCheckpoint(pending.checkpoint_id, savepoint, final))
         return pending

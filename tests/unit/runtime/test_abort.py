@@ -15,7 +15,9 @@ from runtime.executor.job import Job
 from runtime.executor.local import FinalCheckpointTimeout, LocalExecutor
 from runtime.metrics import PipelineMetrics
 from runtime.sink import Committer, Sink, SinkWriter
-from tests.conformance.harness import ListSource, make_batches
+from runtime.batch import ChangeBatch
+from runtime.source import InputStatus, Source, SourceReader, Split, SplitEnumerator
+from tests.conformance.harness import ORDERS, ListSource, make_batches
 
 
 class AbortRecordingCommitter(Committer):
@@ -184,3 +186,68 @@ def test_savepoint_requests_are_answered_when_the_job_fails(tmp_path):
         sink.block.set()
     assert len(answers) == 1 and answers[0][0] is False
     assert answers[0][1].startswith(("checkpoint 1 timed out", "the job ended"))
+
+
+class _Enumerator(SplitEnumerator):
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def handle_split_request(self, subtask):
+        self.ctx.assign_splits({subtask: [Split(f"s{subtask}")]})
+
+    def add_splits_back(self, splits, subtask):
+        pass
+
+    def snapshot_state(self, checkpoint_id):
+        return {}
+
+
+class _EndlessReader(SourceReader):
+    def __init__(self):
+        self.splits, self.t = [], 0
+
+    def start(self):
+        pass
+
+    def add_splits(self, splits):
+        self.splits.extend(splits)
+
+    def poll_next(self, output):
+        self.t += 1
+        output.collect(ChangeBatch(ORDERS, "c", rows=[(self.t, "x", None)], ts_ms=self.t),
+                       "s")
+        time.sleep(0.005)
+        return InputStatus.MORE_AVAILABLE
+
+    def snapshot_state(self, checkpoint_id):
+        return list(self.splits)
+
+
+class _Endless(Source):
+    def create_enumerator(self, context, state):
+        return _Enumerator(context)
+
+    def create_reader(self, context):
+        reader = _EndlessReader()
+        context.send_split_request()
+        return reader
+
+
+def test_a_stop_takes_at_most_the_checkpoint_timeout_even_with_a_checkpoint_in_flight(tmp_path):
+    """The stop comes while a regular checkpoint is stuck: the stop as a whole gets
+    checkpoint.timeout (before, the stuck checkpoint's timeout and then the final one's)."""
+    committer = AbortRecordingCommitter()
+    sink = _BlockingSink(committer)
+    job = Job("p", _Endless(), sink, CheckpointStorage(str(tmp_path)),
+              parallelism=2, checkpoint_interval_s=0.05, checkpoint_timeout_s=2.0)
+    executor = LocalExecutor(job)
+    stop = threading.Timer(0.3, executor.request_stop)
+    stop.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(FinalCheckpointTimeout, match="within 2s of the stop"):
+            executor.run()
+        assert time.monotonic() - started < 0.3 + 2.0 + 0.3 + 1.0  # not 2 x 2s
+    finally:
+        stop.cancel()
+        sink.block.set()
