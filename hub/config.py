@@ -57,7 +57,9 @@ class CheckpointOptions(ConnectorConfig):
     dir: str | None = Field(None, description="Checkpoint folder; default ./state/<name>. "
                                               "Relative to the current working directory.")
     retain: int = Field(3, ge=1, description="Completed checkpoints kept.")
-    timeout: Duration = Field(600.0, gt=0, description="A checkpoint not complete by then fails.")
+    timeout: Duration = Field(600.0, gt=0, description=(
+        "A checkpoint not complete by then is aborted; a stop not complete by then (its final "
+        "checkpoint blocked) ends without it, keeping the last completed checkpoint."))
 
 
 class ErrorsOptions(ConnectorConfig):
