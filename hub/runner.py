@@ -155,7 +155,13 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
         for handler in logging.getLogger().handlers:
             progress.attach(handler)
     try:
-        connectors = make_connectors(spec)
+        connectors: tuple[Source, Sink] | HubError
+        try:
+            connectors = make_connectors(spec)
+        except HubError as exc:
+            if not exc.transient:
+                raise
+            connectors = exc  # a server down at start: retried as [restart] says
         restore = _restore_point(spec, storage, args)
         watcher.start()
         if progress:
@@ -176,39 +182,52 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
 
 
 def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
-                       connectors: tuple[Source, Sink], restore: CompletedCheckpoint | None,
+                       connectors: tuple[Source, Sink] | HubError | None,
+                       restore: CompletedCheckpoint | None,
                        metrics: PipelineMetrics, control: _Control,
                        dead_letter: DeadLetterQueue | None = None) -> JobResult:
     """Run; after a transient error (the connector marked it: a lost connection, a 503) restart
     from the latest completed checkpoint with exponential backoff, as Flink's restart strategy
     does.  Terminal errors, and transient ones beyond ``restart.attempts`` in a row without a
-    completed checkpoint in between, end the run."""
+    completed checkpoint in between, end the run.
+
+    ``connectors`` are the checked source and sink, None to make them here, or the transient
+    error making them failed with (a server down at start): making and checking them again is
+    part of every restart, so an outage at start or during a restart is retried too."""
     policy = spec.restart
     failures = 0
+    error = connectors if isinstance(connectors, HubError) else None
+    made = None if isinstance(connectors, HubError) else connectors
+    completed_before = metrics.checkpoints_completed
     while True:
-        executor = LocalExecutor(build_job(spec, restore, storage, connectors, dead_letter),
-                                 metrics)
-        control.executor = executor
-        if control.stop.is_set():
-            executor.request_stop(control.savepoint)
-        completed_before = metrics.checkpoints_completed
-        try:
-            return executor.run()
-        except HubError as exc:
-            control.executor = None
-            if not exc.transient:
-                raise
-            failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
-            if failures > policy.attempts:
-                raise HubError(f"{exc} (gave up after {policy.attempts} restarts)") from exc
-            delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))
-            _say(f"{exc}: restarting from the latest checkpoint in {delay:.1f}s "
-                 f"(attempt {failures} of {policy.attempts})")
-            if control.stop.wait(delay):
-                latest = storage.latest()
-                return JobResult("stopped", latest.checkpoint_id if latest else None)
-            restore = storage.latest()
-            connectors = make_connectors(spec)
+        if error is None:
+            completed_before = metrics.checkpoints_completed
+            try:
+                if made is None:
+                    made = make_connectors(spec)
+                executor = LocalExecutor(build_job(spec, restore, storage, made, dead_letter),
+                                         metrics)
+                control.executor = executor
+                if control.stop.is_set():
+                    executor.request_stop(control.savepoint)
+                return executor.run()
+            except HubError as exc:
+                control.executor = None
+                made = None  # new connectors for the next attempt: nothing of this one is reused
+                if not exc.transient:
+                    raise
+                error = exc
+        failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
+        if failures > policy.attempts:
+            raise HubError(f"{error} (gave up after {policy.attempts} restarts)") from error
+        delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))
+        _say(f"{error}: restarting from the latest checkpoint in {delay:.1f}s "
+             f"(attempt {failures} of {policy.attempts})")
+        error = None
+        if control.stop.wait(delay):
+            latest = storage.latest()
+            return JobResult("stopped", latest.checkpoint_id if latest else None)
+        restore = storage.latest()
 
 
 def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, elapsed: float,
