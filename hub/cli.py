@@ -3,7 +3,9 @@
 Exit codes: 0 success; 1 a runtime failure (a :class:`~runtime.errors.HubError` that is not a
 configuration problem); 2 a configuration or usage problem; 130 interrupted (Ctrl-C).
 Problems are printed one per line on stderr, never with a traceback, except that an
-unexpected exception (a bug) shows its traceback when ``HUB_DEBUG=1``.
+unexpected exception (a bug) shows its traceback when ``HUB_DEBUG=1``; its line names the
+exception's type and, when the executor recorded it, the subtask and operator it came from
+(``internal error in sink-1 (sinks.jdbc writer): psycopg.errors.AdminShutdown: ...``).
 """
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from hub.config import PipelineSpec, load_pipeline
+from hub.config import PipelineSpec, check_record_id_text, load_pipeline
 from hub.errors import ConfigErrors
 from hub.registry import KINDS, PluginInfo, list_plugins
 from runtime.errors import ConfigError, HubError
+from runtime.executor.failure import describe, where
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -41,11 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_lines(str(exc), prefix="error: ")
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
-        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # Connectors translate their clients' errors into HubErrors: anything else is a bug.
+        # The line names the exception's type and where it happened, for the bug report.
+        print(f"internal error {describe(exc)}" if where(exc) else
+              f"internal error: {describe(exc)}", file=sys.stderr)
         if os.environ.get("HUB_DEBUG") == "1":
             traceback.print_exc()
         else:
-            print("(set HUB_DEBUG=1 to see the traceback)", file=sys.stderr)
+            print("(a bug: please report this line; set HUB_DEBUG=1 to see the traceback)",
+                  file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -78,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-with-savepoint", nargs="?", const="", default=None,
                    metavar="DIR_OR_NAME",
                    help="take a savepoint when stopping (optionally named or placed in DIR)")
+    p.add_argument("--skip-record", action="append", default=[], metavar="ID", type=_record_id,
+                   help="send the bad record with this id (printed in its error line) to the "
+                        "dead-letter path and go on; repeatable")
     p.add_argument("--no-progress", action="store_true", help="do not print progress lines")
     p.set_defaults(command=cmd_run)
 
@@ -88,6 +98,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="stop the pipeline once the savepoint is complete")
     p.set_defaults(command=cmd_savepoint)
     return parser
+
+
+def _record_id(text: str) -> str:
+    try:
+        return check_record_id_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _version() -> str:

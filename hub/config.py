@@ -23,6 +23,7 @@ from hub.problems import did_you_mean, validation_problems
 from hub.tomlpos import KeyLines
 from runtime import plugins
 from runtime.config import ConnectorConfig, Duration
+from runtime.deadletter import RECORD_ID_RE
 from runtime.errors import ConfigError, HubError
 from runtime.fs import is_url
 from runtime.sink import Sink
@@ -56,7 +57,9 @@ class CheckpointOptions(ConnectorConfig):
     dir: str | None = Field(None, description="Checkpoint folder; default ./state/<name>. "
                                               "Relative to the current working directory.")
     retain: int = Field(3, ge=1, description="Completed checkpoints kept.")
-    timeout: Duration = Field(600.0, gt=0, description="A checkpoint not complete by then fails.")
+    timeout: Duration = Field(600.0, gt=0, description=(
+        "A checkpoint not complete by then is aborted; a stop not complete by then (its final "
+        "checkpoint blocked) ends without it, keeping the last completed checkpoint."))
 
 
 class ErrorsOptions(ConnectorConfig):
@@ -66,6 +69,25 @@ class ErrorsOptions(ConnectorConfig):
         "none", description='"none": a bad record stops the pipeline; "all": it goes to the '
                             "dead-letter path and the pipeline goes on.")
     dead_letter_path: str | None = Field(None, description="Default <checkpoint dir>/dead-letter.")
+    skip_records: list[str] = Field([], description=(
+        "ids of records (16 hex digits, as a bad record's error line prints them) sent to the "
+        "dead-letter path even with tolerance \"none\"; same as  hub run --skip-record ID"))
+
+    @field_validator("skip_records")
+    @classmethod
+    def _check_ids(cls, v: list[str]) -> list[str]:
+        for i, rid in enumerate(v):
+            check_record_id_text(rid, f"item {i + 1}")
+        return [rid.lower() for rid in v]
+
+
+def check_record_id_text(rid: str, what: str = "") -> str:
+    """``rid`` when it looks like a record id (16 hex digits), else ValueError."""
+    if not RECORD_ID_RE.match(rid.lower()):
+        where = f"{what}: " if what else ""
+        raise ValueError(f"{where}{rid!r} is not a record id (16 hex digits, as the error "
+                         f"line of a bad record prints it)")
+    return rid.lower()
 
 
 class WatermarkOptions(ConnectorConfig):
@@ -112,6 +134,8 @@ class ErrorsSpec:
     tolerance: Literal["none", "all"]
     #: Absolute path of the dead-letter folder.
     dead_letter_path: str
+    #: Ids of records sent to the dead letters even with tolerance "none".
+    skip_records: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -328,7 +352,8 @@ def _spec(path: str, sections: dict[str, Any],
         path=os.path.abspath(path), name=pipeline.name, parallelism=pipeline.parallelism,
         checkpoint=CheckpointSpec(interval_s=ckpt.interval, dir=ckpt_dir, retain=ckpt.retain,
                                   timeout_s=ckpt.timeout),
-        errors=ErrorsSpec(tolerance=errors.tolerance, dead_letter_path=dead_letter),
+        errors=ErrorsSpec(tolerance=errors.tolerance, dead_letter_path=dead_letter,
+                          skip_records=frozenset(errors.skip_records)),
         restart=RestartSpec(sections["restart"].attempts, sections["restart"].delay,
                             sections["restart"].max_delay),
         watermark=WatermarkStrategy(int(sections["watermark"].out_of_orderness * 1000),

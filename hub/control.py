@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import threading
 import time
@@ -16,6 +17,8 @@ from collections.abc import Callable
 
 from runtime.checkpoint.storage import write_atomically
 from runtime.errors import HubError
+
+log = logging.getLogger("hub")
 
 POLL_S = 0.2
 
@@ -81,15 +84,33 @@ class ControlWatcher(threading.Thread):
                     with open(path) as f:
                         req = json.load(f)
                     os.remove(path)
-                except (OSError, ValueError):
+                except FileNotFoundError:
+                    continue  # gone between listing and reading: nothing to serve
+                except (OSError, ValueError) as exc:
+                    self._drop(path, f"unreadable: {exc}")
                     continue
-                sp = req["name"]
+                sp = req.get("name") if isinstance(req, dict) else None
+                if not isinstance(sp, str) or not sp:
+                    self._drop(path, "no savepoint name in it")
+                    continue
                 done = os.path.join(self.dir, f"{sp}.done")
 
                 def reply(result: str, ok: bool, done: str = done) -> None:
                     write_atomically(done, json.dumps({"ok": ok, "result": result}).encode())
 
                 self.request(sp, reply, bool(req.get("stop")))
+
+
+    @staticmethod
+    def _drop(path: str, why: str) -> None:
+        """A request file nobody can serve: said once and removed, not retried every poll."""
+        log.warning("control: ignoring the savepoint request %s (%s)", path, why)
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass  # already gone: what we wanted
+        except OSError as exc:
+            log.warning("control: could not delete %s: %s", path, exc)
 
 
 def request_savepoint(root: str, pipeline: str, name: str, stop: bool, timeout_s: float) -> str:

@@ -1,5 +1,5 @@
 """The live progress display of ``hub run``: rows in/out per table, rate, last checkpoint,
-watermark lag.  Redraws in place on a terminal; prints a line every few seconds otherwise."""
+watermark lag, records sent to the dead letters.  Redraws in place on a terminal; prints a line every few seconds otherwise."""
 from __future__ import annotations
 
 import logging
@@ -37,7 +37,8 @@ def render(metrics: PipelineMetrics, rates: dict[str, float], name: str) -> list
                if cp else "none yet")
     wm = metrics.watermark_ms
     lag = f"{max(0.0, now - wm / 1000):,.1f}s" if wm is not None and wm < 2**62 else "-"
-    lines.append(f"  last checkpoint {cp_text}   watermark lag {lag}")
+    dead = f"   dead letters {_fmt_int(metrics.dead_letters)}" if metrics.dead_letters else ""
+    lines.append(f"  last checkpoint {cp_text}   watermark lag {lag}{dead}")
     gauges = metrics.gauge_values()
     if gauges:
         lines.append("  " + "   ".join(f"{k.replace('_', ' ')} {_fmt_gauge(v)}"

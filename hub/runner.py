@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
 from hub.config import PipelineSpec
@@ -62,16 +63,23 @@ def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
     return source, sink
 
 
+def make_dead_letter(spec: PipelineSpec, skip: Iterable[str] = (),
+                     metrics: PipelineMetrics | None = None) -> DeadLetterQueue:
+    """The pipeline's dead-letter queue: ``[errors]``, plus the ids of ``--skip-record``."""
+    return DeadLetterQueue(spec.errors.tolerance, spec.errors.dead_letter_path, spec.name,
+                           skip=spec.errors.skip_records | frozenset(skip), metrics=metrics)
+
+
 def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
-              storage: CheckpointStorage, connectors: tuple[Source, Sink] | None = None) -> Job:
+              storage: CheckpointStorage, connectors: tuple[Source, Sink] | None = None,
+              dead_letter: DeadLetterQueue | None = None) -> Job:
     """The runnable job of a validated pipeline (connects nowhere yet)."""
     source, sink = connectors or make_connectors(spec)
     return Job(
         name=spec.name, source=source, sink=sink, storage=storage,
         parallelism=spec.parallelism, checkpoint_interval_s=spec.checkpoint.interval_s,
         checkpoint_timeout_s=spec.checkpoint.timeout_s, watermarks=spec.watermark,
-        dead_letter=DeadLetterQueue(spec.errors.tolerance, spec.errors.dead_letter_path, spec.name),
-        restore=restore)
+        dead_letter=dead_letter or make_dead_letter(spec), restore=restore)
 
 
 def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
@@ -137,71 +145,102 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, control.on_signal)
     signal.signal(signal.SIGTERM, control.on_signal)
     metrics = PipelineMetrics(spec.parallelism)
+    # One queue for every attempt: its count is the run's, and the summary reports it.
+    dead_letter = make_dead_letter(spec, getattr(args, "skip_record", None) or (), metrics)
+    if dead_letter.skip:
+        _say(f"records sent to the dead letters if met: {', '.join(sorted(dead_letter.skip))}")
     watcher = ControlWatcher(local, control.request_savepoint)
     progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
     if progress:
         for handler in logging.getLogger().handlers:
             progress.attach(handler)
     try:
-        connectors = make_connectors(spec)
+        connectors: tuple[Source, Sink] | HubError
+        try:
+            connectors = make_connectors(spec)
+        except HubError as exc:
+            if not exc.transient:
+                raise
+            connectors = exc  # a server down at start: retried as [restart] says
         restore = _restore_point(spec, storage, args)
         watcher.start()
         if progress:
             progress.start()
         started = time.monotonic()
         try:
-            result = _run_with_restarts(spec, storage, connectors, restore, metrics, control)
+            result = _run_with_restarts(spec, storage, connectors, restore, metrics, control,
+                                        dead_letter)
         finally:
             watcher.stopped.set()
             if progress:
                 progress.stop()
                 progress.draw()
-        _summary(spec, metrics, result, time.monotonic() - started)
+        _summary(spec, metrics, result, time.monotonic() - started, dead_letter)
         return 0
     finally:
         lock.release()
 
 
 def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
-                       connectors: tuple[Source, Sink], restore: CompletedCheckpoint | None,
-                       metrics: PipelineMetrics, control: _Control) -> JobResult:
+                       connectors: tuple[Source, Sink] | HubError | None,
+                       restore: CompletedCheckpoint | None,
+                       metrics: PipelineMetrics, control: _Control,
+                       dead_letter: DeadLetterQueue | None = None) -> JobResult:
     """Run; after a transient error (the connector marked it: a lost connection, a 503) restart
     from the latest completed checkpoint with exponential backoff, as Flink's restart strategy
     does.  Terminal errors, and transient ones beyond ``restart.attempts`` in a row without a
-    completed checkpoint in between, end the run."""
+    completed checkpoint in between, end the run.
+
+    ``connectors`` are the checked source and sink, None to make them here, or the transient
+    error making them failed with (a server down at start): making and checking them again is
+    part of every restart, so an outage at start or during a restart is retried too."""
     policy = spec.restart
     failures = 0
+    error = connectors if isinstance(connectors, HubError) else None
+    made = None if isinstance(connectors, HubError) else connectors
+    completed_before = metrics.checkpoints_completed
     while True:
-        executor = LocalExecutor(build_job(spec, restore, storage, connectors), metrics)
-        control.executor = executor
-        if control.stop.is_set():
-            executor.request_stop(control.savepoint)
-        completed_before = metrics.checkpoints_completed
-        try:
-            return executor.run()
-        except HubError as exc:
-            control.executor = None
-            if not exc.transient:
-                raise
-            failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
-            if failures > policy.attempts:
-                raise HubError(f"{exc} (gave up after {policy.attempts} restarts)") from exc
-            delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))
-            _say(f"{exc}: restarting from the latest checkpoint in {delay:.1f}s "
-                 f"(attempt {failures} of {policy.attempts})")
-            if control.stop.wait(delay):
-                latest = storage.latest()
-                return JobResult("stopped", latest.checkpoint_id if latest else None)
-            restore = storage.latest()
-            connectors = make_connectors(spec)
+        if error is None:
+            completed_before = metrics.checkpoints_completed
+            try:
+                if made is None:
+                    made = make_connectors(spec)
+                executor = LocalExecutor(build_job(spec, restore, storage, made, dead_letter),
+                                         metrics)
+                control.executor = executor
+                if control.stop.is_set():
+                    executor.request_stop(control.savepoint)
+                return executor.run()
+            except HubError as exc:
+                control.executor = None
+                made = None  # new connectors for the next attempt: nothing of this one is reused
+                if not exc.transient:
+                    raise
+                error = exc
+        failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
+        if failures > policy.attempts:
+            raise HubError(f"{error} (gave up after {policy.attempts} restarts)") from error
+        delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))
+        _say(f"{error}: restarting from the latest checkpoint in {delay:.1f}s "
+             f"(attempt {failures} of {policy.attempts})")
+        error = None
+        if control.stop.wait(delay):
+            latest = storage.latest()
+            return JobResult("stopped", latest.checkpoint_id if latest else None)
+        restore = storage.latest()
 
 
-def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, elapsed: float) -> None:
+def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, elapsed: float,
+             dead_letter: DeadLetterQueue | None = None) -> None:
     totals = metrics.totals()
     rows_out = sum(o for _, o in totals.values())
     how = "finished" if result.status == "finished" else "stopped"
     _say(f"{spec.name} {how}: {rows_out:,} rows written in {elapsed:,.2f}s "
          f"({rows_out / max(elapsed, 1e-9):,.0f} rows/s), last checkpoint {result.last_checkpoint}")
+    if metrics.dead_letters:
+        where = f" ({dead_letter.file})" if dead_letter is not None and dead_letter.file else ""
+        _say(f"{metrics.dead_letters:,} record{'s' if metrics.dead_letters != 1 else ''} sent to "
+             f"the dead letters{where}")
     if result.savepoint_path:
         _say(f"savepoint: {result.savepoint_path}  (resume with  hub run {spec.path} "
              f"--from-savepoint {result.savepoint_path})")

@@ -18,11 +18,18 @@ import base64
 import hashlib
 import json
 import os
+import re
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.errors import BadRecordError
+
+if TYPE_CHECKING:
+    from runtime.metrics import PipelineMetrics
+
+#: What a record id looks like (what ``--skip-record`` accepts).
+RECORD_ID_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def _jsonable(value: Any) -> Any:
@@ -50,16 +57,26 @@ def record_id(table: str, key: Any, record: Any) -> str:
 class DeadLetterQueue:
     """Shared by all subtasks of a pipeline; thread-safe.  ``skip`` holds the ids
     (:func:`record_id`) of records the user sends to the dead letters even when the pipeline
-    tolerates no bad records."""
+    tolerates no bad records.  ``count`` (and ``metrics.dead_letters``, when given) counts the
+    records sent to the dead letters."""
 
     def __init__(self, tolerance: str = "none", path: str | None = None, pipeline: str = "pipeline",
-                 skip: frozenset[str] | set[str] = frozenset()):
+                 skip: frozenset[str] | set[str] = frozenset(),
+                 metrics: PipelineMetrics | None = None):
         self.tolerance = tolerance
         self.path = path
         self.pipeline = pipeline
         self.skip = frozenset(skip)
+        self.metrics = metrics
         self.count = 0
         self._lock = threading.Lock()
+
+    @property
+    def file(self) -> str | None:
+        """The dead-letter file (JSON lines), None when records are only counted."""
+        if self.path is None:
+            return None
+        return os.path.join(self.path, f"{self.pipeline}.deadletter.jsonl")
 
     @property
     def enabled(self) -> bool:
@@ -82,9 +99,10 @@ class DeadLetterQueue:
         line = json.dumps(entry)
         with self._lock:
             self.count += 1
+            if self.metrics is not None:
+                self.metrics.dead_letters += 1
             if self.path is None:
                 return
             os.makedirs(self.path, exist_ok=True)
-            with open(os.path.join(self.path, f"{self.pipeline}.deadletter.jsonl"), "a",
-                      encoding="utf-8") as f:
+            with open(self.file, "a", encoding="utf-8") as f:  # type: ignore[arg-type]
                 f.write(line + "\n")

@@ -1,5 +1,5 @@
 """Counters for the progress display and the service: rows per table in and out, checkpoints,
-watermarks.  Each subtask writes only its own counters (no locks on the hot path); readers sum."""
+watermarks, dead-lettered records.  Each subtask writes only its own counters (no locks on the hot path); readers sum."""
 from __future__ import annotations
 
 import time
@@ -25,6 +25,8 @@ class PipelineMetrics:
     checkpoints_completed: int = 0
     watermark_ms: int | None = None
     restored_from: int | None = None
+    #: records sent to the dead letters (tolerated or skipped by id) since the run started
+    dead_letters: int = 0
     #: connector metrics: name -> (how to combine, reporter -> value)
     gauges: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)
 

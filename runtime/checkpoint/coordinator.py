@@ -11,10 +11,16 @@ Guarantees:
   the committer sees its committables only after that.
 * Committables never get lost: those of a checkpoint that was aborted (timeout), and those the
   committer returned as "not yet", are carried into the next checkpoint that completes.
+* What will never be committed is released at once: when a checkpoint can't be stored, when
+  the final checkpoint (which has no next one to carry into) times out, and when the job
+  fails, :meth:`Committer.abort` gets the committables prepared since the last stored
+  checkpoint (best effort; :meth:`Committer.recover` rolls back the rest at the next start).
+  Committables of a stored checkpoint are never aborted: the restart commits them.
 """
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +28,7 @@ from typing import Any
 
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.errors import CheckpointError, HubError
+from runtime.executor.failure import locate, operator_of
 from runtime.faults import crash_point
 from runtime.metrics import CheckpointInfo, PipelineMetrics
 from runtime.sink import CommitContext, Committer
@@ -42,6 +49,13 @@ class PendingCheckpoint:
     source_acks: dict[int, list[dict]] = field(default_factory=dict)
     sink_acks: dict[int, Any] = field(default_factory=dict)
     on_complete: list[Callable[[str], None]] = field(default_factory=list)
+    #: called with a one-line reason when the checkpoint will never complete
+    on_abort: list[Callable[[str], None]] = field(default_factory=list)
+    #: monotonic time by which it must complete; None: ``started`` + the timeout
+    deadline: float | None = None
+
+    def committables(self) -> list[dict]:
+        return [c for committables, *_ in self.sink_acks.values() for c in committables]
 
 
 class CheckpointCoordinator:
@@ -59,6 +73,9 @@ class CheckpointCoordinator:
         self.next_id = next_id
         self.pending: PendingCheckpoint | None = None
         self.carried: list[dict] = list(carried or [])
+        #: checkpoint id -> committables prepared for it that are in no stored checkpoint yet
+        #: (a timed-out checkpoint's, late acks): carried, and aborted if the job ends first
+        self.unstored: dict[int, list[dict]] = {}
         self.last_trigger = time.monotonic()
         self.last_completed: int | None = None
 
@@ -67,26 +84,71 @@ class CheckpointCoordinator:
         return self.pending is None and time.monotonic() - self.last_trigger >= self.interval_s
 
     def trigger(self, enumerator_state: dict[str, Any], savepoint: str | None = None,
-                final: bool = False) -> PendingCheckpoint:
-        """Start checkpoint ``next_id``; the caller sends the trigger to every source."""
+                final: bool = False, deadline: float | None = None) -> PendingCheckpoint:
+        """Start checkpoint ``next_id``; the caller sends the trigger to every source.  It
+        times out at ``deadline`` (monotonic) when given, else ``timeout_s`` from now."""
         if self.pending is not None:
             raise HubError("a checkpoint is already in progress")
         self.pending = PendingCheckpoint(self.next_id, time.monotonic(), enumerator_state,
-                                         savepoint, final)
+                                         savepoint, final, deadline=deadline)
         self.next_id += 1
         self.last_trigger = time.monotonic()
         return self.pending
 
-    def check_timeout(self) -> None:
-        """Abort the pending checkpoint when it ran out of time (not the final one)."""
+    def check_timeout(self) -> bool:
+        """Abort the pending checkpoint when it ran out of time.  A regular checkpoint's
+        prepared committables are carried into the next one.  The final checkpoint has no next
+        one: its committables are aborted (:meth:`abort`) and True tells the caller to stop."""
         p = self.pending
-        if p is None or p.final or time.monotonic() - p.started < self.timeout_s:
-            return
-        log.warning("checkpoint %d timed out after %gs and is aborted; its prepared data "
-                    "will be committed with the next one", p.checkpoint_id, self.timeout_s)
+        if p is None:
+            return False
+        deadline = p.started + self.timeout_s if p.deadline is None else p.deadline
+        if time.monotonic() < deadline:
+            return False
+        reason = f"checkpoint {p.checkpoint_id} timed out after {deadline - p.started:.3g}s"
+        if p.final:
+            self.abort(reason)
+            return True
+        log.warning("%s and is aborted; its prepared data will be committed with the next one",
+                    reason)
         for committables, *_ in p.sink_acks.values():
             self.carried.extend(committables)
+            self.unstored.setdefault(p.checkpoint_id, []).extend(committables)
         self.pending = None
+        _notify(p.on_abort, reason)
+        return False
+
+    def prepared_unstored(self, checkpoint_id: int, committables: list[dict]) -> None:
+        """Committables a writer prepared for ``checkpoint_id`` that reached no checkpoint
+        (an ack that came in while the job ended): released by the next :meth:`abort`."""
+        if committables:
+            self.unstored.setdefault(checkpoint_id, []).extend(committables)
+
+    def abort(self, reason: str) -> None:
+        """The job ends before the pending checkpoint (if any) is durable: release what it and
+        earlier timed-out checkpoints prepared (:meth:`Committer.abort`, best effort: a failure
+        is logged, :meth:`Committer.recover` rolls back at the next start) and tell whoever
+        waits for the pending checkpoint (``on_abort``) why."""
+        p, self.pending = self.pending, None
+        if p is not None:
+            if p.sink_acks:
+                self.unstored.setdefault(p.checkpoint_id, []).extend(p.committables())
+            _notify(p.on_abort, reason)
+        unstored, self.unstored = self.unstored, {}
+        aborted = {id(c) for committables in unstored.values() for c in committables}
+        self.carried = [c for c in self.carried if id(c) not in aborted]
+        for checkpoint_id, committables in sorted(unstored.items()):
+            if not committables:
+                continue
+            ctx = CommitContext(self.pipeline, checkpoint_id, None, self.storage.state_dir)
+            try:
+                self.committer.abort(committables, ctx)
+                log.info("checkpoint %d will never complete (%s): released what it prepared "
+                         "(%d committables)", checkpoint_id, reason, len(committables))
+            except Exception as exc:  # noqa: BLE001 - best effort: recover() rolls back later
+                log.warning("checkpoint %d: releasing what it prepared failed (%s: %s); it is "
+                            "rolled back at the next start", checkpoint_id,
+                            type(exc).__name__, exc, exc_info=_debug())
 
     # -- acknowledgements ---------------------------------------------------------------------
     def ack_source(self, subtask: int, checkpoint_id: int, splits: list[dict]) -> bool:
@@ -102,6 +164,7 @@ class CheckpointCoordinator:
         if p is None or p.checkpoint_id != checkpoint_id:
             # late ack of an aborted checkpoint: what it prepared must still be committed
             self.carried.extend(committables)
+            self.unstored.setdefault(checkpoint_id, []).extend(committables)
             return False
         p.sink_acks[subtask] = (committables, state, watermark_ms)
         return self._maybe_complete()
@@ -137,9 +200,12 @@ class CheckpointCoordinator:
             if p.savepoint:
                 path = self.storage.store(p.checkpoint_id, data, savepoint=p.savepoint)
         except OSError as exc:
-            raise CheckpointError(f"checkpoint {p.checkpoint_id}: can't store it in "
-                                  f"{self.storage.root}: {exc}") from exc
+            error = CheckpointError(f"checkpoint {p.checkpoint_id}: can't store it in "
+                                    f"{self.storage.root}: {exc}")
+            self._store_failed(p, error)
+            raise error from exc
         self.carried = []
+        self.unstored = {}
         self.last_completed = p.checkpoint_id
         duration = time.monotonic() - p.started
         self.metrics.last_checkpoint = CheckpointInfo(p.checkpoint_id, time.time(), duration,
@@ -153,6 +219,24 @@ class CheckpointCoordinator:
         crash_point("checkpoint-committed", p.checkpoint_id)
         for cb in p.on_complete:
             cb(path)
+
+    def _store_failed(self, p: PendingCheckpoint, error: CheckpointError) -> None:
+        """Release what ``p`` prepared, unless the failed store left it durable after all (a
+        failure after the rename): then the restart commits it, and an abort would lose it."""
+        try:
+            durable = p.checkpoint_id in self.storage.completed_ids()
+        except Exception as exc:  # noqa: BLE001 - storage unreachable: can't tell, keep it
+            log.warning("checkpoint %d: can't tell whether it was stored (%s); what it prepared "
+                        "is left to the next start", p.checkpoint_id, exc)
+            _notify(p.on_abort, str(error))
+            return
+        if durable:
+            log.warning("checkpoint %d was stored despite the error; the next start commits it",
+                        p.checkpoint_id)
+            _notify(p.on_abort, str(error))
+            return
+        self.pending = p
+        self.abort(str(error))
 
     def commit(self, committables: list[dict], checkpoint_id: int, watermark: int | None,
                recover: bool = False) -> list[dict]:
@@ -171,4 +255,20 @@ class CheckpointCoordinator:
                             checkpoint_id, exc, attempt, COMMIT_ATTEMPTS - 1, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception as exc:  # untranslated: a bug to report, with where it was
+                what = "recovering" if recover else "committing"
+                raise locate(exc, f"the committer ({operator_of(self.committer)}) {what} "
+                                  f"checkpoint {checkpoint_id}")
         return []
+
+
+def _notify(callbacks: list[Callable[[str], None]], reason: str) -> None:
+    for cb in callbacks:
+        try:
+            cb(reason)
+        except Exception as exc:  # noqa: BLE001 - a waiter that can't be told must not stop us
+            log.warning("could not report %r: %s: %s", reason, type(exc).__name__, exc)
+
+
+def _debug() -> bool:
+    return os.environ.get("HUB_DEBUG") == "1"

@@ -13,6 +13,7 @@ the process dies.  Layout under the storage root::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import uuid
@@ -22,6 +23,8 @@ from typing import Any
 from runtime.errors import CheckpointError
 from runtime.fs import filesystem, normpath, url_from_abspath
 from runtime.fs.local import LOCAL
+
+log = logging.getLogger("hub.checkpoint")
 
 METADATA = "_metadata"
 _CHK_RE = re.compile(r"^chk-(\d+)$")
@@ -139,20 +142,38 @@ class CheckpointStorage:
     def _prune(self) -> None:
         ids = self.completed_ids()
         for cid in ids[: -self.retain]:
-            self._rmtree(os.path.join(self.checkpoints_dir, f"chk-{cid:06d}"))
+            self._prune_folder(os.path.join(self.checkpoints_dir, f"chk-{cid:06d}"))
         # folders without metadata are checkpoints that never completed
         newest = ids[-1] if ids else 0
         for m in self._chk_folders():
             if int(m.group(1)) < newest and int(m.group(1)) not in ids:
-                self._rmtree(os.path.join(self.checkpoints_dir, m.group(0)))
+                self._prune_folder(os.path.join(self.checkpoints_dir, m.group(0)))
 
-    def _rmtree(self, path: str) -> None:
+    def _prune_folder(self, path: str) -> None:
+        # The local filesystem's rmtree ignores errors: what is left is the test.
         try:
             self.fs.rmtree(path)
-        except OSError:
-            pass  # pruning is tidying: the next checkpoint tries again
+            left = self.fs.exists(path)
+            why = "it is still there"
+        except OSError as exc:
+            left, why = True, str(exc.strerror or exc)
+        if left:
+            # Pruning is tidying: the checkpoint just stored is complete, the next one tries
+            # again.  Said, so that a disk filling up with old checkpoints is not a surprise.
+            log.warning("checkpoint storage: could not delete the old checkpoint %s (%s); the "
+                        "next checkpoint tries again", path, why)
 
     def clear(self) -> None:
-        """Forget every checkpoint (``--fresh``); savepoints stay."""
-        self._rmtree(self.checkpoints_dir)
-        self._rmtree(self.state_dir)
+        """Forget every checkpoint (``--fresh``); savepoints stay.  Raises
+        :class:`CheckpointError` when a checkpoint can't be deleted: a fresh start that left
+        one behind would resume from it at a later start (its id is above the new ones)."""
+        for path in (self.checkpoints_dir, self.state_dir):
+            try:
+                self.fs.rmtree(path)
+                left = self.fs.exists(path)
+                why = "it is still there (permissions?)"
+            except OSError as exc:
+                left, why = True, str(exc.strerror or exc)
+            if left:
+                raise CheckpointError(f"--fresh: can't delete {path}: {why}; delete it by hand "
+                                      f"and run again")

@@ -5,6 +5,13 @@ Topology: ``parallelism`` source subtasks, each forwarding to the sink subtask o
 control loop: it owns the split enumerator and the checkpoint coordinator, and it is the only
 thread that talks to both.  A failure of any subtask cancels all of them; the error propagates
 and the last completed checkpoint stays the one to resume from.
+
+A stop always stops: the final checkpoint (at a stop request or the end of a bounded input)
+must complete within ``checkpoint.timeout`` of the stop (a checkpoint in flight included);
+when that expires the run ends with :class:`FinalCheckpointTimeout` and the last completed
+checkpoint is kept.  Whatever was
+prepared for a checkpoint that will never complete is released (``Committer.abort``) when the
+run ends, and savepoint requests still waiting are answered with the reason.
 """
 from __future__ import annotations
 
@@ -18,7 +25,9 @@ from typing import Any
 
 from runtime.channel import InputGate
 from runtime.checkpoint.coordinator import CheckpointCoordinator
+from runtime.errors import HubError
 from runtime.executor import messages as m
+from runtime.executor.failure import locate, operator_of
 from runtime.executor.job import Job, JobResult
 from runtime.executor.sink_task import SinkTask
 from runtime.executor.source_task import SourceTask
@@ -28,6 +37,10 @@ from runtime.source import EnumeratorContext, Split
 from runtime.watermark import IDLE
 
 log = logging.getLogger("hub.runtime")
+
+#: How long the end of a run waits for its subtasks to stop (all together).
+JOIN_S = 30.0
+FAILED_JOIN_S = 5.0
 
 
 class _EnumeratorContext(EnumeratorContext):
@@ -57,6 +70,20 @@ class _EnumeratorContext(EnumeratorContext):
         self.timers.append([fn, interval_s, time.monotonic() + interval_s])
 
 
+class FinalCheckpointTimeout(HubError):
+    """The final checkpoint did not complete within ``checkpoint.timeout``: the job stopped
+    without it (terminal: stopping was asked for, or the input ended)."""
+
+
+def _answer(pending: Any, request: m.SavepointRequest) -> None:
+    """Have the requester of a savepoint told its folder, or why it was not taken."""
+    if request.reply is None:
+        return
+    reply = request.reply
+    pending.on_complete.append(lambda path: reply(path, True))
+    pending.on_abort.append(lambda reason: reply(reason, False))
+
+
 def _distribute(states: list[list[dict]], n: int) -> list[list[dict]]:
     """Reader states for ``n`` subtasks: same index when parallelism is unchanged, otherwise
     the splits are dealt out round-robin (a split is never cut)."""
@@ -77,6 +104,8 @@ class LocalExecutor:
         self.registered: set[int] = set()
         self._stop: tuple[str | None] | None = None
         self._stop_lock = threading.Lock()
+        #: savepoint requests not yet triggered (answered with an error if the job ends first)
+        self._savepoint_requests: list[m.SavepointRequest] = []
 
     # -- requests from other threads (signal handlers, control watchers) ------------------------
     def request_stop(self, savepoint: str | None = None) -> None:
@@ -136,10 +165,13 @@ class LocalExecutor:
                 t.start()
             result = self._control_loop(coordinator, enumerator, enum_ctx, finished)
         except BaseException as exc:
-            error = exc
+            error = locate(exc, f"the control thread (enumerator of "
+                                f"{operator_of(job.source)}, checkpoint coordinator)")
             raise
         finally:
             self._shutdown(gates, error is not None)
+            if error is not None:
+                self._release(coordinator, error)
             for closeable, what in ((enumerator, "enumerator"), (committer, "committer")):
                 try:
                     closeable.close()
@@ -147,12 +179,44 @@ class LocalExecutor:
                     log.exception("error while closing the %s (ignored)", what)
         return result
 
+    def _release(self, coordinator: CheckpointCoordinator, error: BaseException) -> None:
+        """The job failed or stopped without its final checkpoint: what was prepared for
+        checkpoints that will never complete is released now, not at the next start, and
+        whoever waits for a savepoint is told."""
+        reason = f"the job ended: {error}" if str(error) else f"the job ended: {type(error).__name__}"
+        requests = self._savepoint_requests
+        while True:  # acks and requests that came in while subtasks stopped
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(msg, m.SinkAck):
+                coordinator.prepared_unstored(msg.checkpoint_id, msg.committables)
+            elif isinstance(msg, m.SavepointRequest):
+                requests.append(msg)
+            elif isinstance(msg, m.TaskFailed) and msg.error is not error:
+                m.dropped_after_cancel(log, msg.task, msg.error)
+        try:
+            coordinator.abort(reason)
+        except Exception:  # noqa: BLE001 - the job's own error is the one to report
+            log.exception("releasing prepared data after the job ended failed (ignored)")
+        for r in requests:
+            if r.reply:
+                try:
+                    r.reply(reason, False)
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("could not answer savepoint request %r: %s", r.name, exc)
+        requests.clear()
+
     def _control_loop(self, coordinator: CheckpointCoordinator, enumerator: Any,
                       enum_ctx: _EnumeratorContext, finished: set[int]) -> JobResult:
         p = self.job.parallelism
         final_id: int | None = None
         final_savepoint_path: list[str] = []
-        savepoint_requests: list[m.SavepointRequest] = []
+        savepoint_requests = self._savepoint_requests
+        #: when the stop was first seen: the whole stop gets checkpoint.timeout, including
+        #: the wait for a checkpoint in flight, so that a blocked sink can't make it double
+        stop_seen: float | None = None
         while True:
             timeout = 0.05
             try:
@@ -161,7 +225,7 @@ class LocalExecutor:
                 msg = None
             if msg is not None:
                 if isinstance(msg, m.TaskFailed):
-                    raise msg.error
+                    raise locate(msg.error, msg.task)
                 if isinstance(msg, m.SplitRequest):
                     enumerator.handle_split_request(msg.subtask)
                 elif isinstance(msg, m.ReaderRegistered):
@@ -185,12 +249,25 @@ class LocalExecutor:
                     status = "stopped" if self._stop is not None else "finished"
                     return JobResult(status, final_id,
                                      final_savepoint_path[0] if final_savepoint_path else None)
+                if coordinator.check_timeout():
+                    # A stop always stops: a sink blocked on a lock must not hold the process.
+                    kept = coordinator.last_completed or self.metrics.restored_from
+                    raise FinalCheckpointTimeout(
+                        f"final checkpoint {final_id} did not complete within "
+                        f"{coordinator.timeout_s:g}s of the stop (checkpoint.timeout; a source or "
+                        f"sink is blocked); stopped without it: "
+                        + (f"the last completed checkpoint {kept} is kept and the next run "
+                           f"resumes from it" if kept else
+                           "no checkpoint completed, the next run starts from the beginning"))
                 continue
             now = time.monotonic()
             for timer in enum_ctx.timers:
                 if now >= timer[2]:
                     timer[0]()
                     timer[2] = now + timer[1]
+            if stop_seen is None and (self._stop is not None or len(finished) == p
+                                      or any(r.stop for r in savepoint_requests)):
+                stop_seen = now
             coordinator.check_timeout()
             if coordinator.pending is not None:
                 continue
@@ -203,28 +280,29 @@ class LocalExecutor:
                 stopping, stop_savepoint = True, req.name
                 self.request_stop(req.name)
             if stopping:
-                pending = self._trigger(coordinator, enumerator, stop_savepoint, final=True)
+                pending = self._trigger(coordinator, enumerator, stop_savepoint, final=True,
+                                        deadline=(stop_seen or now) + coordinator.timeout_s)
                 final_id = pending.checkpoint_id
                 if stop_savepoint:
                     pending.on_complete.append(final_savepoint_path.append)
                 for r in savepoint_requests:
-                    if r.reply:
-                        pending.on_complete.append(lambda path, r=r: r.reply(path, True))
+                    _answer(pending, r)
                 savepoint_requests.clear()
             elif savepoint_requests:
                 req = savepoint_requests.pop(0)
                 pending = self._trigger(coordinator, enumerator, req.name)
-                if req.reply:
-                    pending.on_complete.append(lambda path, r=req: r.reply(path, True))
+                _answer(pending, req)
             elif coordinator.due():
                 self._trigger(coordinator, enumerator)
 
     def _trigger(self, coordinator: CheckpointCoordinator, enumerator: Any,
-                 savepoint: str | None = None, final: bool = False):
+                 savepoint: str | None = None, final: bool = False,
+                 deadline: float | None = None):
         # The enumerator is snapshotted before the triggers go out: splits it assigns from
         # now on reach readers after the trigger, so they are in exactly one of both states.
         cid = coordinator.next_id
-        pending = coordinator.trigger(enumerator.snapshot_state(cid), savepoint, final)
+        pending = coordinator.trigger(enumerator.snapshot_state(cid), savepoint, final,
+                                      deadline)
         for t in self.sources:
             t.control.put(m.TriggerCheckpoint(pending.checkpoint_id, savepoint, final))
         return pending
@@ -245,10 +323,13 @@ class LocalExecutor:
                 t.control.put(m.Cancel())
             for g in gates:
                 g.close()
+        # After a failure a subtask blocked in a client call may never return: it is a daemon
+        # thread, left behind after a short wait rather than holding the stop.
+        deadline = time.monotonic() + (FAILED_JOIN_S if failed else JOIN_S)
         for t in self.sources + self.sinks:
             if t.ident is None:  # never started: the failure came before
                 continue
-            t.join(timeout=30)
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
             if t.is_alive():
-                log.error("%s did not stop within 30s", t.name)
-
+                log.error("%s did not stop within %gs; left behind", t.name,
+                          FAILED_JOIN_S if failed else JOIN_S)

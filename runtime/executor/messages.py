@@ -1,6 +1,8 @@
 """Messages between subtasks and the coordinator: plain, serialisable data only."""
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,8 +53,17 @@ class SourceFinished:
 
 @dataclass(frozen=True)
 class TaskFailed:
+    #: the subtask and its operator: ``sink-1 (sinks.jdbc writer)``
     task: str
     error: BaseException
+
+
+def dropped_after_cancel(log: logging.Logger, task: str, error: BaseException) -> None:
+    """One line for an error a subtask met after the job was cancelled (a closed channel or
+    connection is the usual consequence of the cancel): not the job's error, but not dropped
+    without a word.  The traceback under ``HUB_DEBUG=1``."""
+    log.info("%s: %s: %s after the job was cancelled (ignored: the job already failed)",
+             task, type(error).__name__, error, exc_info=os.environ.get("HUB_DEBUG") == "1")
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from runtime.batch import ChangeBatch
 from runtime.channel import ChannelClosed, InputGate
 from runtime.elements import END_OF_INPUT, Barrier, Watermark
 from runtime.executor import messages as m
+from runtime.executor.failure import operator_of
+from runtime.executor.messages import dropped_after_cancel
 from runtime.faults import delay_point
 from runtime.metrics import PipelineMetrics
 from runtime.schema import SchemaChange
@@ -44,10 +46,13 @@ class SinkTask(threading.Thread):
             writer = self.sink.create_writer(self.context, self.state)
             self._loop(writer)
         except ChannelClosed:
-            pass
+            pass  # the job is being cancelled: the failure that cancelled it is reported
         except BaseException as exc:  # noqa: BLE001 - reported to the coordinator
+            where = f"{self.name} ({operator_of(self.sink)} writer)"
             if not self.cancelled.is_set():
-                self.to_coordinator.put(m.TaskFailed(self.name, exc))
+                self.to_coordinator.put(m.TaskFailed(where, exc))
+            else:
+                dropped_after_cancel(log, where, exc)
         finally:
             if writer is not None:
                 try:

@@ -18,6 +18,8 @@ from runtime.channel import ChannelClosed, InputGate
 from runtime.deadletter import DeadLetterQueue
 from runtime.elements import END_OF_INPUT, MAX_WATERMARK, Barrier, Watermark
 from runtime.executor import messages as m
+from runtime.executor.failure import operator_of
+from runtime.executor.messages import dropped_after_cancel
 from runtime.metrics import PipelineMetrics
 from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, Source, Split
@@ -107,10 +109,13 @@ class SourceTask(threading.Thread):
             self.to_coordinator.put(m.ReaderRegistered(self.subtask))
             self._loop(reader, _Output(self))
         except ChannelClosed:
-            pass
+            pass  # the job is being cancelled: the failure that cancelled it is reported
         except BaseException as exc:  # noqa: BLE001 - reported to the coordinator, which stops the job
+            where = f"{self.name} ({operator_of(self.source)} reader)"
             if not self.cancelled.is_set():
-                self.to_coordinator.put(m.TaskFailed(self.name, exc))
+                self.to_coordinator.put(m.TaskFailed(where, exc))
+            else:
+                dropped_after_cancel(log, where, exc)
         finally:
             if reader is not None:
                 try:

@@ -16,6 +16,7 @@ from formats.base import FileFormat, FormatReader, ReadChunk
 from formats.message import MessageFormat
 from formats.messagefile import MessageChunk, MessageFileReader
 from runtime.batch import CREATE, OPS, ChangeBatch
+from runtime.deadletter import record_id
 from runtime.errors import BadRecordError, HubError, TransientError
 from runtime.fs import filesystem
 from runtime.schema import SchemaChange, TableSchema
@@ -177,7 +178,11 @@ class FilesReader(SourceReader):
     def _bad(self, error: BadRecordError, record: Any, path: str) -> None:
         if isinstance(record, bytes):
             record = record.decode("utf-8", "replace")
-        self.context.dead_letter.report(error, record, f"files:{path}")
+        origin = f"files:{path}"
+        # The file and the line's content name the record: stable across restarts, so the
+        # error line's id can be given to --skip-record.
+        self.context.dead_letter.report(error, record, origin,
+                                        record_id=record_id(origin, None, record))
 
     # -- batches ------------------------------------------------------------------------------
     def _emit(self, split: FileSplit, chunk: ReadChunk, output: ReaderOutput) -> None:

@@ -11,6 +11,7 @@ import pytest
 import hub
 from hub.cli import main
 from runtime.errors import HubError
+from runtime.executor.failure import locate
 
 pytestmark = pytest.mark.usefixtures("fake_plugins")
 
@@ -129,6 +130,8 @@ def test_run_with_bad_config_never_reaches_runner(write: Any, runner: dict[str, 
     (HubError("sink is gone"), 1, "error: sink is gone"),
     (KeyboardInterrupt(), 130, "interrupted"),
     (RuntimeError("boom"), 1, "internal error: RuntimeError: boom"),
+    (locate(ConnectionResetError("gone"), "sink-1 (sinks.jdbc writer)"), 1,
+     "internal error in sink-1 (sinks.jdbc writer): ConnectionResetError: gone"),
 ])
 def test_error_mapping(write: Any, runner: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                        capsys: pytest.CaptureFixture[str], exc: BaseException, code: int,

@@ -231,3 +231,11 @@ def test_section_that_is_not_a_table(write: Any) -> None:
     path = write('pipeline = "demo"\n' + VALID.split("\n", 3)[3])
     lines = problems(path)
     assert lines[0] == f"{path}:1: pipeline: must be a table: write [pipeline] and put its keys below it"
+
+
+def test_skip_records_are_record_ids(write: Any) -> None:
+    spec = load_pipeline(write(VALID + '[errors]\nskip-records = ["D38A0144B7673D9F"]\n'), env={})
+    assert spec.errors.skip_records == frozenset({"d38a0144b7673d9f"})
+    lines = problems(write(VALID + '[errors]\nskip-records = ["d38a0144", "ok"]\n'))
+    assert len(lines) == 1
+    assert "errors.skip-records" in lines[0] and "'d38a0144' is not a record id" in lines[0]

@@ -42,3 +42,10 @@ def test_not_a_terminal_prints_one_line_per_draw():
     display.draw()
     assert len(out.getvalue().splitlines()) == 2
     assert "\x1b" not in out.getvalue()
+
+
+def test_dead_lettered_records_are_shown():
+    metrics = PipelineMetrics(1)
+    assert "dead letters" not in "\n".join(render(metrics, {}, "p"))
+    metrics.dead_letters = 3
+    assert "dead letters 3" in "\n".join(render(metrics, {}, "p"))

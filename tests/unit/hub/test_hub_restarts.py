@@ -78,3 +78,39 @@ def test_gives_up_after_the_attempts(tmp_path):
     sink = FlakySink(CollectStore(), failures=100, error=TransientError, every=1)
     with pytest.raises(HubError, match="gave up after 2 restarts"):
         run(spec_for(tmp_path, sink, attempts=2))
+
+
+class DownAtCheckSink(FlakySink):
+    """Its server is still down when the restart checks it: check() fails ``down`` times
+    once the first write failed."""
+
+    def __init__(self, store, down):
+        super().__init__(store, failures=1, error=TransientError)
+        self.down, self.checks = down, 0
+
+    def check(self):
+        self.checks += 1
+        if self.failures == 0 and self.down:
+            self.down -= 1
+            raise TransientError("connection refused")
+
+
+def test_a_server_still_down_at_the_restart_is_retried(tmp_path, capsys):
+    sink = DownAtCheckSink(CollectStore(), down=2)
+    result = run(spec_for(tmp_path, sink, attempts=5))
+    assert result.status == "finished" and sink.down == 0
+    err = capsys.readouterr().err
+    assert err.count("connection refused: restarting from the latest checkpoint") == 2
+
+
+def test_a_server_down_at_start_is_retried(tmp_path, capsys):
+    sink = DownAtCheckSink(CollectStore(), down=1)
+    sink.failures = 0  # no write fails: only the first check
+    spec = spec_for(tmp_path, sink)
+    storage = CheckpointStorage(spec.checkpoint.dir)
+    storage.ensure()
+    result = _run_with_restarts(spec, storage, TransientError("connection refused"), None,
+                                PipelineMetrics(2), _Control(None))
+    assert result.status == "finished"
+    assert "connection refused: restarting from the latest checkpoint in 0.0s (attempt 1 of 3)" \
+        in capsys.readouterr().err

@@ -40,3 +40,13 @@ def test_a_skipped_record_goes_to_the_dead_letters_and_no_other(tmp_path):
     (line,) = (tmp_path / "p.deadletter.jsonl").read_text().splitlines()
     entry = json.loads(line)
     assert entry["record_id"] == rid and entry["record"] == {"id": 1}
+
+
+def test_dead_lettered_records_are_counted_in_the_metrics(tmp_path):
+    from runtime.metrics import PipelineMetrics
+
+    metrics = PipelineMetrics(1)
+    dlq = DeadLetterQueue("all", str(tmp_path), "p", metrics=metrics)
+    dlq.report(BadRecordError("bad row"), {"id": 1}, "test")
+    dlq.report(BadRecordError("bad row"), {"id": 2}, "test")
+    assert metrics.dead_letters == 2 and dlq.file == str(tmp_path / "p.deadletter.jsonl")

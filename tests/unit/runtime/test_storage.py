@@ -53,3 +53,36 @@ def test_clear_keeps_savepoints(tmp_path):
     st.clear()
     assert st.latest() is None
     assert json.loads((tmp_path / "savepoints" / "keep" / "_metadata").read_text())["checkpoint_id"] == 2
+
+
+def _undeletable(st, monkeypatch, error=None):
+    def rmtree(path):  # the local filesystem ignores errors: the folder just stays
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(st.fs, "rmtree", rmtree)
+
+
+def test_pruning_that_fails_is_said(tmp_path, monkeypatch, caplog):
+    st = CheckpointStorage(str(tmp_path), retain=1)
+    st.ensure()
+    st.store(1, {"checkpoint_id": 1})
+    _undeletable(st, monkeypatch)
+    st.store(2, {"checkpoint_id": 2})
+    assert "could not delete the old checkpoint" in caplog.text and "chk-000001" in caplog.text
+    caplog.clear()
+    _undeletable(st, monkeypatch, OSError(13, "Permission denied"))
+    st.store(3, {"checkpoint_id": 3})
+    assert "(Permission denied); the next checkpoint tries again" in caplog.text
+
+
+def test_fresh_that_cannot_delete_a_checkpoint_is_an_error(tmp_path, monkeypatch):
+    st = CheckpointStorage(str(tmp_path))
+    st.ensure()
+    st.store(5, {"checkpoint_id": 5})
+    _undeletable(st, monkeypatch)
+    with pytest.raises(CheckpointError, match=r"--fresh: can't delete .*checkpoints"):
+        st.clear()
+    monkeypatch.undo()
+    st.clear()
+    assert st.latest() is None
