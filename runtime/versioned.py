@@ -7,6 +7,19 @@ instead of transactions (Elasticsearch external versions, HBase cell timestamps)
 * :func:`last_per_key` keeps only the last change of each key: the one with the highest
   version (the later one on a tie).  One write per key and request is all a versioned store
   needs, and the only way to write one key once per HBase call.
+* :func:`check_versions` stops a writer whose changes of one key, in the order one writer
+  received them, go to a lower version: the store would keep the older change.
+
+Where versions may legitimately go down, and why the guard is per key, not per table: the
+MySQL snapshot gives a chunk's rows ``HIGH - 1`` of that chunk, and the binlog then goes on
+from the lowest HIGH of all chunks, so a table's binlog changes (of keys of other chunks) come
+below versions of its snapshot rows; Kafka versions are offsets of several partitions; a
+:class:`VersionClock` restarts from the wall clock.  Only per key is the order fixed: one key's
+changes reach one writer in source order (a chunk's key is skipped in the binlog until its
+HIGH), so a lower version after a higher one of the same key in one writer means the source's
+versions went backwards (a binlog reset, a failover to another server).  Across writers (a
+key's snapshot row and binlog change can reach different subtasks) and across checkpoints
+nothing is checked here: the store's own version check (Elasticsearch's 409) tells those.
 """
 from __future__ import annotations
 
@@ -16,8 +29,10 @@ from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runtime.batch import ChangeBatch
+from runtime.errors import TerminalError
 
 
 class VersionClock:
@@ -88,3 +103,43 @@ def last_per_key(keys: pa.Array, versions: np.ndarray | None = None) -> np.ndarr
         return None
     idx = last.column("i_max").to_numpy()
     return np.sort(order[idx] if order is not None else idx)
+
+
+def first_regression(keys: pa.Array | pa.ChunkedArray,
+                     versions: np.ndarray) -> tuple[int, int] | None:
+    """Positions ``(i, j)``, ``i < j``, of two changes of one key where the later one has the
+    lower version (``versions[j] < versions[i]``), or None when every key's versions are
+    non-decreasing in position order.  Costs one numpy comparison when versions are
+    non-decreasing overall (the usual case); else one sort by key."""
+    v = np.asarray(versions, dtype=np.int64)
+    n = len(v)
+    if n < 2 or not np.any(v[1:] < v[:-1]):
+        return None
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False)
+    order = np.lexsort((np.arange(n), codes))  # by key, then by position
+    same = codes[order][1:] == codes[order][:-1]
+    down = same & (v[order][1:] < v[order][:-1])
+    if not down.any():
+        return None
+    at = int(np.argmax(down))
+    return int(order[at]), int(order[at + 1])
+
+
+def check_versions(sink: str, table: str, keys: pa.Array | pa.ChunkedArray,
+                   versions: np.ndarray, remedy: str) -> None:
+    """Raise a one-line :class:`TerminalError` when a key's versions go down in position
+    order (:func:`first_regression`): ``keys`` and ``versions`` of the changes one writer
+    received for ``table``, in order.  A versioned store keeps the higher version, so the
+    later change would be lost without a word."""
+    found = first_regression(keys, versions)
+    if found is None:
+        return
+    i, j = found
+    v = np.asarray(versions)
+    raise TerminalError(
+        f"{sink}: table {table}: the versions of key {keys[i].as_py()!r} go backwards (change "
+        f"#{i} has version {int(v[i])}, the later change #{j} version {int(v[j])}), so the "
+        f"store would keep the older change; the source's versions went backwards (a binlog "
+        f"reset or a failover to another server?): {remedy}")

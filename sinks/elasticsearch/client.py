@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import ConfigError, MissingExtraError, TerminalError, TransientError
@@ -73,6 +73,45 @@ class ItemFailure:
     reason: str
 
 
+@dataclass
+class VersionConflict:
+    """A bulk item refused with 409: the index holds the version ``current`` of the document,
+    not below the ``provided`` one (None: the answer did not say).  ``provided == current`` is
+    a replay (the same change written again after a crash); ``provided < current`` a change
+    older than what the index has: lost, unless an older change is written again."""
+
+    position: int
+    provided: int | None
+    current: int | None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.current is not None and self.current == self.provided
+
+
+@dataclass
+class BulkOutcome:
+    """What became of the items of a bulk request that were not written."""
+
+    failures: list[ItemFailure] = field(default_factory=list)
+    conflicts: list[VersionConflict] = field(default_factory=list)
+
+
+#: Elasticsearch's and OpenSearch's reason of a version conflict with external versions.
+_CONFLICT = re.compile(r"current version \[(-?\d+)\] is higher or equal to the one provided "
+                       r"\[(-?\d+)\]")
+
+
+def version_conflict(position: int, result: dict[str, Any]) -> VersionConflict:
+    """The conflict a 409 bulk item ``result`` reports (versions None when not told)."""
+    err = result.get("error")
+    reason = err.get("reason", "") if isinstance(err, dict) else str(err or "")
+    m = _CONFLICT.search(reason)
+    if m is None:
+        return VersionConflict(position, None, None)
+    return VersionConflict(position, int(m.group(2)), int(m.group(1)))
+
+
 class BulkClient:
     """Sends bulk bodies; retries whole requests and single items on 429/5xx with backoff."""
 
@@ -120,14 +159,15 @@ class BulkClient:
                        "refreshing")
 
     # -- bulk ---------------------------------------------------------------------------------
-    def bulk(self, n: int, body_of: Callable[[list[int] | None], bytes]) -> list[ItemFailure]:
+    def bulk(self, n: int, body_of: Callable[[list[int] | None], bytes]) -> BulkOutcome:
         """Send ``n`` actions; ``body_of(None)`` is the whole body, ``body_of(positions)`` the
         body of just those actions (for retrying rejected items).  Returns the items that
-        failed for good (not 409 "version conflict": a newer or equal version is there, the
-        write is a replay; not 404 of a delete: nothing to delete).  Raises
+        failed for good and the items refused with 409 "version conflict" (a version not above
+        the stored one: a replay, or a change older than the document; not failures, the
+        caller counts them); a 404 of a delete (nothing to delete) is success.  Raises
         :class:`TransientError` once retries are used up."""
         positions: list[int] | None = None
-        failures: list[ItemFailure] = []
+        outcome = BulkOutcome()
         delay = self.config.retry_backoff
         for attempt in range(self.config.max_retries + 1):
             body = body_of(positions)
@@ -138,14 +178,16 @@ class BulkClient:
                 for pos, item in zip(current, resp.body["items"]):
                     (action, result), = item.items()
                     status = result.get("status", 500)
-                    if status < 300 or status == 409 or (status == 404 and action == "delete"):
+                    if status < 300 or (status == 404 and action == "delete"):
                         continue
-                    if status in RETRY_STATUSES or status >= 500:
+                    if status == 409:
+                        outcome.conflicts.append(version_conflict(pos, result))
+                    elif status in RETRY_STATUSES or status >= 500:
                         retry.append(pos)
                     else:
-                        failures.append(ItemFailure(pos, status, _error_text(result)))
+                        outcome.failures.append(ItemFailure(pos, status, _error_text(result)))
             if not retry:
-                return failures
+                return outcome
             if attempt == self.config.max_retries:
                 break
             log.warning("elasticsearch: %d of %d bulk items rejected (busy); retry in %.1fs",
