@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -128,18 +128,54 @@ def first_regression(keys: pa.Array | pa.ChunkedArray,
 
 
 def check_versions(sink: str, table: str, keys: pa.Array | pa.ChunkedArray,
-                   versions: np.ndarray, remedy: str) -> None:
+                   versions: np.ndarray, remedy: str,
+                   describe: Callable[[int], object] | None = None) -> None:
     """Raise a one-line :class:`TerminalError` when a key's versions go down in position
     order (:func:`first_regression`): ``keys`` and ``versions`` of the changes one writer
     received for ``table``, in order.  A versioned store keeps the higher version, so the
-    later change would be lost without a word."""
+    later change would be lost without a word.  ``describe(i)`` names the key of change ``i``
+    in the message (default: ``keys[i]``)."""
     found = first_regression(keys, versions)
     if found is None:
         return
     i, j = found
     v = np.asarray(versions)
+    key = describe(i) if describe is not None else keys[i].as_py()
     raise TerminalError(
-        f"{sink}: table {table}: the versions of key {keys[i].as_py()!r} go backwards (change "
+        f"{sink}: table {table}: the versions of key {key!r} go backwards (change "
         f"#{i} has version {int(v[i])}, the later change #{j} version {int(v[j])}), so the "
         f"store would keep the older change; the source's versions went backwards (a binlog "
         f"reset or a failover to another server?): {remedy}")
+
+
+def check_batches(sink: str, batches: Iterable[ChangeBatch],
+                  keys_of: Callable[[ChangeBatch], pa.Array],
+                  remedy_of: Callable[[str], str]) -> None:
+    """:func:`check_versions` for each table of ``batches`` (one writer's, in order, with
+    versions), across its batches.  ``keys_of(batch)`` (the store's keys of a batch's rows)
+    is only called for a table whose versions go down somewhere: rarely, except where
+    versions interleave (Kafka partitions)."""
+    by_table: dict[str, list[ChangeBatch]] = {}
+    for b in batches:
+        if len(b):
+            by_table.setdefault(b.table, []).append(b)
+    for table, group in by_table.items():
+        versions = np.concatenate([np.asarray(b.versions, dtype=np.int64) for b in group])
+        if len(versions) < 2 or not np.any(versions[1:] < versions[:-1]):
+            continue
+        keys = pa.concat_arrays([_flat(keys_of(b)) for b in group])
+        starts = np.cumsum([0] + [len(b) for b in group])
+
+        def describe(i: int, group: list[ChangeBatch] = group,
+                     starts: np.ndarray = starts) -> object:
+            at = int(np.searchsorted(starts, i, side="right")) - 1
+            b = group[at]
+            row = b.arrow().slice(i - int(starts[at]), 1).to_pylist()[0]
+            values = tuple(row[k] for k in b.schema.primary_key)
+            return values[0] if len(values) == 1 else values
+
+        check_versions(sink, table, keys, versions, remedy_of(table), describe)
+
+
+def _flat(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a

@@ -39,7 +39,7 @@ from runtime.errors import BadRecordError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema
 from runtime.sink import CommitContext
-from runtime.versioned import last_per_key, runs
+from runtime.versioned import check_batches, last_per_key, runs
 from runtime.wal import WalCommitter, WriteAheadLog, wal_root
 from sinks.hbase.client import HBaseClient, MutationCodec
 from sinks.hbase.config import HBaseSinkConfig
@@ -207,6 +207,16 @@ class Applier:
         self.client.close()
 
 
+def check_order(config: HBaseSinkConfig, batches: list[ChangeBatch]) -> None:
+    """Stop with one line when a rowkey's versions go backwards among the changes one writer
+    received (:func:`~runtime.versioned.check_batches`): of a commit's changes of a rowkey
+    only the highest version is written, so the later change would be lost silently."""
+    check_batches("hbase", batches,
+                  lambda b: rowkeys(pa.Table.from_batches([b.arrow()]), b.schema),
+                  lambda table: f"truncate the HBase table {config.table_for(table)} and start "
+                                f"the pipeline again with --fresh (a new snapshot)")
+
+
 def _last_changes(planned: list[_Run]) -> list[np.ndarray | None]:
     """For each run, the positions to write (None: all): of all changes of a rowkey in one
     HBase table, only the one with the highest version."""
@@ -274,7 +284,12 @@ class HBaseCommitter(WalCommitter):
         record = self._record
         todo = [path for path in segments if path not in record.applied]
         if todo:
-            merged = runs([b for path in todo for b in WriteAheadLog.read_segment(path)])
+            read = []
+            for path in todo:  # a segment is one writer's changes, in the order it got them
+                batches = WriteAheadLog.read_segment(path)
+                check_order(self.config, batches)
+                read += batches
+            merged = runs(read)
             base = record.clock.reserve(len(merged))
             record.save()  # no timestamp is handed out twice, even after a crash
             if self._applier is None:
