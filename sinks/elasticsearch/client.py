@@ -119,6 +119,7 @@ class BulkClient:
         self.config = config
         self.es = connect(config)
         self._mapped: dict[str, TableSchema] = {}
+        self._owners: dict[str, tuple[str, str]] = {}  # index -> (index source, table id)
 
     def close(self) -> None:
         self.es.close()
@@ -126,13 +127,24 @@ class BulkClient:
     # -- indexes ------------------------------------------------------------------------------
     def ensure_index(self, index: str, schema: TableSchema) -> None:
         """Create ``index`` with the mapping of ``schema``, or add new columns to its mapping.
-        Cached: one round trip per index and schema."""
+        Cached: one round trip per index and schema (two for an index that exists).
+
+        Refuses (:class:`ConfigError`) a table whose index another table of different name
+        already writes (``Orders`` and ``orders`` both ``shop_orders``): in this process, and
+        across processes through the ``_meta`` the sink gives the indexes it creates
+        (``hub_table``, ``hub_index_source``: see
+        :meth:`~sinks.elasticsearch.config.ElasticsearchSinkConfig.index_source`)."""
         if self._mapped.get(index) == schema:
             return
         cfg = self.config
+        source = cfg.index_source(schema.table)
+        owner = self._owners.get(index)
+        if owner is not None and owner[0] != source:
+            raise _collision(index, owner[1], schema.table)
         mapping = index_mapping(schema, cfg.decimal_mapping, cfg.timestamp_mapping,
                                 cfg.json_mapping)
-        body: dict[str, Any] = {"mappings": mapping}
+        body: dict[str, Any] = {"mappings": {
+            **mapping, "_meta": {"hub_table": schema.table, "hub_index_source": source}}}
         if cfg.index_settings:
             body["settings"] = {"index": dict(cfg.index_settings)}
         es = self.es.options(ignore_status=400)
@@ -140,8 +152,10 @@ class BulkClient:
         if resp.meta.status == 400:
             err = _error_type(resp.body)
             if err != "resource_already_exists_exception":
-                raise ConfigError(f"elasticsearch: can't create index {index!r}: "
-                                  f"{_error_text(resp.body)}", key="index")
+                raise ConfigError(f"elasticsearch: can't create index {index!r} for table "
+                                  f"{schema.table}: {_error_text(resp.body)}", key="index")
+            if owner is None:
+                self._check_owner(index, source, schema.table)
             resp = self._call(lambda: es.indices.put_mapping(index=index, **mapping),
                               f"updating the mapping of {index}")
             if resp.meta.status == 400:
@@ -151,7 +165,19 @@ class BulkClient:
                             schema.table, _error_text(resp.body))
         else:
             log.info("elasticsearch: created index %s for %s", index, schema.table)
+        self._owners[index] = (source, schema.table)
         self._mapped[index] = schema
+
+    def _check_owner(self, index: str, source: str, table: str) -> None:
+        """Refuse an existing ``index`` whose ``_meta`` says another table's name made it."""
+        resp = self._call(lambda: self.es.indices.get_mapping(index=index),
+                          f"reading the mapping of {index}")
+        meta: dict[str, Any] = {}
+        for entry in resp.body.values():  # one entry: the index (an alias may name another)
+            meta = entry.get("mappings", {}).get("_meta") or {}
+        made_by = meta.get("hub_index_source")
+        if made_by is not None and made_by != source:
+            raise _collision(index, str(meta.get("hub_table", made_by)), table)
 
     def refresh(self, indexes: set[str]) -> None:
         if indexes:
@@ -221,6 +247,12 @@ class BulkClient:
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
+
+
+def _collision(index: str, first: str, second: str) -> ConfigError:
+    return ConfigError(f"elasticsearch: tables {first} and {second} both map to index {index} "
+                       f"(index names are lower case, other characters become _); set index "
+                       f"(or a route) so that they differ", key="index")
 
 
 def _error_type(body: Any) -> str:

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runtime.batch import DELETE, ChangeBatch
-from runtime.errors import BadRecordError
+from runtime.errors import BadRecordError, ConfigError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema
 from runtime.sink import CommitContext
@@ -131,6 +131,8 @@ class Applier:
         self.client = HBaseClient(config)
         self.codec = MutationCodec(config.protocol)
         self._sender: _Sender | None = None
+        self._targets: dict[str, str] = {}  # table id -> its HBase table
+        self._owners: dict[str, tuple[str, str]] = {}  # HBase table -> (source name, table id)
 
     def apply(self, batches: list[ChangeBatch], timestamp: int) -> None:
         """Write ``batches`` (runs from :func:`runtime.versioned.runs`, with versions), the
@@ -143,7 +145,7 @@ class Applier:
                 raise BadRecordError(f"hbase: table {schema.table} has no primary key: "
                                      "rowkeys need one")
             rows = pa.Table.from_batches([batch.arrow()])
-            planned.append(_Run(self.config.table_for(schema.table), batch, rows,
+            planned.append(_Run(self._target(schema.table), batch, rows,
                                 rowkeys(rows, schema)))
         keep = _last_changes(planned)
         if self._sender is None:
@@ -164,6 +166,24 @@ class Applier:
                                       self.client.mutate(run.table, request, n))
         finally:
             sender.drain()
+
+    def _target(self, table_id: str) -> str:
+        """The HBase table of ``table_id``; :class:`ConfigError` when a table of another
+        name already wrote it (``a b`` and ``a_b``: see
+        :meth:`~sinks.hbase.config.HBaseSinkConfig.table_source`)."""
+        known = self._targets.get(table_id)
+        if known is not None:
+            return known
+        target = self.config.table_for(table_id)
+        source = self.config.table_source(table_id)
+        owner = self._owners.setdefault(target, (source, table_id))
+        if owner[0] != source:
+            raise ConfigError(f"hbase: tables {owner[1]} and {table_id} both map to HBase table "
+                              f"{target} (characters other than letters, digits, _ . - "
+                              f"become _); set table (or a route) so that they differ",
+                              key="table")
+        self._targets[table_id] = target
+        return target
 
     def _families(self, schema: TableSchema) -> list[str]:
         cfg = self.config
