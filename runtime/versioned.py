@@ -145,7 +145,8 @@ def check_versions(sink: str, table: str, keys: pa.Array | pa.ChunkedArray,
         f"{sink}: table {table}: the versions of key {key!r} go backwards (change "
         f"#{i} has version {int(v[i])}, the later change #{j} version {int(v[j])}), so the "
         f"store would keep the older change; the source's versions went backwards (a binlog "
-        f"reset or a failover to another server?): {remedy}")
+        f"reset, a failover to another server, one key's changes in several Kafka "
+        f"partitions?): {remedy}")
 
 
 def check_batches(sink: str, batches: Iterable[ChangeBatch],
