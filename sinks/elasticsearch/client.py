@@ -132,7 +132,7 @@ class BulkClient:
         Refuses (:class:`ConfigError`) a table whose index another table of different name
         already writes (``Orders`` and ``orders`` both ``shop_orders``): in this process, and
         across processes through the ``_meta`` the sink gives the indexes it creates
-        (``hub_table``, ``hub_index_source``: see
+        (``hub_table``: the table that made it; see
         :meth:`~sinks.elasticsearch.config.ElasticsearchSinkConfig.index_source`)."""
         if self._mapped.get(index) == schema:
             return
@@ -143,8 +143,7 @@ class BulkClient:
             raise _collision(index, owner[1], schema.table)
         mapping = index_mapping(schema, cfg.decimal_mapping, cfg.timestamp_mapping,
                                 cfg.json_mapping)
-        body: dict[str, Any] = {"mappings": {
-            **mapping, "_meta": {"hub_table": schema.table, "hub_index_source": source}}}
+        body: dict[str, Any] = {"mappings": {**mapping, "_meta": {"hub_table": schema.table}}}
         if cfg.index_settings:
             body["settings"] = {"index": dict(cfg.index_settings)}
         es = self.es.options(ignore_status=400)
@@ -169,15 +168,23 @@ class BulkClient:
         self._mapped[index] = schema
 
     def _check_owner(self, index: str, source: str, table: str) -> None:
-        """Refuse an existing ``index`` whose ``_meta`` says another table's name made it."""
+        """Refuse an existing ``index`` whose ``_meta`` names another table that maps to it
+        under the current ``index`` option from another name (a collision, not a merge the
+        option asks for; a table that maps elsewhere now made it under an earlier option)."""
         resp = self._call(lambda: self.es.indices.get_mapping(index=index),
                           f"reading the mapping of {index}")
         meta: dict[str, Any] = {}
         for entry in resp.body.values():  # one entry: the index (an alias may name another)
             meta = entry.get("mappings", {}).get("_meta") or {}
-        made_by = meta.get("hub_index_source")
-        if made_by is not None and made_by != source:
-            raise _collision(index, str(meta.get("hub_table", made_by)), table)
+        other = meta.get("hub_table")
+        if not isinstance(other, str) or other == table:
+            return
+        try:
+            same_target = self.config.index_for(other) == index
+        except ConfigError:
+            return  # it maps to no index under the current option
+        if same_target and self.config.index_source(other) != source:
+            raise _collision(index, other, table)
 
     def refresh(self, indexes: set[str]) -> None:
         if indexes:

@@ -30,8 +30,9 @@ def tid(db: str, name: str) -> str:
 
 
 def _batch(table: str) -> ChangeBatch:
-    schema = TableSchema(table, (Column("id", T("BIGINT"), False),), ("id",))
-    return ChangeBatch(schema, "c", rows=[(1,)], versions=np.array([1], dtype=np.int64))
+    schema = TableSchema(table, (Column("id", T("STRING"), False), Column("t", T("STRING"))),
+                         ("id",))
+    return ChangeBatch(schema, "c", rows=[(table, table)], versions=np.array([1], dtype=np.int64))
 
 
 @pytest.fixture
@@ -87,9 +88,22 @@ def test_the_same_source_name_is_a_deliberate_merge(make, elasticsearch_server):
     sink = make_sink("{table}")  # shards of one table into one index
     commit(sink, ["shop1.orders", "shop2.orders"])
     commit(make_sink("{table}"), ["shop3.orders"])
+    # an index made under another option, written under one that merges into it
+    commit(make_sink("{db}-{table}"), ["shop.items"])
+    commit(make_sink("shop-{table}"), ["other.items"])
+    assert committed_tables(elasticsearch_server, f"{prefix}-shop-items") == {"shop.items",
+                                                                              "other.items"}
     es = elasticsearch_server.client()
-    assert set(es.indices.get(index=f"{prefix}-*")) == {f"{prefix}-orders"}
+    assert set(es.indices.get(index=f"{prefix}-*")) == {f"{prefix}-orders", f"{prefix}-shop-items"}
     es.close()
+
+
+def committed_tables(server, index: str) -> set[str]:
+    es = server.client()
+    es.indices.refresh(index=index)
+    hits = es.search(index=index, size=100)["hits"]["hits"]
+    es.close()
+    return {h["_source"]["t"] for h in hits}
 
 
 def test_a_table_without_a_valid_index_name_stops_naming_it(make):
