@@ -56,8 +56,7 @@ def test_index_names_from_hostile_table_names():
 
     c = config(index="{table}")
     for table, index in [("s.Orders", "orders"), ("s.it's", "it_s"), ("s.a b;c", "a_b_c"),
-                         ("s.ünï", "n_"), ("s._x", "x"), ("s.+-x", "x"),
-                         ('s."q"', "q_")]:
+                         ("s.ünï", "n_"), ("s._x", "x"), ("s.+-x", "x"), ("s.q*?", "q__")]:
         assert c.index_for(table) == index, table
     assert c.index_source("s.Orders") != c.index_source("s.orders")  # a collision: refused
     assert config(index="{table}").index_source("a.t") == config(
