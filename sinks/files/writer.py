@@ -223,9 +223,13 @@ class FilesSinkWriter(SinkWriter):
         names are data, and must not lead the files out of ``root``)."""
         known = self._table_dirs.get(table_id)
         if known is None:
-            db, name = split_table_id(table_id)
-            segments = [encode_segment(db), encode_segment(name)] if db else [
-                encode_segment(name)]
+            try:
+                db, name = split_table_id(table_id)
+                segments = [encode_segment(db), encode_segment(name)] if db else [
+                    encode_segment(name)]
+            except ValueError as exc:  # a malformed id or an empty name
+                raise TerminalError(f"files sink: table {table_id!r} has no folder: {exc}") \
+                    from None
             known = self._table_dirs[table_id] = self._under_root(table_id, *segments)
         return known
 

@@ -112,3 +112,10 @@ def test_a_committable_outside_the_root_is_refused(root: Path, tmp_path: Path) -
                            "final": str(outside / "part-p1-a1-0-0.parquet"), "rows": 1}],
                          commit_context())
     assert not (outside / "part-p1-a1-0-0.parquet").exists()
+
+
+def test_a_table_with_an_empty_name_is_refused_naming_it(root: Path) -> None:
+    writer = files_sink(root).create_writer(writer_context(), None)
+    with pytest.raises(TerminalError, match=r"^files sink: table 'shop\.' has no folder"):
+        writer.write(_batch("shop.", 1))
+    assert not root.exists() or not any(root.iterdir())
