@@ -91,7 +91,7 @@ class ElasticsearchSinkConfig(ConnectorConfig):
         Raises :class:`ConfigError` naming the table when no valid name is left (empty, or
         longer than 255 bytes).  Distinct tables may map to one name (``A b`` and ``a_b``):
         the applier refuses that (see :meth:`index_source`)."""
-        db, table = split_table_id(table_id)
+        db, table = _parts(table_id)
         name = self.index.replace("{db}", db.lower()).replace("{table}", table.lower())
         name = re.sub(r"[^a-z0-9_.+-]", "_", name).lstrip("_-+.")
         if not name or len(name) > 255:
@@ -106,5 +106,12 @@ class ElasticsearchSinkConfig(ConnectorConfig):
         two tables with the same index name but different sources collide (``Orders`` and
         ``orders``), while the same source is a deliberate merge (``index = "{table}"`` for
         shards ``shop1.orders`` and ``shop2.orders``, or an index without placeholders)."""
-        db, table = split_table_id(table_id)
+        db, table = _parts(table_id)
         return self.index.replace("{db}", db).replace("{table}", table)
+
+
+def _parts(table_id: str) -> tuple[str, str]:
+    try:
+        return split_table_id(table_id)
+    except ValueError as exc:  # a malformed id (from a route, say)
+        raise ConfigError(f"elasticsearch: table {table_id!r}: {exc}", key="index") from None

@@ -86,7 +86,7 @@ class HBaseSinkConfig(ConnectorConfig):
         name (a table part starting with ``.`` or ``-``, a namespace with other than letters,
         digits and ``_``).  Distinct tables may map to one name (``a b`` and ``a_b``): the
         applier refuses that (see :meth:`table_source`)."""
-        db, table = split_table_id(table_id)
+        db, table = _parts(table_id)
         name = self.table.replace("{db}", _UNSAFE.sub("_", db)).replace(
             "{table}", _UNSAFE.sub("_", table))
         namespace, colon, qualifier = name.rpartition(":")
@@ -103,8 +103,15 @@ class HBaseSinkConfig(ConnectorConfig):
         two tables with the same HBase table but different sources collide (``a b`` and
         ``a_b``), while the same source is a deliberate merge (``table = "{table}"`` for
         shards ``shop1.orders`` and ``shop2.orders``)."""
-        db, table = split_table_id(table_id)
+        db, table = _parts(table_id)
         return self.table.replace("{db}", db).replace("{table}", table)
 
     def family_of(self, column: str) -> str:
         return self.column_families.get(column, self.column_family)
+
+
+def _parts(table_id: str) -> tuple[str, str]:
+    try:
+        return split_table_id(table_id)
+    except ValueError as exc:  # a malformed id (from a route, say)
+        raise ConfigError(f"hbase: table {table_id!r}: {exc}", key="table") from None
