@@ -31,6 +31,8 @@ FLUSH_BYTES = 4 << 20
 MAX_BUFFERED_BYTES = 16 << 20
 #: Bound on the part files one writer keeps open; above it the oldest is rolled.
 MAX_OPEN_FILES = 100
+#: Longest folder name local filesystems (and HDFS by default) take.
+MAX_SEGMENT_BYTES = 255
 
 
 class FilesSinkWriter(SinkWriter):
@@ -230,6 +232,12 @@ class FilesSinkWriter(SinkWriter):
             except ValueError as exc:  # a malformed id or an empty name
                 raise TerminalError(f"files sink: table {table_id!r} has no folder: {exc}") \
                     from None
+            too_long = [s for s in segments if len(s.encode()) > MAX_SEGMENT_BYTES]
+            if too_long:  # the filesystem would refuse it on every retry
+                raise TerminalError(f"files sink: table {table_id!r}: folder name "
+                                    f"{too_long[0][:40]!r}... is longer than "
+                                    f"{MAX_SEGMENT_BYTES} bytes; route the table to a shorter "
+                                    f"name")
             known = self._table_dirs[table_id] = self._under_root(table_id, *segments)
         return known
 

@@ -119,3 +119,11 @@ def test_a_table_with_an_empty_name_is_refused_naming_it(root: Path) -> None:
     with pytest.raises(TerminalError, match=r"^files sink: table 'shop\.' has no folder"):
         writer.write(_batch("shop.", 1))
     assert not root.exists() or not any(root.iterdir())
+
+
+def test_a_table_name_too_long_for_a_folder_is_refused_naming_it(root: Path) -> None:
+    writer = files_sink(root).create_writer(writer_context(), None)
+    with pytest.raises(TerminalError, match=r"^files sink: table 'shop\.ééé.*longer than 255 "
+                                            r"bytes; route the table"):
+        writer.write(_batch("shop." + "é" * 128, 1))  # 256 bytes
+    writer.write(_batch("shop." + "é" * 127, 1))  # 254 bytes: fine
