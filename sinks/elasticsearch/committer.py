@@ -72,7 +72,7 @@ class Applier:
             self._report_refused()
         return touched
 
-    def _count_conflicts(self, table: str, index: str, ids: pa.Array,
+    def _count_conflicts(self, table: str, ids: pa.Array,
                          conflicts: list[VersionConflict]) -> None:
         entry = self.refused[table]
         for c in conflicts:
@@ -134,7 +134,7 @@ class Applier:
 
             outcome = self.client.bulk(stop - start, body_of)
             if outcome.conflicts:
-                self._count_conflicts(schema.table, index, ids.slice(start, stop - start),
+                self._count_conflicts(schema.table, ids.slice(start, stop - start),
                                       outcome.conflicts)
             for failure in outcome.failures:
                 pos = start + failure.position
