@@ -170,6 +170,13 @@ class ElasticsearchCommitter(WalCommitter):
         (see :class:`RefusedWrites`)."""
         return self._applier.refused if self._applier is not None else {}
 
+    def gauges(self) -> dict[str, float]:
+        """``refused_stale_writes``, ``refused_replayed_writes``: the writes the indexes
+        refused with 409, over all tables (per table: :attr:`refused_writes` and the log)."""
+        refused = self.refused_writes.values()
+        return {"refused_stale_writes": sum(r.stale for r in refused),
+                "refused_replayed_writes": sum(r.replays for r in refused)}
+
     def apply(self, segments: list[str], context: CommitContext) -> None:
         if self._applier is None:
             self._applier = Applier(self.config, self._dead_letter)

@@ -142,6 +142,7 @@ def test_writes_refused_for_older_versions_are_counted_and_warned(
     refused = committer.refused_writes["shop.orders"]
     assert (refused.index, refused.replays, refused.stale) == (index, 1, 1)  # 1@5 is not sent
     assert refused.example == "id '1': version 7, the index has 10"
+    assert committer.gauges() == {"refused_stale_writes": 1, "refused_replayed_writes": 1}
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     text = warning.getMessage()
     assert f"index {index} refused 1 writes of table shop.orders" in text
