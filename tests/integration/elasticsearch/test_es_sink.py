@@ -60,6 +60,32 @@ def batch(schema, ops, rows, versions):
     return ChangeBatch(schema, ops, rows=rows, versions=np.array(versions, dtype=np.int64))
 
 
+def test_server_answers_a_version_conflict_as_elasticsearch_does(elasticsearch_server):
+    """What the sink relies on to tell a replay from a lost change: a 409 item whose reason
+    names the stored and the provided version (Elasticsearch's and OpenSearch's wording)."""
+    from sinks.elasticsearch.client import version_conflict
+
+    index = f"it-{uuid.uuid4().hex[:10]}"
+    es = elasticsearch_server.client()
+    try:
+        def bulk(version: int) -> dict:
+            action = {"index": {"_index": index, "_id": "k", "version": version,
+                                "version_type": "external"}}
+            (item,) = es.bulk(operations=[action, {"x": version}])["items"]
+            return item["index"]
+
+        assert bulk(5)["status"] == 201
+        replay, stale = bulk(5), bulk(3)
+        assert (replay["status"], stale["status"]) == (409, 409)
+        assert stale["error"]["type"] == "version_conflict_engine_exception"
+        assert version_conflict(0, replay).is_replay
+        conflict = version_conflict(0, stale)
+        assert (conflict.provided, conflict.current, conflict.is_replay) == (3, 5, False)
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
+        es.close()
+
+
 def test_mapping_from_schema_then_a_new_column(make, elasticsearch_server, tmp_path):
     sink, index = make()
     commit(sink, [batch(V1, "c", [(1, "a", Decimal("1.50"))], [10])], tmp=tmp_path)
