@@ -103,6 +103,12 @@ class Committer(ABC):
         effort and idempotent: what is not rolled back here, :meth:`recover` rolls back at the
         next start.  Default: nothing to release."""
 
+    def gauges(self) -> dict[str, float]:
+        """Metrics of the committer for the progress display and the service (e.g. writes
+        the store refused), read after each checkpoint's commit; summed with nothing else.
+        Cheap: no I/O.  Default: none."""
+        return {}
+
     def close(self) -> None:
         """Release resources."""
 

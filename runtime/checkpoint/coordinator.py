@@ -216,6 +216,8 @@ class CheckpointCoordinator:
         crash_point("checkpoint-stored", p.checkpoint_id)
         # Durable now: make the prepared data visible.
         self.carried = self.commit(committables, p.checkpoint_id, watermark)
+        for name, value in self.committer.gauges().items():  # e.g. writes the store refused
+            self.metrics.set_gauge("committer", name, value)
         crash_point("checkpoint-committed", p.checkpoint_id)
         for cb in p.on_complete:
             cb(path)

@@ -12,6 +12,7 @@ Errors are ``OSError`` subclasses on both (``FileNotFoundError``, ``PermissionEr
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -227,6 +228,74 @@ def filesystem(path: str) -> FileSystem:
         if fs is None:
             fs = _cache[key] = WebHdfsFileSystem(path)
     return fs
+
+
+#: Characters of a name that are not safe in one path segment: separators, NUL and control
+#: characters, ``%`` (the escape itself), ``:`` (invalid in HDFS names); and a leading ``.``
+#: (``.``, ``..``, hidden names) or ``#`` (WebHDFS clients expand ``/#LATEST``).
+_UNSAFE_IN_SEGMENT = re.compile(r"[\x00-\x1f\x7f/\\%:]|^[.#]")
+
+
+def encode_segment(name: str) -> str:
+    """``name`` (a database or table name: data, not a trusted path) as one path segment.
+
+    Reversible (:func:`decode_segment`) percent-encoding of just the characters that are not
+    safe in a segment: ``/``, ``\\``, NUL and other control characters, ``%`` and ``:``
+    anywhere, and a leading ``.`` or ``#`` (so ``..``, ``.`` and hidden names can't occur).
+    Everything else, unicode included, stays as it is, so ordinary names keep their layout:
+    ``orders`` -> ``orders``, ``../x`` -> ``%2E.%2Fx``, ``a/b`` -> ``a%2Fb``, ``..`` ->
+    ``%2E.``.  The result is never empty, ``.`` or ``..`` and holds no separator.
+    """
+    if not name:
+        raise ValueError("an empty name can't be a path segment")
+    return _UNSAFE_IN_SEGMENT.sub(lambda m: f"%{ord(m.group()):02X}", name)
+
+
+def decode_segment(segment: str) -> str:
+    """The name :func:`encode_segment` encoded as ``segment``."""
+    from urllib.parse import unquote
+
+    return unquote(segment, errors="strict")
+
+
+def path_under(root: str, *parts: str) -> str:
+    """``root`` joined with relative ``parts``; raises ValueError when the result is not
+    strictly below ``root`` (:func:`is_below`; a part holding ``..`` or an absolute path):
+    the last line of defence against writing outside a sink's folder."""
+    path = os.path.join(root, *parts)
+    if not is_below(path, root):
+        raise ValueError(f"{path} is not below {root}")
+    return path
+
+
+def is_below(path: str, root: str) -> bool:
+    """Whether ``path``, normalised (``..`` resolved, symbolic links not), is strictly below
+    ``root``: both local paths, or both URLs of the same filesystem."""
+    if is_url(root) or is_url(path):
+        m_root, m_path = _URL.match(root), _URL.match(path)
+        if m_root is None or m_path is None:
+            return False
+        base, sub = _split_url(root), _split_url(path)
+        if base[0].lower() != sub[0].lower():  # another scheme, user or namenode
+            return False
+        return _strictly_below(posixpath.normpath(sub[1]), posixpath.normpath(base[1]), "/")
+    return _strictly_below(os.path.normpath(os.path.abspath(path)),
+                           os.path.normpath(os.path.abspath(root)), os.sep)
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """(``scheme://authority``, path) of a URL."""
+    m = _URL.match(url)
+    assert m is not None
+    rest = url[m.end():]
+    slash = rest.find("/")
+    if slash < 0:
+        return url, "/"
+    return url[:m.end() + slash], rest[slash:]
+
+
+def _strictly_below(path: str, root: str, sep: str) -> bool:
+    return path != root and path.startswith(root.rstrip(sep) + sep)
 
 
 def normpath(path: str) -> str:

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import ConfigError, MissingExtraError, TerminalError, TransientError
@@ -73,6 +73,45 @@ class ItemFailure:
     reason: str
 
 
+@dataclass
+class VersionConflict:
+    """A bulk item refused with 409: the index holds the version ``current`` of the document,
+    not below the ``provided`` one (None: the answer did not say).  ``provided == current`` is
+    a replay (the same change written again after a crash); ``provided < current`` a change
+    older than what the index has: lost, unless an older change is written again."""
+
+    position: int
+    provided: int | None
+    current: int | None
+
+    @property
+    def is_replay(self) -> bool:
+        return self.current is not None and self.current == self.provided
+
+
+@dataclass
+class BulkOutcome:
+    """What became of the items of a bulk request that were not written."""
+
+    failures: list[ItemFailure] = field(default_factory=list)
+    conflicts: list[VersionConflict] = field(default_factory=list)
+
+
+#: Elasticsearch's and OpenSearch's reason of a version conflict with external versions.
+_CONFLICT = re.compile(r"current version \[(-?\d+)\] is higher or equal to the one provided "
+                       r"\[(-?\d+)\]")
+
+
+def version_conflict(position: int, result: dict[str, Any]) -> VersionConflict:
+    """The conflict a 409 bulk item ``result`` reports (versions None when not told)."""
+    err = result.get("error")
+    reason = err.get("reason", "") if isinstance(err, dict) else str(err or "")
+    m = _CONFLICT.search(reason)
+    if m is None:
+        return VersionConflict(position, None, None)
+    return VersionConflict(position, int(m.group(2)), int(m.group(1)))
+
+
 class BulkClient:
     """Sends bulk bodies; retries whole requests and single items on 429/5xx with backoff."""
 
@@ -80,6 +119,7 @@ class BulkClient:
         self.config = config
         self.es = connect(config)
         self._mapped: dict[str, TableSchema] = {}
+        self._owners: dict[str, tuple[str, str]] = {}  # index -> (index source, table id)
 
     def close(self) -> None:
         self.es.close()
@@ -87,13 +127,23 @@ class BulkClient:
     # -- indexes ------------------------------------------------------------------------------
     def ensure_index(self, index: str, schema: TableSchema) -> None:
         """Create ``index`` with the mapping of ``schema``, or add new columns to its mapping.
-        Cached: one round trip per index and schema."""
+        Cached: one round trip per index and schema (two for an index that exists).
+
+        Refuses (:class:`ConfigError`) a table whose index another table of different name
+        already writes (``Orders`` and ``orders`` both ``shop_orders``): in this process, and
+        across processes through the ``_meta`` the sink gives the indexes it creates
+        (``hub_table``: the table that made it; see
+        :meth:`~sinks.elasticsearch.config.ElasticsearchSinkConfig.index_source`)."""
         if self._mapped.get(index) == schema:
             return
         cfg = self.config
+        source = cfg.index_source(schema.table)
+        owner = self._owners.get(index)
+        if owner is not None and owner[0] != source:
+            raise _collision(index, owner[1], schema.table)
         mapping = index_mapping(schema, cfg.decimal_mapping, cfg.timestamp_mapping,
                                 cfg.json_mapping)
-        body: dict[str, Any] = {"mappings": mapping}
+        body: dict[str, Any] = {"mappings": {**mapping, "_meta": {"hub_table": schema.table}}}
         if cfg.index_settings:
             body["settings"] = {"index": dict(cfg.index_settings)}
         es = self.es.options(ignore_status=400)
@@ -101,8 +151,10 @@ class BulkClient:
         if resp.meta.status == 400:
             err = _error_type(resp.body)
             if err != "resource_already_exists_exception":
-                raise ConfigError(f"elasticsearch: can't create index {index!r}: "
-                                  f"{_error_text(resp.body)}", key="index")
+                raise ConfigError(f"elasticsearch: can't create index {index!r} for table "
+                                  f"{schema.table}: {_error_text(resp.body)}", key="index")
+            if owner is None:
+                self._check_owner(index, source, schema.table)
             resp = self._call(lambda: es.indices.put_mapping(index=index, **mapping),
                               f"updating the mapping of {index}")
             if resp.meta.status == 400:
@@ -112,7 +164,27 @@ class BulkClient:
                             schema.table, _error_text(resp.body))
         else:
             log.info("elasticsearch: created index %s for %s", index, schema.table)
+        self._owners[index] = (source, schema.table)
         self._mapped[index] = schema
+
+    def _check_owner(self, index: str, source: str, table: str) -> None:
+        """Refuse an existing ``index`` whose ``_meta`` names another table that maps to it
+        under the current ``index`` option from another name (a collision, not a merge the
+        option asks for; a table that maps elsewhere now made it under an earlier option)."""
+        resp = self._call(lambda: self.es.indices.get_mapping(index=index),
+                          f"reading the mapping of {index}")
+        meta: dict[str, Any] = {}
+        for entry in resp.body.values():  # one entry: the index (an alias may name another)
+            meta = entry.get("mappings", {}).get("_meta") or {}
+        other = meta.get("hub_table")
+        if not isinstance(other, str) or other == table:
+            return
+        try:
+            same_target = self.config.index_for(other) == index
+        except ConfigError:
+            return  # it maps to no index under the current option
+        if same_target and self.config.index_source(other) != source:
+            raise _collision(index, other, table)
 
     def refresh(self, indexes: set[str]) -> None:
         if indexes:
@@ -120,14 +192,15 @@ class BulkClient:
                        "refreshing")
 
     # -- bulk ---------------------------------------------------------------------------------
-    def bulk(self, n: int, body_of: Callable[[list[int] | None], bytes]) -> list[ItemFailure]:
+    def bulk(self, n: int, body_of: Callable[[list[int] | None], bytes]) -> BulkOutcome:
         """Send ``n`` actions; ``body_of(None)`` is the whole body, ``body_of(positions)`` the
         body of just those actions (for retrying rejected items).  Returns the items that
-        failed for good (not 409 "version conflict": a newer or equal version is there, the
-        write is a replay; not 404 of a delete: nothing to delete).  Raises
+        failed for good and the items refused with 409 "version conflict" (a version not above
+        the stored one: a replay, or a change older than the document; not failures, the
+        caller counts them); a 404 of a delete (nothing to delete) is success.  Raises
         :class:`TransientError` once retries are used up."""
         positions: list[int] | None = None
-        failures: list[ItemFailure] = []
+        outcome = BulkOutcome()
         delay = self.config.retry_backoff
         for attempt in range(self.config.max_retries + 1):
             body = body_of(positions)
@@ -138,14 +211,16 @@ class BulkClient:
                 for pos, item in zip(current, resp.body["items"]):
                     (action, result), = item.items()
                     status = result.get("status", 500)
-                    if status < 300 or status == 409 or (status == 404 and action == "delete"):
+                    if status < 300 or (status == 404 and action == "delete"):
                         continue
-                    if status in RETRY_STATUSES or status >= 500:
+                    if status == 409:
+                        outcome.conflicts.append(version_conflict(pos, result))
+                    elif status in RETRY_STATUSES or status >= 500:
                         retry.append(pos)
                     else:
-                        failures.append(ItemFailure(pos, status, _error_text(result)))
+                        outcome.failures.append(ItemFailure(pos, status, _error_text(result)))
             if not retry:
-                return failures
+                return outcome
             if attempt == self.config.max_retries:
                 break
             log.warning("elasticsearch: %d of %d bulk items rejected (busy); retry in %.1fs",
@@ -179,6 +254,12 @@ class BulkClient:
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
+
+
+def _collision(index: str, first: str, second: str) -> ConfigError:
+    return ConfigError(f"elasticsearch: tables {first} and {second} both map to index {index} "
+                       f"(index names are lower case, other characters become _); set index "
+                       f"(or a route) so that they differ", key="index")
 
 
 def _error_type(body: Any) -> str:

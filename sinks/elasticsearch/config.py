@@ -7,6 +7,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from runtime.config import ConnectorConfig, Duration, Size
+from runtime.errors import ConfigError
+from runtime.schema import split_table_id
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -29,7 +31,13 @@ class ElasticsearchSinkConfig(ConnectorConfig):
                           "elasticsearch 8/9 client does). Set false for OpenSearch.")
     index: str = Field(
         "{db}_{table}", description="Index of a table; {db} and {table} are replaced by the "
-                                    "parts of the table id (lower-cased).")
+                                    "parts of the table id, lower-cased, with every character "
+                                    "an index name can't hold (not a-z, 0-9, _ . + -) "
+                                    "replaced by _ and leading _ - + . dropped. Two tables "
+                                    "whose names differ but whose index names don't (Orders "
+                                    "and orders) stop the pipeline with an error naming both; "
+                                    "the same name from the same text (\"{table}\" for "
+                                    "shop1.orders and shop2.orders) is a deliberate merge.")
     key_delimiter: str = Field(
         "_", min_length=1,
         description="Joins the values of a composite primary key into the document _id.")
@@ -75,7 +83,35 @@ class ElasticsearchSinkConfig(ConnectorConfig):
         return v
 
     def index_for(self, table_id: str) -> str:
-        """The index name of ``table_id`` (``"shop.orders"`` -> ``"shop_orders"``)."""
-        db, _, table = table_id.rpartition(".")
+        """The index name of ``table_id`` (``"shop.orders"`` -> ``"shop_orders"``).
+
+        The mapping, documented on ``index``: {db} and {table} lower-cased, every character
+        an index name can't hold (anything but a-z, 0-9, ``_ . + -``, so also spaces, quotes,
+        slashes and non-ASCII letters) replaced by ``_``, and leading ``_ - + .`` dropped.
+        Raises :class:`ConfigError` naming the table when no valid name is left (empty, or
+        longer than 255 bytes).  Distinct tables may map to one name (``A b`` and ``a_b``):
+        the applier refuses that (see :meth:`index_source`)."""
+        db, table = _parts(table_id)
         name = self.index.replace("{db}", db.lower()).replace("{table}", table.lower())
-        return re.sub(r"[^a-z0-9_.+-]", "_", name).lstrip("_-+") or "_"
+        name = re.sub(r"[^a-z0-9_.+-]", "_", name).lstrip("_-+.")
+        if not name or len(name) > 255:
+            why = "empty" if not name else "longer than 255 bytes"
+            raise ConfigError(f"elasticsearch: table {table_id!r} gives no valid index name "
+                              f"from index {self.index!r} ({why}); set index so that it does",
+                              key="index")
+        return name
+
+    def index_source(self, table_id: str) -> str:
+        """``index`` with the table's own names, before :meth:`index_for` made them valid:
+        two tables with the same index name but different sources collide (``Orders`` and
+        ``orders``), while the same source is a deliberate merge (``index = "{table}"`` for
+        shards ``shop1.orders`` and ``shop2.orders``, or an index without placeholders)."""
+        db, table = _parts(table_id)
+        return self.index.replace("{db}", db).replace("{table}", table)
+
+
+def _parts(table_id: str) -> tuple[str, str]:
+    try:
+        return split_table_id(table_id)
+    except ValueError as exc:  # a malformed id (from a route, say)
+        raise ConfigError(f"elasticsearch: table {table_id!r}: {exc}", key="index") from None

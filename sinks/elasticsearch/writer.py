@@ -5,7 +5,7 @@ from __future__ import annotations
 from runtime.batch import ChangeBatch
 from runtime.sink import WriterContext
 from runtime.wal import WalSinkWriter
-from sinks.elasticsearch.committer import Applier
+from sinks.elasticsearch.committer import Applier, RefusedWrites
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
 
 
@@ -20,6 +20,13 @@ class ElasticsearchSinkWriter(WalSinkWriter):
                  applier: Applier | None):
         super().__init__(context, config.delivery == "exactly-once", config.bulk_max_actions)
         self._applier = applier
+
+    @property
+    def refused_writes(self) -> dict[str, RefusedWrites]:
+        """At-least-once: per table, the writes its index refused with 409 (see
+        :class:`~sinks.elasticsearch.committer.RefusedWrites`); exactly-once the committer
+        counts them."""
+        return self._applier.refused if self._applier is not None else {}
 
     def apply(self, batches: list[ChangeBatch]) -> None:
         assert self._applier is not None

@@ -6,7 +6,7 @@ import logging
 import os
 
 from runtime.errors import HubError, TerminalError, TransientError
-from runtime.fs import filesystem
+from runtime.fs import filesystem, is_below
 from runtime.sink import CommitContext, Committable, Committer
 from sinks.files.bucket import hidden_part_pattern
 
@@ -39,9 +39,11 @@ class FilesCommitter(Committer):
         for c in committables:
             kind = c.get("kind")
             if kind == "file":
+                self._check_below_root(c["pending"], c["final"])
                 self._commit_file(c["pending"], c["final"])
                 synced.add(os.path.dirname(c["final"]))
             elif kind == "partition":
+                self._check_below_root(c["dir"])
                 partitions[c["dir"]] = max(int(c["end_ms"]), partitions.get(c["dir"], 0))
             else:
                 log.error("files sink: dropping a committable of unknown kind: %r", c)
@@ -67,6 +69,15 @@ class FilesCommitter(Committer):
         return not_yet
 
     # -- internals ------------------------------------------------------------------------------
+    def _check_below_root(self, *paths: str) -> None:
+        # Writers only name paths below the root; a checkpoint that says otherwise was not
+        # written by this sink's writers (or for another path): never rename or create there.
+        for path in paths:
+            if not is_below(path, self._root):
+                raise TerminalError(f"files sink: a committable names {path}, outside "
+                                    f"{self._root}; refused (was path changed while a "
+                                    f"checkpoint was pending?)")
+
     def _commit_file(self, pending: str, final: str) -> None:
         try:
             if self._fs.rename(pending, final):

@@ -25,8 +25,10 @@ class FilesSinkConfig(ConnectorConfig):
                               "...) on a local filesystem or HDFS")
 
     path: str = Field(
-        description="Root directory; files go to {path}/{db}/{table}/{partition}/. A local "
-                    "path, or hdfs://[user@]namenode:9870/dir for HDFS through WebHDFS "
+        description="Root directory; files go to {path}/{db}/{table}/{partition}/ ({db} and "
+                    "{table} each one folder name: '/', '\\', '%', ':', control characters "
+                    "and a leading '.' or '#' are percent-encoded, so '..' is '%2E.'). A "
+                    "local path, or hdfs://[user@]namenode:9870/dir for HDFS through WebHDFS "
                     "(the namenode's HTTP port).")
     format: str = Field(
         "parquet", description="Format of the part files (a hub.formats plugin): a file format "

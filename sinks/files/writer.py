@@ -13,8 +13,8 @@ import pyarrow as pa
 from formats.base import annotated_arrow_schema
 from formats.message import MessageFormat
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
-from runtime.errors import BadRecordError, TransientError
-from runtime.fs import filesystem
+from runtime.errors import BadRecordError, TerminalError, TransientError
+from runtime.fs import encode_segment, filesystem, path_under
 from runtime.schema import SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
 from sinks.files.bucket import Bucket, PartNamer
@@ -31,6 +31,8 @@ FLUSH_BYTES = 4 << 20
 MAX_BUFFERED_BYTES = 16 << 20
 #: Bound on the part files one writer keeps open; above it the oldest is rolled.
 MAX_OPEN_FILES = 100
+#: Longest folder name local filesystems (and HDFS by default) take.
+MAX_SEGMENT_BYTES = 255
 
 
 class FilesSinkWriter(SinkWriter):
@@ -76,6 +78,7 @@ class FilesSinkWriter(SinkWriter):
         self._clock = clock
         self._buckets: dict[tuple[str, str], Bucket] = {}  # (table id, directory) -> bucket
         self._table_dirs: dict[str, str] = {}
+        self._partition_dirs: dict[tuple[str, str], str] = {}  # checked to be below their table
         self._schemas: dict[str, tuple[TableSchema, pa.Schema]] = {}  # table id -> file schema
         self._pending: list[Committable] = []  # files closed since the last prepare_commit
         self._touched: dict[str, int] = {}  # partition directory -> end_ms, since the last prepare
@@ -138,7 +141,8 @@ class FilesSinkWriter(SinkWriter):
         now = self._clock()
         table_dir = self._table_dir(table_id)
         for partition, rows in parts:
-            directory = os.path.join(table_dir, partition.dir) if partition.dir else table_dir
+            directory = (self._partition_dir(table_id, table_dir, partition.dir)
+                         if partition.dir else table_dir)
             key = (table_id, directory)
             bucket = self._buckets.get(key)
             if bucket is not None and not _same_schema(bucket.schema, rows.schema):
@@ -217,12 +221,48 @@ class FilesSinkWriter(SinkWriter):
                 break
 
     def _table_dir(self, table_id: str) -> str:
+        """``{root}/{db}/{table}``, each name one path segment (:func:`encode_segment`: table
+        names are data, and must not lead the files out of ``root``)."""
         known = self._table_dirs.get(table_id)
         if known is None:
-            db, name = split_table_id(table_id)
-            known = self._table_dirs[table_id] = (
-                os.path.join(self._root, db, name) if db else os.path.join(self._root, name))
+            try:
+                db, name = split_table_id(table_id)
+                segments = [encode_segment(db), encode_segment(name)] if db else [
+                    encode_segment(name)]
+            except ValueError as exc:  # a malformed id or an empty name
+                raise TerminalError(f"files sink: table {table_id!r} has no folder: {exc}") \
+                    from None
+            too_long = [s for s in segments if len(s.encode()) > MAX_SEGMENT_BYTES]
+            if too_long:  # the filesystem would refuse it on every retry
+                raise TerminalError(f"files sink: table {table_id!r}: folder name "
+                                    f"{too_long[0][:40]!r}... is longer than "
+                                    f"{MAX_SEGMENT_BYTES} bytes; route the table to a shorter "
+                                    f"name")
+            known = self._table_dirs[table_id] = self._under_root(table_id, *segments)
         return known
+
+    def _partition_dir(self, table_id: str, table_dir: str, partition: str) -> str:
+        key = (table_dir, partition)
+        known = self._partition_dirs.get(key)
+        if known is None:  # checked once per partition, not per batch
+            try:
+                known = path_under(table_dir, partition)
+            except ValueError:
+                raise TerminalError(f"files sink: partition {partition!r} of table "
+                                    f"{table_id!r} is not a folder below {table_dir}; "
+                                    f"refused") from None
+            if len(self._partition_dirs) > 4096:  # bounded: a backfill touches many
+                self._partition_dirs.clear()
+            self._partition_dirs[key] = known
+        return known
+
+    def _under_root(self, table_id: str, *parts: str) -> str:
+        try:
+            return path_under(self._root, *parts)
+        except ValueError:
+            raise TerminalError(f"files sink: table {table_id!r} would be written outside "
+                                f"{self._root} (at {os.path.join(self._root, *parts)}); "
+                                f"refused") from None
 
 
 def _same_schema(a: pa.Schema | TableSchema, b: pa.Schema | TableSchema) -> bool:

@@ -5,5 +5,9 @@ families, and deletes are HBase deletes.  HBase has no transactions, so the writ
 batches into a write-ahead-log segment at the barrier and the committer applies the segments
 once the checkpoint is durable: of each rowkey only its last change (by version), at cell
 timestamps above those of every earlier commit, so replays and the order of writers never
-change the final rows (see :mod:`sinks.hbase.committer`).
+change the final rows (see :mod:`sinks.hbase.committer`).  A rowkey whose versions go
+backwards within one writer's changes stops the pipeline with one line (its later change
+would lose).  Table names: see ``table`` and
+:meth:`~sinks.hbase.config.HBaseSinkConfig.table_for` (two tables never share one by
+accident).
 """

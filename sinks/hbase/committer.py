@@ -35,11 +35,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runtime.batch import DELETE, ChangeBatch
-from runtime.errors import BadRecordError
+from runtime.errors import BadRecordError, ConfigError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema
 from runtime.sink import CommitContext
-from runtime.versioned import last_per_key, runs
+from runtime.versioned import check_batches, last_per_key, runs
 from runtime.wal import WalCommitter, WriteAheadLog, wal_root
 from sinks.hbase.client import HBaseClient, MutationCodec
 from sinks.hbase.config import HBaseSinkConfig
@@ -131,6 +131,8 @@ class Applier:
         self.client = HBaseClient(config)
         self.codec = MutationCodec(config.protocol)
         self._sender: _Sender | None = None
+        self._targets: dict[str, str] = {}  # table id -> its HBase table
+        self._owners: dict[str, tuple[str, str]] = {}  # HBase table -> (source name, table id)
 
     def apply(self, batches: list[ChangeBatch], timestamp: int) -> None:
         """Write ``batches`` (runs from :func:`runtime.versioned.runs`, with versions), the
@@ -143,7 +145,7 @@ class Applier:
                 raise BadRecordError(f"hbase: table {schema.table} has no primary key: "
                                      "rowkeys need one")
             rows = pa.Table.from_batches([batch.arrow()])
-            planned.append(_Run(self.config.table_for(schema.table), batch, rows,
+            planned.append(_Run(self._target(schema.table), batch, rows,
                                 rowkeys(rows, schema)))
         keep = _last_changes(planned)
         if self._sender is None:
@@ -164,6 +166,24 @@ class Applier:
                                       self.client.mutate(run.table, request, n))
         finally:
             sender.drain()
+
+    def _target(self, table_id: str) -> str:
+        """The HBase table of ``table_id``; :class:`ConfigError` when a table of another
+        name already wrote it (``a b`` and ``a_b``: see
+        :meth:`~sinks.hbase.config.HBaseSinkConfig.table_source`)."""
+        known = self._targets.get(table_id)
+        if known is not None:
+            return known
+        target = self.config.table_for(table_id)
+        source = self.config.table_source(table_id)
+        owner = self._owners.setdefault(target, (source, table_id))
+        if owner[0] != source:
+            raise ConfigError(f"hbase: tables {owner[1]} and {table_id} both map to HBase table "
+                              f"{target} (characters other than letters, digits, _ . - "
+                              f"become _); set table (or a route) so that they differ",
+                              key="table")
+        self._targets[table_id] = target
+        return target
 
     def _families(self, schema: TableSchema) -> list[str]:
         cfg = self.config
@@ -205,6 +225,16 @@ class Applier:
         if self._sender is not None:
             self._sender.close()
         self.client.close()
+
+
+def check_order(config: HBaseSinkConfig, batches: list[ChangeBatch]) -> None:
+    """Stop with one line when a rowkey's versions go backwards among the changes one writer
+    received (:func:`~runtime.versioned.check_batches`): of a commit's changes of a rowkey
+    only the highest version is written, so the later change would be lost silently."""
+    check_batches("hbase", batches,
+                  lambda b: rowkeys(pa.Table.from_batches([b.arrow()]), b.schema),
+                  lambda table: f"truncate the HBase table {config.table_for(table)} and start "
+                                f"the pipeline again with --fresh (a new snapshot)")
 
 
 def _last_changes(planned: list[_Run]) -> list[np.ndarray | None]:
@@ -274,7 +304,12 @@ class HBaseCommitter(WalCommitter):
         record = self._record
         todo = [path for path in segments if path not in record.applied]
         if todo:
-            merged = runs([b for path in todo for b in WriteAheadLog.read_segment(path)])
+            read = []
+            for path in todo:  # a segment is one writer's changes, in the order it got them
+                batches = WriteAheadLog.read_segment(path)
+                check_order(self.config, batches)
+                read += batches
+            merged = runs(read)
             base = record.clock.reserve(len(merged))
             record.save()  # no timestamp is handed out twice, even after a crash
             if self._applier is None:

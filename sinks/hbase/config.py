@@ -7,9 +7,12 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from runtime.config import ConnectorConfig, Duration
+from runtime.errors import ConfigError
+from runtime.schema import split_table_id
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class HBaseSinkConfig(ConnectorConfig):
@@ -27,8 +30,14 @@ class HBaseSinkConfig(ConnectorConfig):
                               description="Socket timeout of Thrift calls.")
     table: str = Field(
         "{db}_{table}", description="HBase table of a source table; {db} and {table} are "
-                                    "replaced by the parts of the table id. May hold a "
-                                    "namespace: \"{db}:{table}\".")
+                                    "replaced by the parts of the table id, with every "
+                                    "character an HBase name can't hold (not a letter, digit, "
+                                    "_ . or -) replaced by _. May hold a namespace: "
+                                    "\"{db}:{table}\". Two tables whose names differ but whose "
+                                    "HBase tables don't (a b and a_b) stop the pipeline with "
+                                    "an error naming both; the same name from the same text "
+                                    "(\"{table}\" for shop1.orders and shop2.orders) is a "
+                                    "deliberate merge.")
     column_family: str = Field("cf", description="Family of the columns not in "
                                                  "column-families.")
     column_families: dict[str, str] = Field(
@@ -68,10 +77,41 @@ class HBaseSinkConfig(ConnectorConfig):
         return self
 
     def table_for(self, table_id: str) -> str:
-        """The HBase table of ``table_id`` (``"shop.orders"`` -> ``"shop_orders"``)."""
-        db, _, table = table_id.rpartition(".")
-        name = self.table.replace("{db}", db).replace("{table}", table)
-        return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)
+        """The HBase table of ``table_id`` (``"shop.orders"`` -> ``"shop_orders"``).
+
+        The mapping, documented on ``table``: in {db} and {table} every character an HBase
+        name can't hold (anything but letters, digits, ``_ . -``, so also ``:``, spaces,
+        quotes, slashes and non-ASCII letters) becomes ``_``; a ``:`` comes from the template
+        only.  Raises :class:`ConfigError` naming the table when the result is no valid HBase
+        name (a table part starting with ``.`` or ``-``, a namespace with other than letters,
+        digits and ``_``).  Distinct tables may map to one name (``a b`` and ``a_b``): the
+        applier refuses that (see :meth:`table_source`)."""
+        db, table = _parts(table_id)
+        name = self.table.replace("{db}", _UNSAFE.sub("_", db)).replace(
+            "{table}", _UNSAFE.sub("_", table))
+        namespace, colon, qualifier = name.rpartition(":")
+        if (not qualifier or qualifier[0] in ".-"
+                or (colon and not re.fullmatch(r"[A-Za-z0-9_]+", namespace))):
+            raise ConfigError(f"hbase: table {table_id!r} gives no valid HBase table name "
+                              f"({name!r}: a namespace of letters, digits and _, a table "
+                              f"name not starting with . or -); set table so that it does",
+                              key="table")
+        return name
+
+    def table_source(self, table_id: str) -> str:
+        """``table`` with the table's own names, before :meth:`table_for` made them valid:
+        two tables with the same HBase table but different sources collide (``a b`` and
+        ``a_b``), while the same source is a deliberate merge (``table = "{table}"`` for
+        shards ``shop1.orders`` and ``shop2.orders``)."""
+        db, table = _parts(table_id)
+        return self.table.replace("{db}", db).replace("{table}", table)
 
     def family_of(self, column: str) -> str:
         return self.column_families.get(column, self.column_family)
+
+
+def _parts(table_id: str) -> tuple[str, str]:
+    try:
+        return split_table_id(table_id)
+    except ValueError as exc:  # a malformed id (from a route, say)
+        raise ConfigError(f"hbase: table {table_id!r}: {exc}", key="table") from None

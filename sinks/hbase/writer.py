@@ -8,7 +8,7 @@ from runtime.batch import ChangeBatch
 from runtime.sink import WriterContext
 from runtime.versioned import runs
 from runtime.wal import WalSinkWriter
-from sinks.hbase.committer import Applier, CellClock
+from sinks.hbase.committer import Applier, CellClock, check_order
 from sinks.hbase.config import HBaseSinkConfig
 
 
@@ -27,10 +27,12 @@ class HBaseSinkWriter(WalSinkWriter):
                  applier: Applier | None, state: dict[str, Any] | None):
         super().__init__(context, config.delivery == "exactly-once", config.batch_size)
         self._applier = applier
+        self._config = config
         self._clock = CellClock(int((state or {}).get("last_timestamp", 0)))
 
     def apply(self, batches: list[ChangeBatch]) -> None:
         assert self._applier is not None
+        check_order(self._config, batches)
         merged = runs(batches)
         self._applier.apply(merged, self._clock.reserve(len(merged)))
 

@@ -2,6 +2,7 @@
 versioned writes, per-item failures, at-least-once delivery."""
 from __future__ import annotations
 
+import logging
 import uuid
 from decimal import Decimal
 
@@ -10,7 +11,7 @@ import pytest
 
 from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
-from runtime.errors import BadRecordError
+from runtime.errors import BadRecordError, TerminalError
 from runtime.schema import Column, TableSchema
 from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
@@ -59,6 +60,32 @@ def batch(schema, ops, rows, versions):
     return ChangeBatch(schema, ops, rows=rows, versions=np.array(versions, dtype=np.int64))
 
 
+def test_server_answers_a_version_conflict_as_elasticsearch_does(elasticsearch_server):
+    """What the sink relies on to tell a replay from a lost change: a 409 item whose reason
+    names the stored and the provided version (Elasticsearch's and OpenSearch's wording)."""
+    from sinks.elasticsearch.client import version_conflict
+
+    index = f"it-{uuid.uuid4().hex[:10]}"
+    es = elasticsearch_server.client()
+    try:
+        def bulk(version: int) -> dict:
+            action = {"index": {"_index": index, "_id": "k", "version": version,
+                                "version_type": "external"}}
+            (item,) = es.bulk(operations=[action, {"x": version}])["items"]
+            return item["index"]
+
+        assert bulk(5)["status"] == 201
+        replay, stale = bulk(5), bulk(3)
+        assert (replay["status"], stale["status"]) == (409, 409)
+        assert stale["error"]["type"] == "version_conflict_engine_exception"
+        assert version_conflict(0, replay).is_replay
+        conflict = version_conflict(0, stale)
+        assert (conflict.provided, conflict.current, conflict.is_replay) == (3, 5, False)
+    finally:
+        es.indices.delete(index=index, ignore_unavailable=True)
+        es.close()
+
+
 def test_mapping_from_schema_then_a_new_column(make, elasticsearch_server, tmp_path):
     sink, index = make()
     commit(sink, [batch(V1, "c", [(1, "a", Decimal("1.50"))], [10])], tmp=tmp_path)
@@ -76,14 +103,16 @@ def test_mapping_from_schema_then_a_new_column(make, elasticsearch_server, tmp_p
 def test_versions_make_late_and_repeated_changes_no_ops(make, elasticsearch_server, tmp_path):
     sink, index = make()
     commit(sink, [batch(V1, "cc", [(1, "new", None), (2, "two", None)], [10, 10])], tmp=tmp_path)
-    # an older update, the same change again, an older delete: all refused
-    commit(sink, [batch(V1, "uud", [(1, "old", None), (2, "two", None), (1, "x", None)],
-                        [5, 10, 3])], cid=2, tmp=tmp_path)
+    # an older update, the same change again, an older delete: all refused (in two commits:
+    # one writer's changes of a key going back in version would stop the pipeline)
+    commit(sink, [batch(V1, "uu", [(1, "old", None), (2, "two", None)], [5, 10])], cid=2,
+           tmp=tmp_path)
+    commit(sink, [batch(V1, "d", [(1, "x", None)], [3])], cid=3, tmp=tmp_path)
     assert docs(elasticsearch_server, index) == {"1": (10, {"id": 1, "name": "new", "amount": None}),
                                                  "2": (10, {"id": 2, "name": "two", "amount": None})}
     # a newer delete wins, and its tombstone refuses an older insert arriving after it
-    commit(sink, [batch(V1, "d", [(2, None, None)], [20])], cid=3, tmp=tmp_path)
-    commit(sink, [batch(V1, "c", [(2, "zombie", None)], [15])], cid=4, tmp=tmp_path)
+    commit(sink, [batch(V1, "d", [(2, None, None)], [20])], cid=4, tmp=tmp_path)
+    commit(sink, [batch(V1, "c", [(2, "zombie", None)], [15])], cid=5, tmp=tmp_path)
     assert set(docs(elasticsearch_server, index)) == {"1"}
 
 
@@ -112,3 +141,63 @@ def test_at_least_once_writes_without_the_log(make, elasticsearch_server, tmp_pa
     writer.close()
     assert set(docs(elasticsearch_server, index)) == {"0", "1", "2"}
     assert not (tmp_path / "wal").exists()
+
+
+def _prepare(sink, batches, cid, tmp):
+    writer = sink.create_writer(WriterContext("it", 0, 1, uuid.uuid4().hex[:6], str(tmp)), None)
+    for b in batches:
+        writer.write(b)
+    committables = writer.prepare_commit(cid)
+    writer.close()
+    return committables
+
+
+def test_writes_refused_for_older_versions_are_counted_and_warned(
+        make, elasticsearch_server, tmp_path, caplog):
+    sink, index = make()
+    committer = sink.create_committer()
+    committer.commit(_prepare(sink, [batch(V1, "cc", [(1, "a", None), (2, "b", None)], [10, 10])],
+                              1, tmp_path), CommitContext("it", 1, None))
+    assert committer.refused_writes["shop.orders"].stale == 0
+    # the source's versions went backwards (a binlog reset): key 1 at 5 and 7 where 10 is,
+    # and key 2 written again at 10 (a replay)
+    with caplog.at_level(logging.INFO, logger="sinks.elasticsearch"):
+        committer.commit(_prepare(sink, [batch(V1, "uu", [(1, "x", None), (2, "b", None)], [5, 10]),
+                                         batch(V1, "u", [(1, "y", None)], [7])], 2, tmp_path),
+                         CommitContext("it", 2, None))
+    refused = committer.refused_writes["shop.orders"]
+    assert (refused.index, refused.replays, refused.stale) == (index, 1, 1)  # 1@5 is not sent
+    assert refused.example == "id '1': version 7, the index has 10"
+    assert committer.gauges() == {"refused_stale_writes": 1, "refused_replayed_writes": 1}
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    text = warning.getMessage()
+    assert f"index {index} refused 1 writes of table shop.orders" in text
+    assert "id '1': version 7, the index has 10" in text and "went backwards" in text
+    assert any("already had 1 writes" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.INFO)
+    assert docs(elasticsearch_server, index)["1"] == (10, {"id": 1, "name": "a", "amount": None})
+    committer.close()
+
+
+def test_at_least_once_counts_refused_writes_too(make, elasticsearch_server, tmp_path, caplog):
+    sink, index = make(delivery="at-least-once")
+    writer = sink.create_writer(WriterContext("it", 0, 1, "a", str(tmp_path)), None)
+    writer.write(batch(V1, "c", [(1, "a", None)], [10]))
+    writer.prepare_commit(1)
+    with caplog.at_level(logging.WARNING, logger="sinks.elasticsearch"):
+        writer.write(batch(V1, "u", [(1, "b", None)], [4]))
+        writer.prepare_commit(2)
+    assert writer.refused_writes["shop.orders"].stale == 1
+    assert "again after a restart" in caplog.records[-1].getMessage()
+    writer.close()
+
+
+def test_versions_of_a_key_going_back_in_one_writer_stop_the_commit(make, elasticsearch_server,
+                                                                    tmp_path):
+    sink, index = make()
+    committables = _prepare(sink, [batch(V1, "cu", [(1, "a", None), (2, "b", None)], [100, 101]),
+                                   batch(V1, "u", [(1, "c", None)], [7])], 1, tmp_path)
+    with pytest.raises(TerminalError, match=r"table shop\.orders: the versions of key '1' go "
+                                            r"backwards \(change #0 has version 100, the later "
+                                            rf"change #2 version 7\).*delete index {index}"):
+        sink.create_committer().commit(committables, CommitContext("it", 1, None))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from runtime.batch import ChangeBatch
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, TerminalError
 from runtime.schema import Column, TableSchema
 from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
@@ -189,3 +189,32 @@ def test_a_table_of_key_columns_only_and_composite_keys(make, conn, tmp_path):
     # rowkeys in (item, n) order, the row deleted at the end gone, one empty cell per row
     assert [cells for _, cells in got] == [{b"cf:": b""}] * 2
     assert got[0][0].startswith(b"a\x00\x00") and got[1][0].startswith(b"b\x00\xff\x00\x00")
+
+
+def test_versions_of_a_key_going_back_in_one_writer_stop_the_commit(make, conn, tmp_path):
+    """Of a commit's changes of a rowkey only the highest version is written: a change that
+    one writer received after a higher version of its key (the source's versions went back,
+    e.g. a binlog reset) would be lost silently, so the commit stops and says so."""
+    sink, table = make()
+    ctx = CommitContext("it", 1, None, str(tmp_path))
+    rows = lambda *r: [(k, name, None, None) for k, name in r]  # noqa: E731
+    # a table's versions may go down (snapshot rows, then lower binlog changes of other keys)
+    fine = prepare(sink, tmp_path, 0, 1, batch("rr", rows((1, "a"), (2, "b")), [900, 900]),
+                   batch("u", rows((3, "c")), [400]))
+    sink.create_committer().commit(fine, ctx)
+    assert len(list(conn.table(table).scan())) == 3
+    back = prepare(sink, tmp_path, 0, 2, batch("u", rows((7, "first")), [1000]),
+                   batch("u", rows((7, "second")), [20]))
+    with pytest.raises(TerminalError, match=r"^hbase: table shop\.orders: the versions of key 7 go "
+                                            r"backwards \(change #0 has version 1000, the later "
+                                            rf"change #1 version 20\).*truncate the HBase table "
+                                            rf"{table} "):
+        sink.create_committer().commit(back, CommitContext("it", 2, None, str(tmp_path)))
+    assert len(list(conn.table(table).scan())) == 3
+    # at-least-once: the writer stops before writing
+    sink, _ = make(delivery="at-least-once")
+    writer = sink.create_writer(WriterContext("it", 0, 1, "a", str(tmp_path)), None)
+    writer.write(batch("uu", rows((8, "x"), (8, "y")), [5, 4]))
+    with pytest.raises(TerminalError, match="versions of key 8 go backwards"):
+        writer.prepare_commit(1)
+    writer.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -48,6 +49,23 @@ def test_index_template_and_names():
         config(index="{schema}_{table}")
     with pytest.raises(ValidationError, match="lower case"):
         config(index="Orders")
+
+
+def test_index_names_from_hostile_table_names():
+    from runtime.errors import ConfigError
+
+    c = config(index="{table}")
+    for table, index in [("s.Orders", "orders"), ("s.it's", "it_s"), ("s.a b;c", "a_b_c"),
+                         ("s.ünï", "n_"), ("s._x", "x"), ("s.+-x", "x"), ("s.q*?", "q__")]:
+        assert c.index_for(table) == index, table
+    assert c.index_source("s.Orders") != c.index_source("s.orders")  # a collision: refused
+    assert config(index="{table}").index_source("a.t") == config(
+        index="{table}").index_source("b.t")  # shards: a deliberate merge
+    for bad in ("s.__", "s.-+_", "s." + "x" * 256):
+        start = re.escape(bad[:4])
+        with pytest.raises(ConfigError, match=rf"^index: elasticsearch: table '{start}.*gives "
+                                              r"no valid index name"):
+            c.index_for(bad)
 
 
 def test_mapping_follows_the_schema_and_options():

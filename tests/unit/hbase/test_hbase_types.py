@@ -108,6 +108,23 @@ def test_options():
         config(column_families={"a": "bad family"})
 
 
+def test_table_names_from_hostile_table_names():
+    from runtime.errors import ConfigError
+
+    c = config()
+    for table, name in [("shop.orders", "shop_orders"), ("shop.a:b", "shop_a_b"),
+                        ("shop.it's", "shop_it_s"), ("shop./x", "shop__x"),
+                        ("shop.ünï", "shop__n_"), ("shop.a b;c", "shop_a_b_c")]:
+        assert c.table_for(table) == name, table
+    ns = config(table="{db}:{table}")
+    assert ns.table_for("shop.x:y") == "shop:x_y"  # a ':' of a name never picks a namespace
+    for bad in ("my-db.x", "shop.-x"):
+        with pytest.raises(ConfigError, match=r"^table: hbase: table .* gives no valid HBase "
+                                              r"table name"):
+            ns.table_for(bad)
+    assert c.table_source("shop.a b") != c.table_source("shop.a_b")
+
+
 def test_cell_clock_is_strictly_increasing_milliseconds():
     clock = CellClock()
     first = clock.reserve(3)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, TableSchema
@@ -55,3 +56,28 @@ def test_version_clock_is_increasing_and_leaves_batches_alone():
     assert list(s1.versions)[1] < list(s2.versions)[0]
     given = ChangeBatch(A, "c", rows=[(1,)], versions=np.array([42]))
     assert clock.stamp(given) is given
+
+
+# -- versions going backwards per key ------------------------------------------------------------
+def test_first_regression_is_per_key_not_per_table() -> None:
+    from runtime.versioned import first_regression
+
+    keys = pa.array(["a", "b", "a", "c"])
+    # a table's versions go down (snapshot rows at HIGH - 1, then binlog changes of other
+    # chunks' keys, lower): legitimate, each key's own versions rise
+    assert first_regression(keys, np.array([100, 100, 101, 50])) is None
+    assert first_regression(keys, np.array([1, 2, 3, 4])) is None
+    assert first_regression(keys, np.array([5, 5, 5, 5])) is None  # equal: a replay, or d+c
+    assert first_regression(keys, np.array([100, 7, 99, 1])) == (0, 2)
+    assert first_regression(pa.chunked_array([["x", "y"], ["x"]]), np.array([3, 1, 2])) == (0, 2)
+
+
+def test_check_versions_names_table_key_versions_and_remedy() -> None:
+    from runtime.errors import TerminalError
+    from runtime.versioned import check_versions
+
+    check_versions("es", "shop.t", pa.array([1, 2]), np.array([9, 1]), "do this")
+    with pytest.raises(TerminalError, match=r"^es: table shop\.t: the versions of key 7 go "
+                                            r"backwards \(change #0 has version 9, the later "
+                                            r"change #1 version 3\).*: do this$"):
+        check_versions("es", "shop.t", pa.array([7, 7]), np.array([9, 3]), "do this")
