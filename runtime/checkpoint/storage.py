@@ -149,15 +149,18 @@ class CheckpointStorage:
             if int(m.group(1)) < newest and int(m.group(1)) not in ids:
                 self._prune_folder(os.path.join(self.checkpoints_dir, m.group(0)))
 
-    def _prune_folder(self, path: str) -> None:
+    def _delete(self, path: str) -> str | None:
+        """Delete the folder ``path``; None when it is gone, else why it is not."""
         # The local filesystem's rmtree ignores errors: what is left is the test.
         try:
             self.fs.rmtree(path)
-            left = self.fs.exists(path)
-            why = "it is still there"
         except OSError as exc:
-            left, why = True, str(exc.strerror or exc)
-        if left:
+            return str(exc.strerror or exc)
+        return "it is still there (permissions?)" if self.fs.exists(path) else None
+
+    def _prune_folder(self, path: str) -> None:
+        why = self._delete(path)
+        if why is not None:
             # Pruning is tidying: the checkpoint just stored is complete, the next one tries
             # again.  Said, so that a disk filling up with old checkpoints is not a surprise.
             log.warning("checkpoint storage: could not delete the old checkpoint %s (%s); the "
@@ -168,12 +171,7 @@ class CheckpointStorage:
         :class:`CheckpointError` when a checkpoint can't be deleted: a fresh start that left
         one behind would resume from it at a later start (its id is above the new ones)."""
         for path in (self.checkpoints_dir, self.state_dir):
-            try:
-                self.fs.rmtree(path)
-                left = self.fs.exists(path)
-                why = "it is still there (permissions?)"
-            except OSError as exc:
-                left, why = True, str(exc.strerror or exc)
-            if left:
+            why = self._delete(path)
+            if why is not None:
                 raise CheckpointError(f"--fresh: can't delete {path}: {why}; delete it by hand "
                                       f"and run again")

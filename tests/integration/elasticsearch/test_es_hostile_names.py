@@ -12,7 +12,7 @@ import pytest
 
 from runtime.batch import ChangeBatch
 from runtime.errors import ConfigError
-from runtime.schema import Column, TableSchema
+from runtime.schema import Column, TableSchema, table_id
 from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
@@ -21,12 +21,6 @@ from sinks.elasticsearch.sink import ElasticsearchSink
 pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch]
 
 
-def tid(db: str, name: str) -> str:
-    try:
-        from runtime.schema import table_id  # type: ignore[attr-defined]
-    except ImportError:  # before table ids kept dots structurally
-        return f"{db}.{name}"
-    return table_id(db, name)
 
 
 def _batch(table: str) -> ChangeBatch:
@@ -60,7 +54,7 @@ def test_hostile_names_get_valid_distinct_indexes(make, elasticsearch_server):
     make_sink, commit, prefix = make
     names = ["../x", "a.b", "it's", "drop;table", "with space", "ünï", "semi;colon..", "orders"]
     sink = make_sink()
-    tables = [tid("shop", n) for n in names]
+    tables = [table_id("shop", n) for n in names]
     commit(sink, tables)
     es = elasticsearch_server.client()
     indexes = set(es.indices.get(index=f"{prefix}-*"))
@@ -109,7 +103,7 @@ def committed_tables(server, index: str) -> set[str]:
 def test_a_table_without_a_valid_index_name_stops_naming_it(make):
     make_sink, commit, _prefix = make
     sink = ElasticsearchSink(make_sink().config.model_copy(update={"index": "{table}"}))
-    table = tid("shop", "..")
+    table = table_id("shop", "..")
     with pytest.raises(ConfigError, match=rf"table {re.escape(repr(table))} gives no valid "
                                           r"index name from index '{table}'"):
         commit(sink, [table])

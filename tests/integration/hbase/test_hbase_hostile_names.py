@@ -11,7 +11,7 @@ import pytest
 
 from runtime.batch import ChangeBatch
 from runtime.errors import ConfigError
-from runtime.schema import Column, TableSchema
+from runtime.schema import Column, TableSchema, table_id
 from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
 from sinks.hbase.config import HBaseSinkConfig
@@ -20,12 +20,6 @@ from sinks.hbase.sink import HBaseSink
 pytestmark = [pytest.mark.integration, pytest.mark.hbase]
 
 
-def tid(db: str, name: str) -> str:
-    try:
-        from runtime.schema import table_id  # type: ignore[attr-defined]
-    except ImportError:  # before table ids kept dots structurally
-        return f"{db}.{name}"
-    return table_id(db, name)
 
 
 @pytest.fixture
@@ -61,7 +55,7 @@ def test_hostile_names_get_valid_distinct_tables(make, hbase_server):
     make_sink, commit, prefix = make
     names = ["../x", "a.b", "it's", "drop;table", "with space", "ünï", "ns:x", "orders"]
     sink = make_sink()
-    tables = [tid("shop", n) for n in names]
+    tables = [table_id("shop", n) for n in names]
     commit(sink, tables)
     conn = happybase.Connection(hbase_server.host, hbase_server.port)
     try:

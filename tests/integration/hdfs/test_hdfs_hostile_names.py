@@ -7,7 +7,7 @@ import pytest
 
 from runtime.batch import ChangeBatch
 from runtime.fs import decode_segment, filesystem, is_below
-from runtime.schema import Column, TableSchema
+from runtime.schema import Column, TableSchema, table_id
 from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
 from sinks.hdfs.config import HdfsSinkConfig
@@ -19,16 +19,8 @@ NAMES = ["../x", "../../../escape", "..", ".hidden", "a.b", "x/y", "it's", "drop
          "with space", "ünï", "100%", "q?x", "#LATEST", "c:d", "orders"]
 
 
-def test_hostile_table_names_stay_below_the_path(hdfs_dir, monkeypatch):
-    import sinks.files.writer as files_writer
-
-    by_id = {f"id{i}": ("shop", name) for i, name in enumerate(NAMES)}
-    try:
-        from runtime.schema import table_id  # type: ignore[attr-defined]
-        ids = {table_id(*pair): pair for pair in by_id.values()}
-    except ImportError:  # before table ids kept dots structurally: opaque ids
-        monkeypatch.setattr(files_writer, "split_table_id", by_id.__getitem__)
-        ids = by_id
+def test_hostile_table_names_stay_below_the_path(hdfs_dir):
+    ids = {table_id("shop", name): ("shop", name) for name in NAMES}
     root = f"{hdfs_dir}/a/b/lake"
     sink = HdfsSink(HdfsSinkConfig.model_validate({"path": root, "format": "jsonl"}))
     writer = sink.create_writer(WriterContext(pipeline="p1", subtask=0, parallelism=1,

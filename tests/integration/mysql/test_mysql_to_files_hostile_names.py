@@ -42,9 +42,6 @@ def _parquet(top: str) -> list[str]:
 
 
 def test_hostile_mariadb_table_names_stay_in_the_lake(mysql_server, tmp_path):
-    schema = pytest.importorskip("runtime.schema")
-    if not hasattr(schema, "table_id"):  # the source split 'db.a.b' at the wrong dot before
-        pytest.skip("needs table ids that keep a name's dots (runtime.schema.table_id)")
     db = new_database(mysql_server)
     conn = mysql_server.connect()
     try:
