@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.batch import ChangeBatch
-from runtime.errors import TerminalError, TransientError
+from runtime.errors import HubError, TerminalError
 from sources.mysql import ddl
 from sources.mysql.catalog import MySqlTable, TableFilter, describe
 from sources.mysql.config import MySqlSourceConfig
@@ -34,13 +34,21 @@ from sources.mysql.events import RowsDecoder, complete
 from sources.mysql.offset import BinlogOffset, file_number, version_of
 from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, HEARTBEAT_V2,
                                     PARTIAL_UPDATE_ROWS, QUERY, ROTATE, ROW_EVENTS, TABLE_MAP,
-                                    TRANSACTION_PAYLOAD, XID, BinlogClient, connect, query_of,
-                                    rotate_target)
+                                    TRANSACTION_PAYLOAD, XID, BinlogClient, StreamLost, connect,
+                                    query_of, rotate_target, translate)
 from sources.mysql.split import BinlogSplit, ChunkFilter
+from sources.mysql.watchdog import StallWatchdog
 from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
 
 log = logging.getLogger("hub.sources.mysql")
 _END_STATEMENTS = ("COMMIT", "ROLLBACK", "XA COMMIT", "XA END")
+
+
+def silence_timeout(heartbeat_s: float) -> float:
+    """How long a binlog connection may stay silent, the server sending heartbeats every
+    ``heartbeat_s`` when it has nothing else, before it is taken as lost: a few periods (a
+    loaded server sends them late), at least 5 s."""
+    return max(5 * heartbeat_s, 5.0)
 
 
 @dataclass
@@ -96,41 +104,67 @@ class BinlogFetcher(threading.Thread):
         self.handed = False                  # a unit went out since the last connection failure
         self._ctl: Any = None
         self._client: BinlogClient | None = None
+        #: what the thread does now, for the stall watchdog's line
+        self.state = "starting"
+        self.reported = False                  # an error went to the reader
+        self.silence_s = silence_timeout(config.heartbeat_interval)
+        self.last_end: tuple[str, int] | None = None
+        self.watchdog = StallWatchdog(self, max(10 * config.heartbeat_interval, 10.0))
         self._warned_minimal = False
 
     # -- the thread ---------------------------------------------------------------------------
     def run(self) -> None:
-        failures = 0
+        """Stream until stopped.  A lost stream (the server shut down, the connection broke or
+        went silent) is resumed here, from the offset of the last unit handed over: the
+        reader's state is exactly that offset, so nothing is read twice or skipped, and
+        nothing else in the pipeline has to start over.  This is the stream's one retry
+        policy: it waits with a backoff (0.5 s doubling up to 30 s) and says so at every
+        attempt; it gives up only after ``connect-max-retries`` attempts in a row without data
+        (0: never), and then for good (a terminal error: escalating to the runtime's restart
+        would only nest another retry loop around this one).  Terminal errors (access denied,
+        a purged position) end it at once.  The thread never ends without handing the reader
+        an error, unless it was stopped."""
+        self.watchdog.start()
         try:
             self._check_server()
         except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-            self._fail(exc)
+            self._fail(translate(exc, self.settings))
             return
+        attempt = 0
         while not self.stopped.is_set():
             client = BinlogClient(self.settings, self.dialect, self.server_id,
                                   self.config.heartbeat_interval,
-                                  max(3 * self.config.heartbeat_interval, 30.0))
+                                  self.silence_s)
             self._client = client
             try:
+                self.state = "connecting"
                 client.open(self.offset)
+                self.state = "reading"
                 self._stream(client)
-                return
-            except TransientError as exc:
                 if self.stopped.is_set():
                     return
-                # the backoff starts over once the stream made progress again
-                failures = 1 if self.handed else failures + 1
-                self.handed = False
-                if failures > self.config.connect_max_retries:
-                    self._fail(exc)
+                raise StreamLost(f"{client.server}: the binlog stream ended")
+            except BaseException as exc:  # noqa: BLE001 - retried, or handed to the reader
+                if self.stopped.is_set():
                     return
-                wait = min(0.5 * 2 ** (failures - 1), 30.0)
-                log.warning("binlog: %s; reconnecting in %.1fs from %s (the last position "
-                            "handed over)", exc, wait, self.offset)
+                err = translate(exc, self.settings)
+                if not isinstance(err, HubError) or not err.transient:
+                    self._fail(err)
+                    return
+                # the count starts over once the stream handed over data again
+                attempt = 1 if self.handed else attempt + 1
+                self.handed = False
+                limit = self.config.connect_max_retries
+                if limit and attempt > limit:
+                    self._fail(TerminalError(f"binlog: {err}; gave up after {limit} reconnects in "
+                                             "a row without data (connect-max-retries)"))
+                    return
+                wait = min(0.5 * 2 ** (attempt - 1), 30.0)
+                self.state = f"waiting to reconnect (attempt {attempt})"
+                log.warning("binlog: %s; reconnecting in %gs (attempt %d) from %s, the last "
+                            "position handed over", err, wait, attempt, self.offset)
+                self._drop_control()   # on the same server: broken too
                 self.stopped.wait(wait)
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-                self._fail(exc)
-                return
             finally:
                 client.close()
 
@@ -145,9 +179,18 @@ class BinlogFetcher(threading.Thread):
 
     def _fail(self, exc: BaseException) -> None:
         if not self.stopped.is_set():
+            self.reported = True
+            self.state = f"ended by an error ({exc})"
             self._put(exc)
 
     def _put(self, item: Any) -> None:
+        state, self.state = self.state, "handing over (the pipeline downstream is slow)"
+        try:
+            self._put_waiting(item)
+        finally:
+            self.state = state
+
+    def _put_waiting(self, item: Any) -> None:
         while not self.stopped.is_set():
             try:
                 self.out.put(item, timeout=0.2)
@@ -158,12 +201,19 @@ class BinlogFetcher(threading.Thread):
     def stop(self) -> None:
         """Stop the thread; closing the dump connection wakes a read that waits for data."""
         self.stopped.set()
-        for closeable in (self._client, self._ctl):
-            if closeable is not None:
-                try:
-                    closeable.close()
-                except Exception:  # noqa: BLE001 - closing a connection that may be broken
-                    pass
+        self.watchdog.stop()
+        if self._client is not None:
+            self._client.close()
+        self._drop_control()
+
+    def _drop_control(self) -> None:
+        ctl, self._ctl = self._ctl, None
+        if ctl is not None:
+            try:
+                ctl.close()
+            except Exception as exc:  # noqa: BLE001 - closing a connection that may be broken
+                # nothing is lost: it only read the catalog, a new one is opened when needed
+                log.debug("binlog: closing the control connection failed (%s); dropped", exc)
 
     def _control(self) -> Any:
         if self._ctl is None:

@@ -261,6 +261,11 @@ class MySqlReader(SourceReader):
         try:
             unit = self.units.get(timeout=0.05)
         except queue.Empty:
+            if not self.binlog_fetcher.is_alive() and self.units.empty():
+                # it always hands over an error before it ends: this is a bug, never a
+                # reason to go on with a frozen offset
+                raise TerminalError(f"the binlog thread ended without an error at "
+                                    f"{split.binlog_offset}: no change would be read any more") from None
             return InputStatus.NOTHING_AVAILABLE
         if isinstance(unit, BaseException):
             raise unit if isinstance(unit, HubError) else TerminalError(f"binlog failed: {unit!r}") from unit
