@@ -38,6 +38,7 @@ from sources.mysql.dialect import check_binlog_settings, detect
 from sources.mysql.offset import BinlogOffset
 from sources.mysql.protocol import connect
 from sources.mysql.snapshot import TableGone, next_chunk_start
+from sources.mysql.startup import offset_at_timestamp
 from sources.mysql.split import BinlogSplit, SnapshotSplit, decode_key, encode_key
 
 log = logging.getLogger("hub.sources.mysql")
@@ -166,7 +167,10 @@ class MySqlEnumerator(SplitEnumerator):
         if mode == "specific-offset":
             return BinlogOffset(cfg.startup_specific_offset_file, cfg.startup_specific_offset_pos,
                                 cfg.startup_specific_offset_gtid_set)
-        if mode in ("earliest", "timestamp"):
+        if mode == "timestamp":
+            return offset_at_timestamp(cfg.connection_settings(), dialect, conn,
+                                       cfg.startup_timestamp_millis, cfg.server_ids(1)[0])
+        if mode == "earliest":
             with conn.cursor() as cur:
                 cur.execute("SHOW BINARY LOGS")
                 first = cur.fetchone()[0]
