@@ -23,13 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymysql
+
 from runtime.batch import ChangeBatch
 from runtime.errors import HubError, TerminalError
 from sources.mysql import ddl
 from sources.mysql.catalog import MySqlTable, TableFilter, describe
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.decoder import MISSING, layout_matches
-from sources.mysql.dialect import Dialect
+from sources.mysql.dialect import UNKNOWN_VARIABLE, Dialect
 from sources.mysql.events import RowsDecoder, complete
 from sources.mysql.offset import BinlogOffset, file_number, version_of
 from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, HEARTBEAT_V2,
@@ -37,11 +39,18 @@ from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, 
                                     TRANSACTION_PAYLOAD, XID, BinlogClient, StreamLost, connect,
                                     query_of, rotate_target, translate)
 from sources.mysql.split import BinlogSplit, ChunkFilter
+from sources.mysql import watchdog
 from sources.mysql.watchdog import StallWatchdog
 from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
 
 log = logging.getLogger("hub.sources.mysql")
 _END_STATEMENTS = ("COMMIT", "ROLLBACK", "XA COMMIT", "XA END")
+
+
+def _tx_events(dialect: Dialect) -> frozenset[int]:
+    """Events a transaction (or DDL) starts with: the first one a connection delivers is where
+    the server resumed the stream (header events, heartbeats and skipped GTIDs don't count)."""
+    return frozenset((dialect.gtid_event_type, QUERY, TABLE_MAP, XID))
 
 
 def silence_timeout(heartbeat_s: float) -> float:
@@ -59,6 +68,7 @@ class Unit:
     lag_s: float = 0.0
     ddl: dict = field(default_factory=dict)   # unresolved DDL after the items (split.ddl)
     fold_done: bool = False           # the re-read for newly added tables reached its end
+    version_shift: int = 0            # split.version_shift for the items
 
 
 @dataclass
@@ -87,6 +97,8 @@ class BinlogFetcher(threading.Thread):
         self.config, self.settings, self.dialect = config, settings, dialect
         self.server_id = server_id
         self.offset = split.binlog_offset    # of the last unit handed over
+        self.shift = split.version_shift
+        self._tx_events = _tx_events(dialect)
         self.tables = {t: MySqlTable.from_dict(d) for t, d in split.tables.items()}
         self.pending_ddl: dict[str, list] = copy.deepcopy(split.ddl)
         self.adding = set(split.adding)
@@ -107,9 +119,11 @@ class BinlogFetcher(threading.Thread):
         #: what the thread does now, for the stall watchdog's line
         self.state = "starting"
         self.reported = False                  # an error went to the reader
+        self.aborted: BaseException | None = None
         self.silence_s = silence_timeout(config.heartbeat_interval)
         self.last_end: tuple[str, int] | None = None
-        self.watchdog = StallWatchdog(self, max(10 * config.heartbeat_interval, 10.0))
+        self.watchdog = StallWatchdog(self, max(10 * config.heartbeat_interval,
+                                                watchdog.MIN_PERIOD_S))
         self._warned_minimal = False
 
     # -- the thread ---------------------------------------------------------------------------
@@ -147,7 +161,7 @@ class BinlogFetcher(threading.Thread):
             except BaseException as exc:  # noqa: BLE001 - retried, or handed to the reader
                 if self.stopped.is_set():
                     return
-                err = translate(exc, self.settings)
+                err = self.aborted or translate(exc, self.settings)
                 if not isinstance(err, HubError) or not err.transient:
                     self._fail(err)
                     return
@@ -174,7 +188,11 @@ class BinlogFetcher(threading.Thread):
             try:
                 cur.execute("SELECT @@global.binlog_row_metadata")
                 self.full_metadata = str(cur.fetchone()[0] or "").upper() == "FULL"
-            except Exception:  # noqa: BLE001 - servers before MySQL 8.0.1 / MariaDB 10.5
+            except pymysql.err.MySQLError as exc:
+                if exc.args[0] != UNKNOWN_VARIABLE:
+                    raise
+                # servers before MySQL 8.0.1 / MariaDB 10.5 (the enumerator warned already)
+                log.debug("binlog: no binlog_row_metadata on the server (%s): MINIMAL", exc)
                 self.full_metadata = False
 
     def _fail(self, exc: BaseException) -> None:
@@ -197,6 +215,12 @@ class BinlogFetcher(threading.Thread):
                 return
             except queue.Full:
                 continue
+
+    def abort(self, err: BaseException) -> None:
+        """End the stream with ``err`` (from another thread: the watchdog)."""
+        self.aborted = err
+        if self._client is not None:
+            self._client.close()   # wakes the read; the loop hands ``err`` over
 
     def stop(self) -> None:
         """Stop the thread; closing the dump connection wakes a read that waits for data."""
@@ -329,6 +353,7 @@ class BinlogFetcher(threading.Thread):
         resolve = self._resolve
         maps = self.decoder.maps
         file_no = file_number(file)
+        check_start = True   # until the first transaction delivered: does it start lower?
         for ev in client.events():
             if self.stopped.is_set():
                 return
@@ -358,6 +383,9 @@ class BinlogFetcher(threading.Thread):
                 continue
             if ev.log_pos:
                 self.last_end = (file, ev.log_pos)
+                if check_start and et in self._tx_events:
+                    check_start = False
+                    self._check_lower(start, file, ev.log_pos - ev.size)
             if et == TABLE_MAP:
                 self._map_event = ev
                 self.decoder.table_map(ev.body, resolve)
@@ -380,7 +408,10 @@ class BinlogFetcher(threading.Thread):
                 in_tx = not standalone and self.dialect.name == "mariadb"
                 continue
             elif et == ROTATE:
-                file, _ = rotate_target(ev.body)
+                new_file, new_pos = rotate_target(ev.body)
+                if ev.log_pos and file_number(new_file) < file_no:
+                    self._check_lower(BinlogOffset(file, ev.log_pos), new_file, new_pos)
+                file = new_file
                 file_no = file_number(file)
                 continue
             elif et in (HEARTBEAT, HEARTBEAT_V2):
@@ -428,6 +459,18 @@ class BinlogFetcher(threading.Thread):
                 self._cut(boundary)
                 pending_rows, last_cut = 0, now
 
+    def _check_lower(self, before: BinlogOffset, file: str, pos: int) -> None:
+        """The stream goes on at ``file:pos`` after ``before``: when that is lower (a failover
+        by GTID to a server with a shorter binlog), shift versions so that they keep rising
+        past every version emitted so far (all below ``before``'s)."""
+        here = BinlogOffset(file, pos)
+        if not here.is_before(before):
+            return
+        self.shift += before.version - here.version + 1
+        log.warning("binlog: the stream goes on at %s, below %s where it was (another server "
+                    "after a failover?): versions of changes are shifted by %d so that they keep "
+                    "rising", here, before, self.shift)
+
     def _end_fold(self) -> None:
         """Back where the stream was when the newly added tables were folded in: from here on
         every captured table is read."""
@@ -444,7 +487,7 @@ class BinlogFetcher(threading.Thread):
             if acc is not None:
                 self._flush_table(table.table_id)
             acc = self.accs[table.table_id] = _Acc(table)
-        base = version_of(file, event_pos)
+        base = version_of(file, event_pos) + self.shift
         position = (int(file.rpartition(".")[2] or 0), event_pos)
         filt = self.filter if self.filter.active else None
         if full and filt is None and not skip and op != "u":
@@ -532,7 +575,7 @@ class BinlogFetcher(threading.Thread):
             else:
                 self.tables[t] = v
         unit = Unit(self.items, offset, tables, self.lag_s, copy.deepcopy(self.pending_ddl),
-                    self.fold_done)
+                    self.fold_done, self.shift)
         self.items, self.pending_tables = [], {}
         if self.filter.active and self.filter.passed(offset):
             self.filter = ChunkFilter([])

@@ -69,6 +69,9 @@ class MySqlEnumerator(SplitEnumerator):
         self.adding: dict[str, dict | None] = state.get("adding", {})
         self.fold: dict | None = state.get("fold")
         self.owner: int | None = None          # the subtask holding the binlog split
+        #: the binlog split's version shift (its owner reports it at every start): chunks of
+        #: newly added tables get versions consistent with the binlog's
+        self.version_shift = 0
         self.waiting: set[int] = set()
         self.ready_at: int | None = None
         self.accept = TableFilter(config.tables, config.tables_exclude)
@@ -247,7 +250,8 @@ class MySqlEnumerator(SplitEnumerator):
                 del self.splitting[t]
                 continue
             split = SnapshotSplit(f"{t}#{s['index']}", table=desc, index=s["index"],
-                                  start=s["next"], end=encode_key(nxt))
+                                  start=s["next"], end=encode_key(nxt),
+                                  version_shift=self.version_shift)
             if nxt is None:
                 del self.splitting[t]
             else:
@@ -264,6 +268,7 @@ class MySqlEnumerator(SplitEnumerator):
 
     def handle_reader_event(self, subtask: int, event: dict[str, Any]) -> None:
         if "binlog" in event:
+            self.version_shift = event["binlog"].get("version_shift", 0)
             self._owner_report(subtask, event["binlog"]["adding"])
         elif "folded" in event:
             for t in event["folded"]:
@@ -292,7 +297,7 @@ class MySqlEnumerator(SplitEnumerator):
                 t = split.table_id
                 self.pending.append(SnapshotSplit(
                     f"{t}#{split.index + 1}", table=split.table, index=split.index + 1,
-                    start=split.next_start, end=None).to_dict())
+                    start=split.next_start, end=None, version_shift=split.version_shift).to_dict())
         self.context.set_gauge("snapshot_chunks_done", len(self.finished))
         self.context.set_gauge("snapshot_chunks_started", len(self.assigned))
         if self._snapshot_open():

@@ -119,8 +119,9 @@ class _ChunkFetcher(threading.Thread):
         split.finished, split.high = True, high.to_dict()
         n = rb.num_rows if rows is None else len(rows)
         split.rows = n
-        # versions: below any later binlog change of these keys (those are at >= HIGH)
-        versions = np.full(n, high.version - 1, dtype=np.int64)
+        # versions: below any later binlog change of these keys (those are at >= HIGH, with
+        # the binlog's version shift when the chunk was made, or a larger one)
+        versions = np.full(n, high.version - 1 + split.version_shift, dtype=np.int64)
         if rows is None:
             batch = ChangeBatch(table.schema, "r" * n, arrow=rb, ts_ms=now_ms(), versions=versions)
         else:
@@ -303,7 +304,8 @@ class MySqlReader(SourceReader):
                         "snapshot); rows they had before it are not read "
                         "(snapshot-newly-added-tables = true would snapshot them)", ", ".join(new))
         if newly:
-            self.context.send_event_to_enumerator({"binlog": {"adding": list(split.adding)}})
+            self.context.send_event_to_enumerator({"binlog": {
+                "adding": list(split.adding), "version_shift": split.version_shift}})
 
     def _fold(self, split: BinlogSplit, fold: dict) -> None:
         """Fold newly snapshotted tables into the binlog split.  Their changes from their
@@ -341,6 +343,7 @@ class MySqlReader(SourceReader):
             else:
                 split.tables[t] = d
         split.offset = unit.offset.to_dict()
+        split.version_shift = unit.version_shift
         split.ddl = unit.ddl
         if unit.fold_done:
             split.fold = None

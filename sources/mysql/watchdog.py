@@ -15,10 +15,13 @@ import logging
 import threading
 from typing import Any
 
+from runtime.errors import TerminalError
 from sources.mysql.offset import BinlogOffset
 from sources.mysql.protocol import connect, where
 
 log = logging.getLogger("hub.sources.mysql")
+#: the shortest period between two looks (10 heartbeat periods otherwise)
+MIN_PERIOD_S = 10.0
 
 
 class StallWatchdog(threading.Thread):
@@ -55,6 +58,15 @@ class StallWatchdog(threading.Thread):
         finally:
             conn.close()
         last = BinlogOffset(*f.last_end) if f.last_end else f.offset
+        if end.is_before(last):
+            # MariaDB's dump thread waits at its old position for good after a RESET MASTER
+            f.abort(TerminalError(
+                f"binlog: {where(f.settings)}'s binlog ends at {end}, before the position "
+                f"{last} the stream read up to: the binlog was reset (RESET MASTER) or this is "
+                "another server; changes in between may be lost and versions from positions "
+                "would go backwards. Remedy: empty (TRUNCATE) or drop the target tables and run "
+                "`hub run --fresh` for a new snapshot"))
+            return
         if last.is_before(end):
             self.warnings += 1
             log.warning("binlog: nothing read from %s for %gs while its binlog moved on: the "

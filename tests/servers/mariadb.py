@@ -45,7 +45,8 @@ class ThrowawayMariaDB:
     does: replication clients get the server's end-of-stream packet) and ``restart`` starts it
     again on the same port and data folder, for tests of a source restart."""
 
-    def __init__(self) -> None:
+    def __init__(self, server_id: int = 1, extra_args: tuple[str, ...] = ()) -> None:
+        self.server_id, self.extra_args = server_id, tuple(extra_args)
         self.dir = tempfile.mkdtemp(prefix="hub-mariadb-")
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -74,11 +75,12 @@ class ThrowawayMariaDB:
             mariadbd, "--no-defaults", f"--datadir={self.data}", "--user=root",
             f"--port={self.port}", "--bind-address=127.0.0.1",
             f"--socket={self.dir}/mysql.sock", f"--pid-file={self.dir}/mysql.pid",
-            f"--log-error={self.log}", "--server-id=1", "--log-bin=mysql-bin", "--binlog-format=ROW",
+            f"--log-error={self.log}", f"--server-id={self.server_id}", "--log-bin=mysql-bin", "--binlog-format=ROW",
             "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--gtid-strict-mode=ON", "--innodb-buffer-pool-size=128M",
             "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--skip-name-resolve",
             "--max-connections=200", "--character-set-server=utf8mb4",
             "--collation-server=utf8mb4_general_ci", "--default-time-zone=+00:00",
+            *self.extra_args,
         ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         import pymysql
 
