@@ -36,7 +36,7 @@ from sources.mysql.catalog import MySqlTable, TableFilter, describe, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import check_binlog_settings, detect
 from sources.mysql.offset import BinlogOffset
-from sources.mysql.protocol import connect
+from sources.mysql.protocol import connect, translated
 from sources.mysql.snapshot import TableGone, next_chunk_start
 from sources.mysql.startup import offset_at_timestamp
 from sources.mysql.split import BinlogSplit, SnapshotSplit, decode_key, encode_key
@@ -94,6 +94,7 @@ class MySqlEnumerator(SplitEnumerator):
         return (self.config.snapshot_newly_added_tables and self.config.startup_mode == "initial"
                 and self.binlog_assigned)
 
+    @translated
     def start(self) -> None:
         check_binlog_settings(self._conn())
         if self.restored:
@@ -204,6 +205,7 @@ class MySqlEnumerator(SplitEnumerator):
         return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
 
     # -- the protocol -------------------------------------------------------------------------
+    @translated
     def handle_split_request(self, subtask: int) -> None:
         split = self._next_chunk()
         if split is not None:
@@ -266,6 +268,7 @@ class MySqlEnumerator(SplitEnumerator):
             elif s.split_id not in self.finished:
                 self.pending.append(s.to_dict())
 
+    @translated
     def handle_reader_event(self, subtask: int, event: dict[str, Any]) -> None:
         if "binlog" in event:
             self.version_shift = event["binlog"].get("version_shift", 0)
@@ -409,6 +412,7 @@ class MySqlEnumerator(SplitEnumerator):
             "binlog_assigned": self.binlog_assigned, "done": self.done,
             "adding": self.adding, "fold": self.fold, "start": self.start_offset})
 
+    @translated
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         if self.ready_at is not None and self.ready_at >= 0 and checkpoint_id >= self.ready_at:
             self.ready_at = None

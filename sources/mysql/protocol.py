@@ -10,11 +10,12 @@ event nor heartbeat for several heartbeat periods) is a lost stream, a :class:`S
 :func:`translate` is the one place PyMySQL's errors become transient or terminal."""
 from __future__ import annotations
 
+import functools
 import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from runtime.errors import HubError, TerminalError, TransientError
 from sources.mysql.dialect import Dialect
@@ -39,6 +40,7 @@ ACCESS_DENIED = (1044, 1045, 1227, 1698)
 #: lock wait timeout, deadlock (and every client-side code >= 2000: can't connect, gone away)
 TRANSIENT_SERVER_ERRORS = (1040, 1053, 1152, 1184, 1205, 1213, 1927)
 log = logging.getLogger("hub.sources.mysql")
+T = TypeVar("T")
 
 
 class BinlogPurgedError(TerminalError):
@@ -74,6 +76,23 @@ def translate(exc: BaseException, settings: dict[str, Any], what: str = "MySQL")
             return TransientError(f"{what} at {at}: {text} (error {code})")
         return TerminalError(f"{what} at {at} answered error {code}: {text}")
     return exc
+
+
+def translated(method: Callable[..., T]) -> Callable[..., T]:
+    """For methods of the source's parts (which hold the source's ``config``): PyMySQL and
+    socket errors leave them as the hub errors :func:`translate` makes of them, so that a lost
+    connection is retried by the runtime instead of ending the pipeline as an internal error."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+        import pymysql
+
+        try:
+            return method(self, *args, **kwargs)
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise translate(exc, self.config.connection_settings()) from exc
+
+    return wrapper
 
 
 @dataclass(slots=True)

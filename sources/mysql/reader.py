@@ -24,7 +24,7 @@ from sources.mysql.catalog import TableFilter, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import Dialect, detect
 from sources.mysql.offset import BinlogOffset
-from sources.mysql.protocol import connect
+from sources.mysql.protocol import connect, translate, translated
 from sources.mysql.snapshot import TableGone, backfill, merge, now_ms, select_chunk
 from sources.mysql.split import BinlogSplit, ChunkFilter, MySqlSplit, SnapshotSplit, decode_key, encode_key
 
@@ -59,7 +59,8 @@ class _ChunkFetcher(threading.Thread):
                     except queue.Full:
                         continue
         except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-            self.out.put(exc)
+            # a lost connection is transient: the runtime restarts from the checkpoint
+            self.out.put(translate(exc, self.config.connection_settings()))
 
     def _connect(self) -> Any:
         if self.conn is None:
@@ -242,6 +243,7 @@ class MySqlReader(SourceReader):
             self._request()  # keep the next chunk in flight while this one goes downstream
         return InputStatus.MORE_AVAILABLE
 
+    @translated
     def _poll_binlog(self, output: ReaderOutput) -> InputStatus:
         split = self.binlog
         assert split is not None

@@ -142,3 +142,66 @@ def test_mariadb_shutdown_and_restart_mid_stream(tmp_path, own_server):
     assert p.returncode == 0, err
     assert "closed the stream (server shutdown?); reconnecting in" in err, err
     assert os.path.isdir(tmp_path / "lake")
+
+
+SNAPSHOT_PIPELINE = """
+[pipeline]
+name = "mysql-restart-snapshot"
+parallelism = 2
+[checkpoint]
+interval = "200ms"
+dir = "{dir}/state"
+[restart]
+delay = "500ms"
+max-delay = "2s"
+[source]
+{connection}
+tables = ["shop\\\\..*"]
+chunk-size = 100
+heartbeat-interval = "200ms"
+[sink]
+type = "files"
+path = "{dir}/lake"
+format = "parquet"
+"""
+
+
+def test_mariadb_restart_mid_snapshot_is_retried(tmp_path, own_server):
+    """A snapshot connection lost to a server restart is transient: the runtime's [restart]
+    resumes from the last checkpoint, and the lake ends with every row once (it used to end
+    the pipeline: the driver's error escaped untranslated)."""
+    owner, server = own_server
+    conn = server.connect()
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE shop")
+        cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, s VARCHAR(40))")
+        for start in range(0, 30_000, 5_000):
+            cur.executemany("INSERT INTO shop.t VALUES (%s, %s)",
+                            [(i, f"row {i}") for i in range(start, start + 5_000)])
+    conn.close()
+    path = tmp_path / "pipeline.toml"
+    path.write_text(SNAPSHOT_PIPELINE.format(dir=tmp_path, connection=server.source_toml()))
+    p = hub("run", str(path), "--no-progress")
+    try:
+        deadline = time.monotonic() + 60
+        while sum(lake_ids(tmp_path).values()) < 500:
+            assert time.monotonic() < deadline and p.poll() is None, "no snapshot in the lake"
+            time.sleep(0.05)
+        assert sum(lake_ids(tmp_path).values()) < 30_000, "the snapshot was over already"
+        owner.shutdown("sigterm")
+        time.sleep(1.0)
+        owner.restart()
+        want = source_ids(server)
+        deadline = time.monotonic() + 90
+        while set(lake_ids(tmp_path)) != want and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.3)
+        time.sleep(0.5)
+        got = lake_ids(tmp_path)
+        assert set(got) == want, f"missing {len(want - set(got))} rows"
+        assert max(got.values()) == 1, [k for k, n in got.items() if n > 1][:10]
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "restarting from the latest checkpoint" in err, err
