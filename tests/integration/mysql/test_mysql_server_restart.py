@@ -139,6 +139,7 @@ def test_mariadb_shutdown_and_restart_mid_stream(tmp_path, own_server):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
+        print(err)   # shown when the test fails
     assert p.returncode == 0, err
     assert "closed the stream (server shutdown?); reconnecting in" in err, err
     assert os.path.isdir(tmp_path / "lake")
@@ -203,5 +204,6 @@ def test_mariadb_restart_mid_snapshot_is_retried(tmp_path, own_server):
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
+        print(err)   # shown when the test fails
     assert p.returncode == 0, err
     assert "restarting from the latest checkpoint" in err, err

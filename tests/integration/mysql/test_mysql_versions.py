@@ -70,6 +70,31 @@ def wait(check, what: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def replicate(r, primary) -> None:
+    """Make the server of connection ``r`` a GTID replica of ``primary``."""
+    with r.cursor() as cur:
+        cur.execute("RESET MASTER")   # the replica's own setup statements out of its binlog
+        cur.execute("SET GLOBAL gtid_slave_pos = ''")
+        cur.execute(f"CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {primary.port}, "
+                    "MASTER_USER = 'root', MASTER_PASSWORD = 'hub', MASTER_USE_GTID = slave_pos")
+        cur.execute("START SLAVE")
+
+
+def promote(r) -> None:
+    with r.cursor() as cur:
+        cur.execute("STOP SLAVE")
+        cur.execute("RESET SLAVE ALL")
+
+
+def caught_up(p, r) -> bool:
+    with p.cursor() as cur:
+        cur.execute("SELECT @@global.gtid_binlog_pos")
+        want = cur.fetchone()[0]
+    with r.cursor() as cur:
+        cur.execute("SELECT @@global.gtid_slave_pos")
+        return cur.fetchone()[0] == want
+
+
 def test_failover_to_a_replica_with_a_shorter_binlog_keeps_versions_rising(servers, monkeypatch):
     primary = servers()
     replica = servers(server_id=2, extra_args=("--log-slave-updates",))
@@ -80,12 +105,7 @@ def test_failover_to_a_replica_with_a_shorter_binlog_keeps_versions_rising(serve
         cur.execute("CREATE DATABASE shop")
         cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, v INT NOT NULL)")
         cur.executemany("INSERT INTO shop.t VALUES (%s, 0)", [(i,) for i in range(10)])
-    with r.cursor() as cur:
-        cur.execute("RESET MASTER")   # the replica's own setup statements out of its binlog
-        cur.execute("SET GLOBAL gtid_slave_pos = ''")
-        cur.execute(f"CHANGE MASTER TO MASTER_HOST = '127.0.0.1', MASTER_PORT = {primary.port}, "
-                    "MASTER_USER = 'root', MASTER_PASSWORD = 'hub', MASTER_USE_GTID = slave_pos")
-        cur.execute("START SLAVE")
+    replicate(r, primary)
 
     def replica_has(n: int) -> bool:
         with r.cursor() as cur:
@@ -107,9 +127,8 @@ def test_failover_to_a_replica_with_a_shorter_binlog_keeps_versions_rising(serve
     with p.cursor() as cur:           # while the pipeline is down, then the primary fails
         cur.execute("UPDATE shop.t SET v = v + 1 WHERE id < 5")
     wait(lambda: replica_has(35), "replication of the last updates")
-    with r.cursor() as cur:           # promote the replica
-        cur.execute("STOP SLAVE")
-        cur.execute("RESET SLAVE ALL")
+    promote(r)
+    with r.cursor() as cur:
         cur.execute("UPDATE shop.t SET v = v + 1")
         cur.execute("SHOW MASTER STATUS")
         assert int(cur.fetchone()[0].rpartition(".")[2]) < 4, "the replica's binlog is not shorter"
@@ -155,3 +174,108 @@ def test_binlog_reset_under_a_running_stream_stops_with_the_positions(servers, m
         run.thread.join(30)
     assert isinstance(run.error, BinlogPurgedError), run.error
     assert "drop the target tables" in str(run.error)
+
+
+ES_PIPELINE = """
+[pipeline]
+name = "mysql-es-failover"
+parallelism = 1
+[checkpoint]
+interval = "200ms"
+dir = "{dir}/state"
+[source]
+{connection}
+tables = ["shop\\\\..*"]
+heartbeat-interval = "200ms"
+[sink]
+type = "elasticsearch"
+hosts = ["{url}"]
+index = "{prefix}-{{table}}"
+compatibility-mode = {compat}
+"""
+
+
+@pytest.mark.elasticsearch
+def test_failover_into_elasticsearch_ends_equal_to_the_new_primary(tmp_path, servers,
+                                                                   elasticsearch_server):
+    """End to end: MariaDB -> Elasticsearch (external versions from binlog positions), a
+    failover to a replica whose binlog is files behind, then updates of the same keys there:
+    the index ends equal to the new primary (versions that went backwards made Elasticsearch
+    refuse every later change with 409)."""
+    import signal
+    import uuid
+
+    from tests.killing import hub
+
+    primary = servers()
+    replica = servers(server_id=2, extra_args=("--log-slave-updates",))
+    p, r = primary.connect(), replica.connect()
+    with p.cursor() as cur:
+        for _ in range(3):
+            cur.execute("FLUSH BINARY LOGS")
+        cur.execute("CREATE DATABASE shop")
+        cur.execute("CREATE TABLE shop.items (id BIGINT PRIMARY KEY, v INT NOT NULL)")
+        cur.executemany("INSERT INTO shop.items VALUES (%s, 0)", [(i,) for i in range(20)])
+    replicate(r, primary)
+    prefix = f"myfo-{uuid.uuid4().hex[:8]}"
+    index = f"{prefix}-items"
+    compat = "true" if elasticsearch_server.options.get("compatibility-mode", True) else "false"
+    path = tmp_path / "pipeline.toml"
+
+    def run(server):
+        path.write_text(ES_PIPELINE.format(dir=tmp_path, connection=server.source_toml(),
+                                           url=elasticsearch_server.url, prefix=prefix,
+                                           compat=compat))
+        return hub("run", str(path), "--no-progress")
+
+    def rows(conn) -> dict:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id, v FROM shop.items")
+            return {str(i): {"id": i, "v": v} for i, v in cur.fetchall()}
+
+    def index_rows() -> dict:
+        es = elasticsearch_server.client()
+        try:
+            if not es.indices.exists(index=index):
+                return {}
+            es.indices.refresh(index=index)
+            return {h["_id"]: h["_source"] for h in es.search(index=index, size=1000)["hits"]["hits"]}
+        finally:
+            es.close()
+
+    def equal_to(conn, proc, timeout=60.0) -> None:
+        want = rows(conn)
+        deadline = time.monotonic() + timeout
+        while index_rows() != want and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.3)
+        assert index_rows() == want
+
+    def stop(proc) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+
+    proc = run(primary)
+    try:
+        equal_to(p, proc)
+        with p.cursor() as cur:
+            cur.execute("UPDATE shop.items SET v = v + 1")
+        equal_to(p, proc)
+    finally:
+        stop(proc)
+    with p.cursor() as cur:
+        cur.execute("UPDATE shop.items SET v = v + 10 WHERE id < 10")
+    wait(lambda: caught_up(p, r), "replication")
+    promote(r)
+    with r.cursor() as cur:
+        cur.execute("UPDATE shop.items SET v = v + 100")
+        cur.execute("DELETE FROM shop.items WHERE id = 19")
+    proc = run(replica)
+    try:
+        equal_to(r, proc)
+        with r.cursor() as cur:
+            cur.execute("UPDATE shop.items SET v = v + 1000 WHERE id >= 10")
+        equal_to(r, proc)
+    finally:
+        stop(proc)
