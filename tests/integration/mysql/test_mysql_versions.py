@@ -12,6 +12,7 @@ import time
 import pytest
 
 from runtime.errors import TerminalError
+from sources.mysql import watchdog
 from sources.mysql.protocol import BinlogPurgedError
 from tests.conformance import harness
 from tests.integration.mysql.helpers import Running, replay, source_config, table_rows
@@ -150,6 +151,7 @@ def test_binlog_reset_under_a_running_stream_stops_with_the_positions(servers, m
         cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY, v INT NOT NULL)")
         cur.executemany("INSERT INTO shop.t VALUES (%s, 0)", [(i,) for i in range(10)])
     seen = record_versions(monkeypatch)
+    monkeypatch.setattr(watchdog, "MIN_PERIOD_S", 0.5)   # 10 heartbeat periods: 2s
     config = source_config(server, "shop")
     run = Running(config, parallelism=1)
     with run:
