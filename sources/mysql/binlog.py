@@ -39,9 +39,9 @@ from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, 
                                     TRANSACTION_PAYLOAD, XID, BinlogClient, StreamLost, connect,
                                     query_of, rotate_target, translate)
 from sources.mysql.split import BinlogSplit, ChunkFilter
+from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
 from sources.mysql import watchdog
 from sources.mysql.watchdog import StallWatchdog
-from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
 
 log = logging.getLogger("hub.sources.mysql")
 _END_STATEMENTS = ("COMMIT", "ROLLBACK", "XA COMMIT", "XA END")
@@ -139,12 +139,7 @@ class BinlogFetcher(threading.Thread):
         a purged position) end it at once.  The thread never ends without handing the reader
         an error, unless it was stopped."""
         self.watchdog.start()
-        try:
-            self._check_server()
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-            self._fail(translate(exc, self.settings))
-            return
-        attempt = 0
+        attempt, checked = 0, False
         while not self.stopped.is_set():
             client = BinlogClient(self.settings, self.dialect, self.server_id,
                                   self.config.heartbeat_interval,
@@ -152,6 +147,9 @@ class BinlogFetcher(threading.Thread):
             self._client = client
             try:
                 self.state = "connecting"
+                if not checked:
+                    self._check_server()
+                    checked = True
                 client.open(self.offset)
                 self.state = "reading"
                 self._stream(client)

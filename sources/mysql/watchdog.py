@@ -52,7 +52,7 @@ class StallWatchdog(threading.Thread):
                             "position could not be read to compare (%s)", self.period_s, exc)
 
     def _check(self, f: Any) -> None:
-        conn = connect(f.settings)
+        conn = connect({**f.settings, "read_timeout": 10})   # a look, never a hang
         try:
             end = f.dialect.binlog_status(conn)
         finally:
