@@ -207,3 +207,34 @@ def test_mariadb_restart_mid_snapshot_is_retried(tmp_path, own_server):
         print(err)   # shown when the test fails
     assert p.returncode == 0, err
     assert "restarting from the latest checkpoint" in err, err
+
+
+def test_a_server_that_stays_away_ends_the_stream_after_connect_max_retries(own_server):
+    """With ``connect-max-retries = N`` the stream gives up after N reconnects in a row without
+    data, for good (terminal: no runtime restart loop nests around the stream's own), with one
+    line saying why; by default (0) it waits as long as the server is away."""
+    from runtime.errors import TerminalError
+    from tests.integration.mysql.helpers import Running, committed, source_config
+
+    owner, server = own_server
+    conn = server.connect()
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE shop")
+        cur.execute("CREATE TABLE shop.t (id INT PRIMARY KEY)")
+    config = source_config(server, "shop", **{"startup-mode": "latest",
+                                              "connect-max-retries": 2})
+    run = Running(config, parallelism=1)
+    with run:
+        time.sleep(1.0)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO shop.t VALUES (1)")
+        run.wait_for(lambda ev: len(ev) == 1)
+        conn.close()
+        owner.shutdown("sql")
+        run.thread.join(30)
+        assert not run.thread.is_alive(), "the stream did not give up"
+    err = run.error
+    assert isinstance(err, TerminalError) and not err.transient, err
+    assert "closed the stream (server shutdown?)" in str(err) or "can't connect" in str(err), err
+    assert "gave up after 2 reconnects" in str(err) and "connect-max-retries" in str(err), err
+    assert len(committed(run.store)) == 1
