@@ -23,25 +23,42 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymysql
+
 from runtime.batch import ChangeBatch
-from runtime.errors import TerminalError, TransientError
+from runtime.errors import HubError, TerminalError
 from runtime.schema import table_id as make_table_id
 from sources.mysql import ddl
 from sources.mysql.catalog import MySqlTable, TableFilter, describe
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.decoder import MISSING, layout_matches
-from sources.mysql.dialect import Dialect
+from sources.mysql.dialect import UNKNOWN_VARIABLE, Dialect
 from sources.mysql.events import RowsDecoder, complete
 from sources.mysql.offset import BinlogOffset, file_number, version_of
 from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, HEARTBEAT_V2,
                                     PARTIAL_UPDATE_ROWS, QUERY, ROTATE, ROW_EVENTS, TABLE_MAP,
-                                    TRANSACTION_PAYLOAD, XID, BinlogClient, connect, query_of,
-                                    rotate_target)
+                                    TRANSACTION_PAYLOAD, XID, BinlogClient, StreamLost, connect,
+                                    query_of, rotate_target, translate)
 from sources.mysql.split import BinlogSplit, ChunkFilter
 from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
+from sources.mysql import watchdog
+from sources.mysql.watchdog import StallWatchdog
 
 log = logging.getLogger("hub.sources.mysql")
 _END_STATEMENTS = ("COMMIT", "ROLLBACK", "XA COMMIT", "XA END")
+
+
+def _tx_events(dialect: Dialect) -> frozenset[int]:
+    """Events a transaction (or DDL) starts with: the first one a connection delivers is where
+    the server resumed the stream (header events, heartbeats and skipped GTIDs don't count)."""
+    return frozenset((dialect.gtid_event_type, QUERY, TABLE_MAP, XID))
+
+
+def silence_timeout(heartbeat_s: float) -> float:
+    """How long a binlog connection may stay silent, the server sending heartbeats every
+    ``heartbeat_s`` when it has nothing else, before it is taken as lost: a few periods (a
+    loaded server sends them late), at least 5 s."""
+    return max(5 * heartbeat_s, 5.0)
 
 
 @dataclass
@@ -52,6 +69,7 @@ class Unit:
     lag_s: float = 0.0
     ddl: dict = field(default_factory=dict)   # unresolved DDL after the items (split.ddl)
     fold_done: bool = False           # the re-read for newly added tables reached its end
+    version_shift: int = 0            # split.version_shift for the items
 
 
 @dataclass
@@ -80,6 +98,8 @@ class BinlogFetcher(threading.Thread):
         self.config, self.settings, self.dialect = config, settings, dialect
         self.server_id = server_id
         self.offset = split.binlog_offset    # of the last unit handed over
+        self.shift = split.version_shift
+        self._tx_events = _tx_events(dialect)
         self.tables = {t: MySqlTable.from_dict(d) for t, d in split.tables.items()}
         self.pending_ddl: dict[str, list] = copy.deepcopy(split.ddl)
         self.adding = set(split.adding)
@@ -97,41 +117,67 @@ class BinlogFetcher(threading.Thread):
         self.handed = False                  # a unit went out since the last connection failure
         self._ctl: Any = None
         self._client: BinlogClient | None = None
+        #: what the thread does now, for the stall watchdog's line
+        self.state = "starting"
+        self.reported = False                  # an error went to the reader
+        self.aborted: BaseException | None = None
+        self.silence_s = silence_timeout(config.heartbeat_interval)
+        self.last_end: tuple[str, int] | None = None
+        self.watchdog = StallWatchdog(self, max(10 * config.heartbeat_interval,
+                                                watchdog.MIN_PERIOD_S))
         self._warned_minimal = False
 
     # -- the thread ---------------------------------------------------------------------------
     def run(self) -> None:
-        failures = 0
-        try:
-            self._check_server()
-        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-            self._fail(exc)
-            return
+        """Stream until stopped.  A lost stream (the server shut down, the connection broke or
+        went silent) is resumed here, from the offset of the last unit handed over: the
+        reader's state is exactly that offset, so nothing is read twice or skipped, and
+        nothing else in the pipeline has to start over.  This is the stream's one retry
+        policy: it waits with a backoff (0.5 s doubling up to 30 s) and says so at every
+        attempt; it gives up only after ``connect-max-retries`` attempts in a row without data
+        (0: never), and then for good (a terminal error: escalating to the runtime's restart
+        would only nest another retry loop around this one).  Terminal errors (access denied,
+        a purged position) end it at once.  The thread never ends without handing the reader
+        an error, unless it was stopped."""
+        self.watchdog.start()
+        attempt, checked = 0, False
         while not self.stopped.is_set():
             client = BinlogClient(self.settings, self.dialect, self.server_id,
                                   self.config.heartbeat_interval,
-                                  max(3 * self.config.heartbeat_interval, 30.0))
+                                  self.silence_s)
             self._client = client
             try:
+                self.state = "connecting"
+                if not checked:
+                    self._check_server()
+                    checked = True
                 client.open(self.offset)
+                self.state = "reading"
                 self._stream(client)
-                return
-            except TransientError as exc:
                 if self.stopped.is_set():
                     return
-                # the backoff starts over once the stream made progress again
-                failures = 1 if self.handed else failures + 1
-                self.handed = False
-                if failures > self.config.connect_max_retries:
-                    self._fail(exc)
+                raise StreamLost(f"{client.server}: the binlog stream ended")
+            except BaseException as exc:  # noqa: BLE001 - retried, or handed to the reader
+                if self.stopped.is_set():
                     return
-                wait = min(0.5 * 2 ** (failures - 1), 30.0)
-                log.warning("binlog: %s; reconnecting in %.1fs from %s (the last position "
-                            "handed over)", exc, wait, self.offset)
+                err = self.aborted or translate(exc, self.settings)
+                if not isinstance(err, HubError) or not err.transient:
+                    self._fail(err)
+                    return
+                # the count starts over once the stream handed over data again
+                attempt = 1 if self.handed else attempt + 1
+                self.handed = False
+                limit = self.config.connect_max_retries
+                if limit and attempt > limit:
+                    self._fail(TerminalError(f"binlog: {err}; gave up after {limit} reconnects in "
+                                             "a row without data (connect-max-retries)"))
+                    return
+                wait = min(0.5 * 2 ** (attempt - 1), 30.0)
+                self.state = f"waiting to reconnect (attempt {attempt})"
+                log.warning("binlog: %s; reconnecting in %gs (attempt %d) from %s, the last "
+                            "position handed over", err, wait, attempt, self.offset)
+                self._drop_control()   # on the same server: broken too
                 self.stopped.wait(wait)
-            except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-                self._fail(exc)
-                return
             finally:
                 client.close()
 
@@ -141,14 +187,27 @@ class BinlogFetcher(threading.Thread):
             try:
                 cur.execute("SELECT @@global.binlog_row_metadata")
                 self.full_metadata = str(cur.fetchone()[0] or "").upper() == "FULL"
-            except Exception:  # noqa: BLE001 - servers before MySQL 8.0.1 / MariaDB 10.5
+            except pymysql.err.MySQLError as exc:
+                if exc.args[0] != UNKNOWN_VARIABLE:
+                    raise
+                # servers before MySQL 8.0.1 / MariaDB 10.5 (the enumerator warned already)
+                log.debug("binlog: no binlog_row_metadata on the server (%s): MINIMAL", exc)
                 self.full_metadata = False
 
     def _fail(self, exc: BaseException) -> None:
         if not self.stopped.is_set():
+            self.reported = True
+            self.state = f"ended by an error ({exc})"
             self._put(exc)
 
     def _put(self, item: Any) -> None:
+        state, self.state = self.state, "handing over (the pipeline downstream is slow)"
+        try:
+            self._put_waiting(item)
+        finally:
+            self.state = state
+
+    def _put_waiting(self, item: Any) -> None:
         while not self.stopped.is_set():
             try:
                 self.out.put(item, timeout=0.2)
@@ -156,15 +215,28 @@ class BinlogFetcher(threading.Thread):
             except queue.Full:
                 continue
 
+    def abort(self, err: BaseException) -> None:
+        """End the stream with ``err`` (from another thread: the watchdog)."""
+        self.aborted = err
+        if self._client is not None:
+            self._client.close()   # wakes the read; the loop hands ``err`` over
+
     def stop(self) -> None:
         """Stop the thread; closing the dump connection wakes a read that waits for data."""
         self.stopped.set()
-        for closeable in (self._client, self._ctl):
-            if closeable is not None:
-                try:
-                    closeable.close()
-                except Exception:  # noqa: BLE001 - closing a connection that may be broken
-                    pass
+        self.watchdog.stop()
+        if self._client is not None:
+            self._client.close()
+        self._drop_control()
+
+    def _drop_control(self) -> None:
+        ctl, self._ctl = self._ctl, None
+        if ctl is not None:
+            try:
+                ctl.close()
+            except Exception as exc:  # noqa: BLE001 - closing a connection that may be broken
+                # nothing is lost: it only read the catalog, a new one is opened when needed
+                log.debug("binlog: closing the control connection failed (%s); dropped", exc)
 
     def _control(self) -> Any:
         if self._ctl is None:
@@ -280,6 +352,7 @@ class BinlogFetcher(threading.Thread):
         resolve = self._resolve
         maps = self.decoder.maps
         file_no = file_number(file)
+        check_start = True   # until the first transaction delivered: does it start lower?
         for ev in client.events():
             if self.stopped.is_set():
                 return
@@ -309,6 +382,9 @@ class BinlogFetcher(threading.Thread):
                 continue
             if ev.log_pos:
                 self.last_end = (file, ev.log_pos)
+                if check_start and et in self._tx_events:
+                    check_start = False
+                    self._check_lower(start, file, ev.log_pos - ev.size)
             if et == TABLE_MAP:
                 self._map_event = ev
                 self.decoder.table_map(ev.body, resolve)
@@ -331,7 +407,10 @@ class BinlogFetcher(threading.Thread):
                 in_tx = not standalone and self.dialect.name == "mariadb"
                 continue
             elif et == ROTATE:
-                file, _ = rotate_target(ev.body)
+                new_file, new_pos = rotate_target(ev.body)
+                if ev.log_pos and file_number(new_file) < file_no:
+                    self._check_lower(BinlogOffset(file, ev.log_pos), new_file, new_pos)
+                file = new_file
                 file_no = file_number(file)
                 continue
             elif et in (HEARTBEAT, HEARTBEAT_V2):
@@ -379,6 +458,18 @@ class BinlogFetcher(threading.Thread):
                 self._cut(boundary)
                 pending_rows, last_cut = 0, now
 
+    def _check_lower(self, before: BinlogOffset, file: str, pos: int) -> None:
+        """The stream goes on at ``file:pos`` after ``before``: when that is lower (a failover
+        by GTID to a server with a shorter binlog), shift versions so that they keep rising
+        past every version emitted so far (all below ``before``'s)."""
+        here = BinlogOffset(file, pos)
+        if not here.is_before(before):
+            return
+        self.shift += before.version - here.version + 1
+        log.warning("binlog: the stream goes on at %s, below %s where it was (another server "
+                    "after a failover?): versions of changes are shifted by %d so that they keep "
+                    "rising", here, before, self.shift)
+
     def _end_fold(self) -> None:
         """Back where the stream was when the newly added tables were folded in: from here on
         every captured table is read."""
@@ -395,7 +486,7 @@ class BinlogFetcher(threading.Thread):
             if acc is not None:
                 self._flush_table(table.table_id)
             acc = self.accs[table.table_id] = _Acc(table)
-        base = version_of(file, event_pos)
+        base = version_of(file, event_pos) + self.shift
         position = (int(file.rpartition(".")[2] or 0), event_pos)
         filt = self.filter if self.filter.active else None
         if full and filt is None and not skip and op != "u":
@@ -483,7 +574,7 @@ class BinlogFetcher(threading.Thread):
             else:
                 self.tables[t] = v
         unit = Unit(self.items, offset, tables, self.lag_s, copy.deepcopy(self.pending_ddl),
-                    self.fold_done)
+                    self.fold_done, self.shift)
         self.items, self.pending_tables = [], {}
         if self.filter.active and self.filter.passed(offset):
             self.filter = ChunkFilter([])

@@ -6,15 +6,21 @@ schema history of the binlog split lives in the checkpoint as a dict of these.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+
+import pymysql
 
 from runtime.errors import ConfigError
 from runtime.schema import Column, TableSchema, split_table_id
 from runtime.schema import table_id as make_table_id
 from runtime.types import DataType
 from sources.mysql.types import NativeColumn
+
+log = logging.getLogger("hub.sources.mysql")
+_BAD_FIELD = 1054
 
 _SYSTEM_DBS = ("mysql", "information_schema", "performance_schema", "sys")
 
@@ -112,7 +118,11 @@ def _mariadb_json_columns(cur: Any, db: str, table: str) -> set[str]:
     try:
         cur.execute("SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
                     "WHERE CONSTRAINT_SCHEMA = %s AND TABLE_NAME = %s", (db, table))
-    except Exception:  # noqa: BLE001 - MySQL 8's CHECK_CONSTRAINTS has no TABLE_NAME column
+    except pymysql.err.MySQLError as exc:
+        if exc.args[0] != _BAD_FIELD:
+            raise
+        # MySQL 8's CHECK_CONSTRAINTS has no TABLE_NAME column, and no JSON alias either
+        log.debug("mysql: %s.%s: no MariaDB JSON columns to look for (%s)", db, table, exc)
         return set()
     return {m.group(1).replace("``", "`") for (clause,) in cur.fetchall()
             for m in _JSON_VALID.finditer(str(clause))}

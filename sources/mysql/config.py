@@ -50,8 +50,10 @@ class MySqlSourceConfig(ConnectorConfig):
     flush_interval: Duration = Field(0.1, gt=0, description=(
         "longest time binlog changes wait to fill a batch"))
     connect_timeout: Duration = Field(30.0, gt=0, description="connection timeout")
-    connect_max_retries: int = Field(3, ge=0, description=(
-        "reconnects (with backoff) of the binlog stream before the pipeline fails"))
+    connect_max_retries: int = Field(0, ge=0, description=(
+        "a lost binlog stream (server restart, broken or silent connection) is reconnected "
+        "with backoff (0.5s doubling up to 30s), each wait logged: after this many attempts in "
+        "a row without data the pipeline stops; 0 = never (a source outage is waited out)"))
     snapshot_newly_added_tables: bool = Field(False, description=(
         "on a restart from a checkpoint, snapshot the existing rows of tables that match "
         "`tables` now but were not captured before (a widened pattern, or tables created while "

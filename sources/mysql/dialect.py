@@ -8,10 +8,13 @@ import struct
 import time
 from typing import Any
 
+import pymysql
+
 from runtime.errors import TerminalError, TransientError
 from sources.mysql.offset import BinlogOffset, MariaDbGtidState, MySqlGtidSet
 
 COM_BINLOG_DUMP, COM_BINLOG_DUMP_GTID = 0x12, 0x1E
+UNKNOWN_VARIABLE = 1193
 log = logging.getLogger("hub.sources.mysql")
 _FENCE_WAIT_S = 30
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
@@ -207,8 +210,11 @@ def check_binlog_settings(conn: Any) -> bool:
         try:
             cur.execute("SELECT @@global.binlog_row_metadata")
             metadata = str(cur.fetchone()[0] or "").upper()
-        except Exception:  # noqa: BLE001 - before MySQL 8.0.1 / MariaDB 10.5
-            metadata = "MINIMAL"
+        except pymysql.err.MySQLError as exc:
+            if exc.args[0] != UNKNOWN_VARIABLE:
+                raise
+            log.debug("mysql: no binlog_row_metadata on the server (%s): MINIMAL", exc)
+            metadata = "MINIMAL"   # before MySQL 8.0.1 / MariaDB 10.5
     if fmt != "ROW":
         raise TerminalError(f"the server has binlog_format = {fmt}: the source reads row "
                             "images only; set binlog_format = ROW (and binlog_row_image = FULL)")

@@ -36,8 +36,9 @@ from sources.mysql.catalog import MySqlTable, TableFilter, describe, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import check_binlog_settings, detect
 from sources.mysql.offset import BinlogOffset
-from sources.mysql.protocol import connect
+from sources.mysql.protocol import connect, translated
 from sources.mysql.snapshot import TableGone, next_chunk_start
+from sources.mysql.startup import offset_at_timestamp
 from sources.mysql.split import BinlogSplit, SnapshotSplit, decode_key, encode_key
 
 log = logging.getLogger("hub.sources.mysql")
@@ -68,6 +69,9 @@ class MySqlEnumerator(SplitEnumerator):
         self.adding: dict[str, dict | None] = state.get("adding", {})
         self.fold: dict | None = state.get("fold")
         self.owner: int | None = None          # the subtask holding the binlog split
+        #: the binlog split's version shift (its owner reports it at every start): chunks of
+        #: newly added tables get versions consistent with the binlog's
+        self.version_shift = 0
         self.waiting: set[int] = set()
         self.ready_at: int | None = None
         self.accept = TableFilter(config.tables, config.tables_exclude)
@@ -90,6 +94,7 @@ class MySqlEnumerator(SplitEnumerator):
         return (self.config.snapshot_newly_added_tables and self.config.startup_mode == "initial"
                 and self.binlog_assigned)
 
+    @translated
     def start(self) -> None:
         check_binlog_settings(self._conn())
         if self.restored:
@@ -166,7 +171,10 @@ class MySqlEnumerator(SplitEnumerator):
         if mode == "specific-offset":
             return BinlogOffset(cfg.startup_specific_offset_file, cfg.startup_specific_offset_pos,
                                 cfg.startup_specific_offset_gtid_set)
-        if mode in ("earliest", "timestamp"):
+        if mode == "timestamp":
+            return offset_at_timestamp(cfg.connection_settings(), dialect, conn,
+                                       cfg.startup_timestamp_millis, cfg.server_ids(1)[0])
+        if mode == "earliest":
             with conn.cursor() as cur:
                 cur.execute("SHOW BINARY LOGS")
                 first = cur.fetchone()[0]
@@ -197,6 +205,7 @@ class MySqlEnumerator(SplitEnumerator):
         return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
 
     # -- the protocol -------------------------------------------------------------------------
+    @translated
     def handle_split_request(self, subtask: int) -> None:
         split = self._next_chunk()
         if split is not None:
@@ -243,7 +252,8 @@ class MySqlEnumerator(SplitEnumerator):
                 del self.splitting[t]
                 continue
             split = SnapshotSplit(f"{t}#{s['index']}", table=desc, index=s["index"],
-                                  start=s["next"], end=encode_key(nxt))
+                                  start=s["next"], end=encode_key(nxt),
+                                  version_shift=self.version_shift)
             if nxt is None:
                 del self.splitting[t]
             else:
@@ -258,8 +268,10 @@ class MySqlEnumerator(SplitEnumerator):
             elif s.split_id not in self.finished:
                 self.pending.append(s.to_dict())
 
+    @translated
     def handle_reader_event(self, subtask: int, event: dict[str, Any]) -> None:
         if "binlog" in event:
+            self.version_shift = event["binlog"].get("version_shift", 0)
             self._owner_report(subtask, event["binlog"]["adding"])
         elif "folded" in event:
             for t in event["folded"]:
@@ -288,7 +300,7 @@ class MySqlEnumerator(SplitEnumerator):
                 t = split.table_id
                 self.pending.append(SnapshotSplit(
                     f"{t}#{split.index + 1}", table=split.table, index=split.index + 1,
-                    start=split.next_start, end=None).to_dict())
+                    start=split.next_start, end=None, version_shift=split.version_shift).to_dict())
         self.context.set_gauge("snapshot_chunks_done", len(self.finished))
         self.context.set_gauge("snapshot_chunks_started", len(self.assigned))
         if self._snapshot_open():
@@ -400,6 +412,7 @@ class MySqlEnumerator(SplitEnumerator):
             "binlog_assigned": self.binlog_assigned, "done": self.done,
             "adding": self.adding, "fold": self.fold, "start": self.start_offset})
 
+    @translated
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         if self.ready_at is not None and self.ready_at >= 0 and checkpoint_id >= self.ready_at:
             self.ready_at = None

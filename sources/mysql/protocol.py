@@ -1,15 +1,23 @@
 """A binlog client on the MySQL protocol (a PyMySQL connection does the handshake): requests
 a dump from an offset and yields raw events.  No decoding here beyond the event header, so the
 caller decides per event what is worth decoding.  Reconnecting is the caller's business: this
-client never resumes on its own (the position that counts is the one the hub tracked)."""
+client never resumes on its own (the position that counts is the one the hub tracked).
+
+Every dump this project asks for is a blocking one: the stream never ends on its own.  An end
+(the EOF packet a server sends its replicas when it shuts down cleanly, a closed socket, or no
+event nor heartbeat for several heartbeat periods) is a lost stream, a :class:`StreamLost`.
+
+:func:`translate` is the one place PyMySQL's errors become transient or terminal."""
 from __future__ import annotations
 
+import functools
+import logging
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from runtime.errors import TerminalError, TransientError
+from runtime.errors import HubError, TerminalError, TransientError
 from sources.mysql.dialect import Dialect
 from sources.mysql.offset import BinlogOffset
 
@@ -25,10 +33,66 @@ _HEADER = struct.Struct("<IBIIIH")
 
 #: MySQL errors meaning the requested binlog or GTID is gone from the server.
 PURGED_ERRORS = (1236,)
+#: access denied: bad password (1045), no right on a database (1044), a socket/plugin
+#: authentication refused (1698), missing privilege for the statement (1227)
+ACCESS_DENIED = (1044, 1045, 1227, 1698)
+#: worth a retry: too many connections, shutdown in progress, aborted or killed connection,
+#: lock wait timeout, deadlock (and every client-side code >= 2000: can't connect, gone away)
+TRANSIENT_SERVER_ERRORS = (1040, 1053, 1152, 1184, 1205, 1213, 1927)
+log = logging.getLogger("hub.sources.mysql")
+T = TypeVar("T")
 
 
 class BinlogPurgedError(TerminalError):
     """The position to resume from is no longer on the server."""
+
+
+class StreamLost(TransientError):
+    """The binlog stream ended: the server closed it (a shutdown), the connection broke, or it
+    stayed silent past several heartbeat periods."""
+
+
+def where(settings: dict[str, Any]) -> str:
+    return f"{settings.get('host')}:{settings.get('port')}"
+
+
+def translate(exc: BaseException, settings: dict[str, Any], what: str = "MySQL") -> BaseException:
+    """A PyMySQL (or socket) error as the hub error a user can act on: access denied is
+    terminal (retrying a wrong password only delays the one line that says so), a connection
+    problem transient, any other server error terminal.  Hub errors pass unchanged."""
+    import pymysql
+
+    if isinstance(exc, HubError):
+        return exc
+    at = where(settings)
+    if isinstance(exc, (pymysql.err.InterfaceError, OSError)):
+        return TransientError(f"{what} at {at}: connection lost ({exc})")
+    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
+        code, text = exc.args[0], exc.args[-1]
+        if code in ACCESS_DENIED:
+            return TerminalError(f"{what} at {at} refused user {settings.get('user')!r} (error "
+                                 f"{code}: {text}): check username, password and grants")
+        if code >= 2000 or code in TRANSIENT_SERVER_ERRORS:
+            return TransientError(f"{what} at {at}: {text} (error {code})")
+        return TerminalError(f"{what} at {at} answered error {code}: {text}")
+    return exc
+
+
+def translated(method: Callable[..., T]) -> Callable[..., T]:
+    """For methods of the source's parts (which hold the source's ``config``): PyMySQL and
+    socket errors leave them as the hub errors :func:`translate` makes of them, so that a lost
+    connection is retried by the runtime instead of ending the pipeline as an internal error."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> T:
+        import pymysql
+
+        try:
+            return method(self, *args, **kwargs)
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise translate(exc, self.config.connection_settings()) from exc
+
+    return wrapper
 
 
 @dataclass(slots=True)
@@ -47,13 +111,18 @@ def connect(settings: dict[str, Any]) -> Any:
 
     try:
         return pymysql.connect(autocommit=True, **settings)
-    except pymysql.err.OperationalError as exc:
-        raise TransientError(f"can't connect to MySQL at {settings.get('host')}:"
-                             f"{settings.get('port')}: {exc.args[-1]}") from None
+    except (pymysql.err.MySQLError, OSError) as exc:
+        err = translate(exc, settings)
+        if err.transient:
+            raise TransientError(f"can't connect to MySQL at {where(settings)}: "
+                                 f"{exc.args[-1] if exc.args else exc}") from None
+        raise err from None
 
 
 class BinlogClient:
-    """One binlog dump connection.  ``events()`` yields until the connection ends."""
+    """One binlog dump connection.  ``events()`` yields until the connection ends, which it
+    reports as an error: :class:`StreamLost` (transient), :class:`BinlogPurgedError`, or
+    another terminal error (never a silent end)."""
 
     def __init__(self, settings: dict[str, Any], dialect: Dialect, server_id: int,
                  heartbeat_s: float, read_timeout_s: float):
@@ -61,24 +130,33 @@ class BinlogClient:
         self.dialect = dialect
         self.server_id = server_id
         self.heartbeat_s = heartbeat_s
+        self.read_timeout_s = read_timeout_s
         self.conn: Any = None
+        self.offset: BinlogOffset | None = None
         self.checksum = False
+        self.server = f"{'MariaDB' if dialect.name == 'mariadb' else 'MySQL'} at {where(settings)}"
 
     def open(self, offset: BinlogOffset) -> None:
+        import pymysql
+
+        self.offset = offset
         self.conn = connect(self.settings)
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT @@global.binlog_checksum")
-            self.checksum = (cur.fetchone()[0] or "NONE").upper() != "NONE"
-            self.dialect.prepare_session(cur)
-            if self.heartbeat_s > 0:
-                period = int(self.heartbeat_s * 1e9)
-                cur.execute("SET @master_heartbeat_period = %s, @source_heartbeat_period = %s",
-                            (period, period))
-        self._register()
-        cmd = self.dialect.dump_command(self.conn, offset, self.server_id)
-        self.conn._next_seq_id = 0
-        self.conn._write_bytes(struct.pack("<I", len(cmd))[:3] + b"\x00" + cmd)
-        self.conn._next_seq_id = 1
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT @@global.binlog_checksum")
+                self.checksum = (cur.fetchone()[0] or "NONE").upper() != "NONE"
+                self.dialect.prepare_session(cur)
+                if self.heartbeat_s > 0:
+                    period = int(self.heartbeat_s * 1e9)
+                    cur.execute("SET @master_heartbeat_period = %s, @source_heartbeat_period = %s",
+                                (period, period))
+            self._register()
+            cmd = self.dialect.dump_command(self.conn, offset, self.server_id)
+            self.conn._next_seq_id = 0
+            self.conn._write_bytes(struct.pack("<I", len(cmd))[:3] + b"\x00" + cmd)
+            self.conn._next_seq_id = 1
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise translate(exc, self.settings, self.server.partition(" at ")[0]) from None
 
     def _register(self) -> None:
         # COM_REGISTER_SLAVE: makes the dump visible in SHOW SLAVE HOSTS with our server id
@@ -102,17 +180,24 @@ class BinlogClient:
             except pymysql.err.OperationalError as exc:
                 code = exc.args[0]
                 if code in PURGED_ERRORS:
-                    raise BinlogPurgedError(
-                        f"the binlog position to read from is gone from the server ({exc.args[-1]}): "
-                        "the binlog was purged before the hub read it. Remedy: keep binlogs longer "
-                        "(binlog_expire_logs_seconds / expire_logs_days) and restart the pipeline "
-                        "with --fresh to take a new snapshot") from None
-                raise TransientError(f"binlog connection lost: {exc.args[-1]}") from None
+                    raise BinlogPurgedError(purged_message(
+                        self.server, self.offset, str(exc.args[-1]))) from None
+                if "timed out" in str(exc.args[-1]) and self.heartbeat_s > 0:
+                    raise StreamLost(
+                        f"{self.server} sent no event nor heartbeat for "
+                        f"{self.read_timeout_s:g}s (heartbeat every {self.heartbeat_s:g}s): "
+                        "the connection is taken as lost") from None
+                err = translate(exc, self.settings, self.server.partition(" at ")[0])
+                if err.transient:
+                    raise StreamLost(f"{self.server}: binlog connection lost ({exc.args[-1]})") from None
+                raise err from None
             except (pymysql.err.InterfaceError, OSError) as exc:
-                raise TransientError(f"binlog connection lost: {exc}") from None
+                raise StreamLost(f"{self.server}: binlog connection lost ({exc})") from None
             data = packet.get_all_data()
             if data[:1] == b"\xfe" and len(data) < 9:
-                return  # EOF: non-blocking dump reached the end
+                # EOF: what a server sends its replicas when it shuts down cleanly (our dumps
+                # are blocking ones, they have no end of their own)
+                raise StreamLost(f"{self.server} closed the stream (server shutdown?)")
             ts, etype, sid, size, log_pos, flags = unpack(data, 1)
             body = data[20:len(data) - trim] if trim and etype != FORMAT_DESCRIPTION else data[20:]
             if etype == FORMAT_DESCRIPTION and trim:
@@ -123,9 +208,23 @@ class BinlogClient:
         if self.conn is not None:
             try:
                 self.conn.close()
-            except Exception:  # noqa: BLE001 - the socket may already be gone
-                pass
+            except Exception as exc:  # noqa: BLE001 - the socket may already be gone
+                # nothing is lost: the stream's position is the caller's, not this socket's
+                log.debug("binlog: closing the dump connection to %s failed (%s); dropped",
+                          self.server, exc)
             self.conn = None
+
+
+def purged_message(server: str, offset: BinlogOffset | None, detail: str) -> str:
+    """The one line for a position the server no longer has, with the complete remedy: a new
+    snapshot rewrites every row that exists now, but can't know the rows deleted since the
+    position, so they must go from the target first."""
+    return (f"the binlog position {offset} to read from is gone from {server} ({detail}): the binlog "
+            "was purged (or reset with RESET MASTER, or this is another server) before the hub "
+            "read it, so changes in between are lost to it. Remedy: keep binlogs longer "
+            "(binlog_expire_logs_seconds / expire_logs_days), then empty (TRUNCATE) or drop the "
+            "target tables and run `hub run --fresh` for a new snapshot: --fresh alone leaves "
+            "rows deleted at the source since then in the target")
 
 
 def rotate_target(body: bytes) -> tuple[str, int]:

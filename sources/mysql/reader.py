@@ -24,7 +24,7 @@ from sources.mysql.catalog import TableFilter, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import Dialect, detect
 from sources.mysql.offset import BinlogOffset
-from sources.mysql.protocol import connect
+from sources.mysql.protocol import connect, translate, translated
 from sources.mysql.snapshot import TableGone, backfill, merge, now_ms, select_chunk
 from sources.mysql.split import BinlogSplit, ChunkFilter, MySqlSplit, SnapshotSplit, decode_key, encode_key
 
@@ -59,7 +59,8 @@ class _ChunkFetcher(threading.Thread):
                     except queue.Full:
                         continue
         except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-            self.out.put(exc)
+            # a lost connection is transient: the runtime restarts from the checkpoint
+            self.out.put(translate(exc, self.config.connection_settings()))
 
     def _connect(self) -> Any:
         if self.conn is None:
@@ -119,8 +120,9 @@ class _ChunkFetcher(threading.Thread):
         split.finished, split.high = True, high.to_dict()
         n = rb.num_rows if rows is None else len(rows)
         split.rows = n
-        # versions: below any later binlog change of these keys (those are at >= HIGH)
-        versions = np.full(n, high.version - 1, dtype=np.int64)
+        # versions: below any later binlog change of these keys (those are at >= HIGH, with
+        # the binlog's version shift when the chunk was made, or a larger one)
+        versions = np.full(n, high.version - 1 + split.version_shift, dtype=np.int64)
         if rows is None:
             batch = ChangeBatch(table.schema, "r" * n, arrow=rb, ts_ms=now_ms(), versions=versions)
         else:
@@ -241,6 +243,7 @@ class MySqlReader(SourceReader):
             self._request()  # keep the next chunk in flight while this one goes downstream
         return InputStatus.MORE_AVAILABLE
 
+    @translated
     def _poll_binlog(self, output: ReaderOutput) -> InputStatus:
         split = self.binlog
         assert split is not None
@@ -261,6 +264,11 @@ class MySqlReader(SourceReader):
         try:
             unit = self.units.get(timeout=0.05)
         except queue.Empty:
+            if not self.binlog_fetcher.is_alive() and self.units.empty():
+                # it always hands over an error before it ends: this is a bug, never a
+                # reason to go on with a frozen offset
+                raise TerminalError(f"the binlog thread ended without an error at "
+                                    f"{split.binlog_offset}: no change would be read any more") from None
             return InputStatus.NOTHING_AVAILABLE
         if isinstance(unit, BaseException):
             raise unit if isinstance(unit, HubError) else TerminalError(f"binlog failed: {unit!r}") from unit
@@ -298,7 +306,8 @@ class MySqlReader(SourceReader):
                         "snapshot); rows they had before it are not read "
                         "(snapshot-newly-added-tables = true would snapshot them)", ", ".join(new))
         if newly:
-            self.context.send_event_to_enumerator({"binlog": {"adding": list(split.adding)}})
+            self.context.send_event_to_enumerator({"binlog": {
+                "adding": list(split.adding), "version_shift": split.version_shift}})
 
     def _fold(self, split: BinlogSplit, fold: dict) -> None:
         """Fold newly snapshotted tables into the binlog split.  Their changes from their
@@ -336,6 +345,7 @@ class MySqlReader(SourceReader):
             else:
                 split.tables[t] = d
         split.offset = unit.offset.to_dict()
+        split.version_shift = unit.version_shift
         split.ddl = unit.ddl
         if unit.fold_done:
             split.fold = None

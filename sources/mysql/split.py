@@ -90,6 +90,7 @@ class SnapshotSplit(MySqlSplit):
     high: dict | None = None
     next_start: list | None = None
     rows: int = 0
+    version_shift: int = 0      # the binlog split's when the chunk was made (newly added tables)
 
     @property
     def mysql_table(self) -> MySqlTable:
@@ -114,7 +115,11 @@ class BinlogSplit(MySqlSplit):
       snapshotting (``snapshot-newly-added-tables``); the stream ignores them until then;
     * ``fold``: ``{"until": offset, "tables": [...]}`` while the binlog is re-read from the
       newly snapshotted tables' lowest HIGH up to ``until`` (where it was when they were folded
-      in) for those tables only: the other tables are already emitted up to there.
+      in) for those tables only: the other tables are already emitted up to there;
+    * ``version_shift``: added to the versions derived from binlog positions
+      (:func:`~sources.mysql.offset.version_of`), so that they keep rising when the stream
+      goes on at lower positions (a failover by GTID to a server whose binlog is shorter):
+      sinks with external versions (Elasticsearch, HBase) would ignore every later change.
     """
 
     kind: str = "binlog"
@@ -124,6 +129,7 @@ class BinlogSplit(MySqlSplit):
     ddl: dict = field(default_factory=dict)
     adding: list = field(default_factory=list)
     fold: dict | None = None
+    version_shift: int = 0
 
     @property
     def binlog_offset(self) -> BinlogOffset:

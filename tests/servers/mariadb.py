@@ -7,6 +7,7 @@ free port with its own data folder and removed afterwards.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -40,35 +41,25 @@ class MySqlServer:
 
 
 class ThrowawayMariaDB:
-    def __init__(self) -> None:
+    """A ``mariadbd`` of its own.  ``shutdown`` stops it cleanly (as an operator's restart
+    does: replication clients get the server's end-of-stream packet) and ``restart`` starts it
+    again on the same port and data folder, for tests of a source restart."""
+
+    def __init__(self, server_id: int = 1, extra_args: tuple[str, ...] = ()) -> None:
+        self.server_id, self.extra_args = server_id, tuple(extra_args)
         self.dir = tempfile.mkdtemp(prefix="hub-mariadb-")
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.data = os.path.join(self.dir, "data")
+        self.log = os.path.join(self.dir, "error.log")
 
     def start(self) -> MySqlServer:
-        mariadbd = find_binary("mariadbd", "/usr/sbin/mariadbd")
         install = find_binary("mariadb-install-db", "mysql_install_db")
-        data = os.path.join(self.dir, "data")
-        subprocess.run([install, f"--datadir={data}", "--user=root", "--auth-root-authentication-method=normal",
+        subprocess.run([install, f"--datadir={self.data}", "--user=root", "--auth-root-authentication-method=normal",
                         "--skip-test-db", "--no-defaults"], check=True, capture_output=True)
-        log = os.path.join(self.dir, "error.log")
-        self.proc = subprocess.Popen([
-            mariadbd, "--no-defaults", f"--datadir={data}", "--user=root",
-            f"--port={self.port}", "--bind-address=127.0.0.1",
-            f"--socket={self.dir}/mysql.sock", f"--pid-file={self.dir}/mysql.pid",
-            f"--log-error={log}", "--server-id=1", "--log-bin=mysql-bin", "--binlog-format=ROW",
-            "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--gtid-strict-mode=ON", "--innodb-buffer-pool-size=128M",
-            "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--skip-name-resolve",
-            "--max-connections=200", "--character-set-server=utf8mb4",
-            "--collation-server=utf8mb4_general_ci", "--default-time-zone=+00:00",
-        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._launch()
         import pymysql
 
-        def ready() -> bool:
-            pymysql.connect(unix_socket=f"{self.dir}/mysql.sock", user="root").close()
-            return True
-
-        wait_until(ready, 60, "mariadbd", self.proc, log)
         conn = pymysql.connect(unix_socket=f"{self.dir}/mysql.sock", user="root", autocommit=True)
         with conn.cursor() as cur:
             cur.execute("CREATE USER IF NOT EXISTS 'root'@'127.0.0.1'")
@@ -77,6 +68,57 @@ class ThrowawayMariaDB:
             cur.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY 'hub'")
         conn.close()
         return MySqlServer("127.0.0.1", self.port, "root", "hub", "mariadb")
+
+    def _launch(self) -> None:
+        mariadbd = find_binary("mariadbd", "/usr/sbin/mariadbd")
+        self.proc = subprocess.Popen([
+            mariadbd, "--no-defaults", f"--datadir={self.data}", "--user=root",
+            f"--port={self.port}", "--bind-address=127.0.0.1",
+            f"--socket={self.dir}/mysql.sock", f"--pid-file={self.dir}/mysql.pid",
+            f"--log-error={self.log}", f"--server-id={self.server_id}", "--log-bin=mysql-bin", "--binlog-format=ROW",
+            "--binlog-row-image=FULL", "--binlog-row-metadata=FULL", "--gtid-strict-mode=ON", "--innodb-buffer-pool-size=128M",
+            "--innodb-flush-log-at-trx-commit=2", "--sync-binlog=0", "--skip-name-resolve",
+            "--max-connections=200", "--character-set-server=utf8mb4",
+            "--collation-server=utf8mb4_general_ci", "--default-time-zone=+00:00",
+            *self.extra_args,
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import pymysql
+
+        def ready() -> bool:
+            pymysql.connect(unix_socket=f"{self.dir}/mysql.sock", user="root").close()
+            return True
+
+        def ready_any() -> bool:
+            try:
+                return ready()
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] == 1045:   # up, with the password set by start()
+                    return True
+                raise
+
+        wait_until(ready_any, 60, "mariadbd", self.proc, self.log)
+
+    def shutdown(self, how: str = "sql") -> None:
+        """Stop the server cleanly: ``"sql"`` sends SHUTDOWN, ``"sigterm"`` a SIGTERM; waits
+        until the process is gone.  The data folder stays for :meth:`restart`."""
+        assert self.proc is not None
+        if how == "sql":
+            import pymysql
+
+            conn = pymysql.connect(unix_socket=f"{self.dir}/mysql.sock", user="root",
+                                   password="hub")
+            with conn.cursor() as cur:
+                cur.execute("SHUTDOWN")
+            conn.close()
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Start the server again on the same port and data folder."""
+        assert self.proc is None, "shutdown() first"
+        self._launch()
 
     def stop(self) -> None:
         stop_server(self.proc, self.dir)

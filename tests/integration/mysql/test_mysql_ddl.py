@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from sources.mysql.protocol import BinlogPurgedError
 from tests.integration.mysql.helpers import (Running, committed, data_only, new_database,
                                              record_schema_changes, source_config)
 
@@ -54,14 +55,22 @@ def test_ddl_mid_stream_and_new_table(mysql_server, monkeypatch):
 
 
 def test_purged_binlog_gives_a_clear_error(mysql_server):
+    """The position is gone (purged, RESET MASTER, another server): one line naming it, with
+    the complete remedy (empty or drop the target tables, then --fresh)."""
     db = new_database(mysql_server)
     config = source_config(mysql_server, db, **{
         "startup-mode": "specific-offset", "startup-specific-offset-file": "mysql-bin.999999",
         "startup-specific-offset-pos": 4})
     with Running(config) as run:
         run.thread.join(30)
-    assert run.error is not None
-    assert "gone from the server" in str(run.error) and "--fresh" in str(run.error)
+    assert isinstance(run.error, BinlogPurgedError), run.error
+    line = str(run.error)
+    assert "\n" not in line
+    assert "mysql-bin.999999:4" in line and f"{mysql_server.host}:{mysql_server.port}" in line
+    assert "gone from" in line and "--fresh" in line
+    # the whole remedy: a new snapshot can't delete in the target what the source deleted
+    assert "empty" in line and "drop the target tables" in line
+    assert "deleted at the source" in line
 
 
 def test_reader_behind_several_ddls_decodes_each_row_with_its_schema(mysql_server, monkeypatch):
