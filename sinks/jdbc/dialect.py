@@ -7,13 +7,16 @@ modes, rejected-row handling, recovery) and call only this interface.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
+from runtime.errors import HubError, TerminalError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
 from sinks.jdbc.config import Target
@@ -48,6 +51,8 @@ class Dialect(ABC):
     """
 
     name: ClassVar[str]
+    #: The client library's exceptions (and socket errors): what :meth:`translate` handles.
+    driver_errors: ClassVar[tuple[type[BaseException], ...]]
     #: Whether DDL can run inside the two-phase transaction (PostgreSQL yes, MySQL no).
     transactional_ddl: ClassVar[bool]
     #: Whether the writer must close its connection after :meth:`prepare` so that other
@@ -60,12 +65,39 @@ class Dialect(ABC):
         self.target = target
         self.connect_timeout = connect_timeout
 
+    # -- errors -----------------------------------------------------------------------------------
+    def translate(self, exc: BaseException, what: str) -> HubError:
+        """The one translation of this client's errors: ``exc`` (raised while doing ``what``)
+        as a one-line :class:`TransientError` (lost connection, server shutting down or not
+        up yet, deadlock: redone after a restart) or :class:`TerminalError` (refused
+        credentials, bad SQL, missing privilege).  Every call path of the sink (writer,
+        committer, recovery, connecting) raises what this returns."""
+        if isinstance(exc, HubError):
+            return exc
+        t = self.target
+        if self.is_auth_failure(exc):
+            return TerminalError(f"jdbc sink: {self.name} at {t.host}:{t.port} refused user "
+                                 f"{t.user!r} (database {t.database!r}): {self.text(exc)}")
+        message = f"jdbc sink: {what}: {self.text(exc)}"
+        if isinstance(exc, OSError) or self.is_transient(exc):
+            return TransientError(message)
+        return TerminalError(message)
+
+    def text(self, exc: BaseException) -> str:
+        """One line of what the client said."""
+        return first_line(exc)
+
+    @abstractmethod
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        """The server refused the user, its password or its access to the database."""
+
     # -- connections and settings ------------------------------------------------------------
     @abstractmethod
     def connect(self, autocommit: bool = False) -> Any:
         """A new connection: for the writer (``autocommit`` False: statements join the open
         transaction), or for the committer (True: second-phase statements run alone).  Raises
-        :class:`~runtime.errors.TransientError` when the server can't be reached."""
+        what :meth:`translate` makes of the failure: :class:`TransientError` when the server
+        can't be reached, :class:`TerminalError` when it refuses the user."""
 
     @abstractmethod
     def check(self, conn: Any, exactly_once: bool) -> None:
@@ -205,3 +237,30 @@ class Dialect(ABC):
     @abstractmethod
     def is_transient(self, exc: BaseException) -> bool:
         """A lost connection, deadlock or similar: the work may succeed when redone."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def translated(what: str) -> Callable[[F], F]:
+    """Decorate a method of an object with a ``_dialect``: the client's exceptions it raises
+    leave it translated by :meth:`Dialect.translate` (dlt's ``raise_database_error``)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except HubError:
+                raise
+            except self._dialect.driver_errors as exc:
+                raise self._dialect.translate(exc, what) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (drivers add hints on further lines)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 
-from runtime.errors import HubError, TransientError
+from runtime.errors import HubError, TerminalError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
 from sinks.jdbc.dialect import Dialect, Rejection, TableRef
@@ -34,7 +34,12 @@ _SESSION = ("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
 #: Errors about a row's value or a constraint.
 _REJECTED = {1048, 1062, 1263, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690,
              3140, 3819, 4025}
-_TRANSIENT = {1205, 1213, 2003, 2006, 2013, 2055}
+#: Lock wait timeout, deadlock, too many connections, server shutdown, connection killed,
+#: network errors, client errors of a lost or refused connection, idle disconnect.
+_TRANSIENT = {1205, 1213, 1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003,
+              2006, 2013, 2055, 4031}
+#: Access denied (user/password, database, no password given).
+_AUTH_FAILURE = {1044, 1045, 1698}
 _UNKNOWN_XID = 1397
 _COLUMN = re.compile(r"[Cc]olumn [`'\"]?(\w+)")
 _CONSTRAINT = re.compile(r"CONSTRAINT `(?:[^`]*\.)?(\w+)`")
@@ -96,6 +101,7 @@ def chunks(text: pa.Array, limit: int = STATEMENT_BYTES, trailing: int = 1) -> l
 
 class MySqlDialect(Dialect):
     name = "mysql"
+    driver_errors = (pymysql.err.MySQLError, OSError)
     transactional_ddl = False
     detach_after_prepare = True
     max_xid = 64
@@ -108,12 +114,12 @@ class MySqlDialect(Dialect):
             conn = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password,
                                    database=t.database, autocommit=True, charset="utf8mb4",
                                    connect_timeout=max(1, int(self.connect_timeout)))
-        except pymysql.err.MySQLError as exc:
-            raise TransientError(f"jdbc sink: can't connect to MySQL at {t.host}:{t.port}/"
-                                 f"{t.database} as {t.user}: {exc.args[-1]}") from None
-        with conn.cursor() as cur:
-            for statement in _SESSION:
-                cur.execute(statement)
+            with conn.cursor() as cur:
+                for statement in _SESSION:
+                    cur.execute(statement)
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise self.translate(exc, f"can't connect to MySQL at {t.host}:{t.port}/"
+                                      f"{t.database} as {t.user}") from None
         return conn
 
     def check(self, conn: pymysql.Connection, exactly_once: bool) -> None:
@@ -279,5 +285,16 @@ class MySqlDialect(Dialect):
         return Rejection(message, m.group(1) if m else None)
 
     def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True  # the client's connection is closed or was never open
         return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
                 and exc.args[0] in _TRANSIENT)
+
+    def text(self, exc: BaseException) -> str:
+        if isinstance(exc, pymysql.err.MySQLError) and exc.args:
+            return f"{exc.args[-1]} ({exc.args[0]})" if len(exc.args) > 1 else str(exc.args[0])
+        return super().text(exc)
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
+                and exc.args[0] in _AUTH_FAILURE)

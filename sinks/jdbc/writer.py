@@ -17,8 +17,10 @@ from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
 from sinks.jdbc import evolution
 from sinks.jdbc.config import JdbcSinkConfig
-from sinks.jdbc.dialect import Dialect, TableRef
+from sinks.jdbc.dialect import Dialect, TableRef, first_line, translated
 
+#: Transaction ids tried per checkpoint when the server holds prepared ones of that id.
+MAX_SERIALS = 1000
 #: How long a writer waits for its previous checkpoint's commit before it gives up.
 AWAIT_COMMIT_S = 20.0
 
@@ -93,6 +95,7 @@ class JdbcSinkWriter(SinkWriter):
         self._ddl_refs: set[TableRef] = set()  # tables changed by DDL in the open transaction
 
     # -- SinkWriter ---------------------------------------------------------------------------
+    @translated("writing")
     def write(self, batch: ChangeBatch) -> None:
         if not len(batch):
             return
@@ -112,6 +115,7 @@ class JdbcSinkWriter(SinkWriter):
                 or time.monotonic() - self._since[table_id] >= self._config.flush_interval):
             self._flush(table_id)
 
+    @translated("applying a schema change")
     def write_schema_change(self, change: SchemaChange) -> None:
         if change.table in self._buffers:
             self._flush(change.table)  # data before the change is written with the old schema
@@ -139,7 +143,7 @@ class JdbcSinkWriter(SinkWriter):
                     if mode != "try-evolve" or self._dialect.is_transient(exc):
                         raise self._error(f"applying {change.kind} to {st.ref}", exc) from exc
                     log.warning("jdbc sink: %s refused %r (%s); try-evolve goes on without it",
-                                st.ref, statement, _first_line(exc))
+                                st.ref, statement, first_line(exc))
             st.target = self._dialect.columns(self._connection(), st.ref)
         if change.schema is None:
             self._tables.pop(change.table, None)
@@ -148,6 +152,7 @@ class JdbcSinkWriter(SinkWriter):
         self._tables[change.table] = st
         self._columns(st)
 
+    @translated("preparing")
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
         for table_id in list(self._buffers):
             self._flush(table_id)
@@ -181,7 +186,7 @@ class JdbcSinkWriter(SinkWriter):
                 self._dialect.rollback(self._conn, self._xid)
         except Exception as exc:  # noqa: BLE001 - closing the connection rolls back anyway
             log.info("jdbc sink: rollback of %s on close failed (%s); the server discards it "
-                     "with the connection", self._xid, _first_line(exc))
+                     "with the connection", self._xid, first_line(exc))
         finally:
             self._xid = None
             for conn in (self._conn, self._side):
@@ -254,7 +259,7 @@ class JdbcSinkWriter(SinkWriter):
                 self._await_commit(conn, self._awaiting)
                 self._awaiting = None
             ctx = self._context
-            for _ in range(1000):
+            for _ in range(MAX_SERIALS):
                 xid = self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint, self._serial)
                 try:
                     self._dialect.begin(conn, xid)
@@ -264,6 +269,13 @@ class JdbcSinkWriter(SinkWriter):
                     if not self._dialect.duplicate_xid(exc):
                         raise self._error(f"starting transaction {xid}", exc) from exc
                     self._serial += 1
+            else:
+                # never go on with a transaction that did not begin: its writes would be
+                # committed one by one, outside any checkpoint
+                raise TerminalError(
+                    f"jdbc sink: can't start a transaction: {MAX_SERIALS} transaction ids "
+                    f"{self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint)}[.n] are "
+                    f"all prepared already; finish them (XA RECOVER, XA ROLLBACK) and restart")
             self._xid = xid
             self._txns += 1
             self._ddl_refs.clear()
@@ -368,11 +380,4 @@ class JdbcSinkWriter(SinkWriter):
             self._context.dead_letter.report(error, record, origin=f"jdbc:{st.ref}")
 
     def _error(self, what: str, exc: BaseException) -> HubError:
-        message = f"jdbc sink: {what}: {_first_line(exc)}"
-        if self._dialect.is_transient(exc):
-            return TransientError(message)
-        return TerminalError(message)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return self._dialect.translate(exc, what)
