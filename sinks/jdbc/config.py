@@ -49,7 +49,11 @@ class JdbcSinkConfig(ConnectorConfig):
         "PostgreSQL schema (default public) or MySQL database (default: the URL's) of the "
         "tables."))
     table_name: str = Field("{table}", description=(
-        "Target table name template: {table} is the source table name, {db} its database."))
+        "Target table name template: {table} is the source table name, {db} its database.  "
+        "Names are used as they are (quoted: any character is safe) and never shortened: a "
+        "table or column name longer than the target keeps (PostgreSQL 63 bytes, MySQL 64 "
+        "characters), or two source tables with one target table, stop the pipeline with an "
+        "error naming them when the table first appears (merge tables with a [[route]])."))
     write_mode: Literal["upsert", "append"] = Field("upsert", description=(
         "upsert: insert/update/delete by primary key; append: insert every non-delete row "
         "image, deletes are dropped."))

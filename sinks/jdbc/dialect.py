@@ -60,6 +60,9 @@ class Dialect(ABC):
     detach_after_prepare: ClassVar[bool] = False
     #: Longest transaction id the database accepts.
     max_xid: ClassVar[int]
+    #: Longest table or column name the database keeps (longer ones it cuts or refuses),
+    #: in the unit of :meth:`identifier_length`.
+    max_identifier: ClassVar[int]
 
     def __init__(self, target: Target, connect_timeout: float):
         self.target = target
@@ -158,7 +161,23 @@ class Dialect(ABC):
     # -- tables -----------------------------------------------------------------------------------
     @abstractmethod
     def quote(self, name: str) -> str:
-        """An identifier, quoted."""
+        """An identifier, quoted: any text (dots, quotes, semicolons, spaces) is one name."""
+
+    @abstractmethod
+    def identifier_length(self, name: str) -> int:
+        """How long ``name`` is for the database's identifier limit (bytes or characters)."""
+
+    def identifier_problem(self, name: str) -> str | None:
+        """Why ``name`` can't be a table or column name here (None when it can): the database
+        would cut a longer name, so two names could become one table or column."""
+        if not name:
+            return "is empty"
+        n = self.identifier_length(name)
+        if n > self.max_identifier:
+            unit = "bytes" if self.name == "postgres" else "characters"
+            return (f"is {n} {unit} long, but {self.name} keeps only {self.max_identifier}: "
+                    f"choose shorter target names with table-name or a [[route]]")
+        return None
 
     def qualified(self, table: TableRef) -> str:
         return f"{self.quote(table.schema)}.{self.quote(table.name)}"

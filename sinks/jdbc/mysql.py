@@ -105,6 +105,7 @@ class MySqlDialect(Dialect):
     transactional_ddl = False
     detach_after_prepare = True
     max_xid = 64
+    max_identifier = 64  # characters
 
     # -- connections and settings ------------------------------------------------------------
     def connect(self, autocommit: bool = False) -> pymysql.Connection:
@@ -206,6 +207,9 @@ class MySqlDialect(Dialect):
     # -- tables -----------------------------------------------------------------------------------
     def quote(self, name: str) -> str:
         return "`" + name.replace("`", "``") + "`"
+
+    def identifier_length(self, name: str) -> int:
+        return len(name)
 
     def column_type(self, t: DataType, is_key: bool) -> str:
         return mysql_type(t, is_key)

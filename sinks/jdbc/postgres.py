@@ -61,6 +61,7 @@ class PostgresDialect(Dialect):
     driver_errors = (psycopg.Error, OSError)
     transactional_ddl = True
     max_xid = 200
+    max_identifier = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
 
     # -- connections and settings ------------------------------------------------------------
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
@@ -134,6 +135,9 @@ class PostgresDialect(Dialect):
     # -- tables -----------------------------------------------------------------------------------
     def quote(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
+
+    def identifier_length(self, name: str) -> int:
+        return len(name.encode("utf-8"))
 
     def column_type(self, t: DataType, is_key: bool) -> str:
         return postgres_type(t)

@@ -93,6 +93,7 @@ class JdbcSinkWriter(SinkWriter):
         self._side: Any = None  # autocommit connection for CREATE TABLE
         self._awaiting: str | None = None  # our prepared transaction not known committed
         self._ddl_refs: set[TableRef] = set()  # tables changed by DDL in the open transaction
+        self._sources: dict[TableRef, str] = {}  # target table -> its source table
 
     # -- SinkWriter ---------------------------------------------------------------------------
     @translated("writing")
@@ -132,6 +133,8 @@ class JdbcSinkWriter(SinkWriter):
             ref = self._ref(change.table)
             st = _Table(ref, change.schema or TableSchema(change.table, ()),
                         self._dialect.columns(self._connection(), ref))
+        if change.schema is not None:
+            self._check_columns(change.schema, st.ref)
         if mode != "ignore":
             for statement in evolution.plan(self._dialect, mode, change, st.ref, st.target,
                                             st.schema):
@@ -204,9 +207,31 @@ class JdbcSinkWriter(SinkWriter):
         return self._conn
 
     def _ref(self, table_id: str) -> TableRef:
+        """The target of source table ``table_id``.  Names are data: a name the database would
+        cut, or a second source table with the same target, is a one-line terminal error
+        (cut names would make two tables one, whose writers then wait on each other's
+        prepared transactions forever)."""
         db, name = split_table_id(table_id)
-        return TableRef(self._dialect.target.schema,
-                        self._config.table_name.format(table=name, db=db))
+        ref = TableRef(self._dialect.target.schema,
+                       self._config.table_name.format(table=name, db=db))
+        problem = self._dialect.identifier_problem(ref.name)
+        if problem:
+            raise TerminalError(f"jdbc sink: target table name {ref.name!r} of source table "
+                                f"{table_id} {problem}")
+        other = self._sources.setdefault(ref, table_id)
+        if other != table_id:
+            raise TerminalError(f"jdbc sink: source tables {other} and {table_id} both map to "
+                                f"target table {ref}: make table-name tell them apart (e.g. "
+                                f"\"{{db}}_{{table}}\"), or merge them on purpose with a "
+                                f"[[route]]")
+        return ref
+
+    def _check_columns(self, schema: TableSchema, ref: TableRef) -> None:
+        for c in schema.columns:
+            problem = self._dialect.identifier_problem(c.name)
+            if problem:
+                raise TerminalError(f"jdbc sink: column name {c.name!r} of source table "
+                                    f"{schema.table} (target {ref}) {problem}")
 
     def _resolve(self, schema: TableSchema) -> _Table:
         st = self._tables.get(schema.table)
@@ -217,6 +242,7 @@ class JdbcSinkWriter(SinkWriter):
             st = _Table(ref, schema, self._dialect.columns(self._connection(), ref))
             self._tables[schema.table] = st
         st.schema = schema
+        self._check_columns(schema, st.ref)
         if st.target is None:
             if not self._config.auto_create:
                 raise TerminalError(f"jdbc sink: table {st.ref} does not exist and auto-create "
