@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -249,9 +249,10 @@ class Dialect(ABC):
         """Plain insert (append mode).  Same failure contract as :meth:`upsert`."""
 
     @abstractmethod
-    def rejection(self, exc: BaseException) -> Rejection | None:
+    def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         """The database refused a row's value or a constraint (the batch can be bisected to
-        find the row); None for any other failure."""
+        find the row); None for any other failure.  ``names`` are the columns written: the
+        column the message names is one of them (names may hold any character)."""
 
     @abstractmethod
     def is_transient(self, exc: BaseException) -> bool:
@@ -278,6 +279,13 @@ def translated(what: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def named_column(text: str, names: Sequence[str], forms: Sequence[str]) -> str | None:
+    """The longest of ``names`` that ``text`` mentions in one of ``forms`` (``"{}"`` is the
+    name): a regex for words would cut a name with spaces or quotes in it."""
+    hits = [n for n in names if any(f.format(n) in text for f in forms)]
+    return max(hits, key=len) if hits else None
 
 
 def first_line(exc: BaseException) -> str:

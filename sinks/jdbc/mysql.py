@@ -7,6 +7,7 @@ DDL can't run inside an XA transaction (it commits implicitly), so this dialect 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import pymysql
 from runtime.errors import HubError, TerminalError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
-from sinks.jdbc.dialect import Dialect, Rejection, TableRef
+from sinks.jdbc.dialect import Dialect, Rejection, TableRef, named_column
 from sinks.jdbc.types import (hex_text, json_of_lists, mysql_type, quote_sql_strings,
                               time_text, timestamp_text)
 
@@ -41,7 +42,6 @@ _TRANSIENT = {1205, 1213, 1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 
 #: Access denied (user/password, database, no password given).
 _AUTH_FAILURE = {1044, 1045, 1698}
 _UNKNOWN_XID = 1397
-_COLUMN = re.compile(r"[Cc]olumn [`'\"]?(\w+)")
 _CONSTRAINT = re.compile(r"CONSTRAINT `(?:[^`]*\.)?(\w+)`")
 #: Bytes of SQL per statement (below every server's default max_allowed_packet).
 STATEMENT_BYTES = 4 << 20
@@ -279,14 +279,18 @@ class MySqlDialect(Dialect):
         self._insert(conn, f"INSERT INTO {self.qualified(table)} ({cols}) VALUES ", "",
                      chunks(row_texts(rows, columns)))
 
-    def rejection(self, exc: BaseException) -> Rejection | None:
+    def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         if not isinstance(exc, pymysql.err.MySQLError) or not exc.args:
             return None
         if exc.args[0] not in _REJECTED:
             return None
         message = str(exc.args[-1])
-        m = _COLUMN.search(message) or _CONSTRAINT.search(message)
-        return Rejection(message, m.group(1) if m else None)
+        # "Data too long for column 'c' at row 1", "Column 'c' cannot be null"
+        column = named_column(message, names, ("column '{}'", "Column '{}'", "column `{}`"))
+        if column is None:
+            m = _CONSTRAINT.search(message)
+            column = m.group(1) if m else None
+        return Rejection(message, column)
 
     def is_transient(self, exc: BaseException) -> bool:
         if isinstance(exc, pymysql.err.InterfaceError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -21,10 +22,9 @@ from psycopg import errors as pgerr, sql
 from runtime.errors import HubError
 from runtime.schema import Column
 from runtime.types import DataType
-from sinks.jdbc.dialect import Dialect, Rejection, TableRef, first_line
+from sinks.jdbc.dialect import Dialect, Rejection, TableRef, first_line, named_column
 from sinks.jdbc.types import hex_text, pg_array_text, postgres_type, time_text
 
-_COPY_CONTEXT = re.compile(r"column (\w+)")
 #: SQLSTATE classes worth retrying: connection exception, transaction rollback (serialization
 #: failure, deadlock), insufficient resources, operator intervention (shutdown, cannot connect
 #: now), system error.
@@ -207,14 +207,14 @@ class PostgresDialect(Dialect):
                                     f"(FORMAT csv)") as copy:
                 copy.write(payload)
 
-    def rejection(self, exc: BaseException) -> Rejection | None:
+    def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         if not isinstance(exc, (pgerr.DataError, pgerr.IntegrityError)):
             return None
         diag = exc.diag
         column = diag.column_name
         if column is None and diag.context:
-            m = _COPY_CONTEXT.search(diag.context)
-            column = m.group(1) if m else None
+            # COPY's context: 'COPY <table>, line 1, column <name>: "<value>"'
+            column = named_column(diag.context + "\n", names, (", column {}: ", ", column {}\n"))
         message = first_line(exc)
         if diag.message_detail:
             message += f" ({diag.message_detail})"

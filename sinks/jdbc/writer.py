@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from runtime.batch import DELETE, ChangeBatch
+from runtime.deadletter import record_id
 from runtime.errors import BadRecordError, HubError, TerminalError, TransientError
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
@@ -389,7 +390,7 @@ class JdbcSinkWriter(SinkWriter):
             else:
                 d.insert(conn, st.ref, st.write, rows)
         except Exception as exc:
-            rejection = d.rejection(exc)
+            rejection = d.rejection(exc, rows.column_names)
             if rejection is None:
                 raise self._error(f"writing to {st.ref}", exc) from exc
             if rows.num_rows > 1:
@@ -399,11 +400,21 @@ class JdbcSinkWriter(SinkWriter):
                 return
             record = rows.to_pylist()[0]
             key = {c.name: record.get(c.name) for c in st.key} or record
-            column = f", column {rejection.column}" if rejection.column else ""
+            name = rejection.column or _nul_column(rejection.message, record)
+            column = f", column {name}" if name else ""
             error = BadRecordError(f"jdbc sink: table {st.ref} refused the {kind} of the row "
                                    f"with key {key} (source table {st.schema.table}){column}: "
                                    f"{rejection.message}")
-            self._context.dead_letter.report(error, record, origin=f"jdbc:{st.ref}")
+            self._context.dead_letter.report(error, record, origin=f"jdbc:{st.ref}",
+                                             record_id=record_id(st.schema.table, key, record))
 
     def _error(self, what: str, exc: BaseException) -> HubError:
         return self._dialect.translate(exc, what)
+
+
+def _nul_column(message: str, record: dict[str, Any]) -> str | None:
+    """The column of a NUL character, which PostgreSQL text can't hold and whose refusal
+    ("invalid byte sequence ... 0x00") names no column."""
+    if "0x00" not in message:
+        return None
+    return next((n for n, v in record.items() if isinstance(v, str) and "\x00" in v), None)
