@@ -22,6 +22,13 @@ from runtime.types import DataType
 from sinks.jdbc.config import Target
 
 
+#: Logical types whose columns get a default when added (MySQL has no literal defaults for
+#: BLOB, TEXT and JSON columns: those never carry one).
+DEFAULTABLE = frozenset({"BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT", "DECIMAL", "FLOAT",
+                         "DOUBLE", "CHAR", "VARCHAR", "STRING", "DATE", "TIME", "TIMESTAMP",
+                         "TIMESTAMP_LTZ"})
+
+
 @dataclass(frozen=True)
 class TableRef:
     """A target table: schema (PostgreSQL) or database (MySQL) and name."""
@@ -201,8 +208,19 @@ class Dialect(ABC):
         return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
 
     def add_column_sql(self, table: TableRef, column: Column) -> str:
-        return (f"ALTER TABLE {self.qualified(table)} ADD COLUMN {self.quote(column.name)} "
-                f"{self.column_type(column.type, False)}")
+        """Add ``column``; with its default (and NOT NULL) when it has one, so that rows that
+        existed before read what they read at the source."""
+        sql = (f"ALTER TABLE {self.qualified(table)} ADD COLUMN {self.quote(column.name)} "
+               f"{self.column_type(column.type, False)}")
+        if column.default is not None and column.type.kind in DEFAULTABLE:
+            sql += f" DEFAULT {self.default_literal(column)}"
+            if not column.nullable:
+                sql += " NOT NULL"
+        return sql
+
+    @abstractmethod
+    def default_literal(self, column: Column) -> str:
+        """``column.default`` (the text of a constant) as a literal of the column's type."""
 
     def drop_column_sql(self, table: TableRef, name: str) -> str:
         return f"ALTER TABLE {self.qualified(table)} DROP COLUMN {self.quote(name)}"

@@ -222,6 +222,11 @@ class MySqlDialect(Dialect):
             rows = cur.fetchall()
         return {r[0]: r[1] == "YES" for r in rows} if rows else None
 
+    def default_literal(self, column: Column) -> str:
+        literal = quote_sql_strings(pa.array([column.default], pa.string()))[0].as_py()
+        # a TEXT column takes only an expression default (MySQL 8.0.13+, MariaDB 10.2+)
+        return f"({literal})" if "TEXT" in mysql_type(column.type) else literal
+
     def alter_type_sql(self, table: TableRef, column: Column, is_key: bool) -> str:
         null = " NOT NULL" if is_key or not column.nullable else " NULL"
         return (f"ALTER TABLE {self.qualified(table)} MODIFY COLUMN {self.quote(column.name)} "

@@ -150,6 +150,9 @@ class PostgresDialect(Dialect):
             "ORDER BY a.attnum", (table.schema, table.name)).fetchall()
         return {r[0]: r[1] for r in rows} if rows else None
 
+    def default_literal(self, column: Column) -> str:
+        return f"{sql.Literal(column.default).as_string(None)}::{postgres_type(column.type)}"
+
     def alter_type_sql(self, table: TableRef, column: Column, is_key: bool) -> str:
         t = postgres_type(column.type)
         q = self.quote(column.name)

@@ -106,3 +106,32 @@ def test_xids_name_pipeline_subtask_and_checkpoint():
     assert my.xid("orders", 1, 42, 2) == "hub:orders:1:42.2"
     long = my.xid("p" * 200, 3, 10**9)
     assert len(long) <= 64 and long.startswith(my.xid_prefix("p" * 200))
+
+
+def test_added_column_defaults_from_the_mysql_ddl():
+    from sources.mysql.ddl import added_column_defaults
+
+    sql = ("ALTER TABLE `db`.`t` ADD COLUMN c INT NOT NULL DEFAULT 7, "
+           "add `x y` varchar(10) not null default 'it''s \\\\ a' comment 'DEFAULT 9', "
+           "ADD n INT NOT NULL, ADD e ENUM('p','q') NOT NULL, ADD z INT DEFAULT NULL, "
+           "ADD ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP, ADD INDEX (c), "
+           "ADD (p INT DEFAULT -3, q DECIMAL(5,2) DEFAULT 1.50), ADD b BOOL DEFAULT TRUE, "
+           "ADD w INT, /* DEFAULT 5 */ MODIFY v INT DEFAULT 4")
+    assert added_column_defaults(sql) == {"c": "7", "x y": "it's \\ a", "n": "0", "e": "p",
+                                          "p": "-3", "q": "1.50", "b": "1"}
+
+
+def test_a_column_default_survives_serialisation_and_reaches_the_add_column_ddl():
+    c = Column("la'bel", T("VARCHAR(20)"), False, default="it's \\ ;")
+    assert Column.from_dict(c.to_dict()) == c
+    assert "default" not in Column("a", T("INT")).to_dict()
+    ref = TableRef("s", "t")
+    pg = PostgresDialect.__new__(PostgresDialect).add_column_sql(ref, c)
+    assert pg == ("ALTER TABLE \"s\".\"t\" ADD COLUMN \"la'bel\" varchar(20) DEFAULT  "
+                  "E'it''s \\\\ ;'::varchar(20) NOT NULL")
+    my = MySqlDialect.__new__(MySqlDialect).add_column_sql(ref, c)
+    assert my == ("ALTER TABLE `s`.`t` ADD COLUMN `la'bel` VARCHAR(20) DEFAULT 'it\\'s \\\\ ;' "
+                  "NOT NULL")
+    # no default: as before, nullable
+    assert PostgresDialect.__new__(PostgresDialect).add_column_sql(
+        ref, Column("a", T("INT"), False)).endswith('"a" integer')
