@@ -31,7 +31,10 @@ _SESSION = ("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
             # can wait on rows of another subtask's prepared transaction, which commits only
             # once this writer reaches its barrier.  Fail such a wait fast (a transient error:
             # the pipeline restarts from its checkpoint) instead of InnoDB's 50 s default.
-            "SET SESSION innodb_lock_wait_timeout = 10")
+            "SET SESSION innodb_lock_wait_timeout = 10",
+            # ... and metadata locks (DDL waiting on a table a prepared transaction holds) the
+            # same way, instead of lock_wait_timeout's default of a day or a year
+            "SET SESSION lock_wait_timeout = 60")
 #: Errors about a row's value or a constraint.
 _REJECTED = {1048, 1062, 1263, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690,
              3140, 3819, 4025}

@@ -2,6 +2,7 @@
 them into one open transaction per checkpoint, which it prepares at the barrier."""
 from __future__ import annotations
 
+import base64
 import logging
 import time
 import uuid
@@ -72,8 +73,16 @@ class JdbcSinkWriter(SinkWriter):
     * A row the database refuses is found by bisecting the batch and goes to
       ``context.dead_letter`` with its table, key and column (which raises unless the
       pipeline tolerates bad records).
+    * DDL on MySQL/MariaDB can't join the XA transaction, and can't run beside it on a table
+      the transaction wrote to (the transaction, open or prepared, holds that table's metadata
+      lock until it commits).  So a schema change of such a table is *deferred*, together with
+      the table's later batches, until the transaction committed: it is applied (DDL in
+      autocommit, which the target's current columns make idempotent) at the start of the
+      next transaction, and the deferred rows are written into that one.  Until then they are
+      part of the writer's checkpoint state, so nothing is committed early and nothing is lost
+      in a crash.
     * State: the last prepared checkpoint id (transaction ids of MySQL are chosen when the
-      transaction begins, before its checkpoint id is known).
+      transaction begins, before its checkpoint id is known) and the deferred elements.
     """
 
     def __init__(self, config: JdbcSinkConfig, dialect: Dialect, context: WriterContext,
@@ -95,6 +104,12 @@ class JdbcSinkWriter(SinkWriter):
         self._awaiting: str | None = None  # our prepared transaction not known committed
         self._ddl_refs: set[TableRef] = set()  # tables changed by DDL in the open transaction
         self._sources: dict[TableRef, str] = {}  # target table -> its source table
+        #: MySQL: tables the open XA transaction wrote to (it holds their metadata locks)
+        self._touched: set[TableRef] = set()
+        #: MySQL: schema changes and batches waiting for the open transaction's commit
+        self._deferred: list[ChangeBatch | SchemaChange] = [
+            _decode(d) for d in (state or {}).get("deferred", ())]
+        self._deferred_tables: set[str] = {el.table for el in self._deferred}
 
     # -- SinkWriter ---------------------------------------------------------------------------
     @translated("writing")
@@ -102,6 +117,9 @@ class JdbcSinkWriter(SinkWriter):
         if not len(batch):
             return
         table_id = batch.table
+        if table_id in self._deferred_tables:
+            self._deferred.append(batch)  # after a deferred schema change of its table
+            return
         buffered = self._buffers.get(table_id)
         if buffered and buffered[0].schema != batch.schema:
             self._flush(table_id)
@@ -121,6 +139,9 @@ class JdbcSinkWriter(SinkWriter):
     def write_schema_change(self, change: SchemaChange) -> None:
         if change.table in self._buffers:
             self._flush(change.table)  # data before the change is written with the old schema
+        if self._must_defer(change.table):
+            self._defer([change])
+            return
         mode = self._config.schema_evolution
         if change.kind == "create_table":
             if change.schema is not None:
@@ -158,12 +179,15 @@ class JdbcSinkWriter(SinkWriter):
 
     @translated("preparing")
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        if self._deferred and self._xid is None:
+            self._begin()  # deferred before the last checkpoint: apply them now
         for table_id in list(self._buffers):
             self._flush(table_id)
         self._checkpoint, self._serial = checkpoint_id + 1, 0
         if self._xid is None:
             return []
         xid, self._xid = self._xid, None
+        self._touched.clear()  # DDL beside a prepared transaction waits for its commit, no more
         if self._dialect.transactional_ddl and self._config.exactly_once:
             # PostgreSQL names the transaction at prepare time: use the real checkpoint id
             xid = self._dialect.xid(self._context.pipeline, self._context.subtask, checkpoint_id)
@@ -181,7 +205,10 @@ class JdbcSinkWriter(SinkWriter):
             raise self._error(f"preparing transaction {xid}", exc) from exc
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        return {"checkpoint": checkpoint_id}
+        state: dict[str, Any] = {"checkpoint": checkpoint_id}
+        if self._deferred:
+            state["deferred"] = [_encode(el) for el in self._deferred]
+        return state
 
     def close(self) -> None:
         self._buffers.clear()
@@ -258,6 +285,8 @@ class JdbcSinkWriter(SinkWriter):
                                 f"{', '.join(c.name for c in missing)} of {schema.table} and "
                                 f"schema-evolution = \"exception\"")
         if missing and mode != "ignore":  # a change we were not told about: same remedy
+            if self._must_defer(schema.table):
+                raise _MustDefer
             for c in missing:
                 self._ddl(self._dialect.add_column_sql(st.ref, c), st.ref)
             st.target = self._dialect.columns(self._connection(), st.ref)
@@ -285,6 +314,10 @@ class JdbcSinkWriter(SinkWriter):
             if self._awaiting is not None:
                 self._await_commit(conn, self._awaiting)
                 self._awaiting = None
+            if self._deferred:
+                self._drain()  # begins the transaction when it writes rows
+                if self._xid is not None:
+                    return conn
             ctx = self._context
             for _ in range(MAX_SERIALS):
                 xid = self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint, self._serial)
@@ -306,6 +339,7 @@ class JdbcSinkWriter(SinkWriter):
             self._xid = xid
             self._txns += 1
             self._ddl_refs.clear()
+            self._touched.clear()
         return conn
 
     def _create(self, ref: TableRef, statement: str) -> None:
@@ -315,10 +349,8 @@ class JdbcSinkWriter(SinkWriter):
         if self._dialect.transactional_ddl and ref in self._ddl_refs:
             self._ddl(statement, ref)  # dropped in this very transaction: create it there too
             return
-        if self._side is None:
-            self._side = self._dialect.connect(autocommit=True)
         try:
-            self._dialect.execute_ddl(self._side, statement)
+            self._dialect.execute_ddl(self._side_connection(), statement)
         except Exception as exc:
             # another subtask may have created it at the same moment
             if self._dialect.columns(self._side, ref) is None:
@@ -344,9 +376,17 @@ class JdbcSinkWriter(SinkWriter):
             self._dialect.execute_ddl(self._begin(), statement)
             self._ddl_refs.add(ref)
             return
+        if self._config.exactly_once:
+            # Beside the XA transaction, on a table it did not write to (the callers defer
+            # schema changes of the others): the transaction stays open, nothing commits early.
+            if ref in self._touched:
+                raise AssertionError(f"jdbc sink: DDL on {ref}, which the open transaction "
+                                     f"{self._xid} wrote to")
+            self._dialect.execute_ddl(self._side_connection(), statement)
+            return
         if self._xid is not None:
-            # DDL can't run inside an XA transaction: commit what was written so far.  After
-            # a crash these rows are written again by the replay; upserts make that a no-op.
+            # at least once: commit what was written so far (a replay after a crash writes
+            # it again), since DDL can't run inside an XA transaction
             log.info("jdbc sink: committing transaction %s before DDL (MySQL has no "
                      "transactional DDL)", self._xid)
             self._dialect.commit(self._conn, self._xid)
@@ -354,15 +394,60 @@ class JdbcSinkWriter(SinkWriter):
             self._serial += 1
         self._dialect.execute_ddl(self._connection(), statement)
 
+    def _side_connection(self) -> Any:
+        """The autocommit connection for DDL outside the writer's transaction."""
+        if self._side is None:
+            self._side = self._dialect.connect(autocommit=True)
+        return self._side
+
+    # -- deferred schema changes (MySQL) -----------------------------------------------------
+    def _must_defer(self, table_id: str) -> bool:
+        """Whether a schema change of ``table_id`` must wait for the open XA transaction's
+        commit: it wrote to the table (or an earlier change of it waits already)."""
+        if self._dialect.transactional_ddl or not self._config.exactly_once:
+            return False
+        if table_id in self._deferred_tables:
+            return True
+        st = self._tables.get(table_id)
+        return self._xid is not None and (st.ref if st else self._ref(table_id)) in self._touched
+
+    def _defer(self, elements: list[ChangeBatch | SchemaChange]) -> None:
+        table_id = elements[0].table
+        if table_id not in self._deferred_tables:
+            log.info("jdbc sink: a schema change of %s waits for transaction %s to commit "
+                     "(MySQL can't change a table an open XA transaction wrote to); its rows "
+                     "wait with it", table_id, self._xid)
+        self._deferred_tables.add(table_id)
+        self._deferred.extend(elements)
+
+    def _drain(self) -> None:
+        """Apply what was deferred, in order, now that no transaction of ours holds a lock.
+        What must wait again (a second schema change after rows written now) is deferred
+        again, to the next transaction."""
+        elements, self._deferred, self._deferred_tables = self._deferred, [], set()
+        for el in elements:
+            if isinstance(el, SchemaChange):
+                self.write_schema_change(el)
+            else:
+                self.write(el)
+
     # -- writing ----------------------------------------------------------------------------------
     def _flush(self, table_id: str) -> None:
         batches = self._buffers.pop(table_id)
         self._buffered.pop(table_id, None)
         self._since.pop(table_id, None)
-        st = self._resolve(batches[0].schema)
+        try:
+            st = self._resolve(batches[0].schema)
+        except _MustDefer:
+            self._defer(list(batches))
+            return
         rows = pa.Table.from_batches([b.arrow() for b in batches])
         ops = np.frombuffer("".join(b.ops for b in batches).encode("ascii"), dtype=np.uint8)
         self._begin()
+        if table_id in self._deferred_tables:  # _begin applied deferred changes of the table
+            self._deferred.extend(batches)  # ... and deferred some again: keep the order
+            return
+        self._touched.add(st.ref)
         names = [c.name for c in st.write]
         if self._config.write_mode == "append":
             rows = rows.filter(pa.array(ops != _DELETE)) if (ops == _DELETE).any() else rows
@@ -410,6 +495,30 @@ class JdbcSinkWriter(SinkWriter):
 
     def _error(self, what: str, exc: BaseException) -> HubError:
         return self._dialect.translate(exc, what)
+
+
+class _MustDefer(Exception):
+    """A batch needs DDL of a table the open XA transaction wrote to."""
+
+
+def _encode(el: ChangeBatch | SchemaChange) -> dict[str, Any]:
+    """A deferred element as plain data for the checkpoint (rows as Arrow IPC, base64)."""
+    if isinstance(el, SchemaChange):
+        return {"change": el.to_dict()}
+    sink = pa.BufferOutputStream()
+    arrow = el.arrow()
+    with pa.ipc.new_stream(sink, arrow.schema) as out:
+        out.write_batch(arrow)
+    return {"schema": el.schema.to_dict(), "ops": el.ops,
+            "ipc": base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")}
+
+
+def _decode(d: dict[str, Any]) -> ChangeBatch | SchemaChange:
+    if "change" in d:
+        return SchemaChange.from_dict(d["change"])
+    reader = pa.ipc.open_stream(base64.b64decode(d["ipc"]))
+    return ChangeBatch(TableSchema.from_dict(d["schema"]), d["ops"],
+                       arrow=reader.read_next_batch())
 
 
 def _nul_column(message: str, record: dict[str, Any]) -> str | None:

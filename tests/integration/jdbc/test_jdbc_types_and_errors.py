@@ -12,10 +12,11 @@ from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
 from runtime.errors import BadRecordError, TerminalError
 from runtime.schema import Column, SchemaChange, TableSchema
-from runtime.sink import CommitContext, WriterContext
+from runtime.sink import WriterContext
 from runtime.types import T
 from sinks.jdbc.config import JdbcSinkConfig
 from sinks.jdbc.sink import JdbcSink
+from tests.integration.jdbc.writing import write_and_commit
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc]
 
@@ -37,17 +38,8 @@ NULLS = (2,) + (None,) * (len(ROW) - 1)
 
 def run(db, batches, changes=(), dead_letter=None, **options):
     sink = JdbcSink(JdbcSinkConfig.model_validate({"url": db.url, **options}))
-    ctx = WriterContext("tt", 0, 1, "a1", "/tmp", dead_letter or DeadLetterQueue())
-    writer = sink.create_writer(ctx, None)
-    try:
-        for b in batches:
-            writer.write(b) if isinstance(b, ChangeBatch) else writer.write_schema_change(b)
-        committables = writer.prepare_commit(1)
-    finally:
-        writer.close()
-    committer = sink.create_committer()
-    committer.commit(committables, CommitContext("tt", 1, None))
-    committer.close()
+    write_and_commit(sink, WriterContext("tt", 0, 1, "a1", "/tmp", dead_letter or DeadLetterQueue()),
+                     batches)
 
 
 def test_every_logical_type_round_trips(db):
