@@ -69,7 +69,11 @@ class JdbcSinkConfig(ConnectorConfig):
         "try-evolve: apply, and go on without the change when the database refuses it; "
         "lenient: never lose data (no drops, renames add a column, only widening type "
         "changes); ignore: keep the table as it is, write the columns it has; "
-        "exception: stop on any schema change."))
+        "exception: stop on any schema change.  An added column keeps its default (and NOT "
+        "NULL), so rows that existed before read what they read at the source.  On MySQL/"
+        "MariaDB a change of a table the open XA transaction wrote to waits (with that "
+        "table's later rows, in the checkpoint) until that transaction committed: DDL can't "
+        "join it, and never commits it early."))
     exactly_once: bool = Field(True, description=(
         "Two-phase commit (PREPARE TRANSACTION / XA).  false: commit at each checkpoint "
         "(at-least-once; for servers without prepared transactions)."))

@@ -135,3 +135,51 @@ def test_a_column_default_survives_serialisation_and_reaches_the_add_column_ddl(
     # no default: as before, nullable
     assert PostgresDialect.__new__(PostgresDialect).add_column_sql(
         ref, Column("a", T("INT"), False)).endswith('"a" integer')
+
+
+def _dialects():
+    from sinks.jdbc.config import Target
+
+    pg = PostgresDialect(Target("postgres", "db.example", 5433, "shop", "bob", "pw", "public"), 5)
+    my = MySqlDialect(Target("mysql", "db.example", 3307, "shop", "bob", "pw", "shop"), 5)
+    return pg, my
+
+
+def test_one_translation_per_client_marks_transient_and_terminal():
+    import psycopg
+    import pymysql
+    from psycopg import errors as pgerr
+
+    from runtime.errors import TerminalError, TransientError
+
+    pg, my = _dialects()
+    transient = [(pg, pgerr.AdminShutdown("terminating connection due to administrator command")),
+                 (pg, psycopg.OperationalError("the connection is closed")),
+                 (pg, psycopg.OperationalError("connection failed: Connection refused")),
+                 (pg, pgerr.CannotConnectNow("the database system is starting up")),
+                 (pg, pgerr.DeadlockDetected("deadlock")), (pg, ConnectionResetError()),
+                 (my, pymysql.err.OperationalError(2013, "Lost connection to server")),
+                 (my, pymysql.err.OperationalError(1927, "Connection was killed")),
+                 (my, pymysql.err.InterfaceError(0, "")),
+                 (my, pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"))]
+    for d, exc in transient:
+        assert isinstance(d.translate(exc, "writing"), TransientError), exc
+    terminal = [(pg, pgerr.SyntaxError("syntax error")),
+                (pg, pgerr.ObjectNotInPrerequisiteState("prepared transactions are disabled")),
+                (my, pymysql.err.ProgrammingError(1064, "You have an error in your SQL"))]
+    for d, exc in terminal:
+        error = d.translate(exc, "writing")
+        assert isinstance(error, TerminalError) and not error.transient, exc
+        assert error.args[0].startswith("jdbc sink: writing: ")
+    refused = [(pg, pgerr.InvalidPassword("password authentication failed for user \"bob\"")),
+               (pg, psycopg.OperationalError('connection failed: connection to server at '
+                                             '"1.2.3.4", port 5433 failed: FATAL:  password '
+                                             'authentication failed for user "bob"')),
+               (pg, psycopg.OperationalError('connection failed: FATAL:  role "bob" does not '
+                                             'exist')),
+               (my, pymysql.err.OperationalError(1045, "Access denied for user 'bob'@'x' "
+                                                       "(using password: YES)"))]
+    for d, exc in refused:
+        error = d.translate(exc, "connecting")
+        assert isinstance(error, TerminalError), exc
+        assert "'bob'" in str(error) and "db.example:" in str(error) and "\n" not in str(error)
