@@ -50,10 +50,12 @@ class JdbcSinkConfig(ConnectorConfig):
         "tables."))
     table_name: str = Field("{table}", description=(
         "Target table name template: {table} is the source table name, {db} its database.  "
-        "Names are used as they are (quoted: any character is safe) and never shortened: a "
-        "table or column name longer than the target keeps (PostgreSQL 63 bytes, MySQL 64 "
-        "characters), or two source tables with one target table, stop the pipeline with an "
-        "error naming them when the table first appears (merge tables with a [[route]])."))
+        "Names are used as they are (quoted: any character is safe).  A table name longer "
+        "than the target keeps (PostgreSQL 63 bytes, MySQL 64 characters) is shortened to "
+        "its beginning, '_' and the first 8 hex digits of the SHA-1 of the whole name (UTF-8), "
+        "so that two long names stay two tables (a warning names it).  A column name that "
+        "long, or two source tables with one target table, stop the pipeline with an error "
+        "naming them when the table first appears."))
     write_mode: Literal["upsert", "append"] = Field("upsert", description=(
         "upsert: insert/update/delete by primary key; append: insert every non-delete row "
         "image, deletes are dropped."))

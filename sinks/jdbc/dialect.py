@@ -67,8 +67,8 @@ class Dialect(ABC):
     detach_after_prepare: ClassVar[bool] = False
     #: Longest transaction id the database accepts.
     max_xid: ClassVar[int]
-    #: Longest table or column name the database keeps (longer ones it cuts or refuses),
-    #: in the unit of :meth:`identifier_length`.
+    #: Longest table or column name the database keeps (PostgreSQL cuts longer ones, MySQL
+    #: refuses them), in the unit of :meth:`identifier_length`.
     max_identifier: ClassVar[int]
 
     def __init__(self, target: Target, connect_timeout: float):
@@ -175,16 +175,28 @@ class Dialect(ABC):
         """How long ``name`` is for the database's identifier limit (bytes or characters)."""
 
     def identifier_problem(self, name: str) -> str | None:
-        """Why ``name`` can't be a table or column name here (None when it can): the database
-        would cut a longer name, so two names could become one table or column."""
+        """Why ``name`` can't be a column name here (None when it can): the database would cut
+        a longer name, so two names could become one column."""
         if not name:
             return "is empty"
         n = self.identifier_length(name)
         if n > self.max_identifier:
             unit = "bytes" if self.name == "postgres" else "characters"
-            return (f"is {n} {unit} long, but {self.name} keeps only {self.max_identifier}: "
-                    f"choose shorter target names with table-name or a [[route]]")
+            return f"is {n} {unit} long, but {self.name} keeps only {self.max_identifier}"
         return None
+
+    def short_name(self, name: str) -> str:
+        """``name`` as a table name the database keeps whole: unchanged when it fits, else
+        cut to leave room for ``_`` and the first 8 hex digits of the SHA-1 of the whole name
+        (UTF-8), which keep two long names that share their beginning apart."""
+        if self.identifier_length(name) <= self.max_identifier:
+            return name
+        suffix = "_" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        room = self.max_identifier - len(suffix)
+        head = name
+        while self.identifier_length(head) > room:  # whole characters, never half a UTF-8 one
+            head = head[:-1]
+        return head + suffix
 
     def qualified(self, table: TableRef) -> str:
         return f"{self.quote(table.schema)}.{self.quote(table.name)}"

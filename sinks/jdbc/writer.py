@@ -104,6 +104,7 @@ class JdbcSinkWriter(SinkWriter):
         self._awaiting: str | None = None  # our prepared transaction not known committed
         self._ddl_refs: set[TableRef] = set()  # tables changed by DDL in the open transaction
         self._sources: dict[TableRef, str] = {}  # target table -> its source table
+        self._shortened: set[TableRef] = set()  # shortened target names, said once
         #: MySQL: tables the open XA transaction wrote to (it holds their metadata locks)
         self._touched: set[TableRef] = set()
         #: MySQL: schema changes and batches waiting for the open transaction's commit
@@ -235,23 +236,24 @@ class JdbcSinkWriter(SinkWriter):
         return self._conn
 
     def _ref(self, table_id: str) -> TableRef:
-        """The target of source table ``table_id``.  Names are data: a name the database would
-        cut, or a second source table with the same target, is a one-line terminal error
-        (cut names would make two tables one, whose writers then wait on each other's
-        prepared transactions forever)."""
+        """The target of source table ``table_id``.  Names are data: a name too long for the
+        database is shortened uniquely (:meth:`Dialect.short_name`; PostgreSQL would cut it,
+        and two long names would become one table whose writers wait on each other's
+        prepared transactions), and a second source table with the same target is a
+        one-line terminal error naming both."""
         db, name = split_table_id(table_id)
-        ref = TableRef(self._dialect.target.schema,
-                       self._config.table_name.format(table=name, db=db))
-        problem = self._dialect.identifier_problem(ref.name)
-        if problem:
-            raise TerminalError(f"jdbc sink: target table name {ref.name!r} of source table "
-                                f"{table_id} {problem}")
+        full = self._config.table_name.format(table=name, db=db)
+        ref = TableRef(self._dialect.target.schema, self._dialect.short_name(full))
         other = self._sources.setdefault(ref, table_id)
         if other != table_id:
             raise TerminalError(f"jdbc sink: source tables {other} and {table_id} both map to "
                                 f"target table {ref}: make table-name tell them apart (e.g. "
-                                f"\"{{db}}_{{table}}\"), or merge them on purpose with a "
-                                f"[[route]]")
+                                f"\"{{db}}_{{table}}\")")
+        if ref.name != full and ref not in self._shortened:
+            self._shortened.add(ref)
+            log.warning("jdbc sink: target table name %r of source table %s is too long for "
+                        "%s (%d at most): writing to %s", full, table_id, self._dialect.name,
+                        self._dialect.max_identifier, ref)
         return ref
 
     def _check_columns(self, schema: TableSchema, ref: TableRef) -> None:
@@ -259,7 +261,9 @@ class JdbcSinkWriter(SinkWriter):
             problem = self._dialect.identifier_problem(c.name)
             if problem:
                 raise TerminalError(f"jdbc sink: column name {c.name!r} of source table "
-                                    f"{schema.table} (target {ref}) {problem}")
+                                    f"{schema.table} (target {ref}) {problem}: rename the "
+                                    f"column at the source or leave the table out of the "
+                                    f"pipeline")
 
     def _resolve(self, schema: TableSchema) -> _Table:
         st = self._tables.get(schema.table)
