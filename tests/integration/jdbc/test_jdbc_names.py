@@ -127,3 +127,18 @@ def test_two_source_tables_with_one_target_name_are_an_error_naming_both(db):
     run(db, [ChangeBatch.of_rows(a, [(1,)]), ChangeBatch.of_rows(b, [(2,)])], checkpoint=2,
         **{"table-name": "{db}_{table}"})
     assert db.rows("shop_a_items") == {(1,)} and db.rows("shop_b_items") == {(2,)}
+
+
+def test_hostile_names_in_a_composite_key_and_lenient_evolution(db):
+    table_id = "src.two; key`s \"t\""
+    v1 = TableSchema(table_id, (Column(KEY, T("BIGINT"), False),
+                                Column(COL2, T("VARCHAR(10)"), False),
+                                Column(COL, T("INT"), False)), (KEY, COL2))
+    v2 = TableSchema(table_id, v1.columns[:2], (KEY, COL2))
+    name = "two; key`s \"t\""
+    run(db, [ChangeBatch.of_rows(v1, [(1, "a'", 1), (1, "b`", 2), (2, "a'", 3)]),
+             ChangeBatch(v1, "d", rows=[(1, "b`", None)]),
+             # lenient: a dropped NOT NULL column is kept and made nullable
+             SchemaChange("drop_column", table_id, v2, {"column": COL}),
+             ChangeBatch.of_rows(v2, [(3, "c")])], **{"schema-evolution": "lenient"})
+    assert db.rows(name) == {(1, "a'", 1), (2, "a'", 3), (3, "c", None)}
