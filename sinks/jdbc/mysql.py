@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 
-from runtime.errors import HubError, TerminalError, TransientError
+from runtime.errors import HubError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
 from sinks.jdbc.dialect import Dialect, Rejection, TableRef, named_column
