@@ -90,3 +90,49 @@ def test_added_columns_keep_their_defaults_in_existing_rows(flavor, mysql_server
             "SELECT column_name, is_nullable FROM information_schema.columns WHERE "
             "table_name = 'items'"))
         assert nullable["qty"] == "NO" and nullable["maybe"] == "YES"
+
+
+def test_append_mode_with_ddl_and_kill_9_writes_every_row_once(mysql_server, tmp_path, request):
+    """MariaDB -> MariaDB in append mode: rows, a DDL, more rows, kill -9 before the first
+    checkpoint, run again.  The XA transaction is not committed early for the DDL: nothing is
+    visible before the checkpoint, and the replay after the kill adds no row twice."""
+    target = create_database("mariadb", mysql_server, request.node.nodeid)
+    db = new_database(mysql_server)
+    conn = mysql_server.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {db}.items (id INT PRIMARY KEY, v INT)")
+    path = tmp_path / "pipeline.toml"
+    text = PIPELINE.format(dir=tmp_path, connection=mysql_server.source_toml(), db=db,
+                           url=target.url).replace('"initial"', '"earliest"')
+    # no checkpoint before the kill
+    path.write_text(text.replace('interval = "200ms"', 'interval = "10min"')
+                    + 'write-mode = "append"\n')
+    p = hub("run", str(path), "--no-progress")
+    try:
+        time.sleep(2)
+        with conn.cursor() as cur:
+            for i in range(1, 201):
+                cur.execute(f"INSERT INTO {db}.items (id, v) VALUES (%s, %s)", (i, i))
+                if i == 100:
+                    cur.execute(f"ALTER TABLE {db}.items ADD COLUMN w INT NOT NULL DEFAULT 3")
+        time.sleep(3)  # the rows before the DDL were flushed for it, long ago
+        assert p.poll() is None, p.communicate()[1]
+        visible_early = target.visible("items")
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+    path.write_text(text + 'write-mode = "append"\n')
+    p = hub("run", str(path), "--no-progress")
+    try:
+        _wait(lambda: target.visible("items") >= 200, "the rows after the kill", p)
+        time.sleep(1.5)  # a duplicate would show now
+        p.send_signal(signal.SIGTERM)
+        err = p.communicate(timeout=60)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode == 0, err
+    assert target.query("SELECT count(*), count(DISTINCT id), min(w), max(w) FROM items") == [
+        (200, 200, 3, 3)]
+    assert visible_early == 0, "rows became visible before their checkpoint"
