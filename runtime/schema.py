@@ -86,16 +86,23 @@ class Column:
     type: DataType
     nullable: bool = True
     comment: str | None = None
+    #: The value rows that existed before the column was added read, as the text of a constant
+    #: of the column's type (``"7"``, ``"it's"``, ``"2024-01-31"``); None when there is none
+    #: or it is not a constant (``CURRENT_TIMESTAMP``).  Set on ``add_column`` changes.
+    default: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "type": str(self.type), "nullable": self.nullable}
         if self.comment:
             d["comment"] = self.comment
+        if self.default is not None:
+            d["default"] = self.default
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Column:
-        return cls(d["name"], parse_type(d["type"]), d.get("nullable", True), d.get("comment"))
+        return cls(d["name"], parse_type(d["type"]), d.get("nullable", True), d.get("comment"),
+                   d.get("default"))
 
 
 @dataclass(frozen=True)

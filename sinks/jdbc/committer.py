@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from runtime.errors import HubError, TerminalError, TransientError
+from runtime.errors import HubError
 from runtime.sink import CommitContext, Committable, Committer
 from sinks.jdbc.dialect import Dialect
 
@@ -19,7 +19,10 @@ class JdbcCommitter(Committer):
     * :meth:`recover` commits the restored checkpoint's transactions, then rolls back every
       other prepared transaction of this pipeline (ids ``hub:<pipeline>:...``): those were
       prepared after the restored checkpoint and their data will be written again.
-    * Lost connections and deadlocks raise :class:`TransientError` (the coordinator retries).
+    * :meth:`abort` rolls back the transactions of a checkpoint that will never complete, so
+      that their locks don't wait for the next start; idempotent, best effort.
+    * Every client error leaves as :meth:`Dialect.translate` makes it: lost connections and
+      deadlocks as :class:`TransientError` (the coordinator retries), the rest terminal.
     """
 
     def __init__(self, dialect: Dialect):
@@ -44,6 +47,18 @@ class JdbcCommitter(Committer):
                 log.info("jdbc sink: rolled back %s, prepared after the restored checkpoint", xid)
         return []
 
+    def abort(self, committables: list[Committable], context: CommitContext) -> None:
+        for c in committables:
+            xid = c["xid"]
+            try:
+                if self._call(self._dialect.rollback_prepared, xid, "rolling back"):
+                    log.info("jdbc sink: rolled back %s of checkpoint %s, which will not "
+                             "complete", xid, context.checkpoint_id)
+            except HubError as exc:
+                # recover() rolls it back at the next start
+                log.warning("jdbc sink: could not roll back %s of checkpoint %s (%s); the "
+                            "next start rolls it back", xid, context.checkpoint_id, exc)
+
     def close(self) -> None:
         if self._conn is not None:
             try:
@@ -58,12 +73,12 @@ class JdbcCommitter(Committer):
                 # COMMIT PREPARED can't run inside a transaction block
                 self._conn = self._dialect.connect(autocommit=True)
             return fn(self._conn, arg)
-        except HubError:
+        except HubError as exc:
+            if exc.transient:
+                self.close()  # a lost connection: the retry connects anew
             raise
-        except Exception as exc:
-            text = str(exc).strip()
-            message = f"jdbc sink: {what} {arg}: {text.splitlines()[0] if text else type(exc).__name__}"
-            if self._dialect.is_transient(exc):
+        except self._dialect.driver_errors as exc:
+            error = self._dialect.translate(exc, f"{what} {arg}")
+            if error.transient:
                 self.close()
-                raise TransientError(message) from exc
-            raise TerminalError(message) from exc
+            raise error from exc

@@ -49,7 +49,13 @@ class JdbcSinkConfig(ConnectorConfig):
         "PostgreSQL schema (default public) or MySQL database (default: the URL's) of the "
         "tables."))
     table_name: str = Field("{table}", description=(
-        "Target table name template: {table} is the source table name, {db} its database."))
+        "Target table name template: {table} is the source table name, {db} its database.  "
+        "Names are used as they are (quoted: any character is safe).  A table name longer "
+        "than the target keeps (PostgreSQL 63 bytes, MySQL 64 characters) is shortened to "
+        "its beginning, '_' and the first 8 hex digits of the SHA-1 of the whole name (UTF-8), "
+        "so that two long names stay two tables (a warning names it).  A column name that "
+        "long, or two source tables with one target table, stop the pipeline with an error "
+        "naming them when the table first appears."))
     write_mode: Literal["upsert", "append"] = Field("upsert", description=(
         "upsert: insert/update/delete by primary key; append: insert every non-delete row "
         "image, deletes are dropped."))
@@ -65,7 +71,11 @@ class JdbcSinkConfig(ConnectorConfig):
         "try-evolve: apply, and go on without the change when the database refuses it; "
         "lenient: never lose data (no drops, renames add a column, only widening type "
         "changes); ignore: keep the table as it is, write the columns it has; "
-        "exception: stop on any schema change."))
+        "exception: stop on any schema change.  An added column keeps its default (and NOT "
+        "NULL), so rows that existed before read what they read at the source.  On MySQL/"
+        "MariaDB a change of a table the open XA transaction wrote to waits (with that "
+        "table's later rows, in the checkpoint) until that transaction committed: DDL can't "
+        "join it, and never commits it early."))
     exactly_once: bool = Field(True, description=(
         "Two-phase commit (PREPARE TRANSACTION / XA).  false: commit at each checkpoint "
         "(at-least-once; for servers without prepared transactions)."))

@@ -7,16 +7,26 @@ modes, rejected-row handling, recovery) and call only this interface.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
 
+from runtime.errors import HubError, TerminalError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
 from sinks.jdbc.config import Target
+
+
+#: Logical types whose columns get a default when added (MySQL has no literal defaults for
+#: BLOB, TEXT and JSON columns: those never carry one).
+DEFAULTABLE = frozenset({"BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT", "DECIMAL", "FLOAT",
+                         "DOUBLE", "CHAR", "VARCHAR", "STRING", "DATE", "TIME", "TIMESTAMP",
+                         "TIMESTAMP_LTZ"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,8 @@ class Dialect(ABC):
     """
 
     name: ClassVar[str]
+    #: The client library's exceptions (and socket errors): what :meth:`translate` handles.
+    driver_errors: ClassVar[tuple[type[BaseException], ...]]
     #: Whether DDL can run inside the two-phase transaction (PostgreSQL yes, MySQL no).
     transactional_ddl: ClassVar[bool]
     #: Whether the writer must close its connection after :meth:`prepare` so that other
@@ -55,17 +67,47 @@ class Dialect(ABC):
     detach_after_prepare: ClassVar[bool] = False
     #: Longest transaction id the database accepts.
     max_xid: ClassVar[int]
+    #: Longest table or column name the database keeps (PostgreSQL cuts longer ones, MySQL
+    #: refuses them), in the unit of :meth:`identifier_length`.
+    max_identifier: ClassVar[int]
 
     def __init__(self, target: Target, connect_timeout: float):
         self.target = target
         self.connect_timeout = connect_timeout
+
+    # -- errors -----------------------------------------------------------------------------------
+    def translate(self, exc: BaseException, what: str) -> HubError:
+        """The one translation of this client's errors: ``exc`` (raised while doing ``what``)
+        as a one-line :class:`TransientError` (lost connection, server shutting down or not
+        up yet, deadlock: redone after a restart) or :class:`TerminalError` (refused
+        credentials, bad SQL, missing privilege).  Every call path of the sink (writer,
+        committer, recovery, connecting) raises what this returns."""
+        if isinstance(exc, HubError):
+            return exc
+        t = self.target
+        if self.is_auth_failure(exc):
+            return TerminalError(f"jdbc sink: {self.name} at {t.host}:{t.port} refused user "
+                                 f"{t.user!r} (database {t.database!r}): {self.text(exc)}")
+        message = f"jdbc sink: {what}: {self.text(exc)}"
+        if isinstance(exc, OSError) or self.is_transient(exc):
+            return TransientError(message)
+        return TerminalError(message)
+
+    def text(self, exc: BaseException) -> str:
+        """One line of what the client said."""
+        return first_line(exc)
+
+    @abstractmethod
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        """The server refused the user, its password or its access to the database."""
 
     # -- connections and settings ------------------------------------------------------------
     @abstractmethod
     def connect(self, autocommit: bool = False) -> Any:
         """A new connection: for the writer (``autocommit`` False: statements join the open
         transaction), or for the committer (True: second-phase statements run alone).  Raises
-        :class:`~runtime.errors.TransientError` when the server can't be reached."""
+        what :meth:`translate` makes of the failure: :class:`TransientError` when the server
+        can't be reached, :class:`TerminalError` when it refuses the user."""
 
     @abstractmethod
     def check(self, conn: Any, exactly_once: bool) -> None:
@@ -126,7 +168,35 @@ class Dialect(ABC):
     # -- tables -----------------------------------------------------------------------------------
     @abstractmethod
     def quote(self, name: str) -> str:
-        """An identifier, quoted."""
+        """An identifier, quoted: any text (dots, quotes, semicolons, spaces) is one name."""
+
+    @abstractmethod
+    def identifier_length(self, name: str) -> int:
+        """How long ``name`` is for the database's identifier limit (bytes or characters)."""
+
+    def identifier_problem(self, name: str) -> str | None:
+        """Why ``name`` can't be a column name here (None when it can): the database would cut
+        a longer name, so two names could become one column."""
+        if not name:
+            return "is empty"
+        n = self.identifier_length(name)
+        if n > self.max_identifier:
+            unit = "bytes" if self.name == "postgres" else "characters"
+            return f"is {n} {unit} long, but {self.name} keeps only {self.max_identifier}"
+        return None
+
+    def short_name(self, name: str) -> str:
+        """``name`` as a table name the database keeps whole: unchanged when it fits, else
+        cut to leave room for ``_`` and the first 8 hex digits of the SHA-1 of the whole name
+        (UTF-8), which keep two long names that share their beginning apart."""
+        if self.identifier_length(name) <= self.max_identifier:
+            return name
+        suffix = "_" + hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        room = self.max_identifier - len(suffix)
+        head = name
+        while self.identifier_length(head) > room:  # whole characters, never half a UTF-8 one
+            head = head[:-1]
+        return head + suffix
 
     def qualified(self, table: TableRef) -> str:
         return f"{self.quote(table.schema)}.{self.quote(table.name)}"
@@ -150,8 +220,19 @@ class Dialect(ABC):
         return f"CREATE TABLE IF NOT EXISTS {self.qualified(table)} ({', '.join(parts)})"
 
     def add_column_sql(self, table: TableRef, column: Column) -> str:
-        return (f"ALTER TABLE {self.qualified(table)} ADD COLUMN {self.quote(column.name)} "
-                f"{self.column_type(column.type, False)}")
+        """Add ``column``; with its default (and NOT NULL) when it has one, so that rows that
+        existed before read what they read at the source."""
+        sql = (f"ALTER TABLE {self.qualified(table)} ADD COLUMN {self.quote(column.name)} "
+               f"{self.column_type(column.type, False)}")
+        if column.default is not None and column.type.kind in DEFAULTABLE:
+            sql += f" DEFAULT {self.default_literal(column)}"
+            if not column.nullable:
+                sql += " NOT NULL"
+        return sql
+
+    @abstractmethod
+    def default_literal(self, column: Column) -> str:
+        """``column.default`` (the text of a constant) as a literal of the column's type."""
 
     def drop_column_sql(self, table: TableRef, name: str) -> str:
         return f"ALTER TABLE {self.qualified(table)} DROP COLUMN {self.quote(name)}"
@@ -198,10 +279,45 @@ class Dialect(ABC):
         """Plain insert (append mode).  Same failure contract as :meth:`upsert`."""
 
     @abstractmethod
-    def rejection(self, exc: BaseException) -> Rejection | None:
+    def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         """The database refused a row's value or a constraint (the batch can be bisected to
-        find the row); None for any other failure."""
+        find the row); None for any other failure.  ``names`` are the columns written: the
+        column the message names is one of them (names may hold any character)."""
 
     @abstractmethod
     def is_transient(self, exc: BaseException) -> bool:
         """A lost connection, deadlock or similar: the work may succeed when redone."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def translated(what: str) -> Callable[[F], F]:
+    """Decorate a method of an object with a ``_dialect``: the client's exceptions it raises
+    leave it translated by :meth:`Dialect.translate` (dlt's ``raise_database_error``)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except HubError:
+                raise
+            except self._dialect.driver_errors as exc:
+                raise self._dialect.translate(exc, what) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def named_column(text: str, names: Sequence[str], forms: Sequence[str]) -> str | None:
+    """The longest of ``names`` that ``text`` mentions in one of ``forms`` (``"{}"`` is the
+    name): a regex for words would cut a name with spaces or quotes in it."""
+    hits = [n for n in names if any(f.format(n) in text for f in forms)]
+    return max(hits, key=len) if hits else None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (drivers add hints on further lines)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

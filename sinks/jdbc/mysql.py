@@ -7,6 +7,7 @@ DDL can't run inside an XA transaction (it commits implicitly), so this dialect 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import pymysql
 from runtime.errors import HubError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
-from sinks.jdbc.dialect import Dialect, Rejection, TableRef
+from sinks.jdbc.dialect import Dialect, Rejection, TableRef, named_column
 from sinks.jdbc.types import (hex_text, json_of_lists, mysql_type, quote_sql_strings,
                               time_text, timestamp_text)
 
@@ -30,13 +31,20 @@ _SESSION = ("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
             # can wait on rows of another subtask's prepared transaction, which commits only
             # once this writer reaches its barrier.  Fail such a wait fast (a transient error:
             # the pipeline restarts from its checkpoint) instead of InnoDB's 50 s default.
-            "SET SESSION innodb_lock_wait_timeout = 10")
+            "SET SESSION innodb_lock_wait_timeout = 10",
+            # ... and metadata locks (DDL waiting on a table a prepared transaction holds) the
+            # same way, instead of lock_wait_timeout's default of a day or a year
+            "SET SESSION lock_wait_timeout = 60")
 #: Errors about a row's value or a constraint.
 _REJECTED = {1048, 1062, 1263, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690,
              3140, 3819, 4025}
-_TRANSIENT = {1205, 1213, 2003, 2006, 2013, 2055}
+#: Lock wait timeout, deadlock, too many connections, server shutdown, connection killed,
+#: network errors, client errors of a lost or refused connection, idle disconnect.
+_TRANSIENT = {1205, 1213, 1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003,
+              2006, 2013, 2055, 4031}
+#: Access denied (user/password, database, no password given).
+_AUTH_FAILURE = {1044, 1045, 1698}
 _UNKNOWN_XID = 1397
-_COLUMN = re.compile(r"[Cc]olumn [`'\"]?(\w+)")
 _CONSTRAINT = re.compile(r"CONSTRAINT `(?:[^`]*\.)?(\w+)`")
 #: Bytes of SQL per statement (below every server's default max_allowed_packet).
 STATEMENT_BYTES = 4 << 20
@@ -96,9 +104,11 @@ def chunks(text: pa.Array, limit: int = STATEMENT_BYTES, trailing: int = 1) -> l
 
 class MySqlDialect(Dialect):
     name = "mysql"
+    driver_errors = (pymysql.err.MySQLError, OSError)
     transactional_ddl = False
     detach_after_prepare = True
     max_xid = 64
+    max_identifier = 64  # characters
 
     # -- connections and settings ------------------------------------------------------------
     def connect(self, autocommit: bool = False) -> pymysql.Connection:
@@ -108,12 +118,12 @@ class MySqlDialect(Dialect):
             conn = pymysql.connect(host=t.host, port=t.port, user=t.user, password=t.password,
                                    database=t.database, autocommit=True, charset="utf8mb4",
                                    connect_timeout=max(1, int(self.connect_timeout)))
-        except pymysql.err.MySQLError as exc:
-            raise TransientError(f"jdbc sink: can't connect to MySQL at {t.host}:{t.port}/"
-                                 f"{t.database} as {t.user}: {exc.args[-1]}") from None
-        with conn.cursor() as cur:
-            for statement in _SESSION:
-                cur.execute(statement)
+            with conn.cursor() as cur:
+                for statement in _SESSION:
+                    cur.execute(statement)
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise self.translate(exc, f"can't connect to MySQL at {t.host}:{t.port}/"
+                                      f"{t.database} as {t.user}") from None
         return conn
 
     def check(self, conn: pymysql.Connection, exactly_once: bool) -> None:
@@ -201,6 +211,9 @@ class MySqlDialect(Dialect):
     def quote(self, name: str) -> str:
         return "`" + name.replace("`", "``") + "`"
 
+    def identifier_length(self, name: str) -> int:
+        return len(name)
+
     def column_type(self, t: DataType, is_key: bool) -> str:
         return mysql_type(t, is_key)
 
@@ -211,6 +224,11 @@ class MySqlDialect(Dialect):
                         (table.schema, table.name))
             rows = cur.fetchall()
         return {r[0]: r[1] == "YES" for r in rows} if rows else None
+
+    def default_literal(self, column: Column) -> str:
+        literal = quote_sql_strings(pa.array([column.default], pa.string()))[0].as_py()
+        # a TEXT column takes only an expression default (MySQL 8.0.13+, MariaDB 10.2+)
+        return f"({literal})" if "TEXT" in mysql_type(column.type) else literal
 
     def alter_type_sql(self, table: TableRef, column: Column, is_key: bool) -> str:
         null = " NOT NULL" if is_key or not column.nullable else " NULL"
@@ -269,15 +287,30 @@ class MySqlDialect(Dialect):
         self._insert(conn, f"INSERT INTO {self.qualified(table)} ({cols}) VALUES ", "",
                      chunks(row_texts(rows, columns)))
 
-    def rejection(self, exc: BaseException) -> Rejection | None:
+    def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         if not isinstance(exc, pymysql.err.MySQLError) or not exc.args:
             return None
         if exc.args[0] not in _REJECTED:
             return None
         message = str(exc.args[-1])
-        m = _COLUMN.search(message) or _CONSTRAINT.search(message)
-        return Rejection(message, m.group(1) if m else None)
+        # "Data too long for column 'c' at row 1", "Column 'c' cannot be null"
+        column = named_column(message, names, ("column '{}'", "Column '{}'", "column `{}`"))
+        if column is None:
+            m = _CONSTRAINT.search(message)
+            column = m.group(1) if m else None
+        return Rejection(message, column)
 
     def is_transient(self, exc: BaseException) -> bool:
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True  # the client's connection is closed or was never open
         return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
                 and exc.args[0] in _TRANSIENT)
+
+    def text(self, exc: BaseException) -> str:
+        if isinstance(exc, pymysql.err.MySQLError) and exc.args:
+            return f"{exc.args[-1]} ({exc.args[0]})" if len(exc.args) > 1 else str(exc.args[0])
+        return super().text(exc)
+
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
+                and exc.args[0] in _AUTH_FAILURE)

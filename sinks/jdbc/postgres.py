@@ -12,19 +12,29 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import psycopg
 from psycopg import errors as pgerr, sql
 
-from runtime.errors import HubError, TransientError
+from runtime.errors import HubError
 from runtime.schema import Column
 from runtime.types import DataType
-from sinks.jdbc.dialect import Dialect, Rejection, TableRef
+from sinks.jdbc.dialect import Dialect, Rejection, TableRef, first_line, named_column
 from sinks.jdbc.types import hex_text, pg_array_text, postgres_type, time_text
 
-_COPY_CONTEXT = re.compile(r"column (\w+)")
+#: SQLSTATE classes worth retrying: connection exception, transaction rollback (serialization
+#: failure, deadlock), insufficient resources, operator intervention (shutdown, cannot connect
+#: now), system error.
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+#: What libpq says when the server refuses a login (connection errors carry no SQLSTATE):
+#: 28P01 invalid_password and 28000 invalid_authorization_specification, 3D000 no database.
+_AUTH_FAILURE = re.compile(r"password authentication failed|role \".*\" does not exist|"
+                           r"no pg_hba\.conf entry|database \".*\" does not exist|"
+                           r"authentication failed|password is required|"
+                           r"permission denied for database")
 _CSV = pacsv.WriteOptions(include_header=False)
 
 
@@ -48,8 +58,10 @@ def csv_payload(rows: pa.Table, columns: list[Column]) -> bytes:
 
 class PostgresDialect(Dialect):
     name = "postgres"
+    driver_errors = (psycopg.Error, OSError)
     transactional_ddl = True
     max_xid = 200
+    max_identifier = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
 
     # -- connections and settings ------------------------------------------------------------
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
@@ -59,9 +71,9 @@ class PostgresDialect(Dialect):
                                    password=t.password or None, autocommit=autocommit,
                                    connect_timeout=max(1, int(self.connect_timeout)),
                                    options="-c TimeZone=UTC")
-        except psycopg.OperationalError as exc:
-            raise TransientError(f"jdbc sink: can't connect to PostgreSQL at {t.host}:{t.port}/"
-                                 f"{t.database} as {t.user}: {_first_line(exc)}") from None
+        except (psycopg.Error, OSError) as exc:
+            raise self.translate(exc, f"can't connect to PostgreSQL at {t.host}:{t.port}/"
+                                      f"{t.database} as {t.user}") from None
 
     def check(self, conn: psycopg.Connection, exactly_once: bool) -> None:
         with conn.transaction():
@@ -124,6 +136,9 @@ class PostgresDialect(Dialect):
     def quote(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
 
+    def identifier_length(self, name: str) -> int:
+        return len(name.encode("utf-8"))
+
     def column_type(self, t: DataType, is_key: bool) -> str:
         return postgres_type(t)
 
@@ -134,6 +149,9 @@ class PostgresDialect(Dialect):
             "n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped "
             "ORDER BY a.attnum", (table.schema, table.name)).fetchall()
         return {r[0]: r[1] for r in rows} if rows else None
+
+    def default_literal(self, column: Column) -> str:
+        return f"{sql.Literal(column.default).as_string(None)}::{postgres_type(column.type)}"
 
     def alter_type_sql(self, table: TableRef, column: Column, is_key: bool) -> str:
         t = postgres_type(column.type)
@@ -192,23 +210,32 @@ class PostgresDialect(Dialect):
                                     f"(FORMAT csv)") as copy:
                 copy.write(payload)
 
-    def rejection(self, exc: BaseException) -> Rejection | None:
+    def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         if not isinstance(exc, (pgerr.DataError, pgerr.IntegrityError)):
             return None
         diag = exc.diag
         column = diag.column_name
         if column is None and diag.context:
-            m = _COPY_CONTEXT.search(diag.context)
-            column = m.group(1) if m else None
-        message = _first_line(exc)
+            # COPY's context: 'COPY <table>, line 1, column <name>: "<value>"'
+            column = named_column(diag.context + "\n", names, (", column {}: ", ", column {}\n"))
+        message = first_line(exc)
         if diag.message_detail:
             message += f" ({diag.message_detail})"
         return Rejection(message, column)
 
     def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, (psycopg.OperationalError, pgerr.SerializationFailure,
-                                pgerr.DeadlockDetected))
+        if not isinstance(exc, psycopg.Error):
+            return isinstance(exc, OSError)
+        state = exc.sqlstate
+        if state is None:
+            # raised by the client: a lost or closed connection, a failed connection attempt
+            # (refusals of a login are told apart by is_auth_failure)
+            return isinstance(exc, psycopg.OperationalError)
+        return state[:2] in _TRANSIENT_CLASSES or state == "55P03"  # lock_not_available
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    def is_auth_failure(self, exc: BaseException) -> bool:
+        if not isinstance(exc, psycopg.Error):
+            return False
+        if exc.sqlstate in ("28P01", "28000", "3D000"):
+            return True
+        return exc.sqlstate is None and bool(_AUTH_FAILURE.search(str(exc)))

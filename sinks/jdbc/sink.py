@@ -1,6 +1,7 @@
 """The JDBC sink factory (``type = "jdbc"``)."""
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from runtime.errors import HubError, MissingExtraError
@@ -9,6 +10,7 @@ from sinks.jdbc.committer import JdbcCommitter
 from sinks.jdbc.config import JdbcSinkConfig
 from sinks.jdbc.dialect import Dialect
 
+log = logging.getLogger(__name__)
 
 class JdbcSink(Sink):
     """Change events applied to PostgreSQL or MySQL/MariaDB tables, exactly once.
@@ -39,16 +41,33 @@ class JdbcSink(Sink):
             raise MissingExtraError(exc.name or "psycopg", "jdbc") from None
 
     def check(self) -> None:
-        """Connect once and check the server settings 2PC needs; one line when missing."""
+        """Connect once and check the server settings 2PC needs; one line when missing.
+
+        A server that can't be reached now is no reason to refuse the pipeline: the check is
+        skipped with a warning and the writers' connection attempts fail transiently, so the
+        runtime's ``[restart]`` retries until the server is up.  Refused credentials are
+        terminal."""
         dialect = self.dialect()
         try:
             conn = dialect.connect()
         except HubError as exc:
-            raise HubError(str(exc)) from None
+            if not exc.transient:
+                raise
+            log.warning("%s; going on without checking the server settings (the pipeline "
+                        "retries connecting as [restart] says)", exc)
+            return
         try:
             dialect.check(conn, self.config.exactly_once)
+        except dialect.driver_errors as exc:
+            error = dialect.translate(exc, "checking the server settings")
+            if not error.transient:
+                raise error from exc
+            log.warning("%s; the check is skipped", error)
         finally:
-            conn.close()
+            try:
+                conn.close()
+            except dialect.driver_errors:
+                log.debug("jdbc sink: closing the check's connection failed", exc_info=True)
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         from sinks.jdbc.writer import JdbcSinkWriter

@@ -2,6 +2,7 @@
 them into one open transaction per checkpoint, which it prepares at the barrier."""
 from __future__ import annotations
 
+import base64
 import logging
 import time
 import uuid
@@ -12,13 +13,16 @@ import numpy as np
 import pyarrow as pa
 
 from runtime.batch import DELETE, ChangeBatch
+from runtime.deadletter import record_id
 from runtime.errors import BadRecordError, HubError, TerminalError, TransientError
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
 from sinks.jdbc import evolution
 from sinks.jdbc.config import JdbcSinkConfig
-from sinks.jdbc.dialect import Dialect, TableRef
+from sinks.jdbc.dialect import Dialect, TableRef, first_line, translated
 
+#: Transaction ids tried per checkpoint when the server holds prepared ones of that id.
+MAX_SERIALS = 1000
 #: How long a writer waits for its previous checkpoint's commit before it gives up.
 AWAIT_COMMIT_S = 20.0
 
@@ -69,8 +73,16 @@ class JdbcSinkWriter(SinkWriter):
     * A row the database refuses is found by bisecting the batch and goes to
       ``context.dead_letter`` with its table, key and column (which raises unless the
       pipeline tolerates bad records).
+    * DDL on MySQL/MariaDB can't join the XA transaction, and can't run beside it on a table
+      the transaction wrote to (the transaction, open or prepared, holds that table's metadata
+      lock until it commits).  So a schema change of such a table is *deferred*, together with
+      the table's later batches, until the transaction committed: it is applied (DDL in
+      autocommit, which the target's current columns make idempotent) at the start of the
+      next transaction, and the deferred rows are written into that one.  Until then they are
+      part of the writer's checkpoint state, so nothing is committed early and nothing is lost
+      in a crash.
     * State: the last prepared checkpoint id (transaction ids of MySQL are chosen when the
-      transaction begins, before its checkpoint id is known).
+      transaction begins, before its checkpoint id is known) and the deferred elements.
     """
 
     def __init__(self, config: JdbcSinkConfig, dialect: Dialect, context: WriterContext,
@@ -91,12 +103,24 @@ class JdbcSinkWriter(SinkWriter):
         self._side: Any = None  # autocommit connection for CREATE TABLE
         self._awaiting: str | None = None  # our prepared transaction not known committed
         self._ddl_refs: set[TableRef] = set()  # tables changed by DDL in the open transaction
+        self._sources: dict[TableRef, str] = {}  # target table -> its source table
+        self._shortened: set[TableRef] = set()  # shortened target names, said once
+        #: MySQL: tables the open XA transaction wrote to (it holds their metadata locks)
+        self._touched: set[TableRef] = set()
+        #: MySQL: schema changes and batches waiting for the open transaction's commit
+        self._deferred: list[ChangeBatch | SchemaChange] = [
+            _decode(d) for d in (state or {}).get("deferred", ())]
+        self._deferred_tables: set[str] = {el.table for el in self._deferred}
 
     # -- SinkWriter ---------------------------------------------------------------------------
+    @translated("writing")
     def write(self, batch: ChangeBatch) -> None:
         if not len(batch):
             return
         table_id = batch.table
+        if table_id in self._deferred_tables:
+            self._deferred.append(batch)  # after a deferred schema change of its table
+            return
         buffered = self._buffers.get(table_id)
         if buffered and buffered[0].schema != batch.schema:
             self._flush(table_id)
@@ -112,9 +136,13 @@ class JdbcSinkWriter(SinkWriter):
                 or time.monotonic() - self._since[table_id] >= self._config.flush_interval):
             self._flush(table_id)
 
+    @translated("applying a schema change")
     def write_schema_change(self, change: SchemaChange) -> None:
         if change.table in self._buffers:
             self._flush(change.table)  # data before the change is written with the old schema
+        if self._must_defer(change.table):
+            self._defer([change])
+            return
         mode = self._config.schema_evolution
         if change.kind == "create_table":
             if change.schema is not None:
@@ -128,6 +156,8 @@ class JdbcSinkWriter(SinkWriter):
             ref = self._ref(change.table)
             st = _Table(ref, change.schema or TableSchema(change.table, ()),
                         self._dialect.columns(self._connection(), ref))
+        if change.schema is not None:
+            self._check_columns(change.schema, st.ref)
         if mode != "ignore":
             for statement in evolution.plan(self._dialect, mode, change, st.ref, st.target,
                                             st.schema):
@@ -139,7 +169,7 @@ class JdbcSinkWriter(SinkWriter):
                     if mode != "try-evolve" or self._dialect.is_transient(exc):
                         raise self._error(f"applying {change.kind} to {st.ref}", exc) from exc
                     log.warning("jdbc sink: %s refused %r (%s); try-evolve goes on without it",
-                                st.ref, statement, _first_line(exc))
+                                st.ref, statement, first_line(exc))
             st.target = self._dialect.columns(self._connection(), st.ref)
         if change.schema is None:
             self._tables.pop(change.table, None)
@@ -148,13 +178,17 @@ class JdbcSinkWriter(SinkWriter):
         self._tables[change.table] = st
         self._columns(st)
 
+    @translated("preparing")
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        if self._deferred and self._xid is None:
+            self._begin()  # deferred before the last checkpoint: apply them now
         for table_id in list(self._buffers):
             self._flush(table_id)
         self._checkpoint, self._serial = checkpoint_id + 1, 0
         if self._xid is None:
             return []
         xid, self._xid = self._xid, None
+        self._touched.clear()  # DDL beside a prepared transaction waits for its commit, no more
         if self._dialect.transactional_ddl and self._config.exactly_once:
             # PostgreSQL names the transaction at prepare time: use the real checkpoint id
             xid = self._dialect.xid(self._context.pipeline, self._context.subtask, checkpoint_id)
@@ -172,7 +206,10 @@ class JdbcSinkWriter(SinkWriter):
             raise self._error(f"preparing transaction {xid}", exc) from exc
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        return {"checkpoint": checkpoint_id}
+        state: dict[str, Any] = {"checkpoint": checkpoint_id}
+        if self._deferred:
+            state["deferred"] = [_encode(el) for el in self._deferred]
+        return state
 
     def close(self) -> None:
         self._buffers.clear()
@@ -181,7 +218,7 @@ class JdbcSinkWriter(SinkWriter):
                 self._dialect.rollback(self._conn, self._xid)
         except Exception as exc:  # noqa: BLE001 - closing the connection rolls back anyway
             log.info("jdbc sink: rollback of %s on close failed (%s); the server discards it "
-                     "with the connection", self._xid, _first_line(exc))
+                     "with the connection", self._xid, first_line(exc))
         finally:
             self._xid = None
             for conn in (self._conn, self._side):
@@ -199,9 +236,34 @@ class JdbcSinkWriter(SinkWriter):
         return self._conn
 
     def _ref(self, table_id: str) -> TableRef:
+        """The target of source table ``table_id``.  Names are data: a name too long for the
+        database is shortened uniquely (:meth:`Dialect.short_name`; PostgreSQL would cut it,
+        and two long names would become one table whose writers wait on each other's
+        prepared transactions), and a second source table with the same target is a
+        one-line terminal error naming both."""
         db, name = split_table_id(table_id)
-        return TableRef(self._dialect.target.schema,
-                        self._config.table_name.format(table=name, db=db))
+        full = self._config.table_name.format(table=name, db=db)
+        ref = TableRef(self._dialect.target.schema, self._dialect.short_name(full))
+        other = self._sources.setdefault(ref, table_id)
+        if other != table_id:
+            raise TerminalError(f"jdbc sink: source tables {other} and {table_id} both map to "
+                                f"target table {ref}: make table-name tell them apart (e.g. "
+                                f"\"{{db}}_{{table}}\")")
+        if ref.name != full and ref not in self._shortened:
+            self._shortened.add(ref)
+            log.warning("jdbc sink: target table name %r of source table %s is too long for "
+                        "%s (%d at most): writing to %s", full, table_id, self._dialect.name,
+                        self._dialect.max_identifier, ref)
+        return ref
+
+    def _check_columns(self, schema: TableSchema, ref: TableRef) -> None:
+        for c in schema.columns:
+            problem = self._dialect.identifier_problem(c.name)
+            if problem:
+                raise TerminalError(f"jdbc sink: column name {c.name!r} of source table "
+                                    f"{schema.table} (target {ref}) {problem}: rename the "
+                                    f"column at the source or leave the table out of the "
+                                    f"pipeline")
 
     def _resolve(self, schema: TableSchema) -> _Table:
         st = self._tables.get(schema.table)
@@ -212,6 +274,7 @@ class JdbcSinkWriter(SinkWriter):
             st = _Table(ref, schema, self._dialect.columns(self._connection(), ref))
             self._tables[schema.table] = st
         st.schema = schema
+        self._check_columns(schema, st.ref)
         if st.target is None:
             if not self._config.auto_create:
                 raise TerminalError(f"jdbc sink: table {st.ref} does not exist and auto-create "
@@ -226,6 +289,8 @@ class JdbcSinkWriter(SinkWriter):
                                 f"{', '.join(c.name for c in missing)} of {schema.table} and "
                                 f"schema-evolution = \"exception\"")
         if missing and mode != "ignore":  # a change we were not told about: same remedy
+            if self._must_defer(schema.table):
+                raise _MustDefer
             for c in missing:
                 self._ddl(self._dialect.add_column_sql(st.ref, c), st.ref)
             st.target = self._dialect.columns(self._connection(), st.ref)
@@ -253,8 +318,12 @@ class JdbcSinkWriter(SinkWriter):
             if self._awaiting is not None:
                 self._await_commit(conn, self._awaiting)
                 self._awaiting = None
+            if self._deferred:
+                self._drain()  # begins the transaction when it writes rows
+                if self._xid is not None:
+                    return conn
             ctx = self._context
-            for _ in range(1000):
+            for _ in range(MAX_SERIALS):
                 xid = self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint, self._serial)
                 try:
                     self._dialect.begin(conn, xid)
@@ -264,9 +333,17 @@ class JdbcSinkWriter(SinkWriter):
                     if not self._dialect.duplicate_xid(exc):
                         raise self._error(f"starting transaction {xid}", exc) from exc
                     self._serial += 1
+            else:
+                # never go on with a transaction that did not begin: its writes would be
+                # committed one by one, outside any checkpoint
+                raise TerminalError(
+                    f"jdbc sink: can't start a transaction: {MAX_SERIALS} transaction ids "
+                    f"{self._dialect.xid(ctx.pipeline, ctx.subtask, self._checkpoint)}[.n] are "
+                    f"all prepared already; finish them (XA RECOVER, XA ROLLBACK) and restart")
             self._xid = xid
             self._txns += 1
             self._ddl_refs.clear()
+            self._touched.clear()
         return conn
 
     def _create(self, ref: TableRef, statement: str) -> None:
@@ -276,10 +353,8 @@ class JdbcSinkWriter(SinkWriter):
         if self._dialect.transactional_ddl and ref in self._ddl_refs:
             self._ddl(statement, ref)  # dropped in this very transaction: create it there too
             return
-        if self._side is None:
-            self._side = self._dialect.connect(autocommit=True)
         try:
-            self._dialect.execute_ddl(self._side, statement)
+            self._dialect.execute_ddl(self._side_connection(), statement)
         except Exception as exc:
             # another subtask may have created it at the same moment
             if self._dialect.columns(self._side, ref) is None:
@@ -305,9 +380,17 @@ class JdbcSinkWriter(SinkWriter):
             self._dialect.execute_ddl(self._begin(), statement)
             self._ddl_refs.add(ref)
             return
+        if self._config.exactly_once:
+            # Beside the XA transaction, on a table it did not write to (the callers defer
+            # schema changes of the others): the transaction stays open, nothing commits early.
+            if ref in self._touched:
+                raise AssertionError(f"jdbc sink: DDL on {ref}, which the open transaction "
+                                     f"{self._xid} wrote to")
+            self._dialect.execute_ddl(self._side_connection(), statement)
+            return
         if self._xid is not None:
-            # DDL can't run inside an XA transaction: commit what was written so far.  After
-            # a crash these rows are written again by the replay; upserts make that a no-op.
+            # at least once: commit what was written so far (a replay after a crash writes
+            # it again), since DDL can't run inside an XA transaction
             log.info("jdbc sink: committing transaction %s before DDL (MySQL has no "
                      "transactional DDL)", self._xid)
             self._dialect.commit(self._conn, self._xid)
@@ -315,15 +398,60 @@ class JdbcSinkWriter(SinkWriter):
             self._serial += 1
         self._dialect.execute_ddl(self._connection(), statement)
 
+    def _side_connection(self) -> Any:
+        """The autocommit connection for DDL outside the writer's transaction."""
+        if self._side is None:
+            self._side = self._dialect.connect(autocommit=True)
+        return self._side
+
+    # -- deferred schema changes (MySQL) -----------------------------------------------------
+    def _must_defer(self, table_id: str) -> bool:
+        """Whether a schema change of ``table_id`` must wait for the open XA transaction's
+        commit: it wrote to the table (or an earlier change of it waits already)."""
+        if self._dialect.transactional_ddl or not self._config.exactly_once:
+            return False
+        if table_id in self._deferred_tables:
+            return True
+        st = self._tables.get(table_id)
+        return self._xid is not None and (st.ref if st else self._ref(table_id)) in self._touched
+
+    def _defer(self, elements: list[ChangeBatch | SchemaChange]) -> None:
+        table_id = elements[0].table
+        if table_id not in self._deferred_tables:
+            log.info("jdbc sink: a schema change of %s waits for transaction %s to commit "
+                     "(MySQL can't change a table an open XA transaction wrote to); its rows "
+                     "wait with it", table_id, self._xid)
+        self._deferred_tables.add(table_id)
+        self._deferred.extend(elements)
+
+    def _drain(self) -> None:
+        """Apply what was deferred, in order, now that no transaction of ours holds a lock.
+        What must wait again (a second schema change after rows written now) is deferred
+        again, to the next transaction."""
+        elements, self._deferred, self._deferred_tables = self._deferred, [], set()
+        for el in elements:
+            if isinstance(el, SchemaChange):
+                self.write_schema_change(el)
+            else:
+                self.write(el)
+
     # -- writing ----------------------------------------------------------------------------------
     def _flush(self, table_id: str) -> None:
         batches = self._buffers.pop(table_id)
         self._buffered.pop(table_id, None)
         self._since.pop(table_id, None)
-        st = self._resolve(batches[0].schema)
+        try:
+            st = self._resolve(batches[0].schema)
+        except _MustDefer:
+            self._defer(list(batches))
+            return
         rows = pa.Table.from_batches([b.arrow() for b in batches])
         ops = np.frombuffer("".join(b.ops for b in batches).encode("ascii"), dtype=np.uint8)
         self._begin()
+        if table_id in self._deferred_tables:  # _begin applied deferred changes of the table
+            self._deferred.extend(batches)  # ... and deferred some again: keep the order
+            return
+        self._touched.add(st.ref)
         names = [c.name for c in st.write]
         if self._config.write_mode == "append":
             rows = rows.filter(pa.array(ops != _DELETE)) if (ops == _DELETE).any() else rows
@@ -351,7 +479,7 @@ class JdbcSinkWriter(SinkWriter):
             else:
                 d.insert(conn, st.ref, st.write, rows)
         except Exception as exc:
-            rejection = d.rejection(exc)
+            rejection = d.rejection(exc, rows.column_names)
             if rejection is None:
                 raise self._error(f"writing to {st.ref}", exc) from exc
             if rows.num_rows > 1:
@@ -361,18 +489,45 @@ class JdbcSinkWriter(SinkWriter):
                 return
             record = rows.to_pylist()[0]
             key = {c.name: record.get(c.name) for c in st.key} or record
-            column = f", column {rejection.column}" if rejection.column else ""
+            name = rejection.column or _nul_column(rejection.message, record)
+            column = f", column {name}" if name else ""
             error = BadRecordError(f"jdbc sink: table {st.ref} refused the {kind} of the row "
                                    f"with key {key} (source table {st.schema.table}){column}: "
                                    f"{rejection.message}")
-            self._context.dead_letter.report(error, record, origin=f"jdbc:{st.ref}")
+            self._context.dead_letter.report(error, record, origin=f"jdbc:{st.ref}",
+                                             record_id=record_id(st.schema.table, key, record))
 
     def _error(self, what: str, exc: BaseException) -> HubError:
-        message = f"jdbc sink: {what}: {_first_line(exc)}"
-        if self._dialect.is_transient(exc):
-            return TransientError(message)
-        return TerminalError(message)
+        return self._dialect.translate(exc, what)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+class _MustDefer(Exception):
+    """A batch needs DDL of a table the open XA transaction wrote to."""
+
+
+def _encode(el: ChangeBatch | SchemaChange) -> dict[str, Any]:
+    """A deferred element as plain data for the checkpoint (rows as Arrow IPC, base64)."""
+    if isinstance(el, SchemaChange):
+        return {"change": el.to_dict()}
+    sink = pa.BufferOutputStream()
+    arrow = el.arrow()
+    with pa.ipc.new_stream(sink, arrow.schema) as out:
+        out.write_batch(arrow)
+    return {"schema": el.schema.to_dict(), "ops": el.ops,
+            "ipc": base64.b64encode(sink.getvalue().to_pybytes()).decode("ascii")}
+
+
+def _decode(d: dict[str, Any]) -> ChangeBatch | SchemaChange:
+    if "change" in d:
+        return SchemaChange.from_dict(d["change"])
+    reader = pa.ipc.open_stream(base64.b64decode(d["ipc"]))
+    return ChangeBatch(TableSchema.from_dict(d["schema"]), d["ops"],
+                       arrow=reader.read_next_batch())
+
+
+def _nul_column(message: str, record: dict[str, Any]) -> str | None:
+    """The column of a NUL character, which PostgreSQL text can't hold and whose refusal
+    ("invalid byte sequence ... 0x00") names no column."""
+    if "0x00" not in message:
+        return None
+    return next((n for n, v in record.items() if isinstance(v, str) and "\x00" in v), None)

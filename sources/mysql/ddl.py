@@ -3,8 +3,9 @@ that turn an old table description into the new one."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from runtime.schema import SchemaChange, table_id
+from runtime.schema import SchemaChange, TableSchema, table_id
 from sources.mysql.catalog import MySqlTable
 
 _NAME = r"((?:`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(?:`(?:[^`]|``)+`|[\w$]+))?)"
@@ -60,6 +61,116 @@ def parse(sql: str, default_db: str) -> tuple[str, list[str], dict[str, str]] | 
     return None
 
 
+#: A token of MySQL: quoted string, backquoted name, number, word, or one other character.
+_TOKEN = re.compile(r"""'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*"|`(?:[^`]|``)*`|"""
+                    r"""[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[\w$]+|\S""", re.S)
+_ESCAPES = {"0": "\x00", "n": "\n", "t": "\t", "r": "\r", "b": "\b", "Z": "\x1a",
+            "%": "\\%", "_": "\\_"}
+#: The value MySQL gives existing rows for a NOT NULL column added without a DEFAULT.
+_IMPLICIT_ZERO = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal",
+                  "dec", "numeric", "fixed", "float", "double", "real"}
+_IMPLICIT_EMPTY = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+
+
+def _string_value(token: str) -> str:
+    """The value of a quoted MySQL string literal (backslash escapes, doubled quotes)."""
+    quote, body = token[0], token[1:-1]
+    body = re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), body.replace(quote * 2, quote),
+                  flags=re.S)
+    return body
+
+
+def _literal(tokens: list[str]) -> str | None:
+    """The text of the constant a DEFAULT clause starts with; None for NULL and expressions."""
+    if not tokens:
+        return None
+    t = tokens[0]
+    if t[0] in "'\"":
+        # a string not followed by more of an expression (DEFAULT 'a' || 'b' is not handled)
+        return _string_value(t)
+    if re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", t):
+        return t.lstrip("+")
+    if t.upper() in ("TRUE", "FALSE"):
+        return "1" if t.upper() == "TRUE" else "0"
+    return None  # NULL, CURRENT_TIMESTAMP, (expression), b'1', x'ff'
+
+
+def _split(tokens: list[str]) -> list[list[str]]:
+    """Tokens split at the commas outside parentheses."""
+    out: list[list[str]] = [[]]
+    depth = 0
+    for t in tokens:
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth -= 1
+        if t == "," and depth == 0:
+            out.append([])
+        else:
+            out[-1].append(t)
+    return [c for c in out if c]
+
+
+def _column_default(definition: list[str]) -> str | None:
+    """The value existing rows get for a column added with ``definition`` (its type and
+    attributes): the DEFAULT constant, or for NOT NULL without a DEFAULT the value MySQL
+    fills in (0, '', the first ENUM value); None when it is NULL or not a constant."""
+    words = [t.upper() for t in definition]
+    for i, w in enumerate(words):
+        if w == "DEFAULT":
+            return _literal(definition[i + 1:])
+    not_null = any(a == "NOT" and b == "NULL" for a, b in zip(words, words[1:]))
+    if not not_null or not definition:
+        return None
+    kind = definition[0].lower()
+    if kind in _IMPLICIT_ZERO:
+        return "0"
+    if kind in _IMPLICIT_EMPTY:
+        return ""
+    if kind == "enum" and len(definition) > 2 and definition[1] == "(":
+        return _literal(definition[2:3])
+    return None
+
+
+def added_column_defaults(sql: str) -> dict[str, str]:
+    """Column name -> what existing rows read (see :func:`_column_default`) for each column an
+    ``ALTER TABLE ... ADD [COLUMN] ...`` statement adds with a constant default."""
+    s = _COMMENTS.sub(" ", sql)
+    m = _ALTER.match(s)
+    if not m:
+        return {}
+    out: dict[str, str] = {}
+    for clause in _split(_TOKEN.findall(s[m.end():])):
+        if clause[0].upper() != "ADD":
+            continue
+        rest = clause[1:]
+        if rest and rest[0].upper() == "COLUMN":
+            rest = rest[1:]
+        if len(rest) >= 3 and [t.upper() for t in rest[:3]] == ["IF", "NOT", "EXISTS"]:
+            rest = rest[3:]
+        if rest and rest[0] == "(" and rest[-1] == ")":  # ADD (a INT, b INT)
+            definitions = _split(rest[1:-1])
+        else:
+            definitions = [rest]
+        for d in definitions:
+            if len(d) < 2 or d[0].upper() in ("INDEX", "KEY", "PRIMARY", "UNIQUE", "CONSTRAINT",
+                                              "FOREIGN", "FULLTEXT", "SPATIAL", "CHECK",
+                                              "PERIOD", "SYSTEM"):
+                continue
+            value = _column_default(d[1:])
+            if value is not None:
+                out[_unquote(d[0])] = value
+    return out
+
+
+def with_defaults(schema: TableSchema, defaults: dict[str, str]) -> TableSchema:
+    """``schema`` whose columns named in ``defaults`` carry them."""
+    if not defaults:
+        return schema
+    return schema.with_columns(tuple(replace(c, default=defaults[c.name]) if c.name in defaults
+                                     else c for c in schema.columns))
+
+
 def column_renames(sql: str) -> dict[str, str]:
     out = {a: b for a, b in _RENAME_COLUMN.findall(sql)}
     out.update({a: b for a, b in _CHANGE_COLUMN.findall(sql) if a != b})
@@ -68,9 +179,16 @@ def column_renames(sql: str) -> dict[str, str]:
 
 def changes(kind: str, table: str, old: MySqlTable | None, new: MySqlTable | None, sql: str,
             ts_ms: int, position: dict) -> list[SchemaChange]:
-    """Schema-change events taking ``old`` to ``new`` (both may be None)."""
+    """Schema-change events taking ``old`` to ``new`` (both may be None).  Columns an ALTER
+    adds carry the value existing rows read (their default), so that a sink can fill them."""
+    schema = new.schema if new else None
+    if schema is not None and old is not None and kind == "alter":
+        added = {c.name for c in schema.columns} - set(old.schema.names)
+        schema = with_defaults(schema, {k: v for k, v in added_column_defaults(sql).items()
+                                        if k in added})
+
     def ev(k: str, details: dict | None = None) -> SchemaChange:
-        return SchemaChange(k, table, new.schema if new else None, details or {}, ts_ms, position)
+        return SchemaChange(k, table, schema, details or {}, ts_ms, position)
 
     if new is None:
         return [ev("drop_table")] if old is not None else []

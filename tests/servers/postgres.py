@@ -52,16 +52,34 @@ class ThrowawayPostgres:
         return ["runuser", "-u", "postgres", "--"]
 
     def start(self) -> PostgresServer:
+        """Create the data folder and start the server on :attr:`port`."""
         initdb = find_binary("/usr/lib/postgresql/*/bin/initdb", "initdb")
-        postgres = os.path.join(os.path.dirname(initdb), "postgres")
-        data = os.path.join(self.dir, "data")
+        self.bin = os.path.dirname(initdb)
+        self.data = os.path.join(self.dir, "data")
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres")
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        subprocess.run(self._as_owner() + [initdb, "-D", data, "-U", "postgres", "--auth=trust",
-                                           "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+        subprocess.run(self._as_owner() + [initdb, "-D", self.data, "-U", "postgres",
+                                           "--auth=trust", "--no-sync", "-E", "UTF8"],
+                       check=True, capture_output=True)
+        return self.restart()
+
+    def shutdown(self) -> None:
+        """Stop the server as an operator does (``pg_ctl stop -m fast``: sessions are ended
+        with ``AdminShutdown``), keeping its data folder and port for :meth:`restart`."""
+        subprocess.run(self._as_owner() + [os.path.join(self.bin, "pg_ctl"), "stop", "-D",
+                                           self.data, "-m", "fast", "-w", "-t", "60"],
+                       check=True, capture_output=True)
+        if self.proc is not None:
+            self.proc.wait(30)
+
+    def restart(self) -> PostgresServer:
+        """Start the server (again) on the same port and data folder; returns once it accepts
+        connections."""
+        postgres = os.path.join(self.bin, "postgres")
+        data = self.data
         log = os.path.join(self.dir, "server.log")
-        with open(log, "wb") as out:
+        with open(log, "ab") as out:
             self.proc = subprocess.Popen(self._as_owner() + [
                 postgres, "-D", data, "-p", str(self.port), "-k", self.dir,
                 "-c", "listen_addresses=127.0.0.1", "-c", f"max_prepared_transactions={self.max_prepared}",

@@ -71,7 +71,9 @@ class Database:
             conn.close()
 
     def q(self, name: str) -> str:
-        return f'"{name}"' if self.flavor == "postgres" else f"`{name}`"
+        if self.flavor == "postgres":
+            return '"' + name.replace('"', '""') + '"'
+        return "`" + name.replace("`", "``") + "`"
 
     def rows(self, table: str, columns: str = "*") -> set[tuple]:
         return set(self.query(f"SELECT {columns} FROM {self.q(table)}"))

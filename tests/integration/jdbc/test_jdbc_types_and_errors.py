@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -11,10 +12,11 @@ from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
 from runtime.errors import BadRecordError, TerminalError
 from runtime.schema import Column, SchemaChange, TableSchema
-from runtime.sink import CommitContext, WriterContext
+from runtime.sink import WriterContext
 from runtime.types import T
 from sinks.jdbc.config import JdbcSinkConfig
 from sinks.jdbc.sink import JdbcSink
+from tests.integration.jdbc.writing import write_and_commit
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc]
 
@@ -36,17 +38,8 @@ NULLS = (2,) + (None,) * (len(ROW) - 1)
 
 def run(db, batches, changes=(), dead_letter=None, **options):
     sink = JdbcSink(JdbcSinkConfig.model_validate({"url": db.url, **options}))
-    ctx = WriterContext("tt", 0, 1, "a1", "/tmp", dead_letter or DeadLetterQueue())
-    writer = sink.create_writer(ctx, None)
-    try:
-        for b in batches:
-            writer.write(b) if isinstance(b, ChangeBatch) else writer.write_schema_change(b)
-        committables = writer.prepare_commit(1)
-    finally:
-        writer.close()
-    committer = sink.create_committer()
-    committer.commit(committables, CommitContext("tt", 1, None))
-    committer.close()
+    write_and_commit(sink, WriterContext("tt", 0, 1, "a1", "/tmp", dead_letter or DeadLetterQueue()),
+                     batches)
 
 
 def test_every_logical_type_round_trips(db):
@@ -130,3 +123,32 @@ def test_schema_evolution_ignore_and_exception(db):
     with pytest.raises(TerminalError, match="exception"):
         run(db, [SchemaChange("truncate_table", "src.items", ITEMS)],
             **{"schema-evolution": "exception"})
+
+
+NOTES = TableSchema("src.notes", (Column("id", T("BIGINT"), False), Column("co de", T("VARCHAR(3)")),
+                                  Column("no te", T("STRING"))), ("id",))
+
+
+def test_every_rejection_names_table_key_column_and_record_and_can_be_skipped(db, tmp_path):
+    # PostgreSQL text can't hold NUL (its error names no column); MariaDB can, so there a
+    # value too long for a column whose name has a space in it
+    bad = (2, "ok", "a\x00b") if db.flavor == "postgres" else (2, "too long", "b")
+    column = "no te" if db.flavor == "postgres" else "co de"
+    rows = [(1, "ok", "a"), bad, (3, "ok", "c")]
+    with pytest.raises(BadRecordError) as info:
+        run(db, [ChangeBatch.of_rows(NOTES, rows)])
+    message = str(info.value)
+    assert "notes" in message and "'id': 2" in message and f"column {column}:" in message
+    assert "\n" not in message
+    m = re.search(r"--skip-record (\w+)", message)
+    assert m, message
+    # the way out: that one record to the dead letters, the rest written
+    dlq = DeadLetterQueue("none", str(tmp_path), "tt", skip={m.group(1)})
+    run(db, [ChangeBatch.of_rows(NOTES, rows)], dead_letter=dlq)
+    assert dlq.count == 1
+    assert db.rows("notes", "id") == {(1,), (3,)}
+    entry = json.loads((tmp_path / "tt.deadletter.jsonl").read_text())
+    assert entry["record_id"] == m.group(1) and entry["record"]["id"] == 2
+    # another bad record still stops the pipeline
+    with pytest.raises(BadRecordError):
+        run(db, [ChangeBatch.of_rows(NOTES, [(4, "too long", "d")])], dead_letter=dlq)

@@ -106,3 +106,80 @@ def test_xids_name_pipeline_subtask_and_checkpoint():
     assert my.xid("orders", 1, 42, 2) == "hub:orders:1:42.2"
     long = my.xid("p" * 200, 3, 10**9)
     assert len(long) <= 64 and long.startswith(my.xid_prefix("p" * 200))
+
+
+def test_added_column_defaults_from_the_mysql_ddl():
+    from sources.mysql.ddl import added_column_defaults
+
+    sql = ("ALTER TABLE `db`.`t` ADD COLUMN c INT NOT NULL DEFAULT 7, "
+           "add `x y` varchar(10) not null default 'it''s \\\\ a' comment 'DEFAULT 9', "
+           "ADD n INT NOT NULL, ADD e ENUM('p','q') NOT NULL, ADD z INT DEFAULT NULL, "
+           "ADD ts TIMESTAMP DEFAULT CURRENT_TIMESTAMP, ADD INDEX (c), "
+           "ADD (p INT DEFAULT -3, q DECIMAL(5,2) DEFAULT 1.50), ADD b BOOL DEFAULT TRUE, "
+           "ADD w INT, /* DEFAULT 5 */ MODIFY v INT DEFAULT 4")
+    assert added_column_defaults(sql) == {"c": "7", "x y": "it's \\ a", "n": "0", "e": "p",
+                                          "p": "-3", "q": "1.50", "b": "1"}
+
+
+def test_a_column_default_survives_serialisation_and_reaches_the_add_column_ddl():
+    c = Column("la'bel", T("VARCHAR(20)"), False, default="it's \\ ;")
+    assert Column.from_dict(c.to_dict()) == c
+    assert "default" not in Column("a", T("INT")).to_dict()
+    ref = TableRef("s", "t")
+    pg = PostgresDialect.__new__(PostgresDialect).add_column_sql(ref, c)
+    assert pg == ("ALTER TABLE \"s\".\"t\" ADD COLUMN \"la'bel\" varchar(20) DEFAULT  "
+                  "E'it''s \\\\ ;'::varchar(20) NOT NULL")
+    my = MySqlDialect.__new__(MySqlDialect).add_column_sql(ref, c)
+    assert my == ("ALTER TABLE `s`.`t` ADD COLUMN `la'bel` VARCHAR(20) DEFAULT 'it\\'s \\\\ ;' "
+                  "NOT NULL")
+    # no default: as before, nullable
+    assert PostgresDialect.__new__(PostgresDialect).add_column_sql(
+        ref, Column("a", T("INT"), False)).endswith('"a" integer')
+
+
+def _dialects():
+    from sinks.jdbc.config import Target
+
+    pg = PostgresDialect(Target("postgres", "db.example", 5433, "shop", "bob", "pw", "public"), 5)
+    my = MySqlDialect(Target("mysql", "db.example", 3307, "shop", "bob", "pw", "shop"), 5)
+    return pg, my
+
+
+def test_one_translation_per_client_marks_transient_and_terminal():
+    import psycopg
+    import pymysql
+    from psycopg import errors as pgerr
+
+    from runtime.errors import TerminalError, TransientError
+
+    pg, my = _dialects()
+    transient = [(pg, pgerr.AdminShutdown("terminating connection due to administrator command")),
+                 (pg, psycopg.OperationalError("the connection is closed")),
+                 (pg, psycopg.OperationalError("connection failed: Connection refused")),
+                 (pg, pgerr.CannotConnectNow("the database system is starting up")),
+                 (pg, pgerr.DeadlockDetected("deadlock")), (pg, ConnectionResetError()),
+                 (my, pymysql.err.OperationalError(2013, "Lost connection to server")),
+                 (my, pymysql.err.OperationalError(1927, "Connection was killed")),
+                 (my, pymysql.err.InterfaceError(0, "")),
+                 (my, pymysql.err.OperationalError(1205, "Lock wait timeout exceeded"))]
+    for d, exc in transient:
+        assert isinstance(d.translate(exc, "writing"), TransientError), exc
+    terminal = [(pg, pgerr.SyntaxError("syntax error")),
+                (pg, pgerr.ObjectNotInPrerequisiteState("prepared transactions are disabled")),
+                (my, pymysql.err.ProgrammingError(1064, "You have an error in your SQL"))]
+    for d, exc in terminal:
+        error = d.translate(exc, "writing")
+        assert isinstance(error, TerminalError) and not error.transient, exc
+        assert error.args[0].startswith("jdbc sink: writing: ")
+    refused = [(pg, pgerr.InvalidPassword("password authentication failed for user \"bob\"")),
+               (pg, psycopg.OperationalError('connection failed: connection to server at '
+                                             '"1.2.3.4", port 5433 failed: FATAL:  password '
+                                             'authentication failed for user "bob"')),
+               (pg, psycopg.OperationalError('connection failed: FATAL:  role "bob" does not '
+                                             'exist')),
+               (my, pymysql.err.OperationalError(1045, "Access denied for user 'bob'@'x' "
+                                                       "(using password: YES)"))]
+    for d, exc in refused:
+        error = d.translate(exc, "connecting")
+        assert isinstance(error, TerminalError), exc
+        assert "'bob'" in str(error) and "db.example:" in str(error) and "\n" not in str(error)
