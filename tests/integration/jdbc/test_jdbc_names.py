@@ -11,7 +11,7 @@ import pytest
 from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
 from runtime.errors import TerminalError
-from runtime.schema import Column, SchemaChange, TableSchema
+from runtime.schema import Column, SchemaChange, TableSchema, table_id
 from runtime.sink import WriterContext
 from runtime.types import T
 from sinks.jdbc.config import JdbcSinkConfig
@@ -51,35 +51,35 @@ COL2 = "c`2' ;"
 
 def test_hostile_names_are_quoted_in_every_statement(db):
     db.execute(f"CREATE TABLE sentinel (a INT)")
-    table_id = f"src.{HOSTILE_TABLE}"
+    tid = table_id("src", HOSTILE_TABLE)
     target = f"x.{HOSTILE_TABLE}"
-    v1 = TableSchema(table_id, (Column(KEY, T("BIGINT"), False), Column(COL, T("VARCHAR(20)")),
+    v1 = TableSchema(tid, (Column(KEY, T("BIGINT"), False), Column(COL, T("VARCHAR(20)")),
                                 Column("qty", T("INT"))), (KEY,))
-    v2 = TableSchema(table_id, v1.columns + (Column(COL2, T("STRING")),), (KEY,))
-    v3 = TableSchema(table_id, (v1.columns[0], v1.columns[1], Column("amount", T("INT")),
+    v2 = TableSchema(tid, v1.columns + (Column(COL2, T("STRING")),), (KEY,))
+    v3 = TableSchema(tid, (v1.columns[0], v1.columns[1], Column("amount", T("INT")),
                                 v2.columns[3]), (KEY,))
-    v4 = TableSchema(table_id, (v1.columns[0], v1.columns[1], Column("amount", T("BIGINT")),
+    v4 = TableSchema(tid, (v1.columns[0], v1.columns[1], Column("amount", T("BIGINT")),
                                 v2.columns[3]), (KEY,))
-    v5 = TableSchema(table_id, (v1.columns[0], v1.columns[1], v4.columns[2]), (KEY,))
+    v5 = TableSchema(tid, (v1.columns[0], v1.columns[1], v4.columns[2]), (KEY,))
     options = {"table-name": "x.{table}"}
     run(db, [ChangeBatch.of_rows(v1, [(1, "a'b\"c`", 1), (2, "b", 2), (3, "c", 3)]),
              ChangeBatch(v1, "d", rows=[(3, None, None)]),
-             SchemaChange("add_column", table_id, v2, {"column": COL2}),
+             SchemaChange("add_column", tid, v2, {"column": COL2}),
              ChangeBatch.of_rows(v2, [(4, "d", 4, "n4")]),
-             SchemaChange("rename_column", table_id, v3, {"old": "qty", "new": "amount"}),
-             SchemaChange("alter_column_type", table_id, v4, {"column": "amount"}),
+             SchemaChange("rename_column", tid, v3, {"old": "qty", "new": "amount"}),
+             SchemaChange("alter_column_type", tid, v4, {"column": "amount"}),
              ChangeBatch.of_rows(v4, [(5, "e", 2**40, "n5")])], **options)
     assert target in tables(db) and "sentinel" in tables(db)
     assert columns(db, target) == [KEY, COL, "amount", COL2]
     assert db.rows(target) == {(1, "a'b\"c`", 1, None), (2, "b", 2, None), (4, "d", 4, "n4"),
                                (5, "e", 2**40, "n5")}
-    run(db, [SchemaChange("drop_column", table_id, v5, {"column": COL2}),
+    run(db, [SchemaChange("drop_column", tid, v5, {"column": COL2}),
              ChangeBatch(v5, "d", rows=[(1, None, None)])], checkpoint=10, **options)
     assert columns(db, target) == [KEY, COL, "amount"]
     assert db.rows(target) == {(2, "b", 2), (4, "d", 4), (5, "e", 2**40)}
-    run(db, [SchemaChange("truncate_table", table_id, v5)], checkpoint=20, **options)
+    run(db, [SchemaChange("truncate_table", tid, v5)], checkpoint=20, **options)
     assert db.rows(target) == set()
-    run(db, [SchemaChange("drop_table", table_id, None)], checkpoint=30, **options)
+    run(db, [SchemaChange("drop_table", tid, None)], checkpoint=30, **options)
     assert target not in tables(db) and "sentinel" in tables(db)
     # append mode writes with plain inserts
     run(db, [ChangeBatch.of_rows(v1, [(7, "g;'", 7)])], checkpoint=40,
@@ -130,15 +130,15 @@ def test_two_source_tables_with_one_target_name_are_an_error_naming_both(db):
 
 
 def test_hostile_names_in_a_composite_key_and_lenient_evolution(db):
-    table_id = "src.two; key`s \"t\""
-    v1 = TableSchema(table_id, (Column(KEY, T("BIGINT"), False),
+    tid = table_id("src", "two; key`s \"t\"")
+    v1 = TableSchema(tid, (Column(KEY, T("BIGINT"), False),
                                 Column(COL2, T("VARCHAR(10)"), False),
                                 Column(COL, T("INT"), False)), (KEY, COL2))
-    v2 = TableSchema(table_id, v1.columns[:2], (KEY, COL2))
+    v2 = TableSchema(tid, v1.columns[:2], (KEY, COL2))
     name = "two; key`s \"t\""
     run(db, [ChangeBatch.of_rows(v1, [(1, "a'", 1), (1, "b`", 2), (2, "a'", 3)]),
              ChangeBatch(v1, "d", rows=[(1, "b`", None)]),
              # lenient: a dropped NOT NULL column is kept and made nullable
-             SchemaChange("drop_column", table_id, v2, {"column": COL}),
+             SchemaChange("drop_column", tid, v2, {"column": COL}),
              ChangeBatch.of_rows(v2, [(3, "c")])], **{"schema-evolution": "lenient"})
     assert db.rows(name) == {(1, "a'", 1), (2, "a'", 3), (3, "c", None)}
