@@ -213,7 +213,8 @@ def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
             "isolation.level": "read_committed"}
 
 
-def committed_checkpoint(consumer: Any, topic: str, partition: int, servers: str) -> int:
+def committed_checkpoint(consumer: Any, topic: str, partition: int = 0,
+                         servers: str = "the brokers") -> int:
     """The checkpoint id the marker group last committed for (-1: none)."""
     from confluent_kafka import TopicPartition
 

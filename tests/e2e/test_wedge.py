@@ -37,10 +37,10 @@ type = "files"
 path = "{d}/lake"
 """
 
-#: Checkpoints 3 and 4 are held a minute by a sink subtask (as by a writer stuck on a lock),
-#: once per process: so 3, 4 and 5 time out; the restart's checkpoints 3, 4, ... go through,
-#: as after a restart that released the lock.
-WEDGE = {"HUB_DELAY_AT": "sink-ack:3,4:60"}
+#: The sink subtasks hold checkpoint 3 for a minute (as writers stuck on a lock would), once
+#: per process (:mod:`runtime.faults`): checkpoints 3, 4 and 5 time out; the restart's
+#: checkpoint 3 goes through, as after a restart that released the lock.
+WEDGE = {"HUB_DELAY_AT": "sink-ack:3:60"}
 
 
 def test_a_wedged_sink_is_restarted_and_the_run_ends_exactly_once(tmp_path):
