@@ -137,6 +137,10 @@ class KafkaEnumerator(SplitEnumerator):
                 f"reading the offsets of group {c.group_id!r}", c.bootstrap_servers)
             for s, tp in zip(splits, tps):
                 s.offset = tp.offset if tp.offset >= 0 else EARLIEST
+            fresh = [s.split_id for s in splits if s.offset == EARLIEST]
+            if fresh:  # said, not silent: the group never committed there
+                log.info("kafka source: group %r has no committed offset for %s: starting "
+                         "at the earliest offset", c.group_id, ", ".join(fresh[:10]))
         elif initial and mode == "timestamp":
             tps = _checked(self.client.offsets_for_times(
                 [TopicPartition(s.topic, s.partition, c.startup_timestamp) for s in splits],
@@ -146,6 +150,10 @@ class KafkaEnumerator(SplitEnumerator):
                 # -1: no record at or after the time: start at the end
                 s.offset = tp.offset if tp.offset >= 0 else self.client.get_watermark_offsets(
                     TopicPartition(s.topic, s.partition), timeout=_TIMEOUT_S)[1]
+            late = [s.split_id for s, tp in zip(splits, tps) if tp.offset < 0]
+            if late:
+                log.info("kafka source: no record at or after startup-timestamp %d in %s: "
+                         "starting at the end", c.startup_timestamp, ", ".join(late[:10]))
         elif initial and mode == "specific-offsets":
             for s in splits:
                 s.offset = c.startup_specific_offsets.get(s.split_id, EARLIEST)
