@@ -152,8 +152,9 @@ class KafkaWriter(SinkWriter):
         topic, future = self.encoded
         self.encoded = None
         keys, values, ts = future.result()
-        produce_all(self.producer, topic, None if keys is None else _pylist(keys),
-                    _pylist(values), ts.to_pylist())
+        with kafka_errors(ROLE, "producing", self.servers, topic):  # e.g. a record too large
+            produce_all(self.producer, topic, None if keys is None else _pylist(keys),
+                        _pylist(values), ts.to_pylist())
         if self.errors:
             self._fail_delivery()
 

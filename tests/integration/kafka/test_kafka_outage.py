@@ -67,3 +67,27 @@ def test_a_listed_topic_that_does_not_exist_stops_the_source_at_start(kafka_serv
                                             rf"at {kafka_server.bootstrap} \(create it"):
         run_job(src, CollectSink(CollectStore()), str(tmp_path), parallelism=1,
                 interval_s=0.1)
+
+
+@pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
+def test_a_record_too_large_is_terminal_naming_the_topic(kafka_server, tmp_path, delivery):
+    """Before: the client's exception escaped untranslated (an internal error)."""
+    from runtime.batch import ChangeBatch
+    from runtime.sink import WriterContext
+    from tests.conformance.harness import ORDERS
+    from tests.integration.kafka.helpers import sink
+
+    topic = kafka_server.create_topic()
+    s = sink(kafka_server, topic=topic, delivery=delivery,
+             **{"transactional-id-prefix": f"big-{topic}", "properties": {
+                 "message.max.bytes": 1000, "batch.size": 1000}})
+    w = s.create_writer(WriterContext("p", 0, 1, "a", str(tmp_path)), None)
+    try:
+        big = ChangeBatch(ORDERS, "c", rows=[(1, "x" * 5000, None)], ts_ms=1)
+        with pytest.raises(TerminalError, match=rf"^kafka sink: producing at "
+                                                rf"{kafka_server.bootstrap} \(topic {topic}\): "
+                                                rf"MSG_SIZE_TOO_LARGE"):
+            w.write(big)
+            w.prepare_commit(1)
+    finally:
+        w.close()
