@@ -140,8 +140,8 @@ class CheckpointCoordinator:
             self.unstored.setdefault(p.checkpoint_id, []).extend(committables)
         self.pending = None
         _notify(p.on_abort, reason)
-        self._failed(reason, "it is aborted; its prepared data will be committed with the next "
-                             "one")
+        self._failed(p, reason, "it is aborted; its prepared data will be committed with the "
+                                "next one")
         return False
 
     def missing(self, p: PendingCheckpoint) -> str:
@@ -159,9 +159,14 @@ class CheckpointCoordinator:
                              f"({operator})")
         return " and ".join(parts) or "the coordinator"
 
-    def _failed(self, reason: str, what_now: str) -> None:
+    def _failed(self, p: PendingCheckpoint, reason: str, what_now: str) -> None:
         """Count a failed checkpoint; beyond ``tolerable_failures`` in a row release what the
-        failed checkpoints prepared and raise :class:`CheckpointsFailed`."""
+        failed checkpoints prepared and raise :class:`CheckpointsFailed`.  A savepoint (asked
+        for by hand, answered with the reason) is not counted, as in Flink."""
+        if p.savepoint:
+            log.warning("%s; %s (a savepoint: not counted as a failed checkpoint)", reason,
+                        what_now)
+            return
         self.failed_in_row += 1
         n, allowed = self.failed_in_row, self.tolerable_failures
         if n > allowed:
@@ -301,7 +306,7 @@ class CheckpointCoordinator:
         if p.final:  # no next one: the sources ended at its barrier
             self.abort(str(error))
             raise error
-        self._failed(str(error), "its prepared data will be committed with the next one")
+        self._failed(p, str(error), "its prepared data will be committed with the next one")
 
     def commit(self, committables: list[dict], checkpoint_id: int, watermark: int | None,
                recover: bool = False) -> list[dict]:

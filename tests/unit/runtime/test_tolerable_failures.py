@@ -69,7 +69,7 @@ def test_a_storage_failure_is_tolerated_and_its_data_committed_with_the_next(tmp
 
     monkeypatch.setattr(storage, "store", hiccup)
     answers = []
-    cp = coord.trigger({}, savepoint="sp")
+    cp = coord.trigger({})
     cp.on_abort.append(answers.append)
     assert complete(coord, cp.checkpoint_id, ["a1", "b1"]) is False
     assert coord.failed_in_row == 1 and coord.last_completed is None
@@ -124,3 +124,15 @@ def test_a_sink_that_never_acknowledges_fails_the_job_instead_of_looking_alive(t
                                  "sink subtask 1 (tests.unit.runtime writer)")
     # the other writer's prepared data of the three failed checkpoints is released
     assert [cid for cid, _ in committer.aborts] == [1, 2, 3]
+
+
+def test_a_failed_savepoint_is_not_counted(tmp_path):
+    coord, _, _ = make(tmp_path, timeout_s=0.01, tolerable_failures=0)
+    answers = []
+    sp = coord.trigger({}, savepoint="by-hand")
+    sp.on_abort.append(answers.append)
+    time.sleep(0.02)
+    assert coord.check_timeout() is False and coord.failed_in_row == 0
+    assert answers[0].startswith("checkpoint 1 timed out")
+    with pytest.raises(CheckpointsFailed):
+        time_out(coord)
