@@ -22,6 +22,7 @@ from hub.interpolate import interpolate
 from hub.problems import did_you_mean, validation_problems
 from hub.tomlpos import KeyLines
 from runtime import plugins
+from runtime.checkpoint.coordinator import DEFAULT_TOLERABLE_FAILURES
 from runtime.config import ConnectorConfig, Duration
 from runtime.deadletter import RECORD_ID_RE
 from runtime.errors import ConfigError, HubError
@@ -60,6 +61,11 @@ class CheckpointOptions(ConnectorConfig):
     timeout: Duration = Field(600.0, gt=0, description=(
         "A checkpoint not complete by then is aborted; a stop not complete by then (its final "
         "checkpoint blocked) ends without it, keeping the last completed checkpoint."))
+    tolerable_failures: int = Field(DEFAULT_TOLERABLE_FAILURES, ge=0, description=(
+        "Checkpoints in a row that may fail (time out, can't be stored) before the pipeline is "
+        "restarted from the latest checkpoint as [restart] says (Flink's tolerable-failed-"
+        "checkpoints): a stuck sink or source is never silent.  A completed checkpoint resets "
+        "the count."))
 
 
 class ErrorsOptions(ConnectorConfig):
@@ -127,6 +133,8 @@ class CheckpointSpec:
     #: Completed checkpoints kept.
     retain: int
     timeout_s: float
+    #: failed checkpoints in a row before the job fails (transient)
+    tolerable_failures: int = DEFAULT_TOLERABLE_FAILURES
 
 
 @dataclass(frozen=True)
@@ -351,7 +359,8 @@ def _spec(path: str, sections: dict[str, Any],
     return PipelineSpec(
         path=os.path.abspath(path), name=pipeline.name, parallelism=pipeline.parallelism,
         checkpoint=CheckpointSpec(interval_s=ckpt.interval, dir=ckpt_dir, retain=ckpt.retain,
-                                  timeout_s=ckpt.timeout),
+                                  timeout_s=ckpt.timeout,
+                                  tolerable_failures=ckpt.tolerable_failures),
         errors=ErrorsSpec(tolerance=errors.tolerance, dead_letter_path=dead_letter,
                           skip_records=frozenset(errors.skip_records)),
         restart=RestartSpec(sections["restart"].attempts, sections["restart"].delay,

@@ -78,7 +78,9 @@ def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
     return Job(
         name=spec.name, source=source, sink=sink, storage=storage,
         parallelism=spec.parallelism, checkpoint_interval_s=spec.checkpoint.interval_s,
-        checkpoint_timeout_s=spec.checkpoint.timeout_s, watermarks=spec.watermark,
+        checkpoint_timeout_s=spec.checkpoint.timeout_s,
+        tolerable_failed_checkpoints=spec.checkpoint.tolerable_failures,
+        watermarks=spec.watermark,
         dead_letter=dead_letter or make_dead_letter(spec), restore=restore)
 
 

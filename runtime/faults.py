@@ -10,7 +10,9 @@ a crash point costs one dict lookup.  Points:
 * connectors name their own (e.g. ``kafka-...`` in :mod:`sinks.kafka.transactions`).
 
 ``HUB_DELAY_AT=<point>:<checkpoint ids>:<seconds>`` (e.g. ``sink-ack:2,5:1.5``; no ids: every
-checkpoint) sleeps there instead.  Points:
+checkpoint) sleeps there instead, once per point, checkpoint id and subtask in a process: a restart
+(which numbers its checkpoints from the restored one again) is not delayed again, as a fault
+that cleared.  Points:
 
 * ``sink-ack``: a sink subtask prepared checkpoint N and has not acknowledged it yet.
 """
@@ -18,10 +20,12 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 _SPEC = os.environ.get("HUB_CRASH_AT", "")
 _DELAY = os.environ.get("HUB_DELAY_AT", "")
+_delayed: set[tuple[str, int, str]] = set()
 
 
 def crash_point(point: str, checkpoint_id: int) -> None:
@@ -37,4 +41,8 @@ def delay_point(point: str, checkpoint_id: int) -> None:
         return
     name, ids, seconds = _DELAY.split(":")
     if name == point and (not ids or str(checkpoint_id) in ids.split(",")):
+        key = (point, checkpoint_id, threading.current_thread().name)  # e.g. each sink-N
+        if key in _delayed:
+            return
+        _delayed.add(key)
         time.sleep(float(seconds))

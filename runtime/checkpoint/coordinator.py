@@ -11,11 +11,17 @@ Guarantees:
   the committer sees its committables only after that.
 * Committables never get lost: those of a checkpoint that was aborted (timeout), and those the
   committer returned as "not yet", are carried into the next checkpoint that completes.
-* What will never be committed is released at once: when a checkpoint can't be stored, when
-  the final checkpoint (which has no next one to carry into) times out, and when the job
-  fails, :meth:`Committer.abort` gets the committables prepared since the last stored
-  checkpoint (best effort; :meth:`Committer.recover` rolls back the rest at the next start).
-  Committables of a stored checkpoint are never aborted: the restart commits them.
+* What will never be committed is released at once: when the final checkpoint (which has no
+  next one to carry into) times out, and when the job fails, :meth:`Committer.abort` gets the
+  committables prepared since the last stored checkpoint (best effort; :meth:`Committer.recover`
+  rolls back the rest at the next start).  Committables of a stored checkpoint are never
+  aborted: the restart commits them.
+* A wedge never goes unnoticed (Flink's ``tolerable-failed-checkpoints``): a checkpoint that
+  times out or can't be stored is a failed checkpoint; more than ``tolerable_failures`` of them
+  in a row fail the job with :class:`CheckpointsFailed`, a transient error naming the subtasks
+  the last one waited for, so that the restart strategy restarts it from the latest checkpoint
+  (which releases what the stuck checkpoints prepared and the locks they hold).  A completed
+  checkpoint resets the count.
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.checkpoint.storage import CheckpointStorage
-from runtime.errors import CheckpointError, HubError
+from runtime.errors import CheckpointError, HubError, TransientError
 from runtime.executor.failure import locate, operator_of
 from runtime.faults import crash_point
 from runtime.metrics import CheckpointInfo, PipelineMetrics
@@ -37,6 +43,17 @@ from runtime.watermark import WatermarkValue, merge_min
 log = logging.getLogger("hub.checkpoint")
 
 COMMIT_ATTEMPTS = 5
+#: Failed checkpoints in a row a job survives (``checkpoint.tolerable-failures``).  Flink's
+#: default is 0 (the first failed checkpoint fails the job); a storage hiccup or one slow
+#: commit should not restart a pipeline, while a sink stuck on a lock is found within a few
+#: checkpoint timeouts.
+DEFAULT_TOLERABLE_FAILURES = 3
+
+
+class CheckpointsFailed(TransientError):
+    """More than ``checkpoint.tolerable-failures`` checkpoints in a row failed (timed out or
+    could not be stored): a wedged subtask or a storage outage.  Transient: a restart from
+    the latest checkpoint releases what is stuck."""
 
 
 @dataclass
@@ -62,7 +79,11 @@ class CheckpointCoordinator:
     def __init__(self, pipeline: str, storage: CheckpointStorage, committer: Committer,
                  num_sources: int, num_sinks: int, interval_s: float, timeout_s: float,
                  metrics: PipelineMetrics, next_id: int = 1,
-                 carried: list[dict] | None = None):
+                 carried: list[dict] | None = None,
+                 tolerable_failures: int = DEFAULT_TOLERABLE_FAILURES,
+                 operators: tuple[str, str] = ("source", "sink")):
+        """``operators``: what the source and sink subtasks run (``sources.kafka reader``,
+        ``sinks.jdbc writer``), to name the subtasks a timed-out checkpoint waited for."""
         self.pipeline = pipeline
         self.storage = storage
         self.committer = committer
@@ -78,6 +99,10 @@ class CheckpointCoordinator:
         self.unstored: dict[int, list[dict]] = {}
         self.last_trigger = time.monotonic()
         self.last_completed: int | None = None
+        self.tolerable_failures = tolerable_failures
+        #: checkpoints failed (timed out, not stored) since the last completed one
+        self.failed_in_row = 0
+        self.operators = operators
 
     # -- triggering ---------------------------------------------------------------------------
     def due(self) -> bool:
@@ -105,18 +130,53 @@ class CheckpointCoordinator:
         deadline = p.started + self.timeout_s if p.deadline is None else p.deadline
         if time.monotonic() < deadline:
             return False
-        reason = f"checkpoint {p.checkpoint_id} timed out after {deadline - p.started:.3g}s"
+        reason = (f"checkpoint {p.checkpoint_id} timed out after {deadline - p.started:.3g}s "
+                  f"waiting for {self.missing(p)}")
         if p.final:
             self.abort(reason)
             return True
-        log.warning("%s and is aborted; its prepared data will be committed with the next one",
-                    reason)
         for committables, *_ in p.sink_acks.values():
             self.carried.extend(committables)
             self.unstored.setdefault(p.checkpoint_id, []).extend(committables)
         self.pending = None
         _notify(p.on_abort, reason)
+        self._failed(p, reason, "it is aborted; its prepared data will be committed with the "
+                                "next one")
         return False
+
+    def missing(self, p: PendingCheckpoint) -> str:
+        """The subtasks that have not acknowledged ``p``: ``sink subtask 1 (sinks.jdbc writer)
+        and source subtasks 0, 1 (sources.kafka reader)``.  Sinks first: a source that has not
+        acknowledged is often only held back by a blocked sink (backpressure)."""
+        parts = []
+        for kind, operator, count, acked in (("sink", self.operators[1], self.num_sinks,
+                                              p.sink_acks),
+                                             ("source", self.operators[0], self.num_sources,
+                                              p.source_acks)):
+            ids = [str(i) for i in range(count) if i not in acked]
+            if ids:
+                parts.append(f"{kind} subtask{'s' if len(ids) > 1 else ''} {', '.join(ids)} "
+                             f"({operator})")
+        return " and ".join(parts) or "the coordinator"
+
+    def _failed(self, p: PendingCheckpoint, reason: str, what_now: str) -> None:
+        """Count a failed checkpoint; beyond ``tolerable_failures`` in a row release what the
+        failed checkpoints prepared and raise :class:`CheckpointsFailed`.  A savepoint (asked
+        for by hand, answered with the reason) is not counted, as in Flink."""
+        if p.savepoint:
+            log.warning("%s; %s (a savepoint: not counted as a failed checkpoint)", reason,
+                        what_now)
+            return
+        self.failed_in_row += 1
+        n, allowed = self.failed_in_row, self.tolerable_failures
+        if n > allowed:
+            line = (f"{n} checkpoints in a row failed (checkpoint.tolerable-failures = "
+                    f"{allowed}); last: {reason}" if n > 1 else
+                    f"checkpoint failed (checkpoint.tolerable-failures = 0): {reason}")
+            self.abort(line)
+            raise CheckpointsFailed(line)
+        log.warning("%s; %s (%d of %d failed checkpoints in a row tolerated: "
+                    "checkpoint.tolerable-failures)", reason, what_now, n, allowed)
 
     def prepared_unstored(self, checkpoint_id: int, committables: list[dict]) -> None:
         """Committables a writer prepared for ``checkpoint_id`` that reached no checkpoint
@@ -175,10 +235,10 @@ class CheckpointCoordinator:
         if len(p.source_acks) < self.num_sources or len(p.sink_acks) < self.num_sinks:
             return False
         self.pending = None
-        self._complete(p)
-        return True
+        return self._complete(p)
 
-    def _complete(self, p: PendingCheckpoint) -> None:
+    def _complete(self, p: PendingCheckpoint) -> bool:
+        """Store ``p`` and commit; False when it could not be stored (a failed checkpoint)."""
         committables = list(self.carried)
         writers = []
         for i in range(self.num_sinks):
@@ -202,10 +262,12 @@ class CheckpointCoordinator:
         except OSError as exc:
             error = CheckpointError(f"checkpoint {p.checkpoint_id}: can't store it in "
                                     f"{self.storage.root}: {exc}")
+            error.__cause__ = exc
             self._store_failed(p, error)
-            raise error from exc
+            return False
         self.carried = []
         self.unstored = {}
+        self.failed_in_row = 0
         self.last_completed = p.checkpoint_id
         duration = time.monotonic() - p.started
         self.metrics.last_checkpoint = CheckpointInfo(p.checkpoint_id, time.time(), duration,
@@ -221,24 +283,32 @@ class CheckpointCoordinator:
         crash_point("checkpoint-committed", p.checkpoint_id)
         for cb in p.on_complete:
             cb(path)
+        return True
 
     def _store_failed(self, p: PendingCheckpoint, error: CheckpointError) -> None:
-        """Release what ``p`` prepared, unless the failed store left it durable after all (a
-        failure after the rename): then the restart commits it, and an abort would lose it."""
+        """A failed checkpoint: what ``p`` prepared is carried into the next one, as for a
+        timeout.  If the job ends first it is released, unless the failed store left it durable
+        after all (a failure after the rename) or that can't be told: then the restart commits
+        it, and an abort would lose it.  The final checkpoint has no next one: its failure
+        ends the job (:class:`CheckpointError`)."""
+        committables = p.committables()
+        self.carried.extend(committables)
         try:
             durable = p.checkpoint_id in self.storage.completed_ids()
         except Exception as exc:  # noqa: BLE001 - storage unreachable: can't tell, keep it
             log.warning("checkpoint %d: can't tell whether it was stored (%s); what it prepared "
-                        "is left to the next start", p.checkpoint_id, exc)
-            _notify(p.on_abort, str(error))
-            return
+                        "is not released if the job ends", p.checkpoint_id, exc)
+            durable = True
         if durable:
-            log.warning("checkpoint %d was stored despite the error; the next start commits it",
+            log.warning("checkpoint %d may be stored despite the error; a restart commits it",
                         p.checkpoint_id)
-            _notify(p.on_abort, str(error))
-            return
-        self.pending = p
-        self.abort(str(error))
+        elif committables:
+            self.unstored.setdefault(p.checkpoint_id, []).extend(committables)
+        _notify(p.on_abort, str(error))
+        if p.final:  # no next one: the sources ended at its barrier
+            self.abort(str(error))
+            raise error
+        self._failed(p, str(error), "its prepared data will be committed with the next one")
 
     def commit(self, committables: list[dict], checkpoint_id: int, watermark: int | None,
                recover: bool = False) -> list[dict]:

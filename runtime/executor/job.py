@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from runtime.checkpoint.coordinator import DEFAULT_TOLERABLE_FAILURES
 from runtime.checkpoint.storage import CheckpointStorage, CompletedCheckpoint
 from runtime.deadletter import DeadLetterQueue
 from runtime.sink import Sink
@@ -21,6 +22,8 @@ class Job:
     parallelism: int = 1
     checkpoint_interval_s: float = 10.0
     checkpoint_timeout_s: float = 600.0
+    #: failed checkpoints in a row before the job fails (transient: the restart strategy runs)
+    tolerable_failed_checkpoints: int = DEFAULT_TOLERABLE_FAILURES
     watermarks: WatermarkStrategy = field(default_factory=WatermarkStrategy)
     dead_letter: DeadLetterQueue = field(default_factory=DeadLetterQueue)
     restore: CompletedCheckpoint | None = None

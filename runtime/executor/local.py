@@ -128,7 +128,9 @@ class LocalExecutor:
         coordinator = CheckpointCoordinator(
             job.name, job.storage, committer, p, p, job.checkpoint_interval_s,
             job.checkpoint_timeout_s, self.metrics,
-            next_id=(restore.checkpoint_id + 1) if restore else 1)
+            next_id=(restore.checkpoint_id + 1) if restore else 1,
+            tolerable_failures=job.tolerable_failed_checkpoints,
+            operators=(f"{operator_of(job.source)} reader", f"{operator_of(job.sink)} writer"))
         if restore:
             self.metrics.restored_from = restore.checkpoint_id
             self.metrics.watermark_ms = restore.data.get("watermark_ms")

@@ -5,14 +5,14 @@ import logging
 import os
 from typing import Any
 
-from runtime.errors import TransientError
 from runtime.faults import crash_point
 from runtime.sink import Committable, CommitContext, Committer
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
-from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared,
+from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
                                       committed_checkpoint, group_metadata, marker_group,
                                       new_producer, produce_segment, transactional_id)
+from sources.kafka.errors import kafka_errors
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,22 @@ class KafkaCommitter(Committer):
 
     def commit(self, committables: list[Committable], context: CommitContext
                ) -> list[Committable]:
-        return self._commit_all(committables, recovering=False)
+        with kafka_errors(ROLE, f"committing checkpoint {context.checkpoint_id}",
+                          self.config.bootstrap_servers):
+            return self._commit_all(committables, recovering=False)
 
     def recover(self, committables: list[Committable], context: CommitContext
                 ) -> list[Committable]:
+        with kafka_errors(ROLE, f"recovering checkpoint {context.checkpoint_id}",
+                          self.config.bootstrap_servers):
+            self._recover(committables)
+        if context.state_dir:
+            # every restored transaction is committed and its segment deleted: what is left
+            # (checkpoints that never completed, subtasks of an earlier parallelism) is garbage
+            WriteAheadLog(os.path.join(context.state_dir, "kafka-wal")).discard_except([])
+        return []
+
+    def _recover(self, committables: list[Committable]) -> None:
         self._fence(committables)
         try:
             self._commit_all(committables, recovering=True)
@@ -53,11 +65,6 @@ class KafkaCommitter(Committer):
             for producer in self._fenced.values():  # those no re-send needed
                 producer.flush(0)
             self._fenced.clear()
-        if context.state_dir:
-            # every restored transaction is committed and its segment deleted: what is left
-            # (checkpoints that never completed, subtasks of an earlier parallelism) is garbage
-            WriteAheadLog(os.path.join(context.state_dir, "kafka-wal")).discard_except([])
-        return []
 
     def _fence(self, committables: list[Committable]) -> None:
         """Complete or abort what every writer of the restored checkpoint left in flight
@@ -133,7 +140,7 @@ class KafkaCommitter(Committer):
             prepared.finish()
 
     def _commit_by_marker(self, c: Committable, fence: bool) -> None:
-        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka import TopicPartition
 
         subtask, cid = c["subtask"], c["checkpoint"]
         group = marker_group(c["prefix"], subtask)
@@ -142,7 +149,8 @@ class KafkaCommitter(Committer):
             self.conf, tid, self.config.transaction_timeout)
         try:
             consumer, meta = self._marker(group)
-            if committed_checkpoint(consumer, c["marker_topic"], c["marker_partition"]) >= cid:
+            if committed_checkpoint(consumer, c["marker_topic"], c["marker_partition"],
+                                    self.config.bootstrap_servers) >= cid:
                 log.info("kafka sink: checkpoint %d (subtask %d) was committed already",
                          cid, subtask)
                 if c["segment"]:
@@ -157,16 +165,14 @@ class KafkaCommitter(Committer):
                 return
             log.info("kafka sink: re-sending %d records of checkpoint %d (subtask %d) from the "
                      "write-ahead log", c["records"], cid, subtask)
-            try:
+            with kafka_errors(ROLE, f"re-sending checkpoint {cid} (subtask {subtask})",
+                              self.config.bootstrap_servers):
                 producer.begin_transaction()
                 produce_segment(producer, segment)
                 producer.send_offsets_to_transaction(
                     [TopicPartition(c["marker_topic"], c["marker_partition"], cid)], meta,
                     TIMEOUT_S)
                 producer.commit_transaction(TIMEOUT_S)
-            except KafkaException as exc:
-                raise TransientError(f"kafka sink: re-sending checkpoint {cid} failed: "
-                                     f"{exc}") from exc
             crash_point("kafka-resent-by-marker", cid)
             WriteAheadLog.delete_segment(segment)
         finally:

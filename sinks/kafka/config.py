@@ -75,6 +75,11 @@ class KafkaSinkConfig(ConnectorConfig):
                 out.setdefault("schema-registry-url", self.schema_registry_url)
             return out
 
+        if self.schema_registry_url and "avro" not in (self.format, self.key_format):
+            # given but never read: a silent change of what the user asked for
+            raise ValueError(f"schema-registry-url is read only with format or key-format = "
+                             f"\"avro\" (format is \"{self.format}\", key-format "
+                             f"\"{self.key_format}\")")
         self._format = resolve_message_format(self.format, options(self.format_options,
                                                                    self.format))
         self._key_format = resolve_message_format(

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from runtime.errors import ConfigError, HubError
+from runtime.errors import ConfigError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.kafka.committer import KafkaCommitter
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.writer import KafkaWriter
 from sinks.noop import NoOpCommitter
+from sources.kafka.errors import kafka_errors
 
 
 class KafkaSink(Sink):
@@ -24,17 +25,14 @@ class KafkaSink(Sink):
         self.config = config
 
     def check(self) -> None:
-        """The brokers answer (within 10 seconds)."""
-        from confluent_kafka import KafkaException
+        """The brokers answer (within 10 seconds): a broker down is transient (retried as
+        [restart] says), refused credentials terminal."""
         from confluent_kafka.admin import AdminClient
 
         conf = {k: v for k, v in self.config.producer_config().items()
                 if k.startswith(("bootstrap.", "security.", "sasl.", "ssl."))}
-        try:
+        with kafka_errors("kafka sink", "connecting", self.config.bootstrap_servers):
             AdminClient(conf).list_topics(timeout=10)
-        except KafkaException as exc:
-            raise HubError(f"kafka sink: no broker answers at {self.config.bootstrap_servers}: "
-                           f"{exc.args[0].str()}") from None
 
     @classmethod
     def check_checkpointing(cls, config: KafkaSinkConfig, interval_s: float,

@@ -47,14 +47,21 @@ from typing import Any
 import pyarrow as pa
 
 from runtime.batch import ChangeBatch
-from runtime.errors import ConfigError, TerminalError, TransientError
+from runtime.errors import ConfigError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 from runtime.wal import WriteAheadLog
+from sources.kafka.errors import kafka_error, kafka_errors, translate
 
 log = logging.getLogger(__name__)
 
 TIMEOUT_S = 30.0
+ROLE = "kafka sink"
+
+
+def servers_of(conf: dict[str, Any]) -> str:
+    """The brokers of a client configuration, for error lines."""
+    return str(conf.get("bootstrap.servers", "the brokers"))
 
 #: The schema of write-ahead log batches: the records exactly as sent.
 RECORDS = TableSchema("kafka.records", (Column("topic", T("STRING"), False),
@@ -158,10 +165,11 @@ def new_producer(conf: dict[str, Any], tid: str, timeout_s: float) -> Any:
     a previous holder of ``tid`` left open, or waits for one being committed)."""
     from confluent_kafka import KafkaError, KafkaException, Producer
 
-    p = Producer({**conf, "transactional.id": tid,
-                  "transaction.timeout.ms": int(timeout_s * 1000)})
-    connect(p)  # else the coordinator lookup may find no connection up and retry in 500 ms
-    try:
+    with kafka_errors(ROLE, f"creating the producer {tid}", servers_of(conf)):
+        p = Producer({**conf, "transactional.id": tid,
+                      "transaction.timeout.ms": int(timeout_s * 1000)})
+    connect(p, servers_of(conf))  # else the coordinator lookup may find no connection up
+    try:                          # and retry in 500 ms
         p.init_transactions(TIMEOUT_S)
     except KafkaException as exc:
         err = exc.args[0]
@@ -169,37 +177,32 @@ def new_producer(conf: dict[str, Any], tid: str, timeout_s: float) -> Any:
             raise ConfigError(f"{timeout_s:.0f}s is above the broker's "
                               f"transaction.max.timeout.ms: lower it or raise the broker's "
                               f"limit ({err.str()})", key="sink.transaction-timeout") from None
-        if err.retriable():
-            raise TransientError(f"kafka sink: initialising transactions of {tid} failed: "
-                                 f"{err.str()}") from exc
-        raise TerminalError(f"kafka sink: initialising transactions of {tid} failed: "
-                            f"{err.str()}") from exc
+        raise translate(exc, ROLE, f"initialising transactions of {tid}",
+                        servers_of(conf)) from exc
     return p
 
 
-def connect(producer: Any) -> None:
+def connect(producer: Any, servers: str) -> None:
     """Connect a producer to the brokers before its first record or ``init_transactions``,
     best effort.  librdkafka asks for a producer id (or looks up the transaction
     coordinator) when a metadata response arrives, and if no broker connection is up by then,
     only 500 ms later, holding back every record meanwhile.  The first metadata request
     opens the connections to the brokers it names; the second one, a moment later, usually
     finds them up."""
-    from confluent_kafka import KafkaException
-
-    try:
+    with kafka_errors(ROLE, "connecting", servers):
         producer.list_topics(timeout=TIMEOUT_S)
         time.sleep(0.01)
         producer.list_topics(timeout=TIMEOUT_S)
-    except KafkaException as exc:
-        raise TransientError(f"kafka sink: no broker answers: {exc}") from exc
 
 
 def group_metadata(bootstrap: dict[str, Any], group: str) -> tuple[Any, Any]:
     """A consumer of the marker group (never subscribed) and its group metadata."""
     from confluent_kafka import Consumer
 
-    c = Consumer(_consumer_conf(bootstrap, group))
-    return c, c.consumer_group_metadata()
+    with kafka_errors(ROLE, f"creating a consumer of marker group {group!r}",
+                      servers_of(bootstrap)):
+        c = Consumer(_consumer_conf(bootstrap, group))
+        return c, c.consumer_group_metadata()
 
 
 def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
@@ -210,16 +213,16 @@ def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
             "isolation.level": "read_committed"}
 
 
-def committed_checkpoint(consumer: Any, topic: str, partition: int = 0) -> int:
+def committed_checkpoint(consumer: Any, topic: str, partition: int = 0,
+                         servers: str = "the brokers") -> int:
     """The checkpoint id the marker group last committed for (-1: none)."""
-    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    try:
+    with kafka_errors(ROLE, "reading the commit marker", servers, topic):
         tp = consumer.committed([TopicPartition(topic, partition)], timeout=TIMEOUT_S)[0]
-    except KafkaException as exc:
-        raise TransientError(f"kafka sink: reading the commit marker failed: {exc}") from exc
     if tp.error is not None:
-        raise TransientError(f"kafka sink: reading the commit marker failed: {tp.error}")
+        raise kafka_error(tp.error, ROLE, "reading the commit marker", servers, topic,
+                          partition)
     return tp.offset if tp.offset >= 0 else -1
 
 

@@ -17,9 +17,10 @@ from runtime.faults import crash_point
 from runtime.sink import Committable, SinkWriter, WriterContext
 from runtime.wal import SegmentWriter, WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
-from sinks.kafka.transactions import (LIVE, LIVE_LOCK, TIMEOUT_S, Prepared, connect,
+from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared, connect,
                                       group_metadata, marker_group, new_producer, produce_all,
                                       produce_segment, records_batch, transactional_id)
+from sources.kafka.errors import is_transient, kafka_error, kafka_errors
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class KafkaWriter(SinkWriter):
         self.prefix = config.transactional_id_prefix or f"hub-{context.pipeline}"
         self.encode_values = config.value_format.encoder().encode_arrow
         self.encode_keys = config.key_message_format.encoder().encode_keys_arrow
-        self.errors: list[str] = []
+        self.servers = config.bootstrap_servers
+        #: delivery errors reported by the client: (topic, KafkaError)
+        self.errors: list[tuple[str, Any]] = []
         self.encoder = ThreadPoolExecutor(1, f"kafka-encode-{context.subtask}")
         #: the batch written last: its topic and its encoding under way
         self.encoded: tuple[str, Future] | None = None
@@ -91,8 +94,9 @@ class KafkaWriter(SinkWriter):
         else:
             from confluent_kafka import Producer
 
-            self.producers = [Producer(self.conf)]
-            connect(self.producers[0])
+            with kafka_errors(ROLE, "creating the producer", self.servers):
+                self.producers = [Producer(self.conf)]
+            connect(self.producers[0], self.servers)
 
     def _new_producer(self, slot: int) -> Any:
         tid = transactional_id(self.prefix, self.context.subtask, slot)
@@ -100,7 +104,7 @@ class KafkaWriter(SinkWriter):
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None and len(self.errors) < 10:
-            self.errors.append(f"{msg.topic()}: {err.str()}")
+            self.errors.append((msg.topic(), err))
 
     @property
     def producer(self) -> Any:
@@ -108,6 +112,10 @@ class KafkaWriter(SinkWriter):
 
     # -- writing ------------------------------------------------------------------------------
     def write(self, batch: ChangeBatch) -> None:
+        with kafka_errors(ROLE, "writing", self.servers):
+            self._write(batch)
+
+    def _write(self, batch: ChangeBatch) -> None:
         if not len(batch):
             return
         topic = self.topics.get(batch.table)
@@ -144,8 +152,9 @@ class KafkaWriter(SinkWriter):
         topic, future = self.encoded
         self.encoded = None
         keys, values, ts = future.result()
-        produce_all(self.producer, topic, None if keys is None else _pylist(keys),
-                    _pylist(values), ts.to_pylist())
+        with kafka_errors(ROLE, "producing", self.servers, topic):  # e.g. a record too large
+            produce_all(self.producer, topic, None if keys is None else _pylist(keys),
+                        _pylist(values), ts.to_pylist())
         if self.errors:
             self._fail_delivery()
 
@@ -178,7 +187,13 @@ class KafkaWriter(SinkWriter):
         return part
 
     def _fail_delivery(self) -> None:
-        raise TransientError(f"kafka sink: delivery failed: {'; '.join(self.errors[:3])}")
+        """Raise the first terminal delivery error (a topic that does not exist, a record
+        too large, refused ACLs), else the first one (transient)."""
+        topic, err = next(((t, e) for t, e in self.errors if not is_transient(e)),
+                          self.errors[0])
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        error = kafka_error(err, ROLE, "delivering records", self.servers, topic)
+        raise type(error)(f"{error}{more}")
 
     def _flush(self) -> None:
         left = self.producer.flush(TIMEOUT_S)
@@ -190,6 +205,10 @@ class KafkaWriter(SinkWriter):
 
     # -- checkpoints --------------------------------------------------------------------------
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
+        with kafka_errors(ROLE, f"preparing checkpoint {checkpoint_id}", self.servers):
+            return self._prepare_commit(checkpoint_id)
+
+    def _prepare_commit(self, checkpoint_id: int) -> list[Committable]:
         self._send_encoded()
         if self.mode == "none":
             self.producer.poll(0)
@@ -205,16 +224,15 @@ class KafkaWriter(SinkWriter):
         segment = self.segment.finish(name) if self.segment is not None else {"segment": None}
         self.segment = None
         self._flush()
-        from confluent_kafka import KafkaException, TopicPartition
+        from confluent_kafka import TopicPartition
 
         markers = list(dict.fromkeys(
             [*self.taken_markers, (self.marker_topic or "", self.marker_partition)]))
-        try:
+        with kafka_errors(ROLE, f"adding the commit marker of checkpoint {checkpoint_id}",
+                          self.servers, self.marker_topic):
             self.producer.send_offsets_to_transaction(
                 [TopicPartition(t, p, checkpoint_id) for t, p in markers], self.group_meta,
                 TIMEOUT_S)
-        except KafkaException as exc:
-            raise TransientError(f"kafka sink: adding the commit marker failed: {exc}") from exc
         key = f"{self.context.attempt}:{self.context.subtask}:{checkpoint_id}"
         prepared = Prepared(self.producer)
         with LIVE_LOCK:

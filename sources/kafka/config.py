@@ -68,6 +68,16 @@ class KafkaSourceConfig(ConnectorConfig):
                 raise ValueError(f"topic-pattern: {exc}") from None
         if self.startup_mode == "timestamp" and self.startup_timestamp is None:
             raise ValueError("startup-mode = \"timestamp\" needs startup-timestamp")
+        # an option given but never read would be a silent change of what the user asked for
+        if self.startup_timestamp is not None and self.startup_mode != "timestamp":
+            raise ValueError(f"startup-timestamp is read only with startup-mode = "
+                             f"\"timestamp\" (startup-mode is \"{self.startup_mode}\")")
+        if self.startup_specific_offsets and self.startup_mode != "specific-offsets":
+            raise ValueError(f"startup-specific-offsets is read only with startup-mode = "
+                             f"\"specific-offsets\" (startup-mode is \"{self.startup_mode}\")")
+        if self.schema_registry_url and self.format != "avro":
+            raise ValueError(f"schema-registry-url is read only with format = \"avro\" "
+                             f"(format is \"{self.format}\")")
         if self.startup_mode == "group-offsets" and not self.group_id:
             raise ValueError("startup-mode = \"group-offsets\" needs group-id")
         for k in self.startup_specific_offsets:

@@ -6,14 +6,25 @@ import re
 import zlib
 from typing import Any
 
-from runtime.errors import TransientError
+from runtime.errors import TerminalError
 from runtime.source import EnumeratorContext, SplitEnumerator
 from sources.kafka.config import KafkaSourceConfig
+from sources.kafka.errors import kafka_error, kafka_errors
 from sources.kafka.split import EARLIEST, KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 10.0
+_ROLE = "kafka source"
+
+
+def _checked(tps: list[Any], what: str, servers: str) -> list[Any]:
+    """``tps`` (TopicPartitions a client call answered) when none carries an error; else the
+    first error, translated (a partition's error must not pass for an offset)."""
+    for tp in tps:
+        if tp.error is not None:
+            raise kafka_error(tp.error, _ROLE, what, servers, tp.topic, tp.partition)
+    return tps
 
 
 def owner(topic: str, partition: int, parallelism: int) -> int:
@@ -37,11 +48,20 @@ class KafkaEnumerator(SplitEnumerator):
             [KafkaPartitionSplit.from_dict(d) for d in state["pending"]] if state else [])
         self.first = state is None
         self.client: Any = None
+        #: pattern-matched topics whose metadata the broker refused, warned about once
+        self._unreadable: set[str] = set()
+
+    def _errors(self, what: str, topic: str | None = None) -> Any:
+        return kafka_errors(_ROLE, what, self.config.bootstrap_servers, topic)
 
     def start(self) -> None:
+        """Errors of the first discovery end the start (translated: a broker down is
+        transient, a listed topic that does not exist or refused credentials terminal);
+        later discoveries log theirs and try again at the next round."""
         from confluent_kafka import Consumer
 
-        self.client = Consumer(self.config.client_config())
+        with self._errors("creating the consumer"):
+            self.client = Consumer(self.config.client_config())
         self._discover()
         interval = self.config.partition_discovery_interval
         if self.config.bounded == "none" and interval > 0:
@@ -56,28 +76,38 @@ class KafkaEnumerator(SplitEnumerator):
 
     def _topics(self) -> dict[str, int]:
         """Topic -> number of partitions, of the configured topics or the pattern."""
-        from confluent_kafka import KafkaException
-
-        try:
+        servers = self.config.bootstrap_servers
+        with self._errors("listing topics"):
             meta = self.client.list_topics(timeout=_TIMEOUT_S)
-        except KafkaException as exc:
-            raise TransientError(f"kafka source: can't list topics at "
-                                 f"{self.config.bootstrap_servers}: {exc}") from exc
         if self.config.topic_pattern:
             rx = re.compile(self.config.topic_pattern)
-            return {t: len(m.partitions) for t, m in meta.topics.items()
-                    if rx.fullmatch(t) and not t.startswith("__") and m.error is None}
+            matching = {t: m for t, m in meta.topics.items()
+                        if rx.fullmatch(t) and not t.startswith("__")}
+            for t, m in matching.items():
+                if m.error is not None and t not in self._unreadable:
+                    self._unreadable.add(t)
+                    log.warning("%s (not read while this lasts)",
+                                kafka_error(m.error, _ROLE, "reading metadata", servers, t))
+            return {t: len(m.partitions) for t, m in matching.items() if m.error is None}
         out = {}
         for t in self.config.topics:
             m = meta.topics.get(t)
-            if m is None or m.error is not None or not m.partitions:
-                if self.first:
-                    log.warning("kafka source: topic %r does not exist (yet)", t)
-                continue
+            if m is not None and m.error is not None:
+                raise kafka_error(m.error, _ROLE, "reading metadata", servers, t)
+            if m is None or not m.partitions:
+                # as Flink's KafkaSource: a listed topic must exist (else a bounded read would
+                # end with nothing, an unbounded one wait without a word)
+                raise TerminalError(
+                    f"{_ROLE}: topic {t!r} does not exist at {servers} (create it, or read "
+                    f"topics that appear later with topic-pattern)")
             out[t] = len(m.partitions)
         return out
 
     def _discover(self) -> None:
+        with self._errors("discovering partitions"):
+            self._discover_partitions()
+
+    def _discover_partitions(self) -> None:
         fresh = []
         for topic, n in sorted(self._topics().items()):
             for p in range(n):
@@ -102,18 +132,28 @@ class KafkaEnumerator(SplitEnumerator):
             for s, (_, high) in zip(splits, self._end_offsets(splits)):
                 s.offset = high
         elif initial and mode == "group-offsets":
-            tps = self.client.committed([TopicPartition(s.topic, s.partition) for s in splits],
-                                        timeout=_TIMEOUT_S)
+            tps = _checked(self.client.committed(
+                [TopicPartition(s.topic, s.partition) for s in splits], timeout=_TIMEOUT_S),
+                f"reading the offsets of group {c.group_id!r}", c.bootstrap_servers)
             for s, tp in zip(splits, tps):
                 s.offset = tp.offset if tp.offset >= 0 else EARLIEST
+            fresh = [s.split_id for s in splits if s.offset == EARLIEST]
+            if fresh:  # said, not silent: the group never committed there
+                log.info("kafka source: group %r has no committed offset for %s: starting "
+                         "at the earliest offset", c.group_id, ", ".join(fresh[:10]))
         elif initial and mode == "timestamp":
-            tps = self.client.offsets_for_times(
+            tps = _checked(self.client.offsets_for_times(
                 [TopicPartition(s.topic, s.partition, c.startup_timestamp) for s in splits],
-                timeout=_TIMEOUT_S)
+                timeout=_TIMEOUT_S), "looking up offsets by startup-timestamp",
+                c.bootstrap_servers)
             for s, tp in zip(splits, tps):
                 # -1: no record at or after the time: start at the end
                 s.offset = tp.offset if tp.offset >= 0 else self.client.get_watermark_offsets(
                     TopicPartition(s.topic, s.partition), timeout=_TIMEOUT_S)[1]
+            late = [s.split_id for s, tp in zip(splits, tps) if tp.offset < 0]
+            if late:
+                log.info("kafka source: no record at or after startup-timestamp %d in %s: "
+                         "starting at the end", c.startup_timestamp, ", ".join(late[:10]))
         elif initial and mode == "specific-offsets":
             for s in splits:
                 s.offset = c.startup_specific_offsets.get(s.split_id, EARLIEST)

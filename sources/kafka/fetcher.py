@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.errors import HubError, TransientError
+from sources.kafka.errors import is_transient, kafka_error, translate
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,11 @@ class KafkaFetcher(threading.Thread):
     instead of consuming, so a first assignment starts fetching at once."""
 
     def __init__(self, consumer: Any, max_messages: int,
-                 watched: Callable[[], Sequence[tuple[str, int]]], capacity: int = 2):
+                 watched: Callable[[], Sequence[tuple[str, int]]], capacity: int = 2,
+                 servers: str = "the brokers"):
         super().__init__(name="kafka-fetch", daemon=True)
         self.consumer = consumer
+        self.servers = servers  # for the error lines
         self.max_messages = max_messages
         self.watched = watched
         self.stopped = threading.Event()
@@ -103,7 +105,8 @@ class KafkaFetcher(threading.Thread):
                 if item is not None:
                     self._out.put(item)
         except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
-            self._out.put(exc)
+            # the client's errors (of consume, position, assign, a commit) translated here
+            self._out.put(translate(exc, "kafka source", "consuming", self.servers))
 
     def call(self, fn: Callable[[Any], None]) -> None:
         """Run ``fn(consumer)`` in the fetch thread before its next ``consume`` (or in
@@ -142,11 +145,8 @@ class KafkaFetcher(threading.Thread):
         if not self._assigned:
             return None
         with _collector_paused():
-            try:
-                msgs = self.consumer.consume(self.max_messages, _WAIT_S)
-            except Exception as exc:  # KafkaException: the client is unusable
-                raise TransientError(f"kafka source: consuming failed: {exc}") from exc
-            runs = runs_of(msgs) if msgs else None
+            msgs = self.consumer.consume(self.max_messages, _WAIT_S)
+            runs = runs_of(msgs, self.servers) if msgs else None
             del msgs  # the Message objects go before the collector comes back
         if runs is not None:
             return runs or None
@@ -223,12 +223,12 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def runs_of(msgs: list[Any]) -> list[Run]:
+def runs_of(msgs: list[Any], servers: str = "the brokers") -> list[Run]:
     """The records of each partition, in order; error events logged or raised.  Vectorised:
     a take holds thousands of records and usually a few partitions of one topic."""
     message = type(msgs[0])  # its unbound methods: the fastest way to call them in map()
     if any(map(message.error, msgs)):
-        msgs = _without_errors(msgs)
+        msgs = _without_errors(msgs, servers)
         if not msgs:
             return []
     topics = list(map(message.topic, msgs))
@@ -256,16 +256,19 @@ def runs_of(msgs: list[Any]) -> list[Run]:
 _SECOND = itemgetter(1)  # of (timestamp type, timestamp)
 
 
-def _without_errors(msgs: list[Any]) -> list[Any]:
-    """The records without the error events among them: a fatal or non-retriable error
-    raises, others are logged (the client retries them)."""
+def _without_errors(msgs: list[Any], servers: str) -> list[Any]:
+    """The records without the error events among them.  A transient one (a lost
+    connection, all brokers down, a leader change) is logged: the client reconnects and
+    fetches on by itself.  A terminal one (refused credentials, a topic gone) raises."""
     out = []
     for m in msgs:
         err = m.error()
         if err is None:
             out.append(m)
-        elif err.fatal() or not err.retriable():
-            raise HubError(f"kafka source: {m.topic()}[{m.partition()}]: {err.str()}")
-        else:
-            log.warning("kafka source: %s (the client retries)", err.str())
+            continue
+        error = kafka_error(err, "kafka source", "consuming", servers, m.topic(),
+                            m.partition())
+        if not is_transient(err):
+            raise error
+        log.warning("%s (the client retries)", error)
     return out

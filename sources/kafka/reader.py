@@ -12,6 +12,7 @@ from runtime.errors import BadRecordError
 from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.kafka.config import KafkaSourceConfig
+from sources.kafka.errors import kafka_errors
 from sources.kafka.fetcher import Fetched, KafkaFetcher, Positions, Run
 from sources.kafka.split import KafkaPartitionSplit
 
@@ -54,8 +55,11 @@ class KafkaReader(SourceReader):
         if self.fetcher is None:
             from confluent_kafka import Consumer
 
-            self.fetcher = KafkaFetcher(Consumer(self.config.client_config()),
-                                        self.config.max_batch_messages, lambda: self._watched)
+            servers = self.config.bootstrap_servers
+            with kafka_errors("kafka source", "creating the consumer", servers):
+                consumer = Consumer(self.config.client_config())
+            self.fetcher = KafkaFetcher(consumer, self.config.max_batch_messages,
+                                        lambda: self._watched, servers=servers)
         return self.fetcher
 
     def add_splits(self, splits: list) -> None:

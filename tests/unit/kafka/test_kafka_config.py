@@ -75,3 +75,22 @@ def test_recover_removes_log_segments_no_restored_checkpoint_names(tmp_path):
         {"bootstrap-servers": "h:1", "topic": "t"}))
     committer.recover([], CommitContext("p", 7, None, str(tmp_path)))
     assert list((tmp_path / "kafka-wal").iterdir()) == []
+
+
+def test_options_that_would_be_ignored_are_rejected():
+    """Before: accepted and never read (a start from the earliest offset instead of the
+    timestamp, a registry that was never asked)."""
+    with pytest.raises(ValidationError, match='startup-timestamp is read only with startup-mode '
+                                              '= "timestamp" \\(startup-mode is "earliest"\\)'):
+        src(topics=["a"], **{"startup-timestamp": 1_700_000_000_000})
+    with pytest.raises(ValidationError, match="startup-specific-offsets is read only with"):
+        src(topics=["a"], **{"startup-mode": "latest", "startup-specific-offsets": {"a:0": 5}})
+    with pytest.raises(ValidationError, match='schema-registry-url is read only with format = '
+                                              '"avro"'):
+        src(topics=["a"], **{"schema-registry-url": "http://r:8081"})
+    with pytest.raises(ValidationError, match="schema-registry-url is read only with format or "
+                                              "key-format"):
+        KafkaSinkConfig.model_validate({"bootstrap-servers": "h", "topic": "t",
+                                        "schema-registry-url": "http://r:8081"})
+    assert src(topics=["a"], **{"startup-mode": "timestamp",
+                                "startup-timestamp": 5}).startup_timestamp == 5

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from runtime.errors import HubError
+from runtime.errors import TerminalError
 from sources.kafka.fetcher import _collector_paused, runs_of
 
 
@@ -51,8 +51,9 @@ def test_retriable_errors_are_dropped_and_terminal_ones_raise():
     assert runs_of([Message(topic="t", partition=0, error=retriable)]) == []
     terminal = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied", fatal=False,
                           retriable=False)
-    with pytest.raises(HubError, match=r"t\[0\]: denied"):
-        runs_of([msg("t", 0, 0), Message(topic="t", partition=0, error=terminal)])
+    with pytest.raises(TerminalError, match=r"^kafka source: consuming at b:9092 \(topic t\[0\]\): "
+                                            r"TOPIC_AUTHORIZATION_FAILED: denied \(check"):
+        runs_of([msg("t", 0, 0), Message(topic="t", partition=0, error=terminal)], "b:9092")
 
 
 def test_before_keeps_the_records_below_a_stop_offset():

@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from runtime.checkpoint.coordinator import CheckpointCoordinator
+from runtime.checkpoint.coordinator import CheckpointCoordinator, CheckpointsFailed
 from runtime.checkpoint.storage import CheckpointStorage
-from runtime.errors import CheckpointError
 from runtime.executor.job import Job
 from runtime.executor.local import FinalCheckpointTimeout, LocalExecutor
 from runtime.metrics import PipelineMetrics
@@ -35,12 +34,13 @@ class AbortRecordingCommitter(Committer):
         self.aborts.append((context.checkpoint_id, sorted(c["id"] for c in committables)))
 
 
-def make(tmp_path, timeout_s=60.0):
+def make(tmp_path, timeout_s=60.0, tolerable_failures=3):
     storage = CheckpointStorage(str(tmp_path))
     storage.ensure()
     committer = AbortRecordingCommitter()
     coord = CheckpointCoordinator("p", storage, committer, num_sources=1, num_sinks=2,
-                                  interval_s=0, timeout_s=timeout_s, metrics=PipelineMetrics(2))
+                                  interval_s=0, timeout_s=timeout_s, metrics=PipelineMetrics(2),
+                                  tolerable_failures=tolerable_failures)
     return coord, committer, storage
 
 
@@ -51,7 +51,7 @@ def complete(coord, cid, ids):
 
 
 def test_storage_failure_aborts_what_the_checkpoint_prepared(tmp_path, monkeypatch):
-    coord, committer, storage = make(tmp_path)
+    coord, committer, storage = make(tmp_path, tolerable_failures=0)
     assert complete(coord, coord.trigger({}).checkpoint_id, ["a1", "b1"])
 
     def full(*args, **kwargs):
@@ -59,7 +59,8 @@ def test_storage_failure_aborts_what_the_checkpoint_prepared(tmp_path, monkeypat
 
     monkeypatch.setattr(storage, "store", full)
     cp = coord.trigger({})
-    with pytest.raises(CheckpointError, match="checkpoint 2: can't store it"):
+    with pytest.raises(CheckpointsFailed, match="tolerable-failures = 0\\): checkpoint 2: "
+                                                "can't store it"):
         complete(coord, cp.checkpoint_id, ["a2", "b2"])
     # the stored checkpoint 1 is committed, never aborted; checkpoint 2 is released at once
     assert committer.commits == [(1, ["a1", "b1"])]
@@ -68,7 +69,7 @@ def test_storage_failure_aborts_what_the_checkpoint_prepared(tmp_path, monkeypat
 
 def test_storage_failure_after_the_checkpoint_became_durable_aborts_nothing(tmp_path,
                                                                             monkeypatch):
-    coord, committer, storage = make(tmp_path)
+    coord, committer, storage = make(tmp_path, tolerable_failures=0)
     store = storage.store
 
     def stored_then_failed(*args, **kwargs):
@@ -76,7 +77,7 @@ def test_storage_failure_after_the_checkpoint_became_durable_aborts_nothing(tmp_
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(storage, "store", stored_then_failed)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointsFailed):
         complete(coord, coord.trigger({}).checkpoint_id, ["a1", "b1"])
     assert committer.aborts == []  # the restart commits them: aborting would lose them
 
@@ -118,7 +119,8 @@ def test_a_savepoint_that_times_out_is_answered(tmp_path):
     cp.on_abort.append(answers.append)
     time.sleep(0.02)
     coord.check_timeout()
-    assert answers == ["checkpoint 1 timed out after 0.01s"]
+    assert answers == ["checkpoint 1 timed out after 0.01s waiting for sink subtasks 0, 1 (sink) "
+                       "and source subtask 0 (source)"]
 
 
 # -- the executor ----------------------------------------------------------------------------

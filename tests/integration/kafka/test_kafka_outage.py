@@ -1,0 +1,93 @@
+"""The Kafka connectors meeting outages and mistakes on a real broker: a broker down at start
+is retried as ``[restart]`` says until it answers, and the run ends exactly once; a listed
+topic that does not exist stops the source at start with one line.
+
+A broker stopped *mid-stream* and restarted can't be shown here: Tansu (the test broker) keeps
+its log in memory (this build has neither its libsql nor its PostgreSQL storage), so a
+restarted Tansu is empty; the translation of every client error is unit-tested with the
+client's own error objects (``tests/unit/kafka/test_kafka_errors.py``)."""
+from __future__ import annotations
+
+import os
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from runtime.errors import TerminalError
+from tests.conformance.harness import CollectSink, CollectStore, run_job
+from tests.integration.kafka.helpers import committed_by_key, exactly_once_sink, source
+from tests.killing import _wait, datagen_pipeline, hub
+from tests.servers.kafka import ThrowawayTansu
+
+pytestmark = [pytest.mark.integration, pytest.mark.kafka]
+
+ROWS = 1500
+TABLES = ("orders", "customers")
+
+
+@pytest.mark.skipif(bool(os.environ.get("HUB_TEST_KAFKA")),
+                    reason="starts its own broker late: HUB_TEST_KAFKA names an external one")
+def test_a_broker_down_at_start_is_retried_and_the_run_ends_exactly_once(tmp_path):
+    """Before: the sink's check raised an error that was neither transient nor terminal, and
+    the hub ended at once."""
+    tansu = ThrowawayTansu()  # its port is chosen now; it starts later
+    try:
+        bootstrap = f"127.0.0.1:{tansu.port}"
+        prefix = f"late{int(time.time() * 1000)}"
+        late = SimpleNamespace(bootstrap=bootstrap)  # the broker, before it runs
+        path = datagen_pipeline(tmp_path / "p.toml", exactly_once_sink(late, prefix + "-{name}"),
+                                name="late", state=str(tmp_path / "state"), rows=ROWS, rps=0,
+                                update_ratio=0.0, delete_ratio=0.0)
+        with open(path, "a") as f:
+            f.write('[restart]\ndelay = "200ms"\nmax-delay = "500ms"\nattempts = 100\n')
+        proc = hub("run", path, "--no-progress")
+        # the sink's check waits 10 s for a broker, then the hub retries as [restart] says
+        time.sleep(11.0)
+        assert proc.poll() is None, _wait(proc, 5)
+        server = tansu.start()
+        for table in TABLES:
+            server.create_topic(f"{prefix}-{table}", partitions=2)
+        err = _wait(proc, 120)
+        assert proc.returncode == 0, err
+        assert f"kafka sink: connecting at {bootstrap}: " in err and \
+            "restarting from the latest checkpoint" in err, err[-3000:]
+        for table in TABLES:
+            got = committed_by_key(server, f"{prefix}-{table}")
+            assert len(got) == ROWS and all(len(v) == 1 for v in got.values()), table
+    finally:
+        tansu.stop()
+
+
+def test_a_listed_topic_that_does_not_exist_stops_the_source_at_start(kafka_server, tmp_path):
+    """Before: a warning, then a bounded read ended with nothing (an unbounded one waited)."""
+    missing = f"missing-{int(time.time() * 1000)}"
+    src = source(kafka_server, topics=[missing])
+    with pytest.raises(TerminalError, match=rf"^kafka source: topic '{missing}' does not exist "
+                                            rf"at {kafka_server.bootstrap} \(create it"):
+        run_job(src, CollectSink(CollectStore()), str(tmp_path), parallelism=1,
+                interval_s=0.1)
+
+
+@pytest.mark.parametrize("delivery", ["exactly-once", "at-least-once"])
+def test_a_record_too_large_is_terminal_naming_the_topic(kafka_server, tmp_path, delivery):
+    """Before: the client's exception escaped untranslated (an internal error)."""
+    from runtime.batch import ChangeBatch
+    from runtime.sink import WriterContext
+    from tests.conformance.harness import ORDERS
+    from tests.integration.kafka.helpers import sink
+
+    topic = kafka_server.create_topic()
+    s = sink(kafka_server, topic=topic, delivery=delivery,
+             **{"transactional-id-prefix": f"big-{topic}", "properties": {
+                 "message.max.bytes": 1000, "batch.size": 1000}})
+    w = s.create_writer(WriterContext("p", 0, 1, "a", str(tmp_path)), None)
+    try:
+        big = ChangeBatch(ORDERS, "c", rows=[(1, "x" * 5000, None)], ts_ms=1)
+        with pytest.raises(TerminalError, match=rf"^kafka sink: producing at "
+                                                rf"{kafka_server.bootstrap} \(topic {topic}\): "
+                                                rf"MSG_SIZE_TOO_LARGE"):
+            w.write(big)
+            w.prepare_commit(1)
+    finally:
+        w.close()
