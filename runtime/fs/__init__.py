@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from runtime.errors import HubError, TerminalError, TransientError
+
 #: URL schemes served by :class:`runtime.fs.webhdfs.WebHdfsFileSystem`.
 HDFS_SCHEMES = ("hdfs", "webhdfs", "swebhdfs")
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
@@ -187,6 +189,14 @@ def _translate(parts: list[str]) -> str:
             j += 1
         out.append(rx if last else rx + "/")
     return "".join(out)
+
+
+def os_error(what: str, exc: OSError) -> HubError:
+    """The one translation of a filesystem error (local or WebHDFS, both raise ``OSError``):
+    permissions do not fix themselves (terminal); anything else (a full disk, a flaky mount, a
+    namenode that is down) may (transient).  ``what`` starts the line."""
+    text = f"{what}: {exc.strerror or exc}"
+    return TerminalError(text) if isinstance(exc, PermissionError) else TransientError(text)
 
 
 def is_url(path: str) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from runtime.errors import HubError, TerminalError, TransientError
-from runtime.fs import filesystem, is_below
+from runtime.errors import HubError, TerminalError
+from runtime.fs import filesystem, is_below, os_error
 from runtime.sink import CommitContext, Committable, Committer
 from sinks.files.bucket import hidden_part_pattern
 
@@ -111,7 +111,4 @@ class FilesCommitter(Committer):
 
 
 def _os_error(what: str, exc: OSError) -> HubError:
-    # Permissions do not fix themselves; anything else (full disk, flaky mount) may.
-    if isinstance(exc, PermissionError):
-        return TerminalError(f"files sink: {what}: {exc.strerror or exc}")
-    return TransientError(f"files sink: {what}: {exc.strerror or exc}")
+    return os_error(f"files sink: {what}", exc)

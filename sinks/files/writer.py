@@ -13,8 +13,8 @@ import pyarrow as pa
 from formats.base import annotated_arrow_schema
 from formats.message import MessageFormat
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
-from runtime.errors import BadRecordError, TerminalError, TransientError
-from runtime.fs import encode_segment, filesystem, path_under
+from runtime.errors import BadRecordError, TerminalError
+from runtime.fs import encode_segment, filesystem, os_error, path_under
 from runtime.schema import SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
 from sinks.files.bucket import Bucket, PartNamer
@@ -95,7 +95,7 @@ class FilesSinkWriter(SinkWriter):
         try:
             self._write(batch)
         except OSError as exc:
-            raise TransientError(f"files sink: writing under {self._root} failed: {exc}") from exc
+            raise os_error(f"files sink: writing under {self._root} failed", exc) from exc
 
     def write_schema_change(self, change: SchemaChange) -> None:
         # New rows get new files with the new schema; a part file holds one schema.
@@ -107,8 +107,8 @@ class FilesSinkWriter(SinkWriter):
             for bucket in self._buckets.values():
                 self._roll(bucket)
         except OSError as exc:
-            raise TransientError(f"files sink: closing part files under {self._root} failed: "
-                                 f"{exc}") from exc
+            raise os_error(f"files sink: closing part files under {self._root} failed",
+                           exc) from exc
         self._buckets.clear()
         committables = self._pending
         committables += [{"kind": "partition", "dir": d, "end_ms": end}
