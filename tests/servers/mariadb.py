@@ -6,11 +6,13 @@ free port with its own data folder and removed afterwards.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 from tests.servers.common import find_binary, free_port, shared_server, stop_server, wait_until
@@ -38,6 +40,18 @@ class MySqlServer:
         """The connection lines of a ``[source] type = "mysql"`` section for this server."""
         return (f'type = "mysql"\nhostname = "{self.host}"\nport = {self.port}\n'
                 f'username = "{self.user}"\npassword = "{self.password}"')
+
+    def pipeline_toml(self, name: str, state: Any, db: str, parallelism: int = 1,
+                      **source: Any) -> str:
+        """A pipeline file up to its ``[sink]``: checkpoints every 200 ms into ``state``, the
+        tables of database ``db`` on this server with heartbeats every 200 ms, and more
+        ``source`` options (``chunk_size=50`` -> ``chunk-size = 50``)."""
+        options = {"tables": [f"{db}\\..*"], "heartbeat-interval": "200ms",
+                   **{k.replace("_", "-"): v for k, v in source.items()}}
+        lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in options.items())
+        return (f'[pipeline]\nname = "{name}"\nparallelism = {parallelism}\n'
+                f'[checkpoint]\ninterval = "200ms"\ndir = "{state}"\n'
+                f"[source]\n{self.source_toml()}\n{lines}")
 
 
 class ThrowawayMariaDB:

@@ -13,26 +13,16 @@ from tests.killing import hub
 
 from tests.integration.mysql.helpers import new_database
 
-pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch, pytest.mark.mysql]
-
-PIPELINE = """
-[pipeline]
-name = "mysql-es"
-parallelism = 2
-[checkpoint]
-interval = "200ms"
-dir = "{dir}/state"
-[source]
-{connection}
-tables = ["{db}\\\\..*"]
-chunk-size = 50
-heartbeat-interval = "200ms"
+SINK = """\
 [sink]
 type = "elasticsearch"
 hosts = ["{url}"]
 index = "{prefix}-{{table}}"
 compatibility-mode = {compat}
 """
+
+pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch, pytest.mark.mysql]
+
 
 
 def source_rows(conn, db) -> dict:
@@ -80,8 +70,8 @@ def test_mysql_to_elasticsearch_ends_equal_to_the_table(tmp_path, mysql_server,
     prefix = f"myes-{uuid.uuid4().hex[:8]}"
     compat = "true" if elasticsearch_server.options.get("compatibility-mode", True) else "false"
     path = tmp_path / "pipeline.toml"
-    path.write_text(PIPELINE.format(dir=tmp_path, connection=mysql_server.source_toml(), db=db,
-                                    url=elasticsearch_server.url, prefix=prefix, compat=compat))
+    path.write_text(mysql_server.pipeline_toml("mysql-es", tmp_path / "state", db, 2, chunk_size=50)
+                    + SINK.format(url=elasticsearch_server.url, prefix=prefix, compat=compat))
     index = f"{prefix}-items"
     p = hub("run", str(path), "--no-progress")
     try:

@@ -16,18 +16,7 @@ from tests.killing import hub
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc, pytest.mark.mysql]
 
 ROWS = 2000
-PIPELINE = """\
-[pipeline]
-name = "ddl-defaults"
-parallelism = 2
-[checkpoint]
-interval = "200ms"
-dir = "{dir}/state"
-[source]
-{connection}
-tables = ["{db}\\\\..*"]
-startup-mode = "initial"
-heartbeat-interval = "200ms"
+SINK = """\
 [sink]
 type = "jdbc"
 url = "{url}"
@@ -60,8 +49,8 @@ def test_added_columns_keep_their_defaults_in_existing_rows(flavor, mysql_server
         cur.executemany(f"INSERT INTO {db}.items VALUES (%s, %s)",
                         [(i, i * 10) for i in range(1, ROWS + 1)])
     path = tmp_path / "pipeline.toml"
-    path.write_text(PIPELINE.format(dir=tmp_path, connection=mysql_server.source_toml(), db=db,
-                                    url=target.url))
+    path.write_text(mysql_server.pipeline_toml("ddl-defaults", tmp_path / "state", db, 2,
+                                               startup_mode="initial") + SINK.format(url=target.url))
     p = hub("run", str(path), "--no-progress")
     try:
         _wait(lambda: target.visible("items") == ROWS, "the snapshot in the target", p)
@@ -102,8 +91,8 @@ def test_append_mode_with_ddl_and_kill_9_writes_every_row_once(mysql_server, tmp
     with conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {db}.items (id INT PRIMARY KEY, v INT)")
     path = tmp_path / "pipeline.toml"
-    text = PIPELINE.format(dir=tmp_path, connection=mysql_server.source_toml(), db=db,
-                           url=target.url).replace('"initial"', '"earliest"')
+    text = (mysql_server.pipeline_toml("ddl-defaults", tmp_path / "state", db, 2,
+                                       startup_mode="earliest") + SINK.format(url=target.url))
     # no checkpoint before the kill
     path.write_text(text.replace('interval = "200ms"', 'interval = "10min"')
                     + 'write-mode = "append"\n')

@@ -19,22 +19,16 @@ from tests.servers import mariadb
 
 pytestmark = [pytest.mark.integration, pytest.mark.mysql]
 
-PIPELINE = """
-[pipeline]
-name = "mysql-restart"
-parallelism = 1
-[checkpoint]
-interval = "200ms"
-dir = "{dir}/state"
-[source]
-{connection}
-tables = ["shop\\\\..*"]
-heartbeat-interval = "200ms"
+SINK = """\
 [sink]
 type = "files"
 path = "{dir}/lake"
 format = "parquet"
+[restart]
+delay = "500ms"
+max-delay = "2s"
 """
+
 
 
 @pytest.fixture
@@ -106,7 +100,8 @@ def test_mariadb_shutdown_and_restart_mid_stream(tmp_path, own_server):
         cur.executemany("INSERT INTO shop.t VALUES (%s, %s)", [(-i, "snap") for i in range(1, 101)])
     conn.close()
     path = tmp_path / "pipeline.toml"
-    path.write_text(PIPELINE.format(dir=tmp_path, connection=server.source_toml()))
+    path.write_text(server.pipeline_toml("mysql-restart", tmp_path / "state", "shop")
+                    + SINK.format(dir=tmp_path))
     p = hub("run", str(path), "--no-progress")
     writer = Writer(server)
     try:
@@ -145,26 +140,6 @@ def test_mariadb_shutdown_and_restart_mid_stream(tmp_path, own_server):
     assert os.path.isdir(tmp_path / "lake")
 
 
-SNAPSHOT_PIPELINE = """
-[pipeline]
-name = "mysql-restart-snapshot"
-parallelism = 2
-[checkpoint]
-interval = "200ms"
-dir = "{dir}/state"
-[restart]
-delay = "500ms"
-max-delay = "2s"
-[source]
-{connection}
-tables = ["shop\\\\..*"]
-chunk-size = 100
-heartbeat-interval = "200ms"
-[sink]
-type = "files"
-path = "{dir}/lake"
-format = "parquet"
-"""
 
 
 def test_mariadb_restart_mid_snapshot_is_retried(tmp_path, own_server):
@@ -181,7 +156,8 @@ def test_mariadb_restart_mid_snapshot_is_retried(tmp_path, own_server):
                             [(i, f"row {i}") for i in range(start, start + 5_000)])
     conn.close()
     path = tmp_path / "pipeline.toml"
-    path.write_text(SNAPSHOT_PIPELINE.format(dir=tmp_path, connection=server.source_toml()))
+    path.write_text(server.pipeline_toml("mysql-restart-snapshot", tmp_path / "state", "shop", 2,
+                                         chunk_size=100) + SINK.format(dir=tmp_path))
     p = hub("run", str(path), "--no-progress")
     try:
         deadline = time.monotonic() + 60

@@ -19,21 +19,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.mysql]
 NAMES = ["../../../escape", "../x", "..", "a.b", 'q"x; y', "it's", "with space", "ünï",
          "plain"]
 
-PIPELINE = """
-[pipeline]
-name = "hostile"
-[checkpoint]
-interval = "200ms"
-dir = "{dir}/state"
-[source]
-{connection}
-tables = ["{db}\\\\..*"]
-heartbeat-interval = "200ms"
+SINK = """\
 [sink]
 type = "files"
 path = "{dir}/a/b/c/lake"
 format = "parquet"
 """
+
 
 
 def _parquet(top: str) -> list[str]:
@@ -52,8 +44,8 @@ def test_hostile_mariadb_table_names_stay_in_the_lake(mysql_server, tmp_path):
                 cur.execute(f"INSERT INTO `{db}`.`{quoted}` VALUES (%s, %s), (%s, %s)",
                             (1, name, 2, name))
         path = tmp_path / "pipeline.toml"
-        path.write_text(PIPELINE.format(dir=tmp_path, connection=mysql_server.source_toml(),
-                                        db=db))
+        path.write_text(mysql_server.pipeline_toml("hostile", tmp_path / "state", db)
+                        + SINK.format(dir=tmp_path))
         lake = str(tmp_path / "a" / "b" / "c" / "lake")
         p = hub("run", str(path), "--no-progress")
         deadline = time.monotonic() + 90

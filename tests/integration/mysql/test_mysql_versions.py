@@ -178,23 +178,14 @@ def test_binlog_reset_under_a_running_stream_stops_with_the_positions(servers, m
     assert "drop the target tables" in str(run.error)
 
 
-ES_PIPELINE = """
-[pipeline]
-name = "mysql-es-failover"
-parallelism = 1
-[checkpoint]
-interval = "200ms"
-dir = "{dir}/state"
-[source]
-{connection}
-tables = ["shop\\\\..*"]
-heartbeat-interval = "200ms"
+ES_SINK = """\
 [sink]
 type = "elasticsearch"
 hosts = ["{url}"]
 index = "{prefix}-{{table}}"
 compatibility-mode = {compat}
 """
+
 
 
 @pytest.mark.elasticsearch
@@ -225,9 +216,9 @@ def test_failover_into_elasticsearch_ends_equal_to_the_new_primary(tmp_path, ser
     path = tmp_path / "pipeline.toml"
 
     def run(server):
-        path.write_text(ES_PIPELINE.format(dir=tmp_path, connection=server.source_toml(),
-                                           url=elasticsearch_server.url, prefix=prefix,
-                                           compat=compat))
+        path.write_text(server.pipeline_toml("mysql-es-failover", tmp_path / "state", "shop")
+                        + ES_SINK.format(url=elasticsearch_server.url, prefix=prefix,
+                                         compat=compat))
         return hub("run", str(path), "--no-progress")
 
     def rows(conn) -> dict:
