@@ -116,6 +116,23 @@ class CollectSink(Sink):
         return _CollectCommitter(self.store, self.abort)
 
 
+class FailingSink(CollectSink):
+    """The reference sink whose writers raise ``error`` on every batch."""
+
+    def __init__(self, store: CollectStore, error: BaseException):
+        super().__init__(store)
+        self.error = error
+
+    def create_writer(self, context, state):
+        writer = super().create_writer(context, state)
+
+        def write(batch):
+            raise self.error
+
+        writer.write = write
+        return writer
+
+
 # -- reference source ------------------------------------------------------------------------
 ORDERS = TableSchema("test.orders", (Column("id", T("BIGINT"), False), Column("name", T("STRING")),
                                       Column("amount", T("DECIMAL(10,2)"))), ("id",))

@@ -13,7 +13,8 @@ from runtime.executor.local import LocalExecutor
 from runtime.sink import Committer, Sink, SinkWriter
 from runtime.source import InputStatus, Source, SourceReader, Split, SplitEnumerator
 from runtime.watermark import WatermarkStrategy
-from tests.conformance.harness import ORDERS, CollectSink, CollectStore, ListSource, make_batches
+from tests.conformance.harness import (ORDERS, CollectSink, CollectStore, FailingSink, ListSource,
+                                       make_batches)
 
 
 class _OneSplitEnumerator(SplitEnumerator):
@@ -102,19 +103,9 @@ def test_subtask_without_splits_goes_idle_and_does_not_stop_event_time(tmp_path)
     assert isinstance(sink.watermarks[-1], int) and sink.watermarks[-1] > 0
 
 
-class FailingSink(CollectSink):
-    def create_writer(self, context, state):
-        writer = super().create_writer(context, state)
-
-        def write(batch):
-            raise ValueError("disk on fire")
-
-        writer.write = write
-        return writer
-
-
 def test_a_failing_subtask_stops_the_job_with_its_error(tmp_path):
-    job = Job("fail", ListSource(make_batches(2, 3, 10)), FailingSink(CollectStore()),
+    job = Job("fail", ListSource(make_batches(2, 3, 10)),
+              FailingSink(CollectStore(), ValueError("disk on fire")),
               CheckpointStorage(str(tmp_path)), parallelism=2, checkpoint_interval_s=0.05)
     with pytest.raises(ValueError, match="disk on fire"):
         LocalExecutor(job).run()

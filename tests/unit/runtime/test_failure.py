@@ -12,22 +12,12 @@ from runtime.checkpoint.storage import CheckpointStorage
 from runtime.executor.failure import describe, operator_of, where
 from runtime.executor.job import Job
 from runtime.executor.local import LocalExecutor
-from tests.conformance.harness import CollectSink, CollectStore, ListSource, make_batches
+from tests.conformance.harness import (CollectSink, CollectStore, FailingSink, ListSource,
+                                       make_batches)
 
 
 class AdminShutdown(Exception):
     """Stands for a driver's error that escaped untranslated."""
-
-
-class _BrokenWriterSink(CollectSink):
-    def create_writer(self, context, state):
-        writer = super().create_writer(context, state)
-
-        def write(batch):
-            raise AdminShutdown("terminating connection due to administrator command")
-
-        writer.write = write
-        return writer
 
 
 class _BrokenCommitterSink(CollectSink):
@@ -54,7 +44,8 @@ def run(tmp_path, sink):
 
 
 def test_a_writer_error_names_the_subtask_and_operator(tmp_path):
-    sink = _BrokenWriterSink(CollectStore())
+    sink = FailingSink(CollectStore(),
+                       AdminShutdown("terminating connection due to administrator command"))
     exc = run(tmp_path, sink)
     op = operator_of(sink)  # the package of the sink's module
     assert where(exc) == f"sink-0 ({op} writer)"
