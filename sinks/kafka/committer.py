@@ -9,7 +9,7 @@ from runtime.faults import crash_point
 from runtime.sink import Committable, CommitContext, Committer
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
-from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
+from sinks.kafka.transactions import (END_LOCK, LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
                                       committed_checkpoint, group_metadata, marker_group,
                                       new_producer, produce_segment, transactional_id)
 from sources.kafka.errors import kafka_errors
@@ -110,7 +110,8 @@ class KafkaCommitter(Committer):
             if taken_over:
                 crash_point("kafka-commit-taken-over", taken_over)
             try:
-                prepared.producer.commit_transaction(TIMEOUT_S)
+                with END_LOCK:
+                    prepared.producer.commit_transaction(TIMEOUT_S)
             except KafkaException as exc:
                 prepared.broken = True
                 log.warning("kafka sink: committing the transaction of checkpoint %d "
@@ -172,7 +173,8 @@ class KafkaCommitter(Committer):
                 producer.send_offsets_to_transaction(
                     [TopicPartition(c["marker_topic"], c["marker_partition"], cid)], meta,
                     TIMEOUT_S)
-                producer.commit_transaction(TIMEOUT_S)
+                with END_LOCK:
+                    producer.commit_transaction(TIMEOUT_S)
             crash_point("kafka-resent-by-marker", cid)
             WriteAheadLog.delete_segment(segment)
         finally:
