@@ -51,6 +51,19 @@ def find_binary(*patterns: str) -> str:
                        "Debian packages the integration tests need")
 
 
+def skip_unless_installed(what: str, *patterns: str) -> None:
+    """Skip the calling test when ``what`` (found by ``patterns``, as :func:`find_binary`)
+    is not installed here.  For tests that stop, restart or reset a server of their own: they
+    start a throwaway one even when ``HUB_TEST_*`` names an external server (which they must
+    not stop), so they are skipped only where the package can't be had."""
+    import pytest
+
+    try:
+        find_binary(*patterns)
+    except RuntimeError as exc:
+        pytest.skip(f"needs {what} it can stop and start: {exc}")
+
+
 def stop_server(proc: subprocess.Popen | None, folder: str) -> None:
     """Stop a throwaway server (politely, then by force) and remove its data folder."""
     if proc is not None:

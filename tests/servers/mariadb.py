@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.servers.common import find_binary, free_port, shared_server, stop_server, wait_until
+from tests.servers.common import (find_binary, free_port, shared_server, skip_unless_installed,
+                                  stop_server, wait_until)
 
 
 @dataclass(frozen=True)
@@ -150,3 +151,8 @@ def from_env() -> MySqlServer | None:
 def shared() -> MySqlServer:
     """The one server of this test process (see :func:`tests.servers.common.shared_server`)."""
     return shared_server("mariadb", from_env, ThrowawayMariaDB)
+
+
+def skip_unless_installed_here() -> None:
+    """Skip a test that needs a MariaDB of its own where the Debian package is missing."""
+    skip_unless_installed("a MariaDB of its own", "mariadbd", "/usr/sbin/mariadbd")

@@ -13,7 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-from tests.servers.common import find_binary, free_port, shared_server, stop_server, wait_until
+from tests.servers.common import (find_binary, free_port, shared_server, skip_unless_installed,
+                                  stop_server, wait_until)
 
 
 @dataclass(frozen=True)
@@ -111,3 +112,8 @@ def from_env() -> PostgresServer | None:
 def shared() -> PostgresServer:
     """The one server of this test process (see :func:`tests.servers.common.shared_server`)."""
     return shared_server("postgres", from_env, ThrowawayPostgres)
+
+
+def skip_unless_installed_here() -> None:
+    """Skip a test that needs a PostgreSQL of its own where the Debian package is missing."""
+    skip_unless_installed("a PostgreSQL of its own", "/usr/lib/postgresql/*/bin/initdb", "initdb")

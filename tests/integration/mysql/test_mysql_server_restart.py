@@ -33,9 +33,7 @@ max-delay = "2s"
 
 @pytest.fixture
 def own_server():
-    if mariadb.from_env() is not None:
-        pytest.skip("HUB_TEST_MYSQL points at an external server, which this test can't shut "
-                    "down and start again; it runs against a throwaway MariaDB only")
+    mariadb.skip_unless_installed_here()  # never HUB_TEST_MYSQL's server: this one is shut down
     owner = mariadb.ThrowawayMariaDB()
     server = owner.start()
     try:
