@@ -12,7 +12,7 @@ from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (END_LOCK, LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
                                       committed_checkpoint, group_metadata, marker_group,
                                       new_producer, produce_segment, transactional_id)
-from sources.kafka.errors import kafka_errors
+from formats.kafka_errors import kafka_errors
 
 log = logging.getLogger(__name__)
 

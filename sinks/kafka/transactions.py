@@ -53,7 +53,7 @@ from runtime.errors import ConfigError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 from runtime.wal import WriteAheadLog
-from sources.kafka.errors import kafka_error, kafka_errors, translate
+from formats.kafka_errors import kafka_error, kafka_errors, translate
 
 log = logging.getLogger(__name__)
 

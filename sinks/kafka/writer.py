@@ -20,7 +20,7 @@ from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared, connect,
                                       group_metadata, marker_group, new_producer, produce_all,
                                       produce_segment, records_batch, transactional_id)
-from sources.kafka.errors import is_transient, kafka_error, kafka_errors
+from formats.kafka_errors import is_transient, kafka_error, kafka_errors
 
 log = logging.getLogger(__name__)
 

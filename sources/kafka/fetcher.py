@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sources.kafka.errors import is_transient, kafka_error, translate
+from formats.kafka_errors import is_transient, kafka_error, translate
 
 log = logging.getLogger(__name__)
 

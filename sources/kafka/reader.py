@@ -12,7 +12,7 @@ from runtime.errors import BadRecordError
 from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.kafka.config import KafkaSourceConfig
-from sources.kafka.errors import kafka_errors
+from formats.kafka_errors import kafka_errors
 from sources.kafka.fetcher import Fetched, KafkaFetcher, Positions, Run
 from sources.kafka.split import KafkaPartitionSplit
 

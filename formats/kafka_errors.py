@@ -1,5 +1,7 @@
 """The one translation of confluent-kafka's (librdkafka's) errors into transient and terminal
-hub errors, used by the Kafka source and the Kafka sink alike.
+hub errors, used by the Kafka source and the Kafka sink alike (here, beside the message
+formats and the schema registry client they share, so that neither connector imports the
+other).
 
 Terminal (retrying can't help: a user must change something): refused credentials or ACLs,
 a topic that does not exist (the broker does not create it), invalid configuration, records
