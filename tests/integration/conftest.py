@@ -19,8 +19,8 @@ def postgres_server():
 
 @pytest.fixture(scope="session")
 def webhdfs_server():
-    """WebHDFS: docker-compose's namenode with HUB_TEST_WEBHDFS=http://127.0.0.1:9870, else
-    our WebHDFS test server (tests/servers/webhdfs.py) in a process of its own."""
+    """HDFS: docker-compose's namenode with HUB_TEST_WEBHDFS=http://127.0.0.1:9870, else a
+    real NameNode and DataNode started for the session (tests/servers/hdfs.py)."""
     from tests.servers import webhdfs
 
     yield webhdfs.shared()
