@@ -237,7 +237,12 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
         if control.stop.wait(delay):
             latest = storage.latest()
             return JobResult("stopped", latest.checkpoint_id if latest else None)
-        restore = storage.latest()
+        try:
+            restore = storage.latest()
+        except HubError as exc:  # its storage unreachable too (an HDFS DataNode down)
+            if not exc.transient:
+                raise
+            error = exc
 
 
 def _refuse_existing_output(spec: PipelineSpec, sink: Sink, fresh: bool) -> None:
