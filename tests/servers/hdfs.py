@@ -9,8 +9,9 @@ kill and restart both, keeping their folder (:meth:`ThrowawayHdfs.restart`).
 What a real cluster does that our WebHDFS test server (tests/servers/webhdfs.py) did not:
 leases (one writer per file until it closes or the lease expires), the redirect to the
 DataNode's own HTTP address, permissions checked for the ``user.name`` of each request (the
-NameNode's superuser is the login that started it; ``/`` is opened to every user, 1777, as an
-administrator would create home folders), safe mode while blocks are reported after a restart.
+NameNode's superuser is the login that started it, so the tests' URLs name another user,
+``hdfs://hub@...``; ``/`` is opened to every user, 1777, as an administrator would create home
+folders), safe mode while blocks are reported after a restart.
 
 Tuned for a small machine: serial GC, C1 only, small heaps, few handler threads, heartbeats
 every second (a restarted DataNode is back within seconds), no safe-mode extension.
@@ -193,7 +194,7 @@ class ThrowawayHdfs:
             f"{self.http_url}/webhdfs/v1/?op=SETPERMISSION&permission=1777"
             f"&user.name={getpass.getuser()}", method="PUT")
         urllib.request.urlopen(req, timeout=30).close()
-        return WebHdfs(self.http_url, rpc_url=self.rpc_url, cluster=self)
+        return WebHdfs(self.http_url, rpc_url=self.rpc_url, cluster=self, user="hub")
 
     def stop(self) -> None:
         for proc in (self.datanode, self.namenode):

@@ -312,15 +312,20 @@ class WebHdfs:
     root: str | None = None
     rpc_url: str | None = None
     cluster: Any = field(default=None, compare=False, repr=False)
+    #: The user named in :attr:`url` (None: the hub's default, ``$HADOOP_USER_NAME`` or the
+    #: login); the throwaway cluster's is ``hub``, not its superuser, so permissions apply.
+    user: str | None = None
 
     @property
     def url(self) -> str:
-        return "hdfs://" + self.http_url.split("://", 1)[1].rstrip("/")
+        user = f"{self.user}@" if self.user else ""
+        return f"hdfs://{user}" + self.http_url.split("://", 1)[1].rstrip("/")
 
     def client(self) -> Any:
         import hdfs
 
-        return hdfs.InsecureClient(self.http_url, user=os.environ.get("HADOOP_USER_NAME", "hub"))
+        return hdfs.InsecureClient(self.http_url, user=self.user or os.environ.get(
+            "HADOOP_USER_NAME", "hub"))
 
 
 def serve(root: str, port: int = 0) -> tuple[_Server, _Server]:

@@ -34,7 +34,7 @@ def cluster(webhdfs_server):
 
 
 def test_datanode_restarted_while_part_files_are_written(tmp_path, cluster, reference):
-    base = f"hdfs://127.0.0.1:{cluster.http_port}/it/dn-restart-{time.time_ns()}"
+    base = f"hdfs://hub@127.0.0.1:{cluster.http_port}/it/dn-restart-{time.time_ns()}"
     pipeline = write_pipeline(tmp_path, base, rps=6_000)
     p = hub("run", pipeline, "--no-progress", cwd=str(tmp_path))
     try:
