@@ -143,7 +143,10 @@ class ThrowawayHdfs:
         beans = self._get("/jmx?qry=Hadoop:service=NameNode,name=NameNodeInfo")["beans"]
         return not beans[0].get("Safemode") and self._live_datanodes() >= 1
 
-    def start_namenode(self) -> None:
+    def start_namenode(self, datanode_too: bool = False) -> None:
+        """Format on first start, start the NameNode (and, with ``datanode_too``, the DataNode
+        right after it: its JVM starts while the NameNode loads, and it retries until the
+        NameNode answers) and wait until WebHDFS answers."""
         if not self._formatted and not os.path.exists(os.path.join(self.dir, "name")):
             fmt = self._java("256m", "org.apache.hadoop.hdfs.server.namenode.NameNode",
                              "-format", "-nonInteractive", "-force", log="format.log")
@@ -153,12 +156,18 @@ class ThrowawayHdfs:
         self._formatted = True
         self.namenode = self._java("384m", "org.apache.hadoop.hdfs.server.namenode.NameNode",
                                    log="namenode.log")
+        if datanode_too:
+            self.start_datanode(wait=False)
         wait_until(lambda: self._get("/webhdfs/v1/?op=GETFILESTATUS") is not None, 90,
                    "the HDFS NameNode", self.namenode, os.path.join(self.dir, "namenode.log"))
 
-    def start_datanode(self) -> None:
+    def start_datanode(self, wait: bool = True) -> None:
         self.datanode = self._java("256m", "org.apache.hadoop.hdfs.server.datanode.DataNode",
                                    log="datanode.log")
+        if wait:
+            self.wait_datanode()
+
+    def wait_datanode(self) -> None:
         wait_until(self._writable, 90, "the HDFS DataNode (registered, safe mode off)",
                    self.datanode, os.path.join(self.dir, "datanode.log"))
 
@@ -180,15 +189,19 @@ class ThrowawayHdfs:
     def restart(self) -> None:
         """kill -9 both and start them again over the same folder and ports."""
         self.kill()
-        self.start_namenode()
-        self.start_datanode()
+        self.start_namenode(datanode_too=True)
+        self.wait_datanode()
 
     def start(self):  # -> tests.servers.webhdfs.WebHdfs
         from tests.servers.webhdfs import WebHdfs
 
         self._configure()
-        self.start_namenode()
-        self.start_datanode()
+        try:
+            self.start_namenode(datanode_too=True)
+            self.wait_datanode()
+        except BaseException:
+            self.stop()  # no JVM left behind by a failed start
+            raise
         # every user may create folders at the top, as in a cluster with home folders
         req = urllib.request.Request(
             f"{self.http_url}/webhdfs/v1/?op=SETPERMISSION&permission=1777"
