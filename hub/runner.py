@@ -228,6 +228,9 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
                     raise
                 error = exc
         failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
+        # the next failure counts from here: one that comes before any new run (the storage
+        # unreachable while restoring) is one more in a row, with a longer wait
+        completed_before = metrics.checkpoints_completed
         if failures > policy.attempts:
             raise HubError(f"{error} (gave up after {policy.attempts} restarts)") from error
         delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))

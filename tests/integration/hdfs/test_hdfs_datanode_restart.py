@@ -57,7 +57,12 @@ def test_datanode_restarted_while_part_files_are_written(tmp_path, cluster, refe
             cluster.start_datanode()
     assert p.returncode == 0, err
     # it met the dead DataNode, said so, and waited with backoff
-    assert re.search(r"Connection refused|Connection reset|Connection aborted", err), err
-    assert "restarting from the latest checkpoint in 1.0s (attempt 1 of" in err, err
+    dn = f"127.0.0.1:{cluster.dn_ports['dfs.datanode.http.address']}"
+    assert re.search(rf"the HDFS DataNode at {dn} can't be reached \(connection (refused|reset|"
+                     rf"lost)\): restarting from the latest checkpoint in 1.0s", err), err
+    # one more attempt each time, each waiting twice as long, until it could go on
+    waits = [(float(d), int(n)) for d, n in re.findall(
+        r"restarting from the latest checkpoint in ([0-9.]+)s \(attempt (\d+) of", err)]
+    assert len(waits) >= 2 and waits == [(2.0 ** i, i + 1) for i in range(len(waits))], err
     assert lake_rows(f"{base}/lake") == reference
     assert hidden_files(f"{base}/lake") == []
