@@ -1,0 +1,189 @@
+"""A throwaway Apache Hive Metastore (the standalone Thrift server, embedded Derby), or the
+one named by ``HUB_TEST_HIVE_METASTORE``.
+
+``HUB_TEST_HIVE_METASTORE=thrift://127.0.0.1:9083`` points the tests at a running metastore
+(docker-compose's ``hive-metastore``); otherwise Hive 4.0.1's
+``org.apache.hadoop.hive.metastore.HiveMetaStore`` is started with Java on a free port, with
+its own folder (Derby database, warehouse, configuration) removed afterwards.  Its jars come
+from Maven Central through ``mvn`` and the small pom in ``tests/servers/maven/hive-metastore``;
+they stay in Maven's local repository (``~/.m2``) and the class path Maven computed is kept in
+``~/.cache/cdc-hub/`` (keyed by the pom's hash), so only the first run downloads and later
+starts take a few seconds.  The Derby schema is created by the metastore itself at its first
+start (``datanucleus.schema.autoCreateAll``, schema verification off), as Hive's own tests do.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from tests.servers.common import find_binary, free_port, shared_server, stop_server, wait_until
+
+POM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "maven", "hive-metastore",
+                   "pom.xml")
+CACHE = os.path.join(os.path.expanduser("~"), ".cache", "cdc-hub")
+MAIN = "org.apache.hadoop.hive.metastore.HiveMetaStore"
+
+
+@dataclass(frozen=True)
+class HiveMetastoreServer:
+    host: str
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"thrift://{self.host}:{self.port}"
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[Any]:
+        """A raw Thrift client of the metastore (the bindings pyiceberg ships as
+        ``hive_metastore``), for tests that look at what a sink registered."""
+        from hive_metastore.ThriftHiveMetastore import Client
+        from thrift.protocol import TBinaryProtocol
+        from thrift.transport import TSocket, TTransport
+
+        transport = TTransport.TBufferedTransport(TSocket.TSocket(self.host, self.port))
+        transport.open()
+        try:
+            yield Client(TBinaryProtocol.TBinaryProtocol(transport))
+        finally:
+            transport.close()
+
+    def table(self, db: str, table: str) -> Any:
+        """The metastore's ``Table`` object of ``db.table``."""
+        from hive_metastore.ttypes import GetTableRequest
+
+        with self.client() as c:
+            return c.get_table_req(GetTableRequest(dbName=db, tblName=table)).table
+
+    def partition_names(self, db: str, table: str) -> list[str]:
+        """``["dt=2024-01-01/hr=03", ...]``, sorted."""
+        with self.client() as c:
+            return sorted(c.get_partition_names(db, table, -1))
+
+    def partitions(self, db: str, table: str) -> list[Any]:
+        """The metastore's ``Partition`` objects of ``db.table`` (values, location ...)."""
+        with self.client() as c:
+            return c.get_partitions(db, table, -1)
+
+
+def classpath() -> str:
+    """The metastore's class path: Maven resolves the pom's dependencies (downloading them
+    into ~/.m2 the first time); the answer is cached per pom content."""
+    with open(POM, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    cached = os.path.join(CACHE, f"hive-metastore-{digest}.classpath")
+    try:
+        with open(cached) as f:
+            jars = f.read().strip()
+        if jars and all(os.path.exists(j) for j in jars.split(os.pathsep)):
+            return jars
+    except OSError:
+        pass
+    os.makedirs(CACHE, exist_ok=True)
+    mvn = find_binary("mvn")
+    out = cached + ".tmp"
+    done = subprocess.run([mvn, "-B", "-q", "-f", POM, "dependency:build-classpath",
+                           f"-Dmdep.outputFile={out}"], capture_output=True, text=True,
+                          timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"Maven could not resolve the Hive Metastore jars of {POM}:\n"
+                           f"{(done.stdout + done.stderr)[-3000:]}")
+    os.replace(out, cached)
+    with open(cached) as f:
+        return f.read().strip()
+
+
+_SITE = """<?xml version="1.0"?>
+<configuration>
+{props}
+</configuration>
+"""
+
+_LOG4J = """status = WARN
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = %d{{ISO8601}} %5p [%t] %c{{2}}: %m%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = file
+"""
+
+
+class ThrowawayHiveMetastore:
+    """A metastore process of its own on a free port; ``stop`` ends it and removes its
+    folder."""
+
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="hub-hms-")
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log = os.path.join(self.dir, "metastore.log")
+
+    def start(self) -> HiveMetastoreServer:
+        java = find_binary("java")
+        jars = classpath()
+        conf = os.path.join(self.dir, "conf")
+        os.makedirs(conf)
+        props = {
+            "javax.jdo.option.ConnectionURL":
+                f"jdbc:derby:;databaseName={self.dir}/metastore_db;create=true",
+            "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
+            "datanucleus.schema.autoCreateAll": "true",
+            "metastore.schema.verification": "false",
+            "metastore.warehouse.dir": f"file://{self.dir}/warehouse",
+            "metastore.warehouse.external.dir": f"file://{self.dir}/warehouse",
+            "metastore.thrift.port": str(self.port),
+            "metastore.thrift.bind.host": "127.0.0.1",
+            # no housekeeping threads: a test server needs none, and they cost startup time
+            "metastore.task.threads.always": "",
+            "metastore.event.db.notification.api.auth": "false",
+        }
+        with open(os.path.join(conf, "metastore-site.xml"), "w") as f:
+            f.write(_SITE.format(props="\n".join(
+                f"<property><name>{k}</name><value>{v}</value></property>"
+                for k, v in props.items())))
+        with open(os.path.join(conf, "log4j2.properties"), "w") as f:
+            f.write(_LOG4J.format(log=self.log))
+        with open(self.log + ".out", "w") as out:
+            self.proc = subprocess.Popen(
+                [java, "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                 f"-Dlog4j.configurationFile={conf}/log4j2.properties",
+                 f"-Dderby.stream.error.file={self.dir}/derby.log",
+                 "-cp", conf + os.pathsep + jars, MAIN, "-p", str(self.port)],
+                cwd=self.dir, stdout=out, stderr=subprocess.STDOUT)
+        server = HiveMetastoreServer("127.0.0.1", self.port)
+
+        def ready() -> bool:
+            # the port first: thrift logs every refused connection at ERROR
+            socket.create_connection((server.host, server.port), 1).close()
+            with server.client() as c:
+                return "default" in c.get_all_databases()
+
+        wait_until(ready, 120, "the Hive Metastore", self.proc, self.log)
+        return server
+
+    def stop(self) -> None:
+        stop_server(self.proc, self.dir)
+
+
+def from_env() -> HiveMetastoreServer | None:
+    url = os.environ.get("HUB_TEST_HIVE_METASTORE")
+    if not url:
+        return None
+    u = urlparse(url)
+    return HiveMetastoreServer(u.hostname or "127.0.0.1", u.port or 9083)
+
+
+def shared() -> HiveMetastoreServer:
+    """The one metastore of this test process (see
+    :func:`tests.servers.common.shared_server`); started only by the tests that ask for it."""
+    return shared_server("hive-metastore", from_env, ThrowawayHiveMetastore)
