@@ -1,7 +1,7 @@
 """Options of the files sink."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
@@ -62,7 +62,37 @@ class FilesSinkConfig(ConnectorConfig):
         "UTC", description="Time zone in which partitions are cut (and in which TIMESTAMP "
                            "wall-clock values are read).")
     success_file: bool = Field(
-        True, description="Write _SUCCESS into a partition once the watermark passes its end.")
+        True, description="Write _SUCCESS into a partition once the watermark passes its end "
+                          "(the same as partition-commit-policy = [\"success-file\"]; "
+                          "partition-commit-policy, when set, decides).")
+    partition_commit_policy: list[Literal["success-file", "metastore"]] | None = Field(
+        None, description="What happens when a partition is complete (the watermark passed its "
+                          "end), as Flink's sink.partition-commit.policy.kind: \"success-file\" "
+                          "writes _SUCCESS into it; \"metastore\" registers it in a Hive "
+                          "Metastore (metastore-uri): the external table is created at its "
+                          "first commit (columns from the rows' schema, op/ts_ms/seq included; "
+                          "partition columns, as strings, from partition-format's key=value "
+                          "segments; storage by format: parquet, jsonl as JSON text, csv), "
+                          "new columns are added to it, and each complete partition is added "
+                          "once (an existing one is left alone). Unpartitioned tables are "
+                          "registered at their first commit. Default: [\"success-file\"] "
+                          "(or [] with success-file = false).")
+    metastore_uri: str | None = Field(
+        None, description="thrift://host:port of the Hive Metastore (port 9083 when omitted); "
+                          "needed by partition-commit-policy \"metastore\".")
+    metastore_database: str = Field(
+        "{db}", description="Metastore database of a table: a template with {db} (the "
+                            "source database; 'default' when there is none) and {table}. "
+                            "Created when missing. Hive lowercases names and takes letters, "
+                            "digits and '_' only.")
+    metastore_table: str = Field(
+        "{table}", description="Metastore table name: a template with {db} and {table}, "
+                               "e.g. \"{db}_{table}\" for one database of all tables.")
+    metastore_location: str | None = Field(
+        None, description="The sink's path as the metastore's readers reach it, when that is "
+                          "not path itself: e.g. hdfs://namenode:8020/lake for path = "
+                          "\"hdfs://namenode:9870/lake\" (WebHDFS's HTTP port). Default: "
+                          "path (a local path as file:///...).")
 
     _file_format: FileFormat | MessageFormat | None = PrivateAttr(default=None)
 
@@ -120,7 +150,37 @@ class FilesSinkConfig(ConnectorConfig):
                              "set partition-format to partition by event time")
         # ConfigError is not a ValueError, so pydantic lets it through with its own key path.
         self._file_format = resolve_files_format(self.format, self.format_options)
+        self._check_commit_policy()
         return self
+
+    def _check_commit_policy(self) -> None:
+        policy = self.partition_commit_policy
+        if policy is None:
+            return
+        if len(set(policy)) != len(policy):
+            raise ValueError(f"partition-commit-policy repeats a policy: {policy}")
+        if ("success_file" in self.model_fields_set and not self.success_file
+                and "success-file" in policy):
+            raise ValueError("success-file = false contradicts partition-commit-policy "
+                             "\"success-file\": set only partition-commit-policy")
+        if "metastore" not in policy:
+            return
+        if not self.metastore_uri:
+            raise ValueError("partition-commit-policy \"metastore\" needs metastore-uri "
+                             "(thrift://host:9083)")
+        from sinks.files.hive import partition_keys, storage_of
+        from sinks.files.metastore import parse_uri
+
+        parse_uri(self.metastore_uri)
+        storage_of(self.format, self.format_options)
+        partition_keys(self.partition_format)
+
+    @property
+    def commit_policies(self) -> tuple[str, ...]:
+        """The partition-commit policies in force (``success-file`` and/or ``metastore``)."""
+        if self.partition_commit_policy is not None:
+            return tuple(self.partition_commit_policy)
+        return ("success-file",) if self.success_file else ()
 
     @property
     def file_format(self) -> FileFormat | MessageFormat:

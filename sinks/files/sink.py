@@ -10,6 +10,7 @@ from runtime.fs import filesystem
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.files.committer import FilesCommitter
 from sinks.files.config import FilesSinkConfig
+from sinks.files.registrar import HiveRegistrar
 from sinks.files.writer import FilesSinkWriter
 
 
@@ -27,7 +28,8 @@ class FilesSink(Sink):
         self.config = config
 
     def check(self) -> None:
-        """Create ``path`` if needed and prove a file can be created in it."""
+        """Create ``path`` if needed and prove a file can be created in it; with the
+        ``metastore`` commit policy, that the metastore answers."""
         root = self.config.root
         try:
             fs = filesystem(root)
@@ -38,10 +40,18 @@ class FilesSink(Sink):
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise HubError(f"files sink: path {root!r} is not writable: {reason}") from None
+        if "metastore" in self.config.commit_policies:
+            registrar = HiveRegistrar(self.config)
+            try:
+                registrar.check()
+            finally:
+                registrar.close()
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         # ``state`` is always None: in-progress files are not resumable, committables suffice.
         return FilesSinkWriter(self.config, context)
 
     def create_committer(self) -> Committer:
-        return FilesCommitter(self.config.root)
+        policies = self.config.commit_policies
+        registrar = HiveRegistrar(self.config) if "metastore" in policies else None
+        return FilesCommitter(self.config.root, policies, registrar)

@@ -19,6 +19,7 @@ from runtime.schema import SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
 from sinks.files.bucket import Bucket, PartNamer
 from sinks.files.config import FilesSinkConfig
+from sinks.files.hive import hive_columns
 from sinks.files.partition import UNPARTITIONED, Partition, Partitioner
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,10 @@ class FilesSinkWriter(SinkWriter):
       at its first write after it has been open ``rolling-interval``, when its table's schema
       changes, and always at :meth:`prepare_commit` (bulk formats can't be resumed);
     * :meth:`prepare_commit` returns every pending file of the checkpoint as
-      ``{"kind": "file", "pending": ..., "final": ...}`` and, with ``success-file``, every
-      partition that received rows as ``{"kind": "partition", "dir": ..., "end_ms": ...}``;
+      ``{"kind": "file", "pending": ..., "final": ...}``; with a partition-commit policy,
+      every partition that received rows as ``{"kind": "partition", "dir", "end_ms",
+      "table", "part"}``; with the ``metastore`` policy, every table that received rows as
+      ``{"kind": "table", "table", "dir", "columns"}`` (Hive columns of its part files);
     * :meth:`close` deletes what was not prepared.  No state beyond committables: in-progress
       files are never resumed, so a restore starts with fresh files.
 
@@ -74,14 +77,19 @@ class FilesSinkWriter(SinkWriter):
                                         config.partition_time_zone)
         self._rolling_size = config.rolling_file_size
         self._rolling_interval = config.rolling_interval
-        self._success_file = config.success_file and config.partition_format is not None
+        # partitions are committed (by _SUCCESS and/or in the metastore) once complete
+        self._commit_partitions = bool(config.commit_policies) and bool(config.partition_format)
+        self._metastore = "metastore" in config.commit_policies
+        self._hive_columns: dict[str, list[tuple[str, str]]] = {}  # table id -> Hive columns
+        self._tables_touched: dict[str, str] = {}  # table id -> its folder, since the last prepare
         self._clock = clock
         self._buckets: dict[tuple[str, str], Bucket] = {}  # (table id, directory) -> bucket
         self._table_dirs: dict[str, str] = {}
         self._partition_dirs: dict[tuple[str, str], str] = {}  # checked to be below their table
         self._schemas: dict[str, tuple[TableSchema, pa.Schema]] = {}  # table id -> file schema
         self._pending: list[Committable] = []  # files closed since the last prepare_commit
-        self._touched: dict[str, int] = {}  # partition directory -> end_ms, since the last prepare
+        # partition directory -> (end_ms, table id, partition folder), since the last prepare
+        self._touched: dict[str, tuple[int, str, str]] = {}
         # table id -> file bytes per in-memory byte of its last finished part (size estimates;
         # until a part of the table is finished, Bucket.size_estimate learns from the part)
         self._ratios: dict[str, float] = {}
@@ -111,9 +119,12 @@ class FilesSinkWriter(SinkWriter):
                            exc) from exc
         self._buckets.clear()
         committables = self._pending
-        committables += [{"kind": "partition", "dir": d, "end_ms": end}
-                         for d, end in self._touched.items()]
-        self._pending, self._touched = [], {}
+        committables += [{"kind": "table", "table": t, "dir": d,
+                          "columns": [list(c) for c in self._hive_columns[t]]}
+                         for t, d in self._tables_touched.items()]
+        committables += [{"kind": "partition", "dir": d, "end_ms": end, "table": t, "part": p}
+                         for d, (end, t, p) in self._touched.items()]
+        self._pending, self._touched, self._tables_touched = [], {}, {}
         return committables
 
     def close(self) -> None:
@@ -155,12 +166,16 @@ class FilesSinkWriter(SinkWriter):
             elif bucket.started is not None and now - bucket.started >= self._rolling_interval:
                 self._roll(bucket)
             self._buffered += bucket.append(rows, now)
-            if self._success_file and partition.end_ms is not None:
-                self._touched[directory] = max(partition.end_ms, self._touched.get(directory, 0))
+            if self._commit_partitions and partition.end_ms is not None:
+                known = self._touched.get(directory)
+                if known is None or partition.end_ms > known[0]:
+                    self._touched[directory] = (partition.end_ms, table_id, partition.dir)
             if bucket.buffered_bytes >= FLUSH_BYTES:
                 self._flush(bucket)
             if bucket.size_estimate(self._ratios.get(table_id)) >= self._rolling_size:
                 self._roll(bucket)
+        if self._metastore:
+            self._tables_touched[table_id] = table_dir
         self._bound_memory()
 
     def _annotated(self, batch: ChangeBatch) -> pa.Table:
@@ -173,6 +188,8 @@ class FilesSinkWriter(SinkWriter):
             arrow = pa.schema(list(arrow) + [pa.field(OP_COLUMN, pa.string()),
                                              pa.field(TS_COLUMN, pa.int64())])
             known = self._schemas[schema.table] = (schema, arrow)
+            if self._metastore:
+                self._hive_columns[schema.table] = hive_columns(arrow, schema.table)
         table = batch.changelog_table()
         return pa.Table.from_arrays(table.columns, schema=known[1])
 

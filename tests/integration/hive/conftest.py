@@ -21,3 +21,9 @@ def hive_metastore():
 def hive_db() -> str:
     """A metastore database name of this test's own (not created yet)."""
     return f"it_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def root(tmp_path):
+    """The files sink's root folder of this test."""
+    return tmp_path / "lake"
