@@ -5,16 +5,14 @@ one named by ``HUB_TEST_HIVE_METASTORE``.
 (docker-compose's ``hive-metastore``); otherwise Hive 4.0.1's
 ``org.apache.hadoop.hive.metastore.HiveMetaStore`` is started with Java on a free port, with
 its own folder (Derby database, warehouse, configuration) removed afterwards.  Its jars come
-from Maven Central through ``mvn`` and the small pom in ``tests/servers/maven/hive-metastore``;
-they stay in Maven's local repository (``~/.m2``) and the class path Maven computed is kept in
-``~/.cache/cdc-hub/`` (keyed by the pom's hash), so only the first run downloads and later
-starts take a few seconds.  The Derby schema is created by the metastore itself at its first
+from Maven Central through the pom in ``tests/servers/maven/hive-metastore`` and
+:mod:`tests.servers.maven` (copied once into a cache folder that survives between runs), so
+only the first run downloads and later starts take a few seconds.  The Derby schema is created by the metastore itself at its first
 start (``datanucleus.schema.autoCreateAll``, schema verification off), as Hive's own tests do.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import socket
 import subprocess
@@ -24,11 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.servers.common import find_binary, free_port, shared_server, stop_server, wait_until
+from tests.servers import maven
+from tests.servers.common import free_port, shared_server, stop_server, wait_until
 
-POM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "maven", "hive-metastore",
-                   "pom.xml")
-CACHE = os.path.join(os.path.expanduser("~"), ".cache", "cdc-hub")
 MAIN = "org.apache.hadoop.hive.metastore.HiveMetaStore"
 
 
@@ -74,33 +70,6 @@ class HiveMetastoreServer:
             return c.get_partitions(db, table, -1)
 
 
-def classpath() -> str:
-    """The metastore's class path: Maven resolves the pom's dependencies (downloading them
-    into ~/.m2 the first time); the answer is cached per pom content."""
-    with open(POM, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    cached = os.path.join(CACHE, f"hive-metastore-{digest}.classpath")
-    try:
-        with open(cached) as f:
-            jars = f.read().strip()
-        if jars and all(os.path.exists(j) for j in jars.split(os.pathsep)):
-            return jars
-    except OSError:
-        pass
-    os.makedirs(CACHE, exist_ok=True)
-    mvn = find_binary("mvn")
-    out = cached + ".tmp"
-    done = subprocess.run([mvn, "-B", "-q", "-f", POM, "dependency:build-classpath",
-                           f"-Dmdep.outputFile={out}"], capture_output=True, text=True,
-                          timeout=1800)
-    if done.returncode != 0:
-        raise RuntimeError(f"Maven could not resolve the Hive Metastore jars of {POM}:\n"
-                           f"{(done.stdout + done.stderr)[-3000:]}")
-    os.replace(out, cached)
-    with open(cached) as f:
-        return f.read().strip()
-
-
 _SITE = """<?xml version="1.0"?>
 <configuration>
 {props}
@@ -129,8 +98,8 @@ class ThrowawayHiveMetastore:
         self.log = os.path.join(self.dir, "metastore.log")
 
     def start(self) -> HiveMetastoreServer:
-        java = find_binary("java")
-        jars = classpath()
+        java = maven.java(17)
+        jars = os.path.join(maven.jars("hive-metastore"), "*")
         conf = os.path.join(self.dir, "conf")
         os.makedirs(conf)
         props = {
