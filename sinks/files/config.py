@@ -50,6 +50,13 @@ class FilesSinkConfig(ConnectorConfig):
         "15min", validate_default=True,
         description="Roll a part file open longer than this at its next write. "
                     "Part files also roll at every checkpoint.")
+    seq_column: str = Field(
+        "seq", description="Name of the source-order column of changelog files (file formats): "
+                           "int64, the events' versions (binlog position, Kafka offset, file "
+                           "offset; where the source gives none, nanoseconds at the writer, "
+                           "strictly increasing), so a reader orders the changes of a key "
+                           "without ties; \"\" leaves it out. Set another name when a table "
+                           "has a column named seq.")
     partition_format: str | None = Field(
         None, description="strftime pattern of event-time partitions, e.g. "
                           "\"dt=%Y-%m-%d/hr=%H\"; the finest unit in it is the partition "

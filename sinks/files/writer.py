@@ -17,6 +17,7 @@ from runtime.errors import BadRecordError, TerminalError
 from runtime.fs import encode_segment, filesystem, os_error, path_under
 from runtime.schema import SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
+from runtime.versioned import VersionClock
 from sinks.files.bucket import Bucket, PartNamer
 from sinks.files.config import FilesSinkConfig
 from sinks.files.hive import hive_columns
@@ -83,6 +84,8 @@ class FilesSinkWriter(SinkWriter):
         self._hive_columns: dict[str, list[tuple[str, str]]] = {}  # table id -> Hive columns
         self._tables_touched: dict[str, str] = {}  # table id -> its folder, since the last prepare
         self._clock = clock
+        self._versions = VersionClock()  # seq of events whose source gives no order
+        self._seq_column = config.seq_column
         self._buckets: dict[tuple[str, str], Bucket] = {}  # (table id, directory) -> bucket
         self._table_dirs: dict[str, str] = {}
         self._partition_dirs: dict[tuple[str, str], str] = {}  # checked to be below their table
@@ -148,6 +151,8 @@ class FilesSinkWriter(SinkWriter):
         if self._messages:
             parts = self._message_parts(batch)
         else:
+            if self._seq_column:
+                batch = self._versions.stamp(batch)
             parts = self._partitioner.split(self._annotated(batch), table_id)
         now = self._clock()
         table_dir = self._table_dir(table_id)
@@ -179,19 +184,32 @@ class FilesSinkWriter(SinkWriter):
         self._bound_memory()
 
     def _annotated(self, batch: ChangeBatch) -> pa.Table:
-        """The batch's changelog table with each column's logical type in its field metadata,
-        so readers of the files (Parquet keeps it) get TIMESTAMP(3) or JSON back exactly."""
+        """The batch's changelog table (rows, ``op``, ``ts_ms`` and, unless ``seq-column`` is
+        empty, ``seq``: the events' versions, increasing per key in source order, so ``batch``
+        has versions) with each column's logical type in its field metadata, so readers of the
+        files (Parquet keeps it) get TIMESTAMP(3) or JSON back exactly."""
         schema = batch.schema
         known = self._schemas.get(schema.table)
         if known is None or (known[0] is not schema and known[0] != schema):
             arrow = annotated_arrow_schema(schema)
-            arrow = pa.schema(list(arrow) + [pa.field(OP_COLUMN, pa.string()),
-                                             pa.field(TS_COLUMN, pa.int64())])
+            meta = [pa.field(OP_COLUMN, pa.string()), pa.field(TS_COLUMN, pa.int64())]
+            if self._seq_column:
+                meta.append(pa.field(self._seq_column, pa.int64(), nullable=False))
+            clash = [f.name for f in meta if f.name in schema.names]
+            if clash:  # the file would hold two columns of that name
+                remedy = ("set seq-column to another name" if clash[0] == self._seq_column
+                          else "write it with a message format such as debezium-json")
+                raise TerminalError(f"files sink: table {schema.table} has a column named "
+                                    f"{clash[0]!r}, which changelog files use for change "
+                                    f"metadata; {remedy}")
+            arrow = pa.schema(list(arrow) + meta)
             known = self._schemas[schema.table] = (schema, arrow)
             if self._metastore:
                 self._hive_columns[schema.table] = hive_columns(arrow, schema.table)
-        table = batch.changelog_table()
-        return pa.Table.from_arrays(table.columns, schema=known[1])
+        columns = batch.changelog_table().columns
+        if self._seq_column:
+            columns.append(pa.array(np.asarray(batch.versions, dtype=np.int64)))
+        return pa.Table.from_arrays(columns, schema=known[1])
 
     def _message_parts(self, batch: ChangeBatch) -> list[tuple[Partition, ChangeBatch]]:
         """The batch split by partition (message formats: the bucket keeps change batches)."""

@@ -51,7 +51,7 @@ def test_complete_partitions_are_added_once_and_read_back(hive_metastore, hive_d
     assert _local(table.sd.location) == str(root / "shop" / "orders")
     assert [(c.name, c.type) for c in table.sd.cols] == [
         ("id", "bigint"), ("customer", "string"), ("amount", "decimal(10,2)"), ("qty", "int"),
-        ("op", "string"), ("ts_ms", "bigint")]
+        ("op", "string"), ("ts_ms", "bigint"), ("seq", "bigint")]
     assert [(k.name, k.type) for k in table.partitionKeys] == [("dt", "string"), ("hr", "string")]
     assert table.sd.serdeInfo.serializationLib == PARQUET_SERDE
     # only the complete hour is in the metastore; the open one waits
