@@ -25,11 +25,20 @@ class FilesSinkConfig(ConnectorConfig):
                               "...) on a local filesystem or HDFS")
 
     path: str = Field(
-        description="Root directory; files go to {path}/{db}/{table}/{partition}/ ({db} and "
-                    "{table} each one folder name: '/', '\\', '%', ':', control characters "
-                    "and a leading '.' or '#' are percent-encoded, so '..' is '%2E.'). A "
-                    "local path, or hdfs://[user@]namenode:9870/dir for HDFS through WebHDFS "
-                    "(the namenode's HTTP port).")
+        description="Root directory; files go to {path}/{db}/{table}/{partition}/ (see layout; "
+                    "{db} and {table} each one folder name: '/', '\\', '%', ':', control "
+                    "characters and a leading '.' or '#' are percent-encoded, so '..' is "
+                    "'%2E.'). A local path, or hdfs://[user@]namenode:9870/dir for HDFS through "
+                    "WebHDFS (the namenode's HTTP port).")
+    layout: Literal["nested", "key-value", "warehouse"] = Field(
+        "nested", description="Folders of a table below path. \"nested\": {db}/{table}/. "
+                              "\"key-value\": db={db}/table={table}/, so a reader of the "
+                              "whole lake with Hive partitioning (pyarrow.dataset, Polars, "
+                              "DuckDB, Spark: hive_partitioning) sees db and table as columns "
+                              "and keeps the tables apart by filtering on them. \"warehouse\": "
+                              "{db}.db/{table}/, the layout of Hive's and Spark's warehouse "
+                              "(one root per table). A table without a database is in "
+                              "db=default / default.db in the last two.")
     format: str = Field(
         "parquet", description="Format of the part files (a hub.formats plugin): a file format "
                                "(parquet, jsonl, csv: rows plus op and ts_ms columns) or a "

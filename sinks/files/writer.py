@@ -62,6 +62,7 @@ class FilesSinkWriter(SinkWriter):
     def __init__(self, config: FilesSinkConfig, context: WriterContext, *,
                  clock: Callable[[], float] = time.monotonic):
         self._root = config.root
+        self._layout = config.layout
         self._fs = filesystem(self._root)
         self._format = config.file_format
         self._messages = isinstance(self._format, MessageFormat)
@@ -256,14 +257,14 @@ class FilesSinkWriter(SinkWriter):
                 break
 
     def _table_dir(self, table_id: str) -> str:
-        """``{root}/{db}/{table}``, each name one path segment (:func:`encode_segment`: table
-        names are data, and must not lead the files out of ``root``)."""
+        """``{root}/{db}/{table}`` (or the ``layout``'s folders), each name one path segment
+        (:func:`encode_segment`: table names are data, and must not lead the files out of
+        ``root``)."""
         known = self._table_dirs.get(table_id)
         if known is None:
             try:
                 db, name = split_table_id(table_id)
-                segments = [encode_segment(db), encode_segment(name)] if db else [
-                    encode_segment(name)]
+                segments = _table_segments(self._layout, db, name)
             except ValueError as exc:  # a malformed id or an empty name
                 raise TerminalError(f"files sink: table {table_id!r} has no folder: {exc}") \
                     from None
@@ -298,6 +299,15 @@ class FilesSinkWriter(SinkWriter):
             raise TerminalError(f"files sink: table {table_id!r} would be written outside "
                                 f"{self._root} (at {os.path.join(self._root, *parts)}); "
                                 f"refused") from None
+
+
+def _table_segments(layout: str, db: str, name: str) -> list[str]:
+    """The folder names of table ``db.name`` below the root in ``layout`` (see the config)."""
+    if layout == "key-value":
+        return [f"db={encode_segment(db or 'default')}", f"table={encode_segment(name)}"]
+    if layout == "warehouse":
+        return [f"{encode_segment(db or 'default')}.db", encode_segment(name)]
+    return [encode_segment(db), encode_segment(name)] if db else [encode_segment(name)]
 
 
 def _same_schema(a: pa.Schema | TableSchema, b: pa.Schema | TableSchema) -> bool:

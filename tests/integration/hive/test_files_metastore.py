@@ -78,13 +78,15 @@ def test_complete_partitions_are_added_once_and_read_back(hive_metastore, hive_d
 
 def test_an_unpartitioned_table_is_registered_at_its_first_commit(hive_metastore, hive_db,
                                                                  root: Path) -> None:
-    sink = _sink(root, hive_metastore, hive_db, format="csv", metastore_table="{db}_{table}")
+    sink = _sink(root, hive_metastore, hive_db, format="csv", metastore_table="{db}_{table}",
+                 layout="warehouse")
     writer = sink.create_writer(writer_context(), None)
     committer = sink.create_committer()
     writer.write(orders([1, 2]))
     assert committer.commit(writer.prepare_commit(1), commit_context()) == []
     table = hive_metastore.table(hive_db, "shop_orders")
     assert table.partitionKeys == []
+    assert _local(table.sd.location) == str(root / "shop.db" / "orders")
     assert table.sd.serdeInfo.serializationLib == "org.apache.hadoop.hive.serde2.OpenCSVSerde"
     assert table.parameters["skip.header.line.count"] == "1"
     assert hive_metastore.partition_names(hive_db, "shop_orders") == []
