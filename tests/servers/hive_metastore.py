@@ -7,8 +7,9 @@ one named by ``HUB_TEST_HIVE_METASTORE``.
 its own folder (Derby database, warehouse, configuration) removed afterwards.  Its jars come
 from Maven Central through the pom in ``tests/servers/maven/hive-metastore`` and
 :mod:`tests.servers.maven` (copied once into a cache folder that survives between runs), so
-only the first run downloads and later starts take a few seconds.  The Derby schema is created by the metastore itself at its first
-start (``datanucleus.schema.autoCreateAll``, schema verification off), as Hive's own tests do.
+only the first run downloads and later starts take a few seconds.  The Derby schema is created
+by the metastore itself at its first start (``datanucleus.schema.autoCreateAll``, schema
+verification off), as Hive's own tests do.
 """
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ def test_hdfs_partitions_are_registered_at_their_hdfs_location(hive_metastore, h
     writer = sink.create_writer(writer_context(), None)
     writer.write(orders([1, 2, 3], ts_ms=T0))
     committer = sink.create_committer()
-    assert committer.commit(writer.prepare_commit(1), commit_context(watermark_ms=T0 + 24 * HOUR)) == []
+    done = commit_context(watermark_ms=T0 + 24 * HOUR)
+    assert committer.commit(writer.prepare_commit(1), done) == []
     committer.close()
 
     table = hive_metastore.table(hive_db, "orders")
