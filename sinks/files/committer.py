@@ -6,6 +6,7 @@ import logging
 import os
 
 from runtime.errors import HubError, TerminalError
+from runtime.faults import crash_point
 from runtime.fs import filesystem, is_below, os_error
 from runtime.sink import CommitContext, Committable, Committer
 from sinks.files.bucket import hidden_part_pattern
@@ -33,6 +34,8 @@ class FilesCommitter(Committer):
 
     Files are committed before tables and partitions in the same call, so neither
     ``_SUCCESS`` nor a metastore partition ever precedes the files of its checkpoint.
+    Crash point (tests): ``files-success-written``, a ``_SUCCESS`` is written and the policies
+    after ``success-file`` have not run yet.
     """
 
     def __init__(self, root: str, policies: tuple[str, ...] = ("success-file",),
@@ -72,7 +75,7 @@ class FilesCommitter(Committer):
         watermark = context.watermark_ms
         for directory, c in partitions.items():
             if watermark is not None and watermark >= int(c["end_ms"]):
-                self._commit_partition(c)
+                self._commit_partition(c, context.checkpoint_id)
             else:
                 not_yet.append(c)
         return not_yet
@@ -111,10 +114,11 @@ class FilesCommitter(Committer):
         log.error("files sink: neither pending file %s nor committed file %s exists; its rows "
                   "are lost (deleted outside the hub?)", pending, final)
 
-    def _commit_partition(self, c: Committable) -> None:
+    def _commit_partition(self, c: Committable, checkpoint_id: int) -> None:
         for policy in self._policies:
             if policy == "success-file":
                 self._write_success(c["dir"])
+                crash_point("files-success-written", checkpoint_id)
             elif policy == "metastore" and self._registrar is not None:
                 if "table" not in c:  # prepared by a version that did not name the table
                     log.warning("files sink: partition %s is not added to the metastore: its "
