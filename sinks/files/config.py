@@ -108,7 +108,9 @@ class FilesSinkConfig(ConnectorConfig):
         None, description="The sink's path as the metastore's readers reach it, when that is "
                           "not path itself: e.g. hdfs://namenode:8020/lake for path = "
                           "\"hdfs://namenode:9870/lake\" (WebHDFS's HTTP port). Default: "
-                          "path (a local path as file:///...).")
+                          "path, a local path as file:///..., an hdfs:// path as "
+                          "webhdfs://namenode:9870/... (the same WebHDFS, which Hadoop's "
+                          "clients read too).")
 
     _file_format: FileFormat | MessageFormat | None = PrivateAttr(default=None)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from runtime.errors import TerminalError
 from runtime.fs import is_url
@@ -65,7 +66,13 @@ class HiveRegistrar:
             rel = os.path.relpath(path, self._root) if not is_url(path) else \
                 path[len(self._root):].lstrip("/")
             return self._location_root.rstrip("/") + ("/" + rel if rel != "." else "")
-        return path if is_url(path) else "file://" + os.path.abspath(path)
+        if is_url(path):
+            # hdfs://[user@]host:port names WebHDFS's HTTP port: Hadoop clients reach the same
+            # files there as webhdfs://host:port
+            u = urlsplit(path)
+            return urlunsplit(("webhdfs", u.hostname + (f":{u.port}" if u.port else ""),
+                               u.path, "", ""))
+        return "file://" + os.path.abspath(path)
 
     def register_table(self, committable: dict[str, Any]) -> None:
         db, name = self.names(committable["table"])

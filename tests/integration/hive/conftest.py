@@ -1,20 +1,10 @@
-"""Fixtures of the Hive Metastore suite: the session's metastore (a throwaway standalone
-Hive Metastore, or the one of ``HUB_TEST_HIVE_METASTORE``), and a database name of each
-test's own."""
+"""Fixtures of the Hive Metastore suite (the metastore itself, ``hive_metastore``, is in
+tests/integration/conftest.py): a database name and a sink root of each test's own."""
 from __future__ import annotations
 
 import uuid
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def hive_metastore():
-    """:class:`tests.servers.hive_metastore.HiveMetastoreServer` of this test process."""
-    pytest.importorskip("hive_metastore", reason="needs the metastore extra (pyiceberg[hive])")
-    from tests.servers import hive_metastore as hms
-
-    yield hms.shared()
 
 
 @pytest.fixture

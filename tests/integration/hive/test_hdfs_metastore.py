@@ -53,3 +53,20 @@ def test_hdfs_partitions_are_registered_at_their_hdfs_location(hive_metastore, h
     rows = pq.read_table(pa.BufferReader(fs.read_bytes(f"{folder}/{name}")))
     assert sorted(rows.column("id").to_pylist()) == [1, 2, 3]
     assert not fs.exists(f"{folder}/_SUCCESS")  # only the metastore policy was asked for
+
+
+def test_hdfs_tables_default_to_their_webhdfs_location(hive_metastore, hive_db, webhdfs_server):
+    if os.environ.get("HUB_TEST_HIVE_METASTORE"):
+        pytest.skip("an external metastore reaches the namenode by another name than we do")
+    path = f"{webhdfs_server.url}/it/{hive_db}"
+    sink = HdfsSink(HdfsSinkConfig.model_validate({
+        "path": path, "format": "parquet", "partition-commit-policy": ["metastore"],
+        "metastore-uri": hive_metastore.uri, "metastore-database": hive_db}))
+    writer = sink.create_writer(writer_context(), None)
+    writer.write(orders([1]))
+    committer = sink.create_committer()
+    committer.commit(writer.prepare_commit(1), commit_context())
+    committer.close()
+    http = webhdfs_server.http_url.split("://", 1)[1]
+    assert hive_metastore.table(hive_db, "orders").sd.location == \
+        f"webhdfs://{http}/it/{hive_db}/shop/orders"
