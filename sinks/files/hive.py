@@ -12,7 +12,10 @@ Type mapping (Arrow -> Hive), as Hive's Parquet reader sees the files:
 * list / struct / map -> array / struct / map of the mapped types.
 
 Types Hive has none for (TIME, durations, decimals wider than 38 digits ...) raise
-:class:`~runtime.errors.TerminalError` naming table, column and type.
+:class:`~runtime.errors.TerminalError` naming table, column and type.  The avro format's
+files hold change-event envelopes: their columns come from the envelope's Avro schema
+(:func:`avro_hive_columns`), which the table also carries as ``avro.schema.literal``, where
+Hive's AvroSerDe reads it.
 """
 from __future__ import annotations
 
@@ -57,9 +60,14 @@ def storage_of(format_name: str, format_options: dict[str, object]) -> Storage:
         return Storage(_TEXT_IN, _TEXT_OUT, "org.apache.hadoop.hive.serde2.OpenCSVSerde",
                        {"separatorChar": delimiter, "quoteChar": '"', "escapeChar": "\\"},
                        {"skip.header.line.count": "1"} if header else {})
+    if format_name == "avro":
+        # the table's schema goes in avro.schema.literal (a table parameter of each table)
+        return Storage("org.apache.hadoop.hive.ql.io.avro.AvroContainerInputFormat",
+                       "org.apache.hadoop.hive.ql.io.avro.AvroContainerOutputFormat",
+                       "org.apache.hadoop.hive.serde2.avro.AvroSerDe", {}, {})
     raise ConfigError(f"partition-commit-policy \"metastore\" registers tables of the formats "
-                      f"parquet, jsonl and csv; format {format_name!r} holds change-event "
-                      f"messages, not rows", key="partition-commit-policy")
+                      f"parquet, jsonl, csv and avro; format {format_name!r} holds change-event "
+                      f"messages Hive has no reader for", key="partition-commit-policy")
 
 
 def hive_type(t: pa.DataType, table: str, column: str) -> str:
@@ -95,6 +103,54 @@ def hive_type(t: pa.DataType, table: str, column: str) -> str:
     raise TerminalError(f"files sink: table {table}, column {column!r}: Hive has no type for "
                         f"{t}; route the column through a cast, or drop \"metastore\" from "
                         f"partition-commit-policy")
+
+
+_AVRO_LOGICAL = {"date": "date", "timestamp-millis": "timestamp",
+                 "timestamp-micros": "timestamp", "local-timestamp-millis": "timestamp",
+                 "local-timestamp-micros": "timestamp"}
+_AVRO_PRIMITIVE = {"boolean": "boolean", "int": "int", "long": "bigint", "float": "float",
+                   "double": "double", "bytes": "binary", "string": "string", "enum": "string",
+                   "fixed": "binary"}
+
+
+def avro_hive_columns(record: dict, table: str) -> list[tuple[str, str]]:
+    """``[(name, hive type), ...]`` of the fields of Avro record schema ``record`` (the
+    envelopes of the avro format): records -> struct, ``[null, X]`` -> X, arrays, maps,
+    decimal/date/timestamp logical types -> decimal/date/timestamp, the rest by their Avro
+    type (a TIME, an Avro long of microseconds, -> bigint)."""
+    named: dict[str, str] = {}
+
+    def walk(t: object, column: str) -> str:
+        if isinstance(t, str):
+            if t in _AVRO_PRIMITIVE:
+                return _AVRO_PRIMITIVE[t]
+            if t in named:
+                return named[t]
+        elif isinstance(t, list):
+            branches = [b for b in t if b != "null"]
+            if len(branches) == 1:
+                return walk(branches[0], column)
+        elif isinstance(t, dict):
+            kind, logical = t.get("type"), t.get("logicalType")
+            if logical == "decimal":
+                return f"decimal({t['precision']},{t.get('scale', 0)})"
+            if logical in _AVRO_LOGICAL:
+                return _AVRO_LOGICAL[logical]
+            if kind == "record":
+                fields = ",".join(f"{f['name']}:{walk(f['type'], column)}" for f in t["fields"])
+                hive = named[t["name"]] = f"struct<{fields}>"
+                return hive
+            if kind == "array":
+                return f"array<{walk(t['items'], column)}>"
+            if kind == "map":
+                return f"map<string,{walk(t['values'], column)}>"
+            if kind in ("enum", "fixed"):
+                return _AVRO_PRIMITIVE[str(kind)]
+            return walk(kind, column)
+        raise TerminalError(f"files sink: table {table}, column {column!r}: Hive has no type "
+                            f"for Avro type {t}")
+
+    return [(f["name"], walk(f["type"], f["name"])) for f in record["fields"]]
 
 
 def hive_columns(schema: pa.Schema, table: str) -> list[tuple[str, str]]:

@@ -89,14 +89,16 @@ class MetastoreClient:
         return self._call(f"reading table {db}.{table}", get)
 
     def create_table(self, db: str, table: str, location: str, columns: list[tuple[str, str]],
-                     partition_keys: list[str], storage: Storage) -> bool:
-        """Create the external table ``db.table`` at ``location``; False when it exists."""
+                     partition_keys: list[str], storage: Storage,
+                     parameters: dict[str, str] | None = None) -> bool:
+        """Create the external table ``db.table`` at ``location`` (with table ``parameters``
+        beyond the storage's); False when it exists."""
         from hive_metastore import ttypes as H
 
         tbl = H.Table(
             tableName=table, dbName=db, owner="cdc-hub", sd=self._sd(location, columns, storage),
             partitionKeys=[H.FieldSchema(k, "string", None) for k in partition_keys],
-            parameters={"EXTERNAL": "TRUE", **storage.table_parameters},
+            parameters={"EXTERNAL": "TRUE", **storage.table_parameters, **(parameters or {})},
             tableType="EXTERNAL_TABLE")
 
         def create(c: Any) -> bool:
@@ -108,14 +110,17 @@ class MetastoreClient:
 
         return self._call(f"creating table {db}.{table}", create)
 
-    def add_columns(self, existing: Any, columns: list[tuple[str, str]]) -> None:
-        """Append ``columns`` to the table ``existing`` (a ``Table`` from :meth:`table`)."""
+    def alter_table(self, existing: Any, columns: list[tuple[str, str]],
+                    parameters: dict[str, str]) -> None:
+        """Append ``columns`` to the table ``existing`` (a ``Table`` from :meth:`table`) and
+        set its ``parameters``."""
         from hive_metastore import ttypes as H
 
         existing.sd.cols = list(existing.sd.cols) + [H.FieldSchema(n, t, None)
                                                      for n, t in columns]
+        existing.parameters = {**(existing.parameters or {}), **parameters}
         db, name = existing.dbName, existing.tableName
-        self._call(f"adding columns to {db}.{name}",
+        self._call(f"altering table {db}.{name}",
                    lambda c: c.alter_table(db, name, existing))
 
     def add_partition(self, db: str, table: str, values: list[str], location: str,

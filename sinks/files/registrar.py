@@ -77,6 +77,7 @@ class HiveRegistrar:
     def register_table(self, committable: dict[str, Any]) -> None:
         db, name = self.names(committable["table"])
         columns = [(str(n), str(t)) for n, t in committable["columns"]]
+        parameters = {str(k): str(v) for k, v in committable.get("parameters", {}).items()}
         if self._tables.get((db, name)) == columns:
             return
         clashing = sorted({n.lower() for n, _ in columns} & set(self._keys))
@@ -91,7 +92,7 @@ class HiveRegistrar:
         if existing is None:
             location = self.location(committable["dir"])
             if self._client.create_table(db, name, location, columns, self._keys,
-                                         self._storage):
+                                         self._storage, parameters):
                 log.info("files sink: created table %s.%s in the metastore at %s", db, name,
                          location)
                 self._tables[(db, name)] = columns
@@ -100,7 +101,7 @@ class HiveRegistrar:
             if existing is None:
                 raise TerminalError(f"files sink: table {db}.{name} vanished from the "
                                     f"metastore while being created")
-        self._reconcile(committable["table"], existing, columns)
+        self._reconcile(committable["table"], existing, columns, parameters)
         self._tables[(db, name)] = columns
 
     def add_partition(self, table_id: str, directory: str, part: str) -> None:
@@ -124,8 +125,11 @@ class HiveRegistrar:
     def close(self) -> None:
         self._client.close()
 
-    def _reconcile(self, table_id: str, existing: Any, columns: list[tuple[str, str]]) -> None:
-        """Add the columns the metastore lacks; refuse different types or partition keys."""
+    def _reconcile(self, table_id: str, existing: Any, columns: list[tuple[str, str]],
+                   parameters: dict[str, str]) -> None:
+        """Add the columns the metastore lacks, widen structs that gained fields, set the table
+        ``parameters`` (e.g. a new avro.schema.literal); refuse other type changes and other
+        partition keys."""
         db, name = existing.dbName, existing.tableName
         keys = [k.name.lower() for k in existing.partitionKeys or []]
         if keys != self._keys:
@@ -133,14 +137,25 @@ class HiveRegistrar:
                                 f"by {keys}, partition-format gives {self._keys}; drop the "
                                 f"table there or set metastore-table to another name")
         have = {f.name.lower(): f.type.lower() for f in existing.sd.cols}
+        widened = {n.lower(): t for n, t in columns
+                   if n.lower() in have and _widens(have[n.lower()], t)}
         for n, t in columns:
-            if n.lower() in have and have[n.lower()] != t:
+            if n.lower() in have and have[n.lower()] != t and n.lower() not in widened:
                 raise TerminalError(f"files sink: table {table_id}, column {n!r} is "
                                     f"{have[n.lower()]} in the metastore table {db}.{name} but "
                                     f"the sink writes {t}; alter the column there or set "
                                     f"metastore-table to another name")
         new = [(n, t) for n, t in columns if n.lower() not in have]
-        if new:
-            self._client.add_columns(existing, new)
-            log.info("files sink: added columns %s to %s.%s in the metastore",
-                     [n for n, _ in new], db, name)
+        stale = {k: v for k, v in parameters.items() if (existing.parameters or {}).get(k) != v}
+        if new or stale or widened:
+            for f in existing.sd.cols:
+                f.type = widened.get(f.name.lower(), f.type)
+            self._client.alter_table(existing, new, stale)
+            log.info("files sink: altered %s.%s in the metastore: new columns %s, parameters %s",
+                     db, name, [n for n, _ in new], sorted(stale))
+
+
+def _widens(old: str, new: str) -> bool:
+    """``new`` is the struct ``old`` with fields appended (a row of the avro format's
+    envelopes after columns were added)."""
+    return old.startswith("struct<") and new.startswith(old[:-1] + ",") and new.endswith(">")

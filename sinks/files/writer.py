@@ -2,6 +2,7 @@
 partition directory."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
+from formats.avro import envelope_record
 from formats.base import annotated_arrow_schema
 from formats.message import MessageFormat
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
@@ -20,7 +22,7 @@ from runtime.sink import Committable, SinkWriter, WriterContext
 from runtime.versioned import VersionClock
 from sinks.files.bucket import Bucket, PartNamer
 from sinks.files.config import FilesSinkConfig
-from sinks.files.hive import hive_columns
+from sinks.files.hive import avro_hive_columns, hive_columns
 from sinks.files.partition import UNPARTITIONED, Partition, Partitioner
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,8 @@ class FilesSinkWriter(SinkWriter):
         self._commit_partitions = bool(config.commit_policies) and bool(config.partition_format)
         self._metastore = "metastore" in config.commit_policies
         self._hive_columns: dict[str, list[tuple[str, str]]] = {}  # table id -> Hive columns
+        # table id -> (schema, table parameters) of message formats (avro: the Avro schema)
+        self._hive_messages: dict[str, tuple[TableSchema, dict[str, str]]] = {}
         self._tables_touched: dict[str, str] = {}  # table id -> its folder, since the last prepare
         self._clock = clock
         self._versions = VersionClock()  # seq of events whose source gives no order
@@ -124,7 +128,9 @@ class FilesSinkWriter(SinkWriter):
         self._buckets.clear()
         committables = self._pending
         committables += [{"kind": "table", "table": t, "dir": d,
-                          "columns": [list(c) for c in self._hive_columns[t]]}
+                          "columns": [list(c) for c in self._hive_columns[t]],
+                          "parameters": self._hive_messages[t][1] if t in self._hive_messages
+                          else {}}
                          for t, d in self._tables_touched.items()]
         committables += [{"kind": "partition", "dir": d, "end_ms": end, "table": t, "part": p}
                          for d, (end, t, p) in self._touched.items()]
@@ -151,6 +157,8 @@ class FilesSinkWriter(SinkWriter):
         parts: list[tuple[Partition, pa.Table]] | list[tuple[Partition, ChangeBatch]]
         if self._messages:
             parts = self._message_parts(batch)
+            if self._metastore:
+                self._message_columns(batch.schema)
         else:
             if self._seq_column:
                 batch = self._versions.stamp(batch)
@@ -211,6 +219,16 @@ class FilesSinkWriter(SinkWriter):
         if self._seq_column:
             columns.append(pa.array(np.asarray(batch.versions, dtype=np.int64)))
         return pa.Table.from_arrays(columns, schema=known[1])
+
+    def _message_columns(self, schema: TableSchema) -> None:
+        """Hive columns and the ``avro.schema.literal`` of the avro format's envelopes of
+        ``schema`` (the only message format the metastore policy takes)."""
+        known = self._hive_messages.get(schema.table)
+        if known is not None and (known[0] is schema or known[0] == schema):
+            return
+        record = envelope_record(schema)
+        self._hive_columns[schema.table] = avro_hive_columns(record, schema.table)
+        self._hive_messages[schema.table] = (schema, {"avro.schema.literal": json.dumps(record)})
 
     def _message_parts(self, batch: ChangeBatch) -> list[tuple[Partition, ChangeBatch]]:
         """The batch split by partition (message formats: the bucket keeps change batches)."""

@@ -156,3 +156,37 @@ def test_a_table_name_hive_refuses_is_one_line(hive_metastore, hive_db, root: Pa
         committer.commit(writer.prepare_commit(1), commit_context())
     committer.close()
     assert pa  # keep the import for readers of this file
+
+
+def test_avro_envelopes_are_registered_with_their_schema(hive_metastore, hive_db,
+                                                         root: Path) -> None:
+    import json
+
+    fastavro = pytest.importorskip("fastavro")
+    sink = _sink(root, hive_metastore, hive_db, format="avro", partition_format="dt=%Y-%m-%d")
+    writer = sink.create_writer(writer_context(), None)
+    writer.write(orders([1, 2], ts_ms=T0))
+    committer = sink.create_committer()
+    assert committer.commit(writer.prepare_commit(1), commit_context(2**62)) == []
+    table = hive_metastore.table(hive_db, "orders")
+    assert table.sd.serdeInfo.serializationLib == "org.apache.hadoop.hive.serde2.avro.AvroSerDe"
+    row = "struct<id:bigint,customer:string,amount:decimal(10,2),qty:int>"
+    assert [(c.name, c.type) for c in table.sd.cols] == [
+        ("before", row), ("after", row), ("op", "string"), ("ts_ms", "bigint"),
+        ("source", "struct<db:string,table:string>")]
+    literal = json.loads(table.parameters["avro.schema.literal"])
+    (part,) = hive_metastore.partitions(hive_db, "orders")
+    (path,) = glob.glob(os.path.join(_local(part.sd.location), "part-*.avro"))
+    with open(path, "rb") as f:
+        reader = fastavro.reader(f)
+        assert reader.writer_schema["name"] == "hub." + literal["name"]
+        assert sorted(r["after"]["id"] for r in reader) == [1, 2]
+
+    # a new column: the metastore's columns and schema literal follow
+    wider = TableSchema("shop.orders", ORDERS.columns + (Column("note", T("STRING")),), ("id",))
+    writer.write(ChangeBatch.of_rows(wider, [(3, "c", Decimal(1), 1, "hi")], op="c", ts_ms=T0))
+    committer.commit(writer.prepare_commit(2), commit_context(2**62))
+    table = hive_metastore.table(hive_db, "orders")
+    assert "note" in table.parameters["avro.schema.literal"]
+    assert table.sd.cols[1].type == row[:-1] + ",note:string>"
+    committer.close()

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from runtime.errors import ConfigError, TerminalError
-from sinks.files.hive import (hive_columns, hive_name, partition_keys, partition_values,
+from sinks.files.hive import (avro_hive_columns, hive_columns, hive_name, partition_keys, partition_values,
                               storage_of)
 
 
@@ -54,5 +54,20 @@ def test_storage_follows_the_format() -> None:
     assert storage_of("jsonl", {}).serde == "org.apache.hadoop.hive.serde2.JsonSerDe"
     csv = storage_of("csv", {"delimiter": ";", "header": False})
     assert csv.serde_parameters["separatorChar"] == ";" and csv.table_parameters == {}
+    assert storage_of("avro", {}).serde.endswith("AvroSerDe")
     with pytest.raises(ConfigError):
-        storage_of("avro", {})
+        storage_of("debezium-json", {})
+
+
+def test_avro_envelopes_map_to_structs() -> None:
+    from formats.avro import envelope_record
+    from runtime.schema import Column, TableSchema
+    from runtime.types import T
+
+    schema = TableSchema("db.t", (Column("id", T("BIGINT"), False), Column("at", T("TIMESTAMP")),
+                                  Column("d", T("DATE")), Column("tags", T("ARRAY<STRING>"))),
+                         ("id",))
+    row = "struct<id:bigint,at:timestamp,d:date,tags:array<string>>"
+    assert avro_hive_columns(envelope_record(schema), "db.t") == [
+        ("before", row), ("after", row), ("op", "string"), ("ts_ms", "bigint"),
+        ("source", "struct<db:string,table:string>")]
