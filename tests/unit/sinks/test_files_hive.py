@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from runtime.errors import ConfigError, TerminalError
-from sinks.files.hive import (avro_hive_columns, hive_columns, hive_name, partition_keys, partition_values,
-                              storage_of)
+from sinks.files.hive import (avro_hive_columns, hive_columns, hive_name, partition_keys,
+                              partition_values, storage_of)
 
 
 def test_arrow_types_map_to_the_hive_types_that_hold_every_value() -> None:
