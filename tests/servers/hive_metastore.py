@@ -2,14 +2,17 @@
 one named by ``HUB_TEST_HIVE_METASTORE``.
 
 ``HUB_TEST_HIVE_METASTORE=thrift://127.0.0.1:9083`` points the tests at a running metastore
-(docker-compose's ``hive-metastore``); otherwise Hive 4.0.1's
-``org.apache.hadoop.hive.metastore.HiveMetaStore`` is started with Java on a free port, with
-its own folder (Derby database, warehouse, configuration) removed afterwards.  Its jars come
-from Maven Central through the pom in ``tests/servers/maven/hive-metastore`` and
+(docker-compose's ``hive-metastore``); otherwise Hive's
+``org.apache.hadoop.hive.metastore.HiveMetaStore`` is started with Java 17 on a free port,
+with its own folder (Derby database, warehouse, configuration) removed afterwards: Hive 3.1.3
+by default (pyiceberg's HiveCatalog calls ``get_table``, which Hive 4 dropped), Hive 4.0.1 on
+request.  Its jars come from Maven Central through the poms in
+``tests/servers/maven/hive-metastore-{3,4}`` and
 :mod:`tests.servers.maven` (copied once into a cache folder that survives between runs), so
 only the first run downloads and later starts take a few seconds.  The Derby schema is created
 by the metastore itself at its first start (``datanucleus.schema.autoCreateAll``, schema
-verification off), as Hive's own tests do.
+verification off); Hive 3's transaction tables, which autoCreateAll leaves out and table
+locks need, by ``TxnDbUtil`` as in Hive's own tests (``HubMetastore.java``).
 """
 from __future__ import annotations
 
@@ -90,9 +93,13 @@ rootLogger.appenderRef.file.ref = file
 
 class ThrowawayHiveMetastore:
     """A metastore process of its own on a free port; ``stop`` ends it and removes its
-    folder."""
+    folder.  ``version`` 3 (Hive 3.1.3, the default: what pyiceberg's HiveCatalog speaks) or
+    4 (Hive 4.0.1)."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: int = 3) -> None:
+        if version not in (3, 4):
+            raise ValueError(f"Hive Metastore version 3 or 4, not {version}")
+        self.version = version
         self.dir = tempfile.mkdtemp(prefix="hub-hms-")
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -100,7 +107,8 @@ class ThrowawayHiveMetastore:
 
     def start(self) -> HiveMetastoreServer:
         java = maven.java(17)
-        jars = os.path.join(maven.jars("hive-metastore"), "*")
+        name = f"hive-metastore-{self.version}"
+        jars = os.path.join(maven.jars(name), "*")
         conf = os.path.join(self.dir, "conf")
         os.makedirs(conf)
         props = {
@@ -113,10 +121,21 @@ class ThrowawayHiveMetastore:
             "metastore.warehouse.external.dir": f"file://{self.dir}/warehouse",
             "metastore.thrift.port": str(self.port),
             "metastore.thrift.bind.host": "127.0.0.1",
-            # no housekeeping threads: a test server needs none, and they cost startup time
-            "metastore.task.threads.always": "",
             "metastore.event.db.notification.api.auth": "false",
         }
+        if self.version == 3:
+            # Hive 3's default tasks include classes of hive-exec; one that is here will do
+            props["metastore.task.threads.always"] = \
+                "org.apache.hadoop.hive.metastore.events.EventCleanerTask"
+            # partition filters without hive-exec
+            props["metastore.expression.proxy"] = \
+                "org.apache.hadoop.hive.metastore.DefaultPartitionExpressionProxy"
+            # HubMetastore.java: the transaction tables first, then the metastore
+            main = os.path.join(maven.HERE, "maven", name, "HubMetastore.java")
+        else:
+            # no housekeeping threads: a test server needs none, and they cost startup time
+            props["metastore.task.threads.always"] = ""
+            main = MAIN
         with open(os.path.join(conf, "metastore-site.xml"), "w") as f:
             f.write(_SITE.format(props="\n".join(
                 f"<property><name>{k}</name><value>{v}</value></property>"
@@ -128,7 +147,7 @@ class ThrowawayHiveMetastore:
                 [java, "-Xmx384m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                  f"-Dlog4j.configurationFile={conf}/log4j2.properties",
                  f"-Dderby.stream.error.file={self.dir}/derby.log",
-                 "-cp", conf + os.pathsep + jars, MAIN, "-p", str(self.port)],
+                 "-cp", conf + os.pathsep + jars, main, "-p", str(self.port)],
                 cwd=self.dir, stdout=out, stderr=subprocess.STDOUT)
         server = HiveMetastoreServer("127.0.0.1", self.port)
 
@@ -155,5 +174,6 @@ def from_env() -> HiveMetastoreServer | None:
 
 def shared() -> HiveMetastoreServer:
     """The one metastore of this test process (see
-    :func:`tests.servers.common.shared_server`); started only by the tests that ask for it."""
+    :func:`tests.servers.common.shared_server`; a throwaway one is Hive 3); started only by the
+    tests that ask for it."""
     return shared_server("hive-metastore", from_env, ThrowawayHiveMetastore)

@@ -26,6 +26,25 @@ T0 = 1_709_287_200_000  # 2024-03-01 10:00 UTC
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 
 
+@pytest.fixture(scope="module")
+def hive4():
+    """A Hive 4.0.1 metastore of this module's own (the session's is Hive 3, or the external
+    one): the sink's client speaks both."""
+    from tests.servers.hive_metastore import ThrowawayHiveMetastore
+
+    server = ThrowawayHiveMetastore(version=4)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["session", "hive4"])
+def metastore(request, hive_metastore):
+    """The session's metastore, then a Hive 4 one."""
+    return hive_metastore if request.param == "session" else request.getfixturevalue("hive4")
+
+
 def _sink(root: Path, hms, db: str, **options):
     return files_sink(root, partition_commit_policy=["success-file", "metastore"],
                       metastore_uri=hms.uri, metastore_database=db, **options)
@@ -36,8 +55,9 @@ def _local(location: str) -> str:
     return "/" + location[len("file:"):].lstrip("/")
 
 
-def test_complete_partitions_are_added_once_and_read_back(hive_metastore, hive_db,
+def test_complete_partitions_are_added_once_and_read_back(metastore, hive_db,
                                                           root: Path) -> None:
+    hive_metastore = metastore
     sink = _sink(root, hive_metastore, hive_db, partition_format="dt=%Y-%m-%d/hr=%H")
     sink.check()
     writer = sink.create_writer(writer_context(), None)
@@ -158,8 +178,9 @@ def test_a_table_name_hive_refuses_is_one_line(hive_metastore, hive_db, root: Pa
     assert pa  # keep the import for readers of this file
 
 
-def test_avro_envelopes_are_registered_with_their_schema(hive_metastore, hive_db,
+def test_avro_envelopes_are_registered_with_their_schema(metastore, hive_db,
                                                          root: Path) -> None:
+    hive_metastore = metastore
     import json
 
     fastavro = pytest.importorskip("fastavro")
