@@ -7,13 +7,14 @@ the source made them."""
 from __future__ import annotations
 
 import os
+import signal
 
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
 
 from tests.e2e.lake import hidden_files, lake_rows
-from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
+from tests.killing import datagen_pipeline, hub, kill_at_random, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.hive]
 
@@ -84,7 +85,10 @@ def reference(tmp_path_factory, hive_metastore):
 def test_crash_between_success_file_and_metastore(tmp_path, reference, hive_metastore,
                                                   hive_db):
     pipeline = _pipeline(tmp_path, hive_metastore, hive_db, rps=20_000)
-    crash_at(pipeline, "files-success-written", 3)
+    # at the first partition committed, whichever checkpoint that is on a loaded machine
+    p = hub("run", pipeline, "--no-progress", env={"HUB_CRASH_AT": "files-success-written"})
+    err = p.communicate(timeout=120)[1]
+    assert p.returncode == -signal.SIGKILL, f"crash point not reached: {err}"
     assert "resuming from checkpoint" in run_to_end(pipeline)
     assert lake_rows(str(tmp_path / "lake")) == reference
     assert hidden_files(str(tmp_path / "lake")) == []
