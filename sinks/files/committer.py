@@ -72,12 +72,15 @@ class FilesCommitter(Committer):
             for c in tables.values():
                 self._registrar.register_table(c)
         not_yet: list[Committable] = []
+        done: list[Committable] = []
         watermark = context.watermark_ms
-        for directory, c in partitions.items():
+        for c in partitions.values():
             if watermark is not None and watermark >= int(c["end_ms"]):
-                self._commit_partition(c, context.checkpoint_id)
+                done.append(c)
             else:
                 not_yet.append(c)
+        if done:
+            self._commit_partitions(done, context.checkpoint_id)
         return not_yet
 
     def close(self) -> None:
@@ -114,17 +117,24 @@ class FilesCommitter(Committer):
         log.error("files sink: neither pending file %s nor committed file %s exists; its rows "
                   "are lost (deleted outside the hub?)", pending, final)
 
-    def _commit_partition(self, c: Committable, checkpoint_id: int) -> None:
+    def _commit_partitions(self, done: list[Committable], checkpoint_id: int) -> None:
+        """Commit complete partitions by each policy in turn (the metastore gets one call per
+        table for all of them)."""
         for policy in self._policies:
             if policy == "success-file":
-                self._write_success(c["dir"])
-                crash_point("files-success-written", checkpoint_id)
+                for c in done:
+                    self._write_success(c["dir"])
+                    crash_point("files-success-written", checkpoint_id)
             elif policy == "metastore" and self._registrar is not None:
-                if "table" not in c:  # prepared by a version that did not name the table
-                    log.warning("files sink: partition %s is not added to the metastore: its "
-                                "checkpoint does not name its table", c["dir"])
-                    continue
-                self._registrar.add_partition(c["table"], c["dir"], c["part"])
+                by_table: dict[str, list[tuple[str, str]]] = {}
+                for c in done:
+                    if "table" not in c:  # prepared by a version that did not name the table
+                        log.warning("files sink: partition %s is not added to the metastore: "
+                                    "its checkpoint does not name its table", c["dir"])
+                        continue
+                    by_table.setdefault(c["table"], []).append((c["dir"], c["part"]))
+                for table_id, parts in by_table.items():
+                    self._registrar.add_partitions(table_id, parts)
 
     def _write_success(self, directory: str) -> None:
         try:

@@ -28,6 +28,8 @@ T = TypeVar("T")
 
 #: Socket timeout of one metastore call: creating a table on a busy metastore takes seconds.
 TIMEOUT_S = 60.0
+#: Partitions added by one call (a backfill completes many at once).
+PARTITIONS_PER_CALL = 500
 
 
 def parse_uri(uri: str) -> tuple[str, int]:
@@ -123,17 +125,22 @@ class MetastoreClient:
         self._call(f"altering table {db}.{name}",
                    lambda c: c.alter_table(db, name, existing))
 
-    def add_partition(self, db: str, table: str, values: list[str], location: str,
-                      storage: Storage, columns: list[tuple[str, str]]) -> None:
-        """Add the partition ``values`` at ``location``; nothing when it exists."""
+    def add_partitions(self, db: str, table: str, parts: list[tuple[list[str], str]],
+                       storage: Storage, columns: list[tuple[str, str]]) -> None:
+        """Add the partitions ``[(values, location), ...]``, :data:`PARTITIONS_PER_CALL` a
+        call; those that exist are left alone."""
         from hive_metastore import ttypes as H
 
-        part = H.Partition(values=values, dbName=db, tableName=table,
-                           sd=self._sd(location, columns, storage), parameters={})
-        request = H.AddPartitionsRequest(dbName=db, tblName=table, parts=[part],
-                                         ifNotExists=True, needResult=False)
-        self._call(f"adding partition {values} to {db}.{table}",
-                   lambda c: c.add_partitions_req(request))
+        for at in range(0, len(parts), PARTITIONS_PER_CALL):
+            chunk = parts[at:at + PARTITIONS_PER_CALL]
+            request = H.AddPartitionsRequest(
+                dbName=db, tblName=table, ifNotExists=True, needResult=False,
+                parts=[H.Partition(values=values, dbName=db, tableName=table, parameters={},
+                                   sd=self._sd(location, columns, storage))
+                       for values, location in chunk])
+            what = f"adding partition {chunk[0][0]}" + (
+                f" and {len(chunk) - 1} more" if len(chunk) > 1 else "") + f" to {db}.{table}"
+            self._call(what, lambda c, r=request: c.add_partitions_req(r))
 
     def close(self) -> None:
         if self._transport is not None:

@@ -104,23 +104,27 @@ class HiveRegistrar:
         self._reconcile(committable["table"], existing, columns, parameters)
         self._tables[(db, name)] = columns
 
-    def add_partition(self, table_id: str, directory: str, part: str) -> None:
+    def add_partitions(self, table_id: str, parts: list[tuple[str, str]]) -> None:
+        """Add the partitions ``[(directory, partition folder), ...]`` of a table (those that
+        exist are left alone)."""
         db, name = self.names(table_id)
         columns = self._tables.get((db, name))
         if columns is None:  # e.g. a partition carried over a restart: the table is known there
             existing = self._client.table(db, name)
             if existing is None:
                 raise TerminalError(f"files sink: table {db}.{name} is not in the metastore "
-                                    f"(dropped there?); partition {part} can't be added")
+                                    f"(dropped there?); partition {parts[0][1]} can't be added")
             columns = [(f.name, f.type) for f in existing.sd.cols]
             self._tables[(db, name)] = columns
-        values = partition_values(part)
-        if len(values) != len(self._keys):
-            raise TerminalError(f"files sink: partition folder {part!r} of table {table_id} "
-                                f"does not match partition keys {self._keys} (partition-format "
-                                f"changed while partitions were pending?)")
-        self._client.add_partition(db, name, values, self.location(directory), self._storage,
-                                   columns)
+        located = []
+        for directory, part in parts:
+            values = partition_values(part)
+            if len(values) != len(self._keys):
+                raise TerminalError(f"files sink: partition folder {part!r} of table {table_id} "
+                                    f"does not match partition keys {self._keys} (partition-"
+                                    f"format changed while partitions were pending?)")
+            located.append((values, self.location(directory)))
+        self._client.add_partitions(db, name, located, self._storage, columns)
 
     def close(self) -> None:
         self._client.close()
