@@ -41,7 +41,7 @@ class FilesSinkConfig(ConnectorConfig):
                               "db=default / default.db in the last two.")
     format: str = Field(
         "parquet", description="Format of the part files (a hub.formats plugin): a file format "
-                               "(parquet, jsonl, csv: rows plus op and ts_ms columns) or a "
+                               "(parquet, jsonl, csv: rows plus op, ts_ms and seq columns) or a "
                                "message format, one message per line as a Kafka record value "
                                "would carry it (json, debezium-json, canal-json, maxwell-json; "
                                "raw: one value per line, a value with a line break is a bad "
