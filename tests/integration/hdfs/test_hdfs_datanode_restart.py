@@ -35,7 +35,7 @@ def cluster(webhdfs_server):
 
 def test_datanode_restarted_while_part_files_are_written(tmp_path, cluster, reference):
     base = f"hdfs://hub@127.0.0.1:{cluster.http_port}/it/dn-restart-{time.time_ns()}"
-    pipeline = write_pipeline(tmp_path, base, rps=6_000)
+    pipeline = write_pipeline(tmp_path, base, rps=10_000)
     p = hub("run", pipeline, "--no-progress", cwd=str(tmp_path))
     try:
         deadline = time.monotonic() + 90
@@ -44,7 +44,7 @@ def test_datanode_restarted_while_part_files_are_written(tmp_path, cluster, refe
             time.sleep(0.05)
         assert p.poll() is None, "the pipeline ended before the DataNode could be killed"
         cluster.kill_datanode()
-        time.sleep(3)  # the pipeline meets the dead DataNode meanwhile
+        time.sleep(2)  # the pipeline meets the dead DataNode meanwhile
         restarted = threading.Thread(target=cluster.start_datanode)
         restarted.start()
         err = p.communicate(timeout=240)[1]
