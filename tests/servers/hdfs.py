@@ -131,8 +131,8 @@ class ThrowawayHdfs:
         return int(beans[0]["NumLiveDataNodes"])
 
     def _writable(self) -> bool:
-        """This DataNode process registered and reported its blocks, and the NameNode is out
-        of safe mode: a write would succeed.  (Asked of the DataNode itself, since after a
+        """This DataNode process runs registered with the NameNode, and the NameNode is out of
+        safe mode (after its own restart: the blocks were reported): a write would succeed.  (Asked of the DataNode itself, since after a
         kill -9 the NameNode still counts the dead one as live for a while.)"""
         port = self.dn_ports["dfs.datanode.http.address"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/jmx?qry=Hadoop:service=DataNode,"
