@@ -25,9 +25,7 @@ transaction and commits that transaction's marker for both.  The committer then 
 taken-over committable together with its successor (the next committable of the subtask),
 and holds it back ("not yet") while that successor is not prepared.  Every segment holds
 only the records its own checkpoint added, so recovery, re-sending by marker in checkpoint
-order, sends each record once.  (The marker is only as reliable as the broker's offsets:
-transaction ends go one at a time per process, :data:`END_LOCK`, for a broker that loses
-them otherwise.)
+order, sends each record once.
 
 Crash points of the take-over (:mod:`runtime.faults`; N is the checkpoint taken over, for
 the committer the first of those it commits together): ``kafka-resent:N`` the writer handed
@@ -127,15 +125,6 @@ class Prepared:
 #: Prepared transactions by committable key (``attempt:subtask:checkpoint``).
 LIVE: dict[str, Prepared] = {}
 LIVE_LOCK = threading.Lock()
-#: Held around every call that ends a transaction on the broker (``commit_transaction``, and
-#: ``init_transactions``, which aborts what the id left open): one at a time per process.
-#: Apache Kafka needs none of it; Tansu (the test broker) loses the consumer-group offsets of
-#: transactions that commit later when two transaction ends on the same partitions overlap (one
-#: finalizes the other's epoch while that one still writes its markers, which marks the
-#: finished epoch as producing again, and every later end then waits for it forever), so a
-#: marker would say "not committed" for a transaction that did, and recovery would send its
-#: records twice.  Ends are rare (one per checkpoint and subtask) and short.
-END_LOCK = threading.Lock()
 
 
 def records_batch(topic: str, keys: pa.Array | None, values: pa.Array, ts: pa.Array
@@ -181,8 +170,7 @@ def new_producer(conf: dict[str, Any], tid: str, timeout_s: float) -> Any:
                       "transaction.timeout.ms": int(timeout_s * 1000)})
     connect(p, servers_of(conf))  # else the coordinator lookup may find no connection up
     try:                          # and retry in 500 ms
-        with END_LOCK:
-            p.init_transactions(TIMEOUT_S)
+        p.init_transactions(TIMEOUT_S)
     except KafkaException as exc:
         err = exc.args[0]
         if err.code() == KafkaError.INVALID_TRANSACTION_TIMEOUT:

@@ -8,8 +8,7 @@ of a run that never failed: each record once, in order.
 Checkpoints are aborted on purpose: the sink subtasks acknowledge them only after
 ``checkpoint.timeout`` (``HUB_DELAY_AT``, :mod:`runtime.faults`).  What a read_committed
 consumer sees is read from the log, telling committed from aborted records by the
-transaction markers: Tansu shows aborted records to consumers, so this is what makes the
-comparison sound there; on Apache Kafka (HUB_TEST_KAFKA) the consumer's view is compared too.
+transaction markers, and compared with what a read_committed consumer sees.
 """
 from __future__ import annotations
 
