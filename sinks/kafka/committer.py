@@ -11,7 +11,8 @@ from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
                                       committed_checkpoint, group_metadata, marker_group,
-                                      new_producer, produce_segment, transactional_id)
+                                      new_producer, produce_segment, send_offsets,
+                                      transactional_id)
 from formats.kafka_errors import kafka_errors
 
 log = logging.getLogger(__name__)
@@ -169,9 +170,10 @@ class KafkaCommitter(Committer):
                               self.config.bootstrap_servers):
                 producer.begin_transaction()
                 produce_segment(producer, segment)
-                producer.send_offsets_to_transaction(
-                    [TopicPartition(c["marker_topic"], c["marker_partition"], cid)], meta,
-                    TIMEOUT_S)
+                send_offsets(producer,
+                             [TopicPartition(c["marker_topic"], c["marker_partition"], cid)],
+                             meta, f"adding the commit marker of checkpoint {cid}",
+                             self.config.bootstrap_servers)
                 producer.commit_transaction(TIMEOUT_S)
             crash_point("kafka-resent-by-marker", cid)
             WriteAheadLog.delete_segment(segment)

@@ -47,7 +47,7 @@ from typing import Any
 import pyarrow as pa
 
 from runtime.batch import ChangeBatch
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, TransientError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 from runtime.wal import WriteAheadLog
@@ -193,6 +193,47 @@ def connect(producer: Any, servers: str) -> None:
         producer.list_topics(timeout=TIMEOUT_S)
         time.sleep(0.01)
         producer.list_topics(timeout=TIMEOUT_S)
+
+
+#: How long :func:`send_offsets` waits for the marker to be added (the group coordinator
+#: answers in milliseconds; seconds while it loads after a restart), and how much longer for
+#: the client to return.
+SEND_OFFSETS_TIMEOUT_S = 10.0
+_GRACE_S = 2.0
+
+
+def send_offsets(producer: Any, offsets: list, group_meta: Any, what: str, servers: str
+                 ) -> None:
+    """``producer.send_offsets_to_transaction(offsets, group_meta, ...)``, bounded.
+
+    librdkafka (2.16 at least, confluentinc/librdkafka#5456 and #5511) can block in it past
+    its timeout, for good: when the group coordinator restarted, the request for it may never
+    be sent again.  So the call runs in a thread of its own, and one still blocked
+    :data:`SEND_OFFSETS_TIMEOUT_S` plus a grace later is a :class:`TransientError`: the runtime restarts the
+    pipeline from its latest checkpoint with new producers, whose initialisation aborts the
+    transaction (the blocked thread and its producer are left behind, logged)."""
+    done = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        try:
+            producer.send_offsets_to_transaction(offsets, group_meta, SEND_OFFSETS_TIMEOUT_S)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name="kafka-send-offsets", daemon=True).start()
+    limit = SEND_OFFSETS_TIMEOUT_S + _GRACE_S
+    if not done.wait(limit):
+        log.warning("kafka sink: %s: the client has not returned after %.0fs (a known "
+                    "librdkafka hang after a group coordinator restart); its producer is "
+                    "left behind", what, limit)
+        raise TransientError(f"kafka sink: {what} at {servers}: no answer within "
+                             f"{limit:.0f}s (the group coordinator restarted?)")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def group_metadata(bootstrap: dict[str, Any], group: str) -> tuple[Any, Any]:

@@ -19,7 +19,8 @@ from runtime.wal import SegmentWriter, WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared, connect,
                                       group_metadata, marker_group, new_producer, produce_all,
-                                      produce_segment, records_batch, transactional_id)
+                                      produce_segment, records_batch, send_offsets,
+                                      transactional_id)
 from formats.kafka_errors import is_transient, kafka_error, kafka_errors
 
 log = logging.getLogger(__name__)
@@ -230,9 +231,10 @@ class KafkaWriter(SinkWriter):
             [*self.taken_markers, (self.marker_topic or "", self.marker_partition)]))
         with kafka_errors(ROLE, f"adding the commit marker of checkpoint {checkpoint_id}",
                           self.servers, self.marker_topic):
-            self.producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, checkpoint_id) for t, p in markers], self.group_meta,
-                TIMEOUT_S)
+            send_offsets(self.producer,
+                         [TopicPartition(t, p, checkpoint_id) for t, p in markers],
+                         self.group_meta, f"adding the commit marker of checkpoint "
+                         f"{checkpoint_id}", self.servers)
         key = f"{self.context.attempt}:{self.context.subtask}:{checkpoint_id}"
         prepared = Prepared(self.producer)
         with LIVE_LOCK:

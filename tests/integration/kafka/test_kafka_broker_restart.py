@@ -57,7 +57,7 @@ def _kill_and_restart(broker: ThrowawayKafka, state: str, proc, after_checkpoint
 
 def test_broker_killed_mid_transaction_under_a_datagen_to_kafka_pipeline(broker, tmp_path):
     broker, server = broker
-    rows = 6_000
+    rows = 3_000
 
     def pipeline(d, prefix: str, rps: int) -> str:
         for table in TABLES:
@@ -77,6 +77,8 @@ def test_broker_killed_mid_transaction_under_a_datagen_to_kafka_pipeline(broker,
     _kill_and_restart(broker, str(tmp_path / "run" / "state"), proc, after_checkpoint=3)
     err = _wait(proc, 180)
     assert proc.returncode == 0, err[-3000:]
+    # the sink's marker request hung in the client after the restart (librdkafka #5456): the
+    # pipeline restarted, saying why
     assert "restarting from the latest checkpoint" in err, err[-3000:]
     for t in TABLES:
         assert_committed_as(server, f"run-{t}", reference[t])
@@ -99,9 +101,8 @@ def test_broker_killed_mid_transaction_under_a_kafka_to_files_pipeline(broker, t
         for i in ids:
             k, v = record(i)
             p.produce(topic, v, k)
-        if end is None:
-            assert p.flush(30) == 0  # in the log, the transaction still open
-        else:
+        assert p.flush(30) == 0  # in the log (for the last one, its transaction still open)
+        if end is not None:
             end(30)
 
     tid = f"feed-{topic}"
@@ -123,7 +124,9 @@ def test_broker_killed_mid_transaction_under_a_kafka_to_files_pipeline(broker, t
              ).init_transactions(60)
     err = _wait(proc, 180)
     assert proc.returncode == 0, err[-3000:]
-    assert "restarting from the latest checkpoint" in err, err[-3000:]
+    # the source rode the outage out in the client, saying what it waited for
+    assert f"kafka source: consuming at {server.bootstrap}: " in err and \
+        "(the client reconnects and fetches on)" in err, err[-3000:]
 
     ref = tmp_path / "ref"
     ref.mkdir()
