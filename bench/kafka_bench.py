@@ -77,7 +77,7 @@ def bare_produce(conf: dict, topic: str, records: list) -> float:
 
     t0 = time.perf_counter()
     p = Producer(conf)
-    connect(p)
+    connect(p, conf["bootstrap.servers"])
     produce, poll = p.produce, p.poll
     for k, v, ts in records:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -24,14 +25,22 @@ from tests.servers.common import free_port, shared_server, stop_server, wait_unt
 class KafkaServer:
     bootstrap: str
 
-    def create_topic(self, name: str | None = None, partitions: int = 1) -> str:
-        """A new topic (a unique name when none is given)."""
+    def create_topic(self, name: str | None = None, partitions: int = 1,
+                     exist_ok: bool = False) -> str:
+        """A new topic (a unique name when none is given); ``exist_ok``: or the one there
+        (a producer's first record may have had the broker create it)."""
+        from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
         name = name or f"t-{uuid.uuid4().hex[:10]}"
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         for f in admin.create_topics([NewTopic(name, partitions, 1)]).values():
-            f.result(30)
+            try:
+                f.result(30)
+            except KafkaException as exc:
+                if not (exist_ok and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                    raise
+                return name
         wait_until(lambda: len(admin.list_topics(name, timeout=5).topics[name].partitions)
                    == partitions, 30, f"topic {name}")
         return name
@@ -241,9 +250,13 @@ class ThrowawayKafka:
         self._launch()
 
     def stop(self) -> None:
-        stop_server(self.proc, self.dir)
-        self.proc = None
-        if self._dumping is not None and os.path.exists(self._dumping[0]):
+        proc, self.proc = self.proc, None
+        stop_server(proc, self.dir)
+        if self._dumping is None or not os.path.exists(self._dumping[0]):
+            return
+        if proc is not None and proc.returncode == -signal.SIGKILL:
+            os.remove(self._dumping[0])  # killed while writing it, maybe
+        else:
             os.replace(*self._dumping)  # whole or not at all, for brokers starting meanwhile
 
 
