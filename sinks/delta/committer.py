@@ -1,0 +1,210 @@
+"""The Delta committer: one Delta commit per table and checkpoint, exactly once.
+
+For each checkpoint (ascending) the common lake committer hands over each table's changes
+(:class:`~sinks.lake.changes.TableChanges`); :meth:`DeltaCommitter.commit_table` turns them
+into exactly one commit of that table's Delta log:
+
+* upsert (a table with a primary key, ``write-mode = "upsert"``): one MERGE of the collapsed
+  changes by key (matched delete: delete; matched: update every column; not matched and no
+  delete: insert).  A table that does not exist yet is created by appending the upserts (its
+  first checkpoint can match nothing).
+* append (no primary key, or ``write-mode = "append"``): the change rows with ``op``,
+  ``ts_ms`` and ``seq`` appended.
+
+Each commit carries the application transaction ``(app id, checkpoint id)`` (see
+:meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the same atomic log entry as its data.
+Replay guard: a table whose transaction version for the app id is already >= the checkpoint
+is skipped, so a checkpoint replayed after a crash (all of it, or the tables after the one the
+crash hit) is never applied twice.  Only the committer writes, one checkpoint at a time:
+writers only stage write-ahead-log segments.
+
+Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
+(``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
+:class:`~sinks.lake.committer.LakeCommitter`): ``delta-compacted``, maintenance compacted a
+table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from runtime.errors import TerminalError
+from runtime.faults import crash_point
+from runtime.fs import is_url
+from runtime.sink import CommitContext
+from sinks.delta.config import DeltaSinkConfig
+from sinks.delta.evolution import evolve
+from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
+from sinks.delta.table import APP_KEY, CHECKPOINT_KEY, OP, DeltaLakeTable
+from sinks.delta.types import to_delta
+from sinks.lake.changes import TableChanges
+from sinks.lake.committer import LakeCommitter
+
+log = logging.getLogger(__name__)
+
+#: How many of a table's latest commits :meth:`DeltaCommitter.existing_output` looks at.
+HISTORY_LOOKBACK = 100
+
+
+class DeltaCommitter(LakeCommitter):
+    """Commits each checkpoint's changes into the Delta tables under ``path``."""
+
+    sink_name = "delta"
+
+    def __init__(self, config: DeltaSinkConfig):
+        super().__init__(config)
+        self.config = config
+        check_fields(config.partition_fields)
+        self._fields = config.partition_fields
+        self._partition_by = partition_columns(self._fields)
+        self._tables: dict[str, DeltaLakeTable] = {}
+        self._owners: dict[str, str] = {}  # Delta table uri -> the source table writing it
+
+    # -- commits -------------------------------------------------------------------------------
+    def commit_table(self, changes: TableChanges, context: CommitContext) -> None:
+        """Commit ``changes`` into their Delta table as one commit (see the module docs);
+        a no-op when the table already holds checkpoint ``changes.checkpoint_id``."""
+        cp, app = changes.checkpoint_id, self.app_id(context)
+        target = self._table(changes.table)
+        exists = target.load()
+        if exists:
+            done = target.committed(app)
+            if done is not None and done >= cp:
+                log.info("delta: table %s already holds checkpoint %d (it is at %d): "
+                         "not applied again", changes.table, cp, done)
+                return
+        started = time.monotonic()
+        props = DeltaLakeTable.commit_properties(app, cp)
+        upsert = changes.collapsed
+        data = to_delta(changes.rows if upsert else changes.changelog(), changes.table)
+        data = add_partition_columns(data, self._fields, changes.table)
+        if not exists:
+            if upsert:  # a new table holds no key yet: its first checkpoint is all inserts
+                data = data.filter(pc.invert(changes.is_delete()))
+            target.append(data, props, partition_by=self._partition_by,
+                          configuration=self._configuration(),
+                          target_file_size=self.config.target_file_size)
+            what = f"created with {data.num_rows} rows"
+        else:
+            self._check_layout(target, changes)
+            if upsert:
+                data = data.append_column(OP, changes.ops)
+            evo = evolve(target.schema(), data, changes.table, target.uri,
+                         extra=(OP,) if upsert else ())
+            if evo.widen:
+                self._widen(target, evo.widen, changes, context)
+            if upsert:
+                m = target.merge(evo.data, list(changes.schema.primary_key), props,
+                                 merge_schema=bool(evo.added))
+                what = (f"merged {len(changes)} changes: {m.get('num_target_rows_inserted', 0)} "
+                        f"inserted, {m.get('num_target_rows_updated', 0)} updated, "
+                        f"{m.get('num_target_rows_deleted', 0)} deleted")
+            else:
+                target.append(evo.data, props, partition_by=self._partition_by,
+                              configuration={}, target_file_size=self.config.target_file_size,
+                              merge_schema=bool(evo.added))
+                what = f"appended {evo.data.num_rows} change rows"
+            if evo.added:
+                what += f"; added column(s) {', '.join(evo.added)}"
+        log.info("delta: table %s, checkpoint %d: %s in %.2fs", changes.table, cp, what,
+                 time.monotonic() - started)
+
+    def _table(self, table_id: str) -> DeltaLakeTable:
+        known = self._tables.get(table_id)
+        if known is not None:
+            return known
+        try:
+            uri = self.config.table_uri(table_id)
+        except ValueError as exc:
+            raise TerminalError(f"delta: table {table_id!r} has no table path: {exc}") from None
+        owner = self._owners.setdefault(uri, table_id)
+        if owner != table_id:
+            raise TerminalError(f"delta: tables {owner} and {table_id} both map to the Delta "
+                                f"table at {uri}; put {{db}} and {{table}} in table-path, or "
+                                f"merge them with a [[route]]")
+        known = self._tables[table_id] = DeltaLakeTable(uri, table_id, self.config.storage())
+        return known
+
+    def _configuration(self) -> dict[str, str]:
+        return {"delta.targetFileSize": str(self.config.target_file_size),
+                "delta.deletedFileRetentionDuration":
+                    f"interval {int(self.config.retention)} seconds",
+                **self.config.table_properties}
+
+    def _check_layout(self, target: DeltaLakeTable, changes: TableChanges) -> None:
+        have = target.partition_columns()
+        if have != self._partition_by:
+            raise TerminalError(
+                f"delta: table {changes.table} at {target.uri} is partitioned by "
+                f"{have or 'nothing'}, but partition-by gives {self._partition_by or 'none'}; "
+                f"set partition-by as the table has it, or move the table away and restart "
+                f"with --fresh")
+        if changes.collapsed:
+            missing = [k for k in changes.schema.primary_key
+                       if k not in target.schema().names]
+            if missing:
+                raise TerminalError(
+                    f"delta: table {changes.table} at {target.uri} has no column "
+                    f"{missing[0]!r} of the primary key to merge by; move the table away and "
+                    f"restart with --fresh, or use write-mode = \"append\"")
+
+    def _widen(self, target: DeltaLakeTable, widen: dict[str, pa.DataType],
+               changes: TableChanges, context: CommitContext) -> None:
+        names = ", ".join(f"{c!r}" for c in widen)
+        raise TerminalError(
+            f"delta: table {changes.table}: column(s) {names} widened in the source, and the "
+            f"Delta table at {target.uri} can't widen column types in place; move the table "
+            f"away and restart the pipeline with --fresh, or cast the column(s) back in a "
+            f"transform")
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def maintain(self, tables: list[str], context: CommitContext) -> None:
+        """Compact the small files of ``tables`` into files of about ``target-file-size``
+        and delete the files no version younger than ``retention`` references.  Neither
+        changes a row, and neither touches the application transactions: a crash in between
+        leaves nothing to repair (the next round does the rest)."""
+        for table_id in tables:
+            target = self._table(table_id)
+            if not target.load():
+                continue
+            started = time.monotonic()
+            metrics = target.compact(self.config.target_file_size,
+                                     DeltaLakeTable.maintenance_properties(
+                                         self.app_id(context), "compact"))
+            crash_point("delta-compacted", context.checkpoint_id)
+            removed = target.vacuum(self.config.retention)
+            log.info("delta: table %s maintained in %.2fs: %s files compacted into %s, %d "
+                     "unreferenced files deleted", table_id, time.monotonic() - started,
+                     metrics.get("numFilesRemoved", 0), metrics.get("numFilesAdded", 0),
+                     len(removed))
+
+    # -- fresh starts --------------------------------------------------------------------------
+    def existing_output(self, pipeline: str) -> list[str]:
+        """The Delta tables under ``path`` whose recent commits (the last
+        :data:`HISTORY_LOOKBACK`) come from a job of ``pipeline`` through this sink: a fresh
+        start would write its changes a second time.  Local folders only: object stores are
+        not listed (logged)."""
+        root = self.config.root
+        if is_url(root) and not root.startswith("file://"):
+            log.info("delta: tables under %s are not looked for (not a local folder)", root)
+            return []
+        prefix, found = self.app_prefix(pipeline), []
+        for folder, dirs, _files in os.walk(root.removeprefix("file://")):
+            if "_delta_log" not in dirs:
+                continue
+            dirs.clear()  # a table's own folders hold no tables
+            table = DeltaLakeTable(folder, folder, None)
+            if not table.load():
+                continue
+            for commit in table.history(HISTORY_LOOKBACK):
+                app = str(commit.get(APP_KEY, ""))
+                if app.startswith(prefix):
+                    found.append(f"{folder} (Delta table, version {commit.get('version')} by "
+                                 f"checkpoint {commit.get(CHECKPOINT_KEY)} of job "
+                                 f"{app[len(prefix):]})")
+                    break
+        return sorted(found)

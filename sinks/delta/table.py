@@ -1,0 +1,190 @@
+"""One Delta table, through the ``deltalake`` package: the only module that calls it, and the
+one place its errors become the hub's (:func:`delta_errors`).
+
+Every write is one Delta commit carrying the sink's application transaction (``txn`` action:
+app id, version = checkpoint id) and, in its commit info, the pipeline and checkpoint
+(``hub.pipeline``, ``hub.checkpoint``), so that the table itself says which checkpoints it
+holds: :meth:`DeltaLakeTable.committed` is the replay guard.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+
+from runtime.errors import MissingExtraError, TerminalError, TransientError
+
+try:
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+    from deltalake.exceptions import (CommitFailedError, DeltaError, DeltaProtocolError,
+                                      SchemaMismatchError, TableNotFoundError)
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+    raise MissingExtraError("deltalake", "delta") from exc
+
+log = logging.getLogger(__name__)
+
+#: Commit-info keys naming the application (pipeline, sink, job) and checkpoint of a commit.
+APP_KEY, CHECKPOINT_KEY = "hub.app", "hub.checkpoint"
+#: The source column of a MERGE holding each row's op (never written to the table).
+OP = "__hub_op"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# deltalake's words for trouble that may pass: the store, the network, a lost race
+_TRANSIENT = re.compile(r"connection|timed? ?out|temporar|unavailable|throttl|slow down|"
+                        r"too many requests|broken pipe|reset by peer|io error|object store",
+                        re.I)
+
+
+def one_line(exc: BaseException) -> str:
+    """A deltalake error (several indented, coloured lines) as one line."""
+    text = _ANSI.sub("", str(exc))
+    parts = [p.strip(" ↳") for p in text.splitlines()]
+    return "; ".join(p for p in parts if p) or type(exc).__name__
+
+
+@contextmanager
+def delta_errors(what: str) -> Iterator[None]:
+    """Translate what deltalake raises while doing ``what`` (names the table): a lost commit
+    race and store or network trouble are transient, everything else (schema, protocol,
+    data that does not fit) terminal.  Our own errors pass as they are."""
+    try:
+        yield
+    except (TransientError, TerminalError):
+        raise
+    except CommitFailedError as exc:
+        raise TransientError(f"delta: {what}: commit failed: {one_line(exc)}") from None
+    except (SchemaMismatchError, DeltaProtocolError, TableNotFoundError) as exc:
+        raise TerminalError(f"delta: {what}: {one_line(exc)}") from None
+    except (DeltaError, OSError) as exc:
+        cls = TransientError if isinstance(exc, OSError) or _TRANSIENT.search(str(exc)) \
+            else TerminalError
+        raise cls(f"delta: {what}: {one_line(exc)}") from None
+    except Exception as exc:  # noqa: BLE001 - deltalake raises bare Exceptions (casts, ...)
+        raise TerminalError(f"delta: {what}: {one_line(exc)}") from None
+
+
+def quote(name: str) -> str:
+    """``name`` as an identifier of a deltalake SQL expression (case and any character
+    kept)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+class DeltaLakeTable:
+    """The Delta table at ``uri`` (which may not exist yet), written for one source
+    table ``table`` (named in errors)."""
+
+    def __init__(self, uri: str, table: str, storage: dict[str, str] | None):
+        self.uri, self.table, self.storage = uri, table, storage
+        self._dt: Any = None
+
+    # -- reading -----------------------------------------------------------------------------
+    def load(self) -> bool:
+        """(Re)load the latest version; False when there is no Delta table at ``uri``."""
+        with delta_errors(f"reading table {self.table} at {self.uri}"):
+            if not DeltaTable.is_deltatable(self.uri, storage_options=self.storage):
+                self._dt = None
+                return False
+            self._dt = DeltaTable(self.uri, storage_options=self.storage)
+            return True
+
+    @property
+    def delta(self) -> Any:
+        """The loaded :class:`deltalake.DeltaTable` (after a :meth:`load` that found it)."""
+        assert self._dt is not None, "load() the table first"
+        return self._dt
+
+    def committed(self, app_id: str) -> int | None:
+        """The version of application transaction ``app_id``: the highest checkpoint this
+        sink committed into the table (None: none)."""
+        with delta_errors(f"reading table {self.table} at {self.uri}"):
+            return self.delta.transaction_version(app_id)
+
+    def schema(self) -> pa.Schema:
+        with delta_errors(f"reading table {self.table} at {self.uri}"):
+            return pa.schema(self.delta.schema().to_arrow())
+
+    def partition_columns(self) -> list[str]:
+        with delta_errors(f"reading table {self.table} at {self.uri}"):
+            return list(self.delta.metadata().partition_columns)
+
+    # -- writing -----------------------------------------------------------------------------
+    @staticmethod
+    def commit_properties(app_id: str, checkpoint_id: int) -> Any:
+        """The application transaction ``(app_id, checkpoint_id)`` and the commit-info tags
+        of a checkpoint's commit."""
+        return CommitProperties(
+            custom_metadata={APP_KEY: app_id, CHECKPOINT_KEY: str(checkpoint_id)},
+            app_transactions=[Transaction(app_id, checkpoint_id)])
+
+    @staticmethod
+    def maintenance_properties(app_id: str, what: str) -> Any:
+        """Commit-info tags of a maintenance commit (no application transaction: it changes
+        no row)."""
+        return CommitProperties(custom_metadata={APP_KEY: app_id, "hub.maintenance": what})
+
+    def append(self, data: pa.Table, props: Any, *, partition_by: list[str],
+               configuration: dict[str, str], target_file_size: int,
+               merge_schema: bool = False) -> None:
+        """Append ``data`` in one commit; creates the table (with ``partition_by`` and
+        ``configuration``) when there is none."""
+        with delta_errors(f"appending {data.num_rows} rows to table {self.table} at "
+                          f"{self.uri}"):
+            write_deltalake(self.uri, data, mode="append",
+                            partition_by=partition_by or None,
+                            configuration=configuration or None,
+                            schema_mode="merge" if merge_schema else None,
+                            storage_options=self.storage, target_file_size=target_file_size,
+                            commit_properties=props)
+
+    def merge(self, source: pa.Table, keys: list[str], props: Any,
+              merge_schema: bool) -> dict[str, Any]:
+        """One MERGE of ``source`` (the table's columns plus :data:`OP`) by ``keys``: a
+        matched delete deletes, another matched row is updated in every column, an unmatched
+        row that is no delete is inserted.  Returns deltalake's metrics."""
+        cols = [c for c in source.column_names if c != OP]
+        on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        values = {quote(c): f"s.{quote(c)}" for c in cols}
+        with delta_errors(f"merging {source.num_rows} changes into table {self.table} at "
+                          f"{self.uri}"):
+            return (self.delta.merge(source, on, source_alias="s", target_alias="t",
+                                     merge_schema=merge_schema, commit_properties=props)
+                    .when_matched_delete(predicate=f"s.{OP} = 'd'")
+                    .when_matched_update(values)
+                    .when_not_matched_insert(values, predicate=f"s.{OP} <> 'd'")
+                    .execute())
+
+    def overwrite(self, data: pa.Table, props: Any, *, partition_by: list[str],
+                  target_file_size: int) -> None:
+        """Replace the table's rows and schema with ``data`` in one commit (to widen column
+        types, which deltalake can't do in place)."""
+        with delta_errors(f"rewriting table {self.table} at {self.uri}"):
+            write_deltalake(self.uri, data, mode="overwrite", schema_mode="overwrite",
+                            partition_by=partition_by or None, storage_options=self.storage,
+                            target_file_size=target_file_size, commit_properties=props)
+
+    def read_all(self) -> pa.Table:
+        with delta_errors(f"reading table {self.table} at {self.uri}"):
+            return self.delta.to_pyarrow_table()
+
+    # -- maintenance -------------------------------------------------------------------------
+    def compact(self, target_size: int, props: Any) -> dict[str, Any]:
+        """Rewrite small files into files of about ``target_size`` bytes (a commit that
+        changes no row; none when there is nothing to compact)."""
+        with delta_errors(f"compacting table {self.table} at {self.uri}"):
+            return self.delta.optimize.compact(target_size=target_size, commit_properties=props)
+
+    def vacuum(self, retention_s: float) -> list[str]:
+        """Delete files no version younger than ``retention_s`` references."""
+        hours = math.ceil(retention_s / 3600)  # never sooner than asked
+        with delta_errors(f"vacuuming table {self.table} at {self.uri}"):
+            return self.delta.vacuum(retention_hours=hours, dry_run=False,
+                                     enforce_retention_duration=False)
+
+    def history(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Commit infos, newest first, their custom metadata among the keys."""
+        with delta_errors(f"reading the history of table {self.table} at {self.uri}"):
+            return self.delta.history(limit)
