@@ -32,10 +32,12 @@ class DeltaSinkConfig(LakeSinkConfig):
     table_path: str = Field(
         "{path}/{db}/{table}",
         description="Where the Delta table of a source table lives: {path} is path, {db} and "
-                    "{table} the parts of the table id, each one folder name ('/', '\\', '%', "
-                    "':', control characters and a leading '.' or '#' percent-encoded); a "
-                    "table id without a database drops the {db} folder. Two source tables "
-                    "that land on one Delta table stop the pipeline with an error naming both.")
+                    "{table} the parts of the table id, each one folder name; a table id "
+                    "without a database drops the {db} folder. A name that is no safe folder "
+                    "name (holding '/', '\\', '%', ':' or control characters, or starting "
+                    "with '.' or '#') stops the pipeline naming the table: route it to another "
+                    "name (deltalake decodes percent-escapes in paths, so the files sink's "
+                    "escaping would land elsewhere).")
     storage_options: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="Options of the object store, passed to deltalake as they are, e.g. "
@@ -51,6 +53,9 @@ class DeltaSinkConfig(LakeSinkConfig):
     def _check_path(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("path must not be empty")
+        if "%" in v:
+            raise ValueError(f"path {v!r} holds '%': deltalake decodes percent-escapes in "
+                             f"paths, so the tables would land elsewhere")
         if is_url(v):
             scheme = v.split("://", 1)[0].lower()
             if scheme not in SCHEMES:
@@ -80,11 +85,19 @@ class DeltaSinkConfig(LakeSinkConfig):
 
     def table_uri(self, table_id: str) -> str:
         """The location of the Delta table of ``table_id`` (``table-path`` filled in).
-        Raises ValueError for an id with an empty table name."""
+        Raises ValueError for an id with an empty table name, or a name that is no safe
+        folder name (see ``table-path``)."""
         db, name = split_table_id(table_id)
+        segments = {}
+        for part, value in (("db", db), ("table", name)):
+            segment = encode_segment(value) if value else ""
+            if "%" in segment:
+                raise ValueError(f"{part} name {value!r} is no safe folder name (it holds "
+                                 f"'/', '\\', '%', ':' or control characters, or starts "
+                                 f"with '.' or '#'); route the table to another name")
+            segments[part] = segment
         path = self.table_path.replace("{path}", self.root)
-        path = path.replace("{db}", encode_segment(db) if db else "")
-        path = path.replace("{table}", encode_segment(name))
+        path = path.replace("{db}", segments["db"]).replace("{table}", segments["table"])
         scheme, sep, rest = path.rpartition("://")
         rest = re.sub(r"(?<=.)/{2,}", "/", rest).rstrip("/")  # an empty {db} folder
         return f"{scheme}{sep}{rest}" if sep else rest

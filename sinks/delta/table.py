@@ -35,7 +35,7 @@ OP = "__hub_op"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # deltalake's words for trouble that may pass: the store, the network, a lost race
 _TRANSIENT = re.compile(r"connection|timed? ?out|temporar|unavailable|throttl|slow down|"
-                        r"too many requests|broken pipe|reset by peer|io error|object store",
+                        r"too many requests|broken pipe|reset by peer|io error",
                         re.I)
 
 

@@ -142,8 +142,12 @@ def _exact(col: pa.ChunkedArray, dst: pa.DataType, table: str, name: str) -> pa.
         return col.cast(dst, safe=True)
     except pa.ArrowInvalid:
         bad = pc.filter(col, pc.not_equal(col.cast(dst, safe=False).cast(col.type), col))
+        try:
+            shown = bad.cast(pa.string())[0].as_py()
+        except pa.ArrowNotImplementedError:  # durations: their count of nanoseconds
+            shown = f"{bad.cast(pa.int64())[0].as_py()} ns"
         raise BadRecordError(
-            f"delta: table {table}: column {name!r}: value {bad[0]} has fractional seconds "
+            f"delta: table {table}: column {name!r}: value {shown} has fractional seconds "
             f"beyond microseconds, which Delta can't hold; round it in a transform (or in "
             f"the source)") from None
 
