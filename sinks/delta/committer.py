@@ -40,7 +40,7 @@ from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.evolution import evolve
 from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
 from sinks.delta.table import APP_KEY, CHECKPOINT_KEY, OP, DeltaLakeTable
-from sinks.delta.types import to_delta
+from sinks.delta.types import describe, to_delta
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
 
@@ -97,6 +97,8 @@ class DeltaCommitter(LakeCommitter):
                          extra=(OP,) if upsert else ())
             if evo.widen:
                 self._widen(target, evo.widen, changes, context)
+                evo = evolve(target.schema(), data, changes.table, target.uri,
+                             extra=(OP,) if upsert else ())
             if upsert:
                 m = target.merge(evo.data, list(changes.schema.primary_key), props,
                                  merge_schema=bool(evo.added))
@@ -154,12 +156,21 @@ class DeltaCommitter(LakeCommitter):
 
     def _widen(self, target: DeltaLakeTable, widen: dict[str, pa.DataType],
                changes: TableChanges, context: CommitContext) -> None:
-        names = ", ".join(f"{c!r}" for c in widen)
-        raise TerminalError(
-            f"delta: table {changes.table}: column(s) {names} widened in the source, and the "
-            f"Delta table at {target.uri} can't widen column types in place; move the table "
-            f"away and restart the pipeline with --fresh, or cast the column(s) back in a "
-            f"transform")
+        """Widen the table's ``widen`` columns (name -> wider type).  deltalake can't change
+        a column's type in place (no ``typeWidening``), so the table is rewritten with the
+        wider types in one overwrite commit, streamed batch by batch (memory stays a batch),
+        tagged ``hub.widened`` and carrying no application transaction: a crash after it
+        finds the table widened and commits the checkpoint as usual."""
+        started = time.monotonic()
+        rows = target.rewrite_widened(widen, self._partition_by,
+                                      self.config.target_file_size,
+                                      DeltaLakeTable.maintenance_properties(
+                                          self.app_id(context),
+                                          "widened " + ", ".join(sorted(widen))))
+        log.warning("delta: table %s: widened %s; rewrote its %d rows in %.1fs", changes.table,
+                    ", ".join(f"{c} to {describe(t)}" for c, t in widen.items()), rows,
+                    time.monotonic() - started)
+        target.load()
 
     # -- maintenance ---------------------------------------------------------------------------
     def maintain(self, tables: list[str], context: CommitContext) -> None:

@@ -7,8 +7,9 @@
 * a column whose type changed: a narrower type than the table's (the source narrowed it) is
   cast up, exactly; a wider one the table's type widens to losslessly (INT -> BIGINT, FLOAT
   -> DOUBLE, DECIMAL(10,2) -> DECIMAL(12,2), DATE -> TIMESTAMP) is reported for the committer
-  to widen the table; any other change stops the pipeline with one line naming table,
-  column and remedy.
+  to widen the table (deltalake has no in-place type widening: it rewrites the table, see
+  :meth:`~sinks.delta.table.DeltaLakeTable.rewrite_widened`); any other change stops the
+  pipeline with one line naming table, column and remedy.
 
 deltalake itself would cast values to the table's type silently (a DOUBLE into a FLOAT
 column loses digits), which is why every column is checked here first.

@@ -157,18 +157,31 @@ class DeltaLakeTable:
                     .when_not_matched_insert(values, predicate=f"s.{OP} <> 'd'")
                     .execute())
 
-    def overwrite(self, data: pa.Table, props: Any, *, partition_by: list[str],
-                  target_file_size: int) -> None:
-        """Replace the table's rows and schema with ``data`` in one commit (to widen column
-        types, which deltalake can't do in place)."""
-        with delta_errors(f"rewriting table {self.table} at {self.uri}"):
-            write_deltalake(self.uri, data, mode="overwrite", schema_mode="overwrite",
+    def rewrite_widened(self, widen: dict[str, pa.DataType], partition_by: list[str],
+                        target_file_size: int, props: Any) -> int:
+        """Rewrite the table with the columns of ``widen`` cast to their wider types, in one
+        overwrite commit, streaming a batch at a time.  Returns the number of rows."""
+        old = self.schema()
+        new = pa.schema([f.with_type(widen[f.name]) if f.name in widen else f for f in old])
+        count = 0
+        # opened here: deltalake can't open a dataset from inside its own writer's runtime
+        with delta_errors(f"reading table {self.table} at {self.uri}"):
+            scanner = self.delta.to_pyarrow_dataset().scanner(columns=old.names,
+                                                               batch_size=64 * 1024)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            nonlocal count
+            for batch in scanner.to_batches():
+                count += batch.num_rows
+                yield pa.RecordBatch.from_arrays(
+                    [c.cast(f.type) for c, f in zip(batch.columns, new)], schema=new)
+
+        reader = pa.RecordBatchReader.from_batches(new, batches())
+        with delta_errors(f"rewriting table {self.table} at {self.uri} with wider types"):
+            write_deltalake(self.uri, reader, mode="overwrite", schema_mode="overwrite",
                             partition_by=partition_by or None, storage_options=self.storage,
                             target_file_size=target_file_size, commit_properties=props)
-
-    def read_all(self) -> pa.Table:
-        with delta_errors(f"reading table {self.table} at {self.uri}"):
-            return self.delta.to_pyarrow_table()
+        return count
 
     # -- maintenance -------------------------------------------------------------------------
     def compact(self, target_size: int, props: Any) -> dict[str, Any]:
