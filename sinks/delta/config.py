@@ -27,8 +27,11 @@ class DeltaSinkConfig(LakeSinkConfig):
 
     path: str = Field(
         description="Root of the tables: a local folder, or a URL the deltalake package "
-                    "writes to (s3://bucket/lake, gs://, az://, abfss://, hdfs://namenode:8020 "
-                    "over HDFS RPC, webhdfs://namenode:9870).")
+                    "writes to: s3://bucket/lake, gs://, az://, abfss:// (credentials in "
+                    "storage-options), hdfs://namenode:8020/lake (HDFS RPC, no Hadoop "
+                    "needed) or webhdfs://namenode/lake (WebHDFS; storage-options "
+                    "{\"opendal.endpoint\" = \"http://namenode:9870\"}: the URL's port is "
+                    "not used).")
     table_path: str = Field(
         "{path}/{db}/{table}",
         description="Where the Delta table of a source table lives: {path} is path, {db} and "
