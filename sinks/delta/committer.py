@@ -7,7 +7,9 @@ into exactly one commit of that table's Delta log:
 * upsert (a table with a primary key, ``write-mode = "upsert"``): one MERGE of the collapsed
   changes by key (matched delete: delete; matched: update every column; not matched and no
   delete: insert).  A table that does not exist yet is created by appending the upserts (its
-  first checkpoint can match nothing).
+  first checkpoint can match nothing); a checkpoint of snapshot reads and inserts only, none
+  of whose keys the table holds (snapshot chunks, new auto-increment keys), is appended too:
+  what the MERGE would do, at the cost of an append.
 * append (no primary key, or ``write-mode = "append"``): the change rows with ``op``,
   ``ts_ms`` and ``seq`` appended.
 
@@ -99,9 +101,18 @@ class DeltaCommitter(LakeCommitter):
                 self._widen(target, evo.widen, changes, context)
                 evo = evolve(target.schema(), data, changes.table, target.uri,
                              extra=(OP,) if upsert else ())
-            if upsert:
-                m = target.merge(evo.data, list(changes.schema.primary_key), props,
-                                 merge_schema=bool(evo.added))
+            keys = list(changes.schema.primary_key)
+            if upsert and changes.only_inserts() and not target.holds_any(
+                    evo.data.select(keys)):
+                # the fast path, equal to the MERGE: no key of these inserts is in the
+                # table, so the MERGE would only insert (and costs ~1.7x an append)
+                target.append(evo.data.drop_columns([OP]), props,
+                              partition_by=self._partition_by, configuration={},
+                              target_file_size=self.config.target_file_size,
+                              merge_schema=bool(evo.added))
+                what = f"appended {len(changes)} new keys"
+            elif upsert:
+                m = target.merge(evo.data, keys, props, merge_schema=bool(evo.added))
                 what = (f"merged {len(changes)} changes: {m.get('num_target_rows_inserted', 0)} "
                         f"inserted, {m.get('num_target_rows_updated', 0)} updated, "
                         f"{m.get('num_target_rows_deleted', 0)} deleted")

@@ -150,12 +150,34 @@ class DeltaLakeTable:
         values = {quote(c): f"s.{quote(c)}" for c in cols}
         with delta_errors(f"merging {source.num_rows} changes into table {self.table} at "
                           f"{self.uri}"):
+            # the source is in memory already: materialised, deltalake prunes the target's
+            # files by the source's key range (CDC changes cluster on recent keys)
             return (self.delta.merge(source, on, source_alias="s", target_alias="t",
-                                     merge_schema=merge_schema, commit_properties=props)
+                                     merge_schema=merge_schema, commit_properties=props,
+                                     streamed_exec=False)
                     .when_matched_delete(predicate=f"s.{OP} = 'd'")
                     .when_matched_update(values)
                     .when_not_matched_insert(values, predicate=f"s.{OP} <> 'd'")
                     .execute())
+
+    def holds_any(self, keys: pa.Table) -> bool:
+        """Whether any row of ``keys`` (key columns) is in the table.  Reads only the key
+        columns of the files whose statistics overlap the range of the first key column
+        (none, for a snapshot chunk or new auto-increment keys)."""
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        first = keys.column(0)
+        low, high = pc.min(first), pc.max(first)
+        if not low.is_valid:
+            return False
+        with delta_errors(f"reading table {self.table} at {self.uri}"):
+            column = ds.field(keys.column_names[0])
+            existing = self.delta.to_pyarrow_dataset().to_table(
+                columns=keys.column_names, filter=(column >= low) & (column <= high))
+        if not existing.num_rows:
+            return False
+        return existing.join(keys, keys.column_names, join_type="left semi").num_rows > 0
 
     def rewrite_widened(self, widen: dict[str, pa.DataType], partition_by: list[str],
                         target_file_size: int, props: Any) -> int:

@@ -163,3 +163,21 @@ def test_odd_names_merge_by_a_composite_key_and_unsafe_ones_are_refused(tmp_path
     with pytest.raises(TerminalError, match="has no table path.*route the table"):
         d.checkpoint(ChangeBatch(unsafe, "c", rows=[(1,)]))
     assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["my shop"]
+
+
+@pytest.mark.parametrize("key", [("id",), ("id", "name")])
+def test_inserts_of_new_keys_are_appended_and_any_known_key_takes_the_merge(tmp_path, key):
+    """The fast path (append instead of MERGE) applies only where no key is in the table:
+    a delete and re-insert of a key in one checkpoint collapses to an insert of a key the
+    table holds, which must replace the row, not add a second one."""
+    s = schema("shop.orders", {"id": "BIGINT", "name": "STRING", "qty": "INT"}, key=key)
+    d = Driver(tmp_path)
+    d.checkpoint(ChangeBatch(s, "cc", rows=[(1, "a", 1), (2, "b", 2)]))
+    d.checkpoint(ChangeBatch(s, "rc", rows=[(10, "x", 1), (11, "y", 2)]))  # new keys
+    d.checkpoint(ChangeBatch(s, "dcc", rows=[(2, "b", 2), (2, "b", 20), (3, "c", 3)]))
+    uri = d.uri("shop.orders")
+    assert [c["operation"] for c in commits(uri)] == ["WRITE", "WRITE", "MERGE"]
+    got = read(uri, key=key)
+    assert sorted((r["id"], r["name"], r["qty"]) for r in got.values()) == [
+        (1, "a", 1), (2, "b", 20), (3, "c", 3), (10, "x", 1), (11, "y", 2)]
+    assert checkpoint_commits(uri) == [1, 2, 3]
