@@ -85,8 +85,9 @@ class DeltaCommitter(LakeCommitter):
         data = to_delta(changes.rows if upsert else changes.changelog(), changes.table)
         data = add_partition_columns(data, self._fields, changes.table)
         if not exists:
-            if upsert:  # a new table holds no key yet: its first checkpoint is all inserts
-                data = data.filter(pc.invert(changes.is_delete()))
+            deletes = changes.is_delete()
+            if upsert and pc.any(deletes).as_py():  # a new table holds no key yet
+                data = data.filter(pc.invert(deletes))
             target.append(data, props, partition_by=self._partition_by,
                           configuration=self._configuration(),
                           target_file_size=self.config.target_file_size)
