@@ -10,6 +10,8 @@
    deletes, as bulk statements), and the pipeline is started again: changes/s until the
    last change is in the Delta table (a marker row written after the others), and the
    MERGE commits it took (rows, seconds).
+2b. the sink alone: the same mix of changes through the delta sink's writer and committer
+   (no source), two checkpoints of ``--changes / 2`` against the table of ``--rows``.
 3. merge cost against table size: one MERGE of 300,000 changes (70/20/10, updated and deleted
    keys spread over the whole table) into a Delta table of each ``--merge-sizes`` rows,
    with deltalake alone (what the committer does per checkpoint).
@@ -230,6 +232,82 @@ def change_stream(server, rows: int, changes: int, work: str) -> None:
     print(f"   table: {delta_rows(uri):,} rows, source: {source:,}")
 
 
+# -- 2b. the sink alone ---------------------------------------------------------------------
+def sink_alone(rows: int, changes: int, work: str) -> None:
+    """The change stream's changes through the delta sink's own writer and committer (no
+    source, no binlog): what the sink takes per second on this machine."""
+    import numpy as np
+    import pyarrow as pa
+
+    from runtime.batch import ChangeBatch
+    from runtime.schema import Column, TableSchema
+    from runtime.sink import CommitContext, WriterContext
+    from runtime.types import T
+    from sinks.delta.config import DeltaSinkConfig
+    from sinks.delta.sink import DeltaSink
+
+    schema = TableSchema("bench.orders", tuple(Column(n, T(t)) for n, t in (
+        ("id", "BIGINT"), ("customer_id", "INT"), ("amount", "DECIMAL(12,2)"),
+        ("status", "VARCHAR(16)"), ("note", "VARCHAR(200)"), ("updated_at", "TIMESTAMP(6)"),
+        ("attrs", "JSON"))), ("id",))
+
+    def batch(ids: np.ndarray, ops: str, seq: int) -> ChangeBatch:
+        cents = pa.array(ids % 10_000_000, pa.int64()).cast(pa.decimal128(19, 0))
+        arrow = pa.RecordBatch.from_arrays([
+            pa.array(ids), pa.array((ids % 100_000).astype(np.int32)),
+            cents.cast(pa.decimal128(12, 2), safe=False),
+            pa.array(np.array(["paid", "shipped", "pending"])[ids % 3]),
+            pa.array(np.char.add("note for order with some words to make it longer ",
+                                 ids.astype(str))),
+            pa.array(ids * 1000, pa.timestamp("us")),
+            pa.array(np.char.add('{"color": "red", "size": ', (ids % 50).astype(str)))],
+            schema=schema.arrow_schema)
+        return ChangeBatch(schema, ops, arrow=arrow, ts_ms=0,
+                           versions=np.arange(seq, seq + len(ids)))
+
+    sink = DeltaSink(DeltaSinkConfig.model_validate({"path": f"{work}/sink-alone",
+                                                     "maintenance-interval": "0s"}))
+    committer = sink.create_committer()
+    state = f"{work}/sink-alone-state"
+    per_checkpoint = changes // 2
+    rng = np.random.default_rng(3)
+    next_id, seq, total, spent = rows, 0, 0, 0.0
+    print(f"\n2b. the sink alone: {rows:,} rows, then checkpoints of {per_checkpoint:,} "
+          f"changes (70/20/10) through its writer and committer")
+    for cp in range(1, 4):
+        writer = sink.create_writer(WriterContext("sink-alone", 0, 1, "a", state), None)
+        t0 = time.monotonic()
+        if cp == 1:
+            for start in range(0, rows, 10_000):
+                writer.write(batch(np.arange(start, start + 10_000), "r" * 10_000, seq))
+                seq += 10_000
+            n = rows
+        else:
+            ins, upd, dele = int(per_checkpoint * .7), int(per_checkpoint * .2), \
+                per_checkpoint - int(per_checkpoint * .7) - int(per_checkpoint * .2)
+            keys = rng.choice(next_id, upd + dele, replace=False)
+            ids = np.concatenate([np.arange(next_id, next_id + ins), keys])
+            ops = "c" * ins + "u" * upd + "d" * dele
+            order = rng.permutation(len(ids))
+            ids, ops = ids[order], "".join(np.array(list(ops))[order])
+            next_id += ins
+            for start in range(0, len(ids), 10_000):
+                writer.write(batch(ids[start:start + 10_000], ops[start:start + 10_000], seq))
+                seq += 10_000
+            n = len(ids)
+        committables = writer.prepare_commit(cp)
+        writer.close()
+        committer.commit(committables, CommitContext("sink-alone", cp, None, state, "job"))
+        took = time.monotonic() - t0
+        what = "snapshot" if cp == 1 else "changes"
+        print(f"   checkpoint {cp}: {n:,} {what} staged and committed in {took:.2f}s: "
+              f"{n / took:,.0f}/s", flush=True)
+        if cp > 1:
+            total, spent = total + n, spent + took
+    print(f"   changes: {total / spent:,.0f}/s; table: "
+          f"{delta_rows(f'{work}/sink-alone/bench/orders'):,} rows")
+
+
 # -- 3. merge cost against table size -------------------------------------------------------
 def merge_cost(sizes: list[int], work: str) -> None:
     import numpy as np
@@ -285,7 +363,7 @@ def main() -> None:
     server = mariadb.from_env()
     owned = None
     try:
-        if not {"1", "2"} <= skip:
+        if not {"1", "2"} <= skip:  # parts with MariaDB
             if server is None:
                 owned = mariadb.ThrowawayMariaDB()
                 server = owned.start()
@@ -294,6 +372,8 @@ def main() -> None:
             snapshot(server, args.rows, work)
         if "2" not in skip:
             change_stream(server, args.rows, args.changes, work)
+        if "2b" not in skip:
+            sink_alone(args.rows, args.changes, work)
         if "3" not in skip:
             merge_cost([int(s) for s in args.merge_sizes.split(",")], work)
     finally:
