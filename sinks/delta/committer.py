@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -81,51 +82,61 @@ class DeltaCommitter(LakeCommitter):
                 return
         started = time.monotonic()
         props = DeltaLakeTable.commit_properties(app, cp)
-        upsert = changes.collapsed
-        data = to_delta(changes.rows if upsert else changes.changelog(), changes.table)
+        data = to_delta(changes.rows if changes.collapsed else changes.changelog(),
+                        changes.table)
         data = add_partition_columns(data, self._fields, changes.table)
-        if not exists:
-            deletes = changes.is_delete()
-            if upsert and pc.any(deletes).as_py():  # a new table holds no key yet
-                data = data.filter(pc.invert(deletes))
-            target.append(data, props, partition_by=self._partition_by,
-                          configuration=self._configuration(),
-                          target_file_size=self.config.target_file_size)
-            what = f"created with {data.num_rows} rows"
+        if exists:
+            what = self._write(target, changes, data, props, context)
         else:
-            self._check_layout(target, changes)
-            if upsert:
-                data = data.append_column(OP, changes.ops)
-            evo = evolve(target.schema(), data, changes.table, target.uri,
-                         extra=(OP,) if upsert else ())
-            if evo.widen:
-                self._widen(target, evo.widen, changes, context)
-                evo = evolve(target.schema(), data, changes.table, target.uri,
-                             extra=(OP,) if upsert else ())
-            keys = list(changes.schema.primary_key)
-            if upsert and changes.only_inserts() and not target.holds_any(
-                    evo.data.select(keys)):
-                # the fast path, equal to the MERGE: no key of these inserts is in the
-                # table, so the MERGE would only insert (and costs ~1.7x an append)
-                target.append(evo.data.drop_columns([OP]), props,
-                              partition_by=self._partition_by, configuration={},
-                              target_file_size=self.config.target_file_size,
-                              merge_schema=bool(evo.added))
-                what = f"appended {len(changes)} new keys"
-            elif upsert:
-                m = target.merge(evo.data, keys, props, merge_schema=bool(evo.added))
-                what = (f"merged {len(changes)} changes: {m.get('num_target_rows_inserted', 0)} "
-                        f"inserted, {m.get('num_target_rows_updated', 0)} updated, "
-                        f"{m.get('num_target_rows_deleted', 0)} deleted")
-            else:
-                target.append(evo.data, props, partition_by=self._partition_by,
-                              configuration={}, target_file_size=self.config.target_file_size,
-                              merge_schema=bool(evo.added))
-                what = f"appended {evo.data.num_rows} change rows"
-            if evo.added:
-                what += f"; added column(s) {', '.join(evo.added)}"
+            what = self._create(target, changes, data, props)
         log.info("delta: table %s, checkpoint %d: %s in %.2fs", changes.table, cp, what,
                  time.monotonic() - started)
+
+    def _create(self, target: DeltaLakeTable, changes: TableChanges, data: pa.Table,
+                props: Any) -> str:
+        """The table's first commit: it holds no key yet, so upserts are appended and
+        deletes dropped."""
+        deletes = changes.is_delete()
+        if changes.collapsed and pc.any(deletes).as_py():
+            data = data.filter(pc.invert(deletes))
+        target.append(data, props, partition_by=self._partition_by,
+                      configuration=self._configuration(),
+                      target_file_size=self.config.target_file_size)
+        return f"created with {data.num_rows} rows"
+
+    def _write(self, target: DeltaLakeTable, changes: TableChanges, data: pa.Table,
+               props: Any, context: CommitContext) -> str:
+        """A commit into an existing table: its schema evolved first (see
+        :mod:`sinks.delta.evolution`), then a MERGE (upsert), an append of new keys (upsert,
+        inserts only, none in the table: what the MERGE would do) or an append of change
+        rows."""
+        self._check_layout(target, changes)
+        upsert = changes.collapsed
+        if upsert:
+            data = data.append_column(OP, changes.ops)
+        extra = (OP,) if upsert else ()
+        evo = evolve(target.schema(), data, changes.table, target.uri, extra)
+        if evo.widen:
+            self._widen(target, evo.widen, changes, context)
+            evo = evolve(target.schema(), data, changes.table, target.uri, extra)
+        keys = list(changes.schema.primary_key)
+        append = dict(partition_by=self._partition_by, configuration={},
+                      target_file_size=self.config.target_file_size,
+                      merge_schema=bool(evo.added))
+        if upsert and changes.only_inserts() and not target.holds_any(evo.data.select(keys)):
+            target.append(evo.data.drop_columns([OP]), props, **append)  # ~1/1.7 the cost
+            what = f"appended {len(changes)} new keys"
+        elif upsert:
+            m = target.merge(evo.data, keys, props, merge_schema=bool(evo.added))
+            what = (f"merged {len(changes)} changes: {m.get('num_target_rows_inserted', 0)} "
+                    f"inserted, {m.get('num_target_rows_updated', 0)} updated, "
+                    f"{m.get('num_target_rows_deleted', 0)} deleted")
+        else:
+            target.append(evo.data, props, **append)
+            what = f"appended {evo.data.num_rows} change rows"
+        if evo.added:
+            what += f"; added column(s) {', '.join(evo.added)}"
+        return what
 
     def _table(self, table_id: str) -> DeltaLakeTable:
         known = self._tables.get(table_id)

@@ -83,10 +83,16 @@ class DeltaLakeTable:
 
     # -- reading -----------------------------------------------------------------------------
     def load(self) -> bool:
-        """(Re)load the latest version; False when there is no Delta table at ``uri``."""
+        """Bring the table to its latest version (reading only the log entries since the
+        last load); False when there is no Delta table at ``uri``."""
         with delta_errors(f"reading table {self.table} at {self.uri}"):
+            if self._dt is not None:
+                try:
+                    self._dt.update_incremental()
+                    return True
+                except TableNotFoundError:  # deleted meanwhile: look again from scratch
+                    self._dt = None
             if not DeltaTable.is_deltatable(self.uri, storage_options=self.storage):
-                self._dt = None
                 return False
             self._dt = DeltaTable(self.uri, storage_options=self.storage)
             return True
