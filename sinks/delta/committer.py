@@ -42,15 +42,13 @@ from runtime.sink import CommitContext
 from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.evolution import evolve
 from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
-from sinks.delta.table import APP_KEY, CHECKPOINT_KEY, OP, DeltaLakeTable
+from sinks.delta.table import OP, DeltaLakeTable
 from sinks.delta.types import describe, to_delta
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
 
 log = logging.getLogger(__name__)
 
-#: How many of a table's latest commits :meth:`DeltaCommitter.existing_output` looks at.
-HISTORY_LOOKBACK = 100
 
 
 class DeltaCommitter(LakeCommitter):
@@ -155,9 +153,10 @@ class DeltaCommitter(LakeCommitter):
         return known
 
     def _configuration(self) -> dict[str, str]:
+        retention = f"interval {int(self.config.retention)} seconds"
         return {"delta.targetFileSize": str(self.config.target_file_size),
-                "delta.deletedFileRetentionDuration":
-                    f"interval {int(self.config.retention)} seconds",
+                "delta.deletedFileRetentionDuration": retention,
+                "delta.logRetentionDuration": retention,
                 **self.config.table_properties}
 
     def _check_layout(self, target: DeltaLakeTable, changes: TableChanges) -> None:
@@ -197,10 +196,12 @@ class DeltaCommitter(LakeCommitter):
 
     # -- maintenance ---------------------------------------------------------------------------
     def maintain(self, tables: list[str], context: CommitContext) -> None:
-        """Compact the small files of ``tables`` into files of about ``target-file-size``
-        and delete the files no version younger than ``retention`` references.  Neither
-        changes a row, and neither touches the application transactions: a crash in between
-        leaves nothing to repair (the next round does the rest)."""
+        """Compact the small files of ``tables`` into files of about ``target-file-size``,
+        delete the files no version younger than ``retention`` references, checkpoint the
+        log and delete its entries older than ``retention`` (the tables are created with
+        ``delta.logRetentionDuration`` = ``retention``).  None changes a row or loses an
+        application transaction: a crash in between leaves nothing to repair (the next
+        round does the rest)."""
         for table_id in tables:
             target = self._table(table_id)
             if not target.load():
@@ -211,17 +212,18 @@ class DeltaCommitter(LakeCommitter):
                                          self.app_id(context), "compact"))
             crash_point("delta-compacted", context.checkpoint_id)
             removed = target.vacuum(self.config.retention)
+            target.checkpoint_and_clean_log()
             log.info("delta: table %s maintained in %.2fs: %s files compacted into %s, %d "
-                     "unreferenced files deleted", table_id, time.monotonic() - started,
-                     metrics.get("numFilesRemoved", 0), metrics.get("numFilesAdded", 0),
-                     len(removed))
+                     "unreferenced files deleted, log checkpointed", table_id,
+                     time.monotonic() - started, metrics.get("numFilesRemoved", 0),
+                     metrics.get("numFilesAdded", 0), len(removed))
 
     # -- fresh starts --------------------------------------------------------------------------
     def existing_output(self, pipeline: str) -> list[str]:
-        """The Delta tables under ``path`` whose recent commits (the last
-        :data:`HISTORY_LOOKBACK`) come from a job of ``pipeline`` through this sink: a fresh
-        start would write its changes a second time.  Local folders only: object stores are
-        not listed (logged)."""
+        """The Delta tables under ``path`` with a transaction of a job of ``pipeline``
+        through this sink (their log checkpoint keeps it after old commits are cleaned up):
+        a fresh start would write its changes a second time.  Local folders only: object
+        stores are not listed (logged)."""
         root = self.config.root
         if is_url(root) and not root.startswith("file://"):
             log.info("delta: tables under %s are not looked for (not a local folder)", root)
@@ -234,11 +236,7 @@ class DeltaCommitter(LakeCommitter):
             table = DeltaLakeTable(folder, folder, None)
             if not table.load():
                 continue
-            for commit in table.history(HISTORY_LOOKBACK):
-                app = str(commit.get(APP_KEY, ""))
-                if app.startswith(prefix):
-                    found.append(f"{folder} (Delta table, version {commit.get('version')} by "
-                                 f"checkpoint {commit.get(CHECKPOINT_KEY)} of job "
-                                 f"{app[len(prefix):]})")
-                    break
+            for app in sorted(a for a in table.app_ids() if a.startswith(prefix)):
+                found.append(f"{folder} (Delta table: checkpoint {table.committed(app)} of "
+                             f"job {app[len(prefix):]})")
         return sorted(found)

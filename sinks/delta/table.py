@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: Commit-info keys naming the application (pipeline, sink, job) and checkpoint of a commit.
 APP_KEY, CHECKPOINT_KEY = "hub.app", "hub.checkpoint"
+#: How many of the latest commits :meth:`DeltaLakeTable.app_ids` reads.
+HISTORY_LOOKBACK = 100
 #: The source column of a MERGE holding each row's op (never written to the table).
 OP = "__hub_op"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -224,6 +227,39 @@ class DeltaLakeTable:
         with delta_errors(f"vacuuming table {self.table} at {self.uri}"):
             return self.delta.vacuum(retention_hours=hours, dry_run=False,
                                      enforce_retention_duration=False)
+
+    def checkpoint_and_clean_log(self) -> None:
+        """Write a log checkpoint (readers start from it instead of replaying every commit)
+        and delete the log entries older than the table's ``delta.logRetentionDuration``
+        that precede it.  Application transactions live on in the checkpoint."""
+        with delta_errors(f"checkpointing the log of table {self.table} at {self.uri}"):
+            self.delta.create_checkpoint()
+            self.delta.cleanup_metadata()
+
+    def app_ids(self) -> set[str]:
+        """The application ids with a transaction in the table: those of its latest log
+        checkpoint (which keeps them when older log entries are cleaned up) and those the
+        commits after it name (``hub.app``).  Local tables only."""
+        import glob
+        import json
+
+        import pyarrow.parquet as pq
+
+        found: set[str] = set()
+        log_dir = os.path.join(self.uri, "_delta_log")
+        try:
+            with open(os.path.join(log_dir, "_last_checkpoint")) as f:
+                version = int(json.load(f)["version"])
+        except FileNotFoundError:
+            version = None
+        if version is not None:
+            for path in glob.glob(os.path.join(log_dir, f"{version:020d}.checkpoint*.parquet")):
+                txn = pq.read_table(path, columns=["txn"]).column("txn")
+                found.update(t["appId"] for t in txn.to_pylist() if t)
+        for commit in self.history(HISTORY_LOOKBACK):
+            if APP_KEY in commit:
+                found.add(str(commit[APP_KEY]))
+        return found
 
     def history(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Commit infos, newest first, their custom metadata among the keys."""

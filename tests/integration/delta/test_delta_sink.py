@@ -69,14 +69,19 @@ def test_a_replayed_checkpoint_is_never_applied_twice(tmp_path):
 def test_a_fresh_job_is_not_taken_for_the_earlier_one(tmp_path):
     """Checkpoint ids restart at a fresh start: the job id in the app id keeps its checkpoint
     1 from being skipped as the earlier job's."""
-    d = Driver(tmp_path)
+    d = Driver(tmp_path, retention="0s")
     d.checkpoint(ChangeBatch(ORDERS, "c", rows=[(1, "a", 1)]))
     fresh = Driver(tmp_path, job="job-2")
     fresh.checkpoint(ChangeBatch(ORDERS, "c", rows=[(2, "b", 2)]))
     assert sorted(read(d.uri("shop.orders"))) == [1, 2]
     found = fresh.committer.existing_output(PIPELINE)
-    assert len(found) == 1 and "shop/orders" in found[0] and "job-2" in found[0]
+    assert [f.split(" (")[0] for f in found] == [d.uri("shop.orders")] * 2
+    assert "checkpoint 1 of job job-1" in found[0] and "checkpoint 1 of job job-2" in found[1]
     assert fresh.committer.existing_output("other-pipeline") == []
+    # after maintenance cleaned the log up to a checkpoint, the checkpoint still tells
+    d.committer.maintain(["shop.orders"], d.context())
+    assert "hub.app" not in str(commits(d.uri("shop.orders")))
+    assert len(fresh.committer.existing_output(PIPELINE)) == 2
 
 
 def test_append_mode_and_keyless_tables_get_change_rows_in_source_order(tmp_path):

@@ -129,9 +129,13 @@ def test_bucket_partitions_are_refused_before_anything_runs(tmp_path):
         Driver(tmp_path, **{"partition-by": ["bucket(8, id)"]})
 
 
+#: The log kept (maintenance would clean it up to its checkpoint): its commits are looked at.
+KEEP_LOG = {"delta.logRetentionDuration": "interval 1 days"}
+
+
 def test_maintenance_compacts_small_files_and_vacuums_without_changing_a_row(tmp_path):
     d = Driver(tmp_path, **{"write-mode": "append", "retention": "0s",
-                            "maintenance-interval": "1h"})
+                            "maintenance-interval": "1h", "table-properties": KEEP_LOG})
     for i in range(6):
         d.checkpoint(ChangeBatch(V1, "cc", rows=[(2 * i, "a", i), (2 * i + 1, "b", i)]))
     uri = d.uri("shop.orders")
@@ -150,7 +154,7 @@ def test_maintenance_compacts_small_files_and_vacuums_without_changing_a_row(tmp
 
 def test_maintenance_runs_on_its_interval_from_commits(tmp_path):
     d = Driver(tmp_path, **{"write-mode": "append", "retention": "0s",
-                            "maintenance-interval": "1ms"})
+                            "maintenance-interval": "1ms", "table-properties": KEEP_LOG})
     for i in range(3):
         d.checkpoint(ChangeBatch(V1, "c", rows=[(i, "a", i)]))
     uri = d.uri("shop.orders")

@@ -32,6 +32,8 @@ path = "{lake}"
 maintenance-interval = "{maintenance}"
 retention = "0s"
 target-file-size = "1MB"
+# the log stays (maintenance would clean it up to its checkpoint): its commits are checked
+table-properties = {{ "delta.logRetentionDuration" = "interval 1 days" }}
 """
 
 
