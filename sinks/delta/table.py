@@ -1,10 +1,11 @@
 """One Delta table, through the ``deltalake`` package: the only module that calls it, and the
 one place its errors become the hub's (:func:`delta_errors`).
 
-Every write is one Delta commit carrying the sink's application transaction (``txn`` action:
-app id, version = checkpoint id) and, in its commit info, the pipeline and checkpoint
-(``hub.pipeline``, ``hub.checkpoint``), so that the table itself says which checkpoints it
-holds: :meth:`DeltaLakeTable.committed` is the replay guard.
+Every write of a checkpoint is one Delta commit carrying the sink's application transaction
+(``txn`` action: app id, version = checkpoint id) and, in its commit info, the app id and
+checkpoint (``hub.app``, ``hub.checkpoint``), so that the table itself says which checkpoints
+it holds: :meth:`DeltaLakeTable.committed` is the replay guard.  Maintenance commits carry
+``hub.app`` and ``hub.maintenance`` (what they did), no transaction.
 """
 from __future__ import annotations
 
