@@ -23,7 +23,9 @@ writers only stage write-ahead-log segments.
 Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
 (``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
 :class:`~sinks.lake.committer.LakeCommitter`): ``delta-compacted``, maintenance compacted a
-table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran).
+table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran);
+``delta-widened``, a table was rewritten with wider column types, checkpoint N not yet
+committed into it.
 """
 from __future__ import annotations
 
@@ -192,6 +194,7 @@ class DeltaCommitter(LakeCommitter):
         log.warning("delta: table %s: widened %s; rewrote its %d rows in %.1fs", changes.table,
                     ", ".join(f"{c} to {describe(t)}" for c, t in widen.items()), rows,
                     time.monotonic() - started)
+        crash_point("delta-widened", changes.checkpoint_id)
         target.load()
 
     # -- maintenance ---------------------------------------------------------------------------

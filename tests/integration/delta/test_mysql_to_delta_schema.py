@@ -33,7 +33,10 @@ def wait_for(check, timeout: float = 60.0):
         time.sleep(0.3)
 
 
-def test_added_widened_and_dropped_columns_follow_the_source(tmp_path, mysql_server):
+@pytest.mark.parametrize("crash", [None, "delta-widened"])
+def test_added_widened_and_dropped_columns_follow_the_source(tmp_path, mysql_server, crash):
+    """``crash``: killed right after the table was rewritten with the wider type, before the
+    checkpoint's commit: the restart finds it widened and commits the checkpoint once."""
     db = new_database(mysql_server)
     conn = mysql_server.connect()
     with conn.cursor() as cur:
@@ -46,7 +49,7 @@ def test_added_widened_and_dropped_columns_follow_the_source(tmp_path, mysql_ser
     path.write_text(mysql_server.pipeline_toml("mysql-delta-ddl", tmp_path / "state", db, 1)
                     + f'[sink]\ntype = "delta"\npath = "{lake}"\n')
     uri = str(lake / db / "t")
-    p = hub("run", str(path), "--no-progress")
+    p = hub("run", str(path), "--no-progress", env={"HUB_CRASH_AT": crash} if crash else None)
     try:
         wait_for(lambda: len(read(uri)) == 20)
         with conn.cursor() as cur:
@@ -58,13 +61,26 @@ def test_added_widened_and_dropped_columns_follow_the_source(tmp_path, mysql_ser
             cur.execute(f"INSERT INTO {db}.t (id, qty, note) VALUES (22, 22, 'late')")
             cur.execute(f"UPDATE {db}.t SET note = 'upd' WHERE id = 3")
         conn.commit()
+        if crash:
+            _, err = p.communicate(timeout=60)
+            assert p.returncode == -signal.SIGKILL, f"crash point {crash} not reached: {err}"
+            from deltalake import DeltaTable
+
+            assert "widened qty" in str(DeltaTable(uri).history(1))
+            p = hub("run", str(path), "--no-progress")
+
         def caught_up():
             rows = read(uri)
             return rows if 22 in rows and rows[3]["note"] == "upd" else None
 
-        got = wait_for(caught_up)
+        try:
+            got = wait_for(caught_up)
+        except AssertionError:
+            p.send_signal(signal.SIGTERM)
+            raise AssertionError(f"the table did not catch up: {p.communicate(timeout=60)[1]}")
     finally:
-        p.send_signal(signal.SIGTERM)
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     from deltalake import DeltaTable
@@ -78,3 +94,6 @@ def test_added_widened_and_dropped_columns_follow_the_source(tmp_path, mysql_ser
     assert got[3] == {"id": 3, "name": None, "qty": 3, "note": "upd"}  # written after the drop
     assert got[4] == {"id": 4, "name": "n4", "qty": 4, "note": None}  # untouched since
     assert len(got) == 22
+    tags = [(c["hub.app"], c["hub.checkpoint"]) for c in DeltaTable(uri).history()
+            if "hub.checkpoint" in c]
+    assert len(tags) == len(set(tags)), tags
