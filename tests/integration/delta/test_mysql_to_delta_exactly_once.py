@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ pytest.importorskip("polars")
 
 from tests.integration.delta.helpers import read  # noqa: E402
 from tests.integration.mysql.helpers import new_database  # noqa: E402
-from tests.killing import crash_at, hub, kill_at_random, kill_seed  # noqa: E402
+from tests.killing import hub, kill_at_random, kill_seed  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.delta, pytest.mark.mysql]
 
@@ -162,6 +163,18 @@ def pipeline(tmp_path, mysql_server, db: str, maintenance: str = "0s") -> tuple[
     return str(path), lake
 
 
+def crash(path: str, point: str, timeout: float = 120) -> None:
+    """Run until crash point ``point`` (``name`` or ``name:checkpoint``) kills the process;
+    asserts it did, with the pipeline's log when it did not."""
+    p = hub("run", path, "--no-progress", env={"HUB_CRASH_AT": point})
+    try:
+        _, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        err = p.communicate()[1]
+    assert p.returncode == -signal.SIGKILL, f"crash point {point} not reached: {err[-3000:]}"
+
+
 def finish(path: str, lake: str, conn, db: str) -> None:
     """Run the pipeline once more until the tables equal the source, then stop it."""
     p = hub("run", path, "--no-progress")
@@ -196,7 +209,7 @@ def test_crash_at_every_phase_of_a_commit(tmp_path, mysql_server, source, point)
     path, lake = pipeline(tmp_path, mysql_server, db)
     work = Workload(mysql_server, db, kill_seed()).start()
     try:
-        crash_at(path, point, 4)
+        crash(path, f"{point}:4")
     finally:
         work.stop()
     finish(path, lake, conn, db)
@@ -209,9 +222,7 @@ def test_crash_during_maintenance(tmp_path, mysql_server, source, point):
     path, lake = pipeline(tmp_path, mysql_server, db, maintenance="1ms")
     work = Workload(mysql_server, db, kill_seed()).start()
     try:
-        p = hub("run", path, "--no-progress", env={"HUB_CRASH_AT": point})
-        _, err = p.communicate(timeout=120)
-        assert p.returncode == -signal.SIGKILL, f"crash point {point} not reached: {err}"
+        crash(path, point)
     finally:
         work.stop()
     finish(path, lake, conn, db)
