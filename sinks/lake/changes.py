@@ -8,7 +8,7 @@ snapshot row and a later binlog change) still come out in source order.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,18 +80,24 @@ class TableChanges:
 
 
 def collect(batches: Iterable[ChangeBatch], checkpoint_id: int, upsert: bool,
-            sink: str) -> list[TableChanges]:
+            sink: str) -> Iterator[TableChanges]:
     """One :class:`TableChanges` per table of ``batches`` (in order of first appearance),
     collapsed by key where ``upsert`` and the table has a primary key.  ``sink`` names the
     sink in errors.  Batches without versions get them from a :class:`VersionClock` (in the
-    order given)."""
+    order given).  A table's batches are let go once its changes are built, so a caller that
+    hands in a generator and commits each table before taking the next holds about one
+    table's changes twice, not the whole checkpoint."""
     clock = VersionClock()
     by_table: dict[str, list[ChangeBatch]] = {}
     for b in batches:
         if len(b):
             by_table.setdefault(b.table, []).append(clock.stamp(b))
-    return [_table_changes(table, group, checkpoint_id, upsert, sink)
-            for table, group in by_table.items()]
+    while by_table:
+        table = next(iter(by_table))
+        group = by_table.pop(table)
+        changes = _table_changes(table, group, checkpoint_id, upsert, sink)
+        del group
+        yield changes
 
 
 def _table_changes(table: str, group: list[ChangeBatch], checkpoint_id: int, upsert: bool,

@@ -92,9 +92,7 @@ class LakeCommitter(WalCommitter):
     def apply(self, segments: list[str], context: CommitContext) -> None:
         """Commit the segments of checkpoint ``context.checkpoint_id``, then delete them."""
         checkpoint = context.checkpoint_id
-        batches = []
-        for path in segments:
-            batches += WriteAheadLog.read_segment(path)
+        batches = (b for path in segments for b in WriteAheadLog.read_segment(path))
         upsert = self.config.write_mode == "upsert"
         for i, changes in enumerate(collect(batches, checkpoint, upsert, f"{self.sink_name} sink")):
             self.commit_table(changes, context)

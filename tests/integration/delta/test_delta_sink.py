@@ -106,9 +106,6 @@ def test_append_mode_and_keyless_tables_get_change_rows_in_source_order(tmp_path
                                                     ("d", "c")]
 
 
-@pytest.mark.xfail(strict=True, reason="runtime/wal.py stores segments as changelog_table() "
-                   "(rows + op + ts_ms): a column named op or ts_ms breaks every WAL sink's "
-                   "segment (KeyError: Field \"op\" exists 2 times) before the lake code sees it")
 def test_a_column_named_like_a_change_column_stops_append_mode(tmp_path):
     d = Driver(tmp_path, **{"write-mode": "append"})
     s = schema("shop.t", {"id": "BIGINT", "op": "STRING"})

@@ -116,8 +116,8 @@ def test_a_type_change_that_cant_be_widened_names_table_and_column():
     b = schema(("id", "INT"), ("n", "DATE"))
     import datetime
     with pytest.raises(TerminalError, match="x: table db.t: column 'n' changed type"):
-        collect([batch(a, "c", [(1, 5)], [1]), batch(b, "c", [(2, datetime.date.today())], [2])],
-                1, True, "x")
+        list(collect([batch(a, "c", [(1, 5)], [1]),
+                      batch(b, "c", [(2, datetime.date.today())], [2])], 1, True, "x"))
 
 
 def test_batches_without_versions_get_increasing_ones():
