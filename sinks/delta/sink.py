@@ -1,6 +1,7 @@
 """The Delta Lake sink factory (``type = "delta"``)."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from typing import ClassVar
@@ -24,6 +25,19 @@ class DeltaSink(LakeSink):
     def __init__(self, config: DeltaSinkConfig):
         super().__init__(config)
         check_fields(config.partition_fields)  # bucket(...) is refused before anything runs
+
+    def read_hint(self, tables: list[str]) -> str | None:
+        """Polars reading the first table's current state."""
+        if not tables:
+            return None
+        try:
+            uri = self.config.table_uri(tables[0])
+        except ValueError:
+            return None
+        if not is_url(uri):
+            relative = os.path.relpath(uri)
+            uri = relative if not relative.startswith("..") else uri
+        return f"import polars as pl; print(pl.read_delta({json.dumps(uri)}))"
 
     def check(self) -> None:
         """A local ``path`` must be a folder files can be created in."""
