@@ -27,6 +27,8 @@ required; every other column is optional.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.schema import Schema
@@ -164,14 +166,14 @@ def convert_column(arr: pa.ChunkedArray | pa.Array, target: pa.DataType, table_n
         micros = _exact_micros(arr, table_name, column)
         bad = pc.or_(pc.less(micros, 0), pc.greater_equal(micros, _DAY_US))
         if pc.any(bad).as_py():
-            value = pc.filter(arr, bad)[0]
+            value = dt.timedelta(microseconds=pc.filter(micros, bad)[0].as_py())
             raise TerminalError(
                 f"iceberg: table {table_name} column {column}: TIME value {value} is not a time "
                 "of day (Iceberg time holds 00:00 to 24:00); cast it to BIGINT or STRING in a "
                 "[[transform]]")
         return micros.cast(pa.time64("us"))
     if pa.types.is_timestamp(arr.type) and arr.type.unit == "ns":
-        micros = _exact_micros(arr.cast(pa.int64()), table_name, column)
+        micros = _exact_micros(arr, table_name, column)
         return micros.cast(pa.timestamp("us", tz=arr.type.tz)).cast(target)
     try:
         return arr.cast(target, safe=True)
@@ -190,8 +192,8 @@ def _exact_micros(arr: pa.ChunkedArray | pa.Array, table_name: str, column: str)
         return pc.multiply(ints, {"s": 1_000_000, "ms": 1000}[unit])
     rest = pc.not_equal(pc.subtract(ints, pc.multiply(pc.divide(ints, 1000), 1000)), 0)
     if pc.any(rest).as_py():
-        value = pc.filter(arr, rest)[0]
-        raise TerminalError(f"iceberg: table {table_name} column {column}: value {value} has "
+        value = pc.filter(ints, rest)[0].as_py()
+        raise TerminalError(f"iceberg: table {table_name} column {column}: value {value}ns has "
                             "nanoseconds, which Iceberg (microseconds) can't hold; round it in "
                             "a [[transform]]")
     return pc.divide(ints, 1000)
