@@ -2,7 +2,7 @@
 
 * compaction: pyiceberg (0.12) has no ``rewrite_data_files``, so the sink does it with the
   same copy-on-write machinery as its upserts: per partition, data files smaller than a
-  quarter of ``target-file-size`` (at least :data:`MIN_FILES` of them) are read and written
+  quarter of ``target-file-size`` (when there are at least :data:`MIN_FILES`) are read and written
   again as files of about the target size, in one ``replace``-like overwrite snapshot that
   changes no row;
 * snapshot expiry: snapshots older than ``retention`` are expired (pyiceberg's
@@ -28,7 +28,7 @@ from sinks.iceberg.config import IcebergSinkConfig
 log = logging.getLogger(__name__)
 
 #: Small files of a partition that make a compaction worth its rewrite.
-MIN_FILES = 4
+MIN_FILES = 2
 
 
 def maintain_table(table: Any, config: IcebergSinkConfig, app_id: str, checkpoint_id: int) -> None:
