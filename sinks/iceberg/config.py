@@ -80,9 +80,9 @@ class IcebergSinkConfig(LakeSinkConfig):
             raise ConfigError(f"iceberg: table {table_id!r}: {exc}", key="table") from None
         ns = self.namespace.replace("{db}", db).replace("{table}", name)
         tbl = self.table.replace("{db}", db).replace("{table}", name)
-        levels = tuple(p for p in ns.split(".")) if ns else ()
-        if not tbl or any(not p for p in levels) or "/" in tbl or any("/" in p for p in levels):
+        levels = tuple(ns.split(".")) if ns else ()
+        if not tbl or not levels or any(not p or "/" in p for p in (*levels, tbl)):
             raise ConfigError(f"iceberg: table {table_id!r} gives no valid Iceberg name "
-                              f"(namespace {ns!r}, table {tbl!r}: no empty parts, no '/')",
-                              key="namespace")
+                              f"(namespace {ns!r}, table {tbl!r}): a namespace is needed, and "
+                              "no part may be empty or hold a '/'", key="namespace")
         return (*levels, tbl)
