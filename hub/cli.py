@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="ignore existing checkpoints and start from scratch")
     start.add_argument("--from-savepoint", metavar="DIR",
                        help="start from this savepoint instead of the latest checkpoint")
+    p.add_argument("--keep-output", action="store_true",
+                   help="start without a checkpoint even where the sink holds output of an "
+                        "earlier run of this pipeline, adding to it (asked for by the run "
+                        "when that is the case)")
     p.add_argument("--stop-with-savepoint", nargs="?", const="", default=None,
                    metavar="DIR_OR_NAME",
                    help="take a savepoint when stopping (optionally named or placed in DIR)")

@@ -171,7 +171,8 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
         started = time.monotonic()
         try:
             result = _run_with_restarts(spec, storage, connectors, restore, metrics, control,
-                                        dead_letter)
+                                        dead_letter, getattr(args, "keep_output", False),
+                                        getattr(args, "fresh", False))
         finally:
             watcher.stopped.set()
             if progress:
@@ -187,7 +188,8 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
                        connectors: tuple[Source, Sink] | HubError | None,
                        restore: CompletedCheckpoint | None,
                        metrics: PipelineMetrics, control: _Control,
-                       dead_letter: DeadLetterQueue | None = None) -> JobResult:
+                       dead_letter: DeadLetterQueue | None = None, keep_output: bool = False,
+                       fresh: bool = False) -> JobResult:
     """Run; after a transient error (the connector marked it: a lost connection, a 503) restart
     from the latest completed checkpoint with exponential backoff, as Flink's restart strategy
     does.  Terminal errors, and transient ones beyond ``restart.attempts`` in a row without a
@@ -195,7 +197,11 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
 
     ``connectors`` are the checked source and sink, None to make them here, or the transient
     error making them failed with (a server down at start): making and checking them again is
-    part of every restart, so an outage at start or during a restart is retried too."""
+    part of every restart, so an outage at start or during a restart is retried too.
+
+    Without a checkpoint to restore, the sink is first asked whether it holds output of an
+    earlier run of the pipeline (:meth:`Sink.existing_output`); unless ``keep_output``, that
+    ends the run with one line asking for a choice, before anything is written again."""
     policy = spec.restart
     failures = 0
     error = connectors if isinstance(connectors, HubError) else None
@@ -207,6 +213,8 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
             try:
                 if made is None:
                     made = make_connectors(spec)
+                if restore is None and not keep_output:
+                    _refuse_existing_output(spec, made[1], fresh)
                 executor = LocalExecutor(build_job(spec, restore, storage, made, dead_letter),
                                          metrics)
                 control.executor = executor
@@ -230,6 +238,20 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
             latest = storage.latest()
             return JobResult("stopped", latest.checkpoint_id if latest else None)
         restore = storage.latest()
+
+
+def _refuse_existing_output(spec: PipelineSpec, sink: Sink, fresh: bool) -> None:
+    found = sink.existing_output(spec.name)
+    if not found:
+        return
+    shown = "; ".join(found[:3]) + (f"; and {len(found) - 3} more" if len(found) > 3 else "")
+    why = "--fresh discarded its checkpoints" if fresh else "it has no checkpoint to resume from"
+    raise HubError(
+        f"the {spec.sink_type} sink already holds output of an earlier run of pipeline "
+        f"{spec.name!r} ({shown}), and {why}: starting over writes it again (a second copy "
+        f"of change rows, a second snapshot over tables). Delete that output for a clean "
+        f"copy, resume from a checkpoint or savepoint, or run again with --keep-output to add "
+        f"to it")
 
 
 def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, elapsed: float,

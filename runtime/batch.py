@@ -19,8 +19,10 @@ from runtime.schema import TableSchema
 READ, CREATE, UPDATE, DELETE = "r", "c", "u", "d"
 OPS = (READ, CREATE, UPDATE, DELETE)
 
-#: Names of the metadata columns that changelog tables (files sink, print) carry.
-OP_COLUMN, TS_COLUMN = "op", "ts_ms"
+#: Names of the metadata columns that changelog tables (files sink, print, lake tables in
+#: append mode) carry: the op, the event time and the source order (the batch's ``versions``:
+#: binlog position, Kafka offset, file offset), which orders the changes of one key without ties.
+OP_COLUMN, TS_COLUMN, SEQ_COLUMN = "op", "ts_ms", "seq"
 
 
 class ChangeEvent:

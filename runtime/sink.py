@@ -44,12 +44,17 @@ class CommitContext:
     writers at the barrier (event time before which all data of the checkpoint is complete).
     ``state_dir`` is the writers' ``WriterContext.state_dir`` (what they kept there, e.g.
     write-ahead-log segments of checkpoints that never completed, the committer can find and
-    discard at :meth:`Committer.recover`); empty when unknown."""
+    discard at :meth:`Committer.recover`); empty when unknown.  ``job_id`` names the
+    pipeline's checkpoint lineage: new at a fresh start, kept by every restore (from a
+    checkpoint or a savepoint), so a sink that tags commits with checkpoint ids (Delta
+    application transactions, Iceberg snapshot summaries) tags them with the job id too and
+    never takes a fresh start's checkpoint 1 for an earlier run's; empty when unknown."""
 
     pipeline: str
     checkpoint_id: int
     watermark_ms: int | None
     state_dir: str = ""
+    job_id: str = ""
 
 
 class SinkWriter(ABC):
@@ -138,3 +143,11 @@ class Sink(ABC):
     @abstractmethod
     def create_committer(self) -> Committer:
         """The committer (one per pipeline)."""
+
+    def existing_output(self, pipeline: str) -> list[str]:
+        """What an earlier run of ``pipeline`` committed into this sink, one short line per
+        place (a table, a folder), for a start without a checkpoint to restore: the runner
+        asks before such a start, since starting over would write a second copy of a
+        changelog (or a second snapshot over a table's state).  May connect; called only at
+        a fresh start.  Default: nothing to tell (sinks whose writes are idempotent upserts)."""
+        return []

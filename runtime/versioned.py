@@ -86,9 +86,11 @@ def concat(group: list[ChangeBatch]) -> ChangeBatch:
                        versions=versions)
 
 
-def last_per_key(keys: pa.Array, versions: np.ndarray | None = None) -> np.ndarray | None:
+def last_per_key(keys: pa.Array | pa.Table, versions: np.ndarray | None = None
+                 ) -> np.ndarray | None:
     """Ascending positions of the last change of each key: the highest version (the later
-    position among equal versions; by position alone without ``versions``).  None when every
+    position among equal versions; by position alone without ``versions``).  ``keys`` is one
+    key per change: an array, or a table of the key columns (composite keys).  None when every
     key occurs once, i.e. nothing needs to be dropped."""
     n = len(keys)
     order = None
@@ -97,8 +99,10 @@ def last_per_key(keys: pa.Array, versions: np.ndarray | None = None) -> np.ndarr
         if np.any(v[1:] < v[:-1]):  # rows of several writers: order them by version first
             order = np.argsort(v, kind="stable")
             keys = keys.take(pa.array(order))
-    table = pa.table({"k": keys, "i": pa.array(np.arange(n, dtype=np.int64))})
-    last = table.group_by("k", use_threads=False).aggregate([("i", "max")])
+    columns = keys.columns if isinstance(keys, pa.Table) else [keys]
+    names = [f"k{i}" for i in range(len(columns))]
+    table = pa.table(dict(zip(names, columns)) | {"i": pa.array(np.arange(n, dtype=np.int64))})
+    last = table.group_by(names, use_threads=False).aggregate([("i", "max")])
     if last.num_rows == n:
         return None
     idx = last.column("i_max").to_numpy()

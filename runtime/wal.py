@@ -261,9 +261,11 @@ class WalSinkWriter(SinkWriter):
         self._wal = WriteAheadLog(wal_root(context.state_dir, context.pipeline, self.sink_name))
         self._segment: SegmentWriter | None = None
 
-    @abstractmethod
     def apply(self, batches: list[ChangeBatch]) -> None:
-        """At-least-once: write ``batches`` (in order, each with versions) to the store now."""
+        """At-least-once: write ``batches`` (in order, each with versions) to the store now.
+        Sinks that offer at-least-once delivery implement it; exactly-once only ones never
+        get here."""
+        raise NotImplementedError(f"{self.sink_name} sink: at-least-once delivery")
 
     def write(self, batch: ChangeBatch) -> None:
         if not len(batch):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,10 +82,13 @@ class CheckpointCoordinator:
                  metrics: PipelineMetrics, next_id: int = 1,
                  carried: list[dict] | None = None,
                  tolerable_failures: int = DEFAULT_TOLERABLE_FAILURES,
-                 operators: tuple[str, str] = ("source", "sink")):
+                 operators: tuple[str, str] = ("source", "sink"), job_id: str | None = None):
         """``operators``: what the source and sink subtasks run (``sources.kafka reader``,
-        ``sinks.jdbc writer``), to name the subtasks a timed-out checkpoint waited for."""
+        ``sinks.jdbc writer``), to name the subtasks a timed-out checkpoint waited for.
+        ``job_id``: the restored checkpoint's (see :class:`~runtime.sink.CommitContext`); None
+        at a fresh start, which begins a new lineage."""
         self.pipeline = pipeline
+        self.job_id = job_id or uuid.uuid4().hex
         self.storage = storage
         self.committer = committer
         self.num_sources, self.num_sinks = num_sources, num_sinks
@@ -200,7 +204,8 @@ class CheckpointCoordinator:
         for checkpoint_id, committables in sorted(unstored.items()):
             if not committables:
                 continue
-            ctx = CommitContext(self.pipeline, checkpoint_id, None, self.storage.state_dir)
+            ctx = CommitContext(self.pipeline, checkpoint_id, None, self.storage.state_dir,
+                                self.job_id)
             try:
                 self.committer.abort(committables, ctx)
                 log.info("checkpoint %d will never complete (%s): released what it prepared "
@@ -248,7 +253,8 @@ class CheckpointCoordinator:
         merged = merge_min([p.sink_acks[i][2] for i in range(self.num_sinks)])
         watermark = merged if isinstance(merged, int) else None
         data = {
-            "version": 1, "pipeline": self.pipeline, "checkpoint_id": p.checkpoint_id,
+            "version": 1, "pipeline": self.pipeline, "job_id": self.job_id,
+            "checkpoint_id": p.checkpoint_id,
             "timestamp_ms": int(time.time() * 1000), "savepoint": p.savepoint, "final": p.final,
             "source": {"enumerator": p.enumerator_state,
                        "readers": [p.source_acks[i] for i in range(self.num_sources)]},
@@ -313,7 +319,8 @@ class CheckpointCoordinator:
     def commit(self, committables: list[dict], checkpoint_id: int, watermark: int | None,
                recover: bool = False) -> list[dict]:
         """Commit with retries on transient errors; returns the "not yet" committables."""
-        ctx = CommitContext(self.pipeline, checkpoint_id, watermark, self.storage.state_dir)
+        ctx = CommitContext(self.pipeline, checkpoint_id, watermark, self.storage.state_dir,
+                            self.job_id)
         delay = 0.2
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:

@@ -130,7 +130,8 @@ class LocalExecutor:
             job.checkpoint_timeout_s, self.metrics,
             next_id=(restore.checkpoint_id + 1) if restore else 1,
             tolerable_failures=job.tolerable_failed_checkpoints,
-            operators=(f"{operator_of(job.source)} reader", f"{operator_of(job.sink)} writer"))
+            operators=(f"{operator_of(job.source)} reader", f"{operator_of(job.sink)} writer"),
+            job_id=restore.data.get("job_id") if restore else None)
         if restore:
             self.metrics.restored_from = restore.checkpoint_id
             self.metrics.watermark_ms = restore.data.get("watermark_ms")

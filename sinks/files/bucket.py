@@ -40,6 +40,12 @@ def _safe_attempt(attempt: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", attempt) or "_"
 
 
+def visible_part_pattern(pipeline: str) -> re.Pattern[str]:
+    """Matches the names of committed part files of ``pipeline`` only."""
+    return re.compile(r"^part-" + re.escape(_safe_pipeline(pipeline))
+                      + r"-[A-Za-z0-9_]+-\d+-\d+\.[^/]*$")
+
+
 def hidden_part_pattern(pipeline: str) -> re.Pattern[str]:
     """Matches the names of hidden (in-progress or pending) part files of ``pipeline`` only."""
     return re.compile(r"^\.part-" + re.escape(_safe_pipeline(pipeline))

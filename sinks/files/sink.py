@@ -6,8 +6,9 @@ import uuid
 from typing import Any, ClassVar
 
 from runtime.errors import HubError
-from runtime.fs import filesystem
+from runtime.fs import filesystem, os_error
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
+from sinks.files.bucket import visible_part_pattern
 from sinks.files.committer import FilesCommitter
 from sinks.files.config import FilesSinkConfig
 from sinks.files.writer import FilesSinkWriter
@@ -38,6 +39,20 @@ class FilesSink(Sink):
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise HubError(f"files sink: path {root!r} is not writable: {reason}") from None
+
+    def existing_output(self, pipeline: str) -> list[str]:
+        """The folders holding committed part files of ``pipeline``, with their count."""
+        root = self.config.root
+        own = visible_part_pattern(pipeline)
+        found: list[str] = []
+        try:
+            for directory, _dirs, files in filesystem(root).walk(root):
+                n = sum(1 for f in files if own.match(f.name))
+                if n:
+                    found.append(f"{directory}: {n} part file{'s' if n > 1 else ''}")
+        except OSError as exc:
+            raise os_error(f"files sink: looking for earlier output under {root}", exc) from exc
+        return found
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         # ``state`` is always None: in-progress files are not resumable, committables suffice.

@@ -156,3 +156,29 @@ def test_fresh_ignores_existing_state(tmp_path):
     assert "resuming from checkpoint 1" in again.stderr and "0 rows written" in again.stderr
     fresh = hub("run", str(p), "--no-progress", "--fresh")
     assert "starting fresh" in fresh.stderr and "1,000 rows written" in fresh.stderr
+
+
+def test_fresh_start_over_earlier_output_asks_for_a_choice(tmp_path):
+    p = tmp_path / "p.toml"
+    p.write_text(f"[pipeline]\nname='x'\n[checkpoint]\ndir='{tmp_path}/state'\n[source]\n"
+                 f"type='datagen'\nrows=1000\n[sink]\ntype='files'\npath='{tmp_path}/lake'\n")
+    assert hub("run", str(p), "--no-progress").returncode == 0
+    before = sorted(str(f) for f in (tmp_path / "lake").rglob("part-*"))
+    assert before
+    for args in (("--fresh",), ()):
+        if not args:  # a lost state folder is a fresh start too
+            import shutil
+            shutil.rmtree(tmp_path / "state")
+        refused = hub("run", str(p), "--no-progress", *args)
+        assert refused.returncode != 0
+        lines = [ln for ln in refused.stderr.splitlines() if "already holds output" in ln]
+        assert len(lines) == 1 and "pipeline 'x'" in lines[0] and "--keep-output" in lines[0]
+        assert "part file" in lines[0]
+        assert sorted(str(f) for f in (tmp_path / "lake").rglob("part-*")) == before
+    kept = hub("run", str(p), "--no-progress", "--fresh", "--keep-output")
+    assert kept.returncode == 0 and "1,000 rows written" in kept.stderr
+    assert len(list((tmp_path / "lake").rglob("part-*"))) > len(before)
+    # another pipeline's output in the same folder is not this pipeline's business
+    other = tmp_path / "q.toml"
+    other.write_text(p.read_text().replace("name='x'", "name='y'").replace("/state", "/state-y"))
+    assert hub("run", str(other), "--no-progress").returncode == 0

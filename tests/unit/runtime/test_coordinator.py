@@ -107,3 +107,21 @@ def test_one_checkpoint_at_a_time(tmp_path):
     assert not coord.due()
     with pytest.raises(Exception):
         coord.trigger({})
+
+
+def test_job_id_is_new_at_a_fresh_start_stored_and_kept_by_a_restore(tmp_path):
+    coord, committer, storage = make(tmp_path)
+    seen = []
+    committer.commit = lambda committables, context: seen.append(context.job_id) or []
+    cp = coord.trigger({})
+    for i in range(2):
+        coord.ack_source(i, cp.checkpoint_id, [])
+        coord.ack_sink(i, cp.checkpoint_id, [{"id": i}], None, None)
+    job_id = storage.latest().data["job_id"]
+    assert len(job_id) == 32 and seen == [job_id]
+    other = CheckpointCoordinator("p", storage, committer, 2, 2, 0, 60, PipelineMetrics(2))
+    assert other.job_id != job_id
+    restored = CheckpointCoordinator("p", storage, committer, 2, 2, 0, 60, PipelineMetrics(2),
+                                     job_id=job_id)
+    restored.commit([{"id": 0}], 1, None, recover=True)
+    assert seen == [job_id, job_id]
