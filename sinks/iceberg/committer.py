@@ -133,10 +133,12 @@ class IcebergCommitter(LakeCommitter):
         keys = pa.table({k: convert_column(changes.rows.column(k),
                                            arrow_type(schema.find_field(k).field_type), name, k)
                          for k in key})
-        upserts = changes.upserts()
-        data = to_iceberg_arrow(upserts, schema, name)
-        if data.num_rows:
+        upserts_rows = changes.upserts()
+        upserts = upserts_rows.num_rows
+        data = to_iceberg_arrow(upserts_rows, schema, name)
+        if data.num_rows and not merge.sorted_by_first(data, key[0]):
             data = data.sort_by([(k, "ascending") for k in key])  # narrow key bounds per file
+        del upserts_rows
         candidates = merge.candidate_files(merge.live_files(meta, io), meta, keys)
         done = merge.rewrite(candidates, meta, io, keys, self.config.target_file_size) \
             if candidates else merge.Rewrite()
@@ -151,8 +153,8 @@ class IcebergCommitter(LakeCommitter):
             with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
                 for f in added:
                     append.append_data_file(f)
-        deletes = len(changes.rows) - upserts.num_rows
-        return (f"{upserts.num_rows} upserts, {deletes} deletes; {len(candidates)} candidate "
+        deletes = changes.rows.num_rows - upserts
+        return (f"{upserts} upserts, {deletes} deletes; {len(candidates)} candidate "
                 f"file(s), {len(done.deleted)} rewritten ({done.rows_dropped} rows replaced), "
                 f"{len(done.added) + len(added)} file(s) added")
 

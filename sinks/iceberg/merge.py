@@ -198,6 +198,18 @@ def _bounded_map(pool: ThreadPoolExecutor, fn, items: list, ahead: int) -> Itera
         yield result
 
 
+def sorted_by_first(data: pa.Table, column: str) -> bool:
+    """Whether ``data`` is in strictly increasing order of ``column`` (snapshot chunks arrive
+    in key order: no sort needed; strictly, so a composite key is sorted too)."""
+    col = _array(data.column(column))
+    if len(col) < 2:
+        return True
+    try:
+        return bool(pc.all(pc.greater(col.slice(1), col.slice(0, len(col) - 1))).as_py())
+    except pa.ArrowNotImplementedError:  # a type without comparison kernels
+        return False
+
+
 def write_files(data: pa.Table, metadata: TableMetadata, io) -> list[DataFile]:
     """``data`` (the table's Arrow types) as new data files of the table."""
     from pyiceberg.io.pyarrow import _dataframe_to_data_files
