@@ -1,8 +1,9 @@
 """The Iceberg committer: one Iceberg transaction per table per checkpoint, exactly once.
 
-Each commit's snapshot carries ``hub.app-id`` (pipeline and sink) and ``hub.checkpoint-id``
-in its summary.  Before committing checkpoint N to a table, the committer walks the ancestry
-of the table's current snapshot to the latest snapshot of its app id (as Flink's
+Each commit's snapshot carries ``hub.app-id`` (pipeline and sink), ``hub.job-id`` (the
+checkpoint lineage) and ``hub.checkpoint-id`` in its summary.  Before committing checkpoint N
+to a table, the committer walks the ancestry of the table's current snapshot to the latest
+snapshot of its app id and job id (as Flink's
 ``IcebergFilesCommitter`` finds its max committed checkpoint id) and skips the table when that
 snapshot's checkpoint is N or later: a replay after a crash never applies a checkpoint twice,
 also when the crash came between two tables' commits of one checkpoint.  Maintenance commits
@@ -18,6 +19,7 @@ checkpoint whose keys no data file can hold is a plain append.  Changelog tables
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -38,18 +40,24 @@ log = logging.getLogger(__name__)
 
 APP_ID = "hub.app-id"
 CHECKPOINT_ID = "hub.checkpoint-id"
+JOB_ID = "hub.job-id"
 MAINTENANCE = "hub.maintenance"
 
 
-def committed_checkpoint(table: Any, app_id: str) -> int | None:
-    """The checkpoint id of the latest snapshot of ``app_id`` in the ancestry of ``table``'s
-    current snapshot, or None."""
+def committed_checkpoint(table: Any, app_id: str, job_id: str = "") -> int | None:
+    """The checkpoint id of the latest snapshot of ``app_id`` and ``job_id`` (the checkpoint
+    lineage; "" matches any) in the ancestry of ``table``'s current snapshot, or None.  A fresh
+    start (a new job id, checkpoints numbered from 1 again) over an earlier run's table finds
+    nothing, as Flink's committer looks for its own job id."""
     from pyiceberg.table.snapshots import ancestors_of
 
     for snap in ancestors_of(table.current_snapshot(), table.metadata):
         summary = snap.summary or {}
-        if summary.get(APP_ID) == app_id and summary.get(CHECKPOINT_ID) is not None:
-            return int(summary[CHECKPOINT_ID])
+        if summary.get(APP_ID) != app_id or summary.get(CHECKPOINT_ID) is None:
+            continue
+        if job_id and summary.get(JOB_ID) != job_id:
+            continue
+        return int(summary[CHECKPOINT_ID])
     return None
 
 
@@ -98,12 +106,13 @@ class IcebergCommitter(LakeCommitter):
         app = self.app_id(context)
         with translate(f"table {name}"):
             table = self._load(ident) or self._create(ident, changes)
-            done = committed_checkpoint(table, app)
+            done = committed_checkpoint(table, app, context.job_id)
             if done is not None and done >= changes.checkpoint_id:
                 log.info("iceberg: table %s already holds checkpoint %d (up to %d): skipped",
                          name, changes.checkpoint_id, done)
                 return
-            props = {APP_ID: app, CHECKPOINT_ID: str(changes.checkpoint_id)}
+            props = {APP_ID: app, JOB_ID: context.job_id,
+                     CHECKPOINT_ID: str(changes.checkpoint_id)}
             started = time.monotonic()
             with table.transaction() as tx:
                 columns = desired_columns(changes.schema, changes.rows, not changes.collapsed)
@@ -168,13 +177,16 @@ class IcebergCommitter(LakeCommitter):
             with translate(f"table {'.'.join(ident)}"):
                 table = self._load(ident)
                 if table is not None:
-                    maintain_table(table, self.config, app, context.checkpoint_id)
+                    maintain_table(table, self.config, app, context)
 
     def existing_output(self, context: CommitContext) -> list[str]:
         from pyiceberg.exceptions import NoSuchTableError
 
         app = self.app_id(context)
         out = []
+        url = self.config.catalog_url()
+        if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
+            return []  # no catalog yet: nothing written (and none created just to look)
         with translate("catalog"):
             for ns in self._namespaces():
                 for ident in self.catalog.list_tables(ns):

@@ -26,6 +26,14 @@ class IcebergSink(Sink):
 
         check_reachable(self.config)
 
+    def existing_output(self, pipeline: str) -> list[str]:
+        """The tables holding snapshots of this pipeline's app id (see
+        :meth:`~sinks.iceberg.committer.IcebergCommitter.existing_output`)."""
+        from runtime.sink import CommitContext
+        from sinks.iceberg.committer import IcebergCommitter
+
+        return IcebergCommitter(self.config).existing_output(CommitContext(pipeline, 0, None))
+
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         from sinks.iceberg.writer import IcebergSinkWriter
 

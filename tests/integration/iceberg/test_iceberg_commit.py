@@ -33,8 +33,8 @@ def committer(tmp_path, **options) -> IcebergCommitter:
         {"warehouse": str(tmp_path / "wh"), **options}))
 
 
-def ctx(cp: int) -> CommitContext:
-    return CommitContext("p1", cp, None)
+def ctx(cp: int, job: str = "job-1") -> CommitContext:
+    return CommitContext("p1", cp, None, "", job)
 
 
 def live(table) -> dict:
@@ -89,6 +89,13 @@ def test_a_replayed_checkpoint_is_skipped(tmp_path):
     assert live(table) == apply(apply({}, SCHEMA, first), SCHEMA, second)
     # another pipeline's checkpoints are its own
     assert committed_checkpoint(table, "hub:other:iceberg") is None
+    # a fresh start of the pipeline (a new job id: checkpoints from 1 again, --keep-output)
+    # is not taken for a replay
+    fresh.commit_table(table_changes(SCHEMA, 1, [("c", ("b", 1, 1, None))]), ctx(1, "job-2"))
+    table = table.refresh()
+    assert ("b", 1) in live(table) and len(table.snapshots()) == 3
+    assert committed_checkpoint(table, "hub:p1:iceberg", "job-1") == 2
+    assert committed_checkpoint(table, "hub:p1:iceberg", "job-2") == 1
 
 
 def test_only_files_whose_key_bounds_hold_a_changed_key_are_rewritten(tmp_path):
@@ -225,3 +232,34 @@ def test_rest_catalog(tmp_path):
     table = RestCatalog("check", uri=server.uri).load_table((ns, "orders"))
     assert live(table) == apply(apply({}, SCHEMA, events), SCHEMA, [("d", ("a", 3, 3, None))])
     assert [s.summary.get("hub.checkpoint-id") for s in table.snapshots()] == ["1", "2"]
+
+
+def test_a_fresh_start_over_an_earlier_runs_tables_asks_first(tmp_path):
+    """``hub run`` without a checkpoint over tables holding this pipeline's snapshots stops
+    with one line; ``--keep-output`` goes on, and its checkpoint 1 is applied (a new job id),
+    not skipped as an earlier run's checkpoint 1."""
+    from tests.killing import hub as hub_process
+
+    p = tmp_path / "p.toml"
+    p.write_text(f"[pipeline]\nname='x'\n[checkpoint]\ndir='{tmp_path}/state'\n[source]\n"
+                 f"type='datagen'\ntables=['orders']\nrows=500\n[sink]\ntype='iceberg'\n"
+                 f"warehouse='{tmp_path}/wh'\n")
+
+    def run(*args):
+        proc = hub_process("run", str(p), "--no-progress", *args)
+        _, err = proc.communicate(timeout=120)
+        return proc.returncode, err
+
+    assert run()[0] == 0
+    table = catalog(tmp_path / "wh").load_table(("datagen", "orders"))
+    rows = table.scan().to_arrow().num_rows
+    assert rows == 500
+    code, err = run("--fresh")
+    lines = [ln for ln in err.splitlines() if "already holds output" in ln]
+    assert code != 0 and len(lines) == 1 and "iceberg table datagen.orders" in lines[0], err
+    code, err = run("--fresh", "--keep-output")
+    assert code == 0, err
+    table = table.refresh()
+    jobs = {s.summary.get("hub.job-id") for s in table.snapshots()}
+    assert len(jobs) == 2  # the second run committed under its own job id
+    assert table.scan().to_arrow().num_rows == 500  # the same keys upserted again
