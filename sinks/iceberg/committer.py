@@ -42,6 +42,7 @@ APP_ID = "hub.app-id"
 CHECKPOINT_ID = "hub.checkpoint-id"
 JOB_ID = "hub.job-id"
 MAINTENANCE = "hub.maintenance"
+TARGET_SIZE = "write.target-file-size-bytes"
 
 
 def committed_checkpoint(table: Any, app_id: str, job_id: str = "") -> int | None:
@@ -90,7 +91,7 @@ class IcebergCommitter(LakeCommitter):
         schema = new_table_schema(changes.schema, changes.rows, keyed=changes.collapsed)
         spec = partition_spec(self.config.partition_fields, schema, changes.table)
         props = {"format-version": "2",
-                 "write.target-file-size-bytes": str(self.config.target_file_size),
+                 TARGET_SIZE: str(self.config.target_file_size),
                  **self.config.table_properties}
         self.catalog.create_namespace_if_not_exists(ident[:-1])
         log.info("iceberg: creating table %s for %s", ".".join(ident), changes.table)
@@ -115,6 +116,9 @@ class IcebergCommitter(LakeCommitter):
                      CHECKPOINT_ID: str(changes.checkpoint_id)}
             started = time.monotonic()
             with table.transaction() as tx:
+                size = str(self.config.target_file_size)
+                if table.properties.get(TARGET_SIZE) != size:  # the option changed since
+                    tx.set_properties({TARGET_SIZE: size})
                 columns = desired_columns(changes.schema, changes.rows, not changes.collapsed)
                 with tx.update_schema() as update:
                     evolve(update, tx.table_metadata.schema(), columns, name)

@@ -131,7 +131,8 @@ def test_partition_spec_from_partition_by(tmp_path):
     schema = TableSchema("shop.events", (Column("id", T("BIGINT"), False),
                                          Column("at", T("TIMESTAMP(6)")),
                                          Column("code", T("STRING"))), ("id",))
-    c = committer(tmp_path, **{"partition-by": ["day(at)", "bucket(4, id)", "truncate(2, code)"]})
+    c = committer(tmp_path, **{"partition-by": ["day(at)", "bucket(4, id)", "truncate(2, code)"],
+                               "target-file-size": "1MB"})
     import datetime as dt
 
     base = dt.datetime(2026, 12, 1)
@@ -141,6 +142,7 @@ def test_partition_spec_from_partition_by(tmp_path):
                    ctx(2))
     table = catalog(tmp_path / "wh").load_table(("shop", "events"))
     assert [str(f.transform) for f in table.spec().fields] == ["day", "bucket[4]", "truncate[2]"]
+    assert table.properties["write.target-file-size-bytes"] == str(1 << 20)
     assert len(table.inspect.partitions()) > 10
     rows = {r["id"]: r for r in table.scan().to_arrow().to_pylist()}
     assert len(rows) == 39 and rows[3]["code"] == "moved" and 4 not in rows
