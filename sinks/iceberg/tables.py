@@ -19,7 +19,8 @@ from pyiceberg.schema import Schema
 from pyiceberg.transforms import (BucketTransform, DayTransform, HourTransform,
                                   IdentityTransform, MonthTransform, TruncateTransform,
                                   YearTransform)
-from pyiceberg.types import DecimalType, DoubleType, FloatType, IcebergType, IntegerType, LongType
+from pyiceberg.types import (DecimalType, DoubleType, FloatType, IcebergType, IntegerType,
+                             ListType, LongType)
 
 from runtime.errors import ConfigError, TerminalError
 from runtime.schema import TableSchema
@@ -73,6 +74,13 @@ def desired_columns(schema: TableSchema, rows: pa.Table, changelog: bool) -> lis
     return out
 
 
+def same_type(a: IcebergType, b: IcebergType) -> bool:
+    """Equal types, field ids of list elements aside."""
+    if isinstance(a, ListType) and isinstance(b, ListType):
+        return same_type(a.element_type, b.element_type)
+    return a == b
+
+
 def widens(old: IcebergType, new: IcebergType) -> bool:
     """Whether Iceberg can promote a column of type ``old`` to ``new``."""
     if isinstance(old, IntegerType) and isinstance(new, LongType):
@@ -93,7 +101,7 @@ def evolve(update, current: Schema, columns: list[tuple[str, DataType]], table: 
         if field is None:
             update.add_column(name, new)
             changed = True
-        elif field.field_type == new or widens(new, field.field_type):
+        elif same_type(field.field_type, new) or widens(new, field.field_type):
             continue  # the same type, or one the column holds (written as the column's type)
         elif widens(field.field_type, new):
             update.update_column(name, field_type=new)

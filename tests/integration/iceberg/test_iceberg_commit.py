@@ -265,3 +265,29 @@ def test_a_fresh_start_over_an_earlier_runs_tables_asks_first(tmp_path):
     jobs = {s.summary.get("hub.job-id") for s in table.snapshots()}
     assert len(jobs) == 2  # the second run committed under its own job id
     assert table.scan().to_arrow().num_rows == 500  # the same keys upserted again
+
+
+def test_every_logical_type_round_trips(tmp_path):
+    import datetime as dt
+
+    schema = TableSchema("shop.types", (
+        Column("id", T("INT"), False), Column("b", T("BOOLEAN")), Column("t8", T("TINYINT")),
+        Column("i16", T("SMALLINT")), Column("u64", T("DECIMAL(20,0)")),
+        Column("d", T("DECIMAL(38,10)")), Column("f", T("FLOAT")), Column("g", T("DOUBLE")),
+        Column("s", T("VARCHAR(10)")), Column("j", T("JSON")), Column("bin", T("BINARY(3)")),
+        Column("day", T("DATE")), Column("tm", T("TIME(6)")), Column("ts", T("TIMESTAMP(6)")),
+        Column("tz", T("TIMESTAMP_LTZ(3)")), Column("set", T("ARRAY<STRING>"))), ("id",))
+    row = (1, True, -128, 32767, Decimal("18446744073709551615"),
+           Decimal("1234567890123456789012345678.0123456789"), 1.5, 2.25, "ümlaut", '{"a": [1]}',
+           b"\x00\x01\x00", dt.date(2026, 12, 6), dt.timedelta(hours=23, minutes=59, seconds=59,
+                                                               microseconds=999999),
+           dt.datetime(2026, 12, 6, 1, 2, 3, 456789),
+           dt.datetime(2026, 12, 6, 1, 2, 3, 456000, tzinfo=dt.timezone.utc), ["a", "b"])
+    committer(tmp_path).commit_table(table_changes(schema, 1, [("c", row)]), ctx(1))
+    table = catalog(tmp_path / "wh").load_table(("shop", "types"))
+    got = table.scan().to_arrow().to_pylist()[0]
+    want = dict(zip(schema.names, row))
+    want["tm"] = dt.time(23, 59, 59, 999999)
+    assert got == want
+    assert str(table.schema().find_field("tz").field_type) == "timestamptz"
+    assert read_polars(table).to_pylist()[0]["u64"] == Decimal("18446744073709551615")
