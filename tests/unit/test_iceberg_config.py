@@ -43,3 +43,27 @@ def test_passwords_are_masked():
     assert masked("postgresql+psycopg://hub:s3cret@db:5432/cat") == \
         "postgresql+psycopg://hub:***@db:5432/cat"
     assert masked("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_one_translation_of_client_errors():
+    from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError
+
+    from runtime.errors import TerminalError, TransientError
+    from sinks.iceberg.catalog import translate
+
+    def raised(exc):
+        try:
+            with translate("table shop.orders"):
+                raise exc
+        except Exception as out:  # noqa: BLE001
+            return out
+
+    conflict = raised(CommitFailedException("branch main has changed"))
+    assert isinstance(conflict, TransientError)
+    assert str(conflict) == ("iceberg: table shop.orders: CommitFailedException: branch main "
+                             "has changed")
+    assert isinstance(raised(ConnectionRefusedError("refused")), TransientError)
+    assert isinstance(raised(PermissionError("denied")), TerminalError)
+    assert isinstance(raised(NoSuchNamespaceError("x")), TerminalError)
+    leaked = raised(OSError("can't reach postgresql+psycopg://hub:s3cret@db/cat"))
+    assert "s3cret" not in str(leaked) and "***" in str(leaked)
