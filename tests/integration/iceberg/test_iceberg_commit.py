@@ -291,3 +291,28 @@ def test_every_logical_type_round_trips(tmp_path):
     assert got == want
     assert str(table.schema().find_field("tz").field_type) == "timestamptz"
     assert read_polars(table).to_pylist()[0]["u64"] == Decimal("18446744073709551615")
+
+
+def test_hive_catalog(tmp_path, request):
+    """A real Hive Metastore (the hive_metastore fixture of tests/integration/conftest.py):
+    the sink creates the table there and commits through it; the metastore lists the table as
+    an Iceberg table."""
+    from pyiceberg.catalog.hive import HiveCatalog
+
+    try:
+        hive_metastore = request.getfixturevalue("hive_metastore")
+    except pytest.FixtureLookupError:
+        pytest.skip("no hive_metastore fixture in this tree yet (tests/servers/hive_metastore.py)")
+
+    ns = "hive_" + tmp_path.name[-20:].replace("-", "_").lower()
+    c = committer(tmp_path, **{"catalog-type": "hive", "catalog-uri": hive_metastore.uri,
+                               "namespace": ns})
+    events = [("c", ("a", i, i, Decimal("1.00"))) for i in range(5)] + [("d", ("a", 2, 2, None))]
+    c.commit_table(table_changes(SCHEMA, 1, events), ctx(1))
+    c.commit_table(table_changes(SCHEMA, 2, [("u", ("a", 3, 30, None))]), ctx(2))
+    c.commit_table(table_changes(SCHEMA, 1, events), ctx(1))  # a replay: skipped
+    table = HiveCatalog("check", uri=hive_metastore.uri).load_table((ns, "orders"))
+    assert live(table) == apply(apply({}, SCHEMA, events), SCHEMA, [("u", ("a", 3, 30, None))])
+    assert [s.summary.get("hub.checkpoint-id") for s in table.snapshots()] == ["1", "2"]
+    hms = hive_metastore.table(ns, "orders")
+    assert hms.parameters["table_type"].upper() == "ICEBERG"
