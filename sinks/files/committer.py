@@ -6,9 +6,11 @@ import logging
 import os
 
 from runtime.errors import HubError, TerminalError
+from runtime.faults import crash_point
 from runtime.fs import filesystem, is_below, os_error
 from runtime.sink import CommitContext, Committable, Committer
 from sinks.files.bucket import hidden_part_pattern
+from sinks.files.registrar import HiveRegistrar
 
 log = logging.getLogger(__name__)
 
@@ -21,20 +23,31 @@ class FilesCommitter(Committer):
     * ``{"kind": "file", "pending", "final"}``: rename pending to final.  Idempotent: final
       present and pending gone means already committed; neither present is logged as an error
       (the data is lost, e.g. deleted by hand) and skipped, never raised.
-    * ``{"kind": "partition", "dir", "end_ms"}``: write ``dir/_SUCCESS`` once the
-      checkpoint's watermark has reached ``end_ms``; until then the committable is returned
-      ("not yet"), deduplicated by directory, to be offered again with a later checkpoint.
+    * ``{"kind": "table", "table", "dir", "columns"}`` (``metastore`` policy): the table is
+      registered in the metastore (created once, new columns added), see
+      :class:`~sinks.files.registrar.HiveRegistrar`;
+    * ``{"kind": "partition", "dir", "end_ms", "table", "part"}``: once the checkpoint's
+      watermark has reached ``end_ms`` the partition is committed by each policy in order
+      (``success-file``: write ``dir/_SUCCESS``; ``metastore``: add partition ``part`` of
+      ``table``, nothing when it exists); until then the committable is returned ("not yet"),
+      deduplicated by directory, to be offered again with a later checkpoint.
 
-    Files are committed before partitions in the same call, so ``_SUCCESS`` never precedes
-    the files of its checkpoint.
+    Files are committed before tables and partitions in the same call, so neither
+    ``_SUCCESS`` nor a metastore partition ever precedes the files of its checkpoint.
+    Crash point (tests): ``files-success-written``, a ``_SUCCESS`` is written and the policies
+    after ``success-file`` have not run yet.
     """
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, policies: tuple[str, ...] = ("success-file",),
+                 registrar: HiveRegistrar | None = None):
         self._root = root
         self._fs = filesystem(root)
+        self._policies = policies
+        self._registrar = registrar
 
     def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
-        partitions: dict[str, int] = {}
+        partitions: dict[str, Committable] = {}
+        tables: dict[str, Committable] = {}
         synced: set[str] = set()
         for c in committables:
             kind = c.get("kind")
@@ -44,20 +57,35 @@ class FilesCommitter(Committer):
                 synced.add(os.path.dirname(c["final"]))
             elif kind == "partition":
                 self._check_below_root(c["dir"])
-                partitions[c["dir"]] = max(int(c["end_ms"]), partitions.get(c["dir"], 0))
+                known = partitions.get(c["dir"])
+                if known is None or int(c["end_ms"]) > int(known["end_ms"]):
+                    partitions[c["dir"]] = c
+            elif kind == "table":
+                self._check_below_root(c["dir"])
+                tables[c["table"]] = c  # the last one of a table has its newest columns
             else:
                 log.error("files sink: dropping a committable of unknown kind: %r", c)
         for directory in synced:
             # the renames survive a power loss before we report success
             self._fs.sync_dir(directory)
+        if self._registrar is not None:
+            for c in tables.values():
+                self._registrar.register_table(c)
         not_yet: list[Committable] = []
+        done: list[Committable] = []
         watermark = context.watermark_ms
-        for directory, end_ms in partitions.items():
-            if watermark is not None and watermark >= end_ms:
-                self._write_success(directory)
+        for c in partitions.values():
+            if watermark is not None and watermark >= int(c["end_ms"]):
+                done.append(c)
             else:
-                not_yet.append({"kind": "partition", "dir": directory, "end_ms": end_ms})
+                not_yet.append(c)
+        if done:
+            self._commit_partitions(done, context.checkpoint_id)
         return not_yet
+
+    def close(self) -> None:
+        if self._registrar is not None:
+            self._registrar.close()
 
     def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
         """Commit the restored committables, then delete this pipeline's hidden part files
@@ -88,6 +116,25 @@ class FilesCommitter(Committer):
             raise _os_error(f"committing {pending} as {final}", exc) from exc
         log.error("files sink: neither pending file %s nor committed file %s exists; its rows "
                   "are lost (deleted outside the hub?)", pending, final)
+
+    def _commit_partitions(self, done: list[Committable], checkpoint_id: int) -> None:
+        """Commit complete partitions by each policy in turn (the metastore gets one call per
+        table for all of them)."""
+        for policy in self._policies:
+            if policy == "success-file":
+                for c in done:
+                    self._write_success(c["dir"])
+                    crash_point("files-success-written", checkpoint_id)
+            elif policy == "metastore" and self._registrar is not None:
+                by_table: dict[str, list[tuple[str, str]]] = {}
+                for c in done:
+                    if "table" not in c:  # prepared by a version that did not name the table
+                        log.warning("files sink: partition %s is not added to the metastore: "
+                                    "its checkpoint does not name its table", c["dir"])
+                        continue
+                    by_table.setdefault(c["table"], []).append((c["dir"], c["part"]))
+                for table_id, parts in by_table.items():
+                    self._registrar.add_partitions(table_id, parts)
 
     def _write_success(self, directory: str) -> None:
         try:

@@ -11,6 +11,7 @@ from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.files.bucket import visible_part_pattern
 from sinks.files.committer import FilesCommitter
 from sinks.files.config import FilesSinkConfig
+from sinks.files.registrar import HiveRegistrar
 from sinks.files.writer import FilesSinkWriter
 
 
@@ -28,7 +29,8 @@ class FilesSink(Sink):
         self.config = config
 
     def check(self) -> None:
-        """Create ``path`` if needed and prove a file can be created in it."""
+        """Create ``path`` if needed and prove a file can be created in it; with the
+        ``metastore`` commit policy, that the metastore answers."""
         root = self.config.root
         try:
             fs = filesystem(root)
@@ -39,6 +41,12 @@ class FilesSink(Sink):
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise HubError(f"files sink: path {root!r} is not writable: {reason}") from None
+        if "metastore" in self.config.commit_policies:
+            registrar = HiveRegistrar(self.config)
+            try:
+                registrar.check()
+            finally:
+                registrar.close()
 
     def existing_output(self, pipeline: str) -> list[str]:
         """The folders holding committed part files of ``pipeline``, with their count."""
@@ -59,4 +67,6 @@ class FilesSink(Sink):
         return FilesSinkWriter(self.config, context)
 
     def create_committer(self) -> Committer:
-        return FilesCommitter(self.config.root)
+        policies = self.config.commit_policies
+        registrar = HiveRegistrar(self.config) if "metastore" in policies else None
+        return FilesCommitter(self.config.root, policies, registrar)

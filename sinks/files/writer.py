@@ -2,6 +2,7 @@
 partition directory."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
+from formats.avro import envelope_record
 from formats.base import annotated_arrow_schema
 from formats.message import MessageFormat
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
@@ -17,8 +19,10 @@ from runtime.errors import BadRecordError, TerminalError
 from runtime.fs import encode_segment, filesystem, os_error, path_under
 from runtime.schema import SchemaChange, TableSchema, split_table_id
 from runtime.sink import Committable, SinkWriter, WriterContext
+from runtime.versioned import VersionClock
 from sinks.files.bucket import Bucket, PartNamer
 from sinks.files.config import FilesSinkConfig
+from sinks.files.hive import avro_hive_columns, hive_columns
 from sinks.files.partition import UNPARTITIONED, Partition, Partitioner
 
 log = logging.getLogger(__name__)
@@ -45,8 +49,10 @@ class FilesSinkWriter(SinkWriter):
       at its first write after it has been open ``rolling-interval``, when its table's schema
       changes, and always at :meth:`prepare_commit` (bulk formats can't be resumed);
     * :meth:`prepare_commit` returns every pending file of the checkpoint as
-      ``{"kind": "file", "pending": ..., "final": ...}`` and, with ``success-file``, every
-      partition that received rows as ``{"kind": "partition", "dir": ..., "end_ms": ...}``;
+      ``{"kind": "file", "pending": ..., "final": ...}``; with a partition-commit policy,
+      every partition that received rows as ``{"kind": "partition", "dir", "end_ms",
+      "table", "part"}``; with the ``metastore`` policy, every table that received rows as
+      ``{"kind": "table", "table", "dir", "columns"}`` (Hive columns of its part files);
     * :meth:`close` deletes what was not prepared.  No state beyond committables: in-progress
       files are never resumed, so a restore starts with fresh files.
 
@@ -58,6 +64,7 @@ class FilesSinkWriter(SinkWriter):
     def __init__(self, config: FilesSinkConfig, context: WriterContext, *,
                  clock: Callable[[], float] = time.monotonic):
         self._root = config.root
+        self._layout = config.layout
         self._fs = filesystem(self._root)
         self._format = config.file_format
         self._messages = isinstance(self._format, MessageFormat)
@@ -74,14 +81,23 @@ class FilesSinkWriter(SinkWriter):
                                         config.partition_time_zone)
         self._rolling_size = config.rolling_file_size
         self._rolling_interval = config.rolling_interval
-        self._success_file = config.success_file and config.partition_format is not None
+        # partitions are committed (by _SUCCESS and/or in the metastore) once complete
+        self._commit_partitions = bool(config.commit_policies) and bool(config.partition_format)
+        self._metastore = "metastore" in config.commit_policies
+        self._hive_columns: dict[str, list[tuple[str, str]]] = {}  # table id -> Hive columns
+        # table id -> (schema, table parameters) of message formats (avro: the Avro schema)
+        self._hive_messages: dict[str, tuple[TableSchema, dict[str, str]]] = {}
+        self._tables_touched: dict[str, str] = {}  # table id -> its folder, since the last prepare
         self._clock = clock
+        self._versions = VersionClock()  # seq of events whose source gives no order
+        self._seq_column = config.seq_column
         self._buckets: dict[tuple[str, str], Bucket] = {}  # (table id, directory) -> bucket
         self._table_dirs: dict[str, str] = {}
         self._partition_dirs: dict[tuple[str, str], str] = {}  # checked to be below their table
         self._schemas: dict[str, tuple[TableSchema, pa.Schema]] = {}  # table id -> file schema
         self._pending: list[Committable] = []  # files closed since the last prepare_commit
-        self._touched: dict[str, int] = {}  # partition directory -> end_ms, since the last prepare
+        # partition directory -> (end_ms, table id, partition folder), since the last prepare
+        self._touched: dict[str, tuple[int, str, str]] = {}
         # table id -> file bytes per in-memory byte of its last finished part (size estimates;
         # until a part of the table is finished, Bucket.size_estimate learns from the part)
         self._ratios: dict[str, float] = {}
@@ -111,9 +127,14 @@ class FilesSinkWriter(SinkWriter):
                            exc) from exc
         self._buckets.clear()
         committables = self._pending
-        committables += [{"kind": "partition", "dir": d, "end_ms": end}
-                         for d, end in self._touched.items()]
-        self._pending, self._touched = [], {}
+        committables += [{"kind": "table", "table": t, "dir": d,
+                          "columns": [list(c) for c in self._hive_columns[t]],
+                          "parameters": self._hive_messages[t][1] if t in self._hive_messages
+                          else {}}
+                         for t, d in self._tables_touched.items()]
+        committables += [{"kind": "partition", "dir": d, "end_ms": end, "table": t, "part": p}
+                         for d, (end, t, p) in self._touched.items()]
+        self._pending, self._touched, self._tables_touched = [], {}, {}
         return committables
 
     def close(self) -> None:
@@ -136,7 +157,11 @@ class FilesSinkWriter(SinkWriter):
         parts: list[tuple[Partition, pa.Table]] | list[tuple[Partition, ChangeBatch]]
         if self._messages:
             parts = self._message_parts(batch)
+            if self._metastore:
+                self._message_columns(batch.schema)
         else:
+            if self._seq_column:
+                batch = self._versions.stamp(batch)
             parts = self._partitioner.split(self._annotated(batch), table_id)
         now = self._clock()
         table_dir = self._table_dir(table_id)
@@ -155,26 +180,55 @@ class FilesSinkWriter(SinkWriter):
             elif bucket.started is not None and now - bucket.started >= self._rolling_interval:
                 self._roll(bucket)
             self._buffered += bucket.append(rows, now)
-            if self._success_file and partition.end_ms is not None:
-                self._touched[directory] = max(partition.end_ms, self._touched.get(directory, 0))
+            if self._commit_partitions and partition.end_ms is not None:
+                known = self._touched.get(directory)
+                if known is None or partition.end_ms > known[0]:
+                    self._touched[directory] = (partition.end_ms, table_id, partition.dir)
             if bucket.buffered_bytes >= FLUSH_BYTES:
                 self._flush(bucket)
             if bucket.size_estimate(self._ratios.get(table_id)) >= self._rolling_size:
                 self._roll(bucket)
+        if self._metastore:
+            self._tables_touched[table_id] = table_dir
         self._bound_memory()
 
     def _annotated(self, batch: ChangeBatch) -> pa.Table:
-        """The batch's changelog table with each column's logical type in its field metadata,
-        so readers of the files (Parquet keeps it) get TIMESTAMP(3) or JSON back exactly."""
+        """The batch's changelog table (rows, ``op``, ``ts_ms`` and, unless ``seq-column`` is
+        empty, ``seq``: the events' versions, increasing per key in source order, so ``batch``
+        has versions) with each column's logical type in its field metadata, so readers of the
+        files (Parquet keeps it) get TIMESTAMP(3) or JSON back exactly."""
         schema = batch.schema
         known = self._schemas.get(schema.table)
         if known is None or (known[0] is not schema and known[0] != schema):
             arrow = annotated_arrow_schema(schema)
-            arrow = pa.schema(list(arrow) + [pa.field(OP_COLUMN, pa.string()),
-                                             pa.field(TS_COLUMN, pa.int64())])
+            meta = [pa.field(OP_COLUMN, pa.string()), pa.field(TS_COLUMN, pa.int64())]
+            if self._seq_column:
+                meta.append(pa.field(self._seq_column, pa.int64(), nullable=False))
+            clash = [f.name for f in meta if f.name in schema.names]
+            if clash:  # the file would hold two columns of that name
+                remedy = ("set seq-column to another name" if clash[0] == self._seq_column
+                          else "write it with a message format such as debezium-json")
+                raise TerminalError(f"files sink: table {schema.table} has a column named "
+                                    f"{clash[0]!r}, which changelog files use for change "
+                                    f"metadata; {remedy}")
+            arrow = pa.schema(list(arrow) + meta)
             known = self._schemas[schema.table] = (schema, arrow)
-        table = batch.changelog_table()
-        return pa.Table.from_arrays(table.columns, schema=known[1])
+            if self._metastore:
+                self._hive_columns[schema.table] = hive_columns(arrow, schema.table)
+        columns = batch.changelog_table().columns
+        if self._seq_column:
+            columns.append(pa.array(np.asarray(batch.versions, dtype=np.int64)))
+        return pa.Table.from_arrays(columns, schema=known[1])
+
+    def _message_columns(self, schema: TableSchema) -> None:
+        """Hive columns and the ``avro.schema.literal`` of the avro format's envelopes of
+        ``schema`` (the only message format the metastore policy takes)."""
+        known = self._hive_messages.get(schema.table)
+        if known is not None and (known[0] is schema or known[0] == schema):
+            return
+        record = envelope_record(schema)
+        self._hive_columns[schema.table] = avro_hive_columns(record, schema.table)
+        self._hive_messages[schema.table] = (schema, {"avro.schema.literal": json.dumps(record)})
 
     def _message_parts(self, batch: ChangeBatch) -> list[tuple[Partition, ChangeBatch]]:
         """The batch split by partition (message formats: the bucket keeps change batches)."""
@@ -221,14 +275,14 @@ class FilesSinkWriter(SinkWriter):
                 break
 
     def _table_dir(self, table_id: str) -> str:
-        """``{root}/{db}/{table}``, each name one path segment (:func:`encode_segment`: table
-        names are data, and must not lead the files out of ``root``)."""
+        """``{root}/{db}/{table}`` (or the ``layout``'s folders), each name one path segment
+        (:func:`encode_segment`: table names are data, and must not lead the files out of
+        ``root``)."""
         known = self._table_dirs.get(table_id)
         if known is None:
             try:
                 db, name = split_table_id(table_id)
-                segments = [encode_segment(db), encode_segment(name)] if db else [
-                    encode_segment(name)]
+                segments = _table_segments(self._layout, db, name)
             except ValueError as exc:  # a malformed id or an empty name
                 raise TerminalError(f"files sink: table {table_id!r} has no folder: {exc}") \
                     from None
@@ -263,6 +317,15 @@ class FilesSinkWriter(SinkWriter):
             raise TerminalError(f"files sink: table {table_id!r} would be written outside "
                                 f"{self._root} (at {os.path.join(self._root, *parts)}); "
                                 f"refused") from None
+
+
+def _table_segments(layout: str, db: str, name: str) -> list[str]:
+    """The folder names of table ``db.name`` below the root in ``layout`` (see the config)."""
+    if layout == "key-value":
+        return [f"db={encode_segment(db or 'default')}", f"table={encode_segment(name)}"]
+    if layout == "warehouse":
+        return [f"{encode_segment(db or 'default')}.db", encode_segment(name)]
+    return [encode_segment(db), encode_segment(name)] if db else [encode_segment(name)]
 
 
 def _same_schema(a: pa.Schema | TableSchema, b: pa.Schema | TableSchema) -> bool:

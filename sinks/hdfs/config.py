@@ -18,8 +18,8 @@ class HdfsSinkConfig(FilesSinkConfig):
 
     path: str = Field(
         description="Root folder on HDFS, e.g. hdfs://namenode:9870/lake; files go to "
-                    "{path}/{db}/{table}/{partition}/ ({db} and {table} each one folder name, "
-                    "encoded as for type = \"files\").")
+                    "{path}/{db}/{table}/{partition}/ (see layout; {db} and {table} each one "
+                    "folder name, encoded as for type = \"files\").")
 
     @field_validator("path")
     @classmethod

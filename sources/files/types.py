@@ -7,7 +7,7 @@ import os
 import pyarrow as pa
 
 from formats.base import FileFormat, annotated_arrow_schema, logical_type
-from runtime.batch import OP_COLUMN, TS_COLUMN
+from runtime.batch import OP_COLUMN, SEQ_COLUMN, TS_COLUMN
 from runtime.errors import ConfigError, HubError
 from runtime.fs import filesystem
 from runtime.schema import Column, TableSchema
@@ -29,7 +29,8 @@ def declared_schema(config: FilesSourceConfig, table: str) -> TableSchema | None
 def inferred_schema(config: FilesSourceConfig, fmt: FileFormat, table: str,
                     path: str) -> TableSchema:
     """The schema of the file at ``path``.  Changelog files (columns ``op`` and ``ts_ms``, as
-    the files sink writes) give those two to the events, not to the table."""
+    the files sink writes) give those two and the source order ``seq`` to the events, not to
+    the table."""
     try:
         local, temporary = filesystem(path).local_copy(path)  # formats read local files
         try:
@@ -41,7 +42,7 @@ def inferred_schema(config: FilesSourceConfig, fmt: FileFormat, table: str,
         raise HubError(f"files source: can't infer the columns of {path}: {exc}") from None
     changelog = OP_COLUMN in arrow.names and TS_COLUMN in arrow.names
     cols = tuple(Column(f.name, logical_type(f)) for f in arrow
-                 if not (changelog and f.name in (OP_COLUMN, TS_COLUMN)))
+                 if not (changelog and f.name in (OP_COLUMN, TS_COLUMN, SEQ_COLUMN)))
     missing = [k for k in config.primary_key if k not in {c.name for c in cols}]
     if missing:
         raise ConfigError(f"{missing[0]!r} is not a column of {path} "

@@ -24,7 +24,11 @@ def hidden_files(lake: str) -> list[str]:
 
 def lake_rows(lake: str, drop: tuple[str, ...] = ()) -> Counter:
     """Multiset of (db, table, *row) over all visible parquet files; ``drop`` leaves columns
-    out (e.g. ``ts_ms`` of snapshot reads, which carry the time they were read)."""
+    out (e.g. ``ts_ms`` of snapshot reads, which carry the time they were read).  The
+    source-order column ``seq`` is always left out: where the source gives no order it is
+    stamped at the writer, so a replayed change may carry another one, and a duplicate must
+    still count twice here."""
+    drop = (*drop, "seq")
     rows: Counter = Counter()
     for fs, root, f in _files(lake):
         if f.name.startswith(".") or not f.name.endswith(".parquet"):

@@ -62,3 +62,13 @@ def schema_registry_url():
         yield server.start()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def hive_metastore():
+    """A real Hive Metastore (tests/servers/hive_metastore.py: a throwaway standalone one on a
+    free port, or the one of HUB_TEST_HIVE_METASTORE); skipped without the Thrift bindings."""
+    pytest.importorskip("hive_metastore", reason="needs the metastore extra (pyiceberg[hive])")
+    from tests.servers import hive_metastore
+
+    yield hive_metastore.shared()

@@ -1,7 +1,7 @@
 """Java servers from Maven Central for the tests (Apache Kafka, and whatever else a suite
 needs): each has a small pom in ``tests/servers/maven/<name>/pom.xml``; the jars of its
 dependencies are copied once, by ``mvn dependency:copy-dependencies``, into a cache folder that
-survives between runs (``HUB_TEST_MAVEN_CACHE``, default ``~/.cache/cdc-hub/maven``), one
+survives between runs (``HUB_MAVEN_CACHE``, default ``~/.cache/cdc-hub/maven``), one
 folder per pom content, so editing a pom resolves anew.  A first run downloads (Maven's own
 repository, ``~/.m2``, is reused); later runs start at once.
 """
@@ -18,7 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def cache_root() -> str:
-    return os.environ.get("HUB_TEST_MAVEN_CACHE") or os.path.join(
+    return os.environ.get("HUB_MAVEN_CACHE") or os.path.join(
         os.path.expanduser("~"), ".cache", "cdc-hub", "maven")
 
 

@@ -5,6 +5,8 @@ import logging
 import os
 from pathlib import Path
 
+import pyarrow as pa
+
 import pytest
 
 from sink_helpers import EXT, commit_context, files_sink, listing, orders, read_part, writer_context
@@ -34,8 +36,11 @@ def test_commit_makes_files_visible_with_all_rows(root: Path) -> None:
     visible, hidden = listing(root)
     assert (visible, hidden) == ([f"shop/orders/part-p1-a1-0-0.{EXT}"], [])
     table = read_part(root / visible[0])
-    assert table.column_names == ["id", "customer", "amount", "qty", "op", "ts_ms"]
+    assert table.column_names == ["id", "customer", "amount", "qty", "op", "ts_ms", "seq"]
     assert table.column("id").to_pylist() == list(range(60))
+    # seq: the source order (here stamped by the writer: the batches carry none)
+    seq = table.column("seq").to_numpy()
+    assert table.schema.field("seq").type == pa.int64() and (seq[1:] > seq[:-1]).all()
     assert table.column("op").to_pylist() == ["c"] * 50 + ["d"] * 10
     assert table.column("ts_ms").to_pylist() == [7] * 50 + [8] * 10
 

@@ -40,7 +40,8 @@ def test_rows_go_to_event_time_partitions_and_success_waits_for_the_watermark(ro
     again = not_yet + writer.prepare_commit(2)
     not_yet = committer.commit(again, commit_context(watermark_ms=T0 + HOUR))
     assert not_yet == [{"kind": "partition", "end_ms": T0 + 2 * HOUR,
-                        "dir": str(root / "shop/orders/dt=2024-03-01/hr=11")}]  # deduplicated
+                        "dir": str(root / "shop/orders/dt=2024-03-01/hr=11"),
+                        "table": "shop.orders", "part": "dt=2024-03-01/hr=11"}]  # deduplicated
     assert "shop/orders/dt=2024-03-01/hr=10/_SUCCESS" in listing(root)[0]
     assert "shop/orders/dt=2024-03-01/hr=11/_SUCCESS" not in listing(root)[0]
 
