@@ -184,7 +184,7 @@ class IcebergCommitter(LakeCommitter):
                     maintain_table(table, self.config, app, context)
 
     def existing_output(self, context: CommitContext) -> list[str]:
-        from pyiceberg.exceptions import NoSuchTableError
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
         app = self.app_id(context)
         out = []
@@ -193,7 +193,11 @@ class IcebergCommitter(LakeCommitter):
             return []  # no catalog yet: nothing written (and none created just to look)
         with translate("catalog"):
             for ns in self._namespaces():
-                for ident in self.catalog.list_tables(ns):
+                try:
+                    idents = self.catalog.list_tables(ns)
+                except NoSuchNamespaceError:
+                    continue
+                for ident in idents:
                     try:
                         table = self.catalog.load_table(ident)
                     except NoSuchTableError:
