@@ -135,8 +135,9 @@ def run_stream(server, work: str, warehouse: str, total: int, start) -> tuple[fl
     path = write_pipeline(work, "stream", server, warehouse, "specific-offset", extra)
     cat = SqlCatalog("hub", uri=f"sqlite:///{warehouse}/catalog.db", warehouse=f"file://{warehouse}")
     t0 = time.monotonic()
+    log = open(f"{work}/stream.log", "w")  # the commits' log lines: where the time goes
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
-                            stderr=subprocess.DEVNULL)
+                            stderr=log, env={**os.environ, "HUB_LOG": "info"})
     while True:
         time.sleep(0.5)
         snap = cat.load_table(("bench", "orders")).current_snapshot()
@@ -148,7 +149,16 @@ def run_stream(server, work: str, warehouse: str, total: int, start) -> tuple[fl
     secs = time.monotonic() - t0
     proc.send_signal(signal.SIGTERM)
     _, _, usage = os.wait4(proc.pid, 0)
+    log.close()
     return secs, usage.ru_maxrss / 1024
+
+
+def commit_seconds(log: str) -> tuple[int, float]:
+    """Checkpoints committed and the seconds spent in the table commits (the log lines)."""
+    import re
+
+    times = [float(m) for m in re.findall(r"checkpoint \d+: .* in ([\d.]+)s", open(log).read())]
+    return len(times), sum(times)
 
 
 def main() -> None:
@@ -182,6 +192,9 @@ def main() -> None:
               f"deletes) against {args.rows:,} rows, checkpoints every 10 s")
         print(f"{args.changes / secs:,.0f} changes/s ({secs:.1f} s until the Iceberg table held "
               f"the source's {total:,} rows), peak RSS {rss:.0f} MB")
+        n, spent = commit_seconds(f"{work}/stream.log")
+        print(f"the sink's share: {n} commit(s) taking {spent:.1f} s in all "
+              f"({args.changes / spent:,.0f} changes/s of commit time)")
     finally:
         if owned is not None:
             owned.stop()
