@@ -8,7 +8,10 @@
 2. change stream: against the table now holding ``--rows`` rows, ``--changes`` binlog
    changes (70% inserts, 20% updates, 10% deletes) read from a binlog position by ``hub run``
    with checkpoints every 10 s: changes/s until the Iceberg table holds the source's state,
-   and peak RSS.
+   peak RSS, and the seconds spent in table commits;
+3. merge cost against table size (``--scaling``): one commit of 100,000 changes into tables
+   of 1M and 4M rows, changes spread over all keys (copy-on-write rewrites every file) or in
+   the newest keys (only their files are rewritten).
 
 Uses a throwaway MariaDB (Debian package) unless HUB_TEST_MYSQL names a server.  Table:
 orders-like (BIGINT id, INT, DECIMAL(12,2), VARCHAR(16), VARCHAR(200), DATETIME(6), JSON).
@@ -161,15 +164,71 @@ def commit_seconds(log: str) -> tuple[int, float]:
     return len(times), sum(times)
 
 
+def merge_scaling(size: int, spread: bool) -> float:
+    """Seconds of one table commit of 100,000 changes (70% inserts, 20% updates, 10% deletes)
+    into a table of ``size`` rows, the committer called directly: updates and deletes spread
+    over all keys (every data file is rewritten: copy-on-write) or within the newest 200,000
+    keys (only the files holding them are)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from runtime.schema import Column, TableSchema
+    from runtime.sink import CommitContext
+    from runtime.types import T
+    from sinks.iceberg.committer import IcebergCommitter
+    from sinks.iceberg.config import IcebergSinkConfig
+    from sinks.lake.changes import TableChanges
+
+    schema = TableSchema("bench.orders", (
+        Column("id", T("BIGINT"), False), Column("customer_id", T("INT")),
+        Column("note", T("VARCHAR(200)")), Column("updated_at", T("TIMESTAMP(6)"))), ("id",))
+
+    def changes(cp: int, ids, ops) -> TableChanges:
+        rows = pa.table({"id": pa.array(ids, pa.int64()),
+                         "customer_id": pa.array(ids % 100_000, pa.int32()),
+                         "note": pa.array(np.char.add("note for order ", (ids % 1000).astype(str))),
+                         "updated_at": pa.array(ids * 1000, pa.timestamp("us"))})
+        return TableChanges(table=schema.table, schema=schema, checkpoint_id=cp, rows=rows,
+                            ops=pa.array(ops), ts_ms=pa.array(np.zeros(len(ids), np.int64)),
+                            seq=pa.array(np.arange(len(ids))), collapsed=True)
+
+    committer = IcebergCommitter(IcebergSinkConfig.model_validate(
+        {"warehouse": tempfile.mkdtemp(prefix="hub-iceberg-scaling-")}))
+    step = 500_000
+    for k in range(size // step):
+        ids = np.arange(k * step, (k + 1) * step)
+        committer.commit_table(changes(k + 1, ids, ["r"] * step),
+                               CommitContext("scaling", k + 1, None, "", "bench"))
+    rng = np.random.default_rng(1)
+    pool = np.arange(size) if spread else np.arange(size - 200_000, size)
+    upd = rng.choice(pool, 20_000, replace=False)
+    dele = rng.choice(np.setdiff1d(pool, upd), 10_000, replace=False)
+    ins = np.arange(size, size + 70_000)
+    last = changes(10_000, np.concatenate([ins, upd, dele]),
+                   ["c"] * len(ins) + ["u"] * len(upd) + ["d"] * len(dele))
+    t0 = time.monotonic()
+    committer.commit_table(last, CommitContext("scaling", 10_000, None, "", "bench"))
+    return time.monotonic() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--changes", type=int, default=1_000_000)
+    ap.add_argument("--scaling", default="1000000,4000000",
+                    help="table sizes of the merge-cost measurement ('' skips it)")
     ap.add_argument("--bare", nargs=2, metavar=("SERVER", "WAREHOUSE"))
     args = ap.parse_args()
     if args.bare:
         bare(args.bare[0], args.bare[1], args.rows)
         return
+    if args.scaling:
+        print("merge cost: one commit of 100,000 changes (70% inserts, 20% updates, 10% deletes)")
+        print(f"{'table rows':>12} {'spread over all keys s':>24} {'newest 200k keys s':>20}")
+        for size in (int(x) for x in args.scaling.split(",")):
+            print(f"{size:>12,} {merge_scaling(size, True):>24.2f} "
+                  f"{merge_scaling(size, False):>20.2f}")
+        print()
     server = mariadb.from_env()
     owned = None
     if server is None:
