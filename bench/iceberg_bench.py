@@ -120,8 +120,9 @@ def changes(server, rows: int, n: int) -> tuple[int, int]:
             cur.execute(f"INSERT INTO bench.orders SELECT id + {i0}, customer_id, amount, status, "
                         f"note, updated_at, attrs FROM bench.orders WHERE id < 7000")
             # spread over the whole table: every key range sees changes
-            cur.execute(f"UPDATE bench.orders SET amount = amount + 1 WHERE id % {max(rows // 2_000, 1)} "
-                        f"= {k % max(rows // 2_000, 1)} LIMIT 2000")
+            m = max(rows // 2_000, 1)
+            cur.execute(f"UPDATE bench.orders SET amount = amount + 1 WHERE id % {m} = {k % m} "
+                        "LIMIT 2000")
             cur.execute(f"DELETE FROM bench.orders WHERE id % {max(rows // 1_000, 1)} = "
                         f"{(k * 7 + 3) % max(rows // 1_000, 1)} AND id < {rows} LIMIT 1000")
         cur.execute("SELECT COUNT(*) FROM bench.orders")
@@ -136,7 +137,8 @@ def run_stream(server, work: str, warehouse: str, total: int, start) -> tuple[fl
     extra = (f'startup-specific-offset-file = "{start.file}"\n'
              f"startup-specific-offset-pos = {start.pos}")
     path = write_pipeline(work, "stream", server, warehouse, "specific-offset", extra)
-    cat = SqlCatalog("hub", uri=f"sqlite:///{warehouse}/catalog.db", warehouse=f"file://{warehouse}")
+    cat = SqlCatalog("hub", uri=f"sqlite:///{warehouse}/catalog.db",
+                     warehouse=f"file://{warehouse}")
     t0 = time.monotonic()
     log = open(f"{work}/stream.log", "w")  # the commits' log lines: where the time goes
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],

@@ -79,7 +79,8 @@ def expire(table: Any, retention_s: float, checkpoint_id: int) -> int:
     cutoff_ms = int((time.time() - retention_s) * 1000)
     current = table.current_snapshot()
     old = [s for s in table.metadata.snapshots
-           if s.timestamp_ms < cutoff_ms and (current is None or s.snapshot_id != current.snapshot_id)]
+           if s.timestamp_ms < cutoff_ms
+           and (current is None or s.snapshot_id != current.snapshot_id)]
     if not old:
         return 0
     old_ids = {s.snapshot_id for s in old}

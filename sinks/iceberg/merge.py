@@ -134,7 +134,8 @@ def key_mask(table: pa.Table, keys: pa.Table) -> pa.Array:
     return pa.array(mask)
 
 
-def rewrite_all(files: list[DataFile], metadata: TableMetadata, io, target_size: int) -> list[DataFile]:
+def rewrite_all(files: list[DataFile], metadata: TableMetadata, io,
+                target_size: int) -> list[DataFile]:
     """``files`` read and written again whole, as files of about ``target_size`` (compaction)."""
     return rewrite(files, metadata, io, None, target_size).added
 

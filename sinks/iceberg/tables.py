@@ -63,7 +63,8 @@ def partition_spec(fields: list[PartitionField], schema: Schema, table: str) -> 
     return PartitionSpec(*out)
 
 
-def desired_columns(schema: TableSchema, rows: pa.Table, changelog: bool) -> list[tuple[str, DataType]]:
+def desired_columns(schema: TableSchema, rows: pa.Table,
+                    changelog: bool) -> list[tuple[str, DataType]]:
     """Name and logical type of every column a commit writes: the schema's, then columns of
     the rows the schema no longer has (dropped within the checkpoint), then the changelog's."""
     out = [(c.name, c.type) for c in schema.columns]

@@ -103,10 +103,12 @@ class Workload(threading.Thread):
                         cur.execute("INSERT INTO t VALUES (%s, %s, %s)", (next_id, r, f"w{r}"))
                     cur.execute("UPDATE t SET v = v + 1 WHERE id %% 50 = %s", (r % 50,))
                     cur.execute("DELETE FROM t WHERE id %% 97 = %s LIMIT 3", (r % 97,))
-                    cur.execute("UPDATE IGNORE t SET id = id + 100000 WHERE id = %s", (r,))  # key change
+                    # a key change
+                    cur.execute("UPDATE IGNORE t SET id = id + 100000 WHERE id = %s", (r,))
                     cur.execute("INSERT INTO u VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE "
                                 "v = v + 1", (r % 50, f"k{r % 3}", r, Decimal("1.50")))
-                    cur.execute("UPDATE IGNORE u SET b = CONCAT(b, 'x') WHERE a = %s AND LENGTH(b) < 6",
+                    cur.execute("UPDATE IGNORE u SET b = CONCAT(b, 'x') "
+                                "WHERE a = %s AND LENGTH(b) < 6",
                                 (r % 50,))
                     cur.execute("DELETE FROM u WHERE a = %s AND v %% 2 = 0", ((r + 7) % 50,))
                     conn.commit()
