@@ -8,7 +8,6 @@ import random
 from collections import Counter
 from decimal import Decimal
 
-import pyarrow as pa
 import pytest
 
 from runtime.errors import TerminalError
