@@ -3,8 +3,9 @@
     python bench/hdfs_bench.py [--rows 1000000] [--webhdfs http://127.0.0.1:9870]
                                [--checkpoints-on-hdfs] [--rounds 3]
 
-Without ``--webhdfs`` (or ``HUB_TEST_WEBHDFS``) it starts our WebHDFS test server
-(tests/servers/webhdfs.py) in a process of its own.
+Without ``--webhdfs`` (or ``HUB_TEST_WEBHDFS``) it starts a real HDFS, Apache Hadoop's
+NameNode and DataNode (tests/servers/hdfs.py, jars from Maven Central), on free ports; with
+``--stand-in``, our WebHDFS test server (tests/servers/webhdfs.py) instead.
 
 What is compared.  ``hub run`` of a datagen ``orders`` pipeline (7 typed columns) into
 ``type = "hdfs"`` Parquet, exactly once with a checkpoint every second, timed by its own
@@ -112,7 +113,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--webhdfs", default=os.environ.get("HUB_TEST_WEBHDFS"),
-                    help="namenode HTTP URL; default: start the WebHDFS test server")
+                    help="namenode HTTP URL; default: start a NameNode and a DataNode")
+    ap.add_argument("--stand-in", action="store_true",
+                    help="start our WebHDFS test server instead of a real HDFS")
     ap.add_argument("--checkpoints-on-hdfs", action="store_true",
                     help="keep the pipeline's checkpoints on HDFS too")
     ap.add_argument("--rounds", type=int, default=3, help="measurements of each, alternating")
@@ -121,10 +124,15 @@ def main() -> None:
     server = None
     if args.webhdfs:
         http = args.webhdfs.rstrip("/")
-    else:
+    elif args.stand_in:
         from tests.servers.webhdfs import ThrowawayWebHdfs
 
         server = ThrowawayWebHdfs()
+        http = server.start().http_url
+    else:
+        from tests.servers.hdfs import ThrowawayHdfs
+
+        server = ThrowawayHdfs()
         http = server.start().http_url
     root = f"/bench-{os.getpid()}"
     base = "hdfs://" + http.split("://", 1)[1] + root
@@ -183,7 +191,8 @@ def main() -> None:
         rows = args.rows
         print(f"{args.rows:,} rows, best of {args.rounds} rounds, {parts} part files, "
               f"{size / 1e6:.1f} MB of Parquet, WebHDFS at {http}"
-              f"{' (our test server)' if server else ''}, checkpoints "
+              f"{' (our test server)' if args.stand_in else ' (Hadoop 3.4.1)' if server else ''}"
+              f", checkpoints "
               f"{'on HDFS' if args.checkpoints_on_hdfs else 'local'}")
         print(f"{'run':<34} {'rows/s':>12} {'seconds':>8} {'hdfs sink at':>13} {'(median)':>9}")
         hub_best, hub_median = min(secs["hub hdfs sink"]), statistics.median(secs["hub hdfs sink"])

@@ -228,6 +228,9 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
                     raise
                 error = exc
         failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
+        # the next failure counts from here: one that comes before any new run (the storage
+        # unreachable while restoring) is one more in a row, with a longer wait
+        completed_before = metrics.checkpoints_completed
         if failures > policy.attempts:
             raise HubError(f"{error} (gave up after {policy.attempts} restarts)") from error
         delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))
@@ -237,7 +240,12 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
         if control.stop.wait(delay):
             latest = storage.latest()
             return JobResult("stopped", latest.checkpoint_id if latest else None)
-        restore = storage.latest()
+        try:
+            restore = storage.latest()
+        except HubError as exc:  # its storage unreachable too (an HDFS DataNode down)
+            if not exc.transient:
+                raise
+            error = exc
 
 
 def _refuse_existing_output(spec: PipelineSpec, sink: Sink, fresh: bool) -> None:

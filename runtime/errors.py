@@ -58,3 +58,8 @@ class BadRecordError(TerminalError):
 
 class CheckpointError(HubError):
     """Checkpoint storage is unreadable or unwritable."""
+
+
+class CheckpointUnreachableError(CheckpointError, TransientError):
+    """Checkpoint storage can't be reached right now (a lost connection, an HDFS DataNode
+    down): worth retrying, unlike a checkpoint that is missing or damaged."""

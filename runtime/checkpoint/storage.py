@@ -20,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from runtime.errors import CheckpointError
+from runtime.errors import CheckpointError, CheckpointUnreachableError
 from runtime.fs import filesystem, normpath, url_from_abspath
 from runtime.fs.local import LOCAL
 
@@ -64,6 +64,9 @@ def load_checkpoint(path: str) -> CompletedCheckpoint:
         data = json.loads(filesystem(meta).read_bytes(meta))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no checkpoint there (missing {METADATA})") from None
+    except (ConnectionError, TimeoutError) as exc:
+        raise CheckpointUnreachableError(f"{meta}: can't read the checkpoint now: {exc}") \
+            from None
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{meta}: unreadable checkpoint: {exc}") from None
     if not isinstance(data, dict) or "checkpoint_id" not in data:

@@ -56,9 +56,31 @@ def _import_hdfs() -> Any:
     return hdfs
 
 
+def _unreachable(exc: Exception, namenode: str) -> str:
+    """Which server could not be reached and why, in a few words: ``the HDFS DataNode at
+    127.0.0.1:9864 can't be reached (connection refused)``.  A request to anything but the
+    namenode's address went where the namenode redirected it: a DataNode."""
+    request = getattr(exc, "request", None)
+    where = urlsplit(request.url).netloc if request is not None and request.url else ""
+    role = "NameNode" if not where or where == urlsplit(namenode).netloc else "DataNode"
+    text = str(exc)
+    for needle, reason in (("Connection refused", "connection refused"),
+                           ("Connection reset", "connection reset"),
+                           ("Connection aborted", "connection lost"),
+                           ("timed out", "timed out")):
+        if needle in text:
+            break
+    else:
+        reason = text.splitlines()[0][:200] if text else type(exc).__name__
+    at = f" at {where}" if where else f" at {urlsplit(namenode).netloc}"
+    return f"the HDFS {role}{at} can't be reached ({reason})"
+
+
 @contextmanager
-def _os_errors(what: str) -> Iterator[None]:
-    """HdfsError and requests' connection errors as the OSError subclass they mean."""
+def _os_errors(what: str, namenode: str = "") -> Iterator[None]:
+    """HdfsError and requests' connection errors as the OSError subclass they mean; a
+    connection error names the server (NameNode or DataNode, ``namenode`` tells them apart)
+    the pipeline waits for."""
     import requests
 
     hdfs = _import_hdfs()
@@ -67,8 +89,10 @@ def _os_errors(what: str) -> Iterator[None]:
     except hdfs.HdfsError as exc:
         cls = _EXCEPTIONS.get(getattr(exc, "exception", None) or "", OSError)
         raise cls(f"{what}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+    except requests.Timeout as exc:
+        raise TimeoutError(f"{what}: {_unreachable(exc, namenode)}") from None
     except requests.RequestException as exc:
-        raise ConnectionError(f"{what}: {exc}") from None
+        raise ConnectionError(f"{what}: {_unreachable(exc, namenode)}") from None
 
 
 class WebHdfsFileSystem(FileSystem):
@@ -107,7 +131,7 @@ class WebHdfsFileSystem(FileSystem):
         return HdfsOutput(self, path)
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        with _os_errors(f"writing {path}"):
+        with _os_errors(f"writing {path}", self.http_url):
             self.client.write(self.hdfs_path(path), data=data, overwrite=True)
 
     def write_atomically(self, path: str, data: bytes) -> None:
@@ -122,13 +146,14 @@ class WebHdfsFileSystem(FileSystem):
                 raise OSError(f"renaming {tmp} to {path} failed")
 
     def read_bytes(self, path: str) -> bytes:
-        with _os_errors(f"reading {path}"), self.client.read(self.hdfs_path(path)) as r:
+        with _os_errors(f"reading {path}", self.http_url), \
+                self.client.read(self.hdfs_path(path)) as r:
             return r.read()
 
     def local_copy(self, path: str) -> tuple[str, bool]:
         fd, local = tempfile.mkstemp(prefix="hub-hdfs-", suffix="-" + os.path.basename(path))
         try:
-            with os.fdopen(fd, "wb") as out, _os_errors(f"reading {path}"), \
+            with os.fdopen(fd, "wb") as out, _os_errors(f"reading {path}", self.http_url), \
                     self.client.read(self.hdfs_path(path), chunk_size=CHUNK) as chunks:
                 for chunk in chunks:
                     out.write(chunk)
@@ -139,7 +164,7 @@ class WebHdfsFileSystem(FileSystem):
 
     def rename(self, src: str, dst: str) -> bool:
         hdfs = _import_hdfs()
-        with _os_errors(f"renaming {src} to {dst}"):
+        with _os_errors(f"renaming {src} to {dst}", self.http_url):
             try:
                 self.client.rename(self.hdfs_path(src), self.hdfs_path(dst))
             except hdfs.HdfsError as exc:
@@ -149,26 +174,26 @@ class WebHdfsFileSystem(FileSystem):
         return True
 
     def status(self, path: str) -> FileStatus | None:
-        with _os_errors(f"status of {path}"):
+        with _os_errors(f"status of {path}", self.http_url):
             st = self.client.status(self.hdfs_path(path), strict=False)
         return None if st is None else self._status(path, st)
 
     def listdir(self, path: str) -> list[FileStatus]:
-        with _os_errors(f"listing {path}"):
+        with _os_errors(f"listing {path}", self.http_url):
             entries = self.client.list(self.hdfs_path(path), status=True)
         base = path.rstrip("/")
         return [self._status(f"{base}/{name}", st) for name, st in entries]
 
     def makedirs(self, path: str) -> None:
-        with _os_errors(f"creating folder {path}"):
+        with _os_errors(f"creating folder {path}", self.http_url):
             self.client.makedirs(self.hdfs_path(path))
 
     def remove(self, path: str) -> bool:
-        with _os_errors(f"deleting {path}"):
+        with _os_errors(f"deleting {path}", self.http_url):
             return bool(self.client.delete(self.hdfs_path(path)))
 
     def rmtree(self, path: str) -> None:
-        with _os_errors(f"deleting {path}"):
+        with _os_errors(f"deleting {path}", self.http_url):
             self.client.delete(self.hdfs_path(path), recursive=True)
 
     @staticmethod
@@ -196,7 +221,7 @@ class HdfsOutput:
 
     def _upload(self) -> None:
         try:
-            with _os_errors(f"writing {self.path}"):
+            with _os_errors(f"writing {self.path}", self._fs.http_url):
                 self._fs.client.write(self._fs.hdfs_path(self.path), data=self._chunks(),
                                       overwrite=False)
         except BaseException as exc:  # noqa: BLE001 - handed to the writing thread

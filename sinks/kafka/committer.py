@@ -9,9 +9,10 @@ from runtime.faults import crash_point
 from runtime.sink import Committable, CommitContext, Committer
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
-from sinks.kafka.transactions import (END_LOCK, LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
+from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
                                       committed_checkpoint, group_metadata, marker_group,
-                                      new_producer, produce_segment, transactional_id)
+                                      new_producer, produce_segment, send_offsets,
+                                      transactional_id)
 from formats.kafka_errors import kafka_errors
 
 log = logging.getLogger(__name__)
@@ -68,10 +69,10 @@ class KafkaCommitter(Committer):
 
     def _fence(self, committables: list[Committable]) -> None:
         """Complete or abort what every writer of the restored checkpoint left in flight
-        before any marker is read: a broker may answer for a marker partition that holds
-        another transaction's open records with the offset from before that transaction, even
-        once the marker's own transaction committed (Tansu does), and each subtask's records
-        are on every subtask's marker partition."""
+        before any marker is read: the marker is read as a stable offset, which Apache Kafka
+        gives only once no transaction with offsets of the group is open (else only after that
+        transaction's timeout), and each subtask's records are on every subtask's marker
+        partition."""
         for prefix, subtask, slot in dict.fromkeys(
                 (c["prefix"], c["subtask"], c["slot"]) for c in committables):
             tid = transactional_id(prefix, subtask, slot)
@@ -110,8 +111,7 @@ class KafkaCommitter(Committer):
             if taken_over:
                 crash_point("kafka-commit-taken-over", taken_over)
             try:
-                with END_LOCK:
-                    prepared.producer.commit_transaction(TIMEOUT_S)
+                prepared.producer.commit_transaction(TIMEOUT_S)
             except KafkaException as exc:
                 prepared.broken = True
                 log.warning("kafka sink: committing the transaction of checkpoint %d "
@@ -170,11 +170,11 @@ class KafkaCommitter(Committer):
                               self.config.bootstrap_servers):
                 producer.begin_transaction()
                 produce_segment(producer, segment)
-                producer.send_offsets_to_transaction(
-                    [TopicPartition(c["marker_topic"], c["marker_partition"], cid)], meta,
-                    TIMEOUT_S)
-                with END_LOCK:
-                    producer.commit_transaction(TIMEOUT_S)
+                send_offsets(producer,
+                             [TopicPartition(c["marker_topic"], c["marker_partition"], cid)],
+                             meta, f"adding the commit marker of checkpoint {cid}",
+                             self.config.bootstrap_servers)
+                producer.commit_transaction(TIMEOUT_S)
             crash_point("kafka-resent-by-marker", cid)
             WriteAheadLog.delete_segment(segment)
         finally:

@@ -25,9 +25,7 @@ transaction and commits that transaction's marker for both.  The committer then 
 taken-over committable together with its successor (the next committable of the subtask),
 and holds it back ("not yet") while that successor is not prepared.  Every segment holds
 only the records its own checkpoint added, so recovery, re-sending by marker in checkpoint
-order, sends each record once.  (The marker is only as reliable as the broker's offsets:
-transaction ends go one at a time per process, :data:`END_LOCK`, for a broker that loses
-them otherwise.)
+order, sends each record once.
 
 Crash points of the take-over (:mod:`runtime.faults`; N is the checkpoint taken over, for
 the committer the first of those it commits together): ``kafka-resent:N`` the writer handed
@@ -49,7 +47,7 @@ from typing import Any
 import pyarrow as pa
 
 from runtime.batch import ChangeBatch
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, TransientError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 from runtime.wal import WriteAheadLog
@@ -127,15 +125,6 @@ class Prepared:
 #: Prepared transactions by committable key (``attempt:subtask:checkpoint``).
 LIVE: dict[str, Prepared] = {}
 LIVE_LOCK = threading.Lock()
-#: Held around every call that ends a transaction on the broker (``commit_transaction``, and
-#: ``init_transactions``, which aborts what the id left open): one at a time per process.
-#: Apache Kafka needs none of it; Tansu (the test broker) loses the consumer-group offsets of
-#: transactions that commit later when two transaction ends on the same partitions overlap (one
-#: finalizes the other's epoch while that one still writes its markers, which marks the
-#: finished epoch as producing again, and every later end then waits for it forever), so a
-#: marker would say "not committed" for a transaction that did, and recovery would send its
-#: records twice.  Ends are rare (one per checkpoint and subtask) and short.
-END_LOCK = threading.Lock()
 
 
 def records_batch(topic: str, keys: pa.Array | None, values: pa.Array, ts: pa.Array
@@ -181,8 +170,7 @@ def new_producer(conf: dict[str, Any], tid: str, timeout_s: float) -> Any:
                       "transaction.timeout.ms": int(timeout_s * 1000)})
     connect(p, servers_of(conf))  # else the coordinator lookup may find no connection up
     try:                          # and retry in 500 ms
-        with END_LOCK:
-            p.init_transactions(TIMEOUT_S)
+        p.init_transactions(TIMEOUT_S)
     except KafkaException as exc:
         err = exc.args[0]
         if err.code() == KafkaError.INVALID_TRANSACTION_TIMEOUT:
@@ -205,6 +193,47 @@ def connect(producer: Any, servers: str) -> None:
         producer.list_topics(timeout=TIMEOUT_S)
         time.sleep(0.01)
         producer.list_topics(timeout=TIMEOUT_S)
+
+
+#: How long :func:`send_offsets` waits for the marker to be added (the group coordinator
+#: answers in milliseconds; seconds while it loads after a restart), and how much longer for
+#: the client to return.
+SEND_OFFSETS_TIMEOUT_S = 10.0
+_GRACE_S = 2.0
+
+
+def send_offsets(producer: Any, offsets: list, group_meta: Any, what: str, servers: str
+                 ) -> None:
+    """``producer.send_offsets_to_transaction(offsets, group_meta, ...)``, bounded.
+
+    librdkafka (2.16 at least, confluentinc/librdkafka#5456 and #5511) can block in it past
+    its timeout, for good: when the group coordinator restarted, the request for it may never
+    be sent again.  So the call runs in a thread of its own, and one still blocked
+    :data:`SEND_OFFSETS_TIMEOUT_S` plus a grace later is a :class:`TransientError`: the runtime restarts the
+    pipeline from its latest checkpoint with new producers, whose initialisation aborts the
+    transaction (the blocked thread and its producer are left behind, logged)."""
+    done = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def call() -> None:
+        try:
+            producer.send_offsets_to_transaction(offsets, group_meta, SEND_OFFSETS_TIMEOUT_S)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name="kafka-send-offsets", daemon=True).start()
+    limit = SEND_OFFSETS_TIMEOUT_S + _GRACE_S
+    if not done.wait(limit):
+        log.warning("kafka sink: %s: the client has not returned after %.0fs (a known "
+                    "librdkafka hang after a group coordinator restart); its producer is "
+                    "left behind", what, limit)
+        raise TransientError(f"kafka sink: {what} at {servers}: no answer within "
+                             f"{limit:.0f}s (the group coordinator restarted?)")
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def group_metadata(bootstrap: dict[str, Any], group: str) -> tuple[Any, Any]:

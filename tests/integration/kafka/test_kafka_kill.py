@@ -128,8 +128,8 @@ def test_datagen_to_kafka_kill_9_at_random_moments(kafka_server, d2k_reference, 
     pipeline, topic = _d2k(tmp_path, kafka_server, 20_000, 8_000)
     kill_at_random(pipeline, str(tmp_path / "state"), times=3, between=(0.0, 0.8))
     assert "resuming from checkpoint" in run_to_end(pipeline)
-    # each record once, in order (records of aborted transactions told apart by their
-    # markers in the log: on Tansu too)
+    # each record once, in order (in the log, records of aborted transactions told apart by
+    # their markers, and as a read_committed consumer sees them)
     assert_committed_as(kafka_server, topic, d2k_reference)
 
 

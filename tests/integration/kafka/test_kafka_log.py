@@ -1,6 +1,6 @@
 """The log reader the exactly-once tests compare with (tests/servers/kafka_log.py) tells
-committed records from those of aborted and of open transactions, on Tansu as on Apache
-Kafka: without that, a duplicate from an aborted transaction would pass unseen on Tansu."""
+committed records from those of aborted and of open transactions by the transaction
+markers, independently of the consumer's read_committed view it is compared with."""
 from __future__ import annotations
 
 import pytest

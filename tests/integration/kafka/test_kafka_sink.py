@@ -74,8 +74,7 @@ def test_crash_before_commit_resends_from_the_write_ahead_log(kafka_server, tmp_
     consumer, _ = committer._marker(transactions.marker_group(prefix, 0))
     assert transactions.committed_checkpoint(consumer, topic) == 1
     records = json_records(kafka_server, topic)
-    if kafka_server.hides_aborted:  # Apache Kafka: the crashed transaction was aborted
-        assert sum(records.values()) == 20
+    assert sum(records.values()) == 20  # the crashed transaction was aborted
     assert len(records) == 20  # every record of the checkpoint is there (re-sent)
     # replayed again (a second crash after the commit): a no-op
     committer.recover(committables, CommitContext("p", 1, None))
@@ -100,9 +99,6 @@ def test_committed_transaction_is_not_sent_again(kafka_server, tmp_path):
 
 
 def test_uncommitted_records_are_invisible_to_read_committed(kafka_server, tmp_path):
-    if not kafka_server.hides_aborted:
-        pytest.skip("Tansu shows uncommitted and aborted transactional records to "
-                    "read_committed consumers: run with HUB_TEST_KAFKA=<Apache Kafka>")
     topic = kafka_server.create_topic()
     s, w, committables = _prepare(kafka_server, tmp_path, topic, f"inv-{topic}")
     assert json_records(kafka_server, topic) == {}

@@ -39,10 +39,9 @@ def test_startup_modes(kafka_server, tmp_path):
     kafka_server.produce(t, records(range(5)), timestamp=1_000)
     kafka_server.produce(t, records(range(5, 10)), timestamp=5_000)
     ids = lambda rows: sorted(r[2] for r in rows)  # noqa: E731
-    if kafka_server.hides_aborted:  # Apache Kafka; Tansu answers every time lookup with 0
-        assert ids(collect(source(kafka_server, topics=[t], **{"startup-mode": "timestamp",
-                                                               "startup-timestamp": 3_000}),
-                           str(tmp_path / "a"))) == list(range(5, 10))
+    assert ids(collect(source(kafka_server, topics=[t], **{"startup-mode": "timestamp",
+                                                           "startup-timestamp": 3_000}),
+                       str(tmp_path / "a"))) == list(range(5, 10))
     assert ids(collect(source(kafka_server, topics=[t], **{
         "startup-mode": "specific-offsets", "startup-specific-offsets": {f"{t}:0": 8}}),
         str(tmp_path / "b"))) == [8, 9]
@@ -153,9 +152,6 @@ def test_partition_discovery_finds_new_topics_while_running(kafka_server, tmp_pa
 
 
 def test_read_committed_skips_aborted_transactions(kafka_server, tmp_path):
-    if not kafka_server.hides_aborted:
-        pytest.skip("Tansu shows records of aborted transactions to read_committed consumers "
-                    "(a known gap): run with HUB_TEST_KAFKA=<Apache Kafka> (docker-compose)")
     from confluent_kafka import Producer
 
     t = kafka_server.create_topic(partitions=1)

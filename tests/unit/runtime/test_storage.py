@@ -4,7 +4,7 @@ import os
 import pytest
 
 from runtime.checkpoint.storage import CheckpointStorage, load_checkpoint
-from runtime.errors import CheckpointError
+from runtime.errors import CheckpointError, CheckpointUnreachableError
 
 
 def test_store_latest_and_retention(tmp_path):
@@ -43,6 +43,18 @@ def test_garbage_metadata_is_a_clear_error(tmp_path):
         load_checkpoint(str(d))
     with pytest.raises(CheckpointError, match="no checkpoint there"):
         load_checkpoint(str(tmp_path / "missing"))
+
+
+def test_unreachable_storage_is_transient():
+    """A checkpoint on an HDFS that can't be reached now (nothing listens on the port) is a
+    transient error the restart loop retries, not a damaged checkpoint."""
+    from tests.servers.common import free_port
+
+    with pytest.raises(CheckpointUnreachableError,
+                       match="can.t read the checkpoint now: .*NameNode at .* can.t be reached "
+                             r"\(connection refused\)") as e:
+        load_checkpoint(f"hdfs://127.0.0.1:{free_port()}/state/checkpoints/chk-000001")
+    assert e.value.transient
 
 
 def test_clear_keeps_savepoints(tmp_path):
