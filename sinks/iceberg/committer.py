@@ -1,9 +1,9 @@
 """The Iceberg committer: one Iceberg transaction per table per checkpoint, exactly once.
 
-Each commit's snapshot carries ``hub.app-id`` (pipeline and sink), ``hub.job-id`` (the
-checkpoint lineage) and ``hub.checkpoint-id`` in its summary.  Before committing checkpoint N
-to a table, the committer walks the ancestry of the table's current snapshot to the latest
-snapshot of its app id and job id (as Flink's
+Each commit's snapshot carries ``hub.app-id`` (pipeline, sink and job id: the checkpoint
+lineage) and ``hub.checkpoint-id`` in its summary.  Before committing checkpoint N to a table,
+the committer walks the ancestry of the table's current snapshot to the latest snapshot of its
+app id (as Flink's
 ``IcebergFilesCommitter`` finds its max committed checkpoint id) and skips the table when that
 snapshot's checkpoint is N or later: a replay after a crash never applies a checkpoint twice,
 also when the crash came between two tables' commits of one checkpoint.  Maintenance commits
@@ -40,26 +40,36 @@ log = logging.getLogger(__name__)
 
 APP_ID = "hub.app-id"
 CHECKPOINT_ID = "hub.checkpoint-id"
-JOB_ID = "hub.job-id"
 MAINTENANCE = "hub.maintenance"
 TARGET_SIZE = "write.target-file-size-bytes"
 
 
-def committed_checkpoint(table: Any, app_id: str, job_id: str = "") -> int | None:
-    """The checkpoint id of the latest snapshot of ``app_id`` and ``job_id`` (the checkpoint
-    lineage; "" matches any) in the ancestry of ``table``'s current snapshot, or None.  A fresh
-    start (a new job id, checkpoints numbered from 1 again) over an earlier run's table finds
-    nothing, as Flink's committer looks for its own job id."""
+def committed_checkpoint(table: Any, app_id: str) -> int | None:
+    """The checkpoint id of the latest snapshot of ``app_id`` (pipeline, sink and job id: see
+    :meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the ancestry of ``table``'s current
+    snapshot, or None.  A fresh start (a new job id, checkpoints numbered from 1 again) over an
+    earlier run's table finds nothing, as Flink's committer looks for its own job id."""
     from pyiceberg.table.snapshots import ancestors_of
 
     for snap in ancestors_of(table.current_snapshot(), table.metadata):
         summary = snap.summary or {}
-        if summary.get(APP_ID) != app_id or summary.get(CHECKPOINT_ID) is None:
-            continue
-        if job_id and summary.get(JOB_ID) != job_id:
-            continue
-        return int(summary[CHECKPOINT_ID])
+        if summary.get(APP_ID) == app_id and summary.get(CHECKPOINT_ID) is not None:
+            return int(summary[CHECKPOINT_ID])
     return None
+
+
+def app_ids(table: Any) -> dict[str, int]:
+    """Every app id in the ancestry of ``table``'s current snapshot, with the latest
+    checkpoint id it committed."""
+    from pyiceberg.table.snapshots import ancestors_of
+
+    out: dict[str, int] = {}
+    for snap in ancestors_of(table.current_snapshot(), table.metadata):
+        summary = snap.summary or {}
+        app, cp = summary.get(APP_ID), summary.get(CHECKPOINT_ID)
+        if app is not None and cp is not None and app not in out:
+            out[app] = int(cp)
+    return out
 
 
 class IcebergCommitter(LakeCommitter):
@@ -107,13 +117,12 @@ class IcebergCommitter(LakeCommitter):
         app = self.app_id(context)
         with translate(f"table {name}"):
             table = self._load(ident) or self._create(ident, changes)
-            done = committed_checkpoint(table, app, context.job_id)
+            done = committed_checkpoint(table, app)
             if done is not None and done >= changes.checkpoint_id:
                 log.info("iceberg: table %s already holds checkpoint %d (up to %d): skipped",
                          name, changes.checkpoint_id, done)
                 return
-            props = {APP_ID: app, JOB_ID: context.job_id,
-                     CHECKPOINT_ID: str(changes.checkpoint_id)}
+            props = {APP_ID: app, CHECKPOINT_ID: str(changes.checkpoint_id)}
             started = time.monotonic()
             with table.transaction() as tx:
                 size = str(self.config.target_file_size)
@@ -129,7 +138,6 @@ class IcebergCommitter(LakeCommitter):
                 crash_point("iceberg-before-table-commit", changes.checkpoint_id)
             log.info("iceberg: table %s checkpoint %d: %s in %.2fs", name,
                      changes.checkpoint_id, stats, time.monotonic() - started)
-        crash_point("iceberg-table-committed", changes.checkpoint_id)
 
     def _append(self, tx, io, changes: TableChanges, name: str, props: dict) -> str:
         data = to_iceberg_arrow(changes.changelog(), tx.table_metadata.schema(), name)
@@ -183,10 +191,12 @@ class IcebergCommitter(LakeCommitter):
                 if table is not None:
                     maintain_table(table, self.config, app, context)
 
-    def existing_output(self, context: CommitContext) -> list[str]:
+    def existing_output(self, pipeline: str) -> list[str]:
+        """The tables holding snapshots of an earlier job of ``pipeline`` through this sink
+        (app ids starting with :meth:`app_prefix`), one line each."""
         from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
 
-        app = self.app_id(context)
+        prefix = self.app_prefix(pipeline)
         out = []
         url = self.config.catalog_url()
         if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///"):]):
@@ -202,10 +212,10 @@ class IcebergCommitter(LakeCommitter):
                         table = self.catalog.load_table(ident)
                     except NoSuchTableError:
                         continue
-                    cp = committed_checkpoint(table, app)
-                    if cp is not None:
-                        out.append(f"iceberg table {'.'.join(ident)} holds checkpoints up to "
-                                   f"{cp} of {app}")
+                    ours = [cp for app, cp in app_ids(table).items() if app.startswith(prefix)]
+                    if ours:
+                        out.append(f"iceberg table {'.'.join(ident)} (checkpoints up to "
+                                   f"{max(ours)})")
         return out
 
     def _namespaces(self) -> list[tuple[str, ...]]:

@@ -33,20 +33,20 @@ MIN_FILES = 2
 
 def maintain_table(table: Any, config: IcebergSinkConfig, app_id: str, context) -> None:
     """Compact, then expire (see the module doc).  Idempotent; a no-op on a table without
-    snapshots of ``app_id`` in this job (``context.job_id``)."""
+    snapshots of ``app_id`` (this job's)."""
     from sinks.iceberg.committer import committed_checkpoint
 
-    done = committed_checkpoint(table, app_id, context.job_id)
+    done = committed_checkpoint(table, app_id)
     if done is None:
         return
-    compact(table, config, app_id, context.job_id, done, context.checkpoint_id)
+    compact(table, config, app_id, done, context.checkpoint_id)
     expire(table.refresh(), config.retention, context.checkpoint_id)
 
 
-def compact(table: Any, config: IcebergSinkConfig, app_id: str, job_id: str, committed: int,
+def compact(table: Any, config: IcebergSinkConfig, app_id: str, committed: int,
             checkpoint_id: int) -> int:
     """Rewrite small files per partition; returns the number of files replaced."""
-    from sinks.iceberg.committer import APP_ID, CHECKPOINT_ID, JOB_ID, MAINTENANCE
+    from sinks.iceberg.committer import APP_ID, CHECKPOINT_ID, MAINTENANCE
 
     meta = table.metadata
     small = [f for f in merge.live_files(meta, table.io)
@@ -60,8 +60,7 @@ def compact(table: Any, config: IcebergSinkConfig, app_id: str, job_id: str, com
     started = time.monotonic()
     rewritten = merge.rewrite_all(chosen, meta, table.io, config.target_file_size)
     crash_point("iceberg-compaction-written", checkpoint_id)
-    props = {APP_ID: app_id, JOB_ID: job_id, CHECKPOINT_ID: str(committed),
-             MAINTENANCE: "compaction"}
+    props = {APP_ID: app_id, CHECKPOINT_ID: str(committed), MAINTENANCE: "compaction"}
     with table.transaction() as tx:
         with tx.update_snapshot(snapshot_properties=props).overwrite() as ow:
             for f in chosen:

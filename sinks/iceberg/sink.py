@@ -1,45 +1,35 @@
 """The Iceberg sink factory (``type = "iceberg"``)."""
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from runtime.errors import MissingExtraError
-from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.iceberg.config import IcebergSinkConfig
+from sinks.lake.sink import LakeSink
+
+try:
+    from sinks.iceberg.committer import IcebergCommitter
+except ImportError as exc:  # pyiceberg missing: one line naming the extra, at first use
+    _MISSING: ImportError | None = exc
+    IcebergCommitter = None  # type: ignore[assignment,misc]
+else:
+    _MISSING = None
 
 
-class IcebergSink(Sink):
+class IcebergSink(LakeSink):
     """Apache Iceberg tables holding each source table's current state (or its changelog),
-    exactly once (see :mod:`sinks.iceberg`)."""
+    exactly once (see :mod:`sinks.iceberg`): the lake-table writers stage the changes, the
+    :class:`~sinks.iceberg.committer.IcebergCommitter` commits them."""
 
     config_class: ClassVar[type[IcebergSinkConfig]] = IcebergSinkConfig
+    committer_class = IcebergCommitter  # type: ignore[assignment]
 
     def __init__(self, config: IcebergSinkConfig):
-        self.config = config
+        if _MISSING is not None:
+            raise MissingExtraError("pyiceberg", "iceberg") from _MISSING
+        super().__init__(config)
 
     def check(self) -> None:
-        try:
-            import pyiceberg  # noqa: F401
-        except ImportError:
-            raise MissingExtraError("pyiceberg", "iceberg") from None
         from sinks.iceberg.catalog import check_reachable
 
         check_reachable(self.config)
-
-    def existing_output(self, pipeline: str) -> list[str]:
-        """The tables holding snapshots of this pipeline's app id (see
-        :meth:`~sinks.iceberg.committer.IcebergCommitter.existing_output`)."""
-        from runtime.sink import CommitContext
-        from sinks.iceberg.committer import IcebergCommitter
-
-        return IcebergCommitter(self.config).existing_output(CommitContext(pipeline, 0, None))
-
-    def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
-        from sinks.iceberg.writer import IcebergSinkWriter
-
-        return IcebergSinkWriter(context)
-
-    def create_committer(self) -> Committer:
-        from sinks.iceberg.committer import IcebergCommitter
-
-        return IcebergCommitter(self.config)

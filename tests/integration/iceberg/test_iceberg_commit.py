@@ -69,7 +69,7 @@ def test_upserts_deletes_and_key_changes_by_composite_key(tmp_path):
     # one snapshot per checkpoint, each tagged
     tags = [s.summary.get("hub.checkpoint-id") for s in table.snapshots()]
     assert tags == [str(i) for i in range(1, 9)]
-    assert {s.summary.get("hub.app-id") for s in table.snapshots()} == {"hub:p1:iceberg"}
+    assert {s.summary.get("hub.app-id") for s in table.snapshots()} == {"hub:p1:iceberg:job-1"}
 
 
 def test_a_replayed_checkpoint_is_skipped(tmp_path):
@@ -85,17 +85,17 @@ def test_a_replayed_checkpoint_is_skipped(tmp_path):
     fresh.commit_table(table_changes(SCHEMA, 2, second), ctx(2))
     table = catalog(tmp_path / "wh").load_table(("shop", "orders"))
     assert len(table.snapshots()) == 2
-    assert committed_checkpoint(table, "hub:p1:iceberg") == 2
+    assert committed_checkpoint(table, "hub:p1:iceberg:job-1") == 2
     assert live(table) == apply(apply({}, SCHEMA, first), SCHEMA, second)
     # another pipeline's checkpoints are its own
-    assert committed_checkpoint(table, "hub:other:iceberg") is None
+    assert committed_checkpoint(table, "hub:other:iceberg:job-1") is None
     # a fresh start of the pipeline (a new job id: checkpoints from 1 again, --keep-output)
     # is not taken for a replay
     fresh.commit_table(table_changes(SCHEMA, 1, [("c", ("b", 1, 1, None))]), ctx(1, "job-2"))
     table = table.refresh()
     assert ("b", 1) in live(table) and len(table.snapshots()) == 3
-    assert committed_checkpoint(table, "hub:p1:iceberg", "job-1") == 2
-    assert committed_checkpoint(table, "hub:p1:iceberg", "job-2") == 1
+    assert committed_checkpoint(table, "hub:p1:iceberg:job-1") == 2
+    assert committed_checkpoint(table, "hub:p1:iceberg:job-2") == 1
 
 
 def test_only_files_whose_key_bounds_hold_a_changed_key_are_rewritten(tmp_path):
@@ -187,8 +187,8 @@ def test_postgresql_catalog(tmp_path, postgres_server):
     c.commit_table(table_changes(SCHEMA, 1, events), ctx(1))
     table = catalog(tmp_path / "wh", uri=uri).load_table(("shop", "orders"))
     assert sorted(live(table)) == [("a", i) for i in range(1, 5)]
-    assert c.existing_output(ctx(1)) == ["iceberg table shop.orders holds checkpoints up to 1 "
-                                          "of hub:p1:iceberg"]
+    assert c.existing_output("p1") == ["iceberg table shop.orders (checkpoints up to 1)"]
+    assert c.existing_output("p2") == []
 
 
 def test_compaction_and_expiry_keep_rows_and_the_checkpoint(tmp_path):
@@ -208,7 +208,7 @@ def test_compaction_and_expiry_keep_rows_and_the_checkpoint(tmp_path):
     assert live(table) == state
     assert len(table.snapshots()) == 1  # older ones expired (retention 0s)
     assert table.current_snapshot().summary["hub.maintenance"] == "compaction"
-    assert committed_checkpoint(table, "hub:p1:iceberg") == 8
+    assert committed_checkpoint(table, "hub:p1:iceberg:job-1") == 8
     assert len(list(data_dir.iterdir())) == 1 < on_disk  # files of expired snapshots deleted
     # a replay of checkpoint 8 after maintenance is still skipped
     c.commit_table(table_changes(SCHEMA, 8, [("d", ("a", 80, 0, None))]), ctx(8))
@@ -262,7 +262,7 @@ def test_a_fresh_start_over_an_earlier_runs_tables_asks_first(tmp_path):
     code, err = run("--fresh", "--keep-output")
     assert code == 0, err
     table = table.refresh()
-    jobs = {s.summary.get("hub.job-id") for s in table.snapshots()}
+    jobs = {s.summary.get("hub.app-id") for s in table.snapshots()}
     assert len(jobs) == 2  # the second run committed under its own job id
     assert table.scan().to_arrow().num_rows == 500  # the same keys upserted again
 

@@ -2,7 +2,8 @@
 deletes and primary-key changes (on a single-column and a composite key) runs while ``hub
 run`` is killed at random moments (while staging and committing) and crashed at every phase:
 between a durable checkpoint and its commit, inside a table's commit, between two tables'
-commits of one checkpoint, and during maintenance (compaction written, not committed; snapshots
+commits of one checkpoint, after all of them before the staged segments are deleted, and
+during maintenance (compaction written, not committed; snapshots
 expired, files not yet deleted).  The Iceberg tables then equal the source tables, and each
 table's history holds at most one snapshot per checkpoint."""
 from __future__ import annotations
@@ -186,6 +187,7 @@ def test_kill_9_at_every_phase(tmp_path, mysql_server, db):
         _crash(path, tmp_path, "checkpoint-stored")            # durable, not committed
         _crash_anywhere(path, "iceberg-before-table-commit")  # files written, no snapshot
         _crash_anywhere(path, "iceberg-table-committed")      # between two tables' commits
+        _crash_anywhere(path, "iceberg-checkpoint-committed")  # committed, log not deleted
         kill_at_random(path, state, times=3, between=(0.0, 0.8))
 
     _with_workload(mysql_server, db, seed, commits, first_id=10_000)
