@@ -146,7 +146,7 @@ def run_stream(server, work: str, warehouse: str, total: int, start) -> tuple[fl
     while True:
         time.sleep(0.5)
         snap = cat.load_table(("bench", "orders")).current_snapshot()
-        if snap.summary.get("hub.app-id") == "hub:stream:iceberg" and \
+        if snap.summary.get("hub.app-id", "").startswith("hub:stream:iceberg:") and \
                 int(snap.summary.get("total-records")) == total:
             break
         if proc.poll() is not None:
