@@ -326,3 +326,30 @@ SINK_CASES.update({"jdbc-postgres": _jdbc("postgres", True),
                    "jdbc-mariadb": _jdbc("mariadb", True),
                    "jdbc-postgres-changelog": _jdbc("postgres", False),
                    "jdbc-mariadb-changelog": _jdbc("mariadb", False)})
+
+
+def _iceberg(write_mode: str) -> SinkCase:
+    """The iceberg sink with its default catalog (a SQLite file in the warehouse), read back
+    with pyiceberg: live rows of upsert tables, changelog rows of append mode."""
+
+    def make(root: Path) -> Sink:
+        from sinks.iceberg.config import IcebergSinkConfig
+        from sinks.iceberg.sink import IcebergSink
+
+        return IcebergSink(IcebergSinkConfig.model_validate({
+            "warehouse": str(root), "write-mode": write_mode}))
+
+    def read(root: Path) -> Counter:
+        from tests.integration.iceberg.reading import read_tables
+
+        rows: Counter = Counter()
+        for table, t in read_tables(root).items():
+            cols = ("id", "name") if write_mode == "upsert" else ("op", "id", "name")
+            for values in zip(*(t.column(c).to_pylist() for c in cols)):
+                rows[(table, *values)] += 1
+        return rows
+
+    return SinkCase(make, read, upsert=write_mode == "upsert")
+
+
+SINK_CASES.update({"iceberg": _iceberg("upsert"), "iceberg-changelog": _iceberg("append")})

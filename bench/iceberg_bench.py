@@ -1,0 +1,265 @@
+"""Throughput of the iceberg sink from MariaDB, side by side with the bare path, in one run.
+
+    python bench/iceberg_bench.py [--rows 1000000] [--changes 1000000]
+
+1. snapshot: ``hub run`` (mysql ``initial-only`` -> iceberg, exactly once, checkpoints every
+   10 s) vs the bare path (PyMySQL streaming cursor -> pyarrow -> pyiceberg ``append``, no
+   CDC), each in a process of its own: rows/s and peak RSS;
+2. change stream: against the table now holding ``--rows`` rows, ``--changes`` binlog
+   changes (70% inserts, 20% updates, 10% deletes) read from a binlog position by ``hub run``
+   with checkpoints every 10 s: changes/s until the Iceberg table holds the source's state,
+   peak RSS, and the seconds spent in table commits;
+3. merge cost against table size (``--scaling``): one commit of 100,000 changes into tables
+   of 1M and 4M rows, changes spread over all keys (copy-on-write rewrites every file) or in
+   the newest keys (only their files are rewritten).
+
+Uses a throwaway MariaDB (Debian package) unless HUB_TEST_MYSQL names a server.  Table:
+orders-like (BIGINT id, INT, DECIMAL(12,2), VARCHAR(16), VARCHAR(200), DATETIME(6), JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from hubrun import run_hub
+from mysql_bench import fill
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.servers import mariadb  # noqa: E402
+
+PIPELINE = """
+[pipeline]
+name = "{name}"
+parallelism = 1
+[checkpoint]
+interval = "10s"
+dir = "{work}/state-{name}"
+[source]
+{connection}
+tables = ["bench\\\\.orders"]
+startup-mode = "{mode}"
+{extra}
+[sink]
+type = "iceberg"
+warehouse = "{warehouse}"
+"""
+
+
+def write_pipeline(work: str, name: str, server, warehouse: str, mode: str,
+                   extra: str = "") -> str:
+    path = f"{work}/{name}.toml"
+    with open(path, "w") as f:
+        f.write(PIPELINE.format(name=name, work=work, connection=server.source_toml(),
+                                mode=mode, extra=extra, warehouse=warehouse))
+    return path
+
+
+def bare(server_url: str, warehouse: str, rows: int) -> None:
+    """The bare path, run in a child process (``--bare``): stream the table with PyMySQL,
+    build Arrow tables of 250,000 rows, append them with pyiceberg."""
+    import pyarrow as pa
+    import pymysql
+    import pymysql.cursors
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    host, port, user, password = server_url.split("|")
+    schema = pa.schema([("id", pa.int64()), ("customer_id", pa.int32()),
+                        ("amount", pa.decimal128(12, 2)), ("status", pa.string()),
+                        ("note", pa.string()), ("updated_at", pa.timestamp("us")),
+                        ("attrs", pa.string())])
+    os.makedirs(warehouse, exist_ok=True)
+    cat = SqlCatalog("bare", uri=f"sqlite:///{warehouse}/catalog.db",
+                     warehouse=f"file://{warehouse}")
+    cat.create_namespace_if_not_exists("bench")
+    table = cat.create_table(("bench", "orders"), schema=schema)
+    conn = pymysql.connect(host=host, port=int(port), user=user, password=password,
+                           cursorclass=pymysql.cursors.SSCursor)
+    n = 0
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM bench.orders")
+        while True:
+            got = cur.fetchmany(250_000)
+            if not got:
+                break
+            cols = list(zip(*got))
+            table.append(pa.Table.from_arrays(
+                [pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema))
+            n += len(got)
+    assert n == rows, (n, rows)
+
+
+def run_bare(server, warehouse: str, rows: int) -> tuple[float, float]:
+    url = f"{server.host}|{server.port}|{server.user}|{server.password}"
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, __file__, "--bare", url, warehouse,
+                             "--rows", str(rows)])
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the bare path failed")
+    return rows / (time.monotonic() - t0), usage.ru_maxrss / 1024
+
+
+def changes(server, rows: int, n: int) -> tuple[int, int]:
+    """``n`` changes (70% inserts of new ids, 20% updates, 10% deletes) in batches of 10,000;
+    returns the rows the table holds then, and the binlog position before them."""
+    from sources.mysql.dialect import detect
+
+    conn = server.connect()
+    start = detect(conn).binlog_status(conn)
+    with conn.cursor() as cur:
+        step = 10_000
+        for b in range(0, n, step):
+            k = b // step
+            i0 = rows + k * 7_000
+            cur.execute(f"INSERT INTO bench.orders SELECT id + {i0}, customer_id, amount, status, "
+                        f"note, updated_at, attrs FROM bench.orders WHERE id < 7000")
+            # spread over the whole table: every key range sees changes
+            m = max(rows // 2_000, 1)
+            cur.execute(f"UPDATE bench.orders SET amount = amount + 1 WHERE id % {m} = {k % m} "
+                        "LIMIT 2000")
+            cur.execute(f"DELETE FROM bench.orders WHERE id % {max(rows // 1_000, 1)} = "
+                        f"{(k * 7 + 3) % max(rows // 1_000, 1)} AND id < {rows} LIMIT 1000")
+        cur.execute("SELECT COUNT(*) FROM bench.orders")
+        total = cur.fetchone()[0]
+    conn.close()
+    return total, start
+
+
+def run_stream(server, work: str, warehouse: str, total: int, start) -> tuple[float, float]:
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    extra = (f'startup-specific-offset-file = "{start.file}"\n'
+             f"startup-specific-offset-pos = {start.pos}")
+    path = write_pipeline(work, "stream", server, warehouse, "specific-offset", extra)
+    cat = SqlCatalog("hub", uri=f"sqlite:///{warehouse}/catalog.db",
+                     warehouse=f"file://{warehouse}")
+    t0 = time.monotonic()
+    log = open(f"{work}/stream.log", "w")  # the commits' log lines: where the time goes
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
+                            stderr=log, env={**os.environ, "HUB_LOG": "info"})
+    while True:
+        time.sleep(0.5)
+        snap = cat.load_table(("bench", "orders")).current_snapshot()
+        if snap.summary.get("hub.app-id", "").startswith("hub:stream:iceberg:") and \
+                int(snap.summary.get("total-records")) == total:
+            break
+        if proc.poll() is not None:
+            raise SystemExit("the change stream pipeline ended early")
+    secs = time.monotonic() - t0
+    proc.send_signal(signal.SIGTERM)
+    _, _, usage = os.wait4(proc.pid, 0)
+    log.close()
+    return secs, usage.ru_maxrss / 1024
+
+
+def commit_seconds(log: str) -> tuple[int, float]:
+    """Checkpoints committed and the seconds spent in the table commits (the log lines)."""
+    import re
+
+    times = [float(m) for m in re.findall(r"checkpoint \d+: .* in ([\d.]+)s", open(log).read())]
+    return len(times), sum(times)
+
+
+def merge_scaling(size: int, spread: bool) -> float:
+    """Seconds of one table commit of 100,000 changes (70% inserts, 20% updates, 10% deletes)
+    into a table of ``size`` rows, the committer called directly: updates and deletes spread
+    over all keys (every data file is rewritten: copy-on-write) or within the newest 200,000
+    keys (only the files holding them are)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from runtime.schema import Column, TableSchema
+    from runtime.sink import CommitContext
+    from runtime.types import T
+    from sinks.iceberg.committer import IcebergCommitter
+    from sinks.iceberg.config import IcebergSinkConfig
+    from sinks.lake.changes import TableChanges
+
+    schema = TableSchema("bench.orders", (
+        Column("id", T("BIGINT"), False), Column("customer_id", T("INT")),
+        Column("note", T("VARCHAR(200)")), Column("updated_at", T("TIMESTAMP(6)"))), ("id",))
+
+    def changes(cp: int, ids, ops) -> TableChanges:
+        rows = pa.table({"id": pa.array(ids, pa.int64()),
+                         "customer_id": pa.array(ids % 100_000, pa.int32()),
+                         "note": pa.array(np.char.add("note for order ", (ids % 1000).astype(str))),
+                         "updated_at": pa.array(ids * 1000, pa.timestamp("us"))})
+        return TableChanges(table=schema.table, schema=schema, checkpoint_id=cp, rows=rows,
+                            ops=pa.array(ops), ts_ms=pa.array(np.zeros(len(ids), np.int64)),
+                            seq=pa.array(np.arange(len(ids))), collapsed=True)
+
+    committer = IcebergCommitter(IcebergSinkConfig.model_validate(
+        {"warehouse": tempfile.mkdtemp(prefix="hub-iceberg-scaling-")}))
+    step = 500_000
+    for k in range(size // step):
+        ids = np.arange(k * step, (k + 1) * step)
+        committer.commit_table(changes(k + 1, ids, ["r"] * step),
+                               CommitContext("scaling", k + 1, None, "", "bench"))
+    rng = np.random.default_rng(1)
+    pool = np.arange(size) if spread else np.arange(size - 200_000, size)
+    upd = rng.choice(pool, 20_000, replace=False)
+    dele = rng.choice(np.setdiff1d(pool, upd), 10_000, replace=False)
+    ins = np.arange(size, size + 70_000)
+    last = changes(10_000, np.concatenate([ins, upd, dele]),
+                   ["c"] * len(ins) + ["u"] * len(upd) + ["d"] * len(dele))
+    t0 = time.monotonic()
+    committer.commit_table(last, CommitContext("scaling", 10_000, None, "", "bench"))
+    return time.monotonic() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--changes", type=int, default=1_000_000)
+    ap.add_argument("--scaling", default="1000000,4000000",
+                    help="table sizes of the merge-cost measurement ('' skips it)")
+    ap.add_argument("--bare", nargs=2, metavar=("SERVER", "WAREHOUSE"))
+    args = ap.parse_args()
+    if args.bare:
+        bare(args.bare[0], args.bare[1], args.rows)
+        return
+    if args.scaling:
+        print("merge cost: one commit of 100,000 changes (70% inserts, 20% updates, 10% deletes)")
+        print(f"{'table rows':>12} {'spread over all keys s':>24} {'newest 200k keys s':>20}")
+        for size in (int(x) for x in args.scaling.split(",")):
+            print(f"{size:>12,} {merge_scaling(size, True):>24.2f} "
+                  f"{merge_scaling(size, False):>20.2f}")
+        print()
+    server = mariadb.from_env()
+    owned = None
+    if server is None:
+        owned = mariadb.ThrowawayMariaDB()
+        server = owned.start()
+    work = tempfile.mkdtemp(prefix="hub-iceberg-bench-")
+    try:
+        fill(server, args.rows)
+        print(f"snapshot of {args.rows:,} MariaDB rows into Iceberg (sql catalog on SQLite)")
+        print(f"{'path':>34} {'rows/s':>10} {'peak RSS MB':>12}")
+        rate, rss = run_bare(server, f"{work}/bare", args.rows)
+        print(f"{'bare: PyMySQL -> pyarrow -> append':>34} {rate:>10,.0f} {rss:>12.0f}")
+        warehouse = f"{work}/lake"
+        r = run_hub(write_pipeline(work, "snapshot", server, warehouse, "initial-only"))
+        print(f"{'hub run (exactly once)':>34} {r.rows / r.wall_s:>10,.0f} {r.peak_rss_mb:>12.0f}"
+              f"   ({r.rows / r.wall_s / rate:.2f}x the bare path, wall clock both)")
+        total, start = changes(server, args.rows, args.changes)
+        secs, rss = run_stream(server, work, warehouse, total, start)
+        print(f"\nchange stream: {args.changes:,} binlog changes (70% inserts, 20% updates, 10% "
+              f"deletes) against {args.rows:,} rows, checkpoints every 10 s")
+        print(f"{args.changes / secs:,.0f} changes/s ({secs:.1f} s until the Iceberg table held "
+              f"the source's {total:,} rows), peak RSS {rss:.0f} MB")
+        n, spent = commit_seconds(f"{work}/stream.log")
+        print(f"the sink's share: {n} commit(s) taking {spent:.1f} s in all "
+              f"({args.changes / spent:,.0f} changes/s of commit time)")
+    finally:
+        if owned is not None:
+            owned.stop()
+
+
+if __name__ == "__main__":
+    main()
