@@ -436,14 +436,13 @@ class HBaseThriftTestServer:
 
 @dataclass
 class HBaseService:
-    """Where the tests find an HBase Thrift server."""
+    """Where the tests find an HBase Thrift server (``cluster``: the
+    :class:`tests.servers.hbase.ThrowawayHBase` behind it, when the tests started a real one:
+    fault tests kill and restart it)."""
 
     host: str
     port: int
-
-
-_shared: HBaseService | None = None
-_shared_lock = threading.Lock()
+    cluster: Any = None
 
 
 def from_env() -> HBaseService | None:
@@ -455,20 +454,35 @@ def from_env() -> HBaseService | None:
     return HBaseService(host or "127.0.0.1", int(port))
 
 
-def shared() -> HBaseService:
-    """One server per test process (``HUB_TEST_HBASE``'s, or this test server stopped at
-    exit): the integration fixture and the conformance cases use it."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = from_env()
-            if _shared is None:
-                import atexit
+def real_hbase() -> bool:
+    """``HUB_TEST_HBASE_REAL=1``: the tests start a real HBase (tests/servers/hbase.py)
+    instead of this test server."""
+    return os.environ.get("HUB_TEST_HBASE_REAL", "") not in ("", "0")
 
-                server = HBaseThriftTestServer().start()
-                atexit.register(server.stop)
-                _shared = HBaseService(server.host, server.port)
-    return _shared
+
+class _TestServerOwner:
+    def __init__(self) -> None:
+        self.server = HBaseThriftTestServer()
+
+    def start(self) -> HBaseService:
+        self.server.start()
+        return HBaseService(self.server.host, self.server.port)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def shared() -> HBaseService:
+    """One server per test process (``HUB_TEST_HBASE``'s; else a real HBase with
+    ``HUB_TEST_HBASE_REAL=1``, else this test server; stopped at exit): the integration
+    fixture and the conformance cases use it."""
+    from tests.servers.common import shared_server
+
+    if real_hbase():
+        from tests.servers.hbase import ThrowawayHBase
+
+        return shared_server("hbase", from_env, ThrowawayHBase)
+    return shared_server("hbase", from_env, _TestServerOwner)
 
 
 def _exit_with_parent(pid: int) -> None:
