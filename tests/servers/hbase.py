@@ -63,7 +63,7 @@ class ThrowawayHBase:
         self.zk_port, self.master_port, self.rs_port = free_port(), free_port(), free_port()
         self.hbase: subprocess.Popen | None = None
         self.thrift: subprocess.Popen | None = None
-        self._classpath = ""
+        self._classpath = self._thrift_classpath = ""
 
     @property
     def address(self) -> str:
@@ -96,32 +96,48 @@ class ThrowawayHBase:
             "hbase.master.wait.on.regionservers.interval": "200",
             # the Thrift server's client: give up on a dead cluster within seconds, and come
             # back quickly once it restarted
-            "hbase.client.pause": "100",
-            "hbase.client.retries.number": "10",
             "zookeeper.session.timeout": "10000",
             "hbase.thrift.minWorkerThreads": "4",
         }
         with open(os.path.join(conf, "hbase-site.xml"), "w") as f:
             f.write(_site(props))
-        with open(os.path.join(conf, "log4j.properties"), "w") as f:
-            f.write(_LOG4J)
-        self._classpath = f"{conf}:{maven.jars('hbase')}/*"
+        # the Thrift server's own configuration: its HBase client gives up on a dead cluster
+        # within seconds and answers with an IOError (the caller retries and says so),
+        # rather than holding the call until HBase is back
+        thrift_conf = os.path.join(self.dir, "thrift-conf")
+        os.makedirs(thrift_conf, exist_ok=True)
+        with open(os.path.join(thrift_conf, "hbase-site.xml"), "w") as f:
+            f.write(_site({**props, "hbase.client.pause": "100",
+                           "hbase.client.operation.timeout": "8000",
+                           "hbase.rpc.timeout": "3000"}))
+        for folder in (conf, thrift_conf):
+            with open(os.path.join(folder, "log4j.properties"), "w") as f:
+                f.write(_LOG4J)
+        jars = maven.jars("hbase")
+        self._classpath = f"{conf}:{jars}/*"
+        self._thrift_classpath = f"{thrift_conf}:{jars}/*"
 
-    def _java(self, heap: str, main: str, *args: str, log: str) -> subprocess.Popen:
+    def _java(self, heap: str, main: str, *args: str, log: str,
+              classpath: str | None = None) -> subprocess.Popen:
         from tests.servers import maven
 
         with open(os.path.join(self.dir, log), "ab") as out:
             return subprocess.Popen(
-                [maven.java(17), f"-Xmx{heap}", *_JVM, "-cp", self._classpath, main, *args],
+                [maven.java(17), f"-Xmx{heap}", *_JVM, "-cp", classpath or self._classpath, main, *args],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
 
     def _serving(self) -> bool:
-        """The Thrift server answers, and HBase behind it lists its tables (meta is online)."""
+        """The Thrift server answers, and HBase behind it is done initializing: a table can
+        be created, written and dropped."""
         import happybase
 
-        conn = happybase.Connection(self.host, self.port, timeout=5000)
+        conn = happybase.Connection(self.host, self.port, timeout=10000)
         try:
-            conn.tables()
+            if b"hub_probe" in conn.tables():
+                conn.delete_table("hub_probe", disable=True)
+            conn.create_table("hub_probe", {"cf": {}})
+            conn.table("hub_probe").put(b"r", {b"cf:c": b"v"})
+            conn.delete_table("hub_probe", disable=True)
             return True
         except Exception:  # noqa: BLE001 - not ready yet: wait_until asks again
             return False
@@ -139,7 +155,8 @@ class ThrowawayHBase:
     def start_thrift(self) -> None:
         self.thrift = self._java("256m", "org.apache.hadoop.hbase.thrift.ThriftServer",
                                  "-p", str(self.port), "--infoport", "-1", "-threadpool",
-                                 "start", log="thrift.log")
+                                 "start", log="thrift.log",
+                                 classpath=self._thrift_classpath)
         wait_until(self._accepting, 90, "the HBase Thrift server", self.thrift,
                    os.path.join(self.dir, "thrift.log"))
 
