@@ -1,4 +1,7 @@
-"""A TEST SERVER speaking HBase's Thrift1 protocol, in memory, for the HBase integration tests.
+"""A TEST SERVER speaking HBase's Thrift1 protocol, in memory: no longer behind the default
+suite (tests/servers/hbase.py starts a real HBase 2.6 for it); ``HUB_TEST_HBASE_REAL=0`` picks
+this one instead, for a machine without Java or Maven, where it runs the HBase suite but its
+restart fault test (a real server's fault) in seconds.
 
 It serves happybase's own IDL (``Hbase.thrift``, shipped in the happybase wheel) with
 thriftpy2: the same wire protocol the HBase Thrift server speaks (binary protocol, buffered
@@ -21,7 +24,7 @@ regions, one global lock.
 
 Use :class:`HBaseThriftTestServer` (a subprocess on a free port), or run
 ``python -m tests.servers.hbase_thrift --port 9090``.  ``HUB_TEST_HBASE=host:port`` points the
-tests at a real HBase Thrift server instead (docker-compose's).
+tests at an external HBase Thrift server instead (docker-compose's).
 """
 from __future__ import annotations
 
@@ -455,9 +458,9 @@ def from_env() -> HBaseService | None:
 
 
 def real_hbase() -> bool:
-    """``HUB_TEST_HBASE_REAL=1``: the tests start a real HBase (tests/servers/hbase.py)
-    instead of this test server."""
-    return os.environ.get("HUB_TEST_HBASE_REAL", "") not in ("", "0")
+    """The tests start a real HBase (tests/servers/hbase.py) unless ``HUB_TEST_HBASE_REAL=0``
+    asks for this test server (a machine without Java, or a quick run)."""
+    return os.environ.get("HUB_TEST_HBASE_REAL", "1") != "0"
 
 
 class _TestServerOwner:
@@ -473,9 +476,9 @@ class _TestServerOwner:
 
 
 def shared() -> HBaseService:
-    """One server per test process (``HUB_TEST_HBASE``'s; else a real HBase with
-    ``HUB_TEST_HBASE_REAL=1``, else this test server; stopped at exit): the integration
-    fixture and the conformance cases use it."""
+    """One server per test process (``HUB_TEST_HBASE``'s; else a real HBase, or this test
+    server with ``HUB_TEST_HBASE_REAL=0``; stopped at exit): the integration fixture and the
+    conformance cases use it."""
     from tests.servers.common import shared_server
 
     if real_hbase():
