@@ -200,7 +200,7 @@ def _elasticsearch() -> SinkCase:
 
 
 def _hbase() -> SinkCase:
-    """The hbase sink on our HBase Thrift test server (or HUB_TEST_HBASE's), one table per
+    """The hbase sink on the tests' HBase (tests/servers/hbase_thrift.py:shared), one table per
     source table named ``<prefix>-<db>.<table>``."""
 
     def make(root: Path) -> Sink:

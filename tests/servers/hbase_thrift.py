@@ -1,4 +1,7 @@
-"""A TEST SERVER speaking HBase's Thrift1 protocol, in memory, for the HBase integration tests.
+"""A TEST SERVER speaking HBase's Thrift1 protocol, in memory: no longer behind the default
+suite (tests/servers/hbase.py starts a real HBase 2.6 for it); ``HUB_TEST_HBASE_REAL=0`` picks
+this one instead, for a machine without Java or Maven, where it runs the HBase suite but its
+restart fault test (a real server's fault) in seconds.
 
 It serves happybase's own IDL (``Hbase.thrift``, shipped in the happybase wheel) with
 thriftpy2: the same wire protocol the HBase Thrift server speaks (binary protocol, buffered
@@ -21,7 +24,7 @@ regions, one global lock.
 
 Use :class:`HBaseThriftTestServer` (a subprocess on a free port), or run
 ``python -m tests.servers.hbase_thrift --port 9090``.  ``HUB_TEST_HBASE=host:port`` points the
-tests at a real HBase Thrift server instead (docker-compose's).
+tests at an external HBase Thrift server instead (docker-compose's).
 """
 from __future__ import annotations
 
@@ -436,14 +439,13 @@ class HBaseThriftTestServer:
 
 @dataclass
 class HBaseService:
-    """Where the tests find an HBase Thrift server."""
+    """Where the tests find an HBase Thrift server (``cluster``: the
+    :class:`tests.servers.hbase.ThrowawayHBase` behind it, when the tests started a real one:
+    fault tests kill and restart it)."""
 
     host: str
     port: int
-
-
-_shared: HBaseService | None = None
-_shared_lock = threading.Lock()
+    cluster: Any = None
 
 
 def from_env() -> HBaseService | None:
@@ -455,20 +457,35 @@ def from_env() -> HBaseService | None:
     return HBaseService(host or "127.0.0.1", int(port))
 
 
-def shared() -> HBaseService:
-    """One server per test process (``HUB_TEST_HBASE``'s, or this test server stopped at
-    exit): the integration fixture and the conformance cases use it."""
-    global _shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = from_env()
-            if _shared is None:
-                import atexit
+def real_hbase() -> bool:
+    """The tests start a real HBase (tests/servers/hbase.py) unless ``HUB_TEST_HBASE_REAL=0``
+    asks for this test server (a machine without Java, or a quick run)."""
+    return os.environ.get("HUB_TEST_HBASE_REAL", "1") != "0"
 
-                server = HBaseThriftTestServer().start()
-                atexit.register(server.stop)
-                _shared = HBaseService(server.host, server.port)
-    return _shared
+
+class _TestServerOwner:
+    def __init__(self) -> None:
+        self.server = HBaseThriftTestServer()
+
+    def start(self) -> HBaseService:
+        self.server.start()
+        return HBaseService(self.server.host, self.server.port)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def shared() -> HBaseService:
+    """One server per test process (``HUB_TEST_HBASE``'s; else a real HBase, or this test
+    server with ``HUB_TEST_HBASE_REAL=0``; stopped at exit): the integration fixture and the
+    conformance cases use it."""
+    from tests.servers.common import shared_server
+
+    if real_hbase():
+        from tests.servers.hbase import ThrowawayHBase
+
+        return shared_server("hbase", from_env, ThrowawayHBase)
+    return shared_server("hbase", from_env, _TestServerOwner)
 
 
 def _exit_with_parent(pid: int) -> None:

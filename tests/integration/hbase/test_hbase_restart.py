@@ -1,0 +1,77 @@
+"""A fault only a real HBase allows: HBase (master, region server and ZooKeeper: one JVM in
+standalone mode) killed with kill -9 while an exactly-once datagen -> hbase pipeline commits,
+and started again on the same ports and folder a few seconds later; the Thrift server stays.
+The pipeline must retry on its own and end with the same tables as a run that never failed.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import pytest
+
+from tests.integration.hbase import test_hbase_exactly_once as exactly_once
+from tests.killing import hub, latest_checkpoint, run_to_end
+
+pytestmark = [pytest.mark.integration, pytest.mark.hbase]
+
+
+@pytest.fixture(scope="module")
+def cluster(hbase_server):
+    """The session's HBase when the tests started a real one; else (our test server, or
+    HUB_TEST_HBASE naming one we must not kill) a throwaway real one of this module's own."""
+    from tests.servers.hbase_thrift import real_hbase
+
+    if hbase_server.cluster is not None:
+        yield hbase_server.cluster
+        return
+    if not real_hbase():
+        pytest.skip("HUB_TEST_HBASE_REAL=0: this fault needs a real HBase")
+    from tests.servers.hbase import ThrowawayHBase
+
+    own = ThrowawayHBase()
+    own.start()
+    yield own
+    own.stop()
+
+
+def test_region_server_restarted_during_a_commit(tmp_path, cluster):
+    suite = exactly_once.TestHBaseExactlyOnce()
+    ref_dir = tmp_path / "reference"
+    ref_dir.mkdir()
+    pipeline, ref_prefix = suite.pipeline(ref_dir, cluster, rps=0)
+    run_to_end(pipeline)
+    reference = suite.contents(cluster, ref_prefix)
+    assert reference
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    # slow enough (about 10 s of rows) to be still writing when HBase dies
+    pipeline, prefix = suite.pipeline(run_dir, cluster, rps=1000)
+    p = hub("run", pipeline, "--no-progress", cwd=str(run_dir))
+    try:
+        deadline = time.monotonic() + 90
+        while p.poll() is None and latest_checkpoint(str(run_dir / "state")) < 2 \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None, "the pipeline ended before HBase could be killed"
+        cluster.kill_hbase()
+        time.sleep(2)  # the pipeline meets the dead HBase meanwhile
+        restarted = threading.Thread(target=cluster.restart_hbase)
+        restarted.start()
+        err = p.communicate(timeout=300)[1]
+        restarted.join()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        if cluster.hbase is None:
+            cluster.restart_hbase()
+    assert p.returncode == 0, err
+    assert suite.contents(cluster, prefix) == reference
+    # it met the dead HBase (the Thrift server answers with an IOError once its own HBase
+    # client gave up) and said what it was waiting for: the sink's retry of a call, or the
+    # runner's restart from the latest checkpoint once the sink gave up
+    assert re.search(r"hbase: [^\n]*(; retry in|restarting from the latest checkpoint in)",
+                     err), err
