@@ -44,7 +44,7 @@ def elasticsearch_server():
 @pytest.fixture(scope="session")
 def hbase_server():
     """The Thrift server of HUB_TEST_HBASE, else a real HBase 2.6 and its Thrift server
-    started for the session (tests/servers/hbase.py; HUB_TEST_HBASE_REAL=0: our Thrift test
+    started for the session (tests/servers/hbase.py; HUB_STAND_INS=1: our Thrift test
     server, tests/servers/hbase_thrift.py)."""
     from tests.servers import hbase_thrift
 

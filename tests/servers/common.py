@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+
+def stand_ins() -> bool:
+    """``HUB_STAND_INS=1``: run the suites whose real servers are Java programs (HBase,
+    OpenSearch) on the small stand-ins in this folder instead, for a machine without Java or
+    a quick run.  The default is the real servers."""
+    return os.environ.get("HUB_STAND_INS", "0") == "1"
 
 
 def free_port() -> int:

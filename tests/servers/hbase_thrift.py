@@ -1,5 +1,5 @@
 """A TEST SERVER speaking HBase's Thrift1 protocol, in memory: no longer behind the default
-suite (tests/servers/hbase.py starts a real HBase 2.6 for it); ``HUB_TEST_HBASE_REAL=0`` picks
+suite (tests/servers/hbase.py starts a real HBase 2.6 for it); ``HUB_STAND_INS=1`` picks
 this one instead, for a machine without Java or Maven, where it runs the HBase suite but its
 restart fault test (a real server's fault) in seconds.
 
@@ -458,9 +458,11 @@ def from_env() -> HBaseService | None:
 
 
 def real_hbase() -> bool:
-    """The tests start a real HBase (tests/servers/hbase.py) unless ``HUB_TEST_HBASE_REAL=0``
-    asks for this test server (a machine without Java, or a quick run)."""
-    return os.environ.get("HUB_TEST_HBASE_REAL", "1") != "0"
+    """The tests start a real HBase (tests/servers/hbase.py) unless ``HUB_STAND_INS=1`` asks
+    for this test server (:func:`tests.servers.common.stand_ins`)."""
+    from tests.servers.common import stand_ins
+
+    return not stand_ins()
 
 
 class _TestServerOwner:
@@ -477,7 +479,7 @@ class _TestServerOwner:
 
 def shared() -> HBaseService:
     """One server per test process (``HUB_TEST_HBASE``'s; else a real HBase, or this test
-    server with ``HUB_TEST_HBASE_REAL=0``; stopped at exit): the integration fixture and the
+    server with ``HUB_STAND_INS=1``; stopped at exit): the integration fixture and the
     conformance cases use it."""
     from tests.servers.common import shared_server
 

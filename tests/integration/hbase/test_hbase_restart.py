@@ -27,7 +27,7 @@ def cluster(hbase_server):
         yield hbase_server.cluster
         return
     if not real_hbase():
-        pytest.skip("HUB_TEST_HBASE_REAL=0: this fault needs a real HBase")
+        pytest.skip("HUB_STAND_INS=1: this fault needs a real HBase")
     from tests.servers.hbase import ThrowawayHBase
 
     own = ThrowawayHBase()
