@@ -1,6 +1,10 @@
-"""An Elasticsearch-API server for the integration tests: ``osmem-server`` (an in-memory
-OpenSearch-compatible server from PyPI) on a free port, or the service named by
+"""An Elasticsearch-API server for the integration tests: a real OpenSearch 2.19 node
+(:mod:`tests.servers.opensearch`, from Maven Central) on free ports, or the service named by
 ``HUB_TEST_ELASTICSEARCH`` (e.g. ``http://localhost:9200``, docker-compose's Elasticsearch 8).
+
+``HUB_TEST_ES_EMULATOR=1`` runs ``osmem-server`` (an in-memory OpenSearch-compatible server
+from PyPI, in the test extra) instead: it starts in a fraction of a second, where the real node
+needs about 13 s, for a quick loop on a machine without Java; the default suite does not use it.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ class ElasticsearchService:
     """Where the tests find the server, and the sink options it needs."""
 
     url: str
-    #: osmem (like OpenSearch) rejects the elasticsearch client's compatibility media type
+    #: sink options the server needs besides hosts (none: the sink tells OpenSearch from
+    #: Elasticsearch by itself)
     options: dict[str, Any] = field(default_factory=dict)
     _server: Any = None
 
@@ -25,9 +30,14 @@ class ElasticsearchService:
         return connect(ElasticsearchSinkConfig.model_validate({"hosts": [self.url],
                                                                **self.options}))
 
+    def compatibility_toml(self) -> str:
+        """The sink's ``compatibility-mode`` for this server as TOML text."""
+        value = self.options.get("compatibility-mode", "auto")
+        return f'"{value}"' if isinstance(value, str) else str(value).lower()
+
     def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
+            (getattr(self._server, "close", None) or self._server.stop)()
 
 
 def from_env() -> ElasticsearchService | None:
@@ -40,7 +50,15 @@ def start_osmem() -> ElasticsearchService:
     from osmem_server import OsmemServer
 
     server = OsmemServer.start(japanese=False, addr="127.0.0.1:0")
-    return ElasticsearchService(server.url, {"compatibility-mode": False}, server)
+    return ElasticsearchService(server.url, {}, server)
+
+
+def start_opensearch() -> ElasticsearchService:
+    """Start a real OpenSearch node (:class:`tests.servers.opensearch.ThrowawayOpenSearch`)."""
+    from tests.servers.opensearch import ThrowawayOpenSearch
+
+    node = ThrowawayOpenSearch().start()
+    return ElasticsearchService(node.url, {}, node)
 
 
 _shared: ElasticsearchService | None = None
@@ -48,8 +66,9 @@ _shared_lock = __import__("threading").Lock()
 
 
 def shared() -> ElasticsearchService:
-    """One server per test process (``HUB_TEST_ELASTICSEARCH``'s, or osmem stopped at exit):
-    the integration fixture and the conformance cases use it."""
+    """One server per test process (``HUB_TEST_ELASTICSEARCH``'s, else a real OpenSearch
+    node, or osmem with ``HUB_TEST_ES_EMULATOR=1``, stopped at exit): the integration fixture
+    and the conformance cases use it."""
     global _shared
     with _shared_lock:
         if _shared is None:
@@ -57,6 +76,7 @@ def shared() -> ElasticsearchService:
             if _shared is None:
                 import atexit
 
-                _shared = start_osmem()
+                emulator = os.environ.get("HUB_TEST_ES_EMULATOR") == "1"
+                _shared = start_osmem() if emulator else start_opensearch()
                 atexit.register(_shared.stop)
     return _shared
