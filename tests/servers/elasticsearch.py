@@ -30,6 +30,14 @@ class ElasticsearchService:
         return connect(ElasticsearchSinkConfig.model_validate({"hosts": [self.url],
                                                                **self.options}))
 
+    @property
+    def node(self) -> Any:
+        """The :class:`~tests.servers.opensearch.ThrowawayOpenSearch` behind this service
+        when the tests started one (tests may kill and restart it), else None."""
+        from tests.servers.opensearch import ThrowawayOpenSearch
+
+        return self._server if isinstance(self._server, ThrowawayOpenSearch) else None
+
     def compatibility_toml(self) -> str:
         """The sink's ``compatibility-mode`` for this server as TOML text."""
         value = self.options.get("compatibility-mode", "auto")
