@@ -3,8 +3,11 @@
 ``HUB_TEST_ELASTICSEARCH`` (e.g. ``http://localhost:9200``, docker-compose's Elasticsearch 8).
 
 ``HUB_TEST_ES_EMULATOR=1`` runs ``osmem-server`` (an in-memory OpenSearch-compatible server
-from PyPI, in the test extra) instead: it starts in a fraction of a second, where the real node
-needs about 13 s, for a quick loop on a machine without Java; the default suite does not use it.
+from PyPI, not in the test extra: ``pip install osmem-server``) instead.  What it adds: it
+starts in a fraction of a second, where the real node needs about 13 s, and needs no Java, for
+a quick loop while editing the sink.  What it lacks: it is not the real thing (it sent the
+``X-Elastic-Product`` header real OpenSearch does not send, which hid that the sink failed
+every request against OpenSearch); the default suite does not use it.
 """
 from __future__ import annotations
 
@@ -54,7 +57,8 @@ def from_env() -> ElasticsearchService | None:
 
 
 def start_osmem() -> ElasticsearchService:
-    """Start ``osmem-server`` (port 0: it picks a free port and tells us)."""
+    """Start ``osmem-server`` (port 0: it picks a free port and tells us); see the module's
+    docstring for what it is still good for."""
     from osmem_server import OsmemServer
 
     server = OsmemServer.start(japanese=False, addr="127.0.0.1:0")
