@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -178,7 +179,8 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
             if progress:
                 progress.stop()
                 progress.draw()
-        _summary(spec, metrics, result, time.monotonic() - started, dead_letter)
+        sink = connectors[1] if isinstance(connectors, tuple) else None
+        _summary(spec, metrics, result, time.monotonic() - started, dead_letter, sink)
         return 0
     finally:
         lock.release()
@@ -263,7 +265,7 @@ def _refuse_existing_output(spec: PipelineSpec, sink: Sink, fresh: bool) -> None
 
 
 def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, elapsed: float,
-             dead_letter: DeadLetterQueue | None = None) -> None:
+             dead_letter: DeadLetterQueue | None = None, sink: Sink | None = None) -> None:
     totals = metrics.totals()
     rows_out = sum(o for _, o in totals.values())
     how = "finished" if result.status == "finished" else "stopped"
@@ -276,6 +278,12 @@ def _summary(spec: PipelineSpec, metrics: PipelineMetrics, result: JobResult, el
     if result.savepoint_path:
         _say(f"savepoint: {result.savepoint_path}  (resume with  hub run {spec.path} "
              f"--from-savepoint {result.savepoint_path})")
+    if sink is not None and rows_out:
+        hint = sink.read_hint([t for t, (_, out) in totals.items() if out])
+        if hint:
+            python = os.path.relpath(sys.executable)
+            python = sys.executable if python.startswith("..") else python
+            _say(f"read it: {shlex.quote(python)} -c {shlex.quote(hint)}")
 
 
 def savepoint(spec: PipelineSpec, args: argparse.Namespace) -> int:

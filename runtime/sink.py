@@ -144,6 +144,12 @@ class Sink(ABC):
     def create_committer(self) -> Committer:
         """The committer (one per pipeline)."""
 
+    def read_hint(self, tables: list[str]) -> str | None:
+        """One line of Python that reads what the sink wrote for ``tables`` (table ids, those
+        the run wrote), printed at the end of ``hub run`` as a command (``python -c``); no
+        I/O.  Default: none."""
+        return None
+
     def existing_output(self, pipeline: str) -> list[str]:
         """What an earlier run of ``pipeline`` committed into this sink, one short line per
         place (a table, a folder), for a start without a checkpoint to restore: the runner

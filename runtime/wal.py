@@ -38,8 +38,13 @@ from runtime.versioned import VersionClock
 
 log = logging.getLogger(__name__)
 
-VERSION_COLUMN = "_version"
 _SCHEMA_KEY = b"hub.table_schema"
+#: Names of a segment's own columns beside the rows: no source column can have them (MySQL,
+#: PostgreSQL and Avro names can't hold a NUL character), so a table with columns named
+#: ``op``, ``ts_ms`` or ``_version`` is stored as it is.  Segments written before these names
+#: (``op``, ``ts_ms``, ``_version``) are still read.
+OP, TS, VERSION = "\0op", "\0ts_ms", "\0version"
+_OLD_NAMES = (OP_COLUMN, TS_COLUMN, "_version")
 
 
 def wal_root(state_dir: str, pipeline: str, sink: str) -> str:
@@ -216,20 +221,25 @@ class _RunFile:
 
 
 def _with_version(b: ChangeBatch) -> pa.Table:
-    t = b.changelog_table()
+    rb = b.arrow()
+    cols = list(rb.columns) + [b.ops_array(), b.ts_ms_array().cast(pa.int64())]
+    names = list(rb.schema.names) + [OP, TS]
     if b.versions is not None:
-        t = t.append_column(VERSION_COLUMN, pa.array(b.versions, type=pa.int64()))
-    return t
+        cols.append(pa.array(b.versions, type=pa.int64()))
+        names.append(VERSION)
+    return pa.Table.from_arrays(cols, names=names)
 
 
 def _from_table(schema: TableSchema, table: pa.Table) -> ChangeBatch:
-    batches = table.select(list(schema.names)).combine_chunks().to_batches()
+    op, ts, version = (OP, TS, VERSION) if OP in table.column_names else _OLD_NAMES
+    rows = table.select([i for i, name in enumerate(table.column_names)
+                         if name not in (op, ts, version)])
+    batches = rows.combine_chunks().to_batches()
     arrow = (batches[0].cast(schema.arrow_schema) if batches
              else pa.RecordBatch.from_pylist([], schema=schema.arrow_schema))
-    ops = "".join(table.column(OP_COLUMN).to_pylist())
-    versions = (table.column(VERSION_COLUMN).to_numpy()
-                if VERSION_COLUMN in table.column_names else None)
-    return ChangeBatch(schema, ops, arrow=arrow, ts_ms=table.column(TS_COLUMN).combine_chunks(),
+    ops = "".join(table.column(op).to_pylist())
+    versions = (table.column(version).to_numpy() if version in table.column_names else None)
+    return ChangeBatch(schema, ops, arrow=arrow, ts_ms=table.column(ts).combine_chunks(),
                        versions=versions)
 
 

@@ -290,6 +290,38 @@ def _jdbc(flavor: str, upsert: bool) -> SinkCase:
     return jdbc_case(flavor, upsert)
 
 
+def _delta(write_mode: str) -> SinkCase:
+    """The delta sink on a local folder, read back with deltalake: upsert (live rows per
+    key) or append (every change a row with its op)."""
+
+    def make(root: Path) -> Sink:
+        from sinks.delta.config import DeltaSinkConfig
+        from sinks.delta.sink import DeltaSink
+
+        return DeltaSink(DeltaSinkConfig.model_validate({"path": str(root),
+                                                         "write-mode": write_mode}))
+
+    def read(root: Path) -> Counter:
+        from deltalake import DeltaTable
+
+        rows: Counter = Counter()
+        for log_dir in glob.glob(os.path.join(root, "*", "*", "_delta_log")):
+            folder = os.path.dirname(log_dir)
+            table = ".".join(os.path.relpath(folder, root).split(os.sep))
+            t = DeltaTable(folder).to_pyarrow_table()
+            if write_mode == "upsert":
+                rows.update((table, i, n) for i, n in zip(*(t.column(c).to_pylist()
+                                                            for c in ("id", "name"))))
+            else:
+                rows.update((table, op, i, n) for op, i, n in zip(
+                    *(t.column(c).to_pylist() for c in ("op", "id", "name"))))
+        return rows
+
+    return SinkCase(make, read, upsert=write_mode == "upsert")
+
+
+SINK_CASES.update({"delta": _delta("upsert"), "delta-changelog": _delta("append")})
+
 SINK_CASES.update({"jdbc-postgres": _jdbc("postgres", True),
                    "jdbc-mariadb": _jdbc("mariadb", True),
                    "jdbc-postgres-changelog": _jdbc("postgres", False),

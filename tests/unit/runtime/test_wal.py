@@ -63,3 +63,33 @@ def test_aborted_segment_leaves_nothing(tmp_path):
     seg.append(ChangeBatch(B, "c", rows=[("a",)]))
     seg.abort()
     assert list(root.iterdir()) == []
+
+
+def test_columns_named_like_the_segments_own_round_trip(tmp_path):
+    odd = TableSchema("db.odd", (Column("op", T("STRING"), False), Column("ts_ms", T("BIGINT")),
+                                 Column("_version", T("INT"))), ("op",))
+    wal = WriteAheadLog(str(tmp_path / "wal"))
+    seg = wal.write_segment("s", [ChangeBatch(odd, "cd", rows=[("a", 1, 2), ("b", 3, 4)],
+                                              ts_ms=[7, 8], versions=[9, 10])])["segment"]
+    [back] = WriteAheadLog.read_segment(seg)
+    assert back.rows() == [("a", 1, 2), ("b", 3, 4)] and back.ops == "cd"
+    assert back.ts_ms_list() == [7, 8] and back.versions.tolist() == [9, 10]
+
+
+def test_segments_written_with_the_old_column_names_are_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import json
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    table = pa.table({"id": pa.array([1], pa.int64()), "v": pa.array([Decimal("1.00")],
+                                                                     pa.decimal128(10, 2)),
+                      "op": ["u"], "ts_ms": pa.array([5], pa.int64()),
+                      "_version": pa.array([6], pa.int64())})
+    meta = {b"hub.table_schema": json.dumps(A.to_dict()).encode()}
+    with ipc.new_file(str(folder / "0000.arrow"), table.schema.with_metadata(meta)) as w:
+        w.write_table(table)
+    [back] = WriteAheadLog.read_segment(str(folder))
+    assert back.rows() == [(1, Decimal("1.00"))] and back.ops == "u"
+    assert back.ts_ms_list() == [5] and back.versions.tolist() == [6]

@@ -1,0 +1,386 @@
+"""The delta sink, side by side with the bare path, on the same MariaDB table.
+
+    python bench/delta_bench.py [--rows 1000000] [--changes 2000000] [--merge-sizes 1000000,10000000]
+
+1. snapshot: ``hub run`` MySQL (startup-mode initial-only) -> delta, parallelism 1 and 2,
+   against the bare path: connectorx (else PyMySQL) -> pyarrow -> ``write_deltalake``, no
+   CDC, in a process of its own; rows/s and peak RSS of each.
+2. change stream: a pipeline (checkpoints every 10 s) holds the table's 1,000,000 rows in
+   Delta; it is stopped, the table gets ``--changes`` changes (70% inserts, 20% updates, 10%
+   deletes, as bulk statements), and the pipeline is started again: changes/s until the
+   last change is in the Delta table (a marker row written after the others), and the
+   MERGE commits it took (rows, seconds).
+2b. the sink alone: the same mix of changes through the delta sink's writer and committer
+   (no source), two checkpoints of ``--changes / 2`` against the table of ``--rows``.
+3. merge cost against table size: one MERGE of 300,000 changes (70/20/10, updated and deleted
+   keys spread over the whole table) into a Delta table of each ``--merge-sizes`` rows,
+   with deltalake alone (what the committer does per checkpoint).
+
+Uses a throwaway MariaDB (Debian package) unless HUB_TEST_MYSQL names a server.  The bare path
+uses connectorx when it is installed (``pip install connectorx``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from hubrun import run_hub
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mysql_bench import fill  # noqa: E402
+
+from tests.servers import mariadb  # noqa: E402
+
+PIPELINE = """
+[pipeline]
+name = "{name}"
+parallelism = {p}
+[checkpoint]
+interval = "{interval}"
+dir = "{dir}/state"
+[source]
+{connection}
+tables = ["bench\\\\.orders"]
+startup-mode = "{mode}"
+[sink]
+type = "delta"
+path = "{dir}/lake"
+maintenance-interval = "0s"
+"""
+
+
+def write_pipeline(server, work: str, name: str, p: int, mode: str,
+                   interval: str = "10s") -> str:
+    os.makedirs(work, exist_ok=True)
+    path = f"{work}/pipeline.toml"
+    with open(path, "w") as f:
+        f.write(PIPELINE.format(name=name, p=p, dir=work, connection=server.source_toml(),
+                                mode=mode, interval=interval))
+    return path
+
+
+def delta_rows(uri: str) -> int:
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable(uri).to_pyarrow_dataset().count_rows()
+    except Exception:  # noqa: BLE001 - not created yet
+        return 0
+
+
+# -- 1. snapshot ----------------------------------------------------------------------------
+def bare_snapshot(url: str, uri: str, p: int) -> None:
+    """In its own process (``--bare``): the table into Delta, no CDC."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    t0 = time.monotonic()
+    try:
+        import connectorx
+
+        kw = {"partition_on": "id", "partition_num": p} if p > 1 else {}
+        table = connectorx.read_sql(url, "SELECT * FROM bench.orders", return_type="arrow",
+                                    **kw)
+        write_deltalake(uri, table, mode="append")
+        n, via = table.num_rows, "connectorx"
+    except ModuleNotFoundError:
+        import pymysql
+        import pymysql.cursors
+        from urllib.parse import urlparse
+
+        u = urlparse(url)
+        conn = pymysql.connect(host=u.hostname, port=u.port, user=u.username,
+                               password=u.password, cursorclass=pymysql.cursors.SSCursor)
+        n, via = 0, "PyMySQL"
+        with conn.cursor() as cur:
+            cur.execute("SELECT * FROM bench.orders")
+            names = [d[0] for d in cur.description]
+            while rows := cur.fetchmany(100_000):
+                cols = list(zip(*rows))
+                write_deltalake(uri, pa.table(dict(zip(names, map(list, cols)))),
+                                mode="append")
+                n += len(rows)
+        conn.close()
+    secs = time.monotonic() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": n, "secs": secs, "rss": rss, "via": via}))
+
+
+def run_bare(server, work: str, p: int) -> dict:
+    url = f"mysql://{server.user}:{server.password}@{server.host}:{server.port}/bench"
+    out = subprocess.run([sys.executable, __file__, "--bare", url, f"{work}/bare", str(p)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def snapshot(server, rows: int, work: str) -> None:
+    print(f"\n1. snapshot of {rows:,} rows into Delta (hub: checkpoints every 10 s, i.e. one "
+          f"commit at the end, and every 2 s)")
+    print(f"{'path':<26} {'p':>2} {'rows/s':>10} {'s':>7} {'peak RSS MB':>12} {'vs bare':>8}")
+    for p in (1, 2):
+        bare = run_bare(server, f"{work}/bare-{p}", p)
+        bare_rate = bare["rows"] / bare["secs"]
+        print(f"{'bare (' + bare['via'] + ')':<26} {p:>2} {bare_rate:>10,.0f} "
+              f"{bare['secs']:>7.2f} {bare['rss']:>12.0f}", flush=True)
+        for interval in ("10s", "2s"):
+            d = f"{work}/hub-{p}-{interval}"
+            r = run_hub(write_pipeline(server, d, f"delta-bench-{p}", p, "initial-only",
+                                       interval))
+            in_table = delta_rows(f"{d}/lake/bench/orders")
+            print(f"{'hub run (delta) ' + interval:<26} {p:>2} {r.rows_per_s:>10,.0f} "
+                  f"{r.run_s:>7.2f} {r.peak_rss_mb:>12.0f} {r.rows_per_s / bare_rate:>7.2f}x   "
+                  f"({in_table:,} rows in the table)", flush=True)
+        if p == 1:
+            d = f"{work}/blackhole"
+            text = open(write_pipeline(server, d, "blackhole", 1, "initial-only")).read()
+            with open(f"{d}/pipeline.toml", "w") as f:
+                f.write(text[:text.index("[sink]")] + '[sink]\ntype = "blackhole"\n')
+            r = run_hub(f"{d}/pipeline.toml")
+            print(f"{'hub run (blackhole)':<26} {p:>2} {r.rows_per_s:>10,.0f} {r.run_s:>7.2f} "
+                  f"{r.peak_rss_mb:>12.0f}   (the source alone)", flush=True)
+
+
+# -- 2. change stream -----------------------------------------------------------------------
+def workload(server, changes: int, start_id: int, rows: int) -> tuple[int, float]:
+    """About ``changes`` row changes as bulk statements: 70% inserts (new ids), 20% updates,
+    10% deletes of existing rows, in rounds of 10,000; then the marker row (id -1).  Returns
+    the rows the statements changed, and the seconds they took."""
+    conn = server.connect()
+    t0 = time.monotonic()
+    step, next_id, low, done = 10_000, start_id, 0, 0
+    ins, upd, dele = int(step * 0.7), int(step * 0.2), int(step * 0.1)
+    with conn.cursor() as cur:
+        while done < changes:
+            done += cur.execute(
+                f"INSERT INTO bench.orders SELECT id + {next_id}, customer_id, amount, status, "
+                f"note, updated_at, attrs FROM bench.orders WHERE id >= {rows - ins} AND "
+                f"id < {rows}")
+            next_id += ins
+            done += cur.execute(f"UPDATE bench.orders SET amount = amount + 1, status = "
+                                f"'changed' WHERE id >= {low} AND id < {low + upd}")
+            done += cur.execute(f"DELETE FROM bench.orders WHERE id >= {low + upd} AND "
+                                f"id < {low + upd + dele}")
+            low += upd + dele
+            if low + upd + dele >= rows - ins:
+                low = 0  # another pass: its updates and deletes meet fewer rows
+        cur.execute("INSERT INTO bench.orders (id, status) VALUES (-1, 'marker')")
+    conn.commit()
+    conn.close()
+    return done, time.monotonic() - t0
+
+
+def has_marker(uri: str) -> bool:
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    try:
+        return DeltaTable(uri).to_pyarrow_dataset().count_rows(filter=pc.field("id") == -1) > 0
+    except Exception:  # noqa: BLE001 - a commit in flight
+        return False
+
+
+def change_stream(server, rows: int, changes: int, work: str) -> None:
+    print(f"\n2. change stream: {changes:,} changes (70% inserts, 20% updates, 10% deletes) "
+          f"against {rows:,} rows, checkpoints every 10 s")
+    d = f"{work}/stream"
+    path = write_pipeline(server, d, "delta-stream", 2, "initial")
+    uri = f"{d}/lake/bench/orders"
+    p = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
+                         stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while delta_rows(uri) < rows and time.monotonic() < deadline:
+        time.sleep(1)
+    p.send_signal(signal.SIGTERM)
+    p.wait(120)
+    from deltalake import DeltaTable
+
+    first = DeltaTable(uri).version()
+    changes, secs = workload(server, changes, 10 * rows, rows)
+    print(f"   (MariaDB made {changes:,} changes in {secs:.1f}s; the pipeline was stopped)")
+    t0 = time.monotonic()
+    p = subprocess.Popen([sys.executable, "-m", "hub", "run", path, "--no-progress"],
+                         stderr=subprocess.DEVNULL)
+    while not has_marker(uri) and time.monotonic() - t0 < 900:
+        time.sleep(0.25)
+    took = time.monotonic() - t0
+    p.send_signal(signal.SIGTERM)
+    _, _, usage = os.wait4(p.pid, 0)
+    merges = [c for c in DeltaTable(uri).history() if c["version"] > first
+              and c["operation"] == "MERGE"]
+    conn = server.connect()
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM bench.orders")
+        (source,) = cur.fetchone()
+    conn.close()
+    print(f"   {changes:,} changes in {took:.1f}s from the restart: {changes / took:,.0f} "
+          f"changes/s (hub start and the last 10 s checkpoint included); peak RSS "
+          f"{usage.ru_maxrss / 1024:.0f} MB")
+    for c in reversed(merges):
+        m = c["operationMetrics"]
+        print(f"   MERGE {m['num_source_rows']:>9,} changes: {m['execution_time_ms'] / 1000:6.2f}s "
+              f"({m['num_target_rows_inserted']:,} ins, {m['num_target_rows_updated']:,} upd, "
+              f"{m['num_target_rows_deleted']:,} del, {m['num_target_rows_copied']:,} copied)")
+    print(f"   table: {delta_rows(uri):,} rows, source: {source:,}")
+
+
+# -- 2b. the sink alone ---------------------------------------------------------------------
+def sink_alone(rows: int, changes: int, work: str) -> None:
+    """The change stream's changes through the delta sink's own writer and committer (no
+    source, no binlog): what the sink takes per second on this machine."""
+    import numpy as np
+    import pyarrow as pa
+
+    from runtime.batch import ChangeBatch
+    from runtime.schema import Column, TableSchema
+    from runtime.sink import CommitContext, WriterContext
+    from runtime.types import T
+    from sinks.delta.config import DeltaSinkConfig
+    from sinks.delta.sink import DeltaSink
+
+    schema = TableSchema("bench.orders", tuple(Column(n, T(t)) for n, t in (
+        ("id", "BIGINT"), ("customer_id", "INT"), ("amount", "DECIMAL(12,2)"),
+        ("status", "VARCHAR(16)"), ("note", "VARCHAR(200)"), ("updated_at", "TIMESTAMP(6)"),
+        ("attrs", "JSON"))), ("id",))
+
+    def batch(ids: np.ndarray, ops: str, seq: int) -> ChangeBatch:
+        cents = pa.array(ids % 10_000_000, pa.int64()).cast(pa.decimal128(19, 0))
+        arrow = pa.RecordBatch.from_arrays([
+            pa.array(ids), pa.array((ids % 100_000).astype(np.int32)),
+            cents.cast(pa.decimal128(12, 2), safe=False),
+            pa.array(np.array(["paid", "shipped", "pending"])[ids % 3]),
+            pa.array(np.char.add("note for order with some words to make it longer ",
+                                 ids.astype(str))),
+            pa.array(ids * 1000, pa.timestamp("us")),
+            pa.array(np.char.add('{"color": "red", "size": ', (ids % 50).astype(str)))],
+            schema=schema.arrow_schema)
+        return ChangeBatch(schema, ops, arrow=arrow, ts_ms=0,
+                           versions=np.arange(seq, seq + len(ids)))
+
+    sink = DeltaSink(DeltaSinkConfig.model_validate({"path": f"{work}/sink-alone",
+                                                     "maintenance-interval": "0s"}))
+    committer = sink.create_committer()
+    state = f"{work}/sink-alone-state"
+    per_checkpoint = changes // 2
+    rng = np.random.default_rng(3)
+    next_id, seq, total, spent = rows, 0, 0, 0.0
+    print(f"\n2b. the sink alone: {rows:,} rows, then checkpoints of {per_checkpoint:,} "
+          f"changes (70/20/10) through its writer and committer")
+    for cp in range(1, 4):
+        writer = sink.create_writer(WriterContext("sink-alone", 0, 1, "a", state), None)
+        t0 = time.monotonic()
+        if cp == 1:
+            for start in range(0, rows, 10_000):
+                writer.write(batch(np.arange(start, start + 10_000), "r" * 10_000, seq))
+                seq += 10_000
+            n = rows
+        else:
+            ins, upd, dele = int(per_checkpoint * .7), int(per_checkpoint * .2), \
+                per_checkpoint - int(per_checkpoint * .7) - int(per_checkpoint * .2)
+            keys = rng.choice(next_id, upd + dele, replace=False)
+            ids = np.concatenate([np.arange(next_id, next_id + ins), keys])
+            ops = "c" * ins + "u" * upd + "d" * dele
+            order = rng.permutation(len(ids))
+            ids, ops = ids[order], "".join(np.array(list(ops))[order])
+            next_id += ins
+            for start in range(0, len(ids), 10_000):
+                writer.write(batch(ids[start:start + 10_000], ops[start:start + 10_000], seq))
+                seq += 10_000
+            n = len(ids)
+        committables = writer.prepare_commit(cp)
+        writer.close()
+        committer.commit(committables, CommitContext("sink-alone", cp, None, state, "job"))
+        took = time.monotonic() - t0
+        what = "snapshot" if cp == 1 else "changes"
+        print(f"   checkpoint {cp}: {n:,} {what} staged and committed in {took:.2f}s: "
+              f"{n / took:,.0f}/s", flush=True)
+        if cp > 1:
+            total, spent = total + n, spent + took
+    print(f"   changes: {total / spent:,.0f}/s; table: "
+          f"{delta_rows(f'{work}/sink-alone/bench/orders'):,} rows")
+
+
+# -- 3. merge cost against table size -------------------------------------------------------
+def merge_cost(sizes: list[int], work: str) -> None:
+    import numpy as np
+    import pyarrow as pa
+    from deltalake import DeltaTable, write_deltalake
+
+    from sinks.delta.table import OP, DeltaLakeTable
+
+    print("\n3. one MERGE of 300,000 changes (210k inserts, 60k updates, 30k deletes; keys "
+          "spread over the table)")
+    print(f"{'table rows':>12} {'merge s':>8} {'files rewritten':>16} {'rows copied':>12}")
+    rng = np.random.default_rng(7)
+
+    def rows_of(ids: np.ndarray) -> pa.Table:
+        n = len(ids)
+        return pa.table({"id": ids, "customer_id": (ids % 100_000).astype(np.int32),
+                         "amount": rng.random(n) * 1000, "status": pa.array(
+                             np.array(["paid", "shipped", "pending"])[ids % 3]),
+                         "note": pa.array(np.char.add("note ", (ids % 997).astype(str)))})
+
+    for size in sizes:
+        uri = f"{work}/merge-{size}"
+        shutil.rmtree(uri, ignore_errors=True)
+        for start in range(0, size, 1_000_000):
+            write_deltalake(uri, rows_of(np.arange(start, min(size, start + 1_000_000))),
+                            mode="append")
+        DeltaTable(uri).optimize.compact()  # as maintenance leaves it
+        keys = rng.choice(size, 90_000, replace=False)
+        ids = np.concatenate([np.arange(size, size + 210_000), keys])
+        ops = ["c"] * 210_000 + ["u"] * 60_000 + ["d"] * 30_000
+        source = rows_of(ids).append_column(OP, pa.array(ops))
+        table = DeltaLakeTable(uri, "bench.orders", None)
+        table.load()
+        t0 = time.monotonic()
+        m = table.merge(source, ["id"], DeltaLakeTable.commit_properties("bench", 1), False)
+        print(f"{size:>12,} {time.monotonic() - t0:>8.2f} {m['num_target_files_removed']:>16} "
+              f"{m['num_target_rows_copied']:>12,}", flush=True)
+        shutil.rmtree(uri, ignore_errors=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--bare":
+        bare_snapshot(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--changes", type=int, default=2_000_000)
+    ap.add_argument("--merge-sizes", default="1000000,10000000")
+    ap.add_argument("--skip", default="", help="parts to skip, e.g. 2,3")
+    args = ap.parse_args()
+    skip = set(args.skip.split(","))
+    work = tempfile.mkdtemp(prefix="hub-delta-bench-")
+    server = mariadb.from_env()
+    owned = None
+    try:
+        if not {"1", "2"} <= skip:  # parts with MariaDB
+            if server is None:
+                owned = mariadb.ThrowawayMariaDB()
+                server = owned.start()
+            fill(server, args.rows)
+        if "1" not in skip:
+            snapshot(server, args.rows, work)
+        if "2" not in skip:
+            change_stream(server, args.rows, args.changes, work)
+        if "2b" not in skip:
+            sink_alone(args.rows, args.changes, work)
+        if "3" not in skip:
+            merge_cost([int(s) for s in args.merge_sizes.split(",")], work)
+    finally:
+        if owned is not None:
+            owned.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The Delta committer: one Delta commit per table and checkpoint, exactly once.
+
+For each checkpoint (ascending) the common lake committer hands over each table's changes
+(:class:`~sinks.lake.changes.TableChanges`); :meth:`DeltaCommitter.commit_table` turns them
+into exactly one commit of that table's Delta log:
+
+* upsert (a table with a primary key, ``write-mode = "upsert"``): one MERGE of the collapsed
+  changes by key (matched delete: delete; matched: update every column; not matched and no
+  delete: insert).  A table that does not exist yet is created by appending the upserts (its
+  first checkpoint can match nothing); a checkpoint of snapshot reads and inserts only, none
+  of whose keys the table holds (snapshot chunks, new auto-increment keys), is appended too:
+  what the MERGE would do, at the cost of an append.
+* append (no primary key, or ``write-mode = "append"``): the change rows with ``op``,
+  ``ts_ms`` and ``seq`` appended.
+
+Each commit carries the application transaction ``(app id, checkpoint id)`` (see
+:meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the same atomic log entry as its data.
+Replay guard: a table whose transaction version for the app id is already >= the checkpoint
+is skipped, so a checkpoint replayed after a crash (all of it, or the tables after the one the
+crash hit) is never applied twice.  Only the committer writes, one checkpoint at a time:
+writers only stage write-ahead-log segments.
+
+Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
+(``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
+:class:`~sinks.lake.committer.LakeCommitter`): ``delta-compacted``, maintenance compacted a
+table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran);
+``delta-widened``, a table was rewritten with wider column types, checkpoint N not yet
+committed into it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from runtime.errors import TerminalError
+from runtime.faults import crash_point
+from runtime.fs import is_url
+from runtime.sink import CommitContext
+from sinks.delta.config import DeltaSinkConfig
+from sinks.delta.evolution import evolve
+from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
+from sinks.delta.table import OP, DeltaLakeTable
+from sinks.delta.types import describe, to_delta
+from sinks.lake.changes import TableChanges
+from sinks.lake.committer import LakeCommitter
+
+log = logging.getLogger(__name__)
+
+
+
+class DeltaCommitter(LakeCommitter):
+    """Commits each checkpoint's changes into the Delta tables under ``path``."""
+
+    sink_name = "delta"
+
+    def __init__(self, config: DeltaSinkConfig):
+        super().__init__(config)
+        self.config = config
+        check_fields(config.partition_fields)
+        self._fields = config.partition_fields
+        self._partition_by = partition_columns(self._fields)
+        self._tables: dict[str, DeltaLakeTable] = {}
+        self._owners: dict[str, str] = {}  # Delta table uri -> the source table writing it
+
+    # -- commits -------------------------------------------------------------------------------
+    def commit_table(self, changes: TableChanges, context: CommitContext) -> None:
+        """Commit ``changes`` into their Delta table as one commit (see the module docs);
+        a no-op when the table already holds checkpoint ``changes.checkpoint_id``."""
+        cp, app = changes.checkpoint_id, self.app_id(context)
+        target = self._table(changes.table)
+        exists = target.load()
+        if exists:
+            done = target.committed(app)
+            if done is not None and done >= cp:
+                log.info("delta: table %s already holds checkpoint %d (it is at %d): "
+                         "not applied again", changes.table, cp, done)
+                return
+        started = time.monotonic()
+        props = DeltaLakeTable.commit_properties(app, cp)
+        data = to_delta(changes.rows if changes.collapsed else changes.changelog(),
+                        changes.table)
+        data = add_partition_columns(data, self._fields, changes.table)
+        if exists:
+            what = self._write(target, changes, data, props, context)
+        else:
+            what = self._create(target, changes, data, props)
+        log.info("delta: table %s, checkpoint %d: %s in %.2fs", changes.table, cp, what,
+                 time.monotonic() - started)
+
+    def _create(self, target: DeltaLakeTable, changes: TableChanges, data: pa.Table,
+                props: Any) -> str:
+        """The table's first commit: it holds no key yet, so upserts are appended and
+        deletes dropped."""
+        deletes = changes.is_delete()
+        if changes.collapsed and pc.any(deletes).as_py():
+            data = data.filter(pc.invert(deletes))
+        target.append(data, props, partition_by=self._partition_by,
+                      configuration=self._configuration(),
+                      target_file_size=self.config.target_file_size)
+        return f"created with {data.num_rows} rows"
+
+    def _write(self, target: DeltaLakeTable, changes: TableChanges, data: pa.Table,
+               props: Any, context: CommitContext) -> str:
+        """A commit into an existing table: its schema evolved first (see
+        :mod:`sinks.delta.evolution`), then a MERGE (upsert), an append of new keys (upsert,
+        inserts only, none in the table: what the MERGE would do) or an append of change
+        rows."""
+        self._check_layout(target, changes)
+        upsert = changes.collapsed
+        if upsert:
+            data = data.append_column(OP, changes.ops)
+        extra = (OP,) if upsert else ()
+        evo = evolve(target.schema(), data, changes.table, target.uri, extra)
+        if evo.widen:
+            self._widen(target, evo.widen, changes, context)
+            evo = evolve(target.schema(), data, changes.table, target.uri, extra)
+        keys = list(changes.schema.primary_key)
+        append = dict(partition_by=self._partition_by, configuration={},
+                      target_file_size=self.config.target_file_size,
+                      merge_schema=bool(evo.added))
+        if upsert and changes.only_inserts() and not target.holds_any(evo.data.select(keys)):
+            target.append(evo.data.drop_columns([OP]), props, **append)  # ~1/1.7 the cost
+            what = f"appended {len(changes)} new keys"
+        elif upsert:
+            m = target.merge(evo.data, keys, props, merge_schema=bool(evo.added))
+            what = (f"merged {len(changes)} changes: {m.get('num_target_rows_inserted', 0)} "
+                    f"inserted, {m.get('num_target_rows_updated', 0)} updated, "
+                    f"{m.get('num_target_rows_deleted', 0)} deleted")
+        else:
+            target.append(evo.data, props, **append)
+            what = f"appended {evo.data.num_rows} change rows"
+        if evo.added:
+            what += f"; added column(s) {', '.join(evo.added)}"
+        return what
+
+    def _table(self, table_id: str) -> DeltaLakeTable:
+        known = self._tables.get(table_id)
+        if known is not None:
+            return known
+        try:
+            uri = self.config.table_uri(table_id)
+        except ValueError as exc:
+            raise TerminalError(f"delta: table {table_id!r} has no table path: {exc}") from None
+        owner = self._owners.setdefault(uri, table_id)
+        if owner != table_id:
+            raise TerminalError(f"delta: tables {owner} and {table_id} both map to the Delta "
+                                f"table at {uri}; put {{db}} and {{table}} in table-path, or "
+                                f"merge them with a [[route]]")
+        known = self._tables[table_id] = DeltaLakeTable(uri, table_id, self.config.storage())
+        return known
+
+    def _configuration(self) -> dict[str, str]:
+        retention = f"interval {int(self.config.retention)} seconds"
+        return {"delta.targetFileSize": str(self.config.target_file_size),
+                "delta.deletedFileRetentionDuration": retention,
+                "delta.logRetentionDuration": retention,
+                **self.config.table_properties}
+
+    def _check_layout(self, target: DeltaLakeTable, changes: TableChanges) -> None:
+        have = target.partition_columns()
+        if have != self._partition_by:
+            raise TerminalError(
+                f"delta: table {changes.table} at {target.uri} is partitioned by "
+                f"{have or 'nothing'}, but partition-by gives {self._partition_by or 'none'}; "
+                f"set partition-by as the table has it, or move the table away and restart "
+                f"with --fresh")
+        if changes.collapsed:
+            missing = [k for k in changes.schema.primary_key
+                       if k not in target.schema().names]
+            if missing:
+                raise TerminalError(
+                    f"delta: table {changes.table} at {target.uri} has no column "
+                    f"{missing[0]!r} of the primary key to merge by; move the table away and "
+                    f"restart with --fresh, or use write-mode = \"append\"")
+
+    def _widen(self, target: DeltaLakeTable, widen: dict[str, pa.DataType],
+               changes: TableChanges, context: CommitContext) -> None:
+        """Widen the table's ``widen`` columns (name -> wider type).  deltalake can't change
+        a column's type in place (no ``typeWidening``), so the table is rewritten with the
+        wider types in one overwrite commit, streamed batch by batch (memory stays a batch),
+        tagged ``hub.widened`` and carrying no application transaction: a crash after it
+        finds the table widened and commits the checkpoint as usual."""
+        started = time.monotonic()
+        rows = target.rewrite_widened(widen, self._partition_by,
+                                      self.config.target_file_size,
+                                      DeltaLakeTable.maintenance_properties(
+                                          self.app_id(context),
+                                          "widened " + ", ".join(sorted(widen))))
+        log.warning("delta: table %s: widened %s; rewrote its %d rows in %.1fs", changes.table,
+                    ", ".join(f"{c} to {describe(t)}" for c, t in widen.items()), rows,
+                    time.monotonic() - started)
+        crash_point("delta-widened", changes.checkpoint_id)
+        target.load()
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def maintain(self, tables: list[str], context: CommitContext) -> None:
+        """Compact the small files of ``tables`` into files of about ``target-file-size``,
+        delete the files no version younger than ``retention`` references, checkpoint the
+        log and delete its entries older than ``retention`` (the tables are created with
+        ``delta.logRetentionDuration`` = ``retention``).  None changes a row or loses an
+        application transaction: a crash in between leaves nothing to repair (the next
+        round does the rest)."""
+        for table_id in tables:
+            target = self._table(table_id)
+            if not target.load():
+                continue
+            started = time.monotonic()
+            metrics = target.compact(self.config.target_file_size,
+                                     DeltaLakeTable.maintenance_properties(
+                                         self.app_id(context), "compact"))
+            crash_point("delta-compacted", context.checkpoint_id)
+            removed = target.vacuum(self.config.retention)
+            target.checkpoint_and_clean_log()
+            log.info("delta: table %s maintained in %.2fs: %s files compacted into %s, %d "
+                     "unreferenced files deleted, log checkpointed", table_id,
+                     time.monotonic() - started, metrics.get("numFilesRemoved", 0),
+                     metrics.get("numFilesAdded", 0), len(removed))
+
+    # -- fresh starts --------------------------------------------------------------------------
+    def existing_output(self, pipeline: str) -> list[str]:
+        """The Delta tables under ``path`` with a transaction of a job of ``pipeline``
+        through this sink (their log checkpoint keeps it after old commits are cleaned up):
+        a fresh start would write its changes a second time.  Local folders only: object
+        stores are not listed (logged)."""
+        root = self.config.root
+        if is_url(root) and not root.startswith("file://"):
+            log.info("delta: tables under %s are not looked for (not a local folder)", root)
+            return []
+        prefix, found = self.app_prefix(pipeline), []
+        for folder, dirs, _files in os.walk(root.removeprefix("file://")):
+            if "_delta_log" not in dirs:
+                continue
+            dirs.clear()  # a table's own folders hold no tables
+            table = DeltaLakeTable(folder, folder, None)
+            if not table.load():
+                continue
+            for app in sorted(a for a in table.app_ids() if a.startswith(prefix)):
+                found.append(f"{folder} (Delta table: checkpoint {table.committed(app)} of "
+                             f"job {app[len(prefix):]})")
+        return sorted(found)

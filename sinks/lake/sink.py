@@ -1,0 +1,34 @@
+"""The base of the lake-table sink factories (Delta, Iceberg)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from runtime.sink import Committer, Sink, SinkWriter, WriterContext
+from sinks.lake.committer import LakeCommitter
+from sinks.lake.config import LakeSinkConfig
+from sinks.lake.writer import LakeSinkWriter
+
+
+class LakeSink(Sink):
+    """Writers stage each checkpoint's changes in write-ahead-log segments
+    (:class:`LakeSinkWriter`); the format's committer (``committer_class``) commits them as
+    one table transaction per table and checkpoint.  Keeps no writer state."""
+
+    config_class: ClassVar[type[LakeSinkConfig]]
+    committer_class: ClassVar[type[LakeCommitter]]
+
+    def __init__(self, config: LakeSinkConfig):
+        self.config = config
+
+    def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
+        return LakeSinkWriter(context, self.committer_class.sink_name)
+
+    def create_committer(self) -> Committer:
+        return self.committer_class(self.config)
+
+    def existing_output(self, pipeline: str) -> list[str]:
+        committer = self.committer_class(self.config)
+        try:
+            return committer.existing_output(pipeline)
+        finally:
+            committer.close()
