@@ -17,7 +17,15 @@ from tests.killing import hub, latest_checkpoint, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch]
 
-SUITE = es_suite.TestElasticsearchExactlyOnce()  # its pipeline and reading, not its tests
+
+class RestartSuite(es_suite.TestElasticsearchExactlyOnce):
+    """The kill suite's pipeline and reading (not its tests: no Test prefix), with extra sink
+    options."""
+
+    extra = ""
+
+    def sink(self, server, prefix: str, delivery: str) -> str:
+        return super().sink(server, prefix, delivery) + self.extra
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +50,23 @@ def service(node):
     return ElasticsearchService(node.url)
 
 
-def test_opensearch_restarted_during_a_commit(tmp_path_factory, node, service):
+@pytest.mark.parametrize("retries", ["client", "runner"])
+def test_opensearch_restarted_during_a_commit(tmp_path_factory, node, service, retries):
+    """``client``: the sink's client retries the request (``max-retries``, backoff from 0.2 s
+    doubling) and outlasts the restart; ``runner``: ``max-retries = 0``, so the first refused
+    connection is a transient error and the runner restarts the pipeline from its latest
+    checkpoint (backoff from 1 s doubling), replaying the write-ahead log."""
+    suite = RestartSuite()
+    if retries == "runner":
+        suite.extra = "max-retries = 0\n"
     d = tmp_path_factory.mktemp("reference")
-    pipeline, prefix = SUITE.pipeline(d, service, rps=0)
+    pipeline, prefix = suite.pipeline(d, service, rps=0)
     run_to_end(pipeline)
-    reference = SUITE.contents(service, prefix)
+    reference = suite.contents(service, prefix)
     assert 0 < len(reference) < 2 * 5000
 
     d = tmp_path_factory.mktemp("restart")
-    pipeline, prefix = SUITE.pipeline(d, service, rps=2000)
+    pipeline, prefix = suite.pipeline(d, service, rps=2000)
     state = str(d / "state")
     p = hub("run", pipeline, "--no-progress")
     try:
@@ -72,10 +88,17 @@ def test_opensearch_restarted_during_a_commit(tmp_path_factory, node, service):
         if node.proc is None:
             node.restart()
     assert p.returncode == 0, err
-    assert SUITE.contents(service, prefix) == reference
+    assert suite.contents(service, prefix) == reference
     # it met the dead node, said so, and waited with a growing backoff (the client's retries of
     # the request, then, if the node is still away, the runner's restarts from the latest
     # checkpoint) until it could go on
-    waits = [float(s) for s in re.findall(
-        r"elasticsearch: [a-z ]+: ConnectionError: [^;\n]*; retry in ([0-9.]+)s", err)]
-    assert waits[:3] == [0.2, 0.4, 0.8], err
+    if retries == "client":
+        waits = [float(s) for s in re.findall(
+            r"elasticsearch: [a-z ]+: ConnectionError: [^;\n]*; retry in ([0-9.]+)s", err)]
+        assert waits[:3] == [0.2, 0.4, 0.8], err
+    else:
+        assert re.search(r"elasticsearch: .*ConnectionError.*: restarting from the latest "
+                         r"checkpoint in 1.0s \(attempt 1 of", err), err
+        waits = [(float(d), int(n)) for d, n in re.findall(
+            r"restarting from the latest checkpoint in ([0-9.]+)s \(attempt (\d+) of", err)]
+        assert len(waits) >= 2 and waits == [(2.0 ** i, i + 1) for i in range(len(waits))], err
