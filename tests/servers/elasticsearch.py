@@ -4,7 +4,7 @@
 
 ``HUB_TEST_ES_EMULATOR=1`` runs ``osmem-server`` (an in-memory OpenSearch-compatible server
 from PyPI, not in the test extra: ``pip install osmem-server``) instead.  What it adds: it
-starts in a fraction of a second, where the real node needs about 13 s, and needs no Java, for
+starts in a fraction of a second, where the real node needs 3 to 13 s, and needs no Java, for
 a quick loop while editing the sink.  What it lacks: it is not the real thing (it sent the
 ``X-Elastic-Product`` header real OpenSearch does not send, which hid that the sink failed
 every request against OpenSearch); the default suite does not use it.
