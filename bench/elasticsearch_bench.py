@@ -12,15 +12,19 @@
   every second, exactly-once: every row goes through the write-ahead log), timed by the
   pipeline's own summary line (and wall time including process start).
 
-Rounds.  Without ``--url`` it starts ``osmem-server`` (an in-memory OpenSearch-API server),
+Servers: ``--url`` (e.g. docker-compose's Elasticsearch 8), ``--emulator`` (``osmem-server``,
+``pip install osmem-server``), else a real OpenSearch 2.19 node started here
+(tests/servers/opensearch.py).  The sink tells OpenSearch from Elasticsearch by itself
+(``compatibility-mode = "auto"``).
+
+Rounds.  With ``--emulator``, ``osmem-server`` (an in-memory OpenSearch-API server),
 which holds about 20 KB of memory per document: a million documents do not fit a 24 GB
 machine (it was killed by the OOM killer).  So the rows are measured in rounds of
 ``--round-rows`` (default 250,000 on osmem, all rows at once with ``--url``): each round runs
 both writers on the round's rows, in alternating order, and every index is counted and deleted
 before the next measurement, so the server holds one index at a time and neither writer meets
 a fuller server than the other.  The figures are the sums over the rounds, which together
-index ``--rows`` documents with each writer.  With ``--url`` (e.g. docker-compose's
-Elasticsearch 8) the compatibility media type stays on.
+index ``--rows`` documents with each writer.
 """
 from __future__ import annotations
 
@@ -81,12 +85,12 @@ def bare_client(es, batches) -> float:
     return elapsed
 
 
-def sink_run(url: str, compat: bool, rows: int, parallelism: int, delivery: str,
+def sink_run(url: str, rows: int, parallelism: int, delivery: str,
              work: str) -> tuple[float, float]:
     path = os.path.join(work, "pipeline.toml")
     with open(path, "w") as f:
         f.write(datagen_pipeline("es-bench", parallelism, os.path.join(work, "state"), rows,
-                                 SINK.format(url=url, compat="true" if compat else "false",
+                                 SINK.format(url=url, compat='"auto"',
                                              delivery=delivery)))
     r = run_hub(path)
     return r.run_s, r.wall_s
@@ -103,8 +107,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--round-rows", type=int, default=None,
-                    help="rows per round; default: 250,000 on osmem-server, --rows with --url")
+                    help="rows per round; default: 250,000 with --emulator, else --rows")
     ap.add_argument("--url", default=None)
+    ap.add_argument("--emulator", action="store_true",
+                    help="osmem-server instead of a real OpenSearch node (without --url)")
     ap.add_argument("--parallelism", type=int, default=1)
     ap.add_argument("--delivery", default="exactly-once")
     args = ap.parse_args()
@@ -112,16 +118,23 @@ def main() -> None:
     from sinks.elasticsearch.config import ElasticsearchSinkConfig
 
     server = None
-    per_round = min(args.round_rows or (args.rows if args.url else 250_000), args.rows)
+    per_round = min(args.round_rows or (250_000 if args.emulator else args.rows),
+                    args.rows)
     rounds = -(-args.rows // per_round)
+    node = None
     if args.url:
-        url, compat = args.url, True
-    else:
+        url = args.url
+    elif args.emulator:
         from osmem_server import OsmemServer
 
         server = OsmemServer.start(japanese=False)
-        url, compat = server.url, False
-    es = connect(ElasticsearchSinkConfig(hosts=[url], compatibility_mode=compat))
+        url = server.url
+    else:
+        from tests.servers.opensearch import ThrowawayOpenSearch
+
+        node = ThrowawayOpenSearch().start()
+        url = node.url
+    es = connect(ElasticsearchSinkConfig(hosts=[url]))
     bare_s = run_s = wall_s = 0.0
     total = 0
     try:
@@ -134,7 +147,7 @@ def main() -> None:
                     assert count_and_drop(es, "bench-bare-orders") == n
                     continue
                 with tempfile.TemporaryDirectory(prefix="es-bench-") as work:
-                    run, wall = sink_run(url, compat, n, args.parallelism, args.delivery, work)
+                    run, wall = sink_run(url, n, args.parallelism, args.delivery, work)
                 run_s, wall_s = run_s + run, wall_s + wall
                 assert count_and_drop(es, "bench-sink-orders") == n
             total += n
@@ -144,7 +157,10 @@ def main() -> None:
         es.close()
         if server is not None:
             server.close()
-    print(f"server: {url} ({'osmem-server' if server else 'given'}), rows: {total:,} "
+        if node is not None:
+            node.stop()
+    kind = "osmem-server" if server else "OpenSearch 2.19" if node else "given"
+    print(f"server: {url} ({kind}), rows: {total:,} "
           f"in {rounds} round{'s' if rounds > 1 else ''} of {per_round:,}")
     print(f"{'writer':<44} {'seconds':>8} {'rows/s':>10} {'vs bare':>8}")
     print(f"{'elasticsearch.helpers.bulk (bare client)':<44} {bare_s:>8.2f} "

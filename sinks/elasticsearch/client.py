@@ -30,9 +30,12 @@ _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([a-z-]+)\s*;\s*compatibl
 
 
 class PlainMediaTypeNode(elastic_transport.Urllib3HttpNode):
-    """An HTTP node that sends plain ``application/json`` / ``application/x-ndjson`` where the
-    elasticsearch 8/9 client insists on its compatibility media type, which OpenSearch (and
-    Elasticsearch 7) reject with 406.  The client offers no switch for it."""
+    """An HTTP node for OpenSearch (and Elasticsearch 7): it sends plain ``application/json``
+    / ``application/x-ndjson`` where the elasticsearch 8/9 client insists on its compatibility
+    media type, which those servers reject with 406, and it lets their answers through the
+    client's product check, which refuses every successful answer without the
+    ``X-Elastic-Product: Elasticsearch`` header (OpenSearch never sends it) with
+    ``UnsupportedProductError``.  The client offers no switch for either."""
 
     def perform_request(self, method: str, target: str, body: bytes | None = None,
                         headers: Any = None, **kw: Any) -> Any:
@@ -42,11 +45,42 @@ class PlainMediaTypeNode(elastic_transport.Urllib3HttpNode):
                 value = headers.get(name)
                 if value:
                     headers[name] = _COMPAT.sub(r"application/\1", value)
-        return super().perform_request(method, target, body=body, headers=headers, **kw)
+        resp = super().perform_request(method, target, body=body, headers=headers, **kw)
+        if "x-elastic-product" not in resp.meta.headers:
+            resp.meta.headers["x-elastic-product"] = "Elasticsearch"
+        return resp
 
 
-def connect(config: ElasticsearchSinkConfig) -> Elasticsearch:
-    """A client for ``config`` (connects lazily, on the first request)."""
+def connect(config: ElasticsearchSinkConfig, distribution: str | None = None
+            ) -> Elasticsearch:
+    """A client for ``config``.  With ``compatibility-mode = "auto"`` it speaks the dialect of
+    ``distribution`` (``"opensearch"``: plain media types; anything else: the elasticsearch
+    client's own), or, when that is None, of the server's answer to ``GET /`` asked now
+    (:func:`server_distribution`; its errors are the client's, untranslated).  Otherwise it
+    connects lazily, on the first request."""
+    compat = config.compatibility_mode
+    if compat == "auto":
+        if distribution is None:
+            distribution = server_distribution(config)
+        compat = distribution != "opensearch"
+    return _client(config, plain=not compat)
+
+
+def server_distribution(config: ElasticsearchSinkConfig) -> str:
+    """What the server is, from its root endpoint: ``"opensearch"`` when it says so
+    (``version.distribution``), else ``"elasticsearch"``.  Asked with plain JSON, which
+    Elasticsearch 7/8/9 and OpenSearch all accept.  Raises the client's errors."""
+    es = _client(config, plain=True)
+    try:
+        body = es.perform_request("GET", "/", headers={"accept": "application/json"}).body
+    finally:
+        es.close()
+    version = body.get("version") if isinstance(body, dict) else None
+    dist = version.get("distribution") if isinstance(version, dict) else None
+    return "opensearch" if dist == "opensearch" else "elasticsearch"
+
+
+def _client(config: ElasticsearchSinkConfig, plain: bool) -> Elasticsearch:
     kw: dict[str, Any] = {"request_timeout": config.request_timeout, "max_retries": 0,
                           "verify_certs": config.verify_certs}
     if config.ca_certs:
@@ -56,7 +90,7 @@ def connect(config: ElasticsearchSinkConfig) -> Elasticsearch:
         kw["basic_auth"] = (config.username, password)
     if config.api_key is not None:
         kw["api_key"] = config.api_key.get_secret_value()
-    if not config.compatibility_mode:
+    if plain:
         kw["node_class"] = PlainMediaTypeNode
     try:
         return Elasticsearch(config.hosts, **kw)
@@ -117,12 +151,17 @@ class BulkClient:
 
     def __init__(self, config: ElasticsearchSinkConfig):
         self.config = config
-        self.es = connect(config)
+        #: the client; with ``compatibility-mode = "auto"`` made by the first request (which
+        #: asks the server what it is, under the retries and error translation of _call)
+        self.es: Elasticsearch | None = None
+        if config.compatibility_mode != "auto":
+            self.es = connect(config)
         self._mapped: dict[str, TableSchema] = {}
         self._owners: dict[str, tuple[str, str]] = {}  # index -> (index source, table id)
 
     def close(self) -> None:
-        self.es.close()
+        if self.es is not None:
+            self.es.close()
 
     # -- indexes ------------------------------------------------------------------------------
     def ensure_index(self, index: str, schema: TableSchema) -> None:
@@ -146,8 +185,8 @@ class BulkClient:
         body: dict[str, Any] = {"mappings": {**mapping, "_meta": {"hub_table": schema.table}}}
         if cfg.index_settings:
             body["settings"] = {"index": dict(cfg.index_settings)}
-        es = self.es.options(ignore_status=400)
-        resp = self._call(lambda: es.indices.create(index=index, **body), f"creating {index}")
+        resp = self._call(lambda: self._es.options(ignore_status=400).indices.create(
+            index=index, **body), f"creating {index}")
         if resp.meta.status == 400:
             err = _error_type(resp.body)
             if err != "resource_already_exists_exception":
@@ -155,8 +194,8 @@ class BulkClient:
                                   f"{schema.table}: {_error_text(resp.body)}", key="index")
             if owner is None:
                 self._check_owner(index, source, schema.table)
-            resp = self._call(lambda: es.indices.put_mapping(index=index, **mapping),
-                              f"updating the mapping of {index}")
+            resp = self._call(lambda: self._es.options(ignore_status=400).indices.put_mapping(
+                index=index, **mapping), f"updating the mapping of {index}")
             if resp.meta.status == 400:
                 # An existing field of another type: documents still index when their values
                 # fit, so go on and say what could not be changed.
@@ -171,7 +210,7 @@ class BulkClient:
         """Refuse an existing ``index`` whose ``_meta`` names another table that maps to it
         under the current ``index`` option from another name (a collision, not a merge the
         option asks for; a table that maps elsewhere now made it under an earlier option)."""
-        resp = self._call(lambda: self.es.indices.get_mapping(index=index),
+        resp = self._call(lambda: self._es.indices.get_mapping(index=index),
                           f"reading the mapping of {index}")
         meta: dict[str, Any] = {}
         for entry in resp.body.values():  # one entry: the index (an alias may name another)
@@ -188,7 +227,7 @@ class BulkClient:
 
     def refresh(self, indexes: set[str]) -> None:
         if indexes:
-            self._call(lambda: self.es.indices.refresh(index=",".join(sorted(indexes))),
+            self._call(lambda: self._es.indices.refresh(index=",".join(sorted(indexes))),
                        "refreshing")
 
     # -- bulk ---------------------------------------------------------------------------------
@@ -204,7 +243,7 @@ class BulkClient:
         delay = self.config.retry_backoff
         for attempt in range(self.config.max_retries + 1):
             body = body_of(positions)
-            resp = self._call(lambda: self.es.bulk(operations=body), "bulk request")
+            resp = self._call(lambda: self._es.bulk(operations=body), "bulk request")
             retry: list[int] = []
             if resp.body.get("errors"):
                 current = positions if positions is not None else range(n)
@@ -231,11 +270,20 @@ class BulkClient:
         raise TransientError(f"elasticsearch: {len(retry)} bulk items still rejected after "
                              f"{self.config.max_retries} retries")
 
+    @property
+    def _es(self) -> Elasticsearch:
+        assert self.es is not None, "only inside _call"
+        return self.es
+
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
-        """``fn()`` with retries on connection errors and 429/5xx answers."""
+        """``fn()`` with retries on connection errors and 429/5xx answers: the one error
+        translation of this client (also of the first request's ``GET /`` with
+        ``compatibility-mode = "auto"``)."""
         delay = self.config.retry_backoff
         for attempt in range(self.config.max_retries + 1):
             try:
+                if self.es is None:  # compatibility-mode "auto": asks GET / first
+                    self.es = connect(self.config)
                 return fn()
             except (EsConnectionError, ConnectionTimeout) as exc:
                 problem = f"{type(exc).__name__}: {exc}"

@@ -26,9 +26,12 @@ class ElasticsearchSinkConfig(ConnectorConfig):
     api_key: SecretStr | None = Field(None, description="API key (instead of user/password).")
     ca_certs: str | None = Field(None, description="CA bundle to verify the server with.")
     verify_certs: bool = Field(True, description="Verify TLS certificates.")
-    compatibility_mode: bool = Field(
-        True, description="Send the Elasticsearch REST compatibility media type (what the "
-                          "elasticsearch 8/9 client does). Set false for OpenSearch.")
+    compatibility_mode: bool | Literal["auto"] = Field(
+        "auto", description="Send the Elasticsearch REST compatibility media type (what the "
+                            "elasticsearch 8/9 client does; OpenSearch and Elasticsearch 7 "
+                            "answer it with 406).  auto: ask the server (GET /) on connecting "
+                            "and send it unless the server says it is OpenSearch "
+                            "(version.distribution); true/false: always/never.")
     index: str = Field(
         "{db}_{table}", description="Index of a table; {db} and {table} are replaced by the "
                                     "parts of the table id, lower-cased, with every character "

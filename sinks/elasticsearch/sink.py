@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from runtime.deadletter import DeadLetterQueue
-from runtime.errors import HubError
+from runtime.errors import HubError, TransientError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.elasticsearch.committer import Applier, ElasticsearchCommitter
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
@@ -27,16 +27,27 @@ class ElasticsearchSink(Sink):
         return self._dead_letter or DeadLetterQueue()
 
     def check(self) -> None:
-        from sinks.elasticsearch.client import connect
+        """Ask the server who it is (with ``compatibility-mode = "auto"`` connecting asks it
+        too).  A server that can't be reached is a transient error: the runner retries a
+        start or a restart with backoff (a node down while the pipeline restarts from its
+        checkpoint ended the run before); any other failure is one terminal line."""
+        from sinks.elasticsearch.client import ConnectionTimeout, EsConnectionError, connect
 
-        es = connect(self.config)
+        hosts = ", ".join(self.config.hosts)
         try:
-            es.info()
-        except Exception as exc:  # noqa: BLE001 - one line for any reason the server is away
-            raise HubError(f"elasticsearch sink: can't reach {', '.join(self.config.hosts)}: "
+            es = connect(self.config)
+            try:
+                es.info()
+            finally:
+                es.close()
+        except HubError:
+            raise
+        except (EsConnectionError, ConnectionTimeout) as exc:
+            raise TransientError(f"elasticsearch sink: can't reach {hosts}: "
+                                 f"{type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - one line for any other reason
+            raise HubError(f"elasticsearch sink: can't reach {hosts}: "
                            f"{type(exc).__name__}: {exc}") from None
-        finally:
-            es.close()
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         self._dead_letter = context.dead_letter

@@ -172,7 +172,7 @@ def _prefix(root: Path) -> str:
 
 
 def _elasticsearch() -> SinkCase:
-    """The elasticsearch sink on osmem-server (or HUB_TEST_ELASTICSEARCH's), one index per
+    """The elasticsearch sink on a real OpenSearch node (or HUB_TEST_ELASTICSEARCH's), one index per
     table named ``<prefix>-<db>.<table>``."""
 
     def make(root: Path) -> Sink:

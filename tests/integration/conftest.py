@@ -35,7 +35,8 @@ def kafka_server():
 
 @pytest.fixture(scope="session")
 def elasticsearch_server():
-    """osmem-server on a free port, or the Elasticsearch of HUB_TEST_ELASTICSEARCH."""
+    """A real OpenSearch node on free ports (osmem-server with HUB_STAND_INS=1), or
+    the Elasticsearch of HUB_TEST_ELASTICSEARCH."""
     from tests.servers import elasticsearch
 
     yield elasticsearch.shared()

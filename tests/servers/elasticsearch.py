@@ -1,6 +1,13 @@
-"""An Elasticsearch-API server for the integration tests: ``osmem-server`` (an in-memory
-OpenSearch-compatible server from PyPI) on a free port, or the service named by
+"""An Elasticsearch-API server for the integration tests: a real OpenSearch 2.19 node
+(:mod:`tests.servers.opensearch`, from Maven Central) on free ports, or the service named by
 ``HUB_TEST_ELASTICSEARCH`` (e.g. ``http://localhost:9200``, docker-compose's Elasticsearch 8).
+
+``HUB_STAND_INS=1`` runs ``osmem-server`` (an in-memory OpenSearch-compatible server
+from PyPI, not in the test extra: ``pip install osmem-server``) instead.  What it adds: it
+starts in a fraction of a second, where the real node needs 3 to 13 s, and needs no Java, for
+a quick loop while editing the sink.  What it lacks: it is not the real thing (it sent the
+``X-Elastic-Product`` header real OpenSearch does not send, which hid that the sink failed
+every request against OpenSearch); the default suite does not use it.
 """
 from __future__ import annotations
 
@@ -14,7 +21,8 @@ class ElasticsearchService:
     """Where the tests find the server, and the sink options it needs."""
 
     url: str
-    #: osmem (like OpenSearch) rejects the elasticsearch client's compatibility media type
+    #: sink options the server needs besides hosts (none: the sink tells OpenSearch from
+    #: Elasticsearch by itself)
     options: dict[str, Any] = field(default_factory=dict)
     _server: Any = None
 
@@ -25,9 +33,22 @@ class ElasticsearchService:
         return connect(ElasticsearchSinkConfig.model_validate({"hosts": [self.url],
                                                                **self.options}))
 
+    @property
+    def node(self) -> Any:
+        """The :class:`~tests.servers.opensearch.ThrowawayOpenSearch` behind this service
+        when the tests started one (tests may kill and restart it), else None."""
+        from tests.servers.opensearch import ThrowawayOpenSearch
+
+        return self._server if isinstance(self._server, ThrowawayOpenSearch) else None
+
+    def compatibility_toml(self) -> str:
+        """The sink's ``compatibility-mode`` for this server as TOML text."""
+        value = self.options.get("compatibility-mode", "auto")
+        return f'"{value}"' if isinstance(value, str) else str(value).lower()
+
     def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
+            (getattr(self._server, "close", None) or self._server.stop)()
 
 
 def from_env() -> ElasticsearchService | None:
@@ -36,11 +57,20 @@ def from_env() -> ElasticsearchService | None:
 
 
 def start_osmem() -> ElasticsearchService:
-    """Start ``osmem-server`` (port 0: it picks a free port and tells us)."""
+    """Start ``osmem-server`` (port 0: it picks a free port and tells us); see the module's
+    docstring for what it is still good for."""
     from osmem_server import OsmemServer
 
     server = OsmemServer.start(japanese=False, addr="127.0.0.1:0")
-    return ElasticsearchService(server.url, {"compatibility-mode": False}, server)
+    return ElasticsearchService(server.url, {}, server)
+
+
+def start_opensearch() -> ElasticsearchService:
+    """Start a real OpenSearch node (:class:`tests.servers.opensearch.ThrowawayOpenSearch`)."""
+    from tests.servers.opensearch import ThrowawayOpenSearch
+
+    node = ThrowawayOpenSearch().start()
+    return ElasticsearchService(node.url, {}, node)
 
 
 _shared: ElasticsearchService | None = None
@@ -48,8 +78,9 @@ _shared_lock = __import__("threading").Lock()
 
 
 def shared() -> ElasticsearchService:
-    """One server per test process (``HUB_TEST_ELASTICSEARCH``'s, or osmem stopped at exit):
-    the integration fixture and the conformance cases use it."""
+    """One server per test process (``HUB_TEST_ELASTICSEARCH``'s, else a real OpenSearch
+    node, or osmem with ``HUB_STAND_INS=1``, stopped at exit): the integration fixture
+    and the conformance cases use it."""
     global _shared
     with _shared_lock:
         if _shared is None:
@@ -57,6 +88,8 @@ def shared() -> ElasticsearchService:
             if _shared is None:
                 import atexit
 
-                _shared = start_osmem()
+                from tests.servers.common import stand_ins
+
+                _shared = start_osmem() if stand_ins() else start_opensearch()
                 atexit.register(_shared.stop)
     return _shared

@@ -29,7 +29,7 @@ class TestElasticsearchExactlyOnce(WalSinkExactlyOnce):
         return elasticsearch_server
 
     def sink(self, server, prefix: str, delivery: str) -> str:
-        compat = "true" if server.options.get("compatibility-mode", True) else "false"
+        compat = server.compatibility_toml()
         return SINK.format(url=server.url, prefix=prefix, compat=compat, delivery=delivery)
 
     def contents(self, server, prefix: str) -> dict:

@@ -86,6 +86,29 @@ def test_server_answers_a_version_conflict_as_elasticsearch_does(elasticsearch_s
         es.close()
 
 
+def test_the_sink_tells_opensearch_from_elasticsearch_by_itself(make, elasticsearch_server,
+                                                               tmp_path):
+    """Without ``compatibility-mode`` the sink asks the server what it is and speaks its
+    dialect: OpenSearch refuses the elasticsearch client's compatibility media type with 406,
+    Elasticsearch takes it.  Explicit true/false still win (a server needing the other dialect
+    answers 406, one line naming the request)."""
+    sink, index = make()  # no compatibility-mode: the default
+    commit(sink, [batch(V1, "c", [(1, "a", Decimal("1.50"))], [10])], tmp=tmp_path)
+    assert docs(elasticsearch_server, index) == {
+        "1": (10, {"id": 1, "name": "a", "amount": "1.50"})}
+    assert sink.config.compatibility_mode == "auto"
+    from sinks.elasticsearch.client import server_distribution
+
+    distribution = server_distribution(sink.config)
+    if distribution == "opensearch":
+        sink, _ = make(compatibility_mode=True)
+        with pytest.raises(TerminalError, match="406"):
+            commit(sink, [batch(V1, "c", [(2, "b", Decimal("1"))], [10])], cid=2, tmp=tmp_path)
+    sink, _ = make(compatibility_mode=distribution != "opensearch")
+    commit(sink, [batch(V1, "c", [(3, "c", Decimal("3"))], [10])], cid=3, tmp=tmp_path)
+    assert set(docs(elasticsearch_server, index)) == {"1", "3"}
+
+
 def test_mapping_from_schema_then_a_new_column(make, elasticsearch_server, tmp_path):
     sink, index = make()
     commit(sink, [batch(V1, "c", [(1, "a", Decimal("1.50"))], [10])], tmp=tmp_path)

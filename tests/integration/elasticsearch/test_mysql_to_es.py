@@ -68,7 +68,7 @@ def test_mysql_to_elasticsearch_ends_equal_to_the_table(tmp_path, mysql_server,
                         [(i, f"item {i}", f"{i}.25", f"2024-01-01 00:00:{i % 60:02d}.{i:06d}",
                           json.dumps({"n": i, "tags": ["a", "b"]})) for i in range(1, 301)])
     prefix = f"myes-{uuid.uuid4().hex[:8]}"
-    compat = "true" if elasticsearch_server.options.get("compatibility-mode", True) else "false"
+    compat = elasticsearch_server.compatibility_toml()
     path = tmp_path / "pipeline.toml"
     path.write_text(mysql_server.pipeline_toml("mysql-es", tmp_path / "state", db, 2, chunk_size=50)
                     + SINK.format(url=elasticsearch_server.url, prefix=prefix, compat=compat))

@@ -212,7 +212,7 @@ def test_failover_into_elasticsearch_ends_equal_to_the_new_primary(tmp_path, ser
     replicate(r, primary)
     prefix = f"myfo-{uuid.uuid4().hex[:8]}"
     index = f"{prefix}-items"
-    compat = "true" if elasticsearch_server.options.get("compatibility-mode", True) else "false"
+    compat = elasticsearch_server.compatibility_toml()
     path = tmp_path / "pipeline.toml"
 
     def run(server):
