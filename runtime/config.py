@@ -6,6 +6,7 @@ units of pipeline files (``"500ms"``, ``"128MB"``) and hold seconds and bytes.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
@@ -43,6 +44,19 @@ class ConnectorConfig(BaseModel):
 
     #: One line for ``hub plugins``.
     summary: ClassVar[str] = ""
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def check_template(value: str, allowed: tuple[str, ...], what: str) -> None:
+    """A name template (``"{db}_{table}"``) may only hold the ``allowed`` placeholders.
+    Raises ValueError naming ``what`` (the option) and the first unknown placeholder."""
+    unknown = [p for p in _PLACEHOLDER.findall(value) if p not in allowed]
+    if unknown:
+        names = [f"{{{a}}}" for a in allowed]
+        use = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+        raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {what} {value!r}; use {use}")
 
 
 def check_declared_columns(columns: dict[str, str], primary_key: list[str]) -> None:

@@ -9,9 +9,9 @@ from pydantic import Field, SecretStr, field_validator
 
 from runtime.fs import encode_segment, is_url
 from runtime.schema import split_table_id
+from runtime.config import check_template
 from sinks.lake.config import LakeSinkConfig
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 #: URL schemes the ``deltalake`` package writes to (object stores, HDFS over RPC or WebHDFS).
 SCHEMES = ("file", "s3", "s3a", "gs", "az", "abfs", "abfss", "adl", "azure", "hdfs", "viewfs",
            "webhdfs", "lakefs", "memory")
@@ -70,10 +70,7 @@ class DeltaSinkConfig(LakeSinkConfig):
     @field_validator("table_path")
     @classmethod
     def _check_table_path(cls, v: str) -> str:
-        unknown = [p for p in _PLACEHOLDER.findall(v) if p not in ("path", "db", "table")]
-        if unknown:
-            raise ValueError(f"unknown placeholder {{{unknown[0]}}} in table-path {v!r}; use "
-                             "{path}, {db} and {table}")
+        check_template(v, ("path", "db", "table"), "table-path")
         if "{table}" not in v:
             raise ValueError(f"table-path {v!r} has no {{table}}: every source table needs "
                              "a Delta table of its own (merge tables with a [[route]])")

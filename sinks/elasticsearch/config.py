@@ -6,11 +6,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from runtime.config import ConnectorConfig, Duration, Size
+from runtime.config import ConnectorConfig, Duration, Size, check_template
 from runtime.errors import ConfigError
 from runtime.schema import split_table_id
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class ElasticsearchSinkConfig(ConnectorConfig):
@@ -75,10 +74,7 @@ class ElasticsearchSinkConfig(ConnectorConfig):
     @field_validator("index")
     @classmethod
     def _check_index(cls, v: str) -> str:
-        unknown = [p for p in _PLACEHOLDER.findall(v) if p not in ("db", "table")]
-        if unknown:
-            raise ValueError(f"unknown placeholder {{{unknown[0]}}} in index {v!r}; "
-                             "use {db} and {table}")
+        check_template(v, ("db", "table"), "index")
         probe = v.replace("{db}", "d").replace("{table}", "t")
         if probe != probe.lower() or not re.fullmatch(r"[a-z0-9][a-z0-9_.+-]*", probe):
             raise ValueError(f"index {v!r}: index names are lower case, without spaces or "

@@ -6,11 +6,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from runtime.config import ConnectorConfig, Duration
+from runtime.config import ConnectorConfig, Duration, check_template
 from runtime.errors import ConfigError
 from runtime.schema import split_table_id
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -59,10 +58,7 @@ class HBaseSinkConfig(ConnectorConfig):
     @field_validator("table")
     @classmethod
     def _check_table(cls, v: str) -> str:
-        unknown = [p for p in _PLACEHOLDER.findall(v) if p not in ("db", "table")]
-        if unknown:
-            raise ValueError(f"unknown placeholder {{{unknown[0]}}} in table {v!r}; "
-                             "use {db} and {table}")
+        check_template(v, ("db", "table"), "table")
         probe = v.replace("{db}", "d").replace("{table}", "t")
         if not all(_NAME.fullmatch(part) for part in probe.split(":", 1)):
             raise ValueError(f"table {v!r}: HBase names use letters, digits, _ . and -, "

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from runtime.errors import ConfigError
 from runtime.schema import split_table_id
+from runtime.config import check_template
 from sinks.lake.config import LakeSinkConfig
 
-_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 class IcebergSinkConfig(LakeSinkConfig):
@@ -48,10 +47,7 @@ class IcebergSinkConfig(LakeSinkConfig):
     @field_validator("namespace", "table")
     @classmethod
     def _check_template(cls, v: str) -> str:
-        unknown = [p for p in _PLACEHOLDER.findall(v) if p not in ("db", "table")]
-        if unknown:
-            raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {v!r}; use {{db}} and "
-                             "{table}")
+        check_template(v, ("db", "table"), "name template")
         return v
 
     @model_validator(mode="after")
