@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from runtime.errors import HubError
+from runtime.errors import TransientError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.hbase.committer import Applier, HBaseCommitter
 from sinks.hbase.config import HBaseSinkConfig
@@ -25,8 +25,10 @@ class HBaseSink(Sink):
         try:
             client.connection().tables()
         except Exception as exc:  # noqa: BLE001 - one line for any reason the server is away
-            raise HubError(f"hbase sink: can't reach the Thrift server at {self.config.host}:"
-                           f"{self.config.port}: {type(exc).__name__}: {exc}") from None
+            # transient: a server still down at a restart is waited for as [restart] says
+            where = f"{self.config.host}:{self.config.port}"
+            raise TransientError(f"hbase sink: can't reach the Thrift server at {where}: "
+                                 f"{type(exc).__name__}: {exc}") from None
         finally:
             client.close()
 

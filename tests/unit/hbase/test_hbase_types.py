@@ -180,3 +180,14 @@ def test_exactly_once_writer_logs_with_versions_and_recover_discards_strays(tmp_
     assert back.versions is not None and back.versions[0] < back.versions[1]
     assert writer.snapshot_state(1) is None
     writer.close()
+
+
+def test_a_thrift_server_that_cant_be_reached_at_check_is_waited_for():
+    from runtime.errors import HubError
+    from sinks.hbase.sink import HBaseSink
+    from tests.servers.common import free_port
+
+    sink = HBaseSink(HBaseSinkConfig.model_validate({"host": "127.0.0.1", "port": free_port()}))
+    with pytest.raises(HubError, match="can't reach the Thrift server") as caught:
+        sink.check()
+    assert caught.value.transient
