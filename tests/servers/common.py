@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -74,13 +75,57 @@ def skip_unless_installed(what: str, *patterns: str) -> None:
 
 def stop_server(proc: subprocess.Popen | None, folder: str) -> None:
     """Stop a throwaway server (politely, then by force) and remove its data folder."""
-    if proc is not None:
-        proc.terminate()
+    stop_servers([proc], folder)
+
+
+def stop_servers(procs: list[subprocess.Popen | None], folder: str) -> None:
+    """Stop the processes of a throwaway server made of several (all asked at once, so they
+    shut down side by side; each forced after 20 s) and remove its data folder."""
+    running = [p for p in procs if p is not None]
+    for proc in running:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in running:
         try:
-            proc.wait(30)
+            proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def kill_now(proc: subprocess.Popen | None) -> None:
+    """SIGKILL ``proc`` (kill -9, no shutdown of its own) and wait until it is gone; its data
+    folder stays, for a restart on the same ports and folder."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
+    # the next start binds the same ports at once (the servers set SO_REUSEADDR); give the
+    # kernel a moment to release them all the same
+    time.sleep(0.2)
+
+
+class RestartableServer(ABC):
+    """A throwaway server of one process that tests kill -9 and start again on the same
+    ports and data folder: a subclass keeps the process in ``proc`` and starts it with
+    ``_launch()``."""
+
+    proc: subprocess.Popen | None
+
+    @abstractmethod
+    def _launch(self) -> None:
+        """Start the server process (into ``proc``) on the ports and folder it has."""
+
+    def kill(self) -> None:
+        """SIGKILL the server and wait until it is gone; the data folder stays."""
+        assert self.proc is not None
+        kill_now(self.proc)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Start the server again on the same ports and data folder (after :meth:`kill`)."""
+        assert self.proc is None, "kill() first"
+        self._launch()
 
 
 _shared: dict[str, Any] = {}

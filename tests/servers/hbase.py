@@ -16,7 +16,6 @@ Tuned for a small machine: serial GC, C1 only, small heaps, few handler threads,
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ import tempfile
 import time
 from xml.sax.saxutils import escape
 
-from tests.servers.common import free_port, wait_until
+from tests.servers.common import free_port, kill_now, stop_servers, wait_until
 
 _JVM = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k", "-XX:-UsePerfData",
         "-Djava.net.preferIPv4Stack=true", "-Dio.netty.tryReflectionSetAccessible=true",
@@ -166,7 +165,7 @@ class ThrowawayHBase:
 
     def kill_hbase(self) -> None:
         """kill -9 the HBase JVM (master, region server, ZooKeeper); folder and ports stay."""
-        _kill(self.hbase)
+        kill_now(self.hbase)
         self.hbase = None
 
     def restart_hbase(self) -> None:
@@ -178,7 +177,7 @@ class ThrowawayHBase:
 
     def restart(self) -> None:
         """kill -9 both JVMs and start them again over the same folder and ports."""
-        _kill(self.thrift)
+        kill_now(self.thrift)
         self.kill_hbase()
         self.start_hbase()
         self.start_thrift()
@@ -198,25 +197,9 @@ class ThrowawayHBase:
         return HBaseService(self.host, self.port, cluster=self)
 
     def stop(self) -> None:
-        for proc in (self.thrift, self.hbase):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in (self.thrift, self.hbase):
-            if proc is not None:
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_servers([self.thrift, self.hbase], self.dir)
         self.thrift = self.hbase = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def _kill(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    time.sleep(0.2)
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -29,7 +28,7 @@ import time
 import urllib.request
 from xml.sax.saxutils import escape
 
-from tests.servers.common import free_port, wait_until
+from tests.servers.common import free_port, kill_now, stop_servers, wait_until
 
 _JVM = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
         "-XX:-UsePerfData", "-Djava.net.preferIPv4Stack=true"]
@@ -173,7 +172,7 @@ class ThrowawayHdfs:
 
     def kill_datanode(self) -> None:
         """kill -9 the DataNode (its folder and ports stay, for :meth:`start_datanode`)."""
-        _kill(self.datanode)
+        kill_now(self.datanode)
         self.datanode = None
 
     def restart_datanode(self) -> None:
@@ -182,8 +181,8 @@ class ThrowawayHdfs:
 
     def kill(self) -> None:
         """kill -9 both processes, keeping their folder."""
-        _kill(self.datanode)
-        _kill(self.namenode)
+        kill_now(self.datanode)
+        kill_now(self.namenode)
         self.datanode = self.namenode = None
 
     def restart(self) -> None:
@@ -210,27 +209,9 @@ class ThrowawayHdfs:
         return WebHdfs(self.http_url, rpc_url=self.rpc_url, cluster=self, user="hub")
 
     def stop(self) -> None:
-        for proc in (self.datanode, self.namenode):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in (self.datanode, self.namenode):
-            if proc is not None:
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_servers([self.datanode, self.namenode], self.dir)
         self.datanode = self.namenode = None
-        shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def _kill(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    # the ports are bound again at once by the next start (Hadoop sets SO_REUSEADDR); give
-    # the kernel a moment to release them all the same
-    time.sleep(0.2)
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from tests.servers.common import free_port, shared_server, stop_server, wait_until
+from tests.servers.common import (RestartableServer, free_port, shared_server, stop_server,
+                                   wait_until)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ JVM = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
 CLUSTER_ID = "aHViLXRlc3RzLWthZmthMQ"
 
 
-class ThrowawayKafka:
+class ThrowawayKafka(RestartableServer):
     """``kafka.Kafka`` of its own: ``start`` formats its data folder and starts it,
     ``kill`` ends the process with SIGKILL (as a crash: no clean shutdown, open transactions
     left in the log) and ``restart`` starts it again on the same ports and data folder, for
@@ -236,18 +237,6 @@ class ThrowawayKafka:
 
         wait_until(ready, 90, "Apache Kafka", self.proc, self.log)
         self.started_in = time.monotonic() - started
-
-    def kill(self) -> None:
-        """SIGKILL the broker and wait until it is gone; the data folder stays."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(30)
-        self.proc = None
-
-    def restart(self) -> None:
-        """Start the broker again on the same ports and data folder (after :meth:`kill`)."""
-        assert self.proc is None, "kill() first"
-        self._launch()
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None

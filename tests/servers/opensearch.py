@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 
-from tests.servers.common import free_port, stop_server, wait_until
+from tests.servers.common import RestartableServer, free_port, stop_server, wait_until
 
 VERSION = "2.19.6"
 
@@ -125,7 +125,7 @@ def _link(src: str, dst: str) -> None:
         os.link(src, dst)
 
 
-class ThrowawayOpenSearch:
+class ThrowawayOpenSearch(RestartableServer):
     """``org.opensearch.bootstrap.OpenSearch`` of its own: ``start`` starts it, ``kill`` ends
     it with SIGKILL (a crash: no flush, the translog replayed at the next start), ``restart``
     starts it again on the same ports and data folder, ``stop`` ends it and removes its
@@ -189,18 +189,6 @@ class ThrowawayOpenSearch:
     def _healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/_cluster/health", timeout=2) as r:
             return json.load(r)["status"] in ("green", "yellow")
-
-    def kill(self) -> None:
-        """SIGKILL the node and wait until it is gone; the data folder stays."""
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(30)
-        self.proc = None
-
-    def restart(self) -> None:
-        """Start the node again on the same ports and data folder (after :meth:`kill`)."""
-        assert self.proc is None, "kill() first"
-        self._launch()
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
