@@ -11,6 +11,7 @@ import requests
 
 from runtime.errors import TerminalError, TransientError
 from runtime.fs import filesystem, os_error
+from tests.servers.common import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.hdfs]
 
@@ -50,6 +51,9 @@ def test_a_second_writer_of_an_open_file_is_refused_by_its_lease(hdfs_dir):
     fs = filesystem(hdfs_dir)
     first = fs.create(f"{hdfs_dir}/f")
     first.write(b"x" * (2 << 20))  # a chunk on its way: the file is open, its lease held
+    # the upload runs on a thread of its own: on a busy machine the second writer could reach
+    # the NameNode first and be the one holding the lease
+    wait_until(lambda: fs.exists(f"{hdfs_dir}/f"), 30, "the first writer's file")
     second = fs.create(f"{hdfs_dir}/f")
     second.write(b"y")
     with pytest.raises(OSError, match="lease is currently owned by") as e:
