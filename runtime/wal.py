@@ -24,7 +24,7 @@ import os
 import posixpath
 import uuid
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 import pyarrow as pa
@@ -81,7 +81,9 @@ class WriteAheadLog:
 
     @staticmethod
     def read_segment(path: str) -> list[ChangeBatch]:
-        """The batches of a segment; per table in write order."""
+        """The batches of a segment, one per run file (a table's batches of one schema,
+        concatenated); per table in write order.  Holds the whole segment in memory: for
+        tests and small segments; committers stream with :meth:`iter_segment`."""
         fs = filesystem(path)
         out: list[ChangeBatch] = []
         for st in sorted(fs.listdir(path), key=lambda s: s.name):
@@ -89,6 +91,27 @@ class WriteAheadLog:
             schema = TableSchema.from_dict(json.loads(reader.schema.metadata[_SCHEMA_KEY]))
             out.append(_from_table(schema, reader.read_all()))
         return out
+
+    @staticmethod
+    def iter_segment(path: str) -> Iterator[ChangeBatch]:
+        """The batches of a segment as they were appended (per table in write order), read
+        one record batch at a time: memory stays about one batch, whatever the size of the
+        segment.  A segment on another file system (HDFS) is copied to a local temporary
+        file one run file at a time, removed once read."""
+        fs = filesystem(path)
+        for st in sorted(fs.listdir(path), key=lambda s: s.name):
+            local, temporary = fs.local_copy(st.path)
+            try:
+                # a plain file, not a memory map: pages of a map stay resident until unmapped
+                with pa.OSFile(local, "rb") as f:
+                    reader = ipc.open_file(f)
+                    schema = TableSchema.from_dict(
+                        json.loads(reader.schema.metadata[_SCHEMA_KEY]))
+                    for i in range(reader.num_record_batches):
+                        yield _from_table(schema, pa.Table.from_batches([reader.get_batch(i)]))
+            finally:
+                if temporary:
+                    os.unlink(local)
 
     @staticmethod
     def delete_segment(path: str) -> None:

@@ -93,3 +93,19 @@ def test_segments_written_with_the_old_column_names_are_read(tmp_path):
     [back] = WriteAheadLog.read_segment(str(folder))
     assert back.rows() == [(1, Decimal("1.00"))] and back.ops == "u"
     assert back.ts_ms_list() == [5] and back.versions.tolist() == [6]
+
+
+def test_iter_segment_streams_batch_by_batch_in_write_order(tmp_path):
+    """Committers read a segment as a stream: each appended batch comes back on its own
+    (memory stays one batch), per table in write order, with ops, times and versions."""
+    wal = WriteAheadLog(str(tmp_path / "wal"))
+    batches = [ChangeBatch(A, "c" * 100, rows=[(i * 100 + j, Decimal("1.00")) for j in range(100)],
+                           ts_ms=i, versions=list(range(i * 100, i * 100 + 100))) for i in range(5)]
+    batches.insert(2, ChangeBatch(B, "d", rows=[("x",)], ts_ms=7))
+    info = wal.write_segment("w0-chk3", batches)
+    back = list(WriteAheadLog.iter_segment(info["segment"]))
+    assert [len(b) for b in back if b.table == "db.a"] == [100] * 5
+    assert [r[0] for b in back if b.table == "db.a" for r in b.rows()] == list(range(500))
+    assert [v for b in back if b.table == "db.a" for v in b.versions.tolist()] == list(range(500))
+    [b_back] = [b for b in back if b.table == "db.b"]
+    assert b_back.ops == "d" and b_back.ts_ms_list() == [7]
