@@ -17,11 +17,13 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
 from runtime.schema import SchemaChange
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -120,7 +122,25 @@ class EnumeratorContext(ABC):
     @abstractmethod
     def schedule(self, fn: Callable[[], None], interval_s: float) -> None:
         """Call ``fn`` every ``interval_s`` seconds in the coordinator thread (for periodic
-        discovery of new files, partitions or tables).  ``fn`` should not block for long."""
+        discovery of new files, partitions or tables).  ``fn`` must not block: put its I/O
+        into :meth:`call_async`."""
+
+    def call_async(self, fn: Callable[[], T], handler: Callable[[T | None, BaseException | None],
+                                                                None]) -> None:
+        """Run ``fn`` (blocking I/O: chunk boundaries, Kafka metadata, a file listing) off
+        the coordinator thread and, once it returns, call ``handler(result, None)`` in the
+        coordinator thread, or ``handler(None, error)`` when it raised (the handler decides:
+        re-raise to fail the job, or log and try later).  Flink's ``callAsync``: checkpoints,
+        acks and split requests are served while ``fn`` runs, so enumerator state must not
+        assume the result came before the next call of any other method.  Calls run one at a
+        time, in the order made.  Default: runs ``fn`` right here (for executors without a
+        thread to spare and for tests)."""
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the handler, as the async path does
+            handler(None, exc)
+            return
+        handler(result, None)
 
 
 class SplitEnumerator(ABC):

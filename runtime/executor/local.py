@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from runtime.channel import InputGate
@@ -69,6 +70,13 @@ class _EnumeratorContext(EnumeratorContext):
     def schedule(self, fn: Callable[[], None], interval_s: float) -> None:
         self.timers.append([fn, interval_s, time.monotonic() + interval_s])
 
+    def call_async(self, fn: Callable[[], Any], handler: Callable[[Any, BaseException | None],
+                                                                  None]) -> None:
+        def done(future: Future) -> None:
+            error = future.exception()
+            self._ex.inbox.put(m.AsyncDone(handler, None if error else future.result(), error))
+        self._ex.enumerator_io.submit(fn).add_done_callback(done)
+
 
 class FinalCheckpointTimeout(HubError):
     """The final checkpoint did not complete within ``checkpoint.timeout``: the job stopped
@@ -106,6 +114,8 @@ class LocalExecutor:
         self._stop_lock = threading.Lock()
         #: savepoint requests not yet triggered (answered with an error if the job ends first)
         self._savepoint_requests: list[m.SavepointRequest] = []
+        #: the enumerator's blocking I/O (``call_async``): one thread, so calls keep their order
+        self.enumerator_io = ThreadPoolExecutor(1, thread_name_prefix="enumerator-io")
 
     # -- requests from other threads (signal handlers, control watchers) ------------------------
     def request_stop(self, savepoint: str | None = None) -> None:
@@ -172,6 +182,8 @@ class LocalExecutor:
                                 f"{operator_of(job.source)}, checkpoint coordinator)")
             raise
         finally:
+            # an I/O call still running is not waited for: its result has no one to go to
+            self.enumerator_io.shutdown(wait=False, cancel_futures=True)
             self._shutdown(gates, error is not None)
             if error is not None:
                 self._release(coordinator, error)
@@ -247,6 +259,8 @@ class LocalExecutor:
                         self._completed(coordinator, enumerator)
                 elif isinstance(msg, m.SavepointRequest):
                     savepoint_requests.append(msg)
+                elif isinstance(msg, m.AsyncDone):
+                    msg.handler(msg.result, msg.error)
             if final_id is not None:
                 if coordinator.last_completed == final_id:
                     status = "stopped" if self._stop is not None else "finished"

@@ -75,6 +75,17 @@ class SavepointRequest:
     reply: Any = None  # callable(path_or_error: str, ok: bool) run when done
 
 
+@dataclass(frozen=True)
+class AsyncDone:
+    """An enumerator's :meth:`~runtime.source.EnumeratorContext.call_async` returned: run
+    ``handler(result, error)`` in the control thread.  Never leaves the coordinator's
+    process (it holds a callable), unlike every other message here."""
+
+    handler: Any
+    result: Any
+    error: BaseException | None
+
+
 # -- coordinator -> source subtask -----------------------------------------------------------
 @dataclass(frozen=True)
 class AddSplits:

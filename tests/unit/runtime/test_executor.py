@@ -141,3 +141,57 @@ def test_an_error_before_subtasks_start_is_the_error_reported(tmp_path):
               CheckpointStorage(str(tmp_path)), parallelism=2)
     with pytest.raises(ValueError, match="no primary key"):
         LocalExecutor(job).run()
+
+
+class _SlowIoEnumerator(_OneSplitEnumerator):
+    """Finding the split takes blocking I/O (a slow metadata call): through call_async."""
+
+    def __init__(self, ctx, given, io_s, threads, found):
+        super().__init__(ctx, given)
+        self.io_s, self.threads, self.found, self.waiting = io_s, threads, found, []
+
+    def handle_split_request(self, subtask):
+        if self.given:
+            return
+        self.waiting.append(subtask)
+        if len(self.waiting) == 1:
+            def lookup():
+                self.threads.append(threading.current_thread().name)
+                time.sleep(self.io_s)
+                return Split("only")
+
+            self.ctx.call_async(lookup, self._found)
+
+    def _found(self, split, error):
+        if error is not None:
+            raise error
+        self.threads.append(threading.current_thread().name)
+        self.found()
+        self.given = True
+        self.ctx.assign_splits({self.waiting[0]: [split]})
+
+
+class SlowIoSource(UnboundedOneSplit):
+    def __init__(self, io_s):
+        self.io_s, self.threads, self.found = io_s, [], lambda: None
+
+    def create_enumerator(self, context, state):
+        return _SlowIoEnumerator(context, bool(state and state["given"]), self.io_s, self.threads,
+                                 self.found)
+
+
+def test_enumerator_io_runs_off_the_control_thread_and_checkpoints_go_on(tmp_path):
+    """A slow call_async must not hold checkpoints back: they complete while it runs, and its
+    result reaches the enumerator in the control thread."""
+    source = SlowIoSource(io_s=1.0)
+    job = Job("async", source, WatermarkSink(), CheckpointStorage(str(tmp_path)),
+              checkpoint_interval_s=0.05)
+    ex = LocalExecutor(job)
+    before_split = []
+    source.found = lambda: before_split.append(ex.metrics.checkpoints_completed)
+    threading.Timer(1.6, ex.request_stop).start()
+    ex.run()
+    assert source.threads[0].startswith("enumerator-io")
+    assert source.threads[1] == threading.current_thread().name  # the handler: control thread
+    assert before_split[0] >= 3  # checkpoints completed during the second the lookup took
+    assert ex.metrics.checkpoints_completed > before_split[0]
