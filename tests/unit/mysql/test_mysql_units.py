@@ -9,7 +9,8 @@ import pytest
 
 from sources.mysql import ddl
 from sources.mysql.config import MySqlSourceConfig
-from sources.mysql.decoder import decimal_reader, make_time2
+from sources.mysql.decoder import make_time2
+from sources.mysql.newdecimal import decimal_reader
 from sources.mysql.offset import BinlogOffset, MariaDbGtidState, MySqlGtidSet, version_of
 from sources.mysql.split import ChunkFilter, decode_key, encode_key
 from sources.mysql.types import NativeColumn, parse_time
