@@ -27,6 +27,7 @@ import pymysql
 
 from runtime.batch import ChangeBatch
 from runtime.errors import HubError, TerminalError
+from runtime.retry import Backoff
 from runtime.schema import table_id as make_table_id
 from sources.mysql import ddl
 from sources.mysql.catalog import MySqlTable, TableFilter, describe
@@ -52,6 +53,12 @@ def _tx_events(dialect: Dialect) -> frozenset[int]:
     """Events a transaction (or DDL) starts with: the first one a connection delivers is where
     the server resumed the stream (header events, heartbeats and skipped GTIDs don't count)."""
     return frozenset((dialect.gtid_event_type, QUERY, TABLE_MAP, XID))
+
+
+def reconnect_policy(max_retries: int) -> Backoff:
+    """The waits between reconnects of a lost stream: 0.5 s doubling up to 30 s, at most
+    ``max_retries`` in a row without data (``connect-max-retries``; 0: no limit)."""
+    return Backoff(initial_s=0.5, max_s=30.0, retries=max_retries or None, multiplier=2.0)
 
 
 def silence_timeout(heartbeat_s: float) -> float:
@@ -133,13 +140,15 @@ class BinlogFetcher(threading.Thread):
         went silent) is resumed here, from the offset of the last unit handed over: the
         reader's state is exactly that offset, so nothing is read twice or skipped, and
         nothing else in the pipeline has to start over.  This is the stream's one retry
-        policy: it waits with a backoff (0.5 s doubling up to 30 s) and says so at every
+        policy: it waits with a backoff (:func:`reconnect_policy`, the runtime's one
+        :class:`~runtime.retry.Backoff`: 0.5 s doubling up to 30 s) and says so at every
         attempt; it gives up only after ``connect-max-retries`` attempts in a row without data
         (0: never), and then for good (a terminal error: escalating to the runtime's restart
         would only nest another retry loop around this one).  Terminal errors (access denied,
         a purged position) end it at once.  The thread never ends without handing the reader
         an error, unless it was stopped."""
         self.watchdog.start()
+        policy = reconnect_policy(self.config.connect_max_retries)
         attempt, checked = 0, False
         while not self.stopped.is_set():
             client = BinlogClient(self.settings, self.dialect, self.server_id,
@@ -167,12 +176,12 @@ class BinlogFetcher(threading.Thread):
                 # the count starts over once the stream handed over data again
                 attempt = 1 if self.handed else attempt + 1
                 self.handed = False
-                limit = self.config.connect_max_retries
-                if limit and attempt > limit:
-                    self._fail(TerminalError(f"binlog: {err}; gave up after {limit} reconnects in "
-                                             "a row without data (connect-max-retries)"))
+                if policy.exhausted(attempt):
+                    self._fail(TerminalError(f"binlog: {err}; gave up after {policy.retries} "
+                                             "reconnects in a row without data "
+                                             "(connect-max-retries)"))
                     return
-                wait = min(0.5 * 2 ** (attempt - 1), 30.0)
+                wait = policy.delay(attempt)
                 self.state = f"waiting to reconnect (attempt {attempt})"
                 log.warning("binlog: %s; reconnecting in %gs (attempt %d) from %s, the last "
                             "position handed over", err, wait, attempt, self.offset)
