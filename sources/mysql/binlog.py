@@ -15,11 +15,11 @@ table happened yet (one warning says so).
 """
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,8 @@ from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, 
                                     PARTIAL_UPDATE_ROWS, QUERY, ROTATE, ROW_EVENTS, TABLE_MAP,
                                     TRANSACTION_PAYLOAD, XID, BinlogClient, StreamLost, connect,
                                     query_of, rotate_target, translate)
-from sources.mysql.split import BinlogSplit, ChunkFilter
+from sources.mysql.chunkfilter import ChunkFilter
+from sources.mysql.split import BinlogSplit, PendingDdl
 from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
 from sources.mysql import watchdog
 from sources.mysql.watchdog import StallWatchdog
@@ -72,9 +73,10 @@ def silence_timeout(heartbeat_s: float) -> float:
 class Unit:
     items: list                       # ChangeBatch | SchemaChange, in binlog order
     offset: BinlogOffset              # right after the items
-    tables: dict[str, dict | None]    # schema history changes (table id -> dict, None = dropped)
+    tables: dict[str, MySqlTable | None]   # schema history changes (None = dropped)
     lag_s: float = 0.0
-    ddl: dict = field(default_factory=dict)   # unresolved DDL after the items (split.ddl)
+    #: unresolved DDL after the items (split.ddl)
+    ddl: Mapping[str, tuple[PendingDdl, ...]] = field(default_factory=dict)
     fold_done: bool = False           # the re-read for newly added tables reached its end
     version_shift: int = 0            # split.version_shift for the items
 
@@ -104,14 +106,14 @@ class BinlogFetcher(threading.Thread):
         super().__init__(name="mysql-binlog", daemon=True)
         self.config, self.settings, self.dialect = config, settings, dialect
         self.server_id = server_id
-        self.offset = split.binlog_offset    # of the last unit handed over
+        self.offset = split.offset    # of the last unit handed over
         self.shift = split.version_shift
         self._tx_events = _tx_events(dialect)
-        self.tables = {t: MySqlTable.from_dict(d) for t, d in split.tables.items()}
-        self.pending_ddl: dict[str, list] = copy.deepcopy(split.ddl)
+        self.tables = dict(split.tables)
+        self.pending_ddl: dict[str, list[PendingDdl]] = {t: list(v) for t, v in split.ddl.items()}
         self.adding = set(split.adding)
-        self.fold_tables: set[str] | None = set(split.fold["tables"]) if split.fold else None
-        self.fold_until = BinlogOffset.from_dict(split.fold["until"]) if split.fold else None
+        self.fold_tables: set[str] | None = set(split.fold.tables) if split.fold else None
+        self.fold_until = split.fold.until if split.fold else None
         self.fold_done = False
         self.filter = ChunkFilter(split.chunks)
         self.accept = TableFilter(config.tables, config.tables_exclude)
@@ -311,9 +313,9 @@ class BinlogFetcher(threading.Thread):
         old = self._current(table_id)
         entries = self.pending_ddl.pop(table_id, [])
         if entries:
-            kind = entries[-1][0]
-            sql = ";\n".join(e[1] for e in entries)
-            ts_ms, pos = entries[-1][2], entries[-1][3]
+            kind = entries[-1].kind
+            sql = ";\n".join(e.sql for e in entries)
+            ts_ms, pos = entries[-1].ts_ms, entries[-1].position.to_dict()
         else:
             kind, sql, pos = "alter", "", position.to_dict()
         if old is None and new is None:
@@ -566,7 +568,7 @@ class BinlogFetcher(threading.Thread):
             elif self.full_metadata:
                 # the columns this led to are in the table's next table map
                 self._flush_table(t)
-                self.pending_ddl.setdefault(t, []).append([kind, sql, ts_ms, position.to_dict()])
+                self.pending_ddl.setdefault(t, []).append(PendingDdl(kind, sql, ts_ms, position))
             else:
                 new = describe(self._control(), t, self.config.chunk_key_column)
                 self._set(t, new, ddl.changes(kind, t, old, new, sql, ts_ms, position.to_dict()))
@@ -576,14 +578,15 @@ class BinlogFetcher(threading.Thread):
 
     def _cut(self, offset: BinlogOffset) -> None:
         self._flush()
-        tables = {t: (v.to_dict() if v is not None else None) for t, v in self.pending_tables.items()}
-        for t, v in self.pending_tables.items():
+        tables = self.pending_tables
+        for t, v in tables.items():
             if v is None:
                 self.tables.pop(t, None)
             else:
                 self.tables[t] = v
-        unit = Unit(self.items, offset, tables, self.lag_s, copy.deepcopy(self.pending_ddl),
-                    self.fold_done, self.shift)
+        # tuples of immutable entries: the unit's view stays as it is while the lists grow
+        ddl = {t: tuple(v) for t, v in self.pending_ddl.items()} if self.pending_ddl else {}
+        unit = Unit(self.items, offset, tables, self.lag_s, ddl, self.fold_done, self.shift)
         self.items, self.pending_tables = [], {}
         if self.filter.active and self.filter.passed(offset):
             self.filter = ChunkFilter([])
