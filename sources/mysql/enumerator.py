@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from runtime.errors import ConfigError
 from runtime.source import EnumeratorContext, SplitEnumerator
@@ -54,6 +55,20 @@ from sources.mysql.state import (Fold, MySqlPendingSplitsState, SplitterPosition
 
 log = logging.getLogger("hub.sources.mysql")
 _GONE = object()   # a boundary query's result: the table was dropped or renamed
+
+
+T = TypeVar("T")
+
+
+def _low(conn: Any, chunks: tuple[ReflectedChunk, ...], start: BinlogOffset | None) -> BinlogOffset:
+    """The lowest of ``start`` and the chunks' HIGHs, with its GTID state (the binlog's end
+    without either)."""
+    dialect = detect(conn)
+    highs = [c.high for c in chunks if c.high is not None]
+    if start is not None:
+        highs.append(start)
+    low = min(highs, key=lambda o: o.key) if highs else dialect.binlog_status(conn)
+    return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
 
 
 def _table_of(split_id: str) -> str:
@@ -89,6 +104,8 @@ class MySqlEnumerator(SplitEnumerator):
         self.ready_at: int | None = None
         #: the table whose next chunk boundary is being queried (call_async), at which position
         self.cutting: tuple[str, SplitterPosition] | None = None
+        #: the query of the lowest offset of finished chunks is running (call_async)
+        self.lowering = False
         self.accept = TableFilter(config.tables, config.tables_exclude)
 
     # -- helpers ------------------------------------------------------------------------------
@@ -212,16 +229,41 @@ class MySqlEnumerator(SplitEnumerator):
         end = dialect.low_watermark(conn)
         return BinlogOffset(end.file, end.pos, dialect.gtid_at(conn, end))
 
-    def _low(self, chunks: tuple[ReflectedChunk, ...], start: BinlogOffset | None = None) -> BinlogOffset:
-        """The lowest of ``start`` and the chunks' HIGHs, with its GTID state (the binlog's
-        end without either)."""
-        conn = self._conn()
-        dialect = detect(conn)
-        highs = [c.high for c in chunks if c.high is not None]
-        if start is not None:
-            highs.append(start)
-        low = min(highs, key=lambda o: o.key) if highs else dialect.binlog_status(conn)
-        return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
+    def _with_low(self, chunks: tuple[ReflectedChunk, ...], start: BinlogOffset | None,
+                  then: Callable[[BinlogOffset], None]) -> None:
+        """``then(low)`` in the control thread once the lowest of ``start`` and the chunks'
+        HIGHs is known with its GTID state (a query, run off the control thread; one at a
+        time: a second call while one runs is dropped, the first one's ``then`` decides)."""
+        if self.lowering:
+            return
+        self.lowering = True
+
+        def done(low: BinlogOffset | None, error: BaseException | None) -> None:
+            self.lowering = False
+            if error is not None:
+                raise translate(error, self.config.connection_settings()) from error
+            assert low is not None
+            then(low)
+
+        self.context.call_async(lambda: self._io(lambda conn: _low(conn, chunks, start)), done)
+
+    def _io(self, fn: Callable[[Any], T]) -> T:
+        """``fn(connection)`` in the enumerator's I/O thread, on a connection of its own
+        (dropped when it fails)."""
+        try:
+            if self.io_conn is None:
+                self.io_conn = self._connect()
+            return fn(self.io_conn)
+        except TableGone:
+            raise   # an answer, not a failure: the connection is fine
+        except BaseException:
+            conn, self.io_conn = self.io_conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception as exc:  # noqa: BLE001 - the connection failed already
+                    log.debug("mysql: closing the enumerator's I/O connection failed (%s)", exc)
+            raise
 
     # -- the protocol -------------------------------------------------------------------------
     @translated
@@ -239,7 +281,12 @@ class MySqlEnumerator(SplitEnumerator):
             self.context.signal_no_more_splits(subtask)
             return
         self.waiting.add(subtask)
-        self._cut_next()
+        if self.splitting:
+            self._cut_next()
+        elif not self._snapshot_open():
+            # every chunk read, what comes next not made yet: its query may have been running
+            # when the checkpoint this enumerator restored from was taken
+            self._snapshot_done()
 
     def _adding_open(self) -> bool:
         """A newly-added snapshot may still hand out chunks (or the owner has not said yet
@@ -269,21 +316,12 @@ class MySqlEnumerator(SplitEnumerator):
 
     def _boundary(self, table: MySqlTable, start: tuple | None) -> Any:
         """The end of the chunk starting at ``start`` (None: the table's last chunk), or _GONE.
-        Runs in the enumerator's I/O thread, on a connection of its own."""
+        Runs in the enumerator's I/O thread."""
         try:
-            if self.io_conn is None:
-                self.io_conn = self._connect()
-            return next_chunk_start(self.io_conn, table, start, self.config.chunk_size)
+            return self._io(lambda conn: next_chunk_start(conn, table, start,
+                                                          self.config.chunk_size))
         except TableGone:
             return _GONE
-        except BaseException:
-            conn, self.io_conn = self.io_conn, None
-            if conn is not None:
-                try:
-                    conn.close()
-                except Exception as exc:  # noqa: BLE001 - the connection failed already
-                    log.debug("mysql: closing the enumerator's I/O connection failed (%s)", exc)
-            raise
 
     def _cut(self, t: str, pos: SplitterPosition, table: MySqlTable, result: Any,
              error: BaseException | None) -> None:
@@ -408,9 +446,13 @@ class MySqlEnumerator(SplitEnumerator):
         """Every chunk of the newly added tables is read: the fold event is ready, and goes
         out once a checkpoint holds those chunks (their rows commit before their changes)."""
         chunks = self._chunks()
+        self._with_low(chunks, None, lambda low: self._fold_ready(chunks, low))
+
+    def _fold_ready(self, chunks: tuple[ReflectedChunk, ...], low: BinlogOffset) -> None:
+        if self.fold is not None or not self.adding or self._snapshot_open():
+            return  # the state moved on while the query ran (a repeated completion)
         self.fold = Fold({t: d for t, d in self.adding.items() if d is not None},
-                         tuple(t for t, d in self.adding.items() if d is None),
-                         chunks, self._low(chunks))
+                         tuple(t for t, d in self.adding.items() if d is None), chunks, low)
         self.finished, self.assigned = {}, []
         self.ready_at = -1
         log.info("mysql: newly added table(s) snapshotted (%d chunks); folding them into the "
@@ -439,11 +481,19 @@ class MySqlEnumerator(SplitEnumerator):
         if self.config.startup_mode == "initial-only":
             self.done = True
             log.info("mysql: snapshot finished (%d chunks)", len(chunks))
+            self._snapshot_closed()
         else:
-            low = self._low(chunks, self.start_offset)
-            self.binlog = self._binlog_split(low, chunks)
-            log.info("mysql: snapshot finished (%d chunks); binlog from %s once checkpointed",
-                     len(chunks), low)
+            self._with_low(chunks, self.start_offset, lambda low: self._binlog_ready(chunks, low))
+
+    def _binlog_ready(self, chunks: tuple[ReflectedChunk, ...], low: BinlogOffset) -> None:
+        if self.binlog is not None or self.binlog_assigned or self._snapshot_open():
+            return  # the state moved on while the query ran (a repeated completion)
+        self.binlog = self._binlog_split(low, chunks)
+        log.info("mysql: snapshot finished (%d chunks); binlog from %s once checkpointed",
+                 len(chunks), low)
+        self._snapshot_closed()
+
+    def _snapshot_closed(self) -> None:
         self.finished, self.assigned, self.start_offset = {}, [], None
         # The binlog split waits for a checkpoint that holds every chunk: snapshot rows are
         # committed before any change of the same keys from the binlog reaches a sink.

@@ -125,3 +125,45 @@ def test_split_requests_wait_for_a_slow_boundary_query_while_checkpoints_go_on(
         assert during >= 5, f"only {during} checkpoints completed while the boundary query waited"
     finally:
         locker.close()
+
+
+def test_a_checkpoint_while_the_binlog_start_is_queried_is_restored_into_the_same_split(
+        mysql_server):
+    """Once every chunk is read, the binlog split's start (the lowest HIGH, with its GTID
+    state) is queried off the control thread too; a checkpoint taken meanwhile still holds
+    the finished chunks, and a restore from it makes the same binlog split."""
+    from sources.mysql.split import split_to_dict
+
+    db = new_database(mysql_server)
+    _table(mysql_server, db, 20)
+    config = source_config(mysql_server, db, **{"chunk-size": 16})
+    ctx = HeldCalls()
+    en = MySqlEnumerator(ctx, config, None)
+    try:
+        en.start()
+        en.handle_split_request(0)
+        ctx.run_next()
+        en.handle_split_request(1)
+        ctx.run_next()
+        assert len(ctx.assigned) == 2 and not ctx.calls
+        high = en.start_offset
+        en.handle_reader_event(0, {"finished": [split_to_dict(s.read(high, 10))
+                                                for _, s in ctx.assigned]})
+        assert en.binlog is None and len(ctx.calls) == 1      # the query runs, off this thread
+        state = en.snapshot_state(1)
+        assert state["binlog"] is None and len(state["finished"]) == 2
+        ctx.run_next()
+        made = en.binlog
+        assert made is not None and made.offset.key == high.key and len(made.chunks) == 2
+    finally:
+        en.close()
+    ctx2 = HeldCalls()
+    again = MySqlEnumerator(ctx2, config, state)
+    try:
+        again.start()
+        again.handle_split_request(0)                         # no chunk left: the query again
+        assert len(ctx2.calls) == 1
+        ctx2.run_next()
+        assert again.binlog == made
+    finally:
+        again.close()
