@@ -19,6 +19,7 @@ from pydantic_core import PydanticUndefined
 
 from runtime import plugins
 from runtime.config import Duration, Size
+from runtime.errors import HubError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ def describe_plugin(kind: str, name: str) -> PluginInfo:
         cls = plugins.load(kind, name)
     except Exception as exc:  # noqa: BLE001 - reported in the listing, see module docstring
         log.debug("plugin %s %r failed to load", kind, name, exc_info=True)
-        return PluginInfo(kind, name, error=f"{type(exc).__name__}: {exc}")
+        # A HubError (a missing extra) is already one line a user can act on.
+        error = str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+        return PluginInfo(kind, name, error=error)
     config = getattr(cls, "config_class", None)
     if not (isinstance(config, type) and issubclass(config, BaseModel)):
         return PluginInfo(kind, name, summary=_first_line(cls.__doc__),
