@@ -6,6 +6,7 @@ broken connector must not hide the others.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import types
@@ -19,7 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from runtime import plugins
 from runtime.config import Duration, Size
-from runtime.errors import HubError
+from runtime.errors import ConfigError, HubError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,44 @@ def list_plugins(kind: str | None = None) -> list[PluginInfo]:
     then name.  Never raises for a broken plugin: its ``error`` says what went wrong."""
     kinds = KINDS if kind is None else (kind,)
     return [describe_plugin(k, name) for k in kinds for name in sorted(plugins.available(k))]
+
+
+#: What each pipeline-level section is for (``hub plugins`` lists them after the plugins).
+SECTION_SUMMARIES = {
+    "pipeline": "the pipeline's name and parallelism",
+    "checkpoint": "when and where checkpoints are taken and how many are kept",
+    "errors": "what a bad record does: stop the pipeline or go to the dead letters",
+    "watermark": "how event time advances: allowed lateness, idle splits",
+    "restart": "restarts from the latest checkpoint after transient errors",
+}
+
+
+def list_sections() -> list[PluginInfo]:
+    """The pipeline-level sections (``[pipeline]``, ``[checkpoint]``, ...) with their options
+    and defaults, as :class:`PluginInfo` of kind ``section`` named by their table."""
+    from hub.config import _SECTIONS  # the models validating them; lazily: config is heavier
+
+    return [PluginInfo("section", name, summary=SECTION_SUMMARIES.get(name, ""),
+                       options=describe_options(model)) for name, model in _SECTIONS.items()]
+
+
+def find(name: str, kind: str | None = None) -> list[PluginInfo]:
+    """Every plugin (of ``kind``) and section called ``name`` (``kafka`` is a source and a
+    sink; ``[checkpoint]`` or ``checkpoint`` a section).  Raises ConfigError with a
+    did-you-mean when nothing is called so."""
+    bare = name.strip("[]")
+    kinds = KINDS if kind is None else (kind,) if kind in KINDS else ()
+    found = [describe_plugin(k, name) for k in kinds if name in plugins.available(k)]
+    if kind in (None, "section"):
+        found += [s for s in list_sections() if s.name == bare]
+    if found:
+        return found
+    known = sorted({n for k in kinds for n in plugins.available(k)}
+                   | (set(SECTION_SUMMARIES) if kind in (None, "section") else set()))
+    close = difflib.get_close_matches(bare, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    what = f"no {kind} called" if kind else "no plugin or section called"
+    raise ConfigError(f"{what} {name!r}{hint} (known: {', '.join(known) or 'none'})")
 
 
 def describe_plugin(kind: str, name: str) -> PluginInfo:
