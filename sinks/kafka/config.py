@@ -7,6 +7,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from formats.message.base import MessageFormat
 from formats.registry import check_format, check_format_options, resolve_message_format
+from runtime.clientlog import client_log
 from runtime.config import ConnectorConfig, Duration
 from runtime.schema import split_table_id
 
@@ -122,5 +123,8 @@ class KafkaSinkConfig(ConnectorConfig):
             "linger.ms": 5, "acks": "all", "enable.idempotence": True,
             "delivery.report.only.error": True,
         }
+        # librdkafka's own lines (a broker down: ~20 a second) through our logging, repeats
+        # held back; a user's properties may still set log_level or debug
+        conf["logger"] = client_log("sinks.kafka.client")
         conf.update(self.properties)
         return conf

@@ -248,7 +248,7 @@ def group_metadata(bootstrap: dict[str, Any], group: str) -> tuple[Any, Any]:
 
 def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
     conf = {k: v for k, v in producer_conf.items()
-            if k.startswith(("security.", "sasl.", "ssl.", "bootstrap."))}
+            if k.startswith(("security.", "sasl.", "ssl.", "bootstrap.")) or k == "logger"}
     # read_committed: committed() asks for stable offsets (no transaction in flight)
     return {**conf, "group.id": group, "enable.auto.commit": False,
             "isolation.level": "read_committed"}

@@ -8,6 +8,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from formats.message.base import MessageFormat
 from formats.registry import check_format, check_format_options, resolve_message_format
+from runtime.clientlog import client_log
 from runtime.config import ConnectorConfig, Duration
 
 
@@ -121,5 +122,8 @@ class KafkaSourceConfig(ConnectorConfig):
             # a reader that decodes slower than the broker delivers would stall for a second
             "fetch.queue.backoff.ms": 20,
         }
+        # librdkafka's own lines (a broker down: ~20 a second) through our logging, repeats
+        # held back; a user's properties may still set log_level or debug
+        conf["logger"] = client_log("sources.kafka.client")
         conf.update(self.properties)
         return conf
