@@ -44,6 +44,10 @@ class MissingExtraError(HubError):
             f"the Python package {module!r} is missing: install it with  {install_command(extra)}"
         )
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Errors cross process boundaries (executors): rebuild from the arguments, not the text.
+        return (MissingExtraError, (self.module, self.extra))
+
 
 class TransientError(HubError):
     """Worth retrying: the same call may succeed later."""

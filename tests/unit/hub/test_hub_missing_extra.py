@@ -125,3 +125,44 @@ def _requires(dist: str) -> set[str]:
 def test_every_plugin_with_needs_is_registered() -> None:
     for kind, name in NEEDS:
         assert name in plugins.available(kind), (kind, name)
+
+
+_INSTALLED = """
+import sys
+sys.path[:0] = [sys.argv[1]]
+from runtime.extras import install_command
+print(install_command("kafka"))
+"""
+
+
+@pytest.mark.parametrize("direct_url", [None, "folder"])
+def test_install_command_of_an_installed_package(direct_url: str | None, tmp_path: Path) -> None:
+    """Installed (not a checkout): the index name, or the folder it was installed from."""
+    site = tmp_path / "site"
+    (site / "runtime").mkdir(parents=True)
+    for name in ("__init__.py", "extras.py"):
+        (site / "runtime" / name).write_text((ROOT / "runtime" / name).read_text())
+    dist = site / "cdc_hub-0.1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cdc-hub\nVersion: 0.1.0\n")
+    folder = tmp_path / "src folder"
+    folder.mkdir()
+    if direct_url:
+        (dist / "direct_url.json").write_text(
+            '{"url": "%s", "dir_info": {}}' % folder.as_uri())
+    done = subprocess.run([sys.executable, "-I", "-c", _INSTALLED, str(site)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    words = shlex.split(done.stdout.strip())
+    assert words[-2] == "install"
+    assert words[-1] == ("cdc-hub[kafka]" if direct_url is None else "src folder[kafka]")
+
+
+def test_a_missing_extra_error_survives_pickling() -> None:
+    import pickle
+
+    from runtime.errors import MissingExtraError
+
+    err = pickle.loads(pickle.dumps(MissingExtraError("confluent_kafka", "kafka")))
+    assert (err.module, err.extra) == ("confluent_kafka", "kafka")
+    assert str(err).endswith(install_command("kafka"))
