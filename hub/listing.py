@@ -41,7 +41,8 @@ def format_plugin(info: PluginInfo, width: int = 100) -> list[str]:
     """One plugin or section: its title line(s), then its options."""
     name = f"[{info.name}]" if info.kind == "section" else info.name
     if info.error:
-        return _wrap(f"  {name}  BROKEN: {info.error}", width, indent=6)
+        state = "not installed" if info.missing_extra else "BROKEN"
+        return _wrap(f"  {name}  {state}: {info.error}", width, indent=6)
     title = f"  {name}" + (f"  - {info.summary}" if info.summary else "")
     return _wrap(title, width, indent=len(name) + 6) + format_options(info.options, width)
 

@@ -20,7 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from runtime import plugins
 from runtime.config import Duration, Size
-from runtime.errors import ConfigError, HubError
+from runtime.errors import ConfigError, HubError, MissingExtraError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class PluginInfo:
     summary: str = ""
     options: list[OptionInfo] = field(default_factory=list)
     error: str | None = None
+    #: Set with ``error`` when the plugin's optional dependency (its extra) is not installed.
+    missing_extra: bool = False
 
 
 def list_plugins(kind: str | None = None) -> list[PluginInfo]:
@@ -109,7 +111,8 @@ def describe_plugin(kind: str, name: str) -> PluginInfo:
         log.debug("plugin %s %r failed to load", kind, name, exc_info=True)
         # A HubError (a missing extra) is already one line a user can act on.
         error = str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
-        return PluginInfo(kind, name, error=error)
+        return PluginInfo(kind, name, error=error,
+                          missing_extra=isinstance(exc, MissingExtraError))
     config = getattr(cls, "config_class", None)
     if not (isinstance(config, type) and issubclass(config, BaseModel)):
         return PluginInfo(kind, name, summary=_first_line(cls.__doc__),

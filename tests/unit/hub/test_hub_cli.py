@@ -75,6 +75,7 @@ def test_plugins_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  fake  - Rows out of thin air." in out
     assert "rows-per-second" in out and "default 100" in out
     assert "  broken  BROKEN: ModuleNotFoundError" in out
+    assert "  kafkaish  not installed: the Python package 'confluent_kafka' is missing" in out
     assert "default-secret" not in out
     assert main(["plugins", "--kind", "source"]) == 0
     out = capsys.readouterr().out
