@@ -60,14 +60,37 @@ class ConnectorConfig(BaseModel):
         field = cls.model_fields[info.field_name]
         if any(isinstance(m, BeforeValidator) for m in field.metadata):
             return value  # Duration, Size: their parser says what it expects
-        kinds = _scalar_kinds(field.annotation)
-        if isinstance(value, bool):
-            if bool not in kinds and kinds & {int, float}:
-                raise ValueError(f"expected a number, got {str(value).lower()} (a boolean)")
-        elif isinstance(value, (int, float)):
-            if kinds and kinds <= {bool}:
-                raise ValueError(f"expected true or false, got {value} (a number)")
+        problem = _slip(field.annotation, value)
+        if problem:
+            raise ValueError(problem)
         return value
+
+
+def _slip(ann: Any, value: Any) -> str | None:
+    """What is wrong with ``value`` for annotation ``ann`` when it is a boolean/number slip,
+    looking into the items of lists and the values of tables; None when it is no slip."""
+    kinds = _scalar_kinds(ann)
+    if isinstance(value, bool):
+        if bool not in kinds and kinds & {int, float}:
+            return f"expected a number, got {str(value).lower()} (a boolean)"
+    elif isinstance(value, (int, float)):
+        if kinds and kinds <= {bool}:
+            return f"expected true or false, got {value} (a number)"
+    elif isinstance(value, (list, dict)):
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is Annotated:
+            return _slip(args[0], value)
+        if isinstance(value, list) and origin in (list, tuple, set, frozenset) and args:
+            for i, item in enumerate(value):
+                problem = _slip(args[0], item)
+                if problem:
+                    return f"item {i + 1}: {problem}"
+        if isinstance(value, dict) and origin is dict and len(args) == 2:
+            for key, item in value.items():
+                problem = _slip(args[1], item)
+                if problem:
+                    return f"{key}: {problem}"
+    return None
 
 
 @lru_cache(maxsize=None)

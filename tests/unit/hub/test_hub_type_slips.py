@@ -88,3 +88,23 @@ def test_numbers_from_environment_references_stay_accepted(write: Any) -> None:
                  'update-ratio = "${RATIO}"\n[sink]\ntype = "blackhole"\n')
     spec = load_pipeline(path, env={"RATIO": "0.25"})
     assert spec.source_config.update_ratio == 0.25  # type: ignore[attr-defined]
+
+
+def test_slips_inside_tables_and_lists_are_rejected() -> None:
+    from pydantic import Field
+
+    class M(ConnectorConfig):
+        offsets: dict[str, int] = Field({})
+        ids: list[int] = Field([])
+        flags: list[bool] = Field([])
+
+    assert _errors_at(M, "offsets", {"t:0": True}) == [
+        "Value error, t:0: expected a number, got true (a boolean)"]
+    assert _errors_at(M, "ids", [1, False]) == [
+        "Value error, item 2: expected a number, got false (a boolean)"]
+    assert _errors_at(M, "flags", [True, 0]) == [
+        "Value error, item 2: expected true or false, got 0 (a number)"]
+    assert not _errors_at(M, "offsets", {"t:0": 5}) and not _errors_at(M, "ids", [1, "2"])
+    from sources.kafka.config import KafkaSourceConfig
+
+    assert _errors_at(KafkaSourceConfig, "startup-specific-offsets", {"t:0": True})
