@@ -21,10 +21,12 @@ from typing import Any, ClassVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from formats.base import MessageDecoder, MessageEncoder
-from formats.codec.debezium_types import apply_natives, connect_struct, row_schema
+from formats.codec.debezium_types import (BigintUnsignedMode, DecimalMode, Modes, TimeMode,
+                                          apply_natives, connect_struct, declared_natives,
+                                          row_schema)
 from formats.message.base import MessageFormat, MessageFormatConfig, event_time
 from formats.message.envelope import EnvelopeDecoder, Event
 from formats.message.json import JsonEncoder
@@ -42,6 +44,34 @@ class DebeziumJsonConfig(MessageFormatConfig):
     schema_include: bool = Field(False, description=(
         "writing: wrap each envelope in {\"schema\": ..., \"payload\": ...} as Kafka Connect's "
         "JsonConverter with schemas.enable does (reading accepts both forms)"))
+    decimal_handling_mode: DecimalMode = Field(
+        "precise", validation_alias=AliasChoices("decimal-handling-mode", "decimal_handling_mode",
+                                                 "decimal.handling.mode"),
+        description=("Debezium's decimal.handling.mode: DECIMAL values as base64 scaled bytes "
+                     "(precise), exact text (string) or JSON numbers (double: rounded to a "
+                     "double's 15-17 digits, as Debezium does)"))
+    time_precision_mode: TimeMode = Field(
+        "adaptive_time_microseconds", validation_alias=AliasChoices(
+            "time-precision-mode", "time_precision_mode", "time.precision.mode"),
+        description=("Debezium's time.precision.mode: TIME and DATETIME as epoch-based integers "
+                     "in millis/micros by column precision (adaptive, "
+                     "adaptive_time_microseconds: TIME always in micros) or always millis "
+                     "(connect: a value with sub-millisecond digits is an error, not rounded)"))
+    bigint_unsigned_handling_mode: BigintUnsignedMode = Field(
+        "long", validation_alias=AliasChoices("bigint-unsigned-handling-mode",
+                                              "bigint_unsigned_handling_mode",
+                                              "bigint.unsigned.handling.mode"),
+        description=("Debezium's bigint.unsigned.handling.mode (long|precise), accepted for "
+                     "reading: both forms are read (a JSON number or scaled bytes); BIGINT "
+                     "UNSIGNED is DECIMAL(20,0) here and is written by decimal-handling-mode"))
+    source_name: str = Field("hub", description=(
+        "writing: source.name of the envelopes (Debezium's topic.prefix, the logical server "
+        "name) and the prefix of the schema names"))
+
+    @property
+    def modes(self) -> Modes:
+        return Modes(self.decimal_handling_mode, self.time_precision_mode,
+                     self.bigint_unsigned_handling_mode)
 
 
 class DebeziumJsonDecoder(EnvelopeDecoder):
@@ -52,6 +82,7 @@ class DebeziumJsonDecoder(EnvelopeDecoder):
         # schema part (its raw text) -> (schema, natives); keys' schema text -> primary key
         self._parts: dict[tuple[str, bytes], tuple[TableSchema, dict]] = {}
         self._keys: dict[bytes, tuple[str, ...]] = {}
+        self._declared_natives: dict[str, dict] = {}
 
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
               ) -> list[Event | SchemaChange]:
@@ -75,8 +106,15 @@ class DebeziumJsonDecoder(EnvelopeDecoder):
             return []  # "m": a logical decoding message, no row change
         before, after = obj.get("before"), obj.get("after")
         schema = None
-        if part is not None and self.config.columns is None:
+        natives = None
+        if self.config.columns is not None:
+            natives = self._declared_natives.get(table)
+            if natives is None:
+                natives = self._declared_natives[table] = declared_natives(
+                    self.config.declared_schema(table), self.config.modes)
+        elif part is not None:
             schema, natives = self._schema(table, part, value, key)
+        if natives:
             apply_natives(before, natives)
             apply_natives(after, natives)
         if op == "d":
