@@ -6,8 +6,9 @@ Debezium names the semantic type of a field (``io.debezium.time.MicroTimestamp``
 micros, base64 two's-complement unscaled decimals...).  Each field maps to a logical type and,
 where the encoding is not what :func:`formats.message.values.column_array` reads, to a *native*
 conversion applied first.  Fields we wrote ourselves carry the parameter ``hub.logical-type``
-and use our text encodings (:mod:`formats.codec.text`), which makes our envelopes round-trip
-exactly.
+with the exact logical type (:mod:`formats.codec.debezium_encoding`; the hub's earlier
+envelopes used it with the text encodings of :mod:`formats.codec.text`), which makes our
+envelopes round-trip exactly.
 """
 from __future__ import annotations
 
@@ -162,9 +163,11 @@ def _param(field: dict, name: str, default: int) -> int:
 def field_type(field: dict) -> tuple[DataType, Native | None]:
     """Logical type and native conversion of one Connect field schema."""
     params = field.get("parameters") or {}
-    if LOGICAL_PARAM in params:
-        return T(params[LOGICAL_PARAM]), None
     name = field.get("name")
+    if LOGICAL_PARAM in params:
+        # our exact type; the semantic name (if any) says how the value is encoded (fields of
+        # the hub's earlier envelopes carry no name whose encoding differs from our texts)
+        return T(params[LOGICAL_PARAM]), _NAMED[name][1] if name in _NAMED else None
     if name in _NAMED:
         make, native = _NAMED[name]
         return make(field), native
@@ -274,33 +277,3 @@ def declared_natives(schema: TableSchema, modes: Modes) -> dict[str, tuple[Nativ
         elif t.kind == "ARRAY":
             out[c.name] = (_set, {})
     return out
-
-
-# -- writing ----------------------------------------------------------------------------------
-_CONNECT_OF = {"BOOLEAN": "boolean", "TINYINT": "int8", "SMALLINT": "int16", "INT": "int32",
-               "BIGINT": "int64", "FLOAT": "float", "DOUBLE": "double", "BINARY": "bytes",
-               "VARBINARY": "bytes", "BYTES": "bytes"}
-
-
-def connect_field(c: Column) -> dict:
-    """The Connect field schema of a column as our encoder writes it (text encodings of
-    :mod:`formats.codec.text`, exact type in ``hub.logical-type``)."""
-    t = c.type
-    f: dict[str, Any] = {"type": _CONNECT_OF.get(t.kind, "string"), "optional": c.nullable,
-                         "field": c.name}
-    if t.kind == "ARRAY":
-        f["type"] = "array"
-        f["items"] = {"type": _CONNECT_OF.get(t.element.kind, "string") if t.element else "string",
-                      "optional": True}
-    if t.kind == "TIMESTAMP_LTZ":
-        f["name"] = "io.debezium.time.ZonedTimestamp"  # ISO-8601 with Z: Debezium's own form
-    elif t.kind == "JSON":
-        f["name"] = "io.debezium.data.Json"
-    if t.kind not in _CONNECT_OF or t.kind in ("BINARY", "VARBINARY"):
-        f["parameters"] = {LOGICAL_PARAM: str(t)}
-    return f
-
-
-def connect_struct(schema: TableSchema, name: str) -> dict:
-    return {"type": "struct", "optional": True, "name": name,
-            "fields": [connect_field(c) for c in schema.columns]}

@@ -1,0 +1,156 @@
+"""debezium-json writes what Debezium's MySQL connector writes with its default settings,
+checked against the samples of Debezium's documentation ("How the MySQL connector maps data
+types", "Data change events"), and under its other modes."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+
+from formats.registry import resolve_message_format
+from runtime.batch import ChangeBatch
+from runtime.schema import Column, TableSchema
+from runtime.types import T
+
+UTC = dt.timezone.utc
+SCHEMA = TableSchema("inventory.customers", (
+    Column("id", T("INT"), False), Column("price", T("DECIMAL(10,2)")), Column("born", T("DATE")),
+    Column("at", T("TIME(6)")), Column("dt0", T("TIMESTAMP(0)")), Column("dt6", T("TIMESTAMP(6)")),
+    Column("ts", T("TIMESTAMP_LTZ(0)")), Column("ts3", T("TIMESTAMP_LTZ(3)")),
+    Column("tags", T("ARRAY<STRING>")), Column("doc", T("JSON")), Column("name", T("VARCHAR(20)")),
+    Column("blob", T("BYTES")), Column("big", T("DECIMAL(20,0)"))), ("id",))
+ROW = (1004, Decimal("123.45"), dt.date(2018, 6, 20), dt.timedelta(hours=10, minutes=45,
+                                                                   seconds=30, microseconds=123456),
+       dt.datetime(2018, 6, 20, 6, 37, 3), dt.datetime(2018, 6, 20, 6, 37, 3, 5),
+       dt.datetime(2018, 6, 20, 13, 37, 3, tzinfo=UTC),
+       dt.datetime(2018, 6, 20, 13, 37, 3, 120000, tzinfo=UTC), ["a", "c"], '{"k":1}', "Anne",
+       b"\x00\xff", Decimal("18446744073709551615"))
+
+
+def _encode(options: dict | None = None, rows=(ROW,), ops="c", before=None, ts=1_529_476_623_456):
+    fmt = resolve_message_format("debezium-json", options)
+    enc = fmt.encoder()
+    batch = ChangeBatch(SCHEMA, ops, rows=list(rows), before=before, ts_ms=ts)
+    return fmt, enc.encode(batch, "t"), enc.encode_keys(batch, "t"), batch
+
+
+def test_values_in_debeziums_default_encodings():
+    _, values, keys, _ = _encode()
+    env = json.loads(values[0])
+    assert list(env) == ["before", "after", "source", "transaction", "op", "ts_ms", "ts_us",
+                         "ts_ns"]
+    after = env["after"]
+    assert after == {
+        "id": 1004,
+        "price": "MDk=",  # 12345 (unscaled 123.45) as two big-endian bytes 0x30 0x39
+        "born": 17702,  # days since the epoch
+        "at": 38_730_123_456,  # MicroTime: adaptive_time_microseconds
+        "dt0": 1_529_476_623_000,  # the documented DATETIME 2018-06-20 06:37:03
+        "dt6": 1_529_476_623_000_005,  # MicroTimestamp
+        "ts": "2018-06-20T13:37:03Z",  # the documented TIMESTAMP sample
+        "ts3": "2018-06-20T13:37:03.120Z",
+        "tags": "a,c",  # SET: comma-separated
+        "doc": '{"k":1}',  # io.debezium.data.Json: the text as a string
+        "name": "Anne", "blob": "AP8=",
+        "big": "AP//////////",  # 2**64-1: nine bytes, a leading zero for the sign
+    }
+    assert env["op"] == "c" and env["before"] is None and env["transaction"] is None
+    assert (env["ts_ms"], env["ts_us"], env["ts_ns"]) == (
+        1_529_476_623_456, 1_529_476_623_456_000, 1_529_476_623_456_000_000)
+    assert env["source"] == {
+        "version": env["source"]["version"], "connector": "mysql", "name": "hub",
+        "ts_ms": 1_529_476_623_456, "snapshot": "false", "db": "inventory", "sequence": None,
+        "ts_us": 1_529_476_623_456_000, "ts_ns": 1_529_476_623_456_000_000,
+        "table": "customers", "server_id": 0, "gtid": None, "file": "", "pos": 0, "row": 0,
+        "thread": None, "query": None}
+    assert env["source"]["version"].startswith("cdc-hub")
+    assert json.loads(keys[0]) == {"id": 1004}
+
+
+def test_schema_part_names_debeziums_semantic_types():
+    _, values, keys, _ = _encode({"schema-include": True, "source-name": "dbserver1"})
+    msg = json.loads(values[0])
+    part = msg["schema"]
+    assert part["name"] == "dbserver1.inventory.customers.Envelope"
+    fields = {f["field"]: f for f in part["fields"]}
+    assert list(fields) == ["before", "after", "source", "transaction", "op", "ts_ms", "ts_us",
+                            "ts_ns"]
+    assert fields["source"]["name"] == "io.debezium.connector.mysql.Source"
+    after = {f["field"]: f for f in fields["after"]["fields"]}
+    assert fields["after"]["name"] == "dbserver1.inventory.customers.Value"
+    named = {k: (f["type"], f.get("name")) for k, f in after.items()}
+    assert named == {
+        "id": ("int32", None),
+        "price": ("bytes", "org.apache.kafka.connect.data.Decimal"),
+        "born": ("int32", "io.debezium.time.Date"),
+        "at": ("int64", "io.debezium.time.MicroTime"),
+        "dt0": ("int64", "io.debezium.time.Timestamp"),
+        "dt6": ("int64", "io.debezium.time.MicroTimestamp"),
+        "ts": ("string", "io.debezium.time.ZonedTimestamp"),
+        "ts3": ("string", "io.debezium.time.ZonedTimestamp"),
+        "tags": ("string", "io.debezium.data.EnumSet"),
+        "doc": ("string", "io.debezium.data.Json"),
+        "name": ("string", None), "blob": ("bytes", None),
+        "big": ("bytes", "org.apache.kafka.connect.data.Decimal")}
+    assert after["price"]["parameters"]["scale"] == "2"
+    assert after["price"]["parameters"]["connect.decimal.precision"] == "10"
+    assert after["id"]["optional"] is False
+    key = json.loads(keys[0])
+    assert key["schema"]["name"] == "dbserver1.inventory.customers.Key"
+    assert key["payload"] == {"id": 1004}
+    assert msg["payload"]["source"]["name"] == "dbserver1"
+
+
+def test_snapshot_reads_updates_and_deletes():
+    old = ROW[:10] + ("Old",) + ROW[11:]
+    _, values, _, _ = _encode(rows=[ROW, ROW, ROW], ops="rud", before=[None, old, None])
+    r, u, d = (json.loads(v) for v in values)
+    assert r["op"] == "r" and r["source"]["snapshot"] == "true"
+    assert u["op"] == "u" and u["before"]["name"] == "Old" and u["after"]["name"] == "Anne"
+    assert u["source"]["snapshot"] == "false"
+    assert d["op"] == "d" and d["after"] is None and d["before"]["id"] == 1004
+
+
+@pytest.mark.parametrize("mode,price,big", [("string", "123.45", "18446744073709551615"),
+                                            ("double", 123.45, 1.8446744073709552e19)])
+def test_decimal_handling_modes(mode, price, big):
+    _, values, _, _ = _encode({"decimal.handling.mode": mode})
+    after = json.loads(values[0])["after"]
+    assert (after["price"], after["big"]) == (price, big)
+
+
+def test_connect_time_precision_mode_writes_millis_and_refuses_to_round():
+    schema_rows = [ROW[:3] + (dt.timedelta(hours=1),) + ROW[4:5] + (dt.datetime(2018, 1, 1),)
+                   + ROW[6:]]
+    _, values, _, _ = _encode({"time.precision.mode": "connect", "schema-include": True},
+                              rows=schema_rows)
+    msg = json.loads(values[0])
+    assert msg["payload"]["after"]["at"] == 3_600_000
+    after = {f["field"]: f for f in msg["schema"]["fields"][1]["fields"]}
+    assert after["at"]["name"] == "org.apache.kafka.connect.data.Time"
+    assert after["dt6"]["name"] == "org.apache.kafka.connect.data.Timestamp"
+    with pytest.raises(ValueError, match="column 'at'"):
+        _encode({"time.precision.mode": "connect"})  # 10:45:30.123456: no millis form
+
+
+def test_set_member_with_a_comma_is_an_error_naming_the_column():
+    row = ROW[:8] + (["a,b"],) + ROW[9:]
+    with pytest.raises(ValueError, match="column 'tags'.*comma"):
+        _encode(rows=[row])
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"schema-include": True}, {"decimal-handling-mode": "string"},
+    {"time-precision-mode": "adaptive", "schema-include": True}])
+def test_reader_reads_what_the_writer_wrote(options):
+    fmt, values, keys, batch = _encode(options)
+    reader = resolve_message_format("debezium-json", {
+        **options, **({} if options.get("schema-include") else {
+            "columns": {c.name: str(c.type) for c in SCHEMA.columns}, "primary-key": ["id"]})})
+    out = reader.decoder().decode(keys, values, [0], "t")
+    assert out.bad == []
+    assert out.elements[0].rows() == batch.rows()
+    if options.get("schema-include"):
+        assert out.elements[0].schema == SCHEMA
