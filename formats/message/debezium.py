@@ -27,11 +27,10 @@ from pydantic import AliasChoices, Field
 
 from formats.base import MessageDecoder, MessageEncoder
 from formats.codec.debezium_types import (BigintUnsignedMode, DecimalMode, Modes, TimeMode,
-                                          apply_natives, declared_natives,
-                                          row_schema)
+                                          apply_natives, declared_natives, row_schema)
 from formats.message.base import MessageFormat, MessageFormatConfig, event_time
-from formats.message.envelope import EnvelopeDecoder, Event
 from formats.message.debezium_writer import DebeziumJsonEncoder
+from formats.message.envelope import EnvelopeDecoder, Event
 from formats.message.values import schema_changes
 from formats.mysqltypes import from_mysql
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id, table_id
