@@ -154,3 +154,38 @@ def test_reader_reads_what_the_writer_wrote(options):
     assert out.elements[0].rows() == batch.rows()
     if options.get("schema-include"):
         assert out.elements[0].schema == SCHEMA
+
+
+@pytest.mark.parametrize("type_", ["DECIMAL(20,0)", "DECIMAL(40,0)"])
+def test_decimal_bytes_are_javas_minimal_twos_complement_also_for_slices(type_):
+    import base64
+
+    import pyarrow as pa
+
+    from formats.codec.debezium_encoding import _decimal_base64
+    from runtime.types import to_arrow
+
+    values = [0, 1, -1, 127, 128, -128, -129, 255, -256, 32767, 32768, 8388608, -2**63,
+              2**63 - 1, 2**63, 10**19, -(10**19), 99999999999999999999]
+    for start in (0, 1, 5):
+        arr = pa.array([Decimal(v) for v in values] + [None], to_arrow(T(type_))).slice(start)
+        expected = [base64.b64encode(v.to_bytes((v if v >= 0 else ~v).bit_length() // 8 + 1,
+                                                "big", signed=True)).decode()
+                    for v in values[start:]] + [None]
+        assert _decimal_base64(arr).to_pylist() == expected
+
+
+def test_zoned_timestamps_keep_the_columns_digits_and_nulls():
+    import pyarrow as pa
+
+    from formats.codec.debezium_encoding import _zoned_text
+
+    vals = [dt.datetime(2018, 6, 20, 13, 37, 3, 120000, tzinfo=UTC), None,
+            dt.datetime(12, 1, 1, tzinfo=UTC), dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=UTC)]
+    arr = pa.array(vals, pa.timestamp("us", "UTC"))
+    assert _zoned_text(arr, 3).to_pylist() == [
+        "2018-06-20T13:37:03.120Z", None, "0012-01-01T00:00:00.000Z", "1969-12-31T23:59:59.000Z"]
+    assert _zoned_text(arr.slice(2), 0).to_pylist() == ["0012-01-01T00:00:00Z",
+                                                        "1969-12-31T23:59:59Z"]
+    with pytest.raises(ValueError, match="more fractional digits than TIMESTAMP\\(0\\)"):
+        _zoned_text(arr, 0)
