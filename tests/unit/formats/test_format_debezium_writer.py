@@ -189,3 +189,55 @@ def test_zoned_timestamps_keep_the_columns_digits_and_nulls():
                                                         "1969-12-31T23:59:59Z"]
     with pytest.raises(ValueError, match="more fractional digits than TIMESTAMP\\(0\\)"):
         _zoned_text(arr, 0)
+
+
+# the envelopes the hub wrote before it wrote Debezium's encodings (files in existing lakes)
+OLD_HUB_VALUE = (
+    '{"schema":{"type":"struct","optional":false,"name":"hub.shop.items.Envelope","fields":[{'
+    '"type":"struct","optional":true,"name":"hub.shop.items.Value","fields":[{"type":"int64",'
+    '"optional":false,"field":"id"},{"type":"string","optional":true,"field":"dec","parameter'
+    's":{"hub.logical-type":"DECIMAL(12,3)"}},{"type":"string","optional":true,"field":"day",'
+    '"parameters":{"hub.logical-type":"DATE"}},{"type":"string","optional":true,"field":"t","'
+    'parameters":{"hub.logical-type":"TIME(6)"}},{"type":"string","optional":true,"field":"ts'
+    '","parameters":{"hub.logical-type":"TIMESTAMP(6)"}},{"type":"string","optional":true,"fi'
+    'eld":"lts","name":"io.debezium.time.ZonedTimestamp","parameters":{"hub.logical-type":"TI'
+    'MESTAMP_LTZ(6)"}},{"type":"string","optional":true,"field":"j","name":"io.debezium.data.'
+    'Json","parameters":{"hub.logical-type":"JSON"}},{"type":"array","optional":true,"field":'
+    '"arr","items":{"type":"string","optional":true},"parameters":{"hub.logical-type":"ARRAY<'
+    'STRING>"}},{"type":"bytes","optional":true,"field":"bin","parameters":{"hub.logical-type'
+    '":"BINARY(2)"}}],"field":"before"},{"type":"struct","optional":true,"name":"hub.shop.ite'
+    'ms.Value","fields":[{"type":"int64","optional":false,"field":"id"},{"type":"string","opt'
+    'ional":true,"field":"dec","parameters":{"hub.logical-type":"DECIMAL(12,3)"}},{"type":"st'
+    'ring","optional":true,"field":"day","parameters":{"hub.logical-type":"DATE"}},{"type":"s'
+    'tring","optional":true,"field":"t","parameters":{"hub.logical-type":"TIME(6)"}},{"type":'
+    '"string","optional":true,"field":"ts","parameters":{"hub.logical-type":"TIMESTAMP(6)"}},'
+    '{"type":"string","optional":true,"field":"lts","name":"io.debezium.time.ZonedTimestamp",'
+    '"parameters":{"hub.logical-type":"TIMESTAMP_LTZ(6)"}},{"type":"string","optional":true,"'
+    'field":"j","name":"io.debezium.data.Json","parameters":{"hub.logical-type":"JSON"}},{"ty'
+    'pe":"array","optional":true,"field":"arr","items":{"type":"string","optional":true},"par'
+    'ameters":{"hub.logical-type":"ARRAY<STRING>"}},{"type":"bytes","optional":true,"field":"'
+    'bin","parameters":{"hub.logical-type":"BINARY(2)"}}],"field":"after"},{"type":"struct","'
+    'optional":false,"field":"source","fields":[{"type":"string","optional":false,"field":"co'
+    'nnector"},{"type":"string","optional":true,"field":"db"},{"type":"string","optional":tru'
+    'e,"field":"table"}]},{"type":"string","optional":false,"field":"op"},{"type":"int64","op'
+    'tional":true,"field":"ts_ms"}]},"payload":{"before":null,"after":{"id":1,"dec":"-12.345"'
+    ',"day":"2024-02-29","t":"-838:00:00.000000","ts":"2024-01-02T03:04:05.000006","lts":"202'
+    '4-01-02T03:04:05.000006Z","j":"{\\"k\\":[1,\\"x\\"]}","arr":["a","b,c"],"bin":"AAE="},"sourc'
+    'e":{"connector": "hub", "db": "shop", "table": "items"},"op":"c","ts_ms":10}}')
+OLD_HUB_KEY = (
+    '{"schema":{"type":"struct","optional":true,"name":"hub.shop.items.Key","fields":[{"type"'
+    ':"int64","optional":false,"field":"id"}]},"payload":{"id":1}}')
+
+
+def test_envelopes_the_hub_wrote_before_are_still_read():
+    fmt = resolve_message_format("debezium-json")
+    out = fmt.decoder().decode([OLD_HUB_KEY.encode()], [OLD_HUB_VALUE.encode()], [0], "t")
+    assert out.bad == []
+    (batch,) = out.elements
+    assert [str(c.type) for c in batch.schema.columns] == [
+        "BIGINT", "DECIMAL(12,3)", "DATE", "TIME(6)", "TIMESTAMP(6)", "TIMESTAMP_LTZ(6)", "JSON",
+        "ARRAY<STRING>", "BINARY(2)"]
+    assert batch.rows() == [(1, Decimal("-12.345"), dt.date(2024, 2, 29), dt.timedelta(hours=-838),
+                             dt.datetime(2024, 1, 2, 3, 4, 5, 6),
+                             dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC), '{"k":[1,"x"]}',
+                             ["a", "b,c"], b"\x00\x01")]
