@@ -241,3 +241,29 @@ def test_envelopes_the_hub_wrote_before_are_still_read():
                              dt.datetime(2024, 1, 2, 3, 4, 5, 6),
                              dt.datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=UTC), '{"k":[1,"x"]}',
                              ["a", "b,c"], b"\x00\x01")]
+
+
+@pytest.mark.parametrize("schema_include", [True, False])
+def test_nanosecond_columns_round_trip_as_nano_types(schema_include):
+    import pyarrow as pa
+
+    schema = TableSchema("db.n", (Column("id", T("INT"), False), Column("t", T("TIME(9)")),
+                                  Column("ts", T("TIMESTAMP(9)"))), ("id",))
+    rb = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2], pa.int32()), pa.array([-1_000_000_001, None], pa.duration("ns")),
+         pa.array([1_529_476_623_123_456_789, -1], pa.timestamp("ns"))],
+        schema=schema.arrow_schema)
+    batch = ChangeBatch(schema, "cc", arrow=rb, ts_ms=0)
+    options = {"schema-include": True} if schema_include else {
+        "columns": {"id": "INT", "t": "TIME(9)", "ts": "TIMESTAMP(9)"}, "primary-key": ["id"]}
+    fmt = resolve_message_format("debezium-json", options)
+    enc = fmt.encoder()
+    values = enc.encode(batch, "t")
+    msg = json.loads(values[0])
+    after = msg["payload"]["after"] if schema_include else msg["after"]
+    assert after == {"id": 1, "t": -1_000_000_001, "ts": 1_529_476_623_123_456_789}
+    if schema_include:
+        names = [f.get("name") for f in msg["schema"]["fields"][1]["fields"]]
+        assert names == [None, "io.debezium.time.NanoTime", "io.debezium.time.NanoTimestamp"]
+    out = fmt.decoder().decode(enc.encode_keys(batch, "t"), values, [0, 0], "t")
+    assert out.bad == [] and out.elements[0].arrow().equals(rb)
