@@ -47,9 +47,10 @@ GROUPS: tuple[tuple[Kind, frozenset[int], str], ...] = (
     (Kind.DENIED, frozenset({1142, 1143, 1227, 1370}),
      "command denied on a table (1142) or column (1143), a global privilege missing such as "
      "REPLICATION SLAVE or SUPER (1227), denied on a routine (1370): a GRANT must change"),
-    (Kind.TRANSIENT, frozenset({1040, 1041, 1203}),
+    (Kind.TRANSIENT, frozenset({1040, 1041, 1203, 1226}),
      "too many connections (1040), out of memory (1041), max_user_connections reached "
-     "(1203): other clients free them"),
+     "(1203), a per-user resource limit reached (1226: MAX_USER_CONNECTIONS, queries or "
+     "updates per hour): other clients free them, the hour ends"),
     (Kind.TRANSIENT, frozenset({1053, 1077, 1927, 4031}),
      "the server is shutting down (1053, 1077 normal shutdown), killed this connection "
      "(1927, MariaDB: KILL or shutdown), or dropped it for inactivity (4031, MySQL 8.0.24+ "
