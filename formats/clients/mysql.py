@@ -24,7 +24,6 @@ code (an unexpected authentication packet) is terminal.  Hub errors are not clas
 from __future__ import annotations
 
 import enum
-from typing import Any
 
 
 class Kind(enum.Enum):
@@ -124,20 +123,3 @@ def why(code: int) -> str | None:
         if code in codes:
             return reason
     return None
-
-
-def describe(exc: BaseException) -> str:
-    """One line of what the client said, with the code: ``text (error 1045)``."""
-    code = code_of(exc)
-    return f"{text_of(exc)} (error {code})" if code is not None else text_of(exc)
-
-
-def hint(exc: BaseException, user: Any) -> str:
-    """What to check, naming ``user``, for a refused login or a missing privilege; empty
-    otherwise."""
-    k = kind(exc)
-    if k is Kind.REFUSED:
-        return f"the server refused user {user!r}: check username, password, host and grants"
-    if k is Kind.DENIED:
-        return f"user {user!r} lacks a privilege for this: grant it"
-    return ""
