@@ -51,7 +51,7 @@ from runtime.errors import ConfigError, TransientError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 from runtime.wal import WriteAheadLog
-from formats.kafka_errors import kafka_error, kafka_errors, translate
+from formats.clients.kafka import kafka_error, kafka_errors, translate
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 from runtime.errors import TerminalError
 from runtime.source import EnumeratorContext, SplitEnumerator
 from sources.kafka.config import KafkaSourceConfig
-from formats.kafka_errors import kafka_error, kafka_errors
+from formats.clients.kafka import kafka_error, kafka_errors
 from sources.kafka.split import EARLIEST, KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
