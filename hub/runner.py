@@ -85,7 +85,8 @@ def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
         checkpoint_timeout_s=spec.checkpoint.timeout_s,
         tolerable_failed_checkpoints=spec.checkpoint.tolerable_failures,
         watermarks=spec.watermark,
-        dead_letter=dead_letter or make_dead_letter(spec), restore=restore)
+        dead_letter=dead_letter or make_dead_letter(spec), restore=restore,
+        channel_capacity=spec.channel_capacity, channel_bytes=spec.channel_bytes)
 
 
 def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,

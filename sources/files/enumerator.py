@@ -13,7 +13,7 @@ from formats.message import MessageFormat
 from runtime.errors import HubError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema
-from runtime.source import EnumeratorContext, Split, SplitEnumerator
+from runtime.source import EnumeratorContext, SplitEnumerator
 from sources.files.config import FilesSourceConfig
 from sources.files.split import FileSplit
 from sources.files.types import declared_schema, inferred_schema
@@ -150,12 +150,6 @@ class FilesEnumerator(SplitEnumerator):
             self.context.signal_no_more_splits(subtask)
         elif subtask not in self.waiting:
             self.waiting.append(subtask)
-
-    def add_splits_back(self, splits: list[Split], subtask: int) -> None:
-        # first in line again: they were handed out before the files still pending
-        for s in reversed(splits):
-            assert isinstance(s, FileSplit)
-            self.pending.appendleft(s)
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         return {

@@ -217,10 +217,6 @@ class KafkaEnumerator(SplitEnumerator):
     def handle_split_request(self, subtask: int) -> None:
         """Readers don't ask: partitions are pushed to their owners."""
 
-    def add_splits_back(self, splits: list, subtask: int) -> None:
-        self.pending.extend(splits)
-        self._assign_pending()
-
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         return {"assigned": sorted(self.assigned), "pending": [s.to_dict() for s in self.pending]}
 

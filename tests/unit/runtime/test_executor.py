@@ -26,9 +26,6 @@ class _OneSplitEnumerator(SplitEnumerator):
             self.given = True
             self.ctx.assign_splits({subtask: [Split("only")]})
 
-    def add_splits_back(self, splits, subtask):
-        pass
-
     def snapshot_state(self, checkpoint_id):
         return {"given": self.given}
 
