@@ -169,9 +169,10 @@ class ErrorRecord:
     def _instance(self, cls: type) -> BaseException | None:
         # Built without calling __init__ (its signature is the class's own business), as
         # pickle rebuilds an object: the arguments and plain attributes set as they were.
+        args = self.args or ((self.message,) if self.message else ())
         try:
-            exc = cls.__new__(cls, *self.args)
-            exc.args = self.args
+            exc = cls.__new__(cls, *args)
+            exc.args = args
             for k, v in self.attrs.items():
                 setattr(exc, k, v)
         except Exception:  # noqa: BLE001 - a class that can't be built so: the caller falls back
