@@ -34,7 +34,7 @@ from typing import Any
 
 from runtime.channel import InputGate
 from runtime.checkpoint.coordinator import CheckpointCoordinator
-from runtime.errors import HubError
+from runtime.errors import HubError, TerminalError
 from runtime.executor import messages as m
 from runtime.executor.base import Executor, SavepointReply
 from runtime.executor.failure import locate, operator_of
@@ -189,10 +189,18 @@ class LocalExecutor(Executor):
             msg = pickle.loads(pickle.dumps(msg))
         self.sources[subtask].control.put(msg)
 
-    def _copy(self, plugin: Any) -> Any:
+    def _copy(self, plugin: Any, what: str) -> Any:
         """What a subtask gets of the job's source or sink: the object itself, or (serialize)
         its own copy, as a distributed executor ships it."""
-        return pickle.loads(pickle.dumps(plugin)) if self.serialize else plugin
+        if not self.serialize:
+            return plugin
+        try:
+            return pickle.loads(pickle.dumps(plugin))
+        except Exception as exc:  # noqa: BLE001 - any pickling failure: said in one line
+            raise TerminalError(
+                f"the {operator_of(plugin)} {what} can't be sent to its subtasks: "
+                f"{type(exc).__name__}: {exc} (it must hold plain data, no clients, locks "
+                f"or open files)") from exc
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, job: Job | None = None) -> JobResult:
@@ -229,6 +237,9 @@ class LocalExecutor(Executor):
         writer_states = writer_states_for(
             job.sink, restore.data["sink"]["writers"] or [None], p, restore.checkpoint_id,
             operator_of(job.sink)) if restore else [None] * p
+        # what each subtask gets of the source and sink (its own copy when serializing)
+        sinks = [self._copy(job.sink, "sink") for _ in range(p)]
+        sources = [self._copy(job.source, "source") for _ in range(p)]
         committer = job.sink.create_committer()
         coordinator = CheckpointCoordinator(
             job.name, job.storage, committer, p, p, job.checkpoint_interval_s,
@@ -256,11 +267,11 @@ class LocalExecutor(Executor):
         for i in range(p):
             ctx = WriterContext(job.name, i, p, self.attempt, job.storage.state_dir,
                                 job.dead_letter, job.checkpoint_timeout_s)
-            self.sinks.append(SinkTask(self._copy(job.sink), ctx, writer_states[i], gates[i],
-                                       self.inbox, self.metrics))
-            self.sources.append(SourceTask(self._copy(job.source), i, p, reader_states[i],
-                                           gates[i], 0, self.inbox, job.watermarks,
-                                           self.metrics, job.dead_letter))
+            self.sinks.append(SinkTask(sinks[i], ctx, writer_states[i], gates[i], self.inbox,
+                                       self.metrics))
+            self.sources.append(SourceTask(sources[i], i, p, reader_states[i], gates[i], 0,
+                                           self.inbox, job.watermarks, self.metrics,
+                                           job.dead_letter))
         finished: set[int] = set()
         error: BaseException | None = None
         result: JobResult | None = None

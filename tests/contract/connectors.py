@@ -34,7 +34,8 @@ class Fault:
     """Fail ``where`` (``reader`` or ``writer``) of subtask ``subtask`` at its
     ``after_batches``-th batch, with a ``kind`` error (``transient``, ``terminal``, ``bug``),
     at most ``times`` times over all attempts (markers in ``marker_dir``); with
-    ``after_commit`` only once the sink committed something (so a restart has a checkpoint)."""
+    ``after_commit`` (writers only) once the sink committed something of this attempt (so a
+    restart has a checkpoint to resume from, and the failures are not "in a row")."""
 
     marker_dir: str
     where: str = "writer"
@@ -50,10 +51,12 @@ class Fault:
         except FileNotFoundError:
             return 0
 
-    def check(self, where: str, subtask: int, batches: int, committed_dir: str | None) -> None:
+    def check(self, where: str, subtask: int, batches: int, committed_dir: str | None = None,
+              attempt: str = "") -> None:
         if where != self.where or subtask != self.subtask or batches < self.after_batches:
             return
-        if self.after_commit and committed_dir is not None and not _listdir(committed_dir):
+        if self.after_commit and committed_dir is not None and not any(
+                n.startswith(f"{attempt}-") for n in _listdir(committed_dir)):
             return
         os.makedirs(self.marker_dir, exist_ok=True)
         for i in range(self.times):
@@ -217,7 +220,8 @@ class _Writer(SinkWriter):
     def write(self, batch):
         self.batches += 1
         if self.fault is not None:
-            self.fault.check("writer", self.ctx.subtask, self.batches, self.store.committed)
+            self.fault.check("writer", self.ctx.subtask, self.batches, self.store.committed,
+                             self.ctx.attempt)
         self.buffer.extend([list(r) for r in batch.rows()])
 
     def prepare_commit(self, checkpoint_id):

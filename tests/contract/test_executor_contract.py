@@ -192,12 +192,12 @@ def test_transient_errors_restart_from_the_checkpoint_exactly_once(tmp_path, new
     store = FileStore(str(tmp_path / "sink"))
     fault = Fault(str(tmp_path / "faults"), subtask=1, after_batches=4, times=2)
     s = strategy(tmp_path, new_executor)
-    result = s.run(job_of(tmp_path, RangeSource(4, 10, 5, delay_s=0.003),
+    result = s.run(job_of(tmp_path, RangeSource(4, 30, 5, delay_s=0.005),
                           FileSink(store.root, fault)))
     assert result.status == "finished"
     assert fault.fired() == 2 and len(s.lines) == 2
     assert "restarting from the latest checkpoint in 0.0s (attempt 1 of 3)" in s.lines[0]
-    assert store.rows() == expected_rows(4, 10, 5)
+    assert store.rows() == expected_rows(4, 30, 5)
 
 
 def test_terminal_errors_do_not_restart(tmp_path, new_executor):
