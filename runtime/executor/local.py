@@ -16,7 +16,8 @@ run ends, and savepoint requests still waiting are answered with the reason.
 It implements :class:`~runtime.executor.base.Executor` (the contract is there): a
 ``LocalExecutor`` runs one job once; the restart strategy makes one per attempt.  With
 ``serialize=True`` it behaves as a distributed executor would at its boundary: every message
-between subtasks and the control thread is pickled and unpickled on the way, and each subtask
+between subtasks and the control thread, and every element between a source subtask and its
+sink subtask, is pickled and unpickled on the way, and each subtask
 gets its own unpickled copy of the source or sink (so a writer shares nothing with the
 committer but the external system): the executor contract tests run it so.
 """
@@ -271,7 +272,7 @@ class LocalExecutor(Executor):
                                        self.metrics))
             self.sources.append(SourceTask(sources[i], i, p, reader_states[i], gates[i], 0,
                                            self.inbox, job.watermarks, self.metrics,
-                                           job.dead_letter))
+                                           job.dead_letter, self.serialize))
         finished: set[int] = set()
         error: BaseException | None = None
         result: JobResult | None = None

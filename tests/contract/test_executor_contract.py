@@ -304,3 +304,21 @@ def test_an_error_of_a_class_unknown_here_keeps_its_kind_and_name():
     bug = ErrorRecord("elsewhere.Bug", "boom").rebuild()
     assert not isinstance(bug, HubError)
     assert describe(bug) == "elsewhere.Bug: boom"
+
+
+def test_stream_elements_survive_a_pickle_round_trip():
+    """What flows between a source subtask and its sink subtask may cross processes too."""
+    from runtime.batch import ChangeBatch
+    from runtime.elements import END_OF_INPUT, Barrier, Watermark
+    from runtime.schema import SchemaChange
+    from tests.contract.connectors import ITEMS
+
+    assert pickle.loads(pickle.dumps(END_OF_INPUT)) is END_OF_INPUT  # compared with ``is``
+    for el in (Barrier(3, "sp", True), Watermark(5), Watermark(0, idle=True)):
+        assert pickle.loads(pickle.dumps(el)) == el
+    change = SchemaChange("create_table", ITEMS.table, ITEMS)
+    assert pickle.loads(pickle.dumps(change)).to_dict() == change.to_dict()
+    batch = ChangeBatch(ITEMS, "cu", rows=[(1, "a"), (2, "b")], ts_ms=[5, 6])
+    back = pickle.loads(pickle.dumps(batch))
+    assert (back.ops, back.rows(), back.ts_ms_list(), back.schema) == \
+        (batch.ops, batch.rows(), batch.ts_ms_list(), batch.schema)
