@@ -114,8 +114,8 @@ class ErrorRecord:
     """An exception as plain, picklable data: what crosses the executor boundary.
 
     ``type`` is the qualified class name (``ValueError``, ``sinks.jdbc.errors.X``),
-    ``message`` its one-line text, ``transient`` whether the runtime may retry it, ``hub_base``
-    the nearest class of :mod:`runtime.errors` (``TransientError``, ``BadRecordError`` ...;
+    ``message`` its text (``str(exc)``), ``transient`` whether the runtime may retry it,
+    ``hub_base`` the nearest class of :mod:`runtime.errors` (``TransientError``, ``BadRecordError`` ...;
     empty for a non-:class:`HubError`, i.e. a bug), ``args`` the exception's arguments when
     they are plain, ``attrs`` its plain instance attributes (``ConfigError.key``), and
     ``traceback`` the formatted traceback where it was raised."""
