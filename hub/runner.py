@@ -215,14 +215,14 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
     Without a checkpoint to restore, the sink is first asked whether it holds output of an
     earlier run of the pipeline (:meth:`Sink.existing_output`); unless ``keep_output``, that
     ends the run with one line asking for a choice, before anything is written again."""
-    made = [None if isinstance(connectors, HubError) else connectors]
+    checked = [None if isinstance(connectors, HubError) else connectors]
 
     def build(restore: CompletedCheckpoint | None) -> Job:
         # new connectors for every attempt after the first: nothing of a failed one is reused
-        connectors, made[0] = made[0] or make_connectors(spec), None
+        source_sink, checked[0] = checked[0] or make_connectors(spec), None
         if restore is None and not keep_output:
-            _refuse_existing_output(spec, connectors[1], fresh)
-        return build_job(spec, restore, storage, connectors, dead_letter)
+            _refuse_existing_output(spec, source_sink[1], fresh)
+        return build_job(spec, restore, storage, source_sink, dead_letter)
 
     strategy = RestartStrategy(lambda m: LocalExecutor(metrics=m), restart_policy(spec),
                                storage, metrics, notify=_say)

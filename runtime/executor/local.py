@@ -211,6 +211,8 @@ class LocalExecutor(Executor):
             self.job = job
         if self.job is None:
             raise RuntimeError("LocalExecutor.run: no job given")
+        if self.sources or self._ended is not None:
+            raise RuntimeError("a LocalExecutor runs one job once; make a new one")
         try:
             return self._run(self.job)
         finally:
