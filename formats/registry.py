@@ -1,12 +1,13 @@
-"""Resolving ``format = "..."`` plus its ``format-options`` into a ready format object."""
+"""Resolving ``format = "..."`` plus its ``format-options`` into a ready format object: a file
+format (:mod:`formats.file`) or a message format (:mod:`formats.message`)."""
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import ValidationError
 
-from formats.base import FileFormat
-from formats.message import MessageFormat, message_format_names
+from formats.file.base import FileFormat
+from formats.message.base import MessageFormat
 from runtime import plugins
 from runtime.config import ConnectorConfig
 from runtime.errors import ConfigError
@@ -43,6 +44,37 @@ def resolve_files_format(name: str, options: dict[str, Any] | None = None,
         return cls(_validated(cls.file_config_class or cls.config_class, merged))
     raise ConfigError(f"{name!r} is neither a file format nor a message format (message "
                       f"formats: {', '.join(message_format_names())})", key="format")
+
+
+def resolve_message_format(name: str, options: dict[str, Any] | None = None,
+                           key: str = "format") -> MessageFormat:
+    """The message format registered as ``name`` configured with ``options``.  Raises
+    :class:`ConfigError` naming ``key`` (or ``<key>-options.<option>``)."""
+    cls = plugins.load("format", name, key=key)
+    if not (isinstance(cls, type) and issubclass(cls, MessageFormat)):
+        raise ConfigError(f"{name!r} is a file format, not a message format (message formats: "
+                          f"{', '.join(message_format_names())})", key=key)
+    try:
+        config = cls.config_class.model_validate(options or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(err["msg"].removeprefix("Value error, "),
+                          key=f"{key}-options" + (f".{loc}" if loc else "")) from None
+    return cls(config)
+
+
+def message_format_names() -> list[str]:
+    """Names of the installed message formats (those that load)."""
+    out = []
+    for name in sorted(plugins.available("format")):
+        try:
+            cls = plugins.load("format", name)
+        except Exception:  # noqa: BLE001 - a broken plugin is simply not listed here
+            continue
+        if isinstance(cls, type) and issubclass(cls, MessageFormat):
+            out.append(name)
+    return out
 
 
 def _validated(config_class: type[ConnectorConfig], options: dict[str, Any] | None

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from formats.base import FileFormat
-from formats.message import MessageFormat
+from formats.file.base import FileFormat
+from formats.message.base import MessageFormat
 from formats.registry import resolve_files_format
 from runtime.config import ConnectorConfig, Duration, Size
 from runtime.fs import filesystem, is_url, normpath

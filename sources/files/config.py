@@ -5,8 +5,8 @@ from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from formats.base import FileFormat
-from formats.message import MessageFormat
+from formats.file.base import FileFormat
+from formats.message.base import MessageFormat
 from formats.registry import resolve_files_format
 from runtime.config import ConnectorConfig, Duration, check_declared_columns
 

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.base import FileFormat, FormatReader, ReadChunk
-from formats.message import MessageFormat
-from formats.messagefile import MessageChunk, MessageFileReader
+from formats.file.base import FileFormat, FormatReader, ReadChunk
+from formats.file.messages import MessageChunk, MessageFileReader
+from formats.message.base import MessageFormat
 from runtime.batch import CREATE, OPS, ChangeBatch
 from runtime.deadletter import record_id
 from runtime.errors import BadRecordError, HubError, TransientError

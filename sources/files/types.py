@@ -6,7 +6,7 @@ import os
 
 import pyarrow as pa
 
-from formats.base import FileFormat, annotated_arrow_schema, logical_type
+from formats.file.base import FileFormat, annotated_arrow_schema, logical_type
 from runtime.batch import OP_COLUMN, SEQ_COLUMN, TS_COLUMN
 from runtime.errors import ConfigError, HubError
 from runtime.fs import filesystem

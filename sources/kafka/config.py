@@ -6,7 +6,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from formats.message import MessageFormat, resolve_message_format
+from formats.message.base import MessageFormat
+from formats.registry import resolve_message_format
 from runtime.config import ConnectorConfig, Duration
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from formats.message import MessageFormat
-from formats.messagefile import MessageChunk
+from formats.file.messages import MessageChunk
+from formats.message.base import MessageFormat
 from formats.registry import resolve_files_format
 from runtime.batch import ChangeBatch
 from runtime.errors import BadRecordError, ConfigError
@@ -108,7 +108,7 @@ def test_debezium_delete_is_one_envelope_and_tombstones_are_skipped(tmp_path: Pa
 
 
 def test_resume_from_any_progress_is_exact(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("formats.avrofile.SYNC_INTERVAL", 5000)  # many blocks
+    monkeypatch.setattr("formats.file.avro.SYNC_INTERVAL", 5000)  # many blocks
     for name in ("debezium-json", "avro"):
         fmt = resolve_files_format(name, {"primary-key": ["id"]})
         path = tmp_path / f"x.{fmt.file_extension}"
@@ -182,7 +182,7 @@ def test_schema_part_changes_become_schema_change_events(tmp_path: Path) -> None
 
 def test_avro_container_files_need_no_registry_and_any_tool_reads_them(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="schema-registry-url"):
-        from formats.message import resolve_message_format
+        from formats.registry import resolve_message_format
 
         resolve_message_format("avro")  # Kafka still needs the registry
     fmt = resolve_files_format("avro", {"codec": "null"})
@@ -201,7 +201,7 @@ def test_avro_container_files_need_no_registry_and_any_tool_reads_them(tmp_path:
 
 def test_avro_corrupt_block_is_one_bad_record_and_reading_goes_on(tmp_path: Path,
                                                                   monkeypatch) -> None:
-    monkeypatch.setattr("formats.avrofile.SYNC_INTERVAL", 5000)  # many blocks
+    monkeypatch.setattr("formats.file.avro.SYNC_INTERVAL", 5000)  # many blocks
     fmt = resolve_files_format("avro", {"codec": "null"})
     batch = _changes(300)
     _write(fmt, tmp_path / "x.avro", *(batch.slice(i, i + 100) for i in range(0, 302, 100)))

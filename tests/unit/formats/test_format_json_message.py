@@ -8,7 +8,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from formats.message import resolve_message_format
+from formats.registry import resolve_message_format
 from formats.registry import resolve_format
 from runtime.batch import ChangeBatch
 from runtime.errors import ConfigError
@@ -115,7 +115,7 @@ def test_declared_columns_parse_in_one_arrow_call_like_the_general_path():
 
 
 def test_json_column_of_strings_takes_the_fast_path_and_documents_the_general_one():
-    from formats.envelope import EnvelopeDecoder
+    from formats.message.envelope import EnvelopeDecoder
 
     opts = {"columns": {"id": "BIGINT", "doc": "JSON"}, "primary-key": ["id"]}
     strings = [b'{"id":1,"doc":"{\\"k\\": [1, 2]}","op":"c","ts_ms":5}',

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from formats.base import annotated_arrow_schema
+from formats.file.base import annotated_arrow_schema
 from formats.registry import resolve_format
 from runtime.errors import BadRecordError, ConfigError
 from runtime.schema import Column, TableSchema

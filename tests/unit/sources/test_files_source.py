@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pytest
 
-from formats.base import annotated_arrow_schema
+from formats.file.base import annotated_arrow_schema
 from formats.registry import resolve_format
 from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
