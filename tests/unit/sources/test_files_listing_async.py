@@ -36,3 +36,47 @@ def test_a_slow_listing_runs_off_the_control_thread(tmp_path: Path, monkeypatch)
     assert threads == ["enumerator-io_0"]
     assert executor.metrics.checkpoints_completed >= 5  # during the second the listing took
     assert sorted(r[2] for r in store.rows()) == list(range(30))  # no reader ended early
+
+
+class _Deferring:
+    """An enumerator context whose ``call_async`` keeps the call for the test to finish."""
+
+    parallelism = 1
+
+    def __init__(self) -> None:
+        self.calls: list = []
+        self.assigned: list = []
+        self.no_more: list[int] = []
+
+    def call_async(self, fn, handler) -> None:
+        self.calls.append((fn, handler))
+
+    def assign_splits(self, assignment) -> None:
+        self.assigned += [s for ss in assignment.values() for s in ss]
+
+    def signal_no_more_splits(self, subtask: int) -> None:
+        self.no_more.append(subtask)
+
+    def schedule(self, fn, interval_s) -> None:
+        pass
+
+
+def test_a_checkpoint_during_the_first_listing_lists_again_at_the_restore(tmp_path: Path) -> None:
+    _write(tmp_path / "in" / "a.csv", "csv", range(5))
+    source = _source(path=str(tmp_path / "in"), format="csv", table="db.t")
+    ctx = _Deferring()
+    e = source.create_enumerator(ctx, None)
+    e.start()
+    e.handle_split_request(0)  # before the listing is in: waits, is not told "no more"
+    assert ctx.no_more == [] and ctx.assigned == []
+    state = e.snapshot_state(1)
+    assert state["listed"] is False and state["discovered"] == []
+    restored_ctx = _Deferring()
+    restored = source.create_enumerator(restored_ctx, state)
+    restored.start()
+    assert len(restored_ctx.calls) == 1  # a bounded restore lists again: nothing is lost
+    fn, handler = ctx.calls[0]
+    handler(fn(), None)  # the listing's result, in the control thread
+    assert [s.split_id for s in ctx.assigned] == [str((tmp_path / "in" / "a.csv").resolve())]
+    e.handle_split_request(0)
+    assert ctx.no_more == [0]
