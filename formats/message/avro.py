@@ -34,6 +34,7 @@ from formats.message.base import MessageFormat, MessageFormatConfig, event_time,
 from formats.message.schema_registry import SchemaRegistry
 from formats.message.values import schema_changes
 from runtime.batch import ChangeBatch
+from runtime.errors import HubError
 from runtime.schema import Column, TableSchema, split_table_id, table_id
 
 _HEADER = struct.Struct(">bI")
@@ -128,6 +129,8 @@ class AvroDecoder(MessageDecoder):
                 row = image_row(image, cols, times)
                 brow = image_row(before, cols, times) if before is not None else None
                 schema = self._schema(table, sid, cols, keys[i])
+            except HubError:  # the registry failed, not the message: never a bad record
+                raise
             except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad message
                 out.bad.append((i, f"not an avro message: {type(exc).__name__}: {exc}"))
                 continue
