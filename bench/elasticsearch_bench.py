@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 
 from hubrun import datagen_pipeline, run_hub
@@ -69,6 +70,35 @@ def datagen_rows(rows: int):
         ids = np.arange(lo + 1, min(rows, lo + 8192) + 1, dtype=np.int64)
         out.append(gen.generate(ids, np.zeros(len(ids), dtype=np.int64), start + ids, None))
     return out
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's children that ended (the ``hub run`` processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds of the sink runs (the ``hub run`` process) and of the server processes
+    (``pids``) meanwhile: where the time goes on a machine whose cores are the limit."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.hub = self.server = 0.0
+
+    def run(self, fn):
+        hub0, server0 = children_cpu_s(), sum(cpu_s(p) for p in self.pids)
+        result = fn()
+        self.hub += children_cpu_s() - hub0
+        self.server += sum(cpu_s(p) for p in self.pids) - server0
+        return result
 
 
 def bare_client(es, batches) -> float:
@@ -143,6 +173,7 @@ def main() -> None:
     es = connect(ElasticsearchSinkConfig(hosts=[url]))
     bare_s = 0.0
     runs: dict[int, list] = {p: [] for p in parallelisms}
+    meters = {p: CpuMeter([node.proc.pid] if node is not None else []) for p in parallelisms}
     total = 0
     try:
         for r in range(rounds):
@@ -156,7 +187,8 @@ def main() -> None:
                     continue
                 p = int(writer[1:])
                 with tempfile.TemporaryDirectory(prefix="es-bench-") as work:
-                    runs[p].append(sink_run(url, n, p, args.delivery, work, args.interval))
+                    runs[p].append(meters[p].run(lambda: sink_run(
+                        url, n, p, args.delivery, work, args.interval)))
                 assert count_and_drop(es, "bench-sink-orders") == n
                 print(f"round {r + 1}: p={p} {runs[p][-1].run_s:.1f}s, peak RSS "
                       f"{runs[p][-1].peak_rss_mb:.0f} MB, load {os.getloadavg()[0]:.1f}",
@@ -186,6 +218,10 @@ def main() -> None:
         label = f"hub elasticsearch sink, {args.delivery}, p={p}"
         print(f"{label:<44} {run_s:>8.2f} {total / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
         print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {total / wall_s:>10,.0f}")
+        m = meters[p]
+        server = f", OpenSearch {m.server:.1f}s" if node is not None else ""
+        print(f"  CPU: hub {m.hub:.1f}s{server} ({(m.hub + m.server) / run_s:.2f} cores "
+              f"busy on average)")
     for p in parallelisms[1:]:
         print(f"p={p} vs p={parallelisms[0]}: {rate[p] / rate[parallelisms[0]]:.2f}x")
 

@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.elasticsearch_bench import datagen_rows  # noqa: E402 - same rows, one generator
+from bench.elasticsearch_bench import CpuMeter, datagen_rows  # noqa: E402 - one generator
 
 SINK = """\
 [sink]
@@ -113,6 +113,8 @@ def main() -> None:
     conn = happybase.Connection(host, port)
     bare_s = 0.0
     runs: dict[int, list] = {p: [] for p in parallelisms}
+    pids = [cluster.hbase.pid, cluster.thrift.pid] if cluster is not None else []
+    meters = {p: CpuMeter(pids) for p in parallelisms}
     try:
         batches = datagen_rows(args.rows)
         for r in range(args.rounds):
@@ -124,8 +126,8 @@ def main() -> None:
                     continue
                 p = int(writer[1:])
                 with tempfile.TemporaryDirectory(prefix="hbase-bench-") as work:
-                    runs[p].append(sink_run(host, port, args.rows, p, args.delivery, work,
-                                            args.interval))
+                    runs[p].append(meters[p].run(lambda: sink_run(
+                        host, port, args.rows, p, args.delivery, work, args.interval)))
                 assert count_and_drop(conn, SINK_TABLE) == args.rows
                 print(f"round {r + 1}: p={p} {runs[p][-1].run_s:.1f}s, peak RSS "
                       f"{runs[p][-1].peak_rss_mb:.0f} MB, load {os.getloadavg()[0]:.1f}",
@@ -155,6 +157,10 @@ def main() -> None:
         label = f"hub hbase sink, {args.delivery}, p={p}"
         print(f"{label:<44} {run_s:>8.2f} {rows / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
         print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {rows / wall_s:>10,.0f}")
+        m = meters[p]
+        server = f", HBase + Thrift server {m.server:.1f}s" if cluster is not None else ""
+        print(f"  CPU: hub {m.hub:.1f}s{server} ({(m.hub + m.server) / run_s:.2f} cores "
+              f"busy on average)")
     for p in parallelisms[1:]:
         print(f"p={p} vs p={parallelisms[0]}: {rate[p] / rate[parallelisms[0]]:.2f}x")
 

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Statuses worth retrying: the cluster is busy or a node is away.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: What of a bulk answer is read: per item only its status and error (the whole answer of
+#: thousands of items costs more to parse than the request costs to build).
+BULK_ANSWER = ["errors", "items.*.status", "items.*.error"]
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([a-z-]+)\s*;\s*compatible-with=\d+")
 
 
@@ -249,7 +252,8 @@ class BulkClient:
         def attempt() -> None:
             positions = todo[0]
             body = body_of(positions)
-            resp = self._once(lambda: self._es.bulk(operations=body), "bulk request")
+            resp = self._once(lambda: self._es.bulk(operations=body, filter_path=BULK_ANSWER),
+                              "bulk request")
             rejected: list[int] = []
             if resp.body.get("errors"):
                 current = positions if positions is not None else range(n)
