@@ -148,6 +148,8 @@ def main() -> None:
     ap.add_argument("--delivery", default="exactly-once")
     ap.add_argument("--interval", default="1s", help="checkpoint interval of the sink runs")
     ap.add_argument("--no-bare", action="store_true", help="measure the sink only")
+    ap.add_argument("--server-pid", type=int, action="append", default=[],
+                    help="with a given server: its process(es), to count their CPU time")
     args = ap.parse_args()
     from sinks.elasticsearch.client import connect
     from sinks.elasticsearch.config import ElasticsearchSinkConfig
@@ -173,7 +175,8 @@ def main() -> None:
     es = connect(ElasticsearchSinkConfig(hosts=[url]))
     bare_s = 0.0
     runs: dict[int, list] = {p: [] for p in parallelisms}
-    meters = {p: CpuMeter([node.proc.pid] if node is not None else []) for p in parallelisms}
+    pids = [node.proc.pid] if node is not None else args.server_pid
+    meters = {p: CpuMeter(pids) for p in parallelisms}
     total = 0
     try:
         for r in range(rounds):
@@ -219,7 +222,7 @@ def main() -> None:
         print(f"{label:<44} {run_s:>8.2f} {total / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
         print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {total / wall_s:>10,.0f}")
         m = meters[p]
-        server = f", OpenSearch {m.server:.1f}s" if node is not None else ""
+        server = f", server {m.server:.1f}s" if pids else ""
         print(f"  CPU: hub {m.hub:.1f}s{server} ({(m.hub + m.server) / run_s:.2f} cores "
               f"busy on average)")
     for p in parallelisms[1:]:

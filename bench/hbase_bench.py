@@ -92,6 +92,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="measurements of each, alternating")
     ap.add_argument("--interval", default="1s", help="checkpoint interval of the sink runs")
     ap.add_argument("--no-bare", action="store_true", help="measure the sink only")
+    ap.add_argument("--server-pid", type=int, action="append", default=[],
+                    help="with a given server: its process(es), to count their CPU time")
     args = ap.parse_args()
     import happybase
 
@@ -113,7 +115,8 @@ def main() -> None:
     conn = happybase.Connection(host, port)
     bare_s = 0.0
     runs: dict[int, list] = {p: [] for p in parallelisms}
-    pids = [cluster.hbase.pid, cluster.thrift.pid] if cluster is not None else []
+    pids = ([cluster.hbase.pid, cluster.thrift.pid] if cluster is not None
+            else args.server_pid)
     meters = {p: CpuMeter(pids) for p in parallelisms}
     try:
         batches = datagen_rows(args.rows)
@@ -158,7 +161,7 @@ def main() -> None:
         print(f"{label:<44} {run_s:>8.2f} {rows / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
         print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {rows / wall_s:>10,.0f}")
         m = meters[p]
-        server = f", HBase + Thrift server {m.server:.1f}s" if cluster is not None else ""
+        server = f", server {m.server:.1f}s" if pids else ""
         print(f"  CPU: hub {m.hub:.1f}s{server} ({(m.hub + m.server) / run_s:.2f} cores "
               f"busy on average)")
     for p in parallelisms[1:]:

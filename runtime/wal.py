@@ -24,6 +24,7 @@ import os
 import posixpath
 import queue
 import threading
+import time
 import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
@@ -516,7 +517,11 @@ class WalCommitter(Committer, Generic[A]):
             else:
                 log.debug("%s: segment %s was applied before", self.sink_name, path)
         if segments:
+            started = time.monotonic()
             self.apply(segments, context)
+            log.info("%s: checkpoint %d: applied %d segments in %.1fs (up to %d at once)",
+                     self.sink_name, context.checkpoint_id, len(segments),
+                     time.monotonic() - started, min(self.threads, len(segments)))
         return []
 
     def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
