@@ -229,6 +229,11 @@ class BulkClient:
         if same_target and self.config.index_source(other) != source:
             raise _collision(index, other, table)
 
+    def info(self, what: str) -> dict[str, Any]:
+        """The server's root answer (``GET /``), asked once (no retries: the runner waits
+        for a server that is away at start)."""
+        return self._once(lambda: self._es.info(), what).body
+
     def refresh(self, indexes: set[str]) -> None:
         if indexes:
             self._call(lambda: self._es.indices.refresh(index=",".join(sorted(indexes))),

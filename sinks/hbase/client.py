@@ -64,6 +64,10 @@ class HBaseClient:
                 log.debug("hbase: error while closing the connection (ignored)", exc_info=True)
             self._conn = self._proto = None
 
+    def tables(self) -> list[bytes]:
+        """The server's table names (one call, with this client's retries)."""
+        return self._call(lambda c: c.client.getTableNames(), "listing tables")
+
     def ensure_table(self, name: str, families: list[str]) -> None:
         """Create ``name`` with ``families`` when missing (``create-table``); fail with one
         line when it lacks one of them (Thrift1 can't add families to a table)."""
