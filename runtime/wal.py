@@ -26,7 +26,6 @@ import queue
 import threading
 import time
 import uuid
-from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -415,18 +414,25 @@ class WalCommitter(Committer, Generic[A]):
     """
 
     sink_name: ClassVar[str]
+    #: segments applied at once (set by :meth:`__init__`)
+    threads: int = 1
+    _pool: ThreadPoolExecutor | None = None
 
     def __init__(self, threads: int = 1):
         self.threads = max(1, threads)
-        self._pool: ThreadPoolExecutor | None = None
+        self._reset_appliers()
+
+    def _reset_appliers(self) -> None:
         self._appliers: list[A] = []
         self._free: queue.SimpleQueue[A] = queue.SimpleQueue()
         self._appliers_lock = threading.Lock()
 
     # -- what a sink adds ---------------------------------------------------------------------
-    @abstractmethod
     def new_applier(self) -> A:
-        """A new applier (its own connection): used by one thread at a time."""
+        """A new applier (its own connection): used by one thread at a time.  Only for
+        committers that use :meth:`apply_concurrently` (a subclass overriding :meth:`apply`
+        with its own way may have none)."""
+        raise NotImplementedError(f"{type(self).__name__}.new_applier")
 
     def close_applier(self, applier: A) -> None:
         applier.close()  # type: ignore[attr-defined]
@@ -494,6 +500,8 @@ class WalCommitter(Committer, Generic[A]):
             self._free.put(applier)
 
     def _take_applier(self) -> A:
+        if "_free" not in self.__dict__:  # a subclass that did not call __init__
+            self._reset_appliers()
         try:
             return self._free.get_nowait()
         except queue.Empty:
@@ -505,6 +513,8 @@ class WalCommitter(Committer, Generic[A]):
     @property
     def appliers(self) -> list[A]:
         """The appliers made so far (e.g. to sum what they counted)."""
+        if "_appliers" not in self.__dict__:
+            return []
         with self._appliers_lock:
             return list(self._appliers)
 
@@ -542,9 +552,7 @@ class WalCommitter(Committer, Generic[A]):
             except Exception:  # noqa: BLE001 - closing is best effort, the work is done
                 log.warning("%s: closing a connection failed (ignored)", self.sink_name,
                             exc_info=True)
-        with self._appliers_lock:
-            self._appliers.clear()
-        self._free = queue.SimpleQueue()
+        self._reset_appliers()
 
 
 def _segments(committables: list[Committable]) -> list[str]:
