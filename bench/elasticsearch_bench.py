@@ -79,6 +79,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def queued_s(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent ready to run but waiting for a core
+    (the run-queue delay of ``/proc/PID/task/*/schedstat``; threads that ended are not
+    counted)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
 def children_cpu_s() -> float:
     """CPU seconds of this process's children that ended (the ``hub run`` processes)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -91,14 +105,25 @@ class CpuMeter:
 
     def __init__(self, pids: list[int]):
         self.pids = pids
-        self.hub = self.server = 0.0
+        self.hub = self.server = self.server_queued = 0.0
 
     def run(self, fn):
         hub0, server0 = children_cpu_s(), sum(cpu_s(p) for p in self.pids)
+        queued0 = sum(queued_s(p) for p in self.pids)
         result = fn()
         self.hub += children_cpu_s() - hub0
         self.server += sum(cpu_s(p) for p in self.pids) - server0
+        self.server_queued += sum(queued_s(p) for p in self.pids) - queued0
         return result
+
+    def line(self, run_s: float, server: str) -> str:
+        """What the sink runs used: CPU seconds of the hub and of the server, how many cores
+        that is on average, and how long the server's threads waited for a core."""
+        text = f"  CPU: hub {self.hub:.1f}s"
+        if self.pids:
+            text += (f", {server} {self.server:.1f}s; {server} threads waited "
+                     f"{self.server_queued:.1f}s for a core")
+        return text + f" ({(self.hub + self.server) / run_s:.2f} cores busy on average)"
 
 
 def bare_client(es, batches) -> float:
@@ -221,10 +246,7 @@ def main() -> None:
         label = f"hub elasticsearch sink, {args.delivery}, p={p}"
         print(f"{label:<44} {run_s:>8.2f} {total / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
         print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {total / wall_s:>10,.0f}")
-        m = meters[p]
-        server = f", server {m.server:.1f}s" if pids else ""
-        print(f"  CPU: hub {m.hub:.1f}s{server} ({(m.hub + m.server) / run_s:.2f} cores "
-              f"busy on average)")
+        print(meters[p].line(run_s, "OpenSearch"))
     for p in parallelisms[1:]:
         print(f"p={p} vs p={parallelisms[0]}: {rate[p] / rate[parallelisms[0]]:.2f}x")
 

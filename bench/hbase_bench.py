@@ -160,10 +160,7 @@ def main() -> None:
         label = f"hub hbase sink, {args.delivery}, p={p}"
         print(f"{label:<44} {run_s:>8.2f} {rows / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
         print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {rows / wall_s:>10,.0f}")
-        m = meters[p]
-        server = f", server {m.server:.1f}s" if pids else ""
-        print(f"  CPU: hub {m.hub:.1f}s{server} ({(m.hub + m.server) / run_s:.2f} cores "
-              f"busy on average)")
+        print(meters[p].line(run_s, "HBase + Thrift server"))
     for p in parallelisms[1:]:
         print(f"p={p} vs p={parallelisms[0]}: {rate[p] / rate[parallelisms[0]]:.2f}x")
 
