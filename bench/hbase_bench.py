@@ -75,6 +75,8 @@ def sink_run(host: str, port: int, rows: int, parallelism: int, delivery: str,
 
 
 def count_and_drop(conn, name: str) -> int:
+    conn.close()  # a connection idle through a long sink run may have been dropped
+    conn.open()
     n = sum(1 for _ in conn.table(name).scan(columns=[b"cf:status"], batch_size=10_000))
     conn.delete_table(name, disable=True)
     return n

@@ -148,13 +148,32 @@ def translate(exc: Exception, what: str) -> Exception:
     and the server's IOError (its own HBase client gave up) are transient; an illegal argument
     terminal; anything else is returned as it is."""
     if isinstance(exc, Hbase_thrift.IllegalArgument):
-        return TerminalError(f"hbase: {what}: {exc.message}")
-    if isinstance(exc, Hbase_thrift.AlreadyExists):
-        return AlreadyExists(f"hbase: {what}: AlreadyExists: {exc.message}")
+        return TerminalError(f"hbase: {what}: {_first_line(exc.message)}")
+    if isinstance(exc, Hbase_thrift.AlreadyExists) or (
+            isinstance(exc, Hbase_thrift.IOError)
+            and b"TableExistsException" in _bytes(exc.message)):
+        # the server says AlreadyExists when the table was there before the call, and an
+        # IOError carrying HBase's TableExistsException when another client created it while
+        # the call ran (two appliers creating a table at once)
+        return AlreadyExists(f"hbase: {what}: AlreadyExists: {_first_line(exc.message)}")
     if isinstance(exc, _RETRYABLE):
-        problem = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        message = getattr(exc, "message", None)
+        problem = _first_line(message) if message else f"{type(exc).__name__}: {exc}"
         return TransientError(f"hbase: {what}: {problem}")
     return exc
+
+
+def _bytes(text: str | bytes | None) -> bytes:
+    if text is None:
+        return b""
+    return text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+
+
+def _first_line(text: str | bytes | None) -> str:
+    """The first line of a server message (an HBase IOError carries the whole Java stack
+    trace), at most 500 characters: error lines are one line."""
+    line = _bytes(text).decode("utf-8", "replace").strip().split("\n", 1)[0]
+    return line[:500]
 
 
 class MutationCodec:
