@@ -8,6 +8,9 @@
   encoding, Debezium's semantic types).
 * :mod:`formats.base`: what both families build on (bad-record handler, the message codec
   interface); :mod:`formats.registry`: ``format = "..."`` plus options -> a format object.
+* :mod:`formats.clients`: the one translation of a client library's errors into transient and
+  terminal hub errors, for clients a source and a sink share (PyMySQL, confluent-kafka).
 
-Imports point one way: registry -> message -> file -> codec, base -> runtime.
+Imports point one way: registry -> message -> file -> codec, base -> runtime; clients ->
+runtime only.
 """

@@ -6,16 +6,18 @@ Debezium names the semantic type of a field (``io.debezium.time.MicroTimestamp``
 micros, base64 two's-complement unscaled decimals...).  Each field maps to a logical type and,
 where the encoding is not what :func:`formats.message.values.column_array` reads, to a *native*
 conversion applied first.  Fields we wrote ourselves carry the parameter ``hub.logical-type``
-and use our text encodings (:mod:`formats.codec.text`), which makes our envelopes round-trip
-exactly.
+with the exact logical type (:mod:`formats.codec.debezium_encoding`; the hub's earlier
+envelopes used it with the text encodings of :mod:`formats.codec.text`), which makes our
+envelopes round-trip exactly.
 """
 from __future__ import annotations
 
-import base64
+import binascii
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from runtime.schema import Column, TableSchema
 from runtime.types import DataType, T
@@ -29,16 +31,32 @@ Native = Callable[[Any, dict], Any]
 
 
 def _date(v: Any, p: dict) -> str:
+    if isinstance(v, str):  # already ISO text (declared columns of other producers)
+        return v
     return (_EPOCH + dt.timedelta(days=v)).isoformat()
 
 
 def _ts(unit: int) -> Native:
-    # integer arithmetic: no float rounding of micro/nanoseconds
-    return lambda v, p: (_EPOCH_DT + dt.timedelta(microseconds=v * unit // 1000)).isoformat()
+    """Epoch integers in units of ``unit`` nanoseconds to ISO text (integer arithmetic: no
+    float rounding of micro/nanoseconds); texts pass."""
+    def conv(v: Any, p: dict) -> str:
+        if isinstance(v, str):
+            return v
+        if unit == 1:  # nanoseconds: the text keeps all nine digits
+            s, ns = divmod(v, 1_000_000_000)
+            return (_EPOCH_DT + dt.timedelta(seconds=s)).isoformat() + f".{ns:09d}"
+        return (_EPOCH_DT + dt.timedelta(microseconds=v * unit // 1000)).isoformat()
+    return conv
 
 
 def _time(unit: int) -> Native:
     def conv(v: Any, p: dict) -> str:
+        if isinstance(v, str):
+            return v
+        if unit == 1:
+            sign = "-" if v < 0 else ""
+            s, ns = divmod(abs(v), 1_000_000_000)
+            return f"{sign}{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{ns:09d}"
         us = v * unit // 1000
         sign = "-" if us < 0 else ""
         us = abs(us)
@@ -53,16 +71,30 @@ def _decimal(v: Any, p: dict) -> Any:
     raise ValueError(f"{v!r} is not a Connect decimal")
 
 
+def scaled_text(unscaled: int, scale: int) -> str:
+    """The exact decimal text of ``unscaled * 10**-scale``.  The string constructor and
+    ``format(.., "f")`` are exact; arithmetic (``scaleb``) would round to the context's 28
+    digits."""
+    return format(Decimal(f"{unscaled}E{-scale}"), "f")
+
+
+def _unscaled(text: str) -> int:
+    """A base64 two's-complement big-endian integer (Java's ``BigInteger.toByteArray``)."""
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"{text[:40]!r} is not a base64 decimal: {exc}") from None
+    return int.from_bytes(raw, "big", signed=True)
+
+
 def _connect_decimal(v: Any, p: dict) -> str:
     if isinstance(v, str) and p.get("scale") is not None:
-        unscaled = int.from_bytes(base64.b64decode(v), "big", signed=True)
-        return str(Decimal(unscaled).scaleb(-int(p["scale"])))
+        return scaled_text(_unscaled(v), int(p["scale"]))
     return _decimal(v, p)
 
 
 def _variable_decimal(v: Any, p: dict) -> str:
-    unscaled = int.from_bytes(base64.b64decode(v["value"]), "big", signed=True)
-    return str(Decimal(unscaled).scaleb(-int(v["scale"])))
+    return scaled_text(_unscaled(v["value"]), int(v["scale"]))
 
 
 def _wkb(v: Any, p: dict) -> str:
@@ -70,7 +102,21 @@ def _wkb(v: Any, p: dict) -> str:
 
 
 def _set(v: Any, p: dict) -> list[str]:
+    if isinstance(v, list):  # already an array (our own ARRAY columns)
+        return v
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r:.40} is not a SET text (comma-separated)")
     return v.split(",") if v else []
+
+
+def _bits(v: Any, p: dict) -> str:
+    """Debezium's BIT(n) bytes are little-endian (``MySqlValueConverters.convertBits``); ours,
+    like MySQL's own, big-endian: reverse them."""
+    try:
+        raw = binascii.a2b_base64(v, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"{v[:40]!r} is not base64: {exc}") from None
+    return binascii.b2a_base64(raw[::-1], newline=False).decode("ascii")
 
 
 #: Debezium / Connect semantic names -> (logical type, native conversion or None)
@@ -80,13 +126,13 @@ _NAMED: dict[str, tuple[Callable[[dict], DataType], Native | None]] = {
     "io.debezium.time.Timestamp": (lambda f: T("TIMESTAMP(3)"), _ts(1_000_000)),
     "org.apache.kafka.connect.data.Timestamp": (lambda f: T("TIMESTAMP(3)"), _ts(1_000_000)),
     "io.debezium.time.MicroTimestamp": (lambda f: T("TIMESTAMP(6)"), _ts(1_000)),
-    "io.debezium.time.NanoTimestamp": (lambda f: T("TIMESTAMP(6)"), _ts(1)),
+    "io.debezium.time.NanoTimestamp": (lambda f: T("TIMESTAMP(9)"), _ts(1)),
     "io.debezium.time.ZonedTimestamp": (lambda f: T("TIMESTAMP_LTZ(6)"), None),
     "io.debezium.time.IsoTimestamp": (lambda f: T("TIMESTAMP(6)"), None),
     "io.debezium.time.Time": (lambda f: T("TIME(3)"), _time(1_000_000)),
     "org.apache.kafka.connect.data.Time": (lambda f: T("TIME(3)"), _time(1_000_000)),
     "io.debezium.time.MicroTime": (lambda f: T("TIME(6)"), _time(1_000)),
-    "io.debezium.time.NanoTime": (lambda f: T("TIME(6)"), _time(1)),
+    "io.debezium.time.NanoTime": (lambda f: T("TIME(9)"), _time(1)),
     "io.debezium.time.ZonedTime": (lambda f: T("STRING"), None),
     "io.debezium.time.Year": (lambda f: T("INT"), None),
     "io.debezium.time.MicroDuration": (lambda f: T("BIGINT"), None),
@@ -97,7 +143,7 @@ _NAMED: dict[str, tuple[Callable[[dict], DataType], Native | None]] = {
     "io.debezium.data.Json": (lambda f: T("JSON"), None),
     "io.debezium.data.Enum": (lambda f: T("STRING"), None),
     "io.debezium.data.EnumSet": (lambda f: T("ARRAY<STRING>"), _set),
-    "io.debezium.data.Bits": (lambda f: T("BYTES"), None),
+    "io.debezium.data.Bits": (lambda f: T("BYTES"), _bits),
     "io.debezium.data.Uuid": (lambda f: T("STRING"), None),
     "io.debezium.data.Xml": (lambda f: T("STRING"), None),
     "io.debezium.data.geometry.Geometry": (lambda f: T("BYTES"), _wkb),
@@ -117,9 +163,11 @@ def _param(field: dict, name: str, default: int) -> int:
 def field_type(field: dict) -> tuple[DataType, Native | None]:
     """Logical type and native conversion of one Connect field schema."""
     params = field.get("parameters") or {}
-    if LOGICAL_PARAM in params:
-        return T(params[LOGICAL_PARAM]), None
     name = field.get("name")
+    if LOGICAL_PARAM in params:
+        # our exact type; the semantic name (if any) says how the value is encoded (fields of
+        # the hub's earlier envelopes carry no name whose encoding differs from our texts)
+        return T(params[LOGICAL_PARAM]), _NAMED[name][1] if name in _NAMED else None
     if name in _NAMED:
         make, native = _NAMED[name]
         return make(field), native
@@ -158,34 +206,74 @@ def apply_natives(row: dict[str, Any] | None, natives: dict[str, tuple[Native, d
     for name, (native, params) in natives.items():
         v = row.get(name)
         if v is not None:
-            row[name] = native(v, params)
+            try:
+                row[name] = native(v, params)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise ValueError(f"column {name!r}: {exc}") from None
 
 
-# -- writing ----------------------------------------------------------------------------------
-_CONNECT_OF = {"BOOLEAN": "boolean", "TINYINT": "int8", "SMALLINT": "int16", "INT": "int32",
-               "BIGINT": "int64", "FLOAT": "float", "DOUBLE": "double", "BINARY": "bytes",
-               "VARBINARY": "bytes", "BYTES": "bytes"}
+# -- Debezium's encoding options ---------------------------------------------------------------
+DecimalMode = Literal["precise", "string", "double"]
+TimeMode = Literal["adaptive_time_microseconds", "adaptive", "connect"]
+BigintUnsignedMode = Literal["long", "precise"]
+
+#: nanoseconds per unit -> (Debezium name of a TIME, of a DATETIME in that unit)
+_UNIT_NAMES = {1_000_000: ("io.debezium.time.Time", "io.debezium.time.Timestamp"),
+               1_000: ("io.debezium.time.MicroTime", "io.debezium.time.MicroTimestamp"),
+               1: ("io.debezium.time.NanoTime", "io.debezium.time.NanoTimestamp")}
+CONNECT_TIME = ("org.apache.kafka.connect.data.Time", "org.apache.kafka.connect.data.Timestamp")
 
 
-def connect_field(c: Column) -> dict:
-    """The Connect field schema of a column as our encoder writes it (text encodings of
-    :mod:`formats.codec.text`, exact type in ``hub.logical-type``)."""
-    t = c.type
-    f: dict[str, Any] = {"type": _CONNECT_OF.get(t.kind, "string"), "optional": c.nullable,
-                         "field": c.name}
-    if t.kind == "ARRAY":
-        f["type"] = "array"
-        f["items"] = {"type": _CONNECT_OF.get(t.element.kind, "string") if t.element else "string",
-                      "optional": True}
-    if t.kind == "TIMESTAMP_LTZ":
-        f["name"] = "io.debezium.time.ZonedTimestamp"  # ISO-8601 with Z: Debezium's own form
-    elif t.kind == "JSON":
-        f["name"] = "io.debezium.data.Json"
-    if t.kind not in _CONNECT_OF or t.kind in ("BINARY", "VARBINARY"):
-        f["parameters"] = {LOGICAL_PARAM: str(t)}
-    return f
+@dataclass(frozen=True)
+class Modes:
+    """Debezium's options that change value encodings (MySQL connector names and defaults)."""
+
+    decimal: DecimalMode = "precise"
+    time: TimeMode = "adaptive_time_microseconds"
+    bigint_unsigned: BigintUnsignedMode = "long"
+
+    def time_unit(self, kind: str, precision: int | None) -> tuple[int, str]:
+        """Nanoseconds per unit and the semantic name of a TIME (``kind`` "TIME") or DATETIME
+        (``kind`` "TIMESTAMP") of ``precision`` under :attr:`time`: ``connect`` is always
+        milliseconds; ``adaptive`` follows the precision (<= 3 millis, <= 6 micros, else
+        nanos); ``adaptive_time_microseconds`` too, except that TIME is always micros."""
+        p = precision or 0
+        if self.time == "connect":
+            return 1_000_000, CONNECT_TIME[kind == "TIMESTAMP"]
+        if kind == "TIME" and self.time == "adaptive_time_microseconds" and p <= 6:
+            unit = 1_000
+        else:
+            unit = 1_000_000 if p <= 3 else 1_000 if p <= 6 else 1
+        return unit, _UNIT_NAMES[unit][kind == "TIMESTAMP"]
 
 
-def connect_struct(schema: TableSchema, name: str) -> dict:
-    return {"type": "struct", "optional": True, "name": name,
-            "fields": [connect_field(c) for c in schema.columns]}
+def _decimal_value(v: Any, p: dict) -> Any:
+    """A DECIMAL under ``decimal.handling.mode = precise`` (base64 scaled bytes; the scale is
+    the declared column's), or a number / VariableScaleDecimal struct (unambiguous)."""
+    if isinstance(v, dict):
+        return _variable_decimal(v, p)
+    if isinstance(v, str):
+        return scaled_text(_unscaled(v), int(p["scale"]))
+    return _decimal(v, p)
+
+
+def declared_natives(schema: TableSchema, modes: Modes) -> dict[str, tuple[Native, dict]]:
+    """Conversions of Debezium-encoded values of declared columns (messages without the schema
+    part): what a column's logical type and ``modes`` say the producer wrote.  Texts of
+    dates and times pass (unambiguous); a DECIMAL string is base64 under ``precise`` and text
+    otherwise (the mode decides: ``"1234"`` is both); an ARRAY text is a SET's comma-separated
+    members."""
+    out: dict[str, tuple[Native, dict]] = {}
+    for c in schema.columns:
+        t = c.type
+        if t.kind == "DATE":
+            out[c.name] = (_date, {})
+        elif t.kind in ("TIME", "TIMESTAMP"):
+            unit, _ = modes.time_unit(t.kind, t.precision)
+            out[c.name] = ((_time if t.kind == "TIME" else _ts)(unit), {})
+        elif t.kind == "DECIMAL":
+            out[c.name] = ((_decimal_value if modes.decimal == "precise" else _decimal),
+                           {"scale": t.scale or 0})
+        elif t.kind == "ARRAY":
+            out[c.name] = (_set, {})
+    return out

@@ -10,27 +10,29 @@ schema part; without it, from declared ``columns`` or inferred from the values. 
 Debezium's schema-change topic (``ddl`` + ``tableChanges``) become create/alter/drop schema
 changes.  A change of a table's schema part between messages becomes schema-change events.
 
-Writing: the envelope with ``source = {"connector": "hub", "db", "table"}``, values in the text
-encodings of :mod:`formats.codec.text` (JSON columns as JSON strings, as Debezium writes them),
-and with ``schema-include = true`` the schema part describing them.
+Values without the schema part are read as the format's modes say Debezium wrote them
+(``decimal-handling-mode``, ``time-precision-mode``; Debezium's dotted option names are
+accepted too) when ``columns`` are declared, and as plain JSON values when inferred.
+
+Writing: what Debezium's MySQL connector writes (:mod:`formats.message.debezium_writer`).
+Envelopes the hub wrote before (values in the text encodings of :mod:`formats.codec.text`,
+types in ``hub.logical-type``) are still read.
 """
 from __future__ import annotations
 
 import json
 from typing import Any, ClassVar
 
-import pyarrow as pa
-import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from formats.base import MessageDecoder, MessageEncoder
-from formats.codec.debezium_types import apply_natives, connect_struct, row_schema
+from formats.codec.debezium_types import (BigintUnsignedMode, DecimalMode, Modes, TimeMode,
+                                          apply_natives, declared_natives, row_schema)
 from formats.message.base import MessageFormat, MessageFormatConfig, event_time
+from formats.message.debezium_writer import DebeziumJsonEncoder
 from formats.message.envelope import EnvelopeDecoder, Event
-from formats.message.json import JsonEncoder
-from formats.message.values import before_texts, object_texts, ops_of, schema_changes, split_utf8
+from formats.message.values import schema_changes
 from formats.mysqltypes import from_mysql
-from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id, table_id
 
 _OPS = {"r": "r", "c": "c", "u": "u", "d": "d"}
@@ -42,6 +44,34 @@ class DebeziumJsonConfig(MessageFormatConfig):
     schema_include: bool = Field(False, description=(
         "writing: wrap each envelope in {\"schema\": ..., \"payload\": ...} as Kafka Connect's "
         "JsonConverter with schemas.enable does (reading accepts both forms)"))
+    decimal_handling_mode: DecimalMode = Field(
+        "precise", validation_alias=AliasChoices("decimal-handling-mode", "decimal_handling_mode",
+                                                 "decimal.handling.mode"),
+        description=("Debezium's decimal.handling.mode: DECIMAL values as base64 scaled bytes "
+                     "(precise), exact text (string) or JSON numbers (double: rounded to a "
+                     "double's 15-17 digits, as Debezium does)"))
+    time_precision_mode: TimeMode = Field(
+        "adaptive_time_microseconds", validation_alias=AliasChoices(
+            "time-precision-mode", "time_precision_mode", "time.precision.mode"),
+        description=("Debezium's time.precision.mode: TIME and DATETIME as epoch-based integers "
+                     "in millis/micros by column precision (adaptive, "
+                     "adaptive_time_microseconds: TIME always in micros) or always millis "
+                     "(connect: a value with sub-millisecond digits is an error, not rounded)"))
+    bigint_unsigned_handling_mode: BigintUnsignedMode = Field(
+        "long", validation_alias=AliasChoices("bigint-unsigned-handling-mode",
+                                              "bigint_unsigned_handling_mode",
+                                              "bigint.unsigned.handling.mode"),
+        description=("Debezium's bigint.unsigned.handling.mode (long|precise), accepted for "
+                     "reading: both forms are read (a JSON number or scaled bytes); BIGINT "
+                     "UNSIGNED is DECIMAL(20,0) here and is written by decimal-handling-mode"))
+    source_name: str = Field("hub", description=(
+        "writing: source.name of the envelopes (Debezium's topic.prefix, the logical server "
+        "name) and the prefix of the schema names"))
+
+    @property
+    def modes(self) -> Modes:
+        return Modes(self.decimal_handling_mode, self.time_precision_mode,
+                     self.bigint_unsigned_handling_mode)
 
 
 class DebeziumJsonDecoder(EnvelopeDecoder):
@@ -52,6 +82,7 @@ class DebeziumJsonDecoder(EnvelopeDecoder):
         # schema part (its raw text) -> (schema, natives); keys' schema text -> primary key
         self._parts: dict[tuple[str, bytes], tuple[TableSchema, dict]] = {}
         self._keys: dict[bytes, tuple[str, ...]] = {}
+        self._declared_natives: dict[str, dict] = {}
 
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
               ) -> list[Event | SchemaChange]:
@@ -75,8 +106,15 @@ class DebeziumJsonDecoder(EnvelopeDecoder):
             return []  # "m": a logical decoding message, no row change
         before, after = obj.get("before"), obj.get("after")
         schema = None
-        if part is not None and self.config.columns is None:
+        natives = None
+        if self.config.columns is not None:
+            natives = self._declared_natives.get(table)
+            if natives is None:
+                natives = self._declared_natives[table] = declared_natives(
+                    self.config.declared_schema(table), self.config.modes)
+        elif part is not None:
             schema, natives = self._schema(table, part, value, key)
+        if natives:
             apply_natives(before, natives)
             apply_natives(after, natives)
         if op == "d":
@@ -185,71 +223,6 @@ def _table_id(source: dict, topic: str) -> str:
     return ".".join(parts[-2:]) if len(parts) >= 2 else topic
 
 
-class DebeziumJsonEncoder(MessageEncoder):
-    def __init__(self, schema_include: bool):
-        self.schema_include = schema_include
-        self._keys = JsonEncoder(changelog=False)
-        self._parts: dict[TableSchema, tuple[str, str]] = {}
-        self._key_heads: dict[TableSchema, str] = {}
-
-    def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
-        return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
-
-    def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
-        schema = batch.schema
-        rows = object_texts(batch.arrow(), schema, json_as_string=True)
-        ops = ops_of(batch.ops)
-        is_delete = pc.equal(ops, "d")
-        null = pa.scalar("null")
-        before = pc.if_else(is_delete, rows, before_texts(batch, json_as_string=True))
-        after = pc.if_else(is_delete, null, rows)
-        db, table = split_table_id(schema.table)
-        source = json.dumps({"connector": "hub", "db": db, "table": table})
-        ts = batch.ts_ms_array().cast(pa.int64()).cast(pa.string())
-        head, tail = self._wrap(schema)
-        out = pc.binary_join_element_wise(
-            head + '{"before":', before, ',"after":', after, ',"source":' + source + ',"op":"',
-            ops, '","ts_ms":', ts, "}" + tail, "")
-        return out
-
-    def _wrap(self, schema: TableSchema) -> tuple[str, str]:
-        if not self.schema_include:
-            return "", ""
-        hit = self._parts.get(schema)
-        if hit is None:
-            db, table = split_table_id(schema.table)
-            name = f"hub.{schema.table}"
-            part = {"type": "struct", "optional": False, "name": f"{name}.Envelope", "fields": [
-                {**connect_struct(schema, f"{name}.Value"), "field": "before"},
-                {**connect_struct(schema, f"{name}.Value"), "field": "after"},
-                {"type": "struct", "optional": False, "field": "source", "fields": [
-                    {"type": "string", "optional": False, "field": "connector"},
-                    {"type": "string", "optional": True, "field": "db"},
-                    {"type": "string", "optional": True, "field": "table"}]},
-                {"type": "string", "optional": False, "field": "op"},
-                {"type": "int64", "optional": True, "field": "ts_ms"}]}
-            hit = ('{"schema":' + json.dumps(part, separators=(",", ":")) + ',"payload":', "}")
-            self._parts[schema] = hit
-        return hit
-
-    def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
-        keys = self.encode_keys_arrow(batch, topic)
-        return [None] * len(batch) if keys is None else split_utf8(keys)  # type: ignore
-
-    def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
-        keys = self._keys.encode_keys_arrow(batch, topic)
-        if keys is None or not self.schema_include:
-            return keys
-        s = batch.schema
-        head = self._key_heads.get(s)
-        if head is None:
-            ks = s.with_columns(tuple(s.column(k) for k in s.primary_key))
-            head = self._key_heads[s] = (
-                '{"schema":' + json.dumps(connect_struct(ks, f"hub.{s.table}.Key"),
-                                          separators=(",", ":")) + ',"payload":')
-        return pc.binary_join_element_wise(head, keys, "}", "")
-
-
 class DebeziumJsonFormat(MessageFormat):
     """Debezium's JSON envelope (see the module docstring)."""
 
@@ -260,4 +233,5 @@ class DebeziumJsonFormat(MessageFormat):
         return DebeziumJsonDecoder(self.config)
 
     def encoder(self) -> MessageEncoder:
-        return DebeziumJsonEncoder(self.config.schema_include)
+        return DebeziumJsonEncoder(self.config.schema_include, self.config.modes,
+                                  self.config.source_name)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 
+from formats.clients import mysql as mysql_errors
 from runtime.errors import HubError, TerminalError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
@@ -41,12 +42,6 @@ _SESSION = ("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
 #: Errors about a row's value or a constraint.
 _REJECTED = {1048, 1062, 1263, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690,
              3140, 3819, 4025}
-#: Lock wait timeout, deadlock, too many connections, server shutdown, connection killed,
-#: network errors, client errors of a lost or refused connection, idle disconnect.
-_TRANSIENT = {1205, 1213, 1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003,
-              2006, 2013, 2055, 4031}
-#: Access denied (user/password, database, no password given).
-_AUTH_FAILURE = {1044, 1045, 1698}
 _UNKNOWN_XID = 1397
 _CONSTRAINT = re.compile(r"CONSTRAINT `(?:[^`]*\.)?(\w+)`")
 #: Bytes of SQL per statement (below every server's default max_allowed_packet).
@@ -306,11 +301,15 @@ class MySqlDialect(Dialect):
             column = m.group(1) if m else None
         return Rejection(message, column)
 
+    # -- errors: transient or terminal as formats.clients.mysql decides (the source's too) ----
+    def translate(self, exc: BaseException, what: str) -> HubError:
+        if not isinstance(exc, HubError) and mysql_errors.kind(exc) is mysql_errors.Kind.DENIED:
+            return TerminalError(f"jdbc sink: {what}: user {self.target.user!r} lacks a "
+                                 f"privilege: {self.text(exc)}")
+        return super().translate(exc, what)
+
     def transient_error(self, exc: BaseException) -> bool:
-        if isinstance(exc, pymysql.err.InterfaceError):
-            return True  # the client's connection is closed or was never open
-        return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
-                and exc.args[0] in _TRANSIENT)
+        return mysql_errors.is_client_error(exc) and mysql_errors.is_transient(exc)
 
     def text(self, exc: BaseException) -> str:
         if isinstance(exc, pymysql.err.MySQLError) and exc.args:
@@ -318,5 +317,5 @@ class MySqlDialect(Dialect):
         return super().text(exc)
 
     def is_auth_failure(self, exc: BaseException) -> bool:
-        return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
-                and exc.args[0] in _AUTH_FAILURE)
+        return mysql_errors.is_client_error(exc) and \
+            mysql_errors.kind(exc) is mysql_errors.Kind.REFUSED

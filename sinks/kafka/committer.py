@@ -13,7 +13,7 @@ from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared
                                       committed_checkpoint, group_metadata, marker_group,
                                       new_producer, produce_segment, send_offsets,
                                       transactional_id)
-from formats.kafka_errors import kafka_errors
+from formats.clients.kafka import kafka_errors
 
 log = logging.getLogger(__name__)
 

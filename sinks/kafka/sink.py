@@ -9,7 +9,7 @@ from sinks.kafka.committer import KafkaCommitter
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.writer import KafkaWriter
 from sinks.noop import NoOpCommitter
-from formats.kafka_errors import kafka_errors
+from formats.clients.kafka import kafka_errors
 
 
 class KafkaSink(Sink):

@@ -51,7 +51,7 @@ from runtime.errors import ConfigError, TransientError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 from runtime.wal import WriteAheadLog
-from formats.kafka_errors import kafka_error, kafka_errors, translate
+from formats.clients.kafka import kafka_error, kafka_errors, translate
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +141,10 @@ def records_batch(topic: str, keys: pa.Array | None, values: pa.Array, ts: pa.Ar
 
 def produce_segment(producer: Any, segment: str) -> int:
     """Send the records of write-ahead log ``segment`` again (in the open transaction), in
-    their order.  Returns how many."""
+    their order, read one record batch at a time (memory: about one batch, whatever the size
+    of the segment).  Returns how many."""
     n = 0
-    for b in WriteAheadLog.read_segment(segment):
+    for b in WriteAheadLog.iter_segment(segment):
         cols = b.arrow()
         topics = cols.column(0).to_pylist()
         keys = cols.column(1).to_pylist()

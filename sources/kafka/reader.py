@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from formats.base import MessageDecoder
-from formats.kafka_errors import kafka_errors
+from formats.clients.kafka import kafka_errors
 from runtime.batch import ChangeBatch
 from runtime.errors import BadRecordError
 from runtime.schema import SchemaChange

@@ -349,13 +349,6 @@ class MySqlEnumerator(SplitEnumerator):
         elif not self._snapshot_open():
             self._snapshot_done()   # the last table was gone: nothing more will finish
 
-    def add_splits_back(self, splits: list, subtask: int) -> None:
-        for s in splits:
-            if isinstance(s, BinlogSplit):
-                self.binlog, self.binlog_assigned = s, False
-            elif s.split_id not in self.finished:
-                self.pending.append(s)
-
     @translated
     def handle_reader_event(self, subtask: int, event: dict[str, Any]) -> None:
         if "binlog" in event:

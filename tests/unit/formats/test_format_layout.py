@@ -15,7 +15,7 @@ ALLOWED = {
     "formats.message": {"formats.base", "formats.codec", "formats.file", "formats.mysqltypes"},
     "formats.registry": {"formats.base", "formats.file", "formats.message"},
     "formats.mysqltypes": set(),
-    "formats.kafka_errors": set(),
+    "formats.clients.kafka": set(),
 }
 
 
