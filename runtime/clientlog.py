@@ -17,6 +17,8 @@ from functools import lru_cache
 from typing import Any
 
 _DIGITS = re.compile(r"\d+")
+#: librdkafka's own repeat counter ("..., 3 identical error(s) suppressed"): no new state.
+_SUPPRESSED = re.compile(r",? \d+ identical error\(s\) suppressed")
 
 
 class ClientLog:
@@ -41,7 +43,7 @@ class ClientLog:
     def log(self, level: int, msg: str, *args: Any) -> None:
         """What the library calls for each of its lines (the ``Logger.log`` signature)."""
         text = msg % args if args else str(msg)
-        shape = _DIGITS.sub("#", text)
+        shape = _DIGITS.sub("#", _SUPPRESSED.sub("", text))
         now = time.monotonic()
         with self._lock:
             last, held = self._seen.get(shape, (None, 0))

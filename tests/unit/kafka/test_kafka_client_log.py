@@ -59,13 +59,14 @@ def test_repeats_are_held_back_then_counted(caplog: pytest.LogCaptureFixture,
     caplog.set_level(logging.DEBUG, "test.clientlog")
     for ms in range(50):
         log.log(logging.ERROR, "%s: connect failed (after %dms)", "FAIL", ms)
+    log.log(logging.ERROR, "FAIL: connect failed (after 0ms, 7 identical error(s) suppressed)")
     log.log(logging.WARNING, "all brokers down")
     now[0] += 61
     log.log(logging.ERROR, "FAIL: connect failed (after 3ms)")
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
         (logging.ERROR, "FAIL: connect failed (after 0ms)"),
         (logging.WARNING, "all brokers down"),
-        (logging.ERROR, "FAIL: connect failed (after 3ms) (49 more like it in the last 60s)")]
+        (logging.ERROR, "FAIL: connect failed (after 3ms) (50 more like it in the last 60s)")]
 
 
 def test_a_client_configuration_stays_picklable() -> None:
