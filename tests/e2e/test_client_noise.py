@@ -35,7 +35,7 @@ def test_a_broker_down_is_a_handful_of_lines(side: str, tmp_path: Path) -> None:
                     + PIPELINES[side].format(servers=f"127.0.0.1:{_closed_port()}"))
     p = hub("run", str(path), "--no-progress", cwd=str(tmp_path))
     try:
-        time.sleep(6)
+        time.sleep(4)
         p.send_signal(signal.SIGINT)
         err = p.communicate(timeout=60)[1]
     finally:
