@@ -49,7 +49,7 @@ NEEDS: dict[tuple[str, str], Needs] = {
 #: A module some plugin imports -> the extra installing it (for a missing module found while
 #: importing a plugin not in :data:`NEEDS`).
 EXTRA_OF_MODULE: dict[str, str] = {
-    "pymysqlreplication": "mysql", "pymysql": "mysql", "psycopg": "jdbc",
+    "pymysql": "mysql", "psycopg": "jdbc",
     "confluent_kafka": "kafka", "fastavro": "kafka", "elasticsearch": "elasticsearch",
     "happybase": "hbase", "thriftpy2": "hbase", "hdfs": "hdfs", "deltalake": "delta",
     "pyiceberg": "iceberg", "hive_metastore": "metastore",
