@@ -190,7 +190,8 @@ class LocalExecutor:
             if error is not None:
                 self._release(coordinator, error)
             closeables = [(enumerator, "enumerator")]
-            if coordinator.stop_committer(error is not None, JOIN_S):
+            if coordinator.stop_committer(error is not None,
+                                          FAILED_JOIN_S if error is not None else JOIN_S):
                 closeables.append((committer, "committer"))  # not while it still commits
             for closeable, what in closeables:
                 try:
