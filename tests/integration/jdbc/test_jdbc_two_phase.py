@@ -157,3 +157,56 @@ def test_the_next_transaction_waits_for_the_notification_not_the_database(db, mo
         w.close()
         committer.close()
     assert db.rows("items") == {(1, 1), (3, 3)}  # (2, 2) went with the failed attempt
+
+
+def test_a_transaction_that_fails_to_commit_is_retried_alone(my):
+    """One outcome per prepared transaction: while one can't be committed yet (MariaDB: still
+    attached to the connection that prepared it, a transient error), the others of the
+    checkpoint are committed, and only that one is tried again until it commits."""
+    import threading
+
+    from runtime.checkpoint.committer_task import (CheckpointCommitted, CommitCheckpoint,
+                                                   CommitterTask)
+    from runtime.retry import Backoff
+    from runtime.sink import Outcome
+
+    sink = make_sink(my, **{"write-mode": "append"})
+    w = sink.create_writer(context("tpeach"), None)
+    w.write(ChangeBatch.of_rows(OTHER, [(1,)]))
+    first = w.prepare_commit(1)  # the writer detaches from it
+    w.close()
+    held = my.connect()  # the second, prepared on a connection kept open for a while
+    with held.cursor() as cur:
+        for statement in ("XA START 'hub:tpeach:1:1'", "INSERT INTO other VALUES (2)",
+                          "XA END 'hub:tpeach:1:1'", "XA PREPARE 'hub:tpeach:1:1'"):
+            cur.execute(statement)
+    second = {"xid": "hub:tpeach:1:1"}
+    committer = sink.create_committer()
+    calls: list[tuple[list[str], dict[str, Outcome]]] = []
+    commit_each = committer.commit_each
+
+    def recording(committables, ctx):
+        outcomes = commit_each(committables, ctx)
+        calls.append(([c["xid"] for c in committables],
+                      {o.committable["xid"]: o.outcome for o in outcomes}))
+        return outcomes
+
+    committer.commit_each = recording
+    release = threading.Timer(1.0, held.close)
+    release.start()
+    try:
+        report = CommitterTask(committer, "tpeach", "", "job", Backoff(0.1, 0.3, 40)).process(
+            CommitCheckpoint(1, first + [second], None))
+    finally:
+        release.cancel()
+        if held.open:
+            held.close()
+        committer.close()
+    assert isinstance(report, CheckpointCommitted), report
+    assert calls[0][1][second["xid"]] is Outcome.RETRY_LATER  # still attached at first
+    done: set[str] = set()
+    for xids, outcomes in calls:
+        assert not done & set(xids), f"committed again: {calls}"
+        done |= {x for x, o in outcomes.items() if o is Outcome.DONE}
+    assert done == {first[0]["xid"], second["xid"]}
+    assert my.rows("other") == {(1,), (2,)} and my.prepared("hub:tpeach:") == []
