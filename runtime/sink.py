@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
@@ -179,6 +179,15 @@ class Committer(ABC):
     checkpoint at a time, in checkpoint order), after the checkpoint that holds the
     committables is durable.  Its methods are called from that one thread only (recover before
     it starts, in the thread that starts the job), so a committer needs no locks."""
+
+    #: Stored checkpoints whose commit may be under way at once: with 2 (the default), the
+    #: next checkpoint is triggered and completes while the commit of the one before runs.
+    #: 1 for a sink whose writers begin their next transaction only once the previous one
+    #: committed, and whose transactions of one checkpoint can wait on each other's locks
+    #: (JDBC: duplicate-key checks take next-key locks, and a prepared transaction holds them
+    #: until its checkpoint completes): with the next barrier right behind the commit, its
+    #: writers would prepare short transactions at the same moment and run into each other.
+    max_commits_in_flight: ClassVar[int] = 2
 
     @abstractmethod
     def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:

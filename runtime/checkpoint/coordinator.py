@@ -11,8 +11,9 @@ inline, in the caller's thread (the recovery commit at start, and tools and test
 Guarantees:
 
 * At most one checkpoint is in flight, and at most :data:`MAX_COMMITS_IN_FLIGHT` stored
-  checkpoints wait for their commit (a commit slower than the interval slows the triggers
-  down instead of piling up work).
+  checkpoints (fewer when the committer says so: ``Committer.max_commits_in_flight``) wait
+  for their commit (a commit slower than the interval slows the triggers down instead of
+  piling up work).
 * A checkpoint is stored (atomically) only once every source and sink subtask acknowledged it;
   the committer sees its committables only after that.  Commits run in checkpoint order.
 * A stored checkpoint holds every committable not known committed: its own, those carried, and
@@ -128,7 +129,8 @@ class CheckpointCoordinator:
 
     # -- triggering ---------------------------------------------------------------------------
     def due(self) -> bool:
-        return (self.pending is None and len(self.committing) < MAX_COMMITS_IN_FLIGHT
+        limit = min(MAX_COMMITS_IN_FLIGHT, self.committer.max_commits_in_flight)
+        return (self.pending is None and len(self.committing) < limit
                 and time.monotonic() - self.last_trigger >= self.interval_s)
 
     def trigger(self, enumerator_state: dict[str, Any], savepoint: str | None = None,

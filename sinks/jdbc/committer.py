@@ -27,6 +27,11 @@ class JdbcCommitter(Committer):
       :meth:`Dialect.translate` makes it.
     """
 
+    #: The next checkpoint waits for this one's commit (see Committer.max_commits_in_flight):
+    #: its writers' transactions would otherwise begin together the moment it is done, with
+    #: the next barrier right behind, and wait on each other's duplicate-key locks.
+    max_commits_in_flight = 1
+
     def __init__(self, dialect: Dialect):
         self._dialect = dialect
         self._conn: Any = None

@@ -66,10 +66,7 @@ def test_kill_9_at_random_moments(flavor_server, reference, tmp_path, request):
 def test_crash_between_prepare_and_commit(flavor_server, reference, tmp_path, request, point):
     flavor, server = flavor_server
     db = create_database(flavor, server, request.node.nodeid)
-    # 4 s of data: checkpoint 3 (about 0.6 s in, later on a busy machine) is mid-stream, so
-    # it has rows to prepare (at 20 000 rows/s the input could be done before it, now that a
-    # checkpoint no longer waits for the commit of the one before)
-    pipeline = write_pipeline(tmp_path, db.url, rps=5_000)
+    pipeline = write_pipeline(tmp_path, db.url, rps=20_000)
     crash_at(pipeline, point, 3)
     if point == "checkpoint-stored":
         # killed after checkpoint 3 was stored, before its commit: still prepared

@@ -125,6 +125,28 @@ def test_a_slow_commit_does_not_delay_the_next_checkpoint(tmp_path):
         assert coord.stop_committer(failed=False, wait_s=5)
 
 
+def test_a_committer_can_have_the_next_checkpoint_wait_for_its_commit(tmp_path):
+    """JDBC: its writers' next transactions need the commit anyway (and would run into each
+    other's locks if they all began the moment it is done with the barrier right behind)."""
+    storage = CheckpointStorage(str(tmp_path))
+    storage.ensure()
+    committer = GatedCommitter(slow=1)
+    committer.max_commits_in_flight = 1
+    coord = CheckpointCoordinator("p", storage, committer, 1, 1, interval_s=0, timeout_s=60,
+                                  metrics=PipelineMetrics(1))
+    reports: queue.Queue = queue.Queue()
+    coord.start_committer(reports)
+    try:
+        assert complete(coord, coord.trigger({}).checkpoint_id, ["a1"])
+        assert not coord.due()  # checkpoint 1 commits: no trigger on the interval meanwhile
+        committer.gate.set()
+        assert coord.commit_reported(reports.get(timeout=5)) == 1
+        assert coord.due()
+    finally:
+        committer.gate.set()
+        assert coord.stop_committer(failed=False, wait_s=5)
+
+
 class FlakyCommitter(Committer):
     """Commits one by one; ``flaky`` fails with a transient error its first ``times`` tries."""
 
