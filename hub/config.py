@@ -302,7 +302,7 @@ class _Check:
             for path, message in validation_problems(exc, cls.config_class):
                 self.add((kind, *path), message)
         except ConfigError as exc:
-            # A connector's own check (e.g. resolve_format) names keys relative to its table.
+            # A connector's own check names keys relative to its table.
             self.add((kind, *parse_key(exc.key or "")), exc.message, exc.line)
         except HubError as exc:  # e.g. a format's missing extra, found while validating
             self.add((kind,), str(exc))

@@ -7,10 +7,12 @@ split with ``os.path.join``/``os.path.dirname`` like local paths, so code that b
 does not care which filesystem it is on; it asks :func:`filesystem` for the right one.
 
 Errors are ``OSError`` subclasses on both (``FileNotFoundError``, ``PermissionError``,
-``FileExistsError``, ``ConnectionError``), so callers handle one family.
+``FileExistsError``, ``ConnectionError``, ``TimeoutError``), so callers handle one family,
+and :func:`os_error` is the one translation of them into transient and terminal errors.
 """
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
@@ -191,12 +193,26 @@ def _translate(parts: list[str]) -> str:
     return "".join(out)
 
 
+#: Failures a retry can't fix: the path is forbidden or names the wrong kind of thing.
+_PERMANENT = (PermissionError, NotADirectoryError, IsADirectoryError)
+_PERMANENT_ERRNOS = frozenset({errno.EROFS, errno.ENAMETOOLONG})
+
+
 def os_error(what: str, exc: OSError) -> HubError:
     """The one translation of a filesystem error (local or WebHDFS, both raise ``OSError``):
-    permissions do not fix themselves (terminal); anything else (a full disk, a flaky mount, a
-    namenode that is down) may (transient).  ``what`` starts the line."""
+    permissions, a path through a file, a read-only filesystem or a name too long do not fix
+    themselves (terminal); anything else (a full disk, a flaky mount, a namenode or datanode
+    that is down or slow) may (transient).  ``what`` starts the line."""
     text = f"{what}: {exc.strerror or exc}"
-    return TerminalError(text) if isinstance(exc, PermissionError) else TransientError(text)
+    if isinstance(exc, _PERMANENT) or exc.errno in _PERMANENT_ERRNOS:
+        return TerminalError(text)
+    return TransientError(text)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The store did not answer (a connection refused or lost, a timeout): the failure is not
+    the file's, for callers that treat a file they can't read as a bad record."""
+    return isinstance(exc, (ConnectionError, TimeoutError))
 
 
 def is_url(path: str) -> bool:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from formats.message import MessageFormat, resolve_message_format
+from formats.message.base import MessageFormat
+from formats.registry import check_format, check_format_options, resolve_message_format
 from runtime.config import ConnectorConfig, Duration
 from runtime.schema import split_table_id
 
@@ -57,6 +58,19 @@ class KafkaSinkConfig(ConnectorConfig):
             raise ValueError(f"topic template {v!r}: only {{table}}, {{db}} and {{name}} can be "
                              f"used ({exc})") from None
         return v
+
+    @field_validator("format", "key_format")
+    @classmethod
+    def _check_format(cls, v: str) -> str:
+        return check_format(v, "message")
+
+    @field_validator("format_options", "key_format_options")
+    @classmethod
+    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # checked here, not only when the formats are resolved below: that needs every field
+        # valid, and a bad format option is reported with the other bad options of the file
+        name = info.field_name.removesuffix("_options") if info.field_name else "format"
+        return check_format_options(info.data.get(name), v, "message")
 
     @field_validator("properties")
     @classmethod

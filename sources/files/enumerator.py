@@ -8,8 +8,8 @@ import re
 from collections import deque
 from typing import Any
 
-from formats.base import FileFormat
-from formats.message import MessageFormat
+from formats.file.base import FileFormat
+from formats.message.base import MessageFormat
 from runtime.errors import HubError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema

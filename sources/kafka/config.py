@@ -4,14 +4,15 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from formats.message import MessageFormat, resolve_message_format
+from formats.message.base import MessageFormat
+from formats.registry import check_format, check_format_options, resolve_message_format
 from runtime.config import ConnectorConfig, Duration
 
 
 class KafkaSourceConfig(ConnectorConfig):
-    """Typed options of ``type = "kafka"`` (source).  Validating resolves the formats, so an
+    """Typed options of ``type = "kafka"`` (source).  Validating resolves the format, so an
     unknown format or a bad format option fails with its key path."""
 
     summary: ClassVar[str] = "records of Kafka topics (Debezium, Canal, Maxwell, JSON, Avro, raw)"
@@ -56,6 +57,18 @@ class KafkaSourceConfig(ConnectorConfig):
         "librdkafka consumer properties (security.protocol, sasl.*, fetch.max.bytes...)"))
 
     _format: MessageFormat | None = PrivateAttr(None)
+
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, v: str) -> str:
+        return check_format(v, "message")
+
+    @field_validator("format_options")
+    @classmethod
+    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # checked here, not only when the format is resolved below: that needs every field
+        # valid, and a bad format option is reported with the other bad options of the file
+        return check_format_options(info.data.get("format"), v, "message")
 
     @model_validator(mode="after")
     def _check(self) -> KafkaSourceConfig:

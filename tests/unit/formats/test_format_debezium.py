@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from formats.message import resolve_message_format
+from formats.registry import resolve_message_format
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, TableSchema
 from runtime.types import T

@@ -110,7 +110,7 @@ def test_unknown_key_in_builtin_section_and_top_level(write: Any) -> None:
 
 
 def test_connector_config_error_is_prefixed_with_section(write: Any) -> None:
-    # The fake sink raises ConfigError(key="format-options.bad"), as resolve_format does.
+    # The fake sink raises ConfigError(key="format-options.bad"), as a connector's check may.
     path = write(VALID.replace('format = "jsonl"', 'format = "jsonl"\nformat-options = { bad = 1 }'))
     assert problems(path) == [f"{path}:18: sink.format-options.bad: no such option"]
 

@@ -1,5 +1,5 @@
 """CSV (RFC 4180): Arrow's CSV writer and reader, with the value encodings of
-:mod:`formats.textcodec` for what CSV has no text form of (TIME, bytes, arrays, ISO-8601
+:mod:`formats.codec.text` for what CSV has no text form of (TIME, bytes, arrays, ISO-8601
 timestamps).
 
 Nulls are empty unquoted fields; strings are always quoted by the writer, so ``""`` (an empty
@@ -22,9 +22,10 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from pydantic import Field
 
-from formats.base import BadRecordHandler, FileFormat, FormatReader, FormatWriter
-from formats.reading import MAX_RECORD, TextFileReader
-from formats.textcodec import decode_text, text
+from formats.base import BadRecordHandler
+from formats.codec.text import decode_text, text
+from formats.file.base import FileFormat, FormatReader, FormatWriter
+from formats.file.reading import MAX_RECORD, TextFileReader
 from runtime.config import ConnectorConfig
 from runtime.errors import BadRecordError, ConfigError
 

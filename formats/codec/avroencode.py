@@ -2,7 +2,7 @@
 value): each function returns one ``binary`` value per row, the row's datum, and records are
 the element-wise concatenation of their fields' data.
 
-The types are those of :func:`formats.avro.row_record`: ``int``/``long`` (zig-zag varints: the
+The types are those of :func:`formats.codec.avro.row_record`: ``int``/``long`` (zig-zag varints: the
 integers, DATE as days, TIME and timestamps as microseconds), ``float``/``double``
 (little-endian IEEE 754), ``boolean``, ``bytes`` (BYTES, DECIMAL as its unscaled two's
 complement), ``string`` (CHAR, VARCHAR, STRING, JSON), ``array`` of ``["null", T]``, and

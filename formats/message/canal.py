@@ -10,7 +10,7 @@ with ``old``'s values put back), ``DELETE`` ``d``.  DDL messages: ``TRUNCATE`` a
 change is emitted at the next row message, whose ``mysqlType`` shows the new columns.  Event
 time is ``es`` (the binlog time).
 
-Writing: one row per message, values as JSON values (:mod:`formats.textcodec`), ``mysqlType``
+Writing: one row per message, values as JSON values (:mod:`formats.codec.text`), ``mysqlType``
 from the logical types (:func:`formats.mysqltypes.to_mysql`).
 """
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.envelope import EnvelopeDecoder, Event
-from formats.json_message import JsonEncoder
-from formats.message import (MessageDecoder, MessageEncoder, MessageFormat,
-                             MessageFormatConfig, event_time)
-from formats.msgvalues import before_texts, object_texts, ops_of, split_utf8
+from formats.base import MessageDecoder, MessageEncoder
+from formats.message.base import MessageFormat, MessageFormatConfig, event_time
+from formats.message.envelope import EnvelopeDecoder, Event
+from formats.message.json import JsonEncoder
+from formats.message.values import before_texts, object_texts, ops_of, split_utf8
 from formats.mysqltypes import from_mysql, to_mysql
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id, table_id

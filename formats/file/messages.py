@@ -1,6 +1,6 @@
 """Files of messages: what the files sink writes and the files source reads when ``format`` is a
 message format (json, debezium-json, canal-json, maxwell-json, raw; avro has its own container
-files, :mod:`formats.avrofile`).
+files, :mod:`formats.file.avro`).
 
 A line file holds one message per line, exactly the bytes a Kafka record value of the format
 would carry, each followed by ``\\n`` (Flink's filesystem connector with a JSON format writes
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from formats.base import BadRecordHandler
-from formats.reading import BlockReader
+from formats.file.reading import BlockReader
 from runtime.batch import ChangeBatch
 from runtime.errors import BadRecordError
 from runtime.schema import SchemaChange
 
 if TYPE_CHECKING:
-    from formats.message import MessageDecoder, MessageEncoder
+    from formats.base import MessageDecoder, MessageEncoder
 
 
 class MessageFileWriter(ABC):

@@ -2,7 +2,7 @@
 
 Every logical type round-trips exactly: Arrow's schema is stored in the file, so durations
 (TIME), ``decimal256`` (DECIMAL(p > 38)), nanosecond and UTC timestamps come back as written;
-field metadata (the logical-type annotation of :func:`formats.base.annotated_arrow_schema`)
+field metadata (the logical-type annotation of :func:`formats.file.base.annotated_arrow_schema`)
 is kept too, so TIMESTAMP(3) or JSON columns are told apart from TIMESTAMP(6) or STRING.
 
 Progress of a reader is the number of rows read; resuming skips whole row groups from the
@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from formats.base import (BadRecordHandler, FileFormat, FormatReader, FormatWriter, ReadChunk,
-                          is_json_field)
-from formats.reading import concat, isolate_bad, short
+from formats.base import BadRecordHandler
+from formats.file.base import FileFormat, FormatReader, FormatWriter, ReadChunk, is_json_field
+from formats.file.reading import concat, isolate_bad, short
 from runtime.config import ConnectorConfig
 from runtime.errors import BadRecordError
 

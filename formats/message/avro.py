@@ -7,37 +7,36 @@ are registered under ``<topic>-value`` / ``<topic>-key`` (TopicNameStrategy).  E
 carries its logical type in the ``hub.logical-type`` property, so reading back is exact; Avro
 logical types carry the values: decimal (bytes), date, local-timestamp-micros (TIMESTAMP),
 timestamp-micros (TIMESTAMP_LTZ), TIME as signed microseconds (a long: MySQL TIME reaches
--838:59:59, which Avro's time-micros can't hold).
+-838:59:59, which Avro's time-micros can't hold).  The mapping is :mod:`formats.codec.avro`.
 
 Reading: the schema is fetched by id (cached).  A record with ``before``/``after``/``op``
 fields is an envelope (ours or Debezium's ``debezium-avro``), any other record a row
 (an insert).  The primary key comes from ``primary-key`` or the fields of the key's schema.
 
 In the files connectors, ``avro`` means Avro object container files of the same envelope
-records, with the schema in the file header and no registry (:mod:`formats.avrofile`).
+records, with the schema in the file header and no registry (:mod:`formats.file.avro`).
 """
 from __future__ import annotations
 
-import datetime as dt
 import io
-import re
 import struct
 from collections.abc import Sequence
 from typing import Any, BinaryIO, ClassVar, Literal
 
 from pydantic import Field
 
-from formats.base import BadRecordHandler
-from formats.message import (Decoded, MessageDecoder, MessageEncoder, MessageFormat,
-                             MessageFormatConfig, event_time, topic_table)
-from formats.messagefile import MessageFileReader, MessageFileWriter
-from formats.msgvalues import schema_changes
-from formats.schema_registry import SchemaRegistry
+from formats.base import BadRecordHandler, Decoded, MessageDecoder, MessageEncoder
+from formats.codec.avro import (avro_name, envelope_record, image_row, row_image, row_record,
+                                schema_columns)
+from formats.file.avro import AvroFileReader, AvroFileWriter
+from formats.file.messages import MessageFileReader, MessageFileWriter
+from formats.message.base import MessageFormat, MessageFormatConfig, event_time, topic_table
+from formats.message.schema_registry import SchemaRegistry
+from formats.message.values import schema_changes
 from runtime.batch import ChangeBatch
+from runtime.errors import HubError
 from runtime.schema import Column, TableSchema, split_table_id, table_id
-from runtime.types import DataType, T
 
-PROP = "hub.logical-type"
 _HEADER = struct.Struct(">bI")
 _OPS = {"r", "c", "u", "d"}
 
@@ -62,92 +61,6 @@ class AvroFileConfig(MessageFormatConfig):
         "codec fastavro knows)"))
     compression_level: int = Field(1, ge=1, le=9, description=(
         "files sink: deflate level, 1 (fast: about 3x the speed of 6) to 9 (small)"))
-
-
-# -- logical types <-> Avro -------------------------------------------------------------------
-def _avro_type(t: DataType) -> Any:
-    k = t.kind
-    base: Any
-    if k == "DECIMAL":
-        base = {"type": "bytes", "logicalType": "decimal", "precision": t.precision,
-                "scale": t.scale}
-    elif k == "DATE":
-        base = {"type": "int", "logicalType": "date"}
-    elif k == "TIMESTAMP":
-        base = {"type": "long", "logicalType": "local-timestamp-micros"}
-    elif k == "TIMESTAMP_LTZ":
-        base = {"type": "long", "logicalType": "timestamp-micros"}
-    elif k == "ARRAY":
-        assert t.element is not None
-        base = {"type": "array", "items": ["null", _avro_type(t.element)]}
-    else:
-        base = {"type": {"BOOLEAN": "boolean", "TINYINT": "int", "SMALLINT": "int",
-                         "INT": "int", "BIGINT": "long", "FLOAT": "float", "DOUBLE": "double",
-                         "TIME": "long"}.get(k, "bytes" if t.is_binary else "string")}
-    base[PROP] = str(t)
-    return base
-
-
-def _name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", text) or "_"
-
-
-def row_record(schema: TableSchema, name: str) -> dict:
-    return {"type": "record", "name": name, "fields": [
-        {"name": c.name, "type": ["null", _avro_type(c.type)] if c.nullable else
-         _avro_type(c.type), **({"default": None} if c.nullable else {})}
-        for c in schema.columns]}
-
-
-def envelope_record(schema: TableSchema) -> dict:
-    """The Avro schema of our change-event envelope for rows of ``schema``: Kafka record
-    values (``avro`` format) and the records of Avro container files."""
-    name = _name(schema.table)
-    row = row_record(schema, f"{name}_Value")
-    return {"type": "record", "name": f"{name}_Envelope", "namespace": "hub", "fields": [
-        {"name": "before", "type": ["null", row], "default": None},
-        {"name": "after", "type": ["null", row["name"]], "default": None},
-        {"name": "op", "type": "string"},
-        {"name": "ts_ms", "type": "long"},
-        {"name": "source", "type": {"type": "record", "name": "Source", "fields": [
-            {"name": "db", "type": "string"}, {"name": "table", "type": "string"}]}}]}
-
-
-def _logical(avro: Any) -> DataType:
-    if isinstance(avro, list):
-        branches = [b for b in avro if b != "null"]
-        return _logical(branches[0]) if len(branches) == 1 else T("JSON")
-    if isinstance(avro, str):
-        avro = {"type": avro}
-    if PROP in avro:
-        return T(avro[PROP])
-    lt, kind = avro.get("logicalType"), avro.get("type")
-    if lt == "decimal":
-        return T(f"DECIMAL({avro.get('precision', 38)},{avro.get('scale', 0)})")
-    simple = {"date": "DATE", "time-millis": "TIME(3)", "time-micros": "TIME(6)",
-              "timestamp-millis": "TIMESTAMP_LTZ(3)", "timestamp-micros": "TIMESTAMP_LTZ(6)",
-              "local-timestamp-millis": "TIMESTAMP(3)", "local-timestamp-micros": "TIMESTAMP(6)",
-              "uuid": "STRING"}
-    if lt in simple:
-        return T(simple[lt])
-    if kind == "array":
-        return DataType("ARRAY", element=_logical(avro["items"]))
-    prim = {"boolean": "BOOLEAN", "int": "INT", "long": "BIGINT", "float": "FLOAT",
-            "double": "DOUBLE", "string": "STRING", "bytes": "BYTES", "fixed": "BYTES",
-            "enum": "STRING"}
-    return T(prim.get(kind, "JSON"))
-
-
-def _nullable(avro: Any) -> bool:
-    return isinstance(avro, list) and "null" in avro
-
-
-def _record_of(avro: Any) -> dict | None:
-    """The record schema defined in a field type (a union's record branch), else None."""
-    if isinstance(avro, list):
-        return next((b for b in avro if isinstance(b, dict) and b.get("type") == "record"),
-                    None)
-    return avro if isinstance(avro, dict) and avro.get("type") == "record" else None
 
 
 # -- decoding ---------------------------------------------------------------------------------
@@ -213,9 +126,11 @@ class AvroDecoder(MessageDecoder):
                     op, image, before, ts = "c", rec, None, timestamps[i]
                 if image is None:
                     raise ValueError(f"op {op!r} without its row image")
-                row = _row(image, cols, times)
-                brow = _row(before, cols, times) if before is not None else None
+                row = image_row(image, cols, times)
+                brow = image_row(before, cols, times) if before is not None else None
                 schema = self._schema(table, sid, cols, keys[i])
+            except HubError:  # the registry failed, not the message: never a bad record
+                raise
             except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad message
                 out.bad.append((i, f"not an avro message: {type(exc).__name__}: {exc}"))
                 continue
@@ -255,18 +170,6 @@ class AvroDecoder(MessageDecoder):
         out.indexes.append([r[0] for r in run])
 
 
-def _row(image: dict, cols: list[Column], times: list[int]) -> tuple:
-    row = [image.get(c.name) for c in cols]
-    for j in times:
-        v = row[j]
-        if isinstance(v, int):
-            row[j] = dt.timedelta(microseconds=v)
-        elif isinstance(v, dt.time):
-            row[j] = dt.timedelta(hours=v.hour, minutes=v.minute, seconds=v.second,
-                                  microseconds=v.microsecond)
-    return tuple(row)
-
-
 # -- encoding ---------------------------------------------------------------------------------
 class AvroEncoder(MessageEncoder):
     def __init__(self, config: AvroConfig):
@@ -281,7 +184,8 @@ class AvroEncoder(MessageEncoder):
             if envelope:
                 avro = envelope_record(schema)
             else:
-                avro = {**row_record(schema, f"{_name(schema.table)}_Key"), "namespace": "hub"}
+                avro = {**row_record(schema, f"{avro_name(schema.table)}_Key"),
+                        "namespace": "hub"}
             sid = self.registry.register(subject, avro)
             hit = (_HEADER.pack(0, sid), fastavro.parse_schema(avro))
             self._writers[(schema, subject, envelope)] = hit
@@ -299,9 +203,9 @@ class AvroEncoder(MessageEncoder):
         before = batch.before or [None] * len(batch)
         out: list[bytes | None] = []
         for op, row, b, ts in zip(batch.ops, batch.rows(), before, batch.ts_ms_list()):
-            image = _record(names, row, times)
+            image = row_image(names, row, times)
             rec = {"before": image if op == "d" else (
-                       _record(names, b, times) if b is not None else None),
+                       row_image(names, b, times) if b is not None else None),
                    "after": None if op == "d" else image, "op": op, "ts_ms": ts,
                    "source": source}
             buf = io.BytesIO()
@@ -324,18 +228,9 @@ class AvroEncoder(MessageEncoder):
         for row in batch.rows():
             buf = io.BytesIO()
             buf.write(header)
-            schemaless_writer(buf, parsed, _record(ks.names, tuple(row[i] for i in idx), times))
+            schemaless_writer(buf, parsed, row_image(ks.names, tuple(row[i] for i in idx), times))
             out.append(buf.getvalue())
         return out
-
-
-def _record(names: tuple[str, ...], row: tuple, times: list[int]) -> dict:
-    rec = dict(zip(names, row))
-    for j in times:
-        v = row[j]
-        if v is not None:
-            rec[names[j]] = (v.days * 86_400_000_000 + v.seconds * 1_000_000 + v.microseconds)
-    return rec
 
 
 class AvroFormat(MessageFormat):
@@ -353,31 +248,13 @@ class AvroFormat(MessageFormat):
     def encoder(self) -> MessageEncoder:
         return AvroEncoder(self.config)
 
-    # -- files: Avro object container files (formats.avrofile), configured by AvroFileConfig --
+    # -- files: Avro object container files (formats.file.avro), configured by AvroFileConfig -
     def open_file_writer(self, file: BinaryIO, schema: TableSchema,
                          on_bad_record: BadRecordHandler | None = None) -> MessageFileWriter:
-        from formats.avrofile import AvroFileWriter
-
         return AvroFileWriter(file, schema, self.config.codec, self.config.compression_level)
 
     def open_file_reader(self, path: str, progress: int = 0, *, table: str, timestamp_ms: int,
                          batch_rows: int = 8192,
                          on_bad_record: BadRecordHandler | None = None) -> MessageFileReader:
-        from formats.avrofile import AvroFileReader
-
         return AvroFileReader(path, progress, batch_rows, self.config, table, timestamp_ms,
                               on_bad_record)
-
-
-def schema_columns(raw: dict) -> tuple[bool, list[Column], list[int]]:
-    """(envelope?, columns, indexes of TIME columns) of a writer schema: a change envelope
-    (``before``/``after``/``op``) or a plain row record."""
-    names = {f["name"] for f in raw.get("fields", [])}
-    envelope = {"before", "after", "op"} <= names
-    if envelope:  # the row record is defined at its first use, referenced after
-        images = [f["type"] for f in raw["fields"] if f["name"] in ("before", "after")]
-        fields = next(r for r in map(_record_of, images) if r)["fields"]
-    else:
-        fields = raw["fields"]
-    cols = [Column(f["name"], _logical(f["type"]), _nullable(f["type"])) for f in fields]
-    return envelope, cols, [i for i, c in enumerate(cols) if c.type.kind == "TIME"]

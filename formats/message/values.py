@@ -2,8 +2,8 @@
 
 Decoding: values of one column across many decoded messages (Python values from
 ``json.loads``) become one Arrow array of the column's logical type with
-:func:`formats.textcodec.from_json_values`, once per column and batch (not per value).
-Encoding: a batch's columns become JSON texts with :func:`formats.textcodec.json_text` and are
+:func:`formats.codec.text.from_json_values`, once per column and batch (not per value).
+Encoding: a batch's columns become JSON texts with :func:`formats.codec.text.json_text` and are
 joined into one JSON object per row with Arrow kernels.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.textcodec import (from_json_values, json_string_literal, json_text, text,
+from formats.codec.text import (from_json_values, json_string_literal, json_text, text,
                                timestamp_text)
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
@@ -194,7 +194,7 @@ def _needs_escape(arr: pa.Array) -> bool:
 
 
 def _timestamp_text(arr: pa.Array) -> pa.Array:
-    """:func:`formats.textcodec.timestamp_text` of a timestamp array without nulls; when
+    """:func:`formats.codec.text.timestamp_text` of a timestamp array without nulls; when
     every text has the same width (four-digit years), the ``T`` is set in a copy of the
     bytes instead of a search-and-replace kernel."""
     t = arr.type

@@ -32,7 +32,8 @@ class SchemaRegistry:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:200]
-            err = TransientError if exc.code >= 500 else TerminalError
+            # 5xx, a request timeout and too many requests pass; the rest is our request's
+            err = TransientError if exc.code >= 500 or exc.code in (408, 429) else TerminalError
             raise err(f"schema registry {self.url}: {method} {path}: HTTP {exc.code} "
                       f"{detail}") from None
         except (urllib.error.URLError, OSError) as exc:

@@ -17,8 +17,9 @@ from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from formats.message import Decoded, MessageDecoder, MessageFormatConfig, topic_table
-from formats.msgvalues import infer_schema, rows_to_arrow, schema_changes
+from formats.base import Decoded, MessageDecoder
+from formats.message.base import MessageFormatConfig, topic_table
+from formats.message.values import infer_schema, rows_to_arrow, schema_changes
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
 

@@ -2,7 +2,7 @@
 
 The flat changelog form the files sink writes (Debezium's ExtractNewRecordState with the op
 kept): the row after the change (before it, for a delete) with values encoded as in
-:mod:`formats.textcodec`, then ``"op"`` and ``"ts_ms"``.  Reading, ``op`` and ``ts_ms`` are
+:mod:`formats.codec.text`, then ``"op"`` and ``"ts_ms"``.  Reading, ``op`` and ``ts_ms`` are
 taken when present (an object without ``op`` is an insert; without ``ts_ms`` its event time is
 the message timestamp), so plain JSON events of any producer read as inserts.
 """
@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 from pydantic import Field
 
-from formats.envelope import EnvelopeDecoder, Event
-from formats.message import (Decoded, MessageDecoder, MessageEncoder, MessageFormat,
-                             MessageFormatConfig)
-from formats.msgvalues import object_texts, ops_of, split_utf8
-from formats.textcodec import decode_text
+from formats.base import Decoded, MessageDecoder, MessageEncoder
+from formats.codec.text import decode_text
+from formats.message.base import MessageFormat, MessageFormatConfig
+from formats.message.envelope import EnvelopeDecoder, Event
+from formats.message.values import object_texts, ops_of, split_utf8
 from runtime.batch import OPS, ChangeBatch
 from runtime.schema import SchemaChange, TableSchema
 
@@ -133,7 +133,8 @@ _OPS = pa.array(list(OPS))
 
 
 class JsonEncoder(MessageEncoder):
-    """Whole batches into JSON texts with Arrow kernels (:func:`formats.msgvalues.object_texts`).
+    """Whole batches into JSON texts with Arrow kernels
+    (:func:`formats.message.values.object_texts`).
 
     :meth:`encode_arrow` and :meth:`encode_keys_arrow` give the texts as one Arrow string
     array per batch, for writers that take them as they are (the Kafka sink produces from

@@ -5,7 +5,7 @@ Reading: ``{"database", "table", "type", "ts", "data", "old", "primary_key"?}``;
 back), ``delete`` ``d``.  Maxwell carries no column types: they are the declared ``columns``,
 or inferred from the values (and widened when new fields appear).  ``ts`` is in seconds.
 ``table-drop`` becomes a drop-table schema change; other DDL and bootstrap markers carry no
-row change.  Writing: the same shape, values in :mod:`formats.textcodec` encodings.
+row change.  Writing: the same shape, values in :mod:`formats.codec.text` encodings.
 """
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.envelope import EnvelopeDecoder, Event
-from formats.json_message import JsonEncoder
-from formats.message import MessageDecoder, MessageEncoder, MessageFormat, MessageFormatConfig
-from formats.msgvalues import before_texts, object_texts, ops_of, split_utf8
+from formats.base import MessageDecoder, MessageEncoder
+from formats.message.base import MessageFormat, MessageFormatConfig
+from formats.message.envelope import EnvelopeDecoder, Event
+from formats.message.json import JsonEncoder
+from formats.message.values import before_texts, object_texts, ops_of, split_utf8
 from runtime.batch import ChangeBatch
 from runtime.schema import SchemaChange, TableSchema, split_table_id, table_id
 

@@ -1,9 +1,10 @@
 """``format = "avro"`` in the files connectors: Avro object container files (``.avro``).
 
-Writing: the file header holds the schema (the envelope record of :func:`formats.avro.
+Writing: the file header holds the schema (the envelope record of :func:`formats.codec.avro.
 envelope_record`, the same as the Kafka record values of the ``avro`` format) and, as file
 metadata, ``hub.table`` and ``hub.primary-key``; each change event is one envelope record
-``{before, after, op, ts_ms, source}``, encoded a batch at a time (:mod:`formats.avroencode`);
+``{before, after, op, ts_ms, source}``, encoded a batch at a time
+(:mod:`formats.codec.avroencode`);
 blocks of about 64 kB (Avro Java's default), compressed with ``codec``.  No schema registry:
 any Avro tool reads the files.
 
@@ -21,17 +22,17 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.avro import AvroFileConfig, _row, envelope_record, schema_columns
-from formats.avroencode import EMPTY, NULL_BRANCH, VALUE_BRANCH, record, varints
 from formats.base import BadRecordHandler
-from formats.messagefile import MessageChunk, MessageFileReader, MessageFileWriter
-from formats.reading import isolate_bad, short
+from formats.codec.avro import envelope_record, image_row, schema_columns
+from formats.codec.avroencode import EMPTY, NULL_BRANCH, VALUE_BRANCH, record, varints
+from formats.file.messages import MessageChunk, MessageFileReader, MessageFileWriter
+from formats.file.reading import isolate_bad, short
 from runtime.batch import ChangeBatch
 from runtime.errors import BadRecordError
 from runtime.schema import Column, TableSchema, split_table_id, table_id
@@ -42,10 +43,20 @@ TABLE_KEY, KEY_KEY = "hub.table", "hub.primary-key"
 _OPS = frozenset("rcud")
 
 
+class DeclaredTable(Protocol):
+    """What a reader takes from the format's options (``avro``'s
+    :class:`~formats.message.avro.AvroFileConfig`): a declared table, columns and key."""
+
+    table: str | None
+    primary_key: list[str]
+
+    def declared_schema(self, table: str) -> TableSchema | None: ...
+
+
 # -- writing ----------------------------------------------------------------------------------
 class AvroFileWriter(MessageFileWriter):
     """Writes change batches of one schema as envelope records of one container file, each
-    batch encoded column by column (:mod:`formats.avroencode`) and cut into blocks."""
+    batch encoded column by column (:mod:`formats.codec.avroencode`) and cut into blocks."""
 
     def __init__(self, file: BinaryIO, schema: TableSchema, codec: str, level: int = 1):
         self._file = file
@@ -142,7 +153,7 @@ def _string(text: str) -> bytes:
 class AvroFileReader(MessageFileReader):
     """Reads a container file in whole blocks, about ``batch_rows`` records per chunk."""
 
-    def __init__(self, path: str, progress: int, batch_rows: int, config: AvroFileConfig,
+    def __init__(self, path: str, progress: int, batch_rows: int, config: DeclaredTable,
                  table: str, timestamp_ms: int, on_bad_record: BadRecordHandler | None):
         import fastavro
 
@@ -291,8 +302,8 @@ class AvroFileReader(MessageFileReader):
                 if image is None:
                     raise ValueError(f"op {op!r} without its row image")
                 _, cols, times = self._table_schema(table)
-                row = _row(image, cols, times)
-                brow = _row(before, cols, times) if before is not None else None
+                row = image_row(image, cols, times)
+                brow = image_row(before, cols, times) if before is not None else None
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 off, i = places[k]
                 self._bad(BadRecordError(f"{self.path}: record {i} of the avro block at byte "

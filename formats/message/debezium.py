@@ -3,7 +3,7 @@ part (JsonConverter ``schemas.enable``).
 
 Reading: ``{"before", "after", "op", "source", "ts_ms"}``, optionally wrapped in
 ``{"schema", "payload"}``.  With the schema part, columns and their types come from it (every
-Debezium semantic type: see :mod:`formats.debezium_types`) and the primary key from the key's
+Debezium semantic type: see :mod:`formats.codec.debezium_types`) and the primary key from the key's
 schema part; without it, from declared ``columns`` or inferred from the values.  The table is
 ``source.db`` + ``.`` + ``source.table``.  ``op`` ``r``/``c``/``u``/``d`` are change events,
 ``t`` a truncate; tombstones and ``m`` (logical decoding messages) carry no change.  Messages of
@@ -11,7 +11,7 @@ Debezium's schema-change topic (``ddl`` + ``tableChanges``) become create/alter/
 changes.  A change of a table's schema part between messages becomes schema-change events.
 
 Writing: the envelope with ``source = {"connector": "hub", "db", "table"}``, values in the text
-encodings of :mod:`formats.textcodec` (JSON columns as JSON strings, as Debezium writes them),
+encodings of :mod:`formats.codec.text` (JSON columns as JSON strings, as Debezium writes them),
 and with ``schema-include = true`` the schema part describing them.
 """
 from __future__ import annotations
@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from formats.debezium_types import apply_natives, connect_struct, row_schema
-from formats.envelope import EnvelopeDecoder, Event
-from formats.json_message import JsonEncoder
-from formats.message import (MessageDecoder, MessageEncoder, MessageFormat,
-                             MessageFormatConfig, event_time)
-from formats.msgvalues import before_texts, object_texts, ops_of, schema_changes, split_utf8
+from formats.base import MessageDecoder, MessageEncoder
+from formats.codec.debezium_types import apply_natives, connect_struct, row_schema
+from formats.message.base import MessageFormat, MessageFormatConfig, event_time
+from formats.message.envelope import EnvelopeDecoder, Event
+from formats.message.json import JsonEncoder
+from formats.message.values import before_texts, object_texts, ops_of, schema_changes, split_utf8
 from formats.mysqltypes import from_mysql
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id, table_id

@@ -5,7 +5,7 @@
 * :class:`BlockReader`: reads a line-oriented file in byte blocks cut at the last record
   boundary, so the byte offset after a block is an exact resume point; :class:`TextFileReader`
   parses each block (jsonl, csv) in one Arrow call, the message-file readers
-  (:mod:`formats.messagefile`) decode its lines in one decoder call.
+  (:mod:`formats.file.messages`) decode its lines in one decoder call.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from formats.base import BadRecordHandler, FormatReader, ReadChunk
+from formats.base import BadRecordHandler
+from formats.file.base import FormatReader, ReadChunk
 from runtime.errors import BadRecordError
 
 #: Errors that mean "this data is bad" (as opposed to a bug or an unsupported type).

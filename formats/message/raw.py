@@ -14,8 +14,8 @@ from typing import ClassVar, Literal
 import pyarrow as pa
 from pydantic import Field
 
-from formats.message import (Decoded, MessageDecoder, MessageEncoder, MessageFormat,
-                             MessageFormatConfig)
+from formats.base import Decoded, MessageDecoder, MessageEncoder
+from formats.message.base import MessageFormat, MessageFormatConfig
 from runtime.batch import ChangeBatch
 from runtime.errors import BadRecordError
 from runtime.schema import Column, TableSchema

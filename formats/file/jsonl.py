@@ -1,6 +1,6 @@
 """JSON lines: one JSON object per line, keys in schema order, nulls written as ``null``.
 
-Value encodings are those of :mod:`formats.textcodec` (decimals as exact strings, ISO-8601
+Value encodings are those of :mod:`formats.codec.text` (decimals as exact strings, ISO-8601
 timestamps with microseconds, base64 bytes, JSON columns embedded).  Writing is vectorised:
 each column becomes an Arrow array of JSON texts, the lines are joined with Arrow kernels and
 the resulting buffer is written as it is (no Python object per row).
@@ -20,17 +20,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from formats.base import (LOGICAL_TYPE_KEY, BadRecordHandler, FileFormat, FormatReader,
-                          FormatWriter, is_json_field)
-from formats.reading import TextFileReader
-from formats.textcodec import decode_text, from_json_values, json_text
+from formats.base import BadRecordHandler
+from formats.codec.text import decode_text, from_json_values, json_text
+from formats.file.base import (LOGICAL_TYPE_KEY, FileFormat, FormatReader, FormatWriter,
+                               is_json_field)
+from formats.file.reading import TextFileReader
 from runtime.config import ConnectorConfig
 
 _INFER_BYTES = 1 << 20
 
 
 class JsonlConfig(ConnectorConfig):
-    """JSON lines has no options: its encodings are fixed (see :mod:`formats.textcodec`)."""
+    """JSON lines has no options: its encodings are fixed (see :mod:`formats.codec.text`)."""
 
     summary: ClassVar[str] = "JSON lines: one object per line, exact decimals, ISO-8601 times"
 

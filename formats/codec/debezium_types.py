@@ -4,9 +4,9 @@ schemas, and Debezium's value encodings to our Python values.
 Debezium names the semantic type of a field (``io.debezium.time.MicroTimestamp``,
 ``org.apache.kafka.connect.data.Decimal``...) and encodes values accordingly (days, epoch
 micros, base64 two's-complement unscaled decimals...).  Each field maps to a logical type and,
-where the encoding is not what :func:`formats.msgvalues.column_array` reads, to a *native*
+where the encoding is not what :func:`formats.message.values.column_array` reads, to a *native*
 conversion applied first.  Fields we wrote ourselves carry the parameter ``hub.logical-type``
-and use our text encodings (:mod:`formats.textcodec`), which makes our envelopes round-trip
+and use our text encodings (:mod:`formats.codec.text`), which makes our envelopes round-trip
 exactly.
 """
 from __future__ import annotations
@@ -169,7 +169,7 @@ _CONNECT_OF = {"BOOLEAN": "boolean", "TINYINT": "int8", "SMALLINT": "int16", "IN
 
 def connect_field(c: Column) -> dict:
     """The Connect field schema of a column as our encoder writes it (text encodings of
-    :mod:`formats.textcodec`, exact type in ``hub.logical-type``)."""
+    :mod:`formats.codec.text`, exact type in ``hub.logical-type``)."""
     t = c.type
     f: dict[str, Any] = {"type": _CONNECT_OF.get(t.kind, "string"), "optional": c.nullable,
                          "field": c.name}
