@@ -34,6 +34,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from runtime.channel import InputGate
+from runtime.checkpoint.committer_task import CheckpointCommitted, CommitFailed
 from runtime.checkpoint.coordinator import CheckpointCoordinator
 from runtime.errors import HubError, TerminalError
 from runtime.executor import messages as m
@@ -280,6 +281,7 @@ class LocalExecutor(Executor):
         result: JobResult | None = None
         try:
             enumerator.start()
+            coordinator.start_committer(self.inbox)  # commits leave the control thread
             for t in self.sinks + self.sources:
                 t.start()
             result = self._control_loop(coordinator, enumerator, enum_ctx, finished)
@@ -293,7 +295,11 @@ class LocalExecutor(Executor):
             self._shutdown(gates, error is not None)
             if error is not None:
                 self._release(coordinator, error)
-            for closeable, what in ((enumerator, "enumerator"), (committer, "committer")):
+            closeables = [(enumerator, "enumerator")]
+            if coordinator.stop_committer(error is not None,
+                                          FAILED_JOIN_S if error is not None else JOIN_S):
+                closeables.append((committer, "committer"))  # not while it still commits
+            for closeable, what in closeables:
                 try:
                     closeable.close()
                 except Exception:  # noqa: BLE001
@@ -363,8 +369,10 @@ class LocalExecutor(Executor):
                     savepoint_requests.append(msg)
                 elif isinstance(msg, m.AsyncDone):
                     msg.handler(msg.result, msg.error)
+                elif isinstance(msg, (CheckpointCommitted, CommitFailed)):
+                    self._committed(coordinator, msg)
             if final_id is not None:
-                if coordinator.last_completed == final_id:
+                if coordinator.last_committed == final_id:  # stored, and committed
                     status = "stopped" if self._stop is not None else "finished"
                     return JobResult(status, final_id,
                                      final_savepoint_path[0] if final_savepoint_path else None)
@@ -433,6 +441,14 @@ class LocalExecutor(Executor):
         for t in self.sources:
             if t.is_alive():
                 self.to_source(t.subtask, m.CheckpointComplete(cid))
+
+    def _committed(self, coordinator: CheckpointCoordinator,
+                   report: CheckpointCommitted | CommitFailed) -> None:
+        """The committer task reported: tell the writers (a failed commit raises)."""
+        cid = coordinator.commit_reported(report)
+        for t in self.sinks:
+            if t.is_alive():
+                t.control.put(m.CheckpointComplete(cid))
 
     def _shutdown(self, gates: list[InputGate], failed: bool) -> None:
         if failed:
