@@ -220,3 +220,18 @@ def test_maintenance_runs_every_interval_for_the_tables_committed_since(tmp_path
         committer.commit(w.prepare_commit(checkpoint),
                          CommitContext("p", checkpoint, None, str(tmp_path), job_id="j"))
     assert committer.maintained == [["db.t"]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_collapse_of_integer_keys_matches_the_general_one(seed):
+    # the numpy path for one integer key column against runtime.versioned.last_per_key
+    from runtime.versioned import last_per_key
+    from sinks.lake.changes import _last_per_key
+
+    rng = np.random.default_rng(seed)
+    keys = pa.table({"id": pa.array(rng.integers(0, 50, 400), pa.int64())})
+    seq = rng.integers(0, 30, 400)  # ties and versions going down across writers
+    assert _last_per_key(keys, seq).tolist() == last_per_key(keys, seq).tolist()
+    unique = pa.table({"id": pa.array(rng.permutation(400), pa.int32())})
+    assert _last_per_key(unique, seq) is None and last_per_key(unique, seq) is None
+    assert _last_per_key(pa.table({"id": pa.array(np.arange(9))}), np.arange(9)) is None
