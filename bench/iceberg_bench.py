@@ -179,20 +179,22 @@ def merge_scaling(size: int, spread: bool) -> float:
     from runtime.types import T
     from sinks.iceberg.committer import IcebergCommitter
     from sinks.iceberg.config import IcebergSinkConfig
-    from sinks.lake.changes import TableChanges
+    from runtime.batch import ChangeBatch
+    from sinks.lake.changes import TableChanges, collect
 
     schema = TableSchema("bench.orders", (
         Column("id", T("BIGINT"), False), Column("customer_id", T("INT")),
         Column("note", T("VARCHAR(200)")), Column("updated_at", T("TIMESTAMP(6)"))), ("id",))
 
     def changes(cp: int, ids, ops) -> TableChanges:
-        rows = pa.table({"id": pa.array(ids, pa.int64()),
-                         "customer_id": pa.array(ids % 100_000, pa.int32()),
-                         "note": pa.array(np.char.add("note for order ", (ids % 1000).astype(str))),
-                         "updated_at": pa.array(ids * 1000, pa.timestamp("us"))})
-        return TableChanges(table=schema.table, schema=schema, checkpoint_id=cp, rows=rows,
-                            ops=pa.array(ops), ts_ms=pa.array(np.zeros(len(ids), np.int64)),
-                            seq=pa.array(np.arange(len(ids))), collapsed=True)
+        rows = pa.RecordBatch.from_arrays([
+            pa.array(ids, pa.int64()), pa.array(ids % 100_000, pa.int32()),
+            pa.array(np.char.add("note for order ", (ids % 1000).astype(str))),
+            pa.array(ids * 1000, pa.timestamp("us"))], schema=schema.arrow_schema)
+        batch = ChangeBatch(schema, "".join(ops), arrow=rows, ts_ms=0,
+                            versions=np.arange(len(ids)))
+        [found] = collect([batch], cp, upsert=True, sink="bench")
+        return found
 
     committer = IcebergCommitter(IcebergSinkConfig.model_validate(
         {"warehouse": tempfile.mkdtemp(prefix="hub-iceberg-scaling-")}))

@@ -163,7 +163,7 @@ class TableChanges:
     def read(self, kind: Kind = "rows") -> pa.Table:
         """All rows of ``kind`` at once (for a format that needs them whole: a MERGE)."""
         parts = list(self.pieces(kind))
-        return pa.concat_tables(parts).combine_chunks() if parts else self.empty(kind)
+        return pa.concat_tables(parts) if parts else self.empty(kind)  # chunks: no copy
 
     @property
     def rows(self) -> pa.Table:
@@ -293,7 +293,7 @@ def _last_per_key(keys: pa.Table, seq: np.ndarray) -> np.ndarray | None:
     n = len(k)
     if n < 2 or bool(np.all(k[1:] > k[:-1])):
         return None
-    order = np.lexsort((np.arange(n), seq, k))  # by key, then seq, then position
+    order = np.lexsort((seq, k))  # by key, then seq; stable: then position
     ks = k[order]
     last = np.ones(n, dtype=bool)
     last[:-1] = ks[1:] != ks[:-1]

@@ -235,3 +235,34 @@ def test_collapse_of_integer_keys_matches_the_general_one(seed):
     unique = pa.table({"id": pa.array(rng.permutation(400), pa.int32())})
     assert _last_per_key(unique, seq) is None and last_per_key(unique, seq) is None
     assert _last_per_key(pa.table({"id": pa.array(np.arange(9))}), np.arange(9)) is None
+
+
+def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_path):
+    """The committer scans the segments for ops, versions and keys, and the format reads the
+    rows piece by piece: Arrow memory stays about a batch (plus the keys), not the
+    checkpoint's ~30 MB of rows (which holding them whole, as before, would show)."""
+    wide = schema(("id", "BIGINT"), ("v", "STRING"))
+    peak = [0]
+
+    class Streaming(MemoryCommitter):
+        def commit_table(self, changes, context):
+            rows = 0
+            for piece in changes.pieces("upserts"):
+                peak[0] = max(peak[0], pa.total_allocated_bytes())
+                rows += piece.num_rows
+            assert rows == 60_000 and len(changes) == 60_000
+
+    w = writer(tmp_path)
+    text = "x" * 500
+    for i in range(60):
+        ids = np.arange(i * 1000, (i + 1) * 1000)
+        w.write(ChangeBatch(wide, "r" * 1000, versions=ids,
+                            arrow=pa.RecordBatch.from_arrays(
+                                [pa.array(ids), pa.array([text] * 1000)],
+                                schema=wide.arrow_schema)))
+    committables = w.prepare_commit(1)
+    base = pa.total_allocated_bytes()
+    config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
+    Streaming(config, {}).commit(committables, CommitContext("p", 1, None, str(tmp_path),
+                                                             job_id="j"))
+    assert 0 < peak[0] - base < 5 << 20  # a batch is 0.5 MB, the keys 0.5 MB
