@@ -15,8 +15,9 @@
 2b. the sink alone: the same mix of changes through the delta sink's writer and committer
    (no source), two checkpoints of ``--changes / 2`` against the table of ``--rows``.
 3. merge cost against table size: one MERGE of 300,000 changes (70/20/10, updated and deleted
-   keys spread over the whole table) into a Delta table of each ``--merge-sizes`` rows,
-   with deltalake alone (what the committer does per checkpoint).
+   keys spread over the whole table, or among its newest 1,000,000 keys) into a Delta table
+   of each ``--merge-sizes`` rows, with deltalake alone (what the committer does per
+   checkpoint).
 
 Uses a throwaway MariaDB (Debian package) unless HUB_TEST_MYSQL names a server.  The
 connectorx bare path runs when it is installed (``pip install connectorx``); the hub reads
@@ -349,9 +350,11 @@ def merge_cost(sizes: list[int], work: str) -> None:
 
     from sinks.delta.table import OP, DeltaLakeTable
 
-    print("\n3. one MERGE of 300,000 changes (210k inserts, 60k updates, 30k deletes; keys "
-          "spread over the table)")
-    print(f"{'table rows':>12} {'merge s':>8} {'files rewritten':>16} {'rows copied':>12}")
+    print("\n3. one MERGE of 300,000 changes (210k inserts, 60k updates, 30k deletes) into a "
+          "table compacted to 128 MB files, updated and deleted keys spread over the whole "
+          "table, or among its newest 1,000,000 keys (CDC's usual shape)")
+    print(f"{'table rows':>12} {'keys':>8} {'merge s':>8} {'files rewritten':>16} "
+          f"{'rows copied':>12}")
     rng = np.random.default_rng(7)
 
     def rows_of(ids: np.ndarray) -> pa.Table:
@@ -362,23 +365,26 @@ def merge_cost(sizes: list[int], work: str) -> None:
                          "note": pa.array(np.char.add("note ", (ids % 997).astype(str)))})
 
     for size in sizes:
-        uri = f"{work}/merge-{size}"
-        shutil.rmtree(uri, ignore_errors=True)
-        for start in range(0, size, 1_000_000):
-            write_deltalake(uri, rows_of(np.arange(start, min(size, start + 1_000_000))),
-                            mode="append")
-        DeltaTable(uri).optimize.compact()  # as maintenance leaves it
-        keys = rng.choice(size, 90_000, replace=False)
-        ids = np.concatenate([np.arange(size, size + 210_000), keys])
-        ops = ["c"] * 210_000 + ["u"] * 60_000 + ["d"] * 30_000
-        source = rows_of(ids).append_column(OP, pa.array(ops))
-        table = DeltaLakeTable(uri, "bench.orders", None)
-        table.load()
-        t0 = time.monotonic()
-        m = table.merge(source, ["id"], DeltaLakeTable.commit_properties("bench", 1), False)
-        print(f"{size:>12,} {time.monotonic() - t0:>8.2f} {m['num_target_files_removed']:>16} "
-              f"{m['num_target_rows_copied']:>12,}", flush=True)
-        shutil.rmtree(uri, ignore_errors=True)
+        for spread in (True, False):
+            uri = f"{work}/merge-{size}"
+            shutil.rmtree(uri, ignore_errors=True)
+            for start in range(0, size, 1_000_000):
+                write_deltalake(uri, rows_of(np.arange(start, min(size, start + 1_000_000))),
+                                mode="append")
+            DeltaTable(uri).optimize.compact()  # as maintenance leaves it
+            low = 0 if spread else max(0, size - 1_000_000)
+            keys = low + rng.choice(size - low, 90_000, replace=False)
+            ids = np.concatenate([np.arange(size, size + 210_000), keys])
+            ops = ["c"] * 210_000 + ["u"] * 60_000 + ["d"] * 30_000
+            source = rows_of(ids).append_column(OP, pa.array(ops))
+            table = DeltaLakeTable(uri, "bench.orders", None)
+            table.load()
+            t0 = time.monotonic()
+            m = table.merge(source, ["id"], DeltaLakeTable.commit_properties("bench", 1), False)
+            print(f"{size:>12,} {'spread' if spread else 'newest':>8} "
+                  f"{time.monotonic() - t0:>8.2f} {m['num_target_files_removed']:>16} "
+                  f"{m['num_target_rows_copied']:>12,}", flush=True)
+            shutil.rmtree(uri, ignore_errors=True)
 
 
 def main() -> None:

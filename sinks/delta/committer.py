@@ -13,6 +13,10 @@ into exactly one commit of that table's Delta log:
 * append (no primary key, or ``write-mode = "append"``): the change rows with ``op``,
   ``ts_ms`` and ``seq`` appended.
 
+Appends stream the rows from the checkpoint's segments into ``write_deltalake`` as a record
+batch reader (memory: a batch, plus the file deltalake is writing); a MERGE takes its source
+whole (deltalake prunes the target's files by the source's key range only then).
+
 Each commit carries the application transaction ``(app id, checkpoint id)`` (see
 :meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the same atomic log entry as its data.
 Replay guard: a table whose transaction version for the app id is already >= the checkpoint

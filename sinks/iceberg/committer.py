@@ -14,7 +14,10 @@ Upsert tables (a primary key, ``write-mode = "upsert"``): the checkpoint's chang
 collapsed to one row per key; rows of every changed key are removed copy-on-write
 (:mod:`sinks.iceberg.merge`) and the upserted rows appended, in one overwrite snapshot; a
 checkpoint whose keys no data file can hold is a plain append.  Changelog tables (no key, or
-``write-mode = "append"``): every change appended with ``op``, ``ts_ms`` and ``seq``.
+``write-mode = "append"``): every change appended with ``op``, ``ts_ms`` and ``seq``.  New rows
+are streamed from the checkpoint's segments and written in pieces of about
+``target-file-size`` (memory: a piece, never the checkpoint).  The snapshot-summary tags and
+the ancestry walk live in :mod:`sinks.iceberg.lineage`.
 """
 from __future__ import annotations
 
