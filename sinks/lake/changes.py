@@ -233,12 +233,15 @@ def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
         s = seen.setdefault(b.table, _Seen())
         if not s.schemas or s.schemas[-1] != b.schema:
             s.schemas.append(b.schema)
+        # copies: a column read from a segment is a slice of its batch's whole body, which
+        # would stay in memory as long as any slice of it does
         s.codes.append(np.frombuffer(b.ops.encode("ascii"), dtype=np.uint8))
-        s.seq.append(np.asarray(b.versions, dtype=np.int64))
+        s.seq.append(np.array(b.versions, dtype=np.int64))
         s.rows += len(b)
         if upsert and b.schema.primary_key:
             pk = tuple(b.schema.primary_key)
-            s.keys.append((pk, pa.Table.from_batches([b.arrow()]).select(list(pk))))
+            rb = b.arrow()
+            s.keys.append((pk, pa.table({k: pa.concat_arrays([rb.column(k)]) for k in pk})))
     return [_table_changes(table, s, source, checkpoint_id, upsert, sink)
             for table, s in seen.items()]
 

@@ -237,12 +237,29 @@ def test_collapse_of_integer_keys_matches_the_general_one(seed):
     assert _last_per_key(pa.table({"id": pa.array(np.arange(9))}), np.arange(9)) is None
 
 
-def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_path):
+def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_path, monkeypatch):
     """The committer scans the segments for ops, versions and keys, and the format reads the
-    rows piece by piece: Arrow memory stays about a batch (plus the keys), not the
-    checkpoint's ~30 MB of rows (which holding them whole, as before, would show)."""
+    rows piece by piece: Arrow memory stays about a batch (plus the keys), never the
+    checkpoint's ~30 MB of rows -- neither while scanning (a key column read from a segment
+    is a slice of its batch's body, and keeping it would keep the body) nor while the format
+    takes the rows."""
+    import sinks.lake.committer as lake_committer
+
     wide = schema(("id", "BIGINT"), ("v", "STRING"))
     peak = [0]
+
+    original = lake_committer.segments_source
+
+    def measured(segments):  # the committer's source, watched after each batch
+        source = original(segments)
+
+        def batches():
+            for b in source():
+                yield b
+                peak[0] = max(peak[0], pa.total_allocated_bytes())
+        return batches
+
+    monkeypatch.setattr(lake_committer, "segments_source", measured)
 
     class Streaming(MemoryCommitter):
         def commit_table(self, changes, context):
@@ -265,4 +282,5 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
     config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
     Streaming(config, {}).commit(committables, CommitContext("p", 1, None, str(tmp_path),
                                                              job_id="j"))
-    assert 0 < peak[0] - base < 5 << 20  # a batch is 0.5 MB, the keys 0.5 MB
+    # a batch is 0.5 MB; the keys and versions 0.5 MB each
+    assert 0 < peak[0] - base < 5 << 20
