@@ -233,15 +233,13 @@ def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
         s = seen.setdefault(b.table, _Seen())
         if not s.schemas or s.schemas[-1] != b.schema:
             s.schemas.append(b.schema)
-        # copies: a column read from a segment is a slice of its batch's whole body, which
-        # would stay in memory as long as any slice of it does
+        # copies (see _owned): what is kept must not keep the batch's body
         s.codes.append(np.frombuffer(b.ops.encode("ascii"), dtype=np.uint8))
         s.seq.append(np.array(b.versions, dtype=np.int64))
         s.rows += len(b)
         if upsert and b.schema.primary_key:
             pk = tuple(b.schema.primary_key)
-            rb = b.arrow()
-            s.keys.append((pk, pa.table({k: pa.concat_arrays([rb.column(k)]) for k in pk})))
+            s.keys.append((pk, _owned(pa.Table.from_batches([b.arrow()]).select(list(pk)))))
     return [_table_changes(table, s, source, checkpoint_id, upsert, sink)
             for table, s in seen.items()]
 
@@ -278,7 +276,7 @@ def _keys(table: str, s: _Seen, source: BatchSource, schema: TableSchema,
     if all(list(names) == pk for names, _ in s.keys):
         parts = [_conform(t, key_schema) for _, t in s.keys]
     else:  # the key changed within the checkpoint: the latest key's columns, conformed
-        parts = [_conform(pa.Table.from_batches([b.arrow()]), key_schema)
+        parts = [_owned(_conform(pa.Table.from_batches([b.arrow()]), key_schema))
                  for b in source() if b.table == table and len(b)]
     return pa.concat_tables(parts).combine_chunks()
 
@@ -303,6 +301,13 @@ def _last_per_key(keys: pa.Table, seq: np.ndarray) -> np.ndarray | None:
     if last.all():
         return None
     return np.sort(order[last])
+
+
+def _owned(t: pa.Table) -> pa.Table:
+    """``t`` in buffers of its own: a column read from a segment is a slice of its batch's
+    whole body, which stays in memory as long as any slice of it does."""
+    return pa.Table.from_arrays([pa.concat_arrays(c.chunks) if c.num_chunks
+                                 else pa.array([], c.type) for c in t.columns], schema=t.schema)
 
 
 def _ops(codes: np.ndarray) -> pa.Array:
