@@ -13,7 +13,9 @@ the whole checkpoint:
 2. :meth:`TableChanges.pieces` reads the segments again when the format commits the table and
    yields the rows taken, a record batch at a time (or in pieces of about a given size), cast
    to the table's unified columns: an append streams them into the table; a MERGE, which
-   needs its source whole, :meth:`TableChanges.read`\\ s them.
+   needs its source whole, :meth:`TableChanges.read`\\ s them.  The scan keeps the batches of
+   a small checkpoint, and those of a table to merge (see :data:`KEEP_BYTES`), so that they
+   are not read twice.
 
 Arrow columns throughout, no per-row Python.
 """
@@ -37,6 +39,15 @@ from runtime.versioned import VersionClock, last_per_key
 Kind = Literal["rows", "upserts", "changelog"]
 #: A source of a checkpoint's batches that can be read more than once, in the same order.
 BatchSource = Callable[[], Iterable[ChangeBatch]]
+
+#: How many bytes of batches :func:`scan` keeps, so that a small checkpoint's rows are read
+#: once: past it, the batches of tables with inserts only (a snapshot) or change rows are let
+#: go, and read again from the segments when the format takes them (they stream).
+KEEP_BYTES = 32 << 20
+#: ... and past this many, also those of tables to merge (an upsert table with updates or
+#: deletes): its MERGE holds the rows whole anyway, so keeping them spares a second read of
+#: the segments, up to this bound on what several such tables of a checkpoint hold at once.
+KEEP_MERGED_BYTES = 512 << 20
 
 _D = ord(DELETE)
 _INSERTS = np.array([ord("r"), ord("c")], dtype=np.uint8)
@@ -215,6 +226,10 @@ class _Seen:
     seq: list[np.ndarray] = field(default_factory=list)
     keys: list[tuple[tuple[str, ...], pa.Table]] = field(default_factory=list)
     rows: int = 0
+    #: The table's batches as read, while kept (see :data:`KEEP_BYTES`); None once let go.
+    kept: list[ChangeBatch] | None = field(default_factory=list)
+    kept_bytes: int = 0
+    merged: bool = False  # upsert, an update or delete seen: the format will merge
 
 
 def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
@@ -226,6 +241,7 @@ def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
     order given); :meth:`TableChanges.pieces` reads ``source`` again."""
     clock = VersionClock()
     seen: dict[str, _Seen] = {}
+    kept = 0  # bytes of the batches kept, all tables
     for b in source():
         if not len(b):
             continue
@@ -237,6 +253,13 @@ def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
         s.codes.append(np.frombuffer(b.ops.encode("ascii"), dtype=np.uint8))
         s.seq.append(np.array(b.versions, dtype=np.int64))
         s.rows += len(b)
+        if s.kept is not None:
+            s.merged = s.merged or (upsert and bool(b.ops.strip("rc")))
+            s.kept.append(b)
+            s.kept_bytes += b.arrow().nbytes
+            kept += b.arrow().nbytes
+            if kept > KEEP_BYTES:
+                kept = _let_go(seen.values(), kept)
         if upsert and b.schema.primary_key:
             pk = tuple(b.schema.primary_key)
             s.keys.append((pk, _owned(pa.Table.from_batches([b.arrow()]).select(list(pk)))))
@@ -249,6 +272,16 @@ def collect(batches: Iterable[ChangeBatch], checkpoint_id: int, upsert: bool,
     """:func:`scan` of batches held in memory (tests, small inputs)."""
     held = list(batches)
     return scan(lambda: held, checkpoint_id, upsert, sink)
+
+
+def _let_go(seen: Iterable[_Seen], kept: int) -> int:
+    """Let go of kept batches over the bounds (see :data:`KEEP_BYTES`); returns the bytes
+    still kept."""
+    for s in seen:
+        if s.kept is not None and (not s.merged or kept > KEEP_MERGED_BYTES):
+            kept -= s.kept_bytes
+            s.kept, s.kept_bytes = None, 0
+    return kept
 
 
 def _table_changes(table: str, s: _Seen, source: BatchSource, checkpoint_id: int, upsert: bool,
@@ -264,6 +297,9 @@ def _table_changes(table: str, s: _Seen, source: BatchSource, checkpoint_id: int
         keep = _last_per_key(keys, seq)
         if keep is not None:
             keys, codes, seq = keys.take(pa.array(keep)), codes[keep], seq[keep]
+    if s.kept is not None:  # held: no second read of the segments
+        held = s.kept
+        source = lambda: held  # noqa: E731
     return TableChanges(table, schema, checkpoint_id, row_schema, collapsed, codes, seq, keys,
                         source, keep, s.rows)
 

@@ -243,8 +243,10 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
     checkpoint's ~30 MB of rows -- neither while scanning (a key column read from a segment
     is a slice of its batch's body, and keeping it would keep the body) nor while the format
     takes the rows."""
+    import sinks.lake.changes as lake_changes
     import sinks.lake.committer as lake_committer
 
+    monkeypatch.setattr(lake_changes, "KEEP_BYTES", 1 << 20)  # what a small checkpoint keeps
     wide = schema(("id", "BIGINT"), ("v", "STRING"))
     peak = [0]
 
@@ -284,3 +286,34 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
                                                              job_id="j"))
     # a batch is 0.5 MB; the keys and versions 0.5 MB each
     assert 0 < peak[0] - base < 5 << 20
+
+
+@pytest.mark.parametrize("ops, reads", [("r", 2), ("u", 1)])
+def test_a_table_to_merge_is_read_once_a_large_snapshot_twice(tmp_path, monkeypatch, ops, reads):
+    """Past KEEP_BYTES the batches of inserts are let go (a snapshot streams: read by the
+    scan, then again by the format); a table with updates keeps them (its MERGE holds them
+    whole anyway): one read."""
+    import sinks.lake.changes as lake_changes
+    import sinks.lake.committer as lake_committer
+
+    monkeypatch.setattr(lake_changes, "KEEP_BYTES", 1 << 10)
+    original, calls = lake_committer.segments_source, []
+
+    def counted(segments):
+        source = original(segments)
+
+        def batches():
+            calls.append(1)
+            return source()
+        return batches
+
+    monkeypatch.setattr(lake_committer, "segments_source", counted)
+    tables: dict = {}
+    w = writer(tmp_path)
+    for i in range(5):
+        w.write(batch(S1, ops * 100, [(i * 100 + j, "x" * 50) for j in range(100)],
+                      list(range(i * 100, i * 100 + 100))))
+    config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
+    MemoryCommitter(config, tables).commit(w.prepare_commit(1), CommitContext(
+        "p", 1, None, str(tmp_path), job_id="j"))
+    assert len(calls) == reads and len(tables["db.t"]["rows"]) == 500
