@@ -166,7 +166,7 @@ def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int]) 
                     raise SystemExit(f"{d}: {in_table:,} rows in the table, not {rows:,}")
                 note(f"hub run (delta) {interval}", p, h.run_s, h.peak_rss_mb)
                 shutil.rmtree(d, ignore_errors=True)
-            if p == 1 and r == 0:
+            if p == 1:  # the source alone, every round (best of, as the others)
                 d = f"{work}/blackhole"
                 text = open(write_pipeline(server, d, "blackhole", 1, "initial-only")).read()
                 with open(f"{d}/pipeline.toml", "w") as f:
