@@ -1,16 +1,20 @@
 """The Elasticsearch sink next to the bare client, on the same server in the same run.
 
     python bench/elasticsearch_bench.py [--rows 1000000] [--round-rows N]
-                                        [--url http://localhost:9200] [--parallelism 1]
-                                        [--delivery exactly-once]
+                                        [--url http://localhost:9200] [--parallelism 1[,2...]]
+                                        [--delivery exactly-once] [--interval 1s] [--no-bare]
 
 * bare client: ``elasticsearch.helpers.bulk`` of the datagen ``orders`` rows (as dicts, the
   way a script would send them, the JSON column parsed so both indexes hold the same
   documents), 2000 actions per request, timed from Arrow batches in memory to the last
   response.
 * sink: ``hub run`` of a datagen -> elasticsearch pipeline with the same rows (checkpoint
-  every second, exactly-once: every row goes through the write-ahead log), timed by the
-  pipeline's own summary line (and wall time including process start).
+  every ``--interval``, exactly-once: every row goes through the write-ahead log), timed by
+  the pipeline's own summary line (and wall time including process start), with the
+  process's peak RSS; once per ``--parallelism`` (e.g. ``1,2``: the exactly-once commit
+  applies the writers' segments concurrently, so the rate should grow with it).
+  ``--interval 10m`` makes the whole run one checkpoint: the write-ahead log holds every row
+  until the one commit, which streams it (peak RSS stays about flat whatever the rows).
 
 Servers: ``--url`` (e.g. docker-compose's Elasticsearch 8), ``--emulator`` (``osmem-server``,
 ``pip install osmem-server``), else a real OpenSearch 2.19 node started here
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 
 from hubrun import datagen_pipeline, run_hub
@@ -67,6 +72,60 @@ def datagen_rows(rows: int):
     return out
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def queued_s(pid: int) -> float:
+    """Seconds the threads of process ``pid`` have spent ready to run but waiting for a core
+    (the run-queue delay of ``/proc/PID/task/*/schedstat``; threads that ended are not
+    counted)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's children that ended (the ``hub run`` processes)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds of the sink runs (the ``hub run`` process) and of the server processes
+    (``pids``) meanwhile: where the time goes on a machine whose cores are the limit."""
+
+    def __init__(self, pids: list[int]):
+        self.pids = pids
+        self.hub = self.server = self.server_queued = 0.0
+
+    def run(self, fn):
+        hub0, server0 = children_cpu_s(), sum(cpu_s(p) for p in self.pids)
+        queued0 = sum(queued_s(p) for p in self.pids)
+        result = fn()
+        self.hub += children_cpu_s() - hub0
+        self.server += sum(cpu_s(p) for p in self.pids) - server0
+        self.server_queued += sum(queued_s(p) for p in self.pids) - queued0
+        return result
+
+    def line(self, run_s: float, server: str) -> str:
+        """What the sink runs used: CPU seconds of the hub and of the server, how many cores
+        that is on average, and how long the server's threads waited for a core."""
+        text = f"  CPU: hub {self.hub:.1f}s"
+        if self.pids:
+            text += (f", {server} {self.server:.1f}s; {server} threads waited "
+                     f"{self.server_queued:.1f}s for a core")
+        return text + f" ({(self.hub + self.server) / run_s:.2f} cores busy on average)"
+
+
 def bare_client(es, batches) -> float:
     from elasticsearch import helpers
 
@@ -85,15 +144,14 @@ def bare_client(es, batches) -> float:
     return elapsed
 
 
-def sink_run(url: str, rows: int, parallelism: int, delivery: str,
-             work: str) -> tuple[float, float]:
+def sink_run(url: str, rows: int, parallelism: int, delivery: str, work: str,
+             interval: str = "1s"):
     path = os.path.join(work, "pipeline.toml")
     with open(path, "w") as f:
         f.write(datagen_pipeline("es-bench", parallelism, os.path.join(work, "state"), rows,
-                                 SINK.format(url=url, compat='"auto"',
-                                             delivery=delivery)))
-    r = run_hub(path)
-    return r.run_s, r.wall_s
+                                 SINK.format(url=url, compat='"auto"', delivery=delivery)
+                                 ).replace('interval = "1s"', f'interval = "{interval}"'))
+    return run_hub(path)
 
 
 def count_and_drop(es, index: str) -> int:
@@ -111,12 +169,17 @@ def main() -> None:
     ap.add_argument("--url", default=None)
     ap.add_argument("--emulator", action="store_true",
                     help="osmem-server instead of a real OpenSearch node (without --url)")
-    ap.add_argument("--parallelism", type=int, default=1)
+    ap.add_argument("--parallelism", default="1", help="one or more, comma-separated")
     ap.add_argument("--delivery", default="exactly-once")
+    ap.add_argument("--interval", default="1s", help="checkpoint interval of the sink runs")
+    ap.add_argument("--no-bare", action="store_true", help="measure the sink only")
+    ap.add_argument("--server-pid", type=int, action="append", default=[],
+                    help="with a given server: its process(es), to count their CPU time")
     args = ap.parse_args()
     from sinks.elasticsearch.client import connect
     from sinks.elasticsearch.config import ElasticsearchSinkConfig
 
+    parallelisms = [int(p) for p in args.parallelism.split(",")]
     server = None
     per_round = min(args.round_rows or (250_000 if args.emulator else args.rows),
                     args.rows)
@@ -135,24 +198,30 @@ def main() -> None:
         node = ThrowawayOpenSearch().start()
         url = node.url
     es = connect(ElasticsearchSinkConfig(hosts=[url]))
-    bare_s = run_s = wall_s = 0.0
+    bare_s = 0.0
+    runs: dict[int, list] = {p: [] for p in parallelisms}
+    pids = [node.proc.pid] if node is not None else args.server_pid
+    meters = {p: CpuMeter(pids) for p in parallelisms}
     total = 0
     try:
         for r in range(rounds):
             n = min(per_round, args.rows - total)
             batches = datagen_rows(n)
-            for writer in (("bare", "sink") if r % 2 == 0 else ("sink", "bare")):
+            writers = ["bare"] * (not args.no_bare) + [f"p{p}" for p in parallelisms]
+            for writer in (writers if r % 2 == 0 else writers[::-1]):
                 if writer == "bare":
                     bare_s += bare_client(es, batches)
                     assert count_and_drop(es, "bench-bare-orders") == n
                     continue
+                p = int(writer[1:])
                 with tempfile.TemporaryDirectory(prefix="es-bench-") as work:
-                    run, wall = sink_run(url, n, args.parallelism, args.delivery, work)
-                run_s, wall_s = run_s + run, wall_s + wall
+                    runs[p].append(meters[p].run(lambda: sink_run(
+                        url, n, p, args.delivery, work, args.interval)))
                 assert count_and_drop(es, "bench-sink-orders") == n
+                print(f"round {r + 1}: p={p} {runs[p][-1].run_s:.1f}s, peak RSS "
+                      f"{runs[p][-1].peak_rss_mb:.0f} MB, load {os.getloadavg()[0]:.1f}",
+                      file=sys.stderr, flush=True)
             total += n
-            print(f"round {r + 1} of {rounds}: {total:,} rows, bare {bare_s:.1f}s, sink "
-                  f"{run_s:.1f}s", file=sys.stderr, flush=True)
     finally:
         es.close()
         if server is not None:
@@ -161,14 +230,25 @@ def main() -> None:
             node.stop()
     kind = "osmem-server" if server else "OpenSearch 2.19" if node else "given"
     print(f"server: {url} ({kind}), rows: {total:,} "
-          f"in {rounds} round{'s' if rounds > 1 else ''} of {per_round:,}")
-    print(f"{'writer':<44} {'seconds':>8} {'rows/s':>10} {'vs bare':>8}")
-    print(f"{'elasticsearch.helpers.bulk (bare client)':<44} {bare_s:>8.2f} "
-          f"{total / bare_s:>10,.0f} {'100%':>8}")
-    label = f"hub elasticsearch sink, {args.delivery}, p={args.parallelism}"
-    print(f"{label:<44} {run_s:>8.2f} {total / run_s:>10,.0f} {bare_s / run_s:>8.0%}")
-    print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {total / wall_s:>10,.0f} "
-          f"{bare_s / wall_s:>8.0%}")
+          f"in {rounds} round{'s' if rounds > 1 else ''} of {per_round:,}, checkpoint "
+          f"interval {args.interval}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'writer':<44} {'seconds':>8} {'rows/s':>10} {'vs bare':>8} {'peak RSS':>9}")
+    if not args.no_bare:
+        print(f"{'elasticsearch.helpers.bulk (bare client)':<44} {bare_s:>8.2f} "
+              f"{total / bare_s:>10,.0f} {'100%':>8}")
+    rate = {}
+    for p in parallelisms:
+        run_s = sum(x.run_s for x in runs[p])
+        wall_s = sum(x.wall_s for x in runs[p])
+        rss = max(x.peak_rss_mb for x in runs[p])
+        rate[p] = total / run_s
+        vs = f"{bare_s / run_s:>8.0%}" if bare_s else f"{'':>8}"
+        label = f"hub elasticsearch sink, {args.delivery}, p={p}"
+        print(f"{label:<44} {run_s:>8.2f} {total / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
+        print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {total / wall_s:>10,.0f}")
+        print(meters[p].line(run_s, "OpenSearch"))
+    for p in parallelisms[1:]:
+        print(f"p={p} vs p={parallelisms[0]}: {rate[p] / rate[parallelisms[0]]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from hubrun import datagen_pipeline, run_hub  # noqa: E402
 
 from bench.elasticsearch_bench import datagen_rows  # noqa: E402 - same rows, one generator
-from formats.parquet import ParquetConfig  # noqa: E402
+from formats.file.parquet import ParquetConfig  # noqa: E402
 from runtime.fs import filesystem  # noqa: E402
 
 START_MS = 1_767_225_600_000

@@ -125,14 +125,15 @@ def reflected(server, dialect, table, start, end, n: int) -> tuple[float, float]
     from runtime.batch import ChangeBatch
     from sources.mysql.binlog import BinlogFetcher
     from sources.mysql.config import MySqlSourceConfig
-    from sources.mysql.split import BinlogSplit
+    from sources.mysql.offset import BinlogOffset
+    from sources.mysql.split import BinlogSplit, ReflectedChunk
 
     config = MySqlSourceConfig.model_validate({
         "hostname": server.host, "port": server.port, "username": server.user,
         "password": server.password, "tables": ["bench\\.changes"], "heartbeat-interval": "100ms"})
-    split = BinlogSplit("binlog", offset={"file": start.file, "pos": start.pos, "gtid": ""},
-                        tables={table.table_id: table.to_dict()},
-                        chunks=[[table.table_id, None, None, end.to_dict()]])
+    split = BinlogSplit("binlog", BinlogOffset(start.file, start.pos),
+                        tables={table.table_id: table},
+                        chunks=(ReflectedChunk(table.table_id, None, None, end),))
     units: queue.Queue = queue.Queue(maxsize=4)
     t0, cpu0 = time.monotonic(), time.process_time()
     fetcher = BinlogFetcher(config, config.connection_settings(), dialect, 6998, split, units)

@@ -1,56 +1,100 @@
-"""MySQL column type texts (``int(11) unsigned``, ``decimal(10,2)``, ``datetime(3)``) to
-logical types and back, for the formats that carry MySQL types (Canal's ``mysqlType``,
-Debezium's schema history ``typeName``).  The mapping of :mod:`runtime.types`: unsigned types
-widen, BIT(1) is BOOLEAN, ENUM is STRING, SET is ARRAY<STRING>, geometries are WKB bytes."""
+"""The one map of MySQL/MariaDB column types to logical types, used by everything that reads
+MySQL types: the MySQL source (columns from ``information_schema`` and binlog table maps,
+:meth:`sources.mysql.types.NativeColumn.logical`) and the formats that carry MySQL type texts
+(Canal's ``mysqlType``, Debezium's schema history ``typeName``: :func:`from_mysql`).
+
+The mapping (Flink CDC's, ``MySqlTypeUtils``):
+
+* integers keep their width; unsigned ones widen to the next (``INT UNSIGNED`` -> BIGINT,
+  ``BIGINT UNSIGNED`` -> DECIMAL(20,0)), ``MEDIUMINT`` either way fits INT;
+* ``YEAR`` -> INT: Flink CDC maps it to INT and Debezium to INT32 (``io.debezium.time.Year``),
+  so sinks shared with those tools get the same column type; a SMALLINT would hold every year
+  too, but a second choice for the same MySQL type is what this module exists to prevent;
+* ``DECIMAL(p,s)`` -> DECIMAL(p,s) (MySQL's defaults 10,0); ``FLOAT`` -> FLOAT, ``DOUBLE`` /
+  ``REAL`` -> DOUBLE;
+* ``BIT(1)`` -> BOOLEAN, ``BIT(n)`` -> BYTES; ``BOOL`` -> BOOLEAN (a type text only:
+  ``information_schema`` says ``tinyint``, which stays TINYINT);
+* ``DATE`` -> DATE, ``TIME(p)`` -> TIME(p), ``DATETIME(p)`` -> TIMESTAMP(p) (wall clock),
+  ``TIMESTAMP(p)`` -> TIMESTAMP_LTZ(p) (an instant);
+* ``CHAR(n)`` / ``VARCHAR(n)`` keep their length, ``*TEXT`` -> STRING; with the ``binary``
+  character set they are bytes (BYTES);
+* ``BINARY(n)`` / ``VARBINARY(n)`` keep their length, ``*BLOB`` -> BYTES;
+* ``ENUM`` -> STRING, ``SET`` -> ARRAY<STRING>, ``JSON`` -> JSON;
+* geometries -> BYTES holding WKB.
+"""
 from __future__ import annotations
 
 import re
 
-from runtime.types import DataType, T
+from runtime.types import DataType, parse_type
 
 _TYPE = re.compile(r"^\s*([a-z ]+?)\s*(?:\((.*?)\))?\s*(unsigned)?\s*(zerofill)?\s*$", re.I)
-_SIMPLE = {
-    "bool": "BOOLEAN", "boolean": "BOOLEAN", "float": "FLOAT", "double": "DOUBLE",
-    "double precision": "DOUBLE", "real": "DOUBLE", "date": "DATE", "year": "INT",
-    "json": "JSON", "tinytext": "STRING", "text": "STRING", "mediumtext": "STRING",
-    "longtext": "STRING", "tinyblob": "BYTES", "blob": "BYTES", "mediumblob": "BYTES",
-    "longblob": "BYTES", "enum": "STRING", "geometry": "BYTES", "point": "BYTES",
-    "linestring": "BYTES", "polygon": "BYTES", "multipoint": "BYTES", "multilinestring": "BYTES",
-    "multipolygon": "BYTES", "geometrycollection": "BYTES", "geomcollection": "BYTES",
-}
+
+#: signed, unsigned
 _INTS = {"tinyint": ("TINYINT", "SMALLINT"), "smallint": ("SMALLINT", "INT"),
          "mediumint": ("INT", "INT"), "int": ("INT", "BIGINT"), "integer": ("INT", "BIGINT"),
          "bigint": ("BIGINT", "DECIMAL(20,0)")}
+_DECIMALS = frozenset({"decimal", "numeric", "dec", "fixed"})
+TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext"})
+BLOB_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
+GEOMETRY_TYPES = frozenset({"geometry", "point", "linestring", "polygon", "multipoint",
+                            "multilinestring", "multipolygon", "geometrycollection",
+                            "geomcollection"})
+_SIMPLE = {"bool": "BOOLEAN", "boolean": "BOOLEAN", "float": "FLOAT", "double": "DOUBLE",
+           "double precision": "DOUBLE", "real": "DOUBLE", "year": "INT", "date": "DATE",
+           "json": "JSON", "enum": "STRING", "tinytext": "STRING", "text": "STRING",
+           "mediumtext": "STRING", "longtext": "STRING", "tinyblob": "BYTES", "blob": "BYTES",
+           "mediumblob": "BYTES", "longblob": "BYTES", **{g: "BYTES" for g in GEOMETRY_TYPES}}
+_TEMPORAL = {"time": "TIME", "datetime": "TIMESTAMP", "timestamp": "TIMESTAMP_LTZ"}
+
+#: Every type name :func:`logical_type` knows (``information_schema.COLUMNS.DATA_TYPE`` values
+#: and the aliases type texts use).
+TYPE_NAMES = frozenset(_INTS) | _DECIMALS | TEXT_TYPES | BLOB_TYPES | frozenset(_SIMPLE) \
+    | frozenset(_TEMPORAL) | {"bit", "set"}
+
+
+def logical_type(name: str, *, unsigned: bool = False, length: int | None = None,
+                 precision: int | None = None, scale: int | None = None, fsp: int = 0,
+                 binary_charset: bool = False) -> DataType:
+    """The logical type of a MySQL type ``name`` (lower case, as ``DATA_TYPE`` has it) with its
+    attributes: ``length`` for CHAR/VARCHAR/BINARY/VARBINARY, ``precision``/``scale`` for
+    DECIMAL, ``precision`` as the width of BIT, ``fsp`` for TIME/DATETIME/TIMESTAMP;
+    ``binary_charset`` for text columns of the ``binary`` character set.  Raises ValueError
+    naming the type when it is not a MySQL type."""
+    if name in _INTS:
+        return parse_type(_INTS[name][1 if unsigned else 0])
+    if name in _DECIMALS:
+        return DataType("DECIMAL", precision=precision or 10, scale=scale or 0)
+    if name == "bit":
+        return DataType("BOOLEAN") if (precision or 1) == 1 else DataType("BYTES")
+    if name in _TEMPORAL:
+        return DataType(_TEMPORAL[name], precision=fsp)
+    if name == "set":
+        return DataType("ARRAY", element=DataType("STRING"))
+    if name in TEXT_TYPES and binary_charset:
+        return DataType("BYTES")
+    if name in ("char", "varchar", "binary", "varbinary"):
+        return DataType(name.upper(), length=length)
+    if name in _SIMPLE:
+        return parse_type(_SIMPLE[name])
+    raise ValueError(f"unknown MySQL type {name!r}")
 
 
 def from_mysql(text: str) -> DataType:
-    """The logical type of a MySQL column type text.  Raises ValueError naming the text."""
+    """The logical type of a MySQL column type text (``int(11) unsigned``,
+    ``decimal(10,2)``, ``datetime(3)``, ``enum('a','b')``).  Raises ValueError naming the
+    text."""
     m = _TYPE.match(text)
     if not m:
         raise ValueError(f"unknown MySQL type {text!r}")
     name, args, unsigned = m.group(1).lower(), m.group(2), bool(m.group(3))
     nums = [int(a) for a in (args or "").split(",") if a.strip().isdigit()]
-    if name in _INTS:
-        return T(_INTS[name][1 if unsigned else 0])
-    if name in ("decimal", "numeric", "dec", "fixed"):
-        p = nums[0] if nums else 10
-        s = nums[1] if len(nums) > 1 else 0
-        return T(f"DECIMAL({p},{s})")
-    if name == "bit":
-        return T("BOOLEAN") if not nums or nums[0] == 1 else T("BYTES")
-    if name in ("char", "varchar", "binary", "varbinary"):
-        return T(f"{name.upper()}({nums[0]})") if nums else T(name.upper())
-    if name == "time":
-        return T(f"TIME({nums[0] if nums else 0})")
-    if name == "datetime":
-        return T(f"TIMESTAMP({nums[0] if nums else 0})")
-    if name == "timestamp":
-        return T(f"TIMESTAMP_LTZ({nums[0] if nums else 0})")
-    if name == "set":
-        return T("ARRAY<STRING>")
-    if name in _SIMPLE:
-        return T(_SIMPLE[name])
-    raise ValueError(f"unknown MySQL type {text!r}")
+    first = nums[0] if nums else None
+    try:
+        return logical_type(name, unsigned=unsigned, length=first, precision=first,
+                            scale=nums[1] if len(nums) > 1 else None, fsp=first or 0)
+    except ValueError:
+        raise ValueError(f"unknown MySQL type {text!r}") from None
 
 
 def to_mysql(t: DataType) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -18,7 +19,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from hub.config import PipelineSpec, check_record_id_text, load_pipeline
 from hub.errors import ConfigErrors
-from hub.registry import KINDS, PluginInfo, list_plugins
+from hub.listing import format_plugins
+from hub.memory import limit_malloc_arenas
+from hub.registry import KINDS, find, list_plugins, list_sections
 from runtime.errors import ConfigError, HubError
 from runtime.executor.failure import describe, where
 
@@ -27,6 +30,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    limit_malloc_arenas()
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -71,8 +75,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("pipeline", metavar="PIPELINE.toml")
     p.set_defaults(command=cmd_validate)
 
-    p = sub.add_parser("plugins", help="list installed sources, sinks and formats")
-    p.add_argument("--kind", choices=KINDS, help="only this kind of plugin")
+    p = sub.add_parser("plugins", help="list installed sources, sinks and formats, and the "
+                                        "pipeline sections, with their options")
+    p.add_argument("name", nargs="?", metavar="NAME",
+                   help="show only this connector or format (e.g. kafka) or section "
+                        "(e.g. checkpoint)")
+    p.add_argument("--kind", choices=(*KINDS, "section"), help="only this kind")
     p.set_defaults(command=cmd_plugins)
 
     p = sub.add_parser("run", help="run a pipeline")
@@ -126,9 +134,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    """``hub plugins``: every installed plugin with its options."""
-    infos = list_plugins(args.kind)
-    print("\n".join(format_plugins(infos)) if infos else "no plugins installed")
+    """``hub plugins [NAME]``: every installed plugin (or those called NAME) and the pipeline
+    sections, with their options, wrapped to the terminal's width."""
+    if args.name:
+        infos = find(args.name, args.kind)
+    else:
+        infos = [] if args.kind == "section" else list_plugins(args.kind)
+        infos += list_sections() if args.kind in (None, "section") else []
+    width = shutil.get_terminal_size((100, 24)).columns
+    print("\n".join(format_plugins(infos, width)) if infos else "no plugins installed")
     return EXIT_OK
 
 
@@ -154,28 +168,3 @@ def _delegate(fn: Callable[[PipelineSpec, argparse.Namespace], int | None],
               spec: PipelineSpec, args: argparse.Namespace) -> int:
     code = fn(spec, args)
     return EXIT_OK if code is None else int(code)
-
-
-def format_plugins(infos: Sequence[PluginInfo]) -> list[str]:
-    """Readable lines: a heading per kind, each plugin with its summary, then its options in
-    aligned columns (name, type, default, description)."""
-    lines: list[str] = []
-    for kind in KINDS:
-        group = [i for i in infos if i.kind == kind]
-        if not group:
-            continue
-        if lines:
-            lines.append("")
-        lines.append(f"{kind}s:")
-        for info in group:
-            if info.error:
-                lines.append(f"  {info.name}  BROKEN: {info.error}")
-                continue
-            lines.append(f"  {info.name}" + (f"  - {info.summary}" if info.summary else ""))
-            rows = [(o.name, o.type, "required" if o.required else f"default {o.default}",
-                     o.description) for o in info.options]
-            widths = [max((len(r[c]) for r in rows), default=0) for c in range(3)]
-            for row in rows:
-                cells = [row[c].ljust(widths[c]) for c in range(3)] + [row[3]]
-                lines.append("      " + "  ".join(cells).rstrip())
-    return lines

@@ -23,7 +23,8 @@ from hub.problems import did_you_mean, validation_problems
 from hub.tomlpos import KeyLines
 from runtime import plugins
 from runtime.checkpoint.coordinator import DEFAULT_TOLERABLE_FAILURES
-from runtime.config import ConnectorConfig, Duration
+from runtime.channel import DEFAULT_CHANNEL_BYTES
+from runtime.config import ConnectorConfig, Duration, Size
 from runtime.deadletter import RECORD_ID_RE
 from runtime.errors import ConfigError, HubError
 from runtime.fs import is_url
@@ -41,6 +42,12 @@ class PipelineOptions(ConnectorConfig):
 
     name: str = Field(description="Name of the pipeline: letters, digits, '_' and '-'.")
     parallelism: int = Field(1, ge=1, description="Subtasks per operator.")
+    channel_capacity: int = Field(8, ge=1, description=(
+        "Batches buffered between a source subtask and its sink subtask before the source "
+        "waits (backpressure)."))
+    channel_bytes: Size = Field(DEFAULT_CHANNEL_BYTES, ge=1, description=(
+        "Bytes of batch data buffered between a source subtask and its sink subtask before "
+        "the source waits, whatever the count (one batch always passes)."))
 
     @field_validator("name")
     @classmethod
@@ -172,6 +179,9 @@ class PipelineSpec:
     sink_type: str
     sink_class: type[Sink]
     sink_config: BaseModel
+    #: ``[pipeline] channel-capacity`` and ``channel-bytes``: how much a channel buffers
+    channel_capacity: int = 8
+    channel_bytes: int | None = DEFAULT_CHANNEL_BYTES
 
 
 def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSpec:
@@ -302,7 +312,7 @@ class _Check:
             for path, message in validation_problems(exc, cls.config_class):
                 self.add((kind, *path), message)
         except ConfigError as exc:
-            # A connector's own check (e.g. resolve_format) names keys relative to its table.
+            # A connector's own check names keys relative to its table.
             self.add((kind, *parse_key(exc.key or "")), exc.message, exc.line)
         except HubError as exc:  # e.g. a format's missing extra, found while validating
             self.add((kind,), str(exc))
@@ -369,6 +379,7 @@ def _spec(path: str, sections: dict[str, Any],
                                     sections["watermark"].idle_timeout),
         source_type=source_type, source_class=source_class, source_config=source_config,
         sink_type=sink_type, sink_class=sink_class, sink_config=sink_config,
+        channel_capacity=pipeline.channel_capacity, channel_bytes=pipeline.channel_bytes,
     )
 
 

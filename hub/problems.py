@@ -5,6 +5,10 @@ inputs are not permitted") and, for unions, one error per member with the member
 ``loc``.  Here each error becomes ``(key path, message)``: the path in the kebab-case keys of
 the file, the message without pydantic's prefixes, and unknown keys with a did-you-mean.
 Input values are never echoed: they may be secrets.
+
+This is the one place pydantic errors become messages: connectors and formats leave their
+validation errors to pydantic (a format's options arrive nested under ``format-options``,
+:mod:`formats.registry`), so every problem of a file is reported, each once.
 """
 from __future__ import annotations
 
@@ -37,6 +41,9 @@ def validation_problems(exc: ValidationError, model: type[BaseModel]) -> list[tu
     for err in exc.errors(include_url=False):
         path, known = _clean_loc(model, tuple(err["loc"]))
         if err["type"] == "extra_forbidden":
+            # the keys a nested table takes when its model is not in ``model``'s annotations
+            # (a format's options: formats.registry puts them in the error's context)
+            known = (err.get("ctx") or {}).get("known", known)
             msg = "unknown key" + did_you_mean(str(path[-1]), known or [])
         elif err["type"] == "missing":
             msg = "required, but not set"

@@ -6,6 +6,7 @@ broken connector must not hide the others.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import types
@@ -19,6 +20,7 @@ from pydantic_core import PydanticUndefined
 
 from runtime import plugins
 from runtime.config import Duration, Size
+from runtime.errors import ConfigError, HubError, MissingExtraError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class PluginInfo:
     summary: str = ""
     options: list[OptionInfo] = field(default_factory=list)
     error: str | None = None
+    #: Set with ``error`` when the plugin's optional dependency (its extra) is not installed.
+    missing_extra: bool = False
 
 
 def list_plugins(kind: str | None = None) -> list[PluginInfo]:
@@ -61,13 +65,54 @@ def list_plugins(kind: str | None = None) -> list[PluginInfo]:
     return [describe_plugin(k, name) for k in kinds for name in sorted(plugins.available(k))]
 
 
+#: What each pipeline-level section is for (``hub plugins`` lists them after the plugins).
+SECTION_SUMMARIES = {
+    "pipeline": "the pipeline's name and parallelism",
+    "checkpoint": "when and where checkpoints are taken and how many are kept",
+    "errors": "what a bad record does: stop the pipeline or go to the dead letters",
+    "watermark": "how event time advances: allowed lateness, idle splits",
+    "restart": "restarts from the latest checkpoint after transient errors",
+}
+
+
+def list_sections() -> list[PluginInfo]:
+    """The pipeline-level sections (``[pipeline]``, ``[checkpoint]``, ...) with their options
+    and defaults, as :class:`PluginInfo` of kind ``section`` named by their table."""
+    from hub.config import _SECTIONS  # the models validating them; lazily: config is heavier
+
+    return [PluginInfo("section", name, summary=SECTION_SUMMARIES.get(name, ""),
+                       options=describe_options(model)) for name, model in _SECTIONS.items()]
+
+
+def find(name: str, kind: str | None = None) -> list[PluginInfo]:
+    """Every plugin (of ``kind``) and section called ``name`` (``kafka`` is a source and a
+    sink; ``[checkpoint]`` or ``checkpoint`` a section).  Raises ConfigError with a
+    did-you-mean when nothing is called so."""
+    bare = name.strip("[]")
+    kinds = KINDS if kind is None else (kind,) if kind in KINDS else ()
+    found = [describe_plugin(k, name) for k in kinds if name in plugins.available(k)]
+    if kind in (None, "section"):
+        found += [s for s in list_sections() if s.name == bare]
+    if found:
+        return found
+    known = sorted({n for k in kinds for n in plugins.available(k)}
+                   | (set(SECTION_SUMMARIES) if kind in (None, "section") else set()))
+    close = difflib.get_close_matches(bare, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    what = f"no {kind} called" if kind else "no plugin or section called"
+    raise ConfigError(f"{what} {name!r}{hint} (known: {', '.join(known) or 'none'})")
+
+
 def describe_plugin(kind: str, name: str) -> PluginInfo:
     """Summary and options of one plugin; a load failure becomes ``PluginInfo.error``."""
     try:
         cls = plugins.load(kind, name)
     except Exception as exc:  # noqa: BLE001 - reported in the listing, see module docstring
         log.debug("plugin %s %r failed to load", kind, name, exc_info=True)
-        return PluginInfo(kind, name, error=f"{type(exc).__name__}: {exc}")
+        # A HubError (a missing extra) is already one line a user can act on.
+        error = str(exc) if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+        return PluginInfo(kind, name, error=error,
+                          missing_extra=isinstance(exc, MissingExtraError))
     config = getattr(cls, "config_class", None)
     if not (isinstance(config, type) and issubclass(config, BaseModel)):
         return PluginInfo(kind, name, summary=_first_line(cls.__doc__),

@@ -25,9 +25,12 @@ from hub.progress import ProgressDisplay
 from runtime.checkpoint.storage import CheckpointStorage, CompletedCheckpoint, load_checkpoint
 from runtime.deadletter import DeadLetterQueue
 from runtime.errors import HubError
+from runtime.executor.base import NOT_RUNNING, Executor
 from runtime.executor.job import Job, JobResult
 from runtime.executor.local import LocalExecutor
+from runtime.executor.restart import RestartStrategy
 from runtime.metrics import PipelineMetrics
+from runtime.retry import Backoff
 from runtime.sink import Sink
 from runtime.source import Source
 
@@ -82,7 +85,8 @@ def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
         checkpoint_timeout_s=spec.checkpoint.timeout_s,
         tolerable_failed_checkpoints=spec.checkpoint.tolerable_failures,
         watermarks=spec.watermark,
-        dead_letter=dead_letter or make_dead_letter(spec), restore=restore)
+        dead_letter=dead_letter or make_dead_letter(spec), restore=restore,
+        channel_capacity=spec.channel_capacity, channel_bytes=spec.channel_bytes)
 
 
 def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
@@ -109,10 +113,11 @@ def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
 
 
 class _Control:
-    """What signals and ``hub savepoint`` act on: the executor of the current attempt."""
+    """What signals and ``hub savepoint`` act on: the executor of the run (the restart
+    strategy, which passes requests on to the attempt running)."""
 
     def __init__(self, savepoint: str | None):
-        self.executor: LocalExecutor | None = None
+        self.executor: Executor | None = None
         self.savepoint = savepoint
         self.stop = threading.Event()
         self.signals = 0
@@ -130,7 +135,7 @@ class _Control:
 
     def request_savepoint(self, name: str, reply: Any, stop: bool) -> None:
         if self.executor is None:
-            reply("the pipeline is restarting; try again in a moment", False)
+            reply(NOT_RUNNING, False)
         else:
             self.executor.request_savepoint(name, reply, stop)
 
@@ -186,68 +191,49 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
         lock.release()
 
 
+def restart_policy(spec: PipelineSpec) -> Backoff:
+    """``[restart]`` as the runtime's backoff: ``attempts`` restarts in a row, waiting
+    ``delay`` before the first and twice as long before each next, at most ``max-delay``."""
+    r = spec.restart
+    return Backoff(initial_s=r.delay_s, max_s=r.max_delay_s, retries=r.attempts, multiplier=2.0)
+
+
 def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
                        connectors: tuple[Source, Sink] | HubError | None,
                        restore: CompletedCheckpoint | None,
                        metrics: PipelineMetrics, control: _Control,
                        dead_letter: DeadLetterQueue | None = None, keep_output: bool = False,
                        fresh: bool = False) -> JobResult:
-    """Run; after a transient error (the connector marked it: a lost connection, a 503) restart
-    from the latest completed checkpoint with exponential backoff, as Flink's restart strategy
-    does.  Terminal errors, and transient ones beyond ``restart.attempts`` in a row without a
-    completed checkpoint in between, end the run.
+    """Run the pipeline's job under the runtime's restart strategy
+    (:class:`~runtime.executor.restart.RestartStrategy`: after a transient error, a new attempt
+    from the latest completed checkpoint with exponential backoff, as ``[restart]`` says).
 
     ``connectors`` are the checked source and sink, None to make them here, or the transient
     error making them failed with (a server down at start): making and checking them again is
-    part of every restart, so an outage at start or during a restart is retried too.
+    part of every attempt, so an outage at start or during a restart is retried too.
 
     Without a checkpoint to restore, the sink is first asked whether it holds output of an
     earlier run of the pipeline (:meth:`Sink.existing_output`); unless ``keep_output``, that
     ends the run with one line asking for a choice, before anything is written again."""
-    policy = spec.restart
-    failures = 0
-    error = connectors if isinstance(connectors, HubError) else None
-    made = None if isinstance(connectors, HubError) else connectors
-    completed_before = metrics.checkpoints_completed
-    while True:
-        if error is None:
-            completed_before = metrics.checkpoints_completed
-            try:
-                if made is None:
-                    made = make_connectors(spec)
-                if restore is None and not keep_output:
-                    _refuse_existing_output(spec, made[1], fresh)
-                executor = LocalExecutor(build_job(spec, restore, storage, made, dead_letter),
-                                         metrics)
-                control.executor = executor
-                if control.stop.is_set():
-                    executor.request_stop(control.savepoint)
-                return executor.run()
-            except HubError as exc:
-                control.executor = None
-                made = None  # new connectors for the next attempt: nothing of this one is reused
-                if not exc.transient:
-                    raise
-                error = exc
-        failures = 1 if metrics.checkpoints_completed > completed_before else failures + 1
-        # the next failure counts from here: one that comes before any new run (the storage
-        # unreachable while restoring) is one more in a row, with a longer wait
-        completed_before = metrics.checkpoints_completed
-        if failures > policy.attempts:
-            raise HubError(f"{error} (gave up after {policy.attempts} restarts)") from error
-        delay = min(policy.max_delay_s, policy.delay_s * 2 ** (failures - 1))
-        _say(f"{error}: restarting from the latest checkpoint in {delay:.1f}s "
-             f"(attempt {failures} of {policy.attempts})")
-        error = None
-        if control.stop.wait(delay):
-            latest = storage.latest()
-            return JobResult("stopped", latest.checkpoint_id if latest else None)
-        try:
-            restore = storage.latest()
-        except HubError as exc:  # its storage unreachable too (an HDFS DataNode down)
-            if not exc.transient:
-                raise
-            error = exc
+    checked = [None if isinstance(connectors, HubError) else connectors]
+
+    def build(restore: CompletedCheckpoint | None) -> Job:
+        # new connectors for every attempt after the first: nothing of a failed one is reused
+        source_sink, checked[0] = checked[0] or make_connectors(spec), None
+        if restore is None and not keep_output:
+            _refuse_existing_output(spec, source_sink[1], fresh)
+        return build_job(spec, restore, storage, source_sink, dead_letter)
+
+    strategy = RestartStrategy(lambda m: LocalExecutor(metrics=m), restart_policy(spec),
+                               storage, metrics, notify=_say)
+    control.executor = strategy
+    if control.stop.is_set():  # a signal came before the strategy was there
+        strategy.request_stop(control.savepoint)
+    try:
+        return strategy.run_built(build, restore,
+                                  connectors if isinstance(connectors, HubError) else None)
+    finally:
+        control.executor = None
 
 
 def _refuse_existing_output(spec: PipelineSpec, sink: Sink, fresh: bool) -> None:

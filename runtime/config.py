@@ -7,9 +7,12 @@ units of pipeline files (``"500ms"``, ``"128MB"``) and hold seconds and bytes.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar
+import types
+import typing
+from functools import lru_cache
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 
 def _kebab(name: str) -> str:
@@ -44,6 +47,69 @@ class ConnectorConfig(BaseModel):
 
     #: One line for ``hub plugins``.
     summary: ClassVar[str] = ""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_type_slips(cls, value: Any, info: ValidationInfo) -> Any:
+        """Pydantic's lax mode takes ``true`` for 1 and ``1`` for true: in a pipeline file
+        that is a slip (``update-ratio = true``), so a boolean where only numbers go, or a
+        number where only booleans go, is an error.  Numbers written as text stay accepted:
+        ``${VAR}`` references always give text (``retain = "${KEEP:-4}"``)."""
+        if info.field_name is None:
+            return value
+        field = cls.model_fields[info.field_name]
+        if any(isinstance(m, BeforeValidator) for m in field.metadata):
+            return value  # Duration, Size: their parser says what it expects
+        problem = _slip(field.annotation, value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _slip(ann: Any, value: Any) -> str | None:
+    """What is wrong with ``value`` for annotation ``ann`` when it is a boolean/number slip,
+    looking into the items of lists and the values of tables; None when it is no slip."""
+    kinds = _scalar_kinds(ann)
+    if isinstance(value, bool):
+        if bool not in kinds and kinds & {int, float}:
+            return f"expected a number, got {str(value).lower()} (a boolean)"
+    elif isinstance(value, (int, float)):
+        if kinds and kinds <= {bool}:
+            return f"expected true or false, got {value} (a number)"
+    elif isinstance(value, (list, dict)):
+        origin, args = typing.get_origin(ann), typing.get_args(ann)
+        if origin is Annotated:
+            return _slip(args[0], value)
+        if isinstance(value, list) and origin in (list, tuple, set, frozenset) and args:
+            for i, item in enumerate(value):
+                problem = _slip(args[0], item)
+                if problem:
+                    return f"item {i + 1}: {problem}"
+        if isinstance(value, dict) and origin is dict and len(args) == 2:
+            for key, item in value.items():
+                problem = _slip(args[1], item)
+                if problem:
+                    return f"{key}: {problem}"
+    return None
+
+
+@lru_cache(maxsize=None)
+def _scalar_kinds(ann: Any) -> frozenset[Any]:
+    """The scalar types a field annotation admits (``int | None`` -> {int}); a type that is
+    not a plain scalar (str, a model, a list, ``Any``) adds ``object``, which disables the
+    check for that field."""
+    origin, args = typing.get_origin(ann), typing.get_args(ann)
+    if origin is Annotated:
+        if any(isinstance(m, BeforeValidator) for m in args[1:]):
+            return frozenset({object})  # Duration, Size: their parser says what it expects
+        return _scalar_kinds(args[0])
+    if origin in (Union, types.UnionType):
+        return frozenset().union(*(_scalar_kinds(a) for a in args if a is not type(None)))
+    if origin is Literal:
+        return frozenset(type(a) for a in args)
+    if ann in (int, float, bool):
+        return frozenset({ann})
+    return frozenset({object})
 
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")

@@ -35,6 +35,10 @@ class _EndOfInput:
     def __repr__(self) -> str:
         return "END_OF_INPUT"
 
+    def __reduce__(self) -> str:
+        # unpickled as the one instance (consumers compare with ``is``), wherever it went
+        return "END_OF_INPUT"
+
 
 #: This input will deliver nothing more.
 END_OF_INPUT = _EndOfInput()

@@ -36,9 +36,17 @@ class MissingExtraError(HubError):
     """A connector's optional dependency is not installed."""
 
     def __init__(self, module: str, extra: str):
+        from runtime.extras import install_command  # lazily: this module imports nothing
+
+        self.module = module
+        self.extra = extra
         super().__init__(
-            f"the Python package {module!r} is missing: install it with  pip install 'cdc-hub[{extra}]'"
+            f"the Python package {module!r} is missing: install it with  {install_command(extra)}"
         )
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Errors cross process boundaries (executors): rebuild from the arguments, not the text.
+        return (MissingExtraError, (self.module, self.extra))
 
 
 class TransientError(HubError):

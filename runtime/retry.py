@@ -59,15 +59,19 @@ def retry(fn: Callable[[], T], policy: Backoff, what: str, log: logging.Logger,
             if not exc.transient:
                 raise
             attempt += 1
+            # an error that names ``what`` itself (a client's translation) is not told twice
+            text = str(exc)
+            problem = text[len(what):].lstrip(": ") if text.startswith(what) else text
             if policy.exhausted(attempt):
                 if attempt == 1:
                     raise
-                raise TransientError(f"{what} failed after {attempt - 1} retries: {exc}") from exc
+                raise TransientError(f"{what} failed after {attempt - 1} retries: {problem}"
+                                     ) from exc
             if on_retry is not None:
                 on_retry(exc)
             delay = policy.delay(attempt)
             limit = "" if policy.retries is None else f" of {policy.retries}"
-            log.warning("%s: %s; retry %d%s in %.1fs", what, exc, attempt, limit, delay)
+            log.warning("%s: %s; retry %d%s in %.1fs", what, problem, attempt, limit, delay)
             if stop is not None:
                 if stop.wait(delay):
                     raise

@@ -6,19 +6,41 @@ flushes and returns *committables*: plain data naming what was prepared (pending
 prepared transaction id, a write-ahead-log segment).  The coordinator stores them in the
 checkpoint and, only once the checkpoint is durable, hands them to :meth:`Committer.commit`.
 Commit must be idempotent: it is replayed after a crash.
+
+Commits run in the committer task (:mod:`runtime.checkpoint.committer_task`), one checkpoint
+at a time in checkpoint order, off the coordinator's thread.  A committer reports what became
+of each committable (:class:`CommitOutcome`: done, already committed, retry later, failed), so
+that a failure on one retries only that one; committers that commit a checkpoint as a whole
+implement :meth:`Committer.commit` only.  Once a checkpoint's commit is done, each writer hears
+of it (:meth:`SinkWriter.notify_checkpoint_complete`).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, ClassVar
 
 from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
+from runtime.errors import HubError, TerminalError
 from runtime.schema import SchemaChange
 
 #: A committable is a JSON-compatible dict; its meaning is private to the sink.
 Committable = dict[str, Any]
+
+
+class Notifications:
+    """How a writer blocks until the runtime's next notification reaches it.  The sink subtask
+    gives each writer one that serves the subtask's control messages; this default, for a
+    writer used outside a pipeline (tests, tools), has nothing to deliver."""
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block up to ``timeout_s`` until at least one notification was delivered to the
+        writer: its :meth:`SinkWriter.notify_checkpoint_complete` ran, in the calling thread
+        (the writer's), before this returns.  True when one was delivered.  The default
+        returns False at once."""
+        return False
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,10 @@ class WriterContext:
     #: ``checkpoint.timeout``: a checkpoint not complete by then is aborted, so a writer
     #: waiting for the commit of what it prepared knows it need not wait longer.
     checkpoint_timeout_s: float = 600.0
+    #: Given by the sink subtask that runs the writer (never crosses the executor's
+    #: interface): where a writer waits for :meth:`SinkWriter.notify_checkpoint_complete`.
+    notifications: Notifications = field(default_factory=Notifications, compare=False,
+                                         repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,14 +105,89 @@ class SinkWriter(ABC):
         """Writer state beyond committables (JSON-compatible), given back on restore."""
         return None
 
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """The committer is done with checkpoint ``checkpoint_id`` and every earlier one: what
+        this writer prepared for them is committed (except what the committer deferred as
+        "not yet", e.g. a partition waiting for the watermark, and what a checkpoint that
+        timed out prepared and a later one will commit).  Called in the writer's thread,
+        between elements or from within ``context.notifications.wait``; ids only grow, and
+        not every id is told (a later one stands for the earlier).  A writer whose next
+        transaction must wait for the commit of the previous one (its rows are invisible
+        until then) waits for this, bounded, instead of asking the store.  Default: nothing."""
+
     def close(self) -> None:
         """Release resources; discard what was not prepared.  Called once, also after
         failures."""
 
 
+class Outcome(Enum):
+    """What became of one committable (Flink's ``CommitRequest`` signals)."""
+
+    #: committed now
+    DONE = "done"
+    #: committed before (a replay after a crash): nothing done
+    ALREADY_COMMITTED = "already committed"
+    #: not committed; with an error (transient): tried again alone, under the runtime's retry
+    #: policy, before the checkpoint's commit is done; without one ("not yet", e.g. a
+    #: partition whose end the watermark has not passed): kept in the next checkpoint and
+    #: offered again with it
+    RETRY_LATER = "retry later"
+    #: can't be committed (a terminal error): the job fails, the checkpoint keeps it
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class CommitOutcome:
+    """The outcome of one committable.  ``committable`` is the one to retry or keep (for
+    ``RETRY_LATER`` possibly an updated one); ``error`` says why it was not committed."""
+
+    committable: Committable
+    outcome: Outcome
+    error: HubError | None = None
+
+    @classmethod
+    def done(cls, c: Committable) -> CommitOutcome:
+        return cls(c, Outcome.DONE)
+
+    @classmethod
+    def already_committed(cls, c: Committable) -> CommitOutcome:
+        return cls(c, Outcome.ALREADY_COMMITTED)
+
+    @classmethod
+    def not_yet(cls, c: Committable) -> CommitOutcome:
+        return cls(c, Outcome.RETRY_LATER)
+
+    @classmethod
+    def failure(cls, c: Committable, error: HubError) -> CommitOutcome:
+        """Retry later when ``error`` is transient, else failed."""
+        return cls(c, Outcome.RETRY_LATER if error.transient else Outcome.FAILED, error)
+
+
+def settle(outcomes: list[CommitOutcome]) -> list[Committable]:
+    """The whole-list view of ``outcomes`` (:meth:`Committer.commit` of a committer that
+    implements :meth:`Committer.commit_each`): raise the error of a failed committable (else of
+    one to retry), return the "not yet" ones."""
+    for wanted in (Outcome.FAILED, Outcome.RETRY_LATER):
+        for o in outcomes:
+            if o.outcome is wanted and (o.error is not None or wanted is Outcome.FAILED):
+                raise o.error or TerminalError(f"committing {o.committable} failed")
+    return [o.committable for o in outcomes if o.outcome is Outcome.RETRY_LATER]
+
+
 class Committer(ABC):
-    """Makes prepared data visible.  Runs in the coordinator, after the checkpoint that holds
-    the committables is durable."""
+    """Makes prepared data visible.  Runs in the committer task (a thread of its own, one
+    checkpoint at a time, in checkpoint order), after the checkpoint that holds the
+    committables is durable.  Its methods are called from that one thread only (recover before
+    it starts, in the thread that starts the job), so a committer needs no locks."""
+
+    #: Stored checkpoints whose commit may be under way at once: with 2 (the default), the
+    #: next checkpoint is triggered and completes while the commit of the one before runs.
+    #: 1 for a sink whose writers begin their next transaction only once the previous one
+    #: committed, and whose transactions of one checkpoint can wait on each other's locks
+    #: (JDBC: duplicate-key checks take next-key locks, and a prepared transaction holds them
+    #: until its checkpoint completes): with the next barrier right behind the commit, its
+    #: writers would prepare short transactions at the same moment and run into each other.
+    max_commits_in_flight: ClassVar[int] = 2
 
     @abstractmethod
     def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
@@ -94,6 +195,24 @@ class Committer(ABC):
         no-op.  Returns the committables that can't be committed *yet* (they are kept in the
         next checkpoint and offered again), e.g. a partition whose end the watermark has not
         passed.  Raise :class:`~runtime.errors.TransientError` to have the call retried."""
+
+    def commit_each(self, committables: list[Committable], context: CommitContext
+                    ) -> list[CommitOutcome]:
+        """Commit ``committables`` and say what became of each: the committer task retries
+        only the ones to retry (with the runtime's retry policy), keeps the "not yet" ones for
+        the next checkpoint and fails the job on a failed one.  Idempotent as :meth:`commit`.
+        A committer whose committables commit one by one (a prepared transaction per writer)
+        overrides this, and has :meth:`commit` return :func:`settle` of it.  Default: the list
+        as a whole through :meth:`commit` (all done, or all to retry, or all failed)."""
+        try:
+            not_yet = self.commit(committables, context)
+        except HubError as exc:
+            if not committables:  # no committable to carry the error
+                raise
+            return [CommitOutcome.failure(c, exc) for c in committables]
+        later = {id(c) for c in not_yet}
+        return ([CommitOutcome.done(c) for c in committables if id(c) not in later]
+                + [CommitOutcome.not_yet(c) for c in not_yet])
 
     def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
         """Called once before writers start, with the committables of the restored checkpoint

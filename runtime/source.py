@@ -9,6 +9,12 @@ from constructors.
 
 Everything exchanged with the coordinator (splits, enumerator state, events) is plain,
 JSON-serialisable data, so that a distributed executor can move it between processes.
+
+A failed reader's splits are not handed back to the enumerator one by one (there is no
+``add_splits_back``): the failure of any subtask fails the whole attempt, and the restart
+strategy restores every reader and the enumerator from the latest completed checkpoint.  Splits
+a reader had then are in its restored state; splits assigned after it are in the enumerator's
+(it is snapshotted before the trigger goes out), so each split is in exactly one of them.
 """
 from __future__ import annotations
 
@@ -153,11 +159,6 @@ class SplitEnumerator(ABC):
     @abstractmethod
     def handle_split_request(self, subtask: int) -> None:
         """A reader asks for work: assign a split, or signal no more splits when bounded."""
-
-    @abstractmethod
-    def add_splits_back(self, splits: list[Split], subtask: int) -> None:
-        """Splits of a failed reader, with the progress of the last checkpoint, come back to
-        be handed out again."""
 
     def add_reader(self, subtask: int) -> None:
         """A reader was registered."""

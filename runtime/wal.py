@@ -22,10 +22,14 @@ import json
 import logging
 import os
 import posixpath
+import queue
+import threading
+import time
 import uuid
-from abc import abstractmethod
-from collections.abc import Iterable, Iterator
-from typing import ClassVar
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from typing import ClassVar, Generic, TypeVar
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -34,7 +38,7 @@ from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
 from runtime.fs import filesystem, normpath
 from runtime.schema import SchemaChange, TableSchema
 from runtime.sink import CommitContext, Committable, Committer, SinkWriter, WriterContext
-from runtime.versioned import VersionClock
+from runtime.versioned import VersionClock, runs
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +347,45 @@ class WalSinkWriter(SinkWriter):
             self._segment = None
 
 
-class WalCommitter(Committer):
+#: Rows of a segment merged into one run when it is applied (:func:`segment_runs`): about
+#: what a committer thread holds of a segment at a time, and the span over which the versions
+#: of a key are checked within one writer (:func:`~runtime.versioned.check_versions`).
+RUN_ROWS = 1 << 15
+
+
+class Cancelled(Exception):
+    """Raised by :func:`segment_runs` between two runs once its ``stop`` event is set: the
+    commit failed on another segment, so this one stops early (and is not deleted)."""
+
+
+def segment_runs(path: str, max_rows: int | None = None,
+                 stop: threading.Event | None = None) -> Iterator[ChangeBatch]:
+    """The batches of segment ``path`` (one writer's, in the order it got them) as runs of
+    at least ``max_rows`` (default :data:`RUN_ROWS`) rows where the segment has them (:func:`~runtime.versioned.runs` of
+    consecutive batches: per table in write order), streamed: memory is about one run,
+    whatever the size of the segment.  Raises :class:`Cancelled` before the next run once
+    ``stop`` is set."""
+    limit = max_rows or RUN_ROWS
+    buffered: list[ChangeBatch] = []
+    rows = 0
+    for batch in WriteAheadLog.iter_segment(path):
+        buffered.append(batch)
+        rows += len(batch)
+        if rows >= limit:
+            if stop is not None and stop.is_set():
+                raise Cancelled(path)
+            yield from runs(buffered)
+            buffered, rows = [], 0
+    if buffered:
+        if stop is not None and stop.is_set():
+            raise Cancelled(path)
+        yield from runs(buffered)
+
+
+A = TypeVar("A")
+
+
+class WalCommitter(Committer, Generic[A]):
     """Applies the segments named by committables ``{"segment": path, ...}`` once their
     checkpoint is durable, and deletes each once it is applied.
 
@@ -351,14 +393,132 @@ class WalCommitter(Committer):
     again changes nothing, thanks to versioned writes.  Never returns "not yet".
     :meth:`recover` first deletes the segments that no restored committable names: those of
     checkpoints that never completed (and leftovers of interrupted writes).
+
+    Concurrency.  The segments of one commit (one per writer subtask) are applied at the same
+    time, up to ``threads`` at once (:meth:`apply_concurrently`), each by one thread with an
+    *applier* of its own (a connection: :meth:`new_applier`), streamed run by run
+    (:func:`segment_runs`).  Why the result is the one of applying them one after the other:
+
+    * per-key order within a writer is kept: a segment holds one writer's changes in the
+      order it got them, and one thread applies it in that order;
+    * a key in several segments of one commit (a MySQL snapshot chunk read by one subtask,
+      the binlog change of the same key read by another) ends at its highest version, not at
+      the segment applied last: the sinks write with versions, and the store keeps the
+      highest one whatever the order of arrival (Elasticsearch: external versions, a lower
+      one is refused with 409); where the store can't compare versions per change (HBase
+      over Thrift1: one cell timestamp per call), the sink settles those keys before
+      applying (see :class:`sinks.hbase.committer.HBaseCommitter`);
+    * a failure on one segment is the one error of the commit: the other segments stop at
+      their next run, segments not fully applied are kept, and the commit is retried as a
+      whole (applying a segment again changes nothing).
     """
 
     sink_name: ClassVar[str]
+    #: segments applied at once (set by :meth:`__init__`)
+    threads: int = 1
+    _pool: ThreadPoolExecutor | None = None
 
-    @abstractmethod
+    def __init__(self, threads: int = 1):
+        self.threads = max(1, threads)
+        self._reset_appliers()
+
+    def _reset_appliers(self) -> None:
+        self._appliers: list[A] = []
+        self._free: queue.SimpleQueue[A] = queue.SimpleQueue()
+        self._appliers_lock = threading.Lock()
+
+    # -- what a sink adds ---------------------------------------------------------------------
+    def new_applier(self) -> A:
+        """A new applier (its own connection): used by one thread at a time.  Only for
+        committers that use :meth:`apply_concurrently` (a subclass overriding :meth:`apply`
+        with its own way may have none)."""
+        raise NotImplementedError(f"{type(self).__name__}.new_applier")
+
+    def close_applier(self, applier: A) -> None:
+        applier.close()  # type: ignore[attr-defined]
+
+    def apply_segment(self, applier: A, path: str, context: CommitContext,
+                      stop: threading.Event) -> None:
+        """Apply segment ``path`` with ``applier``, in order (stream it with
+        :func:`segment_runs` and pass it ``stop``).  Called by :meth:`apply`."""
+        raise NotImplementedError
+
     def apply(self, segments: list[str], context: CommitContext) -> None:
-        """Apply the (existing) ``segments`` in order, deleting each once it is applied."""
+        """Apply the (existing) ``segments``, deleting each once it is applied.  Default:
+        :meth:`apply_segment` for each, concurrently (:meth:`apply_concurrently`)."""
+        self.apply_concurrently(
+            segments, lambda applier, path, stop: self.apply_segment(applier, path, context, stop),
+            delete_each=True)
 
+    # -- the generic part ---------------------------------------------------------------------
+    def apply_concurrently(self, segments: list[str],
+                           fn: Callable[[A, str, threading.Event], None],
+                           delete_each: bool) -> None:
+        """``fn(applier, path, stop)`` for every segment, up to :attr:`threads` at once (in
+        the calling thread when there is one segment or one thread), each with an applier
+        nobody else uses meanwhile; with ``delete_each`` a segment is deleted as soon as its
+        ``fn`` returned.  The first error (in the order they happen) is raised once every
+        call has ended, after setting ``stop`` so that the others end at their next run
+        (:class:`Cancelled` is no error); later errors are logged."""
+        stop = threading.Event()
+
+        def one(path: str) -> None:
+            if stop.is_set():
+                raise Cancelled(path)
+            with self.borrow_applier() as applier:
+                fn(applier, path, stop)
+            if delete_each:
+                WriteAheadLog.delete_segment(path)
+
+        if len(segments) == 1 or self.threads == 1:
+            for path in segments:
+                one(path)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads,
+                                            thread_name_prefix=f"{self.sink_name}-apply")
+        futures = {self._pool.submit(one, path): path for path in segments}
+        errors: list[tuple[str, BaseException]] = []
+        for done in as_completed(futures):
+            exc = done.exception()
+            if exc is None or isinstance(exc, Cancelled):
+                continue
+            stop.set()
+            errors.append((futures[done], exc))
+        if errors:
+            for path, exc in errors[1:]:
+                log.warning("%s: applying segment %s failed too: %s", self.sink_name, path, exc)
+            raise errors[0][1]
+
+    @contextmanager
+    def borrow_applier(self) -> Iterator[A]:
+        """An applier nobody else uses until the block ends."""
+        applier = self._take_applier()
+        try:
+            yield applier
+        finally:
+            self._free.put(applier)
+
+    def _take_applier(self) -> A:
+        if "_free" not in self.__dict__:  # a subclass that did not call __init__
+            self._reset_appliers()
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            applier = self.new_applier()
+            with self._appliers_lock:
+                self._appliers.append(applier)
+            return applier
+
+    @property
+    def appliers(self) -> list[A]:
+        """The appliers made so far (e.g. to sum what they counted)."""
+        if "_appliers" not in self.__dict__:
+            return []
+        with self._appliers_lock:
+            return list(self._appliers)
+
+    # -- the Committer interface --------------------------------------------------------------
     def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
         segments = []
         for path in _segments(committables):
@@ -367,7 +527,11 @@ class WalCommitter(Committer):
             else:
                 log.debug("%s: segment %s was applied before", self.sink_name, path)
         if segments:
+            started = time.monotonic()
             self.apply(segments, context)
+            log.info("%s: checkpoint %d: applied %d segments in %.1fs (up to %d at once)",
+                     self.sink_name, context.checkpoint_id, len(segments),
+                     time.monotonic() - started, min(self.threads, len(segments)))
         return []
 
     def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
@@ -377,6 +541,18 @@ class WalCommitter(Committer):
                 log.info("%s: discarded %s, prepared after the restored checkpoint",
                          self.sink_name, path)
         return self.commit(committables, context)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for applier in self.appliers:
+            try:
+                self.close_applier(applier)
+            except Exception:  # noqa: BLE001 - closing is best effort, the work is done
+                log.warning("%s: closing a connection failed (ignored)", self.sink_name,
+                            exc_info=True)
+        self._reset_appliers()
 
 
 def _segments(committables: list[Committable]) -> list[str]:

@@ -1,14 +1,24 @@
 """The checkpoint coordinator: triggers checkpoints, collects acknowledgements, stores
 completed checkpoints durably and only then has the sink's committer commit.
 
-It holds no thread of its own: the executor calls it from its control loop, and it talks to
-subtasks through the ``trigger`` callback and the acks it is given, all plain data.
+It runs in the executor's control thread, which calls it from its control loop; it talks to
+subtasks through the ``trigger`` callback and the acks it is given, all plain data.  Commits
+run in the committer task (:mod:`runtime.checkpoint.committer_task`): once the executor has
+started it (:meth:`CheckpointCoordinator.start_committer`) in a thread of its own, whose
+reports the executor hands back (:meth:`CheckpointCoordinator.commit_reported`); until then
+inline, in the caller's thread (the recovery commit at start, and tools and tests).
 
 Guarantees:
 
-* At most one checkpoint is in flight.
+* At most one checkpoint is in flight, and at most :data:`MAX_COMMITS_IN_FLIGHT` stored
+  checkpoints (fewer when the committer says so: ``Committer.max_commits_in_flight``) wait
+  for their commit (a commit slower than the interval slows the triggers down instead of
+  piling up work).
 * A checkpoint is stored (atomically) only once every source and sink subtask acknowledged it;
-  the committer sees its committables only after that.
+  the committer sees its committables only after that.  Commits run in checkpoint order.
+* A stored checkpoint holds every committable not known committed: its own, those carried, and
+  those of earlier checkpoints whose commit is still running, so a restart from it commits
+  them all (commit is idempotent).
 * Committables never get lost: those of a checkpoint that was aborted (timeout), and those the
   committer returned as "not yet", are carried into the next checkpoint that completes.
 * What will never be committed is released at once: when the final checkpoint (which has no
@@ -26,24 +36,27 @@ Guarantees:
 from __future__ import annotations
 
 import logging
-import os
+import queue
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.checkpoint.committer_task import (AbortCheckpoint, CheckpointCommitted,
+                                               CommitCheckpoint, CommitFailed, CommitterTask)
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.errors import CheckpointError, HubError, TransientError
-from runtime.executor.failure import locate, operator_of
 from runtime.faults import crash_point
 from runtime.metrics import CheckpointInfo, PipelineMetrics
-from runtime.sink import CommitContext, Committer
+from runtime.sink import Committer
 from runtime.watermark import WatermarkValue, merge_min
 
 log = logging.getLogger("hub.checkpoint")
 
-COMMIT_ATTEMPTS = 5
+#: Stored checkpoints whose commit has not been reported done, beyond which no checkpoint is
+#: triggered on the interval: checkpoint N+1 completes while N commits, no further.
+MAX_COMMITS_IN_FLIGHT = 2
 #: Failed checkpoints in a row a job survives (``checkpoint.tolerable-failures``).  Flink's
 #: default is 0 (the first failed checkpoint fails the job); a storage hiccup or one slow
 #: commit should not restart a pipeline, while a sink stuck on a lock is found within a few
@@ -107,10 +120,18 @@ class CheckpointCoordinator:
         #: checkpoints failed (timed out, not stored) since the last completed one
         self.failed_in_row = 0
         self.operators = operators
+        self.commits = CommitterTask(committer, pipeline, storage.state_dir, self.job_id)
+        #: checkpoint id -> what its commit request holds, until the commit is reported done
+        #: (stored again with every checkpoint meanwhile), in checkpoint order
+        self.committing: dict[int, list[dict]] = {}
+        self.last_committed: int | None = None
+        #: the reports of commits, as :meth:`commit_reported` got them (inline: at once)
 
     # -- triggering ---------------------------------------------------------------------------
     def due(self) -> bool:
-        return self.pending is None and time.monotonic() - self.last_trigger >= self.interval_s
+        limit = min(MAX_COMMITS_IN_FLIGHT, self.committer.max_commits_in_flight)
+        return (self.pending is None and len(self.committing) < limit
+                and time.monotonic() - self.last_trigger >= self.interval_s)
 
     def trigger(self, enumerator_state: dict[str, Any], savepoint: str | None = None,
                 final: bool = False, deadline: float | None = None) -> PendingCheckpoint:
@@ -191,8 +212,9 @@ class CheckpointCoordinator:
     def abort(self, reason: str) -> None:
         """The job ends before the pending checkpoint (if any) is durable: release what it and
         earlier timed-out checkpoints prepared (:meth:`Committer.abort`, best effort: a failure
-        is logged, :meth:`Committer.recover` rolls back at the next start) and tell whoever
-        waits for the pending checkpoint (``on_abort``) why."""
+        is logged, :meth:`Committer.recover` rolls back at the next start; in the committer
+        task, after the commits queued before) and tell whoever waits for the pending
+        checkpoint (``on_abort``) why."""
         p, self.pending = self.pending, None
         if p is not None:
             if p.sink_acks:
@@ -202,18 +224,8 @@ class CheckpointCoordinator:
         aborted = {id(c) for committables in unstored.values() for c in committables}
         self.carried = [c for c in self.carried if id(c) not in aborted]
         for checkpoint_id, committables in sorted(unstored.items()):
-            if not committables:
-                continue
-            ctx = CommitContext(self.pipeline, checkpoint_id, None, self.storage.state_dir,
-                                self.job_id)
-            try:
-                self.committer.abort(committables, ctx)
-                log.info("checkpoint %d will never complete (%s): released what it prepared "
-                         "(%d committables)", checkpoint_id, reason, len(committables))
-            except Exception as exc:  # noqa: BLE001 - best effort: recover() rolls back later
-                log.warning("checkpoint %d: releasing what it prepared failed (%s: %s); it is "
-                            "rolled back at the next start", checkpoint_id,
-                            type(exc).__name__, exc, exc_info=_debug())
+            if committables:  # in the committer task, after the commits before it
+                self._submit(AbortCheckpoint(checkpoint_id, committables, reason))
 
     # -- acknowledgements ---------------------------------------------------------------------
     def ack_source(self, subtask: int, checkpoint_id: int, splits: list[dict]) -> bool:
@@ -243,7 +255,8 @@ class CheckpointCoordinator:
         return self._complete(p)
 
     def _complete(self, p: PendingCheckpoint) -> bool:
-        """Store ``p`` and commit; False when it could not be stored (a failed checkpoint)."""
+        """Store ``p`` and have it committed; False when it could not be stored (a failed
+        checkpoint).  Whoever waits for ``p`` (``on_complete``) is told once it is stored."""
         committables = list(self.carried)
         writers = []
         for i in range(self.num_sinks):
@@ -258,7 +271,9 @@ class CheckpointCoordinator:
             "timestamp_ms": int(time.time() * 1000), "savepoint": p.savepoint, "final": p.final,
             "source": {"enumerator": p.enumerator_state,
                        "readers": [p.source_acks[i] for i in range(self.num_sources)]},
-            "sink": {"committables": committables, "writers": writers},
+            # with what earlier checkpoints' commits still running hold: the restart commits it
+            "sink": {"committables": [c for held in self.committing.values() for c in held]
+                                     + committables, "writers": writers},
             "watermark_ms": watermark,
         }
         try:
@@ -282,13 +297,11 @@ class CheckpointCoordinator:
         self.metrics.watermark_ms = watermark
         log.debug("checkpoint %d stored in %.3fs", p.checkpoint_id, duration)
         crash_point("checkpoint-stored", p.checkpoint_id)
-        # Durable now: make the prepared data visible.
-        self.carried = self.commit(committables, p.checkpoint_id, watermark)
-        for name, value in self.committer.gauges().items():  # e.g. writes the store refused
-            self.metrics.set_gauge("committer", name, value)
-        crash_point("checkpoint-committed", p.checkpoint_id)
         for cb in p.on_complete:
             cb(path)
+        # Durable now: make the prepared data visible (in checkpoint order).
+        self.committing[p.checkpoint_id] = committables
+        self._submit(CommitCheckpoint(p.checkpoint_id, committables, watermark))
         return True
 
     def _store_failed(self, p: PendingCheckpoint, error: CheckpointError) -> None:
@@ -316,29 +329,52 @@ class CheckpointCoordinator:
             raise error
         self._failed(p, str(error), "its prepared data will be committed with the next one")
 
+    # -- commits --------------------------------------------------------------------------------
+    def start_committer(self, reports: queue.Queue) -> None:
+        """Commit in the committer task's own thread from now on; its reports go to
+        ``reports``, to be handed to :meth:`commit_reported` in the control thread."""
+        self.commits.start(reports)
+
+    def stop_committer(self, failed: bool, wait_s: float) -> bool:
+        """End the committer task once it served what is queued (after a failure, commits not
+        started are left to the restart; aborts run).  False when it is left behind busy."""
+        return self.commits.stop(discard_commits=failed, wait_s=wait_s)
+
+    def _submit(self, request: CommitCheckpoint | AbortCheckpoint) -> None:
+        if self.commits.running:
+            self.commits.submit(request)
+            return
+        report = self.commits.process(request)
+        if report is not None:
+            self.commit_reported(report)
+
+    def commit_reported(self, report: CheckpointCommitted | CommitFailed) -> int:
+        """A report of the committer task: the checkpoint whose commit is done (what it left
+        "not yet" is carried into the next checkpoint).  A failed commit raises its error: the
+        job ends, and the restart commits from the stored checkpoint."""
+        if isinstance(report, CommitFailed):
+            raise report.exception()
+        cid = report.checkpoint_id
+        self.committing.pop(cid, None)
+        self.carried.extend(report.not_yet)
+        self.last_committed = cid
+        for name, value in report.gauges.items():  # e.g. writes the store refused
+            self.metrics.set_gauge("committer", name, value)
+        log.debug("checkpoint %d committed: %s", cid, report.outcomes)
+        return cid
+
     def commit(self, committables: list[dict], checkpoint_id: int, watermark: int | None,
                recover: bool = False) -> list[dict]:
-        """Commit with retries on transient errors; returns the "not yet" committables."""
-        ctx = CommitContext(self.pipeline, checkpoint_id, watermark, self.storage.state_dir,
-                            self.job_id)
-        delay = 0.2
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            try:
-                if recover:
-                    return list(self.committer.recover(committables, ctx))
-                return list(self.committer.commit(committables, ctx))
-            except HubError as exc:
-                if not exc.transient or attempt == COMMIT_ATTEMPTS:
-                    raise
-                log.warning("commit of checkpoint %d failed (%s); retry %d of %d in %.1fs",
-                            checkpoint_id, exc, attempt, COMMIT_ATTEMPTS - 1, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception as exc:  # untranslated: a bug to report, with where it was
-                what = "recovering" if recover else "committing"
-                raise locate(exc, f"the committer ({operator_of(self.committer)}) {what} "
-                                  f"checkpoint {checkpoint_id}")
-        return []
+        """Commit now, in the calling thread (the committer task must not be running), with
+        retries on transient errors; returns the "not yet" committables.  ``recover``: the
+        restored checkpoint's, before writers start (:meth:`Committer.recover`)."""
+        assert not self.commits.running, "commits run in the committer task"
+        report = self.commits.process(CommitCheckpoint(checkpoint_id, committables, watermark,
+                                                       recover))
+        if isinstance(report, CommitFailed):
+            raise report.exception()
+        assert report is not None
+        return report.not_yet
 
 
 def _notify(callbacks: list[Callable[[str], None]], reason: str) -> None:
@@ -348,6 +384,3 @@ def _notify(callbacks: list[Callable[[str], None]], reason: str) -> None:
         except Exception as exc:  # noqa: BLE001 - a waiter that can't be told must not stop us
             log.warning("could not report %r: %s: %s", reason, type(exc).__name__, exc)
 
-
-def _debug() -> bool:
-    return os.environ.get("HUB_DEBUG") == "1"

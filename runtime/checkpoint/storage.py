@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.errors import CheckpointError, CheckpointUnreachableError
-from runtime.fs import filesystem, normpath, url_from_abspath
+from runtime.fs import filesystem, is_unreachable, normpath, url_from_abspath
 from runtime.fs.local import LOCAL
 
 log = logging.getLogger("hub.checkpoint")
@@ -90,13 +90,16 @@ class CheckpointStorage:
         self.state_dir = os.path.join(self.root, "state")
 
     def ensure(self) -> None:
-        """Create the folders; a one-line error when that is impossible."""
+        """Create the folders; a one-line error when that is impossible: transient
+        (:class:`CheckpointUnreachableError`) when the store does not answer now, as
+        :func:`load_checkpoint` has it, else terminal."""
         for d in (self.checkpoints_dir, self.savepoints_dir, self.state_dir):
             try:
                 self.fs.makedirs(d)
             except OSError as exc:
-                raise CheckpointError(f"checkpoint.dir {self.root}: can't create {d}: "
-                                      f"{exc.strerror or exc}") from None
+                cls = CheckpointUnreachableError if is_unreachable(exc) else CheckpointError
+                raise cls(f"checkpoint.dir {self.root}: can't create {d}: "
+                          f"{exc.strerror or exc}") from None
         if self.is_local:
             if not os.access(self.checkpoints_dir, os.W_OK):
                 raise CheckpointError(f"checkpoint.dir {self.root}: not writable")
@@ -106,7 +109,8 @@ class CheckpointStorage:
             self.fs.write_bytes(probe, b"")
             self.fs.remove(probe)
         except OSError as exc:
-            raise CheckpointError(f"checkpoint.dir {self.root}: not writable: {exc}") from None
+            cls = CheckpointUnreachableError if is_unreachable(exc) else CheckpointError
+            raise cls(f"checkpoint.dir {self.root}: not writable: {exc}") from None
 
     def store(self, checkpoint_id: int, data: dict[str, Any], savepoint: str | None = None) -> str:
         """Durably store a checkpoint (or a savepoint named ``savepoint``); returns its folder."""

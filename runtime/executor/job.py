@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from runtime.channel import DEFAULT_CHANNEL_BYTES
 from runtime.checkpoint.coordinator import DEFAULT_TOLERABLE_FAILURES
 from runtime.checkpoint.storage import CheckpointStorage, CompletedCheckpoint
 from runtime.deadletter import DeadLetterQueue
@@ -29,6 +30,9 @@ class Job:
     restore: CompletedCheckpoint | None = None
     #: Batches buffered per channel before the producer blocks.
     channel_capacity: int = 8
+    #: Bytes (of the batches' Arrow data) buffered per channel before the producer blocks,
+    #: whatever the count; None: the count alone bounds a channel.
+    channel_bytes: int | None = DEFAULT_CHANNEL_BYTES
 
 
 @dataclass(frozen=True)

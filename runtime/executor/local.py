@@ -12,10 +12,19 @@ when that expires the run ends with :class:`FinalCheckpointTimeout` and the last
 checkpoint is kept.  Whatever was
 prepared for a checkpoint that will never complete is released (``Committer.abort``) when the
 run ends, and savepoint requests still waiting are answered with the reason.
+
+It implements :class:`~runtime.executor.base.Executor` (the contract is there): a
+``LocalExecutor`` runs one job once; the restart strategy makes one per attempt.  With
+``serialize=True`` it behaves as a distributed executor would at its boundary: every message
+between subtasks and the control thread, and every element between a source subtask and its
+sink subtask, is pickled and unpickled on the way, and each subtask
+gets its own unpickled copy of the source or sink (so a writer shares nothing with the
+committer but the external system): the executor contract tests run it so.
 """
 from __future__ import annotations
 
 import logging
+import pickle
 import queue
 import threading
 import time
@@ -25,14 +34,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from runtime.channel import InputGate
+from runtime.checkpoint.committer_task import CheckpointCommitted, CommitFailed
 from runtime.checkpoint.coordinator import CheckpointCoordinator
-from runtime.errors import HubError
+from runtime.errors import HubError, TerminalError
 from runtime.executor import messages as m
+from runtime.executor.base import Executor, SavepointReply
 from runtime.executor.failure import locate, operator_of
 from runtime.executor.job import Job, JobResult
 from runtime.executor.sink_task import SinkTask
 from runtime.executor.source_task import SourceTask
 from runtime.metrics import PipelineMetrics
+from runtime.rescale import writer_states_for
 from runtime.sink import WriterContext
 from runtime.source import EnumeratorContext, Split
 from runtime.watermark import IDLE
@@ -53,13 +65,13 @@ class _EnumeratorContext(EnumeratorContext):
     def assign_splits(self, assignment: dict[int, list[Split]]) -> None:
         for subtask, splits in assignment.items():
             if splits:
-                self._ex.sources[subtask].control.put(m.AddSplits([s.to_dict() for s in splits]))
+                self._ex.to_source(subtask, m.AddSplits([s.to_dict() for s in splits]))
 
     def signal_no_more_splits(self, subtask: int) -> None:
-        self._ex.sources[subtask].control.put(m.NoMoreSplits())
+        self._ex.to_source(subtask, m.NoMoreSplits())
 
     def send_event_to_reader(self, subtask: int, event: dict[str, Any]) -> None:
-        self._ex.sources[subtask].control.put(m.SourceEvent(event))
+        self._ex.to_source(subtask, m.SourceEvent(event))
 
     def registered_readers(self) -> list[int]:
         return sorted(self._ex.registered)
@@ -83,13 +95,25 @@ class FinalCheckpointTimeout(HubError):
     without it (terminal: stopping was asked for, or the input ended)."""
 
 
-def _answer(pending: Any, request: m.SavepointRequest) -> None:
-    """Have the requester of a savepoint told its folder, or why it was not taken."""
-    if request.reply is None:
-        return
-    reply = request.reply
-    pending.on_complete.append(lambda path: reply(path, True))
-    pending.on_abort.append(lambda reason: reply(reason, False))
+class _Crossing:
+    """One direction of the executor boundary: a queue whose messages are plain data.  With
+    ``serialize`` every message is pickled on the way in and unpickled on the way out, as a
+    distributed executor moves it (tests: a message that is not plain data fails there)."""
+
+    def __init__(self, serialize: bool):
+        self.queue: queue.Queue = queue.Queue()
+        self.serialize = serialize
+
+    def put(self, msg: Any) -> None:
+        if self.serialize and type(msg) is not m.AsyncDone:  # AsyncDone never crosses
+            msg = pickle.loads(pickle.dumps(msg))
+        self.queue.put(msg)
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self.queue.get(timeout=timeout)
+
+    def get_nowait(self) -> Any:
+        return self.queue.get_nowait()
 
 
 def _distribute(states: list[list[dict]], n: int) -> list[list[dict]]:
@@ -101,12 +125,18 @@ def _distribute(states: list[list[dict]], n: int) -> list[list[dict]]:
     return [flat[i::n] for i in range(n)]
 
 
-class LocalExecutor:
-    def __init__(self, job: Job, metrics: PipelineMetrics | None = None):
+class LocalExecutor(Executor):
+    """Runs one job once, every subtask a thread of this process.  ``job`` may be given here
+    (then ``run()``) or to :meth:`run`."""
+
+    def __init__(self, job: Job | None = None, metrics: PipelineMetrics | None = None,
+                 serialize: bool = False):
         self.job = job
-        self.metrics = metrics or PipelineMetrics(job.parallelism)
+        self.metrics = metrics or PipelineMetrics(job.parallelism if job else 1)
+        self.serialize = serialize
         self.attempt = uuid.uuid4().hex[:8]
-        self.inbox: queue.Queue = queue.Queue()
+        #: subtasks (and requests) -> the control thread
+        self.inbox = _Crossing(serialize)
         self.sources: list[SourceTask] = []
         self.sinks: list[SinkTask] = []
         self.registered: set[int] = set()
@@ -114,6 +144,9 @@ class LocalExecutor:
         self._stop_lock = threading.Lock()
         #: savepoint requests not yet triggered (answered with an error if the job ends first)
         self._savepoint_requests: list[m.SavepointRequest] = []
+        #: who asked for which savepoint: the replies stay here, requests carry only an id
+        self._replies: dict[str, SavepointReply] = {}
+        self._ended: str | None = None
         #: the enumerator's blocking I/O (``call_async``): one thread, so calls keep their order
         self.enumerator_io = ThreadPoolExecutor(1, thread_name_prefix="enumerator-io")
 
@@ -124,16 +157,93 @@ class LocalExecutor:
             if self._stop is None:
                 self._stop = (savepoint,)
 
-    def request_savepoint(self, name: str, reply: Callable[[str, bool], None] | None = None,
+    def request_savepoint(self, name: str, reply: SavepointReply | None = None,
                           stop: bool = False) -> None:
-        self.inbox.put(m.SavepointRequest(name, stop, reply))
+        request_id = uuid.uuid4().hex
+        with self._stop_lock:  # so that the end of the run can't come between check and put
+            ended = self._ended
+            if ended is None:
+                if reply is not None:
+                    self._replies[request_id] = reply
+                self.inbox.put(m.SavepointRequest(name, stop, request_id))
+        if ended is not None and reply is not None:
+            reply(ended, False)
+
+    def _reply(self, request: m.SavepointRequest, text: str, ok: bool) -> None:
+        """Tell the requester of ``request`` (once); a failing reply is logged."""
+        with self._stop_lock:
+            reply = self._replies.pop(request.request_id, None)
+        if reply is None:
+            return
+        try:
+            reply(text, ok)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not answer savepoint request %r: %s", request.name, exc)
+
+    def _answer(self, pending: Any, request: m.SavepointRequest) -> None:
+        """Have the requester of a savepoint told its folder, or why it was not taken."""
+        pending.on_complete.append(lambda path: self._reply(request, path, True))
+        pending.on_abort.append(lambda reason: self._reply(request, reason, False))
+
+    def to_source(self, subtask: int, msg: Any) -> None:
+        """A message from the control thread to source subtask ``subtask``."""
+        if self.serialize:
+            msg = pickle.loads(pickle.dumps(msg))
+        self.sources[subtask].control.put(msg)
+
+    def _copy(self, plugin: Any, what: str) -> Any:
+        """What a subtask gets of the job's source or sink: the object itself, or (serialize)
+        its own copy, as a distributed executor ships it."""
+        if not self.serialize:
+            return plugin
+        try:
+            return pickle.loads(pickle.dumps(plugin))
+        except Exception as exc:  # noqa: BLE001 - any pickling failure: said in one line
+            raise TerminalError(
+                f"the {operator_of(plugin)} {what} can't be sent to its subtasks: "
+                f"{type(exc).__name__}: {exc} (it must hold plain data, no clients, locks "
+                f"or open files)") from exc
 
     # -- the run ------------------------------------------------------------------------------
-    def run(self) -> JobResult:
-        job = self.job
+    def run(self, job: Job | None = None) -> JobResult:
+        if job is not None:
+            if self.job is not None and self.job is not job:
+                raise RuntimeError("a LocalExecutor runs one job once; make a new one")
+            self.job = job
+        if self.job is None:
+            raise RuntimeError("LocalExecutor.run: no job given")
+        if self.sources or self._ended is not None:
+            raise RuntimeError("a LocalExecutor runs one job once; make a new one")
+        try:
+            return self._run(self.job)
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        """No job runs any more: requests still waiting, or coming from now on, are told."""
+        with self._stop_lock:
+            self._ended = "the job ended before the savepoint could be taken"
+        while True:
+            try:
+                msg = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(msg, m.SavepointRequest):
+                self._reply(msg, self._ended, False)
+            elif isinstance(msg, m.TaskFailed):
+                m.dropped_after_cancel(log, msg.task, msg.error)
+
+    def _run(self, job: Job) -> JobResult:
         p = job.parallelism
         job.storage.ensure()
         restore = job.restore
+        # Refused before anything is done: writer state that can't follow the parallelism
+        writer_states = writer_states_for(
+            job.sink, restore.data["sink"]["writers"] or [None], p, restore.checkpoint_id,
+            operator_of(job.sink)) if restore else [None] * p
+        # what each subtask gets of the source and sink (its own copy when serializing)
+        sinks = [self._copy(job.sink, "sink") for _ in range(p)]
+        sources = [self._copy(job.source, "source") for _ in range(p)]
         committer = job.sink.create_committer()
         coordinator = CheckpointCoordinator(
             job.name, job.storage, committer, p, p, job.checkpoint_interval_s,
@@ -156,24 +266,22 @@ class LocalExecutor:
         enum_state = restore.data["source"]["enumerator"] if restore else None
         enumerator = job.source.create_enumerator(enum_ctx, enum_state)
         reader_states = _distribute(restore.data["source"]["readers"], p) if restore else [[]] * p
-        writer_states = restore.data["sink"]["writers"] if restore else []
-        if len(writer_states) != p:
-            writer_states = [None] * p
 
-        gates = [InputGate(1, job.channel_capacity) for _ in range(p)]
+        gates = [InputGate(1, job.channel_capacity, job.channel_bytes) for _ in range(p)]
         for i in range(p):
             ctx = WriterContext(job.name, i, p, self.attempt, job.storage.state_dir,
                                 job.dead_letter, job.checkpoint_timeout_s)
-            self.sinks.append(SinkTask(job.sink, ctx, writer_states[i], gates[i], self.inbox,
+            self.sinks.append(SinkTask(sinks[i], ctx, writer_states[i], gates[i], self.inbox,
                                        self.metrics))
-            self.sources.append(SourceTask(job.source, i, p, reader_states[i], gates[i], 0,
+            self.sources.append(SourceTask(sources[i], i, p, reader_states[i], gates[i], 0,
                                            self.inbox, job.watermarks, self.metrics,
-                                           job.dead_letter))
+                                           job.dead_letter, self.serialize))
         finished: set[int] = set()
         error: BaseException | None = None
         result: JobResult | None = None
         try:
             enumerator.start()
+            coordinator.start_committer(self.inbox)  # commits leave the control thread
             for t in self.sinks + self.sources:
                 t.start()
             result = self._control_loop(coordinator, enumerator, enum_ctx, finished)
@@ -187,7 +295,11 @@ class LocalExecutor:
             self._shutdown(gates, error is not None)
             if error is not None:
                 self._release(coordinator, error)
-            for closeable, what in ((enumerator, "enumerator"), (committer, "committer")):
+            closeables = [(enumerator, "enumerator")]
+            if coordinator.stop_committer(error is not None,
+                                          FAILED_JOIN_S if error is not None else JOIN_S):
+                closeables.append((committer, "committer"))  # not while it still commits
+            for closeable, what in closeables:
                 try:
                     closeable.close()
                 except Exception:  # noqa: BLE001
@@ -209,18 +321,14 @@ class LocalExecutor:
                 coordinator.prepared_unstored(msg.checkpoint_id, msg.committables)
             elif isinstance(msg, m.SavepointRequest):
                 requests.append(msg)
-            elif isinstance(msg, m.TaskFailed) and msg.error is not error:
+            elif isinstance(msg, m.TaskFailed):  # the job's own error was taken already
                 m.dropped_after_cancel(log, msg.task, msg.error)
         try:
             coordinator.abort(reason)
         except Exception:  # noqa: BLE001 - the job's own error is the one to report
             log.exception("releasing prepared data after the job ended failed (ignored)")
         for r in requests:
-            if r.reply:
-                try:
-                    r.reply(reason, False)
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("could not answer savepoint request %r: %s", r.name, exc)
+            self._reply(r, reason, False)
         requests.clear()
 
     def _control_loop(self, coordinator: CheckpointCoordinator, enumerator: Any,
@@ -240,7 +348,7 @@ class LocalExecutor:
                 msg = None
             if msg is not None:
                 if isinstance(msg, m.TaskFailed):
-                    raise locate(msg.error, msg.task)
+                    raise msg.error.rebuild()
                 if isinstance(msg, m.SplitRequest):
                     enumerator.handle_split_request(msg.subtask)
                 elif isinstance(msg, m.ReaderRegistered):
@@ -261,8 +369,10 @@ class LocalExecutor:
                     savepoint_requests.append(msg)
                 elif isinstance(msg, m.AsyncDone):
                     msg.handler(msg.result, msg.error)
+                elif isinstance(msg, (CheckpointCommitted, CommitFailed)):
+                    self._committed(coordinator, msg)
             if final_id is not None:
-                if coordinator.last_completed == final_id:
+                if coordinator.last_committed == final_id:  # stored, and committed
                     status = "stopped" if self._stop is not None else "finished"
                     return JobResult(status, final_id,
                                      final_savepoint_path[0] if final_savepoint_path else None)
@@ -303,12 +413,12 @@ class LocalExecutor:
                 if stop_savepoint:
                     pending.on_complete.append(final_savepoint_path.append)
                 for r in savepoint_requests:
-                    _answer(pending, r)
+                    self._answer(pending, r)
                 savepoint_requests.clear()
             elif savepoint_requests:
                 req = savepoint_requests.pop(0)
                 pending = self._trigger(coordinator, enumerator, req.name)
-                _answer(pending, req)
+                self._answer(pending, req)
             elif coordinator.due():
                 self._trigger(coordinator, enumerator)
 
@@ -321,7 +431,7 @@ class LocalExecutor:
         pending = coordinator.trigger(enumerator.snapshot_state(cid), savepoint, final,
                                       deadline)
         for t in self.sources:
-            t.control.put(m.TriggerCheckpoint(pending.checkpoint_id, savepoint, final))
+            self.to_source(t.subtask, m.TriggerCheckpoint(pending.checkpoint_id, savepoint, final))
         return pending
 
     def _completed(self, coordinator: CheckpointCoordinator, enumerator: Any) -> None:
@@ -329,6 +439,14 @@ class LocalExecutor:
         assert cid is not None
         enumerator.notify_checkpoint_complete(cid)
         for t in self.sources:
+            if t.is_alive():
+                self.to_source(t.subtask, m.CheckpointComplete(cid))
+
+    def _committed(self, coordinator: CheckpointCoordinator,
+                   report: CheckpointCommitted | CommitFailed) -> None:
+        """The committer task reported: tell the writers (a failed commit raises)."""
+        cid = coordinator.commit_reported(report)
+        for t in self.sinks:
             if t.is_alive():
                 t.control.put(m.CheckpointComplete(cid))
 

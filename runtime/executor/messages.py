@@ -1,10 +1,18 @@
-"""Messages between subtasks and the coordinator: plain, serialisable data only."""
+"""Messages between subtasks and the coordinator: plain, serialisable data only.
+
+Everything here except :class:`AsyncDone` may cross a process boundary (a distributed
+executor pickles it): no live exceptions (an error is an
+:class:`~runtime.executor.failure.ErrorRecord`), no callables, no clients.  :data:`CROSSING`
+lists those messages; the executor contract tests pickle each of them.
+"""
 from __future__ import annotations
 
 import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from runtime.executor.failure import ErrorRecord
 
 
 # -- subtask -> coordinator ------------------------------------------------------------------
@@ -53,26 +61,42 @@ class SourceFinished:
 
 @dataclass(frozen=True)
 class TaskFailed:
+    """A subtask failed.  ``error`` may be given as the exception itself: it is kept as its
+    :class:`ErrorRecord` (located at ``task``), never as the live exception."""
+
     #: the subtask and its operator: ``sink-1 (sinks.jdbc writer)``
     task: str
-    error: BaseException
+    error: ErrorRecord
+
+    def __post_init__(self) -> None:
+        if isinstance(self.error, BaseException):
+            object.__setattr__(self, "error", ErrorRecord.of(self.error, self.task))
 
 
-def dropped_after_cancel(log: logging.Logger, task: str, error: BaseException) -> None:
+def dropped_after_cancel(log: logging.Logger, task: str, error: BaseException | ErrorRecord
+                         ) -> None:
     """One line for an error a subtask met after the job was cancelled (a closed channel or
     connection is the usual consequence of the cancel): not the job's error, but not dropped
     without a word.  The traceback under ``HUB_DEBUG=1``."""
+    debug = os.environ.get("HUB_DEBUG") == "1"
+    if isinstance(error, ErrorRecord):
+        log.info("%s: %s: %s after the job was cancelled (ignored: the job already failed)%s",
+                 task, error.type.rpartition(".")[2], error.message,
+                 "\n" + error.traceback if debug else "")
+        return
     log.info("%s: %s: %s after the job was cancelled (ignored: the job already failed)",
-             task, type(error).__name__, error, exc_info=os.environ.get("HUB_DEBUG") == "1")
+             task, type(error).__name__, error, exc_info=debug)
 
 
 @dataclass(frozen=True)
 class SavepointRequest:
-    """From the outside (``hub savepoint``): take savepoint ``name``; optionally stop after."""
+    """From the outside (``hub savepoint``): take savepoint ``name``; optionally stop after.
+    The answer goes to whoever asked through ``request_id``: the executor keeps the reply
+    (a callable) on the side that asked, only the id travels."""
 
     name: str
     stop: bool = False
-    reply: Any = None  # callable(path_or_error: str, ok: bool) run when done
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,3 +143,11 @@ class CheckpointComplete:
 @dataclass(frozen=True)
 class Cancel:
     reason: str = field(default="cancelled")
+
+
+#: The messages that cross between subtasks and the coordinator (a distributed executor
+#: serialises them): plain data only.
+CROSSING: tuple[type, ...] = (
+    ReaderRegistered, SplitRequest, ReaderEvent, SourceAck, SinkAck, SourceFinished, TaskFailed,
+    SavepointRequest, AddSplits, NoMoreSplits, SourceEvent, TriggerCheckpoint,
+    CheckpointComplete, Cancel)

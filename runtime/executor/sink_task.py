@@ -2,13 +2,18 @@
 
 It aligns checkpoint barriers over its inputs (an input whose barrier arrived is held back
 until the barrier arrived on all), then prepares the writer's commit and acknowledges with the
-committables.  Its watermark is the minimum over its inputs.
+committables.  Its watermark is the minimum over its inputs.  Its control queue brings
+:class:`~runtime.executor.messages.CheckpointComplete` once the committer is done with a
+checkpoint: handed to :meth:`SinkWriter.notify_checkpoint_complete` between elements, or while
+the writer waits for it (``WriterContext.notifications``).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 from runtime.batch import ChangeBatch
@@ -20,7 +25,7 @@ from runtime.executor.messages import dropped_after_cancel
 from runtime.faults import delay_point
 from runtime.metrics import PipelineMetrics
 from runtime.schema import SchemaChange
-from runtime.sink import Sink, WriterContext
+from runtime.sink import Notifications, Sink, SinkWriter, WriterContext
 from runtime.watermark import IDLE, WatermarkValue, merge_min
 
 log = logging.getLogger("hub.runtime")
@@ -39,11 +44,17 @@ class SinkTask(threading.Thread):
         self.cancelled = threading.Event()
         self.watermark: int | None = None
         self.idle = False
+        #: from the coordinator: CheckpointComplete (the committer is done with a checkpoint)
+        self.control: queue.Queue = queue.Queue()
+        self.writer: SinkWriter | None = None
+        #: the latest checkpoint told to the writer
+        self.notified = 0
 
     def run(self) -> None:
         writer = None
         try:
-            writer = self.sink.create_writer(self.context, self.state)
+            context = dataclasses.replace(self.context, notifications=_Notifications(self))
+            writer = self.writer = self.sink.create_writer(context, self.state)
             self._loop(writer)
         except ChannelClosed:
             pass  # the job is being cancelled: the failure that cancelled it is reported
@@ -68,6 +79,8 @@ class SinkTask(threading.Thread):
         arrived: dict[int, set[int]] = {}
         subtask = self.context.subtask
         while True:
+            if not self.control.empty():
+                self.serve_control(0)
             got = self.gate.get(timeout=0.2)
             if got is None:
                 if self.cancelled.is_set():
@@ -108,3 +121,40 @@ class SinkTask(threading.Thread):
                 writer.write_schema_change(el)
             else:
                 raise TypeError(f"{self.name}: unexpected element {el!r}")
+
+    def serve_control(self, timeout_s: float) -> bool:
+        """Serve the control messages queued, waiting up to ``timeout_s`` for the first; True
+        when a notification reached the writer."""
+        delivered = False
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                left = deadline - time.monotonic()
+                msg = self.control.get(timeout=left) if left > 0 and not delivered \
+                    else self.control.get_nowait()
+            except queue.Empty:
+                return delivered
+            if isinstance(msg, m.CheckpointComplete):
+                if msg.checkpoint_id > self.notified and self.writer is not None:
+                    self.notified = msg.checkpoint_id
+                    self.writer.notify_checkpoint_complete(msg.checkpoint_id)
+                    delivered = True
+            else:
+                log.warning("%s: unexpected control message %r (ignored)", self.name, msg)
+
+
+class _Notifications(Notifications):
+    """A writer waits here, in its subtask's thread, which serves the control queue."""
+
+    def __init__(self, task: SinkTask):
+        self._task = task
+
+    def wait(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not self._task.cancelled.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._task.serve_control(min(left, 0.2)):
+                return True
+        return False

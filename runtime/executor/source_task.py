@@ -8,6 +8,7 @@ that order is what makes the snapshot consistent with the data each sink has see
 from __future__ import annotations
 
 import logging
+import pickle
 import queue
 import threading
 from collections.abc import Callable
@@ -75,7 +76,7 @@ class SourceTask(threading.Thread):
     def __init__(self, source: Source, subtask: int, parallelism: int, restored: list[dict],
                  gate: InputGate, channel: int, to_coordinator: queue.Queue,
                  strategy: WatermarkStrategy, metrics: PipelineMetrics,
-                 dead_letter: DeadLetterQueue):
+                 dead_letter: DeadLetterQueue, serialize: bool = False):
         super().__init__(name=f"source-{subtask}", daemon=True)
         self.source = source
         self.subtask = subtask
@@ -88,8 +89,12 @@ class SourceTask(threading.Thread):
         self.metrics = metrics
         self.dead_letter = dead_letter
         self.cancelled = threading.Event()
+        #: elements go downstream pickled and unpickled, as between processes (tests)
+        self.serialize = serialize
 
     def emit(self, element: Any) -> None:
+        if self.serialize:
+            element = pickle.loads(pickle.dumps(element))
         self.gate.put(self.channel, element)
 
     def _splits(self, dicts: list[dict]) -> list[Split]:

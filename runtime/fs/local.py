@@ -5,7 +5,7 @@ import glob
 import os
 import shutil
 
-from runtime.fs import FileStatus, FileSystem
+from runtime.fs.base import FileStatus, FileSystem
 
 
 def fsync_dir(path: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from runtime.errors import MissingExtraError
-from runtime.fs import FileStatus, FileSystem
+from runtime.fs.base import FileStatus, FileSystem
 
 log = logging.getLogger(__name__)
 

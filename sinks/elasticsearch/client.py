@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.errors import ConfigError, MissingExtraError, TerminalError, TransientError
+from runtime.retry import Backoff, retry
 from runtime.schema import TableSchema
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
 from sinks.elasticsearch.types import index_mapping
@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Statuses worth retrying: the cluster is busy or a node is away.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: What of a bulk answer is read: per item only its status and error (the whole answer of
+#: thousands of items costs more to parse than the request costs to build).
+BULK_ANSWER = ["errors", "items.*.status", "items.*.error"]
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([a-z-]+)\s*;\s*compatible-with=\d+")
 
 
@@ -147,7 +150,8 @@ def version_conflict(position: int, result: dict[str, Any]) -> VersionConflict:
 
 
 class BulkClient:
-    """Sends bulk bodies; retries whole requests and single items on 429/5xx with backoff."""
+    """Sends bulk bodies; retries whole requests and single items on 429/5xx with backoff.
+    Thread-confined (one per applier)."""
 
     def __init__(self, config: ElasticsearchSinkConfig):
         self.config = config
@@ -225,6 +229,11 @@ class BulkClient:
         if same_target and self.config.index_source(other) != source:
             raise _collision(index, other, table)
 
+    def info(self, what: str) -> dict[str, Any]:
+        """The server's root answer (``GET /``), asked once (no retries: the runner waits
+        for a server that is away at start)."""
+        return self._once(lambda: self._es.info(), what).body
+
     def refresh(self, indexes: set[str]) -> None:
         if indexes:
             self._call(lambda: self._es.indices.refresh(index=",".join(sorted(indexes))),
@@ -236,15 +245,21 @@ class BulkClient:
         body of just those actions (for retrying rejected items).  Returns the items that
         failed for good and the items refused with 409 "version conflict" (a version not above
         the stored one: a replay, or a change older than the document; not failures, the
-        caller counts them); a 404 of a delete (nothing to delete) is success.  Raises
-        :class:`TransientError` once retries are used up."""
-        positions: list[int] | None = None
+        caller counts them); a 404 of a delete (nothing to delete) is success.
+
+        One retry loop (:func:`~runtime.retry.retry`) covers the request and its items: a
+        request that fails transiently is sent again, and so are only the items rejected with
+        429/5xx of an answered one.  Raises :class:`TransientError` once retries are used
+        up."""
         outcome = BulkOutcome()
-        delay = self.config.retry_backoff
-        for attempt in range(self.config.max_retries + 1):
+        todo: list[list[int] | None] = [None]  # the positions still to send (None: all)
+
+        def attempt() -> None:
+            positions = todo[0]
             body = body_of(positions)
-            resp = self._call(lambda: self._es.bulk(operations=body), "bulk request")
-            retry: list[int] = []
+            resp = self._once(lambda: self._es.bulk(operations=body, filter_path=BULK_ANSWER),
+                              "bulk request")
+            rejected: list[int] = []
             if resp.body.get("errors"):
                 current = positions if positions is not None else range(n)
                 for pos, item in zip(current, resp.body["items"]):
@@ -255,53 +270,52 @@ class BulkClient:
                     if status == 409:
                         outcome.conflicts.append(version_conflict(pos, result))
                     elif status in RETRY_STATUSES or status >= 500:
-                        retry.append(pos)
+                        rejected.append(pos)
                     else:
                         outcome.failures.append(ItemFailure(pos, status, _error_text(result)))
-            if not retry:
-                return outcome
-            if attempt == self.config.max_retries:
-                break
-            log.warning("elasticsearch: %d of %d bulk items rejected (busy); retry in %.1fs",
-                        len(retry), n if positions is None else len(positions), delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-            positions = retry
-        raise TransientError(f"elasticsearch: {len(retry)} bulk items still rejected after "
-                             f"{self.config.max_retries} retries")
+            if rejected:
+                todo[0] = rejected
+                sent = n if positions is None else len(positions)
+                raise TransientError(f"elasticsearch: bulk request: {len(rejected)} of {sent} "
+                                     f"items rejected (busy)")
+
+        retry(attempt, self._policy, "elasticsearch: bulk request", log)
+        return outcome
 
     @property
     def _es(self) -> Elasticsearch:
         assert self.es is not None, "only inside _call"
         return self.es
 
+    @property
+    def _policy(self) -> Backoff:
+        return Backoff(self.config.retry_backoff, 10.0, self.config.max_retries)
+
     def _call(self, fn: Callable[[], Any], what: str) -> Any:
-        """``fn()`` with retries on connection errors and 429/5xx answers: the one error
-        translation of this client (also of the first request's ``GET /`` with
-        ``compatibility-mode = "auto"``)."""
-        delay = self.config.retry_backoff
-        for attempt in range(self.config.max_retries + 1):
-            try:
-                if self.es is None:  # compatibility-mode "auto": asks GET / first
-                    self.es = connect(self.config)
-                return fn()
-            except (EsConnectionError, ConnectionTimeout) as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            except ApiError as exc:
-                if exc.meta.status not in RETRY_STATUSES and exc.meta.status < 500:
-                    if exc.meta.status in (401, 403):
-                        raise ConfigError(f"elasticsearch: {what}: {exc.meta.status} "
-                                          f"{_error_text(exc.body)}", key="username") from None
-                    raise TerminalError(f"elasticsearch: {what}: {exc.meta.status} "
-                                        f"{_error_text(exc.body)}") from None
-                problem = f"{exc.meta.status} {_error_text(exc.body)}"
-            if attempt == self.config.max_retries:
-                raise TransientError(f"elasticsearch: {what} failed after "
-                                     f"{attempt} retries: {problem}")
-            log.warning("elasticsearch: %s: %s; retry in %.1fs", what, problem, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
+        """``fn()`` with the retries of :attr:`_policy` on transient errors
+        (:meth:`_once`)."""
+        return retry(lambda: self._once(fn, what), self._policy, f"elasticsearch: {what}", log)
+
+    def _once(self, fn: Callable[[], Any], what: str) -> Any:
+        """``fn()`` once, its errors translated: the one error translation of this client
+        (also of the first request's ``GET /`` with ``compatibility-mode = "auto"``).
+        Connection errors and 429/5xx answers are transient, 401/403 a configuration error,
+        other answers terminal; every message names ``what``."""
+        try:
+            if self.es is None:  # compatibility-mode "auto": asks GET / first
+                self.es = connect(self.config)
+            return fn()
+        except (EsConnectionError, ConnectionTimeout) as exc:
+            raise TransientError(f"elasticsearch: {what}: {type(exc).__name__}: {exc}"
+                                 ) from None
+        except ApiError as exc:
+            status = exc.meta.status
+            text = f"elasticsearch: {what}: {status} {_error_text(exc.body)}"
+            if status in RETRY_STATUSES or status >= 500:
+                raise TransientError(text) from None
+            if status in (401, 403):
+                raise ConfigError(text, key="username") from None
+            raise TerminalError(text) from None
 
 
 def _collision(index: str, first: str, second: str) -> ConfigError:

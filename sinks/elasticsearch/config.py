@@ -49,6 +49,10 @@ class ElasticsearchSinkConfig(ConnectorConfig):
     bulk_max_actions: int = Field(2000, ge=1, description="Actions per bulk request at most.")
     bulk_max_size: Size = Field("8MB", validate_default=True,
                                 description="Bytes per bulk request at most.")
+    apply_threads: int = Field(
+        4, ge=1, le=64, description="Write-ahead-log segments (one per writer subtask) a "
+                                    "commit applies at the same time, each over a connection "
+                                    "of its own (exactly-once).")
     max_retries: int = Field(6, ge=0, description="Retries of a bulk request or of its items "
                                                   "rejected with 429/5xx, with backoff.")
     retry_backoff: Duration = Field("200ms", validate_default=True,

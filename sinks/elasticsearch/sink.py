@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from runtime.deadletter import DeadLetterQueue
-from runtime.errors import HubError, TransientError
+from runtime.errors import HubError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.elasticsearch.committer import Applier, ElasticsearchCommitter
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
@@ -28,26 +28,25 @@ class ElasticsearchSink(Sink):
 
     def check(self) -> None:
         """Ask the server who it is (with ``compatibility-mode = "auto"`` connecting asks it
-        too).  A server that can't be reached is a transient error: the runner retries a
-        start or a restart with backoff (a node down while the pipeline restarts from its
+        too), once, through the client's one error translation (:meth:`BulkClient._once`):
+        a server that can't be reached is a transient error, so the runner retries a start
+        or a restart with backoff (a node down while the pipeline restarts from its
         checkpoint ended the run before); any other failure is one terminal line."""
-        from sinks.elasticsearch.client import ConnectionTimeout, EsConnectionError, connect
+        from sinks.elasticsearch.client import BulkClient
 
         hosts = ", ".join(self.config.hosts)
+        client: BulkClient | None = None
         try:
-            es = connect(self.config)
-            try:
-                es.info()
-            finally:
-                es.close()
+            client = BulkClient(self.config)
+            client.info(f"reaching {hosts}")
         except HubError:
             raise
-        except (EsConnectionError, ConnectionTimeout) as exc:
-            raise TransientError(f"elasticsearch sink: can't reach {hosts}: "
-                                 f"{type(exc).__name__}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - one line for any other reason
             raise HubError(f"elasticsearch sink: can't reach {hosts}: "
                            f"{type(exc).__name__}: {exc}") from None
+        finally:
+            if client is not None:
+                client.close()
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         self._dead_letter = context.dead_letter

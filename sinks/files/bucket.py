@@ -19,9 +19,10 @@ import re
 
 import pyarrow as pa
 
-from formats.base import BadRecordHandler, FileFormat, FormatWriter
-from formats.message import MessageFormat
-from formats.messagefile import MessageFileWriter
+from formats.base import BadRecordHandler
+from formats.file.base import FileFormat, FormatWriter
+from formats.file.messages import MessageFileWriter
+from formats.message.base import MessageFormat
 from runtime.batch import ChangeBatch
 from runtime.fs import FileSystem, OutputFile
 from runtime.schema import TableSchema

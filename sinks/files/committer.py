@@ -8,7 +8,7 @@ import os
 from runtime.errors import HubError, TerminalError
 from runtime.faults import crash_point
 from runtime.fs import filesystem, is_below, os_error
-from runtime.sink import CommitContext, Committable, Committer
+from runtime.sink import CommitContext, Committable, CommitOutcome, Committer, settle
 from sinks.files.bucket import hidden_part_pattern
 from sinks.files.registrar import HiveRegistrar
 
@@ -33,7 +33,9 @@ class FilesCommitter(Committer):
       deduplicated by directory, to be offered again with a later checkpoint.
 
     Files are committed before tables and partitions in the same call, so neither
-    ``_SUCCESS`` nor a metastore partition ever precedes the files of its checkpoint.
+    ``_SUCCESS`` nor a metastore partition ever precedes the files of its checkpoint: a file
+    that fails (:meth:`commit_each`: retried alone when the error is transient) holds the
+    tables and partitions of the call back with it.
     Crash point (tests): ``files-success-written``, a ``_SUCCESS`` is written and the policies
     after ``success-file`` have not run yet.
     """
@@ -46,16 +48,50 @@ class FilesCommitter(Committer):
         self._registrar = registrar
 
     def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        return settle(self.commit_each(committables, context))
+
+    def commit_each(self, committables: list[Committable], context: CommitContext
+                    ) -> list[CommitOutcome]:
+        outcomes: list[CommitOutcome] = []
+        others: list[Committable] = []
+        renamed: dict[str, list[tuple[Committable, bool]]] = {}  # by directory
+        for c in committables:
+            if c.get("kind") != "file":
+                others.append(c)
+                continue
+            try:
+                self._check_below_root(c["pending"], c["final"])
+                now = self._commit_file(c["pending"], c["final"])
+            except HubError as exc:  # this file only
+                outcomes.append(CommitOutcome.failure(c, exc))
+                continue
+            renamed.setdefault(os.path.dirname(c["final"]), []).append((c, now))
+        for directory, files in renamed.items():
+            try:
+                # the renames survive a power loss before we report success
+                self._fs.sync_dir(directory)
+            except OSError as exc:
+                error = _os_error(f"syncing {directory}", exc)
+                outcomes.extend(CommitOutcome.failure(c, error) for c, _ in files)
+                continue
+            outcomes.extend(CommitOutcome.done(c) if now else CommitOutcome.already_committed(c)
+                            for c, now in files)
+        error = next((o.error for o in outcomes if o.error is not None), None)
+        if error is not None:  # tables and partitions wait for the files of their checkpoint
+            return outcomes + [CommitOutcome.failure(c, error) for c in others]
+        try:
+            return outcomes + self._commit_others(others, context)
+        except HubError as exc:
+            return outcomes + [CommitOutcome.failure(c, exc) for c in others]
+
+    def _commit_others(self, committables: list[Committable], context: CommitContext
+                       ) -> list[CommitOutcome]:
+        """Tables, then the partitions the watermark has passed; the others "not yet"."""
         partitions: dict[str, Committable] = {}
         tables: dict[str, Committable] = {}
-        synced: set[str] = set()
         for c in committables:
             kind = c.get("kind")
-            if kind == "file":
-                self._check_below_root(c["pending"], c["final"])
-                self._commit_file(c["pending"], c["final"])
-                synced.add(os.path.dirname(c["final"]))
-            elif kind == "partition":
+            if kind == "partition":
                 self._check_below_root(c["dir"])
                 known = partitions.get(c["dir"])
                 if known is None or int(c["end_ms"]) > int(known["end_ms"]):
@@ -65,9 +101,6 @@ class FilesCommitter(Committer):
                 tables[c["table"]] = c  # the last one of a table has its newest columns
             else:
                 log.error("files sink: dropping a committable of unknown kind: %r", c)
-        for directory in synced:
-            # the renames survive a power loss before we report success
-            self._fs.sync_dir(directory)
         if self._registrar is not None:
             for c in tables.values():
                 self._registrar.register_table(c)
@@ -81,7 +114,10 @@ class FilesCommitter(Committer):
                 not_yet.append(c)
         if done:
             self._commit_partitions(done, context.checkpoint_id)
-        return not_yet
+        later = {id(c) for c in not_yet}
+        # a partition named again with a later end is offered (or committed) as that one
+        return ([CommitOutcome.done(c) for c in committables if id(c) not in later]
+                + [CommitOutcome.not_yet(c) for c in not_yet])
 
     def close(self) -> None:
         if self._registrar is not None:
@@ -106,16 +142,18 @@ class FilesCommitter(Committer):
                                     f"{self._root}; refused (was path changed while a "
                                     f"checkpoint was pending?)")
 
-    def _commit_file(self, pending: str, final: str) -> None:
+    def _commit_file(self, pending: str, final: str) -> bool:
+        """Rename; False when it was committed before (or is lost: logged)."""
         try:
             if self._fs.rename(pending, final):
-                return
+                return True
             if self._fs.exists(final):
-                return  # committed before (this is a replay)
+                return False  # committed before (this is a replay)
         except OSError as exc:
             raise _os_error(f"committing {pending} as {final}", exc) from exc
         log.error("files sink: neither pending file %s nor committed file %s exists; its rows "
                   "are lost (deleted outside the hub?)", pending, final)
+        return False
 
     def _commit_partitions(self, done: list[Committable], checkpoint_id: int) -> None:
         """Commit complete partitions by each policy in turn (the metastore gets one call per

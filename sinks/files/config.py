@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from formats.base import FileFormat
-from formats.message import MessageFormat
-from formats.registry import resolve_files_format
+from formats.file.base import FileFormat
+from formats.message.base import MessageFormat
+from formats.registry import check_format, check_format_options, resolve_files_format
 from runtime.config import ConnectorConfig, Duration, Size
 from runtime.fs import filesystem, is_url, normpath
 
@@ -17,8 +17,8 @@ class FilesSinkConfig(ConnectorConfig):
     """Typed options of ``type = "files"``.
 
     Validating the model also resolves ``format`` with its ``format-options``: an unknown
-    format or a bad format option raises :class:`~runtime.errors.ConfigError` with a key path
-    relative to the sink table (``format``, ``format-options.<key>``).
+    format or bad format options are validation errors located at ``format`` and
+    ``format-options.<key>`` (see :mod:`formats.registry`).
     """
 
     summary: ClassVar[str] = ("Part files (Parquet, JSONL, CSV, Debezium/Canal/Maxwell JSON, Avro, "
@@ -124,6 +124,18 @@ class FilesSinkConfig(ConnectorConfig):
             filesystem(v)  # an unsupported scheme fails here, naming the supported ones
         return v
 
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, v: str) -> str:
+        return check_format(v, "files")
+
+    @field_validator("format_options")
+    @classmethod
+    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # checked here, not only when the format is resolved below: that needs every field
+        # valid, and a bad format option is reported with the other bad options of the file
+        return check_format_options(info.data.get("format"), v, "files")
+
     @field_validator("rolling_file_size")
     @classmethod
     def _positive_size(cls, v: int) -> int:
@@ -167,7 +179,6 @@ class FilesSinkConfig(ConnectorConfig):
         if self.partition_time_column and not self.partition_format:
             raise ValueError("partition-time-column is set but partition-format is not: "
                              "set partition-format to partition by event time")
-        # ConfigError is not a ValueError, so pydantic lets it through with its own key path.
         self._file_format = resolve_files_format(self.format, self.format_options)
         self._check_commit_policy()
         return self

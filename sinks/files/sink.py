@@ -5,7 +5,6 @@ import os
 import uuid
 from typing import Any, ClassVar
 
-from runtime.errors import HubError
 from runtime.fs import filesystem, os_error
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.files.bucket import visible_part_pattern
@@ -38,9 +37,8 @@ class FilesSink(Sink):
             probe = os.path.join(root, f".hub-check-{uuid.uuid4().hex}")
             fs.create(probe).close()  # raises what the upload met (permissions, no datanode)
             fs.remove(probe)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise HubError(f"files sink: path {root!r} is not writable: {reason}") from None
+        except OSError as exc:  # transient when the store is down: [restart] waits for it
+            raise os_error(f"files sink: path {root!r} is not writable", exc) from None
         if "metastore" in self.config.commit_policies:
             registrar = HiveRegistrar(self.config)
             try:

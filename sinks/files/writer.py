@@ -11,9 +11,9 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from formats.avro import envelope_record
-from formats.base import annotated_arrow_schema
-from formats.message import MessageFormat
+from formats.codec.avro import envelope_record
+from formats.file.base import annotated_arrow_schema
+from formats.message.base import MessageFormat
 from runtime.batch import OP_COLUMN, TS_COLUMN, ChangeBatch
 from runtime.errors import BadRecordError, TerminalError
 from runtime.fs import encode_segment, filesystem, os_error, path_under

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import socket
 import struct
-import time
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runtime.errors import ConfigError, MissingExtraError, TerminalError, TransientError
+from runtime.retry import Backoff, retry
 from sinks.hbase.config import HBaseSinkConfig
 from sinks.hbase.types import fixed_width
 
@@ -64,6 +64,10 @@ class HBaseClient:
                 log.debug("hbase: error while closing the connection (ignored)", exc_info=True)
             self._conn = self._proto = None
 
+    def tables(self) -> list[bytes]:
+        """The server's table names (one call, with this client's retries)."""
+        return self._call(lambda c: c.client.getTableNames(), "listing tables")
+
     def ensure_table(self, name: str, families: list[str]) -> None:
         """Create ``name`` with ``families`` when missing (``create-table``); fail with one
         line when it lacks one of them (Thrift1 can't add families to a table)."""
@@ -80,9 +84,8 @@ class HBaseClient:
             try:
                 self._call(lambda c: c.create_table(name, descriptors), f"creating table {name}")
                 log.info("hbase: created table %s with families %s", name, ", ".join(families))
-            except TransientError as exc:
-                if "AlreadyExists" not in str(exc):
-                    raise
+            except AlreadyExists:
+                log.debug("hbase: table %s was created meanwhile by another writer", name)
         else:
             existing = {k.decode().rstrip(":") for k in have}
             missing = [f for f in families if f not in existing]
@@ -121,23 +124,56 @@ class HBaseClient:
             raise result.ia
 
     def _call(self, fn: Any, what: str) -> Any:
-        delay = self.config.retry_backoff
-        for attempt in range(self.config.max_retries + 1):
-            try:
-                return fn(self.connection())
-            except Hbase_thrift.IllegalArgument as exc:
-                raise TerminalError(f"hbase: {what}: {exc.message}") from None
-            except Hbase_thrift.AlreadyExists as exc:
-                raise TransientError(f"hbase: {what}: AlreadyExists: {exc.message}") from None
-            except _RETRYABLE as exc:
-                problem = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-                self.close()  # a broken transport can't be reused
-            if attempt == self.config.max_retries:
-                raise TransientError(f"hbase: {what} failed after {attempt} retries: {problem}")
-            log.warning("hbase: %s: %s; retry in %.1fs", what, problem, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
-        raise AssertionError("unreachable")
+        """``fn(connection)`` with the retries of ``max-retries`` / ``retry-backoff`` on
+        transient errors (:func:`translate`), each after dropping the connection (a broken
+        transport can't be reused)."""
+        policy = Backoff(self.config.retry_backoff, 10.0, self.config.max_retries)
+        return retry(lambda: self._once(fn, what), policy, f"hbase: {what}", log,
+                     on_retry=lambda _exc: self.close())
+
+    def _once(self, fn: Any, what: str) -> Any:
+        try:
+            return fn(self.connection())
+        except Exception as exc:  # noqa: BLE001 - translate() re-raises what it doesn't know
+            raise translate(exc, what) from None
+
+
+class AlreadyExists(TerminalError):
+    """A table to create exists (another writer made it meanwhile)."""
+
+
+def translate(exc: Exception, what: str) -> Exception:
+    """The one error translation of this client: ``exc`` (raised by a Thrift call for
+    ``what``) as a :class:`~runtime.errors.HubError` naming it.  A lost or broken connection
+    and the server's IOError (its own HBase client gave up) are transient; an illegal argument
+    terminal; anything else is returned as it is."""
+    if isinstance(exc, Hbase_thrift.IllegalArgument):
+        return TerminalError(f"hbase: {what}: {_first_line(exc.message)}")
+    if isinstance(exc, Hbase_thrift.AlreadyExists) or (
+            isinstance(exc, Hbase_thrift.IOError)
+            and b"TableExistsException" in _bytes(exc.message)):
+        # the server says AlreadyExists when the table was there before the call, and an
+        # IOError carrying HBase's TableExistsException when another client created it while
+        # the call ran (two appliers creating a table at once)
+        return AlreadyExists(f"hbase: {what}: AlreadyExists: {_first_line(exc.message)}")
+    if isinstance(exc, _RETRYABLE):
+        message = getattr(exc, "message", None)
+        problem = _first_line(message) if message else f"{type(exc).__name__}: {exc}"
+        return TransientError(f"hbase: {what}: {problem}")
+    return exc
+
+
+def _bytes(text: str | bytes | None) -> bytes:
+    if text is None:
+        return b""
+    return text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+
+
+def _first_line(text: str | bytes | None) -> str:
+    """The first line of a server message (an HBase IOError carries the whole Java stack
+    trace), at most 500 characters: error lines are one line."""
+    line = _bytes(text).decode("utf-8", "replace").strip().split("\n", 1)[0]
+    return line[:500]
 
 
 class MutationCodec:

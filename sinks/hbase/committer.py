@@ -3,21 +3,33 @@ once their checkpoint is durable.
 
 Cell timestamps.  Thrift1's ``mutateRowsTs`` carries one timestamp per call, so the changes of
 a call can't each carry their own version as timestamp (grouping rows by version would be one
-call per row, since binlog and Kafka positions are unique per change).  Instead:
+call per row, since binlog and Kafka positions are unique per change).  Instead the versions
+decide which change of a rowkey is written, and the timestamps only order what is written:
 
-* one commit applies all segments of its checkpoint together, and of all their changes only
-  the last one of each rowkey (the highest version: :func:`~runtime.versioned.last_per_key`),
-  so the order of segments and of writers within a checkpoint does not matter;
 * every commit writes at timestamps above those of every earlier commit of the pipeline
   (:class:`CellClock`, milliseconds since the epoch, kept in the checkpoint storage), so a
   change of a later checkpoint always lands above the changes of earlier ones, whichever
-  writer (or parallelism) they came from.
+  writer (or parallelism) they came from;
+* a commit applies its segments (one per writer) at the same time, each streamed run by run
+  (:func:`~runtime.wal.segment_runs`), every run at a timestamp of its own, increasing within
+  the segment: one writer's changes of a rowkey land in the order it got them, and within a
+  run only the last one (the highest version: :func:`~runtime.versioned.last_per_key`) is
+  written;
+* a rowkey in several segments of one commit (a MySQL snapshot chunk read by one subtask and
+  the binlog change of the same key read by another) is settled first
+  (:func:`shared_key_losers`, from a pass over the rowkeys and versions of all segments):
+  only the segment holding its highest version writes it, the others skip it.  So the order
+  in which the segments are applied, and their timestamps relative to each other, do not
+  matter.  (Memory: one run per applying thread, plus, when a commit has several segments,
+  the rowkeys and versions of its changes for the settling pass.)
 
 A replay (the restored checkpoint's segments after a crash before they were all applied) is
-written again, as a whole, at a newer timestamp: nothing newer was applied before it (commits
-are applied in checkpoint order, a segment is deleted once applied, and those prepared after
-the restored checkpoint are discarded), so it ends in the same cells.  Segments of a commit
-that was applied completely are only deleted (:class:`CommitRecord`).
+written again, as a whole and settled again, at newer timestamps: nothing newer was applied
+before it (commits are applied in checkpoint order, a commit's segments are deleted only once
+they were all applied, and those prepared after the restored checkpoint are discarded), so
+it ends in the same cells.  Segments of a commit that was applied completely are only
+deleted (:class:`CommitRecord`): one of them applied again on its own could not be settled
+against the others.
 """
 from __future__ import annotations
 
@@ -39,8 +51,8 @@ from runtime.errors import BadRecordError, ConfigError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema
 from runtime.sink import CommitContext
-from runtime.versioned import check_batches, last_per_key, runs
-from runtime.wal import WalCommitter, WriteAheadLog, wal_root
+from runtime.versioned import check_batches, last_per_key
+from runtime.wal import WalCommitter, WriteAheadLog, segment_runs, wal_root
 from sinks.hbase.client import HBaseClient, MutationCodec
 from sinks.hbase.config import HBaseSinkConfig
 from sinks.hbase.types import cell_values, rowkeys
@@ -124,7 +136,8 @@ class _Run:
 
 
 class Applier:
-    """Writes runs of batches to their HBase tables.  Used from one thread at a time."""
+    """Writes runs of batches to their HBase tables over a connection of its own.  Used from
+    one thread at a time."""
 
     def __init__(self, config: HBaseSinkConfig):
         self.config = config
@@ -138,34 +151,61 @@ class Applier:
         """Write ``batches`` (runs from :func:`runtime.versioned.runs`, with versions), the
         i-th at ``timestamp + i``; of all changes of a rowkey among them only the one with the
         highest version.  Returns once everything is written."""
-        planned = []
-        for batch in batches:
-            schema = batch.schema
-            if not schema.primary_key:
-                raise BadRecordError(f"hbase: table {schema.table} has no primary key: "
-                                     "rowkeys need one")
-            rows = pa.Table.from_batches([batch.arrow()])
-            planned.append(_Run(self._target(schema.table), batch, rows,
-                                rowkeys(rows, schema)))
+        planned = [self._plan(batch) for batch in batches]
         keep = _last_changes(planned)
-        if self._sender is None:
-            self._sender = _Sender()
-        sender = self._sender
+        sender = self._start()
         try:
             for i, run in enumerate(planned):
-                families = self._families(run.batch.schema)
-                # every call goes through the sender: one connection, one thread, in order
-                sender.submit(lambda run=run, families=families:
-                              self.client.ensure_table(run.table, families))
-                table = run.table.encode()
-                for encoded in self._encode(run, keep[i], families):
-                    for at in range(0, len(encoded), self.config.batch_size):
-                        chunk = encoded.slice(at, self.config.batch_size)
-                        request = self.codec.request(table, chunk, timestamp + i)
-                        sender.submit(lambda run=run, request=request, n=len(chunk):
-                                      self.client.mutate(run.table, request, n))
+                self._send(run, keep[i], timestamp + i)
         finally:
             sender.drain()
+
+    def apply_segment(self, path: str, skip: dict[str, pa.Array], stamp: Callable[[], int],
+                      stop: threading.Event | None = None) -> None:
+        """Write the changes of write-ahead-log segment ``path``, streamed run by run, each
+        run at a new timestamp ``stamp()`` (increasing), of its changes of a rowkey only the
+        one with the highest version, and none of the rowkeys in ``skip`` (HBase table ->
+        rowkeys another segment of the commit holds a higher version of).  Stops with
+        :class:`~runtime.wal.Cancelled` between runs once ``stop`` is set."""
+        sender = self._start()
+        try:
+            for batch in segment_runs(path, stop=stop):
+                check_order(self.config, [batch])
+                run = self._plan(batch)
+                keep = _keep(run, skip.get(run.table))
+                if keep is not None and not len(keep):
+                    continue
+                self._send(run, keep, stamp())
+        finally:
+            sender.drain()
+
+    def _plan(self, batch: ChangeBatch) -> _Run:
+        schema = batch.schema
+        if not schema.primary_key:
+            raise BadRecordError(f"hbase: table {schema.table} has no primary key: "
+                                 "rowkeys need one")
+        rows = pa.Table.from_batches([batch.arrow()])
+        return _Run(self._target(schema.table), batch, rows, rowkeys(rows, schema))
+
+    def _start(self) -> _Sender:
+        if self._sender is None:
+            self._sender = _Sender()
+        return self._sender
+
+    def _send(self, run: _Run, keep: np.ndarray | None, timestamp: int) -> None:
+        """Hand the calls writing ``run`` (``keep``: those positions only) at ``timestamp``
+        to the sender."""
+        sender = self._start()
+        families = self._families(run.batch.schema)
+        # every call goes through the sender: one connection, one thread, in order
+        sender.submit(lambda: self.client.ensure_table(run.table, families))
+        table = run.table.encode()
+        for encoded in self._encode(run, keep, families):
+            for at in range(0, len(encoded), self.config.batch_size):
+                chunk = encoded.slice(at, self.config.batch_size)
+                request = self.codec.request(table, chunk, timestamp)
+                sender.submit(lambda request=request, n=len(chunk):
+                              self.client.mutate(run.table, request, n))
 
     def _target(self, table_id: str) -> str:
         """The HBase table of ``table_id``; :class:`ConfigError` when a table of another
@@ -258,6 +298,76 @@ def _last_changes(planned: list[_Run]) -> list[np.ndarray | None]:
     return keep
 
 
+def _keep(run: _Run, skip: pa.Array | None) -> np.ndarray | None:
+    """The positions of ``run`` to write (None: all): not those of rowkeys in ``skip``, and of
+    the changes of a rowkey only the one with the highest version."""
+    n = len(run.keys)
+    if skip is None or not len(skip):
+        return last_per_key(run.keys, run.batch.versions)
+    mine = np.flatnonzero(~pc.is_in(run.keys, value_set=skip).to_numpy(zero_copy_only=False))
+    if len(mine) == n:
+        return last_per_key(run.keys, run.batch.versions)
+    take = pa.array(mine, pa.int64())
+    last = last_per_key(run.keys.take(take), np.asarray(run.batch.versions)[mine])
+    return mine if last is None else mine[last]
+
+
+def segment_keys(config: HBaseSinkConfig, path: str,
+                 stop: threading.Event | None = None) -> dict[str, pa.Table]:
+    """Per HBase table, the rowkeys of segment ``path`` with their highest version (a table
+    of ``key``, ``version``), read run by run (checking each run's order, as applying it
+    does)."""
+    parts: dict[str, list[pa.Table]] = {}
+    for batch in segment_runs(path, stop=stop):
+        check_order(config, [batch])
+        keys = rowkeys(pa.Table.from_batches([batch.arrow()]), batch.schema)
+        part = pa.table({"key": keys, "version": pa.array(batch.versions, pa.int64())})
+        parts.setdefault(config.table_for(batch.table), []).append(
+            part.group_by("key", use_threads=False).aggregate([("version", "max")]))
+    out = {}
+    for table, tables in parts.items():
+        merged = pa.concat_tables(tables)
+        if len(tables) > 1:
+            merged = merged.group_by("key", use_threads=False).aggregate([("version_max",
+                                                                           "max")])
+            merged = merged.rename_columns(["key", "version_max"])
+        out[table] = merged.select(["key", "version_max"]).rename_columns(["key", "version"])
+    return out
+
+
+def shared_key_losers(segments: list[dict[str, pa.Table]]) -> list[dict[str, pa.Array]]:
+    """For each segment (its :func:`segment_keys`), per HBase table the rowkeys it must skip:
+    those another segment holds a higher version of (on a tie, the later segment wins).  Keys
+    in one segment only are skipped nowhere."""
+    losers: list[dict[str, pa.Array]] = [{} for _ in segments]
+    tables = {t for seg in segments for t in seg}
+    for table in tables:
+        members = [i for i, seg in enumerate(segments) if table in seg]
+        if len(members) < 2:
+            continue
+        both = pa.concat_tables([segments[i][table].append_column(
+            "segment", pa.array(np.full(segments[i][table].num_rows, i, dtype=np.int32)))
+            for i in members])
+        order = pc.sort_indices(both, sort_keys=[("key", "ascending"), ("version", "ascending"),
+                                                 ("segment", "ascending")])
+        both = both.take(order)
+        keys = both.column("key").combine_chunks()
+        n = len(keys)
+        if n < 2:
+            continue
+        # a row followed by one of the same key is not the highest version of its key
+        beaten = pc.equal(keys.slice(0, n - 1), keys.slice(1)).to_numpy(zero_copy_only=False)
+        beaten = np.append(beaten, False)
+        if not beaten.any():
+            continue
+        lost = both.filter(pa.array(beaten))
+        owner = lost.column("segment").to_numpy()
+        for i in np.unique(owner):
+            losers[int(i)][table] = lost.column("key").filter(pa.array(owner == i)
+                                                              ).combine_chunks()
+    return losers
+
+
 class CommitRecord:
     """What the HBase committer keeps next to the segments (atomically rewritten, at ``path``;
     in memory only without one): the last cell timestamp it handed out, and the segments of
@@ -285,16 +395,37 @@ class CommitRecord:
             filesystem(self.path).write_atomically(self.path, json.dumps(data).encode())
 
 
-class HBaseCommitter(WalCommitter):
-    """Applies the write-ahead-log segments of a commit together (see the module docs) at
-    timestamps of a :class:`CellClock` kept in a :class:`CommitRecord`, then deletes them."""
+class _Stamps:
+    """Cell timestamps for the runs of one commit, handed to any applying thread: each from
+    the commit record's clock, saved before it is used (no timestamp is handed out twice,
+    even after a crash)."""
+
+    def __init__(self, record: CommitRecord):
+        self.record = record
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        with self._lock:
+            timestamp = self.record.clock.reserve(1)
+            self.record.save()
+            return timestamp
+
+
+class HBaseCommitter(WalCommitter[Applier]):
+    """Applies the write-ahead-log segments of a commit at the same time (up to
+    ``apply-threads``, each through an :class:`Applier` of its own), rowkeys shared between
+    segments settled first (see the module docs), at timestamps of a :class:`CellClock` kept
+    in a :class:`CommitRecord`; deletes them once they are all applied."""
 
     sink_name = "hbase"
 
     def __init__(self, config: HBaseSinkConfig):
+        super().__init__(config.apply_threads)
         self.config = config
-        self._applier: Applier | None = None
         self._record: CommitRecord | None = None
+
+    def new_applier(self) -> Applier:
+        return Applier(self.config)
 
     def apply(self, segments: list[str], context: CommitContext) -> None:
         if self._record is None:
@@ -304,22 +435,29 @@ class HBaseCommitter(WalCommitter):
         record = self._record
         todo = [path for path in segments if path not in record.applied]
         if todo:
-            read = []
-            for path in todo:  # a segment is one writer's changes, in the order it got them
-                batches = WriteAheadLog.read_segment(path)
-                check_order(self.config, batches)
-                read += batches
-            merged = runs(read)
-            base = record.clock.reserve(len(merged))
-            record.save()  # no timestamp is handed out twice, even after a crash
-            if self._applier is None:
-                self._applier = Applier(self.config)
-            self._applier.apply(merged, base)
+            skip = self._settle(todo)
+            stamps = _Stamps(record)
+            self.apply_concurrently(
+                todo, lambda applier, path, stop: applier.apply_segment(
+                    path, skip.get(path, {}), stamps.next, stop), delete_each=False)
             record.applied = todo
             record.save()
         for path in segments:
             WriteAheadLog.delete_segment(path)
 
-    def close(self) -> None:
-        if self._applier is not None:
-            self._applier.close()
+    def _settle(self, segments: list[str]) -> dict[str, dict[str, pa.Array]]:
+        """Per segment, the rowkeys it skips (:func:`shared_key_losers`); nothing to settle
+        for one segment."""
+        if len(segments) < 2:
+            return {}
+        found: dict[str, dict[str, pa.Table]] = {}
+        lock = threading.Lock()
+
+        def summarize(_applier: Applier, path: str, stop: threading.Event) -> None:
+            keys = segment_keys(self.config, path, stop)
+            with lock:
+                found[path] = keys
+
+        self.apply_concurrently(segments, summarize, delete_each=False)
+        losers = shared_key_losers([found[path] for path in segments])
+        return dict(zip(segments, losers))

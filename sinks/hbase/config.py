@@ -50,6 +50,10 @@ class HBaseSinkConfig(ConnectorConfig):
         "exactly-once", description="exactly-once: a write-ahead log, applied after the "
                                     "checkpoint; at-least-once: write at once (still idempotent).")
     batch_size: int = Field(1000, ge=1, description="Rows per Thrift mutateRows call.")
+    apply_threads: int = Field(
+        4, ge=1, le=64, description="Write-ahead-log segments (one per writer subtask) a "
+                                    "commit applies at the same time, each over a connection "
+                                    "of its own (exactly-once).")
     max_retries: int = Field(6, ge=0, description="Retries of a failed Thrift call, with "
                                                   "backoff and a new connection.")
     retry_backoff: Duration = Field("200ms", validate_default=True,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from runtime.errors import TransientError
+from runtime.errors import HubError, TransientError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.hbase.committer import Applier, HBaseCommitter
 from sinks.hbase.config import HBaseSinkConfig
@@ -19,14 +19,20 @@ class HBaseSink(Sink):
         self.config = config
 
     def check(self) -> None:
+        """List the tables once, through the client's one error translation
+        (:func:`sinks.hbase.client.translate`): a server that can't be reached is a transient
+        error, waited for as ``[restart]`` says; an answer the client can't read is taken for
+        one too."""
         from sinks.hbase.client import HBaseClient
 
+        where = f"{self.config.host}:{self.config.port}"
         client = HBaseClient(self.config.model_copy(update={"max_retries": 0}))
         try:
-            client.connection().tables()
+            client.tables()
+        except HubError as exc:
+            raise type(exc)(f"hbase sink: can't reach the Thrift server at {where}: "
+                            f"{exc}") from None
         except Exception as exc:  # noqa: BLE001 - one line for any reason the server is away
-            # transient: a server still down at a restart is waited for as [restart] says
-            where = f"{self.config.host}:{self.config.port}"
             raise TransientError(f"hbase sink: can't reach the Thrift server at {where}: "
                                  f"{type(exc).__name__}: {exc}") from None
         finally:

@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from runtime.errors import HubError
-from runtime.sink import CommitContext, Committable, Committer
+from runtime.sink import CommitContext, Committable, CommitOutcome, Committer, settle
 from sinks.jdbc.dialect import Dialect
 
 log = logging.getLogger(__name__)
@@ -21,20 +21,38 @@ class JdbcCommitter(Committer):
       prepared after the restored checkpoint and their data will be written again.
     * :meth:`abort` rolls back the transactions of a checkpoint that will never complete, so
       that their locks don't wait for the next start; idempotent, best effort.
-    * Every client error leaves as :meth:`Dialect.translate` makes it: lost connections and
-      deadlocks as :class:`TransientError` (the coordinator retries), the rest terminal.
+    * One outcome per transaction (:meth:`commit_each`): a transaction whose commit fails is
+      retried alone (a transient error: a lost connection, a deadlock) or fails the job (the
+      rest), the others are committed meanwhile.  Every client error is as
+      :meth:`Dialect.translate` makes it.
     """
+
+    #: The next checkpoint waits for this one's commit (see Committer.max_commits_in_flight):
+    #: its writers' transactions would otherwise begin together the moment it is done, with
+    #: the next barrier right behind, and wait on each other's duplicate-key locks.
+    max_commits_in_flight = 1
 
     def __init__(self, dialect: Dialect):
         self._dialect = dialect
         self._conn: Any = None
 
     def commit(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
+        return settle(self.commit_each(committables, context))
+
+    def commit_each(self, committables: list[Committable], context: CommitContext
+                    ) -> list[CommitOutcome]:
+        outcomes = []
         for c in committables:
             xid = c["xid"]
-            if not self._call(self._dialect.commit_prepared, xid, "committing"):
-                log.debug("jdbc sink: %s was committed before", xid)
-        return []
+            try:
+                if self._call(self._dialect.commit_prepared, xid, "committing"):
+                    outcomes.append(CommitOutcome.done(c))
+                else:
+                    log.debug("jdbc sink: %s was committed before", xid)
+                    outcomes.append(CommitOutcome.already_committed(c))
+            except HubError as exc:  # this one only: the others are independent transactions
+                outcomes.append(CommitOutcome.failure(c, exc))
+        return outcomes
 
     def recover(self, committables: list[Committable], context: CommitContext) -> list[Committable]:
         self.commit(committables, context)

@@ -89,9 +89,15 @@ class Dialect(ABC):
             return TerminalError(f"jdbc sink: {self.name} at {t.host}:{t.port} refused user "
                                  f"{t.user!r} (database {t.database!r}): {self.text(exc)}")
         message = f"jdbc sink: {what}: {self.text(exc)}"
-        if isinstance(exc, OSError) or self.is_transient(exc):
+        if self.is_transient(exc):
             return TransientError(message)
         return TerminalError(message)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """The one decision whether a failure is worth redoing (what :meth:`translate` marks
+        transient): a socket error always, a driver error when :meth:`transient_error` says
+        so (a lost connection, a deadlock)."""
+        return isinstance(exc, OSError) or self.transient_error(exc)
 
     def text(self, exc: BaseException) -> str:
         """One line of what the client said."""
@@ -160,10 +166,6 @@ class Dialect(ABC):
     @abstractmethod
     def prepared_xids(self, conn: Any, prefix: str) -> list[str]:
         """Ids of the prepared transactions starting with ``prefix``."""
-
-    def is_prepared(self, conn: Any, xid: str) -> bool:
-        """Whether ``xid`` is prepared and not finished yet."""
-        return xid in self.prepared_xids(conn, xid)
 
     # -- tables -----------------------------------------------------------------------------------
     @abstractmethod
@@ -285,8 +287,9 @@ class Dialect(ABC):
         column the message names is one of them (names may hold any character)."""
 
     @abstractmethod
-    def is_transient(self, exc: BaseException) -> bool:
-        """A lost connection, deadlock or similar: the work may succeed when redone."""
+    def transient_error(self, exc: BaseException) -> bool:
+        """A driver error meaning a lost connection, deadlock or similar: the work may succeed
+        when redone.  Only :meth:`is_transient` asks."""
 
 
 F = TypeVar("F", bound=Callable[..., Any])

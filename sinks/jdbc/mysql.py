@@ -6,6 +6,7 @@ DDL can't run inside an XA transaction (it commits implicitly), so this dialect 
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -15,12 +16,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
 
-from runtime.errors import HubError, TransientError
+from formats.clients import mysql as mysql_errors
+from runtime.errors import HubError, TerminalError, TransientError
 from runtime.schema import Column
 from runtime.types import DataType
 from sinks.jdbc.dialect import Dialect, Rejection, TableRef, named_column
 from sinks.jdbc.types import (hex_text, json_of_lists, mysql_type, quote_sql_strings,
                               time_text, timestamp_text)
+
+log = logging.getLogger(__name__)
 
 #: Strict mode: a value that does not fit is an error naming its column, never silently cut.
 _SESSION = ("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
@@ -38,12 +42,6 @@ _SESSION = ("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION,"
 #: Errors about a row's value or a constraint.
 _REJECTED = {1048, 1062, 1263, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 1451, 1452, 1690,
              3140, 3819, 4025}
-#: Lock wait timeout, deadlock, too many connections, server shutdown, connection killed,
-#: network errors, client errors of a lost or refused connection, idle disconnect.
-_TRANSIENT = {1205, 1213, 1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1927, 2002, 2003,
-              2006, 2013, 2055, 4031}
-#: Access denied (user/password, database, no password given).
-_AUTH_FAILURE = {1044, 1045, 1698}
 _UNKNOWN_XID = 1397
 _CONSTRAINT = re.compile(r"CONSTRAINT `(?:[^`]*\.)?(\w+)`")
 #: Bytes of SQL per statement (below every server's default max_allowed_packet).
@@ -121,7 +119,7 @@ class MySqlDialect(Dialect):
             with conn.cursor() as cur:
                 for statement in _SESSION:
                     cur.execute(statement)
-        except (pymysql.err.MySQLError, OSError) as exc:
+        except self.driver_errors as exc:
             raise self.translate(exc, f"can't connect to MySQL at {t.host}:{t.port}/"
                                       f"{t.database} as {t.user}") from None
         return conn
@@ -143,7 +141,9 @@ class MySqlDialect(Dialect):
             try:
                 cur.execute("XA RECOVER")
             except pymysql.err.MySQLError as exc:
-                raise HubError(
+                if self.is_transient(exc):
+                    raise  # a lost connection says nothing about XA: the caller translates it
+                raise TerminalError(
                     f"jdbc sink: user {self.target.user!r} may not use XA transactions "
                     f"({exc.args[-1]}); on MySQL 8 grant XA_RECOVER_ADMIN: GRANT "
                     f"XA_RECOVER_ADMIN ON *.* TO '{self.target.user}'@'%'; or set "
@@ -171,8 +171,9 @@ class MySqlDialect(Dialect):
     def rollback(self, conn: pymysql.Connection, xid: str) -> None:
         try:
             self._run(conn, "XA END %s", xid)
-        except pymysql.err.MySQLError:
-            pass  # already ended (a failed statement may have ended it): roll back anyway
+        except pymysql.err.MySQLError as exc:
+            # already ended (a failed statement may have ended it): roll back anyway
+            log.debug("jdbc sink: XA END %s before rollback: %s", xid, self.text(exc))
         self._run(conn, "XA ROLLBACK %s", xid)
 
     def commit_prepared(self, conn: pymysql.Connection, xid: str) -> bool:
@@ -300,11 +301,15 @@ class MySqlDialect(Dialect):
             column = m.group(1) if m else None
         return Rejection(message, column)
 
-    def is_transient(self, exc: BaseException) -> bool:
-        if isinstance(exc, pymysql.err.InterfaceError):
-            return True  # the client's connection is closed or was never open
-        return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
-                and exc.args[0] in _TRANSIENT)
+    # -- errors: transient or terminal as formats.clients.mysql decides (the source's too) ----
+    def translate(self, exc: BaseException, what: str) -> HubError:
+        if not isinstance(exc, HubError) and mysql_errors.kind(exc) is mysql_errors.Kind.DENIED:
+            return TerminalError(f"jdbc sink: {what}: user {self.target.user!r} lacks a "
+                                 f"privilege: {self.text(exc)}")
+        return super().translate(exc, what)
+
+    def transient_error(self, exc: BaseException) -> bool:
+        return mysql_errors.is_client_error(exc) and mysql_errors.is_transient(exc)
 
     def text(self, exc: BaseException) -> str:
         if isinstance(exc, pymysql.err.MySQLError) and exc.args:
@@ -312,5 +317,5 @@ class MySqlDialect(Dialect):
         return super().text(exc)
 
     def is_auth_failure(self, exc: BaseException) -> bool:
-        return (isinstance(exc, pymysql.err.MySQLError) and bool(exc.args)
-                and exc.args[0] in _AUTH_FAILURE)
+        return mysql_errors.is_client_error(exc) and \
+            mysql_errors.kind(exc) is mysql_errors.Kind.REFUSED

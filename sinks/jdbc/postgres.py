@@ -71,7 +71,7 @@ class PostgresDialect(Dialect):
                                    password=t.password or None, autocommit=autocommit,
                                    connect_timeout=max(1, int(self.connect_timeout)),
                                    options="-c TimeZone=UTC")
-        except (psycopg.Error, OSError) as exc:
+        except self.driver_errors as exc:
             raise self.translate(exc, f"can't connect to PostgreSQL at {t.host}:{t.port}/"
                                       f"{t.database} as {t.user}") from None
 
@@ -127,10 +127,6 @@ class PostgresDialect(Dialect):
                             "current_database() AND starts_with(gid, %s) ORDER BY prepared",
                             (prefix,)).fetchall()
         return [r[0] for r in rows]
-
-    def is_prepared(self, conn: psycopg.Connection, xid: str) -> bool:
-        return conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s",
-                            (xid,)).fetchone() is not None
 
     # -- tables -----------------------------------------------------------------------------------
     def quote(self, name: str) -> str:
@@ -223,9 +219,9 @@ class PostgresDialect(Dialect):
             message += f" ({diag.message_detail})"
         return Rejection(message, column)
 
-    def is_transient(self, exc: BaseException) -> bool:
+    def transient_error(self, exc: BaseException) -> bool:
         if not isinstance(exc, psycopg.Error):
-            return isinstance(exc, OSError)
+            return False
         state = exc.sqlstate
         if state is None:
             # raised by the client: a lost or closed connection, a failed connection attempt

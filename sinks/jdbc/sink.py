@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from runtime.errors import HubError, MissingExtraError
+from runtime.errors import ConfigError, HubError, MissingExtraError
+from runtime.rescale import SupportsWriterStateRescale, WriterState
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.jdbc.committer import JdbcCommitter
 from sinks.jdbc.config import JdbcSinkConfig
@@ -12,7 +13,7 @@ from sinks.jdbc.dialect import Dialect
 
 log = logging.getLogger(__name__)
 
-class JdbcSink(Sink):
+class JdbcSink(Sink, SupportsWriterStateRescale):
     """Change events applied to PostgreSQL or MySQL/MariaDB tables, exactly once.
 
     Writers (:class:`~sinks.jdbc.writer.JdbcSinkWriter`) write into one transaction per
@@ -76,3 +77,21 @@ class JdbcSink(Sink):
 
     def create_committer(self) -> Committer:
         return JdbcCommitter(self.dialect())
+
+    def rescale_writer_states(self, states: list[WriterState], parallelism: int
+                              ) -> list[WriterState]:
+        """Each writer's state is the last checkpoint it prepared (the same for all) plus the
+        MySQL schema changes and rows it deferred: those must be applied, in order, by the
+        writer that also gets the table's later changes, which another parallelism can't
+        promise, so they are refused; without them every new writer starts after the
+        highest checkpoint."""
+        deferred = sorted({(d.get("change") or d.get("schema") or {}).get("table", "?")
+                           for s in states if s for d in s.get("deferred", ())})
+        if deferred:
+            raise ConfigError(
+                f"the jdbc sink's writers hold schema changes (and the rows after them) of "
+                f"{', '.join(deferred)} not yet applied, which only the same {len(states)} "
+                f"writers can apply in order: resume with parallelism {len(states)}, let a "
+                f"checkpoint complete, then change it", key="pipeline.parallelism")
+        last = max(((s or {}).get("checkpoint", 0) for s in states), default=0)
+        return [{"checkpoint": last} for _ in range(parallelism)]

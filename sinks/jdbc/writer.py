@@ -23,7 +23,7 @@ from sinks.jdbc.dialect import Dialect, TableRef, first_line, translated
 
 #: Transaction ids tried per checkpoint when the server holds prepared ones of that id.
 MAX_SERIALS = 1000
-#: How long a writer waits for its previous checkpoint's commit before it gives up.
+#: How long a writer waits to hear that its previous checkpoint committed before it gives up.
 AWAIT_COMMIT_S = 20.0
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,10 @@ class JdbcSinkWriter(SinkWriter):
         self._txns = 0  # transactions begun: makes staging names unique
         self._token = uuid.uuid4().hex[:12]  # ... together with this writer's own token
         self._side: Any = None  # autocommit connection for CREATE TABLE
-        self._awaiting: str | None = None  # our prepared transaction not known committed
+        #: our prepared transaction not known committed, and its checkpoint
+        self._awaiting: tuple[str, int] | None = None
+        #: the latest checkpoint the runtime told us is committed (notify_checkpoint_complete)
+        self._committed = 0
         self._ddl_refs: set[TableRef] = set()  # tables changed by DDL in the open transaction
         self._sources: dict[TableRef, str] = {}  # target table -> its source table
         self._shortened: set[TableRef] = set()  # shortened target names, said once
@@ -198,7 +201,7 @@ class JdbcSinkWriter(SinkWriter):
                 if self._dialect.detach_after_prepare:
                     self._conn.close()
                     self._conn = None
-                self._awaiting = xid
+                self._awaiting = (xid, checkpoint_id)
                 return [{"xid": xid}]
             self._dialect.commit(self._conn, xid)
             return []
@@ -210,6 +213,9 @@ class JdbcSinkWriter(SinkWriter):
         if self._deferred:
             state["deferred"] = [_encode(el) for el in self._deferred]
         return state
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        self._committed = max(self._committed, checkpoint_id)
 
     def close(self) -> None:
         self._buffers.clear()
@@ -316,7 +322,7 @@ class JdbcSinkWriter(SinkWriter):
         conn = self._connection()
         if self._xid is None:
             if self._awaiting is not None:
-                self._await_commit(conn, self._awaiting)
+                self._await_commit(*self._awaiting)
                 self._awaiting = None
             if self._deferred:
                 self._drain()  # begins the transaction when it writes rows
@@ -360,20 +366,21 @@ class JdbcSinkWriter(SinkWriter):
             if self._dialect.columns(self._side, ref) is None:
                 raise self._error(f"creating {ref}", exc) from exc
 
-    def _await_commit(self, conn: Any, xid: str) -> None:
-        """Wait until the committer committed (or recovery rolled back) our previous
-        transaction.  Rows it inserted are invisible to the next transaction until then:
-        a PostgreSQL DELETE would miss them, and the delete would be lost when they
-        become visible.  The wait ends once the checkpoint completes, which needs nothing
-        more from this writer (its barrier was acknowledged)."""
-        started, delay = time.monotonic(), 0.002
-        while self._dialect.is_prepared(conn, xid):
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-            if time.monotonic() - started > AWAIT_COMMIT_S:
+    def _await_commit(self, xid: str, checkpoint_id: int) -> None:
+        """Wait until the runtime tells that checkpoint ``checkpoint_id`` (whose transaction
+        ``xid`` we prepared) is committed.  Rows it inserted are invisible to the next
+        transaction until then: a PostgreSQL DELETE would miss them, and the delete would be
+        lost when they become visible.  The commit needs nothing more from this writer (its
+        barrier was acknowledged), so the wait is bounded: a checkpoint that timed out is
+        committed with a later one, which can't complete while we wait."""
+        deadline = time.monotonic() + AWAIT_COMMIT_S
+        while self._committed < checkpoint_id:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._context.notifications.wait(left):
                 # the checkpoint is stuck (e.g. another writer waits on our locks): restart
-                raise TransientError(f"jdbc sink: transaction {xid} is still not committed "
-                                     f"after {AWAIT_COMMIT_S:.0f}s")
+                raise TransientError(f"jdbc sink: transaction {xid} of checkpoint "
+                                     f"{checkpoint_id} is still not committed after "
+                                     f"{AWAIT_COMMIT_S:.0f}s")
 
     def _ddl(self, statement: str, ref: TableRef) -> None:
         if self._dialect.transactional_ddl:

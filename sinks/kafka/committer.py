@@ -5,15 +5,16 @@ import logging
 import os
 from typing import Any
 
+from runtime.errors import HubError
 from runtime.faults import crash_point
-from runtime.sink import Committable, CommitContext, Committer
+from runtime.sink import Committable, CommitContext, CommitOutcome, Committer, settle
 from runtime.wal import WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared,
                                       committed_checkpoint, group_metadata, marker_group,
                                       new_producer, produce_segment, send_offsets,
                                       transactional_id)
-from formats.kafka_errors import kafka_errors
+from formats.clients.kafka import kafka_errors
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ class KafkaCommitter(Committer):
     2. else, or when that commit fails, the marker: the transaction committed if the marker
        group's offset is at least the checkpoint id; if not, re-send the WAL segment in a new
        transaction with the marker.
+
+    One outcome per committable (:meth:`commit_each`): a subtask whose transaction fails to
+    commit is retried alone (with its later committables, which must not overtake it), the
+    other subtasks' are committed meanwhile.
 
     Idempotent: a committed checkpoint is a no-op (its marker says so).  The re-sending
     producer takes the transactional id of the writer's transaction (after a crash, or while
@@ -43,9 +48,11 @@ class KafkaCommitter(Committer):
 
     def commit(self, committables: list[Committable], context: CommitContext
                ) -> list[Committable]:
-        with kafka_errors(ROLE, f"committing checkpoint {context.checkpoint_id}",
-                          self.config.bootstrap_servers):
-            return self._commit_all(committables, recovering=False)
+        return settle(self.commit_each(committables, context))
+
+    def commit_each(self, committables: list[Committable], context: CommitContext
+                    ) -> list[CommitOutcome]:
+        return self._commit_all(committables, recovering=False)
 
     def recover(self, committables: list[Committable], context: CommitContext
                 ) -> list[Committable]:
@@ -61,7 +68,7 @@ class KafkaCommitter(Committer):
     def _recover(self, committables: list[Committable]) -> None:
         self._fence(committables)
         try:
-            self._commit_all(committables, recovering=True)
+            settle(self._commit_all(committables, recovering=True))
         finally:
             for producer in self._fenced.values():  # those no re-send needed
                 producer.flush(0)
@@ -81,13 +88,19 @@ class KafkaCommitter(Committer):
             self._fenced[tid] = new_producer(self.conf, tid, self.config.transaction_timeout)
 
     def _commit_all(self, committables: list[Committable], recovering: bool
-                    ) -> list[Committable]:
-        later: list[Committable] = []
+                    ) -> list[CommitOutcome]:
+        outcomes: list[CommitOutcome] = []
         run: list[Committable] = []  # taken-over committables, then the one that took them
+        #: subtask -> the error its commit met: its later committables wait behind it
+        blocked: dict[int, HubError] = {}
         for c in _ordered(committables):
             if run and run[-1]["subtask"] != c["subtask"]:
-                later.extend(run)
+                # taken over by a transaction not prepared yet: with a later checkpoint
+                outcomes.extend(CommitOutcome.not_yet(x) for x in run)
                 run = []
+            if c["subtask"] in blocked:
+                outcomes.append(CommitOutcome.failure(c, blocked[c["subtask"]]))
+                continue
             run.append(c)
             with LIVE_LOCK:
                 prepared = LIVE.get(c["key"])
@@ -95,14 +108,23 @@ class KafkaCommitter(Committer):
                 if not recovering:
                     continue  # its records are in the writer's next transaction
                 prepared = None  # that writer is gone with its transaction: by marker
-            self._commit_run(run, prepared, recovering)
+            try:
+                with kafka_errors(ROLE, f"committing checkpoint {c['checkpoint']} (subtask "
+                                        f"{c['subtask']})", self.config.bootstrap_servers):
+                    already = self._commit_run(run, prepared, recovering)
+            except HubError as exc:  # this subtask's: the others' go on
+                outcomes.extend(CommitOutcome.failure(x, exc) for x in run)
+                blocked[c["subtask"]] = exc
+            else:
+                make = CommitOutcome.already_committed if already else CommitOutcome.done
+                outcomes.extend(make(x) for x in run)
             run = []
-        # taken over by a transaction not prepared yet: with a later checkpoint
-        later.extend(run)
-        return later
+        outcomes.extend(CommitOutcome.not_yet(x) for x in run)
+        return outcomes
 
     def _commit_run(self, run: list[Committable], prepared: Prepared | None,
-                    recovering: bool) -> None:
+                    recovering: bool) -> bool:
+        """Commit ``run``; True when its marker said it was committed before."""
         from confluent_kafka import KafkaException
 
         last = run[-1]
@@ -124,13 +146,15 @@ class KafkaCommitter(Committer):
                     if c["segment"]:
                         WriteAheadLog.delete_segment(c["segment"])
                 self._done(run, prepared)
-                return
+                return False
         # The writer's id is free to take while the writer waits for this commit (or after
         # a crash); else an id of the committer's own, not to fence a live writer.
         fence = recovering or prepared is not None
+        already = True
         for c in run:  # a failure raises with all of them still live: the retry comes here
-            self._commit_by_marker(c, fence)
+            already = self._commit_by_marker(c, fence) and already
         self._done(run, prepared)
+        return already
 
     @staticmethod
     def _done(run: list[Committable], prepared: Prepared | None) -> None:
@@ -140,7 +164,8 @@ class KafkaCommitter(Committer):
         if prepared is not None:
             prepared.finish()
 
-    def _commit_by_marker(self, c: Committable, fence: bool) -> None:
+    def _commit_by_marker(self, c: Committable, fence: bool) -> bool:
+        """Commit ``c`` by its marker; True when it was committed before."""
         from confluent_kafka import TopicPartition
 
         subtask, cid = c["subtask"], c["checkpoint"]
@@ -156,14 +181,14 @@ class KafkaCommitter(Committer):
                          cid, subtask)
                 if c["segment"]:
                     WriteAheadLog.delete_segment(c["segment"])
-                return
+                return True
             segment = c["segment"]
             if segment is None or not WriteAheadLog.exists(segment):
                 # A segment goes only after its transaction committed (or was re-sent):
                 # gone means committed, whatever a broker's offsets say.
                 log.info("kafka sink: checkpoint %d (subtask %d) was committed already (its "
                          "write-ahead log segment is gone)", cid, subtask)
-                return
+                return True
             log.info("kafka sink: re-sending %d records of checkpoint %d (subtask %d) from the "
                      "write-ahead log", c["records"], cid, subtask)
             with kafka_errors(ROLE, f"re-sending checkpoint {cid} (subtask {subtask})",
@@ -177,6 +202,7 @@ class KafkaCommitter(Committer):
                 producer.commit_transaction(TIMEOUT_S)
             crash_point("kafka-resent-by-marker", cid)
             WriteAheadLog.delete_segment(segment)
+            return False
         finally:
             producer.flush(0)
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from formats.message import MessageFormat, resolve_message_format
+from formats.message.base import MessageFormat
+from formats.registry import check_format, check_format_options, resolve_message_format
+from runtime.clientlog import client_log
 from runtime.config import ConnectorConfig, Duration
 from runtime.schema import split_table_id
 
@@ -58,6 +60,19 @@ class KafkaSinkConfig(ConnectorConfig):
                              f"used ({exc})") from None
         return v
 
+    @field_validator("format", "key_format")
+    @classmethod
+    def _check_format(cls, v: str) -> str:
+        return check_format(v, "message")
+
+    @field_validator("format_options", "key_format_options")
+    @classmethod
+    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # checked here, not only when the formats are resolved below: that needs every field
+        # valid, and a bad format option is reported with the other bad options of the file
+        name = info.field_name.removesuffix("_options") if info.field_name else "format"
+        return check_format_options(info.data.get(name), v, "message")
+
     @field_validator("properties")
     @classmethod
     def _check_properties(cls, v: dict[str, Any]) -> dict[str, Any]:
@@ -108,5 +123,8 @@ class KafkaSinkConfig(ConnectorConfig):
             "linger.ms": 5, "acks": "all", "enable.idempotence": True,
             "delivery.report.only.error": True,
         }
+        # librdkafka's own lines (a broker down: ~20 a second) through our logging, repeats
+        # held back; a user's properties may still set log_level or debug
+        conf["logger"] = client_log("sinks.kafka.client")
         conf.update(self.properties)
         return conf

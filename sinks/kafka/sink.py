@@ -9,7 +9,7 @@ from sinks.kafka.committer import KafkaCommitter
 from sinks.kafka.config import KafkaSinkConfig
 from sinks.kafka.writer import KafkaWriter
 from sinks.noop import NoOpCommitter
-from formats.kafka_errors import kafka_errors
+from formats.clients.kafka import kafka_errors
 
 
 class KafkaSink(Sink):
@@ -30,7 +30,7 @@ class KafkaSink(Sink):
         from confluent_kafka.admin import AdminClient
 
         conf = {k: v for k, v in self.config.producer_config().items()
-                if k.startswith(("bootstrap.", "security.", "sasl.", "ssl."))}
+                if k.startswith(("bootstrap.", "security.", "sasl.", "ssl.")) or k == "logger"}
         with kafka_errors("kafka sink", "connecting", self.config.bootstrap_servers):
             AdminClient(conf).list_topics(timeout=10)
 

@@ -51,7 +51,7 @@ from runtime.errors import ConfigError, TransientError
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 from runtime.wal import WriteAheadLog
-from formats.kafka_errors import kafka_error, kafka_errors, translate
+from formats.clients.kafka import kafka_error, kafka_errors, translate
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +141,10 @@ def records_batch(topic: str, keys: pa.Array | None, values: pa.Array, ts: pa.Ar
 
 def produce_segment(producer: Any, segment: str) -> int:
     """Send the records of write-ahead log ``segment`` again (in the open transaction), in
-    their order.  Returns how many."""
+    their order, read one record batch at a time (memory: about one batch, whatever the size
+    of the segment).  Returns how many."""
     n = 0
-    for b in WriteAheadLog.read_segment(segment):
+    for b in WriteAheadLog.iter_segment(segment):
         cols = b.arrow()
         topics = cols.column(0).to_pylist()
         keys = cols.column(1).to_pylist()
@@ -248,7 +249,7 @@ def group_metadata(bootstrap: dict[str, Any], group: str) -> tuple[Any, Any]:
 
 def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
     conf = {k: v for k, v in producer_conf.items()
-            if k.startswith(("security.", "sasl.", "ssl.", "bootstrap."))}
+            if k.startswith(("security.", "sasl.", "ssl.", "bootstrap.")) or k == "logger"}
     # read_committed: committed() asks for stable offsets (no transaction in flight)
     return {**conf, "group.id": group, "enable.auto.commit": False,
             "isolation.level": "read_committed"}

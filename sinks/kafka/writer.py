@@ -21,7 +21,7 @@ from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared
                                       group_metadata, marker_group, new_producer, produce_all,
                                       produce_segment, records_batch, send_offsets,
                                       transactional_id)
-from formats.kafka_errors import is_transient, kafka_error, kafka_errors
+from formats.clients.kafka import is_transient, kafka_error, kafka_errors
 
 log = logging.getLogger(__name__)
 

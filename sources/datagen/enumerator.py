@@ -26,8 +26,5 @@ class DatagenEnumerator(SplitEnumerator):
         elif self.bounded:
             self.context.signal_no_more_splits(subtask)
 
-    def add_splits_back(self, splits: list, subtask: int) -> None:
-        self.pending.extend(splits)
-
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         return {"created": self.created, "pending": [s.to_dict() for s in self.pending]}

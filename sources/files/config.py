@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from formats.base import FileFormat
-from formats.message import MessageFormat
-from formats.registry import resolve_files_format
+from formats.file.base import FileFormat
+from formats.message.base import MessageFormat
+from formats.registry import check_format, check_format_options, resolve_files_format
 from runtime.config import ConnectorConfig, Duration, check_declared_columns
 
 
@@ -69,6 +69,18 @@ class FilesSourceConfig(ConnectorConfig):
             raise ValueError("path must not be empty")
         return v
 
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, v: str) -> str:
+        return check_format(v, "files")
+
+    @field_validator("format_options")
+    @classmethod
+    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # checked here, not only when the format is resolved below: that needs every field
+        # valid, and a bad format option is reported with the other bad options of the file
+        return check_format_options(info.data.get("format"), v, "files")
+
     @field_validator("monitor_interval")
     @classmethod
     def _positive_interval(cls, v: float | None) -> float | None:
@@ -85,7 +97,6 @@ class FilesSourceConfig(ConnectorConfig):
             if self.event_time_column is not None and self.event_time_column not in self.columns:
                 raise ValueError(f"event-time-column: {self.event_time_column!r} is not among "
                                  "the columns")
-        # ConfigError is not a ValueError, so pydantic lets it through with its own key path.
         # Message formats name tables, columns and keys in their own options.
         self._file_format = resolve_files_format(self.format, self.format_options, {
             "table": self.table, "columns": self.columns,

@@ -6,14 +6,15 @@ import logging
 import os
 import re
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
-from formats.base import FileFormat
-from formats.message import MessageFormat
+from formats.file.base import FileFormat
+from formats.message.base import MessageFormat
 from runtime.errors import HubError
 from runtime.fs import filesystem
 from runtime.schema import TableSchema
-from runtime.source import EnumeratorContext, Split, SplitEnumerator
+from runtime.source import EnumeratorContext, SplitEnumerator
 from sources.files.config import FilesSourceConfig
 from sources.files.split import FileSplit
 from sources.files.types import declared_schema, inferred_schema
@@ -100,17 +101,61 @@ def _list_remote(pattern: str) -> list[str]:
     return sorted(found)
 
 
+@dataclass(frozen=True)
+class _Found:
+    """What one discovery found (on the enumerator's I/O thread): new files with their size
+    and modification time, new empty files, and the schema inferred from the first new file
+    when the enumerator has none yet."""
+
+    files: list[tuple[str, int, int]]
+    empty: list[str]
+    schema: TableSchema | None
+
+
+def _scan(config: FilesSourceConfig, fmt: FileFormat | MessageFormat, table: str,
+          known: frozenset[str], check: bool, infer: bool) -> _Found:
+    """List the files of ``config.path`` not in ``known``: all the blocking I/O of a
+    discovery, run off the control thread (``check``: the path must exist; ``infer``: infer
+    the schema from the first new non-empty file)."""
+    if check:
+        check_path(config.path)
+    fs = filesystem(config.path)
+    files, empty, schema = [], [], None
+    for path in list_files(config.path):
+        if path in known:
+            continue
+        st = fs.status(path)
+        if st is None:
+            continue  # gone between listing and stat: it is not there to read
+        if st.size == 0:
+            empty.append(path)
+            continue
+        if infer and schema is None:
+            assert isinstance(fmt, FileFormat)
+            schema = inferred_schema(config, fmt, table, path)
+        files.append((path, st.size, st.mtime_ms))
+    return _Found(files, empty, schema)
+
+
 class FilesEnumerator(SplitEnumerator):
     """Hands out the files, in path order, one per split request.
 
     State (``snapshot_state``): the table schema, the splits not handed out yet (without
-    their schema) and the paths already discovered, so a restored enumerator neither loses
-    nor repeats a file.  The set of paths grows with the files seen (as in Flink's continuous
-    file enumerator): a directory watched for years should be cleaned up by its producer.
+    their schema), the paths already discovered, so a restored enumerator neither loses
+    nor repeats a file, and whether the first listing was done.  The set of paths grows with
+    the files seen (as in Flink's continuous file enumerator): a directory watched for years
+    should be cleaned up by its producer.
     Bounded: the files present at the first start, then ``signal_no_more_splits``.
     Continuous: a discovery every ``monitor-interval``; requests that find nothing wait
     for the next new file.  Message formats carry their schemas in the messages: their splits
     have no schema and no file is opened here.
+
+    Listing (and inferring the schema from a file) is blocking I/O: it runs through
+    ``context.call_async`` and its result is taken in the control thread; requests that come
+    meanwhile wait for it, and a bounded source signals no more splits only once the first
+    listing is in.  Errors of the first listing end the job (a missing path); later ones are
+    logged and the listing is tried again at the next interval, except
+    :class:`~runtime.errors.HubError`s (a file whose schema can't be read).
     """
 
     def __init__(self, context: EnumeratorContext, config: FilesSourceConfig,
@@ -129,74 +174,82 @@ class FilesEnumerator(SplitEnumerator):
         self.pending: deque[FileSplit] = deque(FileSplit.from_dict(d)
                                                for d in state.get("pending", ()))
         self.discovered: set[str] = set(state.get("discovered", ()))
-        self.waiting: list[int] = []  # subtasks whose request found no split (continuous)
+        #: the first listing's result is in (checkpoints of older versions: it was)
+        self.listed: bool = bool(state.get("listed", self.restored))
+        self.waiting: list[int] = []  # subtasks whose request found no split yet
+        self.scanning = False  # a listing is running on the I/O thread
 
     # -- SplitEnumerator ----------------------------------------------------------------------
     def start(self) -> None:
-        if not self.restored:
-            check_path(self.config.path)
-        if not self.restored or not self.bounded:
-            found = self.discover()
-            if self.bounded and not found and not self.pending:
-                log.warning("files source: no file to read under %s", self.config.path)
+        if not self.listed or not self.bounded:
+            self._discover(first=not self.listed)
         if not self.bounded:
             assert self.config.monitor_interval is not None
-            self.context.schedule(self._discover_and_assign, self.config.monitor_interval)
+            self.context.schedule(self._discover, self.config.monitor_interval)
 
     def handle_split_request(self, subtask: int) -> None:
         if self.pending:
             self._assign(subtask, self.pending.popleft())
-        elif self.bounded:
+        elif self.bounded and self.listed:
             self.context.signal_no_more_splits(subtask)
         elif subtask not in self.waiting:
             self.waiting.append(subtask)
-
-    def add_splits_back(self, splits: list[Split], subtask: int) -> None:
-        # first in line again: they were handed out before the files still pending
-        for s in reversed(splits):
-            assert isinstance(s, FileSplit)
-            self.pending.appendleft(s)
 
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         return {
             "schema": self.schema.to_dict() if self.schema else None,
             "pending": [dict(s.to_dict(), schema=None) for s in self.pending],
             "discovered": sorted(self.discovered),
+            "listed": self.listed,
         }
 
     # -- discovery ----------------------------------------------------------------------------
-    def discover(self) -> int:
-        """Add a split for each file not seen before; returns how many were added."""
+    def _discover(self, first: bool = False) -> None:
+        """Start a listing unless one is running (a slow one is not doubled by the timer)."""
+        if self.scanning:
+            return
+        self.scanning = True
+        known = frozenset(self.discovered)
+        infer = self.schema is None and not self.messages
+        config, fmt, table = self.config, self.format, self.table
+        check = first and not self.restored
+        self.context.call_async(lambda: _scan(config, fmt, table, known, check, infer),
+                                lambda found, error: self._found(found, error, first))
+
+    def _found(self, found: _Found | None, error: BaseException | None, first: bool) -> None:
+        """The listing's result, in the control thread."""
+        self.scanning = False
+        if error is not None:
+            if first or isinstance(error, HubError) or not isinstance(error, OSError):
+                raise error
+            # a listing failing once (NFS hiccup) is retried next interval
+            log.warning("files source: listing %s failed, retrying in %ss: %s",
+                        self.config.path, self.config.monitor_interval, error)
+            return
+        assert found is not None
+        for path in found.empty:
+            if path not in self.discovered:
+                self.discovered.add(path)
+                log.info("files source: skipping empty file %s", path)
         added = 0
-        fs = filesystem(self.config.path)
-        for path in list_files(self.config.path):
+        for path, size, mtime_ms in found.files:
             if path in self.discovered:
                 continue
-            st = fs.status(path)
-            if st is None:
-                continue  # gone between listing and stat: it is not there to read
             self.discovered.add(path)
-            if st.size == 0:
-                log.info("files source: skipping empty file %s", path)
-                continue
-            if self.schema is None and not self.messages:
-                assert isinstance(self.format, FileFormat)
-                self.schema = inferred_schema(self.config, self.format, self.table, path)
-            self.pending.append(FileSplit(path, path=path, size=st.size, mtime_ms=st.mtime_ms))
+            self.pending.append(FileSplit(path, path=path, size=size, mtime_ms=mtime_ms))
             added += 1
-        return added
-
-    def _discover_and_assign(self) -> None:
-        try:
-            self.discover()
-        except HubError:
-            raise
-        except OSError as exc:  # a listing failing once (NFS hiccup) is retried next interval
-            log.warning("files source: listing %s failed, retrying in %ss: %s",
-                        self.config.path, self.config.monitor_interval, exc)
-            return
+        if self.schema is None and found.schema is not None:
+            self.schema = found.schema
+        if first:
+            self.listed = True
+            if self.bounded and not added and not self.pending:
+                log.warning("files source: no file to read under %s", self.config.path)
         while self.waiting and self.pending:
             self._assign(self.waiting.pop(0), self.pending.popleft())
+        if self.bounded and self.listed:
+            waiting, self.waiting = self.waiting, []
+            for subtask in waiting:
+                self.context.signal_no_more_splits(subtask)
 
     def _assign(self, subtask: int, split: FileSplit) -> None:
         if not self.messages:

@@ -12,13 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.base import FileFormat, FormatReader, ReadChunk
-from formats.message import MessageFormat
-from formats.messagefile import MessageChunk, MessageFileReader
+from formats.file.base import FileFormat, FormatReader, ReadChunk
+from formats.file.messages import MessageChunk, MessageFileReader
+from formats.message.base import MessageFormat
 from runtime.batch import CREATE, OPS, ChangeBatch
 from runtime.deadletter import record_id
-from runtime.errors import BadRecordError, HubError, TransientError
-from runtime.fs import filesystem
+from runtime.errors import BadRecordError, HubError, TerminalError
+from runtime.fs import filesystem, is_unreachable, os_error
 from runtime.schema import SchemaChange, TableSchema
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.files.config import FilesSourceConfig
@@ -87,7 +87,9 @@ class FilesReader(SourceReader):
         try:
             chunk = self.file.read()
         except (OSError, pa.ArrowException) as exc:
-            raise HubError(f"files source: reading {split.path} failed: {exc}") from exc
+            if is_unreachable(exc):  # the store, not the file: worth reading again
+                raise os_error(f"files source: reading {split.path} failed", exc) from exc
+            raise TerminalError(f"files source: reading {split.path} failed: {exc}") from exc
         if chunk is None:
             self._finish(output)
         elif isinstance(chunk, MessageChunk):
@@ -123,11 +125,10 @@ class FilesReader(SourceReader):
             try:
                 local = self._local(split.path)
                 self.file = self._open(split, local)
-            except ConnectionError as exc:
-                self._drop_spool()  # the store is unreachable: not the file's fault
-                raise TransientError(f"files source: reading {split.path} failed: {exc}") from exc
             except (OSError, pa.ArrowException) as exc:
                 self._drop_spool()
+                if is_unreachable(exc):  # the store, not the file: worth opening again
+                    raise os_error(f"files source: reading {split.path} failed", exc) from exc
                 # a file gone or unreadable (not a Parquet file...) is one bad record
                 self._bad(BadRecordError(f"files source: can't read {split.path}: {exc}"), None,
                           split.path)

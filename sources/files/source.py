@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from formats.base import FileFormat
+from formats.file.base import FileFormat
 from runtime.errors import ConfigError
 from runtime.source import EnumeratorContext, ReaderContext, Source, SourceReader, SplitEnumerator
 from sources.files.config import FilesSourceConfig

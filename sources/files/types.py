@@ -6,10 +6,10 @@ import os
 
 import pyarrow as pa
 
-from formats.base import FileFormat, annotated_arrow_schema, logical_type
+from formats.file.base import FileFormat, annotated_arrow_schema, logical_type
 from runtime.batch import OP_COLUMN, SEQ_COLUMN, TS_COLUMN
 from runtime.errors import ConfigError, HubError
-from runtime.fs import filesystem
+from runtime.fs import filesystem, is_unreachable, os_error
 from runtime.schema import Column, TableSchema
 from runtime.types import parse_type
 from sources.files.config import FilesSourceConfig
@@ -39,6 +39,8 @@ def inferred_schema(config: FilesSourceConfig, fmt: FileFormat, table: str,
             if temporary:
                 os.remove(local)
     except (OSError, ValueError, pa.ArrowException) as exc:
+        if is_unreachable(exc):  # the store, not the file: worth trying again
+            raise os_error(f"files source: can't infer the columns of {path}", exc) from None
         raise HubError(f"files source: can't infer the columns of {path}: {exc}") from None
     changelog = OP_COLUMN in arrow.names and TS_COLUMN in arrow.names
     cols = tuple(Column(f.name, logical_type(f)) for f in arrow

@@ -4,14 +4,16 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
-from formats.message import MessageFormat, resolve_message_format
+from formats.message.base import MessageFormat
+from formats.registry import check_format, check_format_options, resolve_message_format
+from runtime.clientlog import client_log
 from runtime.config import ConnectorConfig, Duration
 
 
 class KafkaSourceConfig(ConnectorConfig):
-    """Typed options of ``type = "kafka"`` (source).  Validating resolves the formats, so an
+    """Typed options of ``type = "kafka"`` (source).  Validating resolves the format, so an
     unknown format or a bad format option fails with its key path."""
 
     summary: ClassVar[str] = "records of Kafka topics (Debezium, Canal, Maxwell, JSON, Avro, raw)"
@@ -56,6 +58,18 @@ class KafkaSourceConfig(ConnectorConfig):
         "librdkafka consumer properties (security.protocol, sasl.*, fetch.max.bytes...)"))
 
     _format: MessageFormat | None = PrivateAttr(None)
+
+    @field_validator("format")
+    @classmethod
+    def _check_format(cls, v: str) -> str:
+        return check_format(v, "message")
+
+    @field_validator("format_options")
+    @classmethod
+    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # checked here, not only when the format is resolved below: that needs every field
+        # valid, and a bad format option is reported with the other bad options of the file
+        return check_format_options(info.data.get("format"), v, "message")
 
     @model_validator(mode="after")
     def _check(self) -> KafkaSourceConfig:
@@ -108,5 +122,8 @@ class KafkaSourceConfig(ConnectorConfig):
             # a reader that decodes slower than the broker delivers would stall for a second
             "fetch.queue.backoff.ms": 20,
         }
+        # librdkafka's own lines (a broker down: ~20 a second) through our logging, repeats
+        # held back; a user's properties may still set log_level or debug
+        conf["logger"] = client_log("sources.kafka.client")
         conf.update(self.properties)
         return conf

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import zlib
 from typing import Any
 
-from runtime.errors import TerminalError
+from runtime.errors import HubError, TerminalError
 from runtime.source import EnumeratorContext, SplitEnumerator
 from sources.kafka.config import KafkaSourceConfig
-from formats.kafka_errors import kafka_error, kafka_errors
+from formats.clients.kafka import kafka_error, kafka_errors
 from sources.kafka.split import EARLIEST, KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,13 @@ class KafkaEnumerator(SplitEnumerator):
     """Discovers partitions (at start, then every ``partition-discovery-interval``), resolves
     where each starts (startup mode for the first discovery, earliest for partitions that
     appear later) and assigns it to its owner.  State: the ids of the partitions already
-    assigned (O(partitions)) plus splits waiting for their reader to register."""
+    assigned (O(partitions)) plus splits waiting for their reader to register, and whether
+    the first discovery was done.
+
+    A discovery (metadata, offset lookups) is blocking I/O: it runs on the executor's
+    enumerator I/O thread (``context.call_async``), which alone uses the client while it
+    runs, and its result is taken in the control thread.  Until the first one is in, a bounded
+    source signals no reader that it has no more splits."""
 
     def __init__(self, context: EnumeratorContext, config: KafkaSourceConfig,
                  state: dict[str, Any] | None):
@@ -46,16 +53,23 @@ class KafkaEnumerator(SplitEnumerator):
         self.assigned: set[str] = set(state["assigned"]) if state else set()
         self.pending: list[KafkaPartitionSplit] = (
             [KafkaPartitionSplit.from_dict(d) for d in state["pending"]] if state else [])
-        self.first = state is None
+        #: the first discovery (with the startup mode) is still to come; checkpoints of older
+        #: versions had it done
+        self.first = state is None or not state.get("first_done", True)
         self.client: Any = None
         #: pattern-matched topics whose metadata the broker refused, warned about once
         self._unreadable: set[str] = set()
+        self.discovering = False  # a discovery was handed to the I/O thread
+        #: guards the client between the I/O thread and close()
+        self._client_lock = threading.Lock()
+        self._io_busy = False
+        self._close_when_done = False
 
     def _errors(self, what: str, topic: str | None = None) -> Any:
         return kafka_errors(_ROLE, what, self.config.bootstrap_servers, topic)
 
     def start(self) -> None:
-        """Errors of the first discovery end the start (translated: a broker down is
+        """Errors of the first discovery end the job (translated: a broker down is
         transient, a listed topic that does not exist or refused credentials terminal);
         later discoveries log theirs and try again at the next round."""
         from confluent_kafka import Consumer
@@ -65,14 +79,60 @@ class KafkaEnumerator(SplitEnumerator):
         self._discover()
         interval = self.config.partition_discovery_interval
         if self.config.bounded == "none" and interval > 0:
-            self.context.schedule(self._discover_quietly, interval)
+            self.context.schedule(self._discover, interval)
 
-    def _discover_quietly(self) -> None:
+    def _discover(self) -> None:
+        """Hand a discovery to the I/O thread, unless one is on its way there."""
+        if self.discovering:
+            return
+        self.discovering = True
+        known, initial = frozenset(self.assigned), self.first
+        self.context.call_async(lambda: self._fetch(known, initial),
+                                lambda fresh, error: self._found(fresh, error, initial))
+
+    def _fetch(self, known: frozenset[str], initial: bool) -> list[KafkaPartitionSplit]:
+        """On the I/O thread: the partitions not in ``known``, with their starting offsets."""
+        with self._client_lock:
+            if self.client is None:
+                raise HubError("kafka source: the enumerator was closed")
+            self._io_busy = True
         try:
-            self._discover()
-        except Exception as exc:  # noqa: BLE001 - the next round will try again
+            with self._errors("discovering partitions"):
+                fresh = []
+                for topic, n in sorted(self._topics().items()):
+                    for p in range(n):
+                        sid = KafkaPartitionSplit.id_of(topic, p)
+                        if sid not in known:
+                            fresh.append(KafkaPartitionSplit(sid, topic, p))
+                if fresh:
+                    self._starting_offsets(fresh, initial=initial)
+                return fresh
+        finally:
+            with self._client_lock:
+                self._io_busy = False
+                close = self._close_when_done
+            if close:
+                self._close_client()
+
+    def _found(self, fresh: list[KafkaPartitionSplit] | None, error: BaseException | None,
+               initial: bool) -> None:
+        """A discovery's result, in the control thread."""
+        self.discovering = False
+        if error is not None:
+            if initial:
+                raise error
             log.warning("kafka source: partition discovery failed (retried in %.0fs): %s",
-                        self.config.partition_discovery_interval, exc)
+                        self.config.partition_discovery_interval, error)
+            return
+        fresh = [s for s in fresh or () if s.split_id not in self.assigned]
+        if fresh:
+            for s in fresh:
+                self.assigned.add(s.split_id)
+            self.pending.extend(fresh)
+            log.info("kafka source: %d new partition(s): %s", len(fresh),
+                     ", ".join(s.split_id for s in fresh[:10]))
+        self.first = False
+        self._assign_pending()
 
     def _topics(self) -> dict[str, int]:
         """Topic -> number of partitions, of the configured topics or the pattern."""
@@ -102,27 +162,6 @@ class KafkaEnumerator(SplitEnumerator):
                     f"topics that appear later with topic-pattern)")
             out[t] = len(m.partitions)
         return out
-
-    def _discover(self) -> None:
-        with self._errors("discovering partitions"):
-            self._discover_partitions()
-
-    def _discover_partitions(self) -> None:
-        fresh = []
-        for topic, n in sorted(self._topics().items()):
-            for p in range(n):
-                sid = KafkaPartitionSplit.id_of(topic, p)
-                if sid not in self.assigned:
-                    fresh.append(KafkaPartitionSplit(sid, topic, p))
-        if fresh:
-            self._starting_offsets(fresh, initial=self.first)
-            for s in fresh:
-                self.assigned.add(s.split_id)
-            self.pending.extend(fresh)
-            log.info("kafka source: %d new partition(s): %s", len(fresh),
-                     ", ".join(s.split_id for s in fresh[:10]))
-        self.first = False
-        self._assign_pending()
 
     def _starting_offsets(self, splits: list[KafkaPartitionSplit], initial: bool) -> None:
         from confluent_kafka import TopicPartition
@@ -206,7 +245,7 @@ class KafkaEnumerator(SplitEnumerator):
         self.pending = waiting
         if assignment:
             self.context.assign_splits(assignment)  # type: ignore[arg-type]
-        if self.config.bounded != "none":
+        if self.config.bounded != "none" and not self.first:
             for r in readers:
                 if not any(owner(s.topic, s.partition, p) == r for s in waiting):
                     self.context.signal_no_more_splits(r)
@@ -217,14 +256,19 @@ class KafkaEnumerator(SplitEnumerator):
     def handle_split_request(self, subtask: int) -> None:
         """Readers don't ask: partitions are pushed to their owners."""
 
-    def add_splits_back(self, splits: list, subtask: int) -> None:
-        self.pending.extend(splits)
-        self._assign_pending()
-
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
-        return {"assigned": sorted(self.assigned), "pending": [s.to_dict() for s in self.pending]}
+        return {"assigned": sorted(self.assigned), "pending": [s.to_dict() for s in self.pending],
+                "first_done": not self.first}
 
     def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        with self._client_lock:
+            if self._io_busy:  # the I/O thread is using the client: it closes it when done
+                self._close_when_done = True
+                return
+        self._close_client()
+
+    def _close_client(self) -> None:
+        with self._client_lock:
+            client, self.client = self.client, None
+        if client is not None:
+            client.close()

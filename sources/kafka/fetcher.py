@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from formats.kafka_errors import is_transient, kafka_error, translate
+from formats.clients.kafka import is_transient, kafka_error, translate
 
 log = logging.getLogger(__name__)
 

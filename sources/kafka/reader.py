@@ -6,13 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from formats.message import MessageDecoder
+from formats.base import MessageDecoder
+from formats.clients.kafka import kafka_errors
 from runtime.batch import ChangeBatch
 from runtime.errors import BadRecordError
 from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.kafka.config import KafkaSourceConfig
-from formats.kafka_errors import kafka_errors
 from sources.kafka.fetcher import ClientErrorLog, Fetched, KafkaFetcher, Positions, Run
 from sources.kafka.split import KafkaPartitionSplit
 

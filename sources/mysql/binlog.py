@@ -15,11 +15,11 @@ table happened yet (one warning says so).
 """
 from __future__ import annotations
 
-import copy
 import logging
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ import pymysql
 
 from runtime.batch import ChangeBatch
 from runtime.errors import HubError, TerminalError
+from runtime.retry import Backoff
 from runtime.schema import table_id as make_table_id
 from sources.mysql import ddl
 from sources.mysql.catalog import MySqlTable, TableFilter, describe
@@ -39,7 +40,8 @@ from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, 
                                     PARTIAL_UPDATE_ROWS, QUERY, ROTATE, ROW_EVENTS, TABLE_MAP,
                                     TRANSACTION_PAYLOAD, XID, BinlogClient, StreamLost, connect,
                                     query_of, rotate_target, translate)
-from sources.mysql.split import BinlogSplit, ChunkFilter
+from sources.mysql.chunkfilter import ChunkFilter
+from sources.mysql.split import BinlogSplit, PendingDdl
 from sources.mysql.tablemap import Charsets, TableMap, native_signature, table_from_map
 from sources.mysql import watchdog
 from sources.mysql.watchdog import StallWatchdog
@@ -54,6 +56,12 @@ def _tx_events(dialect: Dialect) -> frozenset[int]:
     return frozenset((dialect.gtid_event_type, QUERY, TABLE_MAP, XID))
 
 
+def reconnect_policy(max_retries: int) -> Backoff:
+    """The waits between reconnects of a lost stream: 0.5 s doubling up to 30 s, at most
+    ``max_retries`` in a row without data (``connect-max-retries``; 0: no limit)."""
+    return Backoff(initial_s=0.5, max_s=30.0, retries=max_retries or None, multiplier=2.0)
+
+
 def silence_timeout(heartbeat_s: float) -> float:
     """How long a binlog connection may stay silent, the server sending heartbeats every
     ``heartbeat_s`` when it has nothing else, before it is taken as lost: a few periods (a
@@ -65,9 +73,10 @@ def silence_timeout(heartbeat_s: float) -> float:
 class Unit:
     items: list                       # ChangeBatch | SchemaChange, in binlog order
     offset: BinlogOffset              # right after the items
-    tables: dict[str, dict | None]    # schema history changes (table id -> dict, None = dropped)
+    tables: dict[str, MySqlTable | None]   # schema history changes (None = dropped)
     lag_s: float = 0.0
-    ddl: dict = field(default_factory=dict)   # unresolved DDL after the items (split.ddl)
+    #: unresolved DDL after the items (split.ddl)
+    ddl: Mapping[str, tuple[PendingDdl, ...]] = field(default_factory=dict)
     fold_done: bool = False           # the re-read for newly added tables reached its end
     version_shift: int = 0            # split.version_shift for the items
 
@@ -97,14 +106,14 @@ class BinlogFetcher(threading.Thread):
         super().__init__(name="mysql-binlog", daemon=True)
         self.config, self.settings, self.dialect = config, settings, dialect
         self.server_id = server_id
-        self.offset = split.binlog_offset    # of the last unit handed over
+        self.offset = split.offset    # of the last unit handed over
         self.shift = split.version_shift
         self._tx_events = _tx_events(dialect)
-        self.tables = {t: MySqlTable.from_dict(d) for t, d in split.tables.items()}
-        self.pending_ddl: dict[str, list] = copy.deepcopy(split.ddl)
+        self.tables = dict(split.tables)
+        self.pending_ddl: dict[str, list[PendingDdl]] = {t: list(v) for t, v in split.ddl.items()}
         self.adding = set(split.adding)
-        self.fold_tables: set[str] | None = set(split.fold["tables"]) if split.fold else None
-        self.fold_until = BinlogOffset.from_dict(split.fold["until"]) if split.fold else None
+        self.fold_tables: set[str] | None = set(split.fold.tables) if split.fold else None
+        self.fold_until = split.fold.until if split.fold else None
         self.fold_done = False
         self.filter = ChunkFilter(split.chunks)
         self.accept = TableFilter(config.tables, config.tables_exclude)
@@ -133,13 +142,15 @@ class BinlogFetcher(threading.Thread):
         went silent) is resumed here, from the offset of the last unit handed over: the
         reader's state is exactly that offset, so nothing is read twice or skipped, and
         nothing else in the pipeline has to start over.  This is the stream's one retry
-        policy: it waits with a backoff (0.5 s doubling up to 30 s) and says so at every
+        policy: it waits with a backoff (:func:`reconnect_policy`, the runtime's one
+        :class:`~runtime.retry.Backoff`: 0.5 s doubling up to 30 s) and says so at every
         attempt; it gives up only after ``connect-max-retries`` attempts in a row without data
         (0: never), and then for good (a terminal error: escalating to the runtime's restart
         would only nest another retry loop around this one).  Terminal errors (access denied,
         a purged position) end it at once.  The thread never ends without handing the reader
         an error, unless it was stopped."""
         self.watchdog.start()
+        policy = reconnect_policy(self.config.connect_max_retries)
         attempt, checked = 0, False
         while not self.stopped.is_set():
             client = BinlogClient(self.settings, self.dialect, self.server_id,
@@ -167,12 +178,12 @@ class BinlogFetcher(threading.Thread):
                 # the count starts over once the stream handed over data again
                 attempt = 1 if self.handed else attempt + 1
                 self.handed = False
-                limit = self.config.connect_max_retries
-                if limit and attempt > limit:
-                    self._fail(TerminalError(f"binlog: {err}; gave up after {limit} reconnects in "
-                                             "a row without data (connect-max-retries)"))
+                if policy.exhausted(attempt):
+                    self._fail(TerminalError(f"binlog: {err}; gave up after {policy.retries} "
+                                             "reconnects in a row without data "
+                                             "(connect-max-retries)"))
                     return
-                wait = min(0.5 * 2 ** (attempt - 1), 30.0)
+                wait = policy.delay(attempt)
                 self.state = f"waiting to reconnect (attempt {attempt})"
                 log.warning("binlog: %s; reconnecting in %gs (attempt %d) from %s, the last "
                             "position handed over", err, wait, attempt, self.offset)
@@ -302,9 +313,9 @@ class BinlogFetcher(threading.Thread):
         old = self._current(table_id)
         entries = self.pending_ddl.pop(table_id, [])
         if entries:
-            kind = entries[-1][0]
-            sql = ";\n".join(e[1] for e in entries)
-            ts_ms, pos = entries[-1][2], entries[-1][3]
+            kind = entries[-1].kind
+            sql = ";\n".join(e.sql for e in entries)
+            ts_ms, pos = entries[-1].ts_ms, entries[-1].position.to_dict()
         else:
             kind, sql, pos = "alter", "", position.to_dict()
         if old is None and new is None:
@@ -557,7 +568,7 @@ class BinlogFetcher(threading.Thread):
             elif self.full_metadata:
                 # the columns this led to are in the table's next table map
                 self._flush_table(t)
-                self.pending_ddl.setdefault(t, []).append([kind, sql, ts_ms, position.to_dict()])
+                self.pending_ddl.setdefault(t, []).append(PendingDdl(kind, sql, ts_ms, position))
             else:
                 new = describe(self._control(), t, self.config.chunk_key_column)
                 self._set(t, new, ddl.changes(kind, t, old, new, sql, ts_ms, position.to_dict()))
@@ -567,14 +578,15 @@ class BinlogFetcher(threading.Thread):
 
     def _cut(self, offset: BinlogOffset) -> None:
         self._flush()
-        tables = {t: (v.to_dict() if v is not None else None) for t, v in self.pending_tables.items()}
-        for t, v in self.pending_tables.items():
+        tables = self.pending_tables
+        for t, v in tables.items():
             if v is None:
                 self.tables.pop(t, None)
             else:
                 self.tables[t] = v
-        unit = Unit(self.items, offset, tables, self.lag_s, copy.deepcopy(self.pending_ddl),
-                    self.fold_done, self.shift)
+        # tuples of immutable entries: the unit's view stays as it is while the lists grow
+        ddl = {t: tuple(v) for t, v in self.pending_ddl.items()} if self.pending_ddl else {}
+        unit = Unit(self.items, offset, tables, self.lag_s, ddl, self.fold_done, self.shift)
         self.items, self.pending_tables = [], {}
         if self.filter.active and self.filter.passed(offset):
             self.filter = ChunkFilter([])

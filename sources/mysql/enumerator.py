@@ -20,15 +20,24 @@ while the snapshot runs: its chunks not read yet are empty and reflect nothing (
 binlog emits its changes from ``start`` on, up to the DROP/RENAME and its schema change; a table
 renamed *into* the pattern counts as created at the RENAME.
 
-State (:meth:`snapshot_state`): the captured tables, the snapshot's ``start`` offset, per table the splitter's next start key,
+Chunk boundaries are found off the control thread (:meth:`EnumeratorContext.call_async`), one
+query at a time: a split request with no chunk ready waits for it while checkpoints go on.  A
+table's splitter position moves only when the boundary's result is handled, so a checkpoint
+taken while a query runs holds the position before it, and a restore from it runs the query
+again: a chunk is in the state (pending, or assigned and then in a reader's state) or not
+cut yet, never half.
+
+State (:meth:`snapshot_state`, :class:`~sources.mysql.state.MySqlPendingSplitsState`): the
+captured tables, the snapshot's ``start`` offset, per table the splitter's next start key,
 chunks handed out and finished (with their HIGH offsets) while a snapshot runs; once the binlog
 split exists, only the tables and a flag: O(tables).
 """
 from __future__ import annotations
 
-import copy
 import logging
-from typing import Any
+from dataclasses import replace
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from runtime.errors import ConfigError
 from runtime.source import EnumeratorContext, SplitEnumerator
@@ -36,12 +45,30 @@ from sources.mysql.catalog import MySqlTable, TableFilter, describe, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import check_binlog_settings, detect
 from sources.mysql.offset import BinlogOffset
-from sources.mysql.protocol import connect, translated
+from sources.mysql.protocol import connect, translate, translated
 from sources.mysql.snapshot import TableGone, next_chunk_start
 from sources.mysql.startup import offset_at_timestamp
-from sources.mysql.split import BinlogSplit, SnapshotSplit, decode_key, encode_key
+from sources.mysql.split import (BinlogSplit, ReflectedChunk, SnapshotSplit, canonical_key,
+                                 split_from_dict)
+from sources.mysql.state import (Fold, MySqlPendingSplitsState, SplitterPosition, fold_to_dict,
+                                 state_from_dict, state_to_dict)
 
 log = logging.getLogger("hub.sources.mysql")
+_GONE = object()   # a boundary query's result: the table was dropped or renamed
+
+
+T = TypeVar("T")
+
+
+def _low(conn: Any, chunks: tuple[ReflectedChunk, ...], start: BinlogOffset | None) -> BinlogOffset:
+    """The lowest of ``start`` and the chunks' HIGHs, with its GTID state (the binlog's end
+    without either)."""
+    dialect = detect(conn)
+    highs = [c.high for c in chunks if c.high is not None]
+    if start is not None:
+        highs.append(start)
+    low = min(highs, key=lambda o: o.key) if highs else dialect.binlog_status(conn)
+    return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
 
 
 def _table_of(split_id: str) -> str:
@@ -52,37 +79,46 @@ class MySqlEnumerator(SplitEnumerator):
     def __init__(self, context: EnumeratorContext, config: MySqlSourceConfig,
                  state: dict[str, Any] | None):
         self.context, self.config = context, config
-        self.conn: Any = None
-        state = state or {}
+        self.conn: Any = None          # the control thread's connection
+        self.io_conn: Any = None       # the boundary queries' (call_async's thread) connection
         self.restored = bool(state)
-        self.tables: dict[str, dict] = state.get("tables", {})
-        self.splitting: dict[str, dict] = state.get("splitting", {})
-        self.pending: list[dict] = state.get("pending", [])
-        self.assigned: list[str] = state.get("assigned", [])
-        self.finished: dict[str, list] = state.get("finished", {})
-        self.binlog: dict | None = state.get("binlog")          # created, not yet handed out
-        self.binlog_assigned: bool = state.get("binlog_assigned", False)
-        self.done: bool = state.get("done", False)              # bounded snapshot finished
+        st = state_from_dict(state) if state else MySqlPendingSplitsState()
+        self.tables: dict[str, MySqlTable] = st.tables
+        self.splitting: dict[str, SplitterPosition] = st.splitting
+        self.pending: list[SnapshotSplit] = st.pending
+        self.assigned: list[str] = st.assigned
+        self.finished: dict[str, ReflectedChunk] = st.finished
+        self.binlog: BinlogSplit | None = st.binlog        # created, not yet handed out
+        self.binlog_assigned: bool = st.binlog_assigned
+        self.done: bool = st.done                           # bounded snapshot finished
         # where the initial snapshot started (before listing): the binlog split starts there
-        self.start_offset: dict | None = state.get("start")
+        self.start_offset: BinlogOffset | None = st.start
         # newly added tables: table -> description (None: gone), and the fold event once ready
-        self.adding: dict[str, dict | None] = state.get("adding", {})
-        self.fold: dict | None = state.get("fold")
+        self.adding: dict[str, MySqlTable | None] = st.adding
+        self.fold: Fold | None = st.fold
         self.owner: int | None = None          # the subtask holding the binlog split
         #: the binlog split's version shift (its owner reports it at every start): chunks of
         #: newly added tables get versions consistent with the binlog's
         self.version_shift = 0
         self.waiting: set[int] = set()
         self.ready_at: int | None = None
+        #: the table whose next chunk boundary is being queried (call_async), at which position
+        self.cutting: tuple[str, SplitterPosition] | None = None
+        #: the query of the lowest offset of finished chunks is running (call_async)
+        self.lowering = False
         self.accept = TableFilter(config.tables, config.tables_exclude)
 
     # -- helpers ------------------------------------------------------------------------------
     def _conn(self) -> Any:
         if self.conn is None:
-            self.conn = connect(self.config.connection_settings())
-            with self.conn.cursor() as cur:
-                cur.execute("SET time_zone = '+00:00'")
+            self.conn = self._connect()
         return self.conn
+
+    def _connect(self) -> Any:
+        conn = connect(self.config.connection_settings())
+        with conn.cursor() as cur:
+            cur.execute("SET time_zone = '+00:00'")
+        return conn
 
     @property
     def snapshotting(self) -> bool:
@@ -103,19 +139,19 @@ class MySqlEnumerator(SplitEnumerator):
         conn = self._conn()
         if self.snapshotting:
             # before the listing: a table created after it is in the binlog from here on
-            self.start_offset = self._position().to_dict()
+            self.start_offset = self._position()
         tables: dict[str, MySqlTable] = {}
         for t in list_tables(conn, self.accept):
             described = describe(conn, t, self.config.chunk_key_column)
             if described is not None:
                 tables[t] = described
-        self.tables = {t: v.to_dict() for t, v in tables.items()}
+        self.tables = tables
         if self.snapshotting:
             for t in tables:
-                self.splitting[t] = {"next": None, "index": 0}
+                self.splitting[t] = SplitterPosition()
             log.info("mysql: snapshot of %d table(s): %s", len(tables), ", ".join(tables) or "none")
         else:
-            self.binlog = self._binlog_split(self._start_offset(), []).to_dict()
+            self.binlog = self._binlog_split(self._start_offset(), ())
 
     def _restore_tables(self) -> None:
         """A restart may come with other ``tables`` patterns: what no longer matches leaves the
@@ -126,9 +162,9 @@ class MySqlEnumerator(SplitEnumerator):
         if gone:
             log.info("mysql: no longer captured (they don't match `tables` now): %s", ", ".join(gone))
         if self.binlog is not None:
-            self.binlog["chunks"] = [c for c in self.binlog["chunks"] if self.accept(c[0])]
-            for t in gone:
-                self.binlog["tables"].pop(t, None)
+            self.binlog = replace(
+                self.binlog, chunks=tuple(c for c in self.binlog.chunks if self.accept(c.table)),
+                tables={t: v for t, v in self.binlog.tables.items() if t not in gone})
         if self.binlog_assigned or self.done or not self.snapshotting:
             return  # the binlog owner reports newly matched tables (MySqlReader._discover)
         conn = self._conn()
@@ -137,17 +173,17 @@ class MySqlEnumerator(SplitEnumerator):
             return
         if self.binlog is not None:
             # the binlog split is made but not out yet: back to the snapshot, its chunks kept
-            self.start_offset = self.binlog["offset"]
-            for i, c in enumerate(self.binlog["chunks"]):
-                sid = f"{c[0]}#done{i}"
+            self.start_offset = self.binlog.offset
+            for i, c in enumerate(self.binlog.chunks):
+                sid = f"{c.table}#done{i}"
                 self.finished[sid] = c
                 self.assigned.append(sid)
             self.binlog = None
         for t in new:
             described = describe(conn, t, self.config.chunk_key_column)
             if described is not None:
-                self.tables[t] = described.to_dict()
-                self.splitting[t] = {"next": None, "index": 0}
+                self.tables[t] = described
+                self.splitting[t] = SplitterPosition()
         log.info("mysql: newly matched table(s) join the snapshot: %s", ", ".join(new))
 
     def _captured(self, table: str) -> None:
@@ -160,9 +196,9 @@ class MySqlEnumerator(SplitEnumerator):
         self.tables.pop(table, None)
         self.adding.pop(table, None)
         self.splitting.pop(table, None)
-        self.pending = [p for p in self.pending if p["table"]["schema"]["table"] != table]
+        self.pending = [p for p in self.pending if p.table_id != table]
         self.assigned = [a for a in self.assigned if _table_of(a) != table]
-        self.finished = {k: v for k, v in self.finished.items() if v[0] != table}
+        self.finished = {k: v for k, v in self.finished.items() if v.table != table}
 
     def _start_offset(self) -> BinlogOffset:
         cfg, conn = self.config, self._conn()
@@ -182,8 +218,8 @@ class MySqlEnumerator(SplitEnumerator):
         end = dialect.binlog_status(conn)
         return BinlogOffset(end.file, end.pos, dialect.gtid_at(conn, end))
 
-    def _binlog_split(self, offset: BinlogOffset, chunks: list) -> BinlogSplit:
-        return BinlogSplit("binlog", offset=offset.to_dict(), tables=dict(self.tables), chunks=chunks)
+    def _binlog_split(self, offset: BinlogOffset, chunks: tuple[ReflectedChunk, ...]) -> BinlogSplit:
+        return BinlogSplit("binlog", offset, dict(self.tables), chunks)
 
     def _position(self) -> BinlogOffset:
         """The binlog's end now with its GTID state, fenced: every transaction before it is
@@ -193,24 +229,49 @@ class MySqlEnumerator(SplitEnumerator):
         end = dialect.low_watermark(conn)
         return BinlogOffset(end.file, end.pos, dialect.gtid_at(conn, end))
 
-    def _low(self, chunks: list, start: dict | None = None) -> BinlogOffset:
-        """The lowest of ``start`` and the chunks' HIGHs, with its GTID state (the binlog's
-        end without either)."""
-        conn = self._conn()
-        dialect = detect(conn)
-        highs = [BinlogOffset.from_dict(c[3]) for c in chunks]
-        if start is not None:
-            highs.append(BinlogOffset.from_dict(start))
-        low = min(highs, key=lambda o: o.key) if highs else dialect.binlog_status(conn)
-        return BinlogOffset(low.file, low.pos, dialect.gtid_at(conn, low))
+    def _with_low(self, chunks: tuple[ReflectedChunk, ...], start: BinlogOffset | None,
+                  then: Callable[[BinlogOffset], None]) -> None:
+        """``then(low)`` in the control thread once the lowest of ``start`` and the chunks'
+        HIGHs is known with its GTID state (a query, run off the control thread; one at a
+        time: a second call while one runs is dropped, the first one's ``then`` decides)."""
+        if self.lowering:
+            return
+        self.lowering = True
+
+        def done(low: BinlogOffset | None, error: BaseException | None) -> None:
+            self.lowering = False
+            if error is not None:
+                raise translate(error, self.config.connection_settings()) from error
+            assert low is not None
+            then(low)
+
+        self.context.call_async(lambda: self._io(lambda conn: _low(conn, chunks, start)), done)
+
+    def _io(self, fn: Callable[[Any], T]) -> T:
+        """``fn(connection)`` in the enumerator's I/O thread, on a connection of its own
+        (dropped when it fails)."""
+        try:
+            if self.io_conn is None:
+                self.io_conn = self._connect()
+            return fn(self.io_conn)
+        except TableGone:
+            raise   # an answer, not a failure: the connection is fine
+        except BaseException:
+            conn, self.io_conn = self.io_conn, None
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception as exc:  # noqa: BLE001 - the connection failed already
+                    log.debug("mysql: closing the enumerator's I/O connection failed (%s)", exc)
+            raise
 
     # -- the protocol -------------------------------------------------------------------------
     @translated
     def handle_split_request(self, subtask: int) -> None:
-        split = self._next_chunk()
-        if split is not None:
-            self.assigned.append(split["split_id"])
-            self.context.assign_splits({subtask: [SnapshotSplit.from_dict(split)]})
+        if self.pending:
+            split = self.pending.pop(0)
+            self.assigned.append(split.split_id)
+            self.context.assign_splits({subtask: [split]})
             return
         if self.binlog is not None and not self.binlog_assigned and self.ready_at is None \
                 and not self._snapshot_open():
@@ -220,6 +281,12 @@ class MySqlEnumerator(SplitEnumerator):
             self.context.signal_no_more_splits(subtask)
             return
         self.waiting.add(subtask)
+        if self.splitting:
+            self._cut_next()
+        elif not self._snapshot_open():
+            # every chunk read, what comes next not made yet: its query may have been running
+            # when the checkpoint this enumerator restored from was taken
+            self._snapshot_done()
 
     def _adding_open(self) -> bool:
         """A newly-added snapshot may still hand out chunks (or the owner has not said yet
@@ -231,42 +298,56 @@ class MySqlEnumerator(SplitEnumerator):
     def _snapshot_open(self) -> bool:
         return bool(self.splitting or self.pending or len(self.finished) < len(self.assigned))
 
-    def _next_chunk(self) -> dict | None:
-        if self.pending:
-            return self.pending.pop(0)
-        for t in list(self.splitting):
-            s = self.splitting[t]
-            desc = self.adding.get(t) or self.tables[t]
-            table = MySqlTable.from_dict(desc)
-            if not table.chunk_key:
-                raise ConfigError(f"table {t} has no primary key: give it a chunk key with "
-                                  f"chunk-key-column = {{ \"{t}\" = \"<indexed column>\" }}",
-                                  key="source.chunk-key-column")
-            start = decode_key(s["next"])
-            try:
-                nxt = next_chunk_start(self._conn(), table, start, self.config.chunk_size)
-            except TableGone:
-                # dropped or renamed since it was listed: the binlog has its changes and the DDL
-                log.warning("mysql: %s was dropped or renamed during the snapshot: its remaining "
-                            "rows are not read; its changes until then come from the binlog", t)
-                del self.splitting[t]
-                continue
-            split = SnapshotSplit(f"{t}#{s['index']}", table=desc, index=s["index"],
-                                  start=s["next"], end=encode_key(nxt),
-                                  version_shift=self.version_shift)
-            if nxt is None:
+    # -- chunk boundaries, off the control thread ---------------------------------------------
+    def _cut_next(self) -> None:
+        """Start the query for the next chunk's end (one at a time); its result arrives in
+        :meth:`_cut`."""
+        if self.cutting is not None or not self.splitting:
+            return
+        t, pos = next(iter(self.splitting.items()))
+        table = self.adding.get(t) or self.tables[t]
+        if not table.chunk_key:
+            raise ConfigError(f"table {t} has no primary key: give it a chunk key with "
+                              f"chunk-key-column = {{ \"{t}\" = \"<indexed column>\" }}",
+                              key="source.chunk-key-column")
+        self.cutting = (t, pos)
+        self.context.call_async(lambda: self._boundary(table, pos.next),
+                                lambda result, error: self._cut(t, pos, table, result, error))
+
+    def _boundary(self, table: MySqlTable, start: tuple | None) -> Any:
+        """The end of the chunk starting at ``start`` (None: the table's last chunk), or _GONE.
+        Runs in the enumerator's I/O thread."""
+        try:
+            return self._io(lambda conn: next_chunk_start(conn, table, start,
+                                                          self.config.chunk_size))
+        except TableGone:
+            return _GONE
+
+    def _cut(self, t: str, pos: SplitterPosition, table: MySqlTable, result: Any,
+             error: BaseException | None) -> None:
+        """A boundary query's result, in the control thread: the chunk joins ``pending``."""
+        self.cutting = None
+        if error is not None:
+            raise translate(error, self.config.connection_settings()) from error
+        if self.splitting.get(t) != pos:
+            log.debug("mysql: chunk boundary of %s dropped (the table left the snapshot)", t)
+        elif result is _GONE:
+            # dropped or renamed since it was listed: the binlog has its changes and the DDL
+            log.warning("mysql: %s was dropped or renamed during the snapshot: its remaining "
+                        "rows are not read; its changes until then come from the binlog", t)
+            del self.splitting[t]
+        else:
+            result = canonical_key(result)
+            self.pending.append(SnapshotSplit(f"{t}#{pos.index}", table, pos.index, pos.next,
+                                              result, self.version_shift))
+            if result is None:
                 del self.splitting[t]
             else:
-                s["next"], s["index"] = encode_key(nxt), s["index"] + 1
-            return split.to_dict()
-        return None
-
-    def add_splits_back(self, splits: list, subtask: int) -> None:
-        for s in splits:
-            if isinstance(s, BinlogSplit):
-                self.binlog, self.binlog_assigned = s.to_dict(), False
-            elif s.split_id not in self.finished:
-                self.pending.append(s.to_dict())
+                self.splitting[t] = SplitterPosition(result, pos.index + 1)
+        if self.waiting:
+            self._serve_waiting()
+        elif not self._snapshot_open():
+            self._snapshot_done()   # the last table was gone: nothing more will finish
 
     @translated
     def handle_reader_event(self, subtask: int, event: dict[str, Any]) -> None:
@@ -280,33 +361,35 @@ class MySqlEnumerator(SplitEnumerator):
             log.info("mysql: newly added table(s) now streamed from the binlog: %s",
                      ", ".join(event["folded"]) or "none")
         if "finished" in event:
-            self._finished(event["finished"])
+            self._finished([split_from_dict(d) for d in event["finished"]])  # type: ignore[misc]
 
-    def _finished(self, reports: list) -> None:
+    def _finished(self, reports: list[SnapshotSplit]) -> None:
         in_binlog_phase = self.binlog is not None or self.binlog_assigned or self.done
-        for d in reports:
-            split = SnapshotSplit.from_dict(d)
+        for split in reports:
             if split.split_id in self.finished:
                 continue
             if in_binlog_phase and split.table_id not in self.adding:
                 continue  # a report repeated after a restore: that snapshot is complete
             if split.table_id not in self.tables and split.table_id not in self.adding:
                 continue  # the table no longer matches
-            self.finished[split.split_id] = [split.table_id, split.start, split.end, split.high]
+            self.finished[split.split_id] = split.reflected()
             if split.split_id not in self.assigned:
                 self.assigned.append(split.split_id)
             if split.next_start is not None:
                 # the open-ended last chunk was cut short: the rest is a new chunk
-                t = split.table_id
                 self.pending.append(SnapshotSplit(
-                    f"{t}#{split.index + 1}", table=split.table, index=split.index + 1,
-                    start=split.next_start, end=None, version_shift=split.version_shift).to_dict())
+                    f"{split.table_id}#{split.index + 1}", split.table, split.index + 1,
+                    split.next_start, None, split.version_shift))
         self.context.set_gauge("snapshot_chunks_done", len(self.finished))
         self.context.set_gauge("snapshot_chunks_started", len(self.assigned))
         if self._snapshot_open():
             if self.pending and self.waiting:
                 self._serve_waiting()     # the rest of a chunk cut short
             return
+        self._snapshot_done()
+
+    def _snapshot_done(self) -> None:
+        """Every chunk is read: the initial snapshot or the newly added tables' is complete."""
         if self.snapshotting and self.binlog is None and not self.binlog_assigned and not self.done:
             self._snapshot_complete()
         elif self.adding and self.fold is None and self.owner is not None:
@@ -317,13 +400,14 @@ class MySqlEnumerator(SplitEnumerator):
         self.owner = subtask
         reported = set(adding)
         if self.fold is not None:
-            folding = set(self.fold["tables"]) | set(self.fold["gone"])
-            if any(t not in reported and self.accept(t) for t in folding):
+            fold = self.fold
+            if any(t not in reported and self.accept(t) for t in (*fold.tables, *fold.gone)):
                 self.fold = None        # applied before the restart
             else:                       # tables that no longer match leave it
-                self.fold["tables"] = {t: d for t, d in self.fold["tables"].items() if self.accept(t)}
-                self.fold["gone"] = [t for t in self.fold["gone"] if self.accept(t)]
-                self.fold["chunks"] = [c for c in self.fold["chunks"] if self.accept(c[0])]
+                self.fold = replace(
+                    fold, tables={t: d for t, d in fold.tables.items() if self.accept(t)},
+                    gone=tuple(t for t in fold.gone if self.accept(t)),
+                    chunks=tuple(c for c in fold.chunks if self.accept(c.table)))
         for t in [t for t in self.adding if t not in reported]:
             if self.accept(t):
                 self._captured(t)       # folded in before the restart
@@ -335,9 +419,9 @@ class MySqlEnumerator(SplitEnumerator):
                 continue
             conn = conn or self._conn()
             described = describe(conn, t, self.config.chunk_key_column)
-            self.adding[t] = described.to_dict() if described is not None else None
+            self.adding[t] = described
             if described is not None:
-                self.splitting[t] = {"next": None, "index": 0}
+                self.splitting[t] = SplitterPosition()
         if self.adding:
             log.info("mysql: snapshot of newly added table(s): %s", ", ".join(self.adding))
         if self.fold is not None:
@@ -346,18 +430,22 @@ class MySqlEnumerator(SplitEnumerator):
             self._adding_complete()
         self._release_waiting()
 
-    def _chunks(self) -> list:
+    def _chunks(self) -> tuple[ReflectedChunk, ...]:
         """The finished chunks that reflect something (a chunk of a table gone before it was
         read has no HIGH)."""
-        return [c for c in self.finished.values() if c[3] is not None]
+        return tuple(c for c in self.finished.values() if c.high is not None)
 
     def _adding_complete(self) -> None:
         """Every chunk of the newly added tables is read: the fold event is ready, and goes
         out once a checkpoint holds those chunks (their rows commit before their changes)."""
         chunks = self._chunks()
-        self.fold = {"tables": {t: d for t, d in self.adding.items() if d is not None},
-                     "gone": [t for t, d in self.adding.items() if d is None],
-                     "chunks": chunks, "low": self._low(chunks).to_dict()}
+        self._with_low(chunks, None, lambda low: self._fold_ready(chunks, low))
+
+    def _fold_ready(self, chunks: tuple[ReflectedChunk, ...], low: BinlogOffset) -> None:
+        if self.fold is not None or not self.adding or self._snapshot_open():
+            return  # the state moved on while the query ran (a repeated completion)
+        self.fold = Fold({t: d for t, d in self.adding.items() if d is not None},
+                         tuple(t for t, d in self.adding.items() if d is None), chunks, low)
         self.finished, self.assigned = {}, []
         self.ready_at = -1
         log.info("mysql: newly added table(s) snapshotted (%d chunks); folding them into the "
@@ -366,7 +454,7 @@ class MySqlEnumerator(SplitEnumerator):
 
     def _send_fold(self) -> None:
         assert self.fold is not None and self.owner is not None
-        self.context.send_event_to_reader(self.owner, {"fold": copy.deepcopy(self.fold)})
+        self.context.send_event_to_reader(self.owner, {"fold": fold_to_dict(self.fold)})
 
     def _release_waiting(self) -> None:
         if self.binlog_assigned and not self._adding_open():
@@ -386,11 +474,19 @@ class MySqlEnumerator(SplitEnumerator):
         if self.config.startup_mode == "initial-only":
             self.done = True
             log.info("mysql: snapshot finished (%d chunks)", len(chunks))
+            self._snapshot_closed()
         else:
-            low = self._low(chunks, self.start_offset)
-            self.binlog = self._binlog_split(low, chunks).to_dict()
-            log.info("mysql: snapshot finished (%d chunks); binlog from %s once checkpointed",
-                     len(chunks), low)
+            self._with_low(chunks, self.start_offset, lambda low: self._binlog_ready(chunks, low))
+
+    def _binlog_ready(self, chunks: tuple[ReflectedChunk, ...], low: BinlogOffset) -> None:
+        if self.binlog is not None or self.binlog_assigned or self._snapshot_open():
+            return  # the state moved on while the query ran (a repeated completion)
+        self.binlog = self._binlog_split(low, chunks)
+        log.info("mysql: snapshot finished (%d chunks); binlog from %s once checkpointed",
+                 len(chunks), low)
+        self._snapshot_closed()
+
+    def _snapshot_closed(self) -> None:
         self.finished, self.assigned, self.start_offset = {}, [], None
         # The binlog split waits for a checkpoint that holds every chunk: snapshot rows are
         # committed before any change of the same keys from the binlog reaches a sink.
@@ -404,13 +500,13 @@ class MySqlEnumerator(SplitEnumerator):
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any]:
         if self.ready_at == -1:
             self.ready_at = checkpoint_id
-        # a deep copy: the coordinator keeps this until the checkpoint completes, while the
-        # splitter goes on changing its own structures
-        return copy.deepcopy({
-            "tables": self.tables, "splitting": self.splitting, "pending": self.pending,
-            "assigned": self.assigned, "finished": self.finished, "binlog": self.binlog,
-            "binlog_assigned": self.binlog_assigned, "done": self.done,
-            "adding": self.adding, "fold": self.fold, "start": self.start_offset})
+        # plain data built from immutable values: the enumerator goes on changing its own
+        # containers while the coordinator keeps this until the checkpoint completes.  A
+        # boundary query running now is not in it: its table's position is the one before,
+        # so a restore from this checkpoint runs that query again.
+        return state_to_dict(MySqlPendingSplitsState(
+            self.tables, self.splitting, self.pending, self.assigned, self.finished, self.binlog,
+            self.binlog_assigned, self.done, self.start_offset, self.adding, self.fold))
 
     @translated
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
@@ -423,7 +519,7 @@ class MySqlEnumerator(SplitEnumerator):
 
     def _assign_binlog(self, subtask: int) -> None:
         assert self.binlog is not None
-        self.context.assign_splits({subtask: [BinlogSplit.from_dict(self.binlog)]})
+        self.context.assign_splits({subtask: [self.binlog]})
         self.binlog, self.binlog_assigned = None, True
         self.owner = subtask
         self.waiting.discard(subtask)
@@ -432,9 +528,11 @@ class MySqlEnumerator(SplitEnumerator):
         self.waiting.clear()
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a connection that may be broken
-                log.debug("mysql: enumerator connection close failed (ignored)")
-            self.conn = None
+        for name in ("conn", "io_conn"):
+            conn = getattr(self, name)
+            setattr(self, name, None)
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001 - closing a connection that may be broken
+                    log.debug("mysql: enumerator connection close failed (ignored)")

@@ -21,6 +21,7 @@ import struct
 from decimal import Decimal
 
 from runtime.errors import BadRecordError
+from sources.mysql.newdecimal import decimal_text_reader
 
 SMALL_OBJECT, LARGE_OBJECT, SMALL_ARRAY, LARGE_ARRAY = 0x00, 0x01, 0x02, 0x03
 LITERAL, INT16, UINT16, INT32, UINT32, INT64, UINT64, DOUBLE, STRING = (
@@ -184,8 +185,6 @@ def _gcvt(digits: str, decpt: int, width: int) -> str:
 # -- opaque values ------------------------------------------------------------------------------
 def _opaque(ftype: int, raw: bytes) -> str:
     if ftype == _NEWDECIMAL:
-        from sources.mysql.decoder import decimal_text_reader  # decoder imports this module
-
         return decimal_text_reader(raw[0], raw[1])[0](raw, 2)
     if ftype in (_DATE, _DATETIME, _TIMESTAMP, _TIME):
         return '"' + packed_time_text(struct.unpack_from("<q", raw, 0)[0], ftype) + '"'

@@ -7,7 +7,8 @@ Every dump this project asks for is a blocking one: the stream never ends on its
 (the EOF packet a server sends its replicas when it shuts down cleanly, a closed socket, or no
 event nor heartbeat for several heartbeat periods) is a lost stream, a :class:`StreamLost`.
 
-:func:`translate` is the one place PyMySQL's errors become transient or terminal."""
+:func:`translate` words PyMySQL's errors for this source; whether one is transient or terminal
+is decided by :mod:`formats.clients.mysql`, the classification the JDBC sink uses too."""
 from __future__ import annotations
 
 import functools
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from formats.clients import mysql as mysql_errors
 from runtime.errors import HubError, TerminalError, TransientError
 from sources.mysql.dialect import Dialect
 from sources.mysql.offset import BinlogOffset
@@ -33,12 +35,6 @@ _HEADER = struct.Struct("<IBIIIH")
 
 #: MySQL errors meaning the requested binlog or GTID is gone from the server.
 PURGED_ERRORS = (1236,)
-#: access denied: bad password (1045), no right on a database (1044), a socket/plugin
-#: authentication refused (1698), missing privilege for the statement (1227)
-ACCESS_DENIED = (1044, 1045, 1227, 1698)
-#: worth a retry: too many connections, shutdown in progress, aborted or killed connection,
-#: lock wait timeout, deadlock (and every client-side code >= 2000: can't connect, gone away)
-TRANSIENT_SERVER_ERRORS = (1040, 1053, 1152, 1184, 1205, 1213, 1927)
 log = logging.getLogger("hub.sources.mysql")
 T = TypeVar("T")
 
@@ -57,25 +53,28 @@ def where(settings: dict[str, Any]) -> str:
 
 
 def translate(exc: BaseException, settings: dict[str, Any], what: str = "MySQL") -> BaseException:
-    """A PyMySQL (or socket) error as the hub error a user can act on: access denied is
-    terminal (retrying a wrong password only delays the one line that says so), a connection
-    problem transient, any other server error terminal.  Hub errors pass unchanged."""
-    import pymysql
-
-    if isinstance(exc, HubError):
+    """A PyMySQL (or socket) error as the hub error a user can act on, transient or terminal
+    as :mod:`formats.clients.mysql` classifies it: a refused login or a missing privilege
+    names the user (retrying a wrong password only delays the one line that says so).  Hub
+    errors and anything that is not a client error pass unchanged."""
+    if isinstance(exc, HubError) or not mysql_errors.is_client_error(exc):
         return exc
     at = where(settings)
-    if isinstance(exc, (pymysql.err.InterfaceError, OSError)):
-        return TransientError(f"{what} at {at}: connection lost ({exc})")
-    if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
-        code, text = exc.args[0], exc.args[-1]
-        if code in ACCESS_DENIED:
-            return TerminalError(f"{what} at {at} refused user {settings.get('user')!r} (error "
-                                 f"{code}: {text}): check username, password and grants")
-        if code >= 2000 or code in TRANSIENT_SERVER_ERRORS:
-            return TransientError(f"{what} at {at}: {text} (error {code})")
-        return TerminalError(f"{what} at {at} answered error {code}: {text}")
-    return exc
+    kind = mysql_errors.kind(exc)
+    code, text = mysql_errors.code_of(exc), mysql_errors.text_of(exc)
+    user = settings.get("user")
+    if kind is mysql_errors.Kind.REFUSED:
+        return TerminalError(f"{what} at {at} refused user {user!r} (error {code}: {text}): "
+                             "check username, password and grants")
+    if kind is mysql_errors.Kind.DENIED:
+        return TerminalError(f"{what} at {at}: user {user!r} lacks a privilege (error {code}: "
+                             f"{text}): grant it")
+    if kind.transient:
+        detail = f"{text} (error {code})" if code else f"connection lost ({exc})"
+        return TransientError(f"{what} at {at}: {detail}")
+    if not code:
+        return TerminalError(f"{what} at {at}: {text}")
+    return TerminalError(f"{what} at {at} answered error {code}: {text}")
 
 
 def translated(method: Callable[..., T]) -> Callable[..., T]:

@@ -26,7 +26,10 @@ from sources.mysql.dialect import Dialect, detect
 from sources.mysql.offset import BinlogOffset
 from sources.mysql.protocol import connect, translate, translated
 from sources.mysql.snapshot import TableGone, backfill, merge, now_ms, select_chunk
-from sources.mysql.split import BinlogSplit, ChunkFilter, MySqlSplit, SnapshotSplit, decode_key, encode_key
+from sources.mysql.chunkfilter import ChunkFilter
+from sources.mysql.split import (BinlogSplit, BinlogSplitState, FoldProgress, MySqlSplit,
+                                 ReflectedChunk, SnapshotSplit, canonical_key, split_to_dict)
+from sources.mysql.state import Fold, fold_from_dict
 
 log = logging.getLogger("hub.sources.mysql")
 _DONE = object()
@@ -78,14 +81,13 @@ class _ChunkFetcher(threading.Thread):
             # finished without a HIGH: it reflects nothing, the binlog split emits every change
             # of its range from the snapshot's start on (up to the DROP or RENAME)
             log.warning("mysql: %s: chunk %s not read", exc, split.split_id)
-            split.finished, split.high, split.rows = True, None, 0
-            return split, None
+            return split.read(None, 0), None
 
     def _read_chunk(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch]:
         conn = self._connect()
         assert self.dialect is not None
-        table = split.mysql_table
-        start, end = decode_key(split.start), decode_key(split.end)
+        table = split.table
+        start, end = split.start, split.end
         zero_null = self.config.zero_date == "null"
         limit = self.config.chunk_size + 1 if end is None else None
         exact = self.dialect.consistent_read(conn)
@@ -99,16 +101,14 @@ class _ChunkFetcher(threading.Thread):
             low = self.dialect.low_watermark(conn)
             rb = select_chunk(conn, table, start, end, limit, zero_null)
             high = self.dialect.binlog_status(conn)
-        effective_end = end
+        effective_end, cut_at = end, None
         if limit is not None and rb.num_rows == limit:
             # the open-ended last chunk grew while we read: keep chunk-size rows, the rest
             # becomes a new chunk starting at the first row left out
             key_idx = [table.schema.index(k) for k in table.chunk_key]
-            last = tuple(rb.column(i)[limit - 1].as_py() for i in key_idx)
+            last = canonical_key(tuple(rb.column(i)[limit - 1].as_py() for i in key_idx))
             rb = rb.slice(0, limit - 1)
-            split.next_start = encode_key(last)
-            split.end = encode_key(last)
-            effective_end = last
+            effective_end = cut_at = last
         rows = None
         if low.key != high.key:
             changes = backfill(self.config.connection_settings(), self.dialect, self.server_id,
@@ -117,9 +117,8 @@ class _ChunkFetcher(threading.Thread):
                 rows = merge(rb, table, changes)
         if exact is None:
             high = BinlogOffset(high.file, high.pos, high.gtid)
-        split.finished, split.high = True, high.to_dict()
         n = rb.num_rows if rows is None else len(rows)
-        split.rows = n
+        split = split.read(high, n, cut_at)
         # versions: below any later binlog change of these keys (those are at >= HIGH, with
         # the binlog's version shift when the chunk was made, or a larger one)
         versions = np.full(n, high.version - 1 + split.version_shift, dtype=np.int64)
@@ -144,7 +143,7 @@ class MySqlReader(SourceReader):
         self.accept = TableFilter(config.tables, config.tables_exclude)
         self.chunks: list[SnapshotSplit] = []               # assigned, not yet emitted
         self.finished: dict[str, tuple[SnapshotSplit, int | None]] = {}  # -> first checkpoint
-        self.binlog: BinlogSplit | None = None
+        self.binlog: BinlogSplitState | None = None
         self.chunk_fetcher: _ChunkFetcher | None = None
         self.binlog_fetcher: BinlogFetcher | None = None
         self.units: queue.Queue = queue.Queue(maxsize=4)
@@ -152,9 +151,9 @@ class MySqlReader(SourceReader):
         self.requested = False
         self.restored_reports: list[dict] = []
         self.discovered = False
-        self.folds: list[dict] = []                         # from the enumerator, to apply
-        #: (the binlog split's ``chunks`` list, its filter): built once per list, not per unit
-        self.chunk_filter: tuple[list, ChunkFilter] | None = None
+        self.folds: list[Fold] = []                         # from the enumerator, to apply
+        #: (the binlog split's ``chunks``, their filter): built once per tuple, not per unit
+        self.chunk_filter: tuple[tuple[ReflectedChunk, ...], ChunkFilter] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -178,13 +177,14 @@ class MySqlReader(SourceReader):
                              s.table_id, s.split_id)
                 elif s.finished:
                     self.finished[s.split_id] = (s, None)
-                    self.restored_reports.append(s.to_dict())
+                    self.restored_reports.append(split_to_dict(s))
                 else:
-                    # the fetcher works on a copy: this one stays as the checkpoint must see it
-                    self._chunk_fetcher().todo.put(SnapshotSplit.from_dict(s.to_dict()))
+                    # an immutable value: the fetcher's result is a new one (SnapshotSplit.read)
+                    self._chunk_fetcher().todo.put(s)
                     self.chunks.append(s)
             else:
-                self.binlog = s
+                assert isinstance(s, BinlogSplit)
+                self.binlog = BinlogSplitState(s)
 
     def _chunk_fetcher(self) -> _ChunkFetcher:
         if self.chunk_fetcher is None:
@@ -197,7 +197,7 @@ class MySqlReader(SourceReader):
 
     def handle_source_event(self, event: dict[str, Any]) -> None:
         if "fold" in event:
-            self.folds.append(event["fold"])
+            self.folds.append(fold_from_dict(event["fold"]))
 
     # -- reading ------------------------------------------------------------------------------
     def poll_next(self, output: ReaderOutput) -> InputStatus:
@@ -231,14 +231,14 @@ class MySqlReader(SourceReader):
         split, batch = got
         if batch is not None:
             if split.index == 0 and self.config.include_schema_changes:
-                table = split.mysql_table
+                table = split.table
                 output.collect_schema_change(SchemaChange("create_table", table.table_id, table.schema),
                                              split.split_id)
             output.collect(batch, split.split_id)
         output.split_finished(split.split_id)
         self.chunks = [c for c in self.chunks if c.split_id != split.split_id]
         self.finished[split.split_id] = (split, None)
-        self.context.send_event_to_enumerator({"finished": [split.to_dict()]})
+        self.context.send_event_to_enumerator({"finished": [split_to_dict(split)]})
         if len(self.chunks) < 2 and (self.binlog is None or self.binlog.adding):
             self._request()  # keep the next chunk in flight while this one goes downstream
         return InputStatus.MORE_AVAILABLE
@@ -249,7 +249,7 @@ class MySqlReader(SourceReader):
         assert split is not None
         if not self.discovered:
             self._discover(split)
-        if self.folds and split.fold is None and split.offset.get("skip_rows", 0) == 0:
+        if self.folds and split.fold is None and split.offset.skip_rows == 0:
             self._fold(split, self.folds.pop(0))
         if self.binlog_fetcher is None:
             settings = self.config.connection_settings()
@@ -259,7 +259,7 @@ class MySqlReader(SourceReader):
             finally:
                 probe.close()
             self.binlog_fetcher = BinlogFetcher(self.config, settings, dialect, self.server_id,
-                                                BinlogSplit.from_dict(split.to_dict()), self.units)
+                                                split.to_split(), self.units)
             self.binlog_fetcher.start()
         try:
             unit = self.units.get(timeout=0.05)
@@ -268,23 +268,22 @@ class MySqlReader(SourceReader):
                 # it always hands over an error before it ends: this is a bug, never a
                 # reason to go on with a frozen offset
                 raise TerminalError(f"the binlog thread ended without an error at "
-                                    f"{split.binlog_offset}: no change would be read any more") from None
+                                    f"{split.offset}: no change would be read any more") from None
             return InputStatus.NOTHING_AVAILABLE
         if isinstance(unit, BaseException):
             raise unit if isinstance(unit, HubError) else TerminalError(f"binlog failed: {unit!r}") from unit
         self._emit(unit, output)
         return InputStatus.MORE_AVAILABLE
 
-    def _discover(self, split: BinlogSplit) -> None:
+    def _discover(self, split: BinlogSplitState) -> None:
         """Once per start: drop what no longer matches ``tables``; find tables that match now
         but were not captured (a changed pattern, or created while the pipeline was down)."""
         self.discovered = True
         gone = [t for t in split.tables if not self.accept(t)]
-        for t in gone:
-            del split.tables[t]
-        split.chunks = [c for c in split.chunks if self.accept(c[0])]
+        split.update_tables(dict.fromkeys(gone))
+        split.chunks = tuple(c for c in split.chunks if self.accept(c.table))
         split.ddl = {t: v for t, v in split.ddl.items() if self.accept(t)}
-        split.adding = [t for t in split.adding if self.accept(t)]
+        split.adding = tuple(t for t in split.adding if self.accept(t))
         if gone:
             log.info("mysql: no longer captured (they don't match `tables` now): %s", ", ".join(gone))
         newly = self.config.snapshot_newly_added_tables and self.config.startup_mode == "initial"
@@ -296,7 +295,7 @@ class MySqlReader(SourceReader):
         known = set(split.tables) | set(split.ddl) | set(split.adding)
         new = [t for t in matching if t not in known]
         if new and newly:
-            split.adding.extend(new)
+            split.adding = (*split.adding, *new)
             log.info("mysql: newly matched table(s) %s: snapshotting their rows while the "
                      "binlog goes on", ", ".join(new))
         elif new:
@@ -309,7 +308,7 @@ class MySqlReader(SourceReader):
             self.context.send_event_to_enumerator({"binlog": {
                 "adding": list(split.adding), "version_shift": split.version_shift}})
 
-    def _fold(self, split: BinlogSplit, fold: dict) -> None:
+    def _fold(self, split: BinlogSplitState, fold: Fold) -> None:
         """Fold newly snapshotted tables into the binlog split.  Their changes from their
         chunks' lowest HIGH on are needed; if the stream is already past that point, it goes
         back there and re-reads up to where it was for those tables only."""
@@ -318,18 +317,18 @@ class MySqlReader(SourceReader):
             self.binlog_fetcher.join(30)
             self.binlog_fetcher = None
         self.units = queue.Queue(maxsize=4)     # units past split.offset: read again
-        here = split.binlog_offset
-        low = BinlogOffset.from_dict(fold["low"])
-        tables = fold["tables"]
-        split.tables.update(tables)
-        split.chunks = split.chunks + fold["chunks"]
-        split.adding = [t for t in split.adding if t not in tables and t not in fold["gone"]]
+        here = split.offset
+        low = fold.low
+        tables = fold.tables
+        split.update_tables(tables)
+        split.chunks = split.chunks + fold.chunks
+        split.adding = tuple(t for t in split.adding if t not in tables and t not in fold.gone)
         if tables and low.is_before(here):
-            split.offset = low.to_dict()
-            split.fold = {"until": here.to_dict(), "tables": sorted(tables)}
+            split.offset = low
+            split.fold = FoldProgress(here, tuple(sorted(tables)))
         log.info("mysql: table(s) %s folded into the binlog%s", ", ".join(sorted(tables)) or "-",
                  f" (re-reading from {low} to {here} for them)" if split.fold else "")
-        self.context.send_event_to_enumerator({"folded": sorted(tables) + list(fold["gone"])})
+        self.context.send_event_to_enumerator({"folded": sorted(tables) + list(fold.gone)})
 
     def _emit(self, unit: Unit, output: ReaderOutput) -> None:
         split = self.binlog
@@ -339,22 +338,18 @@ class MySqlReader(SourceReader):
                 output.collect(item, split.split_id)
             else:
                 output.collect_schema_change(item, split.split_id)
-        for t, d in unit.tables.items():
-            if d is None:
-                split.tables.pop(t, None)
-            else:
-                split.tables[t] = d
-        split.offset = unit.offset.to_dict()
+        split.update_tables(unit.tables)
+        split.offset = unit.offset
         split.version_shift = unit.version_shift
         split.ddl = unit.ddl
         if unit.fold_done:
             split.fold = None
         self.context.set_gauge("binlog_lag_s", unit.lag_s, "max")
         if split.chunks and self._chunks_filter(split).passed(unit.offset):
-            split.chunks = []   # past every chunk's HIGH: state back to O(tables)
+            split.chunks = ()   # past every chunk's HIGH: state back to O(tables)
 
-    def _chunks_filter(self, split: BinlogSplit) -> ChunkFilter:
-        """The filter of ``split.chunks`` (a new list whenever chunks change): building it is
+    def _chunks_filter(self, split: BinlogSplitState) -> ChunkFilter:
+        """The filter of ``split.chunks`` (a new tuple whenever chunks change): building it is
         O(chunks), too much for every transaction while the binlog catches up."""
         if self.chunk_filter is None or self.chunk_filter[0] is not split.chunks:
             self.chunk_filter = (split.chunks, ChunkFilter(split.chunks))
@@ -368,16 +363,16 @@ class MySqlReader(SourceReader):
 
     # -- checkpoints --------------------------------------------------------------------------
     def snapshot_state(self, checkpoint_id: int) -> list[MySqlSplit]:
-        out: list[MySqlSplit] = [SnapshotSplit.from_dict(c.to_dict()) for c in self.chunks]
+        """Immutable split values: the chunks as assigned (a chunk being read is read again
+        after a restore), the finished ones with what they reflect, the binlog split's
+        progress (:meth:`BinlogSplitState.to_split`)."""
+        out: list[MySqlSplit] = list(self.chunks)
         for sid, (split, first) in list(self.finished.items()):
             if first is None:
                 self.finished[sid] = (split, checkpoint_id)
-            out.append(SnapshotSplit.from_dict(split.to_dict()))
+            out.append(split)
         if self.binlog is not None:
-            out.append(BinlogSplit.from_dict(self.binlog.to_dict()))
-        for s in out:
-            if isinstance(s, SnapshotSplit) and not s.finished:
-                s.next_start, s.high, s.rows = None, None, 0
+            out.append(self.binlog.to_split())
         return out
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:

@@ -1,5 +1,6 @@
 """MySQL column types: their logical types, and the snapshot's text values as Arrow arrays.
 
+The logical types come from the project's one MySQL type map (:mod:`formats.mysqltypes`).
 One value policy for the snapshot (text protocol) and the binlog (row images), so that the same
 row read by both gives identical events:
 
@@ -8,7 +9,7 @@ row read by both gives identical events:
 * ``TIMESTAMP(p)`` -> TIMESTAMP_LTZ(p), the instant in UTC (snapshot sessions run at
   ``time_zone = '+00:00'``, the binlog carries epoch seconds);
 * zero dates (``0000-00-00``) become NULL (``zero-date = "null"``) or fail the record;
-* ``TIME(p)`` -> TIME(p) (a signed ``timedelta``), ``YEAR`` -> SMALLINT;
+* ``TIME(p)`` -> TIME(p) (a signed ``timedelta``), ``YEAR`` -> INT;
 * ``BIT(1)`` -> BOOLEAN, ``BIT(n)`` -> BYTES (big-endian, ceil(n/8) bytes);
 * ``ENUM`` -> STRING, ``SET`` -> ARRAY<STRING>, ``JSON`` -> JSON (the text);
 * ``GEOMETRY`` (and its subtypes) -> BYTES holding WKB (the 4-byte SRID prefix is dropped);
@@ -24,16 +25,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from formats.mysqltypes import BLOB_TYPES, GEOMETRY_TYPES, TEXT_TYPES, logical_type
 from runtime.errors import BadRecordError
-from runtime.types import DataType, parse_type, to_arrow
+from runtime.types import DataType, to_arrow
 
-_INTS = {"tinyint": ("TINYINT", "SMALLINT"), "smallint": ("SMALLINT", "INT"),
-         "mediumint": ("INT", "INT"), "int": ("INT", "BIGINT"), "integer": ("INT", "BIGINT"),
-         "bigint": ("BIGINT", "DECIMAL(20,0)")}
-_TEXT = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
-_BLOB = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
-_GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
-             "multipolygon", "geometrycollection", "geomcollection"}
+_TEXT, _BLOB, _GEOMETRY = TEXT_TYPES, BLOB_TYPES, GEOMETRY_TYPES
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
 
 
@@ -74,47 +70,15 @@ class NativeColumn:
         return self.precision or 1
 
     def logical(self) -> DataType:
-        """The logical type of this column (the mapping of the module docstring)."""
-        t = self.data_type
-        if t in _INTS:
-            return parse_type(_INTS[t][1 if self.unsigned else 0])
-        if t in ("decimal", "numeric"):
-            return DataType("DECIMAL", precision=self.precision or 10, scale=self.scale or 0)
-        if t == "float":
-            return DataType("FLOAT")
-        if t in ("double", "real"):
-            return DataType("DOUBLE")
-        if t == "bit":
-            return DataType("BOOLEAN") if self.bit_length == 1 else DataType("BYTES")
-        if t == "year":
-            return DataType("SMALLINT")
-        if t == "date":
-            return DataType("DATE")
-        if t == "time":
-            return DataType("TIME", precision=self.fsp)
-        if t == "datetime":
-            return DataType("TIMESTAMP", precision=self.fsp)
-        if t == "timestamp":
-            return DataType("TIMESTAMP_LTZ", precision=self.fsp)
-        if t == "json":
-            return DataType("JSON")
-        if t == "enum":
-            return DataType("STRING")
-        if t == "set":
-            return DataType("ARRAY", element=DataType("STRING"))
-        if self.is_geometry:
-            return DataType("BYTES")
-        if self.is_binary:
-            if t == "binary":
-                return DataType("BINARY", length=self.length)
-            return DataType("VARBINARY", length=self.length) if t == "varbinary" else DataType("BYTES")
-        if t == "char":
-            return DataType("CHAR", length=self.length)
-        if t == "varchar":
-            return DataType("VARCHAR", length=self.length)
-        if t in _TEXT:
-            return DataType("STRING")
-        raise BadRecordError(f"column {self.name!r}: MySQL type {self.column_type!r} is not supported")
+        """The logical type of this column: the one MySQL type map,
+        :func:`formats.mysqltypes.logical_type`."""
+        try:
+            return logical_type(self.data_type, unsigned=self.unsigned, length=self.length,
+                                precision=self.precision, scale=self.scale, fsp=self.fsp,
+                                binary_charset=self.charset == "binary")
+        except ValueError:
+            raise BadRecordError(f"column {self.name!r}: MySQL type {self.column_type!r} is not "
+                                 "supported") from None
 
     def select_expr(self) -> str:
         """How the snapshot selects this column so that its text is exact."""

@@ -154,9 +154,6 @@ class _ListEnumerator(SplitEnumerator):
         else:
             self.ctx.signal_no_more_splits(subtask)
 
-    def add_splits_back(self, splits, subtask):
-        self.pending.extend(splits)
-
     def snapshot_state(self, checkpoint_id):
         return {"pending": [s.to_dict() for s in self.pending]}
 

@@ -70,14 +70,15 @@ class AbortingSink(Sink):
     def create_committer(self):
         committer = self.inner.create_committer()
         if self.abort:
-            commit = committer.commit
+            # the committer task commits through commit_each (by default: through commit)
+            commit_each = committer.commit_each
 
-            def counting_commit(committables, context, commit=commit):
-                out = commit(committables, context)
+            def counting_commit(committables, context, commit_each=commit_each):
+                out = commit_each(committables, context)
                 self.abort.completed += 1
                 return out
 
-            committer.commit = counting_commit
+            committer.commit_each = counting_commit
         return committer
 
 

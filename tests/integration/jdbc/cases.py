@@ -40,6 +40,9 @@ class _ChangelogWriter(SinkWriter):
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any] | None:
         return self.inner.snapshot_state(checkpoint_id)
 
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        self.inner.notify_checkpoint_complete(checkpoint_id)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -1,13 +1,14 @@
 """Two-phase commit holds in the corners: a MySQL DDL never commits the XA transaction early
 (so append mode never duplicates and nothing is visible before its checkpoint), transaction
-ids that are all taken stop the writer instead of writing outside a transaction, and
-``Committer.abort`` releases what a checkpoint that will never complete prepared."""
+ids that are all taken stop the writer instead of writing outside a transaction,
+``Committer.abort`` releases what a checkpoint that will never complete prepared, and a
+writer begins its next transaction once told that the previous one committed."""
 from __future__ import annotations
 
 import pytest
 
 from runtime.batch import ChangeBatch
-from runtime.errors import TerminalError
+from runtime.errors import TerminalError, TransientError
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
@@ -127,3 +128,83 @@ def test_abort_rolls_back_prepared_transactions_and_is_idempotent(db):
     commit(sink.create_committer(), w.prepare_commit(1), CommitContext("tp2", 1, None))
     w.close()
     assert db.rows("items") == {(1, 10)}
+
+
+def test_the_next_transaction_waits_for_the_notification_not_the_database(db):
+    """The writer learns that its previous transaction committed from the runtime's
+    notification (SinkWriter.notify_checkpoint_complete), not by asking the database: until
+    told, it does not begin the next one even though the commit is done (the wait is bounded:
+    a writer outside a pipeline has no one to tell it, and gives up at once)."""
+    sink = make_sink(db)
+    w = sink.create_writer(context("tpnote"), None)
+    committer = sink.create_committer()
+    try:
+        w.write(ChangeBatch.of_rows(V1, [(1, 1)]))
+        commit(committer, w.prepare_commit(1), CommitContext("tpnote", 1, None))
+        assert db.rows("items") == {(1, 1)}
+        w.write(ChangeBatch.of_rows(V1, [(2, 2)]))
+        with pytest.raises(TransientError, match="checkpoint 1 is still not committed"):
+            w.prepare_commit(2)  # flushes: the next transaction would begin
+        w.notify_checkpoint_complete(1)
+        w.write(ChangeBatch.of_rows(V1, [(3, 3)]))
+        commit(committer, w.prepare_commit(3), CommitContext("tpnote", 3, None))
+    finally:
+        w.close()
+        committer.close()
+    assert db.rows("items") == {(1, 1), (3, 3)}  # (2, 2) went with the failed attempt
+
+
+def test_a_transaction_that_fails_to_commit_is_retried_alone(my):
+    """One outcome per prepared transaction: while one can't be committed yet (MariaDB: still
+    attached to the connection that prepared it, a transient error), the others of the
+    checkpoint are committed, and only that one is tried again until it commits."""
+    import threading
+
+    from runtime.checkpoint.committer_task import (CheckpointCommitted, CommitCheckpoint,
+                                                   CommitterTask)
+    from runtime.retry import Backoff
+    from runtime.sink import Outcome
+
+    sink = make_sink(my, **{"write-mode": "append"})
+    w = sink.create_writer(context("tpeach"), None)
+    w.write(ChangeBatch.of_rows(OTHER, [(1,)]))
+    first = w.prepare_commit(1)  # the writer detaches from it
+    w.close()
+    held = my.connect()  # the second, prepared on a connection kept open for a while
+    with held.cursor() as cur:
+        for statement in ("XA START 'hub:tpeach:1:1'", "INSERT INTO other VALUES (2)",
+                          "XA END 'hub:tpeach:1:1'", "XA PREPARE 'hub:tpeach:1:1'"):
+            cur.execute(statement)
+    second = {"xid": "hub:tpeach:1:1"}
+    committer = sink.create_committer()
+    calls: list[tuple[list[str], dict[str, Outcome]]] = []
+    commit_each = committer.commit_each
+
+    def recording(committables, ctx):
+        outcomes = commit_each(committables, ctx)
+        calls.append(([c["xid"] for c in committables],
+                      {o.committable["xid"]: o.outcome for o in outcomes}))
+        return outcomes
+
+    committer.commit_each = recording
+    release = threading.Timer(1.0, held.close)
+    release.start()
+    try:
+        report = CommitterTask(committer, "tpeach", "", "job", Backoff(0.1, 0.3, 40)).process(
+            CommitCheckpoint(1, first + [second], None))
+    finally:
+        release.cancel()
+        if held.open:
+            held.close()
+        committer.close()
+    assert isinstance(report, CheckpointCommitted), report
+    assert calls[0][1][second["xid"]] is Outcome.RETRY_LATER  # still attached at first
+    # the first was committed while the second had to wait (not held back with it) ...
+    assert any(o[first[0]["xid"]] is Outcome.DONE and o[second["xid"]] is Outcome.RETRY_LATER
+               for xids, o in calls if first[0]["xid"] in o), calls
+    done: set[str] = set()
+    for xids, outcomes in calls:
+        assert not done & set(xids), f"committed again: {calls}"  # ... and not tried again
+        done |= {x for x, o in outcomes.items() if o is Outcome.DONE}
+    assert done == {first[0]["xid"], second["xid"]}
+    assert my.rows("other") == {(1,), (2,)} and my.prepared("hub:tpeach:") == []

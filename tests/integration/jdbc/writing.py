@@ -38,6 +38,7 @@ def write_and_commit(sink: Sink, context: WriterContext,
             committables = writer.prepare_commit(checkpoint)
             state = writer.snapshot_state(checkpoint) or {}
             commit(committer, committables, CommitContext(context.pipeline, checkpoint, None))
+            writer.notify_checkpoint_complete(checkpoint)  # as the runtime does after a commit
             if not state.get("deferred"):
                 return checkpoint
             checkpoint += 1

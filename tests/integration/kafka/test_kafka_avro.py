@@ -47,7 +47,7 @@ def test_avro_through_kafka_and_the_registry(kafka_server, schema_registry_url, 
 
 def test_avro_event_time_of_zero_is_kept(schema_registry_url):
     """ts_ms 0 in the envelope is the epoch, not a missing time (the message timestamp)."""
-    from formats.message import resolve_message_format
+    from formats.registry import resolve_message_format
 
     fmt = resolve_message_format("avro", {"schema-registry-url": schema_registry_url})
     batch = ChangeBatch(SCHEMA, "cc", rows=ROWS, ts_ms=[0, 20])

@@ -85,7 +85,7 @@ def test_bad_record_names_topic_partition_offset(kafka_server, tmp_path):
 
 
 def test_debezium_source_schema_and_versions(kafka_server, tmp_path):
-    from formats.message import resolve_message_format
+    from formats.registry import resolve_message_format
     from runtime.batch import ChangeBatch
     from tests.unit.formats.test_format_debezium import ROWS, SCHEMA
 

@@ -12,7 +12,7 @@ import pytest
 from sources.mysql.dialect import detect
 from tests.e2e.lake import lake_rows
 from tests.integration.mysql.helpers import new_database
-from tests.killing import crash_at, hub, kill_at_random
+from tests.killing import crash_at, hub, kill_at_random, latest_checkpoint
 
 pytestmark = [pytest.mark.integration, pytest.mark.mysql]
 
@@ -53,11 +53,16 @@ def lake(tmp) -> Counter:
 
 
 def run_until(path, tmp, expected: int, timeout=90.0) -> str:
-    """Run until the lake holds ``expected`` events, then a little longer (duplicates would
-    show), then stop gracefully."""
+    """Run until the lake holds ``expected`` events and the run completed a checkpoint of its
+    own (so it is up: a SIGTERM while it still starts would end it without its handler, when
+    the killed runs had committed everything already), then a little longer (duplicates
+    would show), then stop gracefully."""
+    state = str(tmp / "state")
+    before = latest_checkpoint(state)
     p = hub("run", path, "--no-progress")
     deadline = time.monotonic() + timeout
-    while sum(lake(tmp).values()) < expected and time.monotonic() < deadline and p.poll() is None:
+    while (sum(lake(tmp).values()) < expected or latest_checkpoint(state) <= before) \
+            and time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.2)
     time.sleep(1.0)
     if p.poll() is None:

@@ -111,6 +111,11 @@ def test_without_the_option_new_tables_start_at_the_binlog_position(mysql_server
     db, conn, (t1, t2) = _tables(mysql_server, {"t1": 10, "t2": 10})
     with Running(source_config(mysql_server, db, tables=[f"{db}\\.t1"])) as run:
         run.wait_for(lambda ev: len(ev) >= 10)
+        # in the binlog phase before the restart (stopped while the snapshot still ends,
+        # t2 would rightly join that snapshot)
+        with conn.cursor() as cur:
+            cur.execute(f"UPDATE {t1} SET v = v + 1 WHERE id = 0")
+        run.wait_for(lambda ev: any(e[0] == t1 and e[1] == "u" for e in ev))
     caplog.set_level(logging.WARNING, logger="hub.sources.mysql")
     second = source_config(mysql_server, db, tables=[f"{db}\\.t(1|2)"])
     with Running(second, state_dir=run.dir, store=run.store) as again:

@@ -101,7 +101,7 @@ def test_server_cuts_the_binlog_connection(mysql_server, monkeypatch):
     opened: list[BinlogOffset] = []
     paused, resume = threading.Event(), threading.Event()
     cuts: list[BinlogOffset] = []
-    checkpointed: list[dict] = []
+    checkpointed: list[BinlogOffset] = []
     real_open, real_cut, real_state = BinlogClient.open, BinlogFetcher._cut, MySqlReader.snapshot_state
 
     def open_(self, offset):
@@ -167,7 +167,7 @@ def test_server_cuts_the_binlog_connection(mysql_server, monkeypatch):
     assert any(o.skip_rows for o in opened[1:]), \
         f"no reconnect from inside the large transaction: {opened}"
     # checkpoints only at transaction boundaries (or the start of one, with skip_rows)
-    offsets = [BinlogOffset.from_dict(o) for o in checkpointed]
+    offsets = checkpointed
     valid = boundaries(mysql_server, min(offsets, key=lambda o: o.key))
     bad = [o for o in offsets if (o.file, o.pos) not in valid]
     assert not bad, f"checkpoint offsets off a transaction boundary: {bad[:5]}"

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import fastavro
 import pytest
+from pydantic import ValidationError
 
-from formats.message import MessageFormat
-from formats.messagefile import MessageChunk
+from formats.file.messages import MessageChunk
+from formats.message.base import MessageFormat
 from formats.registry import resolve_files_format
 from runtime.batch import ChangeBatch
-from runtime.errors import BadRecordError, ConfigError
+from runtime.errors import BadRecordError
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.types import T
 
@@ -108,7 +109,7 @@ def test_debezium_delete_is_one_envelope_and_tombstones_are_skipped(tmp_path: Pa
 
 
 def test_resume_from_any_progress_is_exact(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("formats.avrofile.SYNC_INTERVAL", 5000)  # many blocks
+    monkeypatch.setattr("formats.file.avro.SYNC_INTERVAL", 5000)  # many blocks
     for name in ("debezium-json", "avro"):
         fmt = resolve_files_format(name, {"primary-key": ["id"]})
         path = tmp_path / f"x.{fmt.file_extension}"
@@ -181,10 +182,11 @@ def test_schema_part_changes_become_schema_change_events(tmp_path: Path) -> None
 
 
 def test_avro_container_files_need_no_registry_and_any_tool_reads_them(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="schema-registry-url"):
-        from formats.message import resolve_message_format
+    with pytest.raises(ValidationError) as err:
+        from formats.registry import resolve_message_format
 
         resolve_message_format("avro")  # Kafka still needs the registry
+    assert [e["loc"] for e in err.value.errors()] == [("format-options", "schema-registry-url")]
     fmt = resolve_files_format("avro", {"codec": "null"})
     _write(fmt, tmp_path / "x.avro", _changes(5))
     with open(tmp_path / "x.avro", "rb") as f:
@@ -195,13 +197,14 @@ def test_avro_container_files_need_no_registry_and_any_tool_reads_them(tmp_path:
     assert [r["op"] for r in records] == ["c"] * 5 + ["u", "d"]
     assert records[5]["before"]["name"] == "n0" and records[6]["after"] is None
     assert records[0]["after"]["amount"] == Decimal("0.00")
-    with pytest.raises(ConfigError, match="codec"):
+    with pytest.raises(ValidationError) as err:
         resolve_files_format("avro", {"codec": "lzma"})
+    assert [e["loc"] for e in err.value.errors()] == [("format-options", "codec")]
 
 
 def test_avro_corrupt_block_is_one_bad_record_and_reading_goes_on(tmp_path: Path,
                                                                   monkeypatch) -> None:
-    monkeypatch.setattr("formats.avrofile.SYNC_INTERVAL", 5000)  # many blocks
+    monkeypatch.setattr("formats.file.avro.SYNC_INTERVAL", 5000)  # many blocks
     fmt = resolve_files_format("avro", {"codec": "null"})
     batch = _changes(300)
     _write(fmt, tmp_path / "x.avro", *(batch.slice(i, i + 100) for i in range(0, 302, 100)))
@@ -234,9 +237,9 @@ def test_resolving_for_files() -> None:
     fmt = resolve_files_format("maxwell-json", {"table": "a.b"}, {"table": "c.d", "columns": None,
                                                                   "primary-key": ["id"]})
     assert fmt.config.table == "a.b" and fmt.config.primary_key == ["id"]
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ValidationError) as err:
         resolve_files_format("debezium-json", {"schema-include": "maybe"})
-    assert err.value.key == "format-options.schema-include"
+    assert [e["loc"] for e in err.value.errors()] == [("format-options", "schema-include")]
 
 
 def test_avro_encoding_of_every_logical_type_and_edge_value(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from formats.message import resolve_message_format
+from formats.registry import resolve_message_format
 from runtime.batch import ChangeBatch
 from tests.unit.formats.test_format_debezium import ROWS, SCHEMA
 

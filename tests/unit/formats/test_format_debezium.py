@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from formats.message import resolve_message_format
+from formats.registry import resolve_message_format
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, TableSchema
 from runtime.types import T
@@ -76,7 +76,7 @@ EXPECTED = (1004, -1, 300, 2**40, 1.5, 2.25, True, "annek@noanswer.org", b"\x00\
             dt.datetime(2023, 11, 14, 22, 13, 20, 123456),
             dt.datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=dt.timezone.utc),
             -dt.timedelta(hours=1, microseconds=1), "{\"a\": [1, 2]}", "red", ["a", "c"],
-            b"\x0f\x01", 2024, b"\x01\x01\x00\x00\x00", Decimal("-1.500"))
+            b"\x01\x0f", 2024, b"\x01\x01\x00\x00\x00", Decimal("-1.500"))  # BIT: reversed
 
 
 def envelope(op: str, before: dict | None, after: dict | None, schema: bool = True) -> bytes:
@@ -132,12 +132,33 @@ def test_update_delete_tombstone_and_snapshot_read():
     assert out.indexes == [[0, 1, 2]]  # the tombstone (index 3) carries no change
 
 
-def test_without_schema_part_declared_columns():
-    row = {"id": 1, "email": "a@b", "price": "1.50", "born": "2024-01-31"}
-    out = decode([envelope("c", None, row, schema=False)], keys=[b'{"id": 1}'], options={
-        "columns": {"id": "INT", "email": "STRING", "price": "DECIMAL(10,2)", "born": "DATE"},
-        "primary-key": ["id"]})
-    assert out.elements[0].rows() == [(1, "a@b", Decimal("1.50"), dt.date(2024, 1, 31))]
+DECLARED = {"columns": {"id": "INT", "email": "STRING", "price": "DECIMAL(10,2)", "born": "DATE",
+                        "at": "TIMESTAMP(3)", "t": "TIME(0)"}, "primary-key": ["id"]}
+
+
+def test_without_schema_part_declared_columns_in_debeziums_default_encodings():
+    row = {"id": 1, "email": "a@b", "price": b64((150).to_bytes(2, "big", signed=True)),
+           "born": 19753, "at": 1_529_476_623_000, "t": 3_600_000_000}
+    out = decode([envelope("c", None, row, schema=False)], keys=[b'{"id": 1}'],
+                 options=DECLARED)
+    assert out.bad == []
+    assert out.elements[0].rows() == [(1, "a@b", Decimal("1.50"), dt.date(2024, 1, 31),
+                                       dt.datetime(2018, 6, 20, 6, 37, 3), dt.timedelta(hours=1))]
+
+
+def test_without_schema_part_declared_columns_in_text_and_string_mode():
+    # decimal.handling.mode = string (Debezium's option name accepted as is); texts of dates
+    # and times are unambiguous and pass in every mode
+    row = {"id": 1, "email": "a@b", "price": "1.50", "born": "2024-01-31",
+           "at": "2018-06-20T06:37:03", "t": "01:00:00"}
+    out = decode([envelope("c", None, row, schema=False)], keys=[b'{"id": 1}'],
+                 options={**DECLARED, "decimal.handling.mode": "string"})
+    assert out.bad == []
+    assert out.elements[0].rows() == [(1, "a@b", Decimal("1.50"), dt.date(2024, 1, 31),
+                                       dt.datetime(2018, 6, 20, 6, 37, 3), dt.timedelta(hours=1))]
+    # the same text under the default (precise) is not base64: one line naming the column
+    bad = decode([envelope("c", None, row, schema=False)], keys=[b'{"id": 1}'], options=DECLARED)
+    assert len(bad.bad) == 1 and "'price'" in bad.bad[0][1]
 
 
 def test_schema_part_change_becomes_schema_change_events():
@@ -220,3 +241,67 @@ def test_encoder_round_trips_every_type(schema_include):
     if schema_include:
         assert [c.type for c in back.schema.columns] == [c.type for c in SCHEMA.columns]
     assert back.rows() == ROWS
+
+
+# -- silent corruption of the reader (issue 14) ------------------------------------------------
+def _one_column(field: dict, value, schema: bool = True) -> bytes:
+    """An insert of one row ``{"id": 1, "v": value}`` whose ``v`` has Connect schema ``field``."""
+    fields = [{"field": "id", "type": "int32", "optional": False}, {**field, "field": "v"}]
+    row = {"type": "struct", "optional": True, "name": "s.db.t.Value", "fields": fields}
+    payload = {"before": None, "after": {"id": 1, "v": value}, "op": "c", "ts_ms": 1,
+               "source": {"connector": "mysql", "db": "db", "table": "t", "ts_ms": 1}}
+    if not schema:
+        return json.dumps(payload).encode()
+    return json.dumps({"schema": {"type": "struct", "fields": [
+        {**row, "field": "before"}, {**row, "field": "after"}]}, "payload": payload}).encode()
+
+
+def _unscaled_b64(n: int) -> str:
+    return b64(n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
+
+
+@pytest.mark.parametrize("digits", [
+    "12345678901234567890123456789012.345678",  # DECIMAL(38,6): 38 digits
+    "-1.2345678901234567890123456789012345678",  # DECIMAL(38,37)
+])
+def test_decimals_are_decoded_exactly_beyond_28_digits(digits):
+    d = Decimal(digits)
+    scale = -d.as_tuple().exponent
+    unscaled = int(d.scaleb(scale, context=__import__("decimal").Context(prec=80)))
+    fixed = _one_column({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+                         "parameters": {"scale": str(scale),
+                                        "connect.decimal.precision": "38"}},
+                        _unscaled_b64(unscaled))
+    variable = _one_column({"type": "struct", "name": "io.debezium.data.VariableScaleDecimal",
+                            "fields": [{"field": "scale", "type": "int32"},
+                                       {"field": "value", "type": "bytes"}]},
+                           {"scale": scale, "value": _unscaled_b64(unscaled)})
+    out = decode([fixed], keys=[None])
+    assert out.bad == [] and out.elements[0].rows() == [(1, d)]
+    if scale <= 30:  # VariableScaleDecimal reads as DECIMAL(65,30)
+        out = decode([variable], keys=[None])
+        assert out.bad == [] and out.elements[0].rows() == [(1, d)]
+
+
+def test_bits_are_debeziums_little_endian_bytes():
+    # BIT(12) = b'0001 0000 0010' (0x102): Debezium writes the bytes little-endian (02 01),
+    # MySQL and our BYTES columns hold them big-endian (01 02)
+    msg = _one_column({"type": "bytes", "name": "io.debezium.data.Bits",
+                       "parameters": {"length": "12"}}, b64(b"\x02\x01"))
+    out = decode([msg], keys=[None])
+    assert out.bad == [] and out.elements[0].rows() == [(1, b"\x01\x02")]
+
+
+def test_set_text_without_schema_part_is_decoded_not_split_into_characters():
+    msg = _one_column({}, "a,bc", schema=False)
+    options = {"columns": {"id": "INT", "v": "ARRAY<STRING>"}, "primary-key": ["id"]}
+    out = decode([msg], keys=[None], options=options)
+    assert out.bad == [] and out.elements[0].rows() == [(1, ["a", "bc"])]
+    empty = decode([_one_column({}, "", schema=False)], keys=[None], options=options)
+    assert empty.elements[0].rows() == [(1, [])]
+
+
+def test_array_column_value_that_is_no_set_text_is_rejected_naming_the_column():
+    options = {"columns": {"id": "INT", "v": "ARRAY<STRING>"}, "primary-key": ["id"]}
+    out = decode([_one_column({}, 12, schema=False)], keys=[None], options=options)
+    assert len(out.bad) == 1 and "'v'" in out.bad[0][1], out.bad

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from formats.message import event_time, resolve_message_format
+from formats.message.base import event_time
+from formats.registry import resolve_message_format
 from tests.unit.formats.test_format_canal import ROW as CANAL_ROW, canal
 
 

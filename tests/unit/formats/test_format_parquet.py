@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from formats.base import annotated_arrow_schema
+from formats.file.base import annotated_arrow_schema
 from formats.registry import resolve_format
 from runtime.schema import Column, TableSchema
 from runtime.types import T

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from formats.base import FileFormat, annotated_arrow_schema, logical_type
+from formats.file.base import FileFormat, annotated_arrow_schema, logical_type
 from formats.registry import resolve_format
 from runtime.schema import Column, TableSchema
 from runtime.types import T

@@ -10,8 +10,9 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from pydantic import ValidationError
 
-from formats.base import annotated_arrow_schema
+from formats.file.base import annotated_arrow_schema
 from formats.registry import resolve_format
 from runtime.errors import BadRecordError, ConfigError
 from runtime.schema import Column, TableSchema
@@ -161,13 +162,16 @@ def test_csv_writer_quotes_only_with_double_quotes() -> None:
         resolve_format("csv", {"quote-char": "'"}).open_writer(io.BytesIO(), _schema(a="INT"))
 
 
-def test_bad_format_options_are_config_errors_with_key_paths() -> None:
-    with pytest.raises(ConfigError, match=r"format-options\.delimiter"):
-        resolve_format("csv", {"delimiter": ";;"})
-    with pytest.raises(ConfigError, match=r"format-options\.compression"):
+def test_bad_format_options_are_validation_errors_with_key_paths() -> None:
+    # every problem, located under format-options (the hub renders them: hub.problems)
+    with pytest.raises(ValidationError) as err:
+        resolve_format("csv", {"delimiter": ";;", "header": "maybe", "nope": 1})
+    assert [e["loc"] for e in err.value.errors()] == [
+        ("format-options", "delimiter"), ("format-options", "header"), ("format-options", "nope")]
+    assert err.value.errors()[2]["ctx"] == {"known": ["delimiter", "header", "quote-char"]}
+    with pytest.raises(ValidationError) as err:
         resolve_format("parquet", {"compression": "zip"})
-    with pytest.raises(ConfigError, match=r"format-options\.nope"):
-        resolve_format("jsonl", {"nope": 1})
+    assert [e["loc"] for e in err.value.errors()] == [("format-options", "compression")]
 
 
 def test_csv_instants_without_offset_are_utc(tmp_path: Path) -> None:

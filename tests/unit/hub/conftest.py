@@ -44,7 +44,7 @@ class FakeSinkConfig(ConnectorConfig):
 
     @model_validator(mode="after")
     def _check_format(self) -> FakeSinkConfig:
-        # As formats.registry.resolve_format does: a key relative to the connector's table.
+        # As a connector's own check may: a key relative to the connector's table.
         if "bad" in self.format_options:
             raise ConfigError("no such option", key="format-options.bad")
         return self

@@ -75,6 +75,7 @@ def test_plugins_listing(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  fake  - Rows out of thin air." in out
     assert "rows-per-second" in out and "default 100" in out
     assert "  broken  BROKEN: ModuleNotFoundError" in out
+    assert "  kafkaish  not installed: the Python package 'confluent_kafka' is missing" in out
     assert "default-secret" not in out
     assert main(["plugins", "--kind", "source"]) == 0
     out = capsys.readouterr().out
@@ -157,3 +158,39 @@ def test_traceback_only_with_hub_debug(write: Any, runner: dict[str, Any],
     monkeypatch.setenv("HUB_DEBUG", "1")
     assert main(["run", write(VALID)]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_plugins_name_shows_one_plugin(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins", "fake"]) == 0
+    out = capsys.readouterr().out
+    assert "  fake  - Rows out of thin air." in out and "rows-per-second" in out
+    assert "kafkaish" not in out and "[checkpoint]" not in out
+    assert main(["plugins", "fak"]) == 2
+    assert "did you mean 'fake'?" in capsys.readouterr().err
+
+
+def test_plugins_lists_the_pipeline_sections_with_defaults(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "pipeline sections:" in out
+    for section in ("[pipeline]", "[checkpoint]", "[errors]", "[watermark]", "[restart]"):
+        assert f"  {section}  - " in out
+    assert main(["plugins", "checkpoint"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("pipeline sections:\n  [checkpoint]")
+    assert 'default "10s"' in out and "tolerable-failures" in out
+    assert main(["plugins", "--kind", "section", "[restart]"]) == 0
+    assert "max-delay" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("columns", [40, 60, 100, 200])
+def test_plugins_wrap_to_the_terminal(columns: int, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))  # what shutil.get_terminal_size reads first
+    assert main(["plugins"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # Only a single word longer than the width may overflow (none here).
+    assert max(len(line) for line in lines) <= columns
+    if columns >= 100:  # wide enough: descriptions beside their option
+        assert any("rows-per-second" in line and "Rows emitted" in line for line in lines)

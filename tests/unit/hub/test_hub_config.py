@@ -8,6 +8,7 @@ import pytest
 
 from hub.config import PipelineSpec, load_pipeline
 from hub.errors import ConfigErrors
+from runtime.extras import install_command
 
 pytestmark = pytest.mark.usefixtures("fake_plugins")
 
@@ -110,7 +111,7 @@ def test_unknown_key_in_builtin_section_and_top_level(write: Any) -> None:
 
 
 def test_connector_config_error_is_prefixed_with_section(write: Any) -> None:
-    # The fake sink raises ConfigError(key="format-options.bad"), as resolve_format does.
+    # The fake sink raises ConfigError(key="format-options.bad"), as a connector's check may.
     path = write(VALID.replace('format = "jsonl"', 'format = "jsonl"\nformat-options = { bad = 1 }'))
     assert problems(path) == [f"{path}:18: sink.format-options.bad: no such option"]
 
@@ -208,7 +209,7 @@ def test_plugin_load_failures_are_problem_lines(write: Any) -> None:
     for name, expected in [
         ("broken", "sink.type: the sink plugin 'broken' failed to load: ModuleNotFoundError"),
         ("kafkaish", "sink.type: the Python package 'confluent_kafka' is missing: "
-                     "install it with  pip install 'cdc-hub[kafka]'"),
+                     f"install it with  {install_command('kafka')}"),
         ("notasink", "sink.type: the plugin 'notasink' is not a sink (Sink)"),
     ]:
         path = write(VALID.replace('type = "fake"\npath', f'type = "{name}"\npath'))

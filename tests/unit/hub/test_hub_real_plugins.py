@@ -36,3 +36,45 @@ def test_files_sink_with_real_format(write: Any) -> None:
     path = write('[pipeline]\nname = "f"\n[source]\ntype = "datagen"\n'
                  '[sink]\ntype = "files"\npath = "./lake"\nformat = "jsonl"\n')
     assert load_pipeline(path, env={}).sink_type == "files"
+
+
+def test_every_bad_format_option_is_reported_with_the_other_bad_options(write: Any) -> None:
+    # Two bad format options and one bad sink option: three lines, each with key path and
+    # line (the format options are checked even though the sink's own options fail).
+    path = write('[pipeline]\nname = "f"\n[source]\ntype = "datagen"\n'
+                 '[sink]\ntype = "files"\npath = "./lake"\nrolling-file-size = "huge"\n'
+                 'format = "csv"\nformat-options = { delimiter = ";;", quote-chr = "\'" }\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_pipeline(path, env={})
+    assert info.value.lines() == [
+        f"{path}:8: sink.rolling-file-size: expected a size like '64KB', '128MB' or '1GB', "
+        "got 'huge'",
+        f"{path}:10: sink.format-options.delimiter: String should have at most 1 character",
+        f"{path}:10: sink.format-options.quote-chr: unknown key; did you mean 'quote-char'?"]
+
+
+def test_every_bad_option_of_both_kafka_formats_is_reported(write: Any) -> None:
+    path = write('[pipeline]\nname = "k"\n[source]\ntype = "datagen"\n'
+                 '[sink]\ntype = "kafka"\nbootstrap-servers = "h:9092"\ntopic = "t"\n'
+                 'delivery = "sometimes"\nformat = "debezium-json"\nkey-format = "json"\n'
+                 '[sink.format-options]\nschema-include = "maybe"\n'
+                 '[sink.key-format-options]\nprimary-kei = ["id"]\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_pipeline(path, env={})
+    assert [line.split(": ")[1] for line in info.value.lines()] == [
+        "sink.delivery", "sink.format-options.schema-include",
+        "sink.key-format-options.primary-kei"]
+    assert info.value.lines()[2] == (f"{path}:15: sink.key-format-options.primary-kei: unknown "
+                                     "key; did you mean 'primary-key'?")
+
+
+def test_an_unknown_format_is_reported_with_the_other_bad_options(write: Any) -> None:
+    path = write('[pipeline]\nname = "f"\n[source]\ntype = "files"\npath = "./in"\n'
+                 'format = "xml"\nbatch-size = 0\n'
+                 '[sink]\ntype = "blackhole"\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_pipeline(path, env={})
+    lines = info.value.lines()
+    assert lines[0].startswith(f"{path}:6: source.format: unknown format type 'xml'")
+    assert lines[1].startswith(f"{path}:7: source.batch-size: Input should be greater than")
+    assert len(lines) == 2

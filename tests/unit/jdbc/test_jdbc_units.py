@@ -183,3 +183,16 @@ def test_one_translation_per_client_marks_transient_and_terminal():
         error = d.translate(exc, "connecting")
         assert isinstance(error, TerminalError), exc
         assert "'bob'" in str(error) and "db.example:" in str(error) and "\n" not in str(error)
+
+
+def test_every_dialect_asks_the_one_decision_for_socket_errors():
+    # What the writer asks before going on without a refused DDL (try-evolve): a socket error
+    # is a lost connection on either database, never a refusal.
+    import pymysql
+
+    pg, my = _dialects()
+    for d in (pg, my):
+        for exc in (ConnectionResetError(), BrokenPipeError(), TimeoutError()):
+            assert d.is_transient(exc), (d.name, exc)
+    assert my.is_transient(pymysql.err.OperationalError(2013, "Lost connection to server"))
+    assert not my.is_transient(pymysql.err.ProgrammingError(1064, "You have an error"))

@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from formats.json_message import JsonEncoder
-from formats.msgvalues import object_texts, split_utf8
-from formats.textcodec import json_text
+from formats.codec.text import json_text
+from formats.message.json import JsonEncoder
+from formats.message.values import object_texts, split_utf8
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, TableSchema
 from runtime.types import T

@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from runtime.errors import TerminalError, TransientError
-from formats.kafka_errors import is_transient, kafka_error, kafka_errors, translate
+from formats.clients.kafka import is_transient, kafka_error, kafka_errors, translate
 from sources.kafka.fetcher import runs_of
 
 TERMINAL = ["_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED", "TOPIC_AUTHORIZATION_FAILED",

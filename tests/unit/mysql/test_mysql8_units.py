@@ -11,7 +11,7 @@ import pytest
 
 from sources.mysql.tablemap import T_ENUM, T_GEOMETRY, T_SET, Charsets, parse_table_map, table_from_map
 from sources.mysql.dialect import gtid_dump_command, owned_gtids
-from sources.mysql.decoder import decimal_text_reader
+from sources.mysql.newdecimal import decimal_text_reader
 from sources.mysql.jsonb import double_text, json_text
 from sources.mysql.offset import MySqlGtidSet
 
@@ -188,7 +188,7 @@ def test_mariadb_full_table_map():
     assert tm.nullable[0] is False and all(tm.nullable[1:])
     table = table_from_map(tm, Charsets(), {})
     cols = {c.name: str(c.type) for c in table.schema.columns}
-    assert cols == {"id": "INT", "y": "SMALLINT", "u": "BIGINT", "b": "DECIMAL(20,0)",
+    assert cols == {"id": "INT", "y": "INT", "u": "BIGINT", "b": "DECIMAL(20,0)",
                     "v": "VARCHAR(10)", "e": "STRING", "s": "ARRAY<STRING>", "l": "STRING",
                     "vb": "VARBINARY(5)", "g": "BYTES", "j": "STRING", "d": "DECIMAL(10,2)"}
     assert table.schema.primary_key == ("id",) and table.chunk_key == ("id",)

@@ -9,9 +9,11 @@ import pytest
 
 from sources.mysql import ddl
 from sources.mysql.config import MySqlSourceConfig
-from sources.mysql.decoder import decimal_reader, make_time2
+from sources.mysql.decoder import make_time2
+from sources.mysql.newdecimal import decimal_reader
 from sources.mysql.offset import BinlogOffset, MariaDbGtidState, MySqlGtidSet, version_of
-from sources.mysql.split import ChunkFilter, decode_key, encode_key
+from sources.mysql.chunkfilter import ChunkFilter
+from sources.mysql.split import ReflectedChunk, decode_key, encode_key
 from sources.mysql.types import NativeColumn, parse_time
 
 
@@ -114,8 +116,9 @@ def test_ddl_parsing():
 def test_chunk_keys_round_trip_and_filter():
     key = (7, "x", Decimal("1.5"), dt.datetime(2024, 1, 2, 3), b"\x00\x01")
     assert decode_key(encode_key(key)) == key
-    high1, high2 = BinlogOffset("b.000001", 1000).to_dict(), BinlogOffset("b.000001", 2000).to_dict()
-    f = ChunkFilter([["db.t", None, [100], high1], ["db.t", [100], None, high2]])
+    high1, high2 = BinlogOffset("b.000001", 1000), BinlogOffset("b.000001", 2000)
+    f = ChunkFilter([ReflectedChunk("db.t", None, (100,), high1),
+                     ReflectedChunk("db.t", (100,), None, high2)])
     assert f.reflected("db.t", (5,), (1, 900)) and not f.reflected("db.t", (5,), (1, 1000))
     assert f.reflected("db.t", (150,), (1, 1500)) and not f.reflected("db.t", (150,), (1, 2000))
     assert not f.reflected("db.other", (5,), (1, 10))
@@ -123,9 +126,11 @@ def test_chunk_keys_round_trip_and_filter():
 
 
 def test_chunk_filter_skips_whole_events_only_for_fully_covered_tables():
-    high1, high2 = BinlogOffset("b.000002", 1000).to_dict(), BinlogOffset("b.000001", 2000).to_dict()
-    f = ChunkFilter([["db.t", [100], None, high1], ["db.t", None, [100], high2],
-                     ["db.part", None, [100], high1]])   # db.part's second chunk: table gone
+    high1, high2 = BinlogOffset("b.000002", 1000), BinlogOffset("b.000001", 2000)
+    f = ChunkFilter([ReflectedChunk("db.t", (100,), None, high1),
+                     ReflectedChunk("db.t", None, (100,), high2),
+                     ReflectedChunk("db.part", None, (100,), high1),
+                     ReflectedChunk("db.part", (100,), None, None)])   # table gone: no HIGH
     # below the lowest HIGH of a table covered end to end: everything is reflected
     assert f.all_reflected("db.t", (1, 1999)) and not f.all_reflected("db.t", (1, 2000))
     assert not f.all_reflected("db.part", (1, 10)) and not f.all_reflected("db.x", (1, 10))

@@ -197,9 +197,6 @@ class _Enumerator(SplitEnumerator):
     def handle_split_request(self, subtask):
         self.ctx.assign_splits({subtask: [Split(f"s{subtask}")]})
 
-    def add_splits_back(self, splits, subtask):
-        pass
-
     def snapshot_state(self, checkpoint_id):
         return {}
 

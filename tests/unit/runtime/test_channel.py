@@ -73,3 +73,67 @@ def test_close_wakes_waiters():
     assert errors == ["closed"]
     with pytest.raises(ChannelClosed):
         gate.get(0.1)
+
+
+# -- the byte budget -------------------------------------------------------------------------
+def _batch(n: int, arrow: bool = True):
+    import pyarrow as pa
+
+    from runtime.batch import ChangeBatch
+    from tests.conformance.harness import ORDERS
+
+    rows = [(i, "x" * 100, None) for i in range(n)]
+    batch = ChangeBatch(ORDERS, "c" * n, rows=rows)
+    if arrow:
+        batch = ChangeBatch(ORDERS, "c" * n, arrow=batch.arrow())
+        assert isinstance(batch.arrow(), pa.RecordBatch)
+    return batch
+
+
+def test_nbytes_is_the_arrow_size_and_control_elements_weigh_nothing():
+    from runtime.channel import nbytes
+    from runtime.elements import END_OF_INPUT, Barrier, Watermark
+
+    batch = _batch(1000)
+    assert nbytes(batch) == batch.arrow().nbytes > 100_000
+    rows_only = _batch(1000, arrow=False)
+    assert 100_000 < nbytes(rows_only) < 200_000  # an estimate from the first row
+    assert not rows_only.has_arrow  # measuring did not convert it
+    assert nbytes(Barrier(1)) == nbytes(Watermark(5)) == nbytes(END_OF_INPUT) == 0
+
+
+def test_a_channel_full_by_bytes_blocks_its_producer_below_the_count():
+    big = _batch(1000)  # ~130 KB
+    gate = InputGate(1, capacity=100, max_bytes=int(2.5 * big.arrow().nbytes))
+    gate.put(0, big)
+    gate.put(0, big)
+    assert gate.queued_bytes() == 2 * big.arrow().nbytes
+    done = threading.Event()
+
+    def producer():
+        gate.put(0, big)
+        done.set()
+
+    t = threading.Thread(target=producer)
+    t.start()
+    assert not done.wait(0.2), "the third batch would exceed the byte budget: it must wait"
+    assert gate.get(0.1)[1] is big
+    assert done.wait(1.0)
+    t.join()
+    assert gate.queued() == 2 and gate.queued_bytes() == 2 * big.arrow().nbytes
+
+
+def test_an_oversized_batch_passes_an_empty_channel():
+    big = _batch(1000)
+    gate = InputGate(1, capacity=4, max_bytes=10)
+    gate.put(0, big)  # empty channel: taken, however large
+    assert gate.get(0.1)[1] is big
+    assert gate.queued_bytes() == 0
+
+
+def test_without_a_byte_budget_only_the_count_bounds():
+    big = _batch(1000)
+    gate = InputGate(1, capacity=3)
+    for _ in range(3):
+        gate.put(0, big)
+    assert gate.queued() == 3 and gate.queued_bytes() == 0

@@ -8,6 +8,7 @@ import pytest
 
 from runtime.batch import ChangeBatch
 from runtime.checkpoint.storage import CheckpointStorage
+from runtime.errors import TerminalError
 from runtime.executor.job import Job
 from runtime.executor.local import LocalExecutor
 from runtime.sink import Committer, Sink, SinkWriter
@@ -25,9 +26,6 @@ class _OneSplitEnumerator(SplitEnumerator):
         if not self.given:
             self.given = True
             self.ctx.assign_splits({subtask: [Split("only")]})
-
-    def add_splits_back(self, splits, subtask):
-        pass
 
     def snapshot_state(self, checkpoint_id):
         return {"given": self.given}
@@ -195,3 +193,28 @@ def test_enumerator_io_runs_off_the_control_thread_and_checkpoints_go_on(tmp_pat
     assert source.threads[1] == threading.current_thread().name  # the handler: control thread
     assert before_split[0] >= 3  # checkpoints completed during the second the lookup took
     assert ex.metrics.checkpoints_completed > before_split[0]
+
+
+def test_serialized_subtasks_get_their_own_copies(tmp_path):
+    """With serialize=True each subtask gets its own copy of the source and sink, as a
+    distributed executor's would: a sink that can't be shipped (here: the in-memory reference
+    sink, whose writers and committer share a dict and a lock) fails in one line, before it
+    works by accident in one process.  That is what the executor contract suite relies on."""
+    store = CollectStore()
+    job = Job("copies", ListSource(make_batches(3, 2, 10)), CollectSink(store),
+              CheckpointStorage(str(tmp_path)), parallelism=2, checkpoint_interval_s=3600)
+    with pytest.raises(TerminalError, match=r"the tests.conformance sink can't be sent to its "
+                                            r"subtasks: TypeError: cannot pickle"):
+        LocalExecutor(job, serialize=True).run()
+
+
+def test_a_restore_at_another_parallelism_drops_no_writer_state(tmp_path):
+    """Before: writer states were replaced by None when the count differed."""
+    from runtime.errors import ConfigError
+    from runtime.rescale import writer_states_for
+
+    assert writer_states_for(CollectSink(CollectStore()), [None, None], 3) == [None] * 3
+    assert writer_states_for(CollectSink(CollectStore()), [{"a": 1}, None], 2) == [{"a": 1}, None]
+    with pytest.raises(ConfigError, match=r"checkpoint 4 holds the state of 2 writers of the "
+                                          r"collect sink, which can't redistribute it to 3"):
+        writer_states_for(CollectSink(CollectStore()), [{"a": 1}, None], 3, 4, "collect")

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from runtime.checkpoint.committer_task import CommitterBug
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.executor.failure import describe, operator_of, where
 from runtime.executor.job import Job
@@ -35,10 +36,10 @@ class _BrokenCommitterSink(CollectSink):
         return committer
 
 
-def run(tmp_path, sink):
+def run(tmp_path, sink, error=AdminShutdown):
     job = Job("p", ListSource(make_batches(1, 2, 5)), sink, CheckpointStorage(str(tmp_path)),
               parallelism=1, checkpoint_interval_s=60)
-    with pytest.raises(AdminShutdown) as info:
+    with pytest.raises(error) as info:
         LocalExecutor(job).run()
     return info.value
 
@@ -54,8 +55,11 @@ def test_a_writer_error_names_the_subtask_and_operator(tmp_path):
 
 
 def test_a_committer_error_names_the_committer_and_checkpoint(tmp_path):
-    exc = run(tmp_path, _BrokenCommitterSink(CollectStore()))
+    # the committer task reports plain data: the error's type and message as text
+    exc = run(tmp_path, _BrokenCommitterSink(CollectStore()), CommitterBug)
     assert where(exc) == "the committer (tests.conformance) committing checkpoint 1"
+    assert str(exc) == (f"{AdminShutdown.__module__}.AdminShutdown: server closed the "
+                        "connection unexpectedly")
 
 
 class _TwoFailuresSink(CollectSink):

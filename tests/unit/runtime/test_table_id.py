@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from formats.debezium import _history_table_id
+from formats.message.debezium import _history_table_id
 from runtime.schema import split_table_id, table_id
 
 

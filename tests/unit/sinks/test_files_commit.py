@@ -127,3 +127,42 @@ def test_committer_ignores_unknown_kinds(root: Path, caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.ERROR):
         assert FilesCommitter(str(root)).commit([{"kind": "??"}], commit_context()) == []
     assert "unknown kind" in caplog.text
+
+
+def test_a_file_that_fails_to_commit_is_retried_alone_and_holds_its_partition_back(
+        root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-committable outcomes: the file whose rename failed (transient) is the one to retry;
+    the other file is committed; the partition's _SUCCESS waits for both."""
+    from runtime.sink import Outcome
+
+    part = root / "shop/orders/dt=1"
+    part.mkdir(parents=True)
+    files = []
+    for name in ("a", "b"):
+        (part / f".part-{name}.inprogress").write_bytes(b"x")
+        files.append({"kind": "file", "pending": str(part / f".part-{name}.inprogress"),
+                      "final": str(part / f"part-{name}")})
+    partition = {"kind": "partition", "dir": str(part), "end_ms": 10, "table": "shop.orders",
+                 "part": "dt=1"}
+    committer = FilesCommitter(str(root))
+    rename, flaky = committer._fs.rename, [files[1]["pending"]]
+
+    def failing_rename(src, dst):
+        if src in flaky:
+            flaky.remove(src)
+            raise OSError(5, "Input/output error")
+        return rename(src, dst)
+
+    monkeypatch.setattr(committer._fs, "rename", failing_rename)  # the fs object is shared
+    first = committer.commit_each(files + [partition], commit_context(watermark_ms=20))
+    outcome = {o.committable.get("final", "partition"): o for o in first}
+    assert len(first) == 3 and outcome[files[0]["final"]].outcome is Outcome.DONE
+    assert outcome[files[1]["final"]].outcome is Outcome.RETRY_LATER
+    assert outcome[files[1]["final"]].error.transient
+    assert outcome["partition"].outcome is Outcome.RETRY_LATER  # waits for the file
+    assert not (part / "_SUCCESS").exists()
+    again = committer.commit_each([o.committable for o in first
+                                   if o.outcome is Outcome.RETRY_LATER],
+                                  commit_context(watermark_ms=20))
+    assert [o.outcome for o in again] == [Outcome.DONE, Outcome.DONE]
+    assert sorted(p.name for p in part.iterdir()) == ["_SUCCESS", "part-a", "part-b"]

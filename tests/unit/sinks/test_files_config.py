@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from runtime import plugins
-from runtime.errors import ConfigError, HubError
+from runtime.errors import HubError
 from sink_helpers import FORMAT, files_sink
 from sinks.files.config import FilesSinkConfig
 from sinks.files.sink import FilesSink
@@ -33,9 +33,9 @@ def test_kebab_case_options(root: Path) -> None:
 
 
 def test_unknown_format_names_the_key(root: Path) -> None:
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ValidationError) as err:
         FilesSinkConfig.model_validate({"path": str(root), "format": "nope"})
-    assert err.value.key == "format"
+    assert [e["loc"] for e in err.value.errors()] == [("format",)]
 
 
 @pytest.mark.parametrize("options", [

@@ -26,3 +26,27 @@ def test_a_writer_that_may_not_write_stops_instead_of_retrying():
         writer.write(orders(range(10)))
         writer.prepare_commit(1)
     writer.close()
+
+
+def test_a_wrong_path_is_terminal_and_an_unreachable_store_transient():
+    import errno
+
+    from runtime.fs import is_unreachable
+
+    for exc in (NotADirectoryError(errno.ENOTDIR, "Not a directory"),
+                IsADirectoryError(errno.EISDIR, "Is a directory"),
+                OSError(errno.EROFS, "Read-only file system")):
+        assert isinstance(os_error("x", exc), TerminalError), exc
+    for exc in (ConnectionError("the HDFS DataNode can't be reached"), TimeoutError("slow"),
+                FileNotFoundError(errno.ENOENT, "No such file")):
+        assert isinstance(os_error("x", exc), TransientError), exc
+    # a file source skips a file it can't read as a bad record, but not when the store is away
+    assert is_unreachable(TimeoutError()) and is_unreachable(ConnectionRefusedError())
+    assert not is_unreachable(FileNotFoundError()) and not is_unreachable(PermissionError())
+
+
+def test_a_files_sink_under_a_file_stops_at_check(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(TerminalError, match="is not writable"):
+        files_sink(blocker / "lake").check()

@@ -60,7 +60,7 @@ def test_storage_follows_the_format() -> None:
 
 
 def test_avro_envelopes_map_to_structs() -> None:
-    from formats.avro import envelope_record
+    from formats.codec.avro import envelope_record
     from runtime.schema import Column, TableSchema
     from runtime.types import T
 

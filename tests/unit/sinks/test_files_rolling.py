@@ -92,10 +92,10 @@ def test_the_first_part_rolls_near_the_size_too(root: Path, fmt: str,
     # here: taking it as 1 made the first part 5x too small.  (jsonl, about 1.7, was right
     # before too: the bytes on disk are a lower bound.)  Buffers scaled down with the size,
     # so that bytes reach the disk long before it.
-    import formats.parquet
+    import formats.file.parquet
 
     monkeypatch.setattr(writer_module, "FLUSH_BYTES", 16 << 10)
-    monkeypatch.setattr(formats.parquet, "OUTPUT_BUFFER", 4 << 10)
+    monkeypatch.setattr(formats.file.parquet, "OUTPUT_BUFFER", 4 << 10)
     size = 256 << 10
     sink = files_sink(root, format=fmt, rolling_file_size=f"{size}B",
                       format_options={"row-group-size": 2_000} if fmt == "parquet" else {})

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import formats.parquet
-from formats.parquet import OUTPUT_BUFFER, ParquetConfig, ParquetFormatWriter
+import formats.file.parquet
+from formats.file.parquet import OUTPUT_BUFFER, ParquetConfig, ParquetFormatWriter
 
 SCHEMA = pa.schema([pa.field("id", pa.int64()), pa.field("note", pa.string())])
 
@@ -41,7 +41,7 @@ class CountingFile(io.BytesIO):
 def one_spare_core(monkeypatch: pytest.MonkeyPatch) -> threading.BoundedSemaphore:
     """One writer at a time may encode in the background, whatever this machine has."""
     sem = threading.BoundedSemaphore(1)
-    monkeypatch.setattr(formats.parquet, "_BACKGROUND", sem)
+    monkeypatch.setattr(formats.file.parquet, "_BACKGROUND", sem)
     return sem
 
 
@@ -53,7 +53,7 @@ def _encoding_threads() -> int:
 def test_row_groups_keep_the_order_of_the_writes_and_their_size(
         spare: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if not spare:
-        monkeypatch.setattr(formats.parquet, "_BACKGROUND", None)
+        monkeypatch.setattr(formats.file.parquet, "_BACKGROUND", None)
     f = CountingFile()
     w = ParquetFormatWriter(f, SCHEMA, ParquetConfig(row_group_size=100))
     rng = np.random.default_rng(7)

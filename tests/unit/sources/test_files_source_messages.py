@@ -104,7 +104,7 @@ def test_bad_lines_go_to_the_dead_letter_queue_with_file_line_and_offset(tmp_pat
 
 @pytest.mark.parametrize("fmt", ["debezium-json", "avro"])
 def test_restore_mid_file_continues_exactly(tmp_path: Path, fmt: str, monkeypatch) -> None:
-    monkeypatch.setattr("formats.avrofile.SYNC_INTERVAL", 400)  # many blocks
+    monkeypatch.setattr("formats.file.avro.SYNC_INTERVAL", 400)  # many blocks
     ext = resolve_files_format(fmt).file_extension
     for i in range(3):
         _write(tmp_path / "in" / f"f{i}.{ext}", fmt,

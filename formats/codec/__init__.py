@@ -1,0 +1,1 @@
+"""Value codecs shared by the file and message formats."""

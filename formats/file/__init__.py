@@ -1,0 +1,1 @@
+"""File formats (parquet, csv, jsonl) and files of messages; see :mod:`formats.file.base`."""

@@ -1,0 +1,193 @@
+"""``format = "json"``: one JSON object per message, the row plus its ``op`` and ``ts_ms``.
+
+The flat changelog form the files sink writes (Debezium's ExtractNewRecordState with the op
+kept): the row after the change (before it, for a delete) with values encoded as in
+:mod:`formats.codec.text`, then ``"op"`` and ``"ts_ms"``.  Reading, ``op`` and ``ts_ms`` are
+taken when present (an object without ``op`` is an insert; without ``ts_ms`` its event time is
+the message timestamp), so plain JSON events of any producer read as inserts.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+from pydantic import Field
+
+from formats.base import Decoded, MessageDecoder, MessageEncoder
+from formats.codec.text import decode_text
+from formats.message.base import MessageFormat, MessageFormatConfig
+from formats.message.envelope import EnvelopeDecoder, Event
+from formats.message.values import object_texts, ops_of, split_utf8
+from runtime.batch import OPS, ChangeBatch
+from runtime.schema import SchemaChange, TableSchema
+
+
+class JsonMessageConfig(MessageFormatConfig):
+    summary: ClassVar[str] = "a JSON object per message: the row, its op and ts_ms"
+
+    changelog: bool = Field(True, description=(
+        "write the \"op\" and \"ts_ms\" fields after the row's columns (false: the row only)"))
+
+
+def _native(t: pa.DataType) -> bool:
+    """Types Arrow's JSON reader parses directly (as the jsonl format reads them)."""
+    return bool(pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+                or pa.types.is_decimal(t) or pa.types.is_string(t) or pa.types.is_timestamp(t))
+
+
+class JsonDecoder(EnvelopeDecoder):
+    """With declared columns, many messages parse in one call of Arrow's JSON reader (the
+    values joined by newlines); anything unusual (a tombstone, a bad message, a message with
+    a line break, an ARRAY column, a JSON column holding documents rather than strings) takes
+    the general path, one ``json.loads`` per message.
+
+    A JSON column whose values are JSON strings (the text of the document, as Debezium's
+    ``io.debezium.data.Json`` and many producers write it) or null reads in the fast path:
+    the general path takes such a string as the document's text too.  Embedded documents
+    (objects, arrays, numbers) can't come out of Arrow's reader as their text: a topic where
+    they show up stays on the general path from then on."""
+
+    name = "json"
+
+    def decode(self, keys: Sequence[bytes | None], values: Sequence[bytes | None],
+               timestamps: Sequence[int], topic: str) -> Decoded:
+        fast = self._fast(values, timestamps, topic) if self.config.columns else None
+        return fast if fast is not None else super().decode(keys, values, timestamps, topic)
+
+    def _fast(self, values: Sequence[bytes | None], timestamps: Sequence[int], topic: str
+              ) -> Decoded | None:
+        n = len(values)
+        schema = self._declared.get(topic)
+        if schema is None:
+            schema = self._declared[topic] = self.config.declared_schema(self.default_table(topic))
+        if not n or topic in self._documents or not all(
+                _native(f.type) or pa.types.is_duration(f.type) or pa.types.is_binary(f.type)
+                for f, c in zip(schema.arrow_schema, schema.columns) if c.type.kind != "JSON") \
+                or any(c.type.kind == "ARRAY" for c in schema.columns):
+            return None
+        fields = [f if _native(f.type) else pa.field(f.name, pa.string())
+                  for f in schema.arrow_schema]
+        meta = [m for m in ("op", "ts_ms") if m not in schema.names]
+        fields += [pa.field(m, pa.string() if m == "op" else pa.int64()) for m in meta]
+        try:
+            data = b"\n".join(values)  # type: ignore[arg-type]
+        except TypeError:  # a tombstone (None) among them: no scan of its own for it
+            return None
+        try:
+            t = pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(
+                use_threads=False, block_size=len(data) + 1), parse_options=pj.ParseOptions(
+                explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore"))
+            if t.num_rows != n:
+                return None
+            cols = []
+            for f in schema.arrow_schema:
+                col = t.column(f.name).combine_chunks()
+                cols.append(col if col.type == f.type else decode_text(col, f.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+            if any(c.type.kind == "JSON" for c in schema.columns) and \
+                    "changed from string to" in str(exc):
+                self._documents.add(topic)  # documents in a JSON column: don't try again
+            return None
+        ops = "c" * n
+        if "op" in meta:
+            op = t.column("op").combine_chunks().fill_null("c")
+            if not pc.all(pc.is_in(op, value_set=_OPS)).as_py():
+                return None
+            ops = "".join(op.to_pylist()) if op.null_count < n else ops
+        ts: Any
+        if "ts_ms" in meta:
+            col = t.column("ts_ms").combine_chunks()
+            ts = col.fill_null(pa.array(timestamps, pa.int64())) if col.null_count else col
+        else:
+            ts = list(timestamps)
+        rb = pa.RecordBatch.from_arrays(cols, schema=schema.arrow_schema)
+        return Decoded([ChangeBatch(schema, ops, arrow=rb, ts_ms=ts)], [list(range(n))])
+
+    def __init__(self, config: JsonMessageConfig):
+        super().__init__(config)
+        self._declared: dict[str, Any] = {}
+        #: topics whose JSON columns hold documents (no fast path)
+        self._documents: set[str] = set()
+
+    def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
+              ) -> list[Event | SchemaChange]:
+        if not isinstance(obj, dict):
+            raise ValueError("the message is not a JSON object")
+        op = "c"
+        declared = self.config.columns
+        if "op" in obj and (declared is None or "op" not in declared):
+            op = obj.pop("op")
+            if op not in OPS:
+                raise ValueError(f"op {op!r} is not one of {', '.join(OPS)}")
+        if "ts_ms" in obj and (declared is None or "ts_ms" not in declared):
+            ts = obj.pop("ts_ms")
+            ts_ms = int(ts) if ts is not None else ts_ms
+        return [Event(self.default_table(topic), op, obj, None, ts_ms)]
+
+
+_OPS = pa.array(list(OPS))
+
+
+class JsonEncoder(MessageEncoder):
+    """Whole batches into JSON texts with Arrow kernels
+    (:func:`formats.message.values.object_texts`).
+
+    :meth:`encode_arrow` and :meth:`encode_keys_arrow` give the texts as one Arrow string
+    array per batch, for writers that take them as they are (the Kafka sink produces from
+    its buffer and keeps it in its write-ahead log); :meth:`encode` and :meth:`encode_keys`
+    are those arrays split into ``bytes``."""
+
+    def __init__(self, changelog: bool = True):
+        self.changelog = changelog
+        self._key_schemas: dict[TableSchema, TableSchema] = {}
+
+    def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
+        """The value of each event, as one string array without nulls."""
+        extra: list[tuple[str, pa.Array | str]] = []
+        if self.changelog:
+            ops = batch.ops
+            op: pa.Array | str = (
+                f'"{ops[0]}"' if ops and ops.count(ops[0]) == len(ops)
+                else pc.binary_join_element_wise('"', ops_of(ops), '"', ""))
+            extra = [("op", op), ("ts_ms", batch.ts_ms_array().cast(pa.int64()).cast(pa.string()))]
+        return object_texts(batch.arrow(), batch.schema, extra=extra)
+
+    def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
+        """The primary key of each event as a JSON object, as one string array; None for
+        tables without a primary key."""
+        schema = batch.schema
+        if not schema.primary_key:
+            return None
+        key_schema = self._key_schemas.get(schema)
+        if key_schema is None:
+            if len(self._key_schemas) > 64:
+                self._key_schemas.clear()
+            key_schema = self._key_schemas[schema] = schema.with_columns(
+                tuple(schema.column(k) for k in schema.primary_key))
+        return object_texts(batch.arrow().select(list(schema.primary_key)), key_schema)
+
+    def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
+
+    def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
+        keys = self.encode_keys_arrow(batch, topic)
+        if keys is None:
+            return [None] * len(batch)
+        return split_utf8(keys)  # type: ignore[return-value]
+
+
+class JsonMessageFormat(MessageFormat):
+    """JSON objects, one per message (see the module docstring)."""
+
+    name: ClassVar[str] = "json"
+    config_class: ClassVar = JsonMessageConfig
+
+    def decoder(self) -> MessageDecoder:
+        return JsonDecoder(self.config)
+
+    def encoder(self) -> MessageEncoder:
+        return JsonEncoder(self.config.changelog)
