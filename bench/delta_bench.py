@@ -167,7 +167,7 @@ def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int]) 
                 note(f"hub run (delta) {interval}", p, h.run_s, h.peak_rss_mb)
                 shutil.rmtree(d, ignore_errors=True)
             if p == 1:  # the source alone, every round (best of, as the others)
-                d = f"{work}/blackhole"
+                d = f"{work}/blackhole-{r}"  # a state folder of its own: a fresh run
                 text = open(write_pipeline(server, d, "blackhole", 1, "initial-only")).read()
                 with open(f"{d}/pipeline.toml", "w") as f:
                     f.write(text[:text.index("[sink]")] + '[sink]\ntype = "blackhole"\n')
