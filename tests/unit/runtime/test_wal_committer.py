@@ -48,6 +48,7 @@ class Recorder(WalCommitter[list]):
         applier.clear()
 
     def apply_segment(self, applier, path, context, stop):
+        self.stop = stop  # one event per commit, shared by its segments
         for i, run in enumerate(segment_runs(path, stop=stop)):
             self.hook(path, i)
             applier.append(run)
@@ -102,7 +103,10 @@ def test_a_failure_is_the_one_error_of_the_commit_and_stops_the_others(tmp_path,
             raise TransientError("test: node down")
         if i == 1:
             assert failed.wait(10)
-            time.sleep(0.2)  # the failing thread has set stop by now
+            deadline = time.monotonic() + 10
+            while not committer.stop.is_set():  # set once the failing thread's call ended
+                assert time.monotonic() < deadline, "the failure did not set stop"
+                time.sleep(0.005)
 
     committer = Recorder(2, hook)
     committables = [{"segment": good}, {"segment": bad}]
