@@ -158,6 +158,25 @@ class ChangeBatch:
         return pa.Array.from_buffers(pa.string(), n,
                                      [None, offsets, pa.py_buffer(self.ops.encode("ascii"))])
 
+    @staticmethod
+    def ops_from_array(column: pa.Array | pa.ChunkedArray) -> str:
+        """The ops of an Arrow string column as :meth:`ops_array` builds it (one ASCII
+        character per op): read from the data buffers, no per-event Python."""
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        parts = []
+        for chunk in chunks:
+            n = len(chunk)
+            if not n:
+                continue
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32,
+                                    count=n + 1, offset=chunk.offset * 4)
+            start, end = int(offsets[0]), int(offsets[-1])
+            if end - start != n or chunk.null_count:  # not one character each: the slow way
+                parts.append("".join(chunk.to_pylist()))
+                continue
+            parts.append(chunk.buffers()[2].slice(start, n).to_pybytes().decode("ascii"))
+        return "".join(parts)
+
     def changelog_table(self) -> pa.Table:
         """Row images plus ``op`` and ``ts_ms`` columns: the flat changelog form that file
         sinks write (like Debezium's ExtractNewRecordState with ``op`` kept)."""

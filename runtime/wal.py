@@ -264,7 +264,7 @@ def _from_table(schema: TableSchema, table: pa.Table) -> ChangeBatch:
     batches = rows.combine_chunks().to_batches()
     arrow = (batches[0].cast(schema.arrow_schema) if batches
              else pa.RecordBatch.from_pylist([], schema=schema.arrow_schema))
-    ops = "".join(table.column(op).to_pylist())
+    ops = ChangeBatch.ops_from_array(table.column(op))
     versions = (table.column(version).to_numpy() if version in table.column_names else None)
     return ChangeBatch(schema, ops, arrow=arrow, ts_ms=table.column(ts).combine_chunks(),
                        versions=versions)

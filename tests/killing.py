@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -87,6 +88,26 @@ def crash_at(pipeline: str, point: str, checkpoint_id: int, timeout: float = 120
             env={**(env or {}), "HUB_CRASH_AT": f"{point}:{checkpoint_id}"}, cwd=cwd)
     err = _wait(p, timeout)
     assert p.returncode == -signal.SIGKILL, f"crash point {point}:{checkpoint_id} not reached: {err}"
+
+
+def resumed_from(err: str) -> int:
+    """The checkpoint a run's stderr says it resumed from (0: none).  A crash at
+    ``checkpoint-committed:N`` resumes from N or later: commits run beside the checkpoints
+    (N+1 may be stored while N commits), and a checkpoint stored while an earlier one was
+    being committed holds that one's committables too."""
+    found = re.findall(r"resuming from checkpoint (\d+)", err)
+    return int(found[-1]) if found else 0
+
+
+def assert_resumed_after(err: str, point: str, checkpoint_id: int) -> None:
+    """After :func:`crash_at` ``point`` of ``checkpoint_id``, the next run (its stderr
+    ``err``) resumed where it must: from that very checkpoint after ``checkpoint-stored``
+    (stored, never committed), from it or a later one after ``checkpoint-committed``."""
+    n = resumed_from(err)
+    if point == "checkpoint-committed":
+        assert n >= checkpoint_id, f"expected to resume from checkpoint >= {checkpoint_id}: {err}"
+    else:
+        assert n == checkpoint_id, f"expected to resume from checkpoint {checkpoint_id}: {err}"
 
 
 DATAGEN_PIPELINE = """\

@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from formats.base import MessageEncoder
 from formats.codec.debezium_encoding import debezium_struct, encoded_batch
 from formats.codec.debezium_types import Modes
-from formats.message.values import object_texts, ops_of, split_utf8
+from formats.message.values import before_texts, object_texts, ops_of, split_utf8
 from runtime.batch import ChangeBatch
 from runtime.schema import TableSchema, split_table_id
 
@@ -111,14 +111,7 @@ class DebeziumJsonEncoder(MessageEncoder):
 
     def _before(self, batch: ChangeBatch) -> pa.Array:
         """Before images of updates (``null`` where there is none)."""
-        n = len(batch)
-        if batch.before is None or all(b is None for b in batch.before):
-            return pa.array(["null"] * n, pa.string())
-        width = len(batch.schema.columns)
-        rows = [b if b is not None else (None,) * width for b in batch.before]
-        rb = ChangeBatch(batch.schema, batch.ops, rows=rows).arrow()
-        mask = pa.array([b is not None for b in batch.before])
-        return pc.if_else(mask, self._objects(rb, batch.schema), pa.scalar("null"))
+        return before_texts(batch, encode=self._objects)
 
     def _wrap(self, schema: TableSchema) -> tuple[str, tuple[str, str, str], str]:
         """The constant texts around the per-event parts: the schema part's head, the source

@@ -9,7 +9,7 @@ joined into one JSON object per row with Arrow kernels.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -214,8 +214,12 @@ def _timestamp_text(arr: pa.Array) -> pa.Array:
     return timestamp_text(arr)
 
 
-def before_texts(batch: ChangeBatch, json_as_string: bool = False) -> pa.Array:
-    """JSON object texts of the before images of updates (``null`` where there is none)."""
+def before_texts(batch: ChangeBatch, json_as_string: bool = False,
+                 encode: Callable[[pa.RecordBatch, TableSchema], pa.Array] | None = None
+                 ) -> pa.Array:
+    """JSON object texts of the before images of updates (``null`` where there is none);
+    ``encode(record_batch, schema)`` makes the texts when a format encodes values its own
+    way (default: :func:`object_texts`)."""
     n = len(batch)
     if batch.before is None or all(b is None for b in batch.before):
         return pa.array(["null"] * n, pa.string())
@@ -223,7 +227,8 @@ def before_texts(batch: ChangeBatch, json_as_string: bool = False) -> pa.Array:
     rows = [b if b is not None else (None,) * width for b in batch.before]
     rb = ChangeBatch(batch.schema, batch.ops, rows=rows).arrow()
     mask = pa.array([b is not None for b in batch.before])
-    texts = object_texts(rb, batch.schema, json_as_string)
+    texts = (encode(rb, batch.schema) if encode is not None
+             else object_texts(rb, batch.schema, json_as_string))
     return pc.if_else(mask, texts, pa.scalar("null"))
 
 

@@ -13,6 +13,10 @@ into exactly one commit of that table's Delta log:
 * append (no primary key, or ``write-mode = "append"``): the change rows with ``op``,
   ``ts_ms`` and ``seq`` appended.
 
+Appends stream the rows from the checkpoint's segments into ``write_deltalake`` as a record
+batch reader (memory: a batch, plus the file deltalake is writing); a MERGE takes its source
+whole (deltalake prunes the target's files by the source's key range only then).
+
 Each commit carries the application transaction ``(app id, checkpoint id)`` (see
 :meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the same atomic log entry as its data.
 Replay guard: a table whose transaction version for the app id is already >= the checkpoint
@@ -32,17 +36,17 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from runtime.errors import TerminalError
 from runtime.faults import crash_point
 from runtime.fs import is_url
 from runtime.sink import CommitContext
 from sinks.delta.config import DeltaSinkConfig
-from sinks.delta.evolution import evolve
+from sinks.delta.evolution import Evolution, evolve
 from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
 from sinks.delta.table import OP, DeltaLakeTable
 from sinks.delta.types import describe, to_delta
@@ -51,6 +55,38 @@ from sinks.lake.committer import LakeCommitter
 
 log = logging.getLogger(__name__)
 
+
+class _Stream:
+    """``pieces`` shaped by ``shape`` as a record batch reader of ``schema``, for deltalake
+    to pull from while it writes; counts the rows.  An error raised while making a piece
+    reaches deltalake as a failed stream: :meth:`write` raises the original one (a
+    :class:`~runtime.errors.BadRecordError` stays one) instead of deltalake's text."""
+
+    def __init__(self, pieces: Iterator[pa.Table], shape: Callable[[pa.Table], pa.Table],
+                 schema: pa.Schema):
+        self.rows = 0
+        self._pieces, self._shape, self._schema = pieces, shape, schema
+        self._error: BaseException | None = None
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for piece in self._pieces:
+                data = self._shape(piece)
+                if data.schema != self._schema:
+                    data = data.cast(self._schema)
+                self.rows += data.num_rows
+                yield from data.to_batches()
+        except BaseException as exc:
+            self._error = exc
+            raise
+
+    def write(self, write: Callable[[pa.RecordBatchReader], None]) -> None:
+        try:
+            write(pa.RecordBatchReader.from_batches(self._schema, self._batches()))
+        except Exception:
+            if self._error is not None:
+                raise self._error from None
+            raise
 
 
 class DeltaCommitter(LakeCommitter):
@@ -82,61 +118,83 @@ class DeltaCommitter(LakeCommitter):
                 return
         started = time.monotonic()
         props = DeltaLakeTable.commit_properties(app, cp)
-        data = to_delta(changes.rows if changes.collapsed else changes.changelog(),
-                        changes.table)
-        data = add_partition_columns(data, self._fields, changes.table)
         if exists:
-            what = self._write(target, changes, data, props, context)
+            what = self._write(target, changes, props, context)
         else:
-            what = self._create(target, changes, data, props)
+            what = self._create(target, changes, props)
         log.info("delta: table %s, checkpoint %d: %s in %.2fs", changes.table, cp, what,
                  time.monotonic() - started)
 
-    def _create(self, target: DeltaLakeTable, changes: TableChanges, data: pa.Table,
-                props: Any) -> str:
-        """The table's first commit: it holds no key yet, so upserts are appended and
-        deletes dropped."""
-        deletes = changes.is_delete()
-        if changes.collapsed and pc.any(deletes).as_py():
-            data = data.filter(pc.invert(deletes))
-        target.append(data, props, partition_by=self._partition_by,
-                      configuration=self._configuration(),
-                      target_file_size=self.config.target_file_size)
-        return f"created with {data.num_rows} rows"
+    def _shape(self, rows: pa.Table, table: str) -> pa.Table:
+        """``rows`` in Delta's types, with the partition columns ``partition-by`` derives."""
+        return add_partition_columns(to_delta(rows, table), self._fields, table)
 
-    def _write(self, target: DeltaLakeTable, changes: TableChanges, data: pa.Table,
-               props: Any, context: CommitContext) -> str:
+    def _create(self, target: DeltaLakeTable, changes: TableChanges, props: Any) -> str:
+        """The table's first commit: it holds no key yet, so upserts are appended (streamed)
+        and deletes dropped."""
+        kind = "upserts" if changes.collapsed else "changelog"
+        table = changes.table
+        stream = _Stream(changes.pieces(kind), lambda p: self._shape(p, table),
+                         self._shape(changes.empty(kind), table).schema)
+        stream.write(lambda reader: target.append(
+            reader, props, partition_by=self._partition_by, configuration=self._configuration(),
+            target_file_size=self.config.target_file_size))
+        return f"created with {stream.rows} rows"
+
+    def _write(self, target: DeltaLakeTable, changes: TableChanges, props: Any,
+               context: CommitContext) -> str:
         """A commit into an existing table: its schema evolved first (see
         :mod:`sinks.delta.evolution`), then a MERGE (upsert), an append of new keys (upsert,
         inserts only, none in the table: what the MERGE would do) or an append of change
-        rows."""
+        rows.  Appends stream the rows from the segments; a MERGE takes them whole."""
         self._check_layout(target, changes)
-        upsert = changes.collapsed
-        if upsert:
-            data = data.append_column(OP, changes.ops)
+        table, upsert = changes.table, changes.collapsed
+        kind = "rows" if upsert else "changelog"
         extra = (OP,) if upsert else ()
-        evo = evolve(target.schema(), data, changes.table, target.uri, extra)
+
+        def sample() -> Evolution:  # the columns only: what evolving the table needs
+            data = self._shape(changes.empty(kind), table)
+            if upsert:
+                data = data.append_column(OP, pa.array([], pa.string()))
+            return evolve(target.schema(), data, table, target.uri, extra)
+
+        evo = sample()
         if evo.widen:
             self._widen(target, evo.widen, changes, context)
-            evo = evolve(target.schema(), data, changes.table, target.uri, extra)
-        keys = list(changes.schema.primary_key)
+            evo = sample()
+        have = target.schema()
         append = dict(partition_by=self._partition_by, configuration={},
                       target_file_size=self.config.target_file_size,
                       merge_schema=bool(evo.added))
-        if upsert and changes.only_inserts() and not target.holds_any(evo.data.select(keys)):
-            target.append(evo.data.drop_columns([OP]), props, **append)  # ~1/1.7 the cost
-            what = f"appended {len(changes)} new keys"
+
+        def conform(piece: pa.Table) -> pa.Table:
+            return evolve(have, self._shape(piece, table), table, target.uri).data
+
+        if upsert and changes.only_inserts() and not target.holds_any(self._keys(changes, have)):
+            stream = _Stream(changes.pieces("rows"), conform, evo.data.drop_columns([OP]).schema)
+            stream.write(lambda reader: target.append(reader, props, **append))  # ~1/1.7 a MERGE
+            what = f"appended {stream.rows} new keys"
         elif upsert:
-            m = target.merge(evo.data, keys, props, merge_schema=bool(evo.added))
+            data = self._shape(changes.read("rows"), table).append_column(OP, changes.ops)
+            data = evolve(have, data, table, target.uri, extra).data
+            m = target.merge(data, list(changes.schema.primary_key), props,
+                             merge_schema=bool(evo.added))
             what = (f"merged {len(changes)} changes: {m.get('num_target_rows_inserted', 0)} "
                     f"inserted, {m.get('num_target_rows_updated', 0)} updated, "
                     f"{m.get('num_target_rows_deleted', 0)} deleted")
         else:
-            target.append(evo.data, props, **append)
-            what = f"appended {evo.data.num_rows} change rows"
+            stream = _Stream(changes.pieces("changelog"), conform, evo.data.schema)
+            stream.write(lambda reader: target.append(reader, props, **append))
+            what = f"appended {stream.rows} change rows"
         if evo.added:
             what += f"; added column(s) {', '.join(evo.added)}"
         return what
+
+    @staticmethod
+    def _keys(changes: TableChanges, have: pa.Schema) -> pa.Table:
+        """The changed keys in the types of the table's key columns."""
+        keys = to_delta(changes.keys, changes.table)
+        return pa.table({k: keys.column(k).cast(have.field(k).type) for k in keys.column_names})
 
     def _table(self, table_id: str) -> DeltaLakeTable:
         known = self._tables.get(table_id)

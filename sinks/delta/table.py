@@ -136,13 +136,14 @@ class DeltaLakeTable:
         no row)."""
         return CommitProperties(custom_metadata={APP_KEY: app_id, "hub.maintenance": what})
 
-    def append(self, data: pa.Table, props: Any, *, partition_by: list[str],
-               configuration: dict[str, str], target_file_size: int,
+    def append(self, data: pa.Table | pa.RecordBatchReader, props: Any, *,
+               partition_by: list[str], configuration: dict[str, str], target_file_size: int,
                merge_schema: bool = False) -> None:
         """Append ``data`` in one commit; creates the table (with ``partition_by`` and
-        ``configuration``) when there is none."""
-        with delta_errors(f"appending {data.num_rows} rows to table {self.table} at "
-                          f"{self.uri}"):
+        ``configuration``) when there is none.  A reader is streamed: deltalake holds about a
+        file of ``target_file_size`` at a time."""
+        rows = f"{data.num_rows} rows" if isinstance(data, pa.Table) else "rows"
+        with delta_errors(f"appending {rows} to table {self.table} at {self.uri}"):
             write_deltalake(self.uri, data, mode="append",
                             partition_by=partition_by or None,
                             configuration=configuration or None,

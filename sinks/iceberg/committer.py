@@ -14,7 +14,10 @@ Upsert tables (a primary key, ``write-mode = "upsert"``): the checkpoint's chang
 collapsed to one row per key; rows of every changed key are removed copy-on-write
 (:mod:`sinks.iceberg.merge`) and the upserted rows appended, in one overwrite snapshot; a
 checkpoint whose keys no data file can hold is a plain append.  Changelog tables (no key, or
-``write-mode = "append"``): every change appended with ``op``, ``ts_ms`` and ``seq``.
+``write-mode = "append"``): every change appended with ``op``, ``ts_ms`` and ``seq``.  New rows
+are streamed from the checkpoint's segments and written in pieces of about
+``target-file-size`` (memory: a piece, never the checkpoint).  The snapshot-summary tags and
+the ancestry walk live in :mod:`sinks.iceberg.lineage`.
 """
 from __future__ import annotations
 
@@ -31,46 +34,15 @@ from sinks.iceberg import catalog as catalogs
 from sinks.iceberg import merge
 from sinks.iceberg.catalog import translate
 from sinks.iceberg.config import IcebergSinkConfig
+from sinks.iceberg.lineage import (APP_ID, CHECKPOINT_ID, TARGET_SIZE, app_ids,
+                                   committed_checkpoint)
+from sinks.iceberg.maintenance import maintain_table
 from sinks.iceberg.tables import desired_columns, evolve, new_table_schema, partition_spec
 from sinks.iceberg.types import convert_column, arrow_type, to_iceberg_arrow
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
 
 log = logging.getLogger(__name__)
-
-APP_ID = "hub.app-id"
-CHECKPOINT_ID = "hub.checkpoint-id"
-MAINTENANCE = "hub.maintenance"
-TARGET_SIZE = "write.target-file-size-bytes"
-
-
-def committed_checkpoint(table: Any, app_id: str) -> int | None:
-    """The checkpoint id of the latest snapshot of ``app_id`` (pipeline, sink and job id: see
-    :meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the ancestry of ``table``'s current
-    snapshot, or None.  A fresh start (a new job id, checkpoints numbered from 1 again) over an
-    earlier run's table finds nothing, as Flink's committer looks for its own job id."""
-    from pyiceberg.table.snapshots import ancestors_of
-
-    for snap in ancestors_of(table.current_snapshot(), table.metadata):
-        summary = snap.summary or {}
-        if summary.get(APP_ID) == app_id and summary.get(CHECKPOINT_ID) is not None:
-            return int(summary[CHECKPOINT_ID])
-    return None
-
-
-def app_ids(table: Any) -> dict[str, int]:
-    """Every app id in the ancestry of ``table``'s current snapshot, with the latest
-    checkpoint id it committed."""
-    from pyiceberg.table.snapshots import ancestors_of
-
-    out: dict[str, int] = {}
-    for snap in ancestors_of(table.current_snapshot(), table.metadata):
-        summary = snap.summary or {}
-        app, cp = summary.get(APP_ID), summary.get(CHECKPOINT_ID)
-        if app is not None and cp is not None and app not in out:
-            out[app] = int(cp)
-    return out
-
 
 class IcebergCommitter(LakeCommitter):
     """Commits the staged changes of each checkpoint into Iceberg tables (see the module doc)."""
@@ -98,7 +70,7 @@ class IcebergCommitter(LakeCommitter):
             return None
 
     def _create(self, ident: tuple[str, ...], changes: TableChanges) -> Any:
-        schema = new_table_schema(changes.schema, changes.rows, keyed=changes.collapsed)
+        schema = new_table_schema(changes.schema, changes.row_schema, keyed=changes.collapsed)
         spec = partition_spec(self.config.partition_fields, schema, changes.table)
         props = {"format-version": "2",
                  TARGET_SIZE: str(self.config.target_file_size),
@@ -128,7 +100,8 @@ class IcebergCommitter(LakeCommitter):
                 size = str(self.config.target_file_size)
                 if table.properties.get(TARGET_SIZE) != size:  # the option changed since
                     tx.set_properties({TARGET_SIZE: size})
-                columns = desired_columns(changes.schema, changes.rows, not changes.collapsed)
+                columns = desired_columns(changes.schema, changes.row_schema,
+                                          not changes.collapsed)
                 with tx.update_schema() as update:
                     evolve(update, tx.table_metadata.schema(), columns, name)
                 if changes.collapsed:
@@ -140,30 +113,41 @@ class IcebergCommitter(LakeCommitter):
                      changes.checkpoint_id, stats, time.monotonic() - started)
 
     def _append(self, tx, io, changes: TableChanges, name: str, props: dict) -> str:
-        data = to_iceberg_arrow(changes.changelog(), tx.table_metadata.schema(), name)
-        files = merge.write_files(data, tx.table_metadata, io)
+        schema = tx.table_metadata.schema()
+        files, rows = [], 0
+        for piece in changes.pieces("changelog", self.config.target_file_size):
+            data = to_iceberg_arrow(piece, schema, name)
+            del piece
+            rows += data.num_rows
+            files += merge.write_files(data, tx.table_metadata, io)
         with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
             for f in files:
                 append.append_data_file(f)
-        return f"appended {data.num_rows} changelog rows"
+        return f"appended {rows} changelog rows"
 
     def _upsert(self, tx, io, changes: TableChanges, name: str, props: dict) -> str:
+        """Copy-on-write: the files holding changed keys rewritten without them, then the
+        upserted rows written in pieces of about ``target-file-size`` (each sorted by key,
+        for narrow key bounds per file), streamed from the segments."""
         meta = tx.table_metadata
         schema = meta.schema()
         key = list(changes.schema.primary_key)
-        keys = pa.table({k: convert_column(changes.rows.column(k),
+        keys = pa.table({k: convert_column(changes.keys.column(k),
                                            arrow_type(schema.find_field(k).field_type), name, k)
                          for k in key})
-        upserts_rows = changes.upserts()
-        upserts = upserts_rows.num_rows
-        data = to_iceberg_arrow(upserts_rows, schema, name)
-        if data.num_rows and not merge.sorted_by_first(data, key[0]):
-            data = data.sort_by([(k, "ascending") for k in key])  # narrow key bounds per file
-        del upserts_rows
         candidates = merge.candidate_files(merge.live_files(meta, io), meta, keys)
         done = merge.rewrite(candidates, meta, io, keys, self.config.target_file_size) \
             if candidates else merge.Rewrite()
-        added = merge.write_files(data, meta, io)
+        del keys
+        added, upserts = [], 0
+        for piece in changes.pieces("upserts", self.config.target_file_size):
+            data = to_iceberg_arrow(piece, schema, name)
+            del piece
+            if data.num_rows and not merge.sorted_by_first(data, key[0]):
+                data = data.sort_by([(k, "ascending") for k in key])
+            upserts += data.num_rows
+            added += merge.write_files(data, meta, io)
+            del data
         if done.deleted:
             with tx.update_snapshot(snapshot_properties=props).overwrite() as ow:
                 for f in done.deleted:
@@ -174,15 +158,12 @@ class IcebergCommitter(LakeCommitter):
             with tx.update_snapshot(snapshot_properties=props).fast_append() as append:
                 for f in added:
                     append.append_data_file(f)
-        deletes = changes.rows.num_rows - upserts
-        return (f"{upserts} upserts, {deletes} deletes; {len(candidates)} candidate "
+        return (f"{upserts} upserts, {changes.deletes()} deletes; {len(candidates)} candidate "
                 f"file(s), {len(done.deleted)} rewritten ({done.rows_dropped} rows replaced), "
                 f"{len(done.added) + len(added)} file(s) added")
 
     # -- maintenance and fresh starts ---------------------------------------------------------
     def maintain(self, tables: list[str], context: CommitContext) -> None:
-        from sinks.iceberg.maintenance import maintain_table
-
         app = self.app_id(context)
         for table_id in tables:
             ident = self.config.identifier(table_id)

@@ -10,7 +10,7 @@
   (manifest lists, manifests, data files) are deleted, since pyiceberg leaves them.
 
 Maintenance snapshots carry the app id and the last committed checkpoint id (so the
-idempotence check of :mod:`sinks.iceberg.committer` still finds it after expiry) and
+idempotence check (:mod:`sinks.iceberg.lineage`) still finds it after expiry) and
 ``hub.maintenance``.  A crash in the middle leaves at most unreferenced new files.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 from runtime.faults import crash_point
 from sinks.iceberg import merge
 from sinks.iceberg.config import IcebergSinkConfig
+from sinks.iceberg.lineage import APP_ID, CHECKPOINT_ID, MAINTENANCE, committed_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,6 @@ MIN_FILES = 2
 def maintain_table(table: Any, config: IcebergSinkConfig, app_id: str, context) -> None:
     """Compact, then expire (see the module doc).  Idempotent; a no-op on a table without
     snapshots of ``app_id`` (this job's)."""
-    from sinks.iceberg.committer import committed_checkpoint
-
     done = committed_checkpoint(table, app_id)
     if done is None:
         return
@@ -46,8 +45,6 @@ def maintain_table(table: Any, config: IcebergSinkConfig, app_id: str, context) 
 def compact(table: Any, config: IcebergSinkConfig, app_id: str, committed: int,
             checkpoint_id: int) -> int:
     """Rewrite small files per partition; returns the number of files replaced."""
-    from sinks.iceberg.committer import APP_ID, CHECKPOINT_ID, MAINTENANCE
-
     meta = table.metadata
     small = [f for f in merge.live_files(meta, table.io)
              if f.file_size_in_bytes < config.target_file_size // 4]

@@ -63,13 +63,14 @@ def partition_spec(fields: list[PartitionField], schema: Schema, table: str) -> 
     return PartitionSpec(*out)
 
 
-def desired_columns(schema: TableSchema, rows: pa.Table,
+def desired_columns(schema: TableSchema, rows: pa.Schema,
                     changelog: bool) -> list[tuple[str, DataType]]:
     """Name and logical type of every column a commit writes: the schema's, then columns of
-    the rows the schema no longer has (dropped within the checkpoint), then the changelog's."""
+    the rows (``rows``: their Arrow schema) the schema no longer has (dropped within the
+    checkpoint), then the changelog's."""
     out = [(c.name, c.type) for c in schema.columns]
     known = {c.name for c in schema.columns}
-    out += [(f.name, from_arrow(f.type)) for f in rows.schema if f.name not in known]
+    out += [(f.name, from_arrow(f.type)) for f in rows if f.name not in known]
     if changelog:
         out += [(n, parse_type(t)) for n, t in CHANGELOG_COLUMNS]
     return out
@@ -116,9 +117,10 @@ def evolve(update, current: Schema, columns: list[tuple[str, DataType]], table: 
     return changed
 
 
-def new_table_schema(schema: TableSchema, rows: pa.Table, keyed: bool) -> Schema:
+def new_table_schema(schema: TableSchema, rows: pa.Schema, keyed: bool) -> Schema:
     """The schema of a new table: the source's (``keyed``: its key as identifier fields), the
-    columns of the rows it no longer has, and a changelog table's ``op``, ``ts_ms``, ``seq``."""
-    extra = [(f.name, str(from_arrow(f.type))) for f in rows.schema
+    columns of the rows (``rows``: their Arrow schema) it no longer has, and a changelog
+    table's ``op``, ``ts_ms``, ``seq``."""
+    extra = [(f.name, str(from_arrow(f.type))) for f in rows
              if f.name not in {c.name for c in schema.columns}]
     return table_schema(schema, keyed, extra + ([] if keyed else CHANGELOG_COLUMNS))

@@ -2,9 +2,10 @@
 
 Exactly once, as DESIGN.md's lake-table sinks: writers stage each checkpoint's changes in
 write-ahead-log segments in the pipeline's state folder (:mod:`sinks.lake.writer`); once the
-checkpoint is durable the committer (:mod:`sinks.lake.committer`) turns them into one
+checkpoint is durable the committer (:mod:`sinks.lake.committer`) scans them into one
 :class:`~sinks.lake.changes.TableChanges` per table (collapsed to the last change of each key
-in upsert mode) and the format commits one table transaction per table and checkpoint, tagged
+in upsert mode; the rows stay in the segments and are streamed from there as the format takes
+them) and the format commits one table transaction per table and checkpoint, tagged
 with an application id (pipeline, sink, job) and the checkpoint id, so a replay after a crash
 never applies a checkpoint twice.  Options shared by the formats: :mod:`sinks.lake.config`;
 ``partition-by``: :mod:`sinks.lake.partition`.

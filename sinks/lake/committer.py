@@ -11,7 +11,7 @@ from collections.abc import Callable
 from runtime.faults import crash_point
 from runtime.sink import CommitContext, Committable
 from runtime.wal import WalCommitter, WriteAheadLog
-from sinks.lake.changes import TableChanges, collect
+from sinks.lake.changes import TableChanges, scan, segments_source
 from sinks.lake.config import LakeSinkConfig
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,12 @@ class LakeCommitter(WalCommitter):
     """Commits the write-ahead-log segments of :class:`~sinks.lake.writer.LakeSinkWriter`.
 
     Per checkpoint, in ascending order (a checkpoint whose store failed is committed with a
-    later one, still as its own transactions): read all its segments (one per writer), build
-    one :class:`TableChanges` per table (:func:`~sinks.lake.changes.collect`) and hand each
-    to :meth:`commit_table`; once every table is committed, delete the segments.  A crash
+    later one, still as its own transactions): scan its segments (one per writer) once for
+    ops, versions and keys, giving one :class:`TableChanges` per table
+    (:func:`~sinks.lake.changes.scan`), and hand each to :meth:`commit_table`, which streams
+    the table's rows from the segments as its format needs them (memory: about a record batch
+    plus what the format holds, not the checkpoint); once every table is committed, delete
+    the segments.  A crash
     anywhere replays the checkpoint from its segments, and :meth:`commit_table` skips the
     tables that already hold it, so each table gets at most one transaction per checkpoint.
 
@@ -50,8 +53,10 @@ class LakeCommitter(WalCommitter):
         """Commit ``changes`` (checkpoint ``changes.checkpoint_id``) as one transaction of the
         table, tagged with :meth:`app_id` and the checkpoint id; a no-op when the table holds
         that checkpoint already (a replay).  Upsert (``changes.collapsed``): the table's rows
-        of every changed key are replaced by ``changes.upserts()``; append: the table gains
-        ``changes.changelog()``.  Creates the table, adds columns, as needed."""
+        of every changed key are replaced by the ``upserts`` rows; append: the table gains
+        the ``changelog`` rows.  Rows come from ``changes.pieces(kind)`` (streamed from the
+        segments; ``changes.read(kind)`` when the format needs them whole).  Creates the
+        table, adds columns, as needed."""
 
     def maintain(self, tables: list[str], context: CommitContext) -> None:
         """Compact small files and delete files unreferenced for longer than ``retention``
@@ -92,9 +97,9 @@ class LakeCommitter(WalCommitter):
     def apply(self, segments: list[str], context: CommitContext) -> None:
         """Commit the segments of checkpoint ``context.checkpoint_id``, then delete them."""
         checkpoint = context.checkpoint_id
-        batches = (b for path in segments for b in WriteAheadLog.read_segment(path))
         upsert = self.config.write_mode == "upsert"
-        for i, changes in enumerate(collect(batches, checkpoint, upsert, f"{self.sink_name} sink")):
+        tables = scan(segments_source(segments), checkpoint, upsert, f"{self.sink_name} sink")
+        for i, changes in enumerate(tables):
             self.commit_table(changes, context)
             self._touched[changes.table] = None
             crash_point(f"{self.sink_name}-table-committed" + (f"_{i + 1}" if i else ""),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.lake import hidden_files, lake_rows
-from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
+from tests.killing import (assert_resumed_after, crash_at, datagen_pipeline,
+                           kill_at_random, run_to_end)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +47,6 @@ def test_kill_9_at_random_moments(tmp_path, reference):
 def test_crash_between_checkpoint_and_commit(tmp_path, reference, point):
     pipeline = write_pipeline(tmp_path, rows=40_000, rps=40_000)
     crash_at(pipeline, point, 3)
-    assert "resuming from checkpoint 3" in run_to_end(pipeline)
+    assert_resumed_after(run_to_end(pipeline), point, 3)
     assert lake_rows(str(tmp_path / "lake")) == reference
     assert hidden_files(str(tmp_path / "lake")) == []

@@ -15,7 +15,8 @@ from abc import ABC, abstractmethod
 import pytest
 
 from runtime.fs import filesystem
-from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
+from tests.killing import (assert_resumed_after, crash_at, datagen_pipeline,
+                           kill_at_random, run_to_end)
 
 ROWS = 5000
 
@@ -74,7 +75,7 @@ class WalSinkExactlyOnce(ABC):
         if point == "checkpoint-stored":
             # checkpoint 3 is durable but was never applied: its segments wait for the restart
             assert segments, "no write-ahead-log segment was left to replay"
-        assert "resuming from checkpoint 3" in run_to_end(pipeline)
+        assert_resumed_after(run_to_end(pipeline), point, 3)
         assert self.contents(server, prefix) == reference
 
     def test_log_on_hdfs(self, tmp_path, server, reference, webhdfs_server):
@@ -89,7 +90,7 @@ class WalSinkExactlyOnce(ABC):
         fs = filesystem(state)
         wal = [e.path for _, _, files in fs.walk(f"{state}/state/wal") for e in files]
         assert wal, "no write-ahead-log segment was left on HDFS to replay"
-        assert "resuming from checkpoint 3" in run_to_end(pipeline, cwd=str(tmp_path))
+        assert_resumed_after(run_to_end(pipeline, cwd=str(tmp_path)), point, 3)
         assert self.contents(server, prefix) == reference
         assert not [d for d, _, files in fs.walk(f"{state}/state/wal")
                     if any(f.name.endswith(".arrow") for f in files)]

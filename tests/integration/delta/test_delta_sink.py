@@ -183,3 +183,33 @@ def test_inserts_of_new_keys_are_appended_and_any_known_key_takes_the_merge(tmp_
     assert sorted((r["id"], r["name"], r["qty"]) for r in got.values()) == [
         (1, "a", 1), (2, "b", 20), (3, "c", 3), (10, "x", 1), (11, "y", 2)]
     assert checkpoint_commits(uri) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("mode", ["upsert", "append"])
+def test_a_value_delta_cant_hold_stops_a_streamed_append_with_its_own_error(tmp_path, mode):
+    """Appends stream the rows from the segments into deltalake: an error made while
+    shaping a piece (a timestamp with nanoseconds, in the second batch) comes out as the
+    hub's own one-line error, not deltalake's text about a failed stream, and nothing is
+    committed -- whether the append creates the table or adds to it."""
+    import pyarrow as pa
+
+    from runtime.errors import BadRecordError
+
+    s = schema("shop.ts", {"id": "BIGINT", "at": "TIMESTAMP(9)"})
+
+    def batch(ids: list[int], nanos: int) -> ChangeBatch:
+        arrow = pa.RecordBatch.from_arrays(
+            [pa.array(ids, pa.int64()),
+             pa.array([1_700_000_000_000_000_000 + i * 1000 + nanos for i in ids],
+                      pa.timestamp("ns"))], schema=s.arrow_schema)
+        return ChangeBatch(s, "c" * len(ids), arrow=arrow)
+
+    d = Driver(tmp_path, **{"write-mode": mode})
+    uri = d.uri("shop.ts")
+    with pytest.raises(BadRecordError, match=r"table shop.ts: column 'at'.*beyond microseconds"):
+        d.checkpoint(batch([1, 2], 0), batch([3], 7))
+    assert not DeltaTable.is_deltatable(uri)
+    d.checkpoint(batch([4], 0))  # a good checkpoint creates the table
+    with pytest.raises(BadRecordError, match=r"column 'at'"):
+        d.checkpoint(batch([5], 0), batch([6], 1))
+    assert sorted(r["id"] for r in rows_of(uri)) == [4]

@@ -9,7 +9,8 @@ import pytest
 
 from runtime.fs import filesystem
 from tests.e2e.lake import hidden_files, lake_rows
-from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
+from tests.killing import (assert_resumed_after, crash_at, datagen_pipeline,
+                           kill_at_random, run_to_end)
 
 pytestmark = [pytest.mark.integration, pytest.mark.hdfs]
 
@@ -58,6 +59,6 @@ def test_crash_between_checkpoint_and_commit(tmp_path, hdfs_dir, reference, poin
     crash_at(pipeline, point, 3, timeout=180, cwd=str(tmp_path))
     fs = filesystem(hdfs_dir)
     assert fs.exists(f"{hdfs_dir}/state/checkpoints/chk-000003/_metadata")  # on HDFS
-    assert "resuming from checkpoint 3" in run_to_end(pipeline, cwd=str(tmp_path))
+    assert_resumed_after(run_to_end(pipeline, cwd=str(tmp_path)), point, 3)
     assert lake_rows(f"{hdfs_dir}/lake") == reference
     assert hidden_files(f"{hdfs_dir}/lake") == []

@@ -14,8 +14,9 @@ from runtime.errors import TerminalError
 from runtime.schema import Column, TableSchema
 from runtime.sink import CommitContext
 from runtime.types import T
-from sinks.iceberg.committer import IcebergCommitter, committed_checkpoint
+from sinks.iceberg.committer import IcebergCommitter
 from sinks.iceberg.config import IcebergSinkConfig
+from sinks.iceberg.lineage import committed_checkpoint
 from tests.integration.iceberg.changes import apply, table_changes
 from tests.integration.iceberg.reading import catalog, read_polars
 

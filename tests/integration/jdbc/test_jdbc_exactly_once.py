@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.jdbc.databases import create_database
-from tests.killing import crash_at, datagen_pipeline, kill_at_random, run_to_end
+from tests.killing import (assert_resumed_after, crash_at, datagen_pipeline,
+                           kill_at_random, run_to_end)
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc]
 
@@ -72,5 +73,5 @@ def test_crash_between_prepare_and_commit(flavor_server, reference, tmp_path, re
         # killed after checkpoint 3 was stored, before its commit: still prepared
         assert any(x.endswith(":3") for x in db.prepared("hub:kill-test:"))
     err = run_to_end(pipeline)
-    assert "resuming from checkpoint 3" in err
+    assert_resumed_after(err, point, 3)
     check_same(db, reference)

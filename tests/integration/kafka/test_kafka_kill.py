@@ -10,7 +10,7 @@ import pytest
 from tests.e2e.lake import hidden_files, lake_rows
 from tests.integration.kafka.helpers import (assert_committed_as, committed_by_key,
                                              exactly_once_sink)
-from tests.killing import crash_at, kill_at_random, run_to_end
+from tests.killing import assert_resumed_after, crash_at, kill_at_random, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.e2e]
 
@@ -139,7 +139,7 @@ def test_datagen_to_kafka_crash_between_checkpoint_and_commit(kafka_server, d2k_
     pipeline, topic = _d2k(tmp_path, kafka_server, 20_000, 20_000)
     crash_at(pipeline, point, 3)
     err = run_to_end(pipeline)
-    assert "resuming from checkpoint 3" in err
+    assert_resumed_after(err, point, 3)
     if point == "checkpoint-stored":
         assert "re-sending" in err or "was committed already" in err, err[-2000:]
     assert_committed_as(kafka_server, topic, d2k_reference)

@@ -220,3 +220,100 @@ def test_maintenance_runs_every_interval_for_the_tables_committed_since(tmp_path
         committer.commit(w.prepare_commit(checkpoint),
                          CommitContext("p", checkpoint, None, str(tmp_path), job_id="j"))
     assert committer.maintained == [["db.t"]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_collapse_of_integer_keys_matches_the_general_one(seed):
+    # the numpy path for one integer key column against runtime.versioned.last_per_key
+    from runtime.versioned import last_per_key
+    from sinks.lake.changes import _last_per_key
+
+    rng = np.random.default_rng(seed)
+    keys = pa.table({"id": pa.array(rng.integers(0, 50, 400), pa.int64())})
+    seq = rng.integers(0, 30, 400)  # ties and versions going down across writers
+    assert _last_per_key(keys, seq).tolist() == last_per_key(keys, seq).tolist()
+    unique = pa.table({"id": pa.array(rng.permutation(400), pa.int32())})
+    assert _last_per_key(unique, seq) is None and last_per_key(unique, seq) is None
+    assert _last_per_key(pa.table({"id": pa.array(np.arange(9))}), np.arange(9)) is None
+
+
+def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_path, monkeypatch):
+    """The committer scans the segments for ops, versions and keys, and the format reads the
+    rows piece by piece: Arrow memory stays about a batch (plus the keys), never the
+    checkpoint's ~30 MB of rows -- neither while scanning (a key column read from a segment
+    is a slice of its batch's body, and keeping it would keep the body) nor while the format
+    takes the rows."""
+    import sinks.lake.changes as lake_changes
+    import sinks.lake.committer as lake_committer
+
+    monkeypatch.setattr(lake_changes, "KEEP_BYTES", 1 << 20)  # what a small checkpoint keeps
+    wide = schema(("id", "BIGINT"), ("v", "STRING"))
+    peak = [0]
+
+    original = lake_committer.segments_source
+
+    def measured(segments):  # the committer's source, watched after each batch
+        source = original(segments)
+
+        def batches():
+            for b in source():
+                yield b
+                peak[0] = max(peak[0], pa.total_allocated_bytes())
+        return batches
+
+    monkeypatch.setattr(lake_committer, "segments_source", measured)
+
+    class Streaming(MemoryCommitter):
+        def commit_table(self, changes, context):
+            rows = 0
+            for piece in changes.pieces("upserts"):
+                peak[0] = max(peak[0], pa.total_allocated_bytes())
+                rows += piece.num_rows
+            assert rows == 60_000 and len(changes) == 60_000
+
+    w = writer(tmp_path)
+    text = "x" * 500
+    for i in range(60):
+        ids = np.arange(i * 1000, (i + 1) * 1000)
+        w.write(ChangeBatch(wide, "r" * 1000, versions=ids,
+                            arrow=pa.RecordBatch.from_arrays(
+                                [pa.array(ids), pa.array([text] * 1000)],
+                                schema=wide.arrow_schema)))
+    committables = w.prepare_commit(1)
+    base = pa.total_allocated_bytes()
+    config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
+    Streaming(config, {}).commit(committables, CommitContext("p", 1, None, str(tmp_path),
+                                                             job_id="j"))
+    # a batch is 0.5 MB; the keys and versions 0.5 MB each
+    assert 0 < peak[0] - base < 5 << 20
+
+
+@pytest.mark.parametrize("ops, reads", [("r", 2), ("u", 1)])
+def test_a_table_to_merge_is_read_once_a_large_snapshot_twice(tmp_path, monkeypatch, ops, reads):
+    """Past KEEP_BYTES the batches of inserts are let go (a snapshot streams: read by the
+    scan, then again by the format); a table with updates keeps them (its MERGE holds them
+    whole anyway): one read."""
+    import sinks.lake.changes as lake_changes
+    import sinks.lake.committer as lake_committer
+
+    monkeypatch.setattr(lake_changes, "KEEP_BYTES", 1 << 10)
+    original, calls = lake_committer.segments_source, []
+
+    def counted(segments):
+        source = original(segments)
+
+        def batches():
+            calls.append(1)
+            return source()
+        return batches
+
+    monkeypatch.setattr(lake_committer, "segments_source", counted)
+    tables: dict = {}
+    w = writer(tmp_path)
+    for i in range(5):
+        w.write(batch(S1, ops * 100, [(i * 100 + j, "x" * 50) for j in range(100)],
+                      list(range(i * 100, i * 100 + 100))))
+    config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
+    MemoryCommitter(config, tables).commit(w.prepare_commit(1), CommitContext(
+        "p", 1, None, str(tmp_path), job_id="j"))
+    assert len(calls) == reads and len(tables["db.t"]["rows"]) == 500

@@ -109,3 +109,14 @@ def test_iter_segment_streams_batch_by_batch_in_write_order(tmp_path):
     assert [v for b in back if b.table == "db.a" for v in b.versions.tolist()] == list(range(500))
     [b_back] = [b for b in back if b.table == "db.b"]
     assert b_back.ops == "d" and b_back.ts_ms_list() == [7]
+
+
+def test_ops_come_back_from_the_column_buffers_also_for_slices_and_chunks():
+    import pyarrow as pa
+    ops = "crud" * 1000
+    column = ChangeBatch(B, ops, rows=[("k",)] * len(ops)).ops_array()
+    assert ChangeBatch.ops_from_array(column) == ops
+    assert ChangeBatch.ops_from_array(column.slice(1234, 100)) == ops[1234:1334]
+    chunked = pa.chunked_array([column.slice(0, 10), column.slice(3990, 10)])
+    assert ChangeBatch.ops_from_array(chunked) == ops[:10] + ops[3990:]
+    assert ChangeBatch.ops_from_array(pa.array(["c", "uu", "d"])) == "cuud"  # not one each
