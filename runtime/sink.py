@@ -74,13 +74,18 @@ class CommitContext:
     pipeline's checkpoint lineage: new at a fresh start, kept by every restore (from a
     checkpoint or a savepoint), so a sink that tags commits with checkpoint ids (Delta
     application transactions, Iceberg snapshot summaries) tags them with the job id too and
-    never takes a fresh start's checkpoint 1 for an earlier run's; empty when unknown."""
+    never takes a fresh start's checkpoint 1 for an earlier run's; empty when unknown.
+    ``dead_letter``: the job's dead-letter queue, for records the store refuses at commit
+    (given by the committer task, from the job: a committer needs nothing from its writers,
+    which may run in other processes)."""
 
     pipeline: str
     checkpoint_id: int
     watermark_ms: int | None
     state_dir: str = ""
     job_id: str = ""
+    dead_letter: DeadLetterQueue = field(default_factory=DeadLetterQueue, compare=False,
+                                         repr=False)
 
 
 class SinkWriter(ABC):

@@ -28,6 +28,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
+from runtime.deadletter import DeadLetterQueue
 from runtime.errors import HubError, TerminalError, TransientError
 from runtime.executor.failure import describe, locate, operator_of
 from runtime.faults import crash_point
@@ -109,9 +110,11 @@ class CommitterTask:
     ``committer``, inline (:meth:`process`) or, once :meth:`start` ed, in its own thread."""
 
     def __init__(self, committer: Committer, pipeline: str, state_dir: str, job_id: str,
-                 policy: Backoff = COMMIT_RETRY):
+                 policy: Backoff = COMMIT_RETRY, dead_letter: DeadLetterQueue | None = None):
         self.committer = committer
         self.pipeline, self.state_dir, self.job_id = pipeline, state_dir, job_id
+        #: the job's, handed to every commit (:attr:`CommitContext.dead_letter`)
+        self.dead_letter = dead_letter if dead_letter is not None else DeadLetterQueue()
         self.policy = policy
         self._requests: queue.Queue = queue.Queue()
         self._reports: queue.Queue | None = None
@@ -187,7 +190,7 @@ class CommitterTask:
             return None
         cid = request.checkpoint_id
         ctx = CommitContext(self.pipeline, cid, request.watermark_ms, self.state_dir,
-                            self.job_id)
+                            self.job_id, self.dead_letter)
         what = f"{'recovering' if request.recover else 'committing'} checkpoint {cid}"
         stop = self._stopping if self.running else None
         try:
@@ -240,7 +243,7 @@ class CommitterTask:
     def _abort(self, request: AbortCheckpoint) -> None:
         """Best effort: a failure is logged, :meth:`Committer.recover` rolls back later."""
         ctx = CommitContext(self.pipeline, request.checkpoint_id, None, self.state_dir,
-                            self.job_id)
+                            self.job_id, self.dead_letter)
         try:
             self.committer.abort(request.committables, ctx)
             log.info("checkpoint %d will never complete (%s): released what it prepared "

@@ -46,6 +46,7 @@ from typing import Any
 from runtime.checkpoint.committer_task import (AbortCheckpoint, CheckpointCommitted,
                                                CommitCheckpoint, CommitFailed, CommitterTask)
 from runtime.checkpoint.storage import CheckpointStorage
+from runtime.deadletter import DeadLetterQueue
 from runtime.errors import CheckpointError, HubError, TransientError
 from runtime.faults import crash_point
 from runtime.metrics import CheckpointInfo, PipelineMetrics
@@ -95,11 +96,13 @@ class CheckpointCoordinator:
                  metrics: PipelineMetrics, next_id: int = 1,
                  carried: list[dict] | None = None,
                  tolerable_failures: int = DEFAULT_TOLERABLE_FAILURES,
-                 operators: tuple[str, str] = ("source", "sink"), job_id: str | None = None):
+                 operators: tuple[str, str] = ("source", "sink"), job_id: str | None = None,
+                 dead_letter: DeadLetterQueue | None = None):
         """``operators``: what the source and sink subtasks run (``sources.kafka reader``,
         ``sinks.jdbc writer``), to name the subtasks a timed-out checkpoint waited for.
         ``job_id``: the restored checkpoint's (see :class:`~runtime.sink.CommitContext`); None
-        at a fresh start, which begins a new lineage."""
+        at a fresh start, which begins a new lineage.  ``dead_letter``: the job's, given to
+        the committer with every commit (:attr:`~runtime.sink.CommitContext.dead_letter`)."""
         self.pipeline = pipeline
         self.job_id = job_id or uuid.uuid4().hex
         self.storage = storage
@@ -120,7 +123,8 @@ class CheckpointCoordinator:
         #: checkpoints failed (timed out, not stored) since the last completed one
         self.failed_in_row = 0
         self.operators = operators
-        self.commits = CommitterTask(committer, pipeline, storage.state_dir, self.job_id)
+        self.commits = CommitterTask(committer, pipeline, storage.state_dir, self.job_id,
+                                     dead_letter=dead_letter)
         #: checkpoint id -> what its commit request holds, until the commit is reported done
         #: (stored again with every checkpoint meanwhile), in checkpoint order
         self.committing: dict[int, list[dict]] = {}

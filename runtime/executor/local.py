@@ -251,7 +251,8 @@ class LocalExecutor(Executor):
             next_id=(restore.checkpoint_id + 1) if restore else 1,
             tolerable_failures=job.tolerable_failed_checkpoints,
             operators=(f"{operator_of(job.source)} reader", f"{operator_of(job.sink)} writer"),
-            job_id=restore.data.get("job_id") if restore else None)
+            job_id=restore.data.get("job_id") if restore else None,
+            dead_letter=job.dead_letter)
         if restore:
             self.metrics.restored_from = restore.checkpoint_id
             self.metrics.watermark_ms = restore.data.get("watermark_ms")

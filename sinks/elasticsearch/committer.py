@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,11 +105,9 @@ class Applier:
     versions of a key updated twice are refused then, harmlessly: the warning says so in that
     mode.)"""
 
-    def __init__(self, config: ElasticsearchSinkConfig,
-                 dead_letter: Callable[[], DeadLetterQueue], refusals: Refusals | None = None):
+    def __init__(self, config: ElasticsearchSinkConfig, refusals: Refusals | None = None):
         self.config = config
         self.client = BulkClient(config)
-        self._dead_letter = dead_letter
         self.refusals = refusals if refusals is not None else Refusals(config.delivery)
 
     @property
@@ -118,25 +116,28 @@ class Applier:
         :class:`Refusals`) started."""
         return self.refusals.by_table
 
-    def apply(self, batches: Iterable[ChangeBatch]) -> set[str]:
+    def apply(self, batches: Iterable[ChangeBatch], dead_letter: DeadLetterQueue) -> set[str]:
         """Apply ``batches`` (each with ``versions``: the batches one writer received, in
-        order), merged into runs; returns the indexes written.  Raises
+        order), merged into runs; returns the indexes written.  Documents the index refuses
+        (other than version conflicts) go to ``dead_letter``, which raises unless the
+        pipeline tolerates them.  Raises
         :class:`~runtime.errors.TerminalError` when the versions of a key go backwards among
         them (:func:`~runtime.versioned.check_versions`)."""
-        return self.apply_runs(runs(batches))
+        return self.apply_runs(runs(batches), dead_letter)
 
-    def apply_runs(self, batches: Iterable[ChangeBatch]) -> set[str]:
+    def apply_runs(self, batches: Iterable[ChangeBatch], dead_letter: DeadLetterQueue
+                   ) -> set[str]:
         """:meth:`apply` of runs as they come (e.g. :func:`~runtime.wal.segment_runs`:
         memory is one run); the versions of a key are checked within each run."""
         touched = set()
         try:
             for batch in batches:
-                touched.add(self._apply_run(batch))
+                touched.add(self._apply_run(batch, dead_letter))
         finally:
             self.refusals.report()
         return touched
 
-    def _apply_run(self, batch: ChangeBatch) -> str:
+    def _apply_run(self, batch: ChangeBatch, dead_letter: DeadLetterQueue) -> str:
         cfg, schema = self.config, batch.schema
         index = cfg.index_for(schema.table)
         if not schema.primary_key:
@@ -174,7 +175,7 @@ class Applier:
                 error = BadRecordError(
                     f"elasticsearch: index {index} id {ids[pos].as_py()!r} (table "
                     f"{schema.table}): {failure.status} {failure.reason}")
-                self._dead_letter().report(error, record, origin=f"elasticsearch:{index}")
+                dead_letter.report(error, record, origin=f"elasticsearch:{index}")
         return index
 
     def refresh(self, indexes: set[str]) -> None:
@@ -193,11 +194,9 @@ class ElasticsearchCommitter(WalCommitter[Applier]):
 
     sink_name = "elasticsearch"
 
-    def __init__(self, config: ElasticsearchSinkConfig,
-                 dead_letter: Callable[[], DeadLetterQueue]):
+    def __init__(self, config: ElasticsearchSinkConfig):
         super().__init__(config.apply_threads)
         self.config = config
-        self._dead_letter = dead_letter
         self._refusals = Refusals(config.delivery)
         self._touched: set[str] = set()
         self._touched_lock = threading.Lock()
@@ -216,7 +215,7 @@ class ElasticsearchCommitter(WalCommitter[Applier]):
                 "refused_replayed_writes": sum(r.replays for r in refused)}
 
     def new_applier(self) -> Applier:
-        return Applier(self.config, self._dead_letter, self._refusals)
+        return Applier(self.config, self._refusals)
 
     def apply(self, segments: list[str], context: CommitContext) -> None:
         self._touched = set()
@@ -227,6 +226,6 @@ class ElasticsearchCommitter(WalCommitter[Applier]):
 
     def apply_segment(self, applier: Applier, path: str, context: CommitContext,
                       stop: threading.Event) -> None:
-        touched = applier.apply_runs(segment_runs(path, stop=stop))
+        touched = applier.apply_runs(segment_runs(path, stop=stop), context.dead_letter)
         with self._touched_lock:
             self._touched |= touched

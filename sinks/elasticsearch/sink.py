@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from runtime.deadletter import DeadLetterQueue
 from runtime.errors import HubError
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.elasticsearch.committer import Applier, ElasticsearchCommitter
@@ -19,12 +18,6 @@ class ElasticsearchSink(Sink):
 
     def __init__(self, config: ElasticsearchSinkConfig):
         self.config = config
-        self._dead_letter: DeadLetterQueue | None = None
-
-    def dead_letter(self) -> DeadLetterQueue:
-        """The pipeline's dead-letter queue once a writer told it; before that (during
-        ``recover``) a default one that raises."""
-        return self._dead_letter or DeadLetterQueue()
 
     def check(self) -> None:
         """Ask the server who it is (with ``compatibility-mode = "auto"`` connecting asks it
@@ -49,11 +42,11 @@ class ElasticsearchSink(Sink):
                 client.close()
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
-        self._dead_letter = context.dead_letter
         applier = None
         if self.config.delivery == "at-least-once":
-            applier = Applier(self.config, self.dead_letter)
+            applier = Applier(self.config)
         return ElasticsearchSinkWriter(self.config, context, applier)
 
     def create_committer(self) -> Committer:
-        return ElasticsearchCommitter(self.config, self.dead_letter)
+        # Its dead letters come with each commit (CommitContext.dead_letter), not from writers.
+        return ElasticsearchCommitter(self.config)

@@ -30,7 +30,7 @@ class ElasticsearchSinkWriter(WalSinkWriter):
 
     def apply(self, batches: list[ChangeBatch]) -> None:
         assert self._applier is not None
-        self._applier.apply(batches)
+        self._applier.apply(batches, self.context.dead_letter)
 
     def close(self) -> None:
         super().close()

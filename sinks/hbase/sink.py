@@ -4,13 +4,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from runtime.errors import HubError, TransientError
+from runtime.rescale import SupportsWriterStateRescale, WriterState
 from runtime.sink import Committer, Sink, SinkWriter, WriterContext
 from sinks.hbase.committer import Applier, HBaseCommitter
 from sinks.hbase.config import HBaseSinkConfig
 from sinks.hbase.writer import HBaseSinkWriter
 
 
-class HBaseSink(Sink):
+class HBaseSink(Sink, SupportsWriterStateRescale):
     """Exactly-once rows in HBase over Thrift (see :mod:`sinks.hbase`)."""
 
     config_class: ClassVar[type[HBaseSinkConfig]] = HBaseSinkConfig
@@ -44,3 +45,14 @@ class HBaseSink(Sink):
 
     def create_committer(self) -> Committer:
         return HBaseCommitter(self.config)
+
+    def rescale_writer_states(self, states: list[WriterState], parallelism: int
+                              ) -> list[WriterState]:
+        """At-least-once a writer's state is the last cell timestamp it wrote
+        (``last_timestamp``): every new writer starts above the highest of them, so what it
+        writes again after the restore lands above whatever any old writer wrote (a lower
+        one would leave an older change on top).  Exactly-once writers hold no state."""
+        stamps = [int(s["last_timestamp"]) for s in states if s and "last_timestamp" in s]
+        if not stamps:
+            return [None] * parallelism
+        return [{"last_timestamp": max(stamps)} for _ in range(parallelism)]

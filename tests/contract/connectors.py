@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from runtime.batch import ChangeBatch
-from runtime.errors import TerminalError, TransientError
+from runtime.errors import BadRecordError, TerminalError, TransientError
 from runtime.rescale import SupportsWriterStateRescale
 from runtime.schema import Column, TableSchema
 from runtime.sink import Committer, Sink, SinkWriter
@@ -291,3 +291,23 @@ class RescalingFileSink(FileSink, SupportsWriterStateRescale):
     def rescale_writer_states(self, states, parallelism):
         total = sum((s or {}).get("rows", 0) for s in states)
         return [{"rows": total if i == 0 else 0} for i in range(parallelism)]
+
+
+class _DeadLetteringCommitter(_Committer):
+    def commit(self, committables, context):
+        fresh = [c for c in committables
+                 if not os.path.exists(os.path.join(self.store.committed, c["file"]))]
+        super().commit(committables, context)
+        for c in fresh:  # as a store refusing a record at commit: to the job's dead letters
+            context.dead_letter.report(BadRecordError(f"refused {c['file']}"), c,
+                                       origin="contract")
+        return []
+
+
+class DeadLetteringFileSink(FileSink):
+    """A :class:`FileSink` whose committer sends every file it commits to the dead letters it
+    gets with the commit (``CommitContext.dead_letter``): the job's, whatever its writers
+    did (none of them is created in the committer's process)."""
+
+    def create_committer(self):
+        return _DeadLetteringCommitter(FileStore(self.root))

@@ -10,6 +10,8 @@ distributed executor would.
 """
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import threading
 import time
@@ -18,6 +20,7 @@ from collections.abc import Callable
 import pytest
 
 from runtime.checkpoint.storage import CheckpointStorage, load_checkpoint
+from runtime.deadletter import DeadLetterQueue
 from runtime.errors import ConfigError, HubError, TerminalError, TransientError
 from runtime.executor import messages as m
 from runtime.executor.base import Executor
@@ -27,8 +30,9 @@ from runtime.executor.local import LocalExecutor
 from runtime.executor.restart import RestartStrategy
 from runtime.metrics import PipelineMetrics
 from runtime.retry import Backoff
-from tests.contract.connectors import (ContractBug, Fault, FileSink, FileStore, RangeSource,
-                                       RescalingFileSink, expected_rows)
+from tests.contract.connectors import (ContractBug, DeadLetteringFileSink, Fault, FileSink,
+                                       FileStore, RangeSource, RescalingFileSink,
+                                       expected_rows)
 
 ExecutorFactory = Callable[[PipelineMetrics], Executor]
 
@@ -256,6 +260,21 @@ def test_writer_state_is_rescaled_by_a_sink_that_says_how(tmp_path, new_executor
     assert store.rows() == expected_rows(4, 10, 5)  # reader splits redistributed too
     started = [s["rows"] for s in store.writer_states()]
     assert counted in started  # the rows of both old writers went to one new writer
+
+
+# -- runtime services reach the committer from the job ----------------------------------------
+def test_the_committer_gets_the_jobs_dead_letter_queue_with_each_commit(tmp_path, new_executor):
+    """Records the store refuses at commit go to the job's dead letters: the committer gets
+    them from the runtime (``CommitContext.dead_letter``), not from a writer through the
+    sink object."""
+    store = FileStore(str(tmp_path / "sink"))
+    dlq = DeadLetterQueue("all", str(tmp_path / "dead"), "contract")
+    job = job_of(tmp_path, RangeSource(4, 5, 10), DeadLetteringFileSink(store.root),
+                 dead_letter=dlq)
+    assert run(new_executor, job).status == "finished"
+    with open(dlq.file) as f:
+        refused = sorted(json.loads(line)["record"]["file"] for line in f)
+    assert refused and refused == sorted(os.listdir(store.committed))
 
 
 # -- plain data across the boundary ----------------------------------------------------------

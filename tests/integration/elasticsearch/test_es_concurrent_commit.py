@@ -36,7 +36,7 @@ class OldestLast(ElasticsearchCommitter):
     newer changes land first, the older snapshot rows after them."""
 
     def __init__(self, config, last: str):
-        super().__init__(config, lambda: None)
+        super().__init__(config)
         self.last, self.others_done = last, threading.Event()
         self.seen_threads: set[str] = set()
 

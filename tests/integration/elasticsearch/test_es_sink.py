@@ -2,6 +2,7 @@
 versioned writes, per-item failures, at-least-once delivery."""
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from decimal import Decimal
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from runtime.batch import ChangeBatch
+from runtime.checkpoint.committer_task import CheckpointCommitted, CommitCheckpoint, CommitterTask
 from runtime.deadletter import DeadLetterQueue
 from runtime.errors import BadRecordError, TerminalError
 from runtime.schema import Column, TableSchema
@@ -39,12 +41,14 @@ def make(elasticsearch_server, tmp_path):
 
 
 def commit(sink, batches, cid=1, tmp=None, dead_letter=None):
-    ctx = WriterContext("it", 0, 1, uuid.uuid4().hex[:6], str(tmp), dead_letter or DeadLetterQueue())
+    dead_letter = dead_letter or DeadLetterQueue()
+    ctx = WriterContext("it", 0, 1, uuid.uuid4().hex[:6], str(tmp), dead_letter)
     writer = sink.create_writer(ctx, None)
     for b in batches:
         writer.write(b)
     committables = writer.prepare_commit(cid)
-    sink.create_committer().commit(committables, CommitContext("it", cid, None))
+    sink.create_committer().commit(committables,
+                                   CommitContext("it", cid, None, dead_letter=dead_letter))
     writer.close()
 
 
@@ -152,6 +156,30 @@ def test_rejected_documents_name_index_and_id(make, elasticsearch_server, tmp_pa
     sink, _ = make()
     commit(sink, [batch(V1, "cc", rows, [2, 2])], tmp=tmp_path, dead_letter=dlq)
     assert dlq.count == 1
+    assert set(docs(elasticsearch_server, index)) == {"2"}
+
+
+def test_a_committer_that_never_met_a_writer_sends_refused_documents_to_the_jobs_dead_letters(
+        make, elasticsearch_server, tmp_path):
+    """The committer gets the dead letters from the runtime with each commit, as in a
+    distributed executor where the writers ran in other processes: here the segment is
+    prepared through another sink object, and the commit runs in the committer task."""
+    writer_side, index = make()
+    es = elasticsearch_server.client()
+    es.indices.create(index=index, mappings={"properties": {"name": {"type": "long"}}})
+    es.close()
+    committables = _prepare(writer_side, [batch(V1, "cc", [(1, "not a number", None),
+                                                           (2, "42", None)], [1, 1])], 1, tmp_path)
+    committer_side, _ = make()
+    dlq = DeadLetterQueue("all", str(tmp_path / "dlq"), "it")
+    task = CommitterTask(committer_side.create_committer(), "it", str(tmp_path), "job",
+                         dead_letter=dlq)
+    report = task.process(CommitCheckpoint(1, committables, None))
+    assert isinstance(report, CheckpointCommitted), report
+    assert dlq.count == 1
+    with open(dlq.file) as f:
+        (entry,) = [json.loads(line) for line in f]
+    assert entry["origin"] == f"elasticsearch:{index}" and entry["record"]["id"] == 1
     assert set(docs(elasticsearch_server, index)) == {"2"}
 
 
