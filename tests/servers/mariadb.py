@@ -86,8 +86,13 @@ class ThrowawayMariaDB:
 
     def _launch(self) -> None:
         mariadbd = find_binary("mariadbd", "/usr/sbin/mariadbd")
+        # temporary tables in a folder of its own: whatever cleans the machine's /tmp must
+        # not delete a running server's files
+        tmpdir = os.path.join(self.dir, "tmp")
+        os.makedirs(tmpdir, exist_ok=True)
         self.proc = subprocess.Popen([
             mariadbd, "--no-defaults", f"--datadir={self.data}", "--user=root",
+            f"--tmpdir={tmpdir}",
             f"--port={self.port}", "--bind-address=127.0.0.1",
             f"--socket={self.dir}/mysql.sock", f"--pid-file={self.dir}/mysql.pid",
             f"--log-error={self.log}", f"--server-id={self.server_id}", "--log-bin=mysql-bin", "--binlog-format=ROW",
