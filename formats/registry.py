@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from formats.file.base import FileFormat
@@ -139,6 +139,27 @@ def check_format_options(name: str | None, options: dict[str, Any], family: Fami
         if problems:
             raise _relocated(exc, config_class, (), problems) from None
     return options
+
+
+def with_format_checks(family: Family) -> type[ConnectorConfig]:
+    """A base for connector configs with ``format`` and ``format-options`` fields of
+    ``family``: both are checked as ordinary fields (:func:`check_format`,
+    :func:`check_format_options`), so a bad format option is reported together with the
+    connector's other bad options, not only once every other field is valid."""
+
+    class FormatChecks(ConnectorConfig):
+        @field_validator("format", check_fields=False)
+        @classmethod
+        def _check_format(cls, v: str) -> str:
+            return check_format(v, family)
+
+        @field_validator("format_options", check_fields=False)
+        @classmethod
+        def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo
+                                  ) -> dict[str, Any]:
+            return check_format_options(info.data.get("format"), v, family)
+
+    return FormatChecks
 
 
 def message_format_names() -> list[str]:

@@ -4,16 +4,16 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from formats.file.base import FileFormat
 from formats.message.base import MessageFormat
-from formats.registry import check_format, check_format_options, resolve_files_format
-from runtime.config import ConnectorConfig, Duration, Size
+from formats.registry import resolve_files_format, with_format_checks
+from runtime.config import Duration, Size
 from runtime.fs import filesystem, is_url, normpath
 
 
-class FilesSinkConfig(ConnectorConfig):
+class FilesSinkConfig(with_format_checks("files")):
     """Typed options of ``type = "files"``.
 
     Validating the model also resolves ``format`` with its ``format-options``: an unknown
@@ -123,18 +123,6 @@ class FilesSinkConfig(ConnectorConfig):
         if is_url(v):
             filesystem(v)  # an unsupported scheme fails here, naming the supported ones
         return v
-
-    @field_validator("format")
-    @classmethod
-    def _check_format(cls, v: str) -> str:
-        return check_format(v, "files")
-
-    @field_validator("format_options")
-    @classmethod
-    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        # checked here, not only when the format is resolved below: that needs every field
-        # valid, and a bad format option is reported with the other bad options of the file
-        return check_format_options(info.data.get("format"), v, "files")
 
     @field_validator("rolling_file_size")
     @classmethod

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from formats.file.base import FileFormat
 from formats.message.base import MessageFormat
-from formats.registry import check_format, check_format_options, resolve_files_format
-from runtime.config import ConnectorConfig, Duration, check_declared_columns
+from formats.registry import resolve_files_format, with_format_checks
+from runtime.config import Duration, check_declared_columns
 
 
-class FilesSourceConfig(ConnectorConfig):
+class FilesSourceConfig(with_format_checks("files")):
     """Options of ``type = "files"``.  Cross-checks that need the files (a primary key or an
     event-time column among inferred columns) happen when the enumerator starts."""
 
@@ -68,18 +68,6 @@ class FilesSourceConfig(ConnectorConfig):
         if not v.strip():
             raise ValueError("path must not be empty")
         return v
-
-    @field_validator("format")
-    @classmethod
-    def _check_format(cls, v: str) -> str:
-        return check_format(v, "files")
-
-    @field_validator("format_options")
-    @classmethod
-    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        # checked here, not only when the format is resolved below: that needs every field
-        # valid, and a bad format option is reported with the other bad options of the file
-        return check_format_options(info.data.get("format"), v, "files")
 
     @field_validator("monitor_interval")
     @classmethod

@@ -4,15 +4,15 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from formats.message.base import MessageFormat
-from formats.registry import check_format, check_format_options, resolve_message_format
+from formats.registry import resolve_message_format, with_format_checks
 from runtime.clientlog import client_log
-from runtime.config import ConnectorConfig, Duration
+from runtime.config import Duration
 
 
-class KafkaSourceConfig(ConnectorConfig):
+class KafkaSourceConfig(with_format_checks("message")):
     """Typed options of ``type = "kafka"`` (source).  Validating resolves the format, so an
     unknown format or a bad format option fails with its key path."""
 
@@ -58,18 +58,6 @@ class KafkaSourceConfig(ConnectorConfig):
         "librdkafka consumer properties (security.protocol, sasl.*, fetch.max.bytes...)"))
 
     _format: MessageFormat | None = PrivateAttr(None)
-
-    @field_validator("format")
-    @classmethod
-    def _check_format(cls, v: str) -> str:
-        return check_format(v, "message")
-
-    @field_validator("format_options")
-    @classmethod
-    def _check_format_options(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        # checked here, not only when the format is resolved below: that needs every field
-        # valid, and a bad format option is reported with the other bad options of the file
-        return check_format_options(info.data.get("format"), v, "message")
 
     @model_validator(mode="after")
     def _check(self) -> KafkaSourceConfig:
