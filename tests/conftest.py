@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:

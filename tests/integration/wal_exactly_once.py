@@ -90,7 +90,7 @@ class WalSinkExactlyOnce(ABC):
         fs = filesystem(state)
         wal = [e.path for _, _, files in fs.walk(f"{state}/state/wal") for e in files]
         assert wal, "no write-ahead-log segment was left on HDFS to replay"
-        assert_resumed_after(run_to_end(pipeline, cwd=str(tmp_path)), point, 3)
+        assert_resumed_after(run_to_end(pipeline, cwd=str(tmp_path)), "checkpoint-stored", 3)
         assert self.contents(server, prefix) == reference
         assert not [d for d, _, files in fs.walk(f"{state}/state/wal")
                     if any(f.name.endswith(".arrow") for f in files)]

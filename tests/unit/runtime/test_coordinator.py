@@ -1,5 +1,3 @@
-import os
-
 import pytest
 
 from runtime.checkpoint.coordinator import CheckpointCoordinator
