@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -29,16 +30,41 @@ def run_hub(pipeline: str, *args: str, cwd: str | None = None) -> HubRun:
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "hub", "run", pipeline, "--no-progress", *args],
                             stderr=subprocess.PIPE, text=True, cwd=cwd)
+    peak = [0]
+    watcher = threading.Thread(target=_watch_peak, args=(proc.pid, peak), daemon=True)
+    watcher.start()
     err = proc.stderr.read()  # read before waiting: a full pipe would block the child
     _, status, usage = os.wait4(proc.pid, 0)
+    watcher.join()
     wall = time.monotonic() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{pipeline} failed:\n{err[-3000:]}")
     m = _SUMMARY.search(err)
     if m is None:
         raise SystemExit(f"{pipeline}: no summary line in:\n{err[-3000:]}")
+    # The child's own high-water mark: ru_maxrss of a child counts its parent's RSS at the
+    # fork (Linux carries it over the exec), so a bench holding much data itself would
+    # report its own size for every run it starts.
     return HubRun(int(m.group(1).replace(",", "")), float(m.group(2).replace(",", "")), wall,
-                  usage.ru_maxrss / 1024)
+                  (peak[0] or usage.ru_maxrss) / 1024)
+
+
+def _watch_peak(pid: int, peak: list[int]) -> None:
+    """Keep ``peak[0]`` at the process's VmHWM (KiB) until it is gone: a high-water mark,
+    so reading it every 50 ms misses at most the last moments."""
+    path = f"/proc/{pid}/status"
+    while True:
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]))
+                        break
+                else:
+                    return  # a zombie: its memory is gone
+        except OSError:
+            return
+        time.sleep(0.05)
 
 
 _DATAGEN = """\

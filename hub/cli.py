@@ -20,7 +20,6 @@ from importlib.metadata import PackageNotFoundError, version
 from hub.config import PipelineSpec, check_record_id_text, load_pipeline
 from hub.errors import ConfigErrors
 from hub.listing import format_plugins
-from hub.memory import limit_malloc_arenas
 from hub.registry import KINDS, find, list_plugins, list_sections
 from runtime.errors import ConfigError, HubError
 from runtime.executor.failure import describe, where
@@ -30,7 +29,6 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
-    limit_malloc_arenas()
     parser = _parser()
     try:
         args = parser.parse_args(argv)
