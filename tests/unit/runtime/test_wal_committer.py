@@ -114,7 +114,9 @@ def test_a_failure_is_the_one_error_of_the_commit_and_stops_the_others(tmp_path,
         committer.commit(committables, CTX)
     # the other segment stopped at its next run, and neither is deleted: the commit is
     # retried as a whole
-    assert [n for _, path, n in committer.applied if path == good] == [10, 10]
+    # (no run at all when the good segment's thread starts after the failure)
+    good_runs = [n for _, path, n in committer.applied if path == good]
+    assert len(good_runs) <= 2 and set(good_runs) <= {10}, good_runs
     assert WriteAheadLog.exists(bad) and WriteAheadLog.exists(good)
     committer.hook = lambda path, i: None
     committer.commit(committables, CTX)
