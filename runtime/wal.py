@@ -440,8 +440,11 @@ class WalCommitter(Committer, Generic[A]):
     def apply_segment(self, applier: A, path: str, context: CommitContext,
                       stop: threading.Event) -> None:
         """Apply segment ``path`` with ``applier``, in order (stream it with
-        :func:`segment_runs` and pass it ``stop``).  Called by :meth:`apply`."""
-        raise NotImplementedError
+        :func:`segment_runs` and pass it ``stop``).  Called by :meth:`apply`; a subclass that
+        keeps this default applier must define it (the lake committer overrides :meth:`apply`
+        instead and never gets here)."""
+        raise NotImplementedError(f"{type(self).__name__}.apply_segment: a WAL sink applying "
+                                  f"segments concurrently defines how one segment is applied")
 
     def apply(self, segments: list[str], context: CommitContext) -> None:
         """Apply the (existing) ``segments``, deleting each once it is applied.  Default:
