@@ -24,6 +24,7 @@ from sources.mysql.catalog import TableFilter, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import Dialect, detect
 from sources.mysql.offset import BinlogOffset
+from sources.mysql import positions
 from sources.mysql.protocol import connect, translate, translated
 from sources.mysql.snapshot import RawChunk, TableGone, backfill, merge, now_ms, read_chunk
 from sources.mysql.chunkfilter import ChunkFilter
@@ -39,15 +40,19 @@ class _Undecoded:
     """A chunk read by the fetch thread, decoded into its batch by the reader's thread (in
     :meth:`MySqlReader._poll_chunk`) while the fetch thread waits for the next chunk's rows."""
 
-    __slots__ = ("raw", "zero_null", "ts_ms", "versions")
+    __slots__ = ("raw", "zero_null", "ts_ms", "versions", "high")
 
-    def __init__(self, raw: RawChunk, zero_null: bool, ts_ms: int, versions: np.ndarray):
+    def __init__(self, raw: RawChunk, zero_null: bool, ts_ms: int, versions: np.ndarray,
+                 high: BinlogOffset):
         self.raw, self.zero_null, self.ts_ms, self.versions = raw, zero_null, ts_ms, versions
+        self.high = high
 
     def batch(self) -> ChangeBatch:
         rb = self.raw.to_arrow(self.zero_null)
-        return ChangeBatch(self.raw.table.schema, "r" * rb.num_rows, arrow=rb, ts_ms=self.ts_ms,
-                           versions=self.versions)
+        n, high = rb.num_rows, self.high
+        return ChangeBatch(self.raw.table.schema, "r" * n, arrow=rb, ts_ms=self.ts_ms,
+                           versions=self.versions,
+                           positions=positions.constant(n, high.file, high.pos, high.gtid))
 
 
 class _ChunkFetcher(threading.Thread):
@@ -142,11 +147,14 @@ class _ChunkFetcher(threading.Thread):
         # the binlog's version shift when the chunk was made, or a larger one)
         versions = np.full(n, high.version - 1 + split.version_shift, dtype=np.int64)
         ts_ms = now_ms()
+        if rows is None and rb is None:
+            return split, _Undecoded(raw, zero_null, ts_ms, versions, high)
+        where = positions.constant(n, high.file, high.pos, high.gtid)
         if rows is not None:
-            return split, ChangeBatch(table.schema, "r" * n, rows=rows, ts_ms=ts_ms, versions=versions)
-        if rb is not None:
-            return split, ChangeBatch(table.schema, "r" * n, arrow=rb, ts_ms=ts_ms, versions=versions)
-        return split, _Undecoded(raw, zero_null, ts_ms, versions)
+            return split, ChangeBatch(table.schema, "r" * n, rows=rows, ts_ms=ts_ms,
+                                      versions=versions, positions=where)
+        return split, ChangeBatch(table.schema, "r" * n, arrow=rb, ts_ms=ts_ms, versions=versions,
+                                  positions=where)
 
     def stop(self) -> None:
         self.stopped.set()
