@@ -7,7 +7,8 @@
    of its own, alternating in each round, best of ``--rounds`` (peak RSS: the highest):
    * ``bare mysqlclient``: MySQLdb's SSCursor, ``fetchmany(10000)`` until the end (no Arrow);
    * ``bare connectorx -> parquet``: ``connectorx.read_sql(return_type="arrow")`` (``p``
-     partitions on id) then ``pyarrow.parquet.write_table``.
+     partitions on id) then ``pyarrow.parquet.write_table``, with the codec the hub writes
+     (``--codec``, default the files sink's zstd; pyarrow's own default is snappy).
    ``vs mc`` is the ratio to the bare mysqlclient read (p=1), ``vs cx`` to connectorx ->
    Parquet at the same parallelism.  A bare path whose package is missing is left out
    (``pip install mysqlclient connectorx``).
@@ -52,7 +53,9 @@ startup-mode = "initial-only"
 {sink}
 """
 SINKS = {"blackhole": '[sink]\ntype = "blackhole"\n',
-         "parquet": '[sink]\ntype = "files"\npath = "{dir}/lake"\nformat = "parquet"\n'}
+         "parquet": '[sink]\ntype = "files"\npath = "{dir}/lake"\nformat = "parquet"\n'
+                    '[sink.format-options]\ncompression = "{codec}"\n'}
+CODEC = ["zstd"]   # --codec: the Parquet codec of both the hub and the bare path
 
 
 def fill(server, rows: int) -> None:
@@ -93,7 +96,7 @@ def snapshot(server, p: int, sink: str) -> tuple[float, float]:
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
         f.write(PIPELINE.format(p=p, dir=work, connection=server.source_toml(),
-                                sink=SINKS[sink].format(dir=work)))
+                                sink=SINKS[sink].format(dir=work, codec=CODEC[0])))
     try:
         r = run_hub(path)
     finally:
@@ -101,7 +104,7 @@ def snapshot(server, p: int, sink: str) -> tuple[float, float]:
     return r.run_s, r.peak_rss_mb
 
 
-def bare(server_url: str, p: int, client: str, out: str) -> None:
+def bare(server_url: str, p: int, client: str, out: str, codec: str) -> None:
     """In its own process (``--bare``): the bare read with ``client``; prints rows, seconds,
     peak RSS as JSON."""
     from urllib.parse import urlparse
@@ -127,7 +130,7 @@ def bare(server_url: str, p: int, client: str, out: str) -> None:
         table = connectorx.read_sql(server_url, "SELECT * FROM bench.orders",
                                     return_type="arrow", **kw)
         os.makedirs(out, exist_ok=True)
-        pq.write_table(table, f"{out}/orders.parquet")
+        pq.write_table(table, f"{out}/orders.parquet", compression=codec)
         n = table.num_rows
     secs = time.monotonic() - t0
     print(json.dumps({"rows": n, "secs": secs,
@@ -150,7 +153,8 @@ def run_bare(server, p: int, client: str) -> tuple[float, float]:
     url = f"mysql://{server.user}:{server.password}@{server.host}:{server.port}/bench"
     work = tempfile.mkdtemp(prefix="hub-mysql-bench-bare-")
     try:
-        out = subprocess.run([sys.executable, __file__, "--bare", url, str(p), client, work],
+        out = subprocess.run([sys.executable, __file__, "--bare", url, str(p), client, work,
+                              CODEC[0]],
                              capture_output=True, text=True, check=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -160,8 +164,8 @@ def run_bare(server, p: int, client: str) -> tuple[float, float]:
 
 def snapshots(server, rows: int, rounds: int) -> None:
     """Every path once per round, alternating; the best of ``rounds`` of each."""
-    print(f"snapshot of {rows:,} rows (hub run, initial-only); best of {rounds}, "
-          "peak RSS the highest")
+    print(f"snapshot of {rows:,} rows (hub run, initial-only; Parquet: {CODEC[0]} both paths); "
+          f"best of {rounds}, peak RSS the highest")
     best: dict[tuple[str, int], tuple[float, float]] = {}
 
     def note(path: str, p: int, secs: float, rss: float) -> None:
@@ -283,17 +287,20 @@ def fetched(server, dialect, table, start, end, n: int, reflect: bool) -> tuple[
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--bare":
-        bare(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+        bare(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--changes", type=int, default=200_000)
     ap.add_argument("--rounds", type=int, default=3, help="snapshot rounds (best of)")
     ap.add_argument("--skip", default="", help="comma-separated: snapshot, binlog")
+    ap.add_argument("--codec", default="zstd", help="Parquet codec of both paths (the files "
+                    "sink's default: zstd)")
     ap.add_argument("--keep-table", action="store_true",
                     help="don't refill bench.orders when it holds --rows rows already")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    CODEC[0] = args.codec
     server = mariadb.from_env()
     owned = None
     if server is None:

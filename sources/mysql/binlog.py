@@ -94,11 +94,11 @@ class _Acc:
     versions: list = field(default_factory=list)
     runs: list = field(default_factory=list)   # positions: one Run per rows event (or row)
     tx_start: int = 0
+    has_before: bool = False                   # some entry of ``before`` is not None
 
     def batch(self) -> ChangeBatch:
-        has_before = any(b is not None for b in self.before)
         return ChangeBatch(self.table.schema, "".join(self.ops), rows=self.rows,
-                           before=self.before if has_before else None, ts_ms=self.ts,
+                           before=self.before if self.has_before else None, ts_ms=self.ts,
                            versions=self.versions, positions=from_runs(self.runs))
 
 
@@ -508,7 +508,6 @@ class BinlogFetcher(threading.Thread):
             acc = self.accs[table.table_id] = _Acc(table)
         base = version_of(file, event_pos) + self.shift
         filt = self.filter if self.filter.active else None
-        key = m.key
         if full and filt is None and not skip:
             n = len(rows)
             if op != "u":
@@ -516,11 +515,13 @@ class BinlogFetcher(threading.Thread):
                 acc.before.extend([None] * n)
             else:
                 befores, afters = zip(*rows) if n else ((), ())
-                if list(map(key, befores)) != list(map(key, afters)):
+                kv = m.key_values
+                if kv is not None and list(map(kv, befores)) != list(map(kv, afters)):
                     return self._add_rows(acc, m, op, rows, full, base, file, event_pos, ts_ms,
                                           0, server_id, gtid, None)
                 acc.rows.extend(afters)
                 acc.before.extend(befores)
+                acc.has_before = True
             acc.ops.append(op * n)
             acc.ts.extend([ts_ms] * n)
             acc.versions.extend(range(base, base + n))
@@ -559,6 +560,8 @@ class BinlogFetcher(threading.Thread):
                 acc.ops.append(e_op)
                 acc.rows.append(row)
                 acc.before.append(before)
+                if before is not None:
+                    acc.has_before = True
                 acc.ts.append(ts_ms)
                 acc.versions.append(base + i)
                 acc.runs.append(Run(1, file, event_pos, server_id, gtid, i))
