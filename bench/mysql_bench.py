@@ -312,10 +312,11 @@ def main() -> None:
         if "snapshot" not in skip:
             snapshots(server, args.rows, args.rounds)
         if "binlog" not in skip:
-            print(f"\nbinlog decoding ({args.changes:,} row images each, one reader; 'fetch': the "
-                  "binlog split's fetch loop on the updates; 'reflected': the updates read by the "
-                  "binlog split as changes a snapshot chunk already has)")
-            print(f"{'kind':>9} {'images':>10} {'images/s':>12} {'per CPU s':>12}")
+            print(f"\nbinlog decoding ({args.changes:,} changes each, one reader; an update is one "
+                  "change of two row images, before and after; 'fetch': the binlog split's fetch "
+                  "loop on the updates; 'reflected': the updates read by the binlog split as "
+                  "changes a snapshot chunk already has)")
+            print(f"{'kind':>9} {'changes':>10} {'changes/s':>12} {'per CPU s':>12}")
             for kind, n, rate, cpu in binlog(server, args.changes):
                 print(f"{kind:>9} {n:>10,} {rate:>12,.0f} {cpu:>12,.0f}")
     finally:
