@@ -22,6 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from hub.errors import ConfigErrors
 from hub.registry import list_plugins
@@ -35,8 +36,8 @@ from runtime.errors import ConfigError, HubError
 log = logging.getLogger("hub.service")
 
 TOML_BODY = {"requestBody": {"required": True, "content": {
-    "application/toml": {"schema": {"type": "string"}},
-    "text/plain": {"schema": {"type": "string"}}}}}
+    "application/toml": {"schema": {"type": "string", "minLength": 1}},
+    "text/plain": {"schema": {"type": "string", "minLength": 1}}}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": schemas.ErrorBody} for code in (400, 401, 404, 409, 422)}
 _bearer = HTTPBearer(auto_error=False, description="HUB_TOKEN, when the service has one")
@@ -55,7 +56,8 @@ def create_app(supervisor: Supervisor, token: str | None = None) -> FastAPI:
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
             raise _Unauthorized()
 
-    guard = [Depends(authorized)]
+    # declared (and in the OpenAPI document) only when the service has a token
+    guard = [Depends(authorized)] if token is not None else []
     _install_error_handlers(app)
 
     # -- the page and metrics ---------------------------------------------------------------
@@ -214,10 +216,12 @@ class _Unauthorized(HubError):
     pass
 
 
-def _error(status: int, message: str, errors: list[str] | None = None) -> JSONResponse:
+def _error(status: int, message: str, errors: list[str] | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse({"error_code": status, "message": message, "errors": errors or []},
-                        status_code=status,
-                        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+                        status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -257,8 +261,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(422, lines[0] + more, lines)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route of the path only: every route
+            # of it, as RFC 9110 asks
+            methods = {m for r in app.router.routes if r.matches(request.scope)[0] != Match.NONE
+                       for m in getattr(r, "methods", None) or ()}
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(methods))}
+        return _error(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:
