@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():
+    # Starlette 1.x asks for httpx2 instead of httpx; the TestClient works with either
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fastapi.testclient import TestClient  # noqa: E402
 
 from hub.service.api import create_app  # noqa: E402
 from hub.service.supervisor import Supervisor  # noqa: E402
