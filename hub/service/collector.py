@@ -126,8 +126,9 @@ def _collect_one(h: PipelineHandle, f: _Families, now: float) -> None:
                    "backpressure)", ["pipeline", "subtask"])
     for sub in h.subtasks():
         queued.add_metric([p, str(sub["id"])], sub["queued"])
-        if sub["capacity"]:
-            fill.add_metric([p, str(sub["id"])], sub["queued"] / sub["capacity"])
+        # no queue while no attempt runs: empty, not full
+        fill.add_metric([p, str(sub["id"])],
+                        sub["queued"] / sub["capacity"] if sub["capacity"] else 0.0)
 
     f.counter("schema_changes", "Schema changes emitted by the source", ["pipeline"]).add_metric(
         [p], sum(m.schema_changes))

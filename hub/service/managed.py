@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from hub import runner
@@ -157,6 +158,7 @@ class ManagedPipeline(PipelineHandle):
         self.on_event(self, "restored")
         watcher = ControlWatcher(lock.path.rsplit("/", 1)[0], control.request_savepoint)
         watcher.start()
+        started = time.monotonic()
         try:
             result = runner._run_with_restarts(spec, storage, connectors, restore, self.metrics,
                                                control, dead_letter, notify=self._restarting)
@@ -165,7 +167,7 @@ class ManagedPipeline(PipelineHandle):
         if result.savepoint_path:
             self.savepoint = result.savepoint_path
         self.state = "FINISHED" if result.status == "finished" else self._then
-        self._say(f"{result.status} (last checkpoint {result.last_checkpoint})")
+        runner._summary(spec, self.metrics, result, time.monotonic() - started, dead_letter)
 
     def _restarting(self, line: str) -> None:
         self._say(line)

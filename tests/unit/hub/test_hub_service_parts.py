@@ -71,3 +71,34 @@ def test_record_in_and_checkpoint_history():
         m.last_checkpoint = CheckpointInfo(i, float(i), 0.1)
     assert m.last_checkpoint.checkpoint_id == 59
     assert [c.checkpoint_id for c in m.checkpoint_history][:1] == [10], "the newest 50 kept"
+
+
+def test_grafana_dashboard_uses_only_metrics_the_service_exposes(tmp_path):
+    import json
+    import os
+    import re
+
+    from prometheus_client import generate_latest
+
+    from hub.config import load_pipeline
+    from hub.service.collector import registry_for
+    from hub.service.handle import PipelineHandle
+
+    path = tmp_path / "p.toml"
+    path.write_text(f'[pipeline]\nname = "p"\n[checkpoint]\ndir = "{tmp_path}/s"\n'
+                    '[source]\ntype = "datagen"\ntables = ["orders"]\n[sink]\ntype = "blackhole"\n')
+    h = PipelineHandle(load_pipeline(str(path)))
+    h.metrics.record_in(0, "datagen.orders", "rc", 1_000)
+    os.makedirs(tmp_path / "s" / "checkpoints" / "chk-000001")
+    (tmp_path / "s" / "checkpoints" / "chk-000001" / "_metadata").write_text("{}")
+    h.metrics.last_checkpoint = CheckpointInfo(1, 1.0, 0.1)
+    h.metrics.watermark_ms = 1_000
+    for gauge in ("binlog_lag_s", "snapshot_chunks_done", "snapshot_chunks_started"):
+        h.metrics.set_gauge("reader-0", gauge, 1.0)
+    exposed = set(re.findall(r"^(hub_\w+)", generate_latest(registry_for(lambda: [h])).decode(),
+                             re.MULTILINE))
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..")
+    with open(os.path.join(root, "examples", "grafana-dashboard.json")) as f:
+        exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+    used = {name for e in exprs for name in re.findall(r"\bhub_\w+", e)}
+    assert len(used) > 10 and used - exposed == set()
