@@ -57,6 +57,12 @@ class ManagedPipeline(PipelineHandle):
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def stopping(self) -> bool:
+        """A stop (or pause) was asked for and the run has not ended yet."""
+        control = self.control
+        return self.running and control is not None and control.stop.is_set()
+
     def start(self, from_savepoint: str | None = None) -> None:
         """Start a run: from ``from_savepoint`` when given, else from the latest checkpoint."""
         with self._lock:

@@ -136,9 +136,12 @@ class Supervisor:
 
     def resume(self, name: str) -> ManagedPipeline:
         p = self.get(name)
+        if p.running and p.stopping:  # a pause or stop still taking its final checkpoint
+            p.join(STOP_WAIT_S)
         if p.running:
-            if p.current_state() == "PAUSED":
-                raise Conflict(f"pipeline {name!r} is still pausing; try again in a moment")
+            if p.stopping:
+                raise Conflict(f"pipeline {name!r} is still stopping (its final checkpoint "
+                               f"runs); try again in a moment")
             return p
         savepoint = self._target(name).get("savepoint")
         self._set_target(name, "running", savepoint)

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("fastapi")
 with warnings.catch_warnings():
     # Starlette 1.x asks for httpx2 instead of httpx; the TestClient works with either
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
 from hub.service.api import create_app  # noqa: E402
