@@ -59,7 +59,11 @@ class Supervisor:
     def open(self) -> None:
         """Lock the state folder and start every pipeline whose target is running."""
         os.makedirs(self.pipelines_dir, exist_ok=True)
-        self._service_lock.acquire(f"service on {self.root}")
+        try:
+            self._service_lock.acquire("service")
+        except HubError:
+            raise HubError(f"another hub serve runs on {self.root} (it holds "
+                           f"{self._service_lock.path})") from None
         for name in sorted(os.listdir(self.pipelines_dir)):
             folder = os.path.join(self.pipelines_dir, name)
             if name.startswith(".") or not os.path.isdir(folder):

@@ -186,3 +186,44 @@ def test_no_secret_in_any_answer_or_log(client, tmp_path, caplog):
     for answer in answers:
         assert SECRET not in answer
     assert SECRET not in caplog.text
+
+
+def test_one_service_per_state_folder(supervisor):
+    from hub.service.supervisor import Supervisor
+    from runtime.errors import HubError
+
+    with pytest.raises(HubError, match="another hub serve runs on"):
+        Supervisor(supervisor.root).open()
+
+
+def test_pipelines_start_again_with_the_service(tmp_path):
+    """A service closed (SIGTERM) and opened again: running pipelines resume from their final
+    checkpoint, paused ones stay paused, finished ones are not run again."""
+    from hub.service.supervisor import Supervisor
+
+    sup = Supervisor(str(tmp_path / "state"))
+    sup.open()
+    try:
+        sup.create(datagen_toml("keeps-running"))
+        sup.create(datagen_toml("paused"))
+        sup.create(datagen_toml("bounded", rps=0, rows=100))
+        wait_for(lambda: all(sup.get(n).metrics.last_checkpoint for n in
+                             ("keeps-running", "paused")), 30, "checkpoints")
+        sup.pause("paused")
+        wait_for(lambda: sup.get("bounded").state == "FINISHED", 30, "FINISHED")
+        wait_for(lambda: sup.get("paused").state == "PAUSED", 30, "PAUSED")
+    finally:
+        sup.close(wait_s=30)
+    final = sup.get("keeps-running").metrics.last_checkpoint.checkpoint_id
+
+    again = Supervisor(str(tmp_path / "state"))
+    again.open()
+    try:
+        assert {n: p.state for n, p in again.pipelines.items()} == {
+            "keeps-running": "RUNNING", "paused": "PAUSED", "bounded": "FINISHED"}
+        p = again.get("keeps-running")
+        wait_for(lambda: p.metrics.restored_from is not None, 30, "the restore")
+        assert p.metrics.restored_from == final
+        assert not again.get("paused").running and not again.get("bounded").running
+    finally:
+        again.close(wait_s=30)
