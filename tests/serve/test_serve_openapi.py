@@ -37,6 +37,10 @@ schemathesis.openapi.media_type("text/plain", TOML)
 _STATE = tempfile.mkdtemp(prefix="hub-openapi-")
 _SUPERVISOR = Supervisor(_STATE)
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(_SUPERVISOR))
+#: the same pipelines behind a token: the document declares it, and a request without it (or
+#: with a wrong one) must get a 401 (schemathesis' ignored_auth check)
+TOKEN = "openapi-t0ken"
+guarded = schemathesis.openapi.from_asgi("/openapi.json", create_app(_SUPERVISOR, TOKEN))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,10 +52,20 @@ def _supervisor():
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, derandomize=True,
+@settings(max_examples=20, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case):
-    response = case.call()
+    _check(case, case.call())
+
+
+@guarded.parametrize()
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_api_with_a_token_conforms_to_its_openapi_document(case):
+    _check(case, case.call(headers={"Authorization": f"Bearer {TOKEN}"}))
+
+
+def _check(case, response) -> None:
     # a pipeline file is a string to the schema: which strings are valid TOML pipelines it
     # can't say, so a schema-valid body may well get a 400 naming its problems
     case.validate_response(response, excluded_checks=[positive_data_acceptance])
