@@ -73,7 +73,8 @@ def test_create_status_metrics_and_lifecycle(client, supervisor):
     assert r.status_code == 200 and r.json()["state"] == "STOPPED", r.text
     h = client.get("/pipelines/orders-bh/checkpoints").json()
     assert h["savepoints"] == ["sp-a", "sp-b"]
-    assert [e["savepoint"] for e in h["history"][:2]] == ["sp-b", "sp-a"]
+    assert h["history"][0]["savepoint"] == "sp-b", "the stop's savepoint is the last one"
+    assert "sp-a" in [e["savepoint"] for e in h["history"]]
     assert client.put("/pipelines/orders-bh/resume").status_code == 202
     s = _checkpointed(client, "orders-bh", after=h["history"][0]["id"])
     assert s["checkpoints"]["restored_from"] > h["history"][0]["id"], "from sp-b's copy"
