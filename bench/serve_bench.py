@@ -1,25 +1,27 @@
-"""What the service and its metrics cost: datagen -> blackhole throughput run three ways, side
-by side in the same run, repeated alternately (best of ``--repeat`` each, the machine being
-shared, the order rotated each round):
+"""What the service and its metrics cost: datagen -> blackhole run three ways, side by side in
+the same run, the order rotated each round:
 
 * ``hub run``: the pipeline alone (the runtime's counters included: they are always on);
 * ``hub run --http`` with ``/metrics`` and ``/status`` fetched every ``--scrape`` seconds;
-* ``hub serve`` running it, created through the API, with ``/metrics``, the status of every
-  pipeline (what the page polls) and the page fetched every ``--scrape`` seconds.
+* ``hub serve`` running it, created through the API, with ``/metrics``, every pipeline's status
+  (what the page polls) and the page fetched every ``--scrape`` seconds.
 
-    python bench/serve_bench.py [--rows 3000000] [--parallelism 1] [--repeat 3] [--scrape 1]
+    python bench/serve_bench.py [--rows 40000000] [--parallelism 1] [--repeat 3] [--scrape 1]
 
-Also prints the cost of the per-batch counters the service reads (rows by table and op, the
-last event time), per batch and as a share of the per-batch time at the measured rate.
+For each: rows/s over the pipeline's own run time (its summary line), and CPU seconds the
+process spent per million rows between the run's start line and its summary line (read from
+/proc: what the process itself burnt, much steadier than rows/s on a shared machine).  The
+medians are compared.  Last, the cost of the per-batch counters the service reads (rows by
+table and op, the last event time) against a bare per-table count.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
+import argparse
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,12 +30,20 @@ import time
 import timeit
 import urllib.request
 from collections import defaultdict
+from dataclasses import dataclass
 
-from hubrun import _SUMMARY, datagen_pipeline, run_hub
+from hubrun import _SUMMARY, datagen_pipeline
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SINK = '[sink]\ntype = "blackhole"\n'
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Result:
+    rows_per_s: float
+    cpu_s_per_mrows: float
 
 
 def _free_port() -> int:
@@ -42,14 +52,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 class Scraper(threading.Thread):
-    """Fetches ``urls`` every ``interval`` seconds until stopped; counts what it fetched."""
+    """Fetches ``urls`` every ``interval`` seconds until stopped."""
 
     def __init__(self, urls: list[str], interval: float):
         super().__init__(daemon=True)
         self.urls, self.interval = urls, interval
         self.stopped = threading.Event()
-        self.fetched = self.failed = 0
+        self.fetched = 0
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -59,73 +76,88 @@ class Scraper(threading.Thread):
                         r.read()
                     self.fetched += 1
                 except OSError:
-                    self.failed += 1  # not up yet, or gone: the run's own rate is what counts
+                    pass  # not up yet, or gone: the run's own figures are what count
 
 
-def _pipeline(work: str, name: str, rows: int, parallelism: int) -> str:
+def _measure(cmd: list[str], log: str, ready=None, scraper: Scraper | None = None,
+             end=None) -> Result:
+    """Run ``cmd`` (stderr to ``log``); ``ready(proc)`` once it says ``serving on``; CPU read
+    at the run's start line (``starting:``) and its summary line."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+    cpu0 = cpu1 = None
+    served = False
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            text = open(log).read()
+            if ready and not served and "serving on" in text:
+                ready()
+                served = True
+            if cpu0 is None and "hub: " in text and "starting: " in text:
+                cpu0 = _cpu_s(proc.pid)
+                if scraper:
+                    scraper.start()
+            m = _SUMMARY.search(text)
+            if m:
+                cpu1 = _cpu_s(proc.pid)
+                break
+            if proc.poll() is not None:
+                raise SystemExit(f"{cmd} ended early:\n{text[-3000:]}")
+            time.sleep(0.01)
+        else:
+            raise SystemExit(f"{cmd}: no summary line within 900s")
+    finally:
+        if scraper:
+            scraper.stopped.set()
+        if end:
+            end(proc)
+        proc.wait(120)
+    rows, run_s = int(m.group(1).replace(",", "")), float(m.group(2).replace(",", ""))
+    return Result(rows / run_s, (cpu1 - cpu0) / rows * 1e6)
+
+
+def _pipeline(work: str, rows: int, parallelism: int) -> str:
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     path = os.path.join(work, "pipeline.toml")
     with open(path, "w") as f:
-        f.write(datagen_pipeline(name, parallelism, f"{work}/state", rows, SINK))
+        f.write(datagen_pipeline("bench", parallelism, f"{work}/state", rows, SINK))
     return path
 
 
-def run_plain(work: str, rows: int, p: int, scrape: float) -> float:
-    return run_hub(_pipeline(work, "bench", rows, p)).rows_per_s
+def _hub(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hub", *args]
 
 
-def run_http(work: str, rows: int, p: int, scrape: float) -> float:
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    scraper = Scraper([f"{base}/metrics", f"{base}/status"], scrape)
-    scraper.start()
-    try:
-        return run_hub(_pipeline(work, "bench", rows, p), "--http", f"127.0.0.1:{port}").rows_per_s
-    finally:
-        scraper.stopped.set()
+def run_plain(work: str, rows: int, p: int, scrape: float) -> Result:
+    path = _pipeline(work, rows, p)
+    return _measure(_hub("run", path, "--no-progress"), os.path.join(work, "log"))
 
 
-def run_serve(work: str, rows: int, p: int, scrape: float) -> float:
-    path = _pipeline(work, "bench", rows, p)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = os.path.join(work, "serve.log")
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", "--state",
-                                 os.path.join(work, "service"), "--listen", f"127.0.0.1:{port}"],
-                                stdout=out, stderr=out)
-    scraper = Scraper([f"{base}/metrics", f"{base}/pipelines?expand=status", f"{base}/"],
-                      scrape)
-    try:
-        _wait(lambda: "serving on" in open(log).read(), 60)
+def run_http(work: str, rows: int, p: int, scrape: float) -> Result:
+    path = _pipeline(work, rows, p)
+    base = f"http://127.0.0.1:{(port := _free_port())}"
+    return _measure(_hub("run", path, "--no-progress", "--http", f"127.0.0.1:{port}"),
+                    os.path.join(work, "log"),
+                    scraper=Scraper([f"{base}/metrics", f"{base}/status"], scrape))
+
+
+def run_serve(work: str, rows: int, p: int, scrape: float) -> Result:
+    path = _pipeline(work, rows, p)
+    base = f"http://127.0.0.1:{(port := _free_port())}"
+
+    def create() -> None:
         with open(path, "rb") as f:
             req = urllib.request.Request(f"{base}/pipelines", data=f.read(), method="POST",
                                          headers={"Content-Type": "application/toml"})
-        urllib.request.urlopen(req, timeout=30).read()
-        scraper.start()
-        _wait(lambda: _state(base) == "FINISHED", 600)
-    finally:
-        scraper.stopped.set()
-        proc.terminate()
-        proc.wait(60)
-    m = _SUMMARY.search(open(log).read())
-    if m is None:
-        raise SystemExit(f"no summary line in the service's log:\n{open(log).read()[-3000:]}")
-    return int(m.group(1).replace(",", "")) / float(m.group(2).replace(",", ""))
+        urllib.request.urlopen(req, timeout=60).read()
 
-
-def _state(base: str) -> str | None:
-    with urllib.request.urlopen(f"{base}/pipelines/bench/status", timeout=10) as r:
-        return json.load(r)["state"]
-
-
-def _wait(pred, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out")
-        time.sleep(0.1)
+    return _measure(_hub("serve", "--state", os.path.join(work, "service"), "--listen",
+                         f"127.0.0.1:{port}"), os.path.join(work, "log"), ready=create,
+                    scraper=Scraper([f"{base}/metrics", f"{base}/pipelines?expand=status",
+                                     f"{base}/"], scrape),
+                    end=lambda proc: proc.terminate())
 
 
 def counter_cost_ns(batch: int) -> tuple[float, float]:
@@ -147,7 +179,7 @@ def counter_cost_ns(batch: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=3_000_000)
+    ap.add_argument("--rows", type=int, default=40_000_000)
     ap.add_argument("--parallelism", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8192, help="datagen's batch-size (default)")
@@ -155,30 +187,34 @@ def main() -> None:
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="hub-serve-bench-")
     modes = {"hub run": run_plain, "hub run --http": run_http, "hub serve": run_serve}
-    best: dict[str, float] = {}
+    results: dict[str, list[Result]] = {name: [] for name in modes}
+    names = list(modes)
     try:
-        names = list(modes)
         for i in range(args.repeat):
             # each round starts with another mode: a drift of the machine's load over a round
             # favours none of them
             for name in names[i % len(names):] + names[:i % len(names)]:
-                fn = modes[name]
-                rate = fn(os.path.join(work, re.sub(r"\W", "", name)), args.rows,
-                          args.parallelism, args.scrape)
-                best[name] = max(best.get(name, 0.0), rate)
-                print(f"  round {i + 1}: {name:<15} {rate:>12,.0f} rows/s", flush=True)
+                r = modes[name](os.path.join(work, re.sub(r"\W", "", name)), args.rows,
+                                args.parallelism, args.scrape)
+                results[name].append(r)
+                print(f"  round {i + 1}: {name:<15} {r.rows_per_s:>12,.0f} rows/s "
+                      f"{r.cpu_s_per_mrows:>8.3f} CPU s per million rows", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    base = best["hub run"]
-    print(f"\n{'mode':<15} {'rows/s (best)':>14} {'vs hub run':>11}   "
-          f"({args.rows:,} rows, p={args.parallelism}, fetch every {args.scrape}s)")
-    for name, rate in best.items():
-        print(f"{name:<15} {rate:>14,.0f} {100 * (rate / base - 1):>+10.1f}%")
+    med = {n: (statistics.median(r.rows_per_s for r in rs),
+               statistics.median(r.cpu_s_per_mrows for r in rs)) for n, rs in results.items()}
+    base_rate, base_cpu = med["hub run"]
+    print(f"\n({args.rows:,} rows, p={args.parallelism}, fetches every {args.scrape}s, "
+          f"medians of {args.repeat})")
+    print(f"{'mode':<15} {'rows/s':>12} {'vs run':>8} {'CPU s/Mrows':>12} {'vs run':>8}")
+    for name, (rate, cpu) in med.items():
+        print(f"{name:<15} {rate:>12,.0f} {100 * (rate / base_rate - 1):>+7.1f}% "
+              f"{cpu:>12.3f} {100 * (cpu / base_cpu - 1):>+7.1f}%")
     full, bare = counter_cost_ns(args.batch)
-    per_batch_ns = args.batch / base * 1e9
+    per_batch_ns = args.batch / base_rate * 1e9
     print(f"\ncounters per {args.batch}-row batch: {full:,.0f} ns (a bare per-table count: "
           f"{bare:,.0f} ns) = {100 * (full - bare) / per_batch_ns:.2f}% of a batch's time at "
-          f"{base:,.0f} rows/s")
+          f"{base_rate:,.0f} rows/s")
 
 
 if __name__ == "__main__":

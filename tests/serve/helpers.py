@@ -53,7 +53,11 @@ class Service:
             [sys.executable, "-m", "hub", "serve", "--state", state, "--listen", listen],
             env={**os.environ, **(env or {})}, stdout=self.log, stderr=self.log, text=True)
         start = os.path.getsize(log_path)
-        self.url = wait_for(lambda: self._url(start), 60, "the service to listen")
+        try:
+            self.url = wait_for(lambda: self._url(start), 60, "the service to listen")
+        except BaseException:
+            self.kill()
+            raise
 
     def _url(self, start: int) -> str | None:
         if self.proc.poll() is not None:
@@ -68,7 +72,8 @@ class Service:
             return f.read()
 
     def kill(self) -> None:
-        self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
         self.proc.wait()
         self.log.close()
 

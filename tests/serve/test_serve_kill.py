@@ -57,18 +57,19 @@ def test_kill_9_of_the_service_resumes_every_pipeline_exactly_once(tmp_path, ref
     for round_ in range(3):
         before = {n: latest_checkpoint(states[n]) for n in names}
         svc = Service(service_state, log)
-        if round_ == 0:
-            for n in names:
-                status, body = request("POST", f"{svc.url}/pipelines", texts[n])
-                assert status == 201, body
-        # every pipeline makes progress in every round, however loaded the machine
-        wait_for(lambda: all(latest_checkpoint(states[n]) > before[n] for n in names)
-                 or all(s == "FINISHED" for s in _states(svc).values()), 60,
-                 "a new checkpoint of every pipeline")
-        time.sleep(rnd.uniform(0.0, 0.6))
-        running = "RUNNING" in _states(svc).values()
-        svc.kill()
-        kills += running
+        try:
+            if round_ == 0:
+                for n in names:
+                    status, body = request("POST", f"{svc.url}/pipelines", texts[n])
+                    assert status == 201, body
+            # every pipeline makes progress in every round, however loaded the machine
+            wait_for(lambda: all(latest_checkpoint(states[n]) > before[n] for n in names)
+                     or all(s == "FINISHED" for s in _states(svc).values()), 60,
+                     "a new checkpoint of every pipeline")
+            time.sleep(rnd.uniform(0.0, 0.6))
+            kills += "RUNNING" in _states(svc).values()
+        finally:
+            svc.kill()  # also when the round failed: no service left running
     assert kills >= 2, f"only {kills} kill(s) hit running pipelines (HUB_TEST_SEED={seed})"
 
     svc = Service(service_state, log)
