@@ -160,6 +160,51 @@ def run_serve(work: str, rows: int, p: int, scrape: float) -> Result:
                     end=lambda proc: proc.terminate())
 
 
+def direct_costs(work: str, scrape: float) -> None:
+    """The service's own CPU, measured without a busy pipeline beside it: idle (nothing asked
+    of it) and per request, with one (finished) pipeline to report on.  Its share of a core at
+    one fetch of each URL every ``scrape`` seconds is what it takes from a pipeline bound to
+    one core by the GIL."""
+    os.makedirs(work, exist_ok=True)
+    path = _pipeline(os.path.join(work, "p"), 10_000, 2)
+    base = f"http://127.0.0.1:{(port := _free_port())}"
+    log = os.path.join(work, "serve.log")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(_hub("serve", "--state", os.path.join(work, "service"),
+                                     "--listen", f"127.0.0.1:{port}"), stdout=out, stderr=out)
+    try:
+        while "serving on" not in open(log).read():
+            time.sleep(0.05)
+        with open(path, "rb") as f:
+            urllib.request.urlopen(urllib.request.Request(
+                f"{base}/pipelines", data=f.read(), method="POST",
+                headers={"Content-Type": "application/toml"}), timeout=60).read()
+        while not _SUMMARY.search(open(log).read()):
+            time.sleep(0.05)
+        time.sleep(1)
+        c0, t0 = _cpu_s(proc.pid), time.monotonic()
+        time.sleep(10)
+        idle = (_cpu_s(proc.pid) - c0) / (time.monotonic() - t0)
+        urls = ["/metrics", "/pipelines?expand=status", "/pipelines/bench/status", "/"]
+        per: dict[str, float] = {}
+        for url in urls:
+            for _ in range(20):  # warm
+                urllib.request.urlopen(base + url).read()
+            c0, n = _cpu_s(proc.pid), 500
+            for _ in range(n):
+                urllib.request.urlopen(base + url).read()
+            per[url] = (_cpu_s(proc.pid) - c0) / n
+    finally:
+        proc.terminate()
+        proc.wait(60)
+    print(f"\nthe service's own CPU: idle {idle * 100:.2f}% of a core")
+    for url, cpu in per.items():
+        print(f"  {url:<26} {cpu * 1000:6.2f} ms CPU per request")
+    page = sum(per[u] for u in ("/metrics", "/pipelines?expand=status", "/")) / scrape
+    print(f"  fetching /metrics, every status and the page every {scrape}s: "
+          f"{(idle + page) * 100:.2f}% of a core (idle included)")
+
+
 def counter_cost_ns(batch: int) -> tuple[float, float]:
     """ns per batch of ``batch`` inserts of the counters as they are (rows by table and op,
     event time) and of the bare per-table count they grew from."""
@@ -184,13 +229,17 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8192, help="datagen's batch-size (default)")
     ap.add_argument("--scrape", type=float, default=1.0, help="seconds between fetches")
+    ap.add_argument("--rate", type=float, default=5_000_000,
+                    help="with --direct-only: the rows/s the counters' share is told at")
+    ap.add_argument("--direct-only", action="store_true",
+                    help="only the service's own CPU (idle, per request) and the counters")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="hub-serve-bench-")
     modes = {"hub run": run_plain, "hub run --http": run_http, "hub serve": run_serve}
     results: dict[str, list[Result]] = {name: [] for name in modes}
     names = list(modes)
     try:
-        for i in range(args.repeat):
+        for i in range(0 if args.direct_only else args.repeat):
             # each round starts with another mode: a drift of the machine's load over a round
             # favours none of them
             for name in names[i % len(names):] + names[:i % len(names)]:
@@ -199,8 +248,19 @@ def main() -> None:
                 results[name].append(r)
                 print(f"  round {i + 1}: {name:<15} {r.rows_per_s:>12,.0f} rows/s "
                       f"{r.cpu_s_per_mrows:>8.3f} CPU s per million rows", flush=True)
+        base_rate = _compare(results, args) if not args.direct_only else args.rate
+        direct_costs(os.path.join(work, "direct"), args.scrape)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    full, bare = counter_cost_ns(args.batch)
+    per_batch_ns = args.batch / base_rate * 1e9
+    print(f"\ncounters per {args.batch}-row batch: {full:,.0f} ns (a bare per-table count: "
+          f"{bare:,.0f} ns) = {100 * (full - bare) / per_batch_ns:.2f}% of a batch's time at "
+          f"{base_rate:,.0f} rows/s")
+
+
+def _compare(results: dict[str, list[Result]], args: argparse.Namespace) -> float:
+    """Print the medians side by side; returns hub run's rate."""
     med = {n: (statistics.median(r.rows_per_s for r in rs),
                statistics.median(r.cpu_s_per_mrows for r in rs)) for n, rs in results.items()}
     base_rate, base_cpu = med["hub run"]
@@ -210,12 +270,7 @@ def main() -> None:
     for name, (rate, cpu) in med.items():
         print(f"{name:<15} {rate:>12,.0f} {100 * (rate / base_rate - 1):>+7.1f}% "
               f"{cpu:>12.3f} {100 * (cpu / base_cpu - 1):>+7.1f}%")
-    full, bare = counter_cost_ns(args.batch)
-    per_batch_ns = args.batch / base_rate * 1e9
-    print(f"\ncounters per {args.batch}-row batch: {full:,.0f} ns (a bare per-table count: "
-          f"{bare:,.0f} ns) = {100 * (full - bare) / per_batch_ns:.2f}% of a batch's time at "
-          f"{base_rate:,.0f} rows/s")
-
+    return base_rate
 
 if __name__ == "__main__":
     main()

@@ -52,14 +52,14 @@ def _supervisor():
 
 
 @schema.parametrize()
-@settings(max_examples=20, deadline=None, derandomize=True,
+@settings(max_examples=12, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case):
     _check(case, case.call())
 
 
 @guarded.parametrize()
-@settings(max_examples=8, deadline=None, derandomize=True,
+@settings(max_examples=5, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_api_with_a_token_conforms_to_its_openapi_document(case):
     _check(case, case.call(headers={"Authorization": f"Bearer {TOKEN}"}))
