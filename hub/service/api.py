@@ -30,7 +30,7 @@ from hub.service import page, schemas
 from hub.service.collector import registry_for
 from hub.service.managed import Conflict
 from hub.service.masking import masked_config
-from hub.service.supervisor import BODY, NotFound, Supervisor
+from hub.service.supervisor import BODY, Broken, NotFound, Supervisor
 from runtime.errors import ConfigError, HubError
 
 log = logging.getLogger("hub.service")
@@ -63,7 +63,8 @@ def create_app(supervisor: Supervisor, token: str | None = None) -> FastAPI:
     # -- the page and metrics ---------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
-        return page.overview(list(supervisor.pipelines.values()), token is not None)
+        return page.overview(list(supervisor.pipelines.values()), token is not None,
+                             dict(supervisor.broken))
 
     @app.get("/ui/pipelines/{name}", response_class=HTMLResponse, include_in_schema=False)
     def detail(name: str) -> str:
@@ -79,10 +80,13 @@ def create_app(supervisor: Supervisor, token: str | None = None) -> FastAPI:
     @app.get("/pipelines", summary="The pipelines: names, or with expand=status their status",
              response_model=list[str] | dict[str, schemas.Status])
     def list_pipelines(expand: str | None = Query(None, pattern="^status$")) -> Any:
+        """Names of the pipelines (those whose stored file does not load any more included:
+        their status answers 409 with the problems); with ``expand=status`` the status of
+        each that loads."""
         pipelines = sorted(supervisor.pipelines.values(), key=lambda p: p.name)
         if expand == "status":
             return {p.name: p.status() for p in pipelines}
-        return [p.name for p in pipelines]
+        return sorted([p.name for p in pipelines] + list(supervisor.broken))
 
     @app.get("/pipelines/{name}", response_model=schemas.PipelineDetail, responses=_ERRORS)
     def get_pipeline(name: str) -> Any:
@@ -234,6 +238,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConfigError)
     async def config_error(_: Request, exc: ConfigError) -> JSONResponse:
         return _error(400, str(exc))
+
+    @app.exception_handler(Broken)
+    async def broken(_: Request, exc: Broken) -> JSONResponse:
+        return _error(409, str(exc), exc.problems)
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -142,12 +142,18 @@ def _script(refresh: str, needs_token: bool) -> str:
     return _SCRIPT % {"needs_token": "true" if needs_token else "false", "refresh": refresh}
 
 
-def overview(pipelines: list[PipelineHandle], needs_token: bool) -> str:
-    """The overview page: every pipeline, one row each."""
+def overview(pipelines: list[PipelineHandle], needs_token: bool,
+             broken: dict[str, str] | None = None) -> str:
+    """The overview page: every pipeline, one row each; then those whose stored file does not
+    load any more, with their first problem."""
     pipelines = sorted(pipelines, key=lambda p: p.name)
     body = "<h1>cdc-hub</h1>"
-    body += _table(_row(p, True) for p in pipelines) if pipelines else \
+    body += _table(_row(p, True) for p in pipelines) if pipelines or broken else \
         "<p id='empty'>No pipelines yet: create one with  POST /pipelines  (a TOML body).</p>"
+    if broken:
+        items = "".join(f"<li id='broken-{escape(n, quote=True)}'><b>{escape(n)}</b>: "
+                        f"{escape(text.splitlines()[0])}</li>" for n, text in sorted(broken.items()))
+        body += f"<h2>Not loading</h2><ul>{items}</ul>"
     body += "<p><a href='/docs'>API</a> · <a href='/metrics'>metrics</a></p>"
     return _page("cdc-hub", body, _script(_REFRESH_ALL, needs_token))
 

@@ -42,6 +42,15 @@ class NotFound(HubError):
     """No pipeline of that name."""
 
 
+class Broken(HubError):
+    """A stored pipeline whose file does not load any more (an ``${ENV}`` it names is gone, a
+    plugin was uninstalled): listed, deletable, not runnable until fixed."""
+
+    def __init__(self, name: str, problems: str):
+        self.name, self.problems = name, problems.splitlines()
+        super().__init__(f"pipeline {name!r} does not load any more: {self.problems[0]}")
+
+
 class Supervisor:
     """Creates, runs, stops and forgets the pipelines of one state folder.  Thread-safe."""
 
@@ -125,8 +134,13 @@ class Supervisor:
         return pipeline
 
     def get(self, name: str) -> ManagedPipeline:
+        """The pipeline ``name``; :class:`NotFound`, or :class:`Broken` for a stored pipeline
+        whose file does not load any more."""
         with self._lock:
             pipeline = self.pipelines.get(name)
+            broken = self.broken.get(name)
+        if broken is not None:
+            raise Broken(name, broken)
         if pipeline is None:
             raise NotFound(f"no pipeline named {name!r}")
         return pipeline
@@ -176,6 +190,10 @@ class Supervisor:
 
     def delete(self, name: str) -> None:
         """Stop (final checkpoint) and forget the pipeline; its checkpoints stay."""
+        with self._lock:
+            if self.broken.pop(name, None) is not None:
+                shutil.rmtree(os.path.join(self.pipelines_dir, name), ignore_errors=True)
+                return
         p = self.get(name)
         if not p.stop(then="STOPPED"):
             raise Conflict(f"pipeline {name!r} did not stop within {STOP_WAIT_S:.0f}s")

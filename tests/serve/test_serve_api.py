@@ -228,3 +228,38 @@ def test_pipelines_start_again_with_the_service(tmp_path):
         assert not again.get("paused").running and not again.get("bounded").running
     finally:
         again.close(wait_s=30)
+
+
+def test_a_stored_pipeline_that_no_longer_loads_is_shown_and_deletable(tmp_path, monkeypatch):
+    """Its ${ENV} gone when the service starts again: listed, its status a 409 with the
+    problem, on the page, deletable; the others run."""
+    from fastapi.testclient import TestClient
+
+    from hub.service.api import create_app
+    from hub.service.supervisor import Supervisor
+
+    monkeypatch.setenv("HUB_TEST_TABLE", "orders")
+    sup = Supervisor(str(tmp_path / "state"))
+    sup.open()
+    try:
+        sup.create(datagen_toml("env-based").replace('tables = ["orders", "customers"]',
+                                                     'tables = ["${HUB_TEST_TABLE}"]'))
+        sup.create(datagen_toml("plain"))
+    finally:
+        sup.close(wait_s=30)
+    monkeypatch.delenv("HUB_TEST_TABLE")
+    again = Supervisor(str(tmp_path / "state"))
+    again.open()
+    try:
+        with TestClient(create_app(again), raise_server_exceptions=False) as c:
+            assert c.get("/pipelines").json() == ["env-based", "plain"]
+            r = c.get("/pipelines/env-based/status")
+            assert r.status_code == 409, r.text
+            assert "does not load any more" in r.json()["message"]
+            assert "HUB_TEST_TABLE" in r.json()["message"]
+            assert "id='broken-env-based'" in c.get("/").text
+            assert c.get("/pipelines/plain/status").json()["state"] == "RUNNING"
+            assert c.delete("/pipelines/env-based").status_code == 204
+            assert c.get("/pipelines").json() == ["plain"]
+    finally:
+        again.close(wait_s=30)
