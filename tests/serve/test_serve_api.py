@@ -263,3 +263,21 @@ def test_a_stored_pipeline_that_no_longer_loads_is_shown_and_deletable(tmp_path,
             assert c.get("/pipelines").json() == ["plain"]
     finally:
         again.close(wait_s=30)
+
+
+def test_restarts_after_transient_errors_are_counted_and_said(client, tmp_path):
+    """A source that can't connect (transient): restarted as [restart] says, each restart
+    counted (status, metrics) with its reason, then FAILED with the last error."""
+    text = MYSQL_WITH_SECRET.format(lake=tmp_path / "lake").replace(
+        "attempts = 0", 'attempts = 2\ndelay = "50ms"')
+    assert client.post("/pipelines", content=text).status_code == 201
+    s = wait_for(lambda: (st := _status(client, "secretive"))["state"] == "FAILED" and st,
+                 60, "FAILED after the restarts")
+    assert s["restarts"] == 2
+    assert len(s["errors"]) == 3 and "restarting from the latest checkpoint" in \
+        s["errors"][0]["message"]
+    assert "gave up after 2 restarts" in s["last_error"]
+    m = _metrics(client)
+    assert m[("hub_restarts_total", (("pipeline", "secretive"),))] == 2
+    assert m[("hub_errors_total", (("pipeline", "secretive"),))] == 3
+    assert m[("hub_pipeline_state", (("pipeline", "secretive"), ("state", "FAILED")))] == 1
