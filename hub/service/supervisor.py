@@ -122,6 +122,12 @@ class Supervisor:
         with self._lock:
             if spec.name in self.pipelines or spec.name in self.broken:
                 raise Conflict(f"pipeline {spec.name!r} already exists")
+            for other in self.pipelines.values():
+                if spec.checkpoint.dir == other.spec.checkpoint.dir:
+                    # two runs on one checkpoint folder would resume each other's state
+                    raise Conflict(f"pipeline {other.name!r} already keeps its checkpoints in "
+                                   f"{other.spec.checkpoint.dir}: give [checkpoint] dir "
+                                   f"another folder")
             folder = os.path.join(self.pipelines_dir, spec.name)
             os.makedirs(folder, exist_ok=True)
             write_atomically(os.path.join(folder, "pipeline.toml"), text.encode())

@@ -281,3 +281,12 @@ def test_restarts_after_transient_errors_are_counted_and_said(client, tmp_path):
     assert m[("hub_restarts_total", (("pipeline", "secretive"),))] == 2
     assert m[("hub_errors_total", (("pipeline", "secretive"),))] == 3
     assert m[("hub_pipeline_state", (("pipeline", "secretive"), ("state", "FAILED")))] == 1
+
+
+def test_two_pipelines_can_not_share_a_checkpoint_folder(client, tmp_path):
+    shared = f'[checkpoint]\ndir = "{tmp_path / "shared"}"'
+    first = datagen_toml("first").replace('[checkpoint]', shared)
+    assert client.post("/pipelines", content=first).status_code == 201
+    r = client.post("/pipelines", content=first.replace('name = "first"', 'name = "second"'))
+    assert r.status_code == 409
+    assert r.json()["message"].startswith("pipeline 'first' already keeps its checkpoints in")
