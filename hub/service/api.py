@@ -134,6 +134,16 @@ def create_app(supervisor: Supervisor, token: str | None = None) -> FastAPI:
         log.info("created pipeline %s (%s -> %s)", p.name, p.spec.source_type, p.spec.sink_type)
         return _info(p)
 
+    @app.put("/pipelines/{name}/config", response_model=schemas.PipelineInfo,
+             openapi_extra=TOML_BODY, responses=_ERRORS, dependencies=guard,
+             summary="Replace a pipeline's file (TOML), validated first; a running pipeline "
+                     "restarts from its final checkpoint under it")
+    async def update(name: str, request: Request) -> Any:
+        text = await _toml_body(request)
+        p = await run_in_threadpool(supervisor.update, name, text)
+        log.info("updated pipeline %s", name)
+        return _info(p)
+
     # -- acting -------------------------------------------------------------------------------
     @app.put("/pipelines/{name}/pause", status_code=202, response_model=schemas.PipelineInfo,
              responses=_ERRORS, dependencies=guard,

@@ -139,6 +139,41 @@ class Supervisor:
         pipeline.start()
         return pipeline
 
+    def update(self, name: str, text: str) -> ManagedPipeline:
+        """Replace the file of pipeline ``name`` (Kafka Connect's ``PUT .../config``): the new
+        file is validated first; a running pipeline stops with a final checkpoint and starts
+        again from it under the new file."""
+        spec = self.validate(text)
+        if spec.name != name:
+            raise ConfigError(f"the file names pipeline {spec.name!r}, not {name!r}: a "
+                              f"pipeline keeps its name", key="pipeline.name")
+        with self._lock:
+            broken = name in self.broken
+            old = None if broken else self.get(name)
+            for other in self.pipelines.values():
+                if other.name != name and spec.checkpoint.dir == other.spec.checkpoint.dir:
+                    raise Conflict(f"pipeline {other.name!r} already keeps its checkpoints "
+                                   f"in {spec.checkpoint.dir}: give [checkpoint] dir another "
+                                   f"folder")
+        was_running = old is not None and old.running
+        if old is not None and not old.stop(then="STOPPED"):
+            raise Conflict(f"pipeline {name!r} did not stop within {STOP_WAIT_S:.0f}s; its "
+                           f"final checkpoint is still running")
+        with self._lock:
+            path = os.path.join(self.pipelines_dir, name, "pipeline.toml")
+            write_atomically(path, text.encode())
+            os.chmod(path, 0o600)
+            pipeline = ManagedPipeline(self._load(path), self._on_event)
+            if old is not None:
+                pipeline.state, pipeline.savepoint = old.state, old.savepoint
+            self.broken.pop(name, None)
+            self.pipelines[name] = pipeline
+        target = self._target(name)
+        if was_running or (broken and target["target"] == "running"):
+            self._set_target(name, "running", target.get("savepoint"))
+            pipeline.start(target.get("savepoint"))
+        return pipeline
+
     def get(self, name: str) -> ManagedPipeline:
         """The pipeline ``name``; :class:`NotFound`, or :class:`Broken` for a stored pipeline
         whose file does not load any more."""

@@ -290,3 +290,21 @@ def test_two_pipelines_can_not_share_a_checkpoint_folder(client, tmp_path):
     r = client.post("/pipelines", content=first.replace('name = "first"', 'name = "second"'))
     assert r.status_code == 409
     assert r.json()["message"].startswith("pipeline 'first' already keeps its checkpoints in")
+
+
+def test_update_a_pipelines_file(client):
+    """PUT .../config: validated first (the pipeline runs on unharmed when the new file is
+    bad); a good one restarts the pipeline from its final checkpoint under the new file."""
+    assert client.post("/pipelines", content=datagen_toml("upd")).status_code == 201
+    before = _checkpointed(client, "upd")["checkpoints"]["last"]["id"]
+    r = client.put("/pipelines/upd/config", content="[pipeline]\nname = 'upd'\n")
+    assert r.status_code == 400 and "missing [source] section" in r.text
+    r = client.put("/pipelines/upd/config", content=datagen_toml("other"))
+    assert r.status_code == 400 and "a pipeline keeps its name" in r.json()["message"]
+    assert _status(client, "upd")["state"] == "RUNNING"
+    r = client.put("/pipelines/upd/config", content=datagen_toml("upd", parallelism=1))
+    assert r.status_code == 200 and r.json()["parallelism"] == 1, r.text
+    s = _checkpointed(client, "upd", after=before)
+    assert s["parallelism"] == 1 and len(s["subtasks"]) == 1
+    assert s["checkpoints"]["restored_from"] > before, "resumed from the final checkpoint"
+    assert client.get("/pipelines/upd/config").json()["pipeline"]["parallelism"] == 1
