@@ -69,6 +69,7 @@ class ManagedPipeline(PipelineHandle):
             if self.running:
                 raise Conflict(f"pipeline {self.name!r} is already running")
             self.metrics = PipelineMetrics(self.spec.parallelism)  # each run counts anew
+            self.savepoint = None  # the last savepoint of this run (a stop may resume from it)
             self.state, self._then = "RUNNING", "STOPPED"
             self.control = runner._Control(None)
             self._thread = threading.Thread(target=self._run, args=(from_savepoint,),

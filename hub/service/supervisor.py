@@ -213,6 +213,9 @@ class Supervisor:
         p = self.get(name)
         if savepoint is not None:
             _check_savepoint_name(savepoint)
+            if not p.running:
+                raise Conflict(f"pipeline {name!r} is not running ({p.current_state()}): no "
+                               f"savepoint to take; it resumes from its latest checkpoint")
         self._set_target(name, "stopped")
         ended = p.stop(savepoint, then="STOPPED")
         if ended and savepoint is not None and p.savepoint:

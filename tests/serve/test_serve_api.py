@@ -79,6 +79,11 @@ def test_create_status_metrics_and_lifecycle(client, supervisor):
     s = _checkpointed(client, "orders-bh", after=h["history"][0]["id"])
     assert s["checkpoints"]["restored_from"] > h["history"][0]["id"], "from sp-b's copy"
 
+    # a stopped pipeline has no savepoint to take: refused, never the last one's path reused
+    r = client.put("/pipelines/orders-bh/stop", params={"savepoint": "sp-c"})
+    assert r.status_code == 200
+    r = client.put("/pipelines/orders-bh/stop", params={"savepoint": "sp-d"})
+    assert r.status_code == 409 and "is not running (STOPPED)" in r.json()["message"]
     r = client.post("/pipelines/orders-bh/restart")
     assert r.status_code == 200 and r.json()["state"] == "RUNNING", r.text
     assert client.delete("/pipelines/orders-bh").status_code == 204
