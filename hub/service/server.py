@@ -21,8 +21,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8083  # Kafka Connect's
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``(host, port)`` of a ``--listen`` / ``--http`` value; ConfigError when malformed."""
+def parse_listen(text: str, option: str = "--listen") -> tuple[str, int]:
+    """``(host, port)`` of a ``--listen`` / ``--http`` value; ConfigError (naming
+    ``option``) when malformed."""
     text = text.strip()
     host, port = DEFAULT_HOST, text
     if text.startswith("["):
@@ -34,7 +35,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     elif not text.isdigit():
         host, port = text, str(DEFAULT_PORT)
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen {text!r}: expected HOST:PORT (e.g. 127.0.0.1:8083)")
+        raise ConfigError(f"{option} {text!r}: expected HOST:PORT (e.g. 127.0.0.1:8083)")
     return host, int(port)
 
 
