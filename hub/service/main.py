@@ -68,7 +68,7 @@ def serve_one(handle: Any, listen: str) -> Callable[[], None]:
     from hub.service.api_one import create_app
     from hub.service.server import bind, parse_listen, serve_in_thread, url_of
 
-    host, port = parse_listen(listen)
+    host, port = parse_listen(listen, "--http")
     sock = bind(host, port)
     server = serve_in_thread(create_app(handle), sock)
     print(f"hub: serving status and metrics on {url_of(sock)}", file=sys.stderr, flush=True)
