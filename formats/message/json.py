@@ -185,6 +185,7 @@ class JsonMessageFormat(MessageFormat):
 
     name: ClassVar[str] = "json"
     config_class: ClassVar = JsonMessageConfig
+    has_key_form: ClassVar[bool] = True
 
     def decoder(self) -> MessageDecoder:
         return JsonDecoder(self.config)

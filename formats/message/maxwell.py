@@ -90,6 +90,7 @@ class MaxwellJsonFormat(MessageFormat):
 
     name: ClassVar[str] = "maxwell-json"
     config_class: ClassVar = MaxwellJsonConfig
+    has_key_form: ClassVar[bool] = True
 
     def decoder(self) -> MessageDecoder:
         return MaxwellJsonDecoder(self.config)
