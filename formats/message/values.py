@@ -37,6 +37,16 @@ def infer_type(value: Any) -> DataType:
     return T("STRING")
 
 
+class JsonNumber(float):
+    """A JSON number with a fraction or an exponent, as a decoder read it (``parse_float``):
+    a float for every use, and its ``text`` for DECIMAL columns, which take it exactly."""
+
+    def __new__(cls, text: str) -> JsonNumber:
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
 def column_array(vals: list[Any], dtype: DataType) -> pa.Array:
     """JSON-decoded values of one column as an Arrow array of ``dtype``.  Raises ValueError
     (naming the value) when one does not convert."""
@@ -47,7 +57,9 @@ def column_array(vals: list[Any], dtype: DataType) -> pa.Array:
         return pa.array(vals, target)
     if dtype.kind == "DECIMAL":
         # numbers are accepted too (some producers write decimals as JSON numbers)
-        vals = [v if v is None or isinstance(v, str) else str(Decimal(str(v))) for v in vals]
+        vals = [v if v is None or isinstance(v, str) else
+                format(Decimal(v.text), "f") if isinstance(v, JsonNumber) else
+                str(Decimal(str(v))) for v in vals]
     elif dtype.is_string:
         vals = [v if v is None or isinstance(v, str) else
                 json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)

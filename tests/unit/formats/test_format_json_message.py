@@ -25,7 +25,9 @@ def test_round_trip_with_declared_columns(name):
     batch = ChangeBatch(SCHEMA, "ud", rows=ROWS, before=[ROWS[1], None], ts_ms=[1000, 2000])
     enc = fmt.encoder()
     values, keys = enc.encode(batch, "t"), enc.encode_keys(batch, "t")
-    assert keys == [b'{"id":1}', b'{"id":2}']
+    assert keys == ([b'{"id":1}', b'{"id":2}'] if name == "json" else  # Maxwell's keys
+                    [b'{"database":"shop","table":"items","pk.id":1}',
+                     b'{"database":"shop","table":"items","pk.id":2}'])
     out = fmt.decoder().decode(keys, values, [0, 0], "t")
     assert out.bad == []
     (back,) = out.elements
