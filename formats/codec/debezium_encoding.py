@@ -64,11 +64,12 @@ from runtime.schema import Column, TableSchema
 from runtime.types import T
 
 _NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-_PRIMITIVE = {"BOOLEAN": "boolean", "TINYINT": "int8", "SMALLINT": "int16", "INT": "int32",
+# TINYINT is int16 as in Debezium (MySQL's TINYINT may be unsigned: JdbcValueConverters)
+_PRIMITIVE = {"BOOLEAN": "boolean", "TINYINT": "int16", "SMALLINT": "int16", "INT": "int32",
               "BIGINT": "int64", "FLOAT": "float", "DOUBLE": "double", "BINARY": "bytes",
               "VARBINARY": "bytes", "BYTES": "bytes"}
 #: types whose Connect schema says all there is to say (no hub.logical-type parameter)
-_PLAIN = frozenset({"BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE",
+_PLAIN = frozenset({"BOOLEAN", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE",
                     "STRING", "BYTES", "DATE", "JSON"})
 
 

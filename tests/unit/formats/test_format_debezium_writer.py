@@ -342,3 +342,17 @@ def test_enum_bits_year_and_geometries_round_trip_with_their_source_types():
         dataclasses.replace(c, source_type="geometry") if c is shape else c
         for c in MYSQL_SCHEMA.columns))
     assert out.elements[0].rows() == batch.rows()  # the SRID too
+
+
+def test_tinyint_is_int16_as_debezium_writes_it_and_reads_back_as_tinyint():
+    """Debezium writes MySQL's TINYINT as INT16 (it may be unsigned); before: int8."""
+    schema = TableSchema("d.t", (Column("id", T("INT"), False), Column("tiny", T("TINYINT"))),
+                         ("id",))
+    fmt = resolve_message_format("debezium-json", {"schema-include": True})
+    batch = ChangeBatch(schema, "c", rows=[(1, -128)], ts_ms=1)
+    enc = fmt.encoder()
+    values, keys = enc.encode(batch, "t"), enc.encode_keys(batch, "t")
+    field = json.loads(values[0])["schema"]["fields"][1]["fields"][1]
+    assert (field["type"], field["parameters"]["hub.logical-type"]) == ("int16", "TINYINT")
+    out = fmt.decoder().decode(keys, values, [0], "t")
+    assert out.elements[0].schema == schema and out.elements[0].rows() == [(1, -128)]
