@@ -59,10 +59,11 @@ def _describe(cp: CompletedCheckpoint) -> str:
 
 
 def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
-    """The source and sink of a validated pipeline; the sink checked (e.g. its path is
-    writable) so that a run fails before it starts, in one line."""
+    """The source and sink of a validated pipeline, both checked (the source's server answers,
+    the sink's path is writable) so that a run fails before it starts, in one line."""
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
+    source.check()
     sink.check()
     return source, sink
 

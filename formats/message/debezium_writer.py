@@ -135,8 +135,8 @@ class DebeziumJsonEncoder(MessageEncoder):
             ops, '","ts_ms":', ms, ',"ts_us":', us, ',"ts_ns":', ns, "}" + tail, "")
 
     def _objects(self, rb: pa.RecordBatch, schema: TableSchema) -> pa.Array:
-        encoded, enc_schema = encoded_batch(rb, schema, self.modes)
-        return object_texts(encoded, enc_schema, json_as_string=True)
+        encoded, enc_schema, structs = encoded_batch(rb, schema, self.modes)
+        return object_texts(encoded, enc_schema, json_as_string=True, raw=structs)
 
     def _before(self, batch: ChangeBatch) -> pa.Array:
         """Before images of updates (``null`` where there is none)."""

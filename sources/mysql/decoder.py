@@ -26,7 +26,7 @@ from sources.mysql.tablemap import (
     T_JSON, T_LONG, T_LONG_BLOB, T_LONGLONG, T_MEDIUM_BLOB, T_NEWDECIMAL, T_SET, T_SHORT, T_STRING,
     T_TIME, T_TIME2, T_TIMESTAMP, T_TIMESTAMP2, T_TINY, T_TINY_BLOB, T_VAR_STRING, T_VARCHAR,
     T_YEAR, TableMap, string_length)
-from sources.mysql.types import NativeColumn
+from sources.mysql.types import NativeColumn, wkb_of
 
 MISSING = type("Missing", (), {"__repr__": lambda self: "MISSING", "__slots__": ()})()
 
@@ -233,7 +233,7 @@ class _Gen:
             if t == T_JSON:
                 lines.append(f"{ind}{v} = {self.bind('JSON', json_text)}({v})")
             elif nat.is_geometry:
-                lines.append(f"{ind}{v} = {v}[4:]")
+                lines.append(f"{ind}{v} = {self.bind('GEO', wkb_of)}({v})")
             elif not nat.is_binary:
                 lines.append(f"{ind}{v} = {v}.decode({self._codec(nat)!r})")
             return lines
