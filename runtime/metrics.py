@@ -45,6 +45,8 @@ class PipelineMetrics:
     rows_out: list[defaultdict[str, int]] = field(default_factory=list)
     #: per source subtask: (table, op) -> rows emitted
     ops_in: list[defaultdict[tuple[str, str], int]] = field(default_factory=list)
+    #: per sink subtask: (table, op) -> rows handed to the writer
+    ops_out: list[defaultdict[tuple[str, str], int]] = field(default_factory=list)
     #: per source subtask: event time (ms) of the newest change of its last emitted batch
     last_event_ts_ms: list[int | None] = field(default_factory=list)
     #: per source subtask: wall time (s) it last emitted a batch
@@ -70,6 +72,7 @@ class PipelineMetrics:
             self.rows_in = [defaultdict(int) for _ in range(n)]
             self.rows_out = [defaultdict(int) for _ in range(n)]
         self.ops_in = self.ops_in or [defaultdict(int) for _ in range(n)]
+        self.ops_out = self.ops_out or [defaultdict(int) for _ in range(n)]
         self.last_event_ts_ms = self.last_event_ts_ms or [None] * n
         self.last_event_at = self.last_event_at or [None] * n
         self.schema_changes = self.schema_changes or [0] * n
@@ -95,6 +98,14 @@ class PipelineMetrics:
             self.last_event_ts_ms[subtask] = max_ts
         self.last_event_at[subtask] = time.time()
 
+    def record_out(self, subtask: int, table: str, ops: str) -> None:
+        """Sink subtask ``subtask`` handed a batch of ``table`` to its writer (called by its
+        thread only)."""
+        self.rows_out[subtask][table] += len(ops)
+        per_op = self.ops_out[subtask]
+        for op, n in count_ops(ops):
+            per_op[(table, op)] += n
+
     def checkpoint_failed(self) -> None:
         self.checkpoints_failed += 1
 
@@ -119,10 +130,11 @@ class PipelineMetrics:
                     out[table][k] += n
         return {t: (v[0], v[1]) for t, v in sorted(out.items())}
 
-    def ops_totals(self) -> dict[tuple[str, str], int]:
-        """(table, op) -> rows in, summed over subtasks."""
+    def ops_totals(self, side: str = "in") -> dict[tuple[str, str], int]:
+        """(table, op) -> rows in (``side`` "in": emitted by the source) or out ("out":
+        handed to the sink's writers), summed over subtasks."""
         out: dict[tuple[str, str], int] = defaultdict(int)
-        for c in self.ops_in:
+        for c in (self.ops_in if side == "in" else self.ops_out):
             for key, n in list(c.items()):
                 out[key] += n
         return dict(sorted(out.items()))

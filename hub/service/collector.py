@@ -72,10 +72,10 @@ def _collect_one(h: PipelineHandle, f: _Families, now: float) -> None:
                         ["pipeline", "table", "op"])
     for (table, op), n in m.ops_totals().items():
         rows_in.add_metric([p, table, op], n)
-    rows_out = f.counter("records_out", "Change events written by the sink",
-                         ["pipeline", "table"])
-    for table, (_, n) in m.totals().items():
-        rows_out.add_metric([p, table], n)
+    rows_out = f.counter("records_out", "Change events handed to the sink's writers",
+                         ["pipeline", "table", "op"])
+    for (table, op), n in m.ops_totals("out").items():
+        rows_out.add_metric([p, table, op], n)
 
     lag = m.event_time_lag_s(now)
     if lag is not None:

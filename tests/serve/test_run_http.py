@@ -27,9 +27,8 @@ def test_run_http_serves_status_and_metrics(tmp_path):
         s = wait_for(lambda: (r := request("GET", f"{url}/status"))[0] == 200
                      and r[1]["checkpoints"]["last"] and r[1], 30, "a checkpoint")
         assert s["name"] == "fg" and s["state"] == "RUNNING" and s["rows_in"] > 0
-        status, metrics = request("GET", f"{url}/metrics")
-        assert status == 200 and 'hub_records_out_total{pipeline="fg",table="datagen.orders"}' \
-            in metrics
+        wait_for(lambda: 'hub_records_out_total{op="c",pipeline="fg",table="datagen.orders"}'
+                 in request("GET", f"{url}/metrics")[1], 30, "rows out by op")
         status, page = request("GET", f"{url}/")
         assert status == 200 and "<tbody id='subtasks'>" in page and "<button" not in page
         assert request("POST", f"{url}/status", "x")[0] == 405, "read-only"

@@ -64,6 +64,9 @@ def test_record_in_and_checkpoint_history():
     assert m.totals() == {"db.t": (4, 0), "db.u": (1, 0)}
     assert m.ops_totals() == {("db.t", "c"): 2, ("db.t", "d"): 1, ("db.t", "u"): 1,
                               ("db.u", "r"): 1}
+    m.record_out(1, "db.t", "cd")
+    assert m.totals()["db.t"] == (4, 2)
+    assert m.ops_totals("out") == {("db.t", "c"): 1, ("db.t", "d"): 1}
     assert m.event_time_lag_s(now=10.0) == 7.0, "from the newest event time of any subtask"
     assert m.idle_s() is not None and m.idle_s() < 5
     assert m.last_checkpoint is None
@@ -89,6 +92,7 @@ def test_grafana_dashboard_uses_only_metrics_the_service_exposes(tmp_path):
                     '[source]\ntype = "datagen"\ntables = ["orders"]\n[sink]\ntype = "blackhole"\n')
     h = PipelineHandle(load_pipeline(str(path)))
     h.metrics.record_in(0, "datagen.orders", "rc", 1_000)
+    h.metrics.record_out(0, "datagen.orders", "rc")
     os.makedirs(tmp_path / "s" / "checkpoints" / "chk-000001")
     (tmp_path / "s" / "checkpoints" / "chk-000001" / "_metadata").write_text("{}")
     h.metrics.last_checkpoint = CheckpointInfo(1, 1.0, 0.1)
