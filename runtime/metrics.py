@@ -51,6 +51,9 @@ class PipelineMetrics:
     last_event_ts_ms: list[int | None] = field(default_factory=list)
     #: per source subtask: wall time (s) it last emitted a batch
     last_event_at: list[float | None] = field(default_factory=list)
+    #: per source subtask: wall time (s) up to which it last said it emitted everything
+    #: (``ReaderOutput.caught_up``)
+    caught_up_at: list[float | None] = field(default_factory=list)
     #: per source subtask: schema changes emitted
     schema_changes: list[int] = field(default_factory=list)
     checkpoints_completed: int = 0
@@ -75,6 +78,7 @@ class PipelineMetrics:
         self.ops_out = self.ops_out or [defaultdict(int) for _ in range(n)]
         self.last_event_ts_ms = self.last_event_ts_ms or [None] * n
         self.last_event_at = self.last_event_at or [None] * n
+        self.caught_up_at = self.caught_up_at or [None] * n
         self.schema_changes = self.schema_changes or [0] * n
 
     @property
@@ -105,6 +109,10 @@ class PipelineMetrics:
         per_op = self.ops_out[subtask]
         for op, n in count_ops(ops):
             per_op[(table, op)] += n
+
+    def record_caught_up(self, subtask: int, at_s: float) -> None:
+        """Source subtask ``subtask`` emitted everything the source held up to ``at_s``."""
+        self.caught_up_at[subtask] = at_s
 
     def checkpoint_failed(self) -> None:
         self.checkpoints_failed += 1
@@ -141,11 +149,14 @@ class PipelineMetrics:
 
     def event_time_lag_s(self, now: float | None = None) -> float | None:
         """Now minus the event time of the newest change emitted (over subtasks that emitted
-        any): how far behind the source the pipeline is, None before the first change."""
-        stamps = [t for t in list(self.last_event_ts_ms) if t is not None]
+        any), or minus the newest time a source subtask said it had emitted everything up to
+        (a heartbeat on a quiet database), whichever is later: how far behind the source the
+        pipeline is; None before the first change or heartbeat."""
+        stamps = [t / 1000 for t in list(self.last_event_ts_ms) if t is not None]
+        stamps += [t for t in list(self.caught_up_at) if t is not None]
         if not stamps:
             return None
-        return max(0.0, (now or time.time()) - max(stamps) / 1000)
+        return max(0.0, (now or time.time()) - max(stamps))
 
     def idle_s(self, now: float | None = None) -> float | None:
         """Seconds since any source subtask last emitted a batch, None before the first."""

@@ -73,6 +73,12 @@ class ReaderOutput(ABC):
     def split_finished(self, split_id: str) -> None:
         """The split is done: its watermark no longer holds the reader's watermark back."""
 
+    def caught_up(self, at_s: float) -> None:
+        """The source holds nothing newer than wall time ``at_s`` (seconds) that this reader
+        has not emitted: e.g. a database log's heartbeat came while no change was pending.
+        The event-time lag is then measured from ``at_s`` rather than from the last change,
+        so a quiet source shows no lag.  Default: nothing."""
+
 
 class ReaderContext(ABC):
     """Runtime services for a reader."""

@@ -64,6 +64,9 @@ class _Output(ReaderOutput):
         self._metrics.record_in(self._subtask, batch.schema.table, batch.ops, max_ts)
         self._task.emit(batch)
 
+    def caught_up(self, at_s: float) -> None:
+        self._metrics.record_caught_up(self._subtask, at_s)
+
     def collect_schema_change(self, change: SchemaChange, split_id: str) -> None:
         self._metrics.schema_changes[self._subtask] += 1
         self._task.emit(change)

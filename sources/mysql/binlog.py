@@ -123,6 +123,9 @@ class BinlogFetcher(threading.Thread):
         self.stopped = threading.Event()
         self.decoder = RowsDecoder(config.zero_date == "null", dialect.name == "mariadb")
         self.lag_s = 0.0
+        #: wall time (s) of the last heartbeat outside a transaction: nothing was left to
+        #: read (read by the reader's thread)
+        self.caught_up_at = 0.0
         self.full_metadata = True
         self.charsets: Charsets | None = None
         self.handed = False                  # a unit went out since the last connection failure
@@ -437,6 +440,10 @@ class BinlogFetcher(threading.Thread):
                     if pending_rows or boundary != self.offset or self.items:
                         self._cut(boundary)
                         pending_rows, last_cut = 0, time.monotonic()
+                    # the server had nothing more to send: every change up to now is handed
+                    # over (the reader reports it once it emitted them: an honest lag on a
+                    # quiet database)
+                    self.caught_up_at = time.time()
                 continue
             elif et == TRANSACTION_PAYLOAD:
                 raise TerminalError("the server compresses binlog transactions "

@@ -179,6 +179,8 @@ class MySqlReader(SourceReader):
         self.requested = False
         self.restored_reports: list[dict] = []
         self.discovered = False
+        #: the binlog thread's caught_up_at last reported to the output
+        self.caught_up_at = 0.0
         self.folds: list[Fold] = []                         # from the enumerator, to apply
         #: (the binlog split's ``chunks``, their filter): built once per tuple, not per unit
         self.chunk_filter: tuple[tuple[ReflectedChunk, ...], ChunkFilter] | None = None
@@ -299,6 +301,10 @@ class MySqlReader(SourceReader):
                 # reason to go on with a frozen offset
                 raise TerminalError(f"the binlog thread ended without an error at "
                                     f"{split.offset}: no change would be read any more") from None
+            up = self.binlog_fetcher.caught_up_at
+            if up > self.caught_up_at:  # everything handed over is emitted
+                self.caught_up_at = up
+                output.caught_up(up)
             return InputStatus.NOTHING_AVAILABLE
         if isinstance(unit, BaseException):
             raise unit if isinstance(unit, HubError) else TerminalError(f"binlog failed: {unit!r}") from unit

@@ -68,6 +68,8 @@ def test_record_in_and_checkpoint_history():
     assert m.totals()["db.t"] == (4, 2)
     assert m.ops_totals("out") == {("db.t", "c"): 1, ("db.t", "d"): 1}
     assert m.event_time_lag_s(now=10.0) == 7.0, "from the newest event time of any subtask"
+    m.record_caught_up(0, 9.5)  # a heartbeat: nothing newer left in the source
+    assert m.event_time_lag_s(now=10.0) == 0.5, "a quiet source is not behind"
     assert m.idle_s() is not None and m.idle_s() < 5
     assert m.last_checkpoint is None
     for i in range(1, 60):
