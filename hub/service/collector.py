@@ -96,7 +96,11 @@ def _collect_one(h: PipelineHandle, f: _Families, now: float) -> None:
     for key, name, doc in (("snapshot_chunks_done", "snapshot_chunks_finished",
                             "Snapshot chunks finished"),
                            ("snapshot_chunks_started", "snapshot_chunks_assigned",
-                            "Snapshot chunks handed out to readers")):
+                            "Snapshot chunks handed out to readers"),
+                           ("snapshot_tables_done", "snapshot_tables_finished",
+                            "Tables whose snapshot is complete"),
+                           ("snapshot_tables_remaining", "snapshot_tables_remaining",
+                            "Tables whose snapshot is still to read")):
         if key in gauges:
             f.gauge(name, doc, ["pipeline"]).add_metric([p], gauges[key])
     conn = f.gauge("connector_gauge", "Gauges the connectors report", ["pipeline", "name"])

@@ -39,7 +39,10 @@ function rate(name, rows, now) {
 function snapshot(s) {
   const g = s.gauges || {};
   if (g.snapshot_chunks_started === undefined) return "-";
-  return fmt(g.snapshot_chunks_done, 0) + " / " + fmt(g.snapshot_chunks_started, 0) + " chunks";
+  const chunks = fmt(g.snapshot_chunks_done, 0) + " / " + fmt(g.snapshot_chunks_started, 0) + " chunks";
+  if (g.snapshot_tables_done === undefined) return chunks;
+  return fmt(g.snapshot_tables_done, 0) + " / " +
+    fmt(g.snapshot_tables_done + g.snapshot_tables_remaining, 0) + " tables, " + chunks;
 }
 function checkpoint(s) {
   const c = s.checkpoints.last;

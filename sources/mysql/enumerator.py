@@ -35,6 +35,7 @@ split exists, only the tables and a flag: O(tables).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -101,6 +102,7 @@ class MySqlEnumerator(SplitEnumerator):
         #: newly added tables get versions consistent with the binlog's
         self.version_shift = 0
         self.waiting: set[int] = set()
+        self.gauged_at = 0.0  # when the snapshot's table gauges were last set
         self.ready_at: int | None = None
         #: the table whose next chunk boundary is being queried (call_async), at which position
         self.cutting: tuple[str, SplitterPosition] | None = None
@@ -382,11 +384,26 @@ class MySqlEnumerator(SplitEnumerator):
                     split.next_start, None, split.version_shift))
         self.context.set_gauge("snapshot_chunks_done", len(self.finished))
         self.context.set_gauge("snapshot_chunks_started", len(self.assigned))
+        self._table_gauges()
         if self._snapshot_open():
             if self.pending and self.waiting:
                 self._serve_waiting()     # the rest of a chunk cut short
             return
         self._snapshot_done()
+
+    def _table_gauges(self) -> None:
+        """Tables whose snapshot is done and still to do, as gauges: at most once a second
+        while chunks finish (it walks every chunk), and always once none is left."""
+        now = time.monotonic()
+        open_ = self._snapshot_open()
+        if open_ and now - self.gauged_at < 1.0:
+            return
+        self.gauged_at = now
+        left = set(self.splitting) | {p.table_id for p in self.pending} | {
+            _table_of(a) for a in self.assigned if a not in self.finished}
+        total = len(set(self.tables) | set(self.adding)) if open_ or self.finished else 0
+        self.context.set_gauge("snapshot_tables_remaining", len(left))
+        self.context.set_gauge("snapshot_tables_done", max(0, total - len(left)))
 
     def _snapshot_done(self) -> None:
         """Every chunk is read: the initial snapshot or the newly added tables' is complete."""
