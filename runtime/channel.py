@@ -14,6 +14,7 @@ barrier arrived on every other input.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -59,6 +60,8 @@ class InputGate:
         self._blocked = [False] * num_inputs
         self._closed = False
         self._next = 0  # round-robin start, so no input starves another
+        #: seconds producers waited for room in a full channel (backpressure), in total
+        self.waited_s = 0.0
         self._cond = threading.Condition()
 
     def put(self, channel: int, element: Any) -> None:
@@ -67,11 +70,15 @@ class InputGate:
         size = nbytes(element) if self.max_bytes is not None else 0
         with self._cond:
             q = self._queues[channel]
+            waited_from = 0.0
             while not self._closed and (
                     len(q) >= self.capacity
                     or (q and self.max_bytes is not None
                         and self._bytes[channel] + size > self.max_bytes)):
+                waited_from = waited_from or time.monotonic()
                 self._cond.wait()
+            if waited_from:
+                self.waited_s += time.monotonic() - waited_from
             if self._closed:
                 raise ChannelClosed()
             q.append((element, size))

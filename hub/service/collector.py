@@ -128,8 +128,12 @@ def _collect_one(h: PipelineHandle, f: _Families, now: float) -> None:
                      ["pipeline", "subtask"])
     fill = f.gauge("queue_fill_ratio", "Buffered batches over capacity (1: the source waits, "
                    "backpressure)", ["pipeline", "subtask"])
+    waited = f.counter("backpressure_seconds", "Seconds the source subtask waited for room "
+                       "before its sink subtask in this run (backpressure)",
+                       ["pipeline", "subtask"])
     for sub in h.subtasks():
         queued.add_metric([p, str(sub["id"])], sub["queued"])
+        waited.add_metric([p, str(sub["id"])], sub["backpressure_s"])
         # no queue while no attempt runs: empty, not full
         fill.add_metric([p, str(sub["id"])],
                         sub["queued"] / sub["capacity"] if sub["capacity"] else 0.0)

@@ -113,6 +113,7 @@ class PipelineHandle:
                 "rows_out": sum(m.rows_out[i].values()) if i < len(m.rows_out) else 0,
                 "queued": gate.queued() if gate is not None else 0,
                 "capacity": gate.capacity * gate.num_inputs if gate is not None else 0,
+                "backpressure_s": gate.waited_s if gate is not None else 0.0,
                 "event_time_lag_s": None if ts is None else max(0.0, now - ts / 1000),
             })
         return out

@@ -26,10 +26,12 @@ def test_full_channel_blocks_producer_until_consumed():
 
     t = threading.Thread(target=producer)
     t.start()
+    assert gate.waited_s == 0.0
     assert not done.wait(0.2), "the third put must wait: the channel is full"
     assert gate.get(0.1) == (0, "a")
     assert done.wait(1.0)
     t.join()
+    assert gate.waited_s >= 0.2, "the wait counts as backpressure"
 
 
 def test_blocked_channel_is_held_back_for_alignment():
