@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -21,6 +21,7 @@ from hub.errors import ConfigErrors, KeyPath, format_key, parse_key
 from hub.interpolate import interpolate
 from hub.problems import did_you_mean, validation_problems
 from hub.tomlpos import KeyLines
+from hub.transforms import check_blocks
 from runtime import plugins
 from runtime.checkpoint.coordinator import DEFAULT_TOLERABLE_FAILURES
 from runtime.channel import DEFAULT_CHANNEL_BYTES
@@ -29,7 +30,10 @@ from runtime.deadletter import RECORD_ID_RE
 from runtime.errors import ConfigError, HubError
 from runtime.fs import is_url
 from runtime.sink import Sink
+from runtime.schema import TableSchema
 from runtime.source import Source
+from runtime.transform.route import RouteRule
+from runtime.transform.transform import TransformRule
 from runtime.watermark import WatermarkStrategy
 
 log = logging.getLogger(__name__)
@@ -129,7 +133,8 @@ _SECTIONS: dict[str, type[ConnectorConfig]] = {
     "restart": RestartOptions,
 }
 _CONNECTORS: dict[str, type] = {"source": Source, "sink": Sink}
-_NOT_YET = ("transform", "route")
+#: blocks checked by hub.transforms
+_BLOCKS = ("transform", "route")
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,9 @@ class PipelineSpec:
     #: ``[pipeline] channel-capacity`` and ``channel-bytes``: how much a channel buffers
     channel_capacity: int = 8
     channel_bytes: int | None = DEFAULT_CHANNEL_BYTES
+    #: ``[[transform]]`` and ``[[route]]`` blocks, in file order
+    transforms: tuple[TransformRule, ...] = ()
+    routes: tuple[RouteRule, ...] = ()
 
 
 def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSpec:
@@ -204,9 +212,11 @@ def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSp
     _check_top_level(doc, check)
     sections = {name: check.section(doc, name, model) for name, model in _SECTIONS.items()}
     connectors = {kind: check.connector(doc, kind) for kind in _CONNECTORS}
+    transforms, routes = check_blocks(doc, check.add, lambda: _source_schemas(connectors))
     if check.errors:
         raise ConfigErrors(path, check.errors)
     spec = _spec(path, sections, connectors)  # type: ignore[arg-type]  # all present when no errors
+    spec = replace(spec, transforms=tuple(transforms), routes=tuple(routes))
     _check_checkpointing(spec, check)
     if check.errors:
         raise ConfigErrors(path, check.errors)
@@ -240,12 +250,9 @@ def _syntax_error(exc: tomllib.TOMLDecodeError, text: str) -> ConfigError:
 
 
 def _check_top_level(doc: dict[str, Any], check: _Check) -> None:
-    allowed = [*_SECTIONS, *_CONNECTORS]
+    allowed = [*_SECTIONS, *_CONNECTORS, *_BLOCKS]
     for key in doc:
         if key in allowed:
-            continue
-        if key in _NOT_YET:
-            check.add((key,), f"[[{key}]] is not supported yet")
             continue
         home = [s for s, model in _SECTIONS.items() if key in _aliases(model)]
         hint = f"; it belongs in [{home[0]}]" if home else did_you_mean(key, allowed)
@@ -381,6 +388,18 @@ def _spec(path: str, sections: dict[str, Any],
         sink_type=sink_type, sink_class=sink_class, sink_config=sink_config,
         channel_capacity=pipeline.channel_capacity, channel_bytes=pipeline.channel_bytes,
     )
+
+
+def _source_schemas(connectors: dict[str, Any]) -> list[TableSchema] | None:
+    """The source's tables when it declares them without connecting (datagen), else None."""
+    found = connectors.get("source")
+    if found is None or not callable(getattr(found[1], "schemas", None)):
+        return None
+    try:
+        return list(found[1](found[2]).schemas())
+    except Exception:  # noqa: BLE001 - only a help for checking expressions early
+        log.debug("the source's table schemas are not known before it runs", exc_info=True)
+        return None
 
 
 def _check_checkpointing(spec: PipelineSpec, check: _Check) -> None:

@@ -33,6 +33,7 @@ from runtime.metrics import PipelineMetrics
 from runtime.retry import Backoff
 from runtime.sink import Sink
 from runtime.source import Source
+from runtime.transform.operator import TransformingSink
 
 log = logging.getLogger("hub")
 
@@ -63,6 +64,8 @@ def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
     writable) so that a run fails before it starts, in one line."""
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
+    if spec.transforms or spec.routes:  # the operators run chained before the sink's writers
+        sink = TransformingSink(sink, list(spec.transforms), list(spec.routes))
     sink.check()
     return source, sink
 
