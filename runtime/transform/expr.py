@@ -362,7 +362,22 @@ class _Compiler:
         self.known = known
         self.cols = cols
 
-    def compile(self, node: exp.Expression) -> Fn:  # noqa: C901 - one branch per node kind
+    def compile(self, node: exp.Expression) -> Fn:
+        fn = self._compile(node)
+        if isinstance(node, (exp.Column, exp.Literal, exp.Null, exp.Boolean, exp.Paren,
+                             exp.Alias)):
+            return fn
+        sql = node.sql(dialect=TransformSql)
+
+        def located(env: Env) -> Value:
+            # a kernel's error names the smallest expression it comes from
+            try:
+                return fn(env)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+                raise ExprError(f"{sql}: {_arrow_message(exc)}") from None
+        return located
+
+    def _compile(self, node: exp.Expression) -> Fn:  # noqa: C901 - one branch per node kind
         if isinstance(node, (exp.Paren, exp.Alias)):
             return self.compile(node.this)
         if isinstance(node, exp.Column):
