@@ -225,7 +225,7 @@ class TablePlan:
             if self.filter is not None:
                 b_pass = self._mask(b_env, b_computed)
         keep = self._mask(env, computed) if self.filter is not None else np.ones(n, dtype=bool)
-        take = np.arange(n, dtype=np.int64)
+        take = np.arange(n, dtype=np.int64) if with_before else np.empty(0, dtype=np.int64)
         out_before: list[tuple | None] | None = None
         b_rows = list(zip(*[a.to_pylist() for a in b_arrays])) if b_arrays else []
         if before is not None:
@@ -250,20 +250,23 @@ class TablePlan:
         idx = np.nonzero(keep)[0]
         if not len(idx):
             return None
-        if b_arrays and (take >= n).any():
-            arrays = [pa.concat_arrays([a, b]) for a, b in zip(arrays, b_arrays)]
-        sel = take[idx]
-        if len(idx) != n or (sel >= n).any():
-            indices = pa.array(sel)
-            arrays = [a.take(indices) for a in arrays]
-        out_rb = pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema)
         whole = len(idx) == n
-        ts = batch.ts_ms_array()
+        if b_arrays and (take >= n).any():  # deletes of before images: gather from both
+            sel = pa.array(take[idx])
+            arrays = [pa.concat_arrays([a, b]).take(sel) for a, b in zip(arrays, b_arrays)]
+            out_rb = pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema)
+        else:
+            out_rb = pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema)
+            if not whole:
+                out_rb = out_rb.filter(pa.array(keep))  # one pass over all columns
+        ts = batch._ts  # noqa: SLF001 - a constant stays a constant
+        if not whole and not isinstance(ts, int):
+            ts = batch.ts_ms_array().filter(pa.array(keep))
         return ChangeBatch(
             self.output, ops[idx].tobytes().decode("ascii"), arrow=out_rb,
             before=(out_before if whole else [out_before[i] for i in idx])
             if out_before is not None else None,
-            ts_ms=ts if whole else ts.take(pa.array(idx)),
+            ts_ms=ts,
             positions=(batch.positions if whole else [batch.positions[i] for i in idx])
             if batch.positions is not None else None,
             versions=(batch.versions if whole else np.asarray(batch.versions)[idx])
@@ -292,9 +295,14 @@ class Transformer:
     _plans: dict[TableSchema, TablePlan | None] = field(default_factory=dict)
     #: the output schema each table had last (to drop changes invisible after the transform)
     _last: dict[str, TableSchema] = field(default_factory=dict)
+    _recent: tuple[TableSchema, TablePlan | None] | None = None
 
     def plan(self, schema: TableSchema) -> TablePlan | None:
+        last = self._recent
+        if last is not None and last[0] is schema:  # batches of a table share their schema
+            return last[1]
         if schema in self._plans:
+            self._recent = (schema, self._plans[schema])
             return self._plans[schema]
         rule = next((r for r in self.rules if r.matches(schema.table)), None)
         plan = None
@@ -309,6 +317,7 @@ class Transformer:
         if len(self._plans) > 4096:
             self._plans.clear()
         self._plans[schema] = plan
+        self._recent = (schema, plan)
         return plan
 
     def apply(self, batch: ChangeBatch) -> ChangeBatch | None:
