@@ -7,7 +7,8 @@ then maps a whole :class:`~runtime.batch.ChangeBatch` with a few Arrow kernel ca
 Update images stay consistent under a filter (as Flink CDC does): an update whose before image
 passes and whose after image does not becomes a delete (of the before image); the reverse
 becomes an insert.  An update without a before image whose after image fails becomes a delete
-by its key (a no-op where the row never arrived).  A delete passes when its row passes.
+by its key (a no-op where the row never arrived).  A delete always passes: sources may send
+only its key, and deleting a key the target never got is a no-op.
 """
 from __future__ import annotations
 
@@ -225,6 +226,10 @@ class TablePlan:
             if self.filter is not None:
                 b_pass = self._mask(b_env, b_computed)
         keep = self._mask(env, computed) if self.filter is not None else np.ones(n, dtype=bool)
+        if self.filter is not None:
+            # a delete always passes: sources may send only its key (the filter can't judge
+            # it), and deleting a key the target never got is a no-op
+            keep |= ops == ord(DELETE)
         take = np.arange(n, dtype=np.int64) if with_before else np.empty(0, dtype=np.int64)
         out_before: list[tuple | None] | None = None
         b_rows = list(zip(*[a.to_pylist() for a in b_arrays])) if b_arrays else []
