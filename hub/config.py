@@ -52,6 +52,15 @@ class PipelineOptions(ConnectorConfig):
     channel_bytes: Size = Field(DEFAULT_CHANNEL_BYTES, ge=1, description=(
         "Bytes of batch data buffered between a source subtask and its sink subtask before "
         "the source waits, whatever the count (one batch always passes)."))
+    schema_change_behavior: Literal["evolve", "lenient", "try-evolve", "ignore", "exception"] = \
+        Field("evolve", description=(
+            "What schema changes of the source reach the sink (Flink CDC's modes).  evolve: "
+            "all, as they are; lenient: nothing is lost (a dropped column stays and is NULL "
+            "from then on, a rename adds the new column, a type change widens, truncates and "
+            "drops are not passed on); try-evolve: as evolve, and a change the sink refuses "
+            "is logged and skipped; ignore: each table keeps the schema it was created with "
+            "(new columns are left out, missing ones are NULL); exception: a schema change "
+            "stops the pipeline.  The sink's own schema options apply to what reaches it."))
 
     @field_validator("name")
     @classmethod
@@ -190,6 +199,8 @@ class PipelineSpec:
     #: ``[[transform]]`` and ``[[route]]`` blocks, in file order
     transforms: tuple[TransformRule, ...] = ()
     routes: tuple[RouteRule, ...] = ()
+    #: ``[pipeline] schema-change-behavior``
+    schema_change_behavior: str = "evolve"
 
 
 def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSpec:
@@ -387,6 +398,7 @@ def _spec(path: str, sections: dict[str, Any],
         source_type=source_type, source_class=source_class, source_config=source_config,
         sink_type=sink_type, sink_class=sink_class, sink_config=sink_config,
         channel_capacity=pipeline.channel_capacity, channel_bytes=pipeline.channel_bytes,
+        schema_change_behavior=pipeline.schema_change_behavior,
     )
 
 

@@ -64,8 +64,10 @@ def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
     writable) so that a run fails before it starts, in one line."""
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
-    if spec.transforms or spec.routes:  # the operators run chained before the sink's writers
-        sink = TransformingSink(sink, list(spec.transforms), list(spec.routes))
+    if spec.transforms or spec.routes or spec.schema_change_behavior != "evolve":
+        # the operators run chained before the sink's writers
+        sink = TransformingSink(sink, list(spec.transforms), list(spec.routes),
+                                spec.schema_change_behavior)
     sink.check()
     return source, sink
 

@@ -5,18 +5,24 @@ and schema change through the :class:`Transformer` (the ``[[transform]]`` blocks
 :class:`Router` (the ``[[route]]`` blocks) before the sink's own writer sees it, in the same
 subtask thread, without another channel.  Transforms are stateless; the router's merged schemas
 are part of the writer state (``{"inner": <the sink writer's state>, "routes": {...}}``), so a
-restore rebuilds them as they were.  Committables and the committer are the sink's own.
+restore rebuilds them as they were.  ``schema_change_behavior`` (Flink CDC's modes) decides
+what schema changes reach the sink: see :class:`~runtime.transform.route.Router`.  Committables and the committer are the sink's own.
 """
 from __future__ import annotations
 
 from typing import Any
 
+import logging
+
 from runtime.batch import ChangeBatch
+from runtime.errors import TerminalError
 from runtime.rescale import SupportsWriterStateRescale, WriterState, writer_states_for
 from runtime.schema import SchemaChange
 from runtime.sink import Committable, Committer, Sink, SinkWriter, WriterContext
 from runtime.transform.route import RouteRule, Router
 from runtime.transform.transform import TransformRule, Transformer
+
+log = logging.getLogger(__name__)
 
 _STATE_KEYS = {"inner", "routes"}
 
@@ -25,10 +31,12 @@ class TransformingSink(Sink, SupportsWriterStateRescale):
     """``inner`` with ``transforms`` and ``routes`` in front of its writers (plain data: it
     pickles with the sink for executors that ship it)."""
 
-    def __init__(self, inner: Sink, transforms: list[TransformRule], routes: list[RouteRule]):
+    def __init__(self, inner: Sink, transforms: list[TransformRule], routes: list[RouteRule],
+                 schema_change_behavior: str = "evolve"):
         self.inner = inner
         self.transforms = list(transforms)
         self.routes = list(routes)
+        self.behavior = schema_change_behavior
 
     @property
     def operator_name(self) -> str:
@@ -42,7 +50,8 @@ class TransformingSink(Sink, SupportsWriterStateRescale):
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         inner_state, routes = _split(state)
         return TransformingWriter(self.inner.create_writer(context, inner_state),
-                                  Transformer(self.transforms), Router(self.routes, routes))
+                                  Transformer(self.transforms),
+                                  Router(self.routes, routes, self.behavior))
 
     def create_committer(self) -> Committer:
         return self.inner.create_committer()
@@ -86,7 +95,7 @@ class TransformingWriter(SinkWriter):
         out = self.transformer.apply(batch) if self.transformer.rules else batch
         if out is None or not len(out):
             return
-        if self.router.rules:
+        if self.router.active:
             changes, out = self.router.apply(out)
             for change in changes:
                 self.inner.write_schema_change(change)
@@ -96,8 +105,15 @@ class TransformingWriter(SinkWriter):
         out = self.transformer.apply_schema_change(change)
         if out is None:
             return
-        for c in self.router.apply_schema_change(out) if self.router.rules else [out]:
-            self.inner.write_schema_change(c)
+        for c in self.router.apply_schema_change(out) if self.router.active else [out]:
+            if self.router.behavior != "try-evolve":
+                self.inner.write_schema_change(c)
+                continue
+            try:
+                self.inner.write_schema_change(c)
+            except TerminalError as exc:  # try-evolve: the sink refused it; go on without
+                log.warning("%s of %s not applied by the sink, going on without it "
+                            "(schema-change-behavior = try-evolve): %s", c.kind, c.table, exc)
 
     def on_watermark(self, watermark_ms: int) -> None:
         self.inner.on_watermark(watermark_ms)

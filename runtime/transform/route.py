@@ -69,6 +69,11 @@ class RouteRule:
                                  f"group(s)")
 
 
+#: ``[pipeline] schema-change-behavior`` values, Flink CDC's
+SCHEMA_CHANGE_BEHAVIORS = ("lenient", "evolve", "try-evolve", "ignore", "exception")
+#: behaviors under which the operator keeps each table's schema (and state of it)
+_KEEPS_SCHEMA = ("lenient", "ignore")
+
 _INTS = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _INT_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INT": 10, "BIGINT": 19}
 _STRINGS = ("CHAR", "VARCHAR", "STRING")
@@ -112,10 +117,16 @@ class _Target:
 class Router:
     """The ``[[route]]`` blocks of a pipeline and the merged schemas of their targets."""
 
-    def __init__(self, rules: list[RouteRule], state: dict[str, Any] | None = None):
+    def __init__(self, rules: list[RouteRule], state: dict[str, Any] | None = None,
+                 behavior: str = "evolve"):
+        if behavior not in SCHEMA_CHANGE_BEHAVIORS:
+            raise ValueError(f"unknown schema change behavior {behavior!r}")
         self.rules = rules
+        self.behavior = behavior
         self._targets: dict[str, _Target] = {}
         self._ids: dict[str, str | None] = {}
+        #: the schema each source table was last merged with (batches share schema objects)
+        self._seen: dict[str, TableSchema] = {}
         for table, t in (state or {}).items():
             self._targets[table] = _Target(TableSchema.from_dict(t["schema"]), set(t["sources"]))
 
@@ -133,9 +144,19 @@ class Router:
                 router._merge(table, TableSchema.from_dict(t["schema"]), t["sources"])
         return router.snapshot_state()
 
+    @property
+    def active(self) -> bool:
+        """Whether batches and schema changes need this operator at all."""
+        return bool(self.rules) or self.behavior != "evolve"
+
     def target_of(self, table: str) -> str | None:
+        """The table ``table`` is written to; None when it passes as it is (no route, and a
+        behavior that keeps no schema of its own)."""
         if table not in self._ids:
-            self._ids[table] = next((t for r in self.rules if (t := r.target(table))), None)
+            found = next((t for r in self.rules if (t := r.target(table))), None)
+            if found is None and self.behavior in _KEEPS_SCHEMA:
+                found = table  # its own target: lenient / ignore keep its schema
+            self._ids[table] = found
         return self._ids[table]
 
     def _merge(self, target: str, schema: TableSchema, sources: Any) -> list[SchemaChange]:
@@ -146,6 +167,8 @@ class Router:
             self._targets[target] = _Target(merged, set(sources))
             return [SchemaChange("create_table", target, merged)]
         cur.sources.update(sources)
+        if self.behavior == "ignore":
+            return []  # the table keeps the schema it was created with
         if schema.primary_key != cur.schema.primary_key:
             raise TerminalError(
                 f"route to {target}: {', '.join(sorted(sources))} has primary key "
@@ -185,15 +208,28 @@ class Router:
         target = self.target_of(batch.table)
         if target is None:
             return [], batch
-        changes = self._merge(target, batch.schema, [batch.table])
+        changes: list[SchemaChange] = []
+        if self._seen.get(batch.table) is not batch.schema or target not in self._targets:
+            changes = self._merge(target, batch.schema, [batch.table])
+            self._seen[batch.table] = batch.schema
         merged = self._targets[target].schema
+        if merged is batch.schema or (target == batch.table and merged == batch.schema):
+            return changes, batch
         return changes, conform(batch, merged)
 
     def apply_schema_change(self, change: SchemaChange) -> list[SchemaChange]:
+        if self.behavior == "exception" and change.kind != "create_table":
+            raise TerminalError(f"{change.kind} of {change.table}: the pipeline's "
+                                f"schema-change-behavior is \"exception\"")
         target = self.target_of(change.table)
         if target is None:
             return [change]
         t = self._targets.get(target)
+        if self.behavior in _KEEPS_SCHEMA and change.kind != "create_table" and (
+                self.behavior == "ignore" or change.kind in ("truncate_table", "drop_table")):
+            log.info("%s of %s not passed on (schema-change-behavior = %s)", change.kind,
+                     change.table, self.behavior)
+            return []
         if change.kind in ("truncate_table", "drop_table"):
             if t is not None and t.sources - {change.table}:
                 log.warning("route to %s: %s of %s not passed on (%d other tables are merged "
@@ -207,7 +243,9 @@ class Router:
                                  change.details, change.ts_ms, change.position)]
         if change.schema is None:
             return []
-        # lenient: the merged schema only grows (a dropped or renamed column stays)
+        # a merged (or lenient) schema only grows: a dropped column stays (NULL from now),
+        # a renamed one stays and the new name is added, a type change widens
+        self._seen[change.table] = change.schema
         return self._merge(target, change.schema, [change.table])
 
 

@@ -151,3 +151,14 @@ def test_writer_chain_transforms_routes_and_keeps_both_states() -> None:
     w2.write(ChangeBatch(s, "c", rows=[(3, 3, "c")]))
     assert inner.seen[-1] == ("dw.orders", "c", [(3, 3)])  # no second create_table
     assert operator_of(sink) == operator_of(inner)  # errors name the sink, not the wrapper
+
+
+def test_the_wrapped_sink_is_plain_data_for_executors_that_ship_it() -> None:
+    import pickle
+
+    rule = TransformRule(".*", "id, UPPER(s) AS u", "id > 1")
+    assert rule.items and rule.filter_node is not None  # parsed (cached) before shipping
+    sink = TransformingSink(_Sink(), [rule], [RouteRule("a\\.(.*)", "b.$1")])
+    copy = pickle.loads(pickle.dumps(sink))
+    assert copy.routes[0].target("a.x") == "b.x"
+    assert copy.transforms[0].filter == "id > 1"
