@@ -14,6 +14,7 @@ import json
 import logging
 import re
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -51,7 +52,10 @@ def json_value(column: pa.Array | pa.Scalar, path: str) -> pa.Array | pa.Scalar:
     is_obj = pc.match_substring_regex(text, r"^\s*\{")
     text = pc.if_else(pc.fill_null(is_obj, False), text, "{}")
     data = pc.binary_join_element_wise(text, "\n", "")  # type: ignore[arg-type]
-    blob = pa.concat_arrays([data.cast(pa.large_string())]).buffers()[2].to_pybytes()
+    big = data.cast(pa.large_string())
+    offsets = np.frombuffer(big.buffers()[1], dtype=np.int64)[big.offset:big.offset + n + 1]
+    # exactly the rows' bytes: a buffer may be larger than what the array uses
+    blob = big.buffers()[2].to_pybytes()[int(offsets[0]):int(offsets[-1])]
     table = _read(blob, keys[0])
     if table is None:
         return _rowwise(column, keys, path)

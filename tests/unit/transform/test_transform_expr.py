@@ -131,6 +131,9 @@ def test_json_value() -> None:
     assert ev("JSON_VALUE(j, '$.a.b')", j=j) == ["1", None, None, "two", None, None]
     assert ev("JSON_VALUE(j, '$.a.b')", j=['{"a":{"b":true}}', '{"a":{"b":2.5}}']) == [
         "true", "2.5"]
+    sliced = pa.array(['{"a": 1}', '{"a": 2}', '{"a": 3}', '{"a": 4}']).slice(1, 2)
+    env = Env(2, {"j": sliced})
+    assert compile_expr(parse("JSON_VALUE(j, '$.a')")).evaluate(env).to_pylist() == ["2", "3"]
     with pytest.raises(ExprError, match="only \\$.key"):
         ev("JSON_VALUE(j, '$[0]')", j=["[1]"])
 
