@@ -77,6 +77,10 @@ def test_is_null_in_and_like() -> None:
 def test_strings() -> None:
     assert ev("UPPER(s) || '-' || LOWER(s)", s=["aB", None]) == ["AB-ab", None]
     assert ev("CONCAT(s, '#', n)", s=["x", "y"], n=[1, None]) == ["x#1", None]
+    assert ev("UPPER(s)", s=["héllo", "é", None]) == ["HÉLLO", "É", None]  # not ASCII
+    sliced = pa.array(["é", "ab", "cd"]).slice(1, 2)  # ASCII in the slice, not the buffer
+    assert compile_expr(parse("LOWER(UPPER(s))")).evaluate(
+        Env(2, {"s": sliced})).to_pylist() == ["ab", "cd"]
     assert ev("TRIM(s)", s=["  a ", None]) == ["a", None]
     assert ev("CHAR_LENGTH(s)", s=["héllo", ""]) == [5, 0]
     assert ev("SUBSTR(s, 2, 3)", s=["abcdef", "a"]) == ["bcd", ""]
