@@ -4,7 +4,7 @@
   and computed columns: the target equals what PostgreSQL itself computes (SQL) from a run of
   the same data without the transform;
 * four sharded MariaDB tables (overlapping keys, one shard with a wider type and an extra
-  column) -> one PostgreSQL table through a ``[[route]]`` (and a transform adding the source
+  column) -> one PostgreSQL table, and one Delta table, through a ``[[route]]`` (and a transform adding the source
   table to the key), with binlog changes while the pipeline is killed: the target equals the
   rows read from the four source tables at the end.
 """
@@ -126,15 +126,65 @@ def _source_rows(server, db: str) -> set[tuple]:
     return out
 
 
-def test_kill_9_through_a_route_of_four_shards(mysql_server, postgres_server, tmp_path, request):
+class _Postgres:
+    """The route's target in PostgreSQL (the JDBC sink)."""
+
+    def __init__(self, server, label: str):
+        self.db = create_database("postgres", server, label)
+        self.sink = SINK.format(url=self.db.url)
+
+    def rows(self) -> set[tuple] | None:
+        if not self.db.visible("orders"):
+            return None
+        return set(self.db.query("SELECT id, src, qty, note, extra FROM orders"))
+
+    def check_types(self) -> None:
+        types = dict(self.db.query("SELECT column_name, data_type FROM "
+                                   "information_schema.columns WHERE table_name = 'orders'"))
+        assert types["qty"] == "bigint"  # INT and BIGINT shards merged into BIGINT
+        assert self.db.prepared("hub:t-route:") == []
+
+
+class _Delta:
+    """The route's target as a Delta table (the lake sink), read back by deltalake and Polars."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sink = f'[sink]\ntype = "delta"\npath = "{self.path}"\n'
+
+    def rows(self) -> set[tuple] | None:
+        from tests.integration.delta.helpers import read
+
+        try:
+            table = read(f"{self.path}/dw/orders", key=("id", "src"))
+        except Exception:  # noqa: BLE001 - not created yet
+            return None
+        return {(r["id"], r["src"], r["qty"], r["note"], r.get("extra"))
+                for r in table.values()}
+
+    def check_types(self) -> None:
+        from deltalake import DeltaTable
+
+        import pyarrow as pa
+
+        schema = DeltaTable(f"{self.path}/dw/orders").to_pyarrow_table().schema
+        assert schema.field("qty").type == pa.int64()  # INT and BIGINT shards: BIGINT
+
+
+@pytest.mark.parametrize("kind", ["postgres", pytest.param("delta", marks=pytest.mark.delta)])
+def test_kill_9_through_a_route_of_four_shards(kind, mysql_server, postgres_server, tmp_path,
+                                               request):
+    if kind == "delta":
+        pytest.importorskip("deltalake")
     src = new_database(mysql_server)
     _shards(mysql_server, src)
-    target = create_database("postgres", postgres_server, request.node.nodeid)
+    target = (_Postgres(postgres_server, request.node.nodeid) if kind == "postgres"
+              else _Delta(tmp_path / "lake"))
     state = tmp_path / "state"
     path = tmp_path / "p.toml"
     path.write_text(
         mysql_server.pipeline_toml("t-route", state, src, chunk_size=100)
-        + SINK.format(url=target.url)
+        + target.sink
         + f"""
 [[transform]]
 source-table = '{src}\\.order_\\d+'
@@ -158,22 +208,16 @@ sink-table = "dw.orders"
     before = latest_checkpoint(str(state))
     p = hub("run", str(path), "--no-progress")
     deadline = time.monotonic() + 90
-    got: set[tuple] = set()
     while time.monotonic() < deadline and p.poll() is None:
         time.sleep(0.3)
-        if target.visible("orders") and latest_checkpoint(str(state)) > before:
-            got = set(target.query("SELECT id, src, qty, note, extra FROM orders"))
-            if got == want:
-                break
+        if latest_checkpoint(str(state)) > before and target.rows() == want:
+            break
     time.sleep(0.5)
     if p.poll() is None:
         p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     assert "resuming from checkpoint" in err
-    got = set(target.query("SELECT id, src, qty, note, extra FROM orders"))
-    assert len(got) == len(want) and got == want
-    types = dict(target.query("SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_name = 'orders'"))
-    assert types["qty"] == "bigint"  # INT and BIGINT shards merged into BIGINT
-    assert target.prepared("hub:t-route:") == []
+    got = target.rows()
+    assert got is not None and len(got) == len(want) and got == want
+    target.check_types()
