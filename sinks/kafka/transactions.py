@@ -197,9 +197,12 @@ def group_metadata(bootstrap: dict[str, Any], group: str) -> tuple[Any, Any]:
 def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
     conf = {k: v for k, v in producer_conf.items()
             if k.startswith(("security.", "sasl.", "ssl.", "bootstrap.")) or k == "logger"}
-    # read_committed: committed() asks for stable offsets (no transaction in flight)
+    # read_committed: committed() asks for stable offsets (no transaction in flight), which
+    # the client asks again for until the transaction ended: soon after, not 100 ms to 1 s
+    # (the committer confirms each writer's commit this way, once per checkpoint)
     return {**conf, "group.id": group, "enable.auto.commit": False,
-            "isolation.level": "read_committed"}
+            "isolation.level": "read_committed", "retry.backoff.ms": 10,
+            "retry.backoff.max.ms": 100}
 
 
 def committed_checkpoint(consumer: Any, topic: str, partition: int = 0,
