@@ -19,6 +19,7 @@ SQL semantics kept on purpose:
 """
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -349,6 +350,14 @@ FUNCTIONS: dict[str, tuple[int, int, Callable[..., Value]]] = {
     "SECOND": (1, 1, pc.second), "DATE_FORMAT": (2, 2, _date_format),
     "TO_TIMESTAMP": (1, 2, _to_timestamp), "TO_DATE": (1, 2, _to_date),
     "FROM_UNIXTIME": (1, 1, _from_unixtime),
+    # the time of evaluation (not of the change: that is __op_ts__); a replay after a restart
+    # evaluates again, so these differ between a run and its replay
+    "CURRENT_TIMESTAMP": (0, 0, lambda: pa.scalar(_dt.datetime.now(_dt.timezone.utc),
+                                                  pa.timestamp("us", tz="UTC"))),
+    "NOW": (0, 0, lambda: pa.scalar(_dt.datetime.now(_dt.timezone.utc),
+                                    pa.timestamp("us", tz="UTC"))),
+    "LOCALTIMESTAMP": (0, 0, lambda: pa.scalar(_dt.datetime.now(), pa.timestamp("us"))),
+    "CURRENT_DATE": (0, 0, lambda: pa.scalar(_dt.date.today(), pa.date32())),
     # conditionals and JSON
     "NULLIF": (2, 2, lambda a, b: pc.if_else(_false_if_null(pc.equal(*_unify(a, b))),
                                              pa.scalar(None, a.type), a)),
@@ -365,7 +374,9 @@ _NODE_NAMES = {"Upper": "UPPER", "Lower": "LOWER", "Trim": "TRIM", "Length": "LE
                "RegexpReplace": "REGEXP_REPLACE", "DateFormat": "DATE_FORMAT",
                "ToTimestamp": "TO_TIMESTAMP", "StrToTime": "TO_TIMESTAMP", "TsOrDsToDate": "TO_DATE",
                "ToDate": "TO_DATE", "StrToDate": "TO_DATE", "UnixToTime": "FROM_UNIXTIME",
-               "Log10": "LOG10", "Mod": "MOD", "Replace": "REPLACE"}
+               "Log10": "LOG10", "Mod": "MOD", "Replace": "REPLACE",
+               "CurrentTimestamp": "CURRENT_TIMESTAMP", "Localtimestamp": "LOCALTIMESTAMP",
+               "CurrentDate": "CURRENT_DATE"}
 
 _BINARY: dict[type, Callable[[Value, Value], Value]] = {
     exp.Add: pc.add_checked, exp.Sub: pc.subtract_checked, exp.Mul: pc.multiply_checked,

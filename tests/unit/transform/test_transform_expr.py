@@ -101,6 +101,15 @@ def test_dates_and_times() -> None:
     assert ev("FROM_UNIXTIME(n)", n=[0])[0] == dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
+def test_time_of_evaluation() -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    [got] = ev("CURRENT_TIMESTAMP", a=[1])
+    assert abs((got - now).total_seconds()) < 60
+    assert ev("YEAR(NOW()) >= 2024", a=[1, 2]) == [True, True]
+    assert ev("CURRENT_DATE", a=[1]) == [dt.date.today()]
+    assert ev("LOCALTIMESTAMP", a=[1])[0].tzinfo is None
+
+
 def test_case_if_coalesce_nullif() -> None:
     a = [1, 2, None, 5]
     assert ev("CASE WHEN a = 1 THEN 'one' WHEN a > 3 THEN 'big' ELSE 'other' END", a=a) == [
