@@ -19,12 +19,10 @@ SQL semantics kept on purpose:
 """
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot
@@ -32,10 +30,14 @@ from sqlglot import exp, tokens
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError
 
-from runtime.transform.jsonpath import json_value
+from runtime.transform.errors import ExprError
+from runtime.transform.functions import (FUNCTIONS, NODE_NAMES, SQL_TYPES, Value, arrow_message,
+                                         common, concat, div, false_if_null, in_list,
+                                         is_number, mod, try_cast, unify)
 from runtime.types import parse_type, to_arrow
 
-Value = pa.Array | pa.Scalar
+__all__ = ["Env", "Expr", "ExprError", "TransformSql", "compile_expr", "parse",
+           "parse_projection"]
 
 
 class TransformSql(Dialect):
@@ -44,19 +46,6 @@ class TransformSql(Dialect):
 
     class Tokenizer(tokens.Tokenizer):
         IDENTIFIERS = ['"', "`"]
-
-
-class ExprError(ValueError):
-    """An expression that cannot be compiled or evaluated; the message names what is wrong
-    (callers add the key path).  ``part``: the option it comes from (``projection``,
-    ``filter``, ``primary-keys``) when known."""
-
-    part: str | None = None
-
-    def at(self, part: str) -> ExprError:
-        if self.part is None:
-            self.part = part
-        return self
 
 
 class Env:
@@ -97,7 +86,7 @@ class Expr:
         except ExprError:
             raise
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise ExprError(f"{self.sql}: {_arrow_message(exc)}") from None
+            raise ExprError(f"{self.sql}: {arrow_message(exc)}") from None
         return broadcast(out, env.n)
 
     def output_type(self, schema: pa.Schema, extra: Mapping[str, Callable[[], pa.Array]]
@@ -106,14 +95,6 @@ class Expr:
         error (evaluates on an empty batch: no data needed)."""
         env = Env(0, {f.name: pa.array([], type=f.type) for f in schema}, extra)
         return self.evaluate(env).type
-
-
-def _arrow_message(exc: Exception) -> str:
-    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    m = re.match(r"Function '(\w+)' has no kernel matching input types \((.*)\)", msg)
-    if m:
-        return f"type error: {m.group(1)} is not defined for ({m.group(2)})"
-    return msg
 
 
 def broadcast(v: Value, n: int) -> pa.Array:
@@ -159,231 +140,12 @@ def _lit(v: object, t: pa.DataType | None = None) -> Fn:
     return lambda env: s
 
 
-def _unify(a: Value, b: Value) -> tuple[Value, Value]:
-    """Make NULL literals take the other side's type (``x = NULL``, ``COALESCE(x, NULL)``)."""
-    if pa.types.is_null(a.type) and not pa.types.is_null(b.type):
-        a = a.cast(b.type) if isinstance(a, pa.Scalar) else pc.cast(a, b.type)
-    elif pa.types.is_null(b.type) and not pa.types.is_null(a.type):
-        b = b.cast(a.type) if isinstance(b, pa.Scalar) else pc.cast(b, a.type)
-    return a, b
-
-
-def _common(values: list[Value]) -> list[Value]:
-    """Values cast to one type (NULLs to the first typed one; numbers widened)."""
-    typed = [v.type for v in values if not pa.types.is_null(v.type)]
-    if not typed:
-        return values
-    target = typed[0]
-    for t in typed[1:]:
-        if t != target:
-            target = _wider(target, t)
-    return [v if v.type == target else v.cast(target) for v in values]
-
-
-def _wider(a: pa.DataType, b: pa.DataType) -> pa.DataType:
-    num = (pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
-    if any(f(a) for f in num) and any(f(b) for f in num):
-        if pa.types.is_floating(a) or pa.types.is_floating(b):
-            return pa.float64()
-        if pa.types.is_decimal(a) or pa.types.is_decimal(b):
-            return _wider_decimal(a, b)
-        return a if a.bit_width >= b.bit_width else b
-    if (pa.types.is_timestamp(a) and pa.types.is_timestamp(b)) and a.tz == b.tz:
-        return a if ["s", "ms", "us", "ns"].index(a.unit) >= ["s", "ms", "us", "ns"].index(
-            b.unit) else b
-    raise ExprError(f"type error: no common type of {a} and {b}")
-
-
-def _wider_decimal(a: pa.DataType, b: pa.DataType) -> pa.DataType:
-    def ps(t: pa.DataType) -> tuple[int, int]:
-        if pa.types.is_decimal(t):
-            return t.precision, t.scale
-        return {8: 3, 16: 5, 32: 10, 64: 19}[t.bit_width], 0
-    (pa_, sa), (pb, sb) = ps(a), ps(b)
-    scale = max(sa, sb)
-    prec = max(pa_ - sa, pb - sb) + scale
-    return pa.decimal128(prec, scale) if prec <= 38 else pa.decimal256(min(prec, 76), scale)
-
-
-def _false_if_null(v: Value) -> Value:
-    return pc.fill_null(v, False)
-
-
-def _nonzero(v: Value) -> Value:
-    """``v`` with zeros made NULL (SQL division by zero gives NULL here)."""
-    if isinstance(v, pa.Scalar):
-        return v if not v.is_valid or v.as_py() != 0 else pa.scalar(None, v.type)
-    return pc.if_else(pc.equal(v, pa.scalar(0).cast(v.type) if not pa.types.is_decimal(v.type)
-                               else pa.scalar(0).cast(v.type)), pa.scalar(None, v.type), v)
-
-
-def _div(a: Value, b: Value) -> Value:
-    a, b = _unify(a, b)
-    return pc.divide(a, _nonzero(b))
-
-
-def _mod(a: Value, b: Value) -> Value:
-    a, b = _unify(a, b)
-    b = _nonzero(b)
-    if pa.types.is_integer(a.type) and pa.types.is_integer(b.type):
-        return pc.subtract(a, pc.multiply(pc.divide(a, b), b))  # truncating: sign of a
-    q = pc.trunc(pc.divide(pc.cast(a, pa.float64()), pc.cast(b, pa.float64())))
-    return pc.subtract(a, pc.multiply(q, b))
-
-
-def _to_string(v: Value) -> Value:
-    if pa.types.is_string(v.type) or pa.types.is_large_string(v.type):
-        return v
-    return v.cast(pa.string()) if isinstance(v, pa.Scalar) else pc.cast(v, pa.string())
-
-
-def _concat(*vs: Value) -> Value:
-    return pc.binary_join_element_wise(*[_to_string(v) for v in vs], pa.scalar(""))
-
-
-def _in(x: Value, values: list[Value]) -> Value:
-    vals = [v for v in values if v.is_valid]
-    has_null = len(vals) < len(values)
-    if not vals:
-        return pa.scalar(None, pa.bool_())
-    vset = pa.array([v.as_py() for v in vals])
-    if not pa.types.is_null(x.type) and vset.type != x.type:
-        vset = vset.cast(x.type)
-    found = pc.is_in(x, value_set=vset, skip_nulls=True)
-    found = pc.if_else(pc.is_null(x), pa.scalar(None, pa.bool_()), found)
-    if has_null:
-        found = pc.if_else(found, True, pa.scalar(None, pa.bool_()))
-    return found
-
-
-# Java (Flink's DATE_FORMAT) pattern letters -> strftime
-_JAVA_FMT = [("yyyy", "%Y"), ("yy", "%y"), ("MM", "%m"), ("dd", "%d"), ("HH", "%H"),
-             ("mm", "%M"), ("ss", "%S"), ("SSS", "%f")]
-
-
-def _strftime_pattern(fmt: str) -> str:
-    out = fmt
-    for java, c in _JAVA_FMT:
-        out = out.replace(java, c)
-    return out
-
-
-def _date_format(v: Value, fmt: Value) -> Value:
-    if not isinstance(fmt, pa.Scalar):
-        raise ExprError("DATE_FORMAT: the format must be a literal")
-    if pa.types.is_string(v.type):
-        v = pc.cast(v, pa.timestamp("us"))
-    return pc.strftime(v, format=_strftime_pattern(fmt.as_py()))
-
-
-def _to_timestamp(v: Value, fmt: Value | None = None) -> Value:
-    if fmt is None:
-        return pc.cast(v, pa.timestamp("us"))
-    return pc.strptime(v, format=_strftime_pattern(fmt.as_py()), unit="us")
-
-
-def _to_date(v: Value, fmt: Value | None = None) -> Value:
-    return pc.cast(_to_timestamp(v, fmt), pa.date32())
-
-
-def _substr(s: Value, start: Value, length: Value | None = None) -> Value:
-    b = start.as_py()
-    b0 = b - 1 if b > 0 else b  # SQL positions start at 1
-    if length is None:
-        return pc.utf8_slice_codeunits(s, b0)
-    return pc.utf8_slice_codeunits(s, b0, b0 + length.as_py())
-
-
-def _round(x: Value, d: Value | None = None) -> Value:
-    return pc.round(x, ndigits=0 if d is None else d.as_py(), round_mode="half_up")
-
-
-def _from_unixtime(v: Value) -> Value:
-    return pc.cast(pc.multiply(pc.cast(v, pa.int64()), 1000),
-                   pa.timestamp("ms", tz="UTC"))
-
-
-def _is_ascii(v: pa.Array) -> bool:
-    """Whether every byte of a string column is ASCII (one scan of its data buffer)."""
-    if not pa.types.is_string(v.type) or v.buffers()[2] is None:
-        return False
-    offsets = np.frombuffer(v.buffers()[1], dtype=np.int32)[v.offset:v.offset + len(v) + 1]
-    data = np.frombuffer(v.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
-    return not len(data) or int(data.max()) < 0x80
-
-
-def _case(v: Value, ascii_fn: Callable[[Value], Value], utf8_fn: Callable[[Value], Value]
-          ) -> Value:
-    # Arrow's UTF-8 case mapping costs ~40x its ASCII one; most columns are ASCII
-    if isinstance(v, pa.Array) and _is_ascii(v):
-        return ascii_fn(v)
-    return utf8_fn(v)
-
-
-def _literal_arg(name: str, v: Value) -> Value:
-    if not isinstance(v, pa.Scalar):
-        raise ExprError(f"{name}: this argument must be a literal")
-    return v
-
-
-#: Functions by upper-case name: (min args, max args, implementation).
-FUNCTIONS: dict[str, tuple[int, int, Callable[..., Value]]] = {
-    # numbers
-    "ABS": (1, 1, pc.abs), "CEIL": (1, 1, pc.ceil), "CEILING": (1, 1, pc.ceil),
-    "FLOOR": (1, 1, pc.floor), "ROUND": (1, 2, _round), "MOD": (2, 2, _mod),
-    "POWER": (2, 2, pc.power), "POW": (2, 2, pc.power), "SQRT": (1, 1, pc.sqrt),
-    "LN": (1, 1, pc.ln), "LOG10": (1, 1, pc.log10), "SIGN": (1, 1, pc.sign),
-    # strings
-    "UPPER": (1, 1, lambda s: _case(s, pc.ascii_upper, pc.utf8_upper)),
-    "LOWER": (1, 1, lambda s: _case(s, pc.ascii_lower, pc.utf8_lower)),
-    "TRIM": (1, 1, pc.utf8_trim_whitespace), "LTRIM": (1, 1, pc.utf8_ltrim_whitespace),
-    "RTRIM": (1, 1, pc.utf8_rtrim_whitespace), "CHAR_LENGTH": (1, 1, pc.utf8_length),
-    "CHARACTER_LENGTH": (1, 1, pc.utf8_length), "LENGTH": (1, 1, pc.utf8_length),
-    "CONCAT": (1, 99, _concat), "SUBSTR": (2, 3, _substr), "SUBSTRING": (2, 3, _substr),
-    "REPLACE": (3, 3, lambda s, a, b: pc.replace_substring(
-        s, _literal_arg("REPLACE", a).as_py(), _literal_arg("REPLACE", b).as_py())),
-    "REGEXP_REPLACE": (3, 3, lambda s, a, b: pc.replace_substring_regex(
-        s, _literal_arg("REGEXP_REPLACE", a).as_py(), _literal_arg("REGEXP_REPLACE", b).as_py())),
-    # dates and times
-    "YEAR": (1, 1, pc.year), "MONTH": (1, 1, pc.month), "DAY": (1, 1, pc.day),
-    "DAYOFMONTH": (1, 1, pc.day), "HOUR": (1, 1, pc.hour), "MINUTE": (1, 1, pc.minute),
-    "SECOND": (1, 1, pc.second), "DATE_FORMAT": (2, 2, _date_format),
-    "TO_TIMESTAMP": (1, 2, _to_timestamp), "TO_DATE": (1, 2, _to_date),
-    "FROM_UNIXTIME": (1, 1, _from_unixtime),
-    # the time of evaluation (not of the change: that is __op_ts__); a replay after a restart
-    # evaluates again, so these differ between a run and its replay
-    "CURRENT_TIMESTAMP": (0, 0, lambda: pa.scalar(_dt.datetime.now(_dt.timezone.utc),
-                                                  pa.timestamp("us", tz="UTC"))),
-    "NOW": (0, 0, lambda: pa.scalar(_dt.datetime.now(_dt.timezone.utc),
-                                    pa.timestamp("us", tz="UTC"))),
-    "LOCALTIMESTAMP": (0, 0, lambda: pa.scalar(_dt.datetime.now(), pa.timestamp("us"))),
-    "CURRENT_DATE": (0, 0, lambda: pa.scalar(_dt.date.today(), pa.date32())),
-    # conditionals and JSON
-    "NULLIF": (2, 2, lambda a, b: pc.if_else(_false_if_null(pc.equal(*_unify(a, b))),
-                                             pa.scalar(None, a.type), a)),
-    "JSON_VALUE": (2, 2, lambda j, p: json_value(j, _literal_arg("JSON_VALUE", p).as_py())),
-}
-
-#: sqlglot's own node names for functions it knows (the others arrive as Anonymous)
-_NODE_NAMES = {"Upper": "UPPER", "Lower": "LOWER", "Trim": "TRIM", "Length": "LENGTH",
-               "Concat": "CONCAT", "Substring": "SUBSTR", "Round": "ROUND", "Abs": "ABS",
-               "Ceil": "CEIL", "Floor": "FLOOR", "Pow": "POWER", "Sqrt": "SQRT", "Ln": "LN",
-               "Year": "YEAR", "Month": "MONTH", "Day": "DAY", "Hour": "HOUR",
-               "Minute": "MINUTE", "Second": "SECOND", "DayOfMonth": "DAYOFMONTH",
-               "Nullif": "NULLIF", "JSONExtractScalar": "JSON_VALUE", "Sign": "SIGN",
-               "RegexpReplace": "REGEXP_REPLACE", "DateFormat": "DATE_FORMAT",
-               "ToTimestamp": "TO_TIMESTAMP", "StrToTime": "TO_TIMESTAMP", "TsOrDsToDate": "TO_DATE",
-               "ToDate": "TO_DATE", "StrToDate": "TO_DATE", "UnixToTime": "FROM_UNIXTIME",
-               "Log10": "LOG10", "Mod": "MOD", "Replace": "REPLACE",
-               "CurrentTimestamp": "CURRENT_TIMESTAMP", "Localtimestamp": "LOCALTIMESTAMP",
-               "CurrentDate": "CURRENT_DATE"}
-
 _BINARY: dict[type, Callable[[Value, Value], Value]] = {
     exp.Add: pc.add_checked, exp.Sub: pc.subtract_checked, exp.Mul: pc.multiply_checked,
-    exp.Div: _div, exp.Mod: _mod,
+    exp.Div: div, exp.Mod: mod,
     exp.EQ: pc.equal, exp.NEQ: pc.not_equal, exp.GT: pc.greater, exp.GTE: pc.greater_equal,
     exp.LT: pc.less, exp.LTE: pc.less_equal, exp.And: pc.and_kleene, exp.Or: pc.or_kleene,
-    exp.DPipe: _concat,
+    exp.DPipe: concat,
 }
 
 
@@ -404,7 +166,7 @@ class _Compiler:
             try:
                 return fn(env)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-                raise ExprError(f"{sql}: {_arrow_message(exc)}") from None
+                raise ExprError(f"{sql}: {arrow_message(exc)}") from None
         return located
 
     def _compile(self, node: exp.Expression) -> Fn:  # noqa: C901 - one branch per node kind
@@ -430,7 +192,7 @@ class _Compiler:
         op = _BINARY.get(type(node))
         if op is not None:
             a, b = self.compile(node.this), self.compile(node.expression)
-            return lambda env: op(*_unify(a(env), b(env)))
+            return lambda env: op(*unify(a(env), b(env)))
         if isinstance(node, exp.Is):
             f = self.compile(node.this)
             target = node.expression
@@ -438,17 +200,17 @@ class _Compiler:
                 return lambda env: pc.is_null(f(env))
             if isinstance(target, exp.Boolean):
                 want = bool(target.this)
-                return lambda env: _false_if_null(pc.equal(f(env), want))
+                return lambda env: false_if_null(pc.equal(f(env), want))
             raise ExprError(f"IS {target.sql()}: only IS [NOT] NULL / TRUE / FALSE")
         if isinstance(node, exp.In):
             f = self.compile(node.this)
             items = [self.compile(e) for e in node.expressions]
-            return lambda env: _in(f(env), [g(env) for g in items])
+            return lambda env: in_list(f(env), [g(env) for g in items])
         if isinstance(node, exp.Between):
             x, lo, hi = (self.compile(node.this), self.compile(node.args["low"]),
                          self.compile(node.args["high"]))
-            return lambda env: pc.and_kleene(pc.greater_equal(*_unify(x(env), lo(env))),
-                                             pc.less_equal(*_unify(x(env), hi(env))))
+            return lambda env: pc.and_kleene(pc.greater_equal(*unify(x(env), lo(env))),
+                                             pc.less_equal(*unify(x(env), hi(env))))
         if isinstance(node, (exp.Like, exp.ILike)):
             f = self.compile(node.this)
             pat = node.expression
@@ -463,12 +225,12 @@ class _Compiler:
             e = self.compile(node.args["false"]) if node.args.get("false") else _lit(None)
 
             def if_(env: Env) -> Value:
-                tv, ev = _common([t(env), e(env)])
-                return pc.if_else(_false_if_null(c(env)), tv, ev)
+                tv, ev = common([t(env), e(env)])
+                return pc.if_else(false_if_null(c(env)), tv, ev)
             return if_
         if isinstance(node, exp.Coalesce):
             parts = [self.compile(node.this)] + [self.compile(e) for e in node.expressions]
-            return lambda env: pc.coalesce(*_common([p(env) for p in parts]))
+            return lambda env: pc.coalesce(*common([p(env) for p in parts]))
         if isinstance(node, (exp.TryCast, exp.Cast)):
             return self.cast(node)
         if isinstance(node, exp.Func):
@@ -501,11 +263,11 @@ class _Compiler:
         def case(env: Env) -> Value:
             if subject is not None:
                 s = subject(env)
-                cs = [pc.equal(*_unify(s, c(env))) for c in conds]
+                cs = [pc.equal(*unify(s, c(env))) for c in conds]
             else:
                 cs = [c(env) for c in conds]
-            cs = [broadcast(_false_if_null(c), env.n) for c in cs]
-            vals = _common([t(env) for t in thens] + [default(env)])
+            cs = [broadcast(false_if_null(c), env.n) for c in cs]
+            vals = common([t(env) for t in thens] + [default(env)])
             if pa.types.is_null(vals[0].type):
                 return pa.nulls(env.n)
             cond = pc.make_struct(*cs, field_names=[f"c{i}" for i in range(len(cs))])
@@ -516,29 +278,29 @@ class _Compiler:
         to = node.args["to"]
         text = to.sql(dialect=TransformSql).replace(" ", "")
         try:
-            target = to_arrow(parse_type(_SQL_TYPES.get(text.upper(), text)))
+            target = to_arrow(parse_type(SQL_TYPES.get(text.upper(), text)))
         except ValueError:
             raise ExprError(f"{node.sql(dialect=TransformSql)}: unknown type {text}") from None
         f = self.compile(node.this)
         if isinstance(node, exp.TryCast):
-            return lambda env: _try_cast(f(env), target)
+            return lambda env: try_cast(f(env), target)
 
         def cast(env: Env) -> Value:
             v = f(env)
-            if pa.types.is_string(v.type) and _is_number(target):
+            if pa.types.is_string(v.type) and is_number(target):
                 v = pc.utf8_trim_whitespace(v)  # ' 2' is 2, as in Flink SQL
             try:
                 return v.cast(target) if isinstance(v, pa.Scalar) else pc.cast(v, target)
             except pa.ArrowInvalid as exc:
                 raise ExprError(f"{node.sql(dialect=TransformSql)}: a value cannot be cast "
-                                f"({_arrow_message(exc)}); TRY_CAST gives NULL instead") from None
+                                f"({arrow_message(exc)}); TRY_CAST gives NULL instead") from None
         return cast
 
     def function(self, node: exp.Func) -> Fn:
         if isinstance(node, exp.Anonymous):
             name = str(node.this).upper()
         else:
-            name = _NODE_NAMES.get(type(node).__name__, type(node).__name__.upper())
+            name = NODE_NAMES.get(type(node).__name__, type(node).__name__.upper())
         spec = FUNCTIONS.get(name)
         if spec is None:
             raise ExprError(f"unknown function {name}" + _hint(name, set(FUNCTIONS)))
@@ -555,69 +317,6 @@ class _Compiler:
             raise ExprError(f"{name} takes {want} arguments, not {len(args)}")
         fns = [self.compile(a) for a in args]
         return lambda env: impl(*[f(env) for f in fns])
-
-
-_SQL_TYPES = {"INTEGER": "INT", "TEXT": "STRING", "VARCHAR": "STRING", "CHAR": "STRING",
-              "DATETIME": "TIMESTAMP(6)", "TIMESTAMP": "TIMESTAMP(6)", "DECIMAL": "DECIMAL(10,0)",
-              "DOUBLEPRECISION": "DOUBLE", "BOOL": "BOOLEAN"}
-
-_INT_RE = r"^\s*[+-]?\d{1,18}\s*$"
-_NUM_RE = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$"
-
-
-def _is_number(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-
-
-def _try_cast(v: Value, target: pa.DataType) -> Value:
-    """``CAST`` that gives NULL for values it cannot convert (vectorised: values that would
-    fail are found by pattern or range first, then the rest is cast in one call)."""
-    if isinstance(v, pa.Scalar):
-        try:
-            return v.cast(target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return pa.scalar(None, target)
-    try:
-        return pc.cast(v, target)
-    except pa.ArrowInvalid:
-        pass
-    if pa.types.is_string(v.type):
-        if pa.types.is_integer(target) or pa.types.is_decimal(target) or pa.types.is_floating(target):
-            ok = pc.match_substring_regex(v, _INT_RE if pa.types.is_integer(target) else _NUM_RE)
-            v = pc.if_else(ok, pc.utf8_trim_whitespace(v), pa.scalar(None, pa.string()))
-            if pa.types.is_integer(target):
-                return _in_range_cast(pc.cast(v, pa.int64()), target)
-            return pc.cast(pc.cast(v, pa.float64()), target) if pa.types.is_floating(target) \
-                else _safe_each(v, target)
-        if pa.types.is_date(target) or pa.types.is_timestamp(target):
-            ts = pc.strptime(v, format="%Y-%m-%d %H:%M:%S", unit="us", error_is_null=True)
-            d = pc.strptime(v, format="%Y-%m-%d", unit="us", error_is_null=True)
-            return pc.cast(pc.coalesce(ts, d), target)
-    if pa.types.is_integer(target) and (pa.types.is_integer(v.type) or pa.types.is_floating(v.type)):
-        return _in_range_cast(v, target)
-    return _safe_each(v, target)
-
-
-def _in_range_cast(v: pa.Array, target: pa.DataType) -> pa.Array:
-    info = {8: 2**7, 16: 2**15, 32: 2**31, 64: 2**63}[target.bit_width]
-    lo, hi = (-info, info - 1) if pa.types.is_signed_integer(target) else (0, 2 * info - 1)
-    if pa.types.is_floating(v.type):
-        v = pc.trunc(v)
-    ok = pc.and_(pc.greater_equal(v, lo), pc.less_equal(v, hi))
-    return pc.cast(pc.if_else(ok, v, pa.scalar(None, v.type)), target)
-
-
-def _safe_each(v: pa.Array, target: pa.DataType) -> pa.Array:
-    """Last resort for a type pair without a pattern: cast halves until the failing values are
-    isolated (log n casts per failing value, no per-row Python for the good ones)."""
-    try:
-        return pc.cast(v, target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        if len(v) <= 1:
-            return pa.nulls(len(v), target)
-    mid = len(v) // 2
-    return pa.concat_arrays([_safe_each(v.slice(0, mid), target),
-                             _safe_each(v.slice(mid), target)])
 
 
 def _hint(name: str, known: set[str]) -> str:

@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from runtime.transform.errors import ExprError
+
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 _PATH = re.compile(r"^\$((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$")
@@ -32,8 +34,6 @@ def parse_path(path: str) -> list[str]:
 
 
 def json_value(column: pa.Array | pa.Scalar, path: str) -> pa.Array | pa.Scalar:
-    from runtime.transform.expr import ExprError  # noqa: PLC0415 - the two modules go together
-
     try:
         keys = parse_path(path)
     except ValueError as exc:
