@@ -135,4 +135,6 @@ class TransformingWriter(SinkWriter):
 
     def __getattr__(self, name: str) -> Any:
         # sink-specific extras the runtime looks up on writers (gauges ...) are the inner's
+        if name == "inner":  # not set yet (e.g. while unpickling): no endless recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)

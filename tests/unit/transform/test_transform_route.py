@@ -162,3 +162,25 @@ def test_the_wrapped_sink_is_plain_data_for_executors_that_ship_it() -> None:
     copy = pickle.loads(pickle.dumps(sink))
     assert copy.routes[0].target("a.x") == "b.x"
     assert copy.transforms[0].filter == "id > 1"
+
+
+def test_rescale_gives_every_writer_all_merged_schemas() -> None:
+    from runtime.errors import ConfigError
+    from runtime.rescale import writer_states_for
+
+    rules = [RouteRule("shop\\.order_\\d+", "dw.orders"), RouteRule("shop\\.item_\\d+", "dw.items")]
+    a, b = Router(rules), Router(rules)
+    a.apply(ChangeBatch(shard(0, (ID, Column("x", T("INT")))), "c", rows=[(1, 1)]))
+    b.apply(ChangeBatch(TableSchema("shop.item_1", (ID,), ("id",)), "c", rows=[(1,)]))
+    b.apply(ChangeBatch(shard(1, (ID, Column("y", T("INT")))), "c", rows=[(1, 1)]))
+    sink = TransformingSink(_Sink(), [], rules)
+    states = [{"inner": None, "routes": a.snapshot_state()},
+              {"inner": None, "routes": b.snapshot_state()}]
+    out = writer_states_for(sink, states, 3)
+    assert len(out) == 3 and all(s == out[0] for s in out)
+    merged = Router(rules, out[0]["routes"])  # type: ignore[index]
+    assert merged._targets["dw.orders"].schema.names == ("id", "x", "y")  # noqa: SLF001
+    assert "dw.items" in merged._targets  # noqa: SLF001
+    # the sink's own state still can't be redistributed by a sink that can't
+    with pytest.raises(ConfigError, match="can't redistribute"):
+        writer_states_for(sink, [{"inner": {"held": 1}, "routes": {}}, None], 3)
