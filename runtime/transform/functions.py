@@ -29,12 +29,37 @@ def arrow_message(exc: Exception) -> str:
 
 
 def unify(a: Value, b: Value) -> tuple[Value, Value]:
-    """Make NULL literals take the other side's type (``x = NULL``, ``COALESCE(x, NULL)``)."""
+    """Make NULL literals take the other side's type (``x = NULL``, ``COALESCE(x, NULL)``),
+    and integer literals beside decimals the narrowest decimal holding them (Arrow would make
+    ``100`` a DECIMAL(19,0): a wider result, and twice the work)."""
     if pa.types.is_null(a.type) and not pa.types.is_null(b.type):
         a = a.cast(b.type) if isinstance(a, pa.Scalar) else pc.cast(a, b.type)
     elif pa.types.is_null(b.type) and not pa.types.is_null(a.type):
         b = b.cast(a.type) if isinstance(b, pa.Scalar) else pc.cast(b, a.type)
+    if pa.types.is_decimal(a.type):
+        b = _narrow_int(b)
+    elif pa.types.is_decimal(b.type):
+        a = _narrow_int(a)
     return a, b
+
+
+def _narrow_int(v: Value) -> Value:
+    if isinstance(v, pa.Scalar) and v.is_valid and pa.types.is_integer(v.type):
+        n = v.as_py()
+        return pa.scalar(n, pa.decimal128(max(1, len(str(abs(n)))), 0))
+    return v
+
+
+def arithmetic(checked: Callable[[Value, Value], Value], plain: Callable[[Value, Value], Value]
+               ) -> Callable[[Value, Value], Value]:
+    """``checked`` (integer overflow is an error, never a wrapped value), except on decimals,
+    whose result type always holds the exact result (Arrow's checked decimal kernels only
+    cost more)."""
+    def op(a: Value, b: Value) -> Value:
+        if pa.types.is_decimal(a.type) or pa.types.is_decimal(b.type):
+            return plain(a, b)
+        return checked(a, b)
+    return op
 
 
 def common(values: list[Value]) -> list[Value]:
