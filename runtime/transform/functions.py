@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -45,9 +46,13 @@ def unify(a: Value, b: Value) -> tuple[Value, Value]:
 
 def _narrow_int(v: Value) -> Value:
     if isinstance(v, pa.Scalar) and v.is_valid and pa.types.is_integer(v.type):
-        n = v.as_py()
-        return pa.scalar(n, pa.decimal128(max(1, len(str(abs(n)))), 0))
+        return _decimal_literal(v.as_py())
     return v
+
+
+@lru_cache(maxsize=1024)
+def _decimal_literal(n: int) -> pa.Scalar:
+    return pa.scalar(n, pa.decimal128(max(1, len(str(abs(n)))), 0))
 
 
 def arithmetic(checked: Callable[[Value, Value], Value], plain: Callable[[Value, Value], Value]

@@ -27,6 +27,8 @@ from runtime.transform.expr import Env, Expr, ExprError, compile_expr, parse, pa
 from runtime.transform.metadata import METADATA_COLUMNS, metadata_columns
 from runtime.types import from_arrow, to_arrow
 
+_FALSE = pa.scalar(False)
+
 #: ``converter-after-transform`` values
 SOFT_DELETE = "SOFT_DELETE"
 
@@ -88,6 +90,11 @@ class _Item:
     source: int | None  # column index passed through, or None: computed
     expr: Expr | None
     column: Column | None = None
+
+    @cached_property
+    def arrow_type(self) -> pa.DataType:
+        assert self.column is not None
+        return to_arrow(self.column.type)
 
 
 class TablePlan:
@@ -189,7 +196,7 @@ class TablePlan:
         arrays = []
         for it in self.items:
             a = rb.column(it.source) if it.source is not None else computed[it.name]
-            want = to_arrow(it.column.type)  # type: ignore[union-attr]
+            want = it.arrow_type
             arrays.append(a if a.type == want else pc.cast(a, want))
         return arrays, computed
 
@@ -203,7 +210,7 @@ class TablePlan:
         m = self.filter.evaluate(env)
         if pa.types.is_null(m.type):
             return np.zeros(env.n, dtype=bool)
-        return pc.fill_null(m, False).to_numpy(zero_copy_only=False)
+        return pc.coalesce(m, _FALSE).to_numpy(zero_copy_only=False)
 
     def apply(self, batch: ChangeBatch) -> ChangeBatch | None:
         """The batch transformed; None when no event is left."""
@@ -312,7 +319,7 @@ class TablePlan:
                 cols[i] = rb.column(i) if sel is None else rb.column(i).filter(sel)
             return cols[i]
         m = len(idx)
-        view = batch if whole else _Subset(batch, idx.tolist())
+        view = batch if whole else _Subset(batch, idx)
         names = self.input.names
         env = Env(m, {names[i]: col(i) for i in self._expr_inputs},
                   metadata_columns(self.input.table, m, view,  # type: ignore[arg-type]
@@ -320,7 +327,7 @@ class TablePlan:
         arrays = []
         for it in self.items:
             a = col(it.source) if it.source is not None else it.expr.evaluate(env)  # type: ignore[union-attr]
-            want = to_arrow(it.column.type)  # type: ignore[union-attr]
+            want = it.arrow_type
             arrays.append(a if a.type == want else pc.cast(a, want))
         ts = batch._ts  # noqa: SLF001 - a constant stays a constant
         if not whole and not isinstance(ts, int):
@@ -336,13 +343,15 @@ class TablePlan:
 
 
 class _Subset:
-    """The events ``idx`` of a batch, as far as metadata columns read them."""
+    """The events ``idx`` of a batch, as far as metadata columns read them (on first use)."""
 
-    def __init__(self, batch: ChangeBatch, idx: list[int]):
+    def __init__(self, batch: ChangeBatch, idx: list[int] | np.ndarray):
         self._batch, self._idx = batch, idx
-        self.ops = "u" * len(idx)
-        self.positions = ([batch.positions[i] for i in idx]
-                          if batch.positions is not None else None)
+
+    @property
+    def positions(self) -> list | None:
+        p = self._batch.positions
+        return None if p is None else [p[i] for i in self._idx]
 
     def ts_ms_array(self) -> pa.Array:
         return self._batch.ts_ms_array().take(pa.array(self._idx))
