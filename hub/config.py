@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -21,7 +21,6 @@ from hub.errors import ConfigErrors, KeyPath, format_key, parse_key
 from hub.interpolate import interpolate
 from hub.problems import did_you_mean, validation_problems
 from hub.tomlpos import KeyLines
-from hub.transforms import check_blocks
 from runtime import plugins
 from runtime.checkpoint.coordinator import DEFAULT_TOLERABLE_FAILURES
 from runtime.channel import DEFAULT_CHANNEL_BYTES
@@ -32,9 +31,11 @@ from runtime.fs import is_url
 from runtime.sink import Sink
 from runtime.schema import TableSchema
 from runtime.source import Source
-from runtime.transform.route import RouteRule
-from runtime.transform.transform import TransformRule
 from runtime.watermark import WatermarkStrategy
+
+if TYPE_CHECKING:  # the SQL parser loads only for pipelines with [[transform]] / [[route]]
+    from runtime.transform.route import RouteRule
+    from runtime.transform.transform import TransformRule
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,11 @@ def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSp
     _check_top_level(doc, check)
     sections = {name: check.section(doc, name, model) for name, model in _SECTIONS.items()}
     connectors = {kind: check.connector(doc, kind) for kind in _CONNECTORS}
-    transforms, routes = check_blocks(doc, check.add, lambda: _source_schemas(connectors))
+    transforms, routes = [], []
+    if any(key in doc for key in _BLOCKS):
+        from hub.transforms import check_blocks  # noqa: PLC0415 - loads sqlglot: only if used
+
+        transforms, routes = check_blocks(doc, check.add, lambda: _source_schemas(connectors))
     if check.errors:
         raise ConfigErrors(path, check.errors)
     spec = _spec(path, sections, connectors)  # type: ignore[arg-type]  # all present when no errors

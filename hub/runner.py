@@ -33,7 +33,6 @@ from runtime.metrics import PipelineMetrics
 from runtime.retry import Backoff
 from runtime.sink import Sink
 from runtime.source import Source
-from runtime.transform.operator import TransformingSink
 
 log = logging.getLogger("hub")
 
@@ -65,7 +64,9 @@ def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
     if spec.transforms or spec.routes or spec.schema_change_behavior != "evolve":
-        # the operators run chained before the sink's writers
+        # the operators run chained before the sink's writers (loaded only when used)
+        from runtime.transform.operator import TransformingSink  # noqa: PLC0415
+
         sink = TransformingSink(sink, list(spec.transforms), list(spec.routes),
                                 spec.schema_change_behavior)
     sink.check()

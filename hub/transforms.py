@@ -17,7 +17,7 @@ from hub.errors import KeyPath
 from hub.problems import validation_problems
 from runtime.config import ConnectorConfig
 from runtime.schema import TableSchema
-from runtime.transform.expr import ExprError
+from runtime.transform.errors import ExprError
 from runtime.transform.route import RouteRule
 from runtime.transform.transform import TransformRule
 
