@@ -7,7 +7,7 @@ A page marks each generated part with a pair of HTML comments::
     <!-- END GENERATED -->
 
 Generators: ``options KIND NAME`` (a plugin's options, from its config model), ``options
-section NAME`` (``[checkpoint]`` ...), ``types TARGET`` (the type map of a sink or source,
+section NAME`` (``[checkpoint]`` ...), ``options block NAME`` (``[[transform]]``, ``[[route]]``), ``types TARGET`` (the type map of a sink or source,
 computed by calling its type functions on sample logical types).
 
 Usage (from the repository root, in the environment the hub is installed in)::
@@ -58,6 +58,11 @@ def options(kind: str, name: str) -> str:
 
     if kind == "section":
         [info] = [s for s in list_sections() if s.name == name]
+    elif kind == "block":  # [[transform]], [[route]]
+        from hub.registry import PluginInfo, describe_options
+        from hub.transforms import BLOCKS
+
+        info = PluginInfo("section", name, options=describe_options(BLOCKS[name]))
     else:
         info = describe_plugin(kind, name)
         if info.error:

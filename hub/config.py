@@ -12,8 +12,8 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
@@ -29,8 +29,13 @@ from runtime.deadletter import RECORD_ID_RE
 from runtime.errors import ConfigError, HubError
 from runtime.fs import is_url
 from runtime.sink import Sink
+from runtime.schema import TableSchema
 from runtime.source import Source
 from runtime.watermark import WatermarkStrategy
+
+if TYPE_CHECKING:  # the SQL parser loads only for pipelines with [[transform]] / [[route]]
+    from runtime.transform.route import RouteRule
+    from runtime.transform.transform import TransformRule
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,15 @@ class PipelineOptions(ConnectorConfig):
     channel_bytes: Size = Field(DEFAULT_CHANNEL_BYTES, ge=1, description=(
         "Bytes of batch data buffered between a source subtask and its sink subtask before "
         "the source waits, whatever the count (one batch always passes)."))
+    schema_change_behavior: Literal["evolve", "lenient", "try-evolve", "ignore", "exception"] = \
+        Field("evolve", description=(
+            "What schema changes of the source reach the sink (Flink CDC's modes).  evolve: "
+            "all, as they are; lenient: nothing is lost (a dropped column stays and is NULL "
+            "from then on, a rename adds the new column, a type change widens, truncates and "
+            "drops are not passed on); try-evolve: as evolve, and a change the sink refuses "
+            "is logged and skipped; ignore: each table keeps the schema it was created with "
+            "(new columns are left out, missing ones are NULL); exception: a schema change "
+            "stops the pipeline.  The sink's own schema options apply to what reaches it."))
 
     @field_validator("name")
     @classmethod
@@ -129,7 +143,8 @@ _SECTIONS: dict[str, type[ConnectorConfig]] = {
     "restart": RestartOptions,
 }
 _CONNECTORS: dict[str, type] = {"source": Source, "sink": Sink}
-_NOT_YET = ("transform", "route")
+#: blocks checked by hub.transforms
+_BLOCKS = ("transform", "route")
 
 
 @dataclass(frozen=True)
@@ -182,6 +197,11 @@ class PipelineSpec:
     #: ``[pipeline] channel-capacity`` and ``channel-bytes``: how much a channel buffers
     channel_capacity: int = 8
     channel_bytes: int | None = DEFAULT_CHANNEL_BYTES
+    #: ``[[transform]]`` and ``[[route]]`` blocks, in file order
+    transforms: tuple[TransformRule, ...] = ()
+    routes: tuple[RouteRule, ...] = ()
+    #: ``[pipeline] schema-change-behavior``
+    schema_change_behavior: str = "evolve"
 
 
 def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSpec:
@@ -204,9 +224,15 @@ def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSp
     _check_top_level(doc, check)
     sections = {name: check.section(doc, name, model) for name, model in _SECTIONS.items()}
     connectors = {kind: check.connector(doc, kind) for kind in _CONNECTORS}
+    transforms, routes = [], []
+    if any(key in doc for key in _BLOCKS):
+        from hub.transforms import check_blocks  # noqa: PLC0415 - loads sqlglot: only if used
+
+        transforms, routes = check_blocks(doc, check.add, lambda: _source_schemas(connectors))
     if check.errors:
         raise ConfigErrors(path, check.errors)
     spec = _spec(path, sections, connectors)  # type: ignore[arg-type]  # all present when no errors
+    spec = replace(spec, transforms=tuple(transforms), routes=tuple(routes))
     _check_checkpointing(spec, check)
     if check.errors:
         raise ConfigErrors(path, check.errors)
@@ -240,12 +266,9 @@ def _syntax_error(exc: tomllib.TOMLDecodeError, text: str) -> ConfigError:
 
 
 def _check_top_level(doc: dict[str, Any], check: _Check) -> None:
-    allowed = [*_SECTIONS, *_CONNECTORS]
+    allowed = [*_SECTIONS, *_CONNECTORS, *_BLOCKS]
     for key in doc:
         if key in allowed:
-            continue
-        if key in _NOT_YET:
-            check.add((key,), f"[[{key}]] is not supported yet")
             continue
         home = [s for s, model in _SECTIONS.items() if key in _aliases(model)]
         hint = f"; it belongs in [{home[0]}]" if home else did_you_mean(key, allowed)
@@ -380,7 +403,20 @@ def _spec(path: str, sections: dict[str, Any],
         source_type=source_type, source_class=source_class, source_config=source_config,
         sink_type=sink_type, sink_class=sink_class, sink_config=sink_config,
         channel_capacity=pipeline.channel_capacity, channel_bytes=pipeline.channel_bytes,
+        schema_change_behavior=pipeline.schema_change_behavior,
     )
+
+
+def _source_schemas(connectors: dict[str, Any]) -> list[TableSchema] | None:
+    """The source's tables when it declares them without connecting (datagen), else None."""
+    found = connectors.get("source")
+    if found is None or not callable(getattr(found[1], "schemas", None)):
+        return None
+    try:
+        return list(found[1](found[2]).schemas())
+    except Exception:  # noqa: BLE001 - only a help for checking expressions early
+        log.debug("the source's table schemas are not known before it runs", exc_info=True)
+        return None
 
 
 def _check_checkpointing(spec: PipelineSpec, check: _Check) -> None:

@@ -24,6 +24,9 @@ from runtime.errors import HubError, TerminalError, TransientError
 
 def operator_of(plugin: Any) -> str:
     """The connector package of a source, sink or one of their parts (``sinks.jdbc``)."""
+    name = getattr(plugin, "operator_name", None)  # a wrapper names what it wraps
+    if isinstance(name, str):
+        return name
     module = type(plugin).__module__
     return module.rsplit(".", 1)[0] if "." in module else module
 

@@ -106,7 +106,9 @@ def test_unknown_key_in_builtin_section_and_top_level(write: Any) -> None:
         f"{path}:1: name: unknown key; it belongs in [pipeline]",
         f"{path}:8: checkpoint.retian: unknown key; did you mean 'retain'?",
         f"{path}:20: sinks: unknown key; did you mean 'sink'?",
-        f"{path}:22: transform: [[transform]] is not supported yet",
+        f"{path}:22: transform[0].source-table: required, but not set",
+        f"{path}:23: transform[0].sql: unknown key (known: converter-after-transform, "
+        "description, filter, partition-keys, primary-keys, projection, source-table)",
     ]
 
 

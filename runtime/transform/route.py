@@ -1,0 +1,281 @@
+"""The route operator: source tables to sink tables, merging sharded tables.
+
+A :class:`RouteRule` is one ``[[route]]`` block: ``source-table`` is a regex over ``db.table``,
+``sink-table`` the target id, where ``$1``.. are the regex's groups and the ``replace-symbol``
+(e.g. ``<>``) stands for the source table's name.  The first matching block applies; a table no
+block matches keeps its id.
+
+Many tables routed to one (``shop.order_0`` .. ``shop.order_63`` -> ``shop.orders``) share one
+**merged schema**: the union of their columns (in order of first appearance) with types widened
+(:func:`widen`); a column some tables lack is NULL in their rows.  Each widening reaches the sink
+as a schema change (``create_table``, then ``add_column`` / ``alter_column_type``) before the
+first batch that needs it.  The merged schemas are the operator's state: they are checkpointed
+(:meth:`Router.snapshot_state`) and restored as they were, so a restore rebuilds them
+identically whatever order the tables come back in.
+
+Keys that collide across shards: rows of two source tables with the same primary key are the
+same target row (the later change wins).  To keep them apart, add the source table to the key
+with a transform: ``projection = "*, __table_name__ AS src_table"``, ``primary-keys = "id,
+src_table"``.  All tables routed to one target must have the same primary key (else the
+pipeline stops naming both).  A truncate or drop of one table of several routed to one target
+is not passed on (it would empty the merged table); it is logged.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from runtime.batch import ChangeBatch
+from runtime.errors import TerminalError
+from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
+from runtime.types import DataType, to_arrow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RouteRule:
+    source_table: str
+    sink_table: str
+    replace_symbol: str | None = None
+    description: str | None = None
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self.source_table)
+
+    def target(self, table: str) -> str | None:
+        """The sink table of ``table``, None when this rule does not match it."""
+        m = self.pattern.fullmatch(table)
+        if m is None:
+            return None
+        out = re.sub(r"\$(\d+)", lambda g: m.group(int(g.group(1))) or "", self.sink_table)
+        if self.replace_symbol:
+            out = out.replace(self.replace_symbol, split_table_id(table)[1])
+        return out
+
+    def check(self) -> None:
+        """Raises ValueError naming a group the regex does not have."""
+        groups = self.pattern.groups
+        for g in re.findall(r"\$(\d+)", self.sink_table):
+            if int(g) > groups or int(g) == 0:
+                raise ValueError(f"sink-table uses ${g} but source-table has {groups} "
+                                 f"group(s)")
+
+
+#: ``[pipeline] schema-change-behavior`` values, Flink CDC's
+SCHEMA_CHANGE_BEHAVIORS = ("lenient", "evolve", "try-evolve", "ignore", "exception")
+#: behaviors under which the operator keeps each table's schema (and state of it)
+_KEEPS_SCHEMA = ("lenient", "ignore")
+
+_INTS = ("TINYINT", "SMALLINT", "INT", "BIGINT")
+_INT_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INT": 10, "BIGINT": 19}
+_STRINGS = ("CHAR", "VARCHAR", "STRING")
+
+
+def widen(a: DataType, b: DataType) -> DataType | None:
+    """The narrowest type holding every value of ``a`` and of ``b``; None when there is none
+    (e.g. DATE and INT: the pipeline stops rather than turn one into text)."""
+    if a == b:
+        return a
+    ka, kb = a.kind, b.kind
+    if ka in _INTS and kb in _INTS:
+        return a if _INTS.index(ka) >= _INTS.index(kb) else b
+    if {ka, kb} <= set(_INTS) | {"DECIMAL"}:
+        def ps(t: DataType) -> tuple[int, int]:
+            return (t.precision or 10, t.scale or 0) if t.kind == "DECIMAL" else (
+                _INT_DIGITS[t.kind], 0)
+        (p1, s1), (p2, s2) = ps(a), ps(b)
+        scale = max(s1, s2)
+        prec = max(p1 - s1, p2 - s2) + scale
+        return DataType("DECIMAL", precision=min(prec, 65), scale=scale) if prec <= 65 else None
+    if {ka, kb} <= {"FLOAT", "DOUBLE"} | set(_INTS):
+        return DataType("DOUBLE")
+    if ka in _STRINGS and kb in _STRINGS:
+        if ka == kb == "VARCHAR" and a.length is not None and b.length is not None:
+            return DataType("VARCHAR", length=max(a.length, b.length))
+        return DataType("STRING")
+    if {ka, kb} <= {"BINARY", "VARBINARY", "BYTES"}:
+        return DataType("BYTES")
+    if ka == kb and ka in ("TIME", "TIMESTAMP", "TIMESTAMP_LTZ"):
+        return DataType(ka, precision=max(a.precision or 0, b.precision or 0))
+    return None
+
+
+@dataclass
+class _Target:
+    schema: TableSchema
+    sources: set[str] = field(default_factory=set)
+
+
+class Router:
+    """The ``[[route]]`` blocks of a pipeline and the merged schemas of their targets."""
+
+    def __init__(self, rules: list[RouteRule], state: dict[str, Any] | None = None,
+                 behavior: str = "evolve"):
+        if behavior not in SCHEMA_CHANGE_BEHAVIORS:
+            raise ValueError(f"unknown schema change behavior {behavior!r}")
+        self.rules = rules
+        self.behavior = behavior
+        self._targets: dict[str, _Target] = {}
+        self._ids: dict[str, str | None] = {}
+        #: the schema each source table was last merged with (batches share schema objects)
+        self._seen: dict[str, TableSchema] = {}
+        for table, t in (state or {}).items():
+            self._targets[table] = _Target(TableSchema.from_dict(t["schema"]), set(t["sources"]))
+
+    def snapshot_state(self) -> dict[str, Any]:
+        return {table: {"schema": t.schema.to_dict(), "sources": sorted(t.sources)}
+                for table, t in sorted(self._targets.items())}
+
+    @staticmethod
+    def merge_states(states: list[dict[str, Any] | None]) -> dict[str, Any]:
+        """One state holding every target's merged schema of ``states`` (for a restore at
+        another parallelism: each writer starts from all of them)."""
+        router = Router([])
+        for st in states:
+            for table, t in (st or {}).items():
+                router._merge(table, TableSchema.from_dict(t["schema"]), t["sources"])
+        return router.snapshot_state()
+
+    @property
+    def active(self) -> bool:
+        """Whether batches and schema changes need this operator at all."""
+        return bool(self.rules) or self.behavior != "evolve"
+
+    def target_of(self, table: str) -> str | None:
+        """The table ``table`` is written to; None when it passes as it is (no route, and a
+        behavior that keeps no schema of its own)."""
+        if table not in self._ids:
+            found = next((t for r in self.rules if (t := r.target(table))), None)
+            if found is None and self.behavior in _KEEPS_SCHEMA:
+                found = table  # its own target: lenient / ignore keep its schema
+            self._ids[table] = found
+        return self._ids[table]
+
+    def _merge(self, target: str, schema: TableSchema, sources: Any) -> list[SchemaChange]:
+        """Merge ``schema`` into ``target``'s; the changes the sink must see first."""
+        cur = self._targets.get(target)
+        if cur is None:
+            merged = TableSchema(target, schema.columns, schema.primary_key)
+            self._targets[target] = _Target(merged, set(sources))
+            return [SchemaChange("create_table", target, merged)]
+        cur.sources.update(sources)
+        if self.behavior == "ignore":
+            return []  # the table keeps the schema it was created with
+        if schema.primary_key != cur.schema.primary_key:
+            raise TerminalError(
+                f"route to {target}: {', '.join(sorted(sources))} has primary key "
+                f"{list(schema.primary_key)}, the tables merged before have "
+                f"{list(cur.schema.primary_key)}; all tables routed to one must agree")
+        cols = list(cur.schema.columns)
+        names = [c.name for c in cols]
+        out: list[SchemaChange] = []
+        pk = cur.schema.primary_key
+        for c in schema.columns:
+            kind = None
+            if c.name not in names:
+                cols.append(Column(c.name, c.type, True, c.comment))
+                names.append(c.name)
+                kind = "add_column"
+            else:
+                i = names.index(c.name)
+                old = cols[i]
+                t = widen(old.type, c.type)
+                if t is None:
+                    raise TerminalError(
+                        f"route to {target}: column {c.name} is {old.type} in the tables "
+                        f"merged before and {c.type} in {', '.join(sorted(sources))}: no type "
+                        f"holds both")
+                nullable = old.nullable or c.nullable
+                if t != old.type or nullable != old.nullable:
+                    cols[i] = Column(old.name, t, nullable, old.comment, old.default)
+                    kind = "alter_column_type" if t != old.type else None
+            if kind is not None:  # one change per column, each with the schema after it
+                out.append(SchemaChange(kind, target, TableSchema(target, tuple(cols), pk),
+                                        {"column": c.name}))
+        cur.schema = TableSchema(target, tuple(cols), pk)
+        return out
+
+    def apply(self, batch: ChangeBatch) -> tuple[list[SchemaChange], ChangeBatch]:
+        """The schema changes to send first, and the batch under its target's schema."""
+        target = self.target_of(batch.table)
+        if target is None:
+            return [], batch
+        changes: list[SchemaChange] = []
+        if self._seen.get(batch.table) is not batch.schema or target not in self._targets:
+            changes = self._merge(target, batch.schema, [batch.table])
+            self._seen[batch.table] = batch.schema
+        merged = self._targets[target].schema
+        if merged is batch.schema or (target == batch.table and merged == batch.schema):
+            return changes, batch
+        return changes, conform(batch, merged)
+
+    def apply_schema_change(self, change: SchemaChange) -> list[SchemaChange]:
+        if self.behavior == "exception" and change.kind != "create_table":
+            raise TerminalError(f"{change.kind} of {change.table}: the pipeline's "
+                                f"schema-change-behavior is \"exception\"")
+        target = self.target_of(change.table)
+        if target is None:
+            return [change]
+        t = self._targets.get(target)
+        if self.behavior in _KEEPS_SCHEMA and change.kind != "create_table" and (
+                self.behavior == "ignore" or change.kind in ("truncate_table", "drop_table")):
+            log.info("%s of %s not passed on (schema-change-behavior = %s)", change.kind,
+                     change.table, self.behavior)
+            return []
+        if change.kind in ("truncate_table", "drop_table"):
+            if t is not None and t.sources - {change.table}:
+                log.warning("route to %s: %s of %s not passed on (%d other tables are merged "
+                            "into it)", target, change.kind, change.table, len(t.sources) - 1)
+                return []
+            if change.kind == "drop_table":
+                self._targets.pop(target, None)
+            return [SchemaChange(change.kind, target, None if change.schema is None else
+                                 TableSchema(target, change.schema.columns,
+                                             change.schema.primary_key),
+                                 change.details, change.ts_ms, change.position)]
+        if change.schema is None:
+            return []
+        # a merged (or lenient) schema only grows: a dropped column stays (NULL from now),
+        # a renamed one stays and the new name is added, a type change widens
+        self._seen[change.table] = change.schema
+        return self._merge(target, change.schema, [change.table])
+
+
+def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
+    """``batch`` under the merged schema: its columns cast to the merged types, the columns
+    it lacks NULL (vectorised; the same batch object when nothing changes but the name)."""
+    if batch.schema.columns == merged.columns:
+        return _renamed(batch, merged, batch.arrow() if batch.has_arrow else None)
+    rb = batch.arrow()
+    have = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}
+    arrays = []
+    for c in merged.columns:
+        want = to_arrow(c.type)
+        a = have.get(c.name)
+        if a is None:
+            arrays.append(pa.nulls(len(batch), want))
+        else:
+            arrays.append(a if a.type == want else pc.cast(a, want))
+    out = pa.RecordBatch.from_arrays(arrays, schema=merged.arrow_schema)
+    before = None
+    if batch.before is not None:
+        pos = [batch.schema.names.index(c.name) if c.name in batch.schema.names else None
+               for c in merged.columns]
+        before = [None if b is None else tuple(None if p is None else b[p] for p in pos)
+                  for b in batch.before]
+    return ChangeBatch(merged, batch.ops, arrow=out, before=before, ts_ms=batch._ts,  # noqa: SLF001
+                       positions=batch.positions, versions=batch.versions)
+
+
+def _renamed(batch: ChangeBatch, merged: TableSchema, rb: pa.RecordBatch | None) -> ChangeBatch:
+    return ChangeBatch(merged, batch.ops, rows=None if rb is not None else batch.rows(),
+                       arrow=rb, before=batch.before, ts_ms=batch._ts,  # noqa: SLF001
+                       positions=batch.positions, versions=batch.versions)

@@ -1,0 +1,432 @@
+"""The transform operator: projection, filter, key overrides and soft deletes of one table.
+
+A :class:`TransformRule` is one ``[[transform]]`` block.  For each table schema it meets it
+builds a :class:`TablePlan` once (compiled expressions, output schema); :meth:`TablePlan.apply`
+then maps a whole :class:`~runtime.batch.ChangeBatch` with a few Arrow kernel calls.
+
+Update images stay consistent under a filter (as Flink CDC does): an update whose before image
+passes and whose after image does not becomes a delete (of the before image); the reverse
+becomes an insert.  An update without a before image whose after image fails becomes a delete
+by its key (a no-op where the row never arrived).  A delete always passes: sources may send
+only its key, and deleting a key the target never got is a no-op.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from runtime.batch import DELETE, UPDATE, ChangeBatch
+from runtime.schema import Column, SchemaChange, TableSchema
+from runtime.transform.expr import Env, Expr, ExprError, compile_expr, parse, parse_projection
+from runtime.transform.metadata import METADATA_COLUMNS, metadata_columns
+from runtime.types import from_arrow, to_arrow
+
+_FALSE = pa.scalar(False)
+
+#: ``converter-after-transform`` values
+SOFT_DELETE = "SOFT_DELETE"
+
+
+@dataclass(frozen=True)
+class TransformRule:
+    """One ``[[transform]]`` block.  ``source_table`` is a regex matched against the whole
+    ``db.table`` id; ``primary_keys`` None keeps the table's key."""
+
+    source_table: str
+    projection: str | None = None
+    filter: str | None = None
+    primary_keys: tuple[str, ...] | None = None
+    converter: str | None = None
+    description: str | None = None
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self.source_table)
+
+    def matches(self, table: str) -> bool:
+        return self.pattern.fullmatch(table) is not None
+
+    @cached_property
+    def items(self) -> list[exp.Expression] | None:
+        return parse_projection(self.projection) if self.projection else None
+
+    @cached_property
+    def filter_node(self) -> exp.Expression | None:
+        return parse(self.filter) if self.filter else None
+
+    def check(self, schema: TableSchema | None = None) -> None:
+        """Parse and compile; with ``schema``, also resolve columns and types (build the plan).
+        Raises :class:`ExprError` (the caller names the key)."""
+        if schema is not None:
+            TablePlan(self, schema)
+            return
+        try:
+            for node in self.items or []:
+                if not isinstance(node, exp.Star):
+                    compile_expr(node)
+        except ExprError as exc:
+            raise exc.at("projection") from None
+        if self.filter_node is not None:
+            try:
+                compile_expr(self.filter_node)
+            except ExprError as exc:
+                raise exc.at("filter") from None
+
+    def to_dict(self) -> dict:
+        return {"source_table": self.source_table, "projection": self.projection,
+                "filter": self.filter, "primary_keys": self.primary_keys,
+                "converter": self.converter}
+
+
+@dataclass
+class _Item:
+    name: str
+    source: int | None  # column index passed through, or None: computed
+    expr: Expr | None
+    column: Column | None = None
+
+    @cached_property
+    def arrow_type(self) -> pa.DataType:
+        assert self.column is not None
+        return to_arrow(self.column.type)
+
+
+class TablePlan:
+    """A rule bound to one input schema: output schema and the compiled expressions."""
+
+    def __init__(self, rule: TransformRule, schema: TableSchema):
+        self.rule = rule
+        self.input = schema
+        self.soft_delete = rule.converter == SOFT_DELETE
+        known = set(schema.names) | set(METADATA_COLUMNS)
+        empty = metadata_columns(schema.table, 0)
+        try:
+            self.items = self._items(rule, schema, known, empty)
+        except ExprError as exc:
+            raise exc.at("projection") from None
+        computed = {it.name: it for it in self.items if it.expr is not None}
+        try:
+            self.filter = self._filter(rule, schema, known, empty, computed)
+        except ExprError as exc:
+            raise exc.at("filter") from None
+        names = [it.name for it in self.items]
+        key = rule.primary_keys if rule.primary_keys is not None else schema.primary_key
+        missing = [k for k in key if k not in names]
+        if missing:
+            if rule.primary_keys is not None:
+                raise ExprError(f"column(s) {missing} are not in the projection").at(
+                    "primary-keys")
+            raise ExprError(f"the table's primary key column(s) {missing} are not in the "
+                            f"projection; keep them or set primary-keys").at("projection")
+        cols = tuple(it.column for it in self.items)  # type: ignore[misc]
+        if key:  # key columns are NOT NULL, as in the source
+            cols = tuple(Column(c.name, c.type, False, c.comment, c.default) if c.name in key
+                         else c for c in cols)
+        self.output = TableSchema(schema.table, cols, tuple(key))
+        # a filter on source columns alone runs first, and the projection only on what passes
+        self._filter_first = self.filter is not None and not (self.filter.columns & set(computed))
+        used = set().union(*(it.expr.columns for it in self.items if it.expr is not None))
+        self._expr_inputs = [i for i, name in enumerate(schema.names) if name in used]
+
+    def _items(self, rule: TransformRule, schema: TableSchema, known: set[str],
+               empty: dict) -> list[_Item]:
+        if rule.items is None:
+            return [_Item(c.name, i, None, c) for i, c in enumerate(schema.columns)]
+        items: list[_Item] = []
+        for node in rule.items:
+            items.extend(self._item(node, schema, known))
+        names = [it.name for it in items]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ExprError(f"the projection names column(s) {dup} twice")
+        # output types: each computed expression evaluated once on an empty batch
+        for it in items:
+            if it.expr is not None:
+                t = it.expr.output_type(schema.arrow_schema, empty)
+                if pa.types.is_null(t):
+                    t = pa.string()  # a bare NULL: a nullable string column
+                try:
+                    it.column = Column(it.name, from_arrow(t))
+                except ValueError:
+                    raise ExprError(f"{it.expr.sql}: its type {t} has no column type") from None
+        return items
+
+    @staticmethod
+    def _filter(rule: TransformRule, schema: TableSchema, known: set[str], empty: dict,
+                computed: dict[str, _Item]) -> Expr | None:
+        if rule.filter_node is None:
+            return None
+        f = compile_expr(rule.filter_node, known | set(computed))
+        extra = {**empty, **{name: (lambda t=it.column.type: pa.array([], to_arrow(t)))  # type: ignore[union-attr]
+                             for name, it in computed.items()}}
+        ft = f.output_type(schema.arrow_schema, extra)
+        if not (pa.types.is_boolean(ft) or pa.types.is_null(ft)):
+            raise ExprError(f"{f.sql}: is {ft}, not a condition (BOOLEAN)")
+        return f
+
+    def _item(self, node: exp.Expression, schema: TableSchema, known: set[str]) -> list[_Item]:
+        if isinstance(node, exp.Star):
+            return [_Item(c.name, i, None, c) for i, c in enumerate(schema.columns)]
+        if isinstance(node, exp.Column) and not node.table and node.name in schema.names:
+            i = schema.index(node.name)
+            return [_Item(node.name, i, None, schema.columns[i])]
+        if isinstance(node, exp.Alias):
+            name = node.alias
+            inner = node.this
+            if isinstance(inner, exp.Column) and not inner.table and inner.name in schema.names:
+                i = schema.index(inner.name)
+                c = schema.columns[i]
+                return [_Item(name, i, None, Column(name, c.type, c.nullable, c.comment))]
+            return [_Item(name, None, compile_expr(inner, known))]
+        if isinstance(node, exp.Column) and node.name in METADATA_COLUMNS:
+            return [_Item(node.name, None, compile_expr(node, known))]
+        if isinstance(node, exp.Column):
+            compile_expr(node, known)  # raises: unknown column
+        raise ExprError(f"{node.sql()}: give the expression a name (... AS name)")
+
+    # -- data ----------------------------------------------------------------------------
+    def _project(self, rb: pa.RecordBatch, env: Env) -> tuple[list[pa.Array], dict[str, pa.Array]]:
+        computed = {it.name: it.expr.evaluate(env) for it in self.items if it.expr is not None}
+        arrays = []
+        for it in self.items:
+            a = rb.column(it.source) if it.source is not None else computed[it.name]
+            want = it.arrow_type
+            arrays.append(a if a.type == want else pc.cast(a, want))
+        return arrays, computed
+
+    def _env(self, rb: pa.RecordBatch, batch: ChangeBatch, ops: str | None = None) -> Env:
+        return Env(rb.num_rows, dict(zip(rb.schema.names, rb.columns)),
+                   metadata_columns(self.input.table, rb.num_rows, batch, ops))
+
+    def _mask(self, env: Env, computed: dict[str, pa.Array]) -> np.ndarray:
+        assert self.filter is not None
+        env.columns.update(computed)  # the filter sees computed columns (they shadow)
+        m = self.filter.evaluate(env)
+        if pa.types.is_null(m.type):
+            return np.zeros(env.n, dtype=bool)
+        return pc.coalesce(m, _FALSE).to_numpy(zero_copy_only=False)
+
+    def apply(self, batch: ChangeBatch) -> ChangeBatch | None:
+        """The batch transformed; None when no event is left."""
+        if self._filter_first and batch.before is None:
+            return self._apply_filter_first(batch)
+        n = len(batch)
+        rb = batch.arrow()
+        env = self._env(rb, batch)
+        arrays, computed = self._project(rb, env)
+        ops = np.frombuffer(batch.ops.encode("ascii"), dtype=np.uint8).copy()
+        before = batch.before
+        # before images of updates (projected, and filtered when there is a filter)
+        upd = np.nonzero(ops == ord(UPDATE))[0]
+        with_before = ([int(i) for i in upd if before[i] is not None]
+                       if before is not None and len(upd) else [])
+        b_arrays: list[pa.Array] = []
+        b_pass = np.ones(len(with_before), dtype=bool)
+        if with_before:
+            b_rb = pa.RecordBatch.from_arrays(
+                [pa.array(col, type=f.type) for col, f in
+                 zip(zip(*[before[i] for i in with_before]), self.input.arrow_schema)],
+                schema=self.input.arrow_schema)
+            b_env = self._env(b_rb, _Subset(batch, with_before),  # type: ignore[arg-type]
+                              "d" * len(with_before))  # kept alone only as a delete
+            b_arrays, b_computed = self._project(b_rb, b_env)
+            if self.filter is not None:
+                b_pass = self._mask(b_env, b_computed)
+        keep = self._mask(env, computed) if self.filter is not None else np.ones(n, dtype=bool)
+        if self.filter is not None:
+            # a delete always passes: sources may send only its key (the filter can't judge
+            # it), and deleting a key the target never got is a no-op
+            keep |= ops == ord(DELETE)
+        take = np.arange(n, dtype=np.int64) if with_before else np.empty(0, dtype=np.int64)
+        out_before: list[tuple | None] | None = None
+        b_rows = list(zip(*[a.to_pylist() for a in b_arrays])) if b_arrays else []
+        if before is not None:
+            out_before = [None] * n
+        for j, i in enumerate(with_before):  # per update with a before image: cheap bookkeeping
+            if keep[i] and b_pass[j]:
+                out_before[i] = b_rows[j]  # type: ignore[index]
+            elif keep[i]:
+                ops[i] = ord("c")  # entered the filter: an insert
+            elif b_pass[j]:
+                ops[i] = ord(DELETE)  # left the filter: delete the before image
+                take[i] = n + j
+                keep[i] = True
+        if self.filter is not None and len(upd):
+            no_before = np.ones(n, dtype=bool)
+            no_before[with_before] = False
+            gone = (ops == ord(UPDATE)) & ~keep & no_before
+            ops[gone] = ord(DELETE)  # after image fails, before unknown: delete by key
+            keep |= gone
+        if self.soft_delete:
+            ops[ops == ord(DELETE)] = ord(UPDATE)  # the row stays, marked by the projection
+        idx = np.nonzero(keep)[0]
+        if not len(idx):
+            return None
+        whole = len(idx) == n
+        if b_arrays and (take >= n).any():  # deletes of before images: gather from both
+            sel = pa.array(take[idx])
+            arrays = [pa.concat_arrays([a, b]).take(sel) for a, b in zip(arrays, b_arrays)]
+            out_rb = pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema)
+        else:
+            out_rb = pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema)
+            if not whole:
+                out_rb = out_rb.filter(pa.array(keep))  # one pass over all columns
+        ts = batch._ts  # noqa: SLF001 - a constant stays a constant
+        if not whole and not isinstance(ts, int):
+            ts = batch.ts_ms_array().filter(pa.array(keep))
+        return ChangeBatch(
+            self.output, ops[idx].tobytes().decode("ascii"), arrow=out_rb,
+            before=(out_before if whole else [out_before[i] for i in idx])
+            if out_before is not None else None,
+            ts_ms=ts,
+            positions=(batch.positions if whole else [batch.positions[i] for i in idx])
+            if batch.positions is not None else None,
+            versions=(batch.versions if whole else np.asarray(batch.versions)[idx])
+            if batch.versions is not None else None)
+
+
+    def _apply_filter_first(self, batch: ChangeBatch) -> ChangeBatch | None:
+        """:meth:`apply` for a batch without before images and a filter that reads no
+        computed column: the filter first, then only the columns the result needs, of only
+        the rows that pass (the same result, less work)."""
+        n = len(batch)
+        rb = batch.arrow()
+        ops = np.frombuffer(batch.ops.encode("ascii"), dtype=np.uint8)
+        keep = self._mask(self._env(rb, batch), {})
+        keep |= ops == ord(DELETE)  # as in apply: a delete always passes
+        out_ops = ops.copy()
+        gone = (ops == ord(UPDATE)) & ~keep
+        if gone.any():  # after image fails, before unknown: delete by key
+            out_ops[gone] = ord(DELETE)
+            keep |= gone
+        if self.soft_delete:
+            out_ops[out_ops == ord(DELETE)] = ord(UPDATE)
+        idx = np.nonzero(keep)[0]
+        if not len(idx):
+            return None
+        whole = len(idx) == n
+        sel = None if whole else pa.array(keep)
+        cols: dict[int, pa.Array] = {}
+
+        def col(i: int) -> pa.Array:
+            if i not in cols:
+                cols[i] = rb.column(i) if sel is None else rb.column(i).filter(sel)
+            return cols[i]
+        m = len(idx)
+        view = batch if whole else _Subset(batch, idx)
+        names = self.input.names
+        env = Env(m, {names[i]: col(i) for i in self._expr_inputs},
+                  metadata_columns(self.input.table, m, view,  # type: ignore[arg-type]
+                                   batch.ops if whole else ops[idx].tobytes().decode("ascii")))
+        arrays = []
+        for it in self.items:
+            a = col(it.source) if it.source is not None else it.expr.evaluate(env)  # type: ignore[union-attr]
+            want = it.arrow_type
+            arrays.append(a if a.type == want else pc.cast(a, want))
+        ts = batch._ts  # noqa: SLF001 - a constant stays a constant
+        if not whole and not isinstance(ts, int):
+            ts = batch.ts_ms_array().filter(sel)
+        return ChangeBatch(
+            self.output, out_ops[idx].tobytes().decode("ascii"),
+            arrow=pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema),
+            ts_ms=ts,
+            positions=(batch.positions if whole else [batch.positions[i] for i in idx])
+            if batch.positions is not None else None,
+            versions=(batch.versions if whole else np.asarray(batch.versions)[idx])
+            if batch.versions is not None else None)
+
+
+class _Subset:
+    """The events ``idx`` of a batch, as far as metadata columns read them (on first use)."""
+
+    def __init__(self, batch: ChangeBatch, idx: list[int] | np.ndarray):
+        self._batch, self._idx = batch, idx
+
+    @property
+    def positions(self) -> list | None:
+        p = self._batch.positions
+        return None if p is None else [p[i] for i in self._idx]
+
+    def ts_ms_array(self) -> pa.Array:
+        return self._batch.ts_ms_array().take(pa.array(self._idx))
+
+
+@dataclass
+class Transformer:
+    """The ``[[transform]]`` blocks of a pipeline: the first whose ``source-table`` matches a
+    table applies to it; tables no block matches pass unchanged."""
+
+    rules: list[TransformRule]
+    _plans: dict[TableSchema, TablePlan | None] = field(default_factory=dict)
+    #: the output schema each table had last (to drop changes invisible after the transform)
+    _last: dict[str, TableSchema] = field(default_factory=dict)
+    _recent: tuple[TableSchema, TablePlan | None] | None = None
+
+    def plan(self, schema: TableSchema) -> TablePlan | None:
+        last = self._recent
+        if last is not None and last[0] is schema:  # batches of a table share their schema
+            return last[1]
+        if schema in self._plans:
+            self._recent = (schema, self._plans[schema])
+            return self._plans[schema]
+        rule = next((r for r in self.rules if r.matches(schema.table)), None)
+        plan = None
+        if rule is not None:
+            try:
+                plan = TablePlan(rule, schema)
+            except ExprError as exc:
+                from runtime.errors import TerminalError  # noqa: PLC0415
+
+                raise TerminalError(f"transform of {schema.table} (source-table = "
+                                    f"{rule.source_table!r}): {exc}") from None
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        self._plans[schema] = plan
+        self._recent = (schema, plan)
+        return plan
+
+    def apply(self, batch: ChangeBatch) -> ChangeBatch | None:
+        plan = self.plan(batch.schema)
+        if plan is None:
+            return batch
+        try:
+            return plan.apply(batch)
+        except ExprError as exc:
+            from runtime.errors import TerminalError  # noqa: PLC0415
+
+            raise TerminalError(f"transform of {batch.table}: {exc}") from None
+
+    def apply_schema_change(self, change: SchemaChange) -> SchemaChange | None:
+        """The change as the transformed table sees it; None when the transformed table does
+        not change (e.g. a column the projection leaves out was added)."""
+        if change.schema is None:
+            return change
+        plan = self.plan(change.schema)
+        if plan is None:
+            return change
+        out = plan.output
+        prev = self._last.get(change.table)
+        self._last[change.table] = out
+        if change.kind in ("create_table", "truncate_table"):
+            return SchemaChange(change.kind, change.table, out, change.details, change.ts_ms,
+                                change.position)
+        if prev is not None and prev == out:
+            return None  # the change touched only what the projection leaves out
+        names = {change.details.get("column"), change.details.get("old"),
+                 change.details.get("new")} - {None}
+        if prev is None and not names & (set(out.names) | set(self._dropped(change))):
+            return None
+        return SchemaChange(change.kind, change.table, out, change.details, change.ts_ms,
+                            change.position)
+
+    @staticmethod
+    def _dropped(change: SchemaChange) -> tuple[str, ...]:
+        # a dropped column is no longer in the output: the sink hears of it when it was there
+        return (change.details["column"],) if change.kind == "drop_column" \
+            and "column" in change.details else ()
