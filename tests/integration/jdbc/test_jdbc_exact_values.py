@@ -149,7 +149,10 @@ def test_a_nul_character_into_postgresql_names_table_key_and_column_or_goes_to_d
 
 
 def test_every_mysql_value_into_mariadb(mysql_server, tmp_path, request):
-    db, ref = source_table(mysql_server)
+    nul = "(9, NULL, NULL, NULL, NULL, NULL, NULL, 'a\\0', 'a\\0b', 'x\\0\\0', NULL, NULL, " \
+          "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+    db, ref = source_table(mysql_server, [nul])
+    assert ref[9]["vc"] == "a\x00b"  # MariaDB holds NUL characters: so does the target
     my = create_database("mariadb", mysql_server, request.node.nodeid)
     run_to_end(run_snapshot(tmp_path / "a", mysql_server, db, my.url))
     got = {r[0]: dict(zip(NAMES, r)) for r in my.query(f"SELECT {', '.join(NAMES)} FROM types")}
