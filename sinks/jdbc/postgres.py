@@ -1,5 +1,6 @@
 """PostgreSQL: COPY (CSV, built by Arrow) into a staging table, then ``INSERT ... ON CONFLICT``
-and ``DELETE ... USING``; two-phase commit with ``PREPARE TRANSACTION``.
+and ``DELETE ... USING``; snapshot rows (new keys) by COPY straight into the target; two-phase
+commit with ``PREPARE TRANSACTION``.
 
 The staging table is an UNLOGGED table created and dropped inside the writer's transaction:
 PostgreSQL refuses to ``PREPARE`` a transaction that touched a temporary table.  Its name is
@@ -63,6 +64,8 @@ class PostgresDialect(Dialect):
     transactional_ddl = True
     max_xid = 200
     max_identifier = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
+    #: column type of JSON: jsonb, or json (keeps the text as written): option json-type
+    json_type = "jsonb"
 
     def __init__(self, target: Target, connect_timeout: float, json_type: str = "jsonb"):
         super().__init__(target, connect_timeout)

@@ -68,6 +68,11 @@ class JdbcSinkWriter(SinkWriter):
     * Batches are buffered per table and written (upserts and deletes by primary key, the
       last event per key winning) when ``batch-size`` rows are buffered, when the oldest is
       ``flush-interval`` old, before a schema change of the table and at the barrier.
+    * Snapshot reads (a flush whose events are all op ``r``) are inserts of keys nothing
+      else touched yet: a dialect with a fast path for new rows (PostgreSQL COPY straight
+      into the target) writes them so, in the same transaction; where a key exists already
+      the dialect undoes that write and the table goes the upsert way from then on
+      (``snapshot-copy``).
     * :meth:`prepare_commit` prepares the open transaction under the id
       ``hub:<pipeline>:<subtask>:<checkpoint>`` and returns ``[{"xid": ...}]``: nothing is
       visible before the committer commits it.
