@@ -2,7 +2,7 @@
 exactly-once on (two-phase commit, checkpoint every second).
 
     python bench/jdbc_bench.py [--rows 1000000] [--url postgresql://...] [--parallelism 1,2]
-                               [--workload all|snapshot|datagen] [--repeat 3]
+                               [--workload all|snapshot|datagen] [--repeat 3] [--also-upsert]
 
 Without ``--url`` a throwaway PostgreSQL is started (Debian package).
 
@@ -75,14 +75,16 @@ TARGET = ("CREATE TABLE orders (id bigint NOT NULL PRIMARY KEY, customer_id inte
           "attrs jsonb)")
 
 
-def hub_snapshot(server, url: str, admin, p: int, batch_size: int, work: str) -> tuple[int, float]:
+def hub_snapshot(server, url: str, admin, p: int, batch_size: int, work: str,
+                 copy: bool = True) -> tuple[int, float]:
     admin.execute("DROP TABLE IF EXISTS orders")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
         f.write(SNAPSHOT.format(p=p, dir=work, connection=server.source_toml(), url=url,
-                                batch_size=batch_size))
+                                batch_size=batch_size)
+                + ("" if copy else "snapshot-copy = false\n"))
     r = run_hub(path)
     return r.rows, r.run_s
 
@@ -135,17 +137,19 @@ def snapshot_bench(args, url: str, admin, work: str) -> None:
         best: dict[str, float] = {}
         for _ in range(args.repeat):  # alternating: hub p=1, hub p=2, bare, again
             for p in ps:
-                n, secs = hub_snapshot(server, url, admin, p, args.batch_size,
-                                       os.path.join(work, f"snap-{p}"))
-                assert admin.execute("SELECT count(*) FROM orders").fetchone()[0] == args.rows
-                best[f"hub p={p}"] = max(best.get(f"hub p={p}", 0), n / secs)
+                for copy in (True, False) if args.also_upsert else (True,):
+                    n, secs = hub_snapshot(server, url, admin, p, args.batch_size,
+                                           os.path.join(work, f"snap-{p}"), copy)
+                    assert admin.execute("SELECT count(*) FROM orders").fetchone()[0] == args.rows
+                    name = f"hub p={p}" + ("" if copy else " upsert")
+                    best[name] = max(best.get(name, 0), n / secs)
             n, secs = bare_copy(server, url, admin)
             assert n == args.rows
             best["bare"] = max(best.get("bare", 0), n / secs)
         print(f"snapshot MariaDB -> PostgreSQL, {args.rows:,} rows, best of {args.repeat}")
         for name, rate in best.items():
             ratio = "" if name == "bare" else f"  {rate / best['bare']:.2f}x bare"
-            print(f"  {name:<10} {rate:>10,.0f} rows/s{ratio}", flush=True)
+            print(f"  {name:<17} {rate:>10,.0f} rows/s{ratio}", flush=True)
     finally:
         if owned is not None:
             owned.stop()
@@ -159,6 +163,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=50_000)
     ap.add_argument("--workload", choices=("all", "snapshot", "datagen"), default="all")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--also-upsert", action="store_true",
+                    help="snapshot: also run the hub with snapshot-copy = false (the upsert path)")
     args = ap.parse_args()
     import psycopg
 
