@@ -64,6 +64,7 @@ class PostgresDialect(Dialect):
     transactional_ddl = True
     max_xid = 200
     max_identifier = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
+    copies_new_rows = True
     #: column type of JSON: jsonb, or json (keeps the text as written): option json-type
     json_type = "jsonb"
 
@@ -213,8 +214,6 @@ class PostgresDialect(Dialect):
             with conn.cursor().copy(f"COPY {self.qualified(table)} ({cols}) FROM STDIN "
                                     f"(FORMAT csv)") as copy:
                 copy.write(payload)
-
-    copies_new_rows = True
 
     def insert_new(self, conn: psycopg.Connection, table: TableRef, columns: list[Column],
                    rows: pa.Table) -> bool:

@@ -496,7 +496,10 @@ class JdbcSinkWriter(SinkWriter):
         except Exception as exc:
             if self._dialect.rejection(exc, rows.column_names) is None:
                 raise self._error(f"writing to {st.ref}", exc) from exc
-            return False  # a refused value: the upsert path finds the row and reports it
+            # a refused value: the upsert path finds the row (bisecting) and reports it
+            log.debug("jdbc sink: COPY into %s refused a value (%s); upserting the batch to "
+                      "find the row", st.ref, first_line(exc))
+            return False
         self._upsert_only.add(table_id)
         log.info("jdbc sink: %s holds keys of snapshot rows of %s already: upserting them "
                  "(not COPY) from now on", st.ref, table_id)
