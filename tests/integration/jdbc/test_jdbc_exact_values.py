@@ -140,7 +140,8 @@ def test_a_nul_character_into_postgresql_names_table_key_and_column_or_goes_to_d
     p = hub("run", run_snapshot(tmp_path / "a", mysql_server, db, pg.url), "--no-progress")
     _, err = p.communicate(timeout=120)
     assert p.returncode != 0
-    line = next(x for x in err.splitlines() if "refused" in x)
+    line = next((x for x in err.splitlines() if "refused" in x), None)
+    assert line is not None, err
     assert "types" in line and "'id': 9" in line and "column vc" in line, line
     # tolerated: the row goes to the dead letters, every other row is written
     pg2 = create_database("postgres", postgres_server, request.node.nodeid + "-dlq")
