@@ -288,7 +288,8 @@ class Dialect(ABC):
         """Insert ``rows`` whose keys are believed new to ``table`` (snapshot reads) the
         fastest way the database has, inside the open transaction.  Returns False, with
         nothing of ``rows`` applied and the transaction usable, when a key exists already
-        (the caller upserts them instead); raises like :meth:`upsert` otherwise."""
+        or the target can't take that path (the caller upserts them instead); raises like
+        :meth:`upsert` otherwise."""
         raise NotImplementedError
 
     @abstractmethod

@@ -226,8 +226,8 @@ class PostgresDialect(Dialect):
                 with conn.cursor().copy(f"COPY {self.qualified(table)} ({cols}) FROM STDIN "
                                         f"(FORMAT csv)") as copy:
                     copy.write(payload)
-        except pgerr.UniqueViolation:
-            return False
+        except (pgerr.UniqueViolation, pgerr.WrongObjectType):
+            return False  # a key exists, or the target is a view (COPY can't fill one)
         return True
 
     def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:

@@ -501,8 +501,8 @@ class JdbcSinkWriter(SinkWriter):
                       "find the row", st.ref, first_line(exc))
             return False
         self._upsert_only.add(table_id)
-        log.info("jdbc sink: %s holds keys of snapshot rows of %s already: upserting them "
-                 "(not COPY) from now on", st.ref, table_id)
+        log.info("jdbc sink: %s holds keys of snapshot rows of %s already (or is a view): "
+                 "upserting them (not COPY) from now on", st.ref, table_id)
         return False
 
     def _apply(self, st: _Table, kind: str, rows: pa.Table) -> None:

@@ -89,3 +89,15 @@ def test_a_change_batch_is_never_copied(pg):
     run(pg, [ChangeBatch(ITEMS, "r" * 9 + "c", rows=rows)])
     assert pg.rows("items") == set(rows)
     assert statements(pg) == ["INSERT"]
+
+
+def test_snapshot_rows_into_a_view_are_upserted(pg):
+    # COPY can't fill a view; an updatable view takes the upsert path's INSERT ... ON CONFLICT
+    prepare(pg)
+    conn = pg.connect()
+    with conn:
+        conn.execute("ALTER TABLE items RENAME TO items_base")
+        conn.execute("CREATE VIEW items AS SELECT * FROM items_base")
+    rows = [(i, "x", i) for i in range(1, 11)]
+    run(pg, [reads(rows[:5]), reads(rows[5:])], **{"batch-size": 5})
+    assert pg.rows("items_base") == set(rows)
