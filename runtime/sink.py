@@ -11,8 +11,15 @@ Commits run in the committer task (:mod:`runtime.checkpoint.committer_task`), on
 at a time in checkpoint order, off the coordinator's thread.  A committer reports what became
 of each committable (:class:`CommitOutcome`: done, already committed, retry later, failed), so
 that a failure on one retries only that one; committers that commit a checkpoint as a whole
-implement :meth:`Committer.commit` only.  Once a checkpoint's commit is done, each writer hears
-of it (:meth:`SinkWriter.notify_checkpoint_complete`).
+implement :meth:`Committer.commit` only.  Each writer hears when a checkpoint is stored
+(:meth:`SinkWriter.notify_checkpoint_stored`) and when its commit is done
+(:meth:`SinkWriter.notify_checkpoint_complete`).
+
+A transaction only its writer's client can finish (a Kafka producer's: librdkafka can't resume
+another producer's transaction) is committed by the writer when it hears its checkpoint is
+stored; its committer then confirms that commit (and, after a crash, when the writer is gone,
+completes it from what the committables hold).  Writers and the committer only ever meet
+through these notifications and the committables, so each may run in a process of its own.
 """
 from __future__ import annotations
 
@@ -37,7 +44,8 @@ class Notifications:
 
     def wait(self, timeout_s: float) -> bool:
         """Block up to ``timeout_s`` until at least one notification was delivered to the
-        writer: its :meth:`SinkWriter.notify_checkpoint_complete` ran, in the calling thread
+        writer: its :meth:`SinkWriter.notify_checkpoint_stored` or
+        :meth:`SinkWriter.notify_checkpoint_complete` ran, in the calling thread
         (the writer's), before this returns.  True when one was delivered.  The default
         returns False at once."""
         return False
@@ -59,7 +67,7 @@ class WriterContext:
     #: waiting for the commit of what it prepared knows it need not wait longer.
     checkpoint_timeout_s: float = 600.0
     #: Given by the sink subtask that runs the writer (never crosses the executor's
-    #: interface): where a writer waits for :meth:`SinkWriter.notify_checkpoint_complete`.
+    #: interface): where a writer waits for its notifications.
     notifications: Notifications = field(default_factory=Notifications, compare=False,
                                          repr=False)
 
@@ -109,6 +117,15 @@ class SinkWriter(ABC):
     def snapshot_state(self, checkpoint_id: int) -> dict[str, Any] | None:
         """Writer state beyond committables (JSON-compatible), given back on restore."""
         return None
+
+    def notify_checkpoint_stored(self, checkpoint_id: int) -> None:
+        """Checkpoint ``checkpoint_id`` is durable, and with it what this writer prepared for
+        it and every earlier one; the committer commits it meanwhile, in another thread or
+        process.  A writer whose prepared transaction only it can commit commits it here
+        (see the module docstring); a failure raised here fails the job, whose restart
+        completes the transaction from the stored committables.  Called in the writer's
+        thread like :meth:`notify_checkpoint_complete`; ids only grow, not every id is told.
+        Default: nothing."""
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         """The committer is done with checkpoint ``checkpoint_id`` and every earlier one: what

@@ -442,6 +442,9 @@ class LocalExecutor(Executor):
         for t in self.sources:
             if t.is_alive():
                 self.to_source(t.subtask, m.CheckpointComplete(cid))
+        for t in self.sinks:
+            if t.is_alive():
+                t.control.put(m.CheckpointStored(cid))
 
     def _committed(self, coordinator: CheckpointCoordinator,
                    report: CheckpointCommitted | CommitFailed) -> None:

@@ -137,6 +137,17 @@ class TriggerCheckpoint:
 
 @dataclass(frozen=True)
 class CheckpointComplete:
+    """To a reader or the enumerator: the checkpoint is stored.  To a sink subtask: the
+    committer is done with it (``SinkWriter.notify_checkpoint_complete``)."""
+
+    checkpoint_id: int
+
+
+@dataclass(frozen=True)
+class CheckpointStored:
+    """To a sink subtask: the checkpoint is stored, its commit begins
+    (``SinkWriter.notify_checkpoint_stored``)."""
+
     checkpoint_id: int
 
 
@@ -150,4 +161,4 @@ class Cancel:
 CROSSING: tuple[type, ...] = (
     ReaderRegistered, SplitRequest, ReaderEvent, SourceAck, SinkAck, SourceFinished, TaskFailed,
     SavepointRequest, AddSplits, NoMoreSplits, SourceEvent, TriggerCheckpoint,
-    CheckpointComplete, Cancel)
+    CheckpointComplete, CheckpointStored, Cancel)

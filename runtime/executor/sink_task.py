@@ -3,9 +3,13 @@
 It aligns checkpoint barriers over its inputs (an input whose barrier arrived is held back
 until the barrier arrived on all), then prepares the writer's commit and acknowledges with the
 committables.  Its watermark is the minimum over its inputs.  Its control queue brings
-:class:`~runtime.executor.messages.CheckpointComplete` once the committer is done with a
-checkpoint: handed to :meth:`SinkWriter.notify_checkpoint_complete` between elements, or while
-the writer waits for it (``WriterContext.notifications``).
+:class:`~runtime.executor.messages.CheckpointStored` once a checkpoint is stored and
+:class:`~runtime.executor.messages.CheckpointComplete` once the committer is done with it:
+handed to the writer (:meth:`SinkWriter.notify_checkpoint_stored`,
+:meth:`SinkWriter.notify_checkpoint_complete`) between elements, or while the writer waits for
+them (``WriterContext.notifications``).  At the end of its input the subtask stays until the
+final checkpoint's commit is done, so that a writer that commits its own transactions (on the
+stored notification) still can, and only then closes the writer.
 """
 from __future__ import annotations
 
@@ -44,10 +48,11 @@ class SinkTask(threading.Thread):
         self.cancelled = threading.Event()
         self.watermark: int | None = None
         self.idle = False
-        #: from the coordinator: CheckpointComplete (the committer is done with a checkpoint)
+        #: from the coordinator: CheckpointStored, CheckpointComplete
         self.control: queue.Queue = queue.Queue()
         self.writer: SinkWriter | None = None
-        #: the latest checkpoint told to the writer
+        #: the latest checkpoints told to the writer as stored and as complete
+        self.stored = 0
         self.notified = 0
 
     def run(self) -> None:
@@ -78,6 +83,7 @@ class SinkTask(threading.Thread):
         ended: set[int] = set()
         arrived: dict[int, set[int]] = {}
         subtask = self.context.subtask
+        final = 0  # the final checkpoint, once acknowledged
         while True:
             if not self.control.empty():
                 self.serve_control(0)
@@ -109,6 +115,8 @@ class SinkTask(threading.Thread):
                     self.to_coordinator.put(m.SinkAck(
                         subtask, el.checkpoint_id, committables, state,
                         None if self.idle else self.watermark, self.idle))
+                    if el.final:
+                        final = el.checkpoint_id
                     self.gate.unblock_all()
                     for c in ended:
                         self.gate.block(c)
@@ -116,11 +124,18 @@ class SinkTask(threading.Thread):
                 ended.add(ch)
                 self.gate.block(ch)
                 if len(ended) == n:
+                    self._await_final(final)
                     return
             elif isinstance(el, SchemaChange):
                 writer.write_schema_change(el)
             else:
                 raise TypeError(f"{self.name}: unexpected element {el!r}")
+
+    def _await_final(self, final: int) -> None:
+        """Serve notifications until the committer is done with the final checkpoint (the
+        job ends right after) or the job is cancelled (it failed, or stopped without it)."""
+        while final and self.notified < final and not self.cancelled.is_set():
+            self.serve_control(0.2)
 
     def serve_control(self, timeout_s: float) -> bool:
         """Serve the control messages queued, waiting up to ``timeout_s`` for the first; True
@@ -134,7 +149,12 @@ class SinkTask(threading.Thread):
                     else self.control.get_nowait()
             except queue.Empty:
                 return delivered
-            if isinstance(msg, m.CheckpointComplete):
+            if isinstance(msg, m.CheckpointStored):
+                if msg.checkpoint_id > self.stored and self.writer is not None:
+                    self.stored = msg.checkpoint_id
+                    self.writer.notify_checkpoint_stored(msg.checkpoint_id)
+                    delivered = True
+            elif isinstance(msg, m.CheckpointComplete):
                 if msg.checkpoint_id > self.notified and self.writer is not None:
                     self.notified = msg.checkpoint_id
                     self.writer.notify_checkpoint_complete(msg.checkpoint_id)

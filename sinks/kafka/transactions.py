@@ -1,46 +1,44 @@
-"""Transactions of the Kafka sink: ids, the commit marker, the write-ahead log of records and
-the hand-over of prepared transactions from writers to the committer.
+"""Transactions of the Kafka sink: ids, the commit marker, the write-ahead log of records.
 
 Each writer subtask writes through one transactional producer (id ``<prefix>-<subtask>-0``):
-its transaction of a checkpoint is flushed at the barrier, handed to the committer, and the
-next transaction begins once the committer committed it (right after the checkpoint is
-stored, so the writer rarely waits).  Every transaction also commits the consumer-group offset
-``checkpoint id`` of group ``<prefix>-<subtask>`` (the *marker*), atomically with its records,
-so that the marker tells whether a checkpoint's transaction committed.
+its transaction of a checkpoint is flushed at the barrier (prepared) and committed by the
+writer itself when the runtime says the checkpoint is stored
+(``SinkWriter.notify_checkpoint_stored``): librdkafka can't resume another producer's
+transaction, so no other process could.  Every transaction also commits the consumer-group
+offset ``checkpoint id`` of group ``<prefix>-<subtask>`` (the *marker*), atomically with its
+records, so that the marker tells whether a checkpoint's transaction committed.  The
+committer confirms each commit by that marker.
 
-librdkafka can't resume another producer's transaction, so the records of each prepared
-transaction are also in a write-ahead log segment in checkpoint storage: the Arrow arrays of
-topic, key and value exactly as sent (the encoders' own buffers, no copy until the segment is
-written).  In the process that prepared it, the committer commits the live producer
-(:data:`LIVE`); after a crash, or when that producer is gone, it looks at the marker and
-re-sends the segment in a new transaction only if the checkpoint's transaction did not commit.
+The records of each prepared transaction are also in a write-ahead log segment in checkpoint
+storage: the Arrow arrays of topic, key and value exactly as sent (the encoders' own buffers,
+no copy until the segment is written), deleted once the transaction committed.  After a
+crash the writers are gone with their transactions: recovery fences their transactional ids
+(aborting what they left open), looks at each marker and re-sends a segment in a new
+transaction only if its checkpoint's transaction did not commit.
 
 Per-key order (read_committed consumers read in log order, and a record sent again lands
-after everything already in the log): the committer handles a subtask's transactions in
-checkpoint order, and a writer begins no transaction before the committer is done with the
-previous one, re-sends included.  When the committer does not come in time (the checkpoint
-was aborted; its committables complete with a later checkpoint), the writer *takes the
-prepared transaction over*: it aborts it, sends its records again first thing in its next
-transaction and commits that transaction's marker for both.  The committer then commits the
-taken-over committable together with its successor (the next committable of the subtask),
-and holds it back ("not yet") while that successor is not prepared.  Every segment holds
-only the records its own checkpoint added, so recovery, re-sending by marker in checkpoint
-order, sends each record once.
+after everything already in the log): a writer begins no transaction before the previous one
+committed, and recovery re-sends in checkpoint order.  When the checkpoint is not stored in
+time (it was aborted; its committables complete with a later checkpoint), the writer *takes
+the prepared transaction over*: it aborts it, sends its records again first thing in its next
+transaction and commits that transaction's marker for both.  The committer confirms the
+taken-over committable once its successor committed ("not yet" until then).  Every segment
+holds only the records its own checkpoint added, so recovery, re-sending by marker in
+checkpoint order, sends each record once.
 
-Crash points of the take-over (:mod:`runtime.faults`; N is the checkpoint taken over, for
-the committer the first of those it commits together): ``kafka-resent:N`` the writer handed
-N's records (with those N took over) to the client again in its next transaction;
-``kafka-prepared-taken-over:N`` that transaction is prepared (flushed, markers added), not
-yet acknowledged; ``kafka-commit-taken-over:N`` and ``kafka-committed-taken-over:N`` just
-before and after the committer commits it (with N); ``kafka-resent-by-marker:N`` the
-committer re-sent N from the write-ahead log and committed it, its segment not yet deleted.
+Crash points of the take-over (:mod:`runtime.faults`; N is the checkpoint taken over):
+``kafka-resent:N`` the writer handed N's records (with those N took over) to the client again
+in its next transaction; ``kafka-prepared-taken-over:N`` that transaction is prepared (flushed,
+markers added), not yet stored; ``kafka-commit-taken-over:N`` and
+``kafka-committed-taken-over:N`` just before and after the writer commits it;
+``kafka-resent-by-marker:N`` recovery re-sent N from the write-ahead log and committed it,
+its segment not yet deleted.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any
 
@@ -74,57 +72,6 @@ def transactional_id(prefix: str, subtask: int, slot: int | str) -> str:
 
 def marker_group(prefix: str, subtask: int) -> str:
     return f"{prefix}-{subtask}"
-
-
-@dataclass
-class Prepared:
-    """A prepared transaction handed from a writer to the committer (same process only).
-
-    Exactly one of the two takes it, under :attr:`cond`: the committer claims it
-    (commits it, or re-sends its records when the commit fails) and then finishes
-    it; or the writer, when the committer did not come in time (the checkpoint was aborted),
-    takes it over: aborts it and sends its records again at the start of its next
-    transaction, so they stay ahead of everything the subtask writes later."""
-
-    producer: Any
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    claimed: bool = False
-    #: the committer is done with it: committed, or its records re-sent and committed
-    done: bool = False
-    #: the commit failed: the producer must not be used again
-    broken: bool = False
-    #: the writer took its records over into its next transaction
-    taken_over: bool = False
-
-    def claim(self) -> bool:
-        """The committer's: False when the writer took it over first."""
-        with self.cond:
-            if self.taken_over:
-                return False
-            self.claimed = True
-            return True
-
-    def take_over(self) -> bool:
-        """The writer's: False when the committer claimed it first."""
-        with self.cond:
-            if self.claimed or self.done:
-                return False
-            self.taken_over = True
-            return True
-
-    def finish(self) -> None:
-        with self.cond:
-            self.done = True
-            self.cond.notify_all()
-
-    def wait_done(self, timeout_s: float) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: self.done, timeout_s)
-
-
-#: Prepared transactions by committable key (``attempt:subtask:checkpoint``).
-LIVE: dict[str, Prepared] = {}
-LIVE_LOCK = threading.Lock()
 
 
 def records_batch(topic: str, keys: pa.Array | None, values: pa.Array, ts: pa.Array
@@ -250,9 +197,12 @@ def group_metadata(bootstrap: dict[str, Any], group: str) -> tuple[Any, Any]:
 def _consumer_conf(producer_conf: dict[str, Any], group: str) -> dict[str, Any]:
     conf = {k: v for k, v in producer_conf.items()
             if k.startswith(("security.", "sasl.", "ssl.", "bootstrap.")) or k == "logger"}
-    # read_committed: committed() asks for stable offsets (no transaction in flight)
+    # read_committed: committed() asks for stable offsets (no transaction in flight), which
+    # the client asks again for until the transaction ended: soon after, not 100 ms to 1 s
+    # (the committer confirms each writer's commit this way, once per checkpoint)
     return {**conf, "group.id": group, "enable.auto.commit": False,
-            "isolation.level": "read_committed"}
+            "isolation.level": "read_committed", "retry.backoff.ms": 10,
+            "retry.backoff.max.ms": 100}
 
 
 def committed_checkpoint(consumer: Any, topic: str, partition: int = 0,

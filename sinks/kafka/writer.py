@@ -17,21 +17,21 @@ from runtime.faults import crash_point
 from runtime.sink import Committable, SinkWriter, WriterContext
 from runtime.wal import SegmentWriter, WriteAheadLog
 from sinks.kafka.config import KafkaSinkConfig
-from sinks.kafka.transactions import (LIVE, LIVE_LOCK, ROLE, TIMEOUT_S, Prepared, connect,
-                                      group_metadata, marker_group, new_producer, produce_all,
-                                      produce_segment, records_batch, send_offsets,
-                                      transactional_id)
+from sinks.kafka.transactions import (ROLE, TIMEOUT_S, connect, group_metadata, marker_group,
+                                      new_producer, produce_all, produce_segment, records_batch,
+                                      send_offsets, transactional_id)
 from formats.clients.kafka import is_transient, kafka_error, kafka_errors
 
 log = logging.getLogger(__name__)
 
-#: How long a writer waits at most for the committer to take its previous transaction before
-#: taking it over (the checkpoint was aborted, or is very slow); never longer than
-#: ``checkpoint.timeout``, after which that checkpoint is aborted for sure.
-_AWAIT_COMMIT_S = 10.0
-#: How long a writer waits for the committer that took its previous transaction: its commit
-#: and, if that fails, the re-send with its retries.
-_AWAIT_CLAIMED_S = 300.0
+#: How long a writer waits at most for its prepared transaction's checkpoint to be stored
+#: before taking the transaction over (the checkpoint was aborted, or is very slow); never
+#: longer than ``checkpoint.timeout``, after which that checkpoint is aborted for sure.
+_AWAIT_STORED_S = 10.0
+
+
+#: The last part of every writer's transactional id.
+SLOT = 0
 
 
 def wal_root(state_dir: str, subtask: int) -> str:
@@ -45,10 +45,11 @@ class KafkaWriter(SinkWriter):
     barrier, whichever comes first; what the barrier does depends on ``delivery``:
 
     * ``exactly-once``: finish the WAL segment the encoder appended the transaction's records
-      to (the encoded arrays, as they were made) while the client still sends, flush, commit the marker
-      into the transaction and hand the prepared transaction to the committer; the next
-      transaction begins with the first record after the committer is done with it, or
-      after taking it over (see :mod:`sinks.kafka.transactions`).
+      to (the encoded arrays, as they were made) while the client still sends, flush and add
+      the marker to the transaction: it is prepared.  It commits when the runtime says its
+      checkpoint is stored (:meth:`notify_checkpoint_stored`); the next transaction begins
+      with the first record after that, or after taking the prepared one over (see
+      :mod:`sinks.kafka.transactions`).
     * ``at-least-once``: flush and fail on any delivery error.  ``none``: nothing.
     """
 
@@ -75,11 +76,12 @@ class KafkaWriter(SinkWriter):
         self.marker_partition = 0
         self.marker_partitions: dict[str, int] = {}
         self.txn_started: float | None = None
-        self.slot = 0
-        self.prepared: Prepared | None = None
-        #: the checkpoint of the prepared transaction, and of the one the open one took over
+        #: the checkpoint of the prepared transaction (0: none), and of the one the open one
+        #: took over
         self.prepared_checkpoint = 0
         self.taken_checkpoint = 0
+        #: the checkpoint the prepared transaction took over (0: none), for its crash points
+        self.prepared_took_over = 0
         #: WAL segments of the prepared transaction's records (with those it took over)
         self.prepared_segments: list[str] = []
         #: marker partitions of the prepared transaction (with those it took over)
@@ -91,25 +93,19 @@ class KafkaWriter(SinkWriter):
             self.group = marker_group(self.prefix, context.subtask)
             self.marker_consumer, self.group_meta = group_metadata(self.conf, self.group)
             # initialising the id aborts a transaction a crashed run left open
-            self.producers = [self._new_producer(0)]
+            self.producer = new_producer(self.conf,
+                                         transactional_id(self.prefix, context.subtask, SLOT),
+                                         self.config.transaction_timeout)
         else:
             from confluent_kafka import Producer
 
             with kafka_errors(ROLE, "creating the producer", self.servers):
-                self.producers = [Producer(self.conf)]
-            connect(self.producers[0], self.servers)
-
-    def _new_producer(self, slot: int) -> Any:
-        tid = transactional_id(self.prefix, self.context.subtask, slot)
-        return new_producer(self.conf, tid, self.config.transaction_timeout)
+                self.producer = Producer(self.conf)
+            connect(self.producer, self.servers)
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None and len(self.errors) < 10:
             self.errors.append((msg.topic(), err))
-
-    @property
-    def producer(self) -> Any:
-        return self.producers[self.slot]
 
     # -- writing ------------------------------------------------------------------------------
     def write(self, batch: ChangeBatch) -> None:
@@ -162,7 +158,7 @@ class KafkaWriter(SinkWriter):
     def _in_transaction(self, topic: str) -> None:
         now = time.monotonic()
         if self.txn_started is None:
-            taken = self._await_commit()
+            taken = self._await_stored()
             self.producer.begin_transaction()
             self.txn_started = now
             self.marker_topic = topic
@@ -235,69 +231,85 @@ class KafkaWriter(SinkWriter):
                          [TopicPartition(t, p, checkpoint_id) for t, p in markers],
                          self.group_meta, f"adding the commit marker of checkpoint "
                          f"{checkpoint_id}", self.servers)
-        key = f"{self.context.attempt}:{self.context.subtask}:{checkpoint_id}"
-        prepared = Prepared(self.producer)
-        with LIVE_LOCK:
-            LIVE[key] = prepared
-        self.prepared = prepared
         self.prepared_checkpoint = checkpoint_id
         self.prepared_segments = self.taken_segments + \
             ([segment["segment"]] if segment["segment"] else [])
         self.prepared_markers = markers
+        self.prepared_took_over = self.taken_checkpoint
         if self.taken_checkpoint:
             crash_point("kafka-prepared-taken-over", self.taken_checkpoint)
             self.taken_checkpoint = 0
         self.taken_segments, self.taken_markers = [], []
-        committable = {"key": key, "checkpoint": checkpoint_id, "subtask": self.context.subtask,
-                       "slot": self.slot, "prefix": self.prefix, "marker_topic": self.marker_topic,
+        # "slot": the transactional id's last part, which recovery fences (always 0 now;
+        # checkpoints of earlier versions may name others)
+        committable = {"checkpoint": checkpoint_id, "subtask": self.context.subtask,
+                       "slot": SLOT, "prefix": self.prefix, "marker_topic": self.marker_topic,
                        "marker_partition": self.marker_partition,
                        "segment": segment["segment"], "records": segment["rows"]}
         self.txn_started = None
         self.marker_topic = None
         return [committable]
 
-    def _await_commit(self) -> tuple[list[str], list[tuple[str, int]]] | None:
-        """Wait until the committer is done with the prepared transaction (it commits right
-        after its checkpoint is stored): one transactional id per subtask, one transaction
-        at a time.  When the committer has not claimed it in time (its checkpoint was
-        aborted), take it over: abort it, and the caller sends its records again (the returned
-        segments) before any other; the marker partitions returned are committed with the
-        next transaction's marker.  The writer's own producer aborts it (the committer no
-        longer touches it): a new producer initialising the id would abort it too, but Apache
-        Kafka answers its producer id request only once the abort's markers are written,
-        which librdkafka asks again for half a second later, and a checkpoint waiting that
-        long behind a take-over is aborted in turn under a short checkpoint.timeout."""
-        prev = self.prepared
-        if prev is None:
+    def notify_checkpoint_stored(self, checkpoint_id: int) -> None:
+        """Commit the prepared transaction once its checkpoint is stored (only this producer
+        can: librdkafka can't resume another's transaction).  The committer confirms it by its
+        marker; a failure here fails the job, and recovery re-sends from the WAL by marker."""
+        if self.prepared_checkpoint and self.prepared_checkpoint <= checkpoint_id:
+            with kafka_errors(ROLE, f"committing the transaction of checkpoint "
+                                    f"{self.prepared_checkpoint}", self.servers):
+                self._commit_prepared()
+
+    def _commit_prepared(self) -> None:
+        took_over = self.prepared_took_over
+        if took_over:
+            crash_point("kafka-commit-taken-over", took_over)
+        self.producer.commit_transaction(TIMEOUT_S)
+        if took_over:
+            crash_point("kafka-committed-taken-over", took_over)
+        for seg in self.prepared_segments:  # gone means committed (see transactions)
+            WriteAheadLog.delete_segment(seg)
+        self.prepared_checkpoint = self.prepared_took_over = 0
+        self.prepared_segments, self.prepared_markers = [], []
+
+    def _await_stored(self) -> tuple[list[str], list[tuple[str, int]]] | None:
+        """Before the next transaction begins (one transactional id per subtask, one
+        transaction at a time): wait until the prepared transaction's checkpoint is stored,
+        which commits it (:meth:`notify_checkpoint_stored`, delivered while this waits).
+        When that does not come in time (its checkpoint was aborted), take it over: abort it,
+        and the caller sends its records again (the returned segments) before any other;
+        the marker partitions returned are committed with the next transaction's marker.
+        The writer's own producer aborts it: a new producer initialising the id would too,
+        but Apache Kafka answers its producer id request only once the abort's markers are
+        written, which librdkafka asks again for half a second later, and a checkpoint
+        waiting that long behind a take-over is aborted in turn under a short
+        checkpoint.timeout."""
+        if not self.prepared_checkpoint:
             return None
-        wait_s = min(_AWAIT_COMMIT_S, self.context.checkpoint_timeout_s)
-        if not prev.wait_done(wait_s):
-            if prev.take_over():
-                log.info("kafka sink: subtask %d: the transaction of checkpoint %d is not "
-                         "committed after %.1fs (the checkpoint was aborted?): its records go "
-                         "again into the next one", self.context.subtask,
-                         self.prepared_checkpoint, wait_s)
-                with kafka_errors(ROLE, f"aborting the transaction of checkpoint "
-                                        f"{self.prepared_checkpoint} taken over", self.servers):
-                    self.producer.abort_transaction(TIMEOUT_S)
-                self.prepared = None
-                return self.prepared_segments, self.prepared_markers
-            # the committer claimed it: it commits it, or re-sends its records
-            if not prev.wait_done(_AWAIT_CLAIMED_S):
-                raise TransientError(
-                    f"kafka sink: subtask {self.context.subtask}: the commit of the previous "
-                    f"transaction did not finish within {_AWAIT_CLAIMED_S:.0f}s")
-        if prev.broken:  # the committer fenced its id to re-send its records
-            self.producers[self.slot] = self._new_producer(self.slot)
-        self.prepared = None
-        return None
+        wait_s = min(_AWAIT_STORED_S, self.context.checkpoint_timeout_s)
+        deadline = time.monotonic() + wait_s
+        while self.prepared_checkpoint:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.context.notifications.wait(left):
+                break
+        if not self.prepared_checkpoint:
+            return None
+        log.info("kafka sink: subtask %d: checkpoint %d is not stored after %.1fs (it was "
+                 "aborted?): the records of its transaction go again into the next one",
+                 self.context.subtask, self.prepared_checkpoint, wait_s)
+        with kafka_errors(ROLE, f"aborting the transaction of checkpoint "
+                                f"{self.prepared_checkpoint} taken over", self.servers):
+            self.producer.abort_transaction(TIMEOUT_S)
+        taken = self.prepared_segments, self.prepared_markers
+        self.taken_checkpoint = self.prepared_checkpoint
+        self.prepared_checkpoint = self.prepared_took_over = 0
+        self.prepared_segments, self.prepared_markers = [], []
+        return taken
 
     def _resend(self, segments: list[str], markers: list[tuple[str, int]]) -> None:
         n = sum(produce_segment(self.producer, seg) for seg in segments)
         log.info("kafka sink: subtask %d: %d records of the transaction taken over sent again",
                  self.context.subtask, n)
         self.taken_segments, self.taken_markers = segments, markers
-        self.taken_checkpoint = self.prepared_checkpoint
         crash_point("kafka-resent", self.taken_checkpoint)
         if self.errors:
             self._fail_delivery()
@@ -313,11 +325,12 @@ class KafkaWriter(SinkWriter):
         if self.segment is not None:
             self.segment.abort()  # records after the last barrier: never prepared
             self.segment = None
-        for p in self.producers:
-            try:
-                p.flush(0 if self.mode == "exactly-once" else 5)
-            except Exception:  # noqa: BLE001 - closing: nothing more to do for it
-                log.debug("kafka sink: flush at close failed", exc_info=True)
+        # exactly-once: a prepared transaction left is aborted by the next holder of the id
+        # (its checkpoint's commit, or the next run's recovery, re-sends it by marker)
+        try:
+            self.producer.flush(0 if self.mode == "exactly-once" else 5)
+        except Exception:  # noqa: BLE001 - closing: nothing more to do for it
+            log.debug("kafka sink: flush at close failed", exc_info=True)
         if self.mode == "exactly-once":
             self.marker_consumer.close()
 

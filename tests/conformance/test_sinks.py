@@ -130,6 +130,7 @@ def test_nothing_visible_before_commit(case, tmp_path):
         writer.write(b)
     committables = writer.prepare_commit(1)
     assert case.read(tmp_path / "out") == Counter()
+    writer.notify_checkpoint_stored(1)  # as the runtime does before the commit
     sink.create_committer().commit(committables, CommitContext("conformance", 1, None))
     assert case.read(tmp_path / "out") == expected(data, case)
     writer.close()

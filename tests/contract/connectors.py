@@ -284,6 +284,75 @@ class FileSink(Sink):
         return _Committer(FileStore(self.root))
 
 
+class _SelfCommittingWriter(_Writer):
+    """Commits its own prepared files when told their checkpoint is stored, as a writer whose
+    transaction only its client can finish does (the Kafka sink's), and logs the runtime's
+    notifications to ``events-<attempt>-<subtask>`` in the store."""
+
+    def __init__(self, store: FileStore, context, state, fault: Fault | None):
+        super().__init__(store, context, state, fault)
+        self.prepared: list[tuple[int, str]] = []
+
+    def prepare_commit(self, checkpoint_id):
+        out = super().prepare_commit(checkpoint_id)
+        self.prepared += [(checkpoint_id, c["file"]) for c in out]
+        return out
+
+    def notify_checkpoint_stored(self, checkpoint_id):
+        self._event(f"stored {checkpoint_id}")
+        os.makedirs(self.store.committed, exist_ok=True)
+        for cid, name in self.prepared:
+            if cid <= checkpoint_id:
+                os.replace(os.path.join(self.store.pending, name),
+                           os.path.join(self.store.committed, name))
+        self.prepared = [(cid, name) for cid, name in self.prepared if cid > checkpoint_id]
+
+    def notify_checkpoint_complete(self, checkpoint_id):
+        self._event(f"complete {checkpoint_id}")
+
+    def close(self):
+        self._event("close")
+
+    def _event(self, what: str) -> None:
+        with open(os.path.join(self.store.root, f"events-{self.ctx.attempt}-{self.ctx.subtask}"),
+                  "a") as f:
+            f.write(what + "\n")
+
+
+class _ConfirmingCommitter(_Committer):
+    """Confirms the writers' own commits (waits, bounded, for each file to be committed);
+    after a crash, when the writers are gone, commits what they prepared itself."""
+
+    def commit(self, committables, context):
+        deadline = time.monotonic() + 10
+        for c in committables:
+            while not os.path.exists(os.path.join(self.store.committed, c["file"])):
+                if time.monotonic() > deadline:
+                    raise TransientError(f"{c['file']} was not committed by its writer")
+                time.sleep(0.01)
+        return []
+
+
+class SelfCommittingFileSink(FileSink):
+    """A :class:`FileSink` whose writers commit on the stored notification."""
+
+    def create_writer(self, context, state):
+        return _SelfCommittingWriter(FileStore(self.root), context, state, self.fault)
+
+    def create_committer(self):
+        return _ConfirmingCommitter(FileStore(self.root))
+
+    @staticmethod
+    def events(root: str) -> dict[str, list[str]]:
+        """The notifications each writer got, by ``<attempt>-<subtask>``."""
+        out = {}
+        for name in sorted(_listdir(root)):
+            if name.startswith("events-"):
+                with open(os.path.join(root, name)) as f:
+                    out[name[len("events-"):]] = f.read().splitlines()
+        return out
+
+
 class RescalingFileSink(FileSink, SupportsWriterStateRescale):
     """A :class:`FileSink` whose writer states follow a change of parallelism: the rows
     counted by all old writers go to the first new one."""

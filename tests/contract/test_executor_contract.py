@@ -32,7 +32,7 @@ from runtime.metrics import PipelineMetrics
 from runtime.retry import Backoff
 from tests.contract.connectors import (ContractBug, DeadLetteringFileSink, Fault, FileSink,
                                        FileStore, RangeSource, RescalingFileSink,
-                                       expected_rows)
+                                       SelfCommittingFileSink, expected_rows)
 
 ExecutorFactory = Callable[[PipelineMetrics], Executor]
 
@@ -79,6 +79,32 @@ def test_a_bounded_job_finishes_with_a_final_checkpoint(tmp_path, new_executor):
     latest = job.storage.latest()
     assert latest.data["final"] is True and result.last_checkpoint == latest.checkpoint_id
     assert store.rows() == expected_rows(4, 5, 10)
+
+
+def test_writers_hear_stored_before_complete_and_the_final_checkpoint_before_closing(
+        tmp_path, new_executor):
+    """A writer that commits its own transactions (on the stored notification; its committer
+    only confirms) gets every checkpoint it prepared for told stored before complete, and the
+    final one's too before it is closed: else the last rows are never committed."""
+    store = FileStore(str(tmp_path / "sink"))
+    job = job_of(tmp_path, RangeSource(4, 5, 10, delay_s=0.01),
+                 SelfCommittingFileSink(store.root), interval_s=0.05)
+    result = run(new_executor, job)
+    assert result.status == "finished"
+    assert store.rows() == expected_rows(4, 5, 10)
+    events = SelfCommittingFileSink.events(store.root)
+    assert len(events) == 2  # one writer per subtask, one attempt
+    final = f"{result.last_checkpoint}"
+    for seen in events.values():
+        assert seen[-2:] == [f"complete {final}", "close"], seen
+        stored = [int(e.split()[1]) for e in seen if e.startswith("stored")]
+        complete = [int(e.split()[1]) for e in seen if e.startswith("complete")]
+        assert stored == sorted(stored) and complete == sorted(complete)
+        assert stored[-1] == result.last_checkpoint
+        for cid in complete:  # a commit is done only after its checkpoint was stored
+            before = seen[:seen.index(f"complete {cid}")]
+            assert any(e.startswith("stored") and int(e.split()[1]) >= cid
+                       for e in before), seen
 
 
 # -- stop, savepoints ------------------------------------------------------------------------
@@ -287,7 +313,7 @@ def _samples() -> list:
         m.SourceFinished(1), failed, m.SavepointRequest("sp", True, "id-1"),
         m.AddSplits([{"split_id": "s1", "index": 1, "offset": 0}]), m.NoMoreSplits(),
         m.SourceEvent({"x": 1}), m.TriggerCheckpoint(4, "sp", True), m.CheckpointComplete(4),
-        m.Cancel(),
+        m.CheckpointStored(4), m.Cancel(),
     ]
 
 

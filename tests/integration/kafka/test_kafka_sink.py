@@ -3,6 +3,7 @@ write-ahead log, recovery, at-least-once, tombstones, the transaction-timeout ch
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from runtime.errors import TerminalError
 from runtime.sink import CommitContext, WriterContext
 from sinks.kafka import transactions
+from sinks.kafka.config import KafkaSinkConfig
+from sinks.kafka.sink import KafkaSink
 from tests.conformance.harness import ListSource, make_batches, run_job
 from tests.integration.kafka.helpers import json_records, sink
 
@@ -67,8 +70,8 @@ def test_crash_before_commit_resends_from_the_write_ahead_log(kafka_server, tmp_
     s, w, committables = _prepare(kafka_server, tmp_path, topic, prefix)
     (c,) = committables
     assert c["records"] == 20 and c["marker_topic"] == topic
-    # the process dies: its producers and hand-over are gone, its transaction open
-    transactions.LIVE.clear()
+    # the process dies before the checkpoint is stored: its transaction stays open, never
+    # committed by the writer (never told the checkpoint is stored)
     committer = s.create_committer()
     committer.recover(committables, CommitContext("p", 1, None))
     consumer, _ = committer._marker(transactions.marker_group(prefix, 0))
@@ -87,6 +90,7 @@ def test_committed_transaction_is_not_sent_again(kafka_server, tmp_path):
     topic = kafka_server.create_topic()
     prefix = f"ok-{topic}"
     s, w, committables = _prepare(kafka_server, tmp_path, topic, prefix)
+    w.notify_checkpoint_stored(1)  # the writer commits, the committer confirms
     committer = s.create_committer()
     committer.commit(committables, CommitContext("p", 1, None))
     before = json_records(kafka_server, topic)
@@ -102,6 +106,7 @@ def test_uncommitted_records_are_invisible_to_read_committed(kafka_server, tmp_p
     topic = kafka_server.create_topic()
     s, w, committables = _prepare(kafka_server, tmp_path, topic, f"inv-{topic}")
     assert json_records(kafka_server, topic) == {}
+    w.notify_checkpoint_stored(1)
     s.create_committer().commit(committables, CommitContext("p", 1, None))
     assert sum(json_records(kafka_server, topic).values()) == 20
     w.close()
@@ -117,3 +122,43 @@ def test_transaction_open_too_long_is_a_clear_error(kafka_server, tmp_path):
     with pytest.raises(TerminalError, match="transaction-timeout = 1s"):
         w.write(batches[1])
     w.close()
+
+
+def _confirm_elsewhere(options: dict, committables: list, out) -> None:
+    """In a process of its own: a committer made from the configuration alone."""
+    committer = KafkaSink(KafkaSinkConfig.model_validate(options)).create_committer()
+    try:
+        outcomes = committer.commit_each(committables, CommitContext("p", 1, None))
+        out.put([o.outcome.value for o in outcomes])
+    finally:
+        committer.close()
+
+
+def test_the_committer_confirms_the_writers_commit_from_another_process(kafka_server,
+                                                                          tmp_path):
+    """Writer and committer share nothing but the committables and the runtime's
+    notifications (a distributed executor runs them in different processes): the committer,
+    started before the writer hears the checkpoint is stored, waits for the writer's commit
+    by the marker and confirms it; nothing is sent twice."""
+    topic = kafka_server.create_topic(partitions=2)
+    options = {"bootstrap-servers": kafka_server.bootstrap, "topic": topic,
+               "transactional-id-prefix": f"far-{topic}"}
+    s = KafkaSink(KafkaSinkConfig.model_validate(options))
+    w = s.create_writer(WriterContext("p", 0, 1, "a1", str(tmp_path)), None)
+    for b in make_batches(1, 2, 10)[0]:
+        w.write(b)
+    committables = w.prepare_commit(1)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_confirm_elsewhere, args=(options, committables, out))
+    proc.start()
+    try:
+        time.sleep(1.0)  # the committer reads the marker while the transaction is open
+        assert json_records(kafka_server, topic) == {}
+        w.notify_checkpoint_stored(1)
+        assert out.get(timeout=60) == ["done"]
+    finally:
+        proc.join(30)
+        w.close()
+    records = json_records(kafka_server, topic)
+    assert len(records) == 20 and set(records.values()) == {1}

@@ -13,8 +13,7 @@ from runtime.batch import ChangeBatch
 from runtime.checkpoint.coordinator import CheckpointCoordinator
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.metrics import PipelineMetrics
-from runtime.sink import CommitContext, WriterContext
-from sinks.kafka import transactions
+from runtime.sink import CommitContext, Committer, SinkWriter, WriterContext
 from tests.conformance.harness import ORDERS
 from tests.integration.kafka.helpers import sink
 
@@ -45,18 +44,34 @@ def assert_in_order(kafka_server, topic: str, committed: list[int],
         assert vs == committed, (key, vs)
 
 
+class Told(Committer):
+    """The committer as the runtime drives it: the writer hears its checkpoint is stored
+    (and commits), then the committer commits (confirms)."""
+
+    def __init__(self, inner: Committer, writer: SinkWriter):
+        self.inner, self.writer = inner, writer
+
+    def commit(self, committables, context):
+        self.writer.notify_checkpoint_stored(context.checkpoint_id)
+        return self.inner.commit(committables, context)
+
+    def commit_each(self, committables, context):
+        self.writer.notify_checkpoint_stored(context.checkpoint_id)
+        return self.inner.commit_each(committables, context)
+
+
 @pytest.fixture
 def parts(kafka_server, tmp_path):
     """A writer (subtask 0 of 1), the committer and a coordinator whose checkpoints time out
-    at once unless completed in the same call (so the writer waits as briefly for the
-    committer before taking a transaction over)."""
+    at once unless completed in the same call (the writer, whose notifications are not
+    delivered while it waits, takes a transaction over at once)."""
     topic = kafka_server.create_topic(partitions=2)
     s = sink(kafka_server, topic=topic, **{"transactional-id-prefix": f"ord-{topic}"})
     storage = CheckpointStorage(str(tmp_path))
     w = s.create_writer(WriterContext("p", 0, 1, "a1", storage.state_dir,
                                       checkpoint_timeout_s=0.05), None)
     committer = s.create_committer()
-    coord = CheckpointCoordinator("p", storage, committer, 1, 1, 0.0, 0.05,
+    coord = CheckpointCoordinator("p", storage, Told(committer, w), 1, 1, 0.0, 0.05,
                                   PipelineMetrics(1))
     yield topic, w, committer, coord
     w.close()
@@ -149,7 +164,7 @@ def test_crash_after_taking_over_resends_in_order(kafka_server, parts):
     p = coord.trigger({})
     committables = coord.carried + w.prepare_commit(p.checkpoint_id)
     assert [c["checkpoint"] for c in committables] == [1, 2]
-    transactions.LIVE.clear()  # the crash: the stored checkpoint's committables only
+    # the crash: the writer never hears checkpoint 2 is stored; its transaction stays open
     committer.recover(committables, CommitContext("p", 2, None, coord.storage.state_dir))
     assert_in_order(kafka_server, topic, [1, 2])
     committer.recover(committables, CommitContext("p", 2, None, coord.storage.state_dir))
