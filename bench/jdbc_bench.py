@@ -10,7 +10,8 @@ Without ``--url`` a throwaway PostgreSQL is started (Debian package).
   a throwaway MariaDB unless HUB_TEST_MYSQL names one) copied into an empty PostgreSQL
   table by ``hub run`` (mysql source, ``initial-only``) at each parallelism, side by side
   with the bare clients in the same run: mysqlclient's SSCursor -> psycopg ``COPY ... (FORMAT
-  binary)``, one loop, no transaction protocol.  Alternating, best of ``--repeat``.
+  binary)``, one loop, no transaction protocol (``pip install mysqlclient``).  Alternating,
+  best of ``--repeat``; ``--also-upsert`` adds the hub with ``snapshot-copy = false``.
 * ``datagen``: for each parallelism, datagen ``orders`` (7 typed columns) insert-only into
   an empty table, then with 30% changes (20% updates, 10% deletes).
 
