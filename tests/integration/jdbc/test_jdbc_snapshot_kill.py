@@ -13,7 +13,7 @@ from tests.killing import assert_resumed_after, crash_at, kill_at_random, run_to
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc]
 
-ROWS = 20_000
+ROWS = 100_000  # enough that a run lasts beyond its first checkpoints
 PIPELINE = """
 [pipeline]
 name = "copy-kill"
@@ -52,9 +52,9 @@ def source(mysql_server):
     with conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, name VARCHAR(40), "
                     f"amount DECIMAL(12,2))")
-        for start in range(0, ROWS, 5000):
+        for start in range(0, ROWS, 20_000):
             cur.execute(f"INSERT INTO {db}.orders VALUES " + ",".join(
-                f"({i}, 'order {i}', {i}.{i % 100:02d})" for i in range(start, start + 5000)))
+                f"({i}, 'order {i}', {i}.{i % 100:02d})" for i in range(start, start + 20_000)))
         cur.execute(f"SELECT id, name, amount FROM {db}.orders")
         rows = set(cur.fetchall())
     conn.close()
@@ -83,7 +83,7 @@ def check_exactly_once(pg, source) -> None:
 def test_snapshot_copy_killed_at_random_moments(mysql_server, postgres_server, source,
                                                 tmp_path, request):
     pg, pipeline = setup(tmp_path, mysql_server, postgres_server, source, request.node.nodeid)
-    kill_at_random(pipeline, str(tmp_path / "state"), times=3, between=(0.0, 0.6))
+    kill_at_random(pipeline, str(tmp_path / "state"), times=4, between=(0.0, 0.4))
     err = run_to_end(pipeline)
     assert "resuming from checkpoint" in err
     check_exactly_once(pg, source)
