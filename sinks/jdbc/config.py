@@ -79,6 +79,14 @@ class JdbcSinkConfig(ConnectorConfig):
     exactly_once: bool = Field(True, description=(
         "Two-phase commit (PREPARE TRANSACTION / XA).  false: commit at each checkpoint "
         "(at-least-once; for servers without prepared transactions)."))
+    json_type: Literal["jsonb", "json"] = Field("jsonb", description=(
+        "PostgreSQL column type of JSON columns: jsonb (indexable; PostgreSQL normalises the "
+        "text: key order, duplicate keys, whitespace, number spelling) or json (the text "
+        "kept exactly as written at the source).  MySQL/MariaDB targets ignore it."))
+    snapshot_copy: bool = Field(True, description=(
+        "PostgreSQL: write snapshot rows (op r) with COPY straight into the target table "
+        "inside the checkpoint's transaction; rows whose key exists already (a non-empty "
+        "target) fall back to the upsert path.  false: always upsert."))
     connect_timeout: Duration = Field("10s", validate_default=True,
                                       description="Timeout of a connection attempt.")
 

@@ -280,6 +280,18 @@ class Dialect(ABC):
     def insert(self, conn: Any, table: TableRef, columns: list[Column], rows: pa.Table) -> None:
         """Plain insert (append mode).  Same failure contract as :meth:`upsert`."""
 
+    #: Whether :meth:`insert_new` is a fast path (else the writer never calls it).
+    copies_new_rows: ClassVar[bool] = False
+
+    def insert_new(self, conn: Any, table: TableRef, columns: list[Column],
+                   rows: pa.Table) -> bool:
+        """Insert ``rows`` whose keys are believed new to ``table`` (snapshot reads) the
+        fastest way the database has, inside the open transaction.  Returns False, with
+        nothing of ``rows`` applied and the transaction usable, when a key exists already
+        or the target can't take that path (the caller upserts them instead); raises like
+        :meth:`upsert` otherwise."""
+        raise NotImplementedError
+
     @abstractmethod
     def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         """The database refused a row's value or a constraint (the batch can be bisected to

@@ -1,5 +1,6 @@
 """PostgreSQL: COPY (CSV, built by Arrow) into a staging table, then ``INSERT ... ON CONFLICT``
-and ``DELETE ... USING``; two-phase commit with ``PREPARE TRANSACTION``.
+and ``DELETE ... USING``; snapshot rows (new keys) by COPY straight into the target; two-phase
+commit with ``PREPARE TRANSACTION``.
 
 The staging table is an UNLOGGED table created and dropped inside the writer's transaction:
 PostgreSQL refuses to ``PREPARE`` a transaction that touched a temporary table.  Its name is
@@ -22,6 +23,7 @@ from psycopg import errors as pgerr, sql
 from runtime.errors import HubError
 from runtime.schema import Column
 from runtime.types import DataType
+from sinks.jdbc.config import Target
 from sinks.jdbc.dialect import Dialect, Rejection, TableRef, first_line, named_column
 from sinks.jdbc.types import hex_text, pg_array_text, postgres_type, time_text
 
@@ -62,6 +64,13 @@ class PostgresDialect(Dialect):
     transactional_ddl = True
     max_xid = 200
     max_identifier = 63  # NAMEDATALEN - 1 bytes: longer names are silently cut
+    copies_new_rows = True
+    #: column type of JSON: jsonb, or json (keeps the text as written): option json-type
+    json_type = "jsonb"
+
+    def __init__(self, target: Target, connect_timeout: float, json_type: str = "jsonb"):
+        super().__init__(target, connect_timeout)
+        self.json_type = json_type
 
     # -- connections and settings ------------------------------------------------------------
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
@@ -136,7 +145,7 @@ class PostgresDialect(Dialect):
         return len(name.encode("utf-8"))
 
     def column_type(self, t: DataType, is_key: bool) -> str:
-        return postgres_type(t)
+        return postgres_type(t, self.json_type)
 
     def columns(self, conn: psycopg.Connection, table: TableRef) -> dict[str, bool] | None:
         rows = conn.execute(
@@ -150,7 +159,7 @@ class PostgresDialect(Dialect):
         return f"{sql.Literal(column.default).as_string(None)}::{postgres_type(column.type)}"
 
     def alter_type_sql(self, table: TableRef, column: Column, is_key: bool) -> str:
-        t = postgres_type(column.type)
+        t = postgres_type(column.type, self.json_type)
         q = self.quote(column.name)
         return f"ALTER TABLE {self.qualified(table)} ALTER COLUMN {q} TYPE {t} USING {q}::{t}"
 
@@ -205,6 +214,21 @@ class PostgresDialect(Dialect):
             with conn.cursor().copy(f"COPY {self.qualified(table)} ({cols}) FROM STDIN "
                                     f"(FORMAT csv)") as copy:
                 copy.write(payload)
+
+    def insert_new(self, conn: psycopg.Connection, table: TableRef, columns: list[Column],
+                   rows: pa.Table) -> bool:
+        # COPY straight into the target, in a savepoint: a key that exists already makes
+        # the whole COPY fail (unique_violation) and the savepoint undoes what it wrote.
+        cols = ", ".join(self.quote(c.name) for c in columns)
+        payload = csv_payload(rows, columns)
+        try:
+            with conn.transaction():
+                with conn.cursor().copy(f"COPY {self.qualified(table)} ({cols}) FROM STDIN "
+                                        f"(FORMAT csv)") as copy:
+                    copy.write(payload)
+        except (pgerr.UniqueViolation, pgerr.WrongObjectType):
+            return False  # a key exists, or the target is a view (COPY can't fill one)
+        return True
 
     def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:
         if not isinstance(exc, (pgerr.DataError, pgerr.IntegrityError)):

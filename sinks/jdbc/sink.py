@@ -34,7 +34,8 @@ class JdbcSink(Sink, SupportsWriterStateRescale):
             if self.target.dialect == "postgres":
                 from sinks.jdbc.postgres import PostgresDialect
 
-                return PostgresDialect(self.target, self.config.connect_timeout)
+                return PostgresDialect(self.target, self.config.connect_timeout,
+                                       self.config.json_type)
             from sinks.jdbc.mysql import MySqlDialect
 
             return MySqlDialect(self.target, self.config.connect_timeout)

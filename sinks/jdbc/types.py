@@ -20,28 +20,35 @@ _INT_RANK = {"TINYINT": 1, "SMALLINT": 2, "INT": 3, "BIGINT": 4}
 
 
 # -- column types ------------------------------------------------------------------------------
-def postgres_type(t: DataType) -> str:
-    """PostgreSQL column type holding every value of ``t`` exactly."""
+def postgres_type(t: DataType, json_type: str = "jsonb") -> str:
+    """PostgreSQL column type holding every value of ``t`` exactly.
+
+    * TIME -> ``interval(p)``: a MySQL TIME is a signed duration (-838:59:59 .. 838:59:59),
+      which PostgreSQL's ``time`` (00:00 .. 24:00) can't hold.
+    * CHAR(n) -> ``varchar(n)``: PostgreSQL's ``char(n)`` pads values with blanks (and reads
+      them back padded), where MySQL strips them; varchar(n) keeps the value as the source
+      has it, with the same limit in characters.
+    * JSON -> ``jsonb`` or, with ``json_type = "json"``, ``json``, which keeps the text as
+      written (jsonb normalises it).
+    """
     k = t.kind
     simple = {"BOOLEAN": "boolean", "TINYINT": "smallint", "SMALLINT": "smallint",
               "INT": "integer", "BIGINT": "bigint", "FLOAT": "real",
               "DOUBLE": "double precision", "STRING": "text", "BINARY": "bytea",
-              "VARBINARY": "bytea", "BYTES": "bytea", "DATE": "date", "JSON": "jsonb"}
+              "VARBINARY": "bytea", "BYTES": "bytea", "DATE": "date", "JSON": json_type}
     if k in simple:
         return simple[k]
     if k == "DECIMAL":
         return f"numeric({t.precision},{t.scale})"
-    if k == "CHAR":
-        return f"char({t.length})" if t.length else "text"
-    if k == "VARCHAR":
+    if k in ("CHAR", "VARCHAR"):
         return f"varchar({t.length})" if t.length else "text"
     if k in ("TIME", "TIMESTAMP", "TIMESTAMP_LTZ"):
         p = min(t.precision if t.precision is not None else 6, 6)
-        base = {"TIME": "time", "TIMESTAMP": "timestamp", "TIMESTAMP_LTZ": "timestamptz"}[k]
+        base = {"TIME": "interval", "TIMESTAMP": "timestamp", "TIMESTAMP_LTZ": "timestamptz"}[k]
         return f"{base}({p})"
     if k == "ARRAY":
         assert t.element is not None
-        return f"{postgres_type(t.element)}[]"
+        return f"{postgres_type(t.element, json_type)}[]"
     raise ValueError(f"no PostgreSQL type for {t}")
 
 

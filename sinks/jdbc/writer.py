@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from runtime.batch import DELETE, ChangeBatch
+from runtime.batch import DELETE, READ, ChangeBatch
 from runtime.deadletter import record_id
 from runtime.errors import BadRecordError, HubError, TerminalError, TransientError
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
@@ -29,6 +29,7 @@ AWAIT_COMMIT_S = 20.0
 log = logging.getLogger(__name__)
 
 _DELETE = ord(DELETE)
+_READ = ord(READ)
 
 
 def collapse(rows: pa.Table, ops: np.ndarray, key: list[str]) -> tuple[pa.Table, pa.Table]:
@@ -67,6 +68,11 @@ class JdbcSinkWriter(SinkWriter):
     * Batches are buffered per table and written (upserts and deletes by primary key, the
       last event per key winning) when ``batch-size`` rows are buffered, when the oldest is
       ``flush-interval`` old, before a schema change of the table and at the barrier.
+    * Snapshot reads (a flush whose events are all op ``r``) are inserts of keys nothing
+      else touched yet: a dialect with a fast path for new rows (PostgreSQL COPY straight
+      into the target) writes them so, in the same transaction; where a key exists already
+      the dialect undoes that write and the table goes the upsert way from then on
+      (``snapshot-copy``).
     * :meth:`prepare_commit` prepares the open transaction under the id
       ``hub:<pipeline>:<subtask>:<checkpoint>`` and returns ``[{"xid": ...}]``: nothing is
       visible before the committer commits it.
@@ -114,6 +120,8 @@ class JdbcSinkWriter(SinkWriter):
         self._deferred: list[ChangeBatch | SchemaChange] = [
             _decode(d) for d in (state or {}).get("deferred", ())]
         self._deferred_tables: set[str] = {el.table for el in self._deferred}
+        #: source tables whose snapshot rows met existing keys: no COPY for them any more
+        self._upsert_only: set[str] = set()
 
     # -- SinkWriter ---------------------------------------------------------------------------
     @translated("writing")
@@ -465,12 +473,37 @@ class JdbcSinkWriter(SinkWriter):
             if rows.num_rows:
                 self._apply(st, "insert", rows.select(names))
             return
+        if self._copy_new(st, table_id, rows.select(names), ops):
+            return
         key = [c.name for c in st.key]
         upserts, deletes = collapse(rows, ops, key)
         if deletes.num_rows:
             self._apply(st, "delete", deletes)
         if upserts.num_rows:
             self._apply(st, "upsert", upserts.select(names))
+
+    def _copy_new(self, st: _Table, table_id: str, rows: pa.Table, ops: np.ndarray) -> bool:
+        """Snapshot reads only (every op ``r``): insert them with the dialect's fast path
+        (COPY) into the open transaction.  Their keys are new unless the target held rows
+        before the pipeline started (or a key was read twice): then the dialect refuses the
+        whole batch, and this table goes the upsert way from now on (True: written)."""
+        if (not self._config.snapshot_copy or not self._dialect.copies_new_rows
+                or table_id in self._upsert_only or not (ops == _READ).all()):
+            return False
+        try:
+            if self._dialect.insert_new(self._conn, st.ref, st.write, rows):
+                return True
+        except Exception as exc:
+            if self._dialect.rejection(exc, rows.column_names) is None:
+                raise self._error(f"writing to {st.ref}", exc) from exc
+            # a refused value: the upsert path finds the row (bisecting) and reports it
+            log.debug("jdbc sink: COPY into %s refused a value (%s); upserting the batch to "
+                      "find the row", st.ref, first_line(exc))
+            return False
+        self._upsert_only.add(table_id)
+        log.info("jdbc sink: %s holds keys of snapshot rows of %s already (or is a view): "
+                 "upserting them (not COPY) from now on", st.ref, table_id)
+        return False
 
     def _apply(self, st: _Table, kind: str, rows: pa.Table) -> None:
         """Write ``rows``; when the database refuses one, bisect to find it (and every other

@@ -196,3 +196,20 @@ def test_every_dialect_asks_the_one_decision_for_socket_errors():
             assert d.is_transient(exc), (d.name, exc)
     assert my.is_transient(pymysql.err.OperationalError(2013, "Lost connection to server"))
     assert not my.is_transient(pymysql.err.ProgrammingError(1064, "You have an error"))
+
+
+def test_postgres_columns_hold_mysql_values_exactly():
+    from sinks.jdbc.types import postgres_type
+
+    # a MySQL TIME is a signed duration up to 838:59:59: interval, not time
+    assert postgres_type(T("TIME(3)")) == "interval(3)"
+    # char(n) pads with blanks that MySQL strips: varchar(n) keeps the value
+    assert postgres_type(T("CHAR(10)")) == "varchar(10)"
+    assert postgres_type(T("JSON")) == "jsonb"
+    assert postgres_type(T("JSON"), "json") == "json"
+    pg = PostgresDialect(JdbcSinkConfig(url="postgresql://h/db").target(), 1, "json")
+    assert pg.column_type(T("JSON"), False) == "json"
+    assert JdbcSinkConfig.model_validate({"url": "postgresql://h/db", "json-type": "json"}
+                                         ).json_type == "json"
+    with pytest.raises(ValidationError):
+        JdbcSinkConfig.model_validate({"url": "postgresql://h/db", "json-type": "text"})
