@@ -10,6 +10,7 @@ distributed executor would.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -40,6 +41,12 @@ EXECUTORS: dict[str, ExecutorFactory] = {
     "local": lambda metrics: LocalExecutor(metrics=metrics),
     "local-serialized": lambda metrics: LocalExecutor(metrics=metrics, serialize=True),
 }
+if importlib.util.find_spec("ray") is not None:
+    # the Ray executor on a throwaway two-node cluster (tests/servers/ray.py), when installed
+    from runtime.executor.ray.executor import RayExecutor
+    from tests.servers.ray import ray_cluster
+
+    EXECUTORS["ray"] = lambda metrics: RayExecutor(metrics=metrics, address=ray_cluster().address)
 
 OPERATOR = "tests.contract"  # the package of the contract connectors, as errors name it
 
