@@ -314,6 +314,9 @@ class _SelfCommittingWriter(_Writer):
         self._event("close")
 
     def _event(self, what: str) -> None:
+        # a checkpoint may be stored before this writer prepared its first file (the store's
+        # folder made by then): with actors that start in seconds, the first one often is
+        os.makedirs(self.store.root, exist_ok=True)
         with open(os.path.join(self.store.root, f"events-{self.ctx.attempt}-{self.ctx.subtask}"),
                   "a") as f:
             f.write(what + "\n")

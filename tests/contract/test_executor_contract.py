@@ -72,7 +72,16 @@ def run(new_executor, job: Job):
 
 
 def stop_later(executor: Executor, after_s: float, savepoint: str | None = None):
-    timer = threading.Timer(after_s, executor.request_stop, (savepoint,))
+    """Stop ``after_s`` after the first row reached a sink (subtasks start in milliseconds as
+    threads, in seconds as Ray actors: the stop must come in the middle of the data)."""
+    def stop():
+        deadline = time.monotonic() + 60
+        while not any(out for _, out in executor.metrics.totals().values()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(after_s)
+        executor.request_stop(savepoint)
+    timer = threading.Thread(target=stop, daemon=True)
     timer.start()
     return timer
 

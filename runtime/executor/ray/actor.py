@@ -170,3 +170,10 @@ class SubtaskActor:
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()
+
+    def stacks(self) -> str:
+        """Every thread's stack in this actor (for diagnosing a subtask that hangs)."""
+        import sys
+        import traceback
+        return "\n".join(f"--- {tid}\n" + "".join(traceback.format_stack(frame))
+                         for tid, frame in sys._current_frames().items())

@@ -115,6 +115,9 @@ class RayExecutor(LocalExecutor):
             self.sources.append(_RemoteTask(source_name, i, source_actor, _starter(
                 source_actor.start_source, sources[i], p, reader_states[i], sink_actor,
                 job.watermarks, job.dead_letter)))
+        # every actor up before any subtask starts (a worker process each: seconds on a busy
+        # node), so that no subtask runs long before its partner is there
+        self.nodes = ray.get([t.actor.node.remote() for t in self.sources + self.sinks])
         self._polling.set()
         self._poller = threading.Thread(target=self._poll, name="ray-poller", daemon=True)
         self._poller.start()
@@ -133,7 +136,9 @@ class RayExecutor(LocalExecutor):
             if not refs:
                 time.sleep(POLL_S)
                 continue
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_S * 2)
+            ready, rest = ray.wait(list(refs), num_returns=1, timeout=POLL_S * 2)
+            if ready and rest:  # every answer there, not one per round
+                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             for ref in ready:
                 t = refs.pop(ref)
                 try:
