@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from datetime import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hub.config import PipelineSpec
@@ -224,7 +224,7 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
             _refuse_existing_output(spec, source_sink[1], fresh)
         return build_job(spec, restore, storage, source_sink, dead_letter)
 
-    strategy = RestartStrategy(lambda m: LocalExecutor(metrics=m), restart_policy(spec),
+    strategy = RestartStrategy(new_executor(spec), restart_policy(spec),
                                storage, metrics, notify=_say)
     control.executor = strategy
     if control.stop.is_set():  # a signal came before the strategy was there
@@ -234,6 +234,15 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
                                   connectors if isinstance(connectors, HubError) else None)
     finally:
         control.executor = None
+
+
+def new_executor(spec: PipelineSpec) -> Callable[[PipelineMetrics], Executor]:
+    """What runs each attempt: ``[pipeline] executor`` (the Ray one imported only when asked
+    for: ray is an extra)."""
+    if spec.executor == "ray":
+        from runtime.executor.ray.executor import RayExecutor
+        return lambda m: RayExecutor(metrics=m, address=spec.ray_address)
+    return lambda m: LocalExecutor(metrics=m)
 
 
 def _refuse_existing_output(spec: PipelineSpec, sink: Sink, fresh: bool) -> None:

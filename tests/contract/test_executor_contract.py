@@ -51,7 +51,8 @@ if importlib.util.find_spec("ray") is not None:
 OPERATOR = "tests.contract"  # the package of the contract connectors, as errors name it
 
 
-@pytest.fixture(params=sorted(EXECUTORS))
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.ray) if name == "ray" else name
+                        for name in sorted(EXECUTORS)])
 def new_executor(request) -> ExecutorFactory:
     return EXECUTORS[request.param]
 

@@ -93,6 +93,12 @@ class ThrowawayRayCluster:
                    f"a {self.nodes}-node Ray cluster at {self.address} (logs in {self.dir})")
         return RayCluster(self.address, self)
 
+    def add_node(self) -> None:
+        """One more worker node (after :meth:`kill_worker_node`: the cluster whole again)."""
+        self.procs.append(self._node(False, len(self.procs)))
+        wait_until(lambda: self._alive_nodes() == self.nodes, 120,
+                   f"{self.nodes} live Ray nodes at {self.address} (logs in {self.dir})")
+
     def kill_worker_node(self) -> None:
         """``kill -9`` of the last node's raylet and every worker it started."""
         proc = self.procs[-1]

@@ -10,6 +10,9 @@ from runtime.executor.ray._ray import ray
 
 log = logging.getLogger("hub.runtime")
 
+#: How long a node has to say whether it sees the checkpoint storage.
+ANSWER_S = 15.0
+
 
 def connect(address: str | None) -> None:
     """Join the cluster at ``address`` (default: ``RAY_ADDRESS``, else a local one started
@@ -50,11 +53,24 @@ def check_shared(root: str, nodes: list[dict], what: str = "checkpoint.dir") -> 
         refs = [_sees.options(scheduling_strategy=ray.util.scheduling_strategies
                               .NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
                               ).remote(marker) for n in nodes]
-        seen = ray.get(refs, timeout=60)
+        # a node that does not answer in time (lost a moment ago, still listed alive) is no
+        # proof either way: only a node that answers "not there" is refused
+        answered, _ = ray.wait(refs, num_returns=len(refs), timeout=ANSWER_S)
+        seen = {}
+        for ref in answered:
+            try:
+                seen[ref] = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the node went away meanwhile
+                log.warning("a Ray node could not say whether it sees %s %s: %s", what, root,
+                            str(exc).splitlines()[0])
     finally:
         os.remove(marker)
+    for n, ref in zip(nodes, refs):
+        if ref not in answered:
+            log.warning("Ray node %s did not answer within %gs whether it sees %s %s",
+                        n["NodeManagerAddress"], ANSWER_S, what, root)
     blind = [n["NodeManagerAddress"] + ":" + str(n["NodeManagerPort"])
-             for n, ok in zip(nodes, seen) if not ok]
+             for n, ref in zip(nodes, refs) if seen.get(ref) is False]
     if blind:
         raise ConfigError(
             f"{what} {root} is node-local: Ray node(s) {', '.join(blind)} of the "

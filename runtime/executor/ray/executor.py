@@ -101,7 +101,7 @@ class RayExecutor(LocalExecutor):
         for i in range(p):
             # pair i on node i mod n: a batch never leaves its node
             where = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                nodes[i % len(nodes)]["NodeID"], soft=True)
+                nodes[i % len(nodes)]["NodeID"], soft=False)
             opts = dict(num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
                         scheduling_strategy=where)
             sink_name = f"sink-{i} ({operator_of(job.sink)} writer)"
@@ -117,7 +117,11 @@ class RayExecutor(LocalExecutor):
                 job.watermarks, job.dead_letter)))
         # every actor up before any subtask starts (a worker process each: seconds on a busy
         # node), so that no subtask runs long before its partner is there
-        self.nodes = ray.get([t.actor.node.remote() for t in self.sources + self.sinks])
+        try:
+            self.nodes = ray.get([t.actor.node.remote() for t in self.sources + self.sinks])
+        except ray.exceptions.RayError as exc:  # a node lost a moment ago, still listed alive
+            raise TransientError(f"the subtasks' Ray actors could not be placed: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
         self._polling.set()
         self._poller = threading.Thread(target=self._poll, name="ray-poller", daemon=True)
         self._poller.start()
