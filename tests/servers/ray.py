@@ -51,7 +51,7 @@ class ThrowawayRayCluster:
             p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
             RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
 
-    def _node(self, head: bool, index: int) -> subprocess.Popen:
+    def _node(self, head: bool, index: int, private: str | None = None) -> subprocess.Popen:
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
         nm, om, agent_grpc, agent_http, metrics, runtime_env, client = _ports(7)
         workers = _ports(1)[0]
@@ -69,6 +69,9 @@ class ThrowawayRayCluster:
                     os.path.join(self.dir, "tmp")]
         else:
             cmd += ["--address", self.address]
+        if private is not None:  # this node alone sees an empty tmpfs at ``private``
+            cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                   'mount -t tmpfs hub-ray-private "$0" && exec "$@"', private] + cmd
         log = open(os.path.join(self.dir, f"node-{index}.log"), "wb")
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
                                 start_new_session=True)
@@ -96,6 +99,22 @@ class ThrowawayRayCluster:
     def add_node(self) -> None:
         """One more worker node (after :meth:`kill_worker_node`: the cluster whole again)."""
         self.procs.append(self._node(False, len(self.procs)))
+        wait_until(lambda: self._alive_nodes() == self.nodes, 120,
+                   f"{self.nodes} live Ray nodes at {self.address} (logs in {self.dir})")
+
+    def add_private_node(self, folder: str) -> subprocess.Popen:
+        """One more node that sees its own empty ``folder`` (a tmpfs in its own mount
+        namespace: a node-local folder, as on another machine); root only."""
+        proc = self._node(False, len(self.procs), private=folder)
+        self.nodes += 1
+        wait_until(lambda: self._alive_nodes() == self.nodes, 120,
+                   f"{self.nodes} live Ray nodes at {self.address} (logs in {self.dir})")
+        return proc
+
+    def remove_node(self, proc: subprocess.Popen) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.nodes -= 1
         wait_until(lambda: self._alive_nodes() == self.nodes, 120,
                    f"{self.nodes} live Ray nodes at {self.address} (logs in {self.dir})")
 

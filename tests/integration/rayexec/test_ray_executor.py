@@ -9,6 +9,7 @@ cluster shows (the contract suite, tests/contract, runs on it too).
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -17,6 +18,7 @@ import pytest
 pytest.importorskip("ray")
 
 from runtime.checkpoint.storage import CheckpointStorage  # noqa: E402
+from runtime.errors import ConfigError  # noqa: E402
 from runtime.executor.job import Job  # noqa: E402
 from runtime.executor.ray import cluster  # noqa: E402
 from runtime.executor.ray.executor import RayExecutor  # noqa: E402
@@ -81,3 +83,23 @@ def test_kill_9_of_the_worker_node_restores_exactly_once(tmp_path, ray_address):
     assert result[0].status == "finished"
     assert lines, "the kill did not make the job restart"
     assert store.rows() == expected_rows(4, 60, 20)
+
+
+def test_a_checkpoint_folder_one_node_does_not_see_is_refused_in_one_line(tmp_path, ray_address):
+    owner = ray_cluster().owner
+    if owner is None or os.geteuid() != 0:
+        pytest.skip("needs our own cluster and root (a node in its own mount namespace)")
+    private = tmp_path / "state"
+    private.mkdir()
+    node = owner.add_private_node(str(private))
+    try:
+        store = FileStore(str(tmp_path / "sink"))
+        job = Job("blind", RangeSource(2, 3, 10), FileSink(store.root),
+                  CheckpointStorage(str(private)), parallelism=2)
+        with pytest.raises(ConfigError) as info:
+            RayExecutor(metrics=PipelineMetrics(2), address=ray_address).run(job)
+        line = str(info.value)
+        assert "\n" not in line and "is node-local" in line and str(private) in line, line
+        assert "3-node cluster" in line, line
+    finally:
+        owner.remove_node(node)
