@@ -1,6 +1,6 @@
-"""A throwaway two-node Ray cluster on this machine, or the one named by ``HUB_TEST_RAY``
-(an address, ``host:port``, of a cluster whose nodes run this checkout's Python and see this
-machine's temp folder).
+"""A throwaway two-node Ray cluster on this machine.  There is no docker-compose variant
+(no ``HUB_TEST_*`` variable): a cluster's nodes must run this checkout's Python with the hub
+installed and see the tests' temp folders, which no stock Ray image does.
 
 ``ray start --head`` plus a second ``ray start --address`` on other ports, one CPU each, each
 with its own session folder under one temp folder, each ``--block``ed in its own process
@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @dataclass(frozen=True)
 class RayCluster:
     address: str
-    #: None for a cluster from the environment (its nodes are not ours to kill)
+    #: None for a cluster that is not ours (its nodes are not ours to kill)
     owner: ThrowawayRayCluster | None = None
 
 
@@ -140,8 +140,7 @@ class ThrowawayRayCluster:
 
 
 def from_env() -> RayCluster | None:
-    address = os.environ.get("HUB_TEST_RAY")
-    return RayCluster(address) if address else None
+    return None  # see the module's docstring
 
 
 def ray_cluster() -> RayCluster:

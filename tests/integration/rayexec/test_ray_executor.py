@@ -52,7 +52,7 @@ def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, 
 def test_kill_9_of_the_worker_node_restores_exactly_once(tmp_path, ray_address):
     owner = ray_cluster().owner
     if owner is None:
-        pytest.skip("HUB_TEST_RAY names a cluster whose nodes are not ours to kill")
+        pytest.skip("the cluster is not ours: its nodes are not ours to kill")
     store = FileStore(str(tmp_path / "sink"))
     storage = CheckpointStorage(str(tmp_path / "state"))
     lines: list[str] = []
