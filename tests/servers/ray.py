@@ -53,7 +53,7 @@ class ThrowawayRayCluster:
 
     def _node(self, head: bool, index: int, private: str | None = None) -> subprocess.Popen:
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
-        nm, om, agent_grpc, agent_http, metrics, runtime_env, client = _ports(7)
+        nm, om, agent_grpc, agent_http, metrics, runtime_env, dashboard = _ports(7)
         workers = _ports(1)[0]
         cmd = [ray, "start", "--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
                "--object-store-memory", str(self.object_store),
@@ -64,8 +64,10 @@ class ThrowawayRayCluster:
                str(runtime_env), "--min-worker-port", "0", "--max-worker-port", "0",
                "--resources", json.dumps({f"hub-node-{index}": 1})]
         if head:
+            # the head runs a dashboard process even without the dashboard: its port too is
+            # a free one, not 8265, so that it never meets another Ray of the machine
             cmd += ["--head", "--port", str(self.port), "--include-dashboard", "false",
-                    "--temp-dir",
+                    "--dashboard-port", str(dashboard), "--temp-dir",
                     os.path.join(self.dir, "tmp")]
         else:
             cmd += ["--address", self.address]
