@@ -31,7 +31,7 @@ import os
 import struct
 import sys
 
-from hubrun import datagen_pipeline, run_hub
+from hubrun import datagen_pipeline, print_runs, run_hub
 import tempfile
 import time
 
@@ -152,20 +152,8 @@ def main() -> None:
     if not args.no_bare:
         print(f"{'happybase batch puts (bare client)':<44} {bare_s:>8.2f} "
               f"{rows / bare_s:>10,.0f} {'100%':>8}")
-    rate = {}
-    for p in parallelisms:
-        run_s = sum(x.run_s for x in runs[p])
-        wall_s = sum(x.wall_s for x in runs[p])
-        rss = max(x.peak_rss_mb for x in runs[p])
-        rate[p] = rows / run_s
-        vs = f"{bare_s / run_s:>8.0%}" if bare_s else f"{'':>8}"
-        label = f"hub hbase sink, {args.delivery}, p={p}"
-        print(f"{label:<44} {run_s:>8.2f} {rows / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
-        print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {rows / wall_s:>10,.0f}")
-        print(meters[p].line(run_s, "HBase + Thrift server"))
-    for p in parallelisms[1:]:
-        print(f"p={p} vs p={parallelisms[0]}: {rate[p] / rate[parallelisms[0]]:.2f}x")
-
+    print_runs({p: runs[p] for p in parallelisms}, meters, rows, bare_s,
+               f"hub hbase sink, {args.delivery}", "HBase + Thrift server")
 
 if __name__ == "__main__":
     main()

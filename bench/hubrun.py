@@ -92,3 +92,24 @@ def datagen_pipeline(name: str, parallelism: int, state: str, rows: int, sink: s
     return _DATAGEN.format(name=name, parallelism=parallelism, state=state, rows=rows,
                            update_ratio=0.2 if changes else 0,
                            delete_ratio=0.1 if changes else 0) + sink
+
+
+def print_runs(runs: dict, meters: dict, rows: int, bare_s: float, label: str,
+               server: str) -> None:
+    """The table rows of the hub's runs by parallelism (``runs[p]``: :class:`HubRun` of each
+    round; ``meters[p]``: their CPU meter), against the bare client's ``bare_s`` (0: not run),
+    then each parallelism's speed-up over the first."""
+    rate = {}
+    for p, done in runs.items():
+        run_s = sum(x.run_s for x in done)
+        wall_s = sum(x.wall_s for x in done)
+        rss = max(x.peak_rss_mb for x in done)
+        rate[p] = rows / run_s
+        vs = f"{bare_s / run_s:>8.0%}" if bare_s else f"{'':>8}"
+        name = f"{label}, p={p}"
+        print(f"{name:<44} {run_s:>8.2f} {rows / run_s:>10,.0f} {vs} {rss:>6.0f} MB")
+        print(f"{'  (wall, with process start)':<44} {wall_s:>8.2f} {rows / wall_s:>10,.0f}")
+        print(meters[p].line(run_s, server))
+    first, *more = list(runs)
+    for p in more:
+        print(f"p={p} vs p={first}: {rate[p] / rate[first]:.2f}x")

@@ -11,7 +11,9 @@ trades throughput for a fast start).  Measured, messages/s:
   with ``delivery = "exactly-once"`` and ``"at-least-once"``, then a bare ``Producer.produce``
   loop over the very records the pipeline wrote (key, value, timestamp);
 * consume: a bare ``Consumer.consume(num_messages=...)`` loop (no decoding), then
-  ``kafka -> blackhole`` (decoding the JSON into change batches); for information, the bare
+  ``kafka -> blackhole`` (decoding the JSON into change batches, with the json format's fast
+  path reader: polars when installed, then again with its fallback, pyarrow.json), and the
+  readers alone on the consumed values (decode only); for information, the bare
   loop with a ``json.loads`` of each value, as a hand-written loop that decodes would do
   (its ratio is to the bare loop without it too).
 
@@ -52,6 +54,7 @@ from sources.datagen.config import DatagenConfig  # noqa: E402
 from sources.datagen.source import DatagenSource  # noqa: E402
 from sources.kafka.config import KafkaSourceConfig  # noqa: E402
 from sources.kafka.source import KafkaSource  # noqa: E402
+import formats.message.json as json_format  # noqa: E402
 from tests.servers import kafka as servers  # noqa: E402
 
 #: The throwaway broker's JVM for figures: the tests' small heap and serial collector (two
@@ -147,6 +150,15 @@ def one_round(server, n: int, p: int, work: str, records: list | None) -> tuple[
         {**src.client_config(), "group.id": f"bench-{time.time()}"}, topics["at-least-once"], n)
     rates["kafka -> blackhole (json decode)"] = n / run(
         KafkaSource(src), BlackholeSink(BlackholeSinkConfig()), f"{work}/consume", p)
+    # the same with the json format's fallback reader (pyarrow.json instead of polars)
+    saved = dict(json_format._POLARS)
+    json_format._POLARS["pl"] = None
+    try:
+        rates["kafka -> blackhole (pyarrow.json)"] = n / run(
+            KafkaSource(src), BlackholeSink(BlackholeSinkConfig()), f"{work}/consume2", p)
+    finally:
+        json_format._POLARS.clear()
+        json_format._POLARS.update(saved)
     rates["bare consumer loop + json.loads"] = n / bare_consume(
         {**src.client_config(), "group.id": f"bench-{time.time()}"}, topics["at-least-once"], n,
         loads=True)
@@ -155,7 +167,54 @@ def one_round(server, n: int, p: int, work: str, records: list | None) -> tuple[
 
 ORDER = ["bare producer loop", "datagen -> kafka (exactly-once)",
          "datagen -> kafka (at-least-once)", "bare consumer loop",
-         "kafka -> blackhole (json decode)", "bare consumer loop + json.loads"]
+         "kafka -> blackhole (json decode)", "kafka -> blackhole (pyarrow.json)",
+         "bare consumer loop + json.loads"]
+
+
+def decode_only(records: list, repeat: int) -> None:
+    """The json format's columnar readers on the consumed values, no broker: the fast path's
+    reader (polars when installed), pyarrow.json, and arro3-io's arrow-json reader when it
+    is installed (measured for the choice, not used by the hub); best of ``repeat``."""
+    import io
+
+    import pyarrow as pa
+
+    values = [v for _, v, _ in records]
+    fields = [pa.field(k, {"BIGINT": pa.int64(), "INT": pa.int32()}.get(t, pa.string()))
+              for k, t in COLUMNS.items()] + [pa.field("op", pa.string()),
+                                              pa.field("ts_ms", pa.int64())]
+    cases = {"pyarrow.json": lambda: _with_polars(None, fields, values)}
+    if json_format._polars() is not None:
+        cases["polars"] = lambda: _with_polars(json_format._polars(), fields, values)
+    try:
+        import arro3.io as a3
+
+        schema = pa.schema(fields)
+        cases["arro3-io"] = lambda: pa.table(pa.RecordBatchReader.from_stream(a3.read_json(
+            io.BytesIO(b"\n".join(values)), schema, batch_size=len(values))))
+    except ImportError:
+        pass
+    print(f"\ndecode only ({len(values):,} values, joined and read into columns), best of "
+          f"{repeat}:")
+    for name, fn in cases.items():
+        best = min(_timed(fn) for _ in range(repeat))
+        print(f"  {name:<14}{len(values) / best:>14,.0f} values/s")
+
+
+def _with_polars(pl, fields, values):
+    saved = dict(json_format._POLARS)
+    json_format._POLARS["pl"] = pl
+    try:
+        return json_format.read_columns(b"\n".join(values), fields)
+    finally:
+        json_format._POLARS.clear()
+        json_format._POLARS.update(saved)
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def bare_of(case: str) -> str:
@@ -197,6 +256,7 @@ def main() -> None:
         ratios = [r[case] / r[bare_of(case)] for r in rounds]
         print(f"{case:<36}{best:>14,.0f}{best / max(r[bare_of(case)] for r in rounds):>10.0%}"
               f"{statistics.median(ratios):>9.0%}   " + " ".join(f"{x:.0%}" for x in ratios))
+    decode_only(records, args.repeat)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

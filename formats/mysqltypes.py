@@ -20,7 +20,12 @@ The mapping (Flink CDC's, ``MySqlTypeUtils``):
   character set they are bytes (BYTES);
 * ``BINARY(n)`` / ``VARBINARY(n)`` keep their length, ``*BLOB`` -> BYTES;
 * ``ENUM`` -> STRING, ``SET`` -> ARRAY<STRING>, ``JSON`` -> JSON;
-* geometries -> BYTES holding WKB.
+* geometries -> BYTES holding WKB; a value whose SRID is not 0 is EWKB (PostGIS's WKB with
+  the SRID flag and the SRID after the type word: :mod:`formats.codec.geometry`).
+
+Where the logical type does not tell all of the MySQL type (ENUM and SET with their members,
+BIT(n), YEAR, the geometries), the column keeps the MySQL type in ``Column.source_type``
+(:func:`source_type`): Debezium's semantic names and Canal's ``mysqlType`` come from it.
 """
 from __future__ import annotations
 
@@ -78,6 +83,46 @@ def logical_type(name: str, *, unsigned: bool = False, length: int | None = None
     if name in _SIMPLE:
         return parse_type(_SIMPLE[name])
     raise ValueError(f"unknown MySQL type {name!r}")
+
+
+def source_type(name: str, *, values: tuple[str, ...] = (), bits: int | None = None
+                ) -> str | None:
+    """What a column of MySQL type ``name`` keeps in ``Column.source_type``: ``enum('a','b')``
+    and ``set('a','b')`` with their ``values`` (members in declaration order), ``bit(n)``
+    (``bits`` > 1; BIT(1) is BOOLEAN), ``year``, a geometry type's name; None for types
+    whose logical type says it all.  One text per type, whichever way the column was
+    described (catalog or binlog table map), so schemas of both paths stay equal."""
+    if name in ("enum", "set"):
+        return f"{name}(" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+    if name == "bit":
+        return f"bit({bits})" if (bits or 1) > 1 else None
+    if name == "year" or name in GEOMETRY_TYPES:
+        return "geometrycollection" if name == "geomcollection" else name
+    return None
+
+
+_MEMBERS = re.compile(r"'((?:[^']|'')*)'")
+
+
+def source_type_of(text: str) -> str | None:
+    """:func:`source_type` of a MySQL column type text (``enum('a','b')``, ``bit(3)``,
+    ``int(11)``: None)."""
+    low = text.strip().lower()
+    for kind in ("enum", "set"):
+        if low.startswith(kind + "("):
+            return source_type(kind, values=members(text))
+    m = _TYPE.match(text)
+    if not m:
+        return None
+    args = m.group(2)
+    bits = int(args) if args and args.strip().isdigit() else None
+    return source_type(m.group(1).lower(), bits=bits)
+
+
+def members(source_type: str) -> tuple[str, ...]:
+    """The members of an ``enum(...)`` / ``set(...)`` source type, in declaration order."""
+    inner = source_type[source_type.index("(") + 1:source_type.rindex(")")]
+    return tuple(v.replace("''", "'") for v in _MEMBERS.findall(inner))
 
 
 def from_mysql(text: str) -> DataType:

@@ -99,7 +99,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="send the bad record with this id (printed in its error line) to the "
                         "dead-letter path and go on; repeatable")
     p.add_argument("--no-progress", action="store_true", help="do not print progress lines")
+    p.add_argument("--http", metavar="ADDR",
+                   help="serve the pipeline's status (/status) and Prometheus metrics "
+                        "(/metrics) on HOST:PORT (needs the serve extra)")
     p.set_defaults(command=cmd_run)
+
+    p = sub.add_parser("serve", help="run many pipelines as a service, with a REST API, "
+                                      "Prometheus metrics and a web page")
+    p.add_argument("--state", required=True, metavar="DIR",
+                   help="the service's folder: its pipelines, their targets and (by default) "
+                        "their checkpoints; kept across restarts")
+    p.add_argument("--listen", default="127.0.0.1:8083", metavar="ADDR",
+                   help="HOST:PORT to listen on (default 127.0.0.1:8083; port 0: a free one); "
+                        "beyond loopback HUB_TOKEN must be set")
+    p.set_defaults(command=cmd_serve)
 
     p = sub.add_parser("savepoint", help="take a savepoint of a running pipeline")
     p.add_argument("pipeline", metavar="PIPELINE.toml")
@@ -153,6 +166,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hub import runner  # lazily: `validate` and `plugins` need none of the engine
 
     return _delegate(runner.run, load_pipeline(args.pipeline), args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``hub serve``: the service, until SIGINT/SIGTERM (then every pipeline stops with a
+    final checkpoint and starts again with the next ``hub serve``)."""
+    from hub.service.main import serve  # lazily: the serve extra
+
+    return serve(args.state, args.listen)
 
 
 def cmd_savepoint(args: argparse.Namespace) -> int:

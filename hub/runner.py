@@ -59,10 +59,11 @@ def _describe(cp: CompletedCheckpoint) -> str:
 
 
 def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
-    """The source and sink of a validated pipeline; the sink checked (e.g. its path is
-    writable) so that a run fails before it starts, in one line."""
+    """The source and sink of a validated pipeline, both checked (the source's server answers,
+    the sink's path is writable) so that a run fails before it starts, in one line."""
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
+    source.check()
     sink.check()
     return source, sink
 
@@ -90,14 +91,15 @@ def build_job(spec: PipelineSpec, restore: CompletedCheckpoint | None,
 
 
 def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
-                   args: argparse.Namespace) -> CompletedCheckpoint | None:
+                   args: argparse.Namespace, say: Callable[[str], None] = _say,
+                   ) -> CompletedCheckpoint | None:
     if getattr(args, "fresh", False):
         storage.clear()
-        _say(f"starting fresh: existing checkpoints in {storage.root} were discarded")
+        say(f"starting fresh: existing checkpoints in {storage.root} were discarded")
         return None
     if getattr(args, "from_savepoint", None):
         sp = load_checkpoint(os.path.abspath(args.from_savepoint))
-        _say(f"starting from savepoint {sp.path} (checkpoint {sp.checkpoint_id})")
+        say(f"starting from savepoint {sp.path} (checkpoint {sp.checkpoint_id})")
         # The savepoint becomes the pipeline's newest checkpoint, so that a crash before the
         # next checkpoint resumes from it, not from an older timeline's later checkpoint.
         new_id = max(storage.completed_ids() + [sp.checkpoint_id]) + 1
@@ -106,9 +108,9 @@ def _restore_point(spec: PipelineSpec, storage: CheckpointStorage,
         return load_checkpoint(storage.store(new_id, data))
     cp = storage.latest()
     if cp is None:
-        _say(f"starting: no checkpoint in {storage.root} yet")
+        say(f"starting: no checkpoint in {storage.root} yet")
     else:
-        _say(f"resuming from {_describe(cp)}")
+        say(f"resuming from {_describe(cp)}")
     return cp
 
 
@@ -158,6 +160,7 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
     if dead_letter.skip:
         _say(f"records sent to the dead letters if met: {', '.join(sorted(dead_letter.skip))}")
     watcher = ControlWatcher(local, control.request_savepoint)
+    handle, stop_http = _http(spec, metrics, control, getattr(args, "http", None))
     progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
     if progress:
         for handler in logging.getLogger().handlers:
@@ -178,7 +181,15 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
         try:
             result = _run_with_restarts(spec, storage, connectors, restore, metrics, control,
                                         dead_letter, getattr(args, "keep_output", False),
-                                        getattr(args, "fresh", False))
+                                        getattr(args, "fresh", False),
+                                        notify=handle.on_restart_said if handle else _say)
+            if handle:
+                handle.state = "FINISHED" if result.status == "finished" else "STOPPED"
+        except BaseException as exc:
+            if handle:
+                handle.state = "FAILED"
+                handle.error(str(exc))
+            raise
         finally:
             watcher.stopped.set()
             if progress:
@@ -188,7 +199,23 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
         _summary(spec, metrics, result, time.monotonic() - started, dead_letter, sink)
         return 0
     finally:
+        if stop_http:
+            stop_http()
         lock.release()
+
+
+def _http(spec: PipelineSpec, metrics: PipelineMetrics, control: _Control,
+          listen: str | None) -> tuple[Any, Any]:
+    """``--http ADDR``: the run's status and metrics served from a thread (the service's
+    handle of this one pipeline, and the function ending the server); (None, None) without."""
+    if not listen:
+        return None, None
+    from hub.service.handle import PipelineHandle
+    from hub.service.main import serve_one
+
+    handle = PipelineHandle(spec)
+    handle.metrics, handle.control, handle.state = metrics, control, "RUNNING"
+    return handle, serve_one(handle, listen)
 
 
 def restart_policy(spec: PipelineSpec) -> Backoff:
@@ -203,7 +230,7 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
                        restore: CompletedCheckpoint | None,
                        metrics: PipelineMetrics, control: _Control,
                        dead_letter: DeadLetterQueue | None = None, keep_output: bool = False,
-                       fresh: bool = False) -> JobResult:
+                       fresh: bool = False, notify: Callable[[str], None] = _say) -> JobResult:
     """Run the pipeline's job under the runtime's restart strategy
     (:class:`~runtime.executor.restart.RestartStrategy`: after a transient error, a new attempt
     from the latest completed checkpoint with exponential backoff, as ``[restart]`` says).
@@ -225,7 +252,7 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
         return build_job(spec, restore, storage, source_sink, dead_letter)
 
     strategy = RestartStrategy(new_executor(spec), restart_policy(spec),
-                               storage, metrics, notify=_say)
+                               storage, metrics, notify=notify)
     control.executor = strategy
     if control.stop.is_set():  # a signal came before the strategy was there
         strategy.request_stop(control.savepoint)

@@ -90,6 +90,12 @@ class Column:
     #: of the column's type (``"7"``, ``"it's"``, ``"2024-01-31"``); None when there is none
     #: or it is not a constant (``CURRENT_TIMESTAMP``).  Set on ``add_column`` changes.
     default: str | None = None
+    #: The source's own type where the logical type does not tell all of it, in the source's
+    #: words (MySQL: ``enum('a','b')``, ``set('x','y')``, ``bit(12)``, ``year``,
+    #: ``geometry``, ``point``...; :func:`formats.mysqltypes.source_type`), else None.
+    #: Formats that speak the source's vocabulary read it (Debezium's semantic names,
+    #: Canal's ``mysqlType``); everything else goes by ``type`` alone.
+    source_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"name": self.name, "type": str(self.type), "nullable": self.nullable}
@@ -97,12 +103,14 @@ class Column:
             d["comment"] = self.comment
         if self.default is not None:
             d["default"] = self.default
+        if self.source_type is not None:
+            d["source_type"] = self.source_type
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Column:
         return cls(d["name"], parse_type(d["type"]), d.get("nullable", True), d.get("comment"),
-                   d.get("default"))
+                   d.get("default"), d.get("source_type"))
 
 
 @dataclass(frozen=True)

@@ -233,6 +233,12 @@ class Source(ABC):
         """True when the source ends on its own."""
         return False
 
+    def check(self) -> None:
+        """Fail fast, before the pipeline starts (and before each restart), when the source
+        can't work (its server does not answer, a listed topic does not exist).  Raise a
+        one-line :class:`~runtime.errors.HubError`: transient ones are retried as
+        ``[restart]`` says.  May block (a bounded wait); default: nothing to check."""
+
     @abstractmethod
     def create_enumerator(self, context: EnumeratorContext,
                           state: dict[str, Any] | None) -> SplitEnumerator:

@@ -80,6 +80,38 @@ def kill_at_random(pipeline: str, state_dir: str, times: int = 4,
     return kills
 
 
+def run_through_outage(pipeline: str, state_dir: str, kill, restart, is_down,
+                       cwd: str | None = None, timeout: float = 300) -> str:
+    """Run ``pipeline`` to its end while a server it writes to dies and comes back: once
+    checkpoint 2 is stored, ``kill()`` the server, give the pipeline 2 s to meet it dead, then
+    ``restart()`` it (in a thread, as the pipeline goes on).  Asserts the run succeeded and
+    returns its log; ``is_down()`` tells the clean-up whether the server still needs starting
+    again after a failure."""
+    import threading
+
+    p = hub("run", pipeline, "--no-progress", cwd=cwd)
+    try:
+        deadline = time.monotonic() + 90
+        while p.poll() is None and latest_checkpoint(state_dir) < 2 \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert p.poll() is None, "the pipeline ended before the server could be killed"
+        kill()
+        time.sleep(2)  # the pipeline meets the dead server meanwhile
+        restarted = threading.Thread(target=restart)
+        restarted.start()
+        err = p.communicate(timeout=timeout)[1]
+        restarted.join()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        if is_down():
+            restart()
+    assert p.returncode == 0, err
+    return err
+
+
 def crash_at(pipeline: str, point: str, checkpoint_id: int, timeout: float = 120,
              env: dict | None = None, cwd: str | None = None) -> None:
     """Run until crash point ``point`` of checkpoint ``checkpoint_id`` kills the process;

@@ -27,10 +27,26 @@ itself goes into the field's ``hub.logical-type`` parameter (Connect parameters 
 Debezium consumers ignore it), so our reader gets back the exact type (lengths, precisions)
 that Debezium's schema does not carry.
 
-What the logical types cannot tell apart is written as the type says: ENUM columns are STRING
-(no ``io.debezium.data.Enum``), BIT(n) and geometries are BYTES (no ``io.debezium.data.Bits``
-or ``Geometry``), BIGINT UNSIGNED is DECIMAL(20,0) (Debezium's
-``bigint.unsigned.handling.mode = precise``).
+What the logical types cannot tell apart comes from the column's MySQL type
+(``Column.source_type``, :func:`formats.mysqltypes.source_type`), as Debezium's MySQL
+connector names it:
+
+=====================  =======================================================================
+ENUM                   the member, ``io.debezium.data.Enum`` with ``allowed`` (the members)
+SET                    ``io.debezium.data.EnumSet`` with ``allowed``
+BIT(n), n > 1          the bytes little-endian (Debezium's order; MySQL's is big-endian),
+                       ``io.debezium.data.Bits`` with ``length``
+YEAR                   int32, ``io.debezium.time.Year``
+GEOMETRY & subtypes    ``{"wkb": base64 WKB, "srid": int or null}``,
+                       ``io.debezium.data.geometry.Geometry``; POINT columns
+                       ``{"x", "y", "wkb", "srid"}``, ``io.debezium.data.geometry.Point``
+                       (the SRID from the hub's EWKB value, :mod:`formats.codec.geometry`;
+                       null for SRID 0, as Debezium)
+=====================  =======================================================================
+
+Columns without a source type are written as their logical type says (an ENUM that reached
+us as STRING from another source is a plain string).  BIGINT UNSIGNED is DECIMAL(20,0)
+(Debezium's ``bigint.unsigned.handling.mode = precise``).
 """
 from __future__ import annotations
 
@@ -42,15 +58,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from formats.codec.debezium_types import LOGICAL_PARAM, Modes
+from formats.codec.geometry import point_xy, split_ewkb
+from formats.mysqltypes import GEOMETRY_TYPES, members
 from runtime.schema import Column, TableSchema
 from runtime.types import T
 
 _NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-_PRIMITIVE = {"BOOLEAN": "boolean", "TINYINT": "int8", "SMALLINT": "int16", "INT": "int32",
+# TINYINT is int16 as in Debezium (MySQL's TINYINT may be unsigned: JdbcValueConverters)
+_PRIMITIVE = {"BOOLEAN": "boolean", "TINYINT": "int16", "SMALLINT": "int16", "INT": "int32",
               "BIGINT": "int64", "FLOAT": "float", "DOUBLE": "double", "BINARY": "bytes",
               "VARBINARY": "bytes", "BYTES": "bytes"}
 #: types whose Connect schema says all there is to say (no hub.logical-type parameter)
-_PLAIN = frozenset({"BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE",
+_PLAIN = frozenset({"BOOLEAN", "SMALLINT", "INT", "BIGINT", "FLOAT", "DOUBLE",
                     "STRING", "BYTES", "DATE", "JSON"})
 
 
@@ -59,7 +78,12 @@ def encoded_column(arr: pa.Array, col: Column, modes: Modes) -> tuple[pa.Array, 
     the column describing that array for :func:`~formats.message.values.object_texts`."""
     t = col.type
     k = t.kind
+    st = col.source_type
     try:
+        if is_geometry(col) and t.is_binary:
+            return _geometry_text(arr, st == "point"), Column(col.name, T("JSON"), col.nullable)
+        if st is not None and st.startswith("bit(") and t.is_binary:
+            return _little_endian(arr, _bit_bytes(st)), col
         if k == "DECIMAL":
             if modes.decimal == "precise":
                 return _decimal_base64(arr), Column(col.name, T("STRING"), col.nullable)
@@ -82,15 +106,54 @@ def encoded_column(arr: pa.Array, col: Column, modes: Modes) -> tuple[pa.Array, 
 
 
 def encoded_batch(rb: pa.RecordBatch, schema: TableSchema, modes: Modes
-                  ) -> tuple[pa.RecordBatch, TableSchema]:
-    """Every column of ``rb`` through :func:`encoded_column`."""
+                  ) -> tuple[pa.RecordBatch, TableSchema, frozenset[str]]:
+    """Every column of ``rb`` through :func:`encoded_column`, and the names of the columns
+    whose texts are JSON objects to embed as they are (Connect structs: geometries)."""
     arrays, cols = [], []
     for c, arr in zip(schema.columns, rb.columns):
         a, col = encoded_column(arr, c, modes)
         arrays.append(a)
         cols.append(col)
     out = TableSchema(schema.table, tuple(cols), schema.primary_key)
-    return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in cols]), out
+    structs = frozenset(c.name for c in schema.columns if is_geometry(c) and c.type.is_binary)
+    return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in cols]), out, structs
+
+
+def is_geometry(col: Column) -> bool:
+    return col.source_type in GEOMETRY_TYPES
+
+
+def _bit_bytes(source_type: str) -> int:
+    bits = int(source_type[4:-1])
+    return (bits + 7) // 8
+
+
+def _little_endian(arr: pa.Array, width: int) -> pa.Array:
+    """BIT(n) values (MySQL's big-endian bytes) in Debezium's order: little-endian, padded to
+    the column's ``width`` bytes (``JdbcValueConverters.convertBits``).  Per value: BIT
+    columns are few and narrow."""
+    return pa.array([None if v is None else v[::-1].ljust(width, b"\0")
+                     for v in arr.to_pylist()], pa.binary())
+
+
+def _geometry_text(arr: pa.Array, point: bool) -> pa.Array:
+    """Debezium's Geometry (or Point) struct of each value as JSON text (per value: geometries
+    are rare and their WKB has to be taken apart for the SRID)."""
+    b64 = binascii.b2a_base64
+    out: list[str | None] = []
+    for v in arr.to_pylist():
+        if v is None:
+            out.append(None)
+            continue
+        wkb, srid = split_ewkb(v)
+        text = b64(wkb, newline=False).decode("ascii")
+        srid_text = "null" if srid is None else str(srid)
+        if point:
+            x, y = point_xy(wkb)
+            out.append(f'{{"x":{x!r},"y":{y!r},"wkb":"{text}","srid":{srid_text}}}')
+        else:
+            out.append(f'{{"wkb":"{text}","srid":{srid_text}}}')
+    return pa.array(out, pa.string())
 
 
 def _decimal_base64(arr: pa.Array) -> pa.Array:
@@ -216,8 +279,8 @@ def _set_text(arr: pa.Array) -> pa.Array:
     such text: ValueError."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    members = arr.values
-    if len(members) and pc.any(pc.match_substring(members, ",")).as_py():
+    items = arr.values
+    if len(items) and pc.any(pc.match_substring(items, ",")).as_py():
         raise ValueError("a SET member holds a comma: Debezium's comma-separated text can't "
                          "carry it")
     return pc.binary_join(arr, ",")
@@ -228,8 +291,11 @@ def debezium_field(c: Column, modes: Modes) -> dict[str, Any]:
     """The Connect field schema Debezium gives a column of this logical type."""
     t = c.type
     k = t.kind
+    st = c.source_type
     f: dict[str, Any] = {"type": _PRIMITIVE.get(k, "string"), "optional": c.nullable}
-    if k == "DECIMAL":
+    if st is not None and (named := _source_field(st, t)) is not None:
+        f.update(named)
+    elif k == "DECIMAL":
         if modes.decimal == "precise":
             f.update(type="bytes", name="org.apache.kafka.connect.data.Decimal", version=1,
                      parameters={"scale": str(t.scale or 0),
@@ -257,6 +323,39 @@ def debezium_field(c: Column, modes: Modes) -> dict[str, Any]:
         f.setdefault("parameters", {})[LOGICAL_PARAM] = str(t)
     f["field"] = c.name
     return f
+
+
+_GEOMETRY_FIELDS = [{"type": "bytes", "optional": False, "field": "wkb"},
+                    {"type": "int32", "optional": True, "field": "srid"}]
+_POINT_FIELDS = [{"type": "double", "optional": False, "field": "x"},
+                 {"type": "double", "optional": False, "field": "y"},
+                 {"type": "bytes", "optional": True, "field": "wkb"},
+                 {"type": "int32", "optional": True, "field": "srid"}]
+
+
+def _source_field(st: str, t: Any) -> dict[str, Any] | None:
+    """The Connect schema Debezium's MySQL connector gives a column of MySQL type ``st``
+    (``MySqlValueConverters.schemaBuilder``), where the logical type ``t`` is the one the
+    hub maps that MySQL type to (else None: the column was retyped on the way)."""
+    if st.startswith("enum(") and t.is_string:
+        return {"type": "string", "name": "io.debezium.data.Enum", "version": 1,
+                "parameters": {"allowed": ",".join(members(st))}}
+    if st.startswith("set(") and t.kind == "ARRAY":
+        return {"type": "string", "name": "io.debezium.data.EnumSet", "version": 1,
+                "parameters": {"allowed": ",".join(members(st))}}
+    if st.startswith("bit(") and t.is_binary:
+        return {"type": "bytes", "name": "io.debezium.data.Bits", "version": 1,
+                "parameters": {"length": st[4:-1]}}
+    if st == "year" and t.kind == "INT":
+        return {"type": "int32", "name": "io.debezium.time.Year", "version": 1}
+    if st == "point" and t.is_binary:
+        return {"type": "struct", "fields": _POINT_FIELDS,
+                "name": "io.debezium.data.geometry.Point", "version": 1,
+                "doc": "Geometry (POINT)"}
+    if st in GEOMETRY_TYPES and t.is_binary:
+        return {"type": "struct", "fields": _GEOMETRY_FIELDS,
+                "name": "io.debezium.data.geometry.Geometry", "version": 1, "doc": "Geometry"}
+    return None
 
 
 def debezium_struct(schema: TableSchema, name: str, modes: Modes,

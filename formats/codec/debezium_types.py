@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from formats.codec.geometry import join_ewkb
+from formats.mysqltypes import source_type
 from runtime.schema import Column, TableSchema
 from runtime.types import DataType, T
 
@@ -98,7 +101,20 @@ def _variable_decimal(v: Any, p: dict) -> str:
 
 
 def _wkb(v: Any, p: dict) -> str:
-    return v["wkb"]  # base64 WKB: the BYTES column decodes it
+    """Debezium's Geometry / Point struct as the hub's value (base64: the BYTES column
+    decodes it): the WKB, as EWKB when the struct has an SRID (:mod:`formats.codec.geometry`);
+    a Point of older Debezium versions without ``wkb`` from its x and y."""
+    wkb, srid = v.get("wkb"), v.get("srid")
+    if wkb is None:
+        raw = struct.pack("<BIdd", 1, 1, float(v["x"]), float(v["y"]))
+    elif not srid:
+        return wkb
+    else:
+        try:
+            raw = binascii.a2b_base64(wkb, strict_mode=True)
+        except binascii.Error as exc:
+            raise ValueError(f"{wkb[:40]!r} is not base64: {exc}") from None
+    return binascii.b2a_base64(join_ewkb(raw, srid), newline=False).decode("ascii")
 
 
 def _set(v: Any, p: dict) -> list[str]:
@@ -184,6 +200,21 @@ def field_type(field: dict) -> tuple[DataType, Native | None]:
     raise ValueError(f"unsupported Connect type {kind!r} (field {field.get('field')!r})")
 
 
+def field_source_type(field: dict) -> str | None:
+    """The MySQL type a Debezium semantic name says (``Column.source_type``): ENUM and SET
+    with their ``allowed`` members, BIT(n) with its ``length``, YEAR, the geometries."""
+    name = field.get("name")
+    params = field.get("parameters") or {}
+    if name in ("io.debezium.data.Enum", "io.debezium.data.EnumSet"):
+        allowed = params.get("allowed")
+        kind = "enum" if name.endswith("Enum") else "set"
+        return source_type(kind, values=tuple(allowed.split(","))) if allowed else None
+    if name == "io.debezium.data.Bits" and str(params.get("length", "")).isdigit():
+        return source_type("bit", bits=int(params["length"]))
+    return {"io.debezium.time.Year": "year", "io.debezium.data.geometry.Geometry": "geometry",
+            "io.debezium.data.geometry.Point": "point"}.get(name or "")
+
+
 def row_schema(table: str, struct: dict, primary_key: tuple[str, ...]
                ) -> tuple[TableSchema, dict[str, tuple[Native, dict]]]:
     """The table schema of a Connect struct schema (the ``before``/``after`` field), and the
@@ -192,7 +223,8 @@ def row_schema(table: str, struct: dict, primary_key: tuple[str, ...]
     natives: dict[str, tuple[Native, dict]] = {}
     for f in struct.get("fields", []):
         t, native = field_type(f)
-        cols.append(Column(f["field"], t, bool(f.get("optional", True))))
+        cols.append(Column(f["field"], t, bool(f.get("optional", True)),
+                           source_type=field_source_type(f)))
         if native is not None:
             natives[f["field"]] = (native, f.get("parameters") or {})
     names = {c.name for c in cols}

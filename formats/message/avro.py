@@ -238,6 +238,7 @@ class AvroFormat(MessageFormat):
 
     name: ClassVar[str] = "avro"
     config_class: ClassVar = AvroConfig
+    has_key_form: ClassVar[bool] = True
     needs_registry: ClassVar[bool] = True
     file_config_class: ClassVar = AvroFileConfig
     file_extension: ClassVar[str] = "avro"

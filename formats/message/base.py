@@ -76,6 +76,11 @@ class MessageFormat(ABC):
     #: whitespace and blank lines are skipped (False: raw values, see
     #: :mod:`formats.file.messages`).
     json_lines: ClassVar[bool] = True
+    #: True when the format writes message keys of its own form (Debezium's key struct, an
+    #: Avro key record, Maxwell's key object): a Kafka sink whose ``key-format`` is not set
+    #: takes the value format (and its options) for keys too; other formats' keys are
+    #: ``json``.
+    has_key_form: ClassVar[bool] = False
 
     def __init__(self, config: ConnectorConfig | None = None):
         self.config: Any = config if config is not None else self.config_class()

@@ -15,6 +15,7 @@ from the logical types (:func:`formats.mysqltypes.to_mysql`).
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Any, ClassVar
@@ -26,8 +27,9 @@ from formats.base import MessageDecoder, MessageEncoder
 from formats.message.base import MessageFormat, MessageFormatConfig, event_time
 from formats.message.envelope import EnvelopeDecoder, Event
 from formats.message.json import JsonEncoder
-from formats.message.values import before_texts, object_texts, ops_of, split_utf8
-from formats.mysqltypes import from_mysql, to_mysql
+from formats.message.mysql_values import before_batch, canal_strings, changed_texts
+from formats.message.values import object_texts, ops_of, split_utf8
+from formats.mysqltypes import GEOMETRY_TYPES, from_mysql, source_type_of, to_mysql
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema, split_table_id, table_id
 from runtime.types import T
@@ -86,11 +88,15 @@ class CanalJsonDecoder(EnvelopeDecoder):
         cache_key = (table, tuple(types.items()), pk)
         hit = self._types.get(cache_key)
         if hit is None:
-            cols = tuple(Column(n, from_mysql(t), n not in pk) for n, t in types.items())
+            cols = tuple(Column(n, from_mysql(t), n not in pk, source_type=source_type_of(t))
+                         for n, t in types.items())
             kinds = {n: t.split("(")[0].strip().lower() for n, t in types.items()}
             special = {n: k for n, k in kinds.items()
                        if k in ("set", "bit", "binary", "varbinary", "tinyblob", "blob",
-                                "mediumblob", "longblob")}
+                                "mediumblob", "longblob") or k in GEOMETRY_TYPES}
+            for c in cols:  # BIT(n): Canal writes the unsigned integer of the bits
+                if special.get(c.name) == "bit" and c.type.is_binary:
+                    special[c.name] = f"bits:{(int(c.source_type[4:-1]) + 7) // 8}"
             hit = (TableSchema(table, cols, tuple(k for k in pk if k in types)), special)
             self._types[cache_key] = hit
         return hit
@@ -107,74 +113,93 @@ def _fix(row: dict[str, Any], special: dict[str, str]) -> None:
             row[name] = v.split(",") if v else []
         elif kind == "bit":
             row[name] = v not in ("0", "", "false")
+        elif kind.startswith("bits:"):
+            try:
+                raw = int(v).to_bytes(int(kind[5:]), "big")
+            except (ValueError, OverflowError):
+                raise ValueError(f"column {name!r}: {v[:40]!r} is not the integer of a "
+                                 f"BIT({int(kind[5:]) * 8})") from None
+            row[name] = base64.b64encode(raw).decode("ascii")
         else:
-            import base64
-
             row[name] = base64.b64encode(v.encode("latin-1")).decode("ascii")
 
 
+#: java.sql.Types codes Canal gives a column (``LogEventConvert``: binary values are BLOB,
+#: text CLOB, ENUM INTEGER, SET BINARY, YEAR VARCHAR, BIT BIT) by its logical type
+_SQL_TYPES = {"BOOLEAN": -7, "TINYINT": -6, "SMALLINT": 5, "INT": 4, "BIGINT": -5,
+              "DECIMAL": 3, "FLOAT": 7, "DOUBLE": 8, "CHAR": 1, "VARCHAR": 12, "STRING": 2005,
+              "BINARY": 2004, "VARBINARY": 2004, "BYTES": 2004, "DATE": 91, "TIME": 92,
+              "TIMESTAMP": 93, "TIMESTAMP_LTZ": 93, "JSON": 12, "ARRAY": -2}
+
+
+def _sql_type(c: Column) -> int:
+    st = c.source_type or ""
+    if st.startswith("enum("):
+        return 4
+    if st.startswith("bit("):
+        return -7
+    if st == "year":
+        return 12
+    return _SQL_TYPES[c.type.kind]
+
+
 class CanalJsonEncoder(MessageEncoder):
+    """Canal's FlatMessage, one row per message, as Canal's Kafka producer writes it
+    (fastjson: keys in alphabetical order, nulls written): values as Canal's strings
+    (:func:`~formats.message.mysql_values.canal_strings`), ``old`` with the changed columns
+    only, ``mysqlType`` the column's MySQL type (its source type, else one that maps back
+    to its logical type), ``sqlType`` Canal's java.sql.Types codes.  ``id`` (Canal's batch
+    id) is 0 and ``ts`` the event time (Canal's: when Canal read the binlog), so that a
+    replay writes the same bytes."""
+
     def __init__(self) -> None:
         self._keys = JsonEncoder(changelog=False)
-        self._heads: dict[TableSchema, str] = {}
+        self._heads: dict[TableSchema, tuple[str, str]] = {}
 
     def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
         return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
 
     def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
         schema = batch.schema
-        rb, text_schema = _latin1_binaries(batch.arrow(), schema)
-        rows = object_texts(rb, text_schema)
+        after, text_schema = canal_strings(batch.arrow(), schema)
+        rows = object_texts(after, text_schema)
         ops = ops_of(batch.ops)
         kind = pc.if_else(pc.equal(ops, "d"), "DELETE",
                           pc.if_else(pc.equal(ops, "u"), "UPDATE", "INSERT"))
-        if text_schema is not schema and batch.before is not None:
-            images = [b if b is not None else (None,) * len(schema.columns) for b in batch.before]
-            brb, _ = _latin1_binaries(ChangeBatch(schema, batch.ops, rows=images).arrow(), schema)
-            mask = pa.array([b is not None for b in batch.before])
-            before = pc.if_else(mask, object_texts(brb, text_schema), pa.scalar("null"))
-        else:
-            before = before_texts(batch)
-        old = pc.if_else(pc.equal(before, "null"), "null",
-                         pc.binary_join_element_wise("[", before, "]", ""))
+        before_rb = before_batch(batch)
+        before = None if before_rb is None else canal_strings(before_rb, schema)[0]
+        old = changed_texts(batch, after, before, text_schema)
+        old = pc.if_else(pc.equal(old, "null"), "null",
+                         pc.binary_join_element_wise("[", old, "]", ""))
         ts = batch.ts_ms_array().cast(pa.int64()).cast(pa.string())
-        out = pc.binary_join_element_wise(
-            '{"data":[', rows, '],' + self._head(schema) + ',"type":"', kind, '","es":', ts,
-            ',"ts":', ts, ',"old":', old, "}", "")
-        return out
+        mid, tail = self._head(schema)
+        return pc.binary_join_element_wise(
+            '{"data":[', rows, mid[0], ts, mid[1], old, mid[2], ts, ',"type":"', kind,
+            tail, "")
 
-    def _head(self, schema: TableSchema) -> str:
+    def _head(self, schema: TableSchema) -> tuple[tuple[str, str, str], str]:
         hit = self._heads.get(schema)
         if hit is None:
             db, table = split_table_id(schema.table)
-            hit = json.dumps({"database": db, "table": table, "pkNames": list(schema.primary_key),
-                              "isDdl": False, "sql": "",
-                              "mysqlType": {c.name: to_mysql(c.type) for c in schema.columns}},
-                             separators=(",", ":"))[1:-1]
-            self._heads[schema] = hit
-        return hit
+
+            def dumps(v: Any) -> str:
+                return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
+            mysql = {c.name: c.source_type or to_mysql(c.type) for c in schema.columns}
+            sql = {c.name: _sql_type(c) for c in schema.columns}
+            pk = list(schema.primary_key) or None
+            mid = ('],"database":' + dumps(db) + ',"es":',
+                   ',"id":0,"isDdl":false,"mysqlType":' + dumps(mysql) + ',"old":',
+                   ',"pkNames":' + dumps(pk) + ',"sql":"","sqlType":' + dumps(sql)
+                   + ',"table":' + dumps(table) + ',"ts":')
+            hit = self._heads[schema] = (mid, '"}')  # type: ignore[assignment]
+        return hit  # type: ignore[return-value]
 
     def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
         return self._keys.encode_keys(batch, topic)
 
     def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
         return self._keys.encode_keys_arrow(batch, topic)
-
-
-def _latin1_binaries(rb: pa.RecordBatch, schema: TableSchema
-                     ) -> tuple[pa.RecordBatch, TableSchema]:
-    """Binary columns as ISO-8859-1 text, as Canal writes them (per value: no Arrow kernel)."""
-    binary = [i for i, c in enumerate(schema.columns) if c.type.is_binary]
-    if not binary:
-        return rb, schema
-    cols = list(rb.columns)
-    columns = list(schema.columns)
-    for i in binary:
-        cols[i] = pa.array([None if v is None else v.decode("latin-1")
-                            for v in cols[i].to_pylist()], pa.string())
-        columns[i] = Column(columns[i].name, T("STRING"), columns[i].nullable)
-    text_schema = schema.with_columns(tuple(columns))
-    return pa.RecordBatch.from_arrays(cols, schema=text_schema.arrow_schema), text_schema
 
 
 class CanalJsonFormat(MessageFormat):

@@ -228,6 +228,7 @@ class DebeziumJsonFormat(MessageFormat):
 
     name: ClassVar[str] = "debezium-json"
     config_class: ClassVar = DebeziumJsonConfig
+    has_key_form: ClassVar[bool] = True
 
     def decoder(self) -> MessageDecoder:
         return DebeziumJsonDecoder(self.config)

@@ -13,8 +13,10 @@ encodings, with its own schema part under ``schema-include``.
 ``source`` carries Debezium's MySQL fields: ``version`` (the hub's: these messages are not
 Debezium's), ``connector`` "mysql", ``name`` (option ``source-name``), ``ts_ms`` (the event's
 commit time), ``snapshot`` ("true" for snapshot reads, else "false"), ``db``, ``table``,
-``server_id``, ``gtid``, ``file``, ``pos``, ``row``.  Batches carry no binlog coordinates, so
-``server_id``/``pos``/``row`` are 0, ``file`` "" and ``gtid`` null.  The envelope's ``ts_ms``
+``server_id``, ``gtid``, ``file``, ``pos``, ``row``: the binlog coordinates of batches that
+carry them (``ChangeBatch.positions`` as the MySQL source fills it, a struct array with those
+fields: :mod:`sources.mysql.positions`); for other batches ``server_id``/``pos``/``row`` are 0,
+``file`` "" and ``gtid`` null.  The envelope's ``ts_ms``
 is the event time too, not the time of writing (Debezium's processing time): a replay after a
 crash writes the same bytes.  ``ts_us``/``ts_ns`` are ``ts_ms`` in micro/nanoseconds.
 """
@@ -73,6 +75,28 @@ _TRANSACTION = {"type": "struct", "optional": True, "name": "event.block", "vers
                     {"type": "int64", "optional": False, "field": "data_collection_order"}]}
 
 
+_NO_COORDINATES = '"server_id":0,"gtid":null,"file":"","pos":0,"row":0'
+
+
+def _json_text(arr: pa.Array) -> pa.Array:
+    """A string array as JSON string literals (null stays null)."""
+    escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+    return pc.binary_join_element_wise('"', escaped, '"', "")
+
+
+def _coordinates(positions: Any) -> pa.Array | None:
+    """``"server_id":..,"gtid":..,"file":..,"pos":..,"row":..`` per event from a batch's
+    binlog positions (a struct array with those fields), None when it has none."""
+    if not isinstance(positions, pa.StructArray) or positions.type.get_field_index("pos") < 0:
+        return None
+    f = positions.field
+    return pc.binary_join_element_wise(
+        '"server_id":', f("server_id").cast(pa.string()),
+        ',"gtid":', pc.fill_null(_json_text(f("gtid")), "null"),
+        ',"file":', _json_text(f("file")), ',"pos":', f("pos").cast(pa.string()),
+        ',"row":', f("row").cast(pa.string()), "")
+
+
 class DebeziumJsonEncoder(MessageEncoder):
     """Encodes batches as Debezium MySQL change events (see the module docstring)."""
 
@@ -100,14 +124,19 @@ class DebeziumJsonEncoder(MessageEncoder):
         ms, us, ns = (pc.multiply(ts, f).cast(pa.string()) for f in (1, 1000, 1_000_000))
         snapshot = pc.if_else(pc.equal(ops, "r"), "true", "false")
         head, source_mid, tail = self._wrap(schema)
+        coords = _coordinates(batch.positions)
+        if coords is not None:
+            pre, post = source_mid[2].split(_NO_COORDINATES)
+            source_mid = (source_mid[0], source_mid[1],
+                          pc.binary_join_element_wise(pre, coords, post, ""))
         return pc.binary_join_element_wise(
             head + '{"before":', before, ',"after":', after, source_mid[0], ms,
             ',"snapshot":"', snapshot, source_mid[1], us, ',"ts_ns":', ns, source_mid[2],
             ops, '","ts_ms":', ms, ',"ts_us":', us, ',"ts_ns":', ns, "}" + tail, "")
 
     def _objects(self, rb: pa.RecordBatch, schema: TableSchema) -> pa.Array:
-        encoded, enc_schema = encoded_batch(rb, schema, self.modes)
-        return object_texts(encoded, enc_schema, json_as_string=True)
+        encoded, enc_schema, structs = encoded_batch(rb, schema, self.modes)
+        return object_texts(encoded, enc_schema, json_as_string=True, raw=structs)
 
     def _before(self, batch: ChangeBatch) -> pa.Array:
         """Before images of updates (``null`` where there is none)."""

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from formats.base import Decoded, MessageDecoder
 from formats.message.base import MessageFormatConfig, topic_table
-from formats.message.values import infer_schema, rows_to_arrow, schema_changes
+from formats.message.values import JsonNumber, infer_schema, rows_to_arrow, schema_changes
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
 
@@ -177,7 +177,9 @@ def _widened(old: TableSchema, row: dict[str, Any]) -> TableSchema:
 
 
 _UNKNOWN: Any = object()
-_decode_json = json.JSONDecoder().decode
+# numbers with a fraction or an exponent keep their text: a DECIMAL written as a JSON number
+# (Maxwell, Debezium's "double" mode, plain JSON) is read exactly, not through a double
+_decode_json = json.JSONDecoder(parse_float=JsonNumber).decode
 
 
 def _loads(value: bytes) -> Any:
@@ -186,4 +188,4 @@ def _loads(value: bytes) -> Any:
     try:
         return _decode_json(value.decode())
     except (UnicodeDecodeError, ValueError, AttributeError):
-        return json.loads(value)
+        return json.loads(value, parse_float=JsonNumber)

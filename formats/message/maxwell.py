@@ -5,10 +5,11 @@ Reading: ``{"database", "table", "type", "ts", "data", "old", "primary_key"?}``;
 back), ``delete`` ``d``.  Maxwell carries no column types: they are the declared ``columns``,
 or inferred from the values (and widened when new fields appear).  ``ts`` is in seconds.
 ``table-drop`` becomes a drop-table schema change; other DDL and bootstrap markers carry no
-row change.  Writing: the same shape, values in :mod:`formats.codec.text` encodings.
+row change.  Writing: Maxwell's shape and value forms (:class:`MaxwellJsonEncoder`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, ClassVar
 
@@ -18,8 +19,8 @@ import pyarrow.compute as pc
 from formats.base import MessageDecoder, MessageEncoder
 from formats.message.base import MessageFormat, MessageFormatConfig
 from formats.message.envelope import EnvelopeDecoder, Event
-from formats.message.json import JsonEncoder
-from formats.message.values import before_texts, object_texts, ops_of, split_utf8
+from formats.message.mysql_values import before_batch, changed_texts, mysql_columns
+from formats.message.values import object_texts, ops_of, split_utf8
 from runtime.batch import ChangeBatch
 from runtime.schema import SchemaChange, TableSchema, split_table_id, table_id
 
@@ -55,8 +56,16 @@ class MaxwellJsonDecoder(EnvelopeDecoder):
 
 
 class MaxwellJsonEncoder(MessageEncoder):
+    """Maxwell's messages as its data-format page shows them: ``database``, ``table``,
+    ``type``, ``ts`` (seconds), ``data`` (the row; a delete's row before it went) and, for
+    an update, ``old`` with the changed columns only.  Values as Maxwell writes them:
+    DATETIME/TIMESTAMP as MySQL's ``YYYY-MM-DD hh:mm:ss`` with the column's digits
+    (TIMESTAMP in UTC), DECIMAL as JSON numbers, SET as arrays, binary values base64.
+    ``xid``, ``commit``, ``position``, ``server_id`` and ``thread_id`` (the binlog's) are not
+    written.  Keys are Maxwell's: ``{"database", "table", "pk.<column>": value...}``."""
+
     def __init__(self) -> None:
-        self._keys = JsonEncoder(changelog=False)
+        self._key_heads: dict[TableSchema, tuple[str, TableSchema]] = {}
 
     def encode(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
         return split_utf8(self.encode_arrow(batch, topic))  # type: ignore[return-value]
@@ -64,25 +73,45 @@ class MaxwellJsonEncoder(MessageEncoder):
     def encode_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array:
         schema: TableSchema = batch.schema
         db, table = split_table_id(schema.table)
-        rows = object_texts(batch.arrow(), schema)
+        after, text_schema, raw = mysql_columns(batch.arrow(), schema, decimals_raw=True)
+        rows = object_texts(after, text_schema, raw=raw)
         ops = ops_of(batch.ops)
         kind = pc.if_else(pc.equal(ops, "d"), "delete", pc.if_else(
             pc.equal(ops, "u"), "update", pc.if_else(pc.equal(ops, "r"), "bootstrap-insert",
                                                      "insert")))
-        before = before_texts(batch)
-        old = pc.if_else(pc.equal(before, "null"), "", pc.binary_join_element_wise(
-            ',"old":', before, ""))
+        before_rb = before_batch(batch)
+        before = None if before_rb is None else mysql_columns(before_rb, schema,
+                                                              decimals_raw=True)[0]
+        old = changed_texts(batch, after, before, text_schema, raw)
+        old = pc.if_else(pc.equal(old, "null"), "", pc.binary_join_element_wise(
+            ',"old":', old, ""))
         secs = pc.divide(batch.ts_ms_array().cast(pa.int64()), 1000).cast(pa.string())
         head = '{"database":' + json.dumps(db) + ',"table":' + json.dumps(table) + ',"type":"'
-        out = pc.binary_join_element_wise(head, kind, '","ts":', secs, ',"data":', rows, old,
-                                          "}", "")
-        return out
+        return pc.binary_join_element_wise(head, kind, '","ts":', secs, ',"data":', rows, old,
+                                           "}", "")
 
     def encode_keys(self, batch: ChangeBatch, topic: str) -> list[bytes | None]:
-        return self._keys.encode_keys(batch, topic)
+        keys = self.encode_keys_arrow(batch, topic)
+        return [None] * len(batch) if keys is None else split_utf8(keys)  # type: ignore
 
     def encode_keys_arrow(self, batch: ChangeBatch, topic: str) -> pa.Array | None:
-        return self._keys.encode_keys_arrow(batch, topic)
+        s = batch.schema
+        if not s.primary_key:
+            return None
+        hit = self._key_heads.get(s)
+        if hit is None:
+            db, table = split_table_id(s.table)
+            ks = TableSchema(s.table, tuple(dataclasses.replace(s.column(k), name=f"pk.{k}")
+                                            for k in s.primary_key))
+            head = '{"database":' + json.dumps(db) + ',"table":' + json.dumps(table) + ","
+            hit = self._key_heads[s] = (head, ks)
+        head, ks = hit
+        rb = batch.arrow()
+        key_rb = pa.RecordBatch.from_arrays([rb.column(i) for i in s.key_indexes],
+                                            schema=ks.arrow_schema)
+        key_rb, text_schema, raw = mysql_columns(key_rb, ks, decimals_raw=True)
+        texts = object_texts(key_rb, text_schema, raw=raw)
+        return pc.binary_join_element_wise(head, pc.utf8_slice_codeunits(texts, 1), "")
 
 
 class MaxwellJsonFormat(MessageFormat):
@@ -90,6 +119,7 @@ class MaxwellJsonFormat(MessageFormat):
 
     name: ClassVar[str] = "maxwell-json"
     config_class: ClassVar = MaxwellJsonConfig
+    has_key_form: ClassVar[bool] = True
 
     def decoder(self) -> MessageDecoder:
         return MaxwellJsonDecoder(self.config)

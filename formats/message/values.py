@@ -9,7 +9,7 @@ joined into one JSON object per row with Arrow kernels.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +37,16 @@ def infer_type(value: Any) -> DataType:
     return T("STRING")
 
 
+class JsonNumber(float):
+    """A JSON number with a fraction or an exponent, as a decoder read it (``parse_float``):
+    a float for every use, and its ``text`` for DECIMAL columns, which take it exactly."""
+
+    def __new__(cls, text: str) -> JsonNumber:
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
 def column_array(vals: list[Any], dtype: DataType) -> pa.Array:
     """JSON-decoded values of one column as an Arrow array of ``dtype``.  Raises ValueError
     (naming the value) when one does not convert."""
@@ -47,7 +57,9 @@ def column_array(vals: list[Any], dtype: DataType) -> pa.Array:
         return pa.array(vals, target)
     if dtype.kind == "DECIMAL":
         # numbers are accepted too (some producers write decimals as JSON numbers)
-        vals = [v if v is None or isinstance(v, str) else str(Decimal(str(v))) for v in vals]
+        vals = [v if v is None or isinstance(v, str) else
+                format(Decimal(v.text), "f") if isinstance(v, JsonNumber) else
+                str(Decimal(str(v))) for v in vals]
     elif dtype.is_string:
         vals = [v if v is None or isinstance(v, str) else
                 json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
@@ -121,11 +133,13 @@ def schema_changes(old: TableSchema | None, new: TableSchema, ts_ms: int,
 
 # -- encoding ---------------------------------------------------------------------------------
 def object_texts(rb: pa.RecordBatch, schema: TableSchema, json_as_string: bool = False,
-                 extra: Sequence[tuple[str, pa.Array | str]] = ()) -> pa.Array:
+                 extra: Sequence[tuple[str, pa.Array | str]] = (),
+                 raw: Collection[str] = ()) -> pa.Array:
     """One JSON object text per row of ``rb`` (keys in schema order, then the ``extra``
     fields: name and JSON texts, or one JSON text for every row).  ``json_as_string``: JSON
     columns as JSON string literals (Debezium's io.debezium.data.Json) instead of embedded
-    documents.
+    documents.  ``raw``: columns whose strings are JSON texts to embed as they are, whatever
+    ``json_as_string`` says (Connect structs the caller wrote).
 
     One Arrow join for the whole batch.  The quotes of string-like values without nulls go
     into the separators (``","name":"``) instead of a join of their own, and constant fields
@@ -135,7 +149,9 @@ def object_texts(rb: pa.RecordBatch, schema: TableSchema, json_as_string: bool =
     lead = "{"  # what goes before the next field
     for c, col in zip(schema.columns, rb.columns):
         name = json.dumps(c.name, ensure_ascii=False)
-        if c.type.kind == "JSON":
+        if c.name in raw:
+            text, quoted = col.fill_null("null"), False
+        elif c.type.kind == "JSON":
             col = pc.if_else(pc.equal(col, ""), pa.scalar(None, col.type), col)
             text = (json_string_literal(col).fill_null("null") if json_as_string
                     else json_text(col, raw_json=True))

@@ -197,6 +197,7 @@ class CheckpointCoordinator:
                         what_now)
             return
         self.failed_in_row += 1
+        self.metrics.checkpoint_failed()
         n, allowed = self.failed_in_row, self.tolerable_failures
         if n > allowed:
             line = (f"{n} checkpoints in a row failed (checkpoint.tolerable-failures = "

@@ -52,6 +52,12 @@ class RestartStrategy(Executor):
         self._stop: tuple[str | None] | None = None
         self._stopped = threading.Event()
 
+    @property
+    def current(self) -> Executor | None:
+        """The executor of the attempt running (None between attempts): read-only use by
+        status readers (the service's subtask view)."""
+        return self._current
+
     # -- requests -----------------------------------------------------------------------------
     def request_stop(self, savepoint: str | None = None) -> None:
         with self._lock:

@@ -78,7 +78,7 @@ class SinkTask(threading.Thread):
 
     def _loop(self, writer: Any) -> None:
         n = self.gate.num_inputs
-        counts = self.metrics.rows_out[self.context.subtask]
+        record_out = self.metrics.record_out
         input_wms: list[WatermarkValue] = [None] * n
         ended: set[int] = set()
         arrived: dict[int, set[int]] = {}
@@ -95,7 +95,7 @@ class SinkTask(threading.Thread):
             ch, el = got
             if type(el) is ChangeBatch:
                 writer.write(el)
-                counts[el.schema.table] += len(el)
+                record_out(subtask, el.schema.table, el.ops)
             elif type(el) is Watermark:
                 input_wms[ch] = IDLE if el.idle else el.ts_ms
                 wm = merge_min(input_wms)

@@ -53,17 +53,19 @@ class _Output(ReaderOutput):
 
     def __init__(self, task: SourceTask):
         self._task = task
-        self._counts = task.metrics.rows_in[task.subtask]
+        self._metrics = task.metrics
+        self._subtask = task.subtask
 
     def collect(self, batch: ChangeBatch, split_id: str) -> None:
-        n = len(batch)
-        if not n:
+        if not len(batch):
             return
-        self._task.watermarks.on_batch(split_id, batch.max_ts())
-        self._counts[batch.schema.table] += n
+        max_ts = batch.max_ts()
+        self._task.watermarks.on_batch(split_id, max_ts)
+        self._metrics.record_in(self._subtask, batch.schema.table, batch.ops, max_ts)
         self._task.emit(batch)
 
     def collect_schema_change(self, change: SchemaChange, split_id: str) -> None:
+        self._metrics.schema_changes[self._subtask] += 1
         self._task.emit(change)
 
     def split_finished(self, split_id: str) -> None:

@@ -24,9 +24,14 @@ class KafkaSinkConfig(ConnectorConfig):
     format: str = Field("json", description=(
         "message format of values: json, debezium-json, canal-json, maxwell-json, avro, raw"))
     format_options: dict[str, Any] = Field({}, description="options of the value format")
-    key_format: str = Field("json", description=(
-        "message format of keys (the primary key; tables without one get no key)"))
-    key_format_options: dict[str, Any] = Field({}, description="options of the key format")
+    key_format: str | None = Field(None, description=(
+        "message format of keys (the primary key; tables without one get no key); default: "
+        "the value format with its format-options where that format has a key form of its "
+        "own (debezium-json: Debezium's key, schema part included with schema-include; "
+        "avro; maxwell-json; json), else json (canal-json, raw)"))
+    key_format_options: dict[str, Any] = Field({}, description=(
+        "options of the key format (without key-format: laid over the value format's "
+        "options when keys follow the value format)"))
     schema_registry_url: str | None = Field(None, description=(
         "Confluent Schema Registry URL (format or key-format = \"avro\")"))
     delivery: Literal["exactly-once", "at-least-once", "none"] = Field(
@@ -62,8 +67,8 @@ class KafkaSinkConfig(ConnectorConfig):
 
     @field_validator("format", "key_format")
     @classmethod
-    def _check_format(cls, v: str) -> str:
-        return check_format(v, "message")
+    def _check_format(cls, v: str | None) -> str | None:
+        return None if v is None else check_format(v, "message")
 
     @field_validator("format_options", "key_format_options")
     @classmethod
@@ -71,7 +76,10 @@ class KafkaSinkConfig(ConnectorConfig):
         # checked here, not only when the formats are resolved below: that needs every field
         # valid, and a bad format option is reported with the other bad options of the file
         name = info.field_name.removesuffix("_options") if info.field_name else "format"
-        return check_format_options(info.data.get(name), v, "message")
+        fmt = info.data.get(name)
+        if name == "key_format" and fmt is None:
+            return v  # keys follow the value format: checked with its options in _resolve
+        return check_format_options(fmt, v, "message")
 
     @field_validator("properties")
     @classmethod
@@ -90,15 +98,22 @@ class KafkaSinkConfig(ConnectorConfig):
                 out.setdefault("schema-registry-url", self.schema_registry_url)
             return out
 
-        if self.schema_registry_url and "avro" not in (self.format, self.key_format):
+        key_name, key_options = self.key_format, self.key_format_options
+        self._format = resolve_message_format(self.format, options(self.format_options,
+                                                                   self.format))
+        if key_name is None:
+            # Kafka Connect / Debezium users get the value format's own keys (Debezium's key
+            # struct for debezium-json) without saying so twice
+            follows = type(self._format).has_key_form
+            key_name = self.format if follows else "json"
+            key_options = {**self.format_options, **key_options} if follows else key_options
+        if self.schema_registry_url and "avro" not in (self.format, key_name):
             # given but never read: a silent change of what the user asked for
             raise ValueError(f"schema-registry-url is read only with format or key-format = "
                              f"\"avro\" (format is \"{self.format}\", key-format "
-                             f"\"{self.key_format}\")")
-        self._format = resolve_message_format(self.format, options(self.format_options,
-                                                                   self.format))
+                             f"\"{key_name}\")")
         self._key_format = resolve_message_format(
-            self.key_format, options(self.key_format_options, self.key_format), key="key-format")
+            key_name, options(key_options, key_name), key="key-format")
         return self
 
     @property

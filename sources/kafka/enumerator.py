@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import zlib
 from typing import Any
 
-from runtime.errors import HubError, TerminalError
+from runtime.errors import HubError, TerminalError, TransientError
 from runtime.source import EnumeratorContext, SplitEnumerator
 from sources.kafka.config import KafkaSourceConfig
 from formats.clients.kafka import kafka_error, kafka_errors
@@ -32,6 +33,76 @@ def owner(topic: str, partition: int, parallelism: int) -> int:
     """The subtask that reads a partition: stable across restarts (Flink's rule, with a hash
     that does not change between Python processes)."""
     return ((zlib.crc32(topic.encode()) & 0x7FFFFFFF) + partition) % parallelism
+
+
+def listed_topics(meta: Any, config: KafkaSourceConfig, unreadable: set[str]) -> dict[str, int]:
+    """Topic -> number of partitions of the configured topics or pattern in ``meta`` (a
+    client's ``ClusterMetadata``).  A listed topic that does not exist is terminal; a
+    pattern-matched topic whose metadata the broker refused is warned about once (its name
+    goes into ``unreadable``) and left out."""
+    servers = config.bootstrap_servers
+    if config.topic_pattern:
+        rx = re.compile(config.topic_pattern)
+        matching = {t: m for t, m in meta.topics.items()
+                    if rx.fullmatch(t) and not t.startswith("__")}
+        for t, m in matching.items():
+            if m.error is not None and t not in unreadable:
+                unreadable.add(t)
+                log.warning("%s (not read while this lasts)",
+                            kafka_error(m.error, _ROLE, "reading metadata", servers, t))
+        return {t: len(m.partitions) for t, m in matching.items() if m.error is None}
+    out = {}
+    for t in config.topics:
+        m = meta.topics.get(t)
+        if m is not None and m.error is not None:
+            raise kafka_error(m.error, _ROLE, "reading metadata", servers, t)
+        if m is None or not m.partitions:
+            # as Flink's KafkaSource: a listed topic must exist (else a bounded read would
+            # end with nothing, an unbounded one wait without a word)
+            raise TerminalError(
+                f"{_ROLE}: topic {t!r} does not exist at {servers} (create it, or read "
+                f"topics that appear later with topic-pattern)")
+        out[t] = len(m.partitions)
+    return out
+
+
+def check_brokers(config: KafkaSourceConfig) -> None:
+    """:meth:`KafkaSource.check <sources.kafka.source.KafkaSource.check>`: list the topics
+    with an admin client of the source's connection settings, waiting at most
+    ``_TIMEOUT_S``, and less when the client reports every broker down (a refused
+    connection: the answer will not come in this attempt)."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient
+
+    down: list[Any] = []
+
+    def on_error(err: Any) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            down.append(err)
+
+    conf = {k: v for k, v in config.client_config().items()
+            if k.startswith(("bootstrap.", "security.", "sasl.", "ssl.", "client.")) or
+            k in ("logger", "socket.connection.setup.timeout.ms")}
+    conf["error_cb"] = on_error
+    servers = config.bootstrap_servers
+    admin = AdminClient(conf)
+    deadline = time.monotonic() + _TIMEOUT_S
+    while True:
+        with kafka_errors(_ROLE, "connecting", servers):
+            try:
+                meta = admin.list_topics(timeout=min(1.0, max(deadline - time.monotonic(),
+                                                              0.1)))
+                break
+            except Exception:
+                admin.poll(0)  # serves error_cb: were all brokers reported down?
+                if down or time.monotonic() >= deadline:
+                    if down:
+                        raise TransientError(
+                            f"{_ROLE}: connecting at {servers}: no broker answers "
+                            f"({down[0].name()}: every broker is down or unreachable)"
+                        ) from None
+                    raise
+    listed_topics(meta, config, set())
 
 
 class KafkaEnumerator(SplitEnumerator):
@@ -136,32 +207,9 @@ class KafkaEnumerator(SplitEnumerator):
 
     def _topics(self) -> dict[str, int]:
         """Topic -> number of partitions, of the configured topics or the pattern."""
-        servers = self.config.bootstrap_servers
         with self._errors("listing topics"):
             meta = self.client.list_topics(timeout=_TIMEOUT_S)
-        if self.config.topic_pattern:
-            rx = re.compile(self.config.topic_pattern)
-            matching = {t: m for t, m in meta.topics.items()
-                        if rx.fullmatch(t) and not t.startswith("__")}
-            for t, m in matching.items():
-                if m.error is not None and t not in self._unreadable:
-                    self._unreadable.add(t)
-                    log.warning("%s (not read while this lasts)",
-                                kafka_error(m.error, _ROLE, "reading metadata", servers, t))
-            return {t: len(m.partitions) for t, m in matching.items() if m.error is None}
-        out = {}
-        for t in self.config.topics:
-            m = meta.topics.get(t)
-            if m is not None and m.error is not None:
-                raise kafka_error(m.error, _ROLE, "reading metadata", servers, t)
-            if m is None or not m.partitions:
-                # as Flink's KafkaSource: a listed topic must exist (else a bounded read would
-                # end with nothing, an unbounded one wait without a word)
-                raise TerminalError(
-                    f"{_ROLE}: topic {t!r} does not exist at {servers} (create it, or read "
-                    f"topics that appear later with topic-pattern)")
-            out[t] = len(m.partitions)
-        return out
+        return listed_topics(meta, self.config, self._unreadable)
 
     def _starting_offsets(self, splits: list[KafkaPartitionSplit], initial: bool) -> None:
         from confluent_kafka import TopicPartition
@@ -208,8 +256,6 @@ class KafkaEnumerator(SplitEnumerator):
         carries it too, and that one is authoritative: some brokers (Tansu) answer
         ListOffsets(latest) with the last record *batch*'s base offset + 1.  So a fetch at
         the answered offset confirms it (one round trip for all partitions)."""
-        import time
-
         from confluent_kafka import TopicPartition
 
         tps = [TopicPartition(s.topic, s.partition) for s in splits]

@@ -36,6 +36,7 @@ from sources.mysql.decoder import MISSING, layout_matches
 from sources.mysql.dialect import UNKNOWN_VARIABLE, Dialect
 from sources.mysql.events import RowsDecoder, complete
 from sources.mysql.offset import BinlogOffset, file_number, version_of
+from sources.mysql.positions import Run, from_runs
 from sources.mysql.protocol import (FORMAT_DESCRIPTION, GTID_TAGGED, HEARTBEAT, HEARTBEAT_V2,
                                     PARTIAL_UPDATE_ROWS, QUERY, ROTATE, ROW_EVENTS, TABLE_MAP,
                                     TRANSACTION_PAYLOAD, XID, BinlogClient, StreamLost, connect,
@@ -91,13 +92,14 @@ class _Acc:
     before: list = field(default_factory=list)
     ts: list = field(default_factory=list)
     versions: list = field(default_factory=list)
+    runs: list = field(default_factory=list)   # positions: one Run per rows event (or row)
     tx_start: int = 0
+    has_before: bool = False                   # some entry of ``before`` is not None
 
     def batch(self) -> ChangeBatch:
-        has_before = any(b is not None for b in self.before)
         return ChangeBatch(self.table.schema, "".join(self.ops), rows=self.rows,
-                           before=self.before if has_before else None, ts_ms=self.ts,
-                           versions=self.versions)
+                           before=self.before if self.has_before else None, ts_ms=self.ts,
+                           versions=self.versions, positions=from_runs(self.runs))
 
 
 class BinlogFetcher(threading.Thread):
@@ -349,6 +351,7 @@ class BinlogFetcher(threading.Thread):
         tx_start, tx_rows = start, 0
         in_tx = False
         apply_gtid = None
+        tx_gtid: str | None = None   # of the transaction being read, for positions
         self.decoder.reset()
         self.accs: dict[str, _Acc] = {}
         self.pending_tables: dict[str, MySqlTable | None] = {}
@@ -381,7 +384,8 @@ class BinlogFetcher(threading.Thread):
                 got = self.decoder.rows(et, ev.body)
                 if got is None:
                     continue
-                n = self._add(got, file, ev.log_pos - ev.size, ev.timestamp * 1000, skip)
+                n = self._add(got, file, ev.log_pos - ev.size, ev.timestamp * 1000, skip,
+                              ev.server_id, tx_gtid)
                 if skip:
                     skip = max(0, skip - n[1])
                 tx_rows += n[0] + n[1]
@@ -415,6 +419,7 @@ class BinlogFetcher(threading.Thread):
                     self._ddl(db, sql, ev.timestamp * 1000, BinlogOffset(file, ev.log_pos))
             elif et == self.dialect.gtid_event_type:
                 apply_gtid, standalone = self.dialect.on_gtid_event(gtid, ev.body, ev.server_id)
+                tx_gtid = self.dialect.gtid_text(ev.body, ev.server_id)
                 in_tx = not standalone and self.dialect.name == "mariadb"
                 continue
             elif et == ROTATE:
@@ -454,6 +459,7 @@ class BinlogFetcher(threading.Thread):
             if apply_gtid is not None:
                 apply_gtid()
                 apply_gtid = None
+            tx_gtid = None
             commit_ms = ev.timestamp * 1000
             for acc in self.accs.values():
                 if acc.tx_start < len(acc.ts):
@@ -487,8 +493,11 @@ class BinlogFetcher(threading.Thread):
         self.fold_tables, self.fold_until, self.fold_done = None, None, True
         self.decoder.reset()
 
-    def _add(self, got: tuple, file: str, event_pos: int, ts_ms: int, skip: int) -> tuple[int, int]:
-        """Append a decoded rows event; returns (rows added, rows skipped as already emitted)."""
+    def _add(self, got: tuple, file: str, event_pos: int, ts_ms: int, skip: int,
+             server_id: int = 0, gtid: str | None = None) -> tuple[int, int]:
+        """Append a decoded rows event; returns (rows added, rows skipped as already emitted).
+        Whole events go in with list operations; only partial images, key changes, chunk
+        filtering and skipping take the per-row loop."""
         m, op, rows, full = got
         table = m.table
         assert table is not None
@@ -498,18 +507,36 @@ class BinlogFetcher(threading.Thread):
                 self._flush_table(table.table_id)
             acc = self.accs[table.table_id] = _Acc(table)
         base = version_of(file, event_pos) + self.shift
-        position = (int(file.rpartition(".")[2] or 0), event_pos)
         filt = self.filter if self.filter.active else None
-        if full and filt is None and not skip and op != "u":
+        if full and filt is None and not skip:
             n = len(rows)
+            if op != "u":
+                acc.rows.extend(rows)
+                acc.before.extend([None] * n)
+            else:
+                befores, afters = zip(*rows) if n else ((), ())
+                kv = m.key_values
+                if kv is not None and list(map(kv, befores)) != list(map(kv, afters)):
+                    return self._add_rows(acc, m, op, rows, full, base, file, event_pos, ts_ms,
+                                          0, server_id, gtid, None)
+                acc.rows.extend(afters)
+                acc.before.extend(befores)
+                acc.has_before = True
             acc.ops.append(op * n)
-            acc.rows.extend(rows)
-            acc.before.extend([None] * n)
             acc.ts.extend([ts_ms] * n)
             acc.versions.extend(range(base, base + n))
+            acc.runs.append(Run(n, file, event_pos, server_id, gtid))
             return n, 0
+        return self._add_rows(acc, m, op, rows, full, base, file, event_pos, ts_ms, skip,
+                              server_id, gtid, filt)
+
+    def _add_rows(self, acc: _Acc, m: Any, op: str, rows: list, full: bool, base: int,
+                  file: str, event_pos: int, ts_ms: int, skip: int, server_id: int,
+                  gtid: str | None, filt: ChunkFilter | None) -> tuple[int, int]:
+        """The per-row path of :meth:`_add`."""
+        table, key = m.table, m.key
+        position = (int(file.rpartition(".")[2] or 0), event_pos)
         added = skipped = 0
-        key = m.key
         for i, r in enumerate(rows):
             if op == "u":
                 before, after = r
@@ -533,8 +560,11 @@ class BinlogFetcher(threading.Thread):
                 acc.ops.append(e_op)
                 acc.rows.append(row)
                 acc.before.append(before)
+                if before is not None:
+                    acc.has_before = True
                 acc.ts.append(ts_ms)
                 acc.versions.append(base + i)
+                acc.runs.append(Run(1, file, event_pos, server_id, gtid, i))
                 added += 1
         return added, skipped
 

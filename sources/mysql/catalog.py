@@ -101,7 +101,7 @@ def describe(conn: Any, table_id: str, chunk_key_columns: dict[str, str]) -> MyS
             scale=int(scale) if scale is not None else None, fsp=int(fsp or 0)))
     # MariaDB's JSON is LONGTEXT with a json_valid() check: the same text, but JSON to sinks.
     columns = tuple(Column(n.name, DataType("JSON") if n.name in json_columns else n.logical(),
-                           n.nullable) for n in natives)
+                           n.nullable, source_type=n.source_type()) for n in natives)
     configured = chunk_key_columns.get(table_id)
     chunk_key = (configured,) if configured else pk
     if configured and configured not in [n.name for n in natives]:

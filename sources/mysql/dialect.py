@@ -134,6 +134,12 @@ class Dialect:
         gno = struct.unpack_from("<q", body, 17)[0]
         return (lambda: state.add(uuid, gno)), False
 
+    def gtid_text(self, body: bytes, server_id: int) -> str:
+        """The GTID of a GTID event as the server prints it (``uuid:n``)."""
+        sid = body[1:17].hex()
+        gno = struct.unpack_from("<q", body, 17)[0]
+        return f"{sid[:8]}-{sid[8:12]}-{sid[12:16]}-{sid[16:20]}-{sid[20:]}:{gno}"
+
     def prepare_session(self, cur: Any) -> None:
         # MySQL 8.0.26+ reads the source_ name, older servers (and MariaDB) the master_ one
         cur.execute("SET @master_binlog_checksum = @@global.binlog_checksum, "
@@ -184,6 +190,11 @@ class MariaDbDialect(Dialect):
     def on_gtid_event(self, state: Any, body: bytes, server_id: int) -> tuple[Any, bool]:
         seq, domain, flags = struct.unpack_from("<QIB", body, 0)
         return (lambda: state.add(domain, server_id, seq)), bool(flags & 0x01)
+
+    def gtid_text(self, body: bytes, server_id: int) -> str:
+        """The GTID of a GTID event as the server prints it (``domain-server-seq``)."""
+        seq, domain = struct.unpack_from("<QI", body, 0)
+        return f"{domain}-{server_id}-{seq}"
 
     def prepare_session(self, cur: Any) -> None:
         cur.execute("SET @master_binlog_checksum = @@global.binlog_checksum")

@@ -17,6 +17,9 @@ class MappedTable:
     tmap: TableMap
     table: MySqlTable | None   # None: not captured
     key: Callable[[tuple], Any] | None
+    #: the key columns of a row as one value (itemgetter: compares whole events in C), None
+    #: for tables without a key
+    key_values: Callable[[tuple], Any] | None = None
 
 
 class RowsDecoder:
@@ -45,12 +48,13 @@ class RowsDecoder:
             return old
         tmap = parse_table_map(body, self.geometry_has_charset)
         table = lookup(tmap)
-        key = None
+        key = key_values = None
         if table is not None:
             idx = table.schema.key_indexes
             key = (lambda r, i=idx: tuple(r[j] for j in i)) if len(idx) != 1 else \
                 (lambda r, g=itemgetter(idx[0]): (g(r),))
-        m = MappedTable(tmap, table, key)
+            key_values = itemgetter(*idx) if idx else None
+        m = MappedTable(tmap, table, key, key_values)
         self.maps[tmap.table_id] = m
         self._decoders = {k: v for k, v in self._decoders.items() if k[0] != tmap.table_id}
         return m

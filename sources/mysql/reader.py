@@ -24,8 +24,9 @@ from sources.mysql.catalog import TableFilter, list_tables
 from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import Dialect, detect
 from sources.mysql.offset import BinlogOffset
+from sources.mysql import positions
 from sources.mysql.protocol import connect, translate, translated
-from sources.mysql.snapshot import TableGone, backfill, merge, now_ms, select_chunk
+from sources.mysql.snapshot import RawChunk, TableGone, backfill, merge, now_ms, read_chunk
 from sources.mysql.chunkfilter import ChunkFilter
 from sources.mysql.split import (BinlogSplit, BinlogSplitState, FoldProgress, MySqlSplit,
                                  ReflectedChunk, SnapshotSplit, canonical_key, split_to_dict)
@@ -33,6 +34,25 @@ from sources.mysql.state import Fold, fold_from_dict
 
 log = logging.getLogger("hub.sources.mysql")
 _DONE = object()
+
+
+class _Undecoded:
+    """A chunk read by the fetch thread, decoded into its batch by the reader's thread (in
+    :meth:`MySqlReader._poll_chunk`) while the fetch thread waits for the next chunk's rows."""
+
+    __slots__ = ("raw", "zero_null", "ts_ms", "versions", "high")
+
+    def __init__(self, raw: RawChunk, zero_null: bool, ts_ms: int, versions: np.ndarray,
+                 high: BinlogOffset):
+        self.raw, self.zero_null, self.ts_ms, self.versions = raw, zero_null, ts_ms, versions
+        self.high = high
+
+    def batch(self) -> ChangeBatch:
+        rb = self.raw.to_arrow(self.zero_null)
+        n, high = rb.num_rows, self.high
+        return ChangeBatch(self.raw.table.schema, "r" * n, arrow=rb, ts_ms=self.ts_ms,
+                           versions=self.versions,
+                           positions=positions.constant(n, high.file, high.pos, high.gtid))
 
 
 class _ChunkFetcher(threading.Thread):
@@ -74,7 +94,7 @@ class _ChunkFetcher(threading.Thread):
             self.dialect = detect(self.conn)
         return self.conn
 
-    def _read(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch | None]:
+    def _read(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch | _Undecoded | None]:
         try:
             return self._read_chunk(split)
         except TableGone as exc:
@@ -83,7 +103,7 @@ class _ChunkFetcher(threading.Thread):
             log.warning("mysql: %s: chunk %s not read", exc, split.split_id)
             return split.read(None, 0), None
 
-    def _read_chunk(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch]:
+    def _read_chunk(self, split: SnapshotSplit) -> tuple[SnapshotSplit, ChangeBatch | _Undecoded]:
         conn = self._connect()
         assert self.dialect is not None
         table = split.table
@@ -93,40 +113,48 @@ class _ChunkFetcher(threading.Thread):
         exact = self.dialect.consistent_read(conn)
         if exact is not None:
             try:
-                rb = select_chunk(conn, table, start, end, limit, zero_null)
+                raw = read_chunk(conn, table, start, end, limit)
             finally:
                 conn.commit()
             low = high = exact
         else:
             low = self.dialect.low_watermark(conn)
-            rb = select_chunk(conn, table, start, end, limit, zero_null)
+            raw = read_chunk(conn, table, start, end, limit)
             high = self.dialect.binlog_status(conn)
+        rb = None
         effective_end, cut_at = end, None
-        if limit is not None and rb.num_rows == limit:
+        n = len(raw)
+        if limit is not None and n == limit:
             # the open-ended last chunk grew while we read: keep chunk-size rows, the rest
             # becomes a new chunk starting at the first row left out
+            rb = raw.to_arrow(zero_null)
             key_idx = [table.schema.index(k) for k in table.chunk_key]
             last = canonical_key(tuple(rb.column(i)[limit - 1].as_py() for i in key_idx))
             rb = rb.slice(0, limit - 1)
+            n = limit - 1
             effective_end = cut_at = last
         rows = None
         if low.key != high.key:
             changes = backfill(self.config.connection_settings(), self.dialect, self.server_id,
                                table, low, high, start, effective_end, zero_null)
             if changes:
-                rows = merge(rb, table, changes)
+                rows = merge(raw.to_arrow(zero_null) if rb is None else rb, table, changes)
+                n = len(rows)
         if exact is None:
             high = BinlogOffset(high.file, high.pos, high.gtid)
-        n = rb.num_rows if rows is None else len(rows)
         split = split.read(high, n, cut_at)
         # versions: below any later binlog change of these keys (those are at >= HIGH, with
         # the binlog's version shift when the chunk was made, or a larger one)
         versions = np.full(n, high.version - 1 + split.version_shift, dtype=np.int64)
-        if rows is None:
-            batch = ChangeBatch(table.schema, "r" * n, arrow=rb, ts_ms=now_ms(), versions=versions)
-        else:
-            batch = ChangeBatch(table.schema, "r" * n, rows=rows, ts_ms=now_ms(), versions=versions)
-        return split, batch
+        ts_ms = now_ms()
+        if rows is None and rb is None:
+            return split, _Undecoded(raw, zero_null, ts_ms, versions, high)
+        where = positions.constant(n, high.file, high.pos, high.gtid)
+        if rows is not None:
+            return split, ChangeBatch(table.schema, "r" * n, rows=rows, ts_ms=ts_ms,
+                                      versions=versions, positions=where)
+        return split, ChangeBatch(table.schema, "r" * n, arrow=rb, ts_ms=ts_ms, versions=versions,
+                                  positions=where)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -229,6 +257,8 @@ class MySqlReader(SourceReader):
         if isinstance(got, BaseException):
             raise got if isinstance(got, HubError) else TerminalError(f"snapshot failed: {got!r}") from got
         split, batch = got
+        if isinstance(batch, _Undecoded):
+            batch = batch.batch()
         if batch is not None:
             if split.index == 0 and self.config.include_schema_changes:
                 table = split.table

@@ -271,9 +271,11 @@ def table_from_map(tmap: Any, charsets: Charsets, chunk_key_columns: dict[str, s
         same = known.get(native_signature(nat))
         if same is not None:
             natives[i] = same[0] if same[0].nullable == nullable else _with_nullable(same[0], nullable)
-            columns.append(Column(nat.name, same[1].type, nullable))
+            columns.append(Column(nat.name, same[1].type, nullable,
+                                  source_type=same[1].source_type))
         else:
-            columns.append(Column(nat.name, nat.logical(), nullable))
+            columns.append(Column(nat.name, nat.logical(), nullable,
+                                  source_type=nat.source_type()))
     names = [n.name for n in natives]
     pk = tuple(names[i] for i in tmap.primary_key or () if i < len(names))
     configured = chunk_key_columns.get(table_id)

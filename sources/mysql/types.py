@@ -12,7 +12,7 @@ row read by both gives identical events:
 * ``TIME(p)`` -> TIME(p) (a signed ``timedelta``), ``YEAR`` -> INT;
 * ``BIT(1)`` -> BOOLEAN, ``BIT(n)`` -> BYTES (big-endian, ceil(n/8) bytes);
 * ``ENUM`` -> STRING, ``SET`` -> ARRAY<STRING>, ``JSON`` -> JSON (the text);
-* ``GEOMETRY`` (and its subtypes) -> BYTES holding WKB (the 4-byte SRID prefix is dropped);
+* ``GEOMETRY`` (and its subtypes) -> BYTES holding WKB (EWKB with the SRID when it is not 0);
 * ``BINARY(n)`` keeps its trailing zero bytes (the binlog strips them: they are restored).
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.mysqltypes import BLOB_TYPES, GEOMETRY_TYPES, TEXT_TYPES, logical_type
+from formats.codec.geometry import from_mysql as geometry_from_mysql
+from formats.mysqltypes import BLOB_TYPES, GEOMETRY_TYPES, TEXT_TYPES, logical_type, source_type
 from runtime.errors import BadRecordError
 from runtime.types import DataType, to_arrow
 
@@ -80,6 +81,12 @@ class NativeColumn:
             raise BadRecordError(f"column {self.name!r}: MySQL type {self.column_type!r} is not "
                                  "supported") from None
 
+    def source_type(self) -> str | None:
+        """What the column keeps of its MySQL type beside the logical type
+        (``Column.source_type``: :func:`formats.mysqltypes.source_type`)."""
+        return source_type(self.data_type, bits=self.bit_length, values=(
+            self.values if self.data_type in ("enum", "set") else ()))
+
     def select_expr(self) -> str:
         """How the snapshot selects this column so that its text is exact."""
         q = quote(self.name)
@@ -116,8 +123,9 @@ def parse_time(text: str) -> dt.timedelta:
 
 
 def wkb_of(value: bytes) -> bytes:
-    """MySQL stores geometries as a 4-byte SRID then WKB; the logical value is the WKB."""
-    return value[4:]
+    """MySQL stores geometries as a 4-byte SRID then WKB; the logical value is the WKB, as
+    EWKB when the SRID is not 0 (:mod:`formats.codec.geometry`)."""
+    return geometry_from_mysql(value)
 
 
 def set_members(text: str) -> list[str]:

@@ -314,8 +314,8 @@ class _SelfCommittingWriter(_Writer):
         self._event("close")
 
     def _event(self, what: str) -> None:
-        # a checkpoint may be stored before this writer prepared its first file (the store's
-        # folder made by then): with actors that start in seconds, the first one often is
+        # the root exists only once something was prepared: a writer told of a checkpoint
+        # before it prepared any data would find no folder to note it in
         os.makedirs(self.store.root, exist_ok=True)
         with open(os.path.join(self.store.root, f"events-{self.ctx.attempt}-{self.ctx.subtask}"),
                   "a") as f:

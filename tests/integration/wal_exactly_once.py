@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 import pytest
 
 from runtime.fs import filesystem
+from runtime.sink import WriterContext
 from tests.killing import (assert_resumed_after, crash_at, datagen_pipeline,
                            kill_at_random, run_to_end)
 
@@ -103,3 +104,14 @@ class WalSinkExactlyOnce(ABC):
                        min_kills=1)
         run_to_end(pipeline)
         assert self.contents(server, prefix) == reference
+
+
+def prepare(sink, state_dir, subtask: int, *batches, parallelism: int = 2) -> list[dict]:
+    """What one writer of ``sink`` prepares for checkpoint 1 from ``batches`` (then closed)."""
+    writer = sink.create_writer(WriterContext("it", subtask, parallelism, "r1", str(state_dir)),
+                                None)
+    for b in batches:
+        writer.write(b)
+    committables = writer.prepare_commit(1)
+    writer.close()
+    return committables

@@ -33,6 +33,12 @@ IN_FLIGHT = 4
 MAX_CONCURRENCY = IN_FLIGHT + 8
 
 
+#: The per-subtask lists of :class:`PipelineMetrics` a source (sink) subtask writes: an actor
+#: keeps its own, the driver copies them into the job's metrics at each poll.
+SOURCE_SLOTS = ("rows_in", "ops_in", "last_event_ts_ms", "last_event_at", "schema_changes")
+SINK_SLOTS = ("rows_out", "ops_out")
+
+
 class InOrder:
     """Delivers items numbered 0, 1, 2... by their sender in that order, whatever order the
     calls carrying them run in.  ``deliver`` may block (a full gate): later items wait."""
@@ -151,9 +157,10 @@ class SubtaskActor:
         if self.gate is not None:
             self.gate.close()
 
-    def poll(self, timeout_s: float) -> tuple[list[Any], bool, dict[str, int], dict]:
+    def poll(self, timeout_s: float) -> tuple[list[Any], bool, dict[str, Any], dict]:
         """What the subtask reported (waiting up to ``timeout_s`` for the first message),
-        whether it still runs, its row counts and gauges."""
+        whether it still runs, its metric slots (:data:`SOURCE_SLOTS` or :data:`SINK_SLOTS`:
+        name -> its value of that per-subtask list) and the gauges."""
         out: list[Any] = []
         try:
             out.append(self.outbox.get(timeout=timeout_s))
@@ -165,8 +172,9 @@ class SubtaskActor:
         if not alive:  # what it said last, between the check and its end
             while not self.outbox.empty():
                 out.append(self.outbox.get_nowait())
-        rows = self.metrics.rows_in if isinstance(self.task, SourceTask) else self.metrics.rows_out
-        return out, alive, dict(rows[self.subtask]), dict(self.metrics.gauges)
+        slots = SOURCE_SLOTS if isinstance(self.task, SourceTask) else SINK_SLOTS
+        mine = {name: getattr(self.metrics, name)[self.subtask] for name in slots}
+        return out, alive, mine, dict(self.metrics.gauges)
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()

@@ -146,7 +146,7 @@ class RayExecutor(LocalExecutor):
             for ref in ready:
                 t = refs.pop(ref)
                 try:
-                    msgs, alive, rows, gauges = ray.get(ref)
+                    msgs, alive, slots, gauges = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     t.ended.set()
                     if not lost and not t.cancelled.is_set():
@@ -157,8 +157,9 @@ class RayExecutor(LocalExecutor):
                     continue
                 for msg in msgs:
                     self.inbox.put(msg)
-                counters = self.metrics.rows_in if t in self.sources else self.metrics.rows_out
-                counters[t.subtask] = defaultdict(int, rows)
+                for name, value in slots.items():  # this subtask's slot of each list
+                    getattr(self.metrics, name)[t.subtask] = (
+                        defaultdict(int, value) if isinstance(value, dict) else value)
                 for name, (agg, values) in gauges.items():
                     for reporter, value in values.items():
                         self.metrics.set_gauge(reporter, name, value, agg)

@@ -11,24 +11,16 @@ import pytest
 
 import runtime.wal as wal
 from runtime.batch import ChangeBatch
-from runtime.sink import CommitContext, WriterContext
+from runtime.sink import CommitContext
 from sinks.elasticsearch.committer import ElasticsearchCommitter
 from sinks.elasticsearch.config import ElasticsearchSinkConfig
 from sinks.elasticsearch.sink import ElasticsearchSink
-from tests.integration.elasticsearch.test_es_sink import V1, docs
+from tests.integration.elasticsearch.test_es_sink import V1
+from tests.integration.wal_exactly_once import prepare
 
 pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch]
 
 KEYS = 600
-
-
-def prepare(sink, tmp, subtask, *batches):
-    writer = sink.create_writer(WriterContext("it", subtask, 2, "r1", str(tmp)), None)
-    for b in batches:
-        writer.write(b)
-    committables = writer.prepare_commit(1)
-    writer.close()
-    return committables
 
 
 class OldestLast(ElasticsearchCommitter):

@@ -7,13 +7,11 @@ test_es_exactly_once's reference may be another one)."""
 from __future__ import annotations
 
 import re
-import threading
-import time
 
 import pytest
 
 from tests.integration.elasticsearch import test_es_exactly_once as es_suite
-from tests.killing import hub, latest_checkpoint, run_to_end
+from tests.killing import run_through_outage, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.elasticsearch]
 
@@ -68,26 +66,8 @@ def test_opensearch_restarted_during_a_commit(tmp_path_factory, node, service, r
     d = tmp_path_factory.mktemp("restart")
     pipeline, prefix = suite.pipeline(d, service, rps=2000)
     state = str(d / "state")
-    p = hub("run", pipeline, "--no-progress")
-    try:
-        deadline = time.monotonic() + 90
-        while p.poll() is None and latest_checkpoint(state) < 2 \
-                and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert p.poll() is None, "the pipeline ended before the node could be killed"
-        node.kill()
-        time.sleep(2)  # the pipeline meets the dead node meanwhile
-        restarted = threading.Thread(target=node.restart)
-        restarted.start()
-        err = p.communicate(timeout=300)[1]
-        restarted.join()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-        if node.proc is None:
-            node.restart()
-    assert p.returncode == 0, err
+    err = run_through_outage(pipeline, state, node.kill, node.restart,
+                             lambda: node.proc is None)
     assert suite.contents(service, prefix) == reference
     # it met the dead node, said so, and waited with a growing backoff (the client's retries of
     # the request, then, if the node is still away, the runner's restarts from the latest

@@ -14,26 +14,18 @@ import pytest
 
 import runtime.wal as wal
 from runtime.batch import ChangeBatch
-from runtime.sink import CommitContext, WriterContext
+from runtime.sink import CommitContext
 from runtime.wal import WriteAheadLog
 from sinks.hbase.committer import Applier, HBaseCommitter
 from sinks.hbase.config import HBaseSinkConfig
 from sinks.hbase.sink import HBaseSink
 from sinks.hbase.types import decode_int_key
 from tests.integration.hbase.test_hbase_sink import ORDERS
+from tests.integration.wal_exactly_once import prepare
 
 pytestmark = [pytest.mark.integration, pytest.mark.hbase]
 
 KEYS = 600
-
-
-def prepare(sink, tmp, subtask, *batches):
-    writer = sink.create_writer(WriterContext("it", subtask, 2, "r1", str(tmp)), None)
-    for b in batches:
-        writer.write(b)
-    committables = writer.prepare_commit(1)
-    writer.close()
-    return committables
 
 
 class OldestLast(HBaseCommitter):

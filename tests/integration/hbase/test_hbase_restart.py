@@ -6,13 +6,11 @@ The pipeline must retry on its own and end with the same tables as a run that ne
 from __future__ import annotations
 
 import re
-import threading
-import time
 
 import pytest
 
 from tests.integration.hbase import test_hbase_exactly_once as exactly_once
-from tests.killing import hub, latest_checkpoint, run_to_end
+from tests.killing import run_through_outage, run_to_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.hbase]
 
@@ -49,26 +47,9 @@ def test_region_server_restarted_during_a_commit(tmp_path, cluster):
     run_dir.mkdir()
     # slow enough (about 10 s of rows) to be still writing when HBase dies
     pipeline, prefix = suite.pipeline(run_dir, cluster, rps=1000)
-    p = hub("run", pipeline, "--no-progress", cwd=str(run_dir))
-    try:
-        deadline = time.monotonic() + 90
-        while p.poll() is None and latest_checkpoint(str(run_dir / "state")) < 2 \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert p.poll() is None, "the pipeline ended before HBase could be killed"
-        cluster.kill_hbase()
-        time.sleep(2)  # the pipeline meets the dead HBase meanwhile
-        restarted = threading.Thread(target=cluster.restart_hbase)
-        restarted.start()
-        err = p.communicate(timeout=300)[1]
-        restarted.join()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-        if cluster.hbase is None:
-            cluster.restart_hbase()
-    assert p.returncode == 0, err
+    err = run_through_outage(pipeline, str(run_dir / "state"), cluster.kill_hbase,
+                             cluster.restart_hbase, lambda: cluster.hbase is None,
+                             cwd=str(run_dir))
     assert suite.contents(cluster, prefix) == reference
     # it met the dead HBase (the Thrift server answers with an IOError once its own HBase
     # client gave up) and said what it was waiting for: the sink's retry of a call, or the

@@ -6,14 +6,13 @@ test_hdfs_exactly_once.py)."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 import pytest
 
 from tests.e2e.lake import hidden_files, lake_rows
 from tests.integration.hdfs.test_hdfs_exactly_once import reference, write_pipeline  # noqa: F401
-from tests.killing import hub, latest_checkpoint
+from tests.killing import run_through_outage
 
 pytestmark = [pytest.mark.integration, pytest.mark.hdfs]
 
@@ -36,26 +35,9 @@ def cluster(webhdfs_server):
 def test_datanode_restarted_while_part_files_are_written(tmp_path, cluster, reference):
     base = f"hdfs://hub@127.0.0.1:{cluster.http_port}/it/dn-restart-{time.time_ns()}"
     pipeline = write_pipeline(tmp_path, base, rps=10_000)
-    p = hub("run", pipeline, "--no-progress", cwd=str(tmp_path))
-    try:
-        deadline = time.monotonic() + 90
-        while p.poll() is None and latest_checkpoint(f"{base}/state") < 2 \
-                and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert p.poll() is None, "the pipeline ended before the DataNode could be killed"
-        cluster.kill_datanode()
-        time.sleep(2)  # the pipeline meets the dead DataNode meanwhile
-        restarted = threading.Thread(target=cluster.start_datanode)
-        restarted.start()
-        err = p.communicate(timeout=240)[1]
-        restarted.join()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
-        if cluster.datanode is None:
-            cluster.start_datanode()
-    assert p.returncode == 0, err
+    err = run_through_outage(pipeline, f"{base}/state", cluster.kill_datanode,
+                             cluster.start_datanode, lambda: cluster.datanode is None,
+                             cwd=str(tmp_path), timeout=240)
     # it met the dead DataNode, said so, and waited with backoff
     dn = f"127.0.0.1:{cluster.dn_ports['dfs.datanode.http.address']}"
     assert re.search(rf"the HDFS DataNode at {dn} can't be reached \(connection (refused|reset|"

@@ -87,3 +87,39 @@ def test_a_record_too_large_is_terminal_naming_the_topic(kafka_server, tmp_path,
             w.prepare_commit(1)
     finally:
         w.close()
+
+
+def test_a_source_whose_brokers_do_not_answer_fails_its_start_in_one_line(tmp_path):
+    """Before: the first partition discovery ran beside the first checkpoints: nothing was said
+    for 10 s, checkpoints completed (0 rows), and each completed checkpoint reset the restart
+    count, so the source retried for ever ("attempt 1 of 10" each time).  Now the source's
+    check fails each attempt before it starts, the attempts count up, and the run ends with
+    one line naming the brokers, in seconds, without a checkpoint."""
+    broker = ThrowawayKafka()  # its ports are chosen, nothing listens on them
+    bootstrap = broker.bootstrap
+    state = tmp_path / "state"
+    path = tmp_path / "p.toml"
+    path.write_text(f'[pipeline]\nname = "down"\n[source]\ntype = "kafka"\n'
+                    f'bootstrap-servers = "{bootstrap}"\ntopics = ["t"]\n'
+                    f'[sink]\ntype = "blackhole"\n[checkpoint]\ninterval = "200ms"\n'
+                    f'dir = "{state}"\n[restart]\ndelay = "100ms"\nmax-delay = "200ms"\n'
+                    f'attempts = 2\n')
+    started = time.monotonic()
+    proc = hub("run", str(path), "--no-progress")
+    err = _wait(proc, 60)
+    assert proc.returncode == 1, err[-2000:]
+    assert time.monotonic() - started < 30
+    line = f"kafka source: connecting at {bootstrap}: "
+    assert f"{line}" in err and "(attempt 1 of 2)" in err and "(attempt 2 of 2)" in err, err
+    assert err.rstrip().splitlines()[-1].startswith(f"error: {line}") and \
+        err.rstrip().endswith("(gave up after 2 restarts)"), err[-2000:]
+    assert not list((state / "checkpoints").glob("*")), "a checkpoint of a source never started"
+
+
+def test_the_source_check_passes_with_the_broker_and_stops_at_a_missing_topic(kafka_server):
+    topic = kafka_server.create_topic()
+    source(kafka_server, topics=[topic]).check()
+    source(kafka_server, **{"topic-pattern": "no-such-.*"}).check()  # a pattern may match none
+    with pytest.raises(TerminalError, match=rf"^kafka source: topic 'missing-x' does not exist "
+                                            rf"at {kafka_server.bootstrap} \(create it"):
+        source(kafka_server, topics=["missing-x"]).check()

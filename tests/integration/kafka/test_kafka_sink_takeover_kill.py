@@ -1,6 +1,7 @@
 """Exactly once of the Kafka sink when checkpoints are aborted, proven with kill -9: the
 writer takes its prepared transaction over (re-sends its records first thing in its next
-transaction) and the committer commits both together (see :mod:`sinks.kafka.transactions`).
+transaction) and commits both together once that one's checkpoint is stored (see
+:mod:`sinks.kafka.transactions`).
 The process is killed at each phase of that path, and at random moments while checkpoints
 are being aborted; after a restart, every key's committed records in the topics equal those
 of a run that never failed: each record once, in order.
@@ -90,10 +91,10 @@ def reference(kafka_server, tmp_path_factory):
     ("kafka-resent", ""),
     # that transaction is prepared (with the marker for both), its checkpoint not stored
     ("kafka-prepared-taken-over", ""),
-    # its checkpoint is stored (carrying checkpoint 2): the committer is about to commit
-    # both together; at the restart, both are re-sent from the write-ahead log in order
+    # its checkpoint is stored (carrying checkpoint 2): the writer is about to commit both
+    # together; at the restart, both are re-sent from the write-ahead log in order
     ("kafka-commit-taken-over", "re-sending"),
-    # both committed in Kafka, the committer has not recorded it
+    # both committed in Kafka, the committer has not confirmed it
     ("kafka-committed-taken-over", "was committed already"),
 ])
 def test_crash_at_each_phase_of_taking_over(kafka_server, reference, tmp_path, point, after):
@@ -105,7 +106,7 @@ def test_crash_at_each_phase_of_taking_over(kafka_server, reference, tmp_path, p
 
 
 def test_crash_while_recovering_a_taken_over_checkpoint(kafka_server, reference, tmp_path):
-    """Killed before the committer commits checkpoint 2 with its successor, and again while
+    """Killed before the writer commits checkpoint 2 with its successor, and again while
     the restart re-sends them: right after checkpoint 2 went again, before its successor."""
     path, prefix = pipeline(tmp_path, kafka_server, 4_000)
     crash_at(path, "kafka-commit-taken-over", 2, env=abort(2))

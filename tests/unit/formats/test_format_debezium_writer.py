@@ -3,6 +3,8 @@ checked against the samples of Debezium's documentation ("How the MySQL connecto
 types", "Data change events"), and under its other modes."""
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import json
 from decimal import Decimal
@@ -267,3 +269,90 @@ def test_nanosecond_columns_round_trip_as_nano_types(schema_include):
         assert names == [None, "io.debezium.time.NanoTime", "io.debezium.time.NanoTimestamp"]
     out = fmt.decoder().decode(enc.encode_keys(batch, "t"), values, [0, 0], "t")
     assert out.bad == [] and out.elements[0].arrow().equals(rb)
+
+
+# MySQL's own types the logical types can't tell apart: the column's source_type carries them
+# (formats.mysqltypes.source_type) from the MySQL source to the writer.
+_POINT_WKB = bytes.fromhex("0101000000000000000000f03f0000000000000040")  # POINT(1 2)
+_LINE_WKB = bytes.fromhex("010200000002000000" + "00" * 16 + "000000000000f03f" * 2)
+_LINE_EWKB_4326 = bytes.fromhex("0102000020e610000002000000" + "00" * 16
+                                + "000000000000f03f" * 2)  # the same line with SRID 4326
+MYSQL_SCHEMA = TableSchema("inventory.things", (
+    Column("id", T("INT"), False),
+    Column("size", T("STRING"), source_type="enum('S','M','L')"),
+    Column("tags", T("ARRAY<STRING>"), source_type="set('a','b')"),
+    Column("flags", T("BYTES"), source_type="bit(12)"),
+    Column("yr", T("INT"), source_type="year"),
+    Column("shape", T("BYTES"), source_type="linestring"),
+    Column("spot", T("BYTES"), source_type="point")), ("id",))
+MYSQL_ROW = (1, "M", ["a"], b"\x0a\xbc", 2024, _LINE_EWKB_4326, _POINT_WKB)
+
+
+def _mysql_encode(options=None, rows=(MYSQL_ROW,)):
+    fmt = resolve_message_format("debezium-json", options)
+    batch = ChangeBatch(MYSQL_SCHEMA, "c" * len(rows), rows=list(rows), ts_ms=1)
+    enc = fmt.encoder()
+    return enc.encode(batch, "t"), enc.encode_keys(batch, "t"), batch
+
+
+def test_enum_bits_year_and_geometries_get_debeziums_semantic_names_and_encodings():
+    """Before: ENUM, BIT(n) and geometries reached the writer as plain STRING/BYTES and were
+    written without io.debezium.data.Enum / Bits / geometry.Geometry, BIT bytes in MySQL's
+    order, the SRID lost.  Expected: Debezium's MySQL connector (MySqlValueConverters)."""
+    values, _, _ = _mysql_encode({"schema-include": True})
+    msg = json.loads(values[0])
+    after = msg["payload"]["after"]
+    assert after == {
+        "id": 1, "size": "M", "tags": "a",
+        "flags": "vAo=",  # BIT(12) b'1010_1011_1100' little-endian: 0xbc 0x0a
+        "yr": 2024,
+        "shape": {"wkb": base64.b64encode(_LINE_WKB).decode(), "srid": 4326},
+        "spot": {"x": 1.0, "y": 2.0, "wkb": base64.b64encode(_POINT_WKB).decode(),
+                 "srid": None},  # SRID 0: null, as Debezium's BinlogGeometry
+    }
+    fields = {f["field"]: f for f in msg["schema"]["fields"][1]["fields"]}
+    assert fields["size"] == {"type": "string", "optional": True, "field": "size",
+                              "name": "io.debezium.data.Enum", "version": 1,
+                              "parameters": {"allowed": "S,M,L"}}
+    assert fields["tags"]["name"] == "io.debezium.data.EnumSet"
+    assert fields["tags"]["parameters"]["allowed"] == "a,b"
+    assert fields["flags"] == {"type": "bytes", "optional": True, "field": "flags",
+                               "name": "io.debezium.data.Bits", "version": 1,
+                               "parameters": {"length": "12"}}
+    assert fields["yr"] == {"type": "int32", "optional": True, "field": "yr",
+                            "name": "io.debezium.time.Year", "version": 1}
+    assert fields["shape"] == {
+        "type": "struct", "optional": True, "field": "shape", "version": 1, "doc": "Geometry",
+        "name": "io.debezium.data.geometry.Geometry",
+        "fields": [{"type": "bytes", "optional": False, "field": "wkb"},
+                   {"type": "int32", "optional": True, "field": "srid"}]}
+    assert fields["spot"]["name"] == "io.debezium.data.geometry.Point"
+    assert [f["field"] for f in fields["spot"]["fields"]] == ["x", "y", "wkb", "srid"]
+
+
+def test_enum_bits_year_and_geometries_round_trip_with_their_source_types():
+    values, keys, batch = _mysql_encode({"schema-include": True},
+                                        rows=[MYSQL_ROW, (2,) + (None,) * 6])
+    out = resolve_message_format("debezium-json", {}).decoder().decode(keys, values, [0, 0], "t")
+    assert out.bad == []
+    # Debezium names every geometry but POINT io.debezium.data.geometry.Geometry: the subtype
+    # comes back as "geometry"
+    shape = MYSQL_SCHEMA.column("shape")
+    assert out.elements[0].schema == MYSQL_SCHEMA.with_columns(tuple(
+        dataclasses.replace(c, source_type="geometry") if c is shape else c
+        for c in MYSQL_SCHEMA.columns))
+    assert out.elements[0].rows() == batch.rows()  # the SRID too
+
+
+def test_tinyint_is_int16_as_debezium_writes_it_and_reads_back_as_tinyint():
+    """Debezium writes MySQL's TINYINT as INT16 (it may be unsigned); before: int8."""
+    schema = TableSchema("d.t", (Column("id", T("INT"), False), Column("tiny", T("TINYINT"))),
+                         ("id",))
+    fmt = resolve_message_format("debezium-json", {"schema-include": True})
+    batch = ChangeBatch(schema, "c", rows=[(1, -128)], ts_ms=1)
+    enc = fmt.encoder()
+    values, keys = enc.encode(batch, "t"), enc.encode_keys(batch, "t")
+    field = json.loads(values[0])["schema"]["fields"][1]["fields"][1]
+    assert (field["type"], field["parameters"]["hub.logical-type"]) == ("int16", "TINYINT")
+    out = fmt.decoder().decode(keys, values, [0], "t")
+    assert out.elements[0].schema == schema and out.elements[0].rows() == [(1, -128)]

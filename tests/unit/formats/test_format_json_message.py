@@ -25,7 +25,9 @@ def test_round_trip_with_declared_columns(name):
     batch = ChangeBatch(SCHEMA, "ud", rows=ROWS, before=[ROWS[1], None], ts_ms=[1000, 2000])
     enc = fmt.encoder()
     values, keys = enc.encode(batch, "t"), enc.encode_keys(batch, "t")
-    assert keys == [b'{"id":1}', b'{"id":2}']
+    assert keys == ([b'{"id":1}', b'{"id":2}'] if name == "json" else  # Maxwell's keys
+                    [b'{"database":"shop","table":"items","pk.id":1}',
+                     b'{"database":"shop","table":"items","pk.id":2}'])
     out = fmt.decoder().decode(keys, values, [0, 0], "t")
     assert out.bad == []
     (back,) = out.elements
@@ -164,3 +166,38 @@ def test_default_arrow_encoding_of_the_base_class():
     batch = ChangeBatch(schema, "cd", rows=[(1, b"a"), (2, b"b")], ts_ms=[1, 2])  # d: no value
     assert type(enc).encode_arrow is type(enc).__mro__[1].encode_arrow
     assert enc.encode_arrow(batch, "t").to_pylist() == enc.encode(batch, "t") == [b"a", None]
+
+
+@pytest.mark.parametrize("reader", ["polars", "pyarrow.json"])
+def test_fast_path_reads_the_same_with_either_reader_and_isolates_a_bad_record(reader,
+                                                                                monkeypatch):
+    """The fast path's columnar reader is polars' NDJSON reader when installed, else
+    pyarrow.json: the same batches, and a bad message still goes alone to ``bad``."""
+    import formats.message.json as jm
+
+    if reader == "pyarrow.json":
+        monkeypatch.setitem(jm._POLARS, "pl", None)
+    else:
+        pytest.importorskip("polars")
+        jm._POLARS.pop("pl", None)
+    cols = {"id": "BIGINT", "v": "STRING", "d": "DECIMAL(12,2)", "t": "TIMESTAMP(3)",
+            "f": "DOUBLE", "ok": "BOOLEAN"}
+    calls = []
+    real = jm.read_columns
+    monkeypatch.setattr(jm, "read_columns", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fmt = resolve_message_format("json", {"columns": cols, "primary-key": ["id"]})
+    values = [json.dumps({"id": i, "v": f"x{i}", "d": f"{i}.25", "t": "2024-01-01T00:00:00.123",
+                          "f": i / 4, "ok": i % 2 == 0, "op": "u" if i % 3 else "c",
+                          "ts_ms": 1000 + i}).encode() for i in range(50)]
+    dec = fmt.decoder()
+    out = dec.decode([None] * 50, values, [0] * 50, "t")
+    assert out.bad == [] and calls  # the fast path read them
+    (batch,) = out.elements
+    assert batch.rows()[7] == (7, "x7", Decimal("7.25"), dt.datetime(2024, 1, 1, 0, 0, 0, 123000),
+                               1.75, False)
+    assert batch.ops[:4] == "cuuc" and batch.ts_ms_list()[:2] == [1000, 1001]
+    bad = list(values)
+    bad[5] = b'{"id": "five", "v": "x"}'
+    out = fmt.decoder().decode([None] * 50, bad, [0] * 50, "t")
+    assert [i for i, _ in out.bad] == [5]
+    assert sum(len(b) for b in out.elements) == 49

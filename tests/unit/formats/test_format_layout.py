@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[3]
 #: What each part of formats/ may import from formats/ (besides itself).
 ALLOWED = {
     "formats.base": set(),
-    "formats.codec": {"formats.base"},
+    "formats.codec": {"formats.base", "formats.mysqltypes"},
     "formats.file": {"formats.base", "formats.codec"},
     "formats.message": {"formats.base", "formats.codec", "formats.file", "formats.mysqltypes"},
     "formats.registry": {"formats.base", "formats.file", "formats.message"},

@@ -94,3 +94,41 @@ def test_options_that_would_be_ignored_are_rejected():
                                         "schema-registry-url": "http://r:8081"})
     assert src(topics=["a"], **{"startup-mode": "timestamp",
                                 "startup-timestamp": 5}).startup_timestamp == 5
+
+
+def _keys(**kw):
+    from runtime.batch import ChangeBatch
+    from runtime.schema import Column, TableSchema
+    from runtime.types import T
+
+    cfg = KafkaSinkConfig.model_validate({"bootstrap-servers": "h", "topic": "t", **kw})
+    schema = TableSchema("shop.orders", (Column("id", T("INT"), False),
+                                         Column("v", T("STRING"))), ("id",))
+    batch = ChangeBatch(schema, "c", rows=[(7, "x")], ts_ms=[1])
+    return cfg.key_message_format.name, cfg.key_message_format.encoder().encode_keys(batch, "t")
+
+
+def test_key_format_follows_the_value_format_where_it_has_a_key_form():
+    """Before: keys were plain JSON whatever the value format, so a Debezium consumer got
+    ``{"id":7}`` instead of Debezium's key (schema + payload with schema-include)."""
+    name, keys = _keys(format="debezium-json", **{"format-options": {"schema-include": True}})
+    assert name == "debezium-json"
+    assert keys[0].startswith(b'{"schema":{"type":"struct","fields":[{"type":"int32",'
+                              b'"optional":false,"field":"id"}],"optional":false,'
+                              b'"name":"hub.shop.orders.Key"},"payload":{"id":7}}')
+    assert _keys(format="debezium-json")[1] == [b'{"id":7}']
+    assert _keys(format="maxwell-json")[0] == "maxwell-json"
+    # formats without a key form of their own: json keys
+    assert _keys(format="canal-json") == ("json", [b'{"id":7}'])
+    assert _keys(format="raw")[0] == "json"
+    # an explicit key-format wins, with its own options only
+    assert _keys(format="debezium-json", **{"key-format": "json",
+                                            "format-options": {"schema-include": True}}
+                 ) == ("json", [b'{"id":7}'])
+    # key-format-options without key-format lie over the value format's options
+    name, keys = _keys(format="debezium-json", **{
+        "format-options": {"schema-include": True},
+        "key-format-options": {"schema-include": False}})
+    assert keys == [b'{"id":7}']
+    with pytest.raises(ValidationError, match="nope"):
+        _keys(format="debezium-json", **{"key-format-options": {"nope": 1}})

@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from runtime.batch import ChangeBatch
 from runtime.checkpoint.committer_task import (CheckpointCommitted, CommitCheckpoint,
                                                CommitFailed, CommitterTask)
 from runtime.checkpoint.coordinator import CheckpointCoordinator
@@ -19,56 +18,8 @@ from runtime.executor.local import LocalExecutor
 from runtime.metrics import PipelineMetrics
 from runtime.retry import Backoff
 from runtime.sink import CommitOutcome, Committer, Sink, SinkWriter
-from runtime.source import InputStatus, Source, SourceReader, Split, SplitEnumerator
-from tests.conformance.harness import ORDERS, ListSource, make_batches
-
-
-class _Enumerator(SplitEnumerator):
-    def __init__(self, ctx, given):
-        self.ctx, self.given = ctx, given
-
-    def handle_split_request(self, subtask):
-        if not self.given:
-            self.given = True
-            self.ctx.assign_splits({subtask: [Split("only")]})
-
-    def add_splits_back(self, splits, subtask):
-        pass
-
-    def snapshot_state(self, checkpoint_id):
-        return {"given": self.given}
-
-
-class _TickReader(SourceReader):
-    """One small batch every few ms, forever."""
-
-    def __init__(self, ctx):
-        self.ctx, self.splits, self.t = ctx, [], 0
-
-    def start(self):
-        self.ctx.send_split_request()
-
-    def add_splits(self, splits):
-        self.splits.extend(splits)
-
-    def poll_next(self, output):
-        if not self.splits:
-            return InputStatus.NOTHING_AVAILABLE
-        self.t += 1
-        output.collect(ChangeBatch(ORDERS, "c", rows=[(self.t, "x", None)], ts_ms=self.t), "only")
-        time.sleep(0.005)
-        return InputStatus.MORE_AVAILABLE
-
-    def snapshot_state(self, checkpoint_id):
-        return list(self.splits)
-
-
-class UnboundedOneSplit(Source):
-    def create_enumerator(self, context, state):
-        return _Enumerator(context, bool(state and state["given"]))
-
-    def create_reader(self, context):
-        return _TickReader(context)
+from tests.conformance.harness import ListSource, make_batches
+from tests.unit.runtime.ticking import UnboundedOneSplit
 
 
 class GatedCommitter(Committer):

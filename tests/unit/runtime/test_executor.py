@@ -6,62 +6,16 @@ import time
 
 import pytest
 
-from runtime.batch import ChangeBatch
 from runtime.checkpoint.storage import CheckpointStorage
 from runtime.errors import TerminalError
 from runtime.executor.job import Job
 from runtime.executor.local import LocalExecutor
 from runtime.sink import Committer, Sink, SinkWriter
-from runtime.source import InputStatus, Source, SourceReader, Split, SplitEnumerator
+from runtime.source import Split
 from runtime.watermark import WatermarkStrategy
-from tests.conformance.harness import (ORDERS, CollectSink, CollectStore, FailingSink, ListSource,
+from tests.conformance.harness import (CollectSink, CollectStore, FailingSink, ListSource,
                                        make_batches)
-
-
-class _OneSplitEnumerator(SplitEnumerator):
-    def __init__(self, ctx, given):
-        self.ctx, self.given = ctx, given
-
-    def handle_split_request(self, subtask):
-        if not self.given:
-            self.given = True
-            self.ctx.assign_splits({subtask: [Split("only")]})
-
-    def snapshot_state(self, checkpoint_id):
-        return {"given": self.given}
-
-
-class _TickReader(SourceReader):
-    """Emits one small batch every few ms with growing event time, forever."""
-
-    def __init__(self, ctx):
-        self.ctx, self.splits, self.t = ctx, [], 0
-
-    def start(self):
-        self.ctx.send_split_request()
-
-    def add_splits(self, splits):
-        self.splits.extend(splits)
-
-    def poll_next(self, output):
-        if not self.splits:
-            return InputStatus.NOTHING_AVAILABLE
-        self.t += 1
-        output.collect(ChangeBatch(ORDERS, "c", rows=[(self.t, "x", None)], ts_ms=self.t * 1000),
-                       "only")
-        time.sleep(0.005)
-        return InputStatus.MORE_AVAILABLE
-
-    def snapshot_state(self, checkpoint_id):
-        return list(self.splits)
-
-
-class UnboundedOneSplit(Source):
-    def create_enumerator(self, context, state):
-        return _OneSplitEnumerator(context, bool(state and state["given"]))
-
-    def create_reader(self, context):
-        return _TickReader(context)
+from tests.unit.runtime.ticking import UnboundedOneSplit, OneSplitEnumerator
 
 
 class WatermarkSink(Sink):
@@ -141,7 +95,7 @@ def test_an_error_before_subtasks_start_is_the_error_reported(tmp_path):
         LocalExecutor(job).run()
 
 
-class _SlowIoEnumerator(_OneSplitEnumerator):
+class _SlowIoEnumerator(OneSplitEnumerator):
     """Finding the split takes blocking I/O (a slow metadata call): through call_async."""
 
     def __init__(self, ctx, given, io_s, threads, found):
