@@ -47,6 +47,12 @@ class PipelineOptions(ConnectorConfig):
 
     name: str = Field(description="Name of the pipeline: letters, digits, '_' and '-'.")
     parallelism: int = Field(1, ge=1, description="Subtasks per operator.")
+    executor: Literal["local", "ray"] = Field("local", description=(
+        "What runs the subtasks: 'local' (threads of this process) or 'ray' (actors on a Ray "
+        "cluster; the ray extra, and a checkpoint.dir every node sees)."))
+    ray_address: str | None = Field(None, description=(
+        "The Ray cluster to run on (executor = 'ray'); default: RAY_ADDRESS, else a local "
+        "one started for the run."))
     channel_capacity: int = Field(8, ge=1, description=(
         "Batches buffered between a source subtask and its sink subtask before the source "
         "waits (backpressure)."))
@@ -202,6 +208,9 @@ class PipelineSpec:
     routes: tuple[RouteRule, ...] = ()
     #: ``[pipeline] schema-change-behavior``
     schema_change_behavior: str = "evolve"
+    #: ``[pipeline] executor`` and ``ray-address``
+    executor: str = "local"
+    ray_address: str | None = None
 
 
 def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSpec:
@@ -391,6 +400,7 @@ def _spec(path: str, sections: dict[str, Any],
     sink_type, sink_class, sink_config = connectors["sink"]
     return PipelineSpec(
         path=os.path.abspath(path), name=pipeline.name, parallelism=pipeline.parallelism,
+        executor=pipeline.executor, ray_address=pipeline.ray_address,
         checkpoint=CheckpointSpec(interval_s=ckpt.interval, dir=ckpt_dir, retain=ckpt.retain,
                                   timeout_s=ckpt.timeout,
                                   tolerable_failures=ckpt.tolerable_failures),

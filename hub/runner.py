@@ -257,7 +257,7 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
             _refuse_existing_output(spec, source_sink[1], fresh)
         return build_job(spec, restore, storage, source_sink, dead_letter)
 
-    strategy = RestartStrategy(lambda m: LocalExecutor(metrics=m), restart_policy(spec),
+    strategy = RestartStrategy(new_executor(spec), restart_policy(spec),
                                storage, metrics, notify=notify)
     control.executor = strategy
     if control.stop.is_set():  # a signal came before the strategy was there
@@ -267,6 +267,15 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
                                   connectors if isinstance(connectors, HubError) else None)
     finally:
         control.executor = None
+
+
+def new_executor(spec: PipelineSpec) -> Callable[[PipelineMetrics], Executor]:
+    """What runs each attempt: ``[pipeline] executor`` (the Ray one imported only when asked
+    for: ray is an extra)."""
+    if spec.executor == "ray":
+        from runtime.executor.ray.executor import RayExecutor
+        return lambda m: RayExecutor(metrics=m, address=spec.ray_address)
+    return lambda m: LocalExecutor(metrics=m)
 
 
 def _refuse_existing_output(spec: PipelineSpec, sink: Sink, fresh: bool) -> None:

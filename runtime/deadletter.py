@@ -71,6 +71,18 @@ class DeadLetterQueue:
         self.count = 0
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for a subtask in another process (Ray executor): its settings, its own lock
+        and count; the driver's metrics stay behind (dead letters written there are counted
+        in the file, not in ``metrics.dead_letters``)."""
+        state = dict(self.__dict__, metrics=None)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     @property
     def file(self) -> str | None:
         """The dead-letter file (JSON lines), None when records are only counted."""

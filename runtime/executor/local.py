@@ -268,15 +268,7 @@ class LocalExecutor(Executor):
         enumerator = job.source.create_enumerator(enum_ctx, enum_state)
         reader_states = _distribute(restore.data["source"]["readers"], p) if restore else [[]] * p
 
-        gates = [InputGate(1, job.channel_capacity, job.channel_bytes) for _ in range(p)]
-        for i in range(p):
-            ctx = WriterContext(job.name, i, p, self.attempt, job.storage.state_dir,
-                                job.dead_letter, job.checkpoint_timeout_s)
-            self.sinks.append(SinkTask(sinks[i], ctx, writer_states[i], gates[i], self.inbox,
-                                       self.metrics))
-            self.sources.append(SourceTask(sources[i], i, p, reader_states[i], gates[i], 0,
-                                           self.inbox, job.watermarks, self.metrics,
-                                           job.dead_letter, self.serialize))
+        gates = self._create_subtasks(job, sources, sinks, reader_states, writer_states)
         finished: set[int] = set()
         error: BaseException | None = None
         result: JobResult | None = None
@@ -306,6 +298,27 @@ class LocalExecutor(Executor):
                 except Exception:  # noqa: BLE001
                     log.exception("error while closing the %s (ignored)", what)
         return result
+
+    def _create_subtasks(self, job: Job, sources: list, sinks: list,
+                         reader_states: list[list[dict]], writer_states: list[dict | None]
+                         ) -> list[InputGate]:
+        """Make (not start) the subtasks into ``self.sources`` and ``self.sinks``, source
+        ``i`` forwarding to sink ``i``; the gates returned are closed when the job fails.
+        The one part of a run that says where subtasks live: the Ray executor overrides it
+        (and :meth:`_shutdown`) and shares everything else, the control loop included."""
+        p = job.parallelism
+        gates = [InputGate(1, job.channel_capacity, job.channel_bytes) for _ in range(p)]
+        for i in range(p):
+            self.sinks.append(SinkTask(sinks[i], self.writer_context(job, i), writer_states[i],
+                                       gates[i], self.inbox, self.metrics))
+            self.sources.append(SourceTask(sources[i], i, p, reader_states[i], gates[i], 0,
+                                           self.inbox, job.watermarks, self.metrics,
+                                           job.dead_letter, self.serialize))
+        return gates
+
+    def writer_context(self, job: Job, subtask: int) -> WriterContext:
+        return WriterContext(job.name, subtask, job.parallelism, self.attempt,
+                             job.storage.state_dir, job.dead_letter, job.checkpoint_timeout_s)
 
     def _release(self, coordinator: CheckpointCoordinator, error: BaseException) -> None:
         """The job failed or stopped without its final checkpoint: what was prepared for

@@ -10,6 +10,7 @@ distributed executor would.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -40,11 +41,18 @@ EXECUTORS: dict[str, ExecutorFactory] = {
     "local": lambda metrics: LocalExecutor(metrics=metrics),
     "local-serialized": lambda metrics: LocalExecutor(metrics=metrics, serialize=True),
 }
+if importlib.util.find_spec("ray") is not None:
+    # the Ray executor on a throwaway two-node cluster (tests/servers/ray.py), when installed
+    from runtime.executor.ray.executor import RayExecutor
+    from tests.servers.ray import ray_cluster
+
+    EXECUTORS["ray"] = lambda metrics: RayExecutor(metrics=metrics, address=ray_cluster().address)
 
 OPERATOR = "tests.contract"  # the package of the contract connectors, as errors name it
 
 
-@pytest.fixture(params=sorted(EXECUTORS))
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.ray) if name == "ray" else name
+                        for name in sorted(EXECUTORS)])
 def new_executor(request) -> ExecutorFactory:
     return EXECUTORS[request.param]
 
@@ -65,7 +73,16 @@ def run(new_executor, job: Job):
 
 
 def stop_later(executor: Executor, after_s: float, savepoint: str | None = None):
-    timer = threading.Timer(after_s, executor.request_stop, (savepoint,))
+    """Stop ``after_s`` after the first row reached a sink (subtasks start in milliseconds as
+    threads, in seconds as Ray actors: the stop must come in the middle of the data)."""
+    def stop():
+        deadline = time.monotonic() + 60
+        while not any(out for _, out in executor.metrics.totals().values()) \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(after_s)
+        executor.request_stop(savepoint)
+    timer = threading.Thread(target=stop, daemon=True)
     timer.start()
     return timer
 

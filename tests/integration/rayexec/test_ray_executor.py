@@ -1,0 +1,105 @@
+"""The Ray executor on a real two-node Ray cluster (tests/servers/ray.py): what only a
+cluster shows (the contract suite, tests/contract, runs on it too).
+
+* ``kill -9`` of the worker node's processes (its raylet and every actor on it) in the middle
+  of a job: the restart strategy restores from the latest completed checkpoint on the node
+  left, and the sink holds every row of the source exactly once.
+* The checkpoint storage check: a folder every node sees passes (both nodes here share the
+  machine's disk); subtasks are spread over both nodes.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("ray")
+
+from runtime.checkpoint.storage import CheckpointStorage  # noqa: E402
+from runtime.errors import ConfigError  # noqa: E402
+from runtime.executor.job import Job  # noqa: E402
+from runtime.executor.ray import cluster  # noqa: E402
+from runtime.executor.ray.executor import RayExecutor  # noqa: E402
+from runtime.executor.restart import RestartStrategy  # noqa: E402
+from runtime.metrics import PipelineMetrics  # noqa: E402
+from runtime.retry import Backoff  # noqa: E402
+from tests.contract.connectors import FileSink, FileStore, RangeSource, expected_rows  # noqa: E402
+from tests.servers.ray import ray_cluster  # noqa: E402
+
+pytestmark = [pytest.mark.integration, pytest.mark.ray]
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> str:
+    return ray_cluster().address
+
+
+def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, ray_address):
+    store = FileStore(str(tmp_path / "sink"))
+    executor = RayExecutor(metrics=PipelineMetrics(2), address=ray_address)
+    job = Job("spread", RangeSource(2, 3, 10), FileSink(store.root),
+              CheckpointStorage(str(tmp_path / "state")), parallelism=2,
+              checkpoint_interval_s=3600)
+    assert executor.run(job).status == "finished"
+    assert store.rows() == expected_rows(2, 3, 10)
+    nodes = executor.nodes  # the node of each actor: sources then sinks
+    assert len(set(nodes)) == 2 and nodes[:2] == nodes[2:]  # pair i on one node
+    cluster.check_shared(str(tmp_path), cluster.alive_nodes())  # both see it: no error
+
+
+def test_kill_9_of_the_worker_node_restores_exactly_once(tmp_path, ray_address):
+    owner = ray_cluster().owner
+    if owner is None:
+        pytest.skip("the cluster is not ours: its nodes are not ours to kill")
+    store = FileStore(str(tmp_path / "sink"))
+    storage = CheckpointStorage(str(tmp_path / "state"))
+    lines: list[str] = []
+    strategy = RestartStrategy(lambda m: RayExecutor(metrics=m, address=ray_address),
+                               Backoff(0.5, 2.0, 5), storage, PipelineMetrics(2),
+                               notify=lines.append)
+    job = Job("kill", RangeSource(4, 60, 20, delay_s=0.02), FileSink(store.root), storage,
+              parallelism=2, checkpoint_interval_s=0.2, checkpoint_timeout_s=30)
+    result: list = []
+    def run() -> None:
+        try:
+            result.append(strategy.run(job))
+        except BaseException as exc:  # noqa: BLE001 - the test says it
+            result.append(exc)
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while storage.latest() is None or not store.rows():  # mid-way, a checkpoint behind
+            assert time.monotonic() < deadline and runner.is_alive(), "no checkpoint in 60 s"
+            time.sleep(0.05)
+        owner.kill_worker_node()
+        runner.join(timeout=180)
+        assert not runner.is_alive(), "the job did not end within 180 s of the kill"
+    finally:
+        owner.add_node()  # whole again for the tests after this one
+    assert result and not isinstance(result[0], BaseException), result
+    assert result[0].status == "finished"
+    assert lines, "the kill did not make the job restart"
+    assert store.rows() == expected_rows(4, 60, 20)
+
+
+def test_a_checkpoint_folder_one_node_does_not_see_is_refused_in_one_line(tmp_path, ray_address):
+    owner = ray_cluster().owner
+    if owner is None or os.geteuid() != 0:
+        pytest.skip("needs our own cluster and root (a node in its own mount namespace)")
+    private = tmp_path / "state"
+    private.mkdir()
+    node = owner.add_private_node(str(private))
+    try:
+        store = FileStore(str(tmp_path / "sink"))
+        job = Job("blind", RangeSource(2, 3, 10), FileSink(store.root),
+                  CheckpointStorage(str(private)), parallelism=2)
+        with pytest.raises(ConfigError) as info:
+            RayExecutor(metrics=PipelineMetrics(2), address=ray_address).run(job)
+        line = str(info.value)
+        assert "\n" not in line and "is node-local" in line and str(private) in line, line
+        assert "3-node cluster" in line, line
+    finally:
+        owner.remove_node(node)
