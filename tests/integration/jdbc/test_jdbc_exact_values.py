@@ -120,7 +120,7 @@ def test_every_mysql_value_into_postgresql(mysql_server, postgres_server, tmp_pa
         # TIMESTAMP: the instant (read in UTC above)
         want_ts = src["ts3"] and src["ts3"].replace(tzinfo=dt.timezone.utc)
         assert row["ts3"] == want_ts
-        # GEOMETRY: the WKB (ST_AsWKB) in bytea; the SRID is not carried (see the page)
+        # GEOMETRY: the WKB (ST_AsWKB) in bytea (SRID 0 here: EWKB otherwise, see the page)
         assert (None if row["geo"] is None else bytes(row["geo"])) == as_wkb(src["geo"])
     types = dict(pg.query("SELECT column_name, data_type FROM information_schema.columns "
                           "WHERE table_name = 'types'"))
@@ -175,5 +175,5 @@ def test_every_mysql_value_into_mariadb(mysql_server, tmp_path, request):
         want_set = None if src["st"] is None else sorted(src["st"]) if isinstance(
             src["st"], set) else [s for s in src["st"].split(",") if s]
         assert (None if row["st"] is None else json.loads(row["st"])) == want_set
-        # GEOMETRY: the WKB in a LONGBLOB, SRID not carried (see the page)
+        # GEOMETRY: the WKB in a LONGBLOB (SRID 0 here: EWKB otherwise, see the page)
         assert row["geo"] == src["geo"]
