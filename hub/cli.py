@@ -10,6 +10,7 @@ exception's type and, when the executor recorded it, the subtask and operator it
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
@@ -165,7 +166,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     from hub import runner  # lazily: `validate` and `plugins` need none of the engine
 
-    return _delegate(runner.run, load_pipeline(args.pipeline), args)
+    spec = load_pipeline(args.pipeline)
+    if getattr(args, "http", None):
+        from hub.service.main import serve_run  # lazily: the serve extra
+
+        return _delegate(functools.partial(runner.run, http=serve_run), spec, args)
+    return _delegate(runner.run, spec, args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -41,6 +41,14 @@ def _say(message: str) -> None:
     print(f"hub: {message}", file=sys.stderr, flush=True)
 
 
+def _said_to(handle: Any) -> Callable[[str], None]:
+    """A restart line said on stderr and recorded by the ``--http`` handle too."""
+    def notify(line: str) -> None:
+        _say(line)
+        handle.on_restart(line)
+    return notify
+
+
 def control_dir(spec: PipelineSpec, storage: CheckpointStorage) -> str:
     """Where the run's lock and control files live: the checkpoint folder when it is local
     (file locks need a local filesystem), else ``./state/<name>``."""
@@ -148,7 +156,11 @@ class _Control:
             self.executor.request_savepoint(name, reply, stop)
 
 
-def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
+def run(spec: PipelineSpec, args: argparse.Namespace,
+        http: Callable[..., tuple[Any, Any]] | None = None) -> int:
+    """``hub run``.  ``http(spec, metrics, control, listen)``, given for ``--http``: serves
+    the run's status and metrics from a thread, returns its handle of the run and the
+    function ending the server (the service's side: hub.service.main.serve_run)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     storage = CheckpointStorage(spec.checkpoint.dir, spec.checkpoint.retain)
@@ -166,7 +178,8 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
     if dead_letter.skip:
         _say(f"records sent to the dead letters if met: {', '.join(sorted(dead_letter.skip))}")
     watcher = ControlWatcher(local, control.request_savepoint)
-    handle, stop_http = _http(spec, metrics, control, getattr(args, "http", None))
+    listen = getattr(args, "http", None)
+    handle, stop_http = http(spec, metrics, control, listen) if http and listen else (None, None)
     progress = None if args.no_progress else ProgressDisplay(metrics, spec.name)
     if progress:
         for handler in logging.getLogger().handlers:
@@ -188,7 +201,7 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
             result = _run_with_restarts(spec, storage, connectors, restore, metrics, control,
                                         dead_letter, getattr(args, "keep_output", False),
                                         getattr(args, "fresh", False),
-                                        notify=handle.on_restart_said if handle else _say)
+                                        notify=_said_to(handle) if handle else _say)
             if handle:
                 handle.state = "FINISHED" if result.status == "finished" else "STOPPED"
         except BaseException as exc:
@@ -208,20 +221,6 @@ def run(spec: PipelineSpec, args: argparse.Namespace) -> int:
         if stop_http:
             stop_http()
         lock.release()
-
-
-def _http(spec: PipelineSpec, metrics: PipelineMetrics, control: _Control,
-          listen: str | None) -> tuple[Any, Any]:
-    """``--http ADDR``: the run's status and metrics served from a thread (the service's
-    handle of this one pipeline, and the function ending the server); (None, None) without."""
-    if not listen:
-        return None, None
-    from hub.service.handle import PipelineHandle
-    from hub.service.main import serve_one
-
-    handle = PipelineHandle(spec)
-    handle.metrics, handle.control, handle.state = metrics, control, "RUNNING"
-    return handle, serve_one(handle, listen)
 
 
 def restart_policy(spec: PipelineSpec) -> Backoff:

@@ -77,13 +77,6 @@ class PipelineHandle:
             return "RESTARTING"
         return state
 
-    def on_restart_said(self, line: str) -> None:
-        """:meth:`on_restart` for a foreground run: the line is also said on stderr."""
-        from hub.runner import _say
-
-        _say(line)
-        self.on_restart(line)
-
     @property
     def last_error(self) -> str | None:
         return self.errors[-1].message if self.errors else None

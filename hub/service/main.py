@@ -61,6 +61,16 @@ def serve(state_dir: str, listen: str) -> int:
     return 0
 
 
+def serve_run(spec: Any, metrics: Any, control: Any, listen: str) -> tuple[Any, Callable[[], None]]:
+    """``hub run --http ADDR``: the run's handle (its metrics and control, as the service
+    sees a pipeline) and the function ending the server that serves it."""
+    from hub.service.handle import PipelineHandle
+
+    handle = PipelineHandle(spec)
+    handle.metrics, handle.control, handle.state = metrics, control, "RUNNING"
+    return handle, serve_one(handle, listen)
+
+
 def serve_one(handle: Any, listen: str) -> Callable[[], None]:
     """``hub run --http``: status, metrics and the page of one foreground pipeline, served
     from a thread; returns the function that ends the server."""
