@@ -54,18 +54,8 @@ def run_once(url: str, admin, parallelism: int, rows: int, changes: bool, batch_
     return {"rows": n, "secs": secs, "rate": n / secs, "wall": wall, "table": in_table}
 
 
-SNAPSHOT = """\
-[pipeline]
-name = "jdbc-snapshot-bench"
-parallelism = {p}
-[checkpoint]
-interval = "1s"
-dir = "{dir}/state"
-[source]
-{connection}
-tables = ["bench\\\\.orders"]
-startup-mode = "initial-only"
-[sink]
+#: bench/mysql_bench.py's snapshot pipeline, into the JDBC sink
+SINK = """[sink]
 type = "jdbc"
 url = "{url}"
 batch-size = {batch_size}
@@ -83,8 +73,11 @@ def hub_snapshot(server, url: str, admin, p: int, batch_size: int, work: str,
     os.makedirs(work)
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
-        f.write(SNAPSHOT.format(p=p, dir=work, connection=server.source_toml(), url=url,
-                                batch_size=batch_size)
+        from mysql_bench import PIPELINE
+
+        sink = SINK.format(url=url, batch_size=batch_size)
+        f.write(PIPELINE.replace("mysql-bench", "jdbc-snapshot-bench").format(
+            p=p, dir=work, connection=server.source_toml(), sink=sink)
                 + ("" if copy else "snapshot-copy = false\n"))
     r = run_hub(path)
     return r.rows, r.run_s
