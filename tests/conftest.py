@@ -13,3 +13,11 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 def pytest_configure(config: object) -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def pytest_sessionfinish(session: object, exitstatus: int) -> None:
+    # the throwaway servers of this process (each pytest-xdist worker has its own, and leaves
+    # without running atexit handlers)
+    from tests.servers.common import stop_all
+
+    stop_all()

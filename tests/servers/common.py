@@ -130,6 +130,29 @@ class RestartableServer(ABC):
 
 _shared: dict[str, Any] = {}
 _shared_lock = threading.Lock()
+#: how to stop the throwaway servers this process started, newest last
+_stops: list[Callable[[], None]] = []
+
+
+def stop_at_end(stop: Callable[[], None]) -> None:
+    """Run ``stop`` when the test process ends: at the end of the test session
+    (:func:`stop_all`, from ``tests/conftest.py``: pytest-xdist's workers leave without
+    running atexit handlers) or at exit, whichever comes first."""
+    if not _stops:
+        atexit.register(stop_all)
+    _stops.append(stop)
+
+
+def stop_all() -> None:
+    """Stop every throwaway server started so far, newest first (each once)."""
+    while _stops:
+        stop = _stops.pop()
+        try:
+            stop()
+        except Exception:  # noqa: BLE001 - the others must still stop
+            import logging
+
+            logging.getLogger(__name__).exception("stopping a test server failed")
 
 
 def shared_server(name: str, from_env: Callable[[], Any], throwaway: Callable[[], Any]) -> Any:
@@ -142,6 +165,6 @@ def shared_server(name: str, from_env: Callable[[], Any], throwaway: Callable[[]
             if server is None:
                 owner = throwaway()
                 server = owner.start()
-                atexit.register(owner.stop)
+                stop_at_end(owner.stop)
             _shared[name] = server
         return _shared[name]

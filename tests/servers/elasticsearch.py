@@ -86,10 +86,8 @@ def shared() -> ElasticsearchService:
         if _shared is None:
             _shared = from_env()
             if _shared is None:
-                import atexit
-
-                from tests.servers.common import stand_ins
+                from tests.servers.common import stand_ins, stop_at_end
 
                 _shared = start_osmem() if stand_ins() else start_opensearch()
-                atexit.register(_shared.stop)
+                stop_at_end(_shared.stop)
     return _shared

@@ -7,7 +7,6 @@ once per process through :func:`shared_server`.
 """
 from __future__ import annotations
 
-import atexit
 import hashlib
 import threading
 from collections.abc import Sequence
@@ -15,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.servers import mariadb, postgres
+from tests.servers.common import stop_at_end
 
 FLAVORS = ("postgres", "mariadb")
 _servers: dict[str, Any] = {}
@@ -31,7 +31,7 @@ def shared_server(flavor: str) -> Any:
                 throwaway = (postgres.ThrowawayPostgres() if flavor == "postgres"
                              else mariadb.ThrowawayMariaDB())
                 server = throwaway.start()
-                atexit.register(throwaway.stop)
+                stop_at_end(throwaway.stop)
             _servers[flavor] = server
         return _servers[flavor]
 
