@@ -29,8 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @dataclass(frozen=True)
 class RayCluster:
     address: str
-    #: None for a cluster that is not ours (its nodes are not ours to kill)
-    owner: ThrowawayRayCluster | None = None
+    #: the throwaway cluster (its nodes are the tests' to kill)
+    owner: ThrowawayRayCluster
 
 
 def _ports(n: int) -> list[int]:
