@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from hub.errors import ConfigErrors, KeyPath, format_key, parse_key
 from hub.interpolate import interpolate
 from hub.problems import did_you_mean, validation_problems
+from hub.sinkoptions import SinkSchemaChangeOptions, split_options
 from hub.tomlpos import KeyLines
 from runtime import plugins
 from runtime.checkpoint.coordinator import DEFAULT_TOLERABLE_FAILURES
@@ -31,6 +32,7 @@ from runtime.fs import is_url
 from runtime.sink import Sink
 from runtime.schema import TableSchema
 from runtime.source import Source
+from runtime.transform.changes import SchemaChangeFilter
 from runtime.watermark import WatermarkStrategy
 
 if TYPE_CHECKING:  # the SQL parser loads only for pipelines with [[transform]] / [[route]]
@@ -59,15 +61,18 @@ class PipelineOptions(ConnectorConfig):
     channel_bytes: Size = Field(DEFAULT_CHANNEL_BYTES, ge=1, description=(
         "Bytes of batch data buffered between a source subtask and its sink subtask before "
         "the source waits, whatever the count (one batch always passes)."))
-    schema_change_behavior: Literal["evolve", "lenient", "try-evolve", "ignore", "exception"] = \
-        Field("evolve", description=(
-            "What schema changes of the source reach the sink (Flink CDC's modes).  evolve: "
-            "all, as they are; lenient: nothing is lost (a dropped column stays and is NULL "
-            "from then on, a rename adds the new column, a type change widens, truncates and "
-            "drops are not passed on); try-evolve: as evolve, and a change the sink refuses "
-            "is logged and skipped; ignore: each table keeps the schema it was created with "
-            "(new columns are left out, missing ones are NULL); exception: a schema change "
-            "stops the pipeline.  The sink's own schema options apply to what reaches it."))
+    schema_change_behavior: Literal["lenient", "evolve", "try-evolve", "ignore", "exception"] = \
+        Field("lenient", description=(
+            "What schema changes of the source reach the sink (Flink CDC's modes).  lenient "
+            "(the default): nothing is lost (an added column is nullable, a dropped column "
+            "stays and is NULL from then on, a rename adds the new column, a type change "
+            "widens, truncates and drops are not passed on unless the sink's "
+            "exclude-schema-changes is set); evolve: all, as they are; try-evolve: as evolve, "
+            "and a change the sink refuses is logged and skipped; ignore: each table keeps "
+            "the schema it was created with (new columns are left out, missing ones are "
+            "NULL); exception: a schema change stops the pipeline.  The sink's "
+            "include-schema-changes / exclude-schema-changes and its own schema options apply "
+            "to what reaches it."))
 
     @field_validator("name")
     @classmethod
@@ -207,7 +212,9 @@ class PipelineSpec:
     transforms: tuple[TransformRule, ...] = ()
     routes: tuple[RouteRule, ...] = ()
     #: ``[pipeline] schema-change-behavior``
-    schema_change_behavior: str = "evolve"
+    schema_change_behavior: str = "lenient"
+    #: ``[sink] include-schema-changes`` / ``exclude-schema-changes``
+    sink_schema_changes: SchemaChangeFilter = SchemaChangeFilter()
     #: ``[pipeline] executor`` and ``ray-address``
     executor: str = "local"
     ray_address: str | None = None
@@ -241,7 +248,8 @@ def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSp
     if check.errors:
         raise ConfigErrors(path, check.errors)
     spec = _spec(path, sections, connectors)  # type: ignore[arg-type]  # all present when no errors
-    spec = replace(spec, transforms=tuple(transforms), routes=tuple(routes))
+    spec = replace(spec, transforms=tuple(transforms), routes=tuple(routes),
+                   sink_schema_changes=check.sink_schema_changes)
     _check_checkpointing(spec, check)
     if check.errors:
         raise ConfigErrors(path, check.errors)
@@ -294,6 +302,8 @@ class _Check:
     def __init__(self, lines: KeyLines):
         self.lines = lines
         self.errors: list[ConfigError] = []
+        #: ``[sink]`` include-schema-changes / exclude-schema-changes
+        self.sink_schema_changes = SchemaChangeFilter()
 
     def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
         self.errors.append(ConfigError(message, key=format_key(path),
@@ -338,6 +348,14 @@ class _Check:
         if cls is None:
             return None
         options = {k: v for k, v in table.items() if k != "type"}
+        if kind == "sink":
+            options, common = split_options(options)
+            try:
+                self.sink_schema_changes = SinkSchemaChangeOptions.model_validate(
+                    common).filter()
+            except ValidationError as exc:
+                for path, message in validation_problems(exc, SinkSchemaChangeOptions):
+                    self.add((kind, *path), message)
         try:
             return name, cls, cls.config_class.model_validate(options)
         except ValidationError as exc:

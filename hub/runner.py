@@ -71,12 +71,13 @@ def make_connectors(spec: PipelineSpec) -> tuple[Source, Sink]:
     the sink's path is writable) so that a run fails before it starts, in one line."""
     source = spec.source_class(spec.source_config)
     sink = spec.sink_class(spec.sink_config)
-    if spec.transforms or spec.routes or spec.schema_change_behavior != "evolve":
+    if spec.transforms or spec.routes or spec.schema_change_behavior != "evolve" \
+            or spec.sink_schema_changes.is_set:
         # the operators run chained before the sink's writers (loaded only when used)
         from runtime.transform.operator import TransformingSink  # noqa: PLC0415
 
         sink = TransformingSink(sink, list(spec.transforms), list(spec.routes),
-                                spec.schema_change_behavior)
+                                spec.schema_change_behavior, spec.sink_schema_changes)
     source.check()
     sink.check()
     return source, sink

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from hub.errors import KeyPath
 from hub.problems import validation_problems
+from hub.sinkoptions import SinkSchemaChangeOptions
 from runtime.config import ConnectorConfig
 from runtime.schema import TableSchema
 from runtime.transform.errors import ExprError
@@ -103,8 +104,10 @@ class RouteOptions(ConnectorConfig):
                          self.description)
 
 
-#: the models of the blocks, by table name (also for the generated docs)
-BLOCKS: dict[str, type[ConnectorConfig]] = {"transform": TransformOptions, "route": RouteOptions}
+#: the models of the blocks, by table name (also for the generated docs; ``sink``: the
+#: options every [sink] has)
+BLOCKS: dict[str, type[ConnectorConfig]] = {"transform": TransformOptions, "route": RouteOptions,
+                                            "sink": SinkSchemaChangeOptions}
 
 Add = Callable[[KeyPath, str], None]
 

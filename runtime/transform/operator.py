@@ -5,8 +5,10 @@ and schema change through the :class:`Transformer` (the ``[[transform]]`` blocks
 :class:`Router` (the ``[[route]]`` blocks) before the sink's own writer sees it, in the same
 subtask thread, without another channel.  Transforms are stateless; the router's merged schemas
 are part of the writer state (``{"inner": <the sink writer's state>, "routes": {...}}``), so a
-restore rebuilds them as they were.  ``schema_change_behavior`` (Flink CDC's modes) decides
-what schema changes reach the sink: see :class:`~runtime.transform.route.Router`.  Committables and the committer are the sink's own.
+restore rebuilds them as they were.  ``schema_change_behavior`` (Flink CDC's modes) and the
+sink's ``include-schema-changes`` / ``exclude-schema-changes`` (``schema_changes``) decide what
+schema changes reach the sink: see :class:`~runtime.transform.route.Router`.  Committables and
+the committer are the sink's own.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from runtime.errors import TerminalError
 from runtime.rescale import SupportsWriterStateRescale, WriterState, writer_states_for
 from runtime.schema import SchemaChange
 from runtime.sink import Committable, Committer, Sink, SinkWriter, WriterContext
+from runtime.transform.changes import SchemaChangeFilter
 from runtime.transform.route import RouteRule, Router
 from runtime.transform.transform import TransformRule, Transformer
 
@@ -32,11 +35,14 @@ class TransformingSink(Sink, SupportsWriterStateRescale):
     pickles with the sink for executors that ship it)."""
 
     def __init__(self, inner: Sink, transforms: list[TransformRule], routes: list[RouteRule],
-                 schema_change_behavior: str = "evolve"):
+                 schema_change_behavior: str = "lenient",
+                 schema_changes: SchemaChangeFilter | None = None):
         self.inner = inner
         self.transforms = list(transforms)
         self.routes = list(routes)
         self.behavior = schema_change_behavior
+        #: the sink's include-schema-changes / exclude-schema-changes
+        self.schema_changes = schema_changes or SchemaChangeFilter()
 
     @property
     def operator_name(self) -> str:
@@ -51,7 +57,8 @@ class TransformingSink(Sink, SupportsWriterStateRescale):
         inner_state, routes = _split(state)
         return TransformingWriter(self.inner.create_writer(context, inner_state),
                                   Transformer(self.transforms),
-                                  Router(self.routes, routes, self.behavior))
+                                  Router(self.routes, routes, self.behavior,
+                                         self.schema_changes.applied(self.behavior)))
 
     def create_committer(self) -> Committer:
         return self.inner.create_committer()

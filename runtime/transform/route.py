@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -33,7 +33,8 @@ import pyarrow.compute as pc
 
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError
-from runtime.schema import Column, SchemaChange, TableSchema, split_table_id
+from runtime.schema import SCHEMA_CHANGE_KINDS, SchemaChange, TableSchema, split_table_id
+from runtime.transform.changes import LENIENT_EXCLUDED, TAGS
 from runtime.types import DataType, to_arrow
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ class RouteRule:
 SCHEMA_CHANGE_BEHAVIORS = ("lenient", "evolve", "try-evolve", "ignore", "exception")
 #: behaviors under which the operator keeps each table's schema (and state of it)
 _KEEPS_SCHEMA = ("lenient", "ignore")
+#: the kinds a sink may skip with include/exclude-schema-changes and still need this operator
+_SKIPPABLE = frozenset(SCHEMA_CHANGE_KINDS)
 
 _INTS = ("TINYINT", "SMALLINT", "INT", "BIGINT")
 _INT_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INT": 10, "BIGINT": 19}
@@ -115,16 +118,29 @@ class _Target:
 
 
 class Router:
-    """The ``[[route]]`` blocks of a pipeline and the merged schemas of their targets."""
+    """The ``[[route]]`` blocks of a pipeline, the schema-change behavior, and the schema each
+    target keeps (merged from its sources, or the one table's own under lenient / ignore, or
+    when the sink skips some change types).
+
+    ``applied``: the schema change kinds the sink applies (its ``include-schema-changes`` /
+    ``exclude-schema-changes``; None: all).  A skipped change does not reach the sink and does
+    not change the schema kept for it: later rows are conformed to that schema (a column the
+    sink never got is left out, a column it keeps is NULL, a type it keeps is cast to, and a
+    value that does not fit stops the pipeline naming the column)."""
 
     def __init__(self, rules: list[RouteRule], state: dict[str, Any] | None = None,
-                 behavior: str = "evolve"):
+                 behavior: str = "lenient", applied: frozenset[str] | None = None):
         if behavior not in SCHEMA_CHANGE_BEHAVIORS:
             raise ValueError(f"unknown schema change behavior {behavior!r}")
         self.rules = rules
         self.behavior = behavior
+        #: the kinds the sink applies; ``skips``: whether it skips any
+        self.applied = frozenset(SCHEMA_CHANGE_KINDS) if applied is None else applied
+        self.skips = not self.applied >= _SKIPPABLE
         self._targets: dict[str, _Target] = {}
         self._ids: dict[str, str | None] = {}
+        #: tables no route matched that keep their own schema here (their own target)
+        self._own: set[str] = set()
         #: the schema each source table was last merged with (batches share schema objects)
         self._seen: dict[str, TableSchema] = {}
         for table, t in (state or {}).items():
@@ -147,29 +163,40 @@ class Router:
     @property
     def active(self) -> bool:
         """Whether batches and schema changes need this operator at all."""
-        return bool(self.rules) or self.behavior != "evolve"
+        return bool(self.rules) or self.behavior != "evolve" or self.skips
 
     def target_of(self, table: str) -> str | None:
         """The table ``table`` is written to; None when it passes as it is (no route, and a
         behavior that keeps no schema of its own)."""
         if table not in self._ids:
             found = next((t for r in self.rules if (t := r.target(table))), None)
-            if found is None and self.behavior in _KEEPS_SCHEMA:
-                found = table  # its own target: lenient / ignore keep its schema
+            if found is None and (self.behavior in _KEEPS_SCHEMA or self.skips):
+                found = table  # its own target: lenient / ignore / skipped changes keep it
+                self._own.add(table)
             self._ids[table] = found
         return self._ids[table]
 
     def _merge(self, target: str, schema: TableSchema, sources: Any) -> list[SchemaChange]:
-        """Merge ``schema`` into ``target``'s; the changes the sink must see first."""
+        """Merge ``schema`` into ``target``'s; the changes the sink must see first (only
+        kinds it applies: a column it skips adding stays out, a type it skips widening
+        stays)."""
         cur = self._targets.get(target)
         if cur is None:
-            merged = TableSchema(target, schema.columns, schema.primary_key)
+            # a table that is its own target keeps its schema object: batches pass untouched
+            merged = schema if schema.table == target else TableSchema(
+                target, schema.columns, schema.primary_key)
             self._targets[target] = _Target(merged, set(sources))
-            return [SchemaChange("create_table", target, merged)]
+            return [SchemaChange("create_table", target, merged)] \
+                if "create_table" in self.applied else []
         cur.sources.update(sources)
         if self.behavior == "ignore":
             return []  # the table keeps the schema it was created with
         if schema.primary_key != cur.schema.primary_key:
+            if cur.sources == {target} and target in self._own:
+                raise TerminalError(
+                    f"{target}: primary key changed from {list(cur.schema.primary_key)} to "
+                    f"{list(schema.primary_key)}; schema-change-behavior = "
+                    f"\"{self.behavior}\" keeps a table's key (\"evolve\" passes the change)")
             raise TerminalError(
                 f"route to {target}: {', '.join(sorted(sources))} has primary key "
                 f"{list(schema.primary_key)}, the tables merged before have "
@@ -181,7 +208,10 @@ class Router:
         for c in schema.columns:
             kind = None
             if c.name not in names:
-                cols.append(Column(c.name, c.type, True, c.comment))
+                if "add_column" not in self.applied:
+                    continue
+                # nullable: rows of tables (or times) without it are NULL; the default stays
+                cols.append(replace(c, nullable=True))
                 names.append(c.name)
                 kind = "add_column"
             else:
@@ -193,14 +223,17 @@ class Router:
                         f"route to {target}: column {c.name} is {old.type} in the tables "
                         f"merged before and {c.type} in {', '.join(sorted(sources))}: no type "
                         f"holds both")
+                if t != old.type and "alter_column_type" not in self.applied:
+                    t = old.type
                 nullable = old.nullable or c.nullable
                 if t != old.type or nullable != old.nullable:
-                    cols[i] = Column(old.name, t, nullable, old.comment, old.default)
+                    cols[i] = replace(old, type=t, nullable=nullable)
                     kind = "alter_column_type" if t != old.type else None
             if kind is not None:  # one change per column, each with the schema after it
                 out.append(SchemaChange(kind, target, TableSchema(target, tuple(cols), pk),
                                         {"column": c.name}))
-        cur.schema = TableSchema(target, tuple(cols), pk)
+        if out or cols != list(cur.schema.columns):
+            cur.schema = TableSchema(target, tuple(cols), pk)
         return out
 
     def apply(self, batch: ChangeBatch) -> tuple[list[SchemaChange], ChangeBatch]:
@@ -225,10 +258,11 @@ class Router:
         if target is None:
             return [change]
         t = self._targets.get(target)
-        if self.behavior in _KEEPS_SCHEMA and change.kind != "create_table" and (
-                self.behavior == "ignore" or change.kind in ("truncate_table", "drop_table")):
-            log.info("%s of %s not passed on (schema-change-behavior = %s)", change.kind,
-                     change.table, self.behavior)
+        if change.kind != "create_table" and (
+                self.behavior == "ignore" or change.kind not in self.applied
+                and change.kind in ("truncate_table", "drop_table")):
+            log.info("%s of %s not passed on (schema-change-behavior = %s%s)", change.kind,
+                     change.table, self.behavior, _skipped_note(self, change.kind))
             return []
         if change.kind in ("truncate_table", "drop_table"):
             if t is not None and t.sources - {change.table}:
@@ -237,16 +271,75 @@ class Router:
                 return []
             if change.kind == "drop_table":
                 self._targets.pop(target, None)
-            return [SchemaChange(change.kind, target, None if change.schema is None else
-                                 TableSchema(target, change.schema.columns,
-                                             change.schema.primary_key),
-                                 change.details, change.ts_ms, change.position)]
+                self._seen.pop(change.table, None)
+            # the schema the sink's table has (kept here), not the source's
+            kept = None if change.schema is None else t.schema if t is not None else \
+                TableSchema(target, change.schema.columns, change.schema.primary_key)
+            return [SchemaChange(change.kind, target, kept, change.details, change.ts_ms,
+                                 change.position)]
         if change.schema is None:
             return []
+        if self.behavior in ("evolve", "try-evolve") and change.table in self._own:
+            return self._evolve(change, t)
         # a merged (or lenient) schema only grows: a dropped column stays (NULL from now),
         # a renamed one stays and the new name is added, a type change widens
+        if change.kind not in self.applied and change.kind not in ("create_table",
+                                                                   "add_column"):
+            log.info("%s of %s not passed on (%s)", change.kind, change.table,
+                     _skipped_note(self, change.kind).lstrip("; "))
         self._seen[change.table] = change.schema
         return self._merge(target, change.schema, [change.table])
+
+    def _evolve(self, change: SchemaChange, t: _Target | None) -> list[SchemaChange]:
+        """``evolve`` of a table that keeps its own schema here because its sink skips some
+        change types: an applied change reaches the sink as it is (on the schema the sink
+        has), a skipped one leaves that schema as it was."""
+        table = change.table
+        new = change.schema
+        assert new is not None
+        seen, self._seen[table] = self._seen.get(table), new
+        if t is None or change.kind == "create_table":
+            self._targets[table] = _Target(new, {table})
+            return [change] if change.kind in self.applied else []
+        if change.kind not in self.applied:
+            log.info("%s of %s not passed on (%s)", change.kind, table,
+                     _skipped_note(self, change.kind).lstrip("; "))
+            return []
+        if seen is not None and seen.columns == t.schema.columns:
+            kept = new  # nothing skipped so far: the sink's schema is the source's
+        else:
+            kept = _evolved(t.schema, change)
+        t.schema = kept
+        return [SchemaChange(change.kind, table, kept, change.details, change.ts_ms,
+                             change.position)]
+
+
+def _skipped_note(router: Router, kind: str) -> str:
+    if kind in router.applied:
+        return ""
+    why = "lenient skips it unless the sink sets exclude-schema-changes" if (
+        router.behavior == "lenient" and TAGS[kind] in LENIENT_EXCLUDED) else \
+        "the sink's include-schema-changes / exclude-schema-changes skip it"
+    return f"; {TAGS[kind]}: {why}"
+
+
+def _evolved(kept: TableSchema, change: SchemaChange) -> TableSchema:
+    """``kept`` (a schema that missed some changes) with ``change`` applied to it."""
+    src, d = change.schema, change.details
+    assert src is not None
+    cols = list(kept.columns)
+    names = [c.name for c in cols]
+    if change.kind == "add_column" and d.get("column") not in names:
+        cols.append(src.column(d["column"]))
+    elif change.kind == "drop_column" and d.get("column") in names:
+        del cols[names.index(d["column"])]
+    elif change.kind == "rename_column" and d.get("old") in names:
+        cols[names.index(d["old"])] = src.column(d["new"])
+    elif change.kind == "alter_column_type" and d.get("column") in names:
+        cols[names.index(d["column"])] = src.column(d["column"])
+    have = {c.name for c in cols}
+    pk = src.primary_key if all(k in have for k in src.primary_key) else kept.primary_key
+    return TableSchema(kept.table, tuple(cols), pk)
 
 
 def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
@@ -262,8 +355,16 @@ def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
         a = have.get(c.name)
         if a is None:
             arrays.append(pa.nulls(len(batch), want))
+        elif a.type == want:
+            arrays.append(a)
         else:
-            arrays.append(a if a.type == want else pc.cast(a, want))
+            try:
+                arrays.append(pc.cast(a, want))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise TerminalError(
+                    f"{batch.table}: column {c.name}: a value of type {batch.schema.column(c.name).type} "
+                    f"does not fit the type {c.type} the sink's table {merged.table} keeps "
+                    f"({str(exc).splitlines()[0]})") from None
     out = pa.RecordBatch.from_arrays(arrays, schema=merged.arrow_schema)
     before = None
     if batch.before is not None:

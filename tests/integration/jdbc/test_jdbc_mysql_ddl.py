@@ -49,8 +49,12 @@ def test_added_columns_keep_their_defaults_in_existing_rows(flavor, mysql_server
         cur.executemany(f"INSERT INTO {db}.items VALUES (%s, %s)",
                         [(i, i * 10) for i in range(1, ROWS + 1)])
     path = tmp_path / "pipeline.toml"
-    path.write_text(mysql_server.pipeline_toml("ddl-defaults", tmp_path / "state", db, 2,
-                                               startup_mode="initial") + SINK.format(url=target.url))
+    text = mysql_server.pipeline_toml("ddl-defaults", tmp_path / "state", db, 2,
+                                      startup_mode="initial")
+    # evolve: the DDL as it is (NOT NULL too); lenient, the default, makes added columns
+    # nullable (tests/integration/transform/test_transform_schema_modes.py)
+    text = text.replace("[checkpoint]", 'schema-change-behavior = "evolve"\n[checkpoint]', 1)
+    path.write_text(text + SINK.format(url=target.url))
     p = hub("run", str(path), "--no-progress")
     try:
         _wait(lambda: target.visible("items") == ROWS, "the snapshot in the target", p)

@@ -1,5 +1,6 @@
-"""``schema-change-behavior = "lenient"`` against real servers: MariaDB DDL (drop, rename,
-widen, truncate) on a table streamed into PostgreSQL loses nothing there."""
+"""Schema change behaviors against real servers: MariaDB DDL (add, drop, rename, truncate) on a
+table streamed into PostgreSQL.  ``lenient`` (the default) loses nothing there; ``evolve`` with
+the sink's ``exclude-schema-changes`` keeps what the excluded changes would have removed."""
 from __future__ import annotations
 
 import signal
@@ -32,9 +33,60 @@ def test_lenient_keeps_dropped_and_renamed_columns(mysql_server, postgres_server
     target = create_database("postgres", postgres_server, request.node.nodeid)
     state = tmp_path / "state"
     path = tmp_path / "p.toml"
+    # lenient is the default: the file does not name it
     text = mysql_server.pipeline_toml("t-lenient", state, src)
-    text = text.replace("[checkpoint]", 'schema-change-behavior = "lenient"\n[checkpoint]', 1)
     path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n')
+    p = hub("run", str(path), "--no-progress")
+    try:
+        deadline = time.monotonic() + 60
+        while not (target.visible("t") and latest_checkpoint(str(state)) > 1) \
+                and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.2)
+        _sql(mysql_server,
+             f"ALTER TABLE {src}.t ADD COLUMN q INT NOT NULL DEFAULT 7",
+             f"INSERT INTO {src}.t VALUES (5, 50, 'v', 8)",
+             f"ALTER TABLE {src}.t DROP COLUMN q",
+             f"ALTER TABLE {src}.t DROP COLUMN a",
+             f"INSERT INTO {src}.t VALUES (2, 'y')",
+             f"ALTER TABLE {src}.t CHANGE b c VARCHAR(10)",
+             f"INSERT INTO {src}.t VALUES (3, 'z')",
+             f"TRUNCATE TABLE {src}.t",
+             f"INSERT INTO {src}.t VALUES (4, 'w')")
+        # q: added with a default the row that existed reads (nullable: later rows lack it)
+        want = {(1, 10, "x", None, 7), (5, 50, "v", None, 8), (2, None, "y", None, None),
+                (3, None, None, "z", None), (4, None, None, "w", None)}
+        got: set = set()
+        while time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.3)
+            try:
+                got = set(target.query("SELECT id, a, b, c, q FROM t"))
+            except Exception:  # noqa: BLE001 - column c not there yet
+                continue
+            if got == want:
+                break
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    # nothing lost: the dropped column and the old name stay, the truncate did not reach it
+    assert got == want, err[-2000:]
+
+
+def test_evolve_with_excluded_drop_column_and_truncate(mysql_server, postgres_server, tmp_path,
+                                                       request):
+    """evolve passes the rename as a rename; the sink's exclude-schema-changes keeps the
+    dropped column (NULL in later rows) and the rows a truncate would have removed."""
+    src = new_database(mysql_server)
+    _sql(mysql_server, f"CREATE TABLE {src}.t (id INT PRIMARY KEY, a INT, b VARCHAR(10))",
+         f"INSERT INTO {src}.t VALUES (1, 10, 'x')")
+    target = create_database("postgres", postgres_server, request.node.nodeid)
+    state = tmp_path / "state"
+    path = tmp_path / "p.toml"
+    text = mysql_server.pipeline_toml("t-exclude", state, src)
+    text = text.replace("[checkpoint]", 'schema-change-behavior = "evolve"\n[checkpoint]', 1)
+    path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n'
+                    'exclude-schema-changes = ["drop.column", "truncate.table"]\n')
     p = hub("run", str(path), "--no-progress")
     try:
         deadline = time.monotonic() + 60
@@ -48,21 +100,22 @@ def test_lenient_keeps_dropped_and_renamed_columns(mysql_server, postgres_server
              f"INSERT INTO {src}.t VALUES (3, 'z')",
              f"TRUNCATE TABLE {src}.t",
              f"INSERT INTO {src}.t VALUES (4, 'w')")
-        want = {(1, 10, "x", None), (2, None, "y", None), (3, None, None, "z"),
-                (4, None, None, "w")}
+        want = {(1, 10, "x"), (2, None, "y"), (3, None, "z"), (4, None, "w")}
         got: set = set()
         while time.monotonic() < deadline and p.poll() is None:
             time.sleep(0.3)
             try:
-                got = set(target.query("SELECT id, a, b, c FROM t"))
+                got = set(target.query("SELECT id, a, c FROM t"))
             except Exception:  # noqa: BLE001 - column c not there yet
                 continue
             if got == want:
                 break
+        columns = {r[0] for r in target.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 't'")}
     finally:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
-    # nothing lost: the dropped column and the old name stay, the truncate did not reach it
     assert got == want, err[-2000:]
+    assert columns == {"id", "a", "c"}  # renamed (evolve), a kept (its drop excluded)

@@ -10,7 +10,9 @@ from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.sink import Committable, Committer, Sink, SinkWriter, WriterContext
+from runtime.transform.changes import TAGS, SchemaChangeFilter, expand
 from runtime.transform.operator import TransformingSink
+from runtime.transform.route import Router
 from runtime.types import T
 
 ID = Column("id", T("BIGINT"), False)
@@ -137,3 +139,100 @@ def test_try_evolve_goes_on_when_the_sink_refuses(caplog: Any) -> None:
     _, w, _ = writer("evolve", refuse=True)
     with pytest.raises(TerminalError):
         w.write_schema_change(SchemaChange("add_column", "db.t", v2, {"column": "b"}))
+
+
+# -- the sink's include-schema-changes / exclude-schema-changes ---------------------------------
+def filtered(behavior: str, include: tuple[str, ...] | None = None,
+             exclude: tuple[str, ...] | None = None):
+    inner = _Sink()
+    sink = TransformingSink(inner, [], [], behavior, SchemaChangeFilter(include, exclude))
+    return sink.create_writer(CTX, None), inner.seen
+
+
+def test_change_tags_expand_families_and_name_the_valid_ones() -> None:
+    assert expand(["drop"]) == {"drop.column", "drop.table"}
+    assert expand(["*"]) == set(TAGS.values())
+    with pytest.raises(ValueError, match="unknown schema change type 'drop.colum'; valid: "
+                                         "create.table, add.column"):
+        expand(["drop.colum"])
+    f = SchemaChangeFilter(include=("column",), exclude=("drop",))
+    assert f.applied("evolve") == {"add_column", "rename_column", "alter_column_type"}
+    assert SchemaChangeFilter().applied("lenient") == set(TAGS) - {"drop_table",
+                                                                   "truncate_table"}
+    assert SchemaChangeFilter(exclude=()).applied("lenient") == set(TAGS)
+
+
+def test_evolve_with_drop_column_and_truncate_excluded_keeps_the_column_and_rows() -> None:
+    w, seen = filtered("evolve", exclude=("drop.column", "truncate.table"))
+    feed(w)
+    assert seen == [
+        ("create_table", None, ("id", "a")),
+        ("rows", ("id", "a"), [(1, 10)]),
+        ("add_column", "b", ("id", "a", "b")),
+        ("rows", ("id", "a", "b"), [(2, 20, 200)]),
+        ("rows", ("id", "a", "b"), [(3, None, 300)]),  # the drop skipped: a stays, NULL
+        ("alter_column_type", "b", ("id", "a", "b")),
+        ("rows", ("id", "a", "b"), [(4, None, 2**40)]),
+        ("rename_column", None, ("id", "a", "c")),  # evolve: renamed on the sink's schema
+        ("rows", ("id", "a", "c"), [(5, None, 5)]),
+        # the truncate skipped
+    ]
+
+
+def test_evolve_passes_everything_when_nothing_is_excluded() -> None:
+    w, seen = filtered("evolve", exclude=())
+    feed(w)
+    assert [s[0] for s in seen][-1] == "truncate_table" and len(seen) == 11
+    assert isinstance(w.router, Router) and not w.router.active  # no work at all
+
+
+def test_a_column_the_sink_skips_adding_stays_out_of_its_rows() -> None:
+    w, seen = filtered("evolve", exclude=("add.column",))
+    v2 = TableSchema("db.t", (ID, A, Column("b", T("INT"))), ("id",))
+    w.write_schema_change(SchemaChange("create_table", "db.t", V1))
+    w.write_schema_change(SchemaChange("add_column", "db.t", v2, {"column": "b"}))
+    w.write(ChangeBatch(v2, "c", rows=[(2, 20, 200)]))
+    assert seen == [("create_table", None, ("id", "a")), ("rows", ("id", "a"), [(2, 20)])]
+
+
+def test_a_type_change_the_sink_skips_fails_on_a_value_that_does_not_fit() -> None:
+    w, seen = filtered("evolve", exclude=("alter.column.type",))
+    v2 = TableSchema("db.t", (ID, Column("a", T("BIGINT"))), ("id",))
+    w.write_schema_change(SchemaChange("create_table", "db.t", V1))
+    w.write_schema_change(SchemaChange("alter_column_type", "db.t", v2, {"column": "a"}))
+    w.write(ChangeBatch(v2, "c", rows=[(1, 7)]))
+    assert seen[-1] == ("rows", ("id", "a"), [(1, 7)])  # cast to the INT the sink keeps
+    with pytest.raises(TerminalError, match="db.t: column a: a value of type BIGINT does not "
+                                            "fit the type INT the sink's table db.t keeps"):
+        w.write(ChangeBatch(v2, "c", rows=[(2, 2**40)]))
+
+
+def test_lenient_with_an_exclude_list_passes_truncates() -> None:
+    """Setting exclude-schema-changes replaces lenient's default (drop/truncate table)."""
+    w, seen = filtered("lenient", exclude=("drop.table",))
+    feed(w)
+    assert seen[-1] == ("truncate_table", None, ("id", "a", "b", "c"))
+    w, seen = filtered("lenient", include=("create.table",))
+    feed(w)
+    assert [s for s in seen if s[0] != "rows"] == [("create_table", None, ("id", "a"))]
+    assert seen[-1] == ("rows", ("id", "a"), [(5, None)])
+
+
+def test_sink_schema_change_options_are_validated_in_one_place(tmp_path: Any) -> None:
+    from hub.config import load_pipeline
+    from hub.errors import ConfigErrors
+
+    path = tmp_path / "p.toml"
+    head = '[pipeline]\nname = "p"\n[source]\ntype = "datagen"\n[sink]\ntype = "blackhole"\n'
+    path.write_text(head + 'exclude-schema-changes = ["drop.colum"]\n')
+    with pytest.raises(ConfigErrors) as info:
+        load_pipeline(str(path))
+    assert str(info.value).splitlines()[0] == (
+        f"{path}:7: sink.exclude-schema-changes: unknown schema change type 'drop.colum'; "
+        "valid: create.table, add.column, drop.column, rename.column, alter.column.type, "
+        "truncate.table, drop.table, *, all, add, alter, create, drop, rename, truncate, "
+        "column, table")
+    path.write_text(head + 'include-schema-changes = ["column"]\n')
+    spec = load_pipeline(str(path))
+    assert spec.schema_change_behavior == "lenient"  # the default
+    assert spec.sink_schema_changes == SchemaChangeFilter(include=("column",))
