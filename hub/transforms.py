@@ -3,7 +3,7 @@ check (regexes, SQL expressions; against the source's table schemas where the so
 them without connecting anywhere, as datagen does).
 
 Flink CDC's names and meanings: ``source-table``, ``projection``, ``filter``, ``primary-keys``,
-``converter-after-transform``, ``description``; ``sink-table``, ``replace-symbol``.
+``partition-keys``, ``converter-after-transform``, ``description``; ``sink-table``, ``replace-symbol``.
 """
 from __future__ import annotations
 
@@ -57,7 +57,9 @@ class TransformOptions(ConnectorConfig):
     primary_keys: str | list[str] | None = Field(None, description=(
         "The result's primary key: column names, comma-separated (default: the table's)."))
     partition_keys: str | list[str] | None = Field(None, description=(
-        "Not supported yet: give the partitioning in the sink's options."))
+        "The result's partition keys: column names, comma-separated.  Sinks that partition "
+        "tables (delta, iceberg) partition a table they create by them when their own "
+        "partition-by is not set; other sinks ignore them (said once at start)."))
     converter_after_transform: Literal["SOFT_DELETE"] | None = Field(None, description=(
         "SOFT_DELETE: deletes become updates of the row, to be marked by the projection "
         "(e.g. __data_event_type__ = '-D' AS is_deleted)."))
@@ -72,16 +74,14 @@ class TransformOptions(ConnectorConfig):
 
     @field_validator("partition_keys")
     @classmethod
-    def _no_partition_keys(cls, v: Any) -> None:
-        if v is not None:
-            raise ValueError("partition-keys is not supported yet: set the partitioning in "
-                             "the [sink] options")
-        return None
+    def _check_partition_keys(cls, v: str | list[str] | None) -> list[str] | None:
+        return _names(v)
 
     def rule(self) -> TransformRule:
         return TransformRule(self.source_table, self.projection, self.filter,
                              tuple(self.primary_keys) if self.primary_keys else None,  # type: ignore[arg-type]
-                             self.converter_after_transform, self.description)
+                             self.converter_after_transform, self.description,
+                             tuple(self.partition_keys) if self.partition_keys else None)
 
 
 class RouteOptions(ConnectorConfig):

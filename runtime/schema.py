@@ -115,17 +115,24 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSchema:
-    """Ordered columns with logical types and a primary key (column names, maybe empty)."""
+    """Ordered columns with logical types, a primary key (column names, maybe empty) and
+    partition keys (Flink CDC's: the columns sinks that partition tables partition by, set by
+    a ``[[transform]]`` block's ``partition-keys``; other sinks ignore them)."""
 
     table: str
     columns: tuple[Column, ...]
     primary_key: tuple[str, ...] = ()
+    partition_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         missing = [k for k in self.primary_key if k not in names]
         if missing:
             raise ValueError(f"{self.table}: primary key column(s) {missing} not among columns {names}")
+        missing = [k for k in self.partition_keys if k not in names]
+        if missing:
+            raise ValueError(f"{self.table}: partition key column(s) {missing} not among "
+                             f"columns {names}")
 
     @cached_property
     def names(self) -> tuple[str, ...]:
@@ -153,13 +160,16 @@ class TableSchema:
         return replace(self, columns=columns, table=table or self.table)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "columns": [c.to_dict() for c in self.columns],
-                "primary_key": list(self.primary_key)}
+        d: dict[str, Any] = {"table": self.table, "columns": [c.to_dict() for c in self.columns],
+                             "primary_key": list(self.primary_key)}
+        if self.partition_keys:
+            d["partition_keys"] = list(self.partition_keys)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TableSchema:
         return cls(d["table"], tuple(Column.from_dict(c) for c in d["columns"]),
-                   tuple(d.get("primary_key", ())))
+                   tuple(d.get("primary_key", ())), tuple(d.get("partition_keys", ())))
 
 
 #: Kinds of :class:`SchemaChange`, the Flink CDC set.

@@ -26,7 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from runtime.batch import ChangeBatch
 from runtime.deadletter import DeadLetterQueue
@@ -70,6 +70,12 @@ class WriterContext:
     #: interface): where a writer waits for its notifications.
     notifications: Notifications = field(default_factory=Notifications, compare=False,
                                          repr=False)
+    #: Given by the sink subtask too: ``record_out(table, ops)`` counts rows the sink's own
+    #: writer received (``hub_records_out_total``).  The subtask calls it for each batch it
+    #: hands to a writer, unless the writer's ``counts_output`` says the writer calls it
+    #: itself (operators chained in front of the sink's writer, whose output differs).
+    record_out: Callable[[str, str], None] | None = field(default=None, compare=False,
+                                                          repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,10 @@ class CommitContext:
 
 class SinkWriter(ABC):
     """Writes the batches of one subtask.  Runs in that subtask's thread; may block."""
+
+    #: True: the writer counts the rows it passes on through ``WriterContext.record_out``
+    #: (the subtask then does not count what it hands to the writer)
+    counts_output: ClassVar[bool] = False
 
     @abstractmethod
     def write(self, batch: ChangeBatch) -> None:
@@ -262,6 +272,11 @@ class Committer(ABC):
 class Sink(ABC):
     """Factory for writers and the committer of one sink.  Created from the typed config of
     the connector; must not connect anywhere in its constructor."""
+
+    #: Whether the sink partitions the tables it creates by their
+    #: :attr:`~runtime.schema.TableSchema.partition_keys` (a transform's ``partition-keys``);
+    #: a sink that does not ignores them (Flink CDC's rule), and the hub says so at start.
+    partitions_tables: ClassVar[bool] = False
 
     def check(self) -> None:
         """Fail fast, before the pipeline starts, when the sink can't work (an unwritable

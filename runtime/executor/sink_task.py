@@ -14,6 +14,7 @@ stored notification) still can, and only then closes the writer.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import queue
 import threading
@@ -58,7 +59,9 @@ class SinkTask(threading.Thread):
     def run(self) -> None:
         writer = None
         try:
-            context = dataclasses.replace(self.context, notifications=_Notifications(self))
+            context = dataclasses.replace(
+                self.context, notifications=_Notifications(self),
+                record_out=functools.partial(self.metrics.record_out, self.context.subtask))
             writer = self.writer = self.sink.create_writer(context, self.state)
             self._loop(writer)
         except ChannelClosed:
@@ -78,7 +81,8 @@ class SinkTask(threading.Thread):
 
     def _loop(self, writer: Any) -> None:
         n = self.gate.num_inputs
-        record_out = self.metrics.record_out
+        # a writer with operators in front counts what its sink's writer receives itself
+        record_out = None if getattr(writer, "counts_output", False) else self.metrics.record_out
         input_wms: list[WatermarkValue] = [None] * n
         ended: set[int] = set()
         arrived: dict[int, set[int]] = {}
@@ -95,7 +99,8 @@ class SinkTask(threading.Thread):
             ch, el = got
             if type(el) is ChangeBatch:
                 writer.write(el)
-                record_out(subtask, el.schema.table, el.ops)
+                if record_out is not None:
+                    record_out(subtask, el.schema.table, el.ops)
             elif type(el) is Watermark:
                 input_wms[ch] = IDLE if el.idle else el.ts_ms
                 wm = merge_min(input_wms)

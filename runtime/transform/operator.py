@@ -12,6 +12,7 @@ the committer are the sink's own.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import logging
@@ -51,14 +52,21 @@ class TransformingSink(Sink, SupportsWriterStateRescale):
         return module.rsplit(".", 1)[0] if "." in module else module
 
     def check(self) -> None:
+        """The sink's own check; and, once at start, a log line when transforms set
+        partition keys this sink does not partition by (Flink CDC ignores them there too)."""
         self.inner.check()
+        keyed = [r.source_table for r in self.transforms if r.partition_keys]
+        if keyed and not self.inner.partitions_tables:
+            log.info("the %s sink does not partition tables: partition-keys of the transforms "
+                     "of %s ignored", self.operator_name.rsplit(".", 1)[-1], ", ".join(keyed))
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         inner_state, routes = _split(state)
         return TransformingWriter(self.inner.create_writer(context, inner_state),
                                   Transformer(self.transforms),
                                   Router(self.routes, routes, self.behavior,
-                                         self.schema_changes.applied(self.behavior)))
+                                         self.schema_changes.applied(self.behavior)),
+                                  context.record_out)
 
     def create_committer(self) -> Committer:
         return self.inner.create_committer()
@@ -91,12 +99,18 @@ def _join(inner: dict[str, Any] | None, routes: dict[str, Any]) -> dict[str, Any
 
 
 class TransformingWriter(SinkWriter):
-    """A sink writer behind the transform and route operators."""
+    """A sink writer behind the transform and route operators.  It counts (``record_out``,
+    ``hub_records_out_total``) the rows the sink's writer receives: after the filter, under
+    the routed table names, one call per batch."""
 
-    def __init__(self, inner: SinkWriter, transformer: Transformer, router: Router):
+    counts_output = True
+
+    def __init__(self, inner: SinkWriter, transformer: Transformer, router: Router,
+                 record_out: Callable[[str, str], None] | None = None):
         self.inner = inner
         self.transformer = transformer
         self.router = router
+        self.record_out = record_out
 
     def write(self, batch: ChangeBatch) -> None:
         out = self.transformer.apply(batch) if self.transformer.rules else batch
@@ -107,6 +121,8 @@ class TransformingWriter(SinkWriter):
             for change in changes:
                 self.inner.write_schema_change(change)
         self.inner.write(out)
+        if self.record_out is not None:
+            self.record_out(out.schema.table, out.ops)
 
     def write_schema_change(self, change: SchemaChange) -> None:
         out = self.transformer.apply_schema_change(change)

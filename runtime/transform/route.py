@@ -184,7 +184,7 @@ class Router:
         if cur is None:
             # a table that is its own target keeps its schema object: batches pass untouched
             merged = schema if schema.table == target else TableSchema(
-                target, schema.columns, schema.primary_key)
+                target, schema.columns, schema.primary_key, schema.partition_keys)
             self._targets[target] = _Target(merged, set(sources))
             return [SchemaChange("create_table", target, merged)] \
                 if "create_table" in self.applied else []
@@ -204,7 +204,6 @@ class Router:
         cols = list(cur.schema.columns)
         names = [c.name for c in cols]
         out: list[SchemaChange] = []
-        pk = cur.schema.primary_key
         for c in schema.columns:
             kind = None
             if c.name not in names:
@@ -230,10 +229,10 @@ class Router:
                     cols[i] = replace(old, type=t, nullable=nullable)
                     kind = "alter_column_type" if t != old.type else None
             if kind is not None:  # one change per column, each with the schema after it
-                out.append(SchemaChange(kind, target, TableSchema(target, tuple(cols), pk),
+                out.append(SchemaChange(kind, target, cur.schema.with_columns(tuple(cols)),
                                         {"column": c.name}))
         if out or cols != list(cur.schema.columns):
-            cur.schema = TableSchema(target, tuple(cols), pk)
+            cur.schema = cur.schema.with_columns(tuple(cols))
         return out
 
     def apply(self, batch: ChangeBatch) -> tuple[list[SchemaChange], ChangeBatch]:
@@ -274,7 +273,7 @@ class Router:
                 self._seen.pop(change.table, None)
             # the schema the sink's table has (kept here), not the source's
             kept = None if change.schema is None else t.schema if t is not None else \
-                TableSchema(target, change.schema.columns, change.schema.primary_key)
+                change.schema.with_columns(change.schema.columns, target)
             return [SchemaChange(change.kind, target, kept, change.details, change.ts_ms,
                                  change.position)]
         if change.schema is None:
@@ -339,7 +338,8 @@ def _evolved(kept: TableSchema, change: SchemaChange) -> TableSchema:
         cols[names.index(d["column"])] = src.column(d["column"])
     have = {c.name for c in cols}
     pk = src.primary_key if all(k in have for k in src.primary_key) else kept.primary_key
-    return TableSchema(kept.table, tuple(cols), pk)
+    parts = tuple(k for k in src.partition_keys if k in have)
+    return TableSchema(kept.table, tuple(cols), pk, parts)
 
 
 def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
@@ -362,7 +362,8 @@ def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
                 arrays.append(pc.cast(a, want))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise TerminalError(
-                    f"{batch.table}: column {c.name}: a value of type {batch.schema.column(c.name).type} "
+                    f"{batch.table}: column {c.name}: a value of type "
+                    f"{batch.schema.column(c.name).type} "
                     f"does not fit the type {c.type} the sink's table {merged.table} keeps "
                     f"({str(exc).splitlines()[0]})") from None
     out = pa.RecordBatch.from_arrays(arrays, schema=merged.arrow_schema)

@@ -44,6 +44,8 @@ class TransformRule:
     primary_keys: tuple[str, ...] | None = None
     converter: str | None = None
     description: str | None = None
+    #: the result's partition keys (Flink CDC's ``partition-keys``); None: the table's
+    partition_keys: tuple[str, ...] | None = None
 
     @cached_property
     def pattern(self) -> re.Pattern[str]:
@@ -81,7 +83,7 @@ class TransformRule:
     def to_dict(self) -> dict:
         return {"source_table": self.source_table, "projection": self.projection,
                 "filter": self.filter, "primary_keys": self.primary_keys,
-                "converter": self.converter}
+                "partition_keys": self.partition_keys, "converter": self.converter}
 
 
 @dataclass
@@ -124,11 +126,17 @@ class TablePlan:
                     "primary-keys")
             raise ExprError(f"the table's primary key column(s) {missing} are not in the "
                             f"projection; keep them or set primary-keys").at("projection")
+        parts = rule.partition_keys if rule.partition_keys is not None else tuple(
+            k for k in schema.partition_keys if k in names)
+        missing = [k for k in parts if k not in names]
+        if missing:
+            raise ExprError(f"column(s) {missing} are not in the projection").at(
+                "partition-keys")
         cols = tuple(it.column for it in self.items)  # type: ignore[misc]
         if key:  # key columns are NOT NULL, as in the source
             cols = tuple(Column(c.name, c.type, False, c.comment, c.default) if c.name in key
                          else c for c in cols)
-        self.output = TableSchema(schema.table, cols, tuple(key))
+        self.output = TableSchema(schema.table, cols, tuple(key), tuple(parts))
         # a filter on source columns alone runs first, and the projection only on what passes
         self._filter_first = self.filter is not None and not (self.filter.columns & set(computed))
         used = set().union(*(it.expr.columns for it in self.items if it.expr is not None))

@@ -48,6 +48,7 @@ from runtime.sink import CommitContext
 from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.evolution import Evolution, evolve
 from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
+from sinks.lake.partition import fields_for
 from sinks.delta.table import OP, DeltaLakeTable
 from sinks.delta.types import describe, to_delta
 from sinks.lake.changes import TableChanges
@@ -108,6 +109,9 @@ class DeltaCommitter(LakeCommitter):
         """Commit ``changes`` into their Delta table as one commit (see the module docs);
         a no-op when the table already holds checkpoint ``changes.checkpoint_id``."""
         cp, app = changes.checkpoint_id, self.app_id(context)
+        # partition-by, else the table's partition keys (a transform's partition-keys)
+        self._fields = fields_for(self.config.partition_fields, changes.schema)
+        self._partition_by = partition_columns(self._fields)
         target = self._table(changes.table)
         exists = target.load()
         if exists:

@@ -38,6 +38,7 @@ from sinks.iceberg.lineage import (APP_ID, CHECKPOINT_ID, TARGET_SIZE, app_ids,
                                    committed_checkpoint)
 from sinks.iceberg.maintenance import maintain_table
 from sinks.iceberg.tables import desired_columns, evolve, new_table_schema, partition_spec
+from sinks.lake.partition import fields_for
 from sinks.iceberg.types import convert_column, arrow_type, to_iceberg_arrow
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
@@ -71,7 +72,8 @@ class IcebergCommitter(LakeCommitter):
 
     def _create(self, ident: tuple[str, ...], changes: TableChanges) -> Any:
         schema = new_table_schema(changes.schema, changes.row_schema, keyed=changes.collapsed)
-        spec = partition_spec(self.config.partition_fields, schema, changes.table)
+        spec = partition_spec(fields_for(self.config.partition_fields, changes.schema), schema,
+                              changes.table)
         props = {"format-version": "2",
                  TARGET_SIZE: str(self.config.target_file_size),
                  **self.config.table_properties}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from runtime.schema import TableSchema
+
 TRANSFORMS = ("identity", "year", "month", "day", "hour", "bucket", "truncate")
 #: Transforms that take a width or count before the column.
 WITH_PARAM = ("bucket", "truncate")
@@ -63,6 +65,12 @@ def parse_partition_field(text: str) -> PartitionField:
         raise ValueError(f"partition-by: {text!r}: the {'count' if transform == 'bucket' else 'width'}"
                          f" must be positive")
     return PartitionField(transform, args[1], param)
+
+
+def fields_for(configured: list[PartitionField], schema: TableSchema) -> list[PartitionField]:
+    """The partition fields of ``schema``'s table: ``partition-by`` when it is set, else the
+    table's partition keys (a ``[[transform]]`` block's ``partition-keys``) as they are."""
+    return configured or [PartitionField("identity", k) for k in schema.partition_keys]
 
 
 def parse_partition_by(items: list[str]) -> list[PartitionField]:

@@ -16,6 +16,8 @@ class LakeSink(Sink):
 
     config_class: ClassVar[type[LakeSinkConfig]]
     committer_class: ClassVar[type[LakeCommitter]]
+    #: tables it creates are partitioned by partition-by, else by their partition keys
+    partitions_tables: ClassVar[bool] = True
 
     def __init__(self, config: LakeSinkConfig):
         self.config = config

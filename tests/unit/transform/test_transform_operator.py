@@ -93,6 +93,16 @@ def test_primary_key_override_and_a_dropped_key() -> None:
     assert exc.value.part == "primary-keys"
 
 
+def test_partition_keys_set_the_tables_partition_columns() -> None:
+    rule = TransformRule(".*", "*, UPPER(name) AS region", partition_keys=("region",))
+    out = run(rule, ChangeBatch(S, "c", rows=[(1, 1, "a")]))
+    assert out is not None and out.schema.partition_keys == ("region",)
+    assert TableSchema.from_dict(out.schema.to_dict()) == out.schema  # through checkpoints
+    with pytest.raises(ExprError, match="\\['qty'\\] are not in the projection") as exc:
+        TablePlan(TransformRule(".*", "id, name", partition_keys=("qty",)), S)
+    assert exc.value.part == "partition-keys"
+
+
 def test_errors_name_the_part_and_stop_the_pipeline_in_one_line() -> None:
     with pytest.raises(ExprError) as exc:
         TablePlan(TransformRule(".*", "id, qty", "name > 1"), S)
