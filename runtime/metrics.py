@@ -45,7 +45,8 @@ class PipelineMetrics:
     rows_out: list[defaultdict[str, int]] = field(default_factory=list)
     #: per source subtask: (table, op) -> rows emitted
     ops_in: list[defaultdict[tuple[str, str], int]] = field(default_factory=list)
-    #: per sink subtask: (table, op) -> rows handed to the writer
+    #: per sink subtask: (table, op) -> rows the sink's own writer received (after transforms,
+    #: under routed table names: ``WriterContext.record_out``)
     ops_out: list[defaultdict[tuple[str, str], int]] = field(default_factory=list)
     #: per source subtask: event time (ms) of the newest change of its last emitted batch
     last_event_ts_ms: list[int | None] = field(default_factory=list)
@@ -103,8 +104,9 @@ class PipelineMetrics:
         self.last_event_at[subtask] = time.time()
 
     def record_out(self, subtask: int, table: str, ops: str) -> None:
-        """Sink subtask ``subtask`` handed a batch of ``table`` to its writer (called by its
-        thread only)."""
+        """The sink's writer of subtask ``subtask`` received a batch of ``table`` (after the
+        operators chained before it; called by that subtask's thread only, once per
+        batch)."""
         self.rows_out[subtask][table] += len(ops)
         per_op = self.ops_out[subtask]
         for op, n in count_ops(ops):

@@ -72,7 +72,8 @@ def _collect_one(h: PipelineHandle, f: _Families, now: float) -> None:
                         ["pipeline", "table", "op"])
     for (table, op), n in m.ops_totals().items():
         rows_in.add_metric([p, table, op], n)
-    rows_out = f.counter("records_out", "Change events handed to the sink's writers",
+    rows_out = f.counter("records_out", "Change events the sink's writers received (after "
+                         "transforms and routes, under the sink's table names)",
                          ["pipeline", "table", "op"])
     for (table, op), n in m.ops_totals("out").items():
         rows_out.add_metric([p, table, op], n)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot import exp
 
-from runtime.batch import DELETE, UPDATE, ChangeBatch
+from runtime.batch import CREATE, DELETE, READ, UPDATE, ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.transform.expr import Env, Expr, ExprError, compile_expr, parse, parse_projection
 from runtime.transform.metadata import METADATA_COLUMNS, metadata_columns
@@ -141,6 +142,12 @@ class TablePlan:
         self._filter_first = self.filter is not None and not (self.filter.columns & set(computed))
         used = set().union(*(it.expr.columns for it in self.items if it.expr is not None))
         self._expr_inputs = [i for i, name in enumerate(schema.names) if name in used]
+        # compiled once per schema: the input columns the filter reads, and those the
+        # projection needs (passed through or read by expressions)
+        self._filter_inputs = [i for i, name in enumerate(schema.names)
+                               if self.filter is not None and name in self.filter.columns]
+        self._needed = sorted({it.source for it in self.items if it.source is not None}
+                              | set(self._expr_inputs))
 
     def _items(self, rule: TransformRule, schema: TableSchema, known: set[str],
                empty: dict) -> list[_Item]:
@@ -302,67 +309,113 @@ class TablePlan:
     def _apply_filter_first(self, batch: ChangeBatch) -> ChangeBatch | None:
         """:meth:`apply` for a batch without before images and a filter that reads no
         computed column: the filter first, then only the columns the result needs, of only
-        the rows that pass (the same result, less work)."""
+        the rows that pass, in one filter call (the same result, less work).  A batch of
+        inserts only (a snapshot chunk, an append stream) keeps the mask in Arrow."""
         n = len(batch)
         rb = batch.arrow()
-        ops = np.frombuffer(batch.ops.encode("ascii"), dtype=np.uint8)
-        keep = self._mask(self._env(rb, batch), {})
-        keep |= ops == ord(DELETE)  # as in apply: a delete always passes
-        out_ops = ops.copy()
-        gone = (ops == ord(UPDATE)) & ~keep
+        in_ops = batch.ops
+        names = self.input.names
+        env = Env(n, {names[i]: rb.column(i) for i in self._filter_inputs},
+                  metadata_columns(self.input.table, n, batch))
+        m = self.filter.evaluate(env)  # type: ignore[union-attr]
+        first = in_ops[:1]
+        if first in (READ, CREATE) and in_ops.count(first) == n:
+            if pa.types.is_null(m.type):
+                return None
+            mask = pc.fill_null(m, False) if m.null_count else m
+            kept = mask.true_count
+            if not kept:
+                return None
+            if kept == n:
+                return self._project_kept(batch, rb, None, n, in_ops, in_ops)
+            ops = first * kept
+            return self._project_kept(batch, rb, mask, kept, ops, ops)
+        # changes of several kinds: the per-kind rules on a numpy mask
+        ops_np = np.frombuffer(in_ops.encode("ascii"), dtype=np.uint8)
+        keep = (np.zeros(n, dtype=bool) if pa.types.is_null(m.type)
+                else pc.fill_null(m, False).to_numpy(zero_copy_only=False).copy())
+        keep |= ops_np == ord(DELETE)  # as in apply: a delete always passes
+        out_ops = ops_np.copy()
+        gone = (ops_np == ord(UPDATE)) & ~keep
         if gone.any():  # after image fails, before unknown: delete by key
             out_ops[gone] = ord(DELETE)
             keep |= gone
         if self.soft_delete:
             out_ops[out_ops == ord(DELETE)] = ord(UPDATE)
-        idx = np.nonzero(keep)[0]
+        idx = np.flatnonzero(keep)
         if not len(idx):
             return None
-        whole = len(idx) == n
-        sel = None if whole else pa.array(keep)
-        cols: dict[int, pa.Array] = {}
+        if len(idx) == n:
+            return self._project_kept(batch, rb, None, n, out_ops.tobytes().decode("ascii"),
+                                      in_ops)
+        return self._project_kept(batch, rb, pa.array(keep), len(idx),
+                                  out_ops[idx].tobytes().decode("ascii"),
+                                  ops_np[idx].tobytes().decode("ascii"), idx)
 
-        def col(i: int) -> pa.Array:
-            if i not in cols:
-                cols[i] = rb.column(i) if sel is None else rb.column(i).filter(sel)
-            return cols[i]
-        m = len(idx)
-        view = batch if whole else _Subset(batch, idx)
+    def _project_kept(self, batch: ChangeBatch, rb: pa.RecordBatch, mask: pa.Array | None,
+                      m: int, out_ops: str, in_ops: str, idx: np.ndarray | None = None
+                      ) -> ChangeBatch:
+        """The projection of the ``m`` rows ``mask`` keeps (None: all): the columns it needs
+        filtered in one call, passed-through columns as they are (no copy, no cast unless
+        the type differs), computed ones evaluated on the kept rows only."""
+        sub = rb.select(self._needed)
+        if mask is not None:
+            sub = sub.filter(mask)
+        cols = dict(zip(self._needed, sub.columns))
+        view = batch if mask is None else _Subset(batch, idx, mask)
         names = self.input.names
-        env = Env(m, {names[i]: col(i) for i in self._expr_inputs},
-                  metadata_columns(self.input.table, m, view,  # type: ignore[arg-type]
-                                   batch.ops if whole else ops[idx].tobytes().decode("ascii")))
+        env = Env(m, {names[i]: cols[i] for i in self._expr_inputs},
+                  metadata_columns(self.input.table, m, view, in_ops))  # type: ignore[arg-type]
         arrays = []
         for it in self.items:
-            a = col(it.source) if it.source is not None else it.expr.evaluate(env)  # type: ignore[union-attr]
+            a = cols[it.source] if it.source is not None else it.expr.evaluate(env)  # type: ignore[union-attr]
             want = it.arrow_type
             arrays.append(a if a.type == want else pc.cast(a, want))
         ts = batch._ts  # noqa: SLF001 - a constant stays a constant
-        if not whole and not isinstance(ts, int):
-            ts = batch.ts_ms_array().filter(sel)
+        positions, versions = batch.positions, batch.versions
+        if mask is not None:
+            if not isinstance(ts, int):
+                ts = batch.ts_ms_array().filter(mask)
+            if positions is not None:
+                positions = view.positions  # type: ignore[union-attr]
+            if versions is not None:
+                versions = np.asarray(versions)[view.idx]  # type: ignore[union-attr]
         return ChangeBatch(
-            self.output, out_ops[idx].tobytes().decode("ascii"),
+            self.output, out_ops,
             arrow=pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema),
-            ts_ms=ts,
-            positions=(batch.positions if whole else [batch.positions[i] for i in idx])
-            if batch.positions is not None else None,
-            versions=(batch.versions if whole else np.asarray(batch.versions)[idx])
-            if batch.versions is not None else None)
+            ts_ms=ts, positions=positions, versions=versions)
 
 
 class _Subset:
-    """The events ``idx`` of a batch, as far as metadata columns read them (on first use)."""
+    """The events ``idx`` (or those ``mask`` keeps) of a batch, as far as metadata columns
+    and the kept rows' positions read them (computed on first use)."""
 
-    def __init__(self, batch: ChangeBatch, idx: list[int] | np.ndarray):
-        self._batch, self._idx = batch, idx
+    def __init__(self, batch: ChangeBatch, idx: list[int] | np.ndarray | None,
+                 mask: pa.Array | None = None):
+        self._batch, self._idx, self._mask = batch, idx, mask
+
+    @property
+    def idx(self) -> list[int] | np.ndarray:
+        if self._idx is None:
+            assert self._mask is not None
+            self._idx = np.flatnonzero(self._mask.to_numpy(zero_copy_only=False))
+        return self._idx
 
     @property
     def positions(self) -> list | None:
         p = self._batch.positions
-        return None if p is None else [p[i] for i in self._idx]
+        if p is None:
+            return None
+        idx = self.idx
+        if not len(idx):
+            return []
+        got = itemgetter(*idx)(p)  # one C-level gather
+        return [got] if len(idx) == 1 else list(got)
 
     def ts_ms_array(self) -> pa.Array:
-        return self._batch.ts_ms_array().take(pa.array(self._idx))
+        if self._mask is not None:
+            return self._batch.ts_ms_array().filter(self._mask)
+        return self._batch.ts_ms_array().take(pa.array(self.idx))
 
 
 @dataclass

@@ -86,12 +86,19 @@ sink-table = "x"
     assert len(lines) == 5
 
 
-def test_partition_keys_are_refused_not_ignored(write: Any) -> None:
+def test_partition_keys_are_checked_against_the_projection(write: Any) -> None:
     path = write("""
 [[transform]]
-source-table = '.*'
-partition-keys = "id"
+source-table = 'datagen\\.orders'
+projection = "id, status"
+partition-keys = "amount"
 """)
     [line] = problems(path)
-    assert line.startswith(f"{path}:11: transform[0].partition-keys: partition-keys is not "
-                           "supported yet")
+    assert line == (f"{path}:12: transform[0].partition-keys: table datagen.orders: "
+                    "column(s) ['amount'] are not in the projection")
+    spec = load_pipeline(write("""
+[[transform]]
+source-table = 'datagen\\.orders'
+partition-keys = "status, customer_id"
+"""))
+    assert spec.transforms[0].partition_keys == ("status", "customer_id")
