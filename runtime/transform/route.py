@@ -217,6 +217,12 @@ class Router:
                 i = names.index(c.name)
                 old = cols[i]
                 t = widen(old.type, c.type)
+                if t is None and cur.sources == {target} and target in self._own:
+                    raise TerminalError(
+                        f"{target}: column {c.name} changed from {old.type} to {c.type}: no "
+                        f"type holds both, which schema-change-behavior = "
+                        f"\"{self.behavior}\" needs (it keeps the rows written before); "
+                        f"\"evolve\" changes the column's type as the source did")
                 if t is None:
                     raise TerminalError(
                         f"route to {target}: column {c.name} is {old.type} in the tables "

@@ -236,3 +236,13 @@ def test_sink_schema_change_options_are_validated_in_one_place(tmp_path: Any) ->
     spec = load_pipeline(str(path))
     assert spec.schema_change_behavior == "lenient"  # the default
     assert spec.sink_schema_changes == SchemaChangeFilter(include=("column",))
+
+
+def test_lenient_stops_on_a_type_change_no_type_holds_with_the_old_one() -> None:
+    _, w, _ = writer("lenient")
+    w.write_schema_change(SchemaChange("create_table", "db.t", V1))
+    v2 = TableSchema("db.t", (ID, Column("a", T("DATE"))), ("id",))
+    with pytest.raises(TerminalError, match="db.t: column a changed from INT to DATE: no type "
+                                            "holds both, which schema-change-behavior = "
+                                            "\"lenient\" needs"):
+        w.write_schema_change(SchemaChange("alter_column_type", "db.t", v2, {"column": "a"}))
