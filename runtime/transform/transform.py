@@ -229,7 +229,8 @@ class TablePlan:
 
     def apply(self, batch: ChangeBatch) -> ChangeBatch | None:
         """The batch transformed; None when no event is left."""
-        if self._filter_first and batch.before is None:
+        if self._filter_first and (batch.before is None or UPDATE not in batch.ops):
+            # before images matter for updates only (apply keeps none for other events)
             return self._apply_filter_first(batch)
         n = len(batch)
         rb = batch.arrow()
@@ -358,10 +359,25 @@ class TablePlan:
         """The projection of the ``m`` rows ``mask`` keeps (None: all): the columns it needs
         filtered in one call, passed-through columns as they are (no copy, no cast unless
         the type differs), computed ones evaluated on the kept rows only."""
-        sub = rb.select(self._needed)
-        if mask is not None:
-            sub = sub.filter(mask)
-        cols = dict(zip(self._needed, sub.columns))
+        ts = batch._ts  # noqa: SLF001 - a constant stays a constant
+        positions, versions = batch.positions, batch.versions
+        if mask is None:
+            cols = {i: rb.column(i) for i in self._needed}
+        else:
+            # the event times and versions ride along: one filter call for all of them
+            arrays = [rb.column(i) for i in self._needed]
+            extra = [] if isinstance(ts, int) else [batch.ts_ms_array()]
+            if isinstance(versions, np.ndarray) and versions.dtype == np.int64:
+                extra.append(pa.array(versions))
+            kept = pa.RecordBatch.from_arrays(
+                arrays + extra, names=[str(i) for i in range(len(arrays) + len(extra))]
+            ).filter(mask).columns
+            cols = dict(zip(self._needed, kept))
+            rest = kept[len(arrays):]
+            if not isinstance(ts, int):
+                ts, rest = rest[0], rest[1:]
+            if rest:
+                versions = rest[0].to_numpy()
         view = batch if mask is None else _Subset(batch, idx, mask)
         names = self.input.names
         env = Env(m, {names[i]: cols[i] for i in self._expr_inputs},
@@ -371,14 +387,10 @@ class TablePlan:
             a = cols[it.source] if it.source is not None else it.expr.evaluate(env)  # type: ignore[union-attr]
             want = it.arrow_type
             arrays.append(a if a.type == want else pc.cast(a, want))
-        ts = batch._ts  # noqa: SLF001 - a constant stays a constant
-        positions, versions = batch.positions, batch.versions
         if mask is not None:
-            if not isinstance(ts, int):
-                ts = batch.ts_ms_array().filter(mask)
             if positions is not None:
                 positions = view.positions  # type: ignore[union-attr]
-            if versions is not None:
+            if versions is batch.versions and versions is not None:  # not an int64 array
                 versions = np.asarray(versions)[view.idx]  # type: ignore[union-attr]
         return ChangeBatch(
             self.output, out_ops,
