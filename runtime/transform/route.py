@@ -292,6 +292,10 @@ class Router:
                                                                    "add_column"):
             log.info("%s of %s not passed on (%s)", change.kind, change.table,
                      _skipped_note(self, change.kind).lstrip("; "))
+        elif change.kind in ("drop_column", "rename_column"):
+            log.info("%s of %s %s: the old column stays in %s, NULL in later rows "
+                     "(schema-change-behavior = %s)", change.kind, change.table,
+                     change.details, target, self.behavior)
         self._seen[change.table] = change.schema
         return self._merge(target, change.schema, [change.table])
 
