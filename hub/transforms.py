@@ -3,7 +3,8 @@ check (regexes, SQL expressions; against the source's table schemas where the so
 them without connecting anywhere, as datagen does).
 
 Flink CDC's names and meanings: ``source-table``, ``projection``, ``filter``, ``primary-keys``,
-``partition-keys``, ``converter-after-transform``, ``description``; ``sink-table``, ``replace-symbol``.
+``partition-keys``, ``converter-after-transform``, ``description``; ``sink-table``,
+``replace-symbol``.
 """
 from __future__ import annotations
 

@@ -384,7 +384,8 @@ class TablePlan:
                   metadata_columns(self.input.table, m, view, in_ops))  # type: ignore[arg-type]
         arrays = []
         for it in self.items:
-            a = cols[it.source] if it.source is not None else it.expr.evaluate(env)  # type: ignore[union-attr]
+            a = (cols[it.source] if it.source is not None
+                 else it.expr.evaluate(env))  # type: ignore[union-attr]
             want = it.arrow_type
             arrays.append(a if a.type == want else pc.cast(a, want))
         if mask is not None:
