@@ -13,7 +13,7 @@ the committer are the sink's own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import logging
 
@@ -24,7 +24,9 @@ from runtime.schema import SchemaChange
 from runtime.sink import Committable, Committer, Sink, SinkWriter, WriterContext
 from runtime.transform.changes import SchemaChangeFilter
 from runtime.transform.route import RouteRule, Router
-from runtime.transform.transform import TransformRule, Transformer
+
+if TYPE_CHECKING:  # the transform operator (and sqlglot) load only when there are transforms
+    from runtime.transform.transform import TransformRule, Transformer
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,13 @@ class TransformingSink(Sink, SupportsWriterStateRescale):
 
     def create_writer(self, context: WriterContext, state: dict[str, Any] | None) -> SinkWriter:
         inner_state, routes = _split(state)
+        transformer = None
+        if self.transforms:
+            from runtime.transform.transform import Transformer  # noqa: PLC0415
+
+            transformer = Transformer(self.transforms)
         return TransformingWriter(self.inner.create_writer(context, inner_state),
-                                  Transformer(self.transforms),
+                                  transformer,
                                   Router(self.routes, routes, self.behavior,
                                          self.schema_changes.applied(self.behavior)),
                                   context.record_out)
@@ -105,7 +112,7 @@ class TransformingWriter(SinkWriter):
 
     counts_output = True
 
-    def __init__(self, inner: SinkWriter, transformer: Transformer, router: Router,
+    def __init__(self, inner: SinkWriter, transformer: Transformer | None, router: Router,
                  record_out: Callable[[str, str], None] | None = None):
         self.inner = inner
         self.transformer = transformer
@@ -113,7 +120,7 @@ class TransformingWriter(SinkWriter):
         self.record_out = record_out
 
     def write(self, batch: ChangeBatch) -> None:
-        out = self.transformer.apply(batch) if self.transformer.rules else batch
+        out = self.transformer.apply(batch) if self.transformer is not None else batch
         if out is None or not len(out):
             return
         if self.router.active:
@@ -125,7 +132,8 @@ class TransformingWriter(SinkWriter):
             self.record_out(out.schema.table, out.ops)
 
     def write_schema_change(self, change: SchemaChange) -> None:
-        out = self.transformer.apply_schema_change(change)
+        out = (self.transformer.apply_schema_change(change) if self.transformer is not None
+               else change)
         if out is None:
             return
         for c in self.router.apply_schema_change(out) if self.router.active else [out]:
