@@ -139,7 +139,7 @@ class JsonDecoder(EnvelopeDecoder):
             op = t.column("op").combine_chunks().fill_null("c")
             if not pc.all(pc.is_in(op, value_set=_OPS)).as_py():
                 return None
-            ops = "".join(op.to_pylist()) if op.null_count < n else ops
+            ops = ChangeBatch.ops_from_array(op) if op.null_count < n else ops
         ts: Any
         if "ts_ms" in meta:
             col = t.column("ts_ms").combine_chunks()
