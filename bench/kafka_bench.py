@@ -12,7 +12,9 @@ trades throughput for a fast start).  Measured, messages/s:
   loop over the very records the pipeline wrote (key, value, timestamp);
 * consume: a bare ``Consumer.consume(num_messages=...)`` loop (no decoding), then
   ``kafka -> blackhole`` (decoding the JSON into change batches, with the json format's fast
-  path reader: polars when installed, then again with its fallback, pyarrow.json), and the
+  path reader: polars when installed, then again with its fallback, pyarrow.json; the table
+  here has a DECIMAL column, which pyarrow.json reads in both: polars would read its JSON
+  numbers through a double), and the
   readers alone on the consumed values (decode only); for information, the bare loop taking
   each record's ``value()`` (the plain loop touches only ``error()``), and the bare loop with
   a ``json.loads`` of each value, as a hand-written loop that decodes would do (their ratios

@@ -53,16 +53,20 @@ def _polars() -> Any:
     return _POLARS["pl"]
 
 
-def read_columns(data: bytes, fields: list[pa.Field], documents: bool = False) -> pa.Table:
+def read_columns(data: bytes, fields: list[pa.Field], exact: bool = False) -> pa.Table:
     """Newline-separated JSON objects as columns of ``fields`` (integers, floats, booleans
     and strings parsed; decimals and timestamps too by pyarrow, left as their text by
     polars, for :func:`~formats.codec.text.decode_text`).  polars' NDJSON reader (Rust, about
     twice as fast as ``pyarrow.json`` here: ``bench/kafka_bench.py``) when it is installed,
     else ``pyarrow.json``.  Raises ValueError (or ArrowInvalid) when a value does not fit its
     field: the caller then decodes message by message and isolates the bad one.
-    ``documents``: a string field may meet a JSON document, which has to fail here (polars
-    would print it as text of its own, pyarrow refuses it): pyarrow reads."""
-    pl = None if documents else _polars()
+    ``exact``: a value must come out as its JSON text says or fail here, which polars does
+    not do for two kinds of columns, so pyarrow reads: a JSON document met in a string field
+    (polars prints it as text of its own, pyarrow refuses it), and a JSON number in a decimal
+    field (polars reads it through a double: 123456789012345678.91 came out as
+    123456789012345680.00, and 0.1000000000000000055511 as 0.10 in a DECIMAL(12,2) that the
+    general path refuses it for; pyarrow reads its digits)."""
+    pl = None if exact else _polars()
     if pl is not None:
         kinds = {pa.int8(): pl.Int8, pa.int16(): pl.Int16, pa.int32(): pl.Int32,
                  pa.int64(): pl.Int64, pa.float32(): pl.Float32, pa.float64(): pl.Float64,
@@ -121,8 +125,8 @@ class JsonDecoder(EnvelopeDecoder):
         except TypeError:  # a tombstone (None) among them: no scan of its own for it
             return None
         try:
-            t = read_columns(data, fields,
-                             documents=any(c.type.kind == "JSON" for c in schema.columns))
+            t = read_columns(data, fields, exact=any(c.type.kind in ("JSON", "DECIMAL")
+                                                     for c in schema.columns))
             if t.num_rows != n:
                 return None
             cols = []
