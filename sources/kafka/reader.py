@@ -159,9 +159,11 @@ class KafkaReader(SourceReader):
         runs = [run for _, run in items]
         if len(runs) == 1:
             values, timestamps = runs[0].values, runs[0].timestamps
-        else:
-            values = [v for r in runs for v in r.values]
-            timestamps = [t for r in runs for t in r.timestamps]
+        else:  # list concatenation: no Python step per record
+            values, timestamps = [], []
+            for r in runs:
+                values += r.values
+                timestamps += r.timestamps
         keys = KeysOf(runs)
         decoded = decoder.decode(keys, values, timestamps, topic)
         starts = np.cumsum([0] + [len(r) for r in runs])
