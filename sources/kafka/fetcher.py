@@ -39,27 +39,17 @@ _METADATA_WAIT_S = 2.0
 
 @dataclass(slots=True)
 class Run:
-    """Records of one partition in offset order, the fields the reader decodes as lists.
-    ``keys`` are taken out of the records when first asked for (most value formats never
-    read them: a call per record saved)."""
+    """Records of one partition in offset order, the fields the reader decodes as lists."""
 
     topic: str
     partition: int
     offsets: np.ndarray  # int64, increasing
+    keys: list[bytes | None]
     values: list[bytes | None]
     timestamps: list[int]  # epoch ms
-    messages: Sequence[Any]  # the client's records, for the keys
-    _keys: list[bytes | None] | None = None
 
     def __len__(self) -> int:
         return len(self.offsets)
-
-    @property
-    def keys(self) -> list[bytes | None]:
-        if self._keys is None:
-            m = self.messages
-            self._keys = list(map(type(m[0]).key, m)) if len(m) else []
-        return self._keys
 
     def before(self, stop: int | None) -> Run:
         """The records with an offset below ``stop`` (None: all of them)."""
@@ -67,28 +57,8 @@ class Run:
         if stop is None or not len(o) or o[-1] < stop:
             return self
         k = int(np.searchsorted(o, stop))
-        return Run(self.topic, self.partition, o[:k], self.values[:k], self.timestamps[:k],
-                   self.messages[:k], None if self._keys is None else self._keys[:k])
-
-
-class KeysOf(Sequence):
-    """The keys of runs, one after the other, as a sequence that takes them out of the
-    records only when a decoder reads one."""
-
-    __slots__ = ("runs", "_all")
-
-    def __init__(self, runs: Sequence[Run]):
-        self.runs = runs
-        self._all: list[bytes | None] | None = None
-
-    def __len__(self) -> int:
-        return sum(len(r) for r in self.runs)
-
-    def __getitem__(self, i: Any) -> Any:
-        if self._all is None:
-            self._all = [k for r in self.runs for k in r.keys] if len(self.runs) > 1 \
-                else self.runs[0].keys
-        return self._all[i]
+        return Run(self.topic, self.partition, o[:k], self.keys[:k], self.values[:k],
+                   self.timestamps[:k])
 
 
 @dataclass(slots=True)
@@ -313,8 +283,11 @@ def runs_of(msgs: list[Any], servers: str = "the brokers", topic: str | None = N
             for a, b in zip([0] + cuts, cuts + [len(msgs)]):
                 by_p.setdefault(int(parts[a]), []).extend(msgs[a:b])
             groups = [((one, p), g) for p, g in by_p.items()]
-    return [Run(t, p, _offsets(g, message), list(map(message.value, g)),
-                list(map(_SECOND, map(message.timestamp, g))), g)
+    # every field out of the records here: the records themselves are freed before the
+    # collector is back (see _collector_paused); a run keeping them would have it trace
+    # thousands of them at every collection until the run is emitted
+    return [Run(t, p, _offsets(g, message), list(map(message.key, g)),
+                list(map(message.value, g)), list(map(_SECOND, map(message.timestamp, g))))
             for (t, p), g in groups]
 
 

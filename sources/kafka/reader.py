@@ -13,8 +13,7 @@ from runtime.errors import BadRecordError
 from runtime.schema import SchemaChange
 from runtime.source import InputStatus, ReaderContext, ReaderOutput, SourceReader
 from sources.kafka.config import KafkaSourceConfig
-from sources.kafka.fetcher import (ClientErrorLog, Fetched, KafkaFetcher, KeysOf, Positions,
-                                   Run)
+from sources.kafka.fetcher import ClientErrorLog, Fetched, KafkaFetcher, Positions, Run
 from sources.kafka.split import KafkaPartitionSplit
 
 log = logging.getLogger(__name__)
@@ -158,13 +157,13 @@ class KafkaReader(SourceReader):
             decoder = self.decoders[topic] = self.config.message_format.decoder()
         runs = [run for _, run in items]
         if len(runs) == 1:
-            values, timestamps = runs[0].values, runs[0].timestamps
+            keys, values, timestamps = runs[0].keys, runs[0].values, runs[0].timestamps
         else:  # list concatenation: no Python step per record
-            values, timestamps = [], []
+            keys, values, timestamps = [], [], []
             for r in runs:
+                keys += r.keys
                 values += r.values
                 timestamps += r.timestamps
-        keys = KeysOf(runs)
         decoded = decoder.decode(keys, values, timestamps, topic)
         starts = np.cumsum([0] + [len(r) for r in runs])
         for (split, run), part in zip(items, split_decoded(decoded, starts)):

@@ -86,14 +86,3 @@ def test_one_topic_named_gives_the_runs_of_the_topic_asked_for_each_record():
     take = [msg("t", 0, 0), msg("t", 1, 4), msg("t", 0, 1), msg("t", 0, 3), msg("t", 1, 5)]
     assert [fields(r) for r in runs_of(take, topic="t")] == [fields(r) for r in runs_of(take)]
     assert [r.offsets.tolist() for r in runs_of(take, topic="t")] == [[0, 1, 3], [4, 5]]
-
-
-def test_keys_are_taken_out_of_the_records_only_when_read():
-    from sources.kafka.fetcher import KeysOf
-
-    a, b = runs_of([msg("t", 0, 0), msg("t", 1, 7), msg("t", 0, 1)], topic="t")
-    assert a._keys is None and b._keys is None  # nothing asked yet
-    keys = KeysOf([a, b])
-    assert len(keys) == 3 and a._keys is None
-    assert keys[2] == b"k7" and list(keys) == [b"k0", b"k1", b"k7"]
-    assert a.before(1).keys == [b"k0"]
