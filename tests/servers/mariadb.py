@@ -70,8 +70,17 @@ class ThrowawayMariaDB:
 
     def start(self) -> MySqlServer:
         install = find_binary("mariadb-install-db", "mysql_install_db")
-        subprocess.run([install, f"--datadir={self.data}", "--user=root", "--auth-root-authentication-method=normal",
-                        "--skip-test-db", "--no-defaults"], check=True, capture_output=True)
+        # the bootstrap's temporary tables in our own folder too: bootstraps running at once
+        # (pytest-xdist workers) collide on their names in /tmp and fail
+        tmpdir = os.path.join(self.dir, "tmp")
+        os.makedirs(tmpdir, exist_ok=True)
+        done = subprocess.run([install, f"--datadir={self.data}", "--user=root",
+                               "--auth-root-authentication-method=normal", "--skip-test-db",
+                               "--no-defaults", f"--tmpdir={tmpdir}"],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{install} failed ({done.returncode}): "
+                               f"{(done.stdout + done.stderr)[-2000:]}")
         self._launch()
         import pymysql
 
