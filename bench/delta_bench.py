@@ -4,9 +4,10 @@
                                 [--rounds 3] [--parallelism 1,2] [--skip 2,2b,3]
 
 1. snapshot: ``hub run`` MySQL (startup-mode initial-only) -> delta, parallelism 1 and 2,
-   against the bare paths -- connectorx (when installed) and PyMySQL (the hub's own driver)
-   -> pyarrow -> ``write_deltalake``, no CDC -- each in a process of its own, alternating in
-   each round; best of ``--rounds``: rows/s, peak RSS and the ratio to each bare path.
+   against the bare paths -- connectorx and mysqlclient (each when installed) and PyMySQL
+   (the hub's own driver) -> pyarrow -> ``write_deltalake``, no CDC -- each in a process of
+   its own, alternating in each round; best of ``--rounds``: rows/s, peak RSS and the ratio
+   to each bare path.
 2. change stream: a pipeline (checkpoints every 10 s) holds the table's 1,000,000 rows in
    Delta; it is stopped, the table gets ``--changes`` changes (70% inserts, 20% updates, 10%
    deletes, as bulk statements), and the pipeline is started again: changes/s until the
@@ -20,13 +21,15 @@
    checkpoint).
 
 Uses a throwaway MariaDB (Debian package) unless HUB_TEST_MYSQL names a server.  The
-connectorx bare path runs when it is installed (``pip install connectorx``); the hub reads
+connectorx and mysqlclient bare paths run when they are installed (``pip install connectorx
+mysqlclient``); the hub reads
 MySQL with PyMySQL, so the source alone (``hub run (blackhole)``) bounds its ratio to
 connectorx, a Rust reader.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -85,8 +88,9 @@ def delta_rows(uri: str) -> int:
 # -- 1. snapshot ----------------------------------------------------------------------------
 def bare_snapshot(url: str, uri: str, p: int, client: str) -> None:
     """In its own process (``--bare``): the table into Delta, no CDC, with ``client``:
-    connectorx (one Arrow table, ``p`` partitions) or PyMySQL (the hub's own driver: a
-    streaming cursor, appends of 100,000 rows)."""
+    connectorx (one Arrow table, ``p`` partitions), mysqlclient (a streaming cursor, Arrow
+    batches of 100,000 rows streamed into one ``write_deltalake``) or PyMySQL (the hub's own
+    driver: a streaming cursor, appends of 100,000 rows)."""
     import pyarrow as pa
     from deltalake import write_deltalake
 
@@ -99,36 +103,78 @@ def bare_snapshot(url: str, uri: str, p: int, client: str) -> None:
                                     **kw)
         write_deltalake(uri, table, mode="append")
         n = table.num_rows
-    else:
-        import pymysql
-        import pymysql.cursors
-        from urllib.parse import urlparse
-
-        u = urlparse(url)
-        conn = pymysql.connect(host=u.hostname, port=u.port, user=u.username,
-                               password=u.password, cursorclass=pymysql.cursors.SSCursor)
+    elif client == "mysqlclient":
         n = 0
-        with conn.cursor() as cur:
-            cur.execute("SELECT * FROM bench.orders")
+        with sscursor(url, client) as cur:
+            names = [d[0] for d in cur.description]
+            first = cur.fetchmany(100_000)
+            schema = pa.table(dict(zip(names, map(list, zip(*first))))).schema
+
+            def batches():
+                nonlocal n
+                rows = first
+                while rows:
+                    n += len(rows)
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array(c, type=f.type) for c, f in zip(zip(*rows), schema)],
+                        schema=schema)
+                    rows = cur.fetchmany(100_000)
+
+            write_deltalake(uri, pa.RecordBatchReader.from_batches(schema, batches()),
+                            mode="append")
+    else:
+        n = 0
+        with sscursor(url, client) as cur:
             names = [d[0] for d in cur.description]
             while rows := cur.fetchmany(100_000):
                 cols = list(zip(*rows))
                 write_deltalake(uri, pa.table(dict(zip(names, map(list, cols)))),
                                 mode="append")
                 n += len(rows)
-        conn.close()
     secs = time.monotonic() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": n, "secs": secs, "rss": rss, "via": client}))
 
 
-def bare_clients() -> list[str]:
-    """The bare paths to run: connectorx when it is installed, and PyMySQL."""
+@contextlib.contextmanager
+def sscursor(url: str, client: str):
+    """A streaming (unbuffered) cursor of ``client`` (mysqlclient or PyMySQL) that has run
+    ``SELECT * FROM bench.orders``."""
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    if client == "mysqlclient":
+        import MySQLdb
+        import MySQLdb.cursors
+
+        conn = MySQLdb.connect(host=u.hostname, port=u.port, user=u.username,
+                               password=u.password)
+        cur = conn.cursor(MySQLdb.cursors.SSCursor)
+    else:
+        import pymysql
+        import pymysql.cursors
+
+        conn = pymysql.connect(host=u.hostname, port=u.port, user=u.username,
+                               password=u.password, cursorclass=pymysql.cursors.SSCursor)
+        cur = conn.cursor()
     try:
-        import connectorx  # noqa: F401
-        return ["connectorx", "pymysql"]
-    except ModuleNotFoundError:
-        return ["pymysql"]
+        cur.execute("SELECT * FROM bench.orders")
+        yield cur
+    finally:
+        cur.close()
+        conn.close()
+
+
+#: The bare paths' readers, each run when its module is installed (PyMySQL always is).
+CLIENTS = (("connectorx", "connectorx"), ("mysqlclient", "MySQLdb"), ("pymysql", "pymysql"))
+SHORT = {"connectorx": "cx", "mysqlclient": "mc", "pymysql": "py"}
+
+
+def bare_clients() -> list[str]:
+    """The bare paths to run: connectorx and mysqlclient when installed, and PyMySQL."""
+    import importlib.util
+
+    return [c for c, module in CLIENTS if importlib.util.find_spec(module) is not None]
 
 
 def run_bare(server, work: str, p: int, client: str) -> dict:
@@ -141,7 +187,8 @@ def run_bare(server, work: str, p: int, client: str) -> dict:
 def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int]) -> None:
     """Each round runs, per parallelism, the bare paths and the hub (checkpoints every 10 s
     and 2 s) one after the other; the table shows the best of ``rounds`` of each and its
-    ratio to the best of each bare path (``vs cx``: connectorx, ``vs py``: PyMySQL)."""
+    ratio to the best of each bare path (``vs cx``: connectorx, ``vs mc``: mysqlclient,
+    ``vs py``: PyMySQL)."""
     print(f"\n1. snapshot of {rows:,} rows into Delta (hub: checkpoints every 10 s, i.e. one "
           f"commit at the end, and every 2 s); best of {rounds}, peak RSS the highest")
     best: dict[tuple[str, int], tuple[float, float]] = {}  # (path, p) -> (secs, peak RSS)
@@ -155,6 +202,8 @@ def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int]) 
     for r in range(rounds):
         for p in parallelism:
             for client in bare_clients():
+                if client != "connectorx" and p != parallelism[0]:
+                    continue  # one connection whatever p: its figure of the first p stands
                 bare = run_bare(server, f"{work}/bare-{p}-{r}", p, client)
                 note(f"bare ({client})", p, bare["secs"], bare["rss"])
             for interval in ("10s", "2s"):
@@ -173,12 +222,14 @@ def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int]) 
                     f.write(text[:text.index("[sink]")] + '[sink]\ntype = "blackhole"\n')
                 h = run_hub(f"{d}/pipeline.toml")
                 note("hub run (blackhole)", p, h.run_s, h.peak_rss_mb)
+    clients = bare_clients()
     print(f"{'path':<26} {'p':>2} {'rows/s':>10} {'s':>7} {'peak RSS MB':>12} "
-          f"{'vs cx':>6} {'vs py':>6}")
+          + " ".join(f"{'vs ' + SHORT[c]:>6}" for c in clients))
     for (path, p), (secs, rss) in sorted(best.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         ratios = ""
-        for client in ("connectorx", "pymysql"):
-            b = best.get((f"bare ({client})", p))
+        for client in clients:
+            b = best.get((f"bare ({client})", p)) or best.get((f"bare ({client})",
+                                                              parallelism[0]))
             ratios += f" {b[0] / secs:>5.2f}x" if b and not path.startswith("bare") else "       "
         print(f"{path:<26} {p:>2} {rows / secs:>10,.0f} {secs:>7.2f} {rss:>12.0f}{ratios}")
 

@@ -288,15 +288,17 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
     assert 0 < peak[0] - base < 5 << 20
 
 
-@pytest.mark.parametrize("ops, reads", [("r", 2), ("u", 1)])
-def test_a_table_to_merge_is_read_once_a_large_snapshot_twice(tmp_path, monkeypatch, ops, reads):
-    """Past KEEP_BYTES the batches of inserts are let go (a snapshot streams: read by the
-    scan, then again by the format); a table with updates keeps them (its MERGE holds them
-    whole anyway): one read."""
+@pytest.mark.parametrize("ops, kept, reads", [("r", 1 << 20, 1), ("u", 1 << 20, 1),
+                                             ("r", 1 << 10, 2), ("u", 1 << 10, 2)])
+def test_a_small_checkpoint_is_read_once_a_large_one_streams(tmp_path, monkeypatch, ops, kept,
+                                                             reads):
+    """Up to KEEP_BYTES the scan keeps the batches (one read of the segments); past it
+    every table's batches are let go, inserts and changes to merge alike (the format
+    streams them from the segments, a MERGE too): a second read, memory about a batch."""
     import sinks.lake.changes as lake_changes
     import sinks.lake.committer as lake_committer
 
-    monkeypatch.setattr(lake_changes, "KEEP_BYTES", 1 << 10)
+    monkeypatch.setattr(lake_changes, "KEEP_BYTES", kept)
     original, calls = lake_committer.segments_source, []
 
     def counted(segments):
