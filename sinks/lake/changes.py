@@ -22,7 +22,7 @@ Arrow columns throughout, no per-row Python.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -227,12 +227,26 @@ class TableChanges:
                 f"write-mode = \"upsert\" for a table with a primary key, or rename the column")
 
 
-def segments_source(segments: list[str]) -> BatchSource:
+def segments_source(segments: list[str],
+                    columns: Callable[[TableSchema], Sequence[str]] | None = None
+                    ) -> BatchSource:
     """The batches of write-ahead-log ``segments``, streamed (one record batch at a time)
-    each time it is called."""
+    each time it is called; with ``columns``, holding only the row columns it names of each
+    batch's schema (see :meth:`~runtime.wal.WriteAheadLog.iter_segment`)."""
     from runtime.wal import WriteAheadLog
 
-    return lambda: (b for path in segments for b in WriteAheadLog.iter_segment(path))
+    return lambda: (b for path in segments for b in WriteAheadLog.iter_segment(path, columns))
+
+
+def key_columns(schema: TableSchema) -> tuple[str, ...]:
+    """What :func:`scan` needs of a batch's row columns in upsert mode: its primary key
+    (for ``columns`` of :func:`segments_source`)."""
+    return tuple(schema.primary_key)
+
+
+def no_columns(schema: TableSchema) -> tuple[str, ...]:
+    """What :func:`scan` needs of a batch's row columns in append mode: none."""
+    return ()
 
 
 @dataclass
@@ -249,17 +263,20 @@ class _Seen:
     kept_bytes: int = 0
 
 
-def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
-         sink: str) -> list[TableChanges]:
+def scan(source: BatchSource, checkpoint_id: int, upsert: bool, sink: str,
+         light: BatchSource | None = None) -> list[TableChanges]:
     """One :class:`TableChanges` per table of ``source``'s batches (in order of first
     appearance), collapsed by key where ``upsert`` and the table has a primary key: one read
     of ``source``, keeping ops, versions and (upsert) key columns only.  ``sink`` names the
     sink in errors.  Batches without versions get them from a :class:`VersionClock` (in the
-    order given); :meth:`TableChanges.pieces` reads ``source`` again."""
+    order given); :meth:`TableChanges.pieces` reads ``source`` again.  ``light``: the same
+    batches with only the row columns the scan needs (see :func:`key_columns`), read
+    instead of ``source`` (none are kept then: the rows are read from ``source`` once, by
+    the format)."""
     clock = VersionClock()
     seen: dict[str, _Seen] = {}
     kept = 0  # bytes of the batches kept, all tables
-    for b in source():
+    for b in (light or source)():
         if not len(b):
             continue
         b = clock.stamp(b)
@@ -270,7 +287,9 @@ def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
         s.codes.append(np.frombuffer(b.ops.encode("ascii"), dtype=np.uint8))
         s.seq.append(np.array(b.versions, dtype=np.int64))
         s.rows += len(b)
-        if s.kept is not None:
+        if light is not None:
+            s.kept = None
+        elif s.kept is not None:
             s.kept.append(b)
             s.kept_bytes += b.arrow().nbytes
             kept += b.arrow().nbytes

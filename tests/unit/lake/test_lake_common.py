@@ -252,8 +252,8 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
 
     original = lake_committer.segments_source
 
-    def measured(segments):  # the committer's source, watched after each batch
-        source = original(segments)
+    def measured(segments, columns=None):  # the committer's sources, watched per batch
+        source = original(segments, columns)
 
         def batches():
             for b in source():
@@ -288,25 +288,25 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
     assert 0 < peak[0] - base < 5 << 20
 
 
-@pytest.mark.parametrize("ops, kept, reads", [("r", 1 << 20, 1), ("u", 1 << 20, 1),
-                                             ("r", 1 << 10, 2), ("u", 1 << 10, 2)])
-def test_a_small_checkpoint_is_read_once_a_large_one_streams(tmp_path, monkeypatch, ops, kept,
-                                                             reads):
-    """Up to KEEP_BYTES the scan keeps the batches (one read of the segments); past it
-    every table's batches are let go, inserts and changes to merge alike (the format
-    streams them from the segments, a MERGE too): a second read, memory about a batch."""
-    import sinks.lake.changes as lake_changes
+@pytest.mark.parametrize("ops", ["r", "u"])
+@pytest.mark.parametrize("upsert", [True, False])
+def test_the_scan_reads_only_keys_and_ops_then_the_format_reads_the_rows_once(tmp_path,
+                                                                           monkeypatch, ops,
+                                                                           upsert):
+    """The committer's first pass reads from the segments only what collapsing needs (the
+    key columns in upsert mode, no row column in append mode, besides ops and versions):
+    the row images are read once, when the format takes them."""
     import sinks.lake.committer as lake_committer
 
-    monkeypatch.setattr(lake_changes, "KEEP_BYTES", kept)
     original, calls = lake_committer.segments_source, []
 
-    def counted(segments):
-        source = original(segments)
+    def counted(segments, columns=None):
+        source = original(segments, columns)
 
         def batches():
-            calls.append(1)
-            return source()
+            for b in source():
+                calls.append((columns is not None, b.arrow().schema.names))
+                yield b
         return batches
 
     monkeypatch.setattr(lake_committer, "segments_source", counted)
@@ -315,7 +315,12 @@ def test_a_small_checkpoint_is_read_once_a_large_one_streams(tmp_path, monkeypat
     for i in range(5):
         w.write(batch(S1, ops * 100, [(i * 100 + j, "x" * 50) for j in range(100)],
                       list(range(i * 100, i * 100 + 100))))
-    config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
+    config = LakeSinkConfig.model_validate({"maintenance-interval": "0",
+                                            "write-mode": "upsert" if upsert else "append"})
     MemoryCommitter(config, tables).commit(w.prepare_commit(1), CommitContext(
         "p", 1, None, str(tmp_path), job_id="j"))
-    assert len(calls) == reads and len(tables["db.t"]["rows"]) == 500
+    light = [names for partial, names in calls if partial]
+    full = [names for partial, names in calls if not partial]
+    assert light == [["id"] if upsert else []] * len(light) and len(light) >= 1
+    assert full == [list(S1.names)] * len(full) and len(full) == len(light)
+    assert len(tables["db.t"]["rows"]) == 500
