@@ -15,10 +15,10 @@
    MERGE commits it took (rows, seconds).
 2b. the sink alone: the same mix of changes through the delta sink's writer and committer
    (no source), two checkpoints of ``--changes / 2`` against the table of ``--rows``.
-3. merge cost against table size: one MERGE of 300,000 changes (70/20/10, updated and deleted
-   keys spread over the whole table, or among its newest 1,000,000 keys) into a Delta table
-   of each ``--merge-sizes`` rows, with deltalake alone (what the committer does per
-   checkpoint).
+3. merge cost against table size: one checkpoint of 300,000 changes (70/20/10, updated and
+   deleted keys spread over the whole table, or among its newest 1,000,000 keys) into a
+   Delta table of each ``--merge-sizes`` rows, through the committer as it is and as one
+   MERGE held whole (what it did before): seconds and memory.
 
 Uses a throwaway MariaDB (Debian package) unless HUB_TEST_MYSQL names a server.  The
 connectorx and mysqlclient bare paths run when they are installed (``pip install connectorx
@@ -394,53 +394,129 @@ def sink_alone(rows: int, changes: int, work: str) -> None:
 
 
 # -- 3. merge cost against table size -------------------------------------------------------
+def _reset_peak() -> int:
+    """Reset this process's peak RSS (Linux ``clear_refs``) and return its RSS now, KiB."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status("VmRSS")
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
+
+
+def merge_one(root: str, job: dict) -> None:
+    """In its own process (``--merge-one``), so that its memory is the commit's alone: the
+    staged checkpoint (``committables``) committed by the delta committer into the table
+    ``bench.orders`` under ``root`` with ``new-keys-append-threshold`` = ``threshold``;
+    prints seconds and the memory the commit added (peak RSS over RSS before it, MB)."""
+    import pyarrow.dataset  # noqa: F401 - imported before the measure, as in a running hub
+
+    from runtime.sink import CommitContext
+    from sinks.delta.config import DeltaSinkConfig
+    from sinks.delta.sink import DeltaSink
+
+    committer = DeltaSink(DeltaSinkConfig.model_validate(
+        {"path": root, "maintenance-interval": "0s",
+         "new-keys-append-threshold": job["threshold"]})).create_committer()
+    before = _reset_peak()
+    t0 = time.monotonic()
+    committer.commit(job["committables"], CommitContext("bench", 1, None, job["state"], "j"))
+    secs = time.monotonic() - t0
+    print(json.dumps({"secs": secs, "grew": (_status("VmHWM") - before) / 1024}))
+
+
 def merge_cost(sizes: list[int], work: str) -> None:
+    """One checkpoint of 300,000 changes into a table of each size, staged by the delta
+    sink's writer and committed by its committer in a process of its own, two ways on
+    copies of the same table: as it is by default (``now``: a MERGE of the updates and
+    deletes, then an append of the new keys) and with ``new-keys-append-threshold = 0``
+    (``one MERGE`` of all changes); seconds and the memory the commit added (peak RSS over
+    RSS before it)."""
     import numpy as np
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
-    from sinks.delta.table import OP, DeltaLakeTable
+    from runtime.batch import ChangeBatch
+    from runtime.schema import Column, TableSchema
+    from runtime.sink import WriterContext
+    from runtime.types import T
+    from sinks.delta.config import DeltaSinkConfig
+    from sinks.delta.sink import DeltaSink
 
-    print("\n3. one MERGE of 300,000 changes (210k inserts, 60k updates, 30k deletes) into a "
-          "table compacted to 128 MB files, updated and deleted keys spread over the whole "
-          "table, or among its newest 1,000,000 keys (CDC's usual shape)")
-    print(f"{'table rows':>12} {'keys':>8} {'merge s':>8} {'files rewritten':>16} "
-          f"{'rows copied':>12}")
+    print("\n3. one checkpoint of 300,000 changes (210k inserts of new keys, 60k updates, 30k "
+          "deletes) into a table compacted to 128 MB files, updated and deleted keys spread "
+          "over the whole table, or among its newest 1,000,000 keys (CDC's usual shape)")
+    print(f"{'table rows':>12} {'keys':>8} {'path':>10} {'commit s':>9} {'+RSS MB':>8} "
+          f"{'files rewritten':>16} {'rows copied':>12}")
     rng = np.random.default_rng(7)
+    schema = TableSchema("bench.orders", tuple(Column(n, T(t)) for n, t in (
+        ("id", "BIGINT"), ("customer_id", "INT"), ("amount", "DOUBLE"), ("status", "STRING"),
+        ("note", "STRING"))), ("id",))
 
     def rows_of(ids: np.ndarray) -> pa.Table:
         n = len(ids)
-        return pa.table({"id": ids, "customer_id": (ids % 100_000).astype(np.int32),
-                         "amount": rng.random(n) * 1000, "status": pa.array(
-                             np.array(["paid", "shipped", "pending"])[ids % 3]),
-                         "note": pa.array(np.char.add("note ", (ids % 997).astype(str)))})
+        return pa.Table.from_arrays([
+            pa.array(ids, pa.int64()), pa.array((ids % 100_000).astype(np.int32)),
+            pa.array(rng.random(n) * 1000), pa.array(np.array(["paid", "shipped",
+                                                                "pending"])[ids % 3]),
+            pa.array(np.char.add("note ", (ids % 997).astype(str)))],
+            schema=schema.arrow_schema)
 
     for size in sizes:
+        base = f"{work}/merge-{size}"
+        shutil.rmtree(base, ignore_errors=True)
+        uri = f"{base}/bench/orders"
+        for start in range(0, size, 1_000_000):
+            write_deltalake(uri, rows_of(np.arange(start, min(size, start + 1_000_000))),
+                            mode="append")
+        DeltaTable(uri).optimize.compact()  # as maintenance leaves it
         for spread in (True, False):
-            uri = f"{work}/merge-{size}"
-            shutil.rmtree(uri, ignore_errors=True)
-            for start in range(0, size, 1_000_000):
-                write_deltalake(uri, rows_of(np.arange(start, min(size, start + 1_000_000))),
-                                mode="append")
-            DeltaTable(uri).optimize.compact()  # as maintenance leaves it
             low = 0 if spread else max(0, size - 1_000_000)
             keys = low + rng.choice(size - low, 90_000, replace=False)
             ids = np.concatenate([np.arange(size, size + 210_000), keys])
-            ops = ["c"] * 210_000 + ["u"] * 60_000 + ["d"] * 30_000
-            source = rows_of(ids).append_column(OP, pa.array(ops))
-            table = DeltaLakeTable(uri, "bench.orders", None)
-            table.load()
-            t0 = time.monotonic()
-            m = table.merge(source, ["id"], DeltaLakeTable.commit_properties("bench", 1), False)
-            print(f"{size:>12,} {'spread' if spread else 'newest':>8} "
-                  f"{time.monotonic() - t0:>8.2f} {m['num_target_files_removed']:>16} "
-                  f"{m['num_target_rows_copied']:>12,}", flush=True)
-            shutil.rmtree(uri, ignore_errors=True)
+            ops = "c" * 210_000 + "u" * 60_000 + "d" * 30_000
+            data = rows_of(ids)
+            for path in ("now", "one MERGE"):
+                copy = f"{work}/merge-copy"
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(base, copy)
+                state = f"{work}/merge-state"
+                sink = DeltaSink(DeltaSinkConfig.model_validate(
+                    {"path": copy, "maintenance-interval": "0s"}))
+                w = sink.create_writer(WriterContext("bench", 0, 1, "a", state), None)
+                at = 0
+                for b in data.to_batches(max_chunksize=10_000):
+                    w.write(ChangeBatch(schema, ops[at:at + b.num_rows], arrow=b,
+                                        versions=np.arange(at, at + b.num_rows)))
+                    at += b.num_rows
+                job = {"committables": w.prepare_commit(1), "state": state,
+                       "threshold": 100_000 if path == "now" else 0}
+                w.close()
+                out = subprocess.run([sys.executable, __file__, "--merge-one", copy,
+                                      json.dumps(job)], capture_output=True, text=True)
+                if out.returncode:
+                    raise SystemExit(f"merge-one failed: {out.stderr[-2000:]}")
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                merges = [c for c in DeltaTable(f"{copy}/bench/orders").history(3)
+                          if c["operation"] == "MERGE"]
+                m = merges[0]["operationMetrics"] if merges else {}
+                print(f"{size:>12,} {'spread' if spread else 'newest':>8} {path:>10} "
+                      f"{r['secs']:>9.2f} {r['grew']:>8.0f} "
+                      f"{m.get('num_target_files_removed', 0):>16} "
+                      f"{m.get('num_target_rows_copied', 0):>12,}", flush=True)
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--bare":
         bare_snapshot(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--merge-one":
+        merge_one(sys.argv[2], json.loads(sys.argv[3]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
