@@ -324,3 +324,18 @@ def test_the_scan_reads_only_keys_and_ops_then_the_format_reads_the_rows_once(tm
     assert light == [["id"] if upsert else []] * len(light) and len(light) >= 1
     assert full == [list(S1.names)] * len(full) and len(full) == len(light)
     assert len(tables["db.t"]["rows"]) == 500
+
+
+def test_the_scan_of_a_table_with_columns_named_like_the_segments_own(tmp_path):
+    """The first pass reads the key and the segment's own op/version columns by name: a
+    table whose row columns are called op, ts_ms and _version (the old own names) keeps
+    them as row columns, and its changes collapse as any other table's."""
+    s = schema(("id", "INT"), ("op", "STRING"), ("ts_ms", "BIGINT"), ("_version", "INT"))
+    tables: dict = {}
+    w = writer(tmp_path)
+    w.write(batch(s, "ccu", [(1, "x", 5, 7), (2, "y", 6, 8), (1, "z", 9, 9)], [1, 2, 3]))
+    config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
+    MemoryCommitter(config, tables).commit(w.prepare_commit(1), CommitContext(
+        "p", 1, None, str(tmp_path), job_id="j"))
+    assert tables["db.t"]["rows"] == {1: {"id": 1, "op": "z", "ts_ms": 9, "_version": 9},
+                                      2: {"id": 2, "op": "y", "ts_ms": 6, "_version": 8}}
