@@ -25,15 +25,16 @@ skips the files outside it (it derives that range itself only from a source it h
 Each commit carries the application transaction ``(app id, checkpoint id)`` (see
 :meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the same atomic log entry as its data.
 Replay guard: a table whose transaction version for the app id is already >= the checkpoint
-is skipped (and the first of two commits whose own transaction says so), so a checkpoint replayed after a crash (all of it, or the tables after the one the
-crash hit) is never applied twice.  Only the committer writes, one checkpoint at a time:
+is skipped (and the first of two commits whose own transaction says so), so a checkpoint
+replayed after a crash (all of it, or the tables after the one the crash hit) is never
+applied twice.  Only the committer writes, one checkpoint at a time:
 writers only stage write-ahead-log segments.
 
 Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
 (``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
 :class:`~sinks.lake.committer.LakeCommitter`): ``delta-part-committed``, the MERGE of a
-checkpoint committed in two commits is in, its append of new keys not yet; ``delta-compacted``, maintenance compacted a
-table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran);
+checkpoint committed in two commits is in, its append of new keys not yet;
+``delta-compacted``, maintenance compacted a table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran);
 ``delta-widened``, a table was rewritten with wider column types, checkpoint N not yet
 committed into it.
 """

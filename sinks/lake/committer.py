@@ -22,12 +22,12 @@ class LakeCommitter(WalCommitter):
     """Commits the write-ahead-log segments of :class:`~sinks.lake.writer.LakeSinkWriter`.
 
     Per checkpoint, in ascending order (a checkpoint whose store failed is committed with a
-    later one, still as its own transactions): scan its segments (one per writer) once for
-    ops, versions and keys, giving one :class:`TableChanges` per table
-    (:func:`~sinks.lake.changes.scan`, reading only ops, versions and key columns), and hand each to :meth:`commit_table`, which streams
-    the table's rows from the segments as its format needs them (memory: about a record batch
-    plus what the format holds, not the checkpoint); once every table is committed, delete
-    the segments.  A crash
+    later one, still as its own transactions): scan its segments (one per writer) once,
+    reading only their ops, versions and key columns, giving one :class:`TableChanges` per
+    table (:func:`~sinks.lake.changes.scan`), and hand each to :meth:`commit_table`, which
+    streams the table's rows from the segments as its format needs them (memory: about a
+    record batch plus what the format holds, not the checkpoint); once every table is
+    committed, delete the segments.  A crash
     anywhere replays the checkpoint from its segments, and :meth:`commit_table` skips the
     tables that already hold it, so each table gets at most one transaction per checkpoint.
 
