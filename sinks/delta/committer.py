@@ -34,9 +34,9 @@ Crash points (:mod:`runtime.faults`), for the kill tests, besides the common one
 (``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
 :class:`~sinks.lake.committer.LakeCommitter`): ``delta-part-committed``, the MERGE of a
 checkpoint committed in two commits is in, its append of new keys not yet;
-``delta-compacted``, maintenance compacted a table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran);
-``delta-widened``, a table was rewritten with wider column types, checkpoint N not yet
-committed into it.
+``delta-compacted``, maintenance compacted a table and has not vacuumed it yet (N is the
+checkpoint after whose commit maintenance ran); ``delta-widened``, a table was rewritten with
+wider column types, checkpoint N not yet committed into it.
 """
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ the whole checkpoint:
    source order (``seq``: the batches' versions) and, in upsert mode (a table with a primary
    key), the key columns -- the committer has it read only those columns from the segments
    (``light``: Arrow IPC reads just their buffers); it collapses the changes to the last one
-   of each key in source order (by ``seq``, so changes of one key that reached different writers -- a snapshot row
-   and a later binlog change -- still come out in source order) and gives one
+   of each key in source order (by ``seq``, so changes of one key that reached different
+   writers -- a snapshot row and a later binlog change -- still come out in source order)
+   and gives one
    :class:`TableChanges` per table: which rows to take, no row images;
 2. :meth:`TableChanges.pieces` reads the segments again when the format commits the table and
    yields the rows taken, a record batch at a time (or in pieces of about a given size), cast
