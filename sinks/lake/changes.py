@@ -10,8 +10,7 @@ the whole checkpoint:
    (``light``: Arrow IPC reads just their buffers); it collapses the changes to the last one
    of each key in source order (by ``seq``, so changes of one key that reached different
    writers -- a snapshot row and a later binlog change -- still come out in source order)
-   and gives one
-   :class:`TableChanges` per table: which rows to take, no row images;
+   and gives one :class:`TableChanges` per table: which rows to take, no row images;
 2. :meth:`TableChanges.pieces` reads the segments again when the format commits the table and
    yields the rows taken, a record batch at a time (or in pieces of about a given size), cast
    to the table's unified columns, with their ops if asked: an append or a MERGE streams them
