@@ -2,7 +2,9 @@
 and delay points, to make a step slow at a named point (a checkpoint that times out).
 
 Set ``HUB_CRASH_AT=<point>:<checkpoint id>`` (e.g. ``checkpoint-stored:3``) to die right there,
-exactly as ``kill -9`` would: no cleanup, no final checkpoint.  Unset (always, in production),
+exactly as ``kill -9`` would: no cleanup, no final checkpoint; ``<point>:<id>+`` dies at the
+first checkpoint from that id on that carries something to commit (a checkpoint taken while
+no data flowed, as on a loaded machine, would prove nothing).  Unset (always, in production),
 a crash point costs one dict lookup.  Points:
 
 * ``checkpoint-stored``: checkpoint N is durable, its committables not yet committed.
@@ -28,11 +30,16 @@ _DELAY = os.environ.get("HUB_DELAY_AT", "")
 _delayed: set[tuple[str, int, str]] = set()
 
 
-def crash_point(point: str, checkpoint_id: int) -> None:
+def crash_point(point: str, checkpoint_id: int, carries: bool = True) -> None:
+    """Die here if ``HUB_CRASH_AT`` names this point and checkpoint; ``carries``: whether
+    the checkpoint has something to commit (for the ``<id>+`` form)."""
     if not _SPEC:
         return
     name, _, n = _SPEC.partition(":")
-    if name == point and (not n or int(n) == checkpoint_id):
+    if name != point:
+        return
+    if not n or (int(n[:-1]) <= checkpoint_id and carries if n.endswith("+")
+                 else int(n) == checkpoint_id):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -112,14 +112,16 @@ def run_through_outage(pipeline: str, state_dir: str, kill, restart, is_down,
     return err
 
 
-def crash_at(pipeline: str, point: str, checkpoint_id: int, timeout: float = 120,
-             env: dict | None = None, cwd: str | None = None) -> None:
+def crash_at(pipeline: str, point: str, checkpoint_id: int | str, timeout: float = 120,
+             env: dict | None = None, cwd: str | None = None) -> str:
     """Run until crash point ``point`` of checkpoint ``checkpoint_id`` kills the process;
-    asserts it did."""
+    asserts it did and returns its log (stderr).  ``"3+"``: the first checkpoint from 3 on
+    with something to commit (see :mod:`runtime.faults`)."""
     p = hub("run", pipeline, "--no-progress",
             env={**(env or {}), "HUB_CRASH_AT": f"{point}:{checkpoint_id}"}, cwd=cwd)
     err = _wait(p, timeout)
     assert p.returncode == -signal.SIGKILL, f"crash point {point}:{checkpoint_id} not reached: {err}"
+    return err
 
 
 def resumed_from(err: str) -> int:

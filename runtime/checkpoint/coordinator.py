@@ -301,7 +301,7 @@ class CheckpointCoordinator:
         self.metrics.checkpoints_completed += 1
         self.metrics.watermark_ms = watermark
         log.debug("checkpoint %d stored in %.3fs", p.checkpoint_id, duration)
-        crash_point("checkpoint-stored", p.checkpoint_id)
+        crash_point("checkpoint-stored", p.checkpoint_id, carries=bool(committables))
         for cb in p.on_complete:
             cb(path)
         # Durable now: make the prepared data visible (in checkpoint order).

@@ -268,7 +268,9 @@ class KafkaEnumerator(SplitEnumerator):
         seen: dict[tuple[str, int], int] = {}
         deadline = time.monotonic() + _TIMEOUT_S
         while len(seen) < len(probe) and time.monotonic() < deadline:
-            self.client.consume(1000, 0.1)
+            # at most one record per partition comes (none past a transaction marker): asking
+            # for more would wait the whole timeout; a short one checks the watermarks often
+            self.client.consume(len(probe), 0.01)
             for tp in probe:
                 hw = self.client.get_watermark_offsets(tp, cached=True)
                 if hw is not None and hw[1] >= 0:

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: How long one ``consume`` waits for records: also how long ``close`` may wait for the
 #: thread, which is in the time of a bounded read (its end is the pipeline's end).
 _WAIT_S = 0.02
+#: How long an assignment waits for the metadata of a topic new to the client.
+_METADATA_WAIT_S = 2.0
 
 
 @dataclass(slots=True)
@@ -97,6 +99,8 @@ class KafkaFetcher(threading.Thread):
         self._out: queue.Queue = queue.Queue(capacity)
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
         self._assigned: set[tuple[str, int]] = set()  # used in this thread only
+        self._known: set[str] = set()  # topics whose metadata was asked for (this thread)
+        self._topic: str | None = None  # the one topic of the assigned partitions (this thread)
 
     def run(self) -> None:
         # a put that waits for room ends when close() empties the queue
@@ -116,10 +120,16 @@ class KafkaFetcher(threading.Thread):
         self._calls.put(fn)
 
     def assign(self, tps: list[Any]) -> None:
-        """``incremental_assign(tps)`` (TopicPartitions with their offsets), as :meth:`call`."""
+        """``incremental_assign(tps)`` (TopicPartitions with their offsets), as :meth:`call`.
+        The topics' metadata is asked for first (once per topic), as a bare loop's
+        ``list_topics`` does: a partition assigned before the client knows its leader waits
+        for the client's next scan of unknown topics (once a second) before it is fetched."""
         def assign(consumer: Any) -> None:
+            for topic in sorted({tp.topic for tp in tps} - self._known):
+                self._learn(consumer, topic)
             consumer.incremental_assign(tps)
             self._assigned.update((tp.topic, tp.partition) for tp in tps)
+            self._one_topic()
 
         self.call(assign)
 
@@ -128,8 +138,27 @@ class KafkaFetcher(threading.Thread):
         def unassign(consumer: Any) -> None:
             consumer.incremental_unassign(tps)
             self._assigned.difference_update((tp.topic, tp.partition) for tp in tps)
+            self._one_topic()
 
         self.call(unassign)
+
+    def _one_topic(self) -> None:
+        """The topic of every assigned partition when there is one (records of partitions no
+        longer assigned are not delivered: the client drops what it fetched for them)."""
+        topics = {t for t, _ in self._assigned}
+        self._topic = topics.pop() if len(topics) == 1 else None
+
+    def _learn(self, consumer: Any, topic: str) -> None:
+        """The metadata of ``topic`` into the client's cache.  Only a head start: when it
+        fails (a broker away), the client finds the leaders by itself a little later."""
+        from confluent_kafka import KafkaException
+
+        try:
+            consumer.list_topics(topic, timeout=_METADATA_WAIT_S)
+            self._known.add(topic)
+        except KafkaException as exc:
+            log.info("kafka source: no metadata of topic %r from %s yet (%s): fetching starts "
+                     "when the client has it", topic, self.servers, exc)
 
     def _run_calls(self, wait: float = 0.0) -> None:
         """The calls queued; with ``wait``, up to that long for the first one."""
@@ -147,7 +176,7 @@ class KafkaFetcher(threading.Thread):
             return None
         with _collector_paused():
             msgs = self.consumer.consume(self.max_messages, _WAIT_S)
-            runs = runs_of(msgs, self.servers) if msgs else None
+            runs = runs_of(msgs, self.servers, self._topic) if msgs else None
             del msgs  # the Message objects go before the collector comes back
         if runs is not None:
             return runs or None
@@ -224,34 +253,52 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def runs_of(msgs: list[Any], servers: str = "the brokers") -> list[Run]:
+def runs_of(msgs: list[Any], servers: str = "the brokers", topic: str | None = None
+            ) -> list[Run]:
     """The records of each partition, in order; error events logged or raised.  Vectorised:
-    a take holds thousands of records and usually a few partitions of one topic."""
+    a take holds thousands of records and usually a few partitions of one topic, in a few
+    stretches of one partition each.  ``topic``: the one topic of every assigned partition
+    (no call per record to ask), None when there may be several."""
     message = type(msgs[0])  # its unbound methods: the fastest way to call them in map()
     if any(map(message.error, msgs)):
         msgs = _without_errors(msgs, servers)
         if not msgs:
             return []
-    topics = list(map(message.topic, msgs))
     parts = np.fromiter(map(message.partition, msgs), np.int64, len(msgs))
     groups: list[tuple[tuple[str, int], Sequence[Any]]]
-    if topics.count(topics[0]) != len(topics):
+    topics = None if topic is not None else list(map(message.topic, msgs))
+    if topics is not None and topics.count(topics[0]) != len(topics):
         by_tp: dict[tuple[str, int], list[Any]] = defaultdict(list)
         for m, t, p in zip(msgs, topics, parts.tolist()):
             by_tp[(t, p)].append(m)
         groups = list(by_tp.items())
-    elif (parts == parts[0]).all():
-        groups = [((topics[0], int(parts[0])), msgs)]
     else:
-        groups = []
-        for p in np.unique(parts).tolist():
-            idx = np.flatnonzero(parts == p).tolist()
-            groups.append(((topics[0], p), itemgetter(*idx)(msgs) if len(idx) > 1
-                           else [msgs[idx[0]]]))
-    return [Run(t, p, np.fromiter(map(message.offset, g), np.int64, len(g)),
-                list(map(message.key, g)), list(map(message.value, g)),
-                list(map(_SECOND, map(message.timestamp, g))))
+        one = topic if topics is None else topics[0]
+        cuts = (np.flatnonzero(parts[1:] != parts[:-1]) + 1).tolist()
+        if not cuts:
+            groups = [((one, int(parts[0])), msgs)]
+        else:
+            # each partition's stretches, joined in order (list slices: no call per record)
+            by_p: dict[int, list[Any]] = {}
+            for a, b in zip([0] + cuts, cuts + [len(msgs)]):
+                by_p.setdefault(int(parts[a]), []).extend(msgs[a:b])
+            groups = [((one, p), g) for p, g in by_p.items()]
+    # every field out of the records here: the records themselves are freed before the
+    # collector is back (see _collector_paused); a run keeping them would have it trace
+    # thousands of them at every collection until the run is emitted
+    return [Run(t, p, _offsets(g, message), list(map(message.key, g)),
+                list(map(message.value, g)), list(map(_SECOND, map(message.timestamp, g))))
             for (t, p), g in groups]
+
+
+def _offsets(g: Sequence[Any], message: Any) -> np.ndarray:
+    """The offsets of one partition's records: a partition's offsets only grow, so when the
+    first and last are as far apart as the records are many, they are every offset between
+    (the usual case: no transaction markers or compacted records between them)."""
+    first, last = g[0].offset(), g[-1].offset()
+    if last - first == len(g) - 1:
+        return np.arange(first, last + 1, dtype=np.int64)
+    return np.fromiter(map(message.offset, g), np.int64, len(g))
 
 
 _SECOND = itemgetter(1)  # of (timestamp type, timestamp)

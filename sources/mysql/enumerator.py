@@ -47,7 +47,7 @@ from sources.mysql.config import MySqlSourceConfig
 from sources.mysql.dialect import check_binlog_settings, detect
 from sources.mysql.offset import BinlogOffset
 from sources.mysql.protocol import connect, translate, translated
-from sources.mysql.snapshot import TableGone, next_chunk_start
+from sources.mysql.snapshot import TableGone, even_chunk_start, key_span, next_chunk_start
 from sources.mysql.startup import offset_at_timestamp
 from sources.mysql.split import (BinlogSplit, ReflectedChunk, SnapshotSplit, canonical_key,
                                  split_from_dict)
@@ -82,6 +82,9 @@ class MySqlEnumerator(SplitEnumerator):
         self.context, self.config = context, config
         self.conn: Any = None          # the control thread's connection
         self.io_conn: Any = None       # the boundary queries' (call_async's thread) connection
+        #: per table, its key span when chunks are cut by arithmetic (snapshot.key_span); only
+        #: the I/O thread uses it
+        self.spans: dict[str, tuple[int, int] | None] = {}
         self.restored = bool(state)
         st = state_from_dict(state) if state else MySqlPendingSplitsState()
         self.tables: dict[str, MySqlTable] = st.tables
@@ -319,9 +322,17 @@ class MySqlEnumerator(SplitEnumerator):
     def _boundary(self, table: MySqlTable, start: tuple | None) -> Any:
         """The end of the chunk starting at ``start`` (None: the table's last chunk), or _GONE.
         Runs in the enumerator's I/O thread."""
+        size = self.config.chunk_size
         try:
-            return self._io(lambda conn: next_chunk_start(conn, table, start,
-                                                          self.config.chunk_size))
+            t = table.table_id
+            if t not in self.spans:
+                # once per table and run: (min, max) when chunks are cut by arithmetic (no
+                # index scan per chunk: the server reads the table once, not twice)
+                self.spans[t] = self._io(lambda conn: key_span(conn, table))
+            span = self.spans[t]
+            if span is not None:
+                return even_chunk_start(span, start, size)
+            return self._io(lambda conn: next_chunk_start(conn, table, start, size))
         except TableGone:
             return _GONE
 

@@ -106,6 +106,46 @@ def next_chunk_start(conn: Any, table: MySqlTable, start: tuple | None, size: in
     return tuple(row) if row else None
 
 
+_INTEGERS = frozenset({"TINYINT", "SMALLINT", "INT", "BIGINT"})
+
+
+def key_span(conn: Any, table: MySqlTable) -> tuple[int, int] | None:
+    """``(min, max)`` of the table's key when chunks can be cut by arithmetic instead of
+    :func:`next_chunk_start`'s index scan (Flink CDC's evenly distributed chunks): the chunk
+    key is the whole primary key, one integer column (unique: a chunk ``[a, a + size)`` holds
+    at most ``size`` rows, whatever the data), and the keys fill at least half of that range by
+    the server's row estimate (sparse keys would make many empty chunks).  None otherwise, or
+    for an empty table."""
+    key = table.chunk_key
+    if len(key) != 1 or tuple(table.schema.primary_key) != key \
+            or table.schema.column(key[0]).type.kind not in _INTEGERS:
+        return None
+    db, name = split_table_id(table.table_id)
+    col = quote(key[0])
+    with conn.cursor() as cur:
+        try:
+            cur.execute(f"SELECT MIN({col}), MAX({col}) FROM {quote(db)}.{quote(name)}")
+            lo, hi = cur.fetchone()
+            cur.execute("SELECT table_rows FROM information_schema.tables "
+                        "WHERE table_schema = %s AND table_name = %s", (db, name))
+            row = cur.fetchone()
+        except pymysql.err.MySQLError as exc:
+            _raise_known(exc, table)
+            raise
+    if lo is None or row is None or row[0] is None:
+        return None
+    lo, hi = int(lo), int(hi)
+    return (lo, hi) if hi - lo + 1 <= 2 * int(row[0]) else None
+
+
+def even_chunk_start(span: tuple[int, int], start: tuple | None, size: int) -> tuple | None:
+    """The first key of the chunk after the one starting at ``start`` (None: the first),
+    ``size`` keys on, for a table of :func:`key_span` ``span``; None when that chunk is the last
+    one (it reaches past the largest key: open-ended, rows inserted meanwhile included)."""
+    nxt = (span[0] if start is None else int(start[0])) + size
+    return None if nxt > span[1] else (nxt,)
+
+
 def _raw_rows(conn: Any, sql: str) -> tuple[bytearray, list[int], int]:
     """Run ``sql`` and read its result rows as raw packets: (buffer, row starts, columns)."""
     conn._execute_command(COM_QUERY, sql)

@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.jdbc.databases import create_database
 from tests.killing import (assert_resumed_after, crash_at, datagen_pipeline,
-                           kill_at_random, run_to_end)
+                           kill_at_random, latest_checkpoint, run_to_end)
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc]
 
@@ -68,10 +68,12 @@ def test_crash_between_prepare_and_commit(flavor_server, reference, tmp_path, re
     flavor, server = flavor_server
     db = create_database(flavor, server, request.node.nodeid)
     pipeline = write_pipeline(tmp_path, db.url, rps=20_000)
-    crash_at(pipeline, point, 3)
+    crashed = crash_at(pipeline, point, "3+" if point == "checkpoint-stored" else 3)
+    crashed_at = latest_checkpoint(str(tmp_path / "state"))
     if point == "checkpoint-stored":
-        # killed after checkpoint 3 was stored, before its commit: still prepared
-        assert any(x.endswith(":3") for x in db.prepared("hub:kill-test:"))
+        # killed after the checkpoint was stored, before its commit: still prepared
+        prepared = db.prepared("hub:kill-test:")
+        assert any(x.endswith(f":{crashed_at}") for x in prepared), (prepared, crashed)
     err = run_to_end(pipeline)
-    assert_resumed_after(err, point, 3)
+    assert_resumed_after(err, point, crashed_at if point == "checkpoint-stored" else 3)
     check_same(db, reference)

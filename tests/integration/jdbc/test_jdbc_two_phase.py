@@ -15,7 +15,7 @@ from runtime.types import T
 from sinks.jdbc import writer as writer_module
 from sinks.jdbc.config import JdbcSinkConfig
 from sinks.jdbc.sink import JdbcSink
-from tests.integration.jdbc.writing import commit
+from tests.integration.jdbc.writing import commit, write_and_commit
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc]
 
@@ -208,3 +208,27 @@ def test_a_transaction_that_fails_to_commit_is_retried_alone(my):
         done |= {x for x, o in outcomes.items() if o is Outcome.DONE}
     assert done == {first[0]["xid"], second["xid"]}
     assert my.rows("other") == {(1,), (2,)} and my.prepared("hub:tpeach:") == []
+
+
+def test_mysql_deletes_of_many_keys_never_wait_on_another_subtasks_prepared_rows(my):
+    """Two subtasks of one checkpoint: one has prepared an update of key 2; the other deletes
+    1,500 other keys.  MariaDB turns an IN list of 1,000 keys or more into a join that scans
+    the whole primary key, which waited on key 2's lock until the lock wait timeout: the job
+    restarted, as the subtask holding key 2 commits only once the other reaches its barrier."""
+    sink = make_sink(my)
+    write_and_commit(sink, context("tpdel"), [ChangeBatch.of_rows(
+        V1, [(i, 0) for i in range(1, 3001)])])
+    holder = sink.create_writer(WriterContext("tpdel", 0, 2, "a1", "/tmp"), None)
+    deleter = sink.create_writer(WriterContext("tpdel", 1, 2, "a1", "/tmp"), None)
+    committer = sink.create_committer()
+    try:
+        holder.write(ChangeBatch.of_rows(V1, [(2, 1)], op="u"))
+        held = holder.prepare_commit(2)
+        deleter.write(ChangeBatch.of_rows(V1, [(i, 0) for i in range(1, 3001, 2)], op="d"))
+        deleted = deleter.prepare_commit(2)  # waited 10 s, then failed, with one DELETE
+        commit(committer, held + deleted, CommitContext("tpdel", 2, None))
+    finally:
+        holder.close()
+        deleter.close()
+        committer.close()
+    assert my.rows("items") == {(i, 1 if i == 2 else 0) for i in range(2, 3001, 2)}

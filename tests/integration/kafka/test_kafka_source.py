@@ -164,3 +164,27 @@ def test_read_committed_skips_aborted_transactions(kafka_server, tmp_path):
         (p.commit_transaction if commit else p.abort_transaction)(30)
     rows = collect(source(kafka_server, topics=[t]), str(tmp_path), parallelism=1)
     assert sorted(r[2] for r in rows) == [1, 3]
+
+
+def test_a_bad_record_in_a_take_of_many_partitions_goes_alone_to_the_dead_letters(
+        kafka_server, tmp_path):
+    """One reader, three partitions: a take holds records of all three, decoded in one call
+    of the json format's columnar reader (declared columns).  A record that does not fit
+    (``id`` not a number) sends that call to the per-message path: it alone is a dead letter,
+    named by its own partition and offset, and every other record of every partition is
+    emitted once."""
+    t = kafka_server.create_topic(partitions=3)
+    for p in range(3):
+        rows = records(range(p * 100, p * 100 + 20))
+        if p == 1:
+            rows[5] = (b"k", b'{"id": "not a number", "v": "x"}')
+        kafka_server.produce(t, rows, partition=p)
+    dlq = DeadLetterQueue("all", str(tmp_path / "dlq"), "p")
+    rows = collect(source(kafka_server, topics=[t], **{"format-options": {
+        "columns": {"id": "BIGINT", "v": "STRING"}, "primary-key": ["id"]}}),
+        str(tmp_path / "a"), parallelism=1, dead_letter=dlq)
+    expected = [i for p in range(3) for i in range(p * 100, p * 100 + 20) if i != 105]
+    assert sorted(r[2] for r in rows) == expected and set(rows.values()) == {1}
+    assert dlq.count == 1
+    line = json.loads((tmp_path / "dlq" / "p.deadletter.jsonl").read_text())
+    assert line["origin"] == f"kafka:{t}/1/5"

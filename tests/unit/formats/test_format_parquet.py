@@ -62,3 +62,27 @@ def test_missing_columns_read_as_nulls_and_bad_values_are_isolated(tmp_path: Pat
     assert chunk.batch.to_pylist() == [{"id": 1, "name": None}, {"id": 3, "name": None},
                                        {"id": None, "name": None}]
     assert bad == [(f"{path}: row 1: " + bad[0][0].split(": row 1: ")[1], {"id": "x"})]
+
+
+def test_a_column_of_distinct_values_gives_up_its_dictionary_early(tmp_path: Path) -> None:
+    """Distinct names outgrow a small dictionary page and go on in plain encoding (Arrow's
+    own limit, 1 MB, would have built a dictionary of all 60,000 names, ~1 MB); few distinct
+    values keep theirs."""
+    path = tmp_path / "x.parquet"
+    schema = annotated_arrow_schema(TableSchema("db.t", (Column("name", T("STRING")),
+                                                         Column("status", T("STRING")))))
+    fmt = resolve_format("parquet", {"dictionary-page-size": 16 * 1024, "compression": "none"})
+    with open(path, "wb") as f:
+        w = fmt.open_writer(f, schema)
+        w.write(pa.table({"name": [f"name number {i:08d}" for i in range(60_000)],
+                          "status": ["paid", "shipped", "pending"] * 20_000}, schema=schema))
+        w.close()
+    group = pq.ParquetFile(path).metadata.row_group(0)
+
+    def dictionary_bytes(c: int) -> int:
+        col = group.column(c)
+        return col.data_page_offset - col.dictionary_page_offset
+
+    assert dictionary_bytes(0) < 32 * 1024  # ~1.3 MB of names: fell back at the limit
+    assert 0 < dictionary_bytes(1) < 1024
+    assert pq.read_table(path).column("name").to_pylist()[-1] == "name number 00059999"

@@ -80,3 +80,9 @@ def test_the_collector_is_paused_for_a_take_only_when_it_was_on():
     with pytest.raises(ValueError), _collector_paused():
         raise ValueError("a failing take")
     assert gc.isenabled()
+
+
+def test_one_topic_named_gives_the_runs_of_the_topic_asked_for_each_record():
+    take = [msg("t", 0, 0), msg("t", 1, 4), msg("t", 0, 1), msg("t", 0, 3), msg("t", 1, 5)]
+    assert [fields(r) for r in runs_of(take, topic="t")] == [fields(r) for r in runs_of(take)]
+    assert [r.offsets.tolist() for r in runs_of(take, topic="t")] == [[0, 1, 3], [4, 5]]
