@@ -3,9 +3,9 @@
     python bench/iceberg_bench.py [--rows 1000000] [--changes 1000000]
 
 1. snapshot: ``hub run`` (mysql ``initial-only`` -> iceberg, exactly once, checkpoints every
-   10 s) vs the bare paths (connectorx when installed, and a PyMySQL streaming cursor ->
-   pyarrow -> pyiceberg ``append``, no CDC), each in a process of its own, alternating, best
-   of ``--rounds``: rows/s and peak RSS;
+   10 s) vs the bare paths (connectorx and mysqlclient when installed, and PyMySQL: the
+   client's rows -> pyarrow -> pyiceberg ``append``, no CDC), each in a process of its own,
+   alternating, best of ``--rounds``: rows/s and peak RSS;
 2. change stream: against the table now holding ``--rows`` rows, ``--changes`` binlog
    changes (70% inserts, 20% updates, 10% deletes) read from a binlog position by ``hub run``
    with checkpoints every 10 s: changes/s until the Iceberg table holds the source's state,
@@ -62,12 +62,10 @@ def write_pipeline(work: str, name: str, server, warehouse: str, mode: str,
 
 
 def bare(server_url: str, warehouse: str, rows: int, client: str = "pymysql") -> None:
-    """The bare path, run in a child process (``--bare``): with PyMySQL, stream the table,
-    build Arrow tables of 250,000 rows, append them with pyiceberg; with connectorx, read the
-    table as one Arrow table and append it."""
+    """The bare path, run in a child process (``--bare``): with PyMySQL or mysqlclient,
+    stream the table (an unbuffered cursor), build Arrow tables of 250,000 rows, append them
+    with pyiceberg; with connectorx, read the table as one Arrow table and append it."""
     import pyarrow as pa
-    import pymysql
-    import pymysql.cursors
     from pyiceberg.catalog.sql import SqlCatalog
 
     host, port, user, password = server_url.split("|")
@@ -89,20 +87,35 @@ def bare(server_url: str, warehouse: str, rows: int, client: str = "pymysql") ->
         assert data.num_rows == rows, (data.num_rows, rows)
         return
     table = cat.create_table(("bench", "orders"), schema=schema)
-    conn = pymysql.connect(host=host, port=int(port), user=user, password=password,
-                           cursorclass=pymysql.cursors.SSCursor)
+    if client == "mysqlclient":
+        import MySQLdb
+        import MySQLdb.cursors
+
+        conn = MySQLdb.connect(host=host, port=int(port), user=user, password=password)
+        cur = conn.cursor(MySQLdb.cursors.SSCursor)
+    else:
+        import pymysql
+        import pymysql.cursors
+
+        conn = pymysql.connect(host=host, port=int(port), user=user, password=password,
+                               cursorclass=pymysql.cursors.SSCursor)
+        cur = conn.cursor()
     n = 0
-    with conn.cursor() as cur:
-        cur.execute("SELECT * FROM bench.orders")
-        while True:
-            got = cur.fetchmany(250_000)
-            if not got:
-                break
-            cols = list(zip(*got))
-            table.append(pa.Table.from_arrays(
-                [pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema))
-            n += len(got)
+    cur.execute("SELECT * FROM bench.orders")
+    while True:
+        got = cur.fetchmany(250_000)
+        if not got:
+            break
+        cols = list(zip(*got))
+        table.append(pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema))
+        n += len(got)
+    cur.close()
+    conn.close()
     assert n == rows, (n, rows)
+
+
+LABELS = {"connectorx": "connectorx", "mysqlclient": "mysqlclient", "pymysql": "PyMySQL"}
 
 
 def run_bare(server, warehouse: str, rows: int, client: str) -> tuple[float, float]:
@@ -250,11 +263,11 @@ def main() -> None:
         print(f"snapshot of {args.rows:,} MariaDB rows into Iceberg (sql catalog on SQLite)")
         print(f"{'path':>34} {'rows/s':>10} {'peak RSS MB':>12}   (best of {args.rounds}, "
               f"the bare paths and the hub alternating; RSS the highest)")
-        try:
-            import connectorx  # noqa: F401
-            clients = ["connectorx", "pymysql"]
-        except ModuleNotFoundError:
-            clients = ["pymysql"]
+        import importlib.util
+
+        clients = [c for c, module in (("connectorx", "connectorx"), ("mysqlclient", "MySQLdb"),
+                                       ("pymysql", "pymysql"))
+                   if importlib.util.find_spec(module) is not None]
         best: dict[str, tuple[float, float]] = {}
         warehouse = f"{work}/lake"
         for r in range(args.rounds):
@@ -270,7 +283,7 @@ def main() -> None:
             best["hub"] = (max(h.rows / h.wall_s, old[0]), max(h.peak_rss_mb, old[1]))
         for client in clients:
             rate, rss = best[client]
-            label = f"bare: {'connectorx' if client == 'connectorx' else 'PyMySQL'} -> append"
+            label = f"bare: {LABELS[client]} -> append"
             print(f"{label:>34} {rate:>10,.0f} {rss:>12.0f}")
         rate, rss = best["hub"]
         ratios = ", ".join(f"{rate / best[c][0]:.2f}x {c}" for c in clients)

@@ -26,7 +26,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from typing import ClassVar, Generic, TypeVar
@@ -97,11 +97,16 @@ class WriteAheadLog:
         return out
 
     @staticmethod
-    def iter_segment(path: str) -> Iterator[ChangeBatch]:
+    def iter_segment(path: str, columns: Callable[[TableSchema], Sequence[str]] | None = None
+                     ) -> Iterator[ChangeBatch]:
         """The batches of a segment as they were appended (per table in write order), read
         one record batch at a time: memory stays about one batch, whatever the size of the
-        segment.  A segment on another file system (HDFS) is copied to a local temporary
-        file one run file at a time, removed once read."""
+        segment.  With ``columns``, each batch holds only the row columns
+        ``columns(schema)`` names (of its schema, in that order; its ``arrow()`` has just
+        those), beside its ops, event times and versions: only their buffers are read (a
+        pass that needs keys and ops, not row images).  A segment on another file system
+        (HDFS) is copied to a local temporary file one run file at a time, removed once
+        read."""
         fs = filesystem(path)
         for st in sorted(fs.listdir(path), key=lambda s: s.name):
             local, temporary = fs.local_copy(st.path)
@@ -111,8 +116,18 @@ class WriteAheadLog:
                     reader = ipc.open_file(f)
                     schema = TableSchema.from_dict(
                         json.loads(reader.schema.metadata[_SCHEMA_KEY]))
+                    arrow_schema = None
+                    if columns is not None:
+                        names = reader.schema.names
+                        wanted = list(columns(schema))
+                        arrow_schema = pa.schema([schema.arrow_schema.field(c) for c in wanted])
+                        own = [n for n in ((OP, TS, VERSION) if OP in names else _OLD_NAMES)
+                               if n in names]
+                        reader = ipc.open_file(f, options=ipc.IpcReadOptions(
+                            included_fields=[names.index(c) for c in wanted + own]))
                     for i in range(reader.num_record_batches):
-                        yield _from_table(schema, pa.Table.from_batches([reader.get_batch(i)]))
+                        yield _from_table(schema, pa.Table.from_batches([reader.get_batch(i)]),
+                                          arrow_schema)
             finally:
                 if temporary:
                     os.unlink(local)
@@ -257,13 +272,17 @@ def _with_version(b: ChangeBatch) -> pa.Table:
     return pa.Table.from_arrays(cols, names=names)
 
 
-def _from_table(schema: TableSchema, table: pa.Table) -> ChangeBatch:
+def _from_table(schema: TableSchema, table: pa.Table,
+                arrow_schema: pa.Schema | None = None) -> ChangeBatch:
+    """A batch of ``schema`` from a segment's ``table``; ``arrow_schema``: the row columns
+    ``table`` holds, when not all of the schema's (see :meth:`WriteAheadLog.iter_segment`)."""
     op, ts, version = (OP, TS, VERSION) if OP in table.column_names else _OLD_NAMES
     rows = table.select([i for i, name in enumerate(table.column_names)
                          if name not in (op, ts, version)])
     batches = rows.combine_chunks().to_batches()
-    arrow = (batches[0].cast(schema.arrow_schema) if batches
-             else pa.RecordBatch.from_pylist([], schema=schema.arrow_schema))
+    arrow_schema = schema.arrow_schema if arrow_schema is None else arrow_schema
+    arrow = (batches[0].cast(arrow_schema) if batches
+             else pa.RecordBatch.from_pylist([], schema=arrow_schema))
     ops = ChangeBatch.ops_from_array(table.column(op))
     versions = (table.column(version).to_numpy() if version in table.column_names else None)
     return ChangeBatch(schema, ops, arrow=arrow, ts_ms=table.column(ts).combine_chunks(),

@@ -9,27 +9,34 @@ into exactly one commit of that table's Delta log:
   delete: insert).  A table that does not exist yet is created by appending the upserts (its
   first checkpoint can match nothing); a checkpoint of snapshot reads and inserts only, none
   of whose keys the table holds (snapshot chunks, new auto-increment keys), is appended too:
-  what the MERGE would do, at the cost of an append.
+  what the MERGE would do, at the cost of an append.  A checkpoint with at least
+  ``new-keys-append-threshold`` inserts of new keys besides other changes is committed in
+  two commits: a MERGE of the other changes (its own application transaction: the app id
+  with ``#merge``), then an append of the new keys carrying the checkpoint's transaction
+  (a replay after a crash between them appends only).
 * append (no primary key, or ``write-mode = "append"``): the change rows with ``op``,
   ``ts_ms`` and ``seq`` appended.
 
-Appends stream the rows from the checkpoint's segments into ``write_deltalake`` as a record
-batch reader (memory: a batch, plus the file deltalake is writing); a MERGE takes its source
-whole (deltalake prunes the target's files by the source's key range only then).
+Appends and MERGEs stream the rows from the checkpoint's segments into deltalake as a record
+batch reader (memory: a batch, plus what deltalake holds: the file it is writing, a MERGE's
+join); a MERGE names the source's key range as a condition on the target, so that deltalake
+skips the files outside it (it derives that range itself only from a source it holds whole).
 
 Each commit carries the application transaction ``(app id, checkpoint id)`` (see
 :meth:`~sinks.lake.committer.LakeCommitter.app_id`) in the same atomic log entry as its data.
 Replay guard: a table whose transaction version for the app id is already >= the checkpoint
-is skipped, so a checkpoint replayed after a crash (all of it, or the tables after the one the
-crash hit) is never applied twice.  Only the committer writes, one checkpoint at a time:
+is skipped (and the first of two commits whose own transaction says so), so a checkpoint
+replayed after a crash (all of it, or the tables after the one the crash hit) is never
+applied twice.  Only the committer writes, one checkpoint at a time:
 writers only stage write-ahead-log segments.
 
 Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
 (``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
-:class:`~sinks.lake.committer.LakeCommitter`): ``delta-compacted``, maintenance compacted a
-table and has not vacuumed it yet (N is the checkpoint after whose commit maintenance ran);
-``delta-widened``, a table was rewritten with wider column types, checkpoint N not yet
-committed into it.
+:class:`~sinks.lake.committer.LakeCommitter`): ``delta-part-committed``, the MERGE of a
+checkpoint committed in two commits is in, its append of new keys not yet;
+``delta-compacted``, maintenance compacted a table and has not vacuumed it yet (N is the
+checkpoint after whose commit maintenance ran); ``delta-widened``, a table was rewritten with
+wider column types, checkpoint N not yet committed into it.
 """
 from __future__ import annotations
 
@@ -37,9 +44,11 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runtime.errors import TerminalError
 from runtime.faults import crash_point
@@ -48,13 +57,14 @@ from runtime.sink import CommitContext
 from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.evolution import Evolution, evolve
 from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
-from sinks.lake.partition import fields_for
-from sinks.delta.table import OP, DeltaLakeTable
+from sinks.delta.table import OP, PART_SUFFIX, DeltaLakeTable
 from sinks.delta.types import describe, to_delta
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
+from sinks.lake.partition import fields_for
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class _Stream:
@@ -81,9 +91,9 @@ class _Stream:
             self._error = exc
             raise
 
-    def write(self, write: Callable[[pa.RecordBatchReader], None]) -> None:
+    def write(self, write: Callable[[pa.RecordBatchReader], T]) -> T:
         try:
-            write(pa.RecordBatchReader.from_batches(self._schema, self._batches()))
+            return write(pa.RecordBatchReader.from_batches(self._schema, self._batches()))
         except Exception:
             if self._error is not None:
                 raise self._error from None
@@ -149,8 +159,9 @@ class DeltaCommitter(LakeCommitter):
                context: CommitContext) -> str:
         """A commit into an existing table: its schema evolved first (see
         :mod:`sinks.delta.evolution`), then a MERGE (upsert), an append of new keys (upsert,
-        inserts only, none in the table: what the MERGE would do) or an append of change
-        rows.  Appends stream the rows from the segments; a MERGE takes them whole."""
+        inserts only, none in the table: what the MERGE would do), a MERGE then an append
+        of new keys (upsert, at least ``new-keys-append-threshold`` of them: two commits)
+        or an append of change rows.  The rows stream from the segments."""
         self._check_layout(target, changes)
         table, upsert = changes.table, changes.collapsed
         kind = "rows" if upsert else "changelog"
@@ -174,18 +185,18 @@ class DeltaCommitter(LakeCommitter):
         def conform(piece: pa.Table) -> pa.Table:
             return evolve(have, self._shape(piece, table), table, target.uri).data
 
-        if upsert and changes.only_inserts() and not target.holds_any(self._keys(changes, have)):
+        new = self._new_keys(target, changes, have) if upsert else None
+        fresh = 0 if new is None else int(np.count_nonzero(new))
+        if upsert and fresh == len(changes):  # only inserts, of keys the table lacks
             stream = _Stream(changes.pieces("rows"), conform, evo.data.drop_columns([OP]).schema)
             stream.write(lambda reader: target.append(reader, props, **append))  # ~1/1.7 a MERGE
             what = f"appended {stream.rows} new keys"
+        elif upsert and fresh and fresh >= self.config.new_keys_append_threshold > 0:
+            what = self._merge_then_append(target, changes, new, have, evo, props, append,
+                                           conform, context)
         elif upsert:
-            data = self._shape(changes.read("rows"), table).append_column(OP, changes.ops)
-            data = evolve(have, data, table, target.uri, extra).data
-            m = target.merge(data, list(changes.schema.primary_key), props,
-                             merge_schema=bool(evo.added))
-            what = (f"merged {len(changes)} changes: {m.get('num_target_rows_inserted', 0)} "
-                    f"inserted, {m.get('num_target_rows_updated', 0)} updated, "
-                    f"{m.get('num_target_rows_deleted', 0)} deleted")
+            m = self._merge(target, changes, have, evo, props)
+            what = _merged(len(changes), m)
         else:
             stream = _Stream(changes.pieces("changelog"), conform, evo.data.schema)
             stream.write(lambda reader: target.append(reader, props, **append))
@@ -193,6 +204,72 @@ class DeltaCommitter(LakeCommitter):
         if evo.added:
             what += f"; added column(s) {', '.join(evo.added)}"
         return what
+
+    def _new_keys(self, target: DeltaLakeTable, changes: TableChanges,
+                  have: pa.Schema) -> np.ndarray | None:
+        """Which changes insert a key the table does not hold (numpy mask); None when that
+        can't change how the checkpoint is committed (a MERGE either way: not only inserts,
+        and fewer than ``new-keys-append-threshold`` of them), so the table's keys are not
+        read for nothing."""
+        inserts = changes.is_insert()
+        count = int(np.count_nonzero(inserts))
+        threshold = self.config.new_keys_append_threshold
+        if count < len(changes) and (not threshold or count < threshold):
+            return None
+        keys = self._keys(changes, have)
+        new = inserts.copy()
+        new[inserts] = ~target.held(keys.filter(pa.array(inserts)))
+        return new
+
+    def _merge_then_append(self, target: DeltaLakeTable, changes: TableChanges,
+                           new: np.ndarray, have: pa.Schema, evo: Evolution, props: Any,
+                           append: dict[str, Any], conform: Callable[[pa.Table], pa.Table],
+                           context: CommitContext) -> str:
+        """Checkpoint ``changes`` in two commits: a MERGE of the changes that are no insert
+        of a new key (tagged by :meth:`~DeltaLakeTable.part_properties`), then an append of
+        the ``new`` ones carrying the checkpoint's application transaction (``props``).  A
+        replay after a crash between the two finds the MERGE's transaction and appends only:
+        the new keys are the same then (the MERGE touched none of them), and so is the
+        split."""
+        cp, app = changes.checkpoint_id, self.app_id(context)
+        rest = changes.select(~new)
+        done = target.committed(app + PART_SUFFIX)
+        if done is not None and done >= cp:
+            what = f"the MERGE of {len(rest)} changes was committed before"
+            log.info("delta: table %s already holds the MERGE of checkpoint %d: appending "
+                     "its new keys", changes.table, cp)
+        else:
+            m = self._merge(target, rest, have, evo, DeltaLakeTable.part_properties(app, cp))
+            what = _merged(len(rest), m)
+            crash_point("delta-part-committed", cp)
+            target.load()
+        stream = _Stream(changes.select(new).pieces("rows"), conform,
+                         evo.data.drop_columns([OP]).schema)
+        stream.write(lambda reader: target.append(reader, props, **append))
+        return f"{what}; then appended {stream.rows} new keys"
+
+    def _merge(self, target: DeltaLakeTable, changes: TableChanges, have: pa.Schema,
+               evo: Evolution, props: Any) -> dict[str, Any]:
+        """One MERGE of the collapsed changes, its source streamed from the segments (memory:
+        a batch, not the checkpoint), the target's files pruned to the range of the first
+        key column (what deltalake derives itself only from a source it holds whole).  A
+        first key column with no range to give (not an integer or a string) takes the
+        source whole instead."""
+        table, keys = changes.table, list(changes.schema.primary_key)
+        bounds = _key_range(self._keys(changes, have).column(0))
+        if bounds is None:
+            data = self._shape(changes.read("rows"), table).append_column(OP, changes.ops)
+            data = evolve(have, data, table, target.uri, (OP,)).data
+            return target.merge(data, keys, props, merge_schema=bool(evo.added))
+
+        def conform(piece: pa.Table) -> pa.Table:
+            ops = piece.column(OP)
+            data = self._shape(piece.drop_columns([OP]), table).append_column(OP, ops)
+            return evolve(have, data, table, target.uri, (OP,)).data
+
+        stream = _Stream(changes.pieces("rows", op_column=OP), conform, evo.data.schema)
+        return stream.write(lambda reader: target.merge(
+            reader, keys, props, merge_schema=bool(evo.added), bounds=(keys[0], *bounds)))
 
     @staticmethod
     def _keys(changes: TableChanges, have: pa.Schema) -> pa.Table:
@@ -301,7 +378,33 @@ class DeltaCommitter(LakeCommitter):
             table = DeltaLakeTable(folder, folder, None)
             if not table.load():
                 continue
-            for app in sorted(a for a in table.app_ids() if a.startswith(prefix)):
+            for app in sorted(a for a in table.app_ids()
+                              if a.startswith(prefix) and not a.endswith(PART_SUFFIX)):
                 found.append(f"{folder} (Delta table: checkpoint {table.committed(app)} of "
                              f"job {app[len(prefix):]})")
         return sorted(found)
+
+
+def _key_range(column: pa.ChunkedArray) -> tuple[str, str] | None:
+    """The lowest and highest value of a key column as SQL literals of deltalake's
+    expressions, for an integer or string column with values (None otherwise)."""
+    if not (pa.types.is_integer(column.type) or pa.types.is_string(column.type)
+            or pa.types.is_large_string(column.type)):
+        return None
+    bounds = pc.min_max(column)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None:
+        return None
+    if isinstance(low, int):
+        return str(low), str(high)
+    return _string_literal(low), _string_literal(high)
+
+
+def _string_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _merged(changes: int, m: dict[str, Any]) -> str:
+    return (f"merged {changes} changes: {m.get('num_target_rows_inserted', 0)} inserted, "
+            f"{m.get('num_target_rows_updated', 0)} updated, "
+            f"{m.get('num_target_rows_deleted', 0)} deleted")

@@ -46,6 +46,16 @@ class DeltaSinkConfig(LakeSinkConfig):
         description="Options of the object store, passed to deltalake as they are, e.g. "
                     "{AWS_REGION = \"eu-west-1\", AWS_ACCESS_KEY_ID = \"${KEY}\"}; values are "
                     "secrets, never logged.")
+    new_keys_append_threshold: int = Field(
+        0, ge=0,
+        description="0 (the default): every checkpoint is one Delta commit per table. N > 0: "
+                    "a checkpoint of a table with a primary key that inserts at least N keys "
+                    "the Delta table does not hold, besides other changes, is committed in two "
+                    "commits: a MERGE of the other changes, then an append of those new keys "
+                    "(a MERGE that inserts them costs more time and memory and rewrites them "
+                    "with every file it touches). Between the two commits a reader sees the "
+                    "checkpoint's updates and deletes without its new keys; both carry the "
+                    "checkpoint, and a replay after a crash applies neither twice.")
     table_properties: dict[str, str] = Field(
         default_factory=dict,
         description="Delta table properties of the tables the sink creates, e.g. "

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from runtime.errors import MissingExtraError, TerminalError, TransientError
@@ -32,10 +33,14 @@ log = logging.getLogger(__name__)
 
 #: Commit-info keys naming the application (pipeline, sink, job) and checkpoint of a commit.
 APP_KEY, CHECKPOINT_KEY = "hub.app", "hub.checkpoint"
+#: Commit-info key of the first of a checkpoint's two commits into a table (see
+#: :meth:`DeltaLakeTable.part_properties`), and what the app id of its transaction ends with.
+PART_KEY, PART_SUFFIX = "hub.part", "#merge"
 #: How many of the latest commits :meth:`DeltaLakeTable.app_ids` reads.
 HISTORY_LOOKBACK = 100
 #: The source column of a MERGE holding each row's op (never written to the table).
 OP = "__hub_op"
+_ROW = "__hub_row"  # a row number while matching keys
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # deltalake's words for trouble that may pass: the store, the network, a lost race
 _TRANSIENT = re.compile(r"connection|timed? ?out|temporar|unavailable|throttl|slow down|"
@@ -131,6 +136,17 @@ class DeltaLakeTable:
             app_transactions=[Transaction(app_id, checkpoint_id)])
 
     @staticmethod
+    def part_properties(app_id: str, checkpoint_id: int) -> Any:
+        """The tags of the MERGE that comes first when a checkpoint is committed to a table
+        in two commits (a MERGE, then an append of new keys): the application transaction
+        ``(app_id + PART_SUFFIX, checkpoint_id)``, so that a replay after a crash between
+        the two skips it; the commit info names the checkpoint and ``hub.part``."""
+        return CommitProperties(
+            custom_metadata={APP_KEY: app_id, CHECKPOINT_KEY: str(checkpoint_id),
+                             PART_KEY: "merge"},
+            app_transactions=[Transaction(app_id + PART_SUFFIX, checkpoint_id)])
+
+    @staticmethod
     def maintenance_properties(app_id: str, what: str) -> Any:
         """Commit-info tags of a maintenance commit (no application transaction: it changes
         no row)."""
@@ -151,44 +167,62 @@ class DeltaLakeTable:
                             storage_options=self.storage, target_file_size=target_file_size,
                             commit_properties=props)
 
-    def merge(self, source: pa.Table, keys: list[str], props: Any,
-              merge_schema: bool) -> dict[str, Any]:
+    def merge(self, source: pa.Table | pa.RecordBatchReader, keys: list[str], props: Any,
+              merge_schema: bool,
+              bounds: tuple[str, str, str] | None = None) -> dict[str, Any]:
         """One MERGE of ``source`` (the table's columns plus :data:`OP`) by ``keys``: a
         matched delete deletes, another matched row is updated in every column, an unmatched
-        row that is no delete is inserted.  Returns deltalake's metrics."""
-        cols = [c for c in source.column_names if c != OP]
+        row that is no delete is inserted.  A table is held whole by deltalake, and it
+        prunes the target's files by the source's key range itself; a reader is streamed
+        (read once), and ``bounds`` -- a key column and the SQL literals of its lowest and
+        highest value in the source -- prune the target instead.  Returns deltalake's
+        metrics."""
+        schema = source.schema
+        cols = [c for c in schema.names if c != OP]
         on = " AND ".join(f"t.{quote(k)} = s.{quote(k)}" for k in keys)
+        if bounds is not None:
+            # only target rows within the source's key range can match: said as a condition
+            # on the target alone, deltalake skips the files whose statistics lie outside
+            column, low, high = bounds
+            on += f" AND t.{quote(column)} >= {low} AND t.{quote(column)} <= {high}"
         values = {quote(c): f"s.{quote(c)}" for c in cols}
-        with delta_errors(f"merging {source.num_rows} changes into table {self.table} at "
-                          f"{self.uri}"):
-            # the source is in memory already: materialised, deltalake prunes the target's
-            # files by the source's key range (CDC changes cluster on recent keys)
+        streamed = isinstance(source, pa.RecordBatchReader)
+        changes = "changes" if streamed else f"{source.num_rows} changes"
+        with delta_errors(f"merging {changes} into table {self.table} at {self.uri}"):
             return (self.delta.merge(source, on, source_alias="s", target_alias="t",
                                      merge_schema=merge_schema, commit_properties=props,
-                                     streamed_exec=False)
+                                     streamed_exec=streamed)
                     .when_matched_delete(predicate=f"s.{OP} = 'd'")
                     .when_matched_update(values)
                     .when_not_matched_insert(values, predicate=f"s.{OP} <> 'd'")
                     .execute())
 
-    def holds_any(self, keys: pa.Table) -> bool:
-        """Whether any row of ``keys`` (key columns) is in the table.  Reads only the key
-        columns of the files whose statistics overlap the range of the first key column
-        (none, for a snapshot chunk or new auto-increment keys)."""
+    def held(self, keys: pa.Table) -> np.ndarray:
+        """Per row of ``keys`` (key columns), whether the table holds that key.  Reads only
+        the key columns of the files whose statistics overlap the range of the first key
+        column (none, for a snapshot chunk or new auto-increment keys)."""
         import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
+        n = keys.num_rows
         first = keys.column(0)
-        low, high = pc.min(first), pc.max(first)
+        bounds = pc.min_max(first)
+        low, high = bounds["min"], bounds["max"]
         if not low.is_valid:
-            return False
+            return np.zeros(n, dtype=bool)
         with delta_errors(f"reading table {self.table} at {self.uri}"):
             column = ds.field(keys.column_names[0])
             existing = self.delta.to_pyarrow_dataset().to_table(
                 columns=keys.column_names, filter=(column >= low) & (column <= high))
         if not existing.num_rows:
-            return False
-        return existing.join(keys, keys.column_names, join_type="left semi").num_rows > 0
+            return np.zeros(n, dtype=bool)
+        if keys.num_columns == 1:
+            return pc.is_in(first, value_set=existing.column(0)).to_numpy(zero_copy_only=False)
+        at = keys.append_column(_ROW, pa.array(np.arange(n)))
+        found = at.join(existing, keys.column_names, join_type="left semi").column(_ROW)
+        mask = np.zeros(n, dtype=bool)
+        mask[found.to_numpy()] = True
+        return mask
 
     def rewrite_widened(self, widen: dict[str, pa.DataType], partition_by: list[str],
                         target_file_size: int, props: Any) -> int:

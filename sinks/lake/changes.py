@@ -6,22 +6,24 @@ the whole checkpoint:
 
 1. :func:`scan` reads every batch once and keeps, per table, only the schemas, the ops, the
    source order (``seq``: the batches' versions) and, in upsert mode (a table with a primary
-   key), the key columns; it collapses the changes to the last one of each key in source
-   order (by ``seq``, so changes of one key that reached different writers -- a snapshot row
-   and a later binlog change -- still come out in source order) and gives one
-   :class:`TableChanges` per table: which rows to take, no row images;
+   key), the key columns -- the committer has it read only those columns from the segments
+   (``light``: Arrow IPC reads just their buffers); it collapses the changes to the last one
+   of each key in source order (by ``seq``, so changes of one key that reached different
+   writers -- a snapshot row and a later binlog change -- still come out in source order)
+   and gives one :class:`TableChanges` per table: which rows to take, no row images;
 2. :meth:`TableChanges.pieces` reads the segments again when the format commits the table and
    yields the rows taken, a record batch at a time (or in pieces of about a given size), cast
-   to the table's unified columns: an append streams them into the table; a MERGE, which
-   needs its source whole, :meth:`TableChanges.read`\\ s them.  The scan keeps the batches of
-   a small checkpoint, and those of a table to merge (see :data:`KEEP_BYTES`), so that they
-   are not read twice.
+   to the table's unified columns, with their ops if asked: an append or a MERGE streams them
+   into the table (:meth:`TableChanges.read` holds them whole, for a format or a test that
+   needs that).  The scan keeps the batches of a small checkpoint (see :data:`KEEP_BYTES`),
+   so that they are not read twice; past that, memory stays about a batch plus the keys.
 
 Arrow columns throughout, no per-row Python.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,13 +43,10 @@ Kind = Literal["rows", "upserts", "changelog"]
 BatchSource = Callable[[], Iterable[ChangeBatch]]
 
 #: How many bytes of batches :func:`scan` keeps, so that a small checkpoint's rows are read
-#: once: past it, the batches of tables with inserts only (a snapshot) or change rows are let
-#: go, and read again from the segments when the format takes them (they stream).
+#: once: past it, every table's batches are let go and read again from the segments when
+#: the format takes them (they stream, also into a MERGE: keeping a large checkpoint's
+#: batches for it cost their size in memory for the whole commit).
 KEEP_BYTES = 32 << 20
-#: ... and past this many, also those of tables to merge (an upsert table with updates or
-#: deletes): its MERGE holds the rows whole anyway, so keeping them spares a second read of
-#: the segments, up to this bound on what several such tables of a checkpoint hold at once.
-KEEP_MERGED_BYTES = 512 << 20
 
 _D = ord(DELETE)
 _INSERTS = np.array([ord("r"), ord("c")], dtype=np.uint8)
@@ -107,6 +106,19 @@ class TableChanges:
         far as the source knows: a fast append may apply where the target has none of them)."""
         return bool(np.isin(self.codes, _INSERTS).all())
 
+    def is_insert(self) -> np.ndarray:
+        """Boolean mask (numpy) of the changes taken that are snapshot reads or inserts."""
+        return np.isin(self.codes, _INSERTS)
+
+    def select(self, mask: np.ndarray) -> TableChanges:
+        """The changes taken where ``mask`` (numpy, one bool per change) is True, in the
+        same order; their rows are read from the same segments."""
+        positions = self._keep if self._keep is not None else np.arange(self._total)
+        return dataclasses.replace(
+            self, codes=self.codes[mask], seq_np=self.seq_np[mask],
+            keys=None if self.keys is None else self.keys.filter(pa.array(mask)),
+            _keep=positions[mask])
+
     def deleted_keys(self) -> pa.Table:
         """The key columns of the changes that are deletes (``collapsed`` only)."""
         assert self.keys is not None, "only a collapsed table's changes have keys"
@@ -123,14 +135,19 @@ class TableChanges:
                 .append_column(TS_COLUMN, pa.array([], pa.int64()))
                 .append_column(SEQ_COLUMN, pa.array([], pa.int64())))
 
-    def pieces(self, kind: Kind = "rows", max_bytes: int = 0) -> Iterator[pa.Table]:
+    def pieces(self, kind: Kind = "rows", max_bytes: int = 0,
+               op_column: str | None = None) -> Iterator[pa.Table]:
         """The rows of ``kind`` in source order (as the writers got them), read from the
         segments: one record batch at a time, or, with ``max_bytes``, in pieces of at least
         that many bytes (the last one smaller).  Each piece has the columns of
-        :meth:`empty` (``kind``).  Raises :class:`TerminalError` when a segment changed
-        since :func:`scan` read it, or a changelog would clash with a column's name."""
+        :meth:`empty` (``kind``), then, with ``op_column`` (``rows`` only: a MERGE's
+        source), each row's op as a string column of that name.  Raises
+        :class:`TerminalError` when a segment changed since :func:`scan` read it, or a
+        changelog would clash with a column's name."""
         if kind == "changelog":
             self._check_changelog()
+        if op_column is not None and kind != "rows":
+            raise ValueError(f"op_column goes with the rows kind, not {kind!r}")
         positions = self._positions(kind)
         buf: list[pa.Table] = []
         size = offset = 0
@@ -149,6 +166,8 @@ class TableChanges:
             piece = _conform(pa.Table.from_batches([b.arrow()]), self.row_schema)
             if take is not None:
                 piece = piece.take(take)
+            if op_column is not None:  # rows: positions index the changes taken, in order
+                piece = piece.append_column(op_column, _ops(self.codes[lo:hi]))
             if kind == "changelog":
                 ts = b.ts_ms_array().cast(pa.int64())
                 at = (lo, hi) if self._keep is not None else (start, offset)
@@ -209,12 +228,26 @@ class TableChanges:
                 f"write-mode = \"upsert\" for a table with a primary key, or rename the column")
 
 
-def segments_source(segments: list[str]) -> BatchSource:
+def segments_source(segments: list[str],
+                    columns: Callable[[TableSchema], Sequence[str]] | None = None
+                    ) -> BatchSource:
     """The batches of write-ahead-log ``segments``, streamed (one record batch at a time)
-    each time it is called."""
+    each time it is called; with ``columns``, holding only the row columns it names of each
+    batch's schema (see :meth:`~runtime.wal.WriteAheadLog.iter_segment`)."""
     from runtime.wal import WriteAheadLog
 
-    return lambda: (b for path in segments for b in WriteAheadLog.iter_segment(path))
+    return lambda: (b for path in segments for b in WriteAheadLog.iter_segment(path, columns))
+
+
+def key_columns(schema: TableSchema) -> tuple[str, ...]:
+    """What :func:`scan` needs of a batch's row columns in upsert mode: its primary key
+    (for ``columns`` of :func:`segments_source`)."""
+    return tuple(schema.primary_key)
+
+
+def no_columns(schema: TableSchema) -> tuple[str, ...]:
+    """What :func:`scan` needs of a batch's row columns in append mode: none."""
+    return ()
 
 
 @dataclass
@@ -229,20 +262,22 @@ class _Seen:
     #: The table's batches as read, while kept (see :data:`KEEP_BYTES`); None once let go.
     kept: list[ChangeBatch] | None = field(default_factory=list)
     kept_bytes: int = 0
-    merged: bool = False  # upsert, an update or delete seen: the format will merge
 
 
-def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
-         sink: str) -> list[TableChanges]:
+def scan(source: BatchSource, checkpoint_id: int, upsert: bool, sink: str,
+         light: BatchSource | None = None) -> list[TableChanges]:
     """One :class:`TableChanges` per table of ``source``'s batches (in order of first
     appearance), collapsed by key where ``upsert`` and the table has a primary key: one read
     of ``source``, keeping ops, versions and (upsert) key columns only.  ``sink`` names the
     sink in errors.  Batches without versions get them from a :class:`VersionClock` (in the
-    order given); :meth:`TableChanges.pieces` reads ``source`` again."""
+    order given); :meth:`TableChanges.pieces` reads ``source`` again.  ``light``: the same
+    batches with only the row columns the scan needs (see :func:`key_columns`), read
+    instead of ``source`` (none are kept then: the rows are read from ``source`` once, by
+    the format)."""
     clock = VersionClock()
     seen: dict[str, _Seen] = {}
     kept = 0  # bytes of the batches kept, all tables
-    for b in source():
+    for b in (light or source)():
         if not len(b):
             continue
         b = clock.stamp(b)
@@ -253,13 +288,14 @@ def scan(source: BatchSource, checkpoint_id: int, upsert: bool,
         s.codes.append(np.frombuffer(b.ops.encode("ascii"), dtype=np.uint8))
         s.seq.append(np.array(b.versions, dtype=np.int64))
         s.rows += len(b)
-        if s.kept is not None:
-            s.merged = s.merged or (upsert and bool(b.ops.strip("rc")))
+        if light is not None:
+            s.kept = None
+        elif s.kept is not None:
             s.kept.append(b)
             s.kept_bytes += b.arrow().nbytes
             kept += b.arrow().nbytes
             if kept > KEEP_BYTES:
-                kept = _let_go(seen.values(), kept)
+                kept = _let_go(seen.values())
         if upsert and b.schema.primary_key:
             pk = tuple(b.schema.primary_key)
             s.keys.append((pk, _owned(pa.Table.from_batches([b.arrow()]).select(list(pk)))))
@@ -274,14 +310,12 @@ def collect(batches: Iterable[ChangeBatch], checkpoint_id: int, upsert: bool,
     return scan(lambda: held, checkpoint_id, upsert, sink)
 
 
-def _let_go(seen: Iterable[_Seen], kept: int) -> int:
-    """Let go of kept batches over the bounds (see :data:`KEEP_BYTES`); returns the bytes
-    still kept."""
+def _let_go(seen: Iterable[_Seen]) -> int:
+    """Let go of every table's kept batches (past :data:`KEEP_BYTES`): the rows stream from
+    the segments from now on.  Returns the bytes still kept (none)."""
     for s in seen:
-        if s.kept is not None and (not s.merged or kept > KEEP_MERGED_BYTES):
-            kept -= s.kept_bytes
-            s.kept, s.kept_bytes = None, 0
-    return kept
+        s.kept, s.kept_bytes = None, 0
+    return 0
 
 
 def _table_changes(table: str, s: _Seen, source: BatchSource, checkpoint_id: int, upsert: bool,

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from runtime.faults import crash_point
 from runtime.sink import CommitContext, Committable
 from runtime.wal import WalCommitter, WriteAheadLog
-from sinks.lake.changes import TableChanges, scan, segments_source
+from sinks.lake.changes import (TableChanges, key_columns, no_columns, scan,
+                                segments_source)
 from sinks.lake.config import LakeSinkConfig
 
 log = logging.getLogger(__name__)
@@ -21,12 +22,12 @@ class LakeCommitter(WalCommitter):
     """Commits the write-ahead-log segments of :class:`~sinks.lake.writer.LakeSinkWriter`.
 
     Per checkpoint, in ascending order (a checkpoint whose store failed is committed with a
-    later one, still as its own transactions): scan its segments (one per writer) once for
-    ops, versions and keys, giving one :class:`TableChanges` per table
-    (:func:`~sinks.lake.changes.scan`), and hand each to :meth:`commit_table`, which streams
-    the table's rows from the segments as its format needs them (memory: about a record batch
-    plus what the format holds, not the checkpoint); once every table is committed, delete
-    the segments.  A crash
+    later one, still as its own transactions): scan its segments (one per writer) once,
+    reading only their ops, versions and key columns, giving one :class:`TableChanges` per
+    table (:func:`~sinks.lake.changes.scan`), and hand each to :meth:`commit_table`, which
+    streams the table's rows from the segments as its format needs them (memory: about a
+    record batch plus what the format holds, not the checkpoint); once every table is
+    committed, delete the segments.  A crash
     anywhere replays the checkpoint from its segments, and :meth:`commit_table` skips the
     tables that already hold it, so each table gets at most one transaction per checkpoint.
 
@@ -98,7 +99,9 @@ class LakeCommitter(WalCommitter):
         """Commit the segments of checkpoint ``context.checkpoint_id``, then delete them."""
         checkpoint = context.checkpoint_id
         upsert = self.config.write_mode == "upsert"
-        tables = scan(segments_source(segments), checkpoint, upsert, f"{self.sink_name} sink")
+        light = segments_source(segments, key_columns if upsert else no_columns)
+        tables = scan(segments_source(segments), checkpoint, upsert, f"{self.sink_name} sink",
+                      light)
         for i, changes in enumerate(tables):
             self.commit_table(changes, context)
             self._touched[changes.table] = None

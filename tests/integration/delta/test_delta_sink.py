@@ -213,3 +213,84 @@ def test_a_value_delta_cant_hold_stops_a_streamed_append_with_its_own_error(tmp_
     with pytest.raises(BadRecordError, match=r"column 'at'"):
         d.checkpoint(batch([5], 0), batch([6], 1))
     assert sorted(r["id"] for r in rows_of(uri)) == [4]
+
+
+@pytest.mark.parametrize("types, key", [
+    ({"id": "BIGINT", "name": "STRING", "qty": "INT"}, ("id",)),
+    ({"id": "STRING", "name": "STRING", "qty": "INT"}, ("id",)),        # a string key range
+    ({"id": "DATE", "name": "STRING", "qty": "INT"}, ("id",)),          # no range: held whole
+    ({"id": "BIGINT", "name": "STRING", "qty": "INT"}, ("id", "name")),
+])
+def test_many_new_keys_are_appended_after_a_merge_of_the_other_changes(tmp_path, types, key):
+    """With at least new-keys-append-threshold inserts of keys the table lacks, a
+    checkpoint is a MERGE of its other changes (updates, deletes, an insert of a key the
+    table holds) then an append of the new keys: two commits carrying the checkpoint, the
+    MERGE's source without the new keys, the table's state as one MERGE would leave it."""
+    import datetime
+
+    def k(i: int):
+        return {"BIGINT": i, "STRING": f"k{i:03d}",
+                "DATE": datetime.date(2024, 1, 1) + datetime.timedelta(days=i)}[types["id"]]
+
+    s = schema("shop.orders", types, key=key)
+    d = Driver(tmp_path, **{"new-keys-append-threshold": 2})
+    d.checkpoint(ChangeBatch(s, "rrrr", rows=[(k(1), "a", 1), (k(2), "b", 2), (k(3), "c", 3),
+                                              (k(4), "d", 4)]))
+    d.checkpoint(ChangeBatch(s, "cucdcdc", rows=[
+        (k(10), "x", 10), (k(1), "a", 11), (k(3), "c", 30), (k(2), "b", 2), (k(11), "y", 11),
+        (k(4), "d", 4), (k(4), "d", 40)]))
+    uri = d.uri("shop.orders")
+    got = read(uri, key=key)
+    assert sorted((r["id"], r["name"], r["qty"]) for r in got.values()) == sorted([
+        (k(1), "a", 11), (k(3), "c", 30), (k(4), "d", 40), (k(10), "x", 10),
+        (k(11), "y", 11)])
+    history = commits(uri)
+    assert [c["operation"] for c in history] == ["WRITE", "MERGE", "WRITE"]
+    m = history[1]["operationMetrics"]
+    # u 1, c 3 (held: an update), d 2, c 4 (deleted and re-inserted: held); not 10 and 11
+    assert (m["num_source_rows"], m["num_target_rows_inserted"]) == (4, 0)
+    assert history[1]["hub.part"] == "merge" and "hub.part" not in history[2]
+    assert checkpoint_commits(uri) == [1, 2, 2]
+    app = f"hub:{PIPELINE}:delta:job-1"
+    t = DeltaTable(uri)
+    assert t.transaction_version(app) == 2 and t.transaction_version(app + "#merge") == 2
+    # a third checkpoint below the threshold is one MERGE again
+    d.checkpoint(ChangeBatch(s, "cu", rows=[(k(12), "z", 12), (k(10), "x", 100)]))
+    assert [c["operation"] for c in commits(uri)][3:] == ["MERGE"]
+    assert sorted(r["qty"] for r in read(uri, key=key).values()) == [11, 11, 12, 30, 40, 100]
+
+
+def test_a_replay_after_a_crash_between_the_merge_and_the_append_appends_only(tmp_path,
+                                                                            monkeypatch):
+    """A crash after the MERGE of a two-commit checkpoint, before its append: the restored
+    committer replays the checkpoint, finds the MERGE's own application transaction and
+    appends the new keys only -- no second MERGE, no key twice, one append."""
+    import sinks.delta.committer as committer_module
+
+    class Crash(Exception):
+        pass
+
+    def crash_point(point: str, checkpoint: int) -> None:
+        if point == "delta-part-committed":
+            raise Crash(point)
+
+    d = Driver(tmp_path, **{"new-keys-append-threshold": 2})
+    d.checkpoint(ChangeBatch(ORDERS, "rr", rows=[(1, "a", 1), (2, "b", 2)]))
+    staged = d.stage(ChangeBatch(ORDERS, "ucdc", rows=[(1, "a", 10), (5, "e", 5), (2, "b", 2),
+                                                       (6, "f", 6)]))
+    with monkeypatch.context() as m:
+        m.setattr(committer_module, "crash_point", crash_point)
+        with pytest.raises(Crash):
+            d.committer.commit(staged, d.context())
+    uri = d.uri("shop.orders")
+    assert [c["operation"] for c in commits(uri)] == ["WRITE", "MERGE"]
+    again = d.sink.create_committer()
+    again.recover(staged, d.context())
+    again.commit(staged, d.context())  # once more: a no-op
+    assert read(uri) == {1: {"id": 1, "name": "a", "qty": 10},
+                         5: {"id": 5, "name": "e", "qty": 5},
+                         6: {"id": 6, "name": "f", "qty": 6}}
+    assert [c["operation"] for c in commits(uri)] == ["WRITE", "MERGE", "WRITE"]
+    assert checkpoint_commits(uri) == [1, 2, 2]
+    assert d.sink.existing_output(PIPELINE) == [
+        f"{uri} (Delta table: checkpoint 2 of job job-1)"]

@@ -1,8 +1,9 @@
 """MySQL/MariaDB -> Delta, exactly once, proven with kill -9: while a workload inserts,
 updates, deletes and changes primary keys in two tables, the pipeline is killed at random
 moments and at every phase of a commit (checkpoint durable but not committed, between the
-two tables' commits of one checkpoint, after all tables but before the staged segments are
-deleted, during maintenance).  The Delta tables end equal to the source tables (read by
+two tables' commits of one checkpoint, between the MERGE and the append of new keys of a
+checkpoint committed in two, after all tables but before the staged segments are deleted,
+during maintenance).  The Delta tables end equal to the source tables (read by
 deltalake and Polars), and each table's history holds at most one commit per checkpoint of a
 job."""
 from __future__ import annotations
@@ -33,6 +34,7 @@ path = "{lake}"
 maintenance-interval = "{maintenance}"
 retention = "0s"
 target-file-size = "1MB"
+new-keys-append-threshold = {threshold}
 # the log stays (maintenance would clean it up to its checkpoint): its commits are checked
 table-properties = {{ "delta.logRetentionDuration" = "interval 1 days" }}
 """
@@ -128,11 +130,12 @@ def wait_equal(lake, conn, db: str, timeout: float = 90.0) -> None:
 
 
 def assert_one_commit_per_checkpoint(lake, db: str) -> None:
-    """Every table's history: at most one commit per (job, checkpoint)."""
+    """Every table's history: at most one commit per (job, checkpoint) -- per part, for a
+    checkpoint committed as a MERGE then an append of new keys."""
     from deltalake import DeltaTable
 
     for t in TABLES:
-        tags = [(c["hub.app"], int(c["hub.checkpoint"]))
+        tags = [(c["hub.app"], int(c["hub.checkpoint"]), c.get("hub.part"))
                 for c in DeltaTable(f"{lake}/{db}/{t}").history() if "hub.checkpoint" in c]
         assert tags, f"{t}: no commit carries a checkpoint"
         twice = [tag for tag, n in Counter(tags).items() if n > 1]
@@ -157,12 +160,12 @@ def source(mysql_server):
 
 
 def pipeline(tmp_path, mysql_server, db: str, maintenance: str = "0s",
-             chunk_size: int = 60) -> tuple[str, str]:
+             chunk_size: int = 60, threshold: int = 100_000) -> tuple[str, str]:
     lake = str(tmp_path / "lake")
     path = tmp_path / "pipeline.toml"
     path.write_text(mysql_server.pipeline_toml("mysql-delta", tmp_path / "state", db, 2,
                                                chunk_size=chunk_size)
-                    + SINK.format(lake=lake, maintenance=maintenance))
+                    + SINK.format(lake=lake, maintenance=maintenance, threshold=threshold))
     return str(path), lake
 
 
@@ -233,3 +236,22 @@ def test_crash_during_maintenance(tmp_path, mysql_server, source, point):
     finally:
         work.stop()
     finish(path, lake, conn, db)
+
+
+def test_crash_between_the_merge_and_the_append_of_new_keys(tmp_path, mysql_server, source):
+    """Every checkpoint with a new key besides other changes is committed as a MERGE then
+    an append (threshold 1); killed between the two, the restart appends only: the tables
+    equal the source, each part of a checkpoint committed once."""
+    from deltalake import DeltaTable
+
+    db, conn = source
+    path, lake = pipeline(tmp_path, mysql_server, db, chunk_size=1000, threshold=1)
+    work = Workload(mysql_server, db, kill_seed()).start()
+    try:
+        crash(path, "delta-part-committed")
+    finally:
+        work.stop()
+    finish(path, lake, conn, db)
+    parts = [c for t in TABLES for c in DeltaTable(f"{lake}/{db}/{t}").history()
+             if c.get("hub.part") == "merge"]
+    assert parts, "no checkpoint was committed in two parts"

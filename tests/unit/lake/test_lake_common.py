@@ -252,8 +252,8 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
 
     original = lake_committer.segments_source
 
-    def measured(segments):  # the committer's source, watched after each batch
-        source = original(segments)
+    def measured(segments, columns=None):  # the committer's sources, watched per batch
+        source = original(segments, columns)
 
         def batches():
             for b in source():
@@ -288,23 +288,25 @@ def test_a_checkpoint_is_committed_from_a_stream_holding_about_one_batch(tmp_pat
     assert 0 < peak[0] - base < 5 << 20
 
 
-@pytest.mark.parametrize("ops, reads", [("r", 2), ("u", 1)])
-def test_a_table_to_merge_is_read_once_a_large_snapshot_twice(tmp_path, monkeypatch, ops, reads):
-    """Past KEEP_BYTES the batches of inserts are let go (a snapshot streams: read by the
-    scan, then again by the format); a table with updates keeps them (its MERGE holds them
-    whole anyway): one read."""
-    import sinks.lake.changes as lake_changes
+@pytest.mark.parametrize("ops", ["r", "u"])
+@pytest.mark.parametrize("upsert", [True, False])
+def test_the_scan_reads_only_keys_and_ops_then_the_format_reads_the_rows_once(tmp_path,
+                                                                           monkeypatch, ops,
+                                                                           upsert):
+    """The committer's first pass reads from the segments only what collapsing needs (the
+    key columns in upsert mode, no row column in append mode, besides ops and versions):
+    the row images are read once, when the format takes them."""
     import sinks.lake.committer as lake_committer
 
-    monkeypatch.setattr(lake_changes, "KEEP_BYTES", 1 << 10)
     original, calls = lake_committer.segments_source, []
 
-    def counted(segments):
-        source = original(segments)
+    def counted(segments, columns=None):
+        source = original(segments, columns)
 
         def batches():
-            calls.append(1)
-            return source()
+            for b in source():
+                calls.append((columns is not None, b.arrow().schema.names))
+                yield b
         return batches
 
     monkeypatch.setattr(lake_committer, "segments_source", counted)
@@ -313,7 +315,27 @@ def test_a_table_to_merge_is_read_once_a_large_snapshot_twice(tmp_path, monkeypa
     for i in range(5):
         w.write(batch(S1, ops * 100, [(i * 100 + j, "x" * 50) for j in range(100)],
                       list(range(i * 100, i * 100 + 100))))
+    config = LakeSinkConfig.model_validate({"maintenance-interval": "0",
+                                            "write-mode": "upsert" if upsert else "append"})
+    MemoryCommitter(config, tables).commit(w.prepare_commit(1), CommitContext(
+        "p", 1, None, str(tmp_path), job_id="j"))
+    light = [names for partial, names in calls if partial]
+    full = [names for partial, names in calls if not partial]
+    assert light == [["id"] if upsert else []] * len(light) and len(light) >= 1
+    assert full == [list(S1.names)] * len(full) and len(full) == len(light)
+    assert len(tables["db.t"]["rows"]) == 500
+
+
+def test_the_scan_of_a_table_with_columns_named_like_the_segments_own(tmp_path):
+    """The first pass reads the key and the segment's own op/version columns by name: a
+    table whose row columns are called op, ts_ms and _version (the old own names) keeps
+    them as row columns, and its changes collapse as any other table's."""
+    s = schema(("id", "INT"), ("op", "STRING"), ("ts_ms", "BIGINT"), ("_version", "INT"))
+    tables: dict = {}
+    w = writer(tmp_path)
+    w.write(batch(s, "ccu", [(1, "x", 5, 7), (2, "y", 6, 8), (1, "z", 9, 9)], [1, 2, 3]))
     config = LakeSinkConfig.model_validate({"maintenance-interval": "0"})
     MemoryCommitter(config, tables).commit(w.prepare_commit(1), CommitContext(
         "p", 1, None, str(tmp_path), job_id="j"))
-    assert len(calls) == reads and len(tables["db.t"]["rows"]) == 500
+    assert tables["db.t"]["rows"] == {1: {"id": 1, "op": "z", "ts_ms": 9, "_version": 9},
+                                      2: {"id": 2, "op": "y", "ts_ms": 6, "_version": 8}}
