@@ -44,13 +44,13 @@ def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, 
               checkpoint_interval_s=3600)
     assert executor.run(job).status == "finished"
     assert store.rows() == expected_rows(2, 3, 10)
-    nodes = executor.nodes  # the node of each actor: sources then sinks
-    assert len(set(nodes)) == 2 and nodes[:2] == nodes[2:]  # pair i on one node
+    assert len(set(executor.nodes)) == 2  # the node of each actor (subtask i chained in one)
     cluster.check_shared(str(tmp_path), cluster.alive_nodes())  # both see it: no error
 
 
 def test_kill_9_of_the_worker_node_restores_exactly_once(tmp_path, ray_address):
     owner = ray_cluster().owner
+    owner.ensure_whole()
     store = FileStore(str(tmp_path / "sink"))
     storage = CheckpointStorage(str(tmp_path / "state"))
     lines: list[str] = []

@@ -131,6 +131,7 @@ def source_rows(server, db: str) -> set[tuple]:
 def test_kill_9_of_the_worker_node_mid_snapshot_and_binlog_mysql_to_postgres(
         mysql_server, postgres_server, source, tmp_path, request):
     owner = ray_cluster().owner
+    owner.ensure_whole()
     pg = create_database("postgres", postgres_server, request.node.nodeid)
     with pg.connect() as conn:
         conn.execute(TARGET)
@@ -165,6 +166,9 @@ def test_kill_9_of_the_worker_node_mid_snapshot_and_binlog_mysql_to_postgres(
                 f"no committed checkpoint in 60 s: {result}")
             time.sleep(0.05)
         killed_at_rows = pg.visible("orders")
+        executor = strategy.current
+        assert executor is not None and len(set(executor.nodes)) == 2, (
+            "the subtask pairs are not spread over both nodes: the kill would prove nothing")
         owner.kill_worker_node()
         rounds = writer.rounds
         while writer.rounds < rounds + 10 and writer.is_alive():  # changes after the kill too
