@@ -4,9 +4,10 @@ Single split, many splits, exactly-once across failures and restores, a commit r
 is a no-op, and nothing is visible before its checkpoint commits.
 
 The tests that run a job run on the local executor for every sink, and on the Ray executor
-(marker ``ray``: the two-node cluster of tests/servers/ray.py, each writer an actor) for the
-sinks of :data:`RAY_CASES`, one per way of committing; ``HUB_TEST_CONFORMANCE_RAY=all`` runs
-every sink on Ray too (minutes: each run starts its actors).
+(marker ``ray``: the two-node cluster of tests/servers/ray.py, each writer in an actor): in
+the default suite :data:`RAY_TESTS` for the sinks of :data:`RAY_CASES`, one per way of
+committing; ``HUB_TEST_CONFORMANCE_RAY=all`` runs every test that runs a job on Ray for every
+sink (minutes: each run starts its actors).
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from tests.conformance.sinks import SINK_CASES
 #: The sinks run on Ray in the default suite: files renamed at commit, a two-phase JDBC
 #: transaction, a write-ahead log applied at commit, a transactional Kafka producer.
 RAY_CASES = ("files-parquet", "jdbc-postgres", "elasticsearch", "kafka")
+#: ... and the tests they run there: many splits over both nodes, and restores after failures
+RAY_TESTS = ("test_many_splits", "test_restore_after_abort_is_exactly_once")
 
 
 def pytest_generate_tests(metafunc):
@@ -35,8 +38,10 @@ def pytest_generate_tests(metafunc):
     if "executor" not in metafunc.fixturenames:
         metafunc.parametrize("case", names, ids=str, indirect=True)
         return
-    on_ray = names if os.environ.get("HUB_TEST_CONFORMANCE_RAY") == "all" else [
-        n for n in names if n in RAY_CASES]
+    if os.environ.get("HUB_TEST_CONFORMANCE_RAY") == "all":
+        on_ray = names
+    else:
+        on_ray = [n for n in names if n in RAY_CASES and metafunc.function.__name__ in RAY_TESTS]
     metafunc.parametrize(("case", "executor"), [pytest.param(n, "local", id=n) for n in names] + [
         pytest.param(n, "ray", id=f"{n}-ray", marks=pytest.mark.ray) for n in on_ray],
         indirect=["case"])

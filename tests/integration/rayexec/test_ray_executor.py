@@ -36,15 +36,21 @@ def ray_address() -> str:
     return ray_cluster().address
 
 
-def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, ray_address):
+@pytest.mark.parametrize("chain", [True, False], ids=["chained", "unchained"])
+def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, ray_address,
+                                                                      chain):
     store = FileStore(str(tmp_path / "sink"))
-    executor = RayExecutor(metrics=PipelineMetrics(2), address=ray_address)
+    executor = RayExecutor(metrics=PipelineMetrics(2), address=ray_address, chain=chain)
     job = Job("spread", RangeSource(2, 3, 10), FileSink(store.root),
               CheckpointStorage(str(tmp_path / "state")), parallelism=2,
               checkpoint_interval_s=3600)
     assert executor.run(job).status == "finished"
     assert store.rows() == expected_rows(2, 3, 10)
-    assert len(set(executor.nodes)) == 2  # the node of each actor (subtask i chained in one)
+    nodes = executor.nodes  # the node of each actor
+    if chain:  # subtask i's source and sink in one actor
+        assert len(nodes) == 2 and len(set(nodes)) == 2
+    else:  # an actor each, pair i on one node: sink then source
+        assert len(nodes) == 4 and nodes[0::2] == nodes[1::2] and len(set(nodes)) == 2
     cluster.check_shared(str(tmp_path), cluster.alive_nodes())  # both see it: no error
 
 
