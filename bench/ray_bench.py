@@ -1,13 +1,19 @@
-"""Scale-out on Ray: datagen -> parquet files through ``hub run`` with ``[pipeline] executor =
-"ray"`` on a two-node Ray cluster started here (tests/servers/ray.py: one CPU per node), at
-parallelism 1 (one subtask pair, one node) and 2 (a pair on each node), side by side with the
-local executor at the same parallelism in the same run.
+"""Scale-out on Ray: ``hub run`` with ``[pipeline] executor = "ray"`` on a two-node Ray cluster
+started here (tests/servers/ray.py: one CPU per node), parallelism 1 (one subtask pair, one
+node) against 2 (a pair on each node), side by side in the same run with the local executor
+and with the Ray executor's operator chaining off (``operator-chaining = false``: source and
+sink subtask in two actors, every batch crossing between them) and on (the default: both in
+one actor, batches never leaving it).
 
-    python bench/ray_bench.py [--rows 1000000] [--address HOST:PORT]
+    python bench/ray_bench.py [--rows 4000000] [--mysql-rows 1000000] [--workloads datagen,mysql]
+                              [--modes local,ray-unchained,ray] [--address HOST:PORT]
 
-Prints rows/s from each run's own summary line and the speed-up of parallelism 2 over 1.
-Both nodes share this machine (two cores): the figure says how the data path scales, on a
-machine other processes load too.
+Workloads, both into Parquet files (files sink): ``datagen`` (``--rows`` rows) and ``mysql``
+(a snapshot of ``--mysql-rows`` rows of bench/mysql_bench.py's table, startup-mode
+initial-only, on a throwaway MariaDB).  Prints rows/s from each run's own summary line, the
+machine's 1-minute load average before each run, and the speed-up of parallelism 2 over 1.
+Both nodes share this machine (two cores, other processes too): the figure says how the data
+path scales, on a machine others load too.
 """
 from __future__ import annotations
 
@@ -22,51 +28,87 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from hubrun import datagen_pipeline, run_hub  # noqa: E402
 
 SINK = '[sink]\ntype = "files"\npath = "{lake}"\nformat = "parquet"\n'
+MODES = {"local": 'executor = "local"\n',
+         "ray-unchained": 'executor = "ray"\nray-address = "{address}"\n'
+                          'operator-chaining = false\n',
+         "ray": 'executor = "ray"\nray-address = "{address}"\n'}
 
 
-def run_once(executor: str, address: str | None, parallelism: int, rows: int, work: str) -> dict:
+def pipeline_text(workload: str, mode: str, address: str | None, p: int, rows: int,
+                  work: str, mysql) -> str:
+    name = f"ray-bench-{workload}-{mode}-{p}"
+    sink = SINK.format(lake=f"{work}/lake")
+    if workload == "datagen":
+        text = datagen_pipeline(name, p, f"{work}/state", rows, sink)
+    else:
+        from mysql_bench import PIPELINE  # noqa: PLC0415
+
+        text = PIPELINE.format(p=p, dir=work, connection=mysql.source_toml(), sink=sink)
+        text = text.replace('name = "mysql-bench"', f'name = "{name}"', 1)
+    extra = MODES[mode].format(address=address)
+    return text.replace(f"parallelism = {p}\n", f"parallelism = {p}\n{extra}", 1)
+
+
+def run_once(workload: str, mode: str, address: str | None, p: int, rows: int, work: str,
+             mysql) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    text = datagen_pipeline(f"ray-bench-{executor}-{parallelism}", parallelism,
-                            f"{work}/state", rows, SINK.format(lake=f"{work}/lake"))
-    extra = f'executor = "{executor}"\n' + (f'ray-address = "{address}"\n' if address else "")
-    text = text.replace(f"parallelism = {parallelism}\n",
-                        f"parallelism = {parallelism}\n{extra}", 1)
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
-        f.write(text)
+        f.write(pipeline_text(workload, mode, address, p, rows, work, mysql))
+    load = os.getloadavg()[0]
     r = run_hub(path)
-    return {"rows": r.rows, "secs": r.run_s, "rate": r.rows / r.run_s, "wall": r.wall_s}
+    return {"rows": r.rows, "secs": r.run_s, "rate": r.rows / r.run_s, "wall": r.wall_s,
+            "load": load}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rows", type=int, default=4_000_000, help="datagen rows")
+    ap.add_argument("--mysql-rows", type=int, default=1_000_000)
+    ap.add_argument("--workloads", default="datagen,mysql")
+    ap.add_argument("--modes", default="local,ray-unchained,ray")
     ap.add_argument("--address", default=None, help="a Ray cluster (default: a throwaway "
                     "two-node one on this machine)")
-    ap.add_argument("--executors", default="local,ray")
     args = ap.parse_args()
-    owner = None
+    modes = args.modes.split(",")
+    owners = []
     address = args.address
-    if address is None and "ray" in args.executors:
-        from tests.servers.ray import ThrowawayRayCluster
-
-        owner = ThrowawayRayCluster()
-        address = owner.start().address
+    mysql = None
     work = tempfile.mkdtemp(prefix="ray-bench-")
     try:
-        for executor in args.executors.split(","):
-            rates = {}
-            for p in (1, 2):
-                r = run_once(executor, address if executor == "ray" else None, p, args.rows,
-                             f"{work}/{executor}-{p}")
-                rates[p] = r["rate"]
-                print(f"{executor:5s} p={p}: {r['rows']:,} rows in {r['secs']:.1f}s "
-                      f"({r['rate']:,.0f} rows/s; wall {r['wall']:.1f}s)", flush=True)
-            print(f"{executor:5s} speed-up p=2 / p=1: {rates[2] / rates[1]:.2f}x", flush=True)
+        if address is None and any(m.startswith("ray") for m in modes):
+            from tests.servers.ray import ThrowawayRayCluster
+
+            owners.append(ThrowawayRayCluster())
+            address = owners[-1].start().address
+        for workload in args.workloads.split(","):
+            rows = args.rows
+            if workload == "mysql":
+                from mysql_bench import count, fill  # noqa: PLC0415
+                from tests.servers import mariadb  # noqa: PLC0415
+
+                mysql = mariadb.from_env()
+                if mysql is None:
+                    owners.append(mariadb.ThrowawayMariaDB())
+                    mysql = owners[-1].start()
+                rows = args.mysql_rows
+                if count(mysql) != rows:
+                    fill(mysql, rows)
+            for mode in modes:
+                rates = {}
+                for p in (1, 2):
+                    r = run_once(workload, mode, address if mode != "local" else None, p,
+                                 rows, f"{work}/{workload}-{mode}-{p}", mysql)
+                    rates[p] = r["rate"]
+                    print(f"{workload:7s} {mode:13s} p={p}: {r['rows']:,} rows in "
+                          f"{r['secs']:.1f}s ({r['rate']:,.0f} rows/s; wall {r['wall']:.1f}s; "
+                          f"load {r['load']:.1f})", flush=True)
+                print(f"{workload:7s} {mode:13s} speed-up p=2 / p=1: "
+                      f"{rates[2] / rates[1]:.2f}x", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if owner is not None:
+        for owner in reversed(owners):
             owner.stop()
 
 

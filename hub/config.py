@@ -55,6 +55,10 @@ class PipelineOptions(ConnectorConfig):
     ray_address: str | None = Field(None, description=(
         "The Ray cluster to run on (executor = 'ray'); default: RAY_ADDRESS, else a local "
         "one started for the run."))
+    operator_chaining: bool = Field(True, description=(
+        "executor = 'ray': run source and sink subtask i in one actor, batches never leaving "
+        "its process (Flink's pipeline.operator-chaining); false: an actor each, batches "
+        "crossing between them."))
     channel_capacity: int = Field(8, ge=1, description=(
         "Batches buffered between a source subtask and its sink subtask before the source "
         "waits (backpressure)."))
@@ -218,6 +222,8 @@ class PipelineSpec:
     #: ``[pipeline] executor`` and ``ray-address``
     executor: str = "local"
     ray_address: str | None = None
+    #: ``[pipeline] operator-chaining`` (the Ray executor)
+    operator_chaining: bool = True
 
 
 def load_pipeline(path: str, env: Mapping[str, str] | None = None) -> PipelineSpec:
@@ -419,6 +425,7 @@ def _spec(path: str, sections: dict[str, Any],
     return PipelineSpec(
         path=os.path.abspath(path), name=pipeline.name, parallelism=pipeline.parallelism,
         executor=pipeline.executor, ray_address=pipeline.ray_address,
+        operator_chaining=pipeline.operator_chaining,
         checkpoint=CheckpointSpec(interval_s=ckpt.interval, dir=ckpt_dir, retain=ckpt.retain,
                                   timeout_s=ckpt.timeout,
                                   tolerable_failures=ckpt.tolerable_failures),

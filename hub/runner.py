@@ -274,7 +274,8 @@ def new_executor(spec: PipelineSpec) -> Callable[[PipelineMetrics], Executor]:
     for: ray is an extra)."""
     if spec.executor == "ray":
         from runtime.executor.ray.executor import RayExecutor
-        return lambda m: RayExecutor(metrics=m, address=spec.ray_address)
+        return lambda m: RayExecutor(metrics=m, address=spec.ray_address,
+                                     chain=spec.operator_chaining)
     return lambda m: LocalExecutor(metrics=m)
 
 

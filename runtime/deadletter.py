@@ -73,8 +73,8 @@ class DeadLetterQueue:
 
     def __getstate__(self) -> dict[str, Any]:
         """A copy for a subtask in another process (Ray executor): its settings, its own lock
-        and count; the driver's metrics stay behind (dead letters written there are counted
-        in the file, not in ``metrics.dead_letters``)."""
+        and count; the driver's metrics stay behind: the executor brings the copy's ``count``
+        back to the driver's queue (:meth:`counted`)."""
         state = dict(self.__dict__, metrics=None)
         del state["_lock"]
         return state
@@ -82,6 +82,15 @@ class DeadLetterQueue:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def counted(self, n: int) -> None:
+        """``n`` more records were sent to the dead letters by a copy of this queue in another
+        process (a subtask on Ray, which wrote them to the file): counted here, in ``count``
+        and ``metrics.dead_letters``, as if written here."""
+        with self._lock:
+            self.count += n
+            if self.metrics is not None:
+                self.metrics.dead_letters += n
 
     @property
     def file(self) -> str | None:

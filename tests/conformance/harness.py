@@ -4,12 +4,17 @@
   are checked against it.
 * :class:`ListSource` is a reference split-based source over given batches: sinks are checked
   with it.
-* :func:`run_job` runs a job on the local executor, optionally failing it on purpose after a
+* :func:`run_job` runs a job on an executor (``"local"``, or ``"ray"``: the Ray executor on
+  the two-node cluster of tests/servers/ray.py), optionally failing it on purpose after a
   number of batches once some checkpoint has completed (the Bytewax ``ABORT()`` idea), and
   :func:`run_with_failures` restarts it from its latest checkpoint until it finishes.
+
+What a sink's writers and its committer share to fail on purpose (:class:`Abort`) meets in
+files, not in memory: on Ray each writer is an unpickled copy in its own process.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from dataclasses import dataclass
@@ -17,8 +22,10 @@ from typing import Any
 
 from runtime.batch import ChangeBatch
 from runtime.checkpoint.storage import CheckpointStorage
+from runtime.executor.base import Executor
 from runtime.executor.job import Job
 from runtime.executor.local import LocalExecutor
+from runtime.metrics import PipelineMetrics
 from runtime.schema import Column, TableSchema
 from runtime.sink import Committer, Sink, SinkWriter
 from runtime.source import InputStatus, Source, SourceReader, Split, SplitEnumerator
@@ -30,24 +37,47 @@ class InjectedFailure(Exception):
 
 
 class Abort:
-    """Fails the job at the ``after_batches``-th batch written once ``min_checkpoints`` completed."""
+    """Fails the job at the ``after_batches``-th batch a writer writes once ``min_checkpoints``
+    were committed, once over all writers and processes.  Its state lives in ``folder``
+    (commits counted as files, the firing an ``O_EXCL`` marker), so that writers in other
+    processes (Ray actors) see the driver's commits; batches are counted per process."""
 
-    def __init__(self, after_batches: int, min_checkpoints: int = 1):
+    def __init__(self, folder: str | os.PathLike, after_batches: int, min_checkpoints: int = 1):
+        self.folder = str(folder)
         self.after_batches = after_batches
         self.min_checkpoints = min_checkpoints
-        self.completed = 0
         self.batches = 0
-        self.fired = False
-        self.lock = threading.Lock()
+        os.makedirs(os.path.join(self.folder, "commits"), exist_ok=True)
+
+    @property
+    def completed(self) -> int:
+        return len(os.listdir(os.path.join(self.folder, "commits")))
+
+    @property
+    def fired(self) -> bool:
+        return os.path.exists(os.path.join(self.folder, "fired"))
+
+    def committed(self) -> None:
+        """A commit completed (the committer calls it)."""
+        path = os.path.join(self.folder, "commits", str(self.completed))
+        while True:
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return
+            except FileExistsError:
+                path += "+"
 
     def on_batch(self) -> None:
-        with self.lock:
-            if self.fired or self.completed < self.min_checkpoints:
+        if self.fired or self.completed < self.min_checkpoints:
+            return
+        self.batches += 1
+        if self.batches >= self.after_batches:
+            try:  # one firing, whichever writer gets there first
+                os.close(os.open(os.path.join(self.folder, "fired"),
+                                 os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
                 return
-            self.batches += 1
-            if self.batches >= self.after_batches:
-                self.fired = True
-                raise InjectedFailure("injected failure")
+            raise InjectedFailure("injected failure")
 
 
 # -- reference sink --------------------------------------------------------------------------
@@ -95,7 +125,7 @@ class _CollectCommitter(Committer):
                 if c["id"] in self.store.pending:
                     self.store.committed[c["id"]] = self.store.pending.pop(c["id"])
         if self.abort:
-            self.abort.completed += 1
+            self.abort.committed()
         return []
 
     def recover(self, committables, context):
@@ -131,6 +161,43 @@ class FailingSink(CollectSink):
 
         writer.write = write
         return writer
+
+
+class AbortingSink(Sink):
+    """Wraps a sink: fails at a chosen batch, counts completed commits (the sink conformance
+    suite; here, not in the test module, so that a Ray actor can unpickle it)."""
+
+    def __init__(self, inner: Sink, abort: Abort | None):
+        self.inner, self.abort = inner, abort
+
+    def check(self):
+        self.inner.check()
+
+    def create_writer(self, context, state):
+        writer = self.inner.create_writer(context, state)
+        if self.abort:
+            write = writer.write
+
+            def failing_write(batch, write=write):
+                self.abort.on_batch()
+                write(batch)
+
+            writer.write = failing_write
+        return writer
+
+    def create_committer(self):
+        committer = self.inner.create_committer()
+        if self.abort:
+            # the committer task commits through commit_each (by default: through commit)
+            commit_each = committer.commit_each
+
+            def counting_commit(committables, context, commit_each=commit_each):
+                out = commit_each(committables, context)
+                self.abort.committed()
+                return out
+
+            committer.commit_each = counting_commit
+        return committer
 
 
 # -- reference source ------------------------------------------------------------------------
@@ -242,23 +309,36 @@ def make_batches(splits: int, batches_per_split: int, rows_per_batch: int,
     return out
 
 
+def new_executor(name: str, metrics: PipelineMetrics) -> Executor:
+    """The executor ``name`` for one run: ``"local"`` or ``"ray"`` (the session's two-node
+    cluster, tests/servers/ray.py)."""
+    if name == "local":
+        return LocalExecutor(metrics=metrics)
+    if name == "ray":
+        from runtime.executor.ray.executor import RayExecutor
+        from tests.servers.ray import ray_cluster
+
+        return RayExecutor(metrics=metrics, address=ray_cluster().address)
+    raise ValueError(f"unknown executor {name!r}")
+
+
 def run_job(source: Source, sink: Sink, state_dir: str, parallelism: int = 2,
-            interval_s: float = 0.0, restore: bool = True, **kw: Any):
+            interval_s: float = 0.0, restore: bool = True, executor: str = "local", **kw: Any):
     storage = CheckpointStorage(state_dir)
     job = Job("conformance", source, sink, storage, parallelism=parallelism,
               checkpoint_interval_s=interval_s, restore=storage.latest() if restore else None, **kw)
-    return LocalExecutor(job).run()
+    return new_executor(executor, PipelineMetrics(parallelism)).run(job)
 
 
 def run_with_failures(make_source, make_sink, state_dir: str, aborts: list[Abort],
-                      parallelism: int = 2) -> int:
+                      parallelism: int = 2, executor: str = "local") -> int:
     """Run, failing at each ``Abort`` in turn and restarting from the latest checkpoint, then
     run to the end.  Returns how many failures actually fired."""
     fired = 0
     for abort in aborts:
         try:
-            run_job(make_source(), make_sink(abort), state_dir, parallelism)
+            run_job(make_source(), make_sink(abort), state_dir, parallelism, executor=executor)
         except InjectedFailure:
             fired += 1
-    run_job(make_source(), make_sink(None), state_dir, parallelism)
+    run_job(make_source(), make_sink(None), state_dir, parallelism, executor=executor)
     return fired

@@ -37,7 +37,7 @@ def test_many_splits(case, tmp_path):
 def test_restore_after_abort_is_exactly_once(case, tmp_path):
     expected = _reference(case, tmp_path, splits=4)
     store = CollectStore()
-    aborts = [Abort(after_batches=n) for n in (2, 5, 3)]
+    aborts = [Abort(tmp_path / f"abort-{k}", after_batches=n) for k, n in enumerate((2, 5, 3))]
     fired = run_with_failures(lambda: case.make(tmp_path / "data", 4),
                               lambda abort: CollectSink(store, abort),
                               str(tmp_path / "state"), aborts)

@@ -64,6 +64,10 @@ class ThrowawayRayCluster:
                str(runtime_env), "--min-worker-port", "0", "--max-worker-port", "0",
                "--resources", json.dumps({f"hub-node-{index}": 1})]
         if head:
+            # a node killed is declared dead after ~5 s of missed health checks (Ray's default:
+            # ~15 s), so that a test's restart and the next test find the cluster as it is
+            cmd += ["--system-config", json.dumps({"health_check_period_ms": 1000,
+                                                   "health_check_failure_threshold": 5})]
             # the head runs a dashboard process even without the dashboard: its port too is
             # a free one, not 8265, so that it never meets another Ray of the machine
             cmd += ["--head", "--port", str(self.port), "--include-dashboard", "false",
@@ -83,6 +87,10 @@ class ThrowawayRayCluster:
         return f"127.0.0.1:{self.port}"
 
     def _alive_nodes(self) -> int:
+        import ray  # noqa: PLC0415 - the tests' own connection, when they made one
+
+        if ray.is_initialized():
+            return sum(1 for n in ray.nodes() if n["Alive"])
         out = subprocess.run(
             [sys.executable, "-c", "import ray; ray.init(address=%r, logging_level='ERROR');"
              "print(sum(1 for n in ray.nodes() if n['Alive']))" % self.address],
@@ -99,15 +107,25 @@ class ThrowawayRayCluster:
         return RayCluster(self.address, self)
 
     def add_node(self) -> None:
-        """One more worker node (after :meth:`kill_worker_node`: the cluster whole again)."""
+        """One more worker node (after :meth:`kill_worker_node`: the cluster whole again, once
+        the node killed is no longer listed alive)."""
+        wait_until(lambda: self._alive_nodes() < self.nodes, 60,
+                   f"the Ray node killed at {self.address} declared dead (logs in {self.dir})")
         self.procs.append(self._node(False, len(self.procs)))
         wait_until(lambda: self._alive_nodes() == self.nodes, 120,
                    f"{self.nodes} live Ray nodes at {self.address} (logs in {self.dir})")
+
+    def ensure_whole(self) -> None:
+        """A node lost since the start (a raylet whose agent failed on a loaded machine) is
+        replaced, so that a test that spreads subtasks over both nodes gets both."""
+        if self._alive_nodes() < self.nodes:
+            self.add_node()
 
     def add_private_node(self, folder: str) -> subprocess.Popen:
         """One more node that sees its own empty ``folder`` (a tmpfs in its own mount
         namespace: a node-local folder, as on another machine); root only."""
         proc = self._node(False, len(self.procs), private=folder)
+        self.procs.append(proc)
         self.nodes += 1
         wait_until(lambda: self._alive_nodes() == self.nodes, 120,
                    f"{self.nodes} live Ray nodes at {self.address} (logs in {self.dir})")
@@ -116,14 +134,23 @@ class ThrowawayRayCluster:
     def remove_node(self, proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        self.procs.remove(proc)
         self.nodes -= 1
         wait_until(lambda: self._alive_nodes() == self.nodes, 120,
                    f"{self.nodes} live Ray nodes at {self.address} (logs in {self.dir})")
 
     def kill_worker_node(self) -> None:
-        """``kill -9`` of the last node's raylet and every worker it started."""
-        proc = self.procs[-1]
+        """``kill -9`` of the last node's raylet and every worker it started: its process group
+        and every process under it (Ray puts each worker in a process group of its own, and a
+        worker whose raylet died may go on serving calls for a while)."""
+        proc = [p for p in self.procs if p.poll() is None][-1]
+        tree = _descendants(proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc.wait()
 
     def stop(self) -> None:
@@ -139,6 +166,27 @@ class ThrowawayRayCluster:
                 except subprocess.TimeoutExpired:
                     continue
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (from /proc: children, their children...)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # the field after the ")" closing the command name: state, then the parent
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 def from_env() -> RayCluster | None:

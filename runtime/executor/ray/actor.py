@@ -1,13 +1,17 @@
-"""The Ray actor that hosts one subtask: a source reader or a sink writer.
+"""The Ray actor that hosts subtask ``i``: its source reader and sink writer, chained.
 
-The actor runs the local executor's own subtask (:class:`~runtime.executor.source_task.SourceTask`
-or :class:`~runtime.executor.sink_task.SinkTask`) in a thread of its process, unchanged; only
-its two edges are Ray's: what it reports goes to an outbox the driver polls
-(:meth:`SubtaskActor.poll`), and a source's elements go to its sink's actor as
-``push`` calls (large batches travel through Ray's object store; their Arrow buffers are
-pickled out of band).  The actor is threaded (calls run concurrently with the subtask), so
-calls carry their sender's sequence number and are delivered in that order
-(:class:`InOrder`): Ray keeps no order between the calls of a threaded actor.
+The actor runs the local executor's own subtasks (:class:`~runtime.executor.source_task.SourceTask`
+and :class:`~runtime.executor.sink_task.SinkTask`) in threads of its process, unchanged.  As
+Flink chains operators of the same parallelism joined by forward partitioning (the only
+partitioning here: source ``i`` feeds sink ``i``), the two share one process and the local
+executor's bounded in-process gate: a batch is never pickled nor copied, only control crosses
+processes.  Only the edges to the driver are Ray's: what the subtasks report goes to an outbox
+the driver polls (:meth:`SubtaskActor.poll`).  With chaining off, each subtask has an actor and
+a source's elements go to its sink's actor as ``push`` calls (large batches through Ray's
+object store; their Arrow buffers pickled out of band).  The actor is threaded (calls run
+concurrently with the subtasks), so calls carry their sender's sequence number and are
+delivered in that order (:class:`InOrder`): Ray keeps no order between the calls of a threaded
+actor.
 """
 from __future__ import annotations
 
@@ -92,49 +96,66 @@ class RemoteGate:
 
 
 class SubtaskActor:
-    """One subtask in its own process.  Made with ``ray.remote(SubtaskActor).options(...)``
-    by :class:`~runtime.executor.ray.executor.RayExecutor`; the plugin (source or sink) comes
-    pickled, as the executor contract says it may."""
+    """One process of a job on Ray: source subtask ``i`` and sink subtask ``i`` chained in
+    it (the default: joined by the local executor's in-process gate, so that a batch never
+    leaves the process), or one of them alone (``pipeline.operator-chaining`` off: the source's
+    elements reach its sink's actor as ``push`` calls).  Made with
+    ``ray.remote(SubtaskActor).options(...)`` by
+    :class:`~runtime.executor.ray.executor.RayExecutor`; the plugins (source, sink) come
+    pickled, as the executor contract says they may."""
 
     def __init__(self, name: str, subtask: int, parallelism: int):
         self.name = name
         self.subtask = subtask
         self.metrics = PipelineMetrics(parallelism)
         self.outbox: queue.Queue = queue.Queue()
-        self.task: SourceTask | SinkTask | None = None
+        #: the subtasks hosted here: "source", "sink" or both
+        self.tasks: dict[str, SourceTask | SinkTask] = {}
         self.gate: InputGate | None = None
         #: calls may come before the start call ran (a threaded actor): they wait for it
         self.started = threading.Event()
         self.control_in = InOrder(self._control)
         self.data_in = InOrder(self._push)
+        #: this process's copies of the job's dead-letter queue (the reader's, the writer's):
+        #: their counts go back to the driver with each poll
+        self.dead_letters: list[Any] = []
 
     # -- start ----------------------------------------------------------------------------------
-    def start_source(self, source: Any, parallelism: int, restored: list[dict], sink_actor: Any,
-                     watermarks: Any, dead_letter: Any) -> None:
-        self.task = SourceTask(source, self.subtask, parallelism, restored, RemoteGate(sink_actor),
-                               0, self.outbox, watermarks, self.metrics, dead_letter)
-        self.task.start()
-        self.started.set()
-
-    def start_sink(self, sink: Any, context: Any, state: dict | None, capacity: int,
-                   channel_bytes: int | None) -> None:
-        self.gate = InputGate(1, capacity, channel_bytes)
-        self.task = SinkTask(sink, context, state, self.gate, self.outbox, self.metrics)
-        self.task.start()
+    def start(self, source: dict | None, sink: dict | None, sink_actor: Any = None) -> None:
+        """Start the subtasks given: ``source`` the arguments of the source subtask
+        (``source``, ``parallelism``, ``restored``, ``watermarks``, ``dead_letter``), ``sink``
+        those of the sink subtask (``sink``, ``context``, ``state``, ``capacity``,
+        ``channel_bytes``).  With both, the source feeds the sink through a local gate;
+        a source alone pushes to ``sink_actor``."""
+        if sink is not None:
+            self.gate = InputGate(1, sink["capacity"], sink["channel_bytes"])
+            self.dead_letters.append(sink["context"].dead_letter)
+            self.tasks["sink"] = SinkTask(sink["sink"], sink["context"], sink["state"],
+                                          self.gate, self.outbox, self.metrics)
+        if source is not None:
+            out = self.gate if sink is not None else RemoteGate(sink_actor)
+            self.dead_letters.append(source["dead_letter"])
+            self.tasks["source"] = SourceTask(
+                source["source"], self.subtask, source["parallelism"], source["restored"], out,
+                0, self.outbox, source["watermarks"], self.metrics, source["dead_letter"])
+        for task in self.tasks.values():  # the sink first: it takes what the source emits
+            task.start()
         self.started.set()
 
     # -- calls from the source's actor and the driver --------------------------------------------
     def push(self, seq: int, element: Any) -> None:
-        """An element from the source subtask (sink actors only); returns once the gate took it."""
+        """An element from the source subtask (a sink alone); returns once the gate took it."""
         self.data_in.put(seq, element)
 
-    def control(self, seq: int, msg: Any) -> None:
-        """A control message from the driver, the ``seq``-th it sends this subtask."""
-        self.control_in.put(seq, msg)
+    def control(self, seq: int, to: str, msg: Any) -> None:
+        """A control message from the driver for subtask ``to`` ("source", "sink"), the
+        ``seq``-th the driver sends this actor."""
+        self.control_in.put(seq, (to, msg))
 
-    def _control(self, msg: Any) -> None:
+    def _control(self, item: tuple[str, Any]) -> None:
         self._wait_started()
-        self.task.control.put(msg)
+        to, msg = item
+        self.tasks[to].control.put(msg)
 
     def _push(self, element: Any) -> None:
         self._wait_started()
@@ -146,21 +167,22 @@ class SubtaskActor:
                 raise ChannelClosed()
 
     def cancel(self) -> None:
-        """The job failed: stop now (what the local executor's shutdown does to a thread)."""
+        """The job failed: stop now (what the local executor's shutdown does to its threads)."""
         self.control_in.close()
         self.data_in.close()
-        if self.task is None:
-            return
-        self.task.cancelled.set()
-        if isinstance(self.task, SourceTask):
-            self.task.control.put(m.Cancel())
+        for task in self.tasks.values():
+            task.cancelled.set()
+        if "source" in self.tasks:
+            self.tasks["source"].control.put(m.Cancel())
         if self.gate is not None:
             self.gate.close()
 
-    def poll(self, timeout_s: float) -> tuple[list[Any], bool, dict[str, Any], dict]:
-        """What the subtask reported (waiting up to ``timeout_s`` for the first message),
-        whether it still runs, its metric slots (:data:`SOURCE_SLOTS` or :data:`SINK_SLOTS`:
-        name -> its value of that per-subtask list) and the gauges."""
+    def poll(self, timeout_s: float) -> tuple[list[Any], dict[str, bool], dict[str, Any], dict,
+                                              int]:
+        """What the subtasks reported (waiting up to ``timeout_s`` for the first message),
+        which still run ("source", "sink" -> alive), their metric slots (:data:`SOURCE_SLOTS`,
+        :data:`SINK_SLOTS`: name -> this subtask's value of that per-subtask list), the gauges
+        and how many records they sent to the dead letters since they started."""
         out: list[Any] = []
         try:
             out.append(self.outbox.get(timeout=timeout_s))
@@ -168,13 +190,15 @@ class SubtaskActor:
                 out.append(self.outbox.get_nowait())
         except queue.Empty:
             pass
-        alive = self.task is not None and self.task.is_alive()
-        if not alive:  # what it said last, between the check and its end
+        alive = {side: task.is_alive() for side, task in self.tasks.items()}
+        if not all(alive.values()):  # what it said last, between the check and its end
             while not self.outbox.empty():
                 out.append(self.outbox.get_nowait())
-        slots = SOURCE_SLOTS if isinstance(self.task, SourceTask) else SINK_SLOTS
+        slots = (SOURCE_SLOTS if "source" in self.tasks else ()) + (
+            SINK_SLOTS if "sink" in self.tasks else ())
         mine = {name: getattr(self.metrics, name)[self.subtask] for name in slots}
-        return out, alive, mine, dict(self.metrics.gauges)
+        return (out, alive, mine, dict(self.metrics.gauges),
+                sum(d.count for d in self.dead_letters))
 
     def node(self) -> str:
         return ray.get_runtime_context().get_node_id()

@@ -4,8 +4,9 @@ Everything that decides (the control loop, the split enumerator, the checkpoint 
 and its committer task, restore, release after a failure) is the local executor's, run in
 this driver process: :class:`RayExecutor` overrides only where subtasks live
 (:meth:`_create_subtasks`, :meth:`_shutdown`).  Subtask ``i`` of the source and of the sink
-run as two actors (:class:`~runtime.executor.ray.actor.SubtaskActor`) on the same node, the
-pairs spread over the cluster's live nodes, so a batch crosses the object store of one node.
+run chained in one actor (:class:`~runtime.executor.ray.actor.SubtaskActor`), the actors
+spread over the cluster's live nodes: a batch never leaves its process (with ``chain`` off,
+two actors on one node: a batch crosses that node's object store).
 A driver-side proxy (:class:`_RemoteTask`) gives the control loop what it uses of a subtask
 thread (``control.put``, ``is_alive``, ``join``); one poller thread brings the actors'
 messages to the control loop's inbox and turns a lost actor (process or node killed) into a
@@ -24,7 +25,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from runtime.errors import TransientError
+from runtime.errors import TerminalError, TransientError
 from runtime.executor import local
 from runtime.executor import messages as m
 from runtime.executor.failure import operator_of
@@ -42,34 +43,62 @@ POLL_S = 0.2
 
 
 class _Control:
-    """A subtask's control queue, seen from the driver: numbered calls on its actor."""
+    """An actor's control calls, seen from the driver: numbered, in one order over the
+    subtasks it hosts."""
 
     def __init__(self, actor: Any):
         self._actor = actor
         self._seq = 0
         self._lock = threading.Lock()
 
-    def put(self, msg: Any) -> None:
+    def put(self, to: str, msg: Any) -> None:
         with self._lock:  # the number and the call in one order
-            self._actor.control.remote(self._seq, msg)
+            self._actor.control.remote(self._seq, to, msg)
             self._seq += 1
 
 
-class _RemoteTask:
-    """What the local executor's control loop and shutdown use of a subtask, for an actor."""
+class _SideControl:
+    """A subtask's control queue (``put``), for the control loop: its actor's, addressed."""
 
-    def __init__(self, name: str, subtask: int, actor: Any, start: Any):
+    def __init__(self, control: _Control, side: str):
+        self._control, self._side = control, side
+
+    def put(self, msg: Any) -> None:
+        self._control.put(self._side, msg)
+
+
+class _RemoteTask:
+    """What the local executor's control loop and shutdown use of a subtask, for one hosted
+    by an actor (``side``: "source" or "sink"; chained, both sides share the actor)."""
+
+    def __init__(self, name: str, subtask: int, side: str, actor: Any, control: _Control,
+                 start: Any):
         self.name = name
         self.subtask = subtask
+        self.side = side
         self.actor = actor
-        self.control = _Control(actor)
+        self.control = _SideControl(control, side)
         self.cancelled = threading.Event()
         self.ident: int | None = None
         self._start = start
         self.ended = threading.Event()
 
     def start(self) -> None:
-        self._start()
+        """Start it in its actor, and wait for that: a start that fails (its plugin can't be
+        unpickled there: a module missing on the node) fails the job instead of leaving
+        every later call waiting for it."""
+        ref = self._start()
+        if ref is not None:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                cause = getattr(exc, "cause", None) or exc
+                raise TerminalError(f"{self.name}: could not start in its Ray actor: "
+                                    f"{type(cause).__name__}: {str(cause).splitlines()[0]}"
+                                    ) from None
+            except ray.exceptions.RayError as exc:
+                raise TransientError(f"{self.name}: its Ray actor was lost while starting "
+                                     f"({type(exc).__name__})") from None
         self.ident = 1
 
     def is_alive(self) -> bool:
@@ -79,14 +108,39 @@ class _RemoteTask:
         self.ended.wait(timeout)
 
 
+class _Hosted:
+    """An actor and the subtasks it hosts, as the poller sees them."""
+
+    def __init__(self, actor: Any, tasks: list[_RemoteTask]):
+        self.actor = actor
+        self.tasks = {t.side: t for t in tasks}
+        self.name = " and ".join(t.name for t in tasks)
+        #: records its subtasks said they sent to the dead letters (counted into the driver's)
+        self.dead_letters = 0
+
+    def is_alive(self) -> bool:
+        return any(t.is_alive() for t in self.tasks.values())
+
+    def cancelled(self) -> bool:
+        return any(t.cancelled.is_set() for t in self.tasks.values())
+
+    def ended(self) -> None:
+        for t in self.tasks.values():
+            t.ended.set()
+
+
 class RayExecutor(LocalExecutor):
     """Runs one job once on a Ray cluster (``address``: default ``RAY_ADDRESS``, else a
-    local one).  Every crossing message is pickled, as the contract says it may be."""
+    local one).  Every crossing message is pickled, as the contract says it may be.  With
+    ``chain`` (the default; Flink's ``pipeline.operator-chaining``) source and sink subtask
+    ``i`` share one actor; without, each has its own and batches cross between them."""
 
     def __init__(self, job: Job | None = None, metrics: PipelineMetrics | None = None,
-                 address: str | None = None):
+                 address: str | None = None, chain: bool = True):
         super().__init__(job, metrics, serialize=True)
         self.address = address
+        self.chain = chain
+        self.hosted: list[_Hosted] = []
         self._poller: threading.Thread | None = None
         self._polling = threading.Event()
 
@@ -104,21 +158,36 @@ class RayExecutor(LocalExecutor):
                 nodes[i % len(nodes)]["NodeID"], soft=False)
             opts = dict(num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
                         scheduling_strategy=where)
-            sink_name = f"sink-{i} ({operator_of(job.sink)} writer)"
+            source_args = dict(source=sources[i], parallelism=p, restored=reader_states[i],
+                               watermarks=job.watermarks, dead_letter=job.dead_letter)
+            sink_args = dict(sink=sinks[i], context=self.writer_context(job, i),
+                             state=writer_states[i], capacity=job.channel_capacity,
+                             channel_bytes=job.channel_bytes)
             source_name = f"source-{i} ({operator_of(job.source)} reader)"
-            sink_actor = Actor.options(**opts).remote(f"sink-{i}", i, p)
-            source_actor = Actor.options(**opts).remote(f"source-{i}", i, p)
-            ctx = self.writer_context(job, i)
-            self.sinks.append(_RemoteTask(sink_name, i, sink_actor, _starter(
-                sink_actor.start_sink, sinks[i], ctx, writer_states[i], job.channel_capacity,
-                job.channel_bytes)))
-            self.sources.append(_RemoteTask(source_name, i, source_actor, _starter(
-                source_actor.start_source, sources[i], p, reader_states[i], sink_actor,
-                job.watermarks, job.dead_letter)))
+            sink_name = f"sink-{i} ({operator_of(job.sink)} writer)"
+            if self.chain:
+                actor = Actor.options(**opts).remote(f"subtask-{i}", i, p)
+                control = _Control(actor)
+                # started once, by the sink's start (the control loop starts sinks first)
+                sink = _RemoteTask(sink_name, i, "sink", actor, control, _starter(
+                    actor.start, source_args, sink_args))
+                source = _RemoteTask(source_name, i, "source", actor, control, lambda: None)
+                self.hosted.append(_Hosted(actor, [source, sink]))
+            else:
+                sink_actor = Actor.options(**opts).remote(f"sink-{i}", i, p)
+                source_actor = Actor.options(**opts).remote(f"source-{i}", i, p)
+                sink = _RemoteTask(sink_name, i, "sink", sink_actor, _Control(sink_actor),
+                                   _starter(sink_actor.start, None, sink_args))
+                source = _RemoteTask(source_name, i, "source", source_actor,
+                                     _Control(source_actor), _starter(
+                                         source_actor.start, source_args, None, sink_actor))
+                self.hosted += [_Hosted(sink_actor, [sink]), _Hosted(source_actor, [source])]
+            self.sinks.append(sink)
+            self.sources.append(source)
         # every actor up before any subtask starts (a worker process each: seconds on a busy
         # node), so that no subtask runs long before its partner is there
         try:
-            self.nodes = ray.get([t.actor.node.remote() for t in self.sources + self.sinks])
+            self.nodes = ray.get([h.actor.node.remote() for h in self.hosted])
         except ray.exceptions.RayError as exc:  # a node lost a moment ago, still listed alive
             raise TransientError(f"the subtasks' Ray actors could not be placed: "
                                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
@@ -128,15 +197,22 @@ class RayExecutor(LocalExecutor):
         return []
 
     def _poll(self) -> None:
-        """Bring what the actors report to the inbox, their counters to the metrics; an actor
-        lost fails the attempt (transient: a restart may find the node back, or another)."""
-        tasks = {id(t): t for t in self.sources + self.sinks}
-        refs: dict[Any, _RemoteTask] = {}
+        """Bring what the actors report to the inbox, their counters to the metrics and the
+        job's dead-letter queue; an actor lost fails the attempt (transient: a restart may find
+        the node back, or another).  A bug here fails the job rather than leave it waiting."""
+        try:
+            self._poll_loop()
+        except BaseException as exc:  # noqa: BLE001 - reported: the control loop fails the job
+            log.exception("the Ray executor's poller failed")
+            self.inbox.put(m.TaskFailed("the Ray executor's poller", exc))
+
+    def _poll_loop(self) -> None:
+        refs: dict[Any, _Hosted] = {}
         lost = False
         while self._polling.is_set():
-            for t in tasks.values():
-                if t.is_alive() and t not in refs.values():
-                    refs[t.actor.poll.remote(POLL_S)] = t
+            for h in self.hosted:
+                if h.is_alive() and h not in refs.values():
+                    refs[h.actor.poll.remote(POLL_S)] = h
             if not refs:
                 time.sleep(POLL_S)
                 continue
@@ -144,37 +220,43 @@ class RayExecutor(LocalExecutor):
             if ready and rest:  # every answer there, not one per round
                 ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
             for ref in ready:
-                t = refs.pop(ref)
+                h = refs.pop(ref)
                 try:
-                    msgs, alive, slots, gauges = ray.get(ref)
+                    msgs, alive, slots, gauges, dead_letters = ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    t.ended.set()
-                    if not lost and not t.cancelled.is_set():
+                    h.ended()
+                    if not lost and not h.cancelled():
                         lost = True
-                        self.inbox.put(m.TaskFailed(t.name, TransientError(
-                            f"{t.name}: its Ray actor was lost ({type(exc).__name__}: "
+                        self.inbox.put(m.TaskFailed(h.name, TransientError(
+                            f"{h.name}: its Ray actor was lost ({type(exc).__name__}: "
                             f"{str(exc).splitlines()[0] if str(exc) else ''})")))
                     continue
                 for msg in msgs:
                     self.inbox.put(msg)
+                subtask = next(iter(h.tasks.values())).subtask
                 for name, value in slots.items():  # this subtask's slot of each list
-                    getattr(self.metrics, name)[t.subtask] = (
+                    getattr(self.metrics, name)[subtask] = (
                         defaultdict(int, value) if isinstance(value, dict) else value)
+                if dead_letters > h.dead_letters:
+                    self.job.dead_letter.counted(dead_letters - h.dead_letters)
+                    h.dead_letters = dead_letters
                 for name, (agg, values) in gauges.items():
                     for reporter, value in values.items():
                         self.metrics.set_gauge(reporter, name, value, agg)
-                if not alive:
-                    t.ended.set()
+                for side, running in alive.items():
+                    if not running:
+                        h.tasks[side].ended.set()
 
     def _shutdown(self, gates: list, failed: bool) -> None:
         tasks = self.sources + self.sinks
         if failed:
             for t in tasks:
                 t.cancelled.set()
+            for h in self.hosted:
                 try:
-                    t.actor.cancel.remote()
+                    h.actor.cancel.remote()
                 except Exception:  # noqa: BLE001 - an actor already lost
-                    log.debug("%s: cancel not sent", t.name, exc_info=True)
+                    log.debug("%s: cancel not sent", h.name, exc_info=True)
         deadline = time.monotonic() + (local.FAILED_JOIN_S if failed else local.JOIN_S)
         for t in tasks:
             if t.ident is None:
@@ -186,11 +268,11 @@ class RayExecutor(LocalExecutor):
         self._polling.clear()
         if self._poller is not None:
             self._poller.join(timeout=5)
-        for t in tasks:
+        for h in self.hosted:
             try:
-                ray.kill(t.actor, no_restart=True)
+                ray.kill(h.actor, no_restart=True)
             except Exception:  # noqa: BLE001 - gone already
-                log.debug("%s: actor already gone", t.name, exc_info=True)
+                log.debug("%s: actor already gone", h.name, exc_info=True)
 
 
 def _starter(method: Any, *args: Any):

@@ -36,21 +36,27 @@ def ray_address() -> str:
     return ray_cluster().address
 
 
-def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, ray_address):
+@pytest.mark.parametrize("chain", [True, False], ids=["chained", "unchained"])
+def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, ray_address,
+                                                                      chain):
     store = FileStore(str(tmp_path / "sink"))
-    executor = RayExecutor(metrics=PipelineMetrics(2), address=ray_address)
+    executor = RayExecutor(metrics=PipelineMetrics(2), address=ray_address, chain=chain)
     job = Job("spread", RangeSource(2, 3, 10), FileSink(store.root),
               CheckpointStorage(str(tmp_path / "state")), parallelism=2,
               checkpoint_interval_s=3600)
     assert executor.run(job).status == "finished"
     assert store.rows() == expected_rows(2, 3, 10)
-    nodes = executor.nodes  # the node of each actor: sources then sinks
-    assert len(set(nodes)) == 2 and nodes[:2] == nodes[2:]  # pair i on one node
+    nodes = executor.nodes  # the node of each actor
+    if chain:  # subtask i's source and sink in one actor
+        assert len(nodes) == 2 and len(set(nodes)) == 2
+    else:  # an actor each, pair i on one node: sink then source
+        assert len(nodes) == 4 and nodes[0::2] == nodes[1::2] and len(set(nodes)) == 2
     cluster.check_shared(str(tmp_path), cluster.alive_nodes())  # both see it: no error
 
 
 def test_kill_9_of_the_worker_node_restores_exactly_once(tmp_path, ray_address):
     owner = ray_cluster().owner
+    owner.ensure_whole()
     store = FileStore(str(tmp_path / "sink"))
     storage = CheckpointStorage(str(tmp_path / "state"))
     lines: list[str] = []
