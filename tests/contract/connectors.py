@@ -134,6 +134,8 @@ class _Reader(SourceReader):
                 self.ctx.send_split_request()
                 self.asked = True
             return InputStatus.NOTHING_AVAILABLE
+        if src.hold is not None and self.emitted >= src.hold[0] and not _listdir(src.hold[1]):
+            return InputStatus.NOTHING_AVAILABLE  # idle: barriers go on, a checkpoint commits
         split = self.splits[0]
         if src.fault is not None:
             src.fault.check("reader", self.ctx.subtask, self.emitted, None)
@@ -159,14 +161,18 @@ class _Reader(SourceReader):
 
 class RangeSource(Source):
     """``splits`` splits of ``batches`` batches of ``rows`` rows (ids 0, 1, ... once each);
-    ``unbounded``: it never ends (its readers idle once everything was read)."""
+    ``unbounded``: it never ends (its readers idle once everything was read); ``hold``
+    ``(n, folder)``: each reader idles after ``n`` batches until ``folder`` holds a file (e.g.
+    until the sink committed something, however slow the executor's first checkpoint)."""
 
     split_type = RangeSplit
 
     def __init__(self, splits: int = 4, batches: int = 5, rows: int = 10,
-                 unbounded: bool = False, delay_s: float = 0.0, fault: Fault | None = None):
+                 unbounded: bool = False, delay_s: float = 0.0, fault: Fault | None = None,
+                 hold: tuple[int, str] | None = None):
         self.splits, self.batches, self.rows = splits, batches, rows
         self.unbounded, self.delay_s, self.fault = unbounded, delay_s, fault
+        self.hold = hold
 
     @property
     def bounded(self):

@@ -213,7 +213,9 @@ def test_restore_from_a_checkpoint_continues_exactly_once(tmp_path, new_executor
     fault = Fault(str(tmp_path / "faults"), subtask=0, after_batches=8)
     storage = CheckpointStorage(str(tmp_path / "state"))
     with pytest.raises(TransientError):
-        run(new_executor, job_of(tmp_path, RangeSource(4, 10, 5, delay_s=0.005),
+        # the readers wait for a first commit before the writer's 8th batch, where it fails
+        run(new_executor, job_of(tmp_path, RangeSource(4, 10, 5, delay_s=0.005,
+                                                       hold=(3, store.committed)),
                                  FileSink(store.root, fault)))
     assert fault.fired() == 1
     latest = storage.latest()
@@ -272,8 +274,10 @@ def _checkpoint_at_parallelism_2(tmp_path, new_executor, sink):
     """A checkpoint of 2 writers with state, taken mid-way (a transient failure ends it)."""
     fault = Fault(str(tmp_path / "faults"), subtask=0, after_batches=6)
     sink.fault = fault
+    committed = FileStore(str(tmp_path / "sink")).committed  # both callers' sink
     with pytest.raises(TransientError):
-        run(new_executor, job_of(tmp_path, RangeSource(4, 10, 5, delay_s=0.005), sink))
+        run(new_executor, job_of(tmp_path, RangeSource(4, 10, 5, delay_s=0.005,
+                                                       hold=(3, committed)), sink))
     sink.fault = None
     return CheckpointStorage(str(tmp_path / "state")).latest()
 
