@@ -54,7 +54,6 @@ class ThrowawayRayCluster:
     def _node(self, head: bool, index: int, private: str | None = None) -> subprocess.Popen:
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
         nm, om, agent_grpc, agent_http, metrics, runtime_env, dashboard = _ports(7)
-        workers = _ports(1)[0]
         cmd = [ray, "start", "--block", "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
                "--object-store-memory", str(self.object_store),
                "--node-manager-port", str(nm), "--object-manager-port", str(om),

@@ -107,6 +107,20 @@ class Database:
                                                       else r[3]).startswith(prefix)]
 
 
+#: PostgreSQL: an ``orders`` target whose every insert and update a trigger logs in
+#: ``writes`` (id, op), so a test sees a row written twice
+LOGGED_ORDERS = """
+CREATE TABLE orders (id bigint PRIMARY KEY, name varchar(40), amount numeric(12,2));
+CREATE TABLE writes (id bigint, op text);
+CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO writes VALUES (NEW.id, TG_OP);
+  RETURN NULL;
+END $$;
+CREATE TRIGGER log_write AFTER INSERT OR UPDATE ON orders FOR EACH ROW
+  EXECUTE FUNCTION log_write();
+"""
+
 def create_database(flavor: str, server: Any, label: str, fresh: bool = True) -> Database:
     """The database named after ``label`` (a test id or a folder): new and empty, or with
     ``fresh=False`` the existing one if there is one."""

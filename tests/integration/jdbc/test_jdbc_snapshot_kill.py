@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.jdbc.databases import create_database
+from tests.integration.jdbc.databases import LOGGED_ORDERS as TARGET, create_database
 from tests.integration.mysql.helpers import new_database
 from tests.killing import (assert_resumed_after, crash_at, kill_at_random, latest_checkpoint,
                            run_to_end)
@@ -32,17 +32,6 @@ startup-mode = "initial-only"
 type = "jdbc"
 url = "{url}"
 batch-size = 500
-"""
-TARGET = """
-CREATE TABLE orders (id bigint PRIMARY KEY, name varchar(40), amount numeric(12,2));
-CREATE TABLE writes (id bigint, op text);
-CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO writes VALUES (NEW.id, TG_OP);
-  RETURN NULL;
-END $$;
-CREATE TRIGGER log_write AFTER INSERT OR UPDATE ON orders FOR EACH ROW
-  EXECUTE FUNCTION log_write();
 """
 
 

@@ -26,7 +26,7 @@ from runtime.executor.ray.executor import RayExecutor  # noqa: E402
 from runtime.executor.restart import RestartStrategy  # noqa: E402
 from runtime.metrics import PipelineMetrics  # noqa: E402
 from runtime.retry import Backoff  # noqa: E402
-from tests.integration.jdbc.databases import create_database  # noqa: E402
+from tests.integration.jdbc.databases import LOGGED_ORDERS as TARGET, create_database  # noqa: E402
 from tests.integration.mysql.helpers import new_database  # noqa: E402
 from tests.servers.ray import ray_cluster  # noqa: E402
 
@@ -52,17 +52,6 @@ heartbeat-interval = "200ms"
 type = "jdbc"
 url = "{url}"
 batch-size = 1000
-"""
-TARGET = """
-CREATE TABLE orders (id bigint PRIMARY KEY, name varchar(40), amount numeric(12,2));
-CREATE TABLE writes (id bigint, op text);
-CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  INSERT INTO writes VALUES (NEW.id, TG_OP);
-  RETURN NULL;
-END $$;
-CREATE TRIGGER log_write AFTER INSERT OR UPDATE ON orders FOR EACH ROW
-  EXECUTE FUNCTION log_write();
 """
 
 
