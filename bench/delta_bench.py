@@ -544,13 +544,10 @@ def main() -> None:
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     work = tempfile.mkdtemp(prefix="hub-delta-bench-")
-    server = mariadb.from_env()
-    owned = None
+    server = None
     try:
         if not {"1", "2"} <= skip:  # parts with MariaDB
-            if server is None:
-                owned = mariadb.ThrowawayMariaDB()
-                server = owned.start()
+            server = mariadb.shared()  # docker-compose's, or a throwaway one stopped at exit
             fill(server, args.rows)
         if "1" not in skip:
             snapshot(server, args.rows, work, args.rounds,
@@ -562,8 +559,6 @@ def main() -> None:
         if "3" not in skip:
             merge_cost([int(s) for s in args.merge_sizes.split(",")], work, args.rounds)
     finally:
-        if owned is not None:
-            owned.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

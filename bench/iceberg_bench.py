@@ -252,55 +252,47 @@ def main() -> None:
     if args.bare:
         bare(args.bare[0], args.bare[1], args.rows, args.client)
         return
-    server = mariadb.from_env()
-    owned = None
-    if server is None:
-        owned = mariadb.ThrowawayMariaDB()
-        server = owned.start()
+    server = mariadb.shared()  # docker-compose's, or a throwaway one stopped at exit
     work = tempfile.mkdtemp(prefix="hub-iceberg-bench-")
-    try:
-        fill(server, args.rows)
-        print(f"snapshot of {args.rows:,} MariaDB rows into Iceberg (sql catalog on SQLite)")
-        print(f"{'path':>34} {'rows/s':>10} {'peak RSS MB':>12}   (best of {args.rounds}, "
-              f"the bare paths and the hub alternating; RSS the highest)")
-        import importlib.util
+    fill(server, args.rows)
+    print(f"snapshot of {args.rows:,} MariaDB rows into Iceberg (sql catalog on SQLite)")
+    print(f"{'path':>34} {'rows/s':>10} {'peak RSS MB':>12}   (best of {args.rounds}, "
+          f"the bare paths and the hub alternating; RSS the highest)")
+    import importlib.util
 
-        clients = [c for c, module in (("connectorx", "connectorx"), ("mysqlclient", "MySQLdb"),
-                                       ("pymysql", "pymysql"))
-                   if importlib.util.find_spec(module) is not None]
-        best: dict[str, tuple[float, float]] = {}
-        warehouse = f"{work}/lake"
-        for r in range(args.rounds):
-            for client in clients:
-                rate, rss = run_bare(server, f"{work}/bare-{client}-{r}", args.rows, client)
-                old = best.get(client, (0.0, 0.0))
-                best[client] = (max(rate, old[0]), max(rss, old[1]))
-            last = r == args.rounds - 1  # its table stays for the change stream
-            lake = warehouse if last else f"{work}/lake-{r}"
-            h = run_hub(write_pipeline(work, "snapshot" if last else f"snapshot{r}", server,
-                                       lake, "initial-only"))
-            old = best.get("hub", (0.0, 0.0))
-            best["hub"] = (max(h.rows / h.wall_s, old[0]), max(h.peak_rss_mb, old[1]))
+    clients = [c for c, module in (("connectorx", "connectorx"), ("mysqlclient", "MySQLdb"),
+                                   ("pymysql", "pymysql"))
+               if importlib.util.find_spec(module) is not None]
+    best: dict[str, tuple[float, float]] = {}
+    warehouse = f"{work}/lake"
+    for r in range(args.rounds):
         for client in clients:
-            rate, rss = best[client]
-            label = f"bare: {LABELS[client]} -> append"
-            print(f"{label:>34} {rate:>10,.0f} {rss:>12.0f}")
-        rate, rss = best["hub"]
-        ratios = ", ".join(f"{rate / best[c][0]:.2f}x {c}" for c in clients)
-        print(f"{'hub run (exactly once)':>34} {rate:>10,.0f} {rss:>12.0f}   ({ratios}; wall "
-              f"clock all)")
-        total, start = changes(server, args.rows, args.changes)
-        secs, rss = run_stream(server, work, warehouse, total, start)
-        print(f"\nchange stream: {args.changes:,} binlog changes (70% inserts, 20% updates, 10% "
-              f"deletes) against {args.rows:,} rows, checkpoints every 10 s")
-        print(f"{args.changes / secs:,.0f} changes/s ({secs:.1f} s until the Iceberg table held "
-              f"the source's {total:,} rows), peak RSS {rss:.0f} MB")
-        n, spent = commit_seconds(f"{work}/stream.log")
-        print(f"the sink's share: {n} commit(s) taking {spent:.1f} s in all "
-              f"({args.changes / spent:,.0f} changes/s of commit time)")
-    finally:
-        if owned is not None:
-            owned.stop()
+            rate, rss = run_bare(server, f"{work}/bare-{client}-{r}", args.rows, client)
+            old = best.get(client, (0.0, 0.0))
+            best[client] = (max(rate, old[0]), max(rss, old[1]))
+        last = r == args.rounds - 1  # its table stays for the change stream
+        lake = warehouse if last else f"{work}/lake-{r}"
+        h = run_hub(write_pipeline(work, "snapshot" if last else f"snapshot{r}", server,
+                                   lake, "initial-only"))
+        old = best.get("hub", (0.0, 0.0))
+        best["hub"] = (max(h.rows / h.wall_s, old[0]), max(h.peak_rss_mb, old[1]))
+    for client in clients:
+        rate, rss = best[client]
+        label = f"bare: {LABELS[client]} -> append"
+        print(f"{label:>34} {rate:>10,.0f} {rss:>12.0f}")
+    rate, rss = best["hub"]
+    ratios = ", ".join(f"{rate / best[c][0]:.2f}x {c}" for c in clients)
+    print(f"{'hub run (exactly once)':>34} {rate:>10,.0f} {rss:>12.0f}   ({ratios}; wall "
+          f"clock all)")
+    total, start = changes(server, args.rows, args.changes)
+    secs, rss = run_stream(server, work, warehouse, total, start)
+    print(f"\nchange stream: {args.changes:,} binlog changes (70% inserts, 20% updates, 10% "
+          f"deletes) against {args.rows:,} rows, checkpoints every 10 s")
+    print(f"{args.changes / secs:,.0f} changes/s ({secs:.1f} s until the Iceberg table held "
+          f"the source's {total:,} rows), peak RSS {rss:.0f} MB")
+    n, spent = commit_seconds(f"{work}/stream.log")
+    print(f"the sink's share: {n} commit(s) taking {spent:.1f} s in all "
+          f"({args.changes / spent:,.0f} changes/s of commit time)")
     if args.scaling:
         # last: it grows this process, and on Linux a child's peak RSS starts at its
         # parent's (the peak survives fork and exec), which would inflate those above

@@ -120,33 +120,25 @@ def snapshot_bench(args, url: str, admin, work: str) -> None:
     from mysql_bench import fill
     from tests.servers import mariadb
 
-    server = mariadb.from_env()
-    owned = None
-    if server is None:
-        owned = mariadb.ThrowawayMariaDB()
-        server = owned.start()
-    try:
-        fill(server, args.rows)
-        ps = [int(x) for x in args.parallelism.split(",")]
-        best: dict[str, float] = {}
-        for _ in range(args.repeat):  # alternating: hub p=1, hub p=2, bare, again
-            for p in ps:
-                for copy in (True, False) if args.also_upsert else (True,):
-                    n, secs = hub_snapshot(server, url, admin, p, args.batch_size,
-                                           os.path.join(work, f"snap-{p}"), copy)
-                    assert admin.execute("SELECT count(*) FROM orders").fetchone()[0] == args.rows
-                    name = f"hub p={p}" + ("" if copy else " upsert")
-                    best[name] = max(best.get(name, 0), n / secs)
-            n, secs = bare_copy(server, url, admin)
-            assert n == args.rows
-            best["bare"] = max(best.get("bare", 0), n / secs)
-        print(f"snapshot MariaDB -> PostgreSQL, {args.rows:,} rows, best of {args.repeat}")
-        for name, rate in best.items():
-            ratio = "" if name == "bare" else f"  {rate / best['bare']:.2f}x bare"
-            print(f"  {name:<17} {rate:>10,.0f} rows/s{ratio}", flush=True)
-    finally:
-        if owned is not None:
-            owned.stop()
+    server = mariadb.shared()  # docker-compose's, or a throwaway one stopped at exit
+    fill(server, args.rows)
+    ps = [int(x) for x in args.parallelism.split(",")]
+    best: dict[str, float] = {}
+    for _ in range(args.repeat):  # alternating: hub p=1, hub p=2, bare, again
+        for p in ps:
+            for copy in (True, False) if args.also_upsert else (True,):
+                n, secs = hub_snapshot(server, url, admin, p, args.batch_size,
+                                       os.path.join(work, f"snap-{p}"), copy)
+                assert admin.execute("SELECT count(*) FROM orders").fetchone()[0] == args.rows
+                name = f"hub p={p}" + ("" if copy else " upsert")
+                best[name] = max(best.get(name, 0), n / secs)
+        n, secs = bare_copy(server, url, admin)
+        assert n == args.rows
+        best["bare"] = max(best.get("bare", 0), n / secs)
+    print(f"snapshot MariaDB -> PostgreSQL, {args.rows:,} rows, best of {args.repeat}")
+    for name, rate in best.items():
+        ratio = "" if name == "bare" else f"  {rate / best['bare']:.2f}x bare"
+        print(f"  {name:<17} {rate:>10,.0f} rows/s{ratio}", flush=True)
 
 
 def main() -> None:

@@ -301,27 +301,19 @@ def main() -> None:
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     CODEC[0] = args.codec
-    server = mariadb.from_env()
-    owned = None
-    if server is None:
-        owned = mariadb.ThrowawayMariaDB()
-        server = owned.start()
-    try:
-        if not (args.keep_table and count(server) == args.rows):
-            fill(server, args.rows)
-        if "snapshot" not in skip:
-            snapshots(server, args.rows, args.rounds)
-        if "binlog" not in skip:
-            print(f"\nbinlog decoding ({args.changes:,} changes each, one reader; an update is one "
-                  "change of two row images, before and after; 'fetch': the binlog split's fetch "
-                  "loop on the updates; 'reflected': the updates read by the binlog split as "
-                  "changes a snapshot chunk already has)")
-            print(f"{'kind':>9} {'changes':>10} {'changes/s':>12} {'per CPU s':>12}")
-            for kind, n, rate, cpu in binlog(server, args.changes):
-                print(f"{kind:>9} {n:>10,} {rate:>12,.0f} {cpu:>12,.0f}")
-    finally:
-        if owned is not None:
-            owned.stop()
+    server = mariadb.shared()  # docker-compose's, or a throwaway one stopped at exit
+    if not (args.keep_table and count(server) == args.rows):
+        fill(server, args.rows)
+    if "snapshot" not in skip:
+        snapshots(server, args.rows, args.rounds)
+    if "binlog" not in skip:
+        print(f"\nbinlog decoding ({args.changes:,} changes each, one reader; an update is one "
+              "change of two row images, before and after; 'fetch': the binlog split's fetch "
+              "loop on the updates; 'reflected': the updates read by the binlog split as "
+              "changes a snapshot chunk already has)")
+        print(f"{'kind':>9} {'changes':>10} {'changes/s':>12} {'per CPU s':>12}")
+        for kind, n, rate, cpu in binlog(server, args.changes):
+            print(f"{kind:>9} {n:>10,} {rate:>12,.0f} {cpu:>12,.0f}")
 
 
 if __name__ == "__main__":

@@ -289,9 +289,9 @@ class Dialect(ABC):
         fastest way the database has, inside the open transaction.  Returns False, with
         nothing of ``rows`` applied and the transaction usable, when a key exists already
         or the target can't take that path (the caller upserts them instead); raises like
-        :meth:`upsert` otherwise.  Only called where :attr:`copies_new_rows` is True."""
-        raise NotImplementedError(f"{type(self).__name__} has no fast path for new rows "
-                                  "(copies_new_rows is False)")
+        :meth:`upsert` otherwise.  The writer calls it only where :attr:`copies_new_rows`
+        is True; a database without such a path keeps this default (nothing applied)."""
+        return False
 
     @abstractmethod
     def rejection(self, exc: BaseException, names: Sequence[str] = ()) -> Rejection | None:

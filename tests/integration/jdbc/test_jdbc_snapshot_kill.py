@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.jdbc.databases import LOGGED_ORDERS as TARGET, create_database
-from tests.integration.mysql.helpers import new_database
+from tests.integration.mysql.helpers import orders_table
 from tests.killing import (assert_resumed_after, crash_at, kill_at_random, latest_checkpoint,
                            run_to_end)
 
@@ -37,14 +37,9 @@ batch-size = 500
 
 @pytest.fixture(scope="module")
 def source(mysql_server):
-    db = new_database(mysql_server)
+    db = orders_table(mysql_server, ROWS)
     conn = mysql_server.connect()
     with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, name VARCHAR(40), "
-                    f"amount DECIMAL(12,2))")
-        for start in range(0, ROWS, 20_000):
-            cur.execute(f"INSERT INTO {db}.orders VALUES " + ",".join(
-                f"({i}, 'order {i}', {i}.{i % 100:02d})" for i in range(start, start + 20_000)))
         cur.execute(f"SELECT id, name, amount FROM {db}.orders")
         rows = set(cur.fetchall())
     conn.close()

@@ -26,6 +26,23 @@ def new_database(server: Any) -> str:
     return name
 
 
+def orders_table(server: Any, rows: int) -> str:
+    """A new database with ``orders`` (id, name, amount) holding ids 0 .. ``rows`` - 1 (a
+    multiple of 20,000 or fewer); returns the database's name."""
+    db = new_database(server)
+    conn = server.connect()
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, name VARCHAR(40), "
+                    f"amount DECIMAL(12,2))")
+        for start in range(0, rows, 20_000):
+            cur.execute(f"INSERT INTO {db}.orders VALUES " + ",".join(
+                f"({i}, 'order {i}', {i}.{i % 100:02d})"
+                for i in range(start, min(rows, start + 20_000))))
+    conn.commit()
+    conn.close()
+    return db
+
+
 def source_config(server: Any, db: str, **options: Any) -> MySqlSourceConfig:
     return MySqlSourceConfig.model_validate({
         "hostname": server.host, "port": server.port, "username": server.user,

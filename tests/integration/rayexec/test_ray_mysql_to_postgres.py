@@ -27,7 +27,7 @@ from runtime.executor.restart import RestartStrategy  # noqa: E402
 from runtime.metrics import PipelineMetrics  # noqa: E402
 from runtime.retry import Backoff  # noqa: E402
 from tests.integration.jdbc.databases import LOGGED_ORDERS as TARGET, create_database  # noqa: E402
-from tests.integration.mysql.helpers import new_database  # noqa: E402
+from tests.integration.mysql.helpers import orders_table  # noqa: E402
 from tests.servers.ray import ray_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.jdbc]
@@ -94,17 +94,7 @@ class BinlogWriter(threading.Thread):
 
 @pytest.fixture
 def source(mysql_server):
-    db = new_database(mysql_server)
-    conn = mysql_server.connect()
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {db}.orders (id BIGINT PRIMARY KEY, name VARCHAR(40), "
-                    f"amount DECIMAL(12,2))")
-        for start in range(0, ROWS, 20_000):
-            cur.execute(f"INSERT INTO {db}.orders VALUES " + ",".join(
-                f"({i}, 'order {i}', {i}.{i % 100:02d})" for i in range(start, start + 20_000)))
-    conn.commit()
-    conn.close()
-    return db
+    return orders_table(mysql_server, ROWS)
 
 
 def source_rows(server, db: str) -> set[tuple]:
