@@ -120,8 +120,10 @@ def test_a_sink_that_never_acknowledges_fails_the_job_instead_of_looking_alive(t
     (error,) = outcome
     assert isinstance(error, CheckpointsFailed), error
     assert str(error).startswith("3 checkpoints in a row failed (checkpoint.tolerable-failures "
-                                 "= 2); last: checkpoint 3 timed out after 0.2s waiting for "
-                                 "sink subtask 1 (tests.unit.runtime writer)")
+                                 "= 2); last: checkpoint 3 timed out after 0.2s waiting for ")
+    # the blocked writer is named; on a loaded machine the other subtasks may miss the 0.2 s
+    # too and be named with it, so only the blocked one is certain
+    assert "sink subtask 1 (tests.unit.runtime writer)" in str(error)
     # the other writer's prepared data of the three failed checkpoints is released
     assert [cid for cid, _ in committer.aborts] == [1, 2, 3]
 
