@@ -33,7 +33,8 @@ import pyarrow.compute as pc
 
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError
-from runtime.schema import SCHEMA_CHANGE_KINDS, SchemaChange, TableSchema, split_table_id
+from runtime.schema import (SCHEMA_CHANGE_KINDS, Column, SchemaChange, TableSchema,
+                            split_table_id)
 from runtime.transform.changes import LENIENT_EXCLUDED, TAGS
 from runtime.types import DataType, to_arrow
 
@@ -83,8 +84,9 @@ _STRINGS = ("CHAR", "VARCHAR", "STRING")
 
 
 def widen(a: DataType, b: DataType) -> DataType | None:
-    """The narrowest type holding every value of ``a`` and of ``b``; None when there is none
-    (e.g. DATE and INT: the pipeline stops rather than turn one into text)."""
+    """The narrowest type holding every value of ``a`` and of ``b`` exactly; None when there is
+    none (DATE and INT, VARCHAR and INT, BIGINT and DOUBLE: no value is turned into text or
+    rounded)."""
     if a == b:
         return a
     ka, kb = a.kind, b.kind
@@ -99,6 +101,8 @@ def widen(a: DataType, b: DataType) -> DataType | None:
         prec = max(p1 - s1, p2 - s2) + scale
         return DataType("DECIMAL", precision=min(prec, 65), scale=scale) if prec <= 65 else None
     if {ka, kb} <= {"FLOAT", "DOUBLE"} | set(_INTS):
+        if "BIGINT" in (ka, kb):
+            return None  # a DOUBLE holds 53 bits: not every BIGINT
         return DataType("DOUBLE")
     if ka in _STRINGS and kb in _STRINGS:
         if ka == kb == "VARCHAR" and a.length is not None and b.length is not None:
@@ -115,6 +119,37 @@ def widen(a: DataType, b: DataType) -> DataType | None:
 class _Target:
     schema: TableSchema
     sources: set[str] = field(default_factory=set)
+    #: lenient's side columns: source table -> {its column -> the target column its values
+    #: go to since a type change no type holds with the old one}
+    redirects: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def side_columns(self) -> set[str]:
+        """Every side column of this target, also those no column is redirected to any more
+        (they still hold values of before)."""
+        return {n for m in self.redirects.values() for n in m.values()} | self.former
+
+    #: side columns no source column goes to any more
+    former: set[str] = field(default_factory=set)
+
+    def redirect(self, src: str, column: str, to: str) -> None:
+        """``src``'s ``column`` goes to ``to`` from now on."""
+        before = self.redirects.setdefault(src, {}).get(column)
+        if before is not None and before != to:
+            self.former.add(before)
+        self.redirects[src][column] = to
+
+
+def side_column_name(column: str, new_type: DataType, taken: set[str]) -> str:
+    """The column lenient adds for ``column``'s values after a type change to ``new_type`` no
+    type holds together with the old one: ``<column>_<type kind in lower case>``
+    (``status_int``, ``price_decimal``), with ``_2``, ``_3`` .. when that name is ``taken``."""
+    base = f"{column}_{new_type.kind.lower()}"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
 
 
 class Router:
@@ -144,11 +179,19 @@ class Router:
         #: the schema each source table was last merged with (batches share schema objects)
         self._seen: dict[str, TableSchema] = {}
         for table, t in (state or {}).items():
-            self._targets[table] = _Target(TableSchema.from_dict(t["schema"]), set(t["sources"]))
+            self._targets[table] = _Target(TableSchema.from_dict(t["schema"]), set(t["sources"]),
+                                           _redirects(t), set(t.get("former-side-columns", ())))
 
     def snapshot_state(self) -> dict[str, Any]:
-        return {table: {"schema": t.schema.to_dict(), "sources": sorted(t.sources)}
-                for table, t in sorted(self._targets.items())}
+        out: dict[str, Any] = {}
+        for table, t in sorted(self._targets.items()):
+            out[table] = {"schema": t.schema.to_dict(), "sources": sorted(t.sources)}
+            if t.redirects:  # (absent in states taken before side columns existed)
+                out[table]["columns"] = {src: dict(sorted(m.items()))
+                                         for src, m in sorted(t.redirects.items()) if m}
+            if t.former:
+                out[table]["former-side-columns"] = sorted(t.former)
+        return out
 
     @staticmethod
     def merge_states(states: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -158,6 +201,9 @@ class Router:
         for st in states:
             for table, t in (st or {}).items():
                 router._merge(table, TableSchema.from_dict(t["schema"]), t["sources"])
+                for src, m in _redirects(t).items():
+                    router._targets[table].redirects.setdefault(src, {}).update(m)
+                router._targets[table].former.update(t.get("former-side-columns", ()))
         return router.snapshot_state()
 
     @property
@@ -179,7 +225,8 @@ class Router:
     def _merge(self, target: str, schema: TableSchema, sources: Any) -> list[SchemaChange]:
         """Merge ``schema`` into ``target``'s; the changes the sink must see first (only
         kinds it applies: a column it skips adding stays out, a type it skips widening
-        stays)."""
+        stays).  Under lenient a column whose new type no type holds with the target
+        column's gets a side column (:func:`side_column_name`), added like any column."""
         cur = self._targets.get(target)
         if cur is None:
             # a table that is its own target keeps its schema object: batches pass untouched
@@ -204,19 +251,37 @@ class Router:
         cols = list(cur.schema.columns)
         names = [c.name for c in cols]
         out: list[SchemaChange] = []
+        src = next(iter(sources)) if len(sources) == 1 else None
+        redirect = cur.redirects.get(src, {}) if src is not None else {}
+        side = cur.side_columns
         for c in schema.columns:
             kind = None
-            if c.name not in names:
+            name = redirect.get(c.name, c.name)
+            if c.name not in redirect and name in side and src is not None:
+                # the source now has a column named like a side column: its values must not
+                # mix with the side column's: a numbered name of its own
+                taken = set(names) | set(schema.names) | side
+                n = 2
+                while f"{c.name}_{n}" in taken:
+                    n += 1
+                name = f"{c.name}_{n}"
+                cur.redirect(src, c.name, name)
+            if name not in names:
                 if "add_column" not in self.applied:
                     continue
                 # nullable: rows of tables (or times) without it are NULL; the default stays
-                cols.append(replace(c, nullable=True))
-                names.append(c.name)
+                cols.append(replace(c, name=name, nullable=True))
+                names.append(name)
                 kind = "add_column"
             else:
-                i = names.index(c.name)
+                i = names.index(name)
                 old = cols[i]
                 t = widen(old.type, c.type)
+                if t is None and self.behavior == "lenient" and src is not None:
+                    change = self._side_column(cur, target, src, c, old, cols, schema)
+                    if change is not None:
+                        out.append(change)
+                    continue
                 if t is None and cur.sources == {target} and target in self._own:
                     raise TerminalError(
                         f"{target}: column {c.name} changed from {old.type} to {c.type}: no "
@@ -236,10 +301,48 @@ class Router:
                     kind = "alter_column_type" if t != old.type else None
             if kind is not None:  # one change per column, each with the schema after it
                 out.append(SchemaChange(kind, target, cur.schema.with_columns(tuple(cols)),
-                                        {"column": c.name}))
+                                        {"column": name}))
         if out or cols != list(cur.schema.columns):
             cur.schema = cur.schema.with_columns(tuple(cols))
         return out
+
+    def _side_column(self, cur: _Target, target: str, src: str, c: Column, old: Column,
+                     cols: list[Column], schema: TableSchema) -> SchemaChange | None:
+        """Lenient's answer to ``src``'s column ``c`` turning into a type no type holds with
+        the target's ``old`` column: ``old`` stays (nullable, no longer written by ``src``)
+        and ``c``'s values go to a side column from now on: one another source column of the
+        same name already got (and that can take them), else a new one, added to ``cols``
+        (the ``add_column`` change returned).  Raises when the sink skips adding columns."""
+        names = [x.name for x in cols]
+        mine = {m.get(c.name) for m in cur.redirects.values()} - {None}
+        for name in sorted(mine & set(names)):  # a shard's side column for the same column
+            i = names.index(name)
+            t = widen(cols[i].type, c.type)
+            if t is not None and (t == cols[i].type or "alter_column_type" in self.applied):
+                cur.redirect(src, c.name, name)
+                if t == cols[i].type:
+                    return None
+                cols[i] = replace(cols[i], type=t)
+                return SchemaChange("alter_column_type", target,
+                                    cur.schema.with_columns(tuple(cols)), {"column": name})
+        if "add_column" not in self.applied:
+            raise TerminalError(
+                f"{target}: column {c.name} changed from {old.type} to {c.type}: no type holds "
+                f"both, and schema-change-behavior = \"lenient\" would add a column for the new "
+                f"values, which the sink's include-schema-changes / exclude-schema-changes skip "
+                f"(add.column)")
+        taken = set(names) | set(schema.names) | cur.side_columns
+        name = side_column_name(c.name, c.type, taken)
+        i = names.index(old.name)
+        cols[i] = replace(old, nullable=True)  # no longer written: NULL in rows to come
+        cols.append(replace(c, name=name, nullable=True))
+        cur.redirect(src, c.name, name)
+        log.warning("%s: column %s of %s is %s now, which no type holds together with %s (the "
+                    "type of %s): %s keeps the values written so far, %s's values of %s go to "
+                    "a new column %s from now on (schema-change-behavior = lenient)", target,
+                    c.name, src, c.type, old.type, old.name, old.name, src, c.name, name)
+        return SchemaChange("add_column", target, cur.schema.with_columns(tuple(cols)),
+                            {"column": name})
 
     def apply(self, batch: ChangeBatch) -> tuple[list[SchemaChange], ChangeBatch]:
         """The schema changes to send first, and the batch under its target's schema."""
@@ -250,10 +353,11 @@ class Router:
         if self._seen.get(batch.table) is not batch.schema or target not in self._targets:
             changes = self._merge(target, batch.schema, [batch.table])
             self._seen[batch.table] = batch.schema
-        merged = self._targets[target].schema
+        t = self._targets[target]
+        merged = t.schema
         if merged is batch.schema or (target == batch.table and merged == batch.schema):
             return changes, batch
-        return changes, conform(batch, merged)
+        return changes, conform(batch, merged, t.redirects.get(batch.table))
 
     def apply_schema_change(self, change: SchemaChange) -> list[SchemaChange]:
         if self.behavior == "exception" and change.kind != "create_table":
@@ -323,6 +427,10 @@ class Router:
                              change.position)]
 
 
+def _redirects(state: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {src: dict(m) for src, m in state.get("columns", {}).items()}
+
+
 def _skipped_note(router: Router, kind: str) -> str:
     if kind in router.applied:
         return ""
@@ -352,13 +460,17 @@ def _evolved(kept: TableSchema, change: SchemaChange) -> TableSchema:
     return TableSchema(kept.table, tuple(cols), pk, parts)
 
 
-def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
-    """``batch`` under the merged schema: its columns cast to the merged types, the columns
-    it lacks NULL (vectorised; the same batch object when nothing changes but the name)."""
+def conform(batch: ChangeBatch, merged: TableSchema,
+            redirect: dict[str, str] | None = None) -> ChangeBatch:
+    """``batch`` under the merged schema: its columns cast to the merged types (a column
+    ``redirect`` names written to its side column instead), the columns it lacks NULL
+    (vectorised; the same batch object when nothing changes but the name)."""
     if batch.schema.columns == merged.columns:
         return _renamed(batch, merged, batch.arrow() if batch.has_arrow else None)
+    redirect = redirect or {}
     rb = batch.arrow()
-    have = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}
+    src_names = [redirect.get(name, name) for name in batch.schema.names]
+    have = {name: rb.column(i) for i, name in enumerate(src_names)}
     arrays = []
     for c in merged.columns:
         want = to_arrow(c.type)
@@ -373,13 +485,13 @@ def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise TerminalError(
                     f"{batch.table}: column {c.name}: a value of type "
-                    f"{batch.schema.column(c.name).type} "
+                    f"{batch.schema.columns[src_names.index(c.name)].type} "
                     f"does not fit the type {c.type} the sink's table {merged.table} keeps "
                     f"({str(exc).splitlines()[0]})") from None
     out = pa.RecordBatch.from_arrays(arrays, schema=merged.arrow_schema)
     before = None
     if batch.before is not None:
-        pos = [batch.schema.names.index(c.name) if c.name in batch.schema.names else None
+        pos = [src_names.index(c.name) if c.name in src_names else None
                for c in merged.columns]
         before = [None if b is None else tuple(None if p is None else b[p] for p in pos)
                   for b in batch.before]
