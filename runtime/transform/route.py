@@ -7,7 +7,9 @@ block matches keeps its id.
 
 Many tables routed to one (``shop.order_0`` .. ``shop.order_63`` -> ``shop.orders``) share one
 **merged schema**: the union of their columns (in order of first appearance) with types widened
-(:func:`widen`); a column some tables lack is NULL in their rows.  Each widening reaches the sink
+(:func:`widen`); a column some tables lack is NULL in their rows.  Under ``lenient`` a column
+no type holds together with the merged one (a table's own type change, or a shard's other
+type) keeps the merged column and goes to a side column (:func:`side_column_name`) instead.  Each widening reaches the sink
 as a schema change (``create_table``, then ``add_column`` / ``alter_column_type``) before the
 first batch that needs it.  The merged schemas are the operator's state: they are checkpointed
 (:meth:`Router.snapshot_state`) and restored as they were, so a restore rebuilds them
