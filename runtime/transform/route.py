@@ -7,10 +7,11 @@ block matches keeps its id.
 
 Many tables routed to one (``shop.order_0`` .. ``shop.order_63`` -> ``shop.orders``) share one
 **merged schema**: the union of their columns (in order of first appearance) with types widened
-(:func:`widen`); a column some tables lack is NULL in their rows.  Under ``lenient`` a column
-no type holds together with the merged one (a table's own type change, or a shard's other
-type) keeps the merged column and goes to a side column (:func:`side_column_name`) instead.  Each widening reaches the sink
-as a schema change (``create_table``, then ``add_column`` / ``alter_column_type``) before the
+(:func:`~runtime.transform.merged.widen`); a column some tables lack is NULL in their rows.
+Under ``lenient`` a column of a type no type holds together with the merged one's (a table's
+own type change, or a shard's other type) leaves the merged column as it is and goes to a side
+column (:func:`~runtime.transform.merged.side_column_name`).  Each widening reaches the sink as
+a schema change (``create_table``, then ``add_column`` / ``alter_column_type``) before the
 first batch that needs it.  The merged schemas are the operator's state: they are checkpointed
 (:meth:`Router.snapshot_state`) and restored as they were, so a restore rebuilds them
 identically whatever order the tables come back in.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -38,7 +39,9 @@ from runtime.errors import TerminalError
 from runtime.schema import (SCHEMA_CHANGE_KINDS, Column, SchemaChange, TableSchema,
                             split_table_id)
 from runtime.transform.changes import LENIENT_EXCLUDED, TAGS
-from runtime.types import DataType, to_arrow
+from runtime.transform.merged import Target as _Target
+from runtime.transform.merged import side_column_name, widen
+from runtime.types import to_arrow
 
 log = logging.getLogger(__name__)
 
@@ -79,80 +82,6 @@ SCHEMA_CHANGE_BEHAVIORS = ("lenient", "evolve", "try-evolve", "ignore", "excepti
 _KEEPS_SCHEMA = ("lenient", "ignore")
 #: the kinds a sink may skip with include/exclude-schema-changes and still need this operator
 _SKIPPABLE = frozenset(SCHEMA_CHANGE_KINDS)
-
-_INTS = ("TINYINT", "SMALLINT", "INT", "BIGINT")
-_INT_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INT": 10, "BIGINT": 19}
-_STRINGS = ("CHAR", "VARCHAR", "STRING")
-
-
-def widen(a: DataType, b: DataType) -> DataType | None:
-    """The narrowest type holding every value of ``a`` and of ``b`` exactly; None when there is
-    none (DATE and INT, VARCHAR and INT, BIGINT and DOUBLE: no value is turned into text or
-    rounded)."""
-    if a == b:
-        return a
-    ka, kb = a.kind, b.kind
-    if ka in _INTS and kb in _INTS:
-        return a if _INTS.index(ka) >= _INTS.index(kb) else b
-    if {ka, kb} <= set(_INTS) | {"DECIMAL"}:
-        def ps(t: DataType) -> tuple[int, int]:
-            return (t.precision or 10, t.scale or 0) if t.kind == "DECIMAL" else (
-                _INT_DIGITS[t.kind], 0)
-        (p1, s1), (p2, s2) = ps(a), ps(b)
-        scale = max(s1, s2)
-        prec = max(p1 - s1, p2 - s2) + scale
-        return DataType("DECIMAL", precision=min(prec, 65), scale=scale) if prec <= 65 else None
-    if {ka, kb} <= {"FLOAT", "DOUBLE"} | set(_INTS):
-        if "BIGINT" in (ka, kb):
-            return None  # a DOUBLE holds 53 bits: not every BIGINT
-        return DataType("DOUBLE")
-    if ka in _STRINGS and kb in _STRINGS:
-        if ka == kb == "VARCHAR" and a.length is not None and b.length is not None:
-            return DataType("VARCHAR", length=max(a.length, b.length))
-        return DataType("STRING")
-    if {ka, kb} <= {"BINARY", "VARBINARY", "BYTES"}:
-        return DataType("BYTES")
-    if ka == kb and ka in ("TIME", "TIMESTAMP", "TIMESTAMP_LTZ"):
-        return DataType(ka, precision=max(a.precision or 0, b.precision or 0))
-    return None
-
-
-@dataclass
-class _Target:
-    schema: TableSchema
-    sources: set[str] = field(default_factory=set)
-    #: lenient's side columns: source table -> {its column -> the target column its values
-    #: go to since a type change no type holds with the old one}
-    redirects: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    @property
-    def side_columns(self) -> set[str]:
-        """Every side column of this target, also those no column is redirected to any more
-        (they still hold values of before)."""
-        return {n for m in self.redirects.values() for n in m.values()} | self.former
-
-    #: side columns no source column goes to any more
-    former: set[str] = field(default_factory=set)
-
-    def redirect(self, src: str, column: str, to: str) -> None:
-        """``src``'s ``column`` goes to ``to`` from now on."""
-        before = self.redirects.setdefault(src, {}).get(column)
-        if before is not None and before != to:
-            self.former.add(before)
-        self.redirects[src][column] = to
-
-
-def side_column_name(column: str, new_type: DataType, taken: set[str]) -> str:
-    """The column lenient adds for ``column``'s values after a type change to ``new_type`` no
-    type holds together with the old one: ``<column>_<type kind in lower case>``
-    (``status_int``, ``price_decimal``), with ``_2``, ``_3`` .. when that name is ``taken``."""
-    base = f"{column}_{new_type.kind.lower()}"
-    name, n = base, 1
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
-
 
 class Router:
     """The ``[[route]]`` blocks of a pipeline, the schema-change behavior, and the schema each
@@ -327,6 +256,12 @@ class Router:
                 cols[i] = replace(cols[i], type=t)
                 return SchemaChange("alter_column_type", target,
                                     cur.schema.with_columns(tuple(cols)), {"column": name})
+        if old.name in cur.schema.primary_key:
+            raise TerminalError(
+                f"{target}: key column {c.name} changed from {old.type} to {c.type}: no type "
+                f"holds both, and schema-change-behavior = \"lenient\" keeps a table's key "
+                f"(a side column would leave the key NULL); \"evolve\" changes the column's "
+                f"type as the source did")
         if "add_column" not in self.applied:
             raise TerminalError(
                 f"{target}: column {c.name} changed from {old.type} to {c.type}: no type holds "

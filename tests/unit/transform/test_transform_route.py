@@ -12,7 +12,8 @@ from runtime.executor.failure import operator_of
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.sink import Committable, Committer, Sink, SinkWriter, WriterContext
 from runtime.transform.operator import TransformingSink
-from runtime.transform.route import RouteRule, Router, widen
+from runtime.transform.merged import widen
+from runtime.transform.route import RouteRule, Router
 from runtime.transform.transform import TransformRule
 from runtime.types import T
 

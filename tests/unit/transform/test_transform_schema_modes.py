@@ -321,3 +321,12 @@ def test_lenient_side_column_needs_the_sink_to_add_columns() -> None:
     with pytest.raises(TerminalError, match="db.t: column a changed from INT to DATE: no type "
                                             "holds both, .* skip \\(add.column\\)"):
         retype(w, "DATE")
+
+
+def test_lenient_stops_on_a_key_column_no_type_holds_with_the_old_one() -> None:
+    _, w, _ = writer("lenient")
+    w.write_schema_change(SchemaChange("create_table", "db.t", V1))
+    v2 = TableSchema("db.t", (Column("id", T("DATE"), False), A), ("id",))
+    with pytest.raises(TerminalError, match="db.t: key column id changed from BIGINT to DATE: "
+                                            "no type holds both, .* keeps a table's key"):
+        w.write_schema_change(SchemaChange("alter_column_type", "db.t", v2, {"column": "id"}))
