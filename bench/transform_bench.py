@@ -11,7 +11,10 @@
    the operator chain in front of the sink (schema-change-behavior "lenient", the default,
    keeps each table's schema there); without a transform it passes batches untouched.
    The load average is printed before and after: the wall rates mean little on a loaded
-   machine, the CPU rates more.
+   machine, the CPU rates more.  The hub's mimalloc purge delay (10 ms, runtime/__init__.py:
+   memory back to the OS soon) shows in both, more with the transform (whose output arrays
+   are fresh pages once purged): ``MIMALLOC_PURGE_DELAY=1000`` in the environment measures
+   without most of it (2026-12: CPU ratio 60-65% -> 71%).
 2. The operator alone on datagen's own batches, side by side with the same work written by
    hand in ``pyarrow.compute`` (the floor the operator can reach), in CPU seconds of the
    measuring thread, best of 5.
