@@ -33,7 +33,8 @@ _MIRROR = {"greater": "less", "greater_equal": "less_equal", "less": "greater",
 
 def _narrow_column(v: object) -> bool:
     return (isinstance(v, pa.Array) and pa.types.is_decimal128(v.type)
-            and v.type.precision <= MAX_DIGITS and (v.offset == 0 or not v.null_count))
+            and v.type.precision <= MAX_DIGITS and (v.offset == 0 or not v.null_count)
+            and v.buffers()[1] is not None)
 
 
 def _words(a: pa.Array) -> np.ndarray:

@@ -65,3 +65,12 @@ def test_the_expression_path_uses_it_and_agrees() -> None:
     for sql, want in [("amount > 100", pc.greater(COL, pa.scalar(100, pa.decimal128(3, 0)))),
                       ("amount * 100", pc.multiply(COL, pa.scalar(100, pa.decimal128(3, 0))))]:
         assert compile_expr(parse(sql)).evaluate(env).equals(want)
+
+
+def test_empty_and_all_null_columns() -> None:
+    lit = pa.scalar(100, pa.decimal128(3, 0))
+    for col in (pa.array([], pa.decimal128(12, 2)), pa.nulls(3, pa.decimal128(12, 2))):
+        for fn, kernel in ((lambda a: decimal64.compare("greater", a, lit), pc.greater),
+                           (lambda a: decimal64.multiply(a, lit), pc.multiply)):
+            got = fn(col)
+            assert got is None or got.equals(kernel(col, lit))
