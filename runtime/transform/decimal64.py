@@ -78,9 +78,11 @@ def compare(name: str, a: object, b: object) -> pa.Array | None:
 
 
 @lru_cache(maxsize=256)
-def _product_type(a: pa.DataType, b: pa.DataType) -> pa.DataType:
+def _product_type(p1: int, s1: int, p2: int, s2: int) -> pa.DataType:
     # Arrow's own result type (its rule: precision p1 + p2 + 1, scale s1 + s2), asked once
-    return pc.multiply(pa.array([], a), pa.array([], b)).type
+    # (keyed by numbers: hashing DataTypes costs more than the rest of a small batch's work)
+    return pc.multiply(pa.array([], pa.decimal128(p1, s1)),
+                       pa.array([], pa.decimal128(p2, s2))).type
 
 
 def multiply(a: object, b: object) -> pa.Array | None:
@@ -92,7 +94,8 @@ def multiply(a: object, b: object) -> pa.Array | None:
     if not (_narrow_column(a) and isinstance(b, pa.Scalar) and b.is_valid
             and pa.types.is_decimal128(b.type)):
         return None
-    out_type = _product_type(a.type, b.type)
+    ta, tb = a.type, b.type
+    out_type = _product_type(ta.precision, ta.scale, tb.precision, tb.scale)
     if not pa.types.is_decimal128(out_type) or out_type.precision > MAX_DIGITS:
         return None
     lit = _unscaled(b, b.type.scale)
