@@ -130,10 +130,12 @@ def main() -> None:
     try:
         # best (least) run seconds and CPU seconds of each, the runs alternating
         best = {False: [float("inf")] * 2, True: [float("inf")] * 2}
+        cpus: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(args.repeat):
             for with_t in (False, True):
                 run_s, cpu_s = pipeline_rate(work, args.rows, with_t)
                 best[with_t] = [min(best[with_t][0], run_s), min(best[with_t][1], cpu_s)]
+                cpus[with_t].append(cpu_s)
         (s0, c0), (s1, c1) = best[False], best[True]
         n = args.rows
         print(f"hub run datagen -> blackhole, {n:,} rows, best of {args.repeat} (alternating):")
@@ -144,6 +146,9 @@ def main() -> None:
         print(f"  {'with / without':<18} {'':>7} {100 * s0 / s1:>11.0f}% {'':>7} "
               f"{100 * c0 / c1:>14.0f}%   (the bar is 80%; the CPU figure holds however "
               f"loaded the machine is)")
+        print(f"  CPU s of each run : without {', '.join(f'{c:.2f}' for c in cpus[False])}; "
+              f"with {', '.join(f'{c:.2f}' for c in cpus[True])} (the spread: how far to trust "
+              f"the best)")
         try:
             op, bare = operator_rates(min(args.rows, 500_000))
             print(f"operator alone     : {op:>12,.0f} rows per CPU second; the same by hand "
