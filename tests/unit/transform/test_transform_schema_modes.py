@@ -261,6 +261,20 @@ def test_lenient_widens_in_place_where_a_type_holds_both() -> None:
     assert seen[-1][1:] == (("id", "a"), [(2, 20)])
 
 
+def test_lenient_widens_a_decimal_whose_scale_is_lowered() -> None:
+    # DECIMAL(10,2) -> DECIMAL(10,0): DECIMAL(12,2) holds the old cents and the new 10 digits
+    _, w, seen = writer("lenient")
+    v1 = TableSchema("db.t", (ID, Column("a", T("DECIMAL(10,2)"))), ("id",))
+    v2 = TableSchema("db.t", (ID, Column("a", T("DECIMAL(10,0)"))), ("id",))
+    w.write_schema_change(SchemaChange("create_table", "db.t", v1))
+    w.write_schema_change(SchemaChange("alter_column_type", "db.t", v2, {"column": "a"}))
+    w.write(ChangeBatch(v2, "c", rows=[(1, 9_999_999_999)]))
+    assert seen[1] == ("alter_column_type", "a", ("id", "a"))
+    assert seen[2] == ("rows", ("id", "a"), [(1, 9_999_999_999)])
+    kept = TableSchema.from_dict(w.snapshot_state(1)["routes"]["db.t"]["schema"])
+    assert kept.column("a").type == T("DECIMAL(12,2)")
+
+
 def test_lenient_keeps_a_narrowed_column_as_it_is() -> None:
     # BIGINT -> INT: the BIGINT column holds every INT: nothing to change, nothing lost
     _, w, seen = writer("lenient")
