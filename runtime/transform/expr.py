@@ -30,9 +30,10 @@ from sqlglot import exp, tokens
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError
 
+from runtime.transform import decimal64
 from runtime.transform.errors import ExprError
 from runtime.transform.functions import (FUNCTIONS, NODE_NAMES, SQL_TYPES, Value, arithmetic,
-                                         arrow_message,
+                                         arrow_message, comparison,
                                          common, concat, div, false_if_null, in_list,
                                          is_number, mod, try_cast, unify)
 from runtime.types import parse_type, to_arrow
@@ -144,10 +145,12 @@ def _lit(v: object, t: pa.DataType | None = None) -> Fn:
 _BINARY: dict[type, Callable[[Value, Value], Value]] = {
     exp.Add: arithmetic(pc.add_checked, pc.add),
     exp.Sub: arithmetic(pc.subtract_checked, pc.subtract),
-    exp.Mul: arithmetic(pc.multiply_checked, pc.multiply),
+    exp.Mul: arithmetic(pc.multiply_checked, pc.multiply, decimal64.multiply),
     exp.Div: div, exp.Mod: mod,
-    exp.EQ: pc.equal, exp.NEQ: pc.not_equal, exp.GT: pc.greater, exp.GTE: pc.greater_equal,
-    exp.LT: pc.less, exp.LTE: pc.less_equal, exp.And: pc.and_kleene, exp.Or: pc.or_kleene,
+    exp.EQ: comparison("equal"), exp.NEQ: comparison("not_equal"),
+    exp.GT: comparison("greater"), exp.GTE: comparison("greater_equal"),
+    exp.LT: comparison("less"), exp.LTE: comparison("less_equal"),
+    exp.And: pc.and_kleene, exp.Or: pc.or_kleene,
     exp.DPipe: concat,
 }
 

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runtime.transform import decimal64
 from runtime.transform.errors import ExprError
 from runtime.transform.jsonpath import json_value
 
@@ -55,15 +56,34 @@ def _decimal_literal(n: int) -> pa.Scalar:
     return pa.scalar(n, pa.decimal128(max(1, len(str(abs(n)))), 0))
 
 
-def arithmetic(checked: Callable[[Value, Value], Value], plain: Callable[[Value, Value], Value]
+def arithmetic(checked: Callable[[Value, Value], Value], plain: Callable[[Value, Value], Value],
+               fast: Callable[[Value, Value], pa.Array | None] | None = None
                ) -> Callable[[Value, Value], Value]:
     """``checked`` (integer overflow is an error, never a wrapped value), except on decimals,
     whose result type always holds the exact result (Arrow's checked decimal kernels only
-    cost more)."""
+    cost more); ``fast``: a :mod:`.decimal64` path tried first on decimals."""
     def op(a: Value, b: Value) -> Value:
         if pa.types.is_decimal(a.type) or pa.types.is_decimal(b.type):
+            if fast is not None:
+                out = fast(a, b)
+                if out is not None:
+                    return out
             return plain(a, b)
         return checked(a, b)
+    return op
+
+
+def comparison(name: str) -> Callable[[Value, Value], Value]:
+    """The Arrow comparison ``name`` (``greater`` ...), with the :mod:`.decimal64` path for a
+    decimal column against a literal."""
+    kernel = getattr(pc, name)
+
+    def op(a: Value, b: Value) -> Value:
+        if pa.types.is_decimal(a.type) or pa.types.is_decimal(b.type):
+            out = decimal64.compare(name, a, b)
+            if out is not None:
+                return out
+        return kernel(a, b)
     return op
 
 

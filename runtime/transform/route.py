@@ -7,8 +7,11 @@ block matches keeps its id.
 
 Many tables routed to one (``shop.order_0`` .. ``shop.order_63`` -> ``shop.orders``) share one
 **merged schema**: the union of their columns (in order of first appearance) with types widened
-(:func:`widen`); a column some tables lack is NULL in their rows.  Each widening reaches the sink
-as a schema change (``create_table``, then ``add_column`` / ``alter_column_type``) before the
+(:func:`~runtime.transform.merged.widen`); a column some tables lack is NULL in their rows.
+Under ``lenient`` a column of a type no type holds together with the merged one's (a table's
+own type change, or a shard's other type) leaves the merged column as it is and goes to a side
+column (:func:`~runtime.transform.merged.side_column_name`).  Each widening reaches the sink as
+a schema change (``create_table``, then ``add_column`` / ``alter_column_type``) before the
 first batch that needs it.  The merged schemas are the operator's state: they are checkpointed
 (:meth:`Router.snapshot_state`) and restored as they were, so a restore rebuilds them
 identically whatever order the tables come back in.
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -33,9 +36,12 @@ import pyarrow.compute as pc
 
 from runtime.batch import ChangeBatch
 from runtime.errors import TerminalError
-from runtime.schema import SCHEMA_CHANGE_KINDS, SchemaChange, TableSchema, split_table_id
+from runtime.schema import (SCHEMA_CHANGE_KINDS, Column, SchemaChange, TableSchema,
+                            split_table_id)
 from runtime.transform.changes import LENIENT_EXCLUDED, TAGS
-from runtime.types import DataType, to_arrow
+from runtime.transform.merged import Target as _Target
+from runtime.transform.merged import side_column_name, widen
+from runtime.types import to_arrow
 
 log = logging.getLogger(__name__)
 
@@ -77,46 +83,6 @@ _KEEPS_SCHEMA = ("lenient", "ignore")
 #: the kinds a sink may skip with include/exclude-schema-changes and still need this operator
 _SKIPPABLE = frozenset(SCHEMA_CHANGE_KINDS)
 
-_INTS = ("TINYINT", "SMALLINT", "INT", "BIGINT")
-_INT_DIGITS = {"TINYINT": 3, "SMALLINT": 5, "INT": 10, "BIGINT": 19}
-_STRINGS = ("CHAR", "VARCHAR", "STRING")
-
-
-def widen(a: DataType, b: DataType) -> DataType | None:
-    """The narrowest type holding every value of ``a`` and of ``b``; None when there is none
-    (e.g. DATE and INT: the pipeline stops rather than turn one into text)."""
-    if a == b:
-        return a
-    ka, kb = a.kind, b.kind
-    if ka in _INTS and kb in _INTS:
-        return a if _INTS.index(ka) >= _INTS.index(kb) else b
-    if {ka, kb} <= set(_INTS) | {"DECIMAL"}:
-        def ps(t: DataType) -> tuple[int, int]:
-            return (t.precision or 10, t.scale or 0) if t.kind == "DECIMAL" else (
-                _INT_DIGITS[t.kind], 0)
-        (p1, s1), (p2, s2) = ps(a), ps(b)
-        scale = max(s1, s2)
-        prec = max(p1 - s1, p2 - s2) + scale
-        return DataType("DECIMAL", precision=min(prec, 65), scale=scale) if prec <= 65 else None
-    if {ka, kb} <= {"FLOAT", "DOUBLE"} | set(_INTS):
-        return DataType("DOUBLE")
-    if ka in _STRINGS and kb in _STRINGS:
-        if ka == kb == "VARCHAR" and a.length is not None and b.length is not None:
-            return DataType("VARCHAR", length=max(a.length, b.length))
-        return DataType("STRING")
-    if {ka, kb} <= {"BINARY", "VARBINARY", "BYTES"}:
-        return DataType("BYTES")
-    if ka == kb and ka in ("TIME", "TIMESTAMP", "TIMESTAMP_LTZ"):
-        return DataType(ka, precision=max(a.precision or 0, b.precision or 0))
-    return None
-
-
-@dataclass
-class _Target:
-    schema: TableSchema
-    sources: set[str] = field(default_factory=set)
-
-
 class Router:
     """The ``[[route]]`` blocks of a pipeline, the schema-change behavior, and the schema each
     target keeps (merged from its sources, or the one table's own under lenient / ignore, or
@@ -144,11 +110,19 @@ class Router:
         #: the schema each source table was last merged with (batches share schema objects)
         self._seen: dict[str, TableSchema] = {}
         for table, t in (state or {}).items():
-            self._targets[table] = _Target(TableSchema.from_dict(t["schema"]), set(t["sources"]))
+            self._targets[table] = _Target(TableSchema.from_dict(t["schema"]), set(t["sources"]),
+                                           _redirects(t), set(t.get("former-side-columns", ())))
 
     def snapshot_state(self) -> dict[str, Any]:
-        return {table: {"schema": t.schema.to_dict(), "sources": sorted(t.sources)}
-                for table, t in sorted(self._targets.items())}
+        out: dict[str, Any] = {}
+        for table, t in sorted(self._targets.items()):
+            out[table] = {"schema": t.schema.to_dict(), "sources": sorted(t.sources)}
+            if t.redirects:  # (absent in states taken before side columns existed)
+                out[table]["columns"] = {src: dict(sorted(m.items()))
+                                         for src, m in sorted(t.redirects.items()) if m}
+            if t.former:
+                out[table]["former-side-columns"] = sorted(t.former)
+        return out
 
     @staticmethod
     def merge_states(states: list[dict[str, Any] | None]) -> dict[str, Any]:
@@ -158,6 +132,9 @@ class Router:
         for st in states:
             for table, t in (st or {}).items():
                 router._merge(table, TableSchema.from_dict(t["schema"]), t["sources"])
+                for src, m in _redirects(t).items():
+                    router._targets[table].redirects.setdefault(src, {}).update(m)
+                router._targets[table].former.update(t.get("former-side-columns", ()))
         return router.snapshot_state()
 
     @property
@@ -179,7 +156,8 @@ class Router:
     def _merge(self, target: str, schema: TableSchema, sources: Any) -> list[SchemaChange]:
         """Merge ``schema`` into ``target``'s; the changes the sink must see first (only
         kinds it applies: a column it skips adding stays out, a type it skips widening
-        stays)."""
+        stays).  Under lenient a column whose new type no type holds with the target
+        column's gets a side column (:func:`side_column_name`), added like any column."""
         cur = self._targets.get(target)
         if cur is None:
             # a table that is its own target keeps its schema object: batches pass untouched
@@ -204,19 +182,37 @@ class Router:
         cols = list(cur.schema.columns)
         names = [c.name for c in cols]
         out: list[SchemaChange] = []
+        src = next(iter(sources)) if len(sources) == 1 else None
+        redirect = cur.redirects.get(src, {}) if src is not None else {}
+        side = cur.side_columns
         for c in schema.columns:
             kind = None
-            if c.name not in names:
+            name = redirect.get(c.name, c.name)
+            if c.name not in redirect and name in side and src is not None:
+                # the source now has a column named like a side column: its values must not
+                # mix with the side column's: a numbered name of its own
+                taken = set(names) | set(schema.names) | side
+                n = 2
+                while f"{c.name}_{n}" in taken:
+                    n += 1
+                name = f"{c.name}_{n}"
+                cur.redirect(src, c.name, name)
+            if name not in names:
                 if "add_column" not in self.applied:
                     continue
                 # nullable: rows of tables (or times) without it are NULL; the default stays
-                cols.append(replace(c, nullable=True))
-                names.append(c.name)
+                cols.append(replace(c, name=name, nullable=True))
+                names.append(name)
                 kind = "add_column"
             else:
-                i = names.index(c.name)
+                i = names.index(name)
                 old = cols[i]
                 t = widen(old.type, c.type)
+                if t is None and self.behavior == "lenient" and src is not None:
+                    change = self._side_column(cur, target, src, c, old, cols, schema)
+                    if change is not None:
+                        out.append(change)
+                    continue
                 if t is None and cur.sources == {target} and target in self._own:
                     raise TerminalError(
                         f"{target}: column {c.name} changed from {old.type} to {c.type}: no "
@@ -236,10 +232,54 @@ class Router:
                     kind = "alter_column_type" if t != old.type else None
             if kind is not None:  # one change per column, each with the schema after it
                 out.append(SchemaChange(kind, target, cur.schema.with_columns(tuple(cols)),
-                                        {"column": c.name}))
+                                        {"column": name}))
         if out or cols != list(cur.schema.columns):
             cur.schema = cur.schema.with_columns(tuple(cols))
         return out
+
+    def _side_column(self, cur: _Target, target: str, src: str, c: Column, old: Column,
+                     cols: list[Column], schema: TableSchema) -> SchemaChange | None:
+        """Lenient's answer to ``src``'s column ``c`` turning into a type no type holds with
+        the target's ``old`` column: ``old`` stays (nullable, no longer written by ``src``)
+        and ``c``'s values go to a side column from now on: one another source column of the
+        same name already got (and that can take them), else a new one, added to ``cols``
+        (the ``add_column`` change returned).  Raises when the sink skips adding columns."""
+        names = [x.name for x in cols]
+        mine = {m.get(c.name) for m in cur.redirects.values()} - {None}
+        for name in sorted(mine & set(names)):  # a shard's side column for the same column
+            i = names.index(name)
+            t = widen(cols[i].type, c.type)
+            if t is not None and (t == cols[i].type or "alter_column_type" in self.applied):
+                cur.redirect(src, c.name, name)
+                if t == cols[i].type:
+                    return None
+                cols[i] = replace(cols[i], type=t)
+                return SchemaChange("alter_column_type", target,
+                                    cur.schema.with_columns(tuple(cols)), {"column": name})
+        if old.name in cur.schema.primary_key:
+            raise TerminalError(
+                f"{target}: key column {c.name} changed from {old.type} to {c.type}: no type "
+                f"holds both, and schema-change-behavior = \"lenient\" keeps a table's key "
+                f"(a side column would leave the key NULL); \"evolve\" changes the column's "
+                f"type as the source did")
+        if "add_column" not in self.applied:
+            raise TerminalError(
+                f"{target}: column {c.name} changed from {old.type} to {c.type}: no type holds "
+                f"both, and schema-change-behavior = \"lenient\" would add a column for the new "
+                f"values, which the sink's include-schema-changes / exclude-schema-changes skip "
+                f"(add.column)")
+        taken = set(names) | set(schema.names) | cur.side_columns
+        name = side_column_name(c.name, c.type, taken)
+        i = names.index(old.name)
+        cols[i] = replace(old, nullable=True)  # no longer written: NULL in rows to come
+        cols.append(replace(c, name=name, nullable=True))
+        cur.redirect(src, c.name, name)
+        log.warning("%s: column %s of %s is %s now, which no type holds together with %s (the "
+                    "type of %s): %s keeps the values written so far, %s's values of %s go to "
+                    "a new column %s from now on (schema-change-behavior = lenient)", target,
+                    c.name, src, c.type, old.type, old.name, old.name, src, c.name, name)
+        return SchemaChange("add_column", target, cur.schema.with_columns(tuple(cols)),
+                            {"column": name})
 
     def apply(self, batch: ChangeBatch) -> tuple[list[SchemaChange], ChangeBatch]:
         """The schema changes to send first, and the batch under its target's schema."""
@@ -250,10 +290,11 @@ class Router:
         if self._seen.get(batch.table) is not batch.schema or target not in self._targets:
             changes = self._merge(target, batch.schema, [batch.table])
             self._seen[batch.table] = batch.schema
-        merged = self._targets[target].schema
+        t = self._targets[target]
+        merged = t.schema
         if merged is batch.schema or (target == batch.table and merged == batch.schema):
             return changes, batch
-        return changes, conform(batch, merged)
+        return changes, conform(batch, merged, t.redirects.get(batch.table))
 
     def apply_schema_change(self, change: SchemaChange) -> list[SchemaChange]:
         if self.behavior == "exception" and change.kind != "create_table":
@@ -323,6 +364,10 @@ class Router:
                              change.position)]
 
 
+def _redirects(state: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {src: dict(m) for src, m in state.get("columns", {}).items()}
+
+
 def _skipped_note(router: Router, kind: str) -> str:
     if kind in router.applied:
         return ""
@@ -352,13 +397,17 @@ def _evolved(kept: TableSchema, change: SchemaChange) -> TableSchema:
     return TableSchema(kept.table, tuple(cols), pk, parts)
 
 
-def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
-    """``batch`` under the merged schema: its columns cast to the merged types, the columns
-    it lacks NULL (vectorised; the same batch object when nothing changes but the name)."""
+def conform(batch: ChangeBatch, merged: TableSchema,
+            redirect: dict[str, str] | None = None) -> ChangeBatch:
+    """``batch`` under the merged schema: its columns cast to the merged types (a column
+    ``redirect`` names written to its side column instead), the columns it lacks NULL
+    (vectorised; the same batch object when nothing changes but the name)."""
     if batch.schema.columns == merged.columns:
         return _renamed(batch, merged, batch.arrow() if batch.has_arrow else None)
+    redirect = redirect or {}
     rb = batch.arrow()
-    have = {name: rb.column(i) for i, name in enumerate(rb.schema.names)}
+    src_names = [redirect.get(name, name) for name in batch.schema.names]
+    have = {name: rb.column(i) for i, name in enumerate(src_names)}
     arrays = []
     for c in merged.columns:
         want = to_arrow(c.type)
@@ -373,13 +422,13 @@ def conform(batch: ChangeBatch, merged: TableSchema) -> ChangeBatch:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise TerminalError(
                     f"{batch.table}: column {c.name}: a value of type "
-                    f"{batch.schema.column(c.name).type} "
+                    f"{batch.schema.columns[src_names.index(c.name)].type} "
                     f"does not fit the type {c.type} the sink's table {merged.table} keeps "
                     f"({str(exc).splitlines()[0]})") from None
     out = pa.RecordBatch.from_arrays(arrays, schema=merged.arrow_schema)
     before = None
     if batch.before is not None:
-        pos = [batch.schema.names.index(c.name) if c.name in batch.schema.names else None
+        pos = [src_names.index(c.name) if c.name in src_names else None
                for c in merged.columns]
         before = [None if b is None else tuple(None if p is None else b[p] for p in pos)
                   for b in batch.before]

@@ -148,6 +148,16 @@ class TablePlan:
                                if self.filter is not None and name in self.filter.columns]
         self._needed = sorted({it.source for it in self.items if it.source is not None}
                               | set(self._expr_inputs))
+        # per batch, only what is used: the (name, index) of the inputs each side reads, the
+        # names of the one filter call's columns, whether metadata columns are read at all
+        names = schema.names
+        self._filter_reads = [(names[i], i) for i in self._filter_inputs]
+        self._expr_reads = [(names[i], i) for i in self._expr_inputs]
+        self._carried = [str(i) for i in range(len(self._needed) + 2)]
+        meta = set(METADATA_COLUMNS)
+        self._filter_meta = self.filter is not None and bool(self.filter.columns & meta)
+        self._expr_meta = bool(used & meta)
+        self._computed = [it for it in self.items if it.expr is not None]
 
     def _items(self, rule: TransformRule, schema: TableSchema, known: set[str],
                empty: dict) -> list[_Item]:
@@ -315,9 +325,8 @@ class TablePlan:
         n = len(batch)
         rb = batch.arrow()
         in_ops = batch.ops
-        names = self.input.names
-        env = Env(n, {names[i]: rb.column(i) for i in self._filter_inputs},
-                  metadata_columns(self.input.table, n, batch))
+        env = Env(n, {name: rb.column(i) for name, i in self._filter_reads},
+                  metadata_columns(self.input.table, n, batch) if self._filter_meta else None)
         m = self.filter.evaluate(env)  # type: ignore[union-attr]
         first = in_ops[:1]
         if first in (READ, CREATE) and in_ops.count(first) == n:
@@ -369,23 +378,26 @@ class TablePlan:
             extra = [] if isinstance(ts, int) else [batch.ts_ms_array()]
             if isinstance(versions, np.ndarray) and versions.dtype == np.int64:
                 extra.append(pa.array(versions))
-            kept = pa.RecordBatch.from_arrays(
-                arrays + extra, names=[str(i) for i in range(len(arrays) + len(extra))]
-            ).filter(mask).columns
-            cols = dict(zip(self._needed, kept))
-            rest = kept[len(arrays):]
+            k = len(arrays) + len(extra)
+            kept_rb = pa.RecordBatch.from_arrays(arrays + extra,
+                                                 names=self._carried[:k]).filter(mask)
+            cols = {i: kept_rb.column(j) for j, i in enumerate(self._needed)}
+            j = len(arrays)
             if not isinstance(ts, int):
-                ts, rest = rest[0], rest[1:]
-            if rest:
-                versions = rest[0].to_numpy()
+                ts, j = kept_rb.column(j), j + 1
+            if j < k:
+                versions = kept_rb.column(j).to_numpy()
         view = batch if mask is None else _Subset(batch, idx, mask)
-        names = self.input.names
-        env = Env(m, {names[i]: cols[i] for i in self._expr_inputs},
-                  metadata_columns(self.input.table, m, view, in_ops))  # type: ignore[arg-type]
+        computed = {}
+        if self._computed:
+            env = Env(m, {name: cols[i] for name, i in self._expr_reads},
+                      metadata_columns(self.input.table, m, view, in_ops)  # type: ignore[arg-type]
+                      if self._expr_meta else None)
+            computed = {id(it): it.expr.evaluate(env)  # type: ignore[union-attr]
+                        for it in self._computed}
         arrays = []
         for it in self.items:
-            a = (cols[it.source] if it.source is not None
-                 else it.expr.evaluate(env))  # type: ignore[union-attr]
+            a = cols[it.source] if it.source is not None else computed[id(it)]
             want = it.arrow_type
             arrays.append(a if a.type == want else pc.cast(a, want))
         if mask is not None:

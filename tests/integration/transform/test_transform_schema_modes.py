@@ -73,6 +73,48 @@ def test_lenient_keeps_dropped_and_renamed_columns(mysql_server, postgres_server
     assert got == want, err[-2000:]
 
 
+def test_lenient_type_change_no_type_holds_goes_to_a_side_column(mysql_server, postgres_server,
+                                                                 tmp_path, request):
+    """INT -> VARCHAR (no type holds both): the INT column keeps its rows, the new values go
+    to a_varchar, added at PostgreSQL by the same schema change a rename adds a column with;
+    a widening (VARCHAR(10) -> VARCHAR(20)) of the side column stays in place."""
+    src = new_database(mysql_server)
+    _sql(mysql_server, f"CREATE TABLE {src}.t (id INT PRIMARY KEY, a INT)",
+         f"INSERT INTO {src}.t VALUES (1, 10)")
+    target = create_database("postgres", postgres_server, request.node.nodeid)
+    state = tmp_path / "state"
+    path = tmp_path / "p.toml"
+    text = mysql_server.pipeline_toml("t-lenient-type", state, src)
+    path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n')
+    p = hub("run", str(path), "--no-progress")
+    want = {(1, 10, None), (2, None, "x"), (3, None, "yyyyyyyyyyyyyyy")}
+    got: set = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not (target.visible("t") and latest_checkpoint(str(state)) > 1) \
+                and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.2)
+        _sql(mysql_server,
+             f"ALTER TABLE {src}.t MODIFY a VARCHAR(10)",
+             f"INSERT INTO {src}.t VALUES (2, 'x')",
+             f"ALTER TABLE {src}.t MODIFY a VARCHAR(20)",
+             f"INSERT INTO {src}.t VALUES (3, 'yyyyyyyyyyyyyyy')")
+        while time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.3)
+            try:
+                got = set(target.query("SELECT id, a, a_varchar FROM t"))
+            except Exception:  # noqa: BLE001 - column a_varchar not there yet
+                continue
+            if got == want:
+                break
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err[-2000:]
+    assert got == want, err[-2000:]
+
+
 def test_evolve_with_excluded_drop_column_and_truncate(mysql_server, postgres_server, tmp_path,
                                                        request):
     """evolve passes the rename as a rename; the sink's exclude-schema-changes keeps the

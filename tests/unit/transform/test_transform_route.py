@@ -12,7 +12,8 @@ from runtime.executor.failure import operator_of
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.sink import Committable, Committer, Sink, SinkWriter, WriterContext
 from runtime.transform.operator import TransformingSink
-from runtime.transform.route import RouteRule, Router, widen
+from runtime.transform.merged import widen
+from runtime.transform.route import RouteRule, Router
 from runtime.transform.transform import TransformRule
 from runtime.types import T
 
@@ -29,7 +30,8 @@ def test_targets_with_groups_and_replace_symbol() -> None:
 @pytest.mark.parametrize("a, b, want", [
     ("INT", "BIGINT", "BIGINT"), ("TINYINT", "SMALLINT", "SMALLINT"),
     ("INT", "DECIMAL(10,2)", "DECIMAL(12,2)"), ("DECIMAL(5,3)", "DECIMAL(10,1)", "DECIMAL(12,3)"),
-    ("FLOAT", "DOUBLE", "DOUBLE"), ("INT", "DOUBLE", "DOUBLE"),
+    ("FLOAT", "DOUBLE", "DOUBLE"), ("INT", "DOUBLE", "DOUBLE"), ("INT", "FLOAT", "DOUBLE"),
+    ("BIGINT", "DOUBLE", None), ("BIGINT", "FLOAT", None),  # 53 bits do not hold 64
     ("VARCHAR(10)", "VARCHAR(20)", "VARCHAR(20)"), ("CHAR(3)", "VARCHAR(9)", "STRING"),
     ("TIMESTAMP(3)", "TIMESTAMP(6)", "TIMESTAMP(6)"), ("BINARY(4)", "BYTES", "BYTES"),
     ("DATE", "INT", None), ("BOOLEAN", "STRING", None),
@@ -84,13 +86,29 @@ def test_state_rebuilds_the_merged_schema_whatever_comes_first() -> None:
 
 
 def test_keys_must_agree_and_types_must_widen() -> None:
-    router = Router([RouteRule("shop\\.order_\\d+", "dw.orders")])
+    router = Router([RouteRule("shop\\.order_\\d+", "dw.orders")], behavior="evolve")
     router.apply(ChangeBatch(shard(0, (ID, Column("a", T("INT")))), "c", rows=[(1, 1)]))
     other_key = TableSchema("shop.order_1", (ID, Column("a", T("INT"), False)), ("id", "a"))
     with pytest.raises(TerminalError, match="shop.order_1 has primary key \\['id', 'a'\\]"):
         router.apply(ChangeBatch(other_key, "c", rows=[(1, 1)]))
     with pytest.raises(TerminalError, match="column a is INT .* and DATE in shop.order_2"):
         router.apply(ChangeBatch(shard(2, (ID, Column("a", T("DATE")))), "c", rows=[(1, None)]))
+
+
+def test_lenient_gives_a_shard_of_another_type_a_side_column_the_others_share() -> None:
+    router = Router([RouteRule("shop\\.order_\\d+", "dw.orders")])  # lenient: the default
+    router.apply(ChangeBatch(shard(0, (ID, Column("a", T("INT")))), "c", rows=[(1, 1)]))
+    changes, out = router.apply(ChangeBatch(shard(1, (ID, Column("a", T("VARCHAR(3)")))), "c",
+                                            rows=[(2, "x")]))
+    assert [(c.kind, c.details["column"]) for c in changes] == [("add_column", "a_varchar")]
+    assert out.schema.names == ("id", "a", "a_varchar") and out.rows() == [(2, None, "x")]
+    # a third shard of a wider text type shares the side column (widened), not a new one
+    changes, out = router.apply(ChangeBatch(shard(2, (ID, Column("a", T("VARCHAR(9)")))), "c",
+                                            rows=[(3, "yyyyyyyyy")]))
+    assert [(c.kind, c.details["column"]) for c in changes] == [
+        ("alter_column_type", "a_varchar")]
+    assert out.schema.column("a_varchar").type == T("VARCHAR(9)")
+    assert out.rows() == [(3, None, "yyyyyyyyy")]
 
 
 def test_truncate_of_one_shard_is_not_passed_on() -> None:

@@ -238,11 +238,109 @@ def test_sink_schema_change_options_are_validated_in_one_place(tmp_path: Any) ->
     assert spec.sink_schema_changes == SchemaChangeFilter(include=("column",))
 
 
-def test_lenient_stops_on_a_type_change_no_type_holds_with_the_old_one() -> None:
+# -- lenient type changes: widened in place, else a side column ---------------------------------
+def retype(w: SinkWriter, *types: str, extra: tuple[Column, ...] = ()) -> None:
+    """create db.t (id, a INT, *extra), then a's type changes to each of ``types`` in turn,
+    one row after each (a = 10 * step)."""
+    w.write_schema_change(SchemaChange("create_table", "db.t",
+                                       TableSchema("db.t", (ID, A, *extra), ("id",))))
+    for step, t in enumerate(types, 1):
+        v = TableSchema("db.t", (ID, Column("a", T(t)), *extra), ("id",))
+        w.write_schema_change(SchemaChange("alter_column_type", "db.t", v, {"column": "a"}))
+        value: Any = {"DATE": __import__("datetime").date(2026, 1, step),
+                      "VARCHAR(5)": f"v{step}"}.get(t, 10 * step)
+        w.write(ChangeBatch(v, "c", rows=[(step, value, *[None] * len(extra))]))
+
+
+def test_lenient_widens_in_place_where_a_type_holds_both() -> None:
+    _, w, seen = writer("lenient")
+    retype(w, "BIGINT", "DECIMAL(20,2)")  # INT -> BIGINT -> DECIMAL(20,2): DECIMAL(21,2)
+    assert [s for s in seen if s[0] != "rows"] == [
+        ("create_table", None, ("id", "a")), ("alter_column_type", "a", ("id", "a")),
+        ("alter_column_type", "a", ("id", "a"))]
+    assert seen[-1][1:] == (("id", "a"), [(2, 20)])
+
+
+def test_lenient_widens_a_decimal_whose_scale_is_lowered() -> None:
+    # DECIMAL(10,2) -> DECIMAL(10,0): DECIMAL(12,2) holds the old cents and the new 10 digits
+    _, w, seen = writer("lenient")
+    v1 = TableSchema("db.t", (ID, Column("a", T("DECIMAL(10,2)"))), ("id",))
+    v2 = TableSchema("db.t", (ID, Column("a", T("DECIMAL(10,0)"))), ("id",))
+    w.write_schema_change(SchemaChange("create_table", "db.t", v1))
+    w.write_schema_change(SchemaChange("alter_column_type", "db.t", v2, {"column": "a"}))
+    w.write(ChangeBatch(v2, "c", rows=[(1, 9_999_999_999)]))
+    assert seen[1] == ("alter_column_type", "a", ("id", "a"))
+    assert seen[2] == ("rows", ("id", "a"), [(1, 9_999_999_999)])
+    kept = TableSchema.from_dict(w.snapshot_state(1)["routes"]["db.t"]["schema"])
+    assert kept.column("a").type == T("DECIMAL(12,2)")
+
+
+def test_lenient_keeps_a_narrowed_column_as_it_is() -> None:
+    # BIGINT -> INT: the BIGINT column holds every INT: nothing to change, nothing lost
+    _, w, seen = writer("lenient")
+    retype(w, "BIGINT", "INT")
+    assert [s[0] for s in seen] == ["create_table", "alter_column_type", "rows", "rows"]
+    assert seen[-1][1:] == (("id", "a"), [(2, 20)])
+
+
+def test_lenient_adds_a_side_column_where_no_type_holds_both() -> None:
+    sink, w, seen = writer("lenient")
+    retype(w, "DATE", "VARCHAR(5)")  # INT -> DATE -> VARCHAR(5): neither widens the one before
+    import datetime as dt
+    assert seen == [
+        ("create_table", None, ("id", "a")),
+        ("add_column", "a_date", ("id", "a", "a_date")),
+        ("rows", ("id", "a", "a_date"), [(1, None, dt.date(2026, 1, 1))]),
+        ("add_column", "a_varchar", ("id", "a", "a_date", "a_varchar")),
+        ("rows", ("id", "a", "a_date", "a_varchar"), [(2, None, None, "v2")]),
+    ]
+    state = w.snapshot_state(1)
+    kept = state["routes"]["db.t"]
+    assert kept["columns"] == {"db.t": {"a": "a_varchar"}}
+    assert [c["nullable"] for c in kept["schema"]["columns"][1:]] == [True, True, True]
+    # after a restore the values of a still go to the side column
+    w2 = sink.create_writer(CTX, state)
+    w2.write(ChangeBatch(TableSchema("db.t", (ID, Column("a", T("VARCHAR(5)"))), ("id",)), "c",
+                         rows=[(3, "v3")]))
+    assert seen[-1] == ("rows", ("id", "a", "a_date", "a_varchar"), [(3, None, None, "v3")])
+    assert Router.merge_states([state["routes"], None]) == state["routes"]  # other parallelism
+    # the source adds a column named like a side column: its values get a column of their own
+    v = TableSchema("db.t", (ID, Column("a", T("VARCHAR(5)")), Column("a_date", T("DATE"))),
+                    ("id",))
+    w2.write_schema_change(SchemaChange("add_column", "db.t", v, {"column": "a_date"}))
+    w2.write(ChangeBatch(v, "c", rows=[(4, "v4", dt.date(2026, 2, 2))]))
+    assert seen[-2:] == [
+        ("add_column", "a_date_2", ("id", "a", "a_date", "a_varchar", "a_date_2")),
+        ("rows", ("id", "a", "a_date", "a_varchar", "a_date_2"),
+         [(4, None, None, "v4", dt.date(2026, 2, 2))])]
+
+
+def test_lenient_side_column_of_a_lossy_widening() -> None:
+    # BIGINT -> DOUBLE: a DOUBLE would round large BIGINTs, so no widening in place
+    _, w, seen = writer("lenient")
+    retype(w, "BIGINT", "DOUBLE")
+    assert [(s[0], s[1]) for s in seen if s[0] != "rows"][-1] == ("add_column", "a_double")
+
+
+def test_lenient_side_column_name_is_numbered_when_taken() -> None:
+    _, w, seen = writer("lenient")
+    # the table has a column a_date of its own already
+    retype(w, "DATE", extra=(Column("a_date", T("INT")),))
+    assert ("add_column", "a_date_2", ("id", "a", "a_date", "a_date_2")) in seen
+    assert seen[-1][2] == [(1, None, None, __import__("datetime").date(2026, 1, 1))]
+
+
+def test_lenient_side_column_needs_the_sink_to_add_columns() -> None:
+    w, _ = filtered("lenient", exclude=("add.column",))
+    with pytest.raises(TerminalError, match="db.t: column a changed from INT to DATE: no type "
+                                            "holds both, .* skip \\(add.column\\)"):
+        retype(w, "DATE")
+
+
+def test_lenient_stops_on_a_key_column_no_type_holds_with_the_old_one() -> None:
     _, w, _ = writer("lenient")
     w.write_schema_change(SchemaChange("create_table", "db.t", V1))
-    v2 = TableSchema("db.t", (ID, Column("a", T("DATE"))), ("id",))
-    with pytest.raises(TerminalError, match="db.t: column a changed from INT to DATE: no type "
-                                            "holds both, which schema-change-behavior = "
-                                            "\"lenient\" needs"):
-        w.write_schema_change(SchemaChange("alter_column_type", "db.t", v2, {"column": "a"}))
+    v2 = TableSchema("db.t", (Column("id", T("DATE"), False), A), ("id",))
+    with pytest.raises(TerminalError, match="db.t: key column id changed from BIGINT to DATE: "
+                                            "no type holds both, .* keeps a table's key"):
+        w.write_schema_change(SchemaChange("alter_column_type", "db.t", v2, {"column": "id"}))
