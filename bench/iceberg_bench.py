@@ -239,10 +239,24 @@ def merge_scaling(size: int, spread: bool) -> float:
     return time.monotonic() - t0
 
 
+def stream(server, work: str, warehouse: str, rows: int, n: int) -> None:
+    """The change stream: ``n`` changes against the table the last snapshot round left."""
+    total, start = changes(server, rows, n)
+    secs, rss = run_stream(server, work, warehouse, total, start)
+    print(f"\nchange stream: {n:,} binlog changes (70% inserts, 20% updates, 10% "
+          f"deletes) against {rows:,} rows, checkpoints every 10 s")
+    print(f"{n / secs:,.0f} changes/s ({secs:.1f} s until the Iceberg table held "
+          f"the source's {total:,} rows), peak RSS {rss:.0f} MB")
+    spent_n, spent = commit_seconds(f"{work}/stream.log")
+    print(f"the sink's share: {spent_n} commit(s) taking {spent:.1f} s in all "
+          f"({n / spent:,.0f} changes/s of commit time)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--changes", type=int, default=1_000_000)
+    ap.add_argument("--changes", type=int, default=1_000_000,
+                    help="changes of the change-stream measurement (0 skips it)")
     ap.add_argument("--scaling", default="1000000,4000000",
                     help="table sizes of the merge-cost measurement ('' skips it)")
     ap.add_argument("--bare", nargs=2, metavar=("SERVER", "WAREHOUSE"))
@@ -284,15 +298,8 @@ def main() -> None:
     ratios = ", ".join(f"{rate / best[c][0]:.2f}x {c}" for c in clients)
     print(f"{'hub run (exactly once)':>34} {rate:>10,.0f} {rss:>12.0f}   ({ratios}; wall "
           f"clock all)")
-    total, start = changes(server, args.rows, args.changes)
-    secs, rss = run_stream(server, work, warehouse, total, start)
-    print(f"\nchange stream: {args.changes:,} binlog changes (70% inserts, 20% updates, 10% "
-          f"deletes) against {args.rows:,} rows, checkpoints every 10 s")
-    print(f"{args.changes / secs:,.0f} changes/s ({secs:.1f} s until the Iceberg table held "
-          f"the source's {total:,} rows), peak RSS {rss:.0f} MB")
-    n, spent = commit_seconds(f"{work}/stream.log")
-    print(f"the sink's share: {n} commit(s) taking {spent:.1f} s in all "
-          f"({args.changes / spent:,.0f} changes/s of commit time)")
+    if args.changes:  # 0: the snapshot only
+        stream(server, work, warehouse, args.rows, args.changes)
     if args.scaling:
         # last: it grows this process, and on Linux a child's peak RSS starts at its
         # parent's (the peak survives fork and exec), which would inflate those above
