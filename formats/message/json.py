@@ -181,7 +181,7 @@ class JsonDecoder(EnvelopeDecoder):
         else:
             ts = list(timestamps)
         rb = pa.RecordBatch.from_arrays(cols, schema=schema.arrow_schema)
-        return Decoded([ChangeBatch(schema, ops, arrow=rb, ts_ms=ts)], [list(range(n))])
+        return Decoded([ChangeBatch(schema, ops, arrow=rb, ts_ms=ts)], [range(n)])
 
     def __init__(self, config: JsonMessageConfig):
         super().__init__(config)
