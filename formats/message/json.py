@@ -37,9 +37,12 @@ class JsonMessageConfig(MessageFormatConfig):
 def _native(t: pa.DataType) -> bool:
     """Types the columnar readers parse directly.  Not decimals: they are read as JSON
     strings (what the json format writes) and cast by :func:`~formats.codec.text.decode_text`:
-    ``pyarrow.json``'s own decimal conversion wraps a value round when scaling it up overflows
-    128 bits (see :func:`~formats.codec.text.parse_decimal`), and no columnar reader carries a
-    JSON number's digits otherwise (a decimal written as a number: the general path)."""
+    ``pyarrow.json``'s own decimal conversion checks no precision after scaling up
+    ("12345678901.5" came out as 12345678901.50 in a DECIMAL(12,2)) and wraps a value round
+    when that overflows 128 bits (see :func:`~formats.codec.text.parse_decimal`), and no
+    columnar reader carries a JSON number's digits otherwise (polars and duckdb read it
+    through a double, arro3-io truncates): a decimal written as a number takes the general
+    path."""
     return bool(pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
                 or pa.types.is_string(t) or pa.types.is_timestamp(t))
 
@@ -67,9 +70,8 @@ _LONE_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])
 def read_columns(data: bytes, fields: list[pa.Field], exact: bool = False) -> pa.Table:
     """Newline-separated JSON objects as columns of ``fields``.  Integers, floats and
     booleans come out as ``fields`` say (a narrower integer field may come out wider, for an
-    exact cast by the caller), strings as strings, decimals and timestamps parsed by pyarrow,
-    left as their text by polars (for :func:`~formats.codec.text.decode_text`, whose casts
-    are exact: a decimal text with more digits than its field takes fails there).
+    exact cast by the caller), strings as strings, timestamps parsed by pyarrow, left as
+    their text by polars (for :func:`~formats.codec.text.decode_text`).
 
     polars' NDJSON reader (Rust) when it is installed, else ``pyarrow.json``.  Raises
     ValueError (or ArrowInvalid) when a value does not fit its field: the caller then decodes
