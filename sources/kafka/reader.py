@@ -48,7 +48,12 @@ class KafkaReader(SourceReader):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._fetcher().start()
+        fetcher = self._fetcher()
+        fetcher.start()
+        # the listed topics' metadata while the enumerator looks for the splits' offsets (a
+        # bounded source's end offsets take a fetch round trip): the first assignment then
+        # fetches at once instead of asking for it first
+        fetcher.learn(self.config.topics)
 
     def _fetcher(self) -> KafkaFetcher:
         """The fetch thread and its consumer (the thread starts in :meth:`start`: restored
