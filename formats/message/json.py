@@ -166,9 +166,8 @@ class JsonDecoder(EnvelopeDecoder):
                 col = t.column(f.name).combine_chunks()
                 cols.append(col if col.type == f.type else decode_text(col, f.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
-            if any(c.type.kind == "JSON" for c in schema.columns) and \
-                    "changed from string to" in str(exc):
-                self._documents.add(topic)  # documents in a JSON column: don't try again
+            if _never_columnar(str(exc), schema):
+                self._documents.add(topic)  # don't try again
             return None
         ops = "c" * n
         if "op" in meta:
@@ -188,7 +187,8 @@ class JsonDecoder(EnvelopeDecoder):
     def __init__(self, config: JsonMessageConfig):
         super().__init__(config)
         self._declared: dict[str, Any] = {}
-        #: topics whose JSON columns hold documents (no fast path)
+        #: topics whose JSON columns hold documents or whose DECIMAL columns JSON numbers:
+        #: no columnar reader carries those, so no fast path (no wasted read per take)
         self._documents: set[str] = set()
 
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
@@ -208,6 +208,20 @@ class JsonDecoder(EnvelopeDecoder):
 
 
 _OPS = pa.array(list(OPS))
+_NOT_A_STRING = re.compile(r"Column\(/(.*?)\) changed from string to (\w+)")
+
+
+def _never_columnar(error: str, schema: TableSchema) -> bool:
+    """Whether pyarrow.json's ``error`` says a field read as a string met what no columnar
+    reader carries: a JSON document in a JSON column (any JSON column: the old rule), a JSON
+    number in a DECIMAL column (its digits: the general path reads them)."""
+    m = _NOT_A_STRING.search(error)
+    if m is None:
+        return False
+    if any(c.type.kind == "JSON" for c in schema.columns):
+        return True
+    kinds = {c.name: c.type.kind for c in schema.columns}
+    return kinds.get(m.group(1)) == "DECIMAL" and m.group(2) == "number"
 
 
 class JsonEncoder(MessageEncoder):

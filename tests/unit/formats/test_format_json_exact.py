@@ -130,3 +130,20 @@ def test_a_lone_surrogate_is_not_read_as_nul(reader):
     out = fmt.decoder().decode([None, None], values, [0, 0], "t")
     assert [i for i, _ in out.bad] == [1]
     assert out.elements[0].rows() == [(1, "\U0001F600")]
+
+
+def test_a_topic_with_decimals_as_json_numbers_stays_on_the_general_path(reader):
+    """Once a take showed decimals written as JSON numbers, the topic's next takes go to the
+    general path at once (no columnar read that is bound to fail), still exact."""
+    dec = _decoder()
+    numbers = [b'{"id": 1, "d": 1.5, "m": 2.25}']
+    assert dec._fast(numbers, [0], "t") is None
+    strings = _values(GOOD)
+    assert dec._fast(strings, [0] * len(strings), "t") is None
+    assert dec._fast(strings, [0] * len(strings), "other") is not None  # per topic
+    out = dec.decode([None] * len(strings), strings, [0] * len(strings), "t")
+    assert out.bad == [] and out.elements[0].rows() == _expected(GOOD)
+    # an array where a decimal text should be is a bad message, not a reason to give up
+    dec = _decoder()
+    assert dec._fast([b'{"id": 1, "d": [1], "m": "1"}'], [0], "t") is None
+    assert dec._fast(strings, [0] * len(strings), "t") is not None
