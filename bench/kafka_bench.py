@@ -11,14 +11,14 @@ trades throughput for a fast start).  Measured, messages/s:
   with ``delivery = "exactly-once"`` and ``"at-least-once"``, then a bare ``Producer.produce``
   loop over the very records the pipeline wrote (key, value, timestamp);
 * consume: a bare ``Consumer.consume(num_messages=...)`` loop (no decoding), then
-  ``kafka -> blackhole`` (decoding the JSON into change batches, with the json format's fast
-  path reader: polars when installed, then again with its fallback, pyarrow.json; the table
-  here has a DECIMAL column, which pyarrow.json reads in both: polars would read its JSON
-  numbers through a double), and the
-  readers alone on the consumed values (decode only); for information, the bare loop taking
-  each record's ``value()`` (the plain loop touches only ``error()``), and the bare loop with
-  a ``json.loads`` of each value, as a hand-written loop that decodes would do (their ratios
-  are to the plain loop too).
+  ``kafka -> blackhole`` (decoding the JSON into change batches with the json format's fast
+  path; the table here has a DECIMAL column, so pyarrow.json reads it, decimals as their JSON
+  strings cast exactly: polars would read a decimal written as a JSON number through a
+  double), then the same topic with ``amount`` declared STRING (no DECIMAL column: polars
+  reads when installed), and the readers alone on the consumed values (decode only); for
+  information, the bare loop taking each record's ``value()`` (the plain loop touches only
+  ``error()``), and the bare loop with a ``json.loads`` of each value, as a hand-written loop
+  that decodes would do (their ratios are to the plain loop too).
 
 Fair by construction: the bare producer has the sink's own client configuration (acks=all,
 idempotence, linger, partitioner) and connects the way the sink's writer does, the bare
@@ -29,8 +29,10 @@ their figures include the pipeline's start and its final checkpoint.  Each case 
 ``--repeat`` times, every round all cases in turn.  The table shows each case's best round
 (the one least disturbed by the machine's other load, as ``timeit`` reports) and its ratio to
 the best bare loop, the median of the same-round ratios (each round's pipeline against that
-round's bare loop: steadier on a machine whose load changes between rounds), then those
-ratios round by round.
+round's bare loop: steadier on a machine whose load changes between rounds), the CPU time of
+this process per message (least of the rounds: the client's, Arrow's and the executor's
+threads, not the broker's) with the bare loop's as a share of it (the throughput ratio a
+machine with every core busy would give), then the same-round ratios round by round.
 """
 from __future__ import annotations
 
@@ -135,57 +137,64 @@ def one_round(server, n: int, p: int, work: str, records: list | None) -> tuple[
     sink_opts = {"bootstrap-servers": server.bootstrap, "format": "json"}
     rates: dict[str, float] = {}
     topics = {}
+
+    def measure(case: str, timed) -> None:
+        """``case``'s rate from the seconds ``timed()`` returns, and the CPU seconds of this
+        process meanwhile (the client's, Arrow's and the executor's threads too, not the
+        broker's) as ``case + " cpu"``."""
+        c0 = time.process_time()
+        rates[case] = n / timed()
+        rates[case + " cpu"] = time.process_time() - c0
+
     for delivery in ("exactly-once", "at-least-once"):
         topic = topics[delivery] = server.create_topic(partitions=3)
-        secs = run(DatagenSource(DatagenConfig.model_validate(datagen)),
-                   KafkaSink(KafkaSinkConfig.model_validate(
-                       {**sink_opts, "topic": topic, "delivery": delivery,
-                        "transactional-id-prefix": topic})), f"{work}/{delivery}", p)
-        rates[f"datagen -> kafka ({delivery})"] = n / secs
+        sink = KafkaSink(KafkaSinkConfig.model_validate(
+            {**sink_opts, "topic": topic, "delivery": delivery, "transactional-id-prefix": topic}))
+        measure(f"datagen -> kafka ({delivery})", lambda: run(
+            DatagenSource(DatagenConfig.model_validate(datagen)), sink, f"{work}/{delivery}", p))
     if records is None:
         sample = server.consume_all(topics["at-least-once"], read_committed=False, idle_s=1.0)
         records = [(m.key(), m.value(), m.timestamp()[1]) for m in sample]
         assert len(records) == n, f"{len(records)} records of {n}"
     producer_conf = KafkaSinkConfig.model_validate(
         {**sink_opts, "topic": "-", "delivery": "at-least-once"}).producer_config()
-    rates["bare producer loop"] = n / bare_produce(producer_conf, server.create_topic(
-        partitions=3), records)
+    bare_topic = server.create_topic(partitions=3)
+    measure("bare producer loop", lambda: bare_produce(producer_conf, bare_topic, records))
     src = KafkaSourceConfig.model_validate(
         {"bootstrap-servers": server.bootstrap, "topics": [topics["at-least-once"]],
          "bounded": "latest-offset", "format": "json",
          "format-options": {"columns": COLUMNS, "primary-key": ["id"]}})
-    rates["bare consumer loop"] = n / bare_consume(
-        {**src.client_config(), "group.id": f"bench-{time.time()}"}, topics["at-least-once"], n)
-    rates["kafka -> blackhole (json decode)"] = n / run(
-        KafkaSource(src), BlackholeSink(BlackholeSinkConfig()), f"{work}/consume", p)
-    # the same with the json format's fallback reader (pyarrow.json instead of polars)
-    saved = dict(json_format._POLARS)
-    json_format._POLARS["pl"] = None
-    try:
-        rates["kafka -> blackhole (pyarrow.json)"] = n / run(
-            KafkaSource(src), BlackholeSink(BlackholeSinkConfig()), f"{work}/consume2", p)
-    finally:
-        json_format._POLARS.clear()
-        json_format._POLARS.update(saved)
-    rates["bare consumer loop + value()"] = n / bare_consume(
+    measure("bare consumer loop", lambda: bare_consume(
+        {**src.client_config(), "group.id": f"bench-{time.time()}"}, topics["at-least-once"], n))
+    measure("kafka -> blackhole (json decode)", lambda: run(
+        KafkaSource(src), BlackholeSink(BlackholeSinkConfig()), f"{work}/consume", p))
+    # the same topic without a DECIMAL column: polars' reader when it is installed
+    no_decimal = KafkaSourceConfig.model_validate(
+        {**src.model_dump(by_alias=True), "format-options": {
+            "columns": {**COLUMNS, "amount": "STRING"}, "primary-key": ["id"]}})
+    measure("kafka -> blackhole (STRING amount)", lambda: run(
+        KafkaSource(no_decimal), BlackholeSink(BlackholeSinkConfig()), f"{work}/consume2", p))
+    measure("bare consumer loop + value()", lambda: bare_consume(
         {**src.client_config(), "group.id": f"bench-{time.time()}"}, topics["at-least-once"], n,
-        values=True)
-    rates["bare consumer loop + json.loads"] = n / bare_consume(
+        values=True))
+    measure("bare consumer loop + json.loads", lambda: bare_consume(
         {**src.client_config(), "group.id": f"bench-{time.time()}"}, topics["at-least-once"], n,
-        loads=True)
+        loads=True))
     return rates, records
 
 
 ORDER = ["bare producer loop", "datagen -> kafka (exactly-once)",
          "datagen -> kafka (at-least-once)", "bare consumer loop",
-         "kafka -> blackhole (json decode)", "kafka -> blackhole (pyarrow.json)",
+         "kafka -> blackhole (json decode)", "kafka -> blackhole (STRING amount)",
          "bare consumer loop + value()", "bare consumer loop + json.loads"]
 
 
 def decode_only(records: list, repeat: int) -> None:
     """The json format's columnar readers on the consumed values, no broker: the fast path's
     reader (polars when installed), pyarrow.json, and arro3-io's arrow-json reader when it
-    is installed (measured for the choice, not used by the hub); best of ``repeat``."""
+    is installed (measured for the choice, not used by the hub: it reads from a Python file
+    object and needs the GIL while it parses, so beside the fetch thread it was more than 10x
+    slower here; and it truncates 1.5 in an integer field to 1); best of ``repeat``."""
     import io
 
     import pyarrow as pa
@@ -261,12 +270,19 @@ def main() -> None:
         else "throwaway Apache Kafka 4.1.1"
     print(f"\nbroker: {where}; {n:,} messages, value {size:.0f} bytes avg, parallelism {p}, "
           f"best of {args.repeat} rounds")
-    print(f"{'case':<36}{'messages/s':>14}{'vs bare':>10}{'median':>9}   {'round by round':<}")
+    print(f"{'case':<36}{'messages/s':>14}{'vs bare':>10}{'median':>9}{'CPU us/msg':>12}"
+          f"{'vs bare':>9}   {'round by round':<}")
     for case in ORDER:
         best = max(r[case] for r in rounds)
         ratios = [r[case] / r[bare_of(case)] for r in rounds]
+        cpu = min(r[case + " cpu"] for r in rounds)
+        bare_cpu = min(r[bare_of(case) + " cpu"] for r in rounds)
         print(f"{case:<36}{best:>14,.0f}{best / max(r[bare_of(case)] for r in rounds):>10.0%}"
-              f"{statistics.median(ratios):>9.0%}   " + " ".join(f"{x:.0%}" for x in ratios))
+              f"{statistics.median(ratios):>9.0%}{cpu / n * 1e6:>12.2f}{bare_cpu / cpu:>9.0%}   "
+              + " ".join(f"{x:.0%}" for x in ratios))
+    print("CPU: this process's CPU time per message (least of the rounds; the broker's not "
+          "counted), and the bare loop's as a share of it: the ratio a machine whose cores are "
+          "all busy would give")
     decode_only(records, args.repeat)  # type: ignore[arg-type]
 
 

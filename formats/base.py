@@ -34,14 +34,16 @@ class Decoded:
     """What a decoder made of messages ``0..n-1``.
 
     ``elements`` are batches and schema changes in message order; ``indexes[i]`` lists, for
-    ``elements[i]``, the message index of each of its events (one for a schema change).
+    ``elements[i]``, the message index of each of its events (one for a schema change), in
+    increasing order: a list, or a ``range`` when they are contiguous (a whole take decoded
+    at once: no Python object per message).
     ``bad`` lists ``(message index, reason)`` of the messages that could not be decoded.
     Tombstones (no value) and messages that carry no change (e.g. a transaction marker) are in
     none of them.
     """
 
     elements: list[ChangeBatch | SchemaChange] = field(default_factory=list)
-    indexes: list[list[int]] = field(default_factory=list)
+    indexes: list[Sequence[int]] = field(default_factory=list)
     bad: list[tuple[int, str]] = field(default_factory=list)
 
 

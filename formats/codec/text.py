@@ -234,7 +234,18 @@ def decode_text(arr: pa.Array, target: pa.DataType) -> pa.Array:
     return arr.cast(target)
 
 
+def parse_decimal(arr: pa.Array, target: pa.DataType) -> pa.Array:
+    """Decimal texts (``-12.50``, ``1.5E3``) to a decimal128 type, exactly or ValueError.
+    Through decimal256: Arrow's cast straight to decimal128 wraps a value round when scaling
+    it up overflows 128 bits (pyarrow 26: ``"1234567890123456789012345678901.5"`` came out
+    as 9551369208078320544197092147.1344387584 in a DECIMAL(38,10)); the cast from
+    decimal256 to the target then checks its precision ("does not fit in precision 38")."""
+    return arr.cast(pa.decimal256(76, target.scale)).cast(target)
+
+
 def _kind(t: pa.DataType) -> str:
+    if pa.types.is_decimal128(t):
+        return "decimal"
     if pa.types.is_timestamp(t) and t.tz:
         return "instant"
     if pa.types.is_duration(t):
@@ -248,5 +259,5 @@ def _kind(t: pa.DataType) -> str:
 
 _DECODERS: dict[str, Callable[[pa.Array, pa.DataType], pa.Array]] = {
     "instant": parse_instant, "duration": parse_duration, "binary": parse_base64,
-    "list": parse_json_values,
+    "list": parse_json_values, "decimal": parse_decimal,
 }

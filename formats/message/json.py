@@ -8,6 +8,7 @@ the message timestamp), so plain JSON events of any producer read as inserts.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from collections.abc import Sequence
@@ -34,9 +35,16 @@ class JsonMessageConfig(MessageFormatConfig):
 
 
 def _native(t: pa.DataType) -> bool:
-    """Types Arrow's JSON reader parses directly (as the jsonl format reads them)."""
+    """Types the columnar readers parse directly.  Not decimals: they are read as JSON
+    strings (what the json format writes) and cast by :func:`~formats.codec.text.decode_text`:
+    ``pyarrow.json``'s own decimal conversion checks no precision after scaling up
+    ("12345678901.5" came out as 12345678901.50 in a DECIMAL(12,2)) and wraps a value round
+    when that overflows 128 bits (see :func:`~formats.codec.text.parse_decimal`), and no
+    columnar reader carries a JSON number's digits otherwise (polars and duckdb read it
+    through a double, arro3-io truncates): a decimal written as a number takes the general
+    path."""
     return bool(pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
-                or pa.types.is_decimal(t) or pa.types.is_string(t) or pa.types.is_timestamp(t))
+                or pa.types.is_string(t) or pa.types.is_timestamp(t))
 
 
 _POLARS: dict[str, Any] = {}
@@ -53,34 +61,55 @@ def _polars() -> Any:
     return _POLARS["pl"]
 
 
+#: A high surrogate escape without its low half: polars reads it as U+0000 where every other
+#: reader refuses it (Python strings can't go to Arrow with it).  Searched for only where
+#: polars reads; a regular expression is ~4x faster than ``bytes.find`` on a take here.
+_LONE_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])")
+
+
 def read_columns(data: bytes, fields: list[pa.Field], exact: bool = False) -> pa.Table:
-    """Newline-separated JSON objects as columns of ``fields`` (integers, floats, booleans
-    and strings parsed; decimals and timestamps too by pyarrow, left as their text by
-    polars, for :func:`~formats.codec.text.decode_text`).  polars' NDJSON reader (Rust, about
-    twice as fast as ``pyarrow.json`` here: ``bench/kafka_bench.py``) when it is installed,
-    else ``pyarrow.json``.  Raises ValueError (or ArrowInvalid) when a value does not fit its
-    field: the caller then decodes message by message and isolates the bad one.
-    ``exact``: a value must come out as its JSON text says or fail here, which polars does
-    not do for two kinds of columns, so pyarrow reads: a JSON document met in a string field
-    (polars prints it as text of its own, pyarrow refuses it), and a JSON number in a decimal
-    field (polars reads it through a double: 123456789012345678.91 came out as
-    123456789012345680.00, and 0.1000000000000000055511 as 0.10 in a DECIMAL(12,2) that the
-    general path refuses it for; pyarrow reads its digits)."""
+    """Newline-separated JSON objects as columns of ``fields``.  Integers, floats and
+    booleans come out as ``fields`` say (a narrower integer field may come out wider, for an
+    exact cast by the caller), strings as strings, timestamps parsed by pyarrow, left as
+    their text by polars (for :func:`~formats.codec.text.decode_text`).
+
+    polars' NDJSON reader (Rust) when it is installed, else ``pyarrow.json``.  Raises
+    ValueError (or ArrowInvalid) when a value does not fit its field: the caller then decodes
+    message by message and isolates the bad one.
+
+    Exact: what polars would change is read by pyarrow.json, which reads every value as its
+    JSON text says or fails.  ``exact`` (the caller's table has a JSON or a DECIMAL column):
+    polars prints a JSON document in a string field as text of its own, and reads a JSON
+    number in a string field through a double (123456789012345678.91 came out as
+    "123456789012345680", 0.1000000000000000055511 as "0.1", which a DECIMAL(12,2) takes
+    though the number does not fit it); pyarrow.json refuses the first and reads the digits
+    of the second.  (A polars categorical takes JSON strings only, hence exact for decimals,
+    but it cost more CPU than pyarrow.json on a whole pipeline here: bench/kafka_bench.py.)
+    polars also reads a lone high surrogate escape as U+0000, which the others refuse: data
+    with one is read by pyarrow.json too.  Its 8 and 16 bit integer readers panic: those
+    fields are read as 32 bit integers."""
     pl = None if exact else _polars()
-    if pl is not None:
-        kinds = {pa.int8(): pl.Int8, pa.int16(): pl.Int16, pa.int32(): pl.Int32,
-                 pa.int64(): pl.Int64, pa.float32(): pl.Float32, pa.float64(): pl.Float64,
-                 pa.bool_(): pl.Boolean}
-        schema = {f.name: kinds.get(f.type, pl.String) for f in fields}
-        try:
-            df = pl.read_ndjson(data, schema=schema, ignore_errors=False)
-        except pl.exceptions.PolarsError as exc:
-            raise ValueError(f"polars: {exc}") from None
-        t = df.to_arrow()
-        # polars' strings are string views: the hub's batches hold plain strings
-        return pa.table([c.cast(pa.string()) if pa.types.is_string_view(c.type) or
-                         pa.types.is_large_string(c.type) else c for c in t.columns],
-                        names=t.column_names)
+    if pl is not None and not _LONE_SURROGATE.search(data):
+        return _read_polars(pl, data, fields)
+    return _read_pyarrow(data, fields)
+
+
+def _read_polars(pl: Any, data: bytes, fields: list[pa.Field]) -> pa.Table:
+    kinds = {pa.int8(): pl.Int32, pa.int16(): pl.Int32, pa.int32(): pl.Int32,
+             pa.int64(): pl.Int64, pa.float32(): pl.Float32, pa.float64(): pl.Float64,
+             pa.bool_(): pl.Boolean}
+    schema = {f.name: kinds.get(f.type, pl.String) for f in fields}
+    try:
+        t = pl.read_ndjson(data, schema=schema, ignore_errors=False).to_arrow()
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as exc:
+        raise ValueError(f"polars: {str(exc).splitlines()[0]}") from None
+    # polars' strings are large strings or string views: the hub's batches hold plain strings
+    return pa.table([c.cast(pa.string()) if pa.types.is_string_view(c.type) or
+                     pa.types.is_large_string(c.type) else c for c in t.columns],
+                    names=t.column_names)
+
+
+def _read_pyarrow(data: bytes, fields: list[pa.Field]) -> pa.Table:
     # two blocks parsed by Arrow's threads at once (the GIL released): a take of 10,000
     # messages read in about 0.65x the time of one block on one thread, for the same CPU
     return pj.read_json(pa.BufferReader(data), read_options=pj.ReadOptions(
@@ -115,8 +144,8 @@ class JsonDecoder(EnvelopeDecoder):
         if schema is None:
             schema = self._declared[topic] = self.config.declared_schema(self.default_table(topic))
         if not n or topic in self._documents or not all(
-                _native(f.type) or pa.types.is_duration(f.type) or pa.types.is_binary(f.type)
-                for f, c in zip(schema.arrow_schema, schema.columns) if c.type.kind != "JSON") \
+                _native(f.type) or pa.types.is_decimal(f.type) or pa.types.is_duration(f.type)
+                or pa.types.is_binary(f.type) for f, c in zip(schema.arrow_schema, schema.columns) if c.type.kind != "JSON") \
                 or any(c.type.kind == "ARRAY" for c in schema.columns):
             return None
         fields = [f if _native(f.type) else pa.field(f.name, pa.string())
@@ -137,9 +166,8 @@ class JsonDecoder(EnvelopeDecoder):
                 col = t.column(f.name).combine_chunks()
                 cols.append(col if col.type == f.type else decode_text(col, f.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
-            if any(c.type.kind == "JSON" for c in schema.columns) and \
-                    "changed from string to" in str(exc):
-                self._documents.add(topic)  # documents in a JSON column: don't try again
+            if _never_columnar(str(exc), schema):
+                self._documents.add(topic)  # don't try again
             return None
         ops = "c" * n
         if "op" in meta:
@@ -154,12 +182,13 @@ class JsonDecoder(EnvelopeDecoder):
         else:
             ts = list(timestamps)
         rb = pa.RecordBatch.from_arrays(cols, schema=schema.arrow_schema)
-        return Decoded([ChangeBatch(schema, ops, arrow=rb, ts_ms=ts)], [list(range(n))])
+        return Decoded([ChangeBatch(schema, ops, arrow=rb, ts_ms=ts)], [range(n)])
 
     def __init__(self, config: JsonMessageConfig):
         super().__init__(config)
         self._declared: dict[str, Any] = {}
-        #: topics whose JSON columns hold documents (no fast path)
+        #: topics whose JSON columns hold documents or whose DECIMAL columns JSON numbers:
+        #: no columnar reader carries those, so no fast path (no wasted read per take)
         self._documents: set[str] = set()
 
     def parse(self, obj: Any, key: bytes | None, ts_ms: int, topic: str, value: bytes
@@ -179,6 +208,20 @@ class JsonDecoder(EnvelopeDecoder):
 
 
 _OPS = pa.array(list(OPS))
+_NOT_A_STRING = re.compile(r"Column\(/(.*?)\) changed from string to (\w+)")
+
+
+def _never_columnar(error: str, schema: TableSchema) -> bool:
+    """Whether pyarrow.json's ``error`` says a field read as a string met what no columnar
+    reader carries: a JSON document in a JSON column (any JSON column: the old rule), a JSON
+    number in a DECIMAL column (its digits: the general path reads them)."""
+    m = _NOT_A_STRING.search(error)
+    if m is None:
+        return False
+    if any(c.type.kind == "JSON" for c in schema.columns):
+        return True
+    kinds = {c.name: c.type.kind for c in schema.columns}
+    return kinds.get(m.group(1)) == "DECIMAL" and m.group(2) == "number"
 
 
 class JsonEncoder(MessageEncoder):

@@ -133,6 +133,16 @@ class KafkaFetcher(threading.Thread):
 
         self.call(assign)
 
+    def learn(self, topics: Sequence[str]) -> None:
+        """The metadata of ``topics`` into the client's cache ahead of their assignment, as
+        :meth:`call` (:meth:`assign` then skips them)."""
+        def learn(consumer: Any) -> None:
+            for topic in sorted(set(topics) - self._known):
+                self._learn(consumer, topic)
+
+        if topics:
+            self.call(learn)
+
     def unassign(self, tps: list[Any]) -> None:
         """``incremental_unassign(tps)``, as :meth:`call`."""
         def unassign(consumer: Any) -> None:

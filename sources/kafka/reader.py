@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,12 @@ class KafkaReader(SourceReader):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._fetcher().start()
+        fetcher = self._fetcher()
+        fetcher.start()
+        # the listed topics' metadata while the enumerator looks for the splits' offsets (a
+        # bounded source's end offsets take a fetch round trip): the first assignment then
+        # fetches at once instead of asking for it first
+        fetcher.learn(self.config.topics)
 
     def _fetcher(self) -> KafkaFetcher:
         """The fetch thread and its consumer (the thread starts in :meth:`start`: restored
@@ -188,10 +194,12 @@ class KafkaReader(SourceReader):
             output.collect(element, split.split_id)
 
     @staticmethod
-    def _versioned(batch: ChangeBatch, idx: list[int], offsets: np.ndarray,
+    def _versioned(batch: ChangeBatch, idx: Sequence[int], offsets: np.ndarray,
                    times: np.ndarray | None) -> ChangeBatch:
-        ix = np.asarray(idx, dtype=np.int64)
-        whole = len(ix) == len(offsets) and bool((ix == np.arange(len(ix))).all())
+        ix = _index_array(idx)
+        whole = len(ix) == len(offsets) and (
+            idx == range(len(ix)) if isinstance(idx, range)
+            else bool((ix == np.arange(len(ix))).all()))
         versions = (offsets if whole else offsets[ix]) << _VERSION_SHIFT
         if len(ix) > 1 and not whole:
             # several events of one record (Canal) get increasing low bits
@@ -249,7 +257,7 @@ def split_decoded(decoded: Decoded, starts: np.ndarray) -> list[Decoded]:
         r = int(np.searchsorted(starts, i, side="right")) - 1
         out[r].bad.append((i - int(starts[r]), reason))
     for element, idx in zip(decoded.elements, decoded.indexes):
-        ix = np.asarray(idx, dtype=np.int64)
+        ix = _index_array(idx)
         # where each run's events begin and end within this element
         bounds = np.searchsorted(ix, starts).tolist()
         for r in range(k):
@@ -259,5 +267,15 @@ def split_decoded(decoded: Decoded, starts: np.ndarray) -> list[Decoded]:
             piece = element if (lo, hi) == (0, len(ix)) or isinstance(element, SchemaChange) \
                 else element.slice(lo, hi)
             out[r].elements.append(piece)
-            out[r].indexes.append((ix[lo:hi] - starts[r]).tolist())
+            start = int(starts[r])
+            out[r].indexes.append(range(idx[lo] - start, idx[hi - 1] - start + 1)
+                                  if isinstance(idx, range) else (ix[lo:hi] - start).tolist())
     return out
+
+
+def _index_array(idx: Sequence[int]) -> np.ndarray:
+    """Message indexes as an int64 array; a ``range`` (a decoder's whole take, contiguous)
+    without a Python step per message."""
+    if isinstance(idx, range):
+        return np.arange(idx.start, idx.stop, idx.step, dtype=np.int64)
+    return np.asarray(idx, dtype=np.int64)

@@ -200,23 +200,3 @@ def test_fast_path_reads_the_same_with_either_reader_and_isolates_a_bad_record(r
     out = fmt.decoder().decode([None] * 50, bad, [0] * 50, "t")
     assert [i for i, _ in out.bad] == [5]
     assert sum(len(b) for b in out.elements) == 49
-
-
-def test_decimals_written_as_json_numbers_stay_exact_in_the_fast_path(monkeypatch):
-    """polars reads a JSON number through a double: a table with a DECIMAL column is read by
-    pyarrow.json, which reads the number's digits (one call still, no message by message);
-    too many digits for the column's scale make the message bad, as on the general path."""
-    import formats.message.json as jm
-
-    pytest.importorskip("polars")
-    jm._POLARS.pop("pl", None)
-    fmt = resolve_message_format("json", {"columns": {"id": "BIGINT", "d": "DECIMAL(20,2)"},
-                                          "primary-key": ["id"]})
-    values = [b'{"id": 1, "d": 123456789012345678.91}', b'{"id": 2, "d": "5.10"}',
-              b'{"id": 3, "d": 0.1000000000000000055511}']
-    out = fmt.decoder().decode([None] * 3, values, [0] * 3, "t")
-    assert [r[1] for b in out.elements for r in b.rows()] == [
-        Decimal("123456789012345678.91"), Decimal("5.10")]
-    assert [i for i, _ in out.bad] == [2]
-    fast = fmt.decoder()._fast(values[:2], [0, 0], "t")
-    assert fast is not None and fast.elements[0].rows()[0][1] == Decimal("123456789012345678.91")

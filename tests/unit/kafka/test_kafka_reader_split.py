@@ -36,3 +36,21 @@ def test_batches_are_cut_where_runs_meet_and_the_rest_goes_to_its_run():
 def test_one_run_keeps_what_the_decoder_made():
     decoded = Decoded([batch([0, 1])], [[0, 1]], [])
     assert split_decoded(decoded, np.array([0, 2])) == [decoded]
+
+
+def test_a_whole_take_as_a_range_splits_into_ranges():
+    """The json fast path gives a whole take's indexes as a range (no int per message): each
+    run gets its own range, and the reader versions it as the list it stands for."""
+    from sources.kafka.reader import KafkaReader
+
+    decoded = Decoded([batch(list(range(9)))], [range(9)], [])
+    runs = split_decoded(decoded, np.array([0, 3, 5, 9]))
+    assert [r.indexes for r in runs] == [[range(3)], [range(2)], [range(4)]]
+    assert [list(r.indexes[0]) for r in runs] == [[0, 1, 2], [0, 1], [0, 1, 2, 3]]
+    assert [row[0] for row in runs[2].elements[0].rows()] == [5, 6, 7, 8]
+    offsets = np.array([10, 11, 12, 13], dtype=np.int64)
+    for idx in (range(4), [0, 1, 2, 3]):
+        b = KafkaReader._versioned(runs[2].elements[0], idx, offsets, None)
+        assert b.versions.tolist() == (offsets << 10).tolist()
+    b = KafkaReader._versioned(batch([1, 3]), range(1, 4, 2), offsets, None)
+    assert b.versions.tolist() == [11 << 10, 13 << 10]
