@@ -20,7 +20,7 @@ import pytest
 from tests.integration.kafka.helpers import (assert_committed_as, committed_by_key,
                                              exactly_once_sink)
 from tests.killing import (crash_at, datagen_pipeline, kill_at_random, latest_checkpoint,
-                           run_to_end)
+                           run_to_end, run_to_end_resuming)
 
 pytestmark = [pytest.mark.integration, pytest.mark.kafka, pytest.mark.e2e]
 
@@ -49,7 +49,7 @@ def restart(path: str, d) -> str:
         text = f.read()
     with open(path, "w") as f:
         f.write(re.sub(r"rows-per-second = \d+", "rows-per-second = 2000", text))
-    err = run_to_end(path, env=abort(latest_checkpoint(str(d / "state")) + 3))
+    err = run_to_end_resuming(path, env=abort(latest_checkpoint(str(d / "state")) + 3))
     assert "resuming from checkpoint" in err
     assert "records of the transaction taken over sent again" in err, err[-3000:]
     return err
