@@ -150,7 +150,7 @@ def even_chunk_start(span: tuple[int, int], start: tuple | None, size: int) -> t
 
 _READ = 1 << 20        # bytes asked of the socket at once
 _local = threading.local()   # a receive buffer per reading thread
-_STALL_S = 0.02        # no more bytes for this long: walk what came (an error packet ends it)
+_STALL_MS = 20         # no more bytes for this long: walk what came (an error packet ends it)
 
 
 def _looks_done(buf: bytearray, have: int) -> bool:
@@ -185,8 +185,10 @@ def _raw_rows(conn: Any, sql: str) -> tuple[bytearray, np.ndarray, int]:
     have, pos = len(first), 0
     buf[:have] = first
     starts: list[np.ndarray] = []
+    poll = select.poll()   # not select.select: it fails on descriptors past 1023
+    poll.register(sock, select.POLLIN)
     while True:
-        if have and (_looks_done(buf, have) or not select.select([sock], [], [], _STALL_S)[0]):
+        if have and (_looks_done(buf, have) or not poll.poll(_STALL_MS)):
             pos, done = _walk(np.frombuffer(buf, dtype=np.uint8, count=have), pos, starts)
             if done:
                 rows = bytearray(memoryview(buf)[:pos])   # without the EOF packet
