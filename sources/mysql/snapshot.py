@@ -1,8 +1,9 @@
 """Reading one snapshot chunk, consistent with one binlog position, as Arrow.
 
 The chunk's SELECT goes over the text protocol, but rows are not parsed one by one: the result
-packets are read in bulk from the socket, and each column is cut out of all rows at once with
-numpy (length-prefixed values), then converted by Arrow casts (:mod:`sources.mysql.types`).
+packets are read in bulk from the socket, the row packets are found without a Python step per
+row (:func:`_walk`), and each column is cut out of all rows at once with numpy
+(length-prefixed values), then converted by Arrow casts (:mod:`sources.mysql.types`).
 
 Consistency (the watermark algorithm of DESIGN.md): MariaDB and Percona Server pin the binlog
 position of a consistent snapshot (LOW = HIGH, nothing to replay).  On MySQL, LOW is taken
@@ -150,6 +151,7 @@ def even_chunk_start(span: tuple[int, int], start: tuple | None, size: int) -> t
 
 _READ = 1 << 20        # bytes asked of the socket at once
 _local = threading.local()   # a receive buffer per reading thread
+_KEEP = 64 << 20       # ... kept up to this size
 _STALL_MS = 20         # no more bytes for this long: walk what came (an error packet ends it)
 
 
@@ -192,6 +194,8 @@ def _raw_rows(conn: Any, sql: str) -> tuple[bytearray, np.ndarray, int]:
             pos, done = _walk(np.frombuffer(buf, dtype=np.uint8, count=have), pos, starts)
             if done:
                 rows = bytearray(memoryview(buf)[:pos])   # without the EOF packet
+                if len(buf) > _KEEP:
+                    _local.buf = None   # a chunk of wide rows: its buffer is not kept
                 return rows, (np.concatenate(starts) if starts else np.empty(0, np.int64)), ncols
         if len(buf) - have < _READ:
             buf.extend(bytes(len(buf)))   # doubling: amortised, and kept for the next chunks
