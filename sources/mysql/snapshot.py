@@ -246,9 +246,18 @@ def _walk(b: np.ndarray, pos: int, out: list[np.ndarray]) -> tuple[int, bool]:
         cand = np.flatnonzero(seg[2:len(seg) - 1] == 0)   # i + 4 <= len(seg); cand[0] == 0
         m = len(cand)
         lens = seg[cand].astype(np.int64) | seg[cand + 1].astype(np.int64) << 8
-        succ = np.searchsorted(cand, cand + 4 + lens)
-        np.minimum(succ, m - 1, out=succ)
-        succ[cand[succ] != cand + 4 + lens] = m             # not a candidate: the chain ends
+        target = cand + 4 + lens
+        succ = np.full(m, m, dtype=np.int64)                 # m: not a candidate, chain ends
+        # a row's successor is usually 1 or 2 candidates on (a short row's header has two
+        # zero bytes); the others (mostly candidates that are no row) are searched
+        for d in (1, 2):
+            hit = np.flatnonzero(cand[d:] == target[:-d])
+            succ[hit] = hit + d
+        rest = np.flatnonzero(succ == m)
+        found = np.searchsorted(cand, target[rest])
+        np.minimum(found, m - 1, out=found)
+        ok = cand[found] == target[rest]
+        succ[rest[ok]] = found[ok]
         jump = np.append(succ, m)                            # jump[m] = m
         path = np.zeros(1, dtype=np.int64)                   # the candidates reached
         while jump[0] != m:
