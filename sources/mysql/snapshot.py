@@ -152,6 +152,7 @@ def even_chunk_start(span: tuple[int, int], start: tuple | None, size: int) -> t
 _READ = 1 << 20        # bytes asked of the socket at once
 _local = threading.local()   # a receive buffer per reading thread
 _KEEP = 64 << 20       # ... kept up to this size
+_EAGER = 128 << 10     # bytes not walked yet that are walked while waiting for more
 _STALL_MS = 20         # no more bytes for this long: walk what came (an error packet ends it)
 
 
@@ -190,7 +191,10 @@ def _raw_rows(conn: Any, sql: str) -> tuple[bytearray, np.ndarray, int]:
     poll = select.poll()   # not select.select: it fails on descriptors past 1023
     poll.register(sock, select.POLLIN)
     while True:
-        if have and (_looks_done(buf, have) or not poll.poll(_STALL_MS)):
+        # walk when the bytes look complete, and while the server has sent nothing more (at
+        # the end only the last piece is left to walk: the connection idles meanwhile)
+        if have and (_looks_done(buf, have) or not poll.poll(0) and (
+                have - pos >= _EAGER or not poll.poll(_STALL_MS))):
             pos, done = _walk(np.frombuffer(buf, dtype=np.uint8, count=have), pos, starts)
             if done:
                 rows = bytearray(memoryview(buf)[:pos])   # without the EOF packet
