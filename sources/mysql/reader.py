@@ -34,6 +34,10 @@ from sources.mysql.state import Fold, fold_from_dict
 
 log = logging.getLogger("hub.sources.mysql")
 _DONE = object()
+#: chunks a reader keeps assigned ahead of the one it emits: a split request goes through the
+#: control thread, the enumerator and its I/O thread and back; with 2, the fetch thread waited
+#: for its next chunk after most chunks (a quarter of its time at parallelism 2)
+_AHEAD = 4
 
 
 class _Undecoded:
@@ -235,7 +239,7 @@ class MySqlReader(SourceReader):
             self.context.send_event_to_enumerator({"finished": self.restored_reports})
             self.restored_reports = []
         if self.chunks:
-            if len(self.chunks) < 2 and (self.binlog is None or self.binlog.adding):
+            if len(self.chunks) < _AHEAD and (self.binlog is None or self.binlog.adding):
                 self._request()
             # while the binlog streams too (newly added tables), don't wait on chunks
             status = self._poll_chunk(output, 0.0 if self.binlog is not None else 0.05)
@@ -271,7 +275,7 @@ class MySqlReader(SourceReader):
         self.chunks = [c for c in self.chunks if c.split_id != split.split_id]
         self.finished[split.split_id] = (split, None)
         self.context.send_event_to_enumerator({"finished": [split_to_dict(split)]})
-        if len(self.chunks) < 2 and (self.binlog is None or self.binlog.adding):
+        if len(self.chunks) < _AHEAD and (self.binlog is None or self.binlog.adding):
             self._request()  # keep the next chunk in flight while this one goes downstream
         return InputStatus.MORE_AVAILABLE
 

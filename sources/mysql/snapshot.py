@@ -1,8 +1,9 @@
 """Reading one snapshot chunk, consistent with one binlog position, as Arrow.
 
 The chunk's SELECT goes over the text protocol, but rows are not parsed one by one: the result
-packets are read in bulk from the socket, and each column is cut out of all rows at once with
-numpy (length-prefixed values), then converted by Arrow casts (:mod:`sources.mysql.types`).
+packets are read in bulk from the socket, the row packets are found without a Python step per
+row (:func:`_walk`), and each column is cut out of all rows at once with numpy
+(length-prefixed values), then converted by Arrow casts (:mod:`sources.mysql.types`).
 
 Consistency (the watermark algorithm of DESIGN.md): MariaDB and Percona Server pin the binlog
 position of a consistent snapshot (LOW = HIGH, nothing to replay).  On MySQL, LOW is taken
@@ -20,6 +21,8 @@ started, so below HIGH, where the binlog split rightly skips it for the chunk's 
 """
 from __future__ import annotations
 
+import select
+import threading
 import time
 from typing import Any
 
@@ -146,47 +149,139 @@ def even_chunk_start(span: tuple[int, int], start: tuple | None, size: int) -> t
     return None if nxt > span[1] else (nxt,)
 
 
-def _raw_rows(conn: Any, sql: str) -> tuple[bytearray, list[int], int]:
-    """Run ``sql`` and read its result rows as raw packets: (buffer, row starts, columns)."""
+_READ = 1 << 20        # bytes asked of the socket at once
+_local = threading.local()   # a receive buffer per reading thread
+_KEEP = 64 << 20       # ... kept up to this size
+_EAGER = 128 << 10     # bytes not walked yet that are walked while waiting for more
+_STALL_MS = 20         # no more bytes for this long: walk what came (an error packet ends it)
+
+
+def _looks_done(buf: bytearray, have: int) -> bool:
+    """Whether the bytes read end like a result set does: an EOF packet (``fe``, 2 bytes of
+    warnings, 2 of status: 5 bytes of payload).  Only a hint for when to walk: the walk
+    (:func:`_walk`) decides."""
+    return have >= 9 and buf[have - 9] == 5 and buf[have - 8] == 0 and buf[have - 7] == 0 \
+        and buf[have - 5] == 0xFE
+
+
+def _raw_rows(conn: Any, sql: str) -> tuple[bytearray, np.ndarray, int]:
+    """Run ``sql`` and read its result rows as raw packets: (buffer, payload start of each
+    row, columns).
+
+    The socket is read in large pieces into one buffer; the packets are walked (:func:`_walk`,
+    vectorised) once the bytes look complete (:func:`_looks_done`) or the server pauses."""
     conn._execute_command(COM_QUERY, sql)
     first = conn._read_packet()
     ncols = first.read_length_encoded_integer()
     for _ in range(ncols):
         conn._read_packet()
     conn._read_packet()  # EOF after the column definitions
-    read1 = conn._rfile.read1
-    buf = bytearray()
-    starts: list[int] = []
-    add = starts.append
-    pos = 0
+    sock = conn._sock
+    # the thread's receive buffer, kept from chunk to chunk (fresh memory for every chunk
+    # cost more than the copy of the rows out of it at the end)
+    buf = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = bytearray(4 * _READ)
+    # what PyMySQL's reader has buffered past the column definitions (or one socket read):
+    # from then on its buffer is empty and the socket is read directly
+    first = conn._rfile.read1(_READ)
+    have, pos = len(first), 0
+    buf[:have] = first
+    starts: list[np.ndarray] = []
+    poll = select.poll()   # not select.select: it fails on descriptors past 1023
+    poll.register(sock, select.POLLIN)
     while True:
-        more = read1(1 << 20)
-        if not more:
+        # walk when the bytes look complete, and while the server has sent nothing more (at
+        # the end only the last piece is left to walk: the connection idles meanwhile)
+        if have and (_looks_done(buf, have) or not poll.poll(0) and (
+                have - pos >= _EAGER or not poll.poll(_STALL_MS))):
+            pos, done = _walk(np.frombuffer(buf, dtype=np.uint8, count=have), pos, starts)
+            if done:
+                rows = bytearray(memoryview(buf)[:pos])   # without the EOF packet
+                if len(buf) > _KEEP:
+                    _local.buf = None   # a chunk of wide rows: its buffer is not kept
+                return rows, (np.concatenate(starts) if starts else np.empty(0, np.int64)), ncols
+        if len(buf) - have < _READ:
+            buf.extend(bytes(len(buf)))   # doubling: amortised, and kept for the next chunks
+        with memoryview(buf) as view:
+            got = sock.recv_into(view[have:])
+        if not got:
             raise TransientError("connection lost while reading a snapshot chunk")
-        buf += more
-        have = len(buf)
-        # every complete packet in the buffer; a row's first byte is a length prefix, which is
-        # never 0xFF and is 0xFE only for an 8-byte length (a packet of 9 bytes or more)
-        while pos + 4 <= have:
-            n = buf[pos] | buf[pos + 1] << 8 | buf[pos + 2] << 16
-            if pos + 4 + n > have:
-                break
-            if buf[pos + 4] >= 0xFE or n == 0xFFFFFF:
-                lead = buf[pos + 4]
-                if lead == 0xFE and n < 9:
-                    return buf, starts, ncols
-                if lead == 0xFF:
-                    code = buf[pos + 5] | buf[pos + 6] << 8
-                    msg = bytes(buf[pos + 7:pos + 4 + n]).decode(errors="replace")
-                    raise TerminalError(f"snapshot query failed ({code}): {msg}")
-                if n == 0xFFFFFF:
-                    raise TerminalError("a snapshot row is larger than 16 MB, which the snapshot "
-                                        "reader does not support")
-            add(pos + 4)
+        have += got
+
+
+def _walk(b: np.ndarray, pos: int, out: list[np.ndarray]) -> tuple[int, bool]:
+    """Walk the complete packets of ``b`` from ``pos`` (a packet's start): appends the
+    payload starts of the row packets to ``out``; returns (the position of the first packet
+    not walked, whether the result set ended there: its EOF packet).
+
+    A packet is 3 bytes of length, a sequence byte and the payload, so each row's position
+    follows from the one before: a chain, which is walked without a Python step per row.
+    Every position whose third byte is 0 (a packet shorter than 64 KiB starts there, or not)
+    is a candidate; its successor is the candidate where its packet would end.  The rows are
+    the candidates reached from ``pos``, found by pointer doubling (log2(rows) numpy
+    gathers).  A row of 64 KiB or more, an incomplete packet, or an EOF/ERR packet ends the
+    chain; those are stepped one by one."""
+    have = len(b)
+    while True:
+        if pos + 4 > have:
+            return pos, False
+        n = int(b[pos]) | int(b[pos + 1]) << 8 | int(b[pos + 2]) << 16
+        if pos + 4 + n > have:
+            return pos, False
+        lead = int(b[pos + 4]) if n else 0
+        if lead >= 0xFE or n == 0xFFFFFF:
+            # a row's first byte is a length prefix, never 0xFF, and 0xFE only for an
+            # 8-byte length (a packet of 9 bytes or more)
+            if lead == 0xFE and n < 9:
+                return pos, True
+            if lead == 0xFF:
+                code = int(b[pos + 5]) | int(b[pos + 6]) << 8
+                msg = b[pos + 7:pos + 4 + n].tobytes().decode(errors="replace")
+                raise TerminalError(f"snapshot query failed ({code}): {msg}")
+            if n == 0xFFFFFF:
+                raise TerminalError("a snapshot row is larger than 16 MB, which the snapshot "
+                                    "reader does not support")
+        if lead >= 0xFE or n >= 1 << 16:
+            out.append(np.array([pos + 4], dtype=np.int64))
             pos += 4 + n
+            continue
+        seg = b[pos:]
+        cand = np.flatnonzero(seg[2:len(seg) - 1] == 0)   # i + 4 <= len(seg); cand[0] == 0
+        m = len(cand)
+        lens = seg[cand].astype(np.int64) | seg[cand + 1].astype(np.int64) << 8
+        target = cand + 4 + lens
+        succ = np.full(m, m, dtype=np.int64)                 # m: not a candidate, chain ends
+        # a row's successor is usually 1 or 2 candidates on (a short row's header has two
+        # zero bytes); the others (mostly candidates that are no row) are searched
+        for d in (1, 2):
+            hit = np.flatnonzero(cand[d:] == target[:-d])
+            succ[hit] = hit + d
+        rest = np.flatnonzero(succ == m)
+        found = np.searchsorted(cand, target[rest])
+        np.minimum(found, m - 1, out=found)
+        ok = cand[found] == target[rest]
+        succ[rest[ok]] = found[ok]
+        jump = np.append(succ, m)                            # jump[m] = m
+        path = np.zeros(1, dtype=np.int64)                   # the candidates reached
+        while jump[0] != m:
+            # path holds the first 2^k nodes of the chain, jump the 2^k-th successor
+            nxt = jump[path]
+            path = np.concatenate([path, nxt[nxt != m]])
+            jump = jump[jump]
+        rows = cand[path]
+        ends = rows + 4 + lens[path]
+        if ends[-1] > len(seg):       # only the chain's last packet can be incomplete
+            rows, ends = rows[:-1], ends[:-1]
+        stop = np.flatnonzero(seg[rows + 4] >= 0xFE)
+        if len(stop):                 # an EOF/ERR packet or a 0xFE row: stepped above
+            rows, ends = rows[:stop[0]], ends[:stop[0]]
+        # rows is not empty: the packet at pos is complete and no EOF/ERR (checked above)
+        out.append(rows + (pos + 4))
+        pos += int(ends[-1])
 
 
-def _columns(buf: bytearray, starts: list[int], ncols: int) -> list[pa.Array]:
+def _columns(buf: bytearray, starts: np.ndarray, ncols: int) -> list[pa.Array]:
     """Cut every column out of all rows at once (length-encoded values of the text protocol).
 
     The result buffer is read as one Arrow binary array whose elements alternate between the
@@ -249,7 +344,7 @@ class RawChunk:
 
     __slots__ = ("table", "buf", "starts", "ncols")
 
-    def __init__(self, table: MySqlTable, buf: bytearray, starts: list[int], ncols: int):
+    def __init__(self, table: MySqlTable, buf: bytearray, starts: np.ndarray, ncols: int):
         self.table, self.buf, self.starts, self.ncols = table, buf, starts, ncols
 
     def __len__(self) -> int:
