@@ -21,7 +21,9 @@ ARRAY<T>               a JSON array (native in jsonl, its JSON text in csv)
 from __future__ import annotations
 
 import binascii
+import decimal
 import json
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -152,6 +154,16 @@ def _float_text(arr: pa.Array) -> pa.Array:
 
 
 # -- decoding ---------------------------------------------------------------------------------
+class JsonNumber(float):
+    """A JSON number with a fraction or an exponent, as a decoder read it (``parse_float``):
+    a float for every use, and its ``text`` for DECIMAL columns, which take it exactly."""
+
+    def __new__(cls, text: str) -> JsonNumber:
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
 def parse_duration(arr: pa.Array, target: pa.DataType) -> pa.Array:
     """``[-]HH:MM:SS[.f]`` strings to a duration array.  Raises ValueError on a bad value."""
     arr = arr.cast(pa.string())
@@ -235,16 +247,49 @@ def decode_text(arr: pa.Array, target: pa.DataType) -> pa.Array:
 
 
 def parse_decimal(arr: pa.Array, target: pa.DataType) -> pa.Array:
-    """Decimal texts (``-12.50``, ``1.5E3``) to a decimal128 type, exactly or ValueError.
+    """Decimal texts (``-12.50``, ``1.5E3``) to a decimal type, exactly or ValueError.
     Through decimal256: Arrow's cast straight to decimal128 wraps a value round when scaling
     it up overflows 128 bits (pyarrow 26: ``"1234567890123456789012345678901.5"`` came out
     as 9551369208078320544197092147.1344387584 in a DECIMAL(38,10)); the cast from
-    decimal256 to the target then checks its precision ("does not fit in precision 38")."""
+    decimal256 to the target then checks its precision ("does not fit in precision 38").
+    Arrow's parse of the digits wraps round at 256 bits too (``str(2**256 + 5)`` came out as
+    5): texts longer than 76 characters (rare) are checked and shortened with Python's
+    ``decimal`` first."""
+    arr = arr.cast(pa.string())
+    long = pc.greater(pc.utf8_length(arr), _MAX_DECIMAL_TEXT)
+    if pc.any(long).as_py():
+        vals = arr.to_pylist()
+        for i in np.flatnonzero(long.fill_null(False).to_numpy(zero_copy_only=False)):
+            vals[i] = _exact_decimal_text(vals[i], target)
+        arr = pa.array(vals, pa.string())
     return arr.cast(pa.decimal256(76, target.scale)).cast(target)
 
 
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_MAX_DECIMAL_TEXT = 76  # at most 76 digits: below 2**255, Arrow's decimal256 parse is exact
+
+
+def _exact_decimal_text(value: str, target: pa.DataType) -> str:
+    """A long decimal text as the plain text of the same value at ``target``'s scale, or
+    ValueError when it is no number, needs rounding or has more digits than ``target``."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        ctx.traps[decimal.Inexact] = True
+        try:
+            if not _DECIMAL_RE.fullmatch(value):  # Arrow's grammar (Python's takes "1_0")
+                raise decimal.InvalidOperation
+            d = decimal.Decimal(value)
+            if d and d.adjusted() >= target.precision - target.scale:
+                raise decimal.InvalidOperation
+            q = d.quantize(decimal.Decimal(1).scaleb(-target.scale))
+        except decimal.DecimalException:
+            raise ValueError(f"the string {value[:40]!r}... is no decimal that fits "
+                             f"{target}") from None
+    return format(q, "f")
+
+
 def _kind(t: pa.DataType) -> str:
-    if pa.types.is_decimal128(t):
+    if pa.types.is_decimal(t):
         return "decimal"
     if pa.types.is_timestamp(t) and t.tz:
         return "instant"
