@@ -248,30 +248,55 @@ def decode_text(arr: pa.Array, target: pa.DataType) -> pa.Array:
 
 def parse_decimal(arr: pa.Array, target: pa.DataType) -> pa.Array:
     """Decimal texts (``-12.50``, ``1.5E3``) to a decimal type, exactly or ValueError.
-    Through decimal256: Arrow's cast straight to decimal128 wraps a value round when scaling
-    it up overflows 128 bits (pyarrow 26: ``"1234567890123456789012345678901.5"`` came out
-    as 9551369208078320544197092147.1344387584 in a DECIMAL(38,10)); the cast from
-    decimal256 to the target then checks its precision ("does not fit in precision 38").
-    Arrow's parse of the digits wraps round at 256 bits too (``str(2**256 + 5)`` came out as
-    5): texts longer than 76 characters (rare) are checked and shortened with Python's
-    ``decimal`` first."""
+
+    Arrow's cast from text checks the target's precision and refuses to round, but it wraps
+    round silently where the digits or the value scaled up to the target's scale overflow its
+    integer (pyarrow 26: ``"1234567890123456789012345678901.5"`` came out as
+    9551369208078320544197092147.1344387584 in a DECIMAL(38,10) through decimal128,
+    ``str(2**256 + 5)`` as 5 through decimal256, ``f"{2**256 // 10**20 + 1}e20"`` as
+    42415992086870360064), and its own overflow checks miss some of those.  So Arrow casts
+    only texts that can't overflow: without an exponent, a text of n characters is below
+    10**n, hence below 10**(n + scale) once scaled: n + scale <= 38 casts straight to a
+    decimal128, n + scale <= 76 through decimal256(76, scale) (10**76 < 2**255), whose cast to
+    the target checks its precision.  The rest (exponents, longer texts: rare) is checked and
+    written out at the target's scale by Python's ``decimal`` first."""
     arr = arr.cast(pa.string())
-    long = pc.greater(pc.utf8_length(arr), _MAX_DECIMAL_TEXT)
-    if pc.any(long).as_py():
-        vals = arr.to_pylist()
-        for i in np.flatnonzero(long.fill_null(False).to_numpy(zero_copy_only=False)):
-            vals[i] = _exact_decimal_text(vals[i], target)
-        arr = pa.array(vals, pa.string())
-    return arr.cast(pa.decimal256(76, target.scale)).cast(target)
+    scale = target.scale
+    longest = pc.max(pc.binary_length(arr)).as_py() or 0
+    letters = _has_letters(arr)
+    if not letters and longest + scale <= 38 and pa.types.is_decimal128(target):
+        return arr.cast(target)
+    if letters or longest + scale > 76:
+        risky = pc.greater(pc.add(pc.binary_length(arr), scale), 76)
+        if letters:
+            risky = pc.or_(risky, pc.match_substring(arr, "e", ignore_case=True))
+        risky = risky.fill_null(False)
+        if pc.any(risky).as_py():
+            vals = arr.to_pylist()
+            for i in np.flatnonzero(risky.to_numpy(zero_copy_only=False)):
+                vals[i] = _exact_decimal_text(vals[i], target)
+            arr = pa.array(vals, pa.string())
+    return arr.cast(pa.decimal256(76, scale)).cast(target)
+
+
+def _has_letters(arr: pa.Array) -> bool:
+    """Whether any byte of the texts is ``A`` or above (letters, an exponent's ``e``): one
+    pass of numpy over the values (digits, signs, the point and spaces are all below)."""
+    data = arr.buffers()[2]
+    if data is None or not len(arr):
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    values = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]]
+    return bool(len(values)) and int(values.max()) >= ord("A")
 
 
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_MAX_DECIMAL_TEXT = 76  # at most 76 digits: below 2**255, Arrow's decimal256 parse is exact
 
 
 def _exact_decimal_text(value: str, target: pa.DataType) -> str:
-    """A long decimal text as the plain text of the same value at ``target``'s scale, or
-    ValueError when it is no number, needs rounding or has more digits than ``target``."""
+    """A decimal text Arrow can't be trusted with (an exponent, many characters) as the plain
+    text of the same value at ``target``'s scale, which it can; ValueError when it is no
+    number, would need rounding or has more digits than ``target``."""
     with decimal.localcontext() as ctx:
         ctx.prec = 80
         ctx.traps[decimal.Inexact] = True
@@ -283,8 +308,8 @@ def _exact_decimal_text(value: str, target: pa.DataType) -> str:
                 raise decimal.InvalidOperation
             q = d.quantize(decimal.Decimal(1).scaleb(-target.scale))
         except decimal.DecimalException:
-            raise ValueError(f"the string {value[:40]!r}... is no decimal that fits "
-                             f"{target}") from None
+            shown = repr(value[:40]) + ("..." if len(value) > 40 else "")
+            raise ValueError(f"the string {shown} is no decimal that fits {target}") from None
     return format(q, "f")
 
 

@@ -145,14 +145,28 @@ def test_jsonl_decimals_as_numbers_after_strings_and_in_arrays(tmp_path: Path) -
         _read("jsonl", path, schema=schema)
 
 
-def test_parse_decimal_beyond_256_bits_is_an_error_not_a_wrap() -> None:
-    """Arrow's text-to-decimal256 parse wraps round past 256 bits (2**256 + 5 came out as
-    5): long texts are checked exactly; long texts that fit still read."""
-    for text in (str(2**256 + 5), "-" + str(2**256 + 5), "1" * 80, "1_0" + "0" * 80):
-        with pytest.raises(ValueError):
-            parse_decimal(pa.array([text]), pa.decimal128(38, 0))
-    long_ok = ["0" * 90 + "1.5", "1." + "0" * 80, "-" + "9" * 28 + "." + "9" * 10 + "0" * 50]
-    assert parse_decimal(pa.array(long_ok + [None]), pa.decimal128(38, 10)).to_pylist() == [
-        Decimal("1.5"), Decimal("1"), Decimal("-" + "9" * 28 + "." + "9" * 10), None]
-    with pytest.raises(ValueError):  # would need rounding
-        parse_decimal(pa.array(["1." + "0" * 80 + "1"]), pa.decimal128(38, 10))
+@pytest.mark.parametrize("text, target", [
+    (str(2**256 + 5), (38, 0)),  # main's parse through decimal256 made it 5
+    ("-" + str(2**256 + 5), (38, 0)),
+    (f"{2**256 // 10**20 + 1}e20", (38, 0)),  # main: 42415992086870360064
+    ("1" * 40, (38, 0)),  # a straight cast to decimal128 wraps these two
+    ("1234567890123456789012345678901", (38, 10)),
+    ("3402823669209384634633746074317682114e4", (38, 0)),  # straight: -5600
+    ("1e40", (12, 2)), ("1.5e-3", (12, 2)), ("1" * 80, (38, 10)), ("1_0" + "0" * 80, (38, 0)),
+    ("1." + "0" * 80 + "1", (38, 10)),  # would need rounding
+])
+def test_parse_decimal_never_wraps_round(text: str, target: tuple[int, int]) -> None:
+    """Arrow's text casts wrap round where the digits or the scaled value overflow their
+    integer: each of these is an error, never a value."""
+    with pytest.raises(ValueError):
+        parse_decimal(pa.array([text]), pa.decimal128(*target))
+
+
+def test_parse_decimal_reads_long_texts_and_exponents_that_fit() -> None:
+    texts = ["0" * 90 + "1.5", "1." + "0" * 80, "-" + "9" * 28 + "." + "9" * 10 + "0" * 50,
+             "1.5E3", "-2.5e-9", "0e999", None, "9" * 28 + "." + "9" * 10]
+    assert parse_decimal(pa.array(texts), pa.decimal128(38, 10)).to_pylist() == [
+        Decimal("1.5"), Decimal("1"), Decimal("-" + "9" * 28 + "." + "9" * 10),
+        Decimal("1500"), Decimal("-2.5e-9"), Decimal(0), None, Decimal("9" * 28 + "." + "9" * 10)]
+    assert parse_decimal(pa.array(["-" + "9" * 36 + ".99", "1e2"]).slice(0, 1),
+                         pa.decimal128(38, 2)).to_pylist() == [Decimal("-" + "9" * 36 + ".99")]
