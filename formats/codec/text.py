@@ -257,14 +257,16 @@ def parse_decimal(arr: pa.Array, target: pa.DataType) -> pa.Array:
     42415992086870360064), and its own overflow checks miss some of those.  So Arrow casts
     only texts that can't overflow: without an exponent, a text of n characters is below
     10**n, hence below 10**(n + scale) once scaled: n + scale <= 38 casts straight to a
-    decimal128, n + scale <= 76 through decimal256(76, scale) (10**76 < 2**255), whose cast to
-    the target checks its precision.  The rest (exponents, longer texts: rare) is checked and
+    decimal128 (10**38 < 2**127), as do texts with exactly ``scale`` digits after the point
+    and at most 38 digits (no scaling: what the writers write); n + scale <= 76 goes through
+    decimal256(76, scale) (10**76 < 2**255), whose cast to the target checks its precision.  The rest (exponents, longer texts: rare) is checked and
     written out at the target's scale by Python's ``decimal`` first."""
     arr = arr.cast(pa.string())
     scale = target.scale
     longest = pc.max(pc.binary_length(arr)).as_py() or 0
     letters = _has_letters(arr)
-    if not letters and longest + scale <= 38 and pa.types.is_decimal128(target):
+    digits = 38 if pa.types.is_decimal128(target) else 76 if pa.types.is_decimal256(target) else 0
+    if not letters and (longest + scale <= digits or _at_scale(arr, scale, digits)):
         return arr.cast(target)
     if letters or longest + scale > 76:
         risky = pc.greater(pc.add(pc.binary_length(arr), scale), 76)
@@ -288,6 +290,27 @@ def _has_letters(arr: pa.Array) -> bool:
     offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
     values = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]]
     return bool(len(values)) and int(values.max()) >= ord("A")
+
+
+def _at_scale(arr: pa.Array, scale: int, digits: int) -> bool:
+    """Whether every text has its point ``scale`` characters from its end and at most
+    ``digits`` characters besides the point and a sign (what the writers write: no rescaling,
+    an integer below ``10**digits``), from the byte positions with numpy.  Texts without
+    letters are assumed (no exponent)."""
+    if not scale or not digits or not len(arr) or arr.buffers()[2] is None:
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    data = np.frombuffer(arr.buffers()[2], np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    lengths = ends - starts
+    long_enough = lengths > scale
+    point = data[np.where(long_enough, ends - scale - 1, 0)] == ord(".")
+    first = data[np.where(long_enough, starts, 0)]
+    signed = (first == ord("-")) | (first == ord("+"))
+    good = long_enough & point & (lengths - 1 - signed <= digits)
+    if arr.null_count:
+        good |= ~arr.is_valid().to_numpy(zero_copy_only=False)
+    return bool(good.all())
 
 
 _DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

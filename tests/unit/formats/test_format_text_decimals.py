@@ -151,6 +151,8 @@ def test_jsonl_decimals_as_numbers_after_strings_and_in_arrays(tmp_path: Path) -
     (f"{2**256 // 10**20 + 1}e20", (38, 0)),  # main: 42415992086870360064
     ("1" * 40, (38, 0)),  # a straight cast to decimal128 wraps these two
     ("1234567890123456789012345678901", (38, 10)),
+    ("9" * 29 + "." + "0" * 10, (38, 10)),  # 39 digits at the scale: straight, it wraps
+    ("-" + "9" * 29 + "." + "0" * 10, (38, 10)),
     ("3402823669209384634633746074317682114e4", (38, 0)),  # straight: -5600
     ("1e40", (12, 2)), ("1.5e-3", (12, 2)), ("1" * 80, (38, 10)), ("1_0" + "0" * 80, (38, 0)),
     ("1." + "0" * 80 + "1", (38, 10)),  # would need rounding
@@ -158,8 +160,9 @@ def test_jsonl_decimals_as_numbers_after_strings_and_in_arrays(tmp_path: Path) -
 def test_parse_decimal_never_wraps_round(text: str, target: tuple[int, int]) -> None:
     """Arrow's text casts wrap round where the digits or the scaled value overflow their
     integer: each of these is an error, never a value."""
-    with pytest.raises(ValueError):
-        parse_decimal(pa.array([text]), pa.decimal128(*target))
+    for texts in ([text], ["1.0000000000", None, text, "-0.5000000000"]):
+        with pytest.raises(ValueError):
+            parse_decimal(pa.array(texts), pa.decimal128(*target))
 
 
 def test_parse_decimal_reads_long_texts_and_exponents_that_fit() -> None:
