@@ -261,7 +261,8 @@ def parse_decimal(arr: pa.Array, target: pa.DataType) -> pa.Array:
     and at most 38 digits (no scaling: what the writers write); n + scale <= 76 goes through
     decimal256(76, scale) (10**76 < 2**255), whose cast to the target checks its precision.  The rest (exponents, longer texts: rare) is checked and
     written out at the target's scale by Python's ``decimal`` first."""
-    arr = arr.cast(pa.string())
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
     scale = target.scale
     longest = pc.max(pc.binary_length(arr)).as_py() or 0
     letters = _has_letters(arr)
