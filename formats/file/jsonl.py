@@ -1,7 +1,9 @@
 """JSON lines: one JSON object per line, keys in schema order, nulls written as ``null``.
 
 Value encodings are those of :mod:`formats.codec.text` (decimals as exact strings, ISO-8601
-timestamps with microseconds, base64 bytes, JSON columns embedded).  Writing is vectorised:
+timestamps with microseconds, base64 bytes, JSON columns embedded).  Reading, a DECIMAL column
+also takes JSON numbers (other producers write decimals so), exactly: a value that does not
+fit its column is a bad record, never rounded.  Writing is vectorised:
 each column becomes an Arrow array of JSON texts, the lines are joined with Arrow kernels and
 the resulting buffer is written as it is (no Python object per row).
 
