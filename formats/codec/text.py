@@ -21,7 +21,9 @@ ARRAY<T>               a JSON array (native in jsonl, its JSON text in csv)
 from __future__ import annotations
 
 import binascii
+import decimal
 import json
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -152,6 +154,16 @@ def _float_text(arr: pa.Array) -> pa.Array:
 
 
 # -- decoding ---------------------------------------------------------------------------------
+class JsonNumber(float):
+    """A JSON number with a fraction or an exponent, as a decoder read it (``parse_float``):
+    a float for every use, and its ``text`` for DECIMAL columns, which take it exactly."""
+
+    def __new__(cls, text: str) -> JsonNumber:
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+
 def parse_duration(arr: pa.Array, target: pa.DataType) -> pa.Array:
     """``[-]HH:MM:SS[.f]`` strings to a duration array.  Raises ValueError on a bad value."""
     arr = arr.cast(pa.string())
@@ -235,16 +247,98 @@ def decode_text(arr: pa.Array, target: pa.DataType) -> pa.Array:
 
 
 def parse_decimal(arr: pa.Array, target: pa.DataType) -> pa.Array:
-    """Decimal texts (``-12.50``, ``1.5E3``) to a decimal128 type, exactly or ValueError.
-    Through decimal256: Arrow's cast straight to decimal128 wraps a value round when scaling
-    it up overflows 128 bits (pyarrow 26: ``"1234567890123456789012345678901.5"`` came out
-    as 9551369208078320544197092147.1344387584 in a DECIMAL(38,10)); the cast from
-    decimal256 to the target then checks its precision ("does not fit in precision 38")."""
-    return arr.cast(pa.decimal256(76, target.scale)).cast(target)
+    """Decimal texts (``-12.50``, ``1.5E3``) to a decimal type, exactly or ValueError.
+
+    Arrow's cast from text checks the target's precision and refuses to round, but it wraps
+    round silently where the digits or the value scaled up to the target's scale overflow its
+    integer (pyarrow 26: ``"1234567890123456789012345678901.5"`` came out as
+    9551369208078320544197092147.1344387584 in a DECIMAL(38,10) through decimal128,
+    ``str(2**256 + 5)`` as 5 through decimal256, ``f"{2**256 // 10**20 + 1}e20"`` as
+    42415992086870360064), and its own overflow checks miss some of those.  So Arrow casts
+    only texts that can't overflow: without an exponent, a text of n characters is below
+    10**n, hence below 10**(n + scale) once scaled: n + scale <= 38 casts straight to a
+    decimal128 (10**38 < 2**127), as do texts with exactly ``scale`` digits after the point
+    and at most 38 digits (no scaling: what the writers write); n + scale <= 76 goes through
+    decimal256(76, scale) (10**76 < 2**255), whose cast to the target checks its precision.  The rest (exponents, longer texts: rare) is checked and
+    written out at the target's scale by Python's ``decimal`` first."""
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    scale = target.scale
+    longest = pc.max(pc.binary_length(arr)).as_py() or 0
+    letters = _has_letters(arr)
+    digits = 38 if pa.types.is_decimal128(target) else 76 if pa.types.is_decimal256(target) else 0
+    if not letters and (longest + scale <= digits or _at_scale(arr, scale, digits)):
+        return arr.cast(target)
+    if letters or longest + scale > 76:
+        risky = pc.greater(pc.add(pc.binary_length(arr), scale), 76)
+        if letters:
+            risky = pc.or_(risky, pc.match_substring(arr, "e", ignore_case=True))
+        risky = risky.fill_null(False)
+        if pc.any(risky).as_py():
+            vals = arr.to_pylist()
+            for i in np.flatnonzero(risky.to_numpy(zero_copy_only=False)):
+                vals[i] = _exact_decimal_text(vals[i], target)
+            arr = pa.array(vals, pa.string())
+    return arr.cast(pa.decimal256(76, scale)).cast(target)
+
+
+def _has_letters(arr: pa.Array) -> bool:
+    """Whether any byte of the texts is ``A`` or above (letters, an exponent's ``e``): one
+    pass of numpy over the values (digits, signs, the point and spaces are all below)."""
+    data = arr.buffers()[2]
+    if data is None or not len(arr):
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    values = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]]
+    return bool(len(values)) and int(values.max()) >= ord("A")
+
+
+def _at_scale(arr: pa.Array, scale: int, digits: int) -> bool:
+    """Whether every text has its point ``scale`` characters from its end and at most
+    ``digits`` characters besides the point and a sign (what the writers write: no rescaling,
+    an integer below ``10**digits``), from the byte positions with numpy.  Texts without
+    letters are assumed (no exponent)."""
+    if not scale or not digits or not len(arr) or arr.buffers()[2] is None:
+        return False
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1, arr.offset * 4)
+    data = np.frombuffer(arr.buffers()[2], np.uint8)
+    starts, ends = offsets[:-1], offsets[1:]
+    lengths = ends - starts
+    long_enough = lengths > scale
+    point = data[np.where(long_enough, ends - scale - 1, 0)] == ord(".")
+    first = data[np.where(long_enough, starts, 0)]
+    signed = (first == ord("-")) | (first == ord("+"))
+    good = long_enough & point & (lengths - 1 - signed <= digits)
+    if arr.null_count:
+        good |= ~arr.is_valid().to_numpy(zero_copy_only=False)
+    return bool(good.all())
+
+
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _exact_decimal_text(value: str, target: pa.DataType) -> str:
+    """A decimal text Arrow can't be trusted with (an exponent, many characters) as the plain
+    text of the same value at ``target``'s scale, which it can; ValueError when it is no
+    number, would need rounding or has more digits than ``target``."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        ctx.traps[decimal.Inexact] = True
+        try:
+            if not _DECIMAL_RE.fullmatch(value):  # Arrow's grammar (Python's takes "1_0")
+                raise decimal.InvalidOperation
+            d = decimal.Decimal(value)
+            if d and d.adjusted() >= target.precision - target.scale:
+                raise decimal.InvalidOperation
+            q = d.quantize(decimal.Decimal(1).scaleb(-target.scale))
+        except decimal.DecimalException:
+            shown = repr(value[:40]) + ("..." if len(value) > 40 else "")
+            raise ValueError(f"the string {shown} is no decimal that fits {target}") from None
+    return format(q, "f")
 
 
 def _kind(t: pa.DataType) -> str:
-    if pa.types.is_decimal128(t):
+    if pa.types.is_decimal(t):
         return "decimal"
     if pa.types.is_timestamp(t) and t.tz:
         return "instant"

@@ -19,6 +19,7 @@ from typing import BinaryIO, ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from pydantic import Field
 
@@ -54,8 +55,28 @@ def _native(t: pa.DataType) -> bool:
 
 
 def _parse_type(t: pa.DataType) -> pa.DataType:
-    # naive timestamps parse natively from ISO-8601; the rest goes through textcodec
+    # naive timestamps parse natively from ISO-8601; the rest goes through textcodec.
+    # Decimals too: Arrow's CSV decimal conversion checks no precision after scaling
+    # ("12345678901.5" came out as 12345678901.50 in a DECIMAL(12,2)) and wraps a value round
+    # at 128 bits (see formats.codec.text.parse_decimal), where decode_text is exact
+    if pa.types.is_decimal(t):
+        return pa.string()
     return t if _native(t) or pa.types.is_timestamp(t) and not t.tz else pa.string()
+
+
+def _decode(col: pa.Array, field: pa.Field) -> pa.Array:
+    """A column read as text to ``field``'s type; ValueError naming the column otherwise."""
+    try:
+        try:
+            return decode_text(col, field.type)
+        except ValueError:
+            if not pa.types.is_decimal(field.type):
+                raise
+        # Arrow's CSV numbers allow spaces and tabs around them: so do we (trimmed only
+        # here: one kernel less for the usual column)
+        return decode_text(pc.utf8_trim(col, " \t"), field.type)
+    except (ValueError, pa.ArrowTypeError) as exc:
+        raise ValueError(f"column {field.name!r}: {exc}") from None
 
 
 class CsvWriter(FormatWriter):
@@ -141,8 +162,7 @@ class CsvReader(TextFileReader):
                               parse_options=self._parse_options,
                               convert_options=self._convert_options)
         cols = [c.combine_chunks() for c in table.columns]
-        cols = [c if c.type == f.type else decode_text(c, f.type)
-                for c, f in zip(cols, self.schema)]
+        cols = [c if c.type == f.type else _decode(c, f) for c, f in zip(cols, self.schema)]
         return pa.RecordBatch.from_arrays(cols, schema=self.schema)
 
 

@@ -1,7 +1,9 @@
 """JSON lines: one JSON object per line, keys in schema order, nulls written as ``null``.
 
 Value encodings are those of :mod:`formats.codec.text` (decimals as exact strings, ISO-8601
-timestamps with microseconds, base64 bytes, JSON columns embedded).  Writing is vectorised:
+timestamps with microseconds, base64 bytes, JSON columns embedded).  Reading, a DECIMAL column
+also takes JSON numbers (other producers write decimals so), exactly: a value that does not
+fit its column is a bad record, never rounded.  Writing is vectorised:
 each column becomes an Arrow array of JSON texts, the lines are joined with Arrow kernels and
 the resulting buffer is written as it is (no Python object per row).
 
@@ -13,6 +15,8 @@ bytes as their base64 STRING, TIME as STRING, TIMESTAMP_LTZ as STRING.
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
@@ -21,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from formats.base import BadRecordHandler
-from formats.codec.text import decode_text, from_json_values, json_text
+from formats.codec.text import JsonNumber, decode_text, from_json_values, json_text
 from formats.file.base import (LOGICAL_TYPE_KEY, FileFormat, FormatReader, FormatWriter,
                                is_json_field)
 from formats.file.reading import TextFileReader
@@ -75,60 +79,121 @@ class JsonlWriter(FormatWriter):
 
 
 def _native(t: pa.DataType) -> bool:
-    """Types Arrow's JSON reader converts to directly."""
+    """Types Arrow's JSON reader converts to directly.  Not decimals: its decimal conversion
+    checks no precision after scaling ("12345678901.5" came out as 12345678901.50 in a
+    DECIMAL(12,2)) and wraps a value round at 128 bits (see
+    :func:`formats.codec.text.parse_decimal`): they are read as strings and decoded exactly."""
     if pa.types.is_list(t):
         return _native(t.value_type)
     return bool(pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
-                or pa.types.is_decimal(t) or pa.types.is_string(t) or pa.types.is_timestamp(t)
+                or pa.types.is_string(t) or pa.types.is_timestamp(t)
                 or pa.types.is_large_string(t))
+
+
+def _has_decimal(t: pa.DataType) -> bool:
+    return bool(pa.types.is_decimal(t) or pa.types.is_list(t) and _has_decimal(t.value_type))
+
+
+#: pyarrow.json met a JSON number where it reads a string: in a DECIMAL column, its digits
+_NOT_A_STRING = re.compile(r"Column\(/(.*?)\) changed from string to number")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which columns Arrow's JSON reader parses (``options``) and which come from
+    ``json.loads`` of each line (``python``)."""
+
+    options: pj.ParseOptions
+    python: frozenset[str]
+    arrow_needed: bool
 
 
 class JsonlReader(TextFileReader):
     """Reads JSON lines in blocks with Arrow's JSON reader.  Fields Arrow can't read directly
-    (JSON documents, arrays of dates or bytes) are taken from ``json.loads`` of the lines."""
+    (JSON documents, arrays of dates or bytes) are taken from ``json.loads`` of the lines.
+
+    DECIMAL columns are read as JSON strings (what the writer writes) and decoded exactly.  A
+    decimal written as a JSON number can't come out of Arrow's reader with its digits (it
+    refuses a number in a string field): from the first block with one, the file's DECIMAL
+    columns are taken from ``json.loads`` too, which keeps the number's text."""
 
     def __init__(self, path: str, schema: pa.Schema, progress: int, batch_rows: int,
                  on_bad_record: BadRecordHandler | None):
         super().__init__(path, schema, progress, batch_rows, on_bad_record)
-        self._python = {f.name for f in schema
-                        if is_json_field(f) or (pa.types.is_list(f.type) and not _native(f.type))}
+        python = {f.name for f in schema
+                  if is_json_field(f) or (pa.types.is_list(f.type) and not _native(f.type))}
+        self._decimals = {f.name for f in schema if _has_decimal(f.type)}
+        self._plan = self._planned(python)
+        self._numbers = self._planned(python | self._decimals)  # decimals as JSON numbers
+
+    def _planned(self, python: set[str]) -> _Plan:
         parse_fields = [f if _native(f.type) else pa.field(f.name, pa.string())
-                        for f in schema if f.name not in self._python]
-        self._parse_options = pj.ParseOptions(explicit_schema=pa.schema(parse_fields),
-                                              unexpected_field_behavior="ignore")
-        self._arrow_needed = bool(parse_fields) or not self._python
+                        for f in self.schema if f.name not in python]
+        return _Plan(pj.ParseOptions(explicit_schema=pa.schema(parse_fields),
+                                     unexpected_field_behavior="ignore"),
+                     frozenset(python), bool(parse_fields) or not python)
 
     def parse(self, data: pa.Buffer) -> pa.RecordBatch:
+        try:
+            return self._parse(data, self._plan)
+        except pa.ArrowInvalid as exc:
+            m = _NOT_A_STRING.search(str(exc))
+            if self._plan is self._numbers or m is None or m.group(1) not in self._decimals:
+                raise
+        self._plan = self._numbers  # the rest of the file: one producer writes it alike
+        return self._parse(data, self._plan)
+
+    def _parse(self, data: pa.Buffer, plan: _Plan) -> pa.RecordBatch:
         table = None
-        if self._arrow_needed:
+        if plan.arrow_needed:
             # one Arrow block for the whole buffer: no straddling, no thread hand-off
             opts = pj.ReadOptions(use_threads=False, block_size=max(1 << 16, data.size + 1))
             table = pj.read_json(pa.BufferReader(data), read_options=opts,
-                                 parse_options=self._parse_options)
+                                 parse_options=plan.options)
         objs: list[Any] | None = None
-        if self._python:
-            objs = [json.loads(line) for line in data.to_pybytes().splitlines() if line.strip()]
+        if plan.python:
+            # numbers with a fraction or an exponent keep their text (for DECIMAL columns)
+            objs = [json.loads(line, parse_float=JsonNumber)
+                    for line in data.to_pybytes().splitlines() if line.strip()]
             if any(not isinstance(o, dict) for o in objs):
                 raise ValueError("a line is not a JSON object")
             if table is not None and len(objs) != table.num_rows:
                 raise ValueError("JSON lines and parsed rows disagree")
         cols = []
         for f in self.schema:
-            if f.name in self._python:
-                assert objs is not None
-                vals = [o.get(f.name) for o in objs]
-                if is_json_field(f):
-                    col = pa.array([None if v is None else json.dumps(
-                        v, separators=(",", ":"), ensure_ascii=False) for v in vals], f.type)
+            try:
+                if f.name in plan.python:
+                    assert objs is not None
+                    col = _from_python([o.get(f.name) for o in objs], f)
                 else:
-                    col = from_json_values(vals, f.type)
-            else:
-                assert table is not None
-                col = table.column(f.name).combine_chunks()
-                if col.type != f.type:
-                    col = decode_text(col, f.type)
+                    assert table is not None
+                    col = table.column(f.name).combine_chunks()
+                    if col.type != f.type:
+                        col = decode_text(col, f.type)
+            except (ValueError, pa.ArrowTypeError) as exc:
+                raise ValueError(f"column {f.name!r}: {exc}") from None
             cols.append(col)
         return pa.RecordBatch.from_arrays(cols, schema=self.schema)
+
+
+def _from_python(vals: list[Any], f: pa.Field) -> pa.Array:
+    """Values of one column from ``json.loads`` as an array of ``f``'s type."""
+    if is_json_field(f):
+        return pa.array([None if v is None else json.dumps(
+            v, separators=(",", ":"), ensure_ascii=False) for v in vals], f.type)
+    if _has_decimal(f.type):
+        vals = _number_texts(vals, f.type)
+    return from_json_values(vals, f.type)
+
+
+def _number_texts(vals: list[Any], t: pa.DataType) -> list[Any]:
+    """JSON numbers in a DECIMAL column (or its arrays) as their text, which
+    :func:`~formats.codec.text.parse_decimal` takes exactly; other values as they are (a
+    boolean or an object is then refused by the decoding)."""
+    if pa.types.is_list(t):
+        return [_number_texts(v, t.value_type) if isinstance(v, list) else v for v in vals]
+    return [v.text if isinstance(v, JsonNumber) else
+            str(v) if type(v) is int else v for v in vals]
 
 
 class JsonlFormat(FileFormat):

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.codec.text import (from_json_values, json_string_literal, json_text, text,
-                               timestamp_text)
+from formats.codec.text import (JsonNumber, from_json_values, json_string_literal, json_text,
+                               text, timestamp_text)
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.types import DataType, T, to_arrow
@@ -35,16 +35,6 @@ def infer_type(value: Any) -> DataType:
     if isinstance(value, (dict, list)):
         return T("JSON")
     return T("STRING")
-
-
-class JsonNumber(float):
-    """A JSON number with a fraction or an exponent, as a decoder read it (``parse_float``):
-    a float for every use, and its ``text`` for DECIMAL columns, which take it exactly."""
-
-    def __new__(cls, text: str) -> JsonNumber:
-        obj = super().__new__(cls, text)
-        obj.text = text
-        return obj
 
 
 def column_array(vals: list[Any], dtype: DataType) -> pa.Array:
