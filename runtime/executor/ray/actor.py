@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import threading
 from typing import Any
@@ -41,6 +42,10 @@ MAX_CONCURRENCY = IN_FLIGHT + 8
 #: keeps its own, the driver copies them into the job's metrics at each poll.
 SOURCE_SLOTS = ("rows_in", "ops_in", "last_event_ts_ms", "last_event_at", "schema_changes")
 SINK_SLOTS = ("rows_out", "ops_out")
+
+
+#: In an actor's outbox: one of its subtasks ended (never sent to the driver).
+_ENDED = object()
 
 
 class InOrder:
@@ -140,7 +145,14 @@ class SubtaskActor:
                 0, self.outbox, source["watermarks"], self.metrics, source["dead_letter"])
         for task in self.tasks.values():  # the sink first: it takes what the source emits
             task.start()
+            # its end wakes the driver's poll at once (the poll waits for the outbox)
+            threading.Thread(target=self._tell_end, args=(task,), daemon=True,
+                             name=f"{task.name}-end").start()
         self.started.set()
+
+    def _tell_end(self, task: threading.Thread) -> None:
+        task.join()
+        self.outbox.put(_ENDED)
 
     # -- calls from the source's actor and the driver --------------------------------------------
     def push(self, seq: int, element: Any) -> None:
@@ -194,14 +206,18 @@ class SubtaskActor:
         if not all(alive.values()):  # what it said last, between the check and its end
             while not self.outbox.empty():
                 out.append(self.outbox.get_nowait())
+        out = [msg for msg in out if msg is not _ENDED]
         slots = (SOURCE_SLOTS if "source" in self.tasks else ()) + (
             SINK_SLOTS if "sink" in self.tasks else ())
         mine = {name: getattr(self.metrics, name)[self.subtask] for name in slots}
         return (out, alive, mine, dict(self.metrics.gauges),
                 sum(d.count for d in self.dead_letters))
 
-    def node(self) -> str:
-        return ray.get_runtime_context().get_node_id()
+    def where(self, marker: str | None) -> tuple[str, bool | None]:
+        """This actor's node id, and whether it sees the file ``marker`` (None: nothing to
+        look for): the checkpoint storage check, asked of the processes that use it."""
+        return (ray.get_runtime_context().get_node_id(),
+                os.path.exists(marker) if marker else None)
 
     def stacks(self) -> str:
         """Every thread's stack in this actor (for diagnosing a subtask that hangs)."""

@@ -15,7 +15,7 @@ completed checkpoint, as with the local executor.
 
 Requires: every node runs the same Python with the hub installed (the actors import the
 connectors); the checkpoint storage is a path every node sees (checked at start,
-:func:`~runtime.executor.ray.cluster.check_shared`).
+:meth:`SubtaskActor.where <runtime.executor.ray.actor.SubtaskActor.where>`).
 """
 from __future__ import annotations
 
@@ -143,13 +143,14 @@ class RayExecutor(LocalExecutor):
         self.hosted: list[_Hosted] = []
         self._poller: threading.Thread | None = None
         self._polling = threading.Event()
+        #: set at the shutdown: the poller, waiting for nothing, stops at once
+        self._poll_wake = threading.Event()
 
     def _create_subtasks(self, job: Job, sources: list, sinks: list,
                          reader_states: list[list[dict]], writer_states: list[dict | None]
                          ) -> list:
         cluster.connect(self.address)
         nodes = cluster.alive_nodes()
-        cluster.check_shared(job.storage.root, nodes)
         p = job.parallelism
         Actor = ray.remote(SubtaskActor)
         for i in range(p):
@@ -185,12 +186,24 @@ class RayExecutor(LocalExecutor):
             self.sinks.append(sink)
             self.sources.append(source)
         # every actor up before any subtask starts (a worker process each: seconds on a busy
-        # node), so that no subtask runs long before its partner is there
+        # node), so that no subtask runs long before its partner is there; each says its node
+        # and whether it sees the checkpoint storage (asked of the actors, not of a task per
+        # node: a task starts one more worker process on every node)
         try:
-            self.nodes = ray.get([h.actor.node.remote() for h in self.hosted])
-        except ray.exceptions.RayError as exc:  # a node lost a moment ago, still listed alive
-            raise TransientError(f"the subtasks' Ray actors could not be placed: "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            with cluster.visibility_marker(job.storage.root, len(nodes)) as marker:
+                try:
+                    answers = ray.get([h.actor.where.remote(marker) for h in self.hosted])
+                except ray.exceptions.RayError as exc:  # a node lost a moment ago, still listed
+                    raise TransientError(f"the subtasks' Ray actors could not be placed: "
+                                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                                         ) from None
+            self.nodes = [node for node, _ in answers]
+            by_id = {n["NodeID"]: n for n in nodes}
+            cluster.refuse_blind(job.storage.root, [(by_id[node], sees) for node, sees
+                                                    in answers], len(nodes))
+        except BaseException:
+            self._kill_actors()  # made, never started: the run ends before its shutdown
+            raise
         self._polling.set()
         self._poller = threading.Thread(target=self._poll, name="ray-poller", daemon=True)
         self._poller.start()
@@ -214,7 +227,7 @@ class RayExecutor(LocalExecutor):
                 if h.is_alive() and h not in refs.values():
                     refs[h.actor.poll.remote(POLL_S)] = h
             if not refs:
-                time.sleep(POLL_S)
+                self._poll_wake.wait(POLL_S)
                 continue
             ready, rest = ray.wait(list(refs), num_returns=1, timeout=POLL_S * 2)
             if ready and rest:  # every answer there, not one per round
@@ -266,8 +279,12 @@ class RayExecutor(LocalExecutor):
                 log.error("%s did not stop within %gs; its actor is killed", t.name,
                           local.FAILED_JOIN_S if failed else local.JOIN_S)
         self._polling.clear()
+        self._poll_wake.set()
         if self._poller is not None:
             self._poller.join(timeout=5)
+        self._kill_actors()
+
+    def _kill_actors(self) -> None:
         for h in self.hosted:
             try:
                 ray.kill(h.actor, no_restart=True)

@@ -98,10 +98,11 @@ def test_a_checkpoint_folder_one_node_does_not_see_is_refused_in_one_line(tmp_pa
     node = owner.add_private_node(str(private))
     try:
         store = FileStore(str(tmp_path / "sink"))
-        job = Job("blind", RangeSource(2, 3, 10), FileSink(store.root),
-                  CheckpointStorage(str(private)), parallelism=2)
+        # parallelism 3: an actor on each node (the actors are asked what they see)
+        job = Job("blind", RangeSource(3, 3, 10), FileSink(store.root),
+                  CheckpointStorage(str(private)), parallelism=3)
         with pytest.raises(ConfigError) as info:
-            RayExecutor(metrics=PipelineMetrics(2), address=ray_address).run(job)
+            RayExecutor(metrics=PipelineMetrics(3), address=ray_address).run(job)
         line = str(info.value)
         assert "\n" not in line and "is node-local" in line and str(private) in line, line
         assert "3-node cluster" in line, line
