@@ -49,7 +49,9 @@ class ThrowawayRayCluster:
         self.procs: list[subprocess.Popen] = []
         self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
-            RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
+            RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="",
+            # no metrics: no exporter agent to feed from every process (nothing reads them)
+            RAY_enable_metrics_collection="0")
 
     def _node(self, head: bool, index: int, private: str | None = None) -> subprocess.Popen:
         ray = os.path.join(os.path.dirname(sys.executable), "ray")

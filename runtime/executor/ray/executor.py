@@ -267,8 +267,10 @@ class RayExecutor(LocalExecutor):
             # pair i on node i mod n: a batch never leaves its node
             where = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
                 nodes[i % len(nodes)]["NodeID"], soft=False)
+            # no task events: a record per call (every poll, every push) sent to the GCS for
+            # Ray's dashboard and state API, which the hub does not use
             opts = dict(num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
-                        scheduling_strategy=where)
+                        scheduling_strategy=where, enable_task_events=False)
             # reader 0's actor hosts the enumerator: a thread more per reader (their calls)
             more = dict(opts, max_concurrency=MAX_CONCURRENCY + p) if i == 0 else opts
             source_args = dict(source=sources[i], parallelism=p, restored=reader_states[i],
