@@ -64,12 +64,12 @@ class CpuSplit:
     def role(self, proc, cmd: str) -> str:
         if "ray::" in cmd and "Agent" not in cmd:  # a worker process: an actor (or idle)
             return "actors"
+        if "mariadbd" in cmd and self.mysql_port and f"--port={self.mysql_port}" in cmd:
+            return "MariaDB"  # (a child of this process too)
         if proc.ppid() == os.getpid():  # run_hub's child
             return "driver"
         if sys.prefix in cmd or "ray::" in cmd:  # this venv's: raylet, GCS, agents, monitors
             return "ray services"
-        if "mariadbd" in cmd and self.mysql_port and f"--port={self.mysql_port}" in cmd:
-            return "MariaDB"
         return "others"
 
     def _sample(self, first: bool = False) -> None:

@@ -104,17 +104,22 @@ class RemoteGate:
 
 class _ToCoordinator:
     """A source subtask's messages: to the enumerator's actor (split requests, registration,
-    events: numbered, delivered in order there), the rest to the outbox the driver polls."""
+    events: numbered, delivered in order there; ``here``: the enumerator hosted by this very
+    actor, called directly), the rest to the outbox the driver polls."""
 
-    def __init__(self, subtask: int, outbox: queue.Queue, enumerator: Any):
+    def __init__(self, subtask: int, outbox: queue.Queue, enumerator: Any, here: Any = None):
         self._subtask, self._outbox, self._enumerator = subtask, outbox, enumerator
+        self._here = here
         self._seq = 0
         self._lock = threading.Lock()
 
     def put(self, msg: Any) -> None:
         if isinstance(msg, (m.SplitRequest, m.ReaderRegistered, m.ReaderEvent)):
             with self._lock:  # the number and the call in one order
-                self._enumerator.handle.remote(self._subtask, self._seq, msg)
+                if self._here is not None:
+                    self._here.handle(self._subtask, self._seq, msg)
+                else:
+                    self._enumerator.handle.remote(self._subtask, self._seq, msg)
                 self._seq += 1
         else:
             self._outbox.put(msg)
@@ -168,7 +173,8 @@ class SubtaskActor:
             self.dead_letters.append(source["dead_letter"])
             self.tasks["source"] = SourceTask(
                 source["source"], self.subtask, source["parallelism"], source["restored"], out,
-                0, _ToCoordinator(self.subtask, self.outbox, source["enumerator"]),
+                0, _ToCoordinator(self.subtask, self.outbox, source["enumerator"],
+                                  self.enumerator),
                 source["watermarks"], self.metrics, source["dead_letter"])
         for task in self.tasks.values():  # the sink first: it takes what the source emits
             task.start()
@@ -255,7 +261,8 @@ class SubtaskActor:
         it; the record of the error that failed it, or None."""
         from runtime.executor.ray.enumerator import EnumeratorHost  # noqa: PLC0415 - a cycle
 
-        self.enumerator = EnumeratorHost(source, state, parallelism, readers)
+        self.enumerator = EnumeratorHost(source, state, parallelism, readers,
+                                         here=(self.subtask, self))
         return self.enumerator.start()
 
     def handle(self, sender: Any, seq: int, msg: Any) -> Any:

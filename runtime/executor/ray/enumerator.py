@@ -50,14 +50,24 @@ class _Trigger:
 
 class _Readers:
     """The readers' actors, each addressed with this actor's own numbered control calls
-    (their actor delivers the calls of each sender in the order sent)."""
+    (their actor delivers the calls of each sender in the order sent); the reader hosted by
+    this very actor (``here``: its index and the actor's instance) is called directly, not
+    through Ray (a split's round trip without the two Ray calls: the local executor's)."""
 
-    def __init__(self, actors: list[Any]):
+    def __init__(self, actors: list[Any], here: tuple[int, Any] | None = None):
         self._actors = actors
         self._seq = [0] * len(actors)
+        self._here = here
+
+    def __len__(self) -> int:
+        return len(self._actors)
 
     def send(self, subtask: int, msg: Any) -> None:
-        self._actors[subtask].control.remote("enumerator", self._seq[subtask], "source", msg)
+        if self._here is not None and self._here[0] == subtask:
+            self._here[1].control("enumerator", self._seq[subtask], "source", msg)
+        else:
+            self._actors[subtask].control.remote("enumerator", self._seq[subtask], "source",
+                                                 msg)
         self._seq[subtask] += 1
 
 
@@ -98,13 +108,15 @@ class _Context(EnumeratorContext):
 
 class EnumeratorHost:
     """The enumerator of ``source`` (restored from ``state``) for ``parallelism`` readers
-    hosted by ``readers`` (actor ``i`` hosts reader ``i``), in a threaded actor: the calls of
-    each sender are put back in order (:class:`~runtime.executor.ray.actor.InOrder`)."""
+    hosted by ``readers`` (actor ``i`` hosts reader ``i``; ``here``: the index of the reader
+    hosted with it and its actor's instance), in a threaded actor: the calls of each sender
+    are put back in order (:class:`~runtime.executor.ray.actor.InOrder`)."""
 
-    def __init__(self, source: Any, state: dict | None, parallelism: int, readers: list[Any]):
+    def __init__(self, source: Any, state: dict | None, parallelism: int, readers: list[Any],
+                 here: tuple[int, Any] | None = None):
         self.name = f"enumerator of {operator_of(source)}"
         self.metrics = PipelineMetrics(parallelism)
-        self.readers = _Readers(readers)
+        self.readers = _Readers(readers, here)
         self.registered: set[int] = set()
         self.inbox: queue.Queue = queue.Queue()
         #: what the driver's poll takes: a failure of the enumerator
@@ -217,7 +229,7 @@ class EnumeratorHost:
                 msg.reply.set_result((None, ErrorRecord.of(exc, self.name)))
                 raise
             # after the snapshot, before any later assignment: in each reader's stream
-            for subtask in range(len(self.readers._actors)):
+            for subtask in range(len(self.readers)):
                 self.readers.send(subtask, m.TriggerCheckpoint(msg.checkpoint_id, msg.savepoint,
                                                                msg.final))
             msg.reply.set_result((state, None))
