@@ -84,13 +84,25 @@ class _RemoteTask:
         self.cancelled = threading.Event()
         self.ident: int | None = None
         self._start = start
+        self._ref: Any = None
+        self._launched = False
+        #: sends every subtask's start call (:meth:`launch`) at the first start: the actors
+        #: unpickle their plugins at once, not one after the other
+        self.launch_all: Any = self.launch
         self.ended = threading.Event()
+
+    def launch(self) -> None:
+        """Send the start call (once)."""
+        if not self._launched:
+            self._launched = True
+            self._ref = self._start()
 
     def start(self) -> None:
         """Start it in its actor, and wait for that: a start that fails (its plugin can't be
         unpickled there: a module missing on the node) fails the job instead of leaving
         every later call waiting for it."""
-        ref = self._start()
+        self.launch_all()
+        ref = self._ref
         if ref is not None:
             try:
                 ray.get(ref)
@@ -326,12 +338,18 @@ class RayExecutor(LocalExecutor):
         e.args = (job.source, self._enum_state, p, [t.actor for t in self.sources])
         e.task = _RemoteTask(e.name, 0, "enumerator", e.actor, None, lambda: None)
         self._enum_hosted = _Hosted(e.actor, [e.task], poll="enumerator_poll")
+        for t in self.sinks + self.sources:
+            t.launch_all = self._launch_all
         for args in all_source_args:
             args["enumerator"] = e.actor
         self._polling.set()
         self._poller = threading.Thread(target=self._poll, name="ray-poller", daemon=True)
         self._poller.start()
         return []
+
+    def _launch_all(self) -> None:
+        for t in self.sinks + self.sources:
+            t.launch()
 
     def _poll(self) -> None:
         """Bring what the actors report to the inbox, their counters to the metrics and the
