@@ -153,6 +153,9 @@ def main() -> None:
     ap.add_argument("--modes", default="local,ray-unchained,ray")
     ap.add_argument("--rounds", type=int, default=1, help="runs of each parallelism (the "
                     "speed-up of the best and of the median rates)")
+    ap.add_argument("--pin-nodes", action="store_true", help="the throwaway cluster's node i "
+                    "on core i only (taskset): one CPU per node as a real limit; p=1 then "
+                    "gets one core, as on a cluster of one-core nodes")
     ap.add_argument("--address", default=None, help="a Ray cluster (default: a throwaway "
                     "two-node one on this machine)")
     args = ap.parse_args()
@@ -165,7 +168,7 @@ def main() -> None:
         if address is None and any(m.startswith("ray") for m in modes):
             from tests.servers.ray import ThrowawayRayCluster
 
-            owners.append(ThrowawayRayCluster())
+            owners.append(ThrowawayRayCluster(pin=args.pin_nodes))
             address = owners[-1].start().address
         for workload in args.workloads.split(","):
             rows = args.rows

@@ -41,7 +41,10 @@ def _ports(n: int) -> list[int]:
 
 
 class ThrowawayRayCluster:
-    def __init__(self, nodes: int = 2, object_store_mb: int = 300) -> None:
+    def __init__(self, nodes: int = 2, object_store_mb: int = 300, pin: bool = False) -> None:
+        #: each node's processes on one core of this machine (node i on core i mod cores):
+        #: "one CPU per node" as a real limit, not only Ray's resource count (benchmarks)
+        self.pin = pin
         self.dir = tempfile.mkdtemp(prefix="hub-ray-")
         self.nodes = nodes
         self.object_store = object_store_mb * 1024 * 1024
@@ -76,6 +79,8 @@ class ThrowawayRayCluster:
                     os.path.join(self.dir, "tmp")]
         else:
             cmd += ["--address", self.address]
+        if self.pin:  # the raylet and every worker it starts inherit the affinity
+            cmd = ["taskset", "-c", str(index % (os.cpu_count() or 1))] + cmd
         if private is not None:  # this node alone sees an empty tmpfs at ``private``
             cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                    'mount -t tmpfs hub-ray-private "$0" && exec "$@"', private] + cmd
