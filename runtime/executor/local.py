@@ -265,7 +265,7 @@ class LocalExecutor(Executor):
 
         enum_ctx = _EnumeratorContext(self)
         enum_state = restore.data["source"]["enumerator"] if restore else None
-        enumerator = job.source.create_enumerator(enum_ctx, enum_state)
+        enumerator = self._create_enumerator(job, enum_ctx, enum_state)
         reader_states = _distribute(restore.data["source"]["readers"], p) if restore else [[]] * p
 
         gates = self._create_subtasks(job, sources, sinks, reader_states, writer_states)
@@ -298,6 +298,12 @@ class LocalExecutor(Executor):
                 except Exception:  # noqa: BLE001
                     log.exception("error while closing the %s (ignored)", what)
         return result
+
+    def _create_enumerator(self, job: Job, context: EnumeratorContext, state: dict | None
+                           ) -> Any:
+        """The job's split enumerator, run by the control loop (the Ray executor overrides
+        it: the enumerator in an actor of its own, behind a proxy)."""
+        return job.source.create_enumerator(context, state)
 
     def _create_subtasks(self, job: Job, sources: list, sinks: list,
                          reader_states: list[list[dict]], writer_states: list[dict | None]

@@ -226,8 +226,9 @@ class _ListEnumerator(SplitEnumerator):
 
 
 class _ListReader(SourceReader):
-    def __init__(self, ctx, data: list[list[ChangeBatch]]):
-        self.ctx, self.data = ctx, data
+    def __init__(self, ctx, data: list[list[ChangeBatch]], hold: tuple[int, str] | None = None):
+        self.ctx, self.data, self.hold = ctx, data, hold
+        self.emitted = 0
         self.splits: list[ListSplit] = []
         self.no_more = False
         self.asked = False
@@ -251,11 +252,14 @@ class _ListReader(SourceReader):
                 self.ctx.send_split_request()
                 self.asked = True
             return InputStatus.NOTHING_AVAILABLE
+        if self.hold is not None and self.emitted >= self.hold[0] and not os.listdir(self.hold[1]):
+            return InputStatus.NOTHING_AVAILABLE  # idle: barriers go on, a checkpoint commits
         split = self.splits[0]
         batches = self.data[split.index]
         if split.offset < len(batches):
             output.collect(batches[split.offset], split.split_id)
             split.offset += 1
+            self.emitted += 1
         if split.offset >= len(batches):
             output.split_finished(split.split_id)
             self.splits.pop(0)
@@ -266,12 +270,15 @@ class _ListReader(SourceReader):
 
 
 class ListSource(Source):
-    """``data[i]`` is the list of batches of split ``i``."""
+    """``data[i]`` is the list of batches of split ``i``; ``hold`` ``(n, folder)``: each
+    reader idles after ``n`` batches until ``folder`` holds a file (until the sink committed
+    something, however fast the readers and slow the first checkpoint)."""
 
     split_type = ListSplit
 
-    def __init__(self, data: list[list[ChangeBatch]]):
+    def __init__(self, data: list[list[ChangeBatch]], hold: tuple[int, str] | None = None):
         self.data = data
+        self.hold = hold
 
     @property
     def bounded(self):
@@ -283,7 +290,7 @@ class ListSource(Source):
         return _ListEnumerator(context, [ListSplit(f"s{i}", i) for i in range(len(self.data))])
 
     def create_reader(self, context):
-        return _ListReader(context, self.data)
+        return _ListReader(context, self.data, self.hold)
 
 
 def make_batches(splits: int, batches_per_split: int, rows_per_batch: int,
@@ -331,13 +338,20 @@ def run_job(source: Source, sink: Sink, state_dir: str, parallelism: int = 2,
 
 
 def run_with_failures(make_source, make_sink, state_dir: str, aborts: list[Abort],
-                      parallelism: int = 2, executor: str = "local") -> int:
+                      parallelism: int = 2, executor: str = "local", hold: int | None = None
+                      ) -> int:
     """Run, failing at each ``Abort`` in turn and restarting from the latest checkpoint, then
-    run to the end.  Returns how many failures actually fired."""
+    run to the end.  Returns how many failures actually fired.  ``hold`` (a
+    :class:`ListSource`'s): in each failing run, its readers wait for the run's first commit
+    after ``hold`` batches (an abort fires only after one: readers faster than the first
+    checkpoint would leave it nothing to fail)."""
     fired = 0
     for abort in aborts:
+        source = make_source()
+        if hold is not None:
+            source.hold = (hold, os.path.join(abort.folder, "commits"))
         try:
-            run_job(make_source(), make_sink(abort), state_dir, parallelism, executor=executor)
+            run_job(source, make_sink(abort), state_dir, parallelism, executor=executor)
         except InjectedFailure:
             fired += 1
     run_job(make_source(), make_sink(None), state_dir, parallelism, executor=executor)

@@ -96,7 +96,7 @@ def test_restore_after_abort_is_exactly_once(case, executor, tmp_path):
     aborts = [Abort(tmp_path / f"abort-{k}", after_batches=n) for k, n in enumerate((3, 7, 2))]
     fired = run_with_failures(lambda: ListSource(data),
                               lambda abort: AbortingSink(case.make(tmp_path / "out"), abort),
-                              str(tmp_path / "state"), aborts, executor=executor)
+                              str(tmp_path / "state"), aborts, executor=executor, hold=1)
     assert fired >= 1, "no failure was injected: the test would prove nothing"
     assert case.read(tmp_path / "out") == expected(data, case)
 

@@ -41,7 +41,10 @@ def _ports(n: int) -> list[int]:
 
 
 class ThrowawayRayCluster:
-    def __init__(self, nodes: int = 2, object_store_mb: int = 300) -> None:
+    def __init__(self, nodes: int = 2, object_store_mb: int = 300, pin: bool = False) -> None:
+        #: each node's processes on one core of this machine (node i on core i mod cores):
+        #: "one CPU per node" as a real limit, not only Ray's resource count (benchmarks)
+        self.pin = pin
         self.dir = tempfile.mkdtemp(prefix="hub-ray-")
         self.nodes = nodes
         self.object_store = object_store_mb * 1024 * 1024
@@ -49,7 +52,9 @@ class ThrowawayRayCluster:
         self.procs: list[subprocess.Popen] = []
         self.env = dict(os.environ, PYTHONPATH=os.pathsep.join(
             p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
-            RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="")
+            RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="",
+            # no metrics: no exporter agent to feed from every process (nothing reads them)
+            RAY_enable_metrics_collection="0")
 
     def _node(self, head: bool, index: int, private: str | None = None) -> subprocess.Popen:
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
@@ -74,6 +79,8 @@ class ThrowawayRayCluster:
                     os.path.join(self.dir, "tmp")]
         else:
             cmd += ["--address", self.address]
+        if self.pin:  # the raylet and every worker it starts inherit the affinity
+            cmd = ["taskset", "-c", str(index % (os.cpu_count() or 1))] + cmd
         if private is not None:  # this node alone sees an empty tmpfs at ``private``
             cmd = ["unshare", "-m", "--propagation", "private", "sh", "-c",
                    'mount -t tmpfs hub-ray-private "$0" && exec "$@"', private] + cmd

@@ -1,9 +1,11 @@
 """The Ray cluster a job runs on: connecting, where subtasks go, what every node must see."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Iterator
 
 from runtime.errors import ConfigError, TransientError
 from runtime.executor.ray._ray import ray
@@ -42,14 +44,12 @@ def check_shared(root: str, nodes: list[dict], what: str = "checkpoint.dir") -> 
     """Refuse, in one line, a local ``root`` that some node of a multi-node cluster does not
     see.  Seeing is tested, not guessed from host names: a marker file written here must be
     visible from a task on every node (nodes on one machine, or mounting one NFS share, pass;
-    a node-local folder fails).  A URL other than ``file://`` (``hdfs://``) is shared."""
-    if len(nodes) < 2 or ("://" in root and not root.startswith("file://")):
-        return
-    local = root.removeprefix("file://")
-    marker = os.path.join(local, f".ray-visible-{uuid.uuid4().hex}")
-    with open(marker, "w"):
-        pass
-    try:
+    a node-local folder fails).  A URL other than ``file://`` (``hdfs://``) is shared.
+    (The executor asks its actors instead, :func:`visibility_marker`: a task here starts a
+    worker process on every node, seconds of a small node's CPU.)"""
+    with visibility_marker(root, len(nodes)) as marker:
+        if marker is None:
+            return
         refs = [_sees.options(scheduling_strategy=ray.util.scheduling_strategies
                               .NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
                               ).remote(marker) for n in nodes]
@@ -63,16 +63,37 @@ def check_shared(root: str, nodes: list[dict], what: str = "checkpoint.dir") -> 
             except ray.exceptions.RayError as exc:  # the node went away meanwhile
                 log.warning("a Ray node could not say whether it sees %s %s: %s", what, root,
                             str(exc).splitlines()[0])
-    finally:
-        os.remove(marker)
     for n, ref in zip(nodes, refs):
         if ref not in answered:
             log.warning("Ray node %s did not answer within %gs whether it sees %s %s",
                         n["NodeManagerAddress"], ANSWER_S, what, root)
-    blind = [n["NodeManagerAddress"] + ":" + str(n["NodeManagerPort"])
-             for n, ref in zip(nodes, refs) if seen.get(ref) is False]
+    refuse_blind(root, [(n, seen.get(ref)) for n, ref in zip(nodes, refs)], len(nodes), what)
+
+
+@contextlib.contextmanager
+def visibility_marker(root: str, nodes: int) -> Iterator[str | None]:
+    """A file under local ``root`` for the nodes to look for (removed at the end), or None
+    when there is nothing to check: one node, or a URL other than ``file://`` (shared)."""
+    if nodes < 2 or ("://" in root and not root.startswith("file://")):
+        yield None
+        return
+    marker = os.path.join(root.removeprefix("file://"), f".ray-visible-{uuid.uuid4().hex}")
+    with open(marker, "w"):
+        pass
+    try:
+        yield marker
+    finally:
+        os.remove(marker)
+
+
+def refuse_blind(root: str, seen: list[tuple[dict, bool | None]], nodes: int,
+                 what: str = "checkpoint.dir") -> None:
+    """One line (:class:`ConfigError`) naming the nodes that answered they do not see
+    ``root`` (``seen``: node, its answer; None: no answer, no proof either way)."""
+    blind = sorted({n["NodeManagerAddress"] + ":" + str(n["NodeManagerPort"])
+                    for n, sees in seen if sees is False})
     if blind:
         raise ConfigError(
             f"{what} {root} is node-local: Ray node(s) {', '.join(blind)} of the "
-            f"{len(nodes)}-node cluster do not see it (use a folder every node mounts, or "
+            f"{nodes}-node cluster do not see it (use a folder every node mounts, or "
             f"hdfs://)", key=what)

@@ -1,9 +1,11 @@
 """The Ray executor: the local executor's control, its subtasks as Ray actors.
 
-Everything that decides (the control loop, the split enumerator, the checkpoint coordinator
-and its committer task, restore, release after a failure) is the local executor's, run in
-this driver process: :class:`RayExecutor` overrides only where subtasks live
-(:meth:`_create_subtasks`, :meth:`_shutdown`).  Subtask ``i`` of the source and of the sink
+The checkpoint coordinator and its committer task, restore, release after a failure and the
+control loop are the local executor's, run in this driver process: :class:`RayExecutor`
+overrides where subtasks live (:meth:`_create_subtasks`, :meth:`_shutdown`) and where the
+split enumerator lives: in reader 0's actor (:mod:`runtime.executor.ray.enumerator`; the
+readers' requests and its assignments go actor to actor, not through the driver's poll;
+a checkpoint's trigger goes through it, :meth:`_trigger`).  Subtask ``i`` of the source and of the sink
 run chained in one actor (:class:`~runtime.executor.ray.actor.SubtaskActor`), the actors
 spread over the cluster's live nodes: a batch never leaves its process (with ``chain`` off,
 two actors on one node: a batch crosses that node's object store).
@@ -15,7 +17,7 @@ completed checkpoint, as with the local executor.
 
 Requires: every node runs the same Python with the hub installed (the actors import the
 connectors); the checkpoint storage is a path every node sees (checked at start,
-:func:`~runtime.executor.ray.cluster.check_shared`).
+:meth:`SubtaskActor.where <runtime.executor.ray.actor.SubtaskActor.where>`).
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class _Control:
 
     def put(self, to: str, msg: Any) -> None:
         with self._lock:  # the number and the call in one order
-            self._actor.control.remote(self._seq, to, msg)
+            self._actor.control.remote("driver", self._seq, to, msg)
             self._seq += 1
 
 
@@ -69,7 +71,8 @@ class _SideControl:
 
 class _RemoteTask:
     """What the local executor's control loop and shutdown use of a subtask, for one hosted
-    by an actor (``side``: "source" or "sink"; chained, both sides share the actor)."""
+    by an actor (``side``: "source" or "sink"; chained, both sides share the actor; or
+    "enumerator": the enumerator hosted by reader 0's actor, polled as a subtask)."""
 
     def __init__(self, name: str, subtask: int, side: str, actor: Any, control: _Control,
                  start: Any):
@@ -77,17 +80,29 @@ class _RemoteTask:
         self.subtask = subtask
         self.side = side
         self.actor = actor
-        self.control = _SideControl(control, side)
+        self.control = _SideControl(control, side) if control is not None else None
         self.cancelled = threading.Event()
         self.ident: int | None = None
         self._start = start
+        self._ref: Any = None
+        self._launched = False
+        #: sends every subtask's start call (:meth:`launch`) at the first start: the actors
+        #: unpickle their plugins at once, not one after the other
+        self.launch_all: Any = self.launch
         self.ended = threading.Event()
+
+    def launch(self) -> None:
+        """Send the start call (once)."""
+        if not self._launched:
+            self._launched = True
+            self._ref = self._start()
 
     def start(self) -> None:
         """Start it in its actor, and wait for that: a start that fails (its plugin can't be
         unpickled there: a module missing on the node) fails the job instead of leaving
         every later call waiting for it."""
-        ref = self._start()
+        self.launch_all()
+        ref = self._ref
         if ref is not None:
             try:
                 ray.get(ref)
@@ -111,8 +126,10 @@ class _RemoteTask:
 class _Hosted:
     """An actor and the subtasks it hosts, as the poller sees them."""
 
-    def __init__(self, actor: Any, tasks: list[_RemoteTask]):
+    def __init__(self, actor: Any, tasks: list[_RemoteTask], poll: str = "poll"):
         self.actor = actor
+        #: the actor's method that says what they reported
+        self.poll = poll
         self.tasks = {t.side: t for t in tasks}
         self.name = " and ".join(t.name for t in tasks)
         #: records its subtasks said they sent to the dead letters (counted into the driver's)
@@ -129,6 +146,88 @@ class _Hosted:
             t.ended.set()
 
 
+class _RemoteEnumerator:
+    """What the control loop uses of the split enumerator, for one in its actor
+    (:class:`~runtime.executor.ray.enumerator.EnumeratorActor`): the driver's calls, numbered,
+    delivered there in order.  The readers' requests never pass here (their actors call the
+    enumerator's); a checkpoint's trigger is :meth:`trigger` (the actor sends the triggers
+    to the readers, after the snapshot, in order with its assignments)."""
+
+    def __init__(self, name: str, timeout_s: float):
+        self.name = name
+        self.actor: Any = None
+        #: what its actor makes it from: the source, its state, the parallelism, the readers
+        self.args: tuple = ()
+        self.task: _RemoteTask | None = None
+        self._timeout_s = timeout_s
+        self._closed = False
+        self._seq = 0
+        self._lock = threading.Lock()
+
+    def _send(self, msg: Any) -> Any:
+        with self._lock:  # the number and the call in one order
+            ref = self.actor.handle.remote("driver", self._seq, msg)
+            self._seq += 1
+        return ref
+
+    def _get(self, ref: Any, what: str, timeout: float | None = None) -> Any:
+        try:
+            answer = ray.get(ref, timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            raise TransientError(f"the {self.name} did not answer {what} within "
+                                 f"{timeout:g}s") from None
+        except ray.exceptions.RayTaskError as exc:  # it can't be unpickled there, a bug
+            cause = getattr(exc, "cause", None) or exc
+            raise TerminalError(f"the {self.name}, in its Ray actor ({what}): "
+                                f"{type(cause).__name__}: {str(cause).splitlines()[0]}"
+                                ) from None
+        except ray.exceptions.RayError as exc:
+            raise TransientError(f"the {self.name}: its Ray actor was lost ({what}: "
+                                 f"{type(exc).__name__})") from None
+        return answer
+
+    def start(self) -> None:
+        record = self._get(self.actor.enumerator_start.remote(*self.args), "its start")
+        if record is not None:
+            raise record.rebuild()
+        self.task.ident = 1  # polled from now on
+
+    def trigger(self, checkpoint_id: int, savepoint: str | None, final: bool) -> dict:
+        """Snapshot the enumerator for ``checkpoint_id`` and have the readers triggered;
+        its state."""
+        state, record = self._get(self._send(("trigger", checkpoint_id, savepoint, final)),
+                                  f"the trigger of checkpoint {checkpoint_id}", self._timeout_s)
+        if record is not None:
+            raise record.rebuild()
+        return state
+
+    def snapshot_state(self, checkpoint_id: int) -> dict:
+        raise RuntimeError("on Ray the enumerator is snapshotted by trigger()")
+
+    def handle_split_request(self, subtask: int) -> None:
+        self._send(m.SplitRequest(subtask))
+
+    def add_reader(self, subtask: int) -> None:
+        self._send(m.ReaderRegistered(subtask))
+
+    def handle_reader_event(self, subtask: int, event: dict) -> None:
+        self._send(m.ReaderEvent(subtask, event))
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        self._send(m.CheckpointComplete(checkpoint_id))
+
+    def close(self) -> None:
+        """Stop the enumerator and close it in its actor (once; before the actors are
+        killed: the executor's shutdown calls it, the control loop's end again)."""
+        if self.task is None or self.task.ident is None or self._closed:
+            return
+        self._closed = True
+        try:
+            ray.get(self.actor.enumerator_stop.remote(), timeout=local.FAILED_JOIN_S * 2)
+        except ray.exceptions.RayError as exc:  # lost, or stuck: its actor is killed next
+            log.info("%s: not closed in its actor (%s)", self.name, type(exc).__name__)
+
+
 class RayExecutor(LocalExecutor):
     """Runs one job once on a Ray cluster (``address``: default ``RAY_ADDRESS``, else a
     local one).  Every crossing message is pickled, as the contract says it may be.  With
@@ -141,32 +240,61 @@ class RayExecutor(LocalExecutor):
         self.address = address
         self.chain = chain
         self.hosted: list[_Hosted] = []
+        #: the enumerator's actor (polled as the subtasks' are)
+        self.enumerator: _RemoteEnumerator | None = None
+        self._enum_hosted: _Hosted | None = None
         self._poller: threading.Thread | None = None
         self._polling = threading.Event()
+        #: set at the shutdown: the poller, waiting for nothing, stops at once
+        self._poll_wake = threading.Event()
+
+    def _create_enumerator(self, job: Job, context: Any, state: dict | None) -> Any:
+        """A proxy: the enumerator is made in reader 0's actor with the subtasks (it needs
+        the readers' actors, they need its), and started there."""
+        self.enumerator = _RemoteEnumerator(f"enumerator of {operator_of(job.source)}",
+                                            job.checkpoint_timeout_s)
+        self._enum_state = state
+        return self.enumerator
+
+    def _trigger(self, coordinator: Any, enumerator: Any, savepoint: str | None = None,
+                 final: bool = False, deadline: float | None = None):
+        # The enumerator's actor snapshots it and sends the triggers itself, in order with
+        # its assignments (local: snapshot here, then the triggers from here); the readers'
+        # acks are served by this thread once the checkpoint is registered below.
+        cid = coordinator.next_id
+        state = enumerator.trigger(cid, savepoint, final)
+        pending = coordinator.trigger(state, savepoint, final, deadline)
+        assert pending.checkpoint_id == cid
+        return pending
 
     def _create_subtasks(self, job: Job, sources: list, sinks: list,
                          reader_states: list[list[dict]], writer_states: list[dict | None]
                          ) -> list:
         cluster.connect(self.address)
         nodes = cluster.alive_nodes()
-        cluster.check_shared(job.storage.root, nodes)
         p = job.parallelism
         Actor = ray.remote(SubtaskActor)
+        all_source_args: list[dict] = []
         for i in range(p):
             # pair i on node i mod n: a batch never leaves its node
             where = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
                 nodes[i % len(nodes)]["NodeID"], soft=False)
+            # no task events: a record per call (every poll, every push) sent to the GCS for
+            # Ray's dashboard and state API, which the hub does not use
             opts = dict(num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
-                        scheduling_strategy=where)
+                        scheduling_strategy=where, enable_task_events=False)
+            # reader 0's actor hosts the enumerator: a thread more per reader (their calls)
+            more = dict(opts, max_concurrency=MAX_CONCURRENCY + p) if i == 0 else opts
             source_args = dict(source=sources[i], parallelism=p, restored=reader_states[i],
                                watermarks=job.watermarks, dead_letter=job.dead_letter)
+            all_source_args.append(source_args)  # + the enumerator's actor, made below
             sink_args = dict(sink=sinks[i], context=self.writer_context(job, i),
                              state=writer_states[i], capacity=job.channel_capacity,
                              channel_bytes=job.channel_bytes)
             source_name = f"source-{i} ({operator_of(job.source)} reader)"
             sink_name = f"sink-{i} ({operator_of(job.sink)} writer)"
             if self.chain:
-                actor = Actor.options(**opts).remote(f"subtask-{i}", i, p)
+                actor = Actor.options(**more).remote(f"subtask-{i}", i, p)
                 control = _Control(actor)
                 # started once, by the sink's start (the control loop starts sinks first)
                 sink = _RemoteTask(sink_name, i, "sink", actor, control, _starter(
@@ -175,7 +303,7 @@ class RayExecutor(LocalExecutor):
                 self.hosted.append(_Hosted(actor, [source, sink]))
             else:
                 sink_actor = Actor.options(**opts).remote(f"sink-{i}", i, p)
-                source_actor = Actor.options(**opts).remote(f"source-{i}", i, p)
+                source_actor = Actor.options(**more).remote(f"source-{i}", i, p)
                 sink = _RemoteTask(sink_name, i, "sink", sink_actor, _Control(sink_actor),
                                    _starter(sink_actor.start, None, sink_args))
                 source = _RemoteTask(source_name, i, "source", source_actor,
@@ -185,16 +313,43 @@ class RayExecutor(LocalExecutor):
             self.sinks.append(sink)
             self.sources.append(source)
         # every actor up before any subtask starts (a worker process each: seconds on a busy
-        # node), so that no subtask runs long before its partner is there
+        # node), so that no subtask runs long before its partner is there; each says its node
+        # and whether it sees the checkpoint storage (asked of the actors, not of a task per
+        # node: a task starts one more worker process on every node)
         try:
-            self.nodes = ray.get([h.actor.node.remote() for h in self.hosted])
-        except ray.exceptions.RayError as exc:  # a node lost a moment ago, still listed alive
-            raise TransientError(f"the subtasks' Ray actors could not be placed: "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            with cluster.visibility_marker(job.storage.root, len(nodes)) as marker:
+                try:
+                    answers = ray.get([h.actor.where.remote(marker) for h in self.hosted])
+                except ray.exceptions.RayError as exc:  # a node lost a moment ago, still listed
+                    raise TransientError(f"the subtasks' Ray actors could not be placed: "
+                                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                                         ) from None
+            self.nodes = [node for node, _ in answers]
+            by_id = {n["NodeID"]: n for n in nodes}
+            cluster.refuse_blind(job.storage.root, [(by_id[node], sees) for node, sees
+                                                    in answers], len(nodes))
+        except BaseException:
+            self._kill_actors()  # made, never started: the run ends before its shutdown
+            raise
+        # the enumerator, in the actor of reader 0 (started by the control loop, before the
+        # subtasks, as the local executor starts its enumerator)
+        e = self.enumerator
+        e.actor = self.sources[0].actor
+        e.args = (job.source, self._enum_state, p, [t.actor for t in self.sources])
+        e.task = _RemoteTask(e.name, 0, "enumerator", e.actor, None, lambda: None)
+        self._enum_hosted = _Hosted(e.actor, [e.task], poll="enumerator_poll")
+        for t in self.sinks + self.sources:
+            t.launch_all = self._launch_all
+        for args in all_source_args:
+            args["enumerator"] = e.actor
         self._polling.set()
         self._poller = threading.Thread(target=self._poll, name="ray-poller", daemon=True)
         self._poller.start()
         return []
+
+    def _launch_all(self) -> None:
+        for t in self.sinks + self.sources:
+            t.launch()
 
     def _poll(self) -> None:
         """Bring what the actors report to the inbox, their counters to the metrics and the
@@ -210,11 +365,11 @@ class RayExecutor(LocalExecutor):
         refs: dict[Any, _Hosted] = {}
         lost = False
         while self._polling.is_set():
-            for h in self.hosted:
+            for h in self.hosted + ([self._enum_hosted] if self._enum_hosted else []):
                 if h.is_alive() and h not in refs.values():
-                    refs[h.actor.poll.remote(POLL_S)] = h
+                    refs[getattr(h.actor, h.poll).remote(POLL_S)] = h
             if not refs:
-                time.sleep(POLL_S)
+                self._poll_wake.wait(POLL_S)
                 continue
             ready, rest = ray.wait(list(refs), num_returns=1, timeout=POLL_S * 2)
             if ready and rest:  # every answer there, not one per round
@@ -250,7 +405,7 @@ class RayExecutor(LocalExecutor):
     def _shutdown(self, gates: list, failed: bool) -> None:
         tasks = self.sources + self.sinks
         if failed:
-            for t in tasks:
+            for t in tasks + ([self.enumerator.task] if self.enumerator.task else []):
                 t.cancelled.set()
             for h in self.hosted:
                 try:
@@ -266,8 +421,13 @@ class RayExecutor(LocalExecutor):
                 log.error("%s did not stop within %gs; its actor is killed", t.name,
                           local.FAILED_JOIN_S if failed else local.JOIN_S)
         self._polling.clear()
+        self._poll_wake.set()
         if self._poller is not None:
             self._poller.join(timeout=5)
+        self.enumerator.close()  # in its actor, before the actor goes
+        self._kill_actors()
+
+    def _kill_actors(self) -> None:
         for h in self.hosted:
             try:
                 ray.kill(h.actor, no_restart=True)

@@ -5,7 +5,7 @@ cluster shows (the contract suite, tests/contract, runs on it too).
   of a job: the restart strategy restores from the latest completed checkpoint on the node
   left, and the sink holds every row of the source exactly once.
 * The checkpoint storage check: a folder every node sees passes (both nodes here share the
-  machine's disk); subtasks are spread over both nodes.
+  machine's disk); subtasks are spread over both nodes; the enumerator runs in an actor.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from runtime.executor.restart import RestartStrategy  # noqa: E402
 from runtime.metrics import PipelineMetrics  # noqa: E402
 from runtime.retry import Backoff  # noqa: E402
 from tests.contract.connectors import FileSink, FileStore, RangeSource, expected_rows  # noqa: E402
+from tests.integration.rayexec.sources import WhereRangeSource  # noqa: E402
 from tests.servers.ray import ray_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -41,11 +42,14 @@ def test_subtasks_spread_over_both_nodes_and_the_shared_folder_passes(tmp_path, 
                                                                       chain):
     store = FileStore(str(tmp_path / "sink"))
     executor = RayExecutor(metrics=PipelineMetrics(2), address=ray_address, chain=chain)
-    job = Job("spread", RangeSource(2, 3, 10), FileSink(store.root),
+    pid_file = str(tmp_path / "enumerator.pid")
+    job = Job("spread", WhereRangeSource(2, 3, 10, pid_file=pid_file), FileSink(store.root),
               CheckpointStorage(str(tmp_path / "state")), parallelism=2,
               checkpoint_interval_s=3600)
     assert executor.run(job).status == "finished"
     assert store.rows() == expected_rows(2, 3, 10)
+    with open(pid_file) as f:  # the enumerator ran in an actor (reader 0's), not here
+        assert int(f.read()) != os.getpid()
     nodes = executor.nodes  # the node of each actor
     if chain:  # subtask i's source and sink in one actor
         assert len(nodes) == 2 and len(set(nodes)) == 2
@@ -98,10 +102,11 @@ def test_a_checkpoint_folder_one_node_does_not_see_is_refused_in_one_line(tmp_pa
     node = owner.add_private_node(str(private))
     try:
         store = FileStore(str(tmp_path / "sink"))
-        job = Job("blind", RangeSource(2, 3, 10), FileSink(store.root),
-                  CheckpointStorage(str(private)), parallelism=2)
+        # parallelism 3: an actor on each node (the actors are asked what they see)
+        job = Job("blind", RangeSource(3, 3, 10), FileSink(store.root),
+                  CheckpointStorage(str(private)), parallelism=3)
         with pytest.raises(ConfigError) as info:
-            RayExecutor(metrics=PipelineMetrics(2), address=ray_address).run(job)
+            RayExecutor(metrics=PipelineMetrics(3), address=ray_address).run(job)
         line = str(info.value)
         assert "\n" not in line and "is node-local" in line and str(private) in line, line
         assert "3-node cluster" in line, line
