@@ -302,7 +302,7 @@ class LocalExecutor(Executor):
     def _create_enumerator(self, job: Job, context: EnumeratorContext, state: dict | None
                            ) -> Any:
         """The job's split enumerator, run by the control loop (the Ray executor overrides
-        it: the enumerator in an actor of its own, behind a proxy)."""
+        it: the enumerator in the actor of reader 0, behind a proxy)."""
         return job.source.create_enumerator(context, state)
 
     def _create_subtasks(self, job: Job, sources: list, sinks: list,

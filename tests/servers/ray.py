@@ -54,7 +54,11 @@ class ThrowawayRayCluster:
             p for p in (ROOT, os.environ.get("PYTHONPATH")) if p),
             RAY_USAGE_STATS_ENABLED="0", RAY_ADDRESS="",
             # no metrics: no exporter agent to feed from every process (nothing reads them)
-            RAY_enable_metrics_collection="0")
+            RAY_enable_metrics_collection="0",
+            # Ray starts its workers (our actors) at nice 15: next to the test suite's other
+            # servers and workers they got a fraction of a core on a loaded machine; these
+            # nodes stand for machines of their own, so their actors run at normal priority
+            RAY_worker_niceness="0")
 
     def _node(self, head: bool, index: int, private: str | None = None) -> subprocess.Popen:
         ray = os.path.join(os.path.dirname(sys.executable), "ray")
