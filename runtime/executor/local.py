@@ -56,28 +56,36 @@ JOIN_S = 30.0
 FAILED_JOIN_S = 5.0
 
 
-class _EnumeratorContext(EnumeratorContext):
-    def __init__(self, executor: LocalExecutor):
-        self.parallelism = executor.job.parallelism
-        self._ex = executor
+class QueuedEnumeratorContext(EnumeratorContext):
+    """The enumerator's context of an executor that runs the enumerator on one control
+    thread fed by a queue: the local executor's, and the Ray executor's enumerator host.
+
+    ``host`` gives: ``to_source(subtask, msg)`` (a message to a reader, in order),
+    ``registered`` (the readers registered), ``metrics``, ``inbox`` (the control thread's
+    queue, where blocking I/O's results come back as :class:`~runtime.executor.messages.
+    AsyncDone`) and ``enumerator_io`` (the one thread blocking enumerator I/O runs on)."""
+
+    def __init__(self, host: Any, parallelism: int):
+        self.parallelism = parallelism
+        self._host = host
         self.timers: list[list[Any]] = []  # [fn, interval, next_due]
 
     def assign_splits(self, assignment: dict[int, list[Split]]) -> None:
         for subtask, splits in assignment.items():
             if splits:
-                self._ex.to_source(subtask, m.AddSplits([s.to_dict() for s in splits]))
+                self._host.to_source(subtask, m.AddSplits([s.to_dict() for s in splits]))
 
     def signal_no_more_splits(self, subtask: int) -> None:
-        self._ex.to_source(subtask, m.NoMoreSplits())
+        self._host.to_source(subtask, m.NoMoreSplits())
 
     def send_event_to_reader(self, subtask: int, event: dict[str, Any]) -> None:
-        self._ex.to_source(subtask, m.SourceEvent(event))
+        self._host.to_source(subtask, m.SourceEvent(event))
 
     def registered_readers(self) -> list[int]:
-        return sorted(self._ex.registered)
+        return sorted(self._host.registered)
 
     def set_gauge(self, name: str, value: float, agg: str = "sum") -> None:
-        self._ex.metrics.set_gauge("enumerator", name, value, agg)
+        self._host.metrics.set_gauge("enumerator", name, value, agg)
 
     def schedule(self, fn: Callable[[], None], interval_s: float) -> None:
         self.timers.append([fn, interval_s, time.monotonic() + interval_s])
@@ -86,8 +94,9 @@ class _EnumeratorContext(EnumeratorContext):
                                                                   None]) -> None:
         def done(future: Future) -> None:
             error = future.exception()
-            self._ex.inbox.put(m.AsyncDone(handler, None if error else future.result(), error))
-        self._ex.enumerator_io.submit(fn).add_done_callback(done)
+            self._host.inbox.put(m.AsyncDone(handler, None if error else future.result(),
+                                             error))
+        self._host.enumerator_io.submit(fn).add_done_callback(done)
 
 
 class FinalCheckpointTimeout(HubError):
@@ -263,7 +272,7 @@ class LocalExecutor(Executor):
             restored_committables, restore.checkpoint_id if restore else 0,
             restore.data.get("watermark_ms") if restore else None, recover=True)
 
-        enum_ctx = _EnumeratorContext(self)
+        enum_ctx = QueuedEnumeratorContext(self, job.parallelism)
         enum_state = restore.data["source"]["enumerator"] if restore else None
         enumerator = self._create_enumerator(job, enum_ctx, enum_state)
         reader_states = _distribute(restore.data["source"]["readers"], p) if restore else [[]] * p
@@ -352,7 +361,7 @@ class LocalExecutor(Executor):
         requests.clear()
 
     def _control_loop(self, coordinator: CheckpointCoordinator, enumerator: Any,
-                      enum_ctx: _EnumeratorContext, finished: set[int]) -> JobResult:
+                      enum_ctx: QueuedEnumeratorContext, finished: set[int]) -> JobResult:
         p = self.job.parallelism
         final_id: int | None = None
         final_savepoint_path: list[str] = []

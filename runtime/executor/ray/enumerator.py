@@ -23,15 +23,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from runtime.executor import messages as m
 from runtime.executor.failure import ErrorRecord, operator_of
+from runtime.executor.local import QueuedEnumeratorContext
 from runtime.executor.ray.actor import InOrder
 from runtime.metrics import PipelineMetrics
-from runtime.source import EnumeratorContext, Split
 
 log = logging.getLogger("hub.runtime")
 
@@ -71,41 +70,6 @@ class _Readers:
         self._seq[subtask] += 1
 
 
-class _Context(EnumeratorContext):
-    def __init__(self, actor: EnumeratorHost, parallelism: int):
-        self.parallelism = parallelism
-        self._actor = actor
-        self.timers: list[list[Any]] = []  # [fn, interval, next_due]
-
-    def assign_splits(self, assignment: dict[int, list[Split]]) -> None:
-        for subtask, splits in assignment.items():
-            if splits:
-                self._actor.readers.send(subtask, m.AddSplits([s.to_dict() for s in splits]))
-
-    def signal_no_more_splits(self, subtask: int) -> None:
-        self._actor.readers.send(subtask, m.NoMoreSplits())
-
-    def send_event_to_reader(self, subtask: int, event: dict[str, Any]) -> None:
-        self._actor.readers.send(subtask, m.SourceEvent(event))
-
-    def registered_readers(self) -> list[int]:
-        return sorted(self._actor.registered)
-
-    def set_gauge(self, name: str, value: float, agg: str = "sum") -> None:
-        self._actor.metrics.set_gauge("enumerator", name, value, agg)
-
-    def schedule(self, fn: Callable[[], None], interval_s: float) -> None:
-        self.timers.append([fn, interval_s, time.monotonic() + interval_s])
-
-    def call_async(self, fn: Callable[[], Any], handler: Callable[[Any, BaseException | None],
-                                                                  None]) -> None:
-        def done(future: Future) -> None:
-            error = future.exception()
-            self._actor.inbox.put(m.AsyncDone(handler, None if error else future.result(),
-                                              error))
-        self._actor.io.submit(fn).add_done_callback(done)
-
-
 class EnumeratorHost:
     """The enumerator of ``source`` (restored from ``state``) for ``parallelism`` readers
     hosted by ``readers`` (actor ``i`` hosts reader ``i``; ``here``: the index of the reader
@@ -121,8 +85,8 @@ class EnumeratorHost:
         self.inbox: queue.Queue = queue.Queue()
         #: what the driver's poll takes: a failure of the enumerator
         self.outbox: queue.Queue = queue.Queue()
-        self.io = ThreadPoolExecutor(1, thread_name_prefix="enumerator-io")
-        self.context = _Context(self, parallelism)
+        self.enumerator_io = ThreadPoolExecutor(1, thread_name_prefix="enumerator-io")
+        self.context = QueuedEnumeratorContext(self, parallelism)
         self._source, self._state = source, state
         self.enumerator: Any = None
         #: the calls of each sender (a reader's subtask index, or "driver"), in order
@@ -183,7 +147,7 @@ class EnumeratorHost:
             order.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.io.shutdown(wait=False, cancel_futures=True)
+        self.enumerator_io.shutdown(wait=False, cancel_futures=True)
         if self.enumerator is None:
             return
         try:
@@ -208,6 +172,10 @@ class EnumeratorHost:
                         timer[2] = now + timer[1]
         except BaseException as exc:  # noqa: BLE001 - reported: the driver fails the job
             self.outbox.put(m.TaskFailed(self.name, exc))
+
+    def to_source(self, subtask: int, msg: Any) -> None:
+        """A message to reader ``subtask`` (the enumerator context's way to the readers)."""
+        self.readers.send(subtask, msg)
 
     def _serve(self, msg: Any) -> None:
         e = self.enumerator

@@ -44,6 +44,24 @@ log = logging.getLogger("hub.runtime")
 POLL_S = 0.2
 
 
+
+def ray_result(ref: Any, name: str, what: str, timeout: float | None = None) -> Any:
+    """``ray.get(ref)`` of a call to ``name``'s actor, Ray's errors as the hub's: the call
+    raised there (its plugin can't be unpickled on the node: a module missing there) is
+    terminal; the actor lost, or no answer within ``timeout``, is transient (the job restarts
+    from its latest checkpoint)."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        raise TransientError(f"the {name} did not answer {what} within {timeout:g}s") from None
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None) or exc
+        raise TerminalError(f"the {name}, in its Ray actor ({what}): "
+                            f"{type(cause).__name__}: {str(cause).splitlines()[0]}") from None
+    except ray.exceptions.RayError as exc:
+        raise TransientError(f"the {name}: its Ray actor was lost ({what}: "
+                             f"{type(exc).__name__})") from None
+
 class _Control:
     """An actor's control calls, seen from the driver: numbered, in one order over the
     subtasks it hosts."""
@@ -104,16 +122,7 @@ class _RemoteTask:
         self.launch_all()
         ref = self._ref
         if ref is not None:
-            try:
-                ray.get(ref)
-            except ray.exceptions.RayTaskError as exc:
-                cause = getattr(exc, "cause", None) or exc
-                raise TerminalError(f"{self.name}: could not start in its Ray actor: "
-                                    f"{type(cause).__name__}: {str(cause).splitlines()[0]}"
-                                    ) from None
-            except ray.exceptions.RayError as exc:
-                raise TransientError(f"{self.name}: its Ray actor was lost while starting "
-                                     f"({type(exc).__name__})") from None
+            ray_result(ref, self.name, "its start")
         self.ident = 1
 
     def is_alive(self) -> bool:
@@ -171,20 +180,7 @@ class _RemoteEnumerator:
         return ref
 
     def _get(self, ref: Any, what: str, timeout: float | None = None) -> Any:
-        try:
-            answer = ray.get(ref, timeout=timeout)
-        except ray.exceptions.GetTimeoutError:
-            raise TransientError(f"the {self.name} did not answer {what} within "
-                                 f"{timeout:g}s") from None
-        except ray.exceptions.RayTaskError as exc:  # it can't be unpickled there, a bug
-            cause = getattr(exc, "cause", None) or exc
-            raise TerminalError(f"the {self.name}, in its Ray actor ({what}): "
-                                f"{type(cause).__name__}: {str(cause).splitlines()[0]}"
-                                ) from None
-        except ray.exceptions.RayError as exc:
-            raise TransientError(f"the {self.name}: its Ray actor was lost ({what}: "
-                                 f"{type(exc).__name__})") from None
-        return answer
+        return ray_result(ref, self.name, what, timeout)
 
     def start(self) -> None:
         record = self._get(self.actor.enumerator_start.remote(*self.args), "its start")
