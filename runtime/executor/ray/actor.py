@@ -24,6 +24,8 @@ import threading
 from typing import Any
 
 from runtime.executor.ray._ray import ray
+from runtime.executor.ray.enumerator import EnumeratorHost
+from runtime.executor.ray.ordering import InOrder
 from runtime.channel import ChannelClosed, InputGate
 from runtime.executor import messages as m
 from runtime.executor.sink_task import SinkTask
@@ -48,34 +50,6 @@ SINK_SLOTS = ("rows_out", "ops_out")
 
 #: In an actor's outbox: one of its subtasks ended (never sent to the driver).
 _ENDED = object()
-
-
-class InOrder:
-    """Delivers items numbered 0, 1, 2... by their sender in that order, whatever order the
-    calls carrying them run in.  ``deliver`` may block (a full gate): later items wait."""
-
-    def __init__(self, deliver: Any):
-        self._deliver = deliver
-        self._next = 0
-        self._cond = threading.Condition()
-        self.closed = False
-
-    def put(self, seq: int, item: Any) -> None:
-        with self._cond:
-            while seq != self._next:
-                if self.closed:
-                    raise ChannelClosed()
-                self._cond.wait(0.5)
-            try:
-                self._deliver(item)
-            finally:
-                self._next += 1
-                self._cond.notify_all()
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
 
 
 class RemoteGate:
@@ -259,7 +233,6 @@ class SubtaskActor:
         """Host the enumerator of ``source`` (:class:`~runtime.executor.ray.enumerator.
         EnumeratorHost`) for the readers of ``readers`` (this actor is one of them) and start
         it; the record of the error that failed it, or None."""
-        from runtime.executor.ray.enumerator import EnumeratorHost  # noqa: PLC0415 - a cycle
 
         self.enumerator = EnumeratorHost(source, state, parallelism, readers,
                                          here=(self.subtask, self))

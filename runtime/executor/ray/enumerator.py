@@ -29,7 +29,7 @@ from typing import Any
 from runtime.executor import messages as m
 from runtime.executor.failure import ErrorRecord, operator_of
 from runtime.executor.local import QueuedEnumeratorContext
-from runtime.executor.ray.actor import InOrder
+from runtime.executor.ray.ordering import InOrder
 from runtime.metrics import PipelineMetrics
 
 log = logging.getLogger("hub.runtime")
@@ -74,7 +74,7 @@ class EnumeratorHost:
     """The enumerator of ``source`` (restored from ``state``) for ``parallelism`` readers
     hosted by ``readers`` (actor ``i`` hosts reader ``i``; ``here``: the index of the reader
     hosted with it and its actor's instance), in a threaded actor: the calls of each sender
-    are put back in order (:class:`~runtime.executor.ray.actor.InOrder`)."""
+    are put back in order (:class:`~runtime.executor.ray.ordering.InOrder`)."""
 
     def __init__(self, source: Any, state: dict | None, parallelism: int, readers: list[Any],
                  here: tuple[int, Any] | None = None):
