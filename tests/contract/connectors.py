@@ -113,6 +113,22 @@ class _Reader(SourceReader):
         self.splits: list[RangeSplit] = []
         self.no_more = self.asked = False
         self.emitted = 0
+        self.created = time.time()  # a hold waits for a commit of this attempt (see _held)
+
+    def _held(self) -> bool:
+        """Idle after ``hold[0]`` batches until ``hold[1]`` holds a file written since this
+        reader was made: a commit of this attempt (a replay of an earlier attempt's files at a
+        restart does not count), however slow the executor's first checkpoint."""
+        hold = self.source.hold
+        if hold is None or self.emitted < hold[0]:
+            return False
+        for name in _listdir(hold[1]):
+            try:
+                if os.stat(os.path.join(hold[1], name)).st_mtime >= self.created:
+                    return False
+            except FileNotFoundError:
+                continue
+        return True
 
     def start(self):
         self.ctx.send_split_request()
@@ -134,7 +150,7 @@ class _Reader(SourceReader):
                 self.ctx.send_split_request()
                 self.asked = True
             return InputStatus.NOTHING_AVAILABLE
-        if src.hold is not None and self.emitted >= src.hold[0] and not _listdir(src.hold[1]):
+        if self._held():
             return InputStatus.NOTHING_AVAILABLE  # idle: barriers go on, a checkpoint commits
         split = self.splits[0]
         if src.fault is not None:
@@ -162,8 +178,9 @@ class _Reader(SourceReader):
 class RangeSource(Source):
     """``splits`` splits of ``batches`` batches of ``rows`` rows (ids 0, 1, ... once each);
     ``unbounded``: it never ends (its readers idle once everything was read); ``hold``
-    ``(n, folder)``: each reader idles after ``n`` batches until ``folder`` holds a file (e.g.
-    until the sink committed something, however slow the executor's first checkpoint)."""
+    ``(n, folder)``: each reader idles after ``n`` batches until ``folder`` holds a file written
+    in its attempt (e.g. until the sink committed something of this attempt, however slow the
+    executor's first checkpoint)."""
 
     split_type = RangeSplit
 

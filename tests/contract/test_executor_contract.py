@@ -241,7 +241,10 @@ def test_transient_errors_restart_from_the_checkpoint_exactly_once(tmp_path, new
     store = FileStore(str(tmp_path / "sink"))
     fault = Fault(str(tmp_path / "faults"), subtask=1, after_batches=4, times=2)
     s = strategy(tmp_path, new_executor)
-    result = s.run(job_of(tmp_path, RangeSource(4, 30, 5, delay_s=0.005),
+    # each attempt's readers wait for a commit of that attempt, so the writer meets data
+    # after one in both (on Ray they used to finish first: the second failure never fired)
+    result = s.run(job_of(tmp_path, RangeSource(4, 30, 5, delay_s=0.005,
+                                                hold=(3, store.committed)),
                           FileSink(store.root, fault)))
     assert result.status == "finished"
     assert fault.fired() == 2 and len(s.lines) == 2
