@@ -56,6 +56,25 @@ JOIN_S = 30.0
 FAILED_JOIN_S = 5.0
 
 
+def serve_enumerator(enumerator: Any, registered: set[int], msg: Any) -> bool:
+    """Serve ``msg`` if it is for the split enumerator (a reader's split request,
+    registration or event, or the result of the enumerator's blocking I/O): the control
+    thread of either executor that runs it (the local one's, the Ray enumerator host's).
+    False: not such a message."""
+    if isinstance(msg, m.SplitRequest):
+        enumerator.handle_split_request(msg.subtask)
+    elif isinstance(msg, m.ReaderRegistered):
+        registered.add(msg.subtask)
+        enumerator.add_reader(msg.subtask)
+    elif isinstance(msg, m.ReaderEvent):
+        enumerator.handle_reader_event(msg.subtask, msg.event)
+    elif isinstance(msg, m.AsyncDone):
+        msg.handler(msg.result, msg.error)
+    else:
+        return False
+    return True
+
+
 class QueuedEnumeratorContext(EnumeratorContext):
     """The enumerator's context of an executor that runs the enumerator on one control
     thread fed by a queue: the local executor's, and the Ray executor's enumerator host.
@@ -378,13 +397,8 @@ class LocalExecutor(Executor):
             if msg is not None:
                 if isinstance(msg, m.TaskFailed):
                     raise msg.error.rebuild()
-                if isinstance(msg, m.SplitRequest):
-                    enumerator.handle_split_request(msg.subtask)
-                elif isinstance(msg, m.ReaderRegistered):
-                    self.registered.add(msg.subtask)
-                    enumerator.add_reader(msg.subtask)
-                elif isinstance(msg, m.ReaderEvent):
-                    enumerator.handle_reader_event(msg.subtask, msg.event)
+                if serve_enumerator(enumerator, self.registered, msg):
+                    pass
                 elif isinstance(msg, m.SourceFinished):
                     finished.add(msg.subtask)
                 elif isinstance(msg, m.SourceAck):
@@ -396,8 +410,6 @@ class LocalExecutor(Executor):
                         self._completed(coordinator, enumerator)
                 elif isinstance(msg, m.SavepointRequest):
                     savepoint_requests.append(msg)
-                elif isinstance(msg, m.AsyncDone):
-                    msg.handler(msg.result, msg.error)
                 elif isinstance(msg, (CheckpointCommitted, CommitFailed)):
                     self._committed(coordinator, msg)
             if final_id is not None:

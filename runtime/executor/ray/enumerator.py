@@ -28,7 +28,7 @@ from typing import Any
 
 from runtime.executor import messages as m
 from runtime.executor.failure import ErrorRecord, operator_of
-from runtime.executor.local import QueuedEnumeratorContext
+from runtime.executor.local import QueuedEnumeratorContext, serve_enumerator
 from runtime.executor.ray.ordering import InOrder
 from runtime.metrics import PipelineMetrics
 
@@ -179,16 +179,9 @@ class EnumeratorHost:
 
     def _serve(self, msg: Any) -> None:
         e = self.enumerator
-        if isinstance(msg, m.SplitRequest):
-            e.handle_split_request(msg.subtask)
-        elif isinstance(msg, m.ReaderRegistered):
-            self.registered.add(msg.subtask)
-            e.add_reader(msg.subtask)
-        elif isinstance(msg, m.ReaderEvent):
-            e.handle_reader_event(msg.subtask, msg.event)
-        elif isinstance(msg, m.AsyncDone):
-            msg.handler(msg.result, msg.error)
-        elif isinstance(msg, m.CheckpointComplete):
+        if serve_enumerator(e, self.registered, msg):
+            return
+        if isinstance(msg, m.CheckpointComplete):
             e.notify_checkpoint_complete(msg.checkpoint_id)
         elif isinstance(msg, _Trigger):
             try:

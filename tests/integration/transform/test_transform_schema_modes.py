@@ -25,6 +25,36 @@ def _sql(server, *statements: str) -> None:
     conn.close()
 
 
+def _sync(mysql_server, target, path, state, statements: list[str], query: str,
+          want: set) -> tuple[set, str]:
+    """Run the pipeline of ``path``; once the table is at the target and a checkpoint has
+    completed, run ``statements`` at the source, then wait up to 60 s for ``query`` at the
+    target to give ``want`` and stop the pipeline (SIGTERM, which must end it cleanly): the
+    rows the query gave last, and the run's stderr."""
+    p = hub("run", str(path), "--no-progress")
+    got: set = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not (target.visible("t") and latest_checkpoint(str(state)) > 1) \
+                and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.2)
+        _sql(mysql_server, *statements)
+        while time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.3)
+            try:
+                got = set(target.query(query))
+            except Exception:  # noqa: BLE001 - a column not there yet
+                continue
+            if got == want:
+                break
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err[-2000:]
+    return got, err
+
+
 def test_lenient_keeps_dropped_and_renamed_columns(mysql_server, postgres_server, tmp_path,
                                                    request):
     src = new_database(mysql_server)
@@ -36,39 +66,19 @@ def test_lenient_keeps_dropped_and_renamed_columns(mysql_server, postgres_server
     # lenient is the default: the file does not name it
     text = mysql_server.pipeline_toml("t-lenient", state, src)
     path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n')
-    p = hub("run", str(path), "--no-progress")
-    try:
-        deadline = time.monotonic() + 60
-        while not (target.visible("t") and latest_checkpoint(str(state)) > 1) \
-                and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.2)
-        _sql(mysql_server,
-             f"ALTER TABLE {src}.t ADD COLUMN q INT NOT NULL DEFAULT 7",
-             f"INSERT INTO {src}.t VALUES (5, 50, 'v', 8)",
-             f"ALTER TABLE {src}.t DROP COLUMN q",
-             f"ALTER TABLE {src}.t DROP COLUMN a",
-             f"INSERT INTO {src}.t VALUES (2, 'y')",
-             f"ALTER TABLE {src}.t CHANGE b c VARCHAR(10)",
-             f"INSERT INTO {src}.t VALUES (3, 'z')",
-             f"TRUNCATE TABLE {src}.t",
-             f"INSERT INTO {src}.t VALUES (4, 'w')")
-        # q: added with a default the row that existed reads (nullable: later rows lack it)
-        want = {(1, 10, "x", None, 7), (5, 50, "v", None, 8), (2, None, "y", None, None),
-                (3, None, None, "z", None), (4, None, None, "w", None)}
-        got: set = set()
-        while time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.3)
-            try:
-                got = set(target.query("SELECT id, a, b, c, q FROM t"))
-            except Exception:  # noqa: BLE001 - column c not there yet
-                continue
-            if got == want:
-                break
-    finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
+    # q: added with a default the row that existed reads (nullable: later rows lack it)
+    want = {(1, 10, "x", None, 7), (5, 50, "v", None, 8), (2, None, "y", None, None),
+            (3, None, None, "z", None), (4, None, None, "w", None)}
+    got, err = _sync(mysql_server, target, path, state, [
+        f"ALTER TABLE {src}.t ADD COLUMN q INT NOT NULL DEFAULT 7",
+        f"INSERT INTO {src}.t VALUES (5, 50, 'v', 8)",
+        f"ALTER TABLE {src}.t DROP COLUMN q",
+        f"ALTER TABLE {src}.t DROP COLUMN a",
+        f"INSERT INTO {src}.t VALUES (2, 'y')",
+        f"ALTER TABLE {src}.t CHANGE b c VARCHAR(10)",
+        f"INSERT INTO {src}.t VALUES (3, 'z')",
+        f"TRUNCATE TABLE {src}.t",
+        f"INSERT INTO {src}.t VALUES (4, 'w')"], "SELECT id, a, b, c, q FROM t", want)
     # nothing lost: the dropped column and the old name stay, the truncate did not reach it
     assert got == want, err[-2000:]
 
@@ -86,32 +96,13 @@ def test_lenient_type_change_no_type_holds_goes_to_a_side_column(mysql_server, p
     path = tmp_path / "p.toml"
     text = mysql_server.pipeline_toml("t-lenient-type", state, src)
     path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n')
-    p = hub("run", str(path), "--no-progress")
     want = {(1, 10, None), (2, None, "x"), (3, None, "yyyyyyyyyyyyyyy")}
-    got: set = set()
-    try:
-        deadline = time.monotonic() + 60
-        while not (target.visible("t") and latest_checkpoint(str(state)) > 1) \
-                and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.2)
-        _sql(mysql_server,
-             f"ALTER TABLE {src}.t MODIFY a VARCHAR(10)",
-             f"INSERT INTO {src}.t VALUES (2, 'x')",
-             f"ALTER TABLE {src}.t MODIFY a VARCHAR(20)",
-             f"INSERT INTO {src}.t VALUES (3, 'yyyyyyyyyyyyyyy')")
-        while time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.3)
-            try:
-                got = set(target.query("SELECT id, a, a_varchar FROM t"))
-            except Exception:  # noqa: BLE001 - column a_varchar not there yet
-                continue
-            if got == want:
-                break
-    finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err[-2000:]
+    got, err = _sync(mysql_server, target, path, state, [
+        f"ALTER TABLE {src}.t MODIFY a VARCHAR(10)",
+        f"INSERT INTO {src}.t VALUES (2, 'x')",
+        f"ALTER TABLE {src}.t MODIFY a VARCHAR(20)",
+        f"INSERT INTO {src}.t VALUES (3, 'yyyyyyyyyyyyyyy')"], "SELECT id, a, a_varchar FROM t",
+        want)
     assert got == want, err[-2000:]
 
 
@@ -129,35 +120,15 @@ def test_evolve_with_excluded_drop_column_and_truncate(mysql_server, postgres_se
     text = text.replace("[checkpoint]", 'schema-change-behavior = "evolve"\n[checkpoint]', 1)
     path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n'
                     'exclude-schema-changes = ["drop.column", "truncate.table"]\n')
-    p = hub("run", str(path), "--no-progress")
-    try:
-        deadline = time.monotonic() + 60
-        while not (target.visible("t") and latest_checkpoint(str(state)) > 1) \
-                and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.2)
-        _sql(mysql_server,
-             f"ALTER TABLE {src}.t DROP COLUMN a",
-             f"INSERT INTO {src}.t VALUES (2, 'y')",
-             f"ALTER TABLE {src}.t CHANGE b c VARCHAR(10)",
-             f"INSERT INTO {src}.t VALUES (3, 'z')",
-             f"TRUNCATE TABLE {src}.t",
-             f"INSERT INTO {src}.t VALUES (4, 'w')")
-        want = {(1, 10, "x"), (2, None, "y"), (3, None, "z"), (4, None, "w")}
-        got: set = set()
-        while time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.3)
-            try:
-                got = set(target.query("SELECT id, a, c FROM t"))
-            except Exception:  # noqa: BLE001 - column c not there yet
-                continue
-            if got == want:
-                break
-        columns = {r[0] for r in target.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 't'")}
-    finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
-    assert p.returncode == 0, err
+    want = {(1, 10, "x"), (2, None, "y"), (3, None, "z"), (4, None, "w")}
+    got, err = _sync(mysql_server, target, path, state, [
+        f"ALTER TABLE {src}.t DROP COLUMN a",
+        f"INSERT INTO {src}.t VALUES (2, 'y')",
+        f"ALTER TABLE {src}.t CHANGE b c VARCHAR(10)",
+        f"INSERT INTO {src}.t VALUES (3, 'z')",
+        f"TRUNCATE TABLE {src}.t",
+        f"INSERT INTO {src}.t VALUES (4, 'w')"], "SELECT id, a, c FROM t", want)
+    columns = {r[0] for r in target.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 't'")}
     assert got == want, err[-2000:]
     assert columns == {"id", "a", "c"}  # renamed (evolve), a kept (its drop excluded)
