@@ -228,8 +228,29 @@ def from_json_values(vals: list, target: pa.DataType) -> pa.Array:
         return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), child,
                                         mask=pa.array(mask, pa.bool_()), type=target)
     if _needs_text_decode(target):
+        if pa.types.is_decimal(target):
+            vals = _number_texts(vals)
         return decode_text(pa.array(vals, pa.string()), target)
     return pa.array(vals, target)
+
+
+def _number_texts(vals: list) -> list:
+    """JSON numbers met in a DECIMAL column (some producers write decimals so) as their text,
+    which :func:`parse_decimal` takes exactly (a :class:`JsonNumber` keeps its digits);
+    other values as they are (a boolean or an object then fails the conversion to text)."""
+    return [v.text if isinstance(v, JsonNumber) else
+            str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+            for v in vals]
+
+
+_STRING_FIELD_MET = re.compile(r"Column\(/(.*?)\) changed from string to (\w+)")
+
+
+def string_field_met(error: str) -> tuple[str, str] | None:
+    """What ``pyarrow.json``'s error says a field it reads as a string met instead: (the
+    column, the JSON kind: ``number``, ``object``...); None for another error."""
+    m = _STRING_FIELD_MET.search(error)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def _needs_text_decode(t: pa.DataType) -> bool:

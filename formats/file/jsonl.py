@@ -15,7 +15,6 @@ bytes as their base64 STRING, TIME as STRING, TIMESTAMP_LTZ as STRING.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
@@ -25,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from formats.base import BadRecordHandler
-from formats.codec.text import JsonNumber, decode_text, from_json_values, json_text
+from formats.codec.text import (JsonNumber, decode_text, from_json_values, json_text,
+                                string_field_met)
 from formats.file.base import (LOGICAL_TYPE_KEY, FileFormat, FormatReader, FormatWriter,
                                is_json_field)
 from formats.file.reading import TextFileReader
@@ -94,10 +94,6 @@ def _has_decimal(t: pa.DataType) -> bool:
     return bool(pa.types.is_decimal(t) or pa.types.is_list(t) and _has_decimal(t.value_type))
 
 
-#: pyarrow.json met a JSON number where it reads a string: in a DECIMAL column, its digits
-_NOT_A_STRING = re.compile(r"Column\(/(.*?)\) changed from string to number")
-
-
 @dataclass(frozen=True)
 class _Plan:
     """Which columns Arrow's JSON reader parses (``options``) and which come from
@@ -137,8 +133,10 @@ class JsonlReader(TextFileReader):
         try:
             return self._parse(data, self._plan)
         except pa.ArrowInvalid as exc:
-            m = _NOT_A_STRING.search(str(exc))
-            if self._plan is self._numbers or m is None or m.group(1) not in self._decimals:
+            # pyarrow.json met a JSON number where it reads a string: in a DECIMAL column
+            met = string_field_met(str(exc))
+            if self._plan is self._numbers or met is None or met[1] != "number" \
+                    or met[0] not in self._decimals:
                 raise
         self._plan = self._numbers  # the rest of the file: one producer writes it alike
         return self._parse(data, self._plan)
@@ -181,19 +179,7 @@ def _from_python(vals: list[Any], f: pa.Field) -> pa.Array:
     if is_json_field(f):
         return pa.array([None if v is None else json.dumps(
             v, separators=(",", ":"), ensure_ascii=False) for v in vals], f.type)
-    if _has_decimal(f.type):
-        vals = _number_texts(vals, f.type)
     return from_json_values(vals, f.type)
-
-
-def _number_texts(vals: list[Any], t: pa.DataType) -> list[Any]:
-    """JSON numbers in a DECIMAL column (or its arrays) as their text, which
-    :func:`~formats.codec.text.parse_decimal` takes exactly; other values as they are (a
-    boolean or an object is then refused by the decoding)."""
-    if pa.types.is_list(t):
-        return [_number_texts(v, t.value_type) if isinstance(v, list) else v for v in vals]
-    return [v.text if isinstance(v, JsonNumber) else
-            str(v) if type(v) is int else v for v in vals]
 
 
 class JsonlFormat(FileFormat):

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from formats.base import Decoded, MessageDecoder
+from formats.codec.text import JsonNumber
 from formats.message.base import MessageFormatConfig, topic_table
-from formats.message.values import JsonNumber, infer_schema, rows_to_arrow, schema_changes
+from formats.message.values import infer_schema, rows_to_arrow, schema_changes
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
 

@@ -19,7 +19,7 @@ import pyarrow.json as pj
 from pydantic import Field
 
 from formats.base import Decoded, MessageDecoder, MessageEncoder
-from formats.codec.text import decode_text
+from formats.codec.text import decode_text, string_field_met
 from formats.message.base import MessageFormat, MessageFormatConfig
 from formats.message.envelope import EnvelopeDecoder, Event
 from formats.message.values import object_texts, ops_of, split_utf8
@@ -208,20 +208,19 @@ class JsonDecoder(EnvelopeDecoder):
 
 
 _OPS = pa.array(list(OPS))
-_NOT_A_STRING = re.compile(r"Column\(/(.*?)\) changed from string to (\w+)")
 
 
 def _never_columnar(error: str, schema: TableSchema) -> bool:
     """Whether pyarrow.json's ``error`` says a field read as a string met what no columnar
     reader carries: a JSON document in a JSON column (any JSON column: the old rule), a JSON
     number in a DECIMAL column (its digits: the general path reads them)."""
-    m = _NOT_A_STRING.search(error)
-    if m is None:
+    met = string_field_met(error)
+    if met is None:
         return False
     if any(c.type.kind == "JSON" for c in schema.columns):
         return True
     kinds = {c.name: c.type.kind for c in schema.columns}
-    return kinds.get(m.group(1)) == "DECIMAL" and m.group(2) == "number"
+    return kinds.get(met[0]) == "DECIMAL" and met[1] == "number"
 
 
 class JsonEncoder(MessageEncoder):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from formats.codec.text import (JsonNumber, from_json_values, json_string_literal, json_text,
+from formats.codec.text import (from_json_values, json_string_literal, json_text,
                                text, timestamp_text)
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
@@ -45,12 +44,8 @@ def column_array(vals: list[Any], dtype: DataType) -> pa.Array:
         vals = [v if v is None or isinstance(v, str) else
                 json.dumps(v, separators=(",", ":"), ensure_ascii=False) for v in vals]
         return pa.array(vals, target)
-    if dtype.kind == "DECIMAL":
-        # numbers are accepted too (some producers write decimals as JSON numbers)
-        vals = [v if v is None or isinstance(v, str) else
-                format(Decimal(v.text), "f") if isinstance(v, JsonNumber) else
-                str(Decimal(str(v))) for v in vals]
-    elif dtype.is_string:
+    # DECIMAL: JSON numbers are taken too, exactly (from_json_values)
+    if dtype.is_string:
         vals = [v if v is None or isinstance(v, str) else
                 json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
                 for v in vals]

@@ -110,26 +110,22 @@ def _connection_class() -> type:
     """PyMySQL's connection, whose default TLS mode ("preferred": TLS when the server offers
     it) gets its context made once per process instead of once per connection: loading the
     system's CA certificates took ~25 ms of CPU per connection, and a snapshot opens one per
-    reader and more for its enumerator.  (An SSLContext is safe to share between threads;
-    explicit ``ssl`` settings still get a context of their own.)"""
+    reader and more for its enumerator.  (An SSLContext is safe to share between threads; two
+    threads making the first one at once is harmless.  Explicit ``ssl`` settings still get a
+    context of their own.)"""
     from pymysql.connections import Connection
 
     class _Connection(Connection):
+        _preferred: Any = None
+
         def _create_ssl_ctx(self, sslp: Any) -> Any:
             if sslp:
                 return super()._create_ssl_ctx(sslp)
-            return _preferred_context(super()._create_ssl_ctx)
+            if _Connection._preferred is None:
+                _Connection._preferred = super()._create_ssl_ctx({})
+            return _Connection._preferred
 
     return _Connection
-
-
-_PREFERRED: list[Any] = []
-
-
-def _preferred_context(create: Callable[[dict], Any]) -> Any:
-    if not _PREFERRED:  # two threads may both make one: harmless, the first is kept
-        _PREFERRED.append(create({}))
-    return _PREFERRED[0]
 
 
 def connect(settings: dict[str, Any]) -> Any:

@@ -157,7 +157,7 @@ class _Hosted:
 
 class _RemoteEnumerator:
     """What the control loop uses of the split enumerator, for one in its actor
-    (:class:`~runtime.executor.ray.enumerator.EnumeratorActor`): the driver's calls, numbered,
+    (:class:`~runtime.executor.ray.enumerator.EnumeratorHost`, in reader 0's actor): the driver's calls, numbered,
     delivered there in order.  The readers' requests never pass here (their actors call the
     enumerator's); a checkpoint's trigger is :meth:`trigger` (the actor sends the triggers
     to the readers, after the snapshot, in order with its assignments)."""
