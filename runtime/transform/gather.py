@@ -22,7 +22,8 @@ _NUMPY_INTS = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 def fixed_dtype(t: pa.DataType) -> np.dtype | None:
     """The numpy dtype whose items are the values of a column of type ``t`` (bit for bit),
     or None when ``t`` is not a fixed-width type of whole bytes (then: Arrow's filter)."""
-    if pa.types.is_boolean(t) or pa.types.is_dictionary(t) or pa.types.is_nested(t):
+    if (pa.types.is_boolean(t) or pa.types.is_dictionary(t) or pa.types.is_nested(t)
+            or isinstance(t, pa.BaseExtensionType)):  # an extension type: Arrow knows it
         return None
     try:
         bits = t.bit_width

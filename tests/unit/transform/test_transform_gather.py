@@ -69,8 +69,11 @@ def test_fixed_dtype_only_for_whole_byte_fixed_width() -> None:
     assert fixed_dtype(pa.int64()) == np.dtype(np.int64)
     assert fixed_dtype(pa.decimal128(12, 2)) == np.dtype("V16")
     assert fixed_dtype(pa.timestamp("ms")) == np.dtype(np.int64)
+    newer = [make() for make in (getattr(pa, "uuid", None), getattr(pa, "string_view", None))
+             if make is not None]  # pyarrow 18 and 16
     for t in (pa.bool_(), pa.string(), pa.large_string(), pa.binary(), pa.list_(pa.int64()),
-              pa.dictionary(pa.int32(), pa.string()), pa.struct([("a", pa.int64())])):
+              pa.dictionary(pa.int32(), pa.string()), pa.struct([("a", pa.int64())]),
+              pa.run_end_encoded(pa.int32(), pa.int64()), *newer):
         assert fixed_dtype(t) is None, t
 
 
