@@ -200,9 +200,11 @@ def main() -> None:
         # where the CPU the transform adds goes, against what the bar allows it
         budget = c0 / 0.8 - c0
         imp, fresh = import_s(), fresh_operator_s(n)
+        rest = c1 - c0 - imp - fresh
         print(f"  the transform adds {c1 - c0:.2f} CPU s (the bar allows {budget:.2f}): importing "
               f"it {imp:.2f}, the operator on fresh batches in one thread {fresh:.2f}, the rest "
-              f"{c1 - c0 - imp - fresh:.2f} (two threads sharing the batches and the GIL)")
+              + (f"{rest:.2f} (two threads sharing the batches and the GIL)" if rest >= 0 else
+                 "negative: the runs were too noisy to split (a loaded machine)"))
         try:
             op, bare = operator_rates(min(args.rows, 500_000))
             print(f"operator alone     : {op:>12,.0f} rows per CPU second; the same by hand "
