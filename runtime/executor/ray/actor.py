@@ -105,7 +105,7 @@ class SubtaskActor:
     leaves the process), or one of them alone (``pipeline.operator-chaining`` off: the source's
     elements reach its sink's actor as ``push`` calls).  Made with
     ``ray.remote(SubtaskActor).options(...)`` by
-    :class:`~runtime.executor.ray.executor.RayExecutor`; the plugins (source, sink) come
+    :class:`~runtime.executor.ray.attempt.AttemptExecutor`; the plugins (source, sink) come
     pickled, as the executor contract says they may."""
 
     def __init__(self, name: str, subtask: int, parallelism: int):
