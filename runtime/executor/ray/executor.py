@@ -21,9 +21,11 @@ import dataclasses
 import logging
 import pickle
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
+from runtime.errors import TransientError
 from runtime.executor.base import Executor, SavepointReply
 from runtime.executor.job import Job, JobResult
 from runtime.executor.ray import cluster
@@ -42,6 +44,8 @@ PULL_TIMEOUT_S = 10.0
 #: The driver's own counters, never taken from the job master's: its start, and the records
 #: sent to the dead letters (counted into the driver's queue, which counts them here).
 _OWN = frozenset({"parallelism", "started_at", "dead_letters"})
+#: How long a job master lost may take to be confirmed dead before a new one starts.
+GONE_S = 60.0
 ENDED = "the job ended before the savepoint could be taken"
 
 
@@ -138,9 +142,10 @@ class RayExecutor(Executor):
         self.job = job
         cluster.connect(self.address)
         # on the driver's node (the head, usually): a node of the workers lost leaves the
-        # job's control where it was; soft: anywhere when that node can't take it
+        # job's control where it was (that node lost, the driver is gone too).  Hard: with
+        # soft affinity Ray placed it on the other node of the two-node test cluster
         here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-            ray.get_runtime_context().get_node_id(), soft=True)
+            ray.get_runtime_context().get_node_id(), soft=False)
         self._dead_letters = job.dead_letter.count
         try:
             master = ray.remote(JobMaster).options(
@@ -158,7 +163,11 @@ class RayExecutor(Executor):
             while not ray.wait([done], timeout=PULL_S)[0]:
                 self._pull(master)
             self._pull(master)  # the counters as the job left them
-            result, error = ray_result(done, "job master", "the job's run")
+            try:
+                result, error = ray_result(done, "job master", "the job's run")
+            except TransientError:  # lost, or unreachable: no new one while it may live
+                self._wait_gone(master)
+                raise
         finally:
             self._end()
         if error is not None:
@@ -188,6 +197,29 @@ class RayExecutor(Executor):
         self.nodes = nodes
         self.sources = [_Subtask(a) for a in sources]
         self.sinks = [_Subtask(a) for a in sinks]
+
+    @staticmethod
+    def _wait_gone(master: Any) -> None:
+        """Kill the job master and wait (up to :data:`GONE_S`) until Ray says it is dead:
+        one unreachable a moment (``ActorUnavailableError``) may still run its job, and two
+        job masters of one job must never commit side by side.  Not confirmed within that
+        (its node cut off, not yet declared dead): said, and the run ends all the same (Ray
+        kills a node's workers when it declares the node dead)."""
+        deadline = time.monotonic() + GONE_S
+        try:
+            ray.kill(master, no_restart=True)
+        except Exception:  # noqa: BLE001 - gone already
+            log.debug("the job master's actor: already gone", exc_info=True)
+        while time.monotonic() < deadline:
+            try:
+                ray.get(master.pid.remote(), timeout=2.0)
+            except ray.exceptions.ActorDiedError:
+                return
+            except ray.exceptions.RayError:  # unavailable, or no answer yet: again
+                pass
+            time.sleep(0.2)
+        log.warning("the job master lost was not confirmed dead within %gs; a new one starts",
+                    GONE_S)
 
     def _end(self) -> None:
         """Requests still waiting are told; the job master goes once the answers it gave
