@@ -60,7 +60,9 @@ class JobMaster:
             if restart is not None else new_attempt(metrics))
 
     def _say(self, line: str) -> None:
-        log.warning("%s", line)
+        # said by the driver (its notify); only logged here (a warning would reach the
+        # driver's terminal a second time, through Ray's forwarding of the actor's stderr)
+        log.info("%s", line)
         self.said.append(line)
 
     def run(self) -> tuple[JobResult | None, ErrorRecord | None]:
