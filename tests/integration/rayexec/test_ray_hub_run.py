@@ -36,7 +36,7 @@ def test_sigterm_stops_a_ray_run_and_its_counts_reach_the_driver(tmp_path):
     p = hub("run", path)  # stderr not a terminal: the progress's last draw comes at the end
     try:
         deadline = time.monotonic() + 90
-        while latest_checkpoint(str(state)) < 2:  # running, and some rows through
+        while latest_checkpoint(str(state)) < 1:  # running, and some rows through
             assert p.poll() is None, p.communicate()[1]
             assert time.monotonic() < deadline, "no checkpoint within 90 s"
             time.sleep(0.05)
@@ -51,7 +51,7 @@ def test_sigterm_stops_a_ray_run_and_its_counts_reach_the_driver(tmp_path):
                         err)
     assert summary, err
     rows, last = int(summary.group(1).replace(",", "")), int(summary.group(2))
-    assert last == latest_checkpoint(str(state)) and last > 2
+    assert last == latest_checkpoint(str(state)) and last > 1  # the final one
     written = sum(1 for f in (tmp_path / "lake").rglob("*.jsonl") if not f.name.startswith(".")
                   for line in f.read_text().splitlines() if json.loads(line))
     assert 0 < rows == written < 10_000_000
