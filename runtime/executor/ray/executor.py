@@ -38,7 +38,7 @@ from runtime.retry import Backoff
 log = logging.getLogger("hub.runtime")
 
 #: How often the driver pulls the job master's counters (one small call).
-PULL_S = 0.5
+PULL_S = 0.25
 #: How long a pull may take before it is given up (the next one tries again).
 PULL_TIMEOUT_S = 10.0
 #: The driver's own counters, never taken from the job master's: its start, and the records
