@@ -233,13 +233,18 @@ class AttemptExecutor(LocalExecutor):
     (:class:`~runtime.executor.ray.master.JobMaster`), which makes one per attempt; tests may
     run it anywhere.  Every crossing message is pickled, as the contract says it may be.  With
     ``chain`` (the default; Flink's ``pipeline.operator-chaining``) source and sink subtask
-    ``i`` share one actor; without, each has its own and batches cross between them."""
+    ``i`` share one actor; without, each has its own and batches cross between them.
+    ``actors``: the subtasks' actors, made already by :func:`make_actors` (same ``chain``)."""
 
     def __init__(self, job: Job | None = None, metrics: PipelineMetrics | None = None,
-                 address: str | None = None, chain: bool = True):
+                 address: str | None = None, chain: bool = True,
+                 actors: list[tuple] | None = None):
         super().__init__(job, metrics, serialize=True)
         self.address = address
         self.chain = chain
+        #: the subtasks' actors when made already (:func:`make_actors`, by the driver: their
+        #: processes start while the job master's does), else made here
+        self.premade = actors
         self.hosted: list[_Hosted] = []
         #: the enumerator's actor (polled as the subtasks' are)
         self.enumerator: _RemoteEnumerator | None = None
@@ -274,18 +279,9 @@ class AttemptExecutor(LocalExecutor):
         cluster.connect(self.address)
         nodes = cluster.alive_nodes()
         p = job.parallelism
-        Actor = ray.remote(SubtaskActor)
+        made, self.premade = self.premade or make_actors(p, self.chain, nodes), None
         all_source_args: list[dict] = []
         for i in range(p):
-            # pair i on node i mod n: a batch never leaves its node
-            where = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                nodes[i % len(nodes)]["NodeID"], soft=False)
-            # no task events: a record per call (every poll, every push) sent to the GCS for
-            # Ray's dashboard and state API, which the hub does not use
-            opts = dict(num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
-                        scheduling_strategy=where, enable_task_events=False)
-            # reader 0's actor hosts the enumerator: a thread more per reader (their calls)
-            more = dict(opts, max_concurrency=MAX_CONCURRENCY + p) if i == 0 else opts
             source_args = dict(source=sources[i], parallelism=p, restored=reader_states[i],
                                watermarks=job.watermarks, dead_letter=job.dead_letter)
             all_source_args.append(source_args)  # + the enumerator's actor, made below
@@ -295,7 +291,7 @@ class AttemptExecutor(LocalExecutor):
             source_name = f"source-{i} ({operator_of(job.source)} reader)"
             sink_name = f"sink-{i} ({operator_of(job.sink)} writer)"
             if self.chain:
-                actor = Actor.options(**more).remote(f"subtask-{i}", i, p)
+                actor, = made[i]
                 control = _Control(actor)
                 # started once, by the sink's start (the control loop starts sinks first)
                 sink = _RemoteTask(sink_name, i, "sink", actor, control, _starter(
@@ -303,8 +299,7 @@ class AttemptExecutor(LocalExecutor):
                 source = _RemoteTask(source_name, i, "source", actor, control, lambda: None)
                 self.hosted.append(_Hosted(actor, [source, sink]))
             else:
-                sink_actor = Actor.options(**opts).remote(f"sink-{i}", i, p)
-                source_actor = Actor.options(**more).remote(f"source-{i}", i, p)
+                sink_actor, source_actor = made[i]
                 sink = _RemoteTask(sink_name, i, "sink", sink_actor, _Control(sink_actor),
                                    _starter(sink_actor.start, None, sink_args))
                 source = _RemoteTask(source_name, i, "source", source_actor,
@@ -327,8 +322,9 @@ class AttemptExecutor(LocalExecutor):
                                          ) from None
             self.nodes = [node for node, _ in answers]
             by_id = {n["NodeID"]: n for n in nodes}
+            # (an actor made by the driver on a node since gone answered nothing: not here)
             cluster.refuse_blind(job.storage.root, [(by_id[node], sees) for node, sees
-                                                    in answers], len(nodes))
+                                                    in answers if node in by_id], len(nodes))
         except BaseException:
             self._kill_actors()  # made, never started: the run ends before its shutdown
             raise
@@ -434,6 +430,29 @@ class AttemptExecutor(LocalExecutor):
                 ray.kill(h.actor, no_restart=True)
             except Exception:  # noqa: BLE001 - gone already
                 log.debug("%s: actor already gone", h.name, exc_info=True)
+
+
+def make_actors(parallelism: int, chain: bool, nodes: list[dict]) -> list[tuple]:
+    """The subtasks' actors of one attempt, made (Ray starts their processes meanwhile; the
+    calls to them wait for that): per subtask pair ``i``, on node ``i`` mod ``len(nodes)`` (a
+    batch never leaves its node), ``(actor,)`` chained, else ``(sink_actor, source_actor)``."""
+    Actor = ray.remote(SubtaskActor)
+    out: list[tuple] = []
+    for i in range(parallelism):
+        where = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            nodes[i % len(nodes)]["NodeID"], soft=False)
+        # no task events: a record per call (every poll, every push) sent to the GCS for
+        # Ray's dashboard and state API, which the hub does not use
+        opts = dict(num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
+                    scheduling_strategy=where, enable_task_events=False)
+        # reader 0's actor hosts the enumerator: a thread more per reader (their calls)
+        more = dict(opts, max_concurrency=MAX_CONCURRENCY + parallelism) if i == 0 else opts
+        if chain:
+            out.append((Actor.options(**more).remote(f"subtask-{i}", i, parallelism),))
+        else:
+            out.append((Actor.options(**opts).remote(f"sink-{i}", i, parallelism),
+                        Actor.options(**more).remote(f"source-{i}", i, parallelism)))
+    return out
 
 
 def _starter(method: Any, *args: Any):

@@ -30,7 +30,7 @@ from runtime.executor.base import Executor, SavepointReply
 from runtime.executor.job import Job, JobResult
 from runtime.executor.ray import cluster
 from runtime.executor.ray._ray import ray
-from runtime.executor.ray.attempt import ray_result
+from runtime.executor.ray.attempt import make_actors, ray_result
 from runtime.executor.ray.master import MAX_CONCURRENCY, JobMaster
 from runtime.metrics import PipelineMetrics
 from runtime.retry import Backoff
@@ -76,8 +76,9 @@ class RayExecutor(Executor):
         self.chain = chain
         self.restart = restart
         self.notify = notify or log.warning
-        #: the job master's actor, once made
+        #: the job master's actor, once made, and the subtasks' actors made for its first attempt
         self.master: Any = None
+        self.actors: list[Any] = []
         #: the node of each subtask's actor, and which subtasks run (from the last pull)
         self.nodes: list[str] = []
         self.sources: list[_Subtask] = []
@@ -148,10 +149,16 @@ class RayExecutor(Executor):
             ray.get_runtime_context().get_node_id(), soft=False)
         self._dead_letters = job.dead_letter.count
         try:
+            # the first attempt's subtask actors made here, now: their processes start while
+            # the job master's does, not after it (a process start is ~1 CPU-s here); the
+            # job master's first attempt takes them, kills them at its end
+            self.actors = [a for pair in make_actors(job.parallelism, self.chain,
+                                                     cluster.alive_nodes()) for a in pair]
             master = ray.remote(JobMaster).options(
                 num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
                 scheduling_strategy=here, enable_task_events=False,
-            ).remote(job, self.metrics, self.address, self.chain, self.restart)
+            ).remote(job, self.metrics, self.address, self.chain, self.restart,
+                     _pairs(self.actors, self.chain))
             with self._lock:
                 self.master = master
                 stop, waiting, self._waiting = self._stop, self._waiting, []
@@ -166,7 +173,9 @@ class RayExecutor(Executor):
             try:
                 result, error = ray_result(done, "job master", "the job's run")
             except TransientError:  # lost, or unreachable: no new one while it may live
-                self._wait_gone(master)
+                self._wait_gone(master, "pid")
+                for actor in self.actors:  # the driver's, left running by the job master
+                    self._wait_gone(actor, "stacks")
                 raise
         finally:
             self._end()
@@ -199,27 +208,28 @@ class RayExecutor(Executor):
         self.sinks = [_Subtask(a) for a in sinks]
 
     @staticmethod
-    def _wait_gone(master: Any) -> None:
-        """Kill the job master and wait (up to :data:`GONE_S`) until Ray says it is dead:
-        one unreachable a moment (``ActorUnavailableError``) may still run its job, and two
-        job masters of one job must never commit side by side.  Not confirmed within that
-        (its node cut off, not yet declared dead): said, and the run ends all the same (Ray
-        kills a node's workers when it declares the node dead)."""
+    def _wait_gone(actor: Any, ping: str) -> None:
+        """Kill the job master (or one of the subtask actors made here) and wait (up to
+        :data:`GONE_S`) until Ray says it is dead (its method ``ping`` fails so): one
+        unreachable a moment (``ActorUnavailableError``) may still run its job, and two job
+        masters of one job must never commit side by side.  Not confirmed within that (its
+        node cut off, not yet declared dead): said, and the run ends all the same (Ray kills
+        a node's workers when it declares the node dead)."""
         deadline = time.monotonic() + GONE_S
         try:
-            ray.kill(master, no_restart=True)
+            ray.kill(actor, no_restart=True)
         except Exception:  # noqa: BLE001 - gone already
-            log.debug("the job master's actor: already gone", exc_info=True)
+            log.debug("an actor of the job: already gone", exc_info=True)
         while time.monotonic() < deadline:
             try:
-                ray.get(master.pid.remote(), timeout=2.0)
+                ray.get(getattr(actor, ping).remote(), timeout=2.0)
             except ray.exceptions.ActorDiedError:
                 return
             except ray.exceptions.RayError:  # unavailable, or no answer yet: again
                 pass
             time.sleep(0.2)
-        log.warning("the job master lost was not confirmed dead within %gs; a new one starts",
-                    GONE_S)
+        log.warning("an actor of the job master lost was not confirmed dead within %gs; a new "
+                    "job master starts", GONE_S)
 
     def _end(self) -> None:
         """Requests still waiting are told; the job master goes once the answers it gave
@@ -235,7 +245,14 @@ class RayExecutor(Executor):
             return
         if answers:
             ray.wait(answers, num_returns=len(answers), timeout=2.0)
-        try:
-            ray.kill(master, no_restart=True)
-        except Exception:  # noqa: BLE001 - gone already
-            log.debug("the job master's actor: already gone", exc_info=True)
+        for actor in [master] + self.actors:  # (the subtasks' were killed by the job master)
+            try:
+                ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - gone already
+                log.debug("an actor of the job: already gone", exc_info=True)
+
+
+def _pairs(actors: list[Any], chain: bool) -> list[tuple]:
+    """:func:`~runtime.executor.ray.attempt.make_actors`'s list back from its flat form."""
+    n = 1 if chain else 2
+    return [tuple(actors[i:i + n]) for i in range(0, len(actors), n)]

@@ -40,10 +40,11 @@ class JobMaster:
     master made again after one was lost goes on counting checkpoints where it left).  With
     ``restart``, the attempts run under that policy (a subtask's actor or node lost: restored
     from the latest completed checkpoint, here); without, :meth:`run` is one attempt (the
-    executor contract's)."""
+    executor contract's).  ``actors``: the first attempt's subtask actors, made by the driver
+    (:func:`~runtime.executor.ray.attempt.make_actors`)."""
 
     def __init__(self, job: Job, metrics: PipelineMetrics, address: str | None, chain: bool,
-                 restart: Backoff | None):
+                 restart: Backoff | None, actors: list[tuple] | None = None):
         self.job = job
         self.metrics = metrics
         #: the lines the restart strategy said (each restart's reason), for the driver to say
@@ -51,8 +52,12 @@ class JobMaster:
         #: the executor of the latest attempt (its subtasks' state, its actors' nodes)
         self.attempt: AttemptExecutor | None = None
 
+        premade = [actors] if actors else []
+
         def new_attempt(m: PipelineMetrics) -> Executor:
-            self.attempt = AttemptExecutor(metrics=m, address=address, chain=chain)
+            # the first attempt takes the actors the driver made (started with this one's)
+            self.attempt = AttemptExecutor(metrics=m, address=address, chain=chain,
+                                           actors=premade.pop() if premade else None)
             return self.attempt
 
         self.executor: Executor = (
