@@ -90,6 +90,8 @@ class RayExecutor(Executor):
         self._ended = False
         self._said = 0
         self._dead_letters = 0
+        #: the latest attempt's subtask actors as the job master said them: (its key, them)
+        self._attempt_actors: tuple[Any, list[Any]] = (None, [])
 
     # -- requests (thread-safe; before the run too) ---------------------------------------------
     def request_stop(self, savepoint: str | None = None) -> None:
@@ -152,13 +154,12 @@ class RayExecutor(Executor):
             # the first attempt's subtask actors made here, now: their processes start while
             # the job master's does, not after it (a process start is ~1 CPU-s here); the
             # job master's first attempt takes them, kills them at its end
-            self.actors = [a for pair in make_actors(job.parallelism, self.chain,
-                                                     cluster.alive_nodes()) for a in pair]
+            pairs = make_actors(job.parallelism, self.chain, cluster.alive_nodes())
+            self.actors = [a for pair in pairs for a in pair]
             master = ray.remote(JobMaster).options(
                 num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
                 scheduling_strategy=here, enable_task_events=False,
-            ).remote(job, self.metrics, self.address, self.chain, self.restart,
-                     _pairs(self.actors, self.chain))
+            ).remote(job, self.metrics, self.address, self.chain, self.restart, pairs)
             with self._lock:
                 self.master = master
                 stop, waiting, self._waiting = self._stop, self._waiting, []
@@ -174,7 +175,9 @@ class RayExecutor(Executor):
                 result, error = ray_result(done, "job master", "the job's run")
             except TransientError:  # lost, or unreachable: no new one while it may live
                 self._wait_gone(master, "pid")
-                for actor in self.actors:  # the driver's, left running by the job master
+                # the subtasks' actors: the driver's (a job master lost leaves them running)
+                # and the latest attempt's (Ray kills them with their owner, in a while)
+                for actor in self.actors + self._attempt_actors[1]:
                     self._wait_gone(actor, "stacks")
                 raise
         finally:
@@ -188,8 +191,9 @@ class RayExecutor(Executor):
         ``notify``, its dead letters into the job's queue; a job master lost or slow is let
         be (its run's answer says it)."""
         try:
-            data, said, dead_letters, nodes, sources, sinks = ray.get(
-                master.snapshot.remote(self._said), timeout=PULL_TIMEOUT_S)
+            data, said, dead_letters, nodes, sources, sinks, actors = ray.get(
+                master.snapshot.remote(self._said, self._attempt_actors[0]),
+                timeout=PULL_TIMEOUT_S)
         except ray.exceptions.RayError as exc:
             log.debug("the job master's snapshot: %s", type(exc).__name__)
             return
@@ -204,6 +208,8 @@ class RayExecutor(Executor):
             self.job.dead_letter.counted(dead_letters - self._dead_letters)
             self._dead_letters = dead_letters
         self.nodes = nodes
+        if actors is not None:
+            self._attempt_actors = actors
         self.sources = [_Subtask(a) for a in sources]
         self.sinks = [_Subtask(a) for a in sinks]
 
@@ -223,10 +229,10 @@ class RayExecutor(Executor):
         while time.monotonic() < deadline:
             try:
                 ray.get(getattr(actor, ping).remote(), timeout=2.0)
-            except ray.exceptions.ActorDiedError:
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+                pass  # unreachable, or no answer yet: again
+            except ray.exceptions.RayError:  # dead: killed, or its node or owner gone
                 return
-            except ray.exceptions.RayError:  # unavailable, or no answer yet: again
-                pass
             time.sleep(0.2)
         log.warning("an actor of the job master lost was not confirmed dead within %gs; a new "
                     "job master starts", GONE_S)
@@ -251,8 +257,3 @@ class RayExecutor(Executor):
             except Exception:  # noqa: BLE001 - gone already
                 log.debug("an actor of the job: already gone", exc_info=True)
 
-
-def _pairs(actors: list[Any], chain: bool) -> list[tuple]:
-    """:func:`~runtime.executor.ray.attempt.make_actors`'s list back from its flat form."""
-    n = 1 if chain else 2
-    return [tuple(actors[i:i + n]) for i in range(0, len(actors), n)]

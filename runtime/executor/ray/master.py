@@ -93,12 +93,13 @@ class JobMaster:
         self.executor.request_savepoint(name, reply, stop)
         return answer.result()
 
-    def snapshot(self, said: int) -> tuple[bytes, list[str], int, list[str], list[bool],
-                                           list[bool]]:
+    def snapshot(self, said: int, known: Any = None) -> tuple:
         """What the driver shows of the job: the metrics (pickled here: a subtask's poll may
         add a gauge meanwhile, retried then), the restart lines from the ``said``-th on, the
         records sent to the dead letters in all, the node of each of the latest attempt's
-        actors, and which of its source and sink subtasks run."""
+        actors, which of its source and sink subtasks run, and its actors (``(key, handles)``,
+        None when they are still those of ``known``): the driver kills them when this actor
+        is lost, rather than wait for Ray to (a writer must not prepare after the restore)."""
         for tries in range(5):
             try:
                 metrics = pickle.dumps(self.metrics)
@@ -109,8 +110,11 @@ class JobMaster:
         attempt = self.attempt
         sources = [t.is_alive() for t in attempt.sources] if attempt else []
         sinks = [t.is_alive() for t in attempt.sinks] if attempt else []
+        hosted = list(attempt.hosted) if attempt else []
+        key = (id(attempt), len(hosted))
+        actors = None if key == known else (key, [h.actor for h in hosted])
         return (metrics, self.said[said:], self.job.dead_letter.count,
-                list(getattr(attempt, "nodes", [])), sources, sinks)
+                list(getattr(attempt, "nodes", [])), sources, sinks, actors)
 
     def pid(self) -> int:
         """This actor's process id (the tests kill it)."""
