@@ -257,7 +257,7 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
             _refuse_existing_output(spec, source_sink[1], fresh)
         return build_job(spec, restore, storage, source_sink, dead_letter)
 
-    strategy = RestartStrategy(new_executor(spec), restart_policy(spec),
+    strategy = RestartStrategy(new_executor(spec, notify), restart_policy(spec),
                                storage, metrics, notify=notify)
     control.executor = strategy
     if control.stop.is_set():  # a signal came before the strategy was there
@@ -269,13 +269,17 @@ def _run_with_restarts(spec: PipelineSpec, storage: CheckpointStorage,
         control.executor = None
 
 
-def new_executor(spec: PipelineSpec) -> Callable[[PipelineMetrics], Executor]:
+def new_executor(spec: PipelineSpec, notify: Callable[[str], None] = _say
+                 ) -> Callable[[PipelineMetrics], Executor]:
     """What runs each attempt: ``[pipeline] executor`` (the Ray one imported only when asked
-    for: ray is an extra)."""
+    for: ray is an extra).  On Ray the job master restarts a job whose subtask failed, under
+    ``[restart]`` too (its lines said by ``notify``); an attempt here ends when it gives up
+    or when the job master itself is lost."""
     if spec.executor == "ray":
         from runtime.executor.ray.executor import RayExecutor
         return lambda m: RayExecutor(metrics=m, address=spec.ray_address,
-                                     chain=spec.operator_chaining)
+                                     chain=spec.operator_chaining,
+                                     restart=restart_policy(spec), notify=notify)
     return lambda m: LocalExecutor(metrics=m)
 
 

@@ -127,7 +127,9 @@ def test_writers_hear_stored_before_complete_and_the_final_checkpoint_before_clo
 # -- stop, savepoints ------------------------------------------------------------------------
 def test_stop_with_savepoint_and_resume_from_it_exactly_once(tmp_path, new_executor):
     store = FileStore(str(tmp_path / "sink"))
-    source = RangeSource(4, 40, 5, unbounded=True, delay_s=0.01)
+    # 40 ms a batch: the stop comes mid-way on Ray too, whose driver sees the first rows only
+    # at its next pull of the job master's counters (every 0.25 s)
+    source = RangeSource(4, 40, 5, unbounded=True, delay_s=0.04)
     job = job_of(tmp_path, source, FileSink(store.root))
     executor = new_executor(PipelineMetrics(2))
     timer = stop_later(executor, 0.6, "sp-1")

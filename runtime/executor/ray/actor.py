@@ -5,8 +5,9 @@ and :class:`~runtime.executor.sink_task.SinkTask`) in threads of its process, un
 Flink chains operators of the same parallelism joined by forward partitioning (the only
 partitioning here: source ``i`` feeds sink ``i``), the two share one process and the local
 executor's bounded in-process gate: a batch is never pickled nor copied, only control crosses
-processes.  Only the edges to the driver and the enumerator are Ray's: what the subtasks
-report goes to an outbox the driver polls (:meth:`SubtaskActor.poll`), a reader's split
+processes.  Only the edges to the job's control (the job master's actor,
+:mod:`runtime.executor.ray.master`; "driver" in the calls) and the enumerator are Ray's: what
+the subtasks report goes to an outbox the job master polls (:meth:`SubtaskActor.poll`), a reader's split
 requests and events to the enumerator's actor (:mod:`runtime.executor.ray.enumerator`).  With chaining off, each subtask has an actor and
 a source's elements go to its sink's actor as ``push`` calls (large batches through Ray's
 object store; their Arrow buffers pickled out of band).  The actor is threaded (calls run
@@ -105,7 +106,7 @@ class SubtaskActor:
     leaves the process), or one of them alone (``pipeline.operator-chaining`` off: the source's
     elements reach its sink's actor as ``push`` calls).  Made with
     ``ray.remote(SubtaskActor).options(...)`` by
-    :class:`~runtime.executor.ray.executor.RayExecutor`; the plugins (source, sink) come
+    :class:`~runtime.executor.ray.attempt.AttemptExecutor`; the plugins (source, sink) come
     pickled, as the executor contract says they may."""
 
     def __init__(self, name: str, subtask: int, parallelism: int):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 
@@ -17,12 +19,20 @@ def connect(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    # ray.init takes SIGTERM (and its core worker's signal handlers SIGINT's) for its own
+    # exit: the process's handlers (hub run's: stop with a final checkpoint) are put back
+    own = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)} \
+        if threading.current_thread() is threading.main_thread() else {}
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True,
                  include_dashboard=False)
     except ConnectionError as exc:
         raise TransientError(f"pipeline.ray-address {address}: no Ray cluster answers: {exc}"
                              ) from None
+    finally:
+        for sig, handler in own.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def alive_nodes() -> list[dict]:

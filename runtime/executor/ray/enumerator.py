@@ -6,8 +6,8 @@ calls).  An actor of its own was measured: one more worker process per run, ~1 C
 The readers' split requests, registrations and events go straight to that actor
 (:meth:`EnumeratorHost.handle`, from each reader's actor) and its assignments straight to the
 readers' actors (their ``control`` calls): a split does not wait for the driver's poll and
-control loop on its way.  The driver keeps the checkpoint coordinator; what it asks of the
-enumerator (a checkpoint's trigger, a checkpoint completed) comes in order through the same
+control loop on its way.  The job master (:mod:`runtime.executor.ray.master`) keeps the
+checkpoint coordinator; what it asks of the enumerator (a checkpoint's trigger, a checkpoint completed) comes in order through the same
 :meth:`EnumeratorHost.handle` (sender "driver").
 
 One thread (the enumerator's control thread, as the local executor's) runs every enumerator

@@ -1,19 +1,15 @@
-"""The Ray executor: the local executor's control, its subtasks as Ray actors.
+"""The Ray executor, as the driver (``hub run``) sees it: the job's control in a job master.
 
-The checkpoint coordinator and its committer task, restore, release after a failure and the
-control loop are the local executor's, run in this driver process: :class:`RayExecutor`
-overrides where subtasks live (:meth:`_create_subtasks`, :meth:`_shutdown`) and where the
-split enumerator lives: in reader 0's actor (:mod:`runtime.executor.ray.enumerator`; the
-readers' requests and its assignments go actor to actor, not through the driver's poll;
-a checkpoint's trigger goes through it, :meth:`_trigger`).  Subtask ``i`` of the source and of the sink
-run chained in one actor (:class:`~runtime.executor.ray.actor.SubtaskActor`), the actors
-spread over the cluster's live nodes: a batch never leaves its process (with ``chain`` off,
-two actors on one node: a batch crosses that node's object store).
-A driver-side proxy (:class:`_RemoteTask`) gives the control loop what it uses of a subtask
-thread (``control.put``, ``is_alive``, ``join``); one poller thread brings the actors'
-messages to the control loop's inbox and turns a lost actor (process or node killed) into a
-transient failure of the attempt, which the restart strategy restores from the latest
-completed checkpoint, as with the local executor.
+:class:`RayExecutor` starts the job's job master (:class:`~runtime.executor.ray.master.
+JobMaster`, an actor on the driver's node, no CPU of the cluster's reserved), which runs the
+job's attempts (coordinator, committer, restore, control loop, restarts) and makes the
+subtasks' actors (:mod:`runtime.executor.ray.attempt`).  Meanwhile the driver forwards stop
+and savepoint requests to it and pulls its snapshot every :data:`PULL_S` into this
+executor's metrics, so the progress display, ``hub serve`` and ``/metrics`` see a Ray pipeline
+as a local one.  The job master lost (its process or node killed) ends the run with a
+transient error: the driver's restart strategy (``hub run``'s, the same ``[restart]``
+policy) makes a new one from the latest completed checkpoint, which the checkpoint storage
+(a path every node sees) lets it restore on any node.
 
 Requires: every node runs the same Python with the hub installed (the actors import the
 connectors); the checkpoint storage is a path every node sees (checked at start,
@@ -21,415 +17,243 @@ connectors); the checkpoint storage is a path every node sees (checked at start,
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import pickle
 import threading
 import time
-from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
-from runtime.errors import TerminalError, TransientError
-from runtime.executor import local
-from runtime.executor import messages as m
-from runtime.executor.failure import operator_of
-from runtime.executor.job import Job
-from runtime.executor.local import LocalExecutor
+from runtime.errors import TransientError
+from runtime.executor.base import Executor, SavepointReply
+from runtime.executor.job import Job, JobResult
 from runtime.executor.ray import cluster
 from runtime.executor.ray._ray import ray
-from runtime.executor.ray.actor import MAX_CONCURRENCY, SubtaskActor
+from runtime.executor.ray.attempt import make_actors, ray_result
+from runtime.executor.ray.master import MAX_CONCURRENCY, JobMaster
 from runtime.metrics import PipelineMetrics
+from runtime.retry import Backoff
 
 log = logging.getLogger("hub.runtime")
 
-#: How long one poll of an actor waits for its first message.
-POLL_S = 0.2
+#: How often the driver pulls the job master's counters (one small call).
+PULL_S = 0.25
+#: How long a pull may take before it is given up (the next one tries again).
+PULL_TIMEOUT_S = 10.0
+#: The driver's own counters, never taken from the job master's: its start, and the records
+#: sent to the dead letters (counted into the driver's queue, which counts them here).
+_OWN = frozenset({"parallelism", "started_at", "dead_letters"})
+#: How long a job master lost may take to be confirmed dead before a new one starts.
+GONE_S = 60.0
+ENDED = "the job ended before the savepoint could be taken"
 
 
+class _Subtask:
+    """A subtask as the service's status sees it: whether it runs (from the last pull)."""
 
-def ray_result(ref: Any, name: str, what: str, timeout: float | None = None) -> Any:
-    """``ray.get(ref)`` of a call to ``name``'s actor, Ray's errors as the hub's: the call
-    raised there (its plugin can't be unpickled on the node: a module missing there) is
-    terminal; the actor lost, or no answer within ``timeout``, is transient (the job restarts
-    from its latest checkpoint)."""
-    try:
-        return ray.get(ref, timeout=timeout)
-    except ray.exceptions.GetTimeoutError:
-        raise TransientError(f"the {name} did not answer {what} within {timeout:g}s") from None
-    except ray.exceptions.RayTaskError as exc:
-        cause = getattr(exc, "cause", None) or exc
-        raise TerminalError(f"the {name}, in its Ray actor ({what}): "
-                            f"{type(cause).__name__}: {str(cause).splitlines()[0]}") from None
-    except ray.exceptions.RayError as exc:
-        raise TransientError(f"the {name}: its Ray actor was lost ({what}: "
-                             f"{type(exc).__name__})") from None
-
-class _Control:
-    """An actor's control calls, seen from the driver: numbered, in one order over the
-    subtasks it hosts."""
-
-    def __init__(self, actor: Any):
-        self._actor = actor
-        self._seq = 0
-        self._lock = threading.Lock()
-
-    def put(self, to: str, msg: Any) -> None:
-        with self._lock:  # the number and the call in one order
-            self._actor.control.remote("driver", self._seq, to, msg)
-            self._seq += 1
-
-
-class _SideControl:
-    """A subtask's control queue (``put``), for the control loop: its actor's, addressed."""
-
-    def __init__(self, control: _Control, side: str):
-        self._control, self._side = control, side
-
-    def put(self, msg: Any) -> None:
-        self._control.put(self._side, msg)
-
-
-class _RemoteTask:
-    """What the local executor's control loop and shutdown use of a subtask, for one hosted
-    by an actor (``side``: "source" or "sink"; chained, both sides share the actor; or
-    "enumerator": the enumerator hosted by reader 0's actor, polled as a subtask)."""
-
-    def __init__(self, name: str, subtask: int, side: str, actor: Any, control: _Control,
-                 start: Any):
-        self.name = name
-        self.subtask = subtask
-        self.side = side
-        self.actor = actor
-        self.control = _SideControl(control, side) if control is not None else None
-        self.cancelled = threading.Event()
-        self.ident: int | None = None
-        self._start = start
-        self._ref: Any = None
-        self._launched = False
-        #: sends every subtask's start call (:meth:`launch`) at the first start: the actors
-        #: unpickle their plugins at once, not one after the other
-        self.launch_all: Any = self.launch
-        self.ended = threading.Event()
-
-    def launch(self) -> None:
-        """Send the start call (once)."""
-        if not self._launched:
-            self._launched = True
-            self._ref = self._start()
-
-    def start(self) -> None:
-        """Start it in its actor, and wait for that: a start that fails (its plugin can't be
-        unpickled there: a module missing on the node) fails the job instead of leaving
-        every later call waiting for it."""
-        self.launch_all()
-        ref = self._ref
-        if ref is not None:
-            ray_result(ref, self.name, "its start")
-        self.ident = 1
+    def __init__(self, alive: bool):
+        self._alive = alive
 
     def is_alive(self) -> bool:
-        return self.ident is not None and not self.ended.is_set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self.ended.wait(timeout)
+        return self._alive
 
 
-class _Hosted:
-    """An actor and the subtasks it hosts, as the poller sees them."""
-
-    def __init__(self, actor: Any, tasks: list[_RemoteTask], poll: str = "poll"):
-        self.actor = actor
-        #: the actor's method that says what they reported
-        self.poll = poll
-        self.tasks = {t.side: t for t in tasks}
-        self.name = " and ".join(t.name for t in tasks)
-        #: records its subtasks said they sent to the dead letters (counted into the driver's)
-        self.dead_letters = 0
-
-    def is_alive(self) -> bool:
-        return any(t.is_alive() for t in self.tasks.values())
-
-    def cancelled(self) -> bool:
-        return any(t.cancelled.is_set() for t in self.tasks.values())
-
-    def ended(self) -> None:
-        for t in self.tasks.values():
-            t.ended.set()
-
-
-class _RemoteEnumerator:
-    """What the control loop uses of the split enumerator, for one in its actor
-    (:class:`~runtime.executor.ray.enumerator.EnumeratorHost`, in reader 0's actor): the driver's calls, numbered,
-    delivered there in order.  The readers' requests never pass here (their actors call the
-    enumerator's); a checkpoint's trigger is :meth:`trigger` (the actor sends the triggers
-    to the readers, after the snapshot, in order with its assignments)."""
-
-    def __init__(self, name: str, timeout_s: float):
-        self.name = name
-        self.actor: Any = None
-        #: what its actor makes it from: the source, its state, the parallelism, the readers
-        self.args: tuple = ()
-        self.task: _RemoteTask | None = None
-        self._timeout_s = timeout_s
-        self._closed = False
-        self._seq = 0
-        self._lock = threading.Lock()
-
-    def _send(self, msg: Any) -> Any:
-        with self._lock:  # the number and the call in one order
-            ref = self.actor.handle.remote("driver", self._seq, msg)
-            self._seq += 1
-        return ref
-
-    def _get(self, ref: Any, what: str, timeout: float | None = None) -> Any:
-        return ray_result(ref, self.name, what, timeout)
-
-    def start(self) -> None:
-        record = self._get(self.actor.enumerator_start.remote(*self.args), "its start")
-        if record is not None:
-            raise record.rebuild()
-        self.task.ident = 1  # polled from now on
-
-    def trigger(self, checkpoint_id: int, savepoint: str | None, final: bool) -> dict:
-        """Snapshot the enumerator for ``checkpoint_id`` and have the readers triggered;
-        its state."""
-        state, record = self._get(self._send(("trigger", checkpoint_id, savepoint, final)),
-                                  f"the trigger of checkpoint {checkpoint_id}", self._timeout_s)
-        if record is not None:
-            raise record.rebuild()
-        return state
-
-    def snapshot_state(self, checkpoint_id: int) -> dict:
-        raise RuntimeError("on Ray the enumerator is snapshotted by trigger()")
-
-    def handle_split_request(self, subtask: int) -> None:
-        self._send(m.SplitRequest(subtask))
-
-    def add_reader(self, subtask: int) -> None:
-        self._send(m.ReaderRegistered(subtask))
-
-    def handle_reader_event(self, subtask: int, event: dict) -> None:
-        self._send(m.ReaderEvent(subtask, event))
-
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        self._send(m.CheckpointComplete(checkpoint_id))
-
-    def close(self) -> None:
-        """Stop the enumerator and close it in its actor (once; before the actors are
-        killed: the executor's shutdown calls it, the control loop's end again)."""
-        if self.task is None or self.task.ident is None or self._closed:
-            return
-        self._closed = True
-        try:
-            ray.get(self.actor.enumerator_stop.remote(), timeout=local.FAILED_JOIN_S * 2)
-        except ray.exceptions.RayError as exc:  # lost, or stuck: its actor is killed next
-            log.info("%s: not closed in its actor (%s)", self.name, type(exc).__name__)
-
-
-class RayExecutor(LocalExecutor):
-    """Runs one job once on a Ray cluster (``address``: default ``RAY_ADDRESS``, else a
-    local one).  Every crossing message is pickled, as the contract says it may be.  With
-    ``chain`` (the default; Flink's ``pipeline.operator-chaining``) source and sink subtask
-    ``i`` share one actor; without, each has its own and batches cross between them."""
+class RayExecutor(Executor):
+    """Runs one job on a Ray cluster (``address``: default ``RAY_ADDRESS``, else a local
+    one) through its job master.  ``chain``: source and sink subtask ``i`` in one actor
+    (Flink's ``pipeline.operator-chaining``).  ``restart``: the restart policy the job master
+    applies to a subtask's actor or node lost (None: :meth:`run` is one attempt, as the
+    executor contract says; ``hub run`` gives ``[restart]``); ``notify`` gets each restart's
+    line said there."""
 
     def __init__(self, job: Job | None = None, metrics: PipelineMetrics | None = None,
-                 address: str | None = None, chain: bool = True):
-        super().__init__(job, metrics, serialize=True)
+                 address: str | None = None, chain: bool = True,
+                 restart: Backoff | None = None, notify: Callable[[str], None] | None = None):
+        self.job = job
+        self.metrics = metrics or PipelineMetrics(job.parallelism if job else 1)
         self.address = address
         self.chain = chain
-        self.hosted: list[_Hosted] = []
-        #: the enumerator's actor (polled as the subtasks' are)
-        self.enumerator: _RemoteEnumerator | None = None
-        self._enum_hosted: _Hosted | None = None
-        self._poller: threading.Thread | None = None
-        self._polling = threading.Event()
-        #: set at the shutdown: the poller, waiting for nothing, stops at once
-        self._poll_wake = threading.Event()
+        self.restart = restart
+        self.notify = notify or log.warning
+        #: the job master's actor, once made, and the subtasks' actors made for its first attempt
+        self.master: Any = None
+        self.actors: list[Any] = []
+        #: the node of each subtask's actor, and which subtasks run (from the last pull)
+        self.nodes: list[str] = []
+        self.sources: list[_Subtask] = []
+        self.sinks: list[_Subtask] = []
+        self._lock = threading.Lock()
+        self._stop: tuple[str | None] | None = None
+        self._waiting: list[tuple[str, SavepointReply | None, bool]] = []
+        self._answers: list[Any] = []
+        self._ended = False
+        self._said = 0
+        self._dead_letters = 0
+        #: the latest attempt's subtask actors as the job master said them: (its key, them)
+        self._attempt_actors: tuple[Any, list[Any]] = (None, [])
 
-    def _create_enumerator(self, job: Job, context: Any, state: dict | None) -> Any:
-        """A proxy: the enumerator is made in reader 0's actor with the subtasks (it needs
-        the readers' actors, they need its), and started there."""
-        self.enumerator = _RemoteEnumerator(f"enumerator of {operator_of(job.source)}",
-                                            job.checkpoint_timeout_s)
-        self._enum_state = state
-        return self.enumerator
+    # -- requests (thread-safe; before the run too) ---------------------------------------------
+    def request_stop(self, savepoint: str | None = None) -> None:
+        with self._lock:
+            if self._stop is None:
+                self._stop = (savepoint,)
+            master, savepoint = self.master, self._stop[0]
+        if master is not None:
+            master.request_stop.remote(savepoint)
 
-    def _trigger(self, coordinator: Any, enumerator: Any, savepoint: str | None = None,
-                 final: bool = False, deadline: float | None = None):
-        # The enumerator's actor snapshots it and sends the triggers itself, in order with
-        # its assignments (local: snapshot here, then the triggers from here); the readers'
-        # acks are served by this thread once the checkpoint is registered below.
-        cid = coordinator.next_id
-        state = enumerator.trigger(cid, savepoint, final)
-        pending = coordinator.trigger(state, savepoint, final, deadline)
-        assert pending.checkpoint_id == cid
-        return pending
+    def request_savepoint(self, name: str, reply: SavepointReply | None = None,
+                          stop: bool = False) -> None:
+        with self._lock:
+            ended, master = self._ended, self.master
+            if not ended and master is None:
+                self._waiting.append((name, reply, stop))
+                return
+        if ended:
+            if reply is not None:
+                reply(ENDED, False)
+            return
+        self._forward(master, name, reply, stop)
 
-    def _create_subtasks(self, job: Job, sources: list, sinks: list,
-                         reader_states: list[list[dict]], writer_states: list[dict | None]
-                         ) -> list:
+    def _forward(self, master: Any, name: str, reply: SavepointReply | None, stop: bool) -> None:
+        ref = master.savepoint.remote(name, stop)
+        with self._lock:
+            self._answers.append(ref)
+        if reply is not None:
+            threading.Thread(target=self._answer, args=(ref, reply), daemon=True,
+                             name=f"savepoint-{name}").start()
+
+    @staticmethod
+    def _answer(ref: Any, reply: SavepointReply) -> None:
+        try:
+            text, ok = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            text, ok = f"the job master was lost before the savepoint ({type(exc).__name__})", \
+                False
+        try:
+            reply(text, ok)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not answer a savepoint request: %s", exc)
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self, job: Job | None = None) -> JobResult:
+        job = job or self.job
+        if job is None:
+            raise RuntimeError("RayExecutor.run: no job given")
+        if self.master is not None or self._ended:
+            raise RuntimeError("a RayExecutor runs one job once; make a new one")
+        self.job = job
         cluster.connect(self.address)
-        nodes = cluster.alive_nodes()
-        p = job.parallelism
-        Actor = ray.remote(SubtaskActor)
-        all_source_args: list[dict] = []
-        for i in range(p):
-            # pair i on node i mod n: a batch never leaves its node
-            where = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                nodes[i % len(nodes)]["NodeID"], soft=False)
-            # no task events: a record per call (every poll, every push) sent to the GCS for
-            # Ray's dashboard and state API, which the hub does not use
-            opts = dict(num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
-                        scheduling_strategy=where, enable_task_events=False)
-            # reader 0's actor hosts the enumerator: a thread more per reader (their calls)
-            more = dict(opts, max_concurrency=MAX_CONCURRENCY + p) if i == 0 else opts
-            source_args = dict(source=sources[i], parallelism=p, restored=reader_states[i],
-                               watermarks=job.watermarks, dead_letter=job.dead_letter)
-            all_source_args.append(source_args)  # + the enumerator's actor, made below
-            sink_args = dict(sink=sinks[i], context=self.writer_context(job, i),
-                             state=writer_states[i], capacity=job.channel_capacity,
-                             channel_bytes=job.channel_bytes)
-            source_name = f"source-{i} ({operator_of(job.source)} reader)"
-            sink_name = f"sink-{i} ({operator_of(job.sink)} writer)"
-            if self.chain:
-                actor = Actor.options(**more).remote(f"subtask-{i}", i, p)
-                control = _Control(actor)
-                # started once, by the sink's start (the control loop starts sinks first)
-                sink = _RemoteTask(sink_name, i, "sink", actor, control, _starter(
-                    actor.start, source_args, sink_args))
-                source = _RemoteTask(source_name, i, "source", actor, control, lambda: None)
-                self.hosted.append(_Hosted(actor, [source, sink]))
-            else:
-                sink_actor = Actor.options(**opts).remote(f"sink-{i}", i, p)
-                source_actor = Actor.options(**more).remote(f"source-{i}", i, p)
-                sink = _RemoteTask(sink_name, i, "sink", sink_actor, _Control(sink_actor),
-                                   _starter(sink_actor.start, None, sink_args))
-                source = _RemoteTask(source_name, i, "source", source_actor,
-                                     _Control(source_actor), _starter(
-                                         source_actor.start, source_args, None, sink_actor))
-                self.hosted += [_Hosted(sink_actor, [sink]), _Hosted(source_actor, [source])]
-            self.sinks.append(sink)
-            self.sources.append(source)
-        # every actor up before any subtask starts (a worker process each: seconds on a busy
-        # node), so that no subtask runs long before its partner is there; each says its node
-        # and whether it sees the checkpoint storage (asked of the actors, not of a task per
-        # node: a task starts one more worker process on every node)
+        # on the driver's node (the head, usually): a node of the workers lost leaves the
+        # job's control where it was (that node lost, the driver is gone too).  Hard: with
+        # soft affinity Ray placed it on the other node of the two-node test cluster
+        here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=False)
+        self._dead_letters = job.dead_letter.count
         try:
-            with cluster.visibility_marker(job.storage.root, len(nodes)) as marker:
-                try:
-                    answers = ray.get([h.actor.where.remote(marker) for h in self.hosted])
-                except ray.exceptions.RayError as exc:  # a node lost a moment ago, still listed
-                    raise TransientError(f"the subtasks' Ray actors could not be placed: "
-                                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-                                         ) from None
-            self.nodes = [node for node, _ in answers]
-            by_id = {n["NodeID"]: n for n in nodes}
-            cluster.refuse_blind(job.storage.root, [(by_id[node], sees) for node, sees
-                                                    in answers], len(nodes))
-        except BaseException:
-            self._kill_actors()  # made, never started: the run ends before its shutdown
-            raise
-        # the enumerator, in the actor of reader 0 (started by the control loop, before the
-        # subtasks, as the local executor starts its enumerator)
-        e = self.enumerator
-        e.actor = self.sources[0].actor
-        e.args = (job.source, self._enum_state, p, [t.actor for t in self.sources])
-        e.task = _RemoteTask(e.name, 0, "enumerator", e.actor, None, lambda: None)
-        self._enum_hosted = _Hosted(e.actor, [e.task], poll="enumerator_poll")
-        for t in self.sinks + self.sources:
-            t.launch_all = self._launch_all
-        for args in all_source_args:
-            args["enumerator"] = e.actor
-        self._polling.set()
-        self._poller = threading.Thread(target=self._poll, name="ray-poller", daemon=True)
-        self._poller.start()
-        return []
-
-    def _launch_all(self) -> None:
-        for t in self.sinks + self.sources:
-            t.launch()
-
-    def _poll(self) -> None:
-        """Bring what the actors report to the inbox, their counters to the metrics and the
-        job's dead-letter queue; an actor lost fails the attempt (transient: a restart may find
-        the node back, or another).  A bug here fails the job rather than leave it waiting."""
-        try:
-            self._poll_loop()
-        except BaseException as exc:  # noqa: BLE001 - reported: the control loop fails the job
-            log.exception("the Ray executor's poller failed")
-            self.inbox.put(m.TaskFailed("the Ray executor's poller", exc))
-
-    def _poll_loop(self) -> None:
-        refs: dict[Any, _Hosted] = {}
-        lost = False
-        while self._polling.is_set():
-            for h in self.hosted + ([self._enum_hosted] if self._enum_hosted else []):
-                if h.is_alive() and h not in refs.values():
-                    refs[getattr(h.actor, h.poll).remote(POLL_S)] = h
-            if not refs:
-                self._poll_wake.wait(POLL_S)
-                continue
-            ready, rest = ray.wait(list(refs), num_returns=1, timeout=POLL_S * 2)
-            if ready and rest:  # every answer there, not one per round
-                ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-            for ref in ready:
-                h = refs.pop(ref)
-                try:
-                    msgs, alive, slots, gauges, dead_letters = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    h.ended()
-                    if not lost and not h.cancelled():
-                        lost = True
-                        self.inbox.put(m.TaskFailed(h.name, TransientError(
-                            f"{h.name}: its Ray actor was lost ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''})")))
-                    continue
-                for msg in msgs:
-                    self.inbox.put(msg)
-                subtask = next(iter(h.tasks.values())).subtask
-                for name, value in slots.items():  # this subtask's slot of each list
-                    getattr(self.metrics, name)[subtask] = (
-                        defaultdict(int, value) if isinstance(value, dict) else value)
-                if dead_letters > h.dead_letters:
-                    self.job.dead_letter.counted(dead_letters - h.dead_letters)
-                    h.dead_letters = dead_letters
-                for name, (agg, values) in gauges.items():
-                    for reporter, value in values.items():
-                        self.metrics.set_gauge(reporter, name, value, agg)
-                for side, running in alive.items():
-                    if not running:
-                        h.tasks[side].ended.set()
-
-    def _shutdown(self, gates: list, failed: bool) -> None:
-        tasks = self.sources + self.sinks
-        if failed:
-            for t in tasks + ([self.enumerator.task] if self.enumerator.task else []):
-                t.cancelled.set()
-            for h in self.hosted:
-                try:
-                    h.actor.cancel.remote()
-                except Exception:  # noqa: BLE001 - an actor already lost
-                    log.debug("%s: cancel not sent", h.name, exc_info=True)
-        deadline = time.monotonic() + (local.FAILED_JOIN_S if failed else local.JOIN_S)
-        for t in tasks:
-            if t.ident is None:
-                continue
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
-            if t.is_alive():
-                log.error("%s did not stop within %gs; its actor is killed", t.name,
-                          local.FAILED_JOIN_S if failed else local.JOIN_S)
-        self._polling.clear()
-        self._poll_wake.set()
-        if self._poller is not None:
-            self._poller.join(timeout=5)
-        self.enumerator.close()  # in its actor, before the actor goes
-        self._kill_actors()
-
-    def _kill_actors(self) -> None:
-        for h in self.hosted:
+            # the first attempt's subtask actors made here, now: their processes start while
+            # the job master's does, not after it (a process start is ~1 CPU-s here); the
+            # job master's first attempt takes them, kills them at its end
+            pairs = make_actors(job.parallelism, self.chain, cluster.alive_nodes())
+            self.actors = [a for pair in pairs for a in pair]
+            master = ray.remote(JobMaster).options(
+                num_cpus=0, max_concurrency=MAX_CONCURRENCY, max_restarts=0,
+                scheduling_strategy=here, enable_task_events=False,
+            ).remote(job, self.metrics, self.address, self.chain, self.restart, pairs)
+            with self._lock:
+                self.master = master
+                stop, waiting, self._waiting = self._stop, self._waiting, []
+            if stop is not None:
+                master.request_stop.remote(stop[0])
+            for name, reply, sp_stop in waiting:
+                self._forward(master, name, reply, sp_stop)
+            done = master.run.remote()
+            while not ray.wait([done], timeout=PULL_S)[0]:
+                self._pull(master)
+            self._pull(master)  # the counters as the job left them
             try:
-                ray.kill(h.actor, no_restart=True)
+                result, error = ray_result(done, "job master", "the job's run")
+            except TransientError:  # lost, or unreachable: no new one while it may live
+                self._wait_gone(master, "pid")
+                # the subtasks' actors: the driver's (a job master lost leaves them running)
+                # and the latest attempt's (Ray kills them with their owner, in a while)
+                for actor in self.actors + self._attempt_actors[1]:
+                    self._wait_gone(actor, "stacks")
+                raise
+        finally:
+            self._end()
+        if error is not None:
+            raise error.rebuild()
+        return result
+
+    def _pull(self, master: Any) -> None:
+        """The job master's snapshot into this executor's metrics, its restart lines to
+        ``notify``, its dead letters into the job's queue; a job master lost or slow is let
+        be (its run's answer says it)."""
+        try:
+            data, said, dead_letters, nodes, sources, sinks, actors = ray.get(
+                master.snapshot.remote(self._said, self._attempt_actors[0]),
+                timeout=PULL_TIMEOUT_S)
+        except ray.exceptions.RayError as exc:
+            log.debug("the job master's snapshot: %s", type(exc).__name__)
+            return
+        snapshot: PipelineMetrics = pickle.loads(data)
+        for f in dataclasses.fields(PipelineMetrics):
+            if f.name not in _OWN:
+                setattr(self.metrics, f.name, getattr(snapshot, f.name))
+        self._said += len(said)
+        for line in said:
+            self.notify(line)
+        if dead_letters > self._dead_letters:
+            self.job.dead_letter.counted(dead_letters - self._dead_letters)
+            self._dead_letters = dead_letters
+        self.nodes = nodes
+        if actors is not None:
+            self._attempt_actors = actors
+        self.sources = [_Subtask(a) for a in sources]
+        self.sinks = [_Subtask(a) for a in sinks]
+
+    @staticmethod
+    def _wait_gone(actor: Any, ping: str) -> None:
+        """Kill the job master (or one of the subtask actors made here) and wait (up to
+        :data:`GONE_S`) until Ray says it is dead (its method ``ping`` fails so): one
+        unreachable a moment (``ActorUnavailableError``) may still run its job, and two job
+        masters of one job must never commit side by side.  Not confirmed within that (its
+        node cut off, not yet declared dead): said, and the run ends all the same (Ray kills
+        a node's workers when it declares the node dead)."""
+        deadline = time.monotonic() + GONE_S
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 - gone already
+            log.debug("an actor of the job: already gone", exc_info=True)
+        while time.monotonic() < deadline:
+            try:
+                ray.get(getattr(actor, ping).remote(), timeout=2.0)
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+                pass  # unreachable, or no answer yet: again
+            except ray.exceptions.RayError:  # dead: killed, or its node or owner gone
+                return
+            time.sleep(0.2)
+        log.warning("an actor of the job master lost was not confirmed dead within %gs; a new "
+                    "job master starts", GONE_S)
+
+    def _end(self) -> None:
+        """Requests still waiting are told; the job master goes once the answers it gave
+        were taken (its actors were stopped by its run)."""
+        with self._lock:
+            self._ended = True
+            master, waiting, self._waiting = self.master, self._waiting, []
+            answers = list(self._answers)
+        for _, reply, _ in waiting:
+            if reply is not None:
+                reply(ENDED, False)
+        if master is None:
+            return
+        if answers:
+            ray.wait(answers, num_returns=len(answers), timeout=2.0)
+        for actor in [master] + self.actors:  # (the subtasks' were killed by the job master)
+            try:
+                ray.kill(actor, no_restart=True)
             except Exception:  # noqa: BLE001 - gone already
-                log.debug("%s: actor already gone", h.name, exc_info=True)
+                log.debug("an actor of the job: already gone", exc_info=True)
 
-
-def _starter(method: Any, *args: Any):
-    return lambda: method.remote(*args)

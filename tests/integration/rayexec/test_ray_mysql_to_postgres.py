@@ -1,8 +1,9 @@
 """The issue's proof on the Ray executor: a MariaDB snapshot-and-binlog pipeline into
 PostgreSQL (``[pipeline] executor = "ray"``, parallelism 2: one subtask pair on each node of
 the two-node cluster of tests/servers/ray.py), the worker node's processes killed with
-``kill -9`` while the snapshot is copied and the binlog flows; the restart strategy restores
-from the latest completed checkpoint on the node left, and the target table ends equal to
+``kill -9`` while the snapshot is copied and the binlog flows; the job master's restart
+strategy (``[restart]``, as ``hub run`` gives it) restores from the latest completed
+checkpoint on the node left, and the target table ends equal to
 the source table.
 
 Exactly once, not only the same final state: a row trigger on the target logs every insert
@@ -119,10 +120,11 @@ def test_kill_9_of_the_worker_node_mid_snapshot_and_binlog_mysql_to_postgres(
                                     connection=mysql_server.source_toml()))
     spec = load_pipeline(str(path))
     storage = CheckpointStorage(spec.checkpoint.dir)
-    lines: list[str] = []
-    strategy = RestartStrategy(lambda m: RayExecutor(metrics=m, address=owner.address),
-                               Backoff(0.5, 2.0, 5), storage, PipelineMetrics(2),
-                               notify=lines.append)
+    lines: list[str] = []  # the job master's restart lines
+    backoff = Backoff(0.5, 2.0, 5)
+    strategy = RestartStrategy(lambda m: RayExecutor(metrics=m, address=owner.address,
+                                                     restart=backoff, notify=lines.append),
+                               backoff, storage, PipelineMetrics(2))
     result: list = []
 
     def run() -> None:
