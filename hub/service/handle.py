@@ -71,9 +71,12 @@ class PipelineHandle:
 
     def current_state(self) -> str:
         """``state``, told ``RESTARTING`` while a running pipeline waits between two attempts
-        after a failure."""
+        after a failure (on Ray: its job master does, ``restarting``)."""
         state = self.state
-        if state == "RUNNING" and self.restarts and self.attempt() is None:
+        if state != "RUNNING" or not self.restarts:
+            return state
+        attempt = self.attempt()
+        if attempt is None or getattr(attempt, "restarting", False):
             return "RESTARTING"
         return state
 

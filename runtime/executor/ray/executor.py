@@ -83,6 +83,8 @@ class RayExecutor(Executor):
         self.nodes: list[str] = []
         self.sources: list[_Subtask] = []
         self.sinks: list[_Subtask] = []
+        #: the job master waits between two attempts after a failure (from the last pull)
+        self.restarting = False
         self._lock = threading.Lock()
         self._stop: tuple[str | None] | None = None
         self._waiting: list[tuple[str, SavepointReply | None, bool]] = []
@@ -191,7 +193,7 @@ class RayExecutor(Executor):
         ``notify``, its dead letters into the job's queue; a job master lost or slow is let
         be (its run's answer says it)."""
         try:
-            data, said, dead_letters, nodes, sources, sinks, actors = ray.get(
+            data, said, dead_letters, nodes, sources, sinks, actors, restarting = ray.get(
                 master.snapshot.remote(self._said, self._attempt_actors[0]),
                 timeout=PULL_TIMEOUT_S)
         except ray.exceptions.RayError as exc:
@@ -212,6 +214,7 @@ class RayExecutor(Executor):
             self._attempt_actors = actors
         self.sources = [_Subtask(a) for a in sources]
         self.sinks = [_Subtask(a) for a in sinks]
+        self.restarting = restarting
 
     @staticmethod
     def _wait_gone(actor: Any, ping: str) -> None:

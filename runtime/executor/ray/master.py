@@ -99,7 +99,8 @@ class JobMaster:
         records sent to the dead letters in all, the node of each of the latest attempt's
         actors, which of its source and sink subtasks run, and its actors (``(key, handles)``,
         None when they are still those of ``known``): the driver kills them when this actor
-        is lost, rather than wait for Ray to (a writer must not prepare after the restore)."""
+        is lost, rather than wait for Ray to (a writer must not prepare after the restore); and
+        whether it waits between two attempts after a failure (the service says RESTARTING)."""
         for tries in range(5):
             try:
                 metrics = pickle.dumps(self.metrics)
@@ -113,8 +114,9 @@ class JobMaster:
         hosted = list(attempt.hosted) if attempt else []
         key = (id(attempt), len(hosted))
         actors = None if key == known else (key, [h.actor for h in hosted])
+        restarting = isinstance(self.executor, RestartStrategy) and self.executor.current is None
         return (metrics, self.said[said:], self.job.dead_letter.count,
-                list(getattr(attempt, "nodes", [])), sources, sinks, actors)
+                list(getattr(attempt, "nodes", [])), sources, sinks, actors, restarting)
 
     def pid(self) -> int:
         """This actor's process id (the tests kill it)."""

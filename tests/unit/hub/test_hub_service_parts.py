@@ -108,3 +108,28 @@ def test_grafana_dashboard_uses_only_metrics_the_service_exposes(tmp_path):
         exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
     used = {name for e in exprs for name in re.findall(r"\bhub_\w+", e)}
     assert len(used) > 10 and used - exposed == set()
+
+
+def test_state_is_restarting_between_attempts_locally_and_while_a_ray_job_master_restarts(
+        tmp_path):
+    from types import SimpleNamespace
+
+    from hub.config import load_pipeline
+    from hub.service.handle import PipelineHandle
+
+    path = tmp_path / "p.toml"
+    path.write_text(f'[pipeline]\nname = "p"\n[checkpoint]\ndir = "{tmp_path}/s"\n'
+                    '[source]\ntype = "datagen"\ntables = ["orders"]\n[sink]\ntype = "blackhole"\n')
+    h = PipelineHandle(load_pipeline(str(path)))
+    h.state = "RUNNING"
+    attempt = SimpleNamespace(restarting=False)  # the Ray driver's executor: pulled flag
+    h.control = SimpleNamespace(executor=SimpleNamespace(current=attempt))
+    assert h.current_state() == "RUNNING"
+    h.on_restart("reader 0 lost: restarting from the latest checkpoint")
+    assert h.current_state() == "RUNNING"  # the next attempt runs
+    attempt.restarting = True  # the job master waits between two attempts
+    assert h.current_state() == "RESTARTING"
+    h.control.executor.current = None  # locally: between two attempts
+    assert h.current_state() == "RESTARTING"
+    h.state = "STOPPED"
+    assert h.current_state() == "STOPPED"
