@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from runtime.errors import TerminalError
 from runtime.faults import crash_point
@@ -57,11 +58,12 @@ from runtime.sink import CommitContext
 from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.evolution import Evolution, evolve
 from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
-from sinks.delta.table import OP, PART_SUFFIX, DeltaLakeTable
+from sinks.delta.table import CHANGES_SUFFIX, OP, PART_SUFFIX, DeltaLakeTable
 from sinks.delta.types import describe, to_delta
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
 from sinks.lake.partition import fields_for
+from sinks.lake.staging import StagedFile, read_keys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,6 +140,80 @@ class DeltaCommitter(LakeCommitter):
             what = self._create(target, changes, props)
         log.info("delta: table %s, checkpoint %d: %s in %.2fs", changes.table, cp, what,
                  time.monotonic() - started)
+
+    def commit_files(self, files: list[StagedFile], changes: TableChanges | None,
+                     segments: list[str], context: CommitContext) -> bool:
+        """Add the staged data ``files`` as they are, in the commit carrying the checkpoint's
+        application transaction, when none of their keys collides with another staged row,
+        a segment change of the checkpoint or a row of the table, and they have the table's
+        columns; the table's segment changes (``changes``), if any, go first, in a commit of
+        their own (app id with ``#changes``: a replay after a crash between the two adds the
+        files only).  Else their rows are read back and committed with the segment changes
+        as :meth:`commit_table` does (returns True: the files are garbage then)."""
+        cp, app, table = context.checkpoint_id, self.app_id(context), files[0].table
+        self._fields, self._partition_by = [], []  # staged: unpartitioned tables only
+        target = self._table(table)
+        exists = target.load()
+        if exists:
+            done = target.committed(app)
+            if done is not None and done >= cp:
+                log.info("delta: table %s already holds checkpoint %d (it is at %d): "
+                         "not applied again", table, cp, done)
+                return False
+        started = time.monotonic()
+        schema, why = self._collision(target, exists, files, changes)
+        if why:
+            log.info("delta: table %s, checkpoint %d: %s: merging the %d staged rows",
+                     table, cp, why, sum(f.rows for f in files))
+            self.commit_table(self.merged_changes(files, segments, cp), context)
+            return True
+        what = ""
+        if changes is not None:
+            done = target.committed(app + CHANGES_SUFFIX)
+            if done is None or done < cp:
+                what = self._write(target, changes, DeltaLakeTable.part_properties(
+                    app, cp, CHANGES_SUFFIX), context) + "; then "
+                crash_point("delta-changes-committed", cp)
+                target.load()
+        target.add_files(files, schema, DeltaLakeTable.commit_properties(app, cp),
+                         create=not exists, configuration=self._configuration())
+        crash_point("delta-files-added", cp)
+        log.info("delta: table %s, checkpoint %d: %sadded %d staged files (%d rows) in %.2fs",
+                 table, cp, what, len(files), sum(f.rows for f in files),
+                 time.monotonic() - started)
+        return False
+
+    def _collision(self, target: DeltaLakeTable, exists: bool, files: list[StagedFile],
+                   changes: TableChanges | None) -> tuple[pa.Schema, str]:
+        """The staged files' Arrow schema, and why they can't be added as they are ('' when
+        they can): files of different columns, columns not the table's, keys twice among
+        them, keys the checkpoint's segment changes also change, keys the table holds."""
+        schemas = {pq.read_schema(f.path).remove_metadata() for f in files}
+        if len(schemas) > 1:
+            return pa.schema([]), "staged files of different columns"
+        (schema,) = schemas
+        if exists:
+            if target.partition_columns():
+                return schema, "the table is partitioned"
+            have = target.schema()
+            if not schema.equals(have):
+                return schema, "the staged columns are not the table's"
+        elif changes is not None:
+            return schema, "segment changes into a table not created yet"
+        row_schema, keys = read_keys(files)
+        if changes is not None and (changes.schema != row_schema or not changes.collapsed):
+            return schema, "segment changes of another schema"
+        pk = list(row_schema.primary_key)
+        keys = keys.select(pk)
+        if _duplicates(keys):
+            return schema, "a key staged twice"
+        if changes is not None:
+            theirs = self._keys(changes, schema)
+            if _overlap(keys, theirs):
+                return schema, "a staged key changed again in the checkpoint"
+        if exists and bool(target.held(keys).any()):
+            return schema, "a staged key the table holds"
+        return schema, ""
 
     def _shape(self, rows: pa.Table, table: str) -> pa.Table:
         """``rows`` in Delta's types, with the partition columns ``partition-by`` derives."""
@@ -408,3 +484,26 @@ def _merged(changes: int, m: dict[str, Any]) -> str:
     return (f"merged {changes} changes: {m.get('num_target_rows_inserted', 0)} inserted, "
             f"{m.get('num_target_rows_updated', 0)} updated, "
             f"{m.get('num_target_rows_deleted', 0)} deleted")
+
+
+def _duplicates(keys: pa.Table) -> bool:
+    """Whether a key occurs twice in ``keys`` (key columns); a sort for one integer key
+    without nulls, a hash aggregation else."""
+    if keys.num_columns == 1 and pa.types.is_integer(keys.column(0).type) \
+            and not keys.column(0).null_count:
+        k = keys.column(0).to_numpy()
+        if len(k) < 2 or bool(np.all(k[1:] > k[:-1])):
+            return False
+        k = np.sort(k)
+        return bool(np.any(k[1:] == k[:-1]))
+    return keys.group_by(keys.column_names).aggregate([]).num_rows < keys.num_rows
+
+
+def _overlap(a: pa.Table, b: pa.Table) -> bool:
+    """Whether a key of ``a`` is in ``b`` (same key columns)."""
+    if not a.num_rows or not b.num_rows:
+        return False
+    b = b.select(a.column_names).cast(a.schema)
+    if a.num_columns == 1:
+        return bool(pc.any(pc.is_in(a.column(0), value_set=b.column(0))).as_py())
+    return a.join(b, a.column_names, join_type="left semi").num_rows > 0
