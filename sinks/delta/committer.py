@@ -63,7 +63,7 @@ from sinks.delta.types import describe, to_delta
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
 from sinks.lake.partition import fields_for
-from sinks.lake.staging import StagedFile, read_keys
+from sinks.lake.staging import StagedFile, keys_overlap, keys_repeat, read_keys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -205,11 +205,11 @@ class DeltaCommitter(LakeCommitter):
             return schema, "segment changes of another schema"
         pk = list(row_schema.primary_key)
         keys = keys.select(pk)
-        if _duplicates(keys):
+        if keys_repeat(keys):
             return schema, "a key staged twice"
         if changes is not None:
             theirs = self._keys(changes, schema)
-            if _overlap(keys, theirs):
+            if keys_overlap(keys, theirs):
                 return schema, "a staged key changed again in the checkpoint"
         if exists and bool(target.held(keys).any()):
             return schema, "a staged key the table holds"
@@ -485,25 +485,3 @@ def _merged(changes: int, m: dict[str, Any]) -> str:
             f"{m.get('num_target_rows_updated', 0)} updated, "
             f"{m.get('num_target_rows_deleted', 0)} deleted")
 
-
-def _duplicates(keys: pa.Table) -> bool:
-    """Whether a key occurs twice in ``keys`` (key columns); a sort for one integer key
-    without nulls, a hash aggregation else."""
-    if keys.num_columns == 1 and pa.types.is_integer(keys.column(0).type) \
-            and not keys.column(0).null_count:
-        k = keys.column(0).to_numpy()
-        if len(k) < 2 or bool(np.all(k[1:] > k[:-1])):
-            return False
-        k = np.sort(k)
-        return bool(np.any(k[1:] == k[:-1]))
-    return keys.group_by(keys.column_names).aggregate([]).num_rows < keys.num_rows
-
-
-def _overlap(a: pa.Table, b: pa.Table) -> bool:
-    """Whether a key of ``a`` is in ``b`` (same key columns)."""
-    if not a.num_rows or not b.num_rows:
-        return False
-    b = b.select(a.column_names).cast(a.schema)
-    if a.num_columns == 1:
-        return bool(pc.any(pc.is_in(a.column(0), value_set=b.column(0))).as_py())
-    return a.join(b, a.column_names, join_type="left semi").num_rows > 0

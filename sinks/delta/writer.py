@@ -30,8 +30,8 @@ class DeltaLayout(Layout):
         except ValueError:  # no table path: the committer says so, in one line
             return False
 
-    def location(self, table: str) -> str:
-        return self.config.table_uri(table)
+    def location(self, schema: TableSchema) -> str:
+        return self.config.table_uri(schema.table)
 
-    def shape(self, rows: pa.Table, table: str) -> pa.Table:
-        return to_delta(rows, table)
+    def shape(self, rows: pa.Table, schema: TableSchema) -> pa.Table:
+        return to_delta(rows, schema.table)

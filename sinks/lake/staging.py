@@ -73,12 +73,13 @@ class Layout(ABC):
         files (else they go to the write-ahead log, as every other change)."""
 
     @abstractmethod
-    def location(self, table: str) -> str:
-        """The local folder the data files of ``table`` are written in."""
+    def location(self, schema: TableSchema) -> str:
+        """The local folder the data files of ``schema``'s table are written in."""
 
     @abstractmethod
-    def shape(self, rows: pa.Table, table: str) -> pa.Table:
-        """``rows`` (the hub's Arrow types) in the table's columns and Arrow types."""
+    def shape(self, rows: pa.Table, schema: TableSchema) -> pa.Table:
+        """``rows`` (the hub's Arrow types, of ``schema``) in the table's columns and Arrow
+        types (the format's field ids, if it has them)."""
 
     def file_name(self) -> str:
         """A new, unique data file name (Delta's naming by default)."""
@@ -133,9 +134,10 @@ def _json_value(v: pa.Scalar) -> Any:
 class _OpenFile:
     """One staged data file being written, with its side record."""
 
-    def __init__(self, layout: Layout, schema: TableSchema, staging: str):
+    def __init__(self, layout: Layout, schema: TableSchema, staging: str, target_size: int):
         self.schema, self.layout = schema, layout
-        folder = layout.location(schema.table)
+        self.group_bytes = min(ROW_GROUP_BYTES, target_size)  # a row group within a file
+        folder = layout.location(schema)
         os.makedirs(folder, exist_ok=True)
         os.makedirs(staging, exist_ok=True)
         self.path = os.path.join(folder, layout.file_name())
@@ -158,7 +160,7 @@ class _OpenFile:
         self._side: ipc.RecordBatchFileWriter | None = None
 
     def add(self, batch: ChangeBatch, codes: np.ndarray) -> None:
-        rows = self.layout.shape(pa.Table.from_batches([batch.arrow()]), self.schema.table)
+        rows = self.layout.shape(pa.Table.from_batches([batch.arrow()]), self.schema)
         seq = np.asarray(batch.versions, dtype=np.int64)
         side = rows.select(self.keys).append_column(SEQ, pa.array(seq)) \
             .append_column(OPS, pa.array(codes, pa.uint8()))
@@ -186,7 +188,7 @@ class _OpenFile:
         self._buf.append(rows)
         self._buf_rows += rows.num_rows
         self._buf_bytes += rows.nbytes
-        if self._buf_rows >= ROW_GROUP_ROWS or self._buf_bytes >= ROW_GROUP_BYTES:
+        if self._buf_rows >= ROW_GROUP_ROWS or self._buf_bytes >= self.group_bytes:
             self._flush()
 
     def _flush(self) -> None:
@@ -250,7 +252,8 @@ class Stager:
             self._done.append(self._open.pop(batch.table).close())
             f = None
         if f is None:
-            f = self._open[batch.table] = _OpenFile(self.layout, batch.schema, self.staging)
+            f = self._open[batch.table] = _OpenFile(self.layout, batch.schema, self.staging,
+                                                   self.target_size)
         f.add(batch, codes)
         if f.written >= self.target_size:
             self._done.append(self._open.pop(batch.table).close())
@@ -358,3 +361,26 @@ def discard_except(staging: str, keep: Iterable[StagedFile]) -> list[str]:
                 pass
         gone.append(data)
     return gone
+
+
+def keys_repeat(keys: pa.Table) -> bool:
+    """Whether a key occurs twice in ``keys`` (key columns); a sort for one integer key
+    without nulls, a hash aggregation else."""
+    if keys.num_columns == 1 and pa.types.is_integer(keys.column(0).type) \
+            and not keys.column(0).null_count:
+        k = keys.column(0).to_numpy()
+        if len(k) < 2 or bool(np.all(k[1:] > k[:-1])):
+            return False
+        k = np.sort(k)
+        return bool(np.any(k[1:] == k[:-1]))
+    return keys.group_by(keys.column_names).aggregate([]).num_rows < keys.num_rows
+
+
+def keys_overlap(a: pa.Table, b: pa.Table) -> bool:
+    """Whether a key of ``a`` is in ``b`` (same key columns)."""
+    if not a.num_rows or not b.num_rows:
+        return False
+    b = b.select(a.column_names).cast(a.schema)
+    if a.num_columns == 1:
+        return bool(pc.any(pc.is_in(a.column(0), value_set=b.column(0))).as_py())
+    return a.join(b, a.column_names, join_type="left semi").num_rows > 0
