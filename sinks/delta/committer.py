@@ -196,7 +196,7 @@ class DeltaCommitter(LakeCommitter):
             if target.partition_columns():
                 return schema, "the table is partitioned"
             have = target.schema()
-            if not schema.equals(have):
+            if have.names != schema.names or have.types != schema.types:  # nullability aside
                 return schema, "the staged columns are not the table's"
         elif changes is not None:
             return schema, "segment changes into a table not created yet"
