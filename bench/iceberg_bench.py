@@ -265,6 +265,9 @@ def main() -> None:
     ap.add_argument("--bare", nargs=2, metavar=("SERVER", "WAREHOUSE"))
     ap.add_argument("--client", default="pymysql", help="the bare path's reader (--bare)")
     ap.add_argument("--rounds", type=int, default=3, help="snapshot rounds (best of)")
+    ap.add_argument("--compare", default=None, metavar="CHECKOUT",
+                    help="another checkout (e.g. /work/main) whose hub also runs each snapshot "
+                         "round, for a comparison under the same load")
     ap.add_argument("--parallelism", default="1",
                     help="the hub's parallelisms (and connectorx's partitions), e.g. 1,2")
     args = ap.parse_args()
@@ -304,6 +307,11 @@ def main() -> None:
             h = run_hub(write_pipeline(work, "snapshot" if last else f"snapshot{p}-{r}", server,
                                        lake, "initial-only", p=p))
             note("hub", p, h.rows / h.wall_s, h.peak_rss_mb)
+            if args.compare:  # the other checkout's hub, same pipeline, same round
+                h = run_hub(write_pipeline(work, f"compare{p}-{r}", server,
+                                           f"{work}/lake-c-{p}-{r}", "initial-only", p=p),
+                            cwd=args.compare)
+                note("compare", p, h.rows / h.wall_s, h.peak_rss_mb)
     for p in ps:
         for client in clients:
             if (client, p) not in best:
@@ -311,11 +319,16 @@ def main() -> None:
             rate, rss = best[(client, p)]
             label = f"bare: {LABELS[client]} -> append"
             print(f"{label:>34} p={p} {rate:>10,.0f} {rss:>12.0f}")
-        rate, rss = best[("hub", p)]
-        ratios = ", ".join(f"{rate / best[(c, p) if (c, p) in best else (c, ps[0])][0]:.2f}x {c}"
-                           for c in clients)
-        print(f"{'hub run (exactly once)':>34} p={p} {rate:>10,.0f} {rss:>12.0f}   ({ratios}; "
-              f"wall clock all)")
+        for path in ("hub", "compare"):
+            if (path, p) not in best:
+                continue
+            rate, rss = best[(path, p)]
+            ratios = ", ".join(
+                f"{rate / best[(c, p) if (c, p) in best else (c, ps[0])][0]:.2f}x {c}"
+                for c in clients)
+            label = ("hub run (exactly once)" if path == "hub"
+                     else f"{os.path.basename(args.compare)}: hub run")
+            print(f"{label:>34} p={p} {rate:>10,.0f} {rss:>12.0f}   ({ratios}; wall clock all)")
     if args.changes:  # 0: the snapshot only
         stream(server, work, warehouse, args.rows, args.changes)
     if args.scaling:
