@@ -30,12 +30,22 @@ replayed after a crash (all of it, or the tables after the one the crash hit) is
 applied twice.  Only the committer writes, one checkpoint at a time:
 writers only stage write-ahead-log segments.
 
+Staged data files (:meth:`DeltaCommitter.commit_files`): snapshot reads and inserts the
+writers wrote as the table's Parquet files are added as they are (add actions with row
+counts, null counts and key bounds) in the commit carrying the checkpoint's application
+transaction, when their keys collide with nothing (another staged row, a change of the
+checkpoint in the segments, a row of the table); the table's segment changes go first in a
+commit of their own (app id with ``#changes``), as the MERGE of a two-commit checkpoint
+does.  Colliding staged rows are read back and committed with the segment changes as above.
+
 Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
 (``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
 :class:`~sinks.lake.committer.LakeCommitter`): ``delta-part-committed``, the MERGE of a
 checkpoint committed in two commits is in, its append of new keys not yet;
 ``delta-compacted``, maintenance compacted a table and has not vacuumed it yet (N is the
-checkpoint after whose commit maintenance ran); ``delta-widened``, a table was rewritten with
+checkpoint after whose commit maintenance ran); ``delta-changes-committed``, a table's
+segment changes are in, its staged files not yet added; ``delta-files-added``, they are
+(before the common ``delta-table-committed``); ``delta-widened``, a table was rewritten with
 wider column types, checkpoint N not yet committed into it.
 """
 from __future__ import annotations

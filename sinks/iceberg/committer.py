@@ -18,6 +18,12 @@ checkpoint whose keys no data file can hold is a plain append.  Changelog tables
 are streamed from the checkpoint's segments and written in pieces of about
 ``target-file-size`` (memory: a piece, never the checkpoint).  The snapshot-summary tags and
 the ancestry walk live in :mod:`sinks.iceberg.lineage`.
+
+Staged data files (:meth:`IcebergCommitter.commit_files`): snapshot reads and inserts the
+writers wrote as the table's Parquet files (with its field ids) become data files from their
+footers, added in the checkpoint's one transaction (the same snapshot as the upsert of the
+table's segment changes) when their keys collide with nothing; else their rows are read
+back and committed as above.
 """
 from __future__ import annotations
 
@@ -96,8 +102,13 @@ class IcebergCommitter(LakeCommitter):
             return None
 
     def _create(self, ident: tuple[str, ...], changes: TableChanges) -> Any:
-        return create_table(self.catalog, self.config, ident, changes.schema,
-                            changes.row_schema, changes.collapsed)
+        from pyiceberg.exceptions import TableAlreadyExistsError
+
+        try:
+            return create_table(self.catalog, self.config, ident, changes.schema,
+                                changes.row_schema, changes.collapsed)
+        except TableAlreadyExistsError:  # a writer staging files created it meanwhile
+            return self.catalog.load_table(ident)
 
     # -- staged data files --------------------------------------------------------------------
     def commit_files(self, files: list[StagedFile], changes: TableChanges | None,
