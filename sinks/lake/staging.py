@@ -399,7 +399,7 @@ def keys_repeat(keys: pa.Table) -> bool:
         k = keys.column(0).to_numpy()
         if len(k) < 2 or bool(np.all(k[1:] > k[:-1])):
             return False
-        k = np.sort(k)
+        k = np.sort(k, kind="stable")  # files of increasing keys: runs merged, not sorted
         return bool(np.any(k[1:] == k[:-1]))
     return keys.group_by(keys.column_names).aggregate([]).num_rows < keys.num_rows
 
