@@ -342,13 +342,27 @@ def read_staged(f: StagedFile) -> Iterator[ChangeBatch]:
     at = 0
     for rb in pq.ParquetFile(f.path).iter_batches(batch_size=ROW_GROUP_ROWS):
         n = rb.num_rows
-        rows = pa.Table.from_batches([rb]).cast(target).combine_chunks().to_batches()
+        rows = _cast_back(pa.Table.from_batches([rb]), target).combine_chunks().to_batches()
         arrow = rows[0] if rows else pa.RecordBatch.from_pylist([], schema=target)
         yield ChangeBatch(schema, codes[at:at + n].tobytes().decode("ascii"), arrow=arrow,
                           versions=seq[at:at + n])
         at += n
     if at != len(seq):
         raise OSError(f"staged file {f.path} holds {at} rows, its side record {len(seq)}")
+
+
+def _cast_back(t: pa.Table, target: pa.Schema) -> pa.Table:
+    """A staged file's rows (the format's types) in the hub's Arrow types ``target``: casts,
+    through the 64-bit integer where Arrow has no direct cast between two temporal types of
+    one unit (an Iceberg ``time`` to the hub's TIME, a duration)."""
+    cols = []
+    for f in target:
+        col = t.column(f.name)
+        try:
+            cols.append(col.cast(f.type))
+        except pa.ArrowNotImplementedError:
+            cols.append(col.cast(pa.int64()).cast(f.type))
+    return pa.Table.from_arrays(cols, schema=target)
 
 
 def forget(files: Iterable[StagedFile], merged: Iterable[StagedFile] = ()) -> None:
