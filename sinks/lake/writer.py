@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow as pa
 
 from runtime.batch import ChangeBatch
+from runtime.fs import is_url
 from runtime.sink import Committable, WriterContext
 from runtime.wal import WalSinkWriter
 from sinks.lake.staging import INSERT_CODES, Layout, Stager, staging_root
@@ -15,8 +16,8 @@ class LakeSinkWriter(WalSinkWriter):
     """Writes the batches of one subtask, always exactly once: nothing reaches a table before
     the committer commits the checkpoint.
 
-    * With a ``layout`` (see :mod:`sinks.lake.staging`), the snapshot reads and inserts of a
-      table it says is stageable are written as the table's data files as they come (one
+    * With a ``layout`` (see :mod:`sinks.lake.staging`) and a local state folder, the
+      snapshot reads and inserts of a table it says is stageable are written as the table's data files as they come (one
       open file per table); the committer adds them to the table as they are when their keys
       collide with nothing, else merges their rows.
     * Every other change goes to the checkpoint's write-ahead-log segment (see
@@ -34,6 +35,8 @@ class LakeSinkWriter(WalSinkWriter):
                  target_file_size: int = 128 << 20):
         self.sink_name = sink_name  # the segments' folder: the committer's
         super().__init__(context, exactly_once=True, flush_rows=0)
+        if is_url(context.state_dir):  # side records are local files: a local state folder
+            layout = None
         self._layout = layout
         self._stager = None if layout is None else Stager(
             layout, staging_root(context.state_dir, context.pipeline, sink_name),
