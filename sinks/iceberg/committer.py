@@ -61,9 +61,11 @@ def create_table(catalog: Any, config: IcebergSinkConfig, ident: tuple[str, ...]
     spec = partition_spec(fields_for(config.partition_fields, schema), ischema, schema.table)
     props = {"format-version": "2", TARGET_SIZE: str(config.target_file_size),
              **config.table_properties}
-    catalog.create_namespace_if_not_exists(ident[:-1])
-    log.info("iceberg: creating table %s for %s", ".".join(ident), schema.table)
-    return catalog.create_table(ident, schema=ischema, partition_spec=spec, properties=props)
+    with catalogs.SETUP:
+        catalog.create_namespace_if_not_exists(ident[:-1])
+        log.info("iceberg: creating table %s for %s", ".".join(ident), schema.table)
+        return catalog.create_table(ident, schema=ischema, partition_spec=spec,
+                                    properties=props)
 
 
 def _file_uri(table: Any, path: str) -> str:

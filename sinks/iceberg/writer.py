@@ -76,7 +76,7 @@ class IcebergLayout(Layout):
             self._catalog = catalogs.load(self.config)
         ident = self.config.identifier(schema.table)
         want = new_table_schema(schema, schema.arrow_schema, keyed=True)
-        with translate(f"table {'.'.join(ident)}"):
+        with translate(f"table {'.'.join(ident)}"), catalogs.SETUP:
             try:
                 table = self._catalog.load_table(ident)
             except NoSuchTableError:
