@@ -34,9 +34,11 @@ Staged data files (:meth:`DeltaCommitter.commit_files`): snapshot reads and inse
 writers wrote as the table's Parquet files are added as they are (add actions with row
 counts, null counts and key bounds) in the commit carrying the checkpoint's application
 transaction, when their keys collide with nothing (another staged row, a change of the
-checkpoint in the segments, a row of the table); the table's segment changes go first in a
-commit of their own (app id with ``#changes``), as the MERGE of a two-commit checkpoint
-does.  Colliding staged rows are read back and committed with the segment changes as above.
+checkpoint in the segments, a row of the table).  When the checkpoint has other changes of
+the table, the staged rows are read back into its one MERGE -- unless
+``new-keys-append-threshold`` (> 0) allows two commits and they are that many: then the
+other changes go first in a commit of their own (app id with ``#changes``), as the MERGE of
+a two-commit checkpoint does.  Colliding staged rows are read back and merged as above.
 
 Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
 (``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
@@ -156,10 +158,13 @@ class DeltaCommitter(LakeCommitter):
         """Add the staged data ``files`` as they are, in the commit carrying the checkpoint's
         application transaction, when none of their keys collides with another staged row,
         a segment change of the checkpoint or a row of the table, and they have the table's
-        columns; the table's segment changes (``changes``), if any, go first, in a commit of
-        their own (app id with ``#changes``: a replay after a crash between the two adds the
-        files only).  Else their rows are read back and committed with the segment changes
-        as :meth:`commit_table` does (returns True: the files are garbage then)."""
+        columns.  The table's segment changes (``changes``), if any: with at least
+        ``new-keys-append-threshold`` (> 0) staged rows they go first, in a commit of their
+        own (app id with ``#changes``: a replay after a crash between the two adds the files
+        only), as the two-commit checkpoints of that option do; else (the default: one
+        commit per table and checkpoint) the staged rows are read back and committed with
+        the segment changes as :meth:`commit_table` does, as are colliding ones (returns
+        True: the files are garbage then)."""
         cp, app, table = context.checkpoint_id, self.app_id(context), files[0].table
         self._fields, self._partition_by = [], []  # staged: unpartitioned tables only
         target = self._table(table)
@@ -172,9 +177,15 @@ class DeltaCommitter(LakeCommitter):
                 return False
         started = time.monotonic()
         schema, why = self._collision(target, exists, files, changes)
+        staged = sum(f.rows for f in files)
+        threshold = self.config.new_keys_append_threshold
+        if not why and changes is not None and not (threshold and staged >= threshold):
+            # one Delta commit per table per checkpoint (new-keys-append-threshold 0): the
+            # staged rows join the MERGE of the other changes
+            why = "other changes in the checkpoint (new-keys-append-threshold: one commit)"
         if why:
             log.info("delta: table %s, checkpoint %d: %s: merging the %d staged rows",
-                     table, cp, why, sum(f.rows for f in files))
+                     table, cp, why, staged)
             self.commit_table(self.merged_changes(files, segments, cp), context)
             return True
         what = ""

@@ -135,10 +135,10 @@ def test_every_logical_type_survives_the_merge_of_staged_rows(tmp_path):
                                    "delta-files-added", "delta-checkpoint-committed"])
 def test_a_crash_around_adding_staged_files_commits_them_once(tmp_path, monkeypatch, point):
     """A crash before the staged files' commit, between the commit of the checkpoint's
-    other changes and the files' addition, after the addition (side records not yet
-    deleted): the restored committer commits the same committables again, and every part
-    lands exactly once."""
-    d = Driver(tmp_path)
+    other changes and the files' addition (two commits: new-keys-append-threshold allows
+    them), after the addition (side records not yet deleted): the restored committer commits
+    the same committables again, and every part lands exactly once."""
+    d = Driver(tmp_path, **{"new-keys-append-threshold": 1})
     d.checkpoint(ChangeBatch(ORDERS, "rr", rows=[(1, "a", 1), (2, "b", 2)]))
     staged = d.stage(ChangeBatch(ORDERS, "cudc", rows=[(3, "c", 3), (1, "a2", 10),
                                                        (2, "b", 2), (4, "d", 4)]))
@@ -157,6 +157,31 @@ def test_a_crash_around_adding_staged_files_commits_them_once(tmp_path, monkeypa
     t = DeltaTable(uri)
     assert t.transaction_version(APP) == 2 and t.transaction_version(APP + "#changes") == 2
     assert all(os.path.exists(p) for p in staged_paths(staged)), "an added file deleted"
+
+
+@pytest.mark.parametrize("threshold", [0, 2])
+def test_staged_inserts_and_other_changes_are_one_commit_unless_two_are_allowed(tmp_path,
+                                                                              threshold):
+    """A checkpoint with staged inserts and other changes of the table: one MERGE of all
+    (the default: one commit per table and checkpoint), or, with at least
+    new-keys-append-threshold staged rows, a MERGE of the other changes then the staged
+    file added as it is."""
+    d = Driver(tmp_path, **{"new-keys-append-threshold": threshold})
+    d.checkpoint(ChangeBatch(ORDERS, "rr", rows=[(1, "a", 1), (2, "b", 2)]))
+    staged = d.stage(ChangeBatch(ORDERS, "ccud", rows=[(3, "c", 3), (4, "d", 4),
+                                                       (1, "a2", 10), (2, "b", 2)]))
+    d.committer.commit(staged, d.context())
+    uri = d.uri("shop.orders")
+    assert {k: (r["name"], r["qty"]) for k, r in read(uri).items()} == {
+        1: ("a2", 10), 3: ("c", 3), 4: ("d", 4)}
+    ops = [(c["operation"], c.get("hub.part")) for c in commits(uri)][1:]
+    added = [os.path.basename(p) in {os.path.basename(u) for u in DeltaTable(uri).file_uris()}
+             for p in staged_paths(staged)]
+    if threshold:
+        assert ops == [("MERGE", "changes"), ("WRITE", None)] and added == [True]
+    else:
+        assert ops == [("MERGE", None)] and added == [False]
+    assert checkpoint_commits(uri) == ([1, 2, 2] if threshold else [1, 2])
 
 
 def test_files_of_a_checkpoint_that_never_completed_are_deleted_at_restore(tmp_path):
