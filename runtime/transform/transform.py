@@ -25,6 +25,7 @@ from sqlglot import exp
 from runtime.batch import CREATE, DELETE, READ, UPDATE, ChangeBatch
 from runtime.schema import Column, SchemaChange, TableSchema
 from runtime.transform.expr import Env, Expr, ExprError, compile_expr, parse, parse_projection
+from runtime.transform.gather import fixed_dtype, mask_indices, take, take_values
 from runtime.transform.metadata import METADATA_COLUMNS, metadata_columns
 from runtime.types import from_arrow, to_arrow
 
@@ -153,7 +154,9 @@ class TablePlan:
         names = schema.names
         self._filter_reads = [(names[i], i) for i in self._filter_inputs]
         self._expr_reads = [(names[i], i) for i in self._expr_inputs]
-        self._carried = [str(i) for i in range(len(self._needed) + 2)]
+        # how each of them is gathered where a filter drops rows (numpy or Arrow: .gather)
+        arrow_schema = schema.arrow_schema
+        self._gathers = [(i, fixed_dtype(arrow_schema.field(i).type)) for i in self._needed]
         meta = set(METADATA_COLUMNS)
         self._filter_meta = self.filter is not None and bool(self.filter.columns & meta)
         self._expr_meta = bool(used & meta)
@@ -320,7 +323,7 @@ class TablePlan:
     def _apply_filter_first(self, batch: ChangeBatch) -> ChangeBatch | None:
         """:meth:`apply` for a batch without before images and a filter that reads no
         computed column: the filter first, then only the columns the result needs, of only
-        the rows that pass, in one filter call (the same result, less work).  A batch of
+        the rows that pass, one gather per column (the same result, less work).  A batch of
         inserts only (a snapshot chunk, an append stream) keeps the mask in Arrow."""
         n = len(batch)
         rb = batch.arrow()
@@ -329,7 +332,7 @@ class TablePlan:
                   metadata_columns(self.input.table, n, batch) if self._filter_meta else None)
         m = self.filter.evaluate(env)  # type: ignore[union-attr]
         first = in_ops[:1]
-        if first in (READ, CREATE) and in_ops.count(first) == n:
+        if first in (READ, CREATE) and in_ops == first * n:  # (a memcmp: faster than count)
             if pa.types.is_null(m.type):
                 return None
             mask = pc.fill_null(m, False) if m.null_count else m
@@ -365,28 +368,26 @@ class TablePlan:
     def _project_kept(self, batch: ChangeBatch, rb: pa.RecordBatch, mask: pa.Array | None,
                       m: int, out_ops: str, in_ops: str, idx: np.ndarray | None = None
                       ) -> ChangeBatch:
-        """The projection of the ``m`` rows ``mask`` keeps (None: all): the columns it needs
-        filtered in one call, passed-through columns as they are (no copy, no cast unless
-        the type differs), computed ones evaluated on the kept rows only."""
+        """The projection of the ``m`` rows ``mask`` keeps (None: all; ``idx``: their
+        positions, if the caller has them): the columns it needs gathered once each
+        (:mod:`.gather`), passed-through columns as they are (no copy, no cast unless the type
+        differs), computed ones evaluated on the kept rows only."""
         ts = batch._ts  # noqa: SLF001 - a constant stays a constant
         positions, versions = batch.positions, batch.versions
         if mask is None:
             cols = {i: rb.column(i) for i in self._needed}
         else:
-            # the event times and versions ride along: one filter call for all of them
-            arrays = [rb.column(i) for i in self._needed]
-            extra = [] if isinstance(ts, int) else [batch.ts_ms_array()]
-            if isinstance(versions, np.ndarray) and versions.dtype == np.int64:
-                extra.append(pa.array(versions))
-            k = len(arrays) + len(extra)
-            kept_rb = pa.RecordBatch.from_arrays(arrays + extra,
-                                                 names=self._carried[:k]).filter(mask)
-            cols = {i: kept_rb.column(j) for j, i in enumerate(self._needed)}
-            j = len(arrays)
+            # one gather by row indices per column the result needs (see .gather), the
+            # event times and versions included
+            if idx is None:
+                idx = mask_indices(mask)
+            cols = {i: take(rb.column(i), dtype, idx, mask) for i, dtype in self._gathers}
             if not isinstance(ts, int):
-                ts, j = kept_rb.column(j), j + 1
-            if j < k:
-                versions = kept_rb.column(j).to_numpy()
+                ts = take_values(ts, idx)
+            if versions is not None:
+                versions = take_values(versions, idx)
+                if isinstance(versions, pa.Array):
+                    versions = versions.to_numpy(zero_copy_only=False)
         view = batch if mask is None else _Subset(batch, idx, mask)
         computed = {}
         if self._computed:
@@ -400,11 +401,8 @@ class TablePlan:
             a = cols[it.source] if it.source is not None else computed[id(it)]
             want = it.arrow_type
             arrays.append(a if a.type == want else pc.cast(a, want))
-        if mask is not None:
-            if positions is not None:
-                positions = view.positions  # type: ignore[union-attr]
-            if versions is batch.versions and versions is not None:  # not an int64 array
-                versions = np.asarray(versions)[view.idx]  # type: ignore[union-attr]
+        if mask is not None and positions is not None:
+            positions = view.positions  # type: ignore[union-attr]
         return ChangeBatch(
             self.output, out_ops,
             arrow=pa.RecordBatch.from_arrays(arrays, schema=self.output.arrow_schema),
