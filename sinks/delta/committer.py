@@ -176,13 +176,14 @@ class DeltaCommitter(LakeCommitter):
                          "not applied again", table, cp, done)
                 return False
         started = time.monotonic()
-        schema, why = self._collision(target, exists, files, changes)
         staged = sum(f.rows for f in files)
         threshold = self.config.new_keys_append_threshold
-        if not why and changes is not None and not (threshold and staged >= threshold):
+        if changes is not None and not (threshold and staged >= threshold):
             # one Delta commit per table per checkpoint (new-keys-append-threshold 0): the
-            # staged rows join the MERGE of the other changes
-            why = "other changes in the checkpoint (new-keys-append-threshold: one commit)"
+            # staged rows join the MERGE of the other changes (no key checks needed for that)
+            schema, why = None, "other changes in the checkpoint (one commit)"
+        else:
+            schema, why = self._collision(target, exists, files, changes)
         if why:
             log.info("delta: table %s, checkpoint %d: %s: merging the %d staged rows",
                      table, cp, why, staged)
