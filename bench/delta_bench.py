@@ -319,7 +319,7 @@ def change_stream(server, rows: int, changes: int, work: str, threshold: int = 0
           f"changes/s (hub start and the last 10 s checkpoint included); peak RSS "
           f"{usage.ru_maxrss / 1024:.0f} MB")
     for c in reversed(merges):  # a MERGE; an append of new keys (see the delta committer)
-        m = c["operationMetrics"]
+        m = c.get("operationMetrics") or {}
         if c["operation"] == "WRITE":
             print(f"   append {m.get('num_added_rows', 0):>8,} new keys: "
                   f"{m.get('execution_time_ms', 0) / 1000:6.2f}s (checkpoint "
