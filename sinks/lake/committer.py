@@ -16,7 +16,8 @@ from runtime.wal import WalCommitter, WriteAheadLog
 from sinks.lake.changes import (TableChanges, key_columns, no_columns, scan,
                                 segments_source)
 from sinks.lake.config import LakeSinkConfig
-from sinks.lake.staging import StagedFile, discard_except, forget, read_staged, staging_root
+from sinks.lake.staging import (StagedFile, discard_except, forget, read_staged,
+                                read_staged_keys, staging_root)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class LakeCommitter(WalCommitter):
         table = files[0].table
         upsert = self.config.write_mode == "upsert"
         segs = segments_source(segments)
+        light_segs = segments_source(segments, key_columns)
 
         def source() -> Iterator[ChangeBatch]:
             for f in files:
@@ -120,7 +122,14 @@ class LakeCommitter(WalCommitter):
                 if b.table == table:
                     yield b
 
-        (changes,) = scan(source, checkpoint, upsert, f"{self.sink_name} sink")
+        def light() -> Iterator[ChangeBatch]:  # keys only: side records, key columns
+            for f in files:
+                yield from read_staged_keys(f)
+            for b in light_segs():
+                if b.table == table:
+                    yield b
+
+        (changes,) = scan(source, checkpoint, upsert, f"{self.sink_name} sink", light)
         return changes
 
     # -- WalCommitter -----------------------------------------------------------------------

@@ -351,6 +351,22 @@ def read_staged(f: StagedFile) -> Iterator[ChangeBatch]:
         raise OSError(f"staged file {f.path} holds {at} rows, its side record {len(seq)}")
 
 
+def read_staged_keys(f: StagedFile) -> Iterator[ChangeBatch]:
+    """``f``'s changes as :func:`read_staged` gives them, with only the key columns (from
+    its side record: the data file is not read) -- what a scan of keys needs."""
+    with pa.OSFile(f.side, "rb") as src:
+        reader = ipc.open_file(src)
+        schema = TableSchema.from_dict(json.loads(reader.schema.metadata[_SCHEMA_KEY]))
+        side = reader.read_all()
+    pk = list(schema.primary_key)
+    target = pa.schema([schema.arrow_schema.field(k) for k in pk])
+    keys = _cast_back(side.select(pk), target).combine_chunks().to_batches()
+    codes = side.column(OPS).to_numpy().astype(np.uint8)
+    if keys:
+        yield ChangeBatch(schema, codes.tobytes().decode("ascii"), arrow=keys[0],
+                          versions=side.column(SEQ).to_numpy())
+
+
 def _cast_back(t: pa.Table, target: pa.Schema) -> pa.Table:
     """A staged file's rows (the format's types) in the hub's Arrow types ``target``: casts,
     through the 64-bit integer where Arrow has no direct cast between two temporal types of
