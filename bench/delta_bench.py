@@ -2,6 +2,7 @@
 
     python bench/delta_bench.py [--rows 1000000] [--changes 2000000] [--merge-sizes 1000000,10000000]
                                 [--rounds 3] [--parallelism 1,2] [--skip 2,2b,3]
+                                [--compare /work/main]
 
 1. snapshot: ``hub run`` MySQL (startup-mode initial-only) -> delta, parallelism 1 and 2,
    against the bare paths -- connectorx and mysqlclient (each when installed) and PyMySQL
@@ -185,11 +186,14 @@ def run_bare(server, work: str, p: int, client: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int]) -> None:
+def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int],
+             compare: str | None = None) -> None:
     """Each round runs, per parallelism, the bare paths and the hub (checkpoints every 10 s
     and 2 s) one after the other; the table shows the best of ``rounds`` of each and its
     ratio to the best of each bare path (``vs cx``: connectorx, ``vs mc``: mysqlclient,
-    ``vs py``: PyMySQL)."""
+    ``vs py``: PyMySQL).  ``compare``: another checkout of the project (e.g. the main
+    branch's) whose hub runs the same pipeline (checkpoints every 10 s) in each round, right
+    after this one's, so that both see the same load."""
     print(f"\n1. snapshot of {rows:,} rows into Delta (hub: checkpoints every 10 s, i.e. one "
           f"commit at the end, and every 2 s); best of {rounds}, peak RSS the highest")
     best: dict[tuple[str, int], tuple[float, float]] = {}  # (path, p) -> (secs, peak RSS)
@@ -207,14 +211,17 @@ def snapshot(server, rows: int, work: str, rounds: int, parallelism: list[int]) 
                     continue  # one connection whatever p: its figure of the first p stands
                 bare = run_bare(server, f"{work}/bare-{p}-{r}", p, client)
                 note(f"bare ({client})", p, bare["secs"], bare["rss"])
-            for interval in ("10s", "2s"):
+            runs = [(interval, None, "") for interval in ("10s", "2s")]
+            if compare:  # the other checkout's hub, same pipeline, in the same round
+                runs.insert(1, ("10s", compare, f"{os.path.basename(compare)}: "))
+            for interval, cwd, label in runs:
                 d = f"{work}/hub-{p}-{interval}-{r}"
                 h = run_hub(write_pipeline(server, d, f"delta-bench-{p}", p, "initial-only",
-                                           interval))
+                                           interval), cwd=cwd)
                 in_table = delta_rows(f"{d}/lake/bench/orders")
                 if in_table != rows:
                     raise SystemExit(f"{d}: {in_table:,} rows in the table, not {rows:,}")
-                note(f"hub run (delta) {interval}", p, h.run_s, h.peak_rss_mb)
+                note(f"{label}hub run (delta) {interval}", p, h.run_s, h.peak_rss_mb)
                 shutil.rmtree(d, ignore_errors=True)
             if p == 1:  # the source alone, every round (best of, as the others)
                 d = f"{work}/blackhole-{r}"  # a state folder of its own: a fresh run
@@ -312,7 +319,7 @@ def change_stream(server, rows: int, changes: int, work: str, threshold: int = 0
           f"changes/s (hub start and the last 10 s checkpoint included); peak RSS "
           f"{usage.ru_maxrss / 1024:.0f} MB")
     for c in reversed(merges):  # a MERGE; an append of new keys (see the delta committer)
-        m = c["operationMetrics"]
+        m = c.get("operationMetrics") or {}
         if c["operation"] == "WRITE":
             print(f"   append {m.get('num_added_rows', 0):>8,} new keys: "
                   f"{m.get('execution_time_ms', 0) / 1000:6.2f}s (checkpoint "
@@ -538,6 +545,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of the snapshot and the merge cost (best of)")
     ap.add_argument("--parallelism", default="1,2", help="snapshot parallelisms")
+    ap.add_argument("--compare", default=None, metavar="CHECKOUT",
+                    help="another checkout of the project (e.g. /work/main) whose hub also "
+                         "runs each snapshot round, for a comparison under the same load")
     ap.add_argument("--new-keys-append-threshold", type=int, default=0,
                     help="the delta sink's option in the change stream (0: one commit per "
                          "checkpoint, the default)")
@@ -551,7 +561,7 @@ def main() -> None:
             fill(server, args.rows)
         if "1" not in skip:
             snapshot(server, args.rows, work, args.rounds,
-                     [int(p) for p in args.parallelism.split(",")])
+                     [int(p) for p in args.parallelism.split(",")], args.compare)
         if "2" not in skip:
             change_stream(server, args.rows, args.changes, work, args.new_keys_append_threshold)
         if "2b" not in skip:

@@ -1,11 +1,12 @@
 """Throughput of the iceberg sink from MariaDB, side by side with the bare path, in one run.
 
-    python bench/iceberg_bench.py [--rows 1000000] [--changes 1000000]
+    python bench/iceberg_bench.py [--rows 1000000] [--changes 1000000] [--parallelism 1,2]
 
 1. snapshot: ``hub run`` (mysql ``initial-only`` -> iceberg, exactly once, checkpoints every
-   10 s) vs the bare paths (connectorx and mysqlclient when installed, and PyMySQL: the
-   client's rows -> pyarrow -> pyiceberg ``append``, no CDC), each in a process of its own,
-   alternating, best of ``--rounds``: rows/s and peak RSS;
+   10 s) at each ``--parallelism`` vs the bare paths (connectorx -- with as many partitions
+   as the hub's parallelism -- and mysqlclient when installed, and PyMySQL: the client's rows
+   -> pyarrow -> pyiceberg ``append``, no CDC), each in a process of its own, alternating,
+   best of ``--rounds``: rows/s and peak RSS;
 2. change stream: against the table now holding ``--rows`` rows, ``--changes`` binlog
    changes (70% inserts, 20% updates, 10% deletes) read from a binlog position by ``hub run``
    with checkpoints every 10 s: changes/s until the Iceberg table holds the source's state,
@@ -37,7 +38,7 @@ from tests.servers import mariadb  # noqa: E402
 PIPELINE = """
 [pipeline]
 name = "{name}"
-parallelism = 1
+parallelism = {p}
 [checkpoint]
 interval = "10s"
 dir = "{work}/state-{name}"
@@ -53,15 +54,16 @@ warehouse = "{warehouse}"
 
 
 def write_pipeline(work: str, name: str, server, warehouse: str, mode: str,
-                   extra: str = "") -> str:
+                   extra: str = "", p: int = 1) -> str:
     path = f"{work}/{name}.toml"
     with open(path, "w") as f:
         f.write(PIPELINE.format(name=name, work=work, connection=server.source_toml(),
-                                mode=mode, extra=extra, warehouse=warehouse))
+                                mode=mode, extra=extra, warehouse=warehouse, p=p))
     return path
 
 
-def bare(server_url: str, warehouse: str, rows: int, client: str = "pymysql") -> None:
+def bare(server_url: str, warehouse: str, rows: int, client: str = "pymysql",
+         p: int = 1) -> None:
     """The bare path, run in a child process (``--bare``): with PyMySQL or mysqlclient,
     stream the table (an unbuffered cursor), build Arrow tables of 250,000 rows, append them
     with pyiceberg; with connectorx, read the table as one Arrow table and append it."""
@@ -80,8 +82,9 @@ def bare(server_url: str, warehouse: str, rows: int, client: str = "pymysql") ->
     if client == "connectorx":
         import connectorx
 
+        kw = {"partition_on": "id", "partition_num": p} if p > 1 else {}
         data = connectorx.read_sql(f"mysql://{user}:{password}@{host}:{port}/bench",
-                                   "SELECT * FROM bench.orders", return_type="arrow")
+                                   "SELECT * FROM bench.orders", return_type="arrow", **kw)
         data = data.cast(pa.schema([pa.field(f.name, f.type) for f in schema]))
         cat.create_table(("bench", "orders"), schema=schema).append(data)
         assert data.num_rows == rows, (data.num_rows, rows)
@@ -118,11 +121,11 @@ def bare(server_url: str, warehouse: str, rows: int, client: str = "pymysql") ->
 LABELS = {"connectorx": "connectorx", "mysqlclient": "mysqlclient", "pymysql": "PyMySQL"}
 
 
-def run_bare(server, warehouse: str, rows: int, client: str) -> tuple[float, float]:
+def run_bare(server, warehouse: str, rows: int, client: str, p: int = 1) -> tuple[float, float]:
     url = f"{server.host}|{server.port}|{server.user}|{server.password}"
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, __file__, "--bare", url, warehouse,
-                             "--rows", str(rows), "--client", client])
+                             "--rows", str(rows), "--client", client, "--parallelism", str(p)])
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit("the bare path failed")
@@ -262,9 +265,14 @@ def main() -> None:
     ap.add_argument("--bare", nargs=2, metavar=("SERVER", "WAREHOUSE"))
     ap.add_argument("--client", default="pymysql", help="the bare path's reader (--bare)")
     ap.add_argument("--rounds", type=int, default=3, help="snapshot rounds (best of)")
+    ap.add_argument("--compare", default=None, metavar="CHECKOUT",
+                    help="another checkout (e.g. /work/main) whose hub also runs each snapshot "
+                         "round, for a comparison under the same load")
+    ap.add_argument("--parallelism", default="1",
+                    help="the hub's parallelisms (and connectorx's partitions), e.g. 1,2")
     args = ap.parse_args()
     if args.bare:
-        bare(args.bare[0], args.bare[1], args.rows, args.client)
+        bare(args.bare[0], args.bare[1], args.rows, args.client, int(args.parallelism))
         return
     server = mariadb.shared()  # docker-compose's, or a throwaway one stopped at exit
     work = tempfile.mkdtemp(prefix="hub-iceberg-bench-")
@@ -277,27 +285,50 @@ def main() -> None:
     clients = [c for c, module in (("connectorx", "connectorx"), ("mysqlclient", "MySQLdb"),
                                    ("pymysql", "pymysql"))
                if importlib.util.find_spec(module) is not None]
-    best: dict[str, tuple[float, float]] = {}
+    best: dict[tuple[str, int], tuple[float, float]] = {}
     warehouse = f"{work}/lake"
+    ps = [int(x) for x in args.parallelism.split(",")]
+
+    def note(path: str, p: int, rate: float, rss: float) -> None:
+        old = best.get((path, p), (0.0, 0.0))
+        best[(path, p)] = (max(rate, old[0]), max(rss, old[1]))
+        print(f"   round: {path:<12} p={p} {rate:>10,.0f} rows/s {rss:6.0f} MB", flush=True)
+
     for r in range(args.rounds):
+        for p in ps:
+            for client in clients:
+                if client != "connectorx" and p != ps[0]:
+                    continue  # one connection whatever p: its figure of the first p stands
+                rate, rss = run_bare(server, f"{work}/bare-{client}-{p}-{r}", args.rows,
+                                     client, p)
+                note(client, p, rate, rss)
+            last = r == args.rounds - 1 and p == ps[0]  # its table stays for the stream
+            lake = warehouse if last else f"{work}/lake-{p}-{r}"
+            h = run_hub(write_pipeline(work, "snapshot" if last else f"snapshot{p}-{r}", server,
+                                       lake, "initial-only", p=p))
+            note("hub", p, h.rows / h.wall_s, h.peak_rss_mb)
+            if args.compare:  # the other checkout's hub, same pipeline, same round
+                h = run_hub(write_pipeline(work, f"compare{p}-{r}", server,
+                                           f"{work}/lake-c-{p}-{r}", "initial-only", p=p),
+                            cwd=args.compare)
+                note("compare", p, h.rows / h.wall_s, h.peak_rss_mb)
+    for p in ps:
         for client in clients:
-            rate, rss = run_bare(server, f"{work}/bare-{client}-{r}", args.rows, client)
-            old = best.get(client, (0.0, 0.0))
-            best[client] = (max(rate, old[0]), max(rss, old[1]))
-        last = r == args.rounds - 1  # its table stays for the change stream
-        lake = warehouse if last else f"{work}/lake-{r}"
-        h = run_hub(write_pipeline(work, "snapshot" if last else f"snapshot{r}", server,
-                                   lake, "initial-only"))
-        old = best.get("hub", (0.0, 0.0))
-        best["hub"] = (max(h.rows / h.wall_s, old[0]), max(h.peak_rss_mb, old[1]))
-    for client in clients:
-        rate, rss = best[client]
-        label = f"bare: {LABELS[client]} -> append"
-        print(f"{label:>34} {rate:>10,.0f} {rss:>12.0f}")
-    rate, rss = best["hub"]
-    ratios = ", ".join(f"{rate / best[c][0]:.2f}x {c}" for c in clients)
-    print(f"{'hub run (exactly once)':>34} {rate:>10,.0f} {rss:>12.0f}   ({ratios}; wall "
-          f"clock all)")
+            if (client, p) not in best:
+                continue
+            rate, rss = best[(client, p)]
+            label = f"bare: {LABELS[client]} -> append"
+            print(f"{label:>34} p={p} {rate:>10,.0f} {rss:>12.0f}")
+        for path in ("hub", "compare"):
+            if (path, p) not in best:
+                continue
+            rate, rss = best[(path, p)]
+            ratios = ", ".join(
+                f"{rate / best[(c, p) if (c, p) in best else (c, ps[0])][0]:.2f}x {c}"
+                for c in clients)
+            label = ("hub run (exactly once)" if path == "hub"
+                     else f"{os.path.basename(args.compare)}: hub run")
+            print(f"{label:>34} p={p} {rate:>10,.0f} {rss:>12.0f}   ({ratios}; wall clock all)")
     if args.changes:  # 0: the snapshot only
         stream(server, work, warehouse, args.rows, args.changes)
     if args.scaling:

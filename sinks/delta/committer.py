@@ -30,12 +30,24 @@ replayed after a crash (all of it, or the tables after the one the crash hit) is
 applied twice.  Only the committer writes, one checkpoint at a time:
 writers only stage write-ahead-log segments.
 
+Staged data files (:meth:`DeltaCommitter.commit_files`): snapshot reads and inserts the
+writers wrote as the table's Parquet files are added as they are (add actions with row
+counts, null counts and key bounds) in the commit carrying the checkpoint's application
+transaction, when their keys collide with nothing (another staged row, a change of the
+checkpoint in the segments, a row of the table).  When the checkpoint has other changes of
+the table, the staged rows are read back into its one MERGE -- unless
+``new-keys-append-threshold`` (> 0) allows two commits and they are that many: then the
+other changes go first in a commit of their own (app id with ``#changes``), as the MERGE of
+a two-commit checkpoint does.  Colliding staged rows are read back and merged as above.
+
 Crash points (:mod:`runtime.faults`), for the kill tests, besides the common ones
 (``delta-table-committed``, ``delta-checkpoint-committed``, ``delta-maintained``: see
 :class:`~sinks.lake.committer.LakeCommitter`): ``delta-part-committed``, the MERGE of a
 checkpoint committed in two commits is in, its append of new keys not yet;
 ``delta-compacted``, maintenance compacted a table and has not vacuumed it yet (N is the
-checkpoint after whose commit maintenance ran); ``delta-widened``, a table was rewritten with
+checkpoint after whose commit maintenance ran); ``delta-changes-committed``, a table's
+segment changes are in, its staged files not yet added; ``delta-files-added``, they are
+(before the common ``delta-table-committed``); ``delta-widened``, a table was rewritten with
 wider column types, checkpoint N not yet committed into it.
 """
 from __future__ import annotations
@@ -49,6 +61,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from runtime.errors import TerminalError
 from runtime.faults import crash_point
@@ -57,11 +70,12 @@ from runtime.sink import CommitContext
 from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.evolution import Evolution, evolve
 from sinks.delta.partition import add_partition_columns, check_fields, partition_columns
-from sinks.delta.table import OP, PART_SUFFIX, DeltaLakeTable
+from sinks.delta.table import CHANGES_SUFFIX, OP, PART_SUFFIX, DeltaLakeTable
 from sinks.delta.types import describe, to_delta
 from sinks.lake.changes import TableChanges
 from sinks.lake.committer import LakeCommitter
 from sinks.lake.partition import fields_for
+from sinks.lake.staging import StagedFile, keys_overlap, keys_repeat, read_keys
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -138,6 +152,90 @@ class DeltaCommitter(LakeCommitter):
             what = self._create(target, changes, props)
         log.info("delta: table %s, checkpoint %d: %s in %.2fs", changes.table, cp, what,
                  time.monotonic() - started)
+
+    def commit_files(self, files: list[StagedFile], changes: TableChanges | None,
+                     segments: list[str], context: CommitContext) -> bool:
+        """Add the staged data ``files`` as they are, in the commit carrying the checkpoint's
+        application transaction, when none of their keys collides with another staged row,
+        a segment change of the checkpoint or a row of the table, and they have the table's
+        columns.  The table's segment changes (``changes``), if any: with at least
+        ``new-keys-append-threshold`` (> 0) staged rows they go first, in a commit of their
+        own (app id with ``#changes``: a replay after a crash between the two adds the files
+        only), as the two-commit checkpoints of that option do; else (the default: one
+        commit per table and checkpoint) the staged rows are read back and committed with
+        the segment changes as :meth:`commit_table` does, as are colliding ones (returns
+        True: the files are garbage then)."""
+        cp, app, table = context.checkpoint_id, self.app_id(context), files[0].table
+        self._fields, self._partition_by = [], []  # staged: unpartitioned tables only
+        target = self._table(table)
+        exists = target.load()
+        if exists:
+            done = target.committed(app)
+            if done is not None and done >= cp:
+                log.info("delta: table %s already holds checkpoint %d (it is at %d): "
+                         "not applied again", table, cp, done)
+                return False
+        started = time.monotonic()
+        staged = sum(f.rows for f in files)
+        threshold = self.config.new_keys_append_threshold
+        if changes is not None and not (threshold and staged >= threshold):
+            # one Delta commit per table per checkpoint (new-keys-append-threshold 0): the
+            # staged rows join the MERGE of the other changes (no key checks needed for that)
+            schema, why = None, "other changes in the checkpoint (one commit)"
+        else:
+            schema, why = self._collision(target, exists, files, changes)
+        if why:
+            log.info("delta: table %s, checkpoint %d: %s: merging the %d staged rows",
+                     table, cp, why, staged)
+            self.commit_table(self.merged_changes(files, segments, cp), context)
+            return True
+        what = ""
+        if changes is not None:
+            done = target.committed(app + CHANGES_SUFFIX)
+            if done is None or done < cp:
+                what = self._write(target, changes, DeltaLakeTable.part_properties(
+                    app, cp, CHANGES_SUFFIX), context) + "; then "
+                crash_point("delta-changes-committed", cp)
+                target.load()
+        target.add_files(files, schema, DeltaLakeTable.commit_properties(app, cp),
+                         create=not exists, configuration=self._configuration())
+        crash_point("delta-files-added", cp)
+        log.info("delta: table %s, checkpoint %d: %sadded %d staged files (%d rows) in %.2fs",
+                 table, cp, what, len(files), sum(f.rows for f in files),
+                 time.monotonic() - started)
+        return False
+
+    def _collision(self, target: DeltaLakeTable, exists: bool, files: list[StagedFile],
+                   changes: TableChanges | None) -> tuple[pa.Schema, str]:
+        """The staged files' Arrow schema, and why they can't be added as they are ('' when
+        they can): files of different columns, columns not the table's, keys twice among
+        them, keys the checkpoint's segment changes also change, keys the table holds."""
+        schemas = {pq.read_schema(f.path).remove_metadata() for f in files}
+        if len(schemas) > 1:
+            return pa.schema([]), "staged files of different columns"
+        (schema,) = schemas
+        if exists:
+            if target.partition_columns():
+                return schema, "the table is partitioned"
+            have = target.schema()
+            if have.names != schema.names or have.types != schema.types:  # nullability aside
+                return schema, "the staged columns are not the table's"
+        elif changes is not None:
+            return schema, "segment changes into a table not created yet"
+        row_schema, keys = read_keys(files)
+        if changes is not None and (changes.schema != row_schema or not changes.collapsed):
+            return schema, "segment changes of another schema"
+        pk = list(row_schema.primary_key)
+        keys = keys.select(pk)
+        if keys_repeat(keys):
+            return schema, "a key staged twice"
+        if changes is not None:
+            theirs = self._keys(changes, schema)
+            if keys_overlap(keys, theirs):
+                return schema, "a staged key changed again in the checkpoint"
+        if exists and bool(target.held(keys).any()):
+            return schema, "a staged key the table holds"
+        return schema, ""
 
     def _shape(self, rows: pa.Table, table: str) -> pa.Table:
         """``rows`` in Delta's types, with the partition columns ``partition-by`` derives."""
@@ -408,3 +506,4 @@ def _merged(changes: int, m: dict[str, Any]) -> str:
     return (f"merged {changes} changes: {m.get('num_target_rows_inserted', 0)} inserted, "
             f"{m.get('num_target_rows_updated', 0)} updated, "
             f"{m.get('num_target_rows_deleted', 0)} deleted")
+

@@ -11,12 +11,13 @@ from runtime.fs import is_url
 from sinks.delta.committer import DeltaCommitter
 from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.partition import check_fields
+from sinks.delta.writer import DeltaLayout
 from sinks.lake.sink import LakeSink
 
 
 class DeltaSink(LakeSink):
     """Exactly-once Delta tables (see :mod:`sinks.delta`): writers stage write-ahead-log
-    segments, :class:`DeltaCommitter` commits them.  Keeps no connection and no state beyond
+    segments and data files (:class:`DeltaLayout`), :class:`DeltaCommitter` commits them.  Keeps no connection and no state beyond
     committables."""
 
     config_class: ClassVar[type[DeltaSinkConfig]] = DeltaSinkConfig
@@ -25,6 +26,9 @@ class DeltaSink(LakeSink):
     def __init__(self, config: DeltaSinkConfig):
         super().__init__(config)
         check_fields(config.partition_fields)  # bucket(...) is refused before anything runs
+
+    def layout(self) -> DeltaLayout:
+        return DeltaLayout(self.config)
 
     def read_hint(self, tables: list[str]) -> str | None:
         """Polars reading the first table's current state."""

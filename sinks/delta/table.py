@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from runtime.errors import MissingExtraError, TerminalError, TransientError
+from sinks.lake.staging import StagedFile
 
 try:
     from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -36,6 +37,9 @@ APP_KEY, CHECKPOINT_KEY = "hub.app", "hub.checkpoint"
 #: Commit-info key of the first of a checkpoint's two commits into a table (see
 #: :meth:`DeltaLakeTable.part_properties`), and what the app id of its transaction ends with.
 PART_KEY, PART_SUFFIX = "hub.part", "#merge"
+#: What the app id of a checkpoint's segment changes ends with when they are committed before
+#: the checkpoint's staged data files are added (see :meth:`DeltaLakeTable.part_properties`).
+CHANGES_SUFFIX = "#changes"
 #: How many of the latest commits :meth:`DeltaLakeTable.app_ids` reads.
 HISTORY_LOOKBACK = 100
 #: The source column of a MERGE holding each row's op (never written to the table).
@@ -74,6 +78,17 @@ def delta_errors(what: str) -> Iterator[None]:
         raise cls(f"delta: {what}: {one_line(exc)}") from None
     except Exception as exc:  # noqa: BLE001 - deltalake raises bare Exceptions (casts, ...)
         raise TerminalError(f"delta: {what}: {one_line(exc)}") from None
+
+
+def delta_stats(f: StagedFile) -> str:
+    """The statistics JSON of an add action for staged file ``f``: its row count, null
+    counts, and the min/max of its key columns (those it has bounds for)."""
+    import json
+
+    lo = {k: v for k, v in f.min.items() if v is not None}
+    hi = {k: v for k, v in f.max.items() if v is not None and k in lo}
+    return json.dumps({"numRecords": f.rows, "minValues": {k: lo[k] for k in hi},
+                       "maxValues": hi, "nullCount": f.nulls})
 
 
 def quote(name: str) -> str:
@@ -136,15 +151,15 @@ class DeltaLakeTable:
             app_transactions=[Transaction(app_id, checkpoint_id)])
 
     @staticmethod
-    def part_properties(app_id: str, checkpoint_id: int) -> Any:
+    def part_properties(app_id: str, checkpoint_id: int, suffix: str = PART_SUFFIX) -> Any:
         """The tags of the MERGE that comes first when a checkpoint is committed to a table
         in two commits (a MERGE, then an append of new keys): the application transaction
         ``(app_id + PART_SUFFIX, checkpoint_id)``, so that a replay after a crash between
         the two skips it; the commit info names the checkpoint and ``hub.part``."""
         return CommitProperties(
             custom_metadata={APP_KEY: app_id, CHECKPOINT_KEY: str(checkpoint_id),
-                             PART_KEY: "merge"},
-            app_transactions=[Transaction(app_id + PART_SUFFIX, checkpoint_id)])
+                             PART_KEY: suffix.lstrip("#")},
+            app_transactions=[Transaction(app_id + suffix, checkpoint_id)])
 
     @staticmethod
     def maintenance_properties(app_id: str, what: str) -> Any:
@@ -166,6 +181,32 @@ class DeltaLakeTable:
                             schema_mode="merge" if merge_schema else None,
                             storage_options=self.storage, target_file_size=target_file_size,
                             commit_properties=props)
+
+    def add_files(self, files: list[StagedFile], schema: pa.Schema, props: Any, *,
+                  create: bool, configuration: dict[str, str]) -> None:
+        """Add the staged data ``files`` (Parquet files in the table's folder, of ``schema``)
+        as they are, with their statistics, in one commit carrying ``props``; ``create``:
+        the table does not exist yet and this commit creates it (with ``configuration``)."""
+        import time
+
+        from deltalake import Schema
+        from deltalake.transaction import AddAction, create_table_with_add_actions
+
+        now = int(time.time() * 1000)
+        actions = [AddAction(os.path.relpath(f.path, self.uri).replace(os.sep, "/"), f.size,
+                             {}, now, True, delta_stats(f)) for f in files]
+        rows = sum(f.rows for f in files)
+        with delta_errors(f"adding {len(files)} staged files ({rows} rows) to table "
+                          f"{self.table} at {self.uri}"):
+            if create:
+                create_table_with_add_actions(
+                    self.uri, Schema.from_arrow(schema), actions, mode="error",
+                    configuration=configuration or None, storage_options=self.storage,
+                    commit_properties=props)
+            else:
+                self.delta.create_write_transaction(actions, mode="append",
+                                                    schema=self.delta.schema(),
+                                                    commit_properties=props)
 
     def merge(self, source: pa.Table | pa.RecordBatchReader, keys: list[str], props: Any,
               merge_schema: bool,

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,10 @@ from sinks.iceberg.config import IcebergSinkConfig
 log = logging.getLogger(__name__)
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
+#: Held while a catalog is made and while a namespace or table is created: the writers that
+#: stage data files and the committer do both, and pyiceberg's sql catalog creates its own
+#: tables and namespace rows without a guard against another client doing it at once.
+SETUP = threading.RLock()
 
 
 def masked(uri: str) -> str:
@@ -35,7 +40,7 @@ def load(config: IcebergSinkConfig) -> Any:
     if config.catalog_type == "sql" and props["uri"].startswith("postgresql://"):
         # SQLAlchemy's default PostgreSQL driver is psycopg2; the hub uses psycopg 3
         props["uri"] = "postgresql+psycopg://" + props["uri"][len("postgresql://"):]
-    with translate(f"catalog {masked(props['uri'])}"):
+    with translate(f"catalog {masked(props['uri'])}"), SETUP:
         return load_catalog(config.catalog_name, **props)
 
 

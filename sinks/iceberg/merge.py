@@ -134,6 +134,20 @@ def key_mask(table: pa.Table, keys: pa.Table) -> pa.Array:
     return pa.array(mask)
 
 
+def held(candidates: list[DataFile], metadata: TableMetadata, io, keys: pa.Table) -> bool:
+    """Whether a file of ``candidates`` holds a key of ``keys`` (reads their key columns)."""
+    from pyiceberg.expressions import AlwaysTrue
+    from pyiceberg.io.pyarrow import ArrowScan
+    from pyiceberg.table import FileScanTask
+
+    scan = ArrowScan(metadata, io, metadata.schema().select(*keys.column_names), AlwaysTrue())
+    for f in candidates:
+        t = scan.to_table([FileScanTask(f)]).select(keys.column_names).cast(keys.schema)
+        if t.num_rows and pc.any(key_mask(t, keys)).as_py():
+            return True
+    return False
+
+
 def rewrite_all(files: list[DataFile], metadata: TableMetadata, io,
                 target_size: int) -> list[DataFile]:
     """``files`` read and written again whole, as files of about ``target_size`` (compaction)."""

@@ -29,6 +29,11 @@ class IcebergSink(LakeSink):
             raise MissingExtraError("pyiceberg", "iceberg") from _MISSING
         super().__init__(config)
 
+    def layout(self):
+        from sinks.iceberg.writer import IcebergLayout
+
+        return IcebergLayout(self.config)
+
     def check(self) -> None:
         from sinks.iceberg.catalog import check_reachable
 

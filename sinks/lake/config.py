@@ -28,6 +28,13 @@ class LakeSinkConfig(ConnectorConfig):
     target_file_size: Size = Field(
         "128MB", validate_default=True,
         description="Size the data files written and compacted aim at.")
+    stage_data_files: bool = Field(
+        True,
+        description="Writers write snapshot reads and inserts of unpartitioned tables with a "
+                    "primary key straight into the table's data files, which the committer "
+                    "adds as they are when their keys collide with nothing (no MERGE, no "
+                    "second write: fast snapshots); false: every change goes through the "
+                    "write-ahead log and the committer writes the data files.")
     maintenance_interval: Duration = Field(
         "1h", validate_default=True,
         description="How often, while running, small files are compacted and files no longer "

@@ -4,6 +4,7 @@ its application transaction, replays, types."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 
 import pytest
@@ -20,26 +21,43 @@ from tests.integration.delta.helpers import (PIPELINE, Driver, checkpoint_commit
 
 pytestmark = [pytest.mark.integration, pytest.mark.delta]
 
+#: The write-ahead-log path for inserts too (what these tests guard: the committer writing
+#: the data files; see test_delta_staged.py for the staged ones).
+NOT_STAGED = {"stage-data-files": False}
 ORDERS = schema("shop.orders", {"id": "BIGINT", "name": "STRING", "qty": "INT"})
 
 
-def test_upserts_keep_each_tables_current_state_one_merge_per_checkpoint(tmp_path):
-    d = Driver(tmp_path)
+@pytest.mark.parametrize("stage", [True, False])
+def test_upserts_keep_each_tables_current_state_one_merge_per_checkpoint(tmp_path, stage):
+    """Staged (snapshot reads and inserts written as data files by the writers): checkpoint 1
+    adds its files as they are (creating the table), checkpoint 2's inserts collide with its
+    updates of key 5 and are merged, checkpoint 3's insert of key 2 collides with nothing
+    but joins the MERGE of the checkpoint's deletes (one commit per table and checkpoint).
+    Not staged: one commit per checkpoint (an append creates the table)."""
+    d = Driver(tmp_path, **{"stage-data-files": stage})
     d.checkpoint(ChangeBatch(ORDERS, "rrrr", rows=[(1, "a", 1), (2, "b", 2), (3, "c", 3),
                                                   (4, "d", 4)]))
     # updates, a delete, an insert, a key change (delete + insert), several changes of a key
-    d.checkpoint(ChangeBatch(ORDERS, "udcdcuu", rows=[
+    staged = d.stage(ChangeBatch(ORDERS, "udcdcuu", rows=[
         (1, "a2", 10), (2, "b", 2), (5, "e", 5), (3, "c", 3), (30, "c", 3), (5, "e2", 50),
         (5, "e3", 51)]))
+    d.committer.commit(staged, d.context())
+    merged = [f["path"] for c in staged for f in c.get("staged", ())]
+    assert len(merged) == stage
+    assert not [p for p in merged if os.path.exists(p)], "a merged staged file left behind"
     d.checkpoint(ChangeBatch(ORDERS, "dcd", rows=[(4, "d", 4), (2, "b-again", 20),
                                                   (1, "a2", 10)]))
     uri = d.uri("shop.orders")
     assert read(uri) == {2: {"id": 2, "name": "b-again", "qty": 20},
                          5: {"id": 5, "name": "e3", "qty": 51},
                          30: {"id": 30, "name": "c", "qty": 3}}
+    app = f"hub:{PIPELINE}:delta:job-1"
     assert checkpoint_commits(uri) == [1, 2, 3]
-    assert [c["operation"] for c in commits(uri)] == ["WRITE", "MERGE", "MERGE"]
-    assert DeltaTable(uri).transaction_version(f"hub:{PIPELINE}:delta:job-1") == 3
+    assert [c["operation"] for c in commits(uri)] == [
+        "CREATE TABLE" if stage else "WRITE", "MERGE", "MERGE"]
+    assert DeltaTable(uri).transaction_version(app) == 3
+    staging = tmp_path / "state" / "wal" / PIPELINE / "delta.staged"
+    assert not staging.exists() or not list(staging.iterdir()), "side records left"
 
 
 def test_a_replayed_checkpoint_is_never_applied_twice(tmp_path):
@@ -173,7 +191,7 @@ def test_inserts_of_new_keys_are_appended_and_any_known_key_takes_the_merge(tmp_
     a delete and re-insert of a key in one checkpoint collapses to an insert of a key the
     table holds, which must replace the row, not add a second one."""
     s = schema("shop.orders", {"id": "BIGINT", "name": "STRING", "qty": "INT"}, key=key)
-    d = Driver(tmp_path)
+    d = Driver(tmp_path, **NOT_STAGED)
     d.checkpoint(ChangeBatch(s, "cc", rows=[(1, "a", 1), (2, "b", 2)]))
     d.checkpoint(ChangeBatch(s, "rc", rows=[(10, "x", 1), (11, "y", 2)]))  # new keys
     d.checkpoint(ChangeBatch(s, "dcc", rows=[(2, "b", 2), (2, "b", 20), (3, "c", 3)]))
@@ -233,7 +251,7 @@ def test_many_new_keys_are_appended_after_a_merge_of_the_other_changes(tmp_path,
                 "DATE": datetime.date(2024, 1, 1) + datetime.timedelta(days=i)}[types["id"]]
 
     s = schema("shop.orders", types, key=key)
-    d = Driver(tmp_path, **{"new-keys-append-threshold": 2})
+    d = Driver(tmp_path, **{"new-keys-append-threshold": 2}, **NOT_STAGED)
     d.checkpoint(ChangeBatch(s, "rrrr", rows=[(k(1), "a", 1), (k(2), "b", 2), (k(3), "c", 3),
                                               (k(4), "d", 4)]))
     d.checkpoint(ChangeBatch(s, "cucdcdc", rows=[
@@ -274,7 +292,7 @@ def test_a_replay_after_a_crash_between_the_merge_and_the_append_appends_only(tm
         if point == "delta-part-committed":
             raise Crash(point)
 
-    d = Driver(tmp_path, **{"new-keys-append-threshold": 2})
+    d = Driver(tmp_path, **{"new-keys-append-threshold": 2}, **NOT_STAGED)
     d.checkpoint(ChangeBatch(ORDERS, "rr", rows=[(1, "a", 1), (2, "b", 2)]))
     staged = d.stage(ChangeBatch(ORDERS, "ucdc", rows=[(1, "a", 10), (5, "e", 5), (2, "b", 2),
                                                        (6, "f", 6)]))

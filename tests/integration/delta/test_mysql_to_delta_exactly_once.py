@@ -160,12 +160,14 @@ def source(mysql_server):
 
 
 def pipeline(tmp_path, mysql_server, db: str, maintenance: str = "0s",
-             chunk_size: int = 60, threshold: int = 100_000) -> tuple[str, str]:
+             chunk_size: int = 60, threshold: int = 100_000,
+             interval: str = "200ms") -> tuple[str, str]:
     lake = str(tmp_path / "lake")
     path = tmp_path / "pipeline.toml"
-    path.write_text(mysql_server.pipeline_toml("mysql-delta", tmp_path / "state", db, 2,
-                                               chunk_size=chunk_size)
-                    + SINK.format(lake=lake, maintenance=maintenance, threshold=threshold))
+    head = mysql_server.pipeline_toml("mysql-delta", tmp_path / "state", db, 2,
+                                      chunk_size=chunk_size)
+    head = head.replace('interval = "200ms"\ndir', f'interval = "{interval}"\ndir')
+    path.write_text(head + SINK.format(lake=lake, maintenance=maintenance, threshold=threshold))
     return str(path), lake
 
 
@@ -210,19 +212,60 @@ def test_kill_9_at_random_moments(tmp_path, mysql_server, source):
     "checkpoint-stored",            # durable, not committed
     "delta-table-committed",        # the first table committed, the second not
     "delta-checkpoint-committed",   # all tables committed, the segments still there
+    "delta-files-staged",           # staged data files of inserts, not yet committed
+    "delta-changes-committed",      # a table's other changes committed, its files not added
+    "delta-files-added",            # the snapshot's staged files added, side records kept
 ])
 def test_crash_at_every_phase_of_a_commit(tmp_path, mysql_server, source, point):
     db, conn = source
     # one chunk per table: the snapshot is over within the first checkpoints; from then on
     # the point is reached at the first checkpoint from 6 on that commits (both tables, for
     # the second table's point): on a loaded machine the workload can leave one empty
-    path, lake = pipeline(tmp_path, mysql_server, db, chunk_size=1000)
+    # a table's other changes committed before its staged inserts: two commits, allowed
+    threshold = 1 if point == "delta-changes-committed" else 100_000
+    # staged files added as they are: the snapshot's (a binlog checkpoint with inserts of a
+    # table and no other change of it is rare)
+    at = "1+" if point == "delta-files-added" else "6+"
+    path, lake = pipeline(tmp_path, mysql_server, db, chunk_size=1000, threshold=threshold)
     work = Workload(mysql_server, db, kill_seed()).start()
     try:
-        crash(path, f"{point}:6+")
+        crash(path, f"{point}:{at}")
     finally:
         work.stop()
     finish(path, lake, conn, db)
+
+
+def test_inserts_and_changes_of_their_keys_in_one_checkpoint(tmp_path, mysql_server, source):
+    """After the snapshot (its reads staged as data files and added), one source transaction
+    inserts keys and updates, deletes and re-keys them and snapshot rows: the staged inserts
+    collide with the checkpoint's other changes and are merged (the collision path, said in
+    the log); the tables end equal to the source, each checkpoint committed once."""
+    db, conn = source
+    # two commits allowed (threshold 1): only the collision keeps the staged rows from being
+    # added as they are
+    path, lake = pipeline(tmp_path, mysql_server, db, chunk_size=1000, interval="1s",
+                          threshold=1)
+    p = hub("run", path, "--no-progress")
+    try:
+        wait_equal(lake, conn, db)  # the snapshot is in
+        with conn.cursor() as cur:
+            for t in TABLES:
+                cur.executemany(f"INSERT INTO {db}.{t} (id, name, qty, price, at) VALUES "
+                                f"(%s, %s, %s, '1.50', NOW(6))",
+                                [(k, f"n{k}", k % 5) for k in range(5000, 5010)])
+                cur.execute(f"UPDATE {db}.{t} SET qty = qty + 1 WHERE id BETWEEN 5000 AND 5004 "
+                            f"OR id BETWEEN 1 AND 3")
+                cur.execute(f"DELETE FROM {db}.{t} WHERE id IN (5005, 5006, 4)")
+                cur.execute(f"UPDATE {db}.{t} SET id = id + 1000 WHERE id IN (5007, 5)")
+        conn.commit()
+        wait_equal(lake, conn, db)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert "a staged key changed again in the checkpoint" in err, \
+        "no staged key collided: " + err[-2000:]
+    assert_one_commit_per_checkpoint(lake, db)
 
 
 @pytest.mark.parametrize("point", ["delta-compacted", "delta-maintained"])

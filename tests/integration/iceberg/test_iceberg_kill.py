@@ -185,6 +185,7 @@ def test_kill_9_at_every_phase(tmp_path, mysql_server, db):
 
     def commits():
         _crash(path, tmp_path, "checkpoint-stored")            # durable, not committed
+        _crash_anywhere(path, "iceberg-files-staged")         # inserts staged as data files
         _crash_anywhere(path, "iceberg-before-table-commit")  # files written, no snapshot
         _crash_anywhere(path, "iceberg-table-committed")      # between two tables' commits
         _crash_anywhere(path, "iceberg-checkpoint-committed")  # committed, log not deleted
