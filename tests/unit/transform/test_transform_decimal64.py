@@ -61,9 +61,13 @@ def test_multiply_falls_back_when_the_product_may_not_fit_an_int64() -> None:
 def test_the_expression_path_uses_it_and_agrees() -> None:
     from runtime.transform.expr import Env, compile_expr, parse
 
-    env = Env(len(COL), {"amount": COL})
-    for sql, want in [("amount > 100", pc.greater(COL, pa.scalar(100, pa.decimal128(3, 0)))),
-                      ("amount * 100", pc.multiply(COL, pa.scalar(100, pa.decimal128(3, 0))))]:
+    from runtime.transform.functions import FAST_PATH_MIN_ROWS
+
+    # products take the fast path from FAST_PATH_MIN_ROWS rows on (test_transform_fast_paths)
+    col = pa.concat_arrays([COL] * (FAST_PATH_MIN_ROWS // len(COL) + 1))
+    env = Env(len(col), {"amount": col})
+    for sql, want in [("amount > 100", pc.greater(col, pa.scalar(100, pa.decimal128(3, 0)))),
+                      ("amount * 100", pc.multiply(col, pa.scalar(100, pa.decimal128(3, 0))))]:
         assert compile_expr(parse(sql)).evaluate(env).equals(want)
 
 
