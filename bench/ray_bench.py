@@ -12,8 +12,8 @@ Workloads, both into Parquet files (files sink): ``datagen`` (``--rows`` rows) a
 (a snapshot of ``--mysql-rows`` rows of bench/mysql_bench.py's table, startup-mode
 initial-only, on a throwaway MariaDB).  Prints rows/s from each run's own summary line, the
 machine's 1-minute load average before each run, the CPU seconds of the machine's processes
-during the run by role (the ``hub run`` driver, the subtasks' actors, Ray's own services,
-MariaDB, everything else), and the speed-up of parallelism 2 over 1.
+during the run by role (the ``hub run`` driver, the job master, the subtasks' actors, Ray's
+own services, MariaDB, everything else), and the speed-up of parallelism 2 over 1.
 Both nodes share this machine (two cores, other processes too): the figure says how the data
 path scales, on a machine others load too.
 """
@@ -76,7 +76,9 @@ class CpuSplit:
 
     def role(self, proc, cmd: str) -> str:
         if "ray::" in cmd and "Agent" not in cmd and self._ours(proc.ppid()):
-            return "actors"  # a worker process of this cluster's raylets: an actor
+            # a worker process of this cluster's raylets: an actor; the job's control
+            # (coordinator, committer) apart from the subtasks
+            return "job master" if "JobMaster" in cmd else "actors"
         if "mariadbd" in cmd and self.mysql_port and f"--port={self.mysql_port}" in cmd:
             return "MariaDB"  # (a child of this process too)
         if proc.ppid() == os.getpid():  # run_hub's child
@@ -126,7 +128,8 @@ class CpuSplit:
             by_role[role] = by_role.get(role, 0.0) + cpu - self.start.get(pid, 0.0)
         total = sum(by_role.values())
         parts = ", ".join(f"{role} {by_role[role]:.1f}s" for role in
-                          ("driver", "actors", "ray services", "MariaDB", "others")
+                          ("driver", "job master", "actors", "ray services", "MariaDB",
+                           "others")
                           if role in by_role)
         return f"    CPU over the {wall_s:.1f}s wall: {parts} ({total / wall_s:.2f} of 2 cores)"
 

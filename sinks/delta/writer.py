@@ -30,6 +30,11 @@ class DeltaLayout(Layout):
         except ValueError:  # no table path: the committer says so, in one line
             return False
 
+    def merges_mixed(self) -> bool:
+        # new-keys-append-threshold 0: one commit per table and checkpoint, a MERGE when the
+        # checkpoint has changes besides the staged inserts
+        return not self.config.new_keys_append_threshold
+
     def location(self, schema: TableSchema) -> str:
         return self.config.table_uri(schema.table)
 

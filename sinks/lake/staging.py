@@ -81,6 +81,14 @@ class Layout(ABC):
         """``rows`` (the hub's Arrow types, of ``schema``) in the table's columns and Arrow
         types (the format's field ids, if it has them)."""
 
+    def merges_mixed(self) -> bool:
+        """Whether the committer merges a table's staged rows back whenever the checkpoint
+        has other changes of the table too (Delta, one commit per checkpoint): then a writer
+        stages a table's inserts only while its checkpoints bring nothing else of it (a
+        snapshot, an append stream), not in a change stream, where staging would write them
+        twice.  Default: no (the staged files are added beside the other changes)."""
+        return False
+
     def file_name(self) -> str:
         """A new, unique data file name (Delta's naming by default)."""
         return f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"

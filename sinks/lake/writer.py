@@ -17,9 +17,13 @@ class LakeSinkWriter(WalSinkWriter):
     the committer commits the checkpoint.
 
     * With a ``layout`` (see :mod:`sinks.lake.staging`) and a local state folder, the
-      snapshot reads and inserts of a table it says is stageable are written as the table's data files as they come (one
-      open file per table); the committer adds them to the table as they are when their keys
-      collide with nothing, else merges their rows.
+      snapshot reads and inserts of a table it says is stageable are written as the table's
+      data files as they come (one open file per table); the committer adds them to the
+      table as they are when their keys collide with nothing, else merges their rows.  Where
+      the format merges staged rows back whenever a checkpoint has other changes of the table
+      (:meth:`~sinks.lake.staging.Layout.merges_mixed`), a table that had such changes in
+      this writer's checkpoint, or in its previous one (a change stream), has its inserts
+      written to the segment instead, from that change on.
     * Every other change goes to the checkpoint's write-ahead-log segment (see
       :class:`~runtime.wal.WalSinkWriter`).
 
@@ -41,6 +45,9 @@ class LakeSinkWriter(WalSinkWriter):
         self._stager = None if layout is None else Stager(
             layout, staging_root(context.state_dir, context.pipeline, sink_name),
             target_file_size)
+        #: tables with changes besides inserts in this checkpoint, and in the previous one
+        self._mixed: set[str] = set()
+        self._mixed_before: set[str] = set()
 
     def write(self, batch: ChangeBatch) -> None:
         if not len(batch):
@@ -48,9 +55,15 @@ class LakeSinkWriter(WalSinkWriter):
         if self._stager is None or not self._layout.stageable(batch.schema):
             super().write(batch)
             return
-        batch = self._versions.stamp(batch)
         codes = np.frombuffer(batch.ops.encode("ascii"), dtype=np.uint8)
         staged = np.isin(codes, INSERT_CODES)
+        table = batch.table
+        if not staged.all():
+            self._mixed.add(table)
+        if self._layout.merges_mixed() and (table in self._mixed or table in self._mixed_before):
+            super().write(batch)  # staged, these would be merged back: written twice
+            return
+        batch = self._versions.stamp(batch)
         if staged.all():
             self._stager.add(batch, codes)
         elif not staged.any():
@@ -61,6 +74,7 @@ class LakeSinkWriter(WalSinkWriter):
 
     def prepare_commit(self, checkpoint_id: int) -> list[Committable]:
         out = [dict(c, checkpoint=checkpoint_id) for c in super().prepare_commit(checkpoint_id)]
+        self._mixed_before, self._mixed = self._mixed, set()
         if self._stager is not None:
             files = self._stager.finish()
             if files:

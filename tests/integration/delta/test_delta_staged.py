@@ -194,3 +194,36 @@ def test_files_of_a_checkpoint_that_never_completed_are_deleted_at_restore(tmp_p
     assert all(os.path.exists(p) for p in staged_paths(first))
     assert not [p for p in staged_paths(later) if os.path.exists(p)]
     assert sorted(read(d.uri("shop.orders"))) == [1, 2]
+
+
+@pytest.mark.parametrize("threshold", [0, 2])
+def test_a_change_stream_stages_no_inserts_delta_would_merge_back(tmp_path, threshold):
+    """One commit per checkpoint (threshold 0): from a table's first update or delete in a
+    checkpoint on, and through the next checkpoint, its inserts go to the write-ahead log
+    (staged, a change stream's inserts would be written, then read back into the MERGE);
+    a checkpoint of inserts only stages again after that.  With a threshold the staged
+    files are added beside the MERGE: inserts are always staged."""
+    from runtime.sink import WriterContext
+
+    d = Driver(tmp_path, **{"new-keys-append-threshold": threshold})
+    w = d.sink.create_writer(WriterContext(PIPELINE, 0, 1, "a1", d.state), None)
+
+    def checkpoint(*batches: tuple[str, list]) -> int:
+        for ops, rows in batches:
+            w.write(ChangeBatch(ORDERS, ops, rows=rows,
+                                versions=list(range(d.seq, d.seq + len(ops)))))
+            d.seq += len(ops)
+        d.cp += 1
+        out = w.prepare_commit(d.cp)
+        d.committer.commit(out, d.context())
+        return sum(c["rows"] for c in out if c.get("staged"))
+
+    assert checkpoint(("rr", [(1, "a", 1), (2, "b", 2)])) == 2
+    assert checkpoint(("cc", [(3, "c", 3), (4, "d", 4)]), ("u", [(1, "a2", 10)]),
+                      ("c", [(5, "e", 5)])) == (3 if threshold else 2)
+    assert checkpoint(("c", [(6, "f", 6)])) == (1 if threshold else 0)
+    assert checkpoint(("c", [(7, "g", 7)])) == 1
+    w.close()
+    assert {k: (r["name"], r["qty"]) for k, r in read(d.uri("shop.orders")).items()} == {
+        1: ("a2", 10), 2: ("b", 2), 3: ("c", 3), 4: ("d", 4), 5: ("e", 5), 6: ("f", 6),
+        7: ("g", 7)}
