@@ -24,6 +24,7 @@ that never completed.  A file a committable names is never deleted.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -55,6 +56,13 @@ _SCHEMA_KEY = b"hub.table_schema"
 _PATH_KEY = b"hub.data_file"
 #: Ops a writer stages as data files: snapshot reads and inserts.
 INSERT_CODES = np.array([ord("r"), ord("c")], dtype=np.uint8)
+
+
+def _remove(*paths: str) -> None:
+    """Delete ``paths``; one already gone is fine (a crash after deleting it, a replay)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def staging_root(state_dir: str, pipeline: str, sink: str) -> str:
@@ -265,11 +273,7 @@ class _OpenFile:
                     closer.close()
                 except Exception:  # noqa: BLE001 - giving the file up anyway
                     log.debug("staging: closing %s failed", self.path, exc_info=True)
-        for path in (self.path, self.side, self.intent):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        _remove(self.path, self.side, self.intent)
 
 
 class Stager:
@@ -309,11 +313,7 @@ class Stager:
         for f in self._open.values():
             f.abort()
         for s in self._done:
-            for path in (s.path, s.side, s.intent):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+            _remove(s.path, s.side, s.intent)
         self._open, self._done = {}, []
 
 
@@ -395,11 +395,7 @@ def forget(files: Iterable[StagedFile], merged: Iterable[StagedFile] = ()) -> No
     through the format's MERGE path instead: nothing references them)."""
     merged_paths = {f.path for f in merged}
     for f in files:
-        for path in (f.side, f.intent) + ((f.path,) if f.path in merged_paths else ()):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        _remove(f.side, f.intent, *((f.path,) if f.path in merged_paths else ()))
 
 
 def discard_except(staging: str, keep: Iterable[StagedFile]) -> list[str]:
@@ -420,11 +416,7 @@ def discard_except(staging: str, keep: Iterable[StagedFile]) -> list[str]:
             continue
         with open(intent) as f:
             data = f.read().strip()
-        for path in (data, intent[:-len(".path")] + ".keys.arrow", intent):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        _remove(data, intent[:-len(".path")] + ".keys.arrow", intent)
         gone.append(data)
     return gone
 

@@ -23,7 +23,7 @@ class LakeSinkWriter(WalSinkWriter):
       the format merges staged rows back whenever a checkpoint has other changes of the table
       (:meth:`~sinks.lake.staging.Layout.merges_mixed`), a table that had such changes in
       this writer's checkpoint, or in its previous one (a change stream), has its inserts
-      written to the segment instead, from that change on.
+      written to the segment instead, from the batch bringing such a change on.
     * Every other change goes to the checkpoint's write-ahead-log segment (see
       :class:`~runtime.wal.WalSinkWriter`).
 

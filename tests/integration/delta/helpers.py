@@ -11,10 +11,10 @@ import pyarrow as pa
 
 from runtime.batch import ChangeBatch
 from runtime.schema import Column, TableSchema
-from runtime.sink import CommitContext, WriterContext
 from runtime.types import T
 from sinks.delta.config import DeltaSinkConfig
 from sinks.delta.sink import DeltaSink
+from tests.integration.sinkdriver import SinkDriver
 
 PIPELINE = "it"
 
@@ -23,38 +23,13 @@ def schema(table: str, columns: dict[str, str], key: tuple[str, ...] = ("id",)) 
     return TableSchema(table, tuple(Column(n, T(t)) for n, t in columns.items()), key)
 
 
-class Driver:
-    """The sink's writer and committer, one checkpoint per :meth:`checkpoint` call."""
+class Driver(SinkDriver):
+    """The delta sink's writer and committer, one checkpoint per :meth:`checkpoint` call."""
 
     def __init__(self, root: Path, job: str = "job-1", **options: Any):
         self.root = root
         self.config = DeltaSinkConfig.model_validate({"path": str(root / "lake"), **options})
-        self.sink = DeltaSink(self.config)
-        self.state = str(root / "state")
-        self.committer = self.sink.create_committer()
-        self.job = job
-        self.cp = 0
-        self.seq = 0
-
-    def context(self, cp: int | None = None) -> CommitContext:
-        return CommitContext(PIPELINE, self.cp if cp is None else cp, None, self.state,
-                             job_id=self.job)
-
-    def stage(self, *batches: ChangeBatch, subtask: int = 0) -> list[dict]:
-        """Write ``batches`` into a writer and prepare the next checkpoint; the committables."""
-        self.cp += 1
-        w = self.sink.create_writer(WriterContext(PIPELINE, subtask, 1, "a1", self.state), None)
-        for b in batches:
-            if b.versions is None:  # source order, increasing over the test
-                b.versions = list(range(self.seq, self.seq + len(b)))
-                self.seq += len(b)
-            w.write(b)
-        out = w.prepare_commit(self.cp)
-        w.close()
-        return out
-
-    def checkpoint(self, *batches: ChangeBatch) -> None:
-        self.committer.commit(self.stage(*batches), self.context())
+        super().__init__(DeltaSink(self.config), str(root / "state"), PIPELINE, job)
 
     def uri(self, table: str) -> str:
         return self.config.table_uri(table)

@@ -30,17 +30,20 @@ ORDERS = schema("shop.orders", {"id": "BIGINT", "name": "STRING", "qty": "INT"})
 @pytest.mark.parametrize("stage", [True, False])
 def test_upserts_keep_each_tables_current_state_one_merge_per_checkpoint(tmp_path, stage):
     """Staged (snapshot reads and inserts written as data files by the writers): checkpoint 1
-    adds its files as they are (creating the table), checkpoint 2's inserts collide with its
-    updates of key 5 and are merged, checkpoint 3's insert of key 2 collides with nothing
-    but joins the MERGE of the checkpoint's deletes (one commit per table and checkpoint).
+    adds its files as they are (creating the table), checkpoint 2's staged insert collides
+    with its updates of key 5 and is merged, checkpoint 3's insert of key 2 joins the MERGE
+    of the checkpoint's deletes (not staged: the checkpoint before had changes besides
+    inserts; one commit per table and checkpoint).
     Not staged: one commit per checkpoint (an append creates the table)."""
     d = Driver(tmp_path, **{"stage-data-files": stage})
     d.checkpoint(ChangeBatch(ORDERS, "rrrr", rows=[(1, "a", 1), (2, "b", 2), (3, "c", 3),
                                                   (4, "d", 4)]))
-    # updates, a delete, an insert, a key change (delete + insert), several changes of a key
-    staged = d.stage(ChangeBatch(ORDERS, "udcdcuu", rows=[
-        (1, "a2", 10), (2, "b", 2), (5, "e", 5), (3, "c", 3), (30, "c", 3), (5, "e2", 50),
-        (5, "e3", 51)]))
+    # an insert (staged: the first batch of the checkpoint has nothing else), then updates,
+    # deletes, a key change (delete + insert), more changes of the inserted key
+    staged = d.stage(ChangeBatch(ORDERS, "c", rows=[(5, "e", 5)]),
+                     ChangeBatch(ORDERS, "uddcuu", rows=[
+                         (1, "a2", 10), (2, "b", 2), (3, "c", 3), (30, "c", 3), (5, "e2", 50),
+                         (5, "e3", 51)]))
     d.committer.commit(staged, d.context())
     merged = [f["path"] for c in staged for f in c.get("staged", ())]
     assert len(merged) == stage
@@ -136,14 +139,17 @@ ALL_TYPES = schema("shop.types", {
     "u64": "DECIMAL(20,0)", "dec": "DECIMAL(38,10)", "f": "FLOAT", "d": "DOUBLE",
     "s": "VARCHAR(20)", "j": "JSON", "bin": "BYTES", "day": "DATE", "t": "TIME(6)",
     "ts": "TIMESTAMP(6)", "ltz": "TIMESTAMP_LTZ(6)", "tags": "ARRAY<STRING>"})
+#: A row of ALL_TYPES with each type's edge values.
+ALL_TYPES_ROW = (1, True, -128, -32768, -2**31, Decimal(2**64 - 1),
+                 Decimal("1234567890123456789012345678.0123456789"), 1.5, -2.25, "ünï",
+                 '{"a": [1]}', b"\x00\xff\x00", dt.date(1, 1, 1),
+                 dt.timedelta(hours=-838, microseconds=-1),
+                 dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+                 dt.datetime(2026, 11, 24, 9, 30, 0, 5, tzinfo=dt.timezone.utc), ["x", "y"])
 
 
 def test_every_logical_type_reads_back_in_deltalake_and_polars(tmp_path):
-    row = (1, True, -128, -32768, -2**31, Decimal(2**64 - 1),
-           Decimal("1234567890123456789012345678.0123456789"), 1.5, -2.25, "ünï", '{"a": [1]}',
-           b"\x00\xff\x00", dt.date(1, 1, 1), dt.timedelta(hours=-838, microseconds=-1),
-           dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
-           dt.datetime(2026, 11, 24, 9, 30, 0, 5, tzinfo=dt.timezone.utc), ["x", "y"])
+    row = ALL_TYPES_ROW
     nulls = (2,) + (None,) * (len(row) - 1)
     d = Driver(tmp_path)
     d.checkpoint(ChangeBatch(ALL_TYPES, "rr", rows=[row, nulls]))

@@ -13,12 +13,12 @@ pytest.importorskip("pyiceberg")
 
 from runtime.batch import ChangeBatch  # noqa: E402
 from runtime.schema import Column, TableSchema  # noqa: E402
-from runtime.sink import CommitContext, WriterContext  # noqa: E402
 from runtime.types import T  # noqa: E402
 from sinks.iceberg.config import IcebergSinkConfig  # noqa: E402
 from sinks.iceberg.lineage import committed_checkpoint  # noqa: E402
 from sinks.iceberg.sink import IcebergSink  # noqa: E402
 from tests.integration.iceberg.reading import catalog, read_polars  # noqa: E402
+from tests.integration.sinkdriver import SinkDriver  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.iceberg]
 
@@ -27,34 +27,13 @@ ORDERS = TableSchema("shop.orders", (Column("id", T("BIGINT"), False), Column("n
 APP = "hub:p1:iceberg:job-1"
 
 
-class Driver:
-    """The sink's writer and committer, one checkpoint per :meth:`checkpoint` call."""
+class Driver(SinkDriver):
+    """The iceberg sink's writer and committer, one checkpoint per :meth:`checkpoint` call."""
 
     def __init__(self, root, **options):
         self.root = root
-        self.sink = IcebergSink(IcebergSinkConfig.model_validate(
-            {"warehouse": str(root / "wh"), **options}))
-        self.state = str(root / "state")
-        self.committer = self.sink.create_committer()
-        self.cp = self.seq = 0
-
-    def context(self, cp: int | None = None) -> CommitContext:
-        return CommitContext("p1", self.cp if cp is None else cp, None, self.state, "job-1")
-
-    def stage(self, *batches: ChangeBatch, subtask: int = 0) -> list[dict]:
-        self.cp += 1
-        w = self.sink.create_writer(WriterContext("p1", subtask, 1, "a1", self.state), None)
-        for b in batches:
-            if b.versions is None:
-                b.versions = list(range(self.seq, self.seq + len(b)))
-                self.seq += len(b)
-            w.write(b)
-        out = w.prepare_commit(self.cp)
-        w.close()
-        return out
-
-    def checkpoint(self, *batches: ChangeBatch) -> None:
-        self.committer.commit(self.stage(*batches), self.context())
+        super().__init__(IcebergSink(IcebergSinkConfig.model_validate(
+            {"warehouse": str(root / "wh"), **options})), str(root / "state"), "p1")
 
     def table(self):
         return catalog(self.root / "wh").load_table(("shop", "orders"))
