@@ -4,6 +4,7 @@ connector: random ``kill -9`` and crashes at named points (``HUB_CRASH_AT``, see
 built on them can't pass without proving something."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 
 def hub(*args: str, env: dict | None = None, cwd: str | None = None) -> subprocess.Popen:
@@ -18,6 +20,18 @@ def hub(*args: str, env: dict | None = None, cwd: str | None = None) -> subproce
     return subprocess.Popen([sys.executable, "-m", "hub", *args],
                             env={**os.environ, **(env or {})}, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextlib.contextmanager
+def reaped(p: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """``p`` for the block; killed and waited for on the way out if it still runs (a failed
+    assertion in the block leaves no hub running behind the test)."""
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
 
 
 def _wait(p: subprocess.Popen, timeout: float) -> str:

@@ -378,13 +378,17 @@ def read_staged_keys(f: StagedFile) -> Iterator[ChangeBatch]:
 def _cast_back(t: pa.Table, target: pa.Schema) -> pa.Table:
     """A staged file's rows (the format's types) in the hub's Arrow types ``target``: casts,
     through the 64-bit integer where Arrow has no direct cast between two temporal types of
-    one unit (an Iceberg ``time`` to the hub's TIME, a duration)."""
+    one unit (an Iceberg ``time`` to the hub's TIME, a duration): the count of units is the
+    value.  Between units it is no such thing, and the cast's error stands."""
     cols = []
     for f in target:
         col = t.column(f.name)
         try:
             cols.append(col.cast(f.type))
         except pa.ArrowNotImplementedError:
+            unit = getattr(col.type, "unit", None)
+            if unit is None or unit != getattr(f.type, "unit", None):
+                raise
             cols.append(col.cast(pa.int64()).cast(f.type))
     return pa.Table.from_arrays(cols, schema=target)
 

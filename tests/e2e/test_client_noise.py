@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.killing import hub
+from tests.killing import hub, reaped
 
 pytestmark = pytest.mark.e2e
 
@@ -33,15 +33,10 @@ def test_a_broker_down_is_a_handful_of_lines(side: str, tmp_path: Path) -> None:
     path.write_text(f'[pipeline]\nname = "noise"\n[checkpoint]\ndir = "{tmp_path}/state"\n'
                     '[restart]\ndelay = "1s"\n'
                     + PIPELINES[side].format(servers=f"127.0.0.1:{_closed_port()}"))
-    p = hub("run", str(path), "--no-progress", cwd=str(tmp_path))
-    try:
+    with reaped(hub("run", str(path), "--no-progress", cwd=str(tmp_path))) as p:
         time.sleep(4)
         p.send_signal(signal.SIGINT)
         err = p.communicate(timeout=60)[1]
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
     lines = err.splitlines()
     show = f"{len(lines)} lines: " + "\n".join(lines[:8])
     assert not [line for line in lines if line.startswith("%")], show  # librdkafka's format

@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.jdbc.databases import create_database
 from tests.integration.mysql.helpers import new_database
-from tests.killing import hub
+from tests.killing import hub, reaped
 
 pytestmark = [pytest.mark.integration, pytest.mark.jdbc, pytest.mark.mysql]
 
@@ -55,8 +55,7 @@ def test_added_columns_keep_their_defaults_in_existing_rows(flavor, mysql_server
     # nullable (tests/integration/transform/test_transform_schema_modes.py)
     text = text.replace("[checkpoint]", 'schema-change-behavior = "evolve"\n[checkpoint]', 1)
     path.write_text(text + SINK.format(url=target.url))
-    p = hub("run", str(path), "--no-progress")
-    try:
+    with reaped(hub("run", str(path), "--no-progress")) as p:
         _wait(lambda: target.visible("items") == ROWS, "the snapshot in the target", p)
         with conn.cursor() as cur:
             cur.execute(ALTER.format(db=db))
@@ -65,10 +64,6 @@ def test_added_columns_keep_their_defaults_in_existing_rows(flavor, mysql_server
         _wait(lambda: target.visible("items") == ROWS + 1, "the row after the DDL", p)
         p.send_signal(signal.SIGTERM)
         err = p.communicate(timeout=60)[1]
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
     assert p.returncode == 0, err
     columns = "id, v, qty, " + target.q("la bel") + ", n, e, price, maybe"
     with conn.cursor() as cur:

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("ray")
 
-from tests.killing import hub, latest_checkpoint, datagen_pipeline  # noqa: E402
+from tests.killing import datagen_pipeline, hub, latest_checkpoint, reaped  # noqa: E402
 from tests.servers.ray import ray_cluster  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray]
@@ -33,8 +33,8 @@ def test_sigterm_stops_a_ray_run_and_its_counts_reach_the_driver(tmp_path):
         f'parallelism = 2\nexecutor = "ray"\nray-address = "{ray_cluster().address}"\n', 1)
     with open(path, "w") as f:
         f.write(text)
-    p = hub("run", path)  # stderr not a terminal: the progress's last draw comes at the end
-    try:
+    # stderr not a terminal: the progress's last draw comes at the end
+    with reaped(hub("run", path)) as p:
         deadline = time.monotonic() + 90
         while latest_checkpoint(str(state)) < 1:  # running, and some rows through
             assert p.poll() is None, p.communicate()[1]
@@ -42,10 +42,6 @@ def test_sigterm_stops_a_ray_run_and_its_counts_reach_the_driver(tmp_path):
             time.sleep(0.05)
         p.send_signal(signal.SIGTERM)
         err = p.communicate(timeout=90)[1]
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.communicate()
     assert p.returncode == 0, err
     summary = re.search(r"ray-hub-run stopped: ([\d,]+) rows written .* last checkpoint (\d+)",
                         err)

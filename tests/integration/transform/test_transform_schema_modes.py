@@ -55,17 +55,29 @@ def _sync(mysql_server, target, path, state, statements: list[str], query: str,
     return got, err
 
 
-def test_lenient_keeps_dropped_and_renamed_columns(mysql_server, postgres_server, tmp_path,
-                                                   request):
+def _pipeline(mysql_server, postgres_server, tmp_path, request, name: str, columns: str,
+              row: str, pipeline: str = "", sink: str = ""):
+    """A source database with table ``t`` (``columns``, one row ``row``), an empty PostgreSQL
+    target and the pipeline file between them (``pipeline``: lines for ``[pipeline]``,
+    ``sink``: for ``[sink]``): (source database, target, pipeline file, state folder)."""
     src = new_database(mysql_server)
-    _sql(mysql_server, f"CREATE TABLE {src}.t (id INT PRIMARY KEY, a INT, b VARCHAR(10))",
-         f"INSERT INTO {src}.t VALUES (1, 10, 'x')")
+    _sql(mysql_server, f"CREATE TABLE {src}.t ({columns})", f"INSERT INTO {src}.t VALUES ({row})")
     target = create_database("postgres", postgres_server, request.node.nodeid)
     state = tmp_path / "state"
     path = tmp_path / "p.toml"
+    text = mysql_server.pipeline_toml(name, state, src)
+    if pipeline:
+        text = text.replace("[checkpoint]", pipeline + "[checkpoint]", 1)
+    path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n' + sink)
+    return src, target, path, state
+
+
+def test_lenient_keeps_dropped_and_renamed_columns(mysql_server, postgres_server, tmp_path,
+                                                   request):
     # lenient is the default: the file does not name it
-    text = mysql_server.pipeline_toml("t-lenient", state, src)
-    path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n')
+    src, target, path, state = _pipeline(
+        mysql_server, postgres_server, tmp_path, request, "t-lenient",
+        "id INT PRIMARY KEY, a INT, b VARCHAR(10)", "1, 10, 'x'")
     # q: added with a default the row that existed reads (nullable: later rows lack it)
     want = {(1, 10, "x", None, 7), (5, 50, "v", None, 8), (2, None, "y", None, None),
             (3, None, None, "z", None), (4, None, None, "w", None)}
@@ -88,14 +100,8 @@ def test_lenient_type_change_no_type_holds_goes_to_a_side_column(mysql_server, p
     """INT -> VARCHAR (no type holds both): the INT column keeps its rows, the new values go
     to a_varchar, added at PostgreSQL by the same schema change a rename adds a column with;
     a widening (VARCHAR(10) -> VARCHAR(20)) of the side column stays in place."""
-    src = new_database(mysql_server)
-    _sql(mysql_server, f"CREATE TABLE {src}.t (id INT PRIMARY KEY, a INT)",
-         f"INSERT INTO {src}.t VALUES (1, 10)")
-    target = create_database("postgres", postgres_server, request.node.nodeid)
-    state = tmp_path / "state"
-    path = tmp_path / "p.toml"
-    text = mysql_server.pipeline_toml("t-lenient-type", state, src)
-    path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n')
+    src, target, path, state = _pipeline(mysql_server, postgres_server, tmp_path, request,
+                                         "t-lenient-type", "id INT PRIMARY KEY, a INT", "1, 10")
     want = {(1, 10, None), (2, None, "x"), (3, None, "yyyyyyyyyyyyyyy")}
     got, err = _sync(mysql_server, target, path, state, [
         f"ALTER TABLE {src}.t MODIFY a VARCHAR(10)",
@@ -110,16 +116,11 @@ def test_evolve_with_excluded_drop_column_and_truncate(mysql_server, postgres_se
                                                        request):
     """evolve passes the rename as a rename; the sink's exclude-schema-changes keeps the
     dropped column (NULL in later rows) and the rows a truncate would have removed."""
-    src = new_database(mysql_server)
-    _sql(mysql_server, f"CREATE TABLE {src}.t (id INT PRIMARY KEY, a INT, b VARCHAR(10))",
-         f"INSERT INTO {src}.t VALUES (1, 10, 'x')")
-    target = create_database("postgres", postgres_server, request.node.nodeid)
-    state = tmp_path / "state"
-    path = tmp_path / "p.toml"
-    text = mysql_server.pipeline_toml("t-exclude", state, src)
-    text = text.replace("[checkpoint]", 'schema-change-behavior = "evolve"\n[checkpoint]', 1)
-    path.write_text(text + f'[sink]\ntype = "jdbc"\nurl = "{target.url}"\n'
-                    'exclude-schema-changes = ["drop.column", "truncate.table"]\n')
+    src, target, path, state = _pipeline(
+        mysql_server, postgres_server, tmp_path, request, "t-exclude",
+        "id INT PRIMARY KEY, a INT, b VARCHAR(10)", "1, 10, 'x'",
+        pipeline='schema-change-behavior = "evolve"\n',
+        sink='exclude-schema-changes = ["drop.column", "truncate.table"]\n')
     want = {(1, 10, "x"), (2, None, "y"), (3, None, "z"), (4, None, "w")}
     got, err = _sync(mysql_server, target, path, state, [
         f"ALTER TABLE {src}.t DROP COLUMN a",

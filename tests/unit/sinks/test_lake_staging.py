@@ -105,3 +105,19 @@ def test_key_checks():
     assert not keys_overlap(t, pa.table({"id": [7]})) and not keys_overlap(t, t.slice(0, 0))
     assert keys_overlap(both, pa.table({"a": [1], "b": ["y"]}))
     assert not keys_overlap(both, pa.table({"a": [2], "b": ["y"]}))
+
+
+def test_staged_values_cast_back_through_their_count_only_within_one_unit():
+    """An Iceberg ``time`` (time64[us]) reads back as the hub's TIME (duration[us]) by its
+    count of microseconds; a count of another unit is never taken as one (an error, not a
+    value 1000 times off)."""
+    import pytest
+
+    from sinks.lake.staging import _cast_back
+
+    us = pa.table({"t": pa.array([0, 86_399_999_999], pa.time64("us"))})
+    back = _cast_back(us, pa.schema([("t", pa.duration("us"))]))
+    assert back.column("t").cast(pa.int64()).to_pylist() == [0, 86_399_999_999]
+    ns = pa.table({"t": pa.array([1_000], pa.time64("ns"))})
+    with pytest.raises(pa.ArrowNotImplementedError):
+        _cast_back(ns, pa.schema([("t", pa.duration("us"))]))
