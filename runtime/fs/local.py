@@ -8,8 +8,8 @@ import shutil
 from runtime.fs.base import FileStatus, FileSystem
 
 
-def fsync_dir(path: str) -> None:
-    """fsync a folder, so renames and creations in it survive a power loss."""
+def fsync_path(path: str) -> None:
+    """fsync a file, or a folder (so renames and creations in it survive a power loss)."""
     fd = os.open(path or ".", os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -75,7 +75,7 @@ class LocalFileSystem(FileSystem):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        fsync_dir(os.path.dirname(path))
+        fsync_path(os.path.dirname(path))
 
     def read_bytes(self, path: str) -> bytes:
         with open(path, "rb") as f:
@@ -130,7 +130,7 @@ class LocalFileSystem(FileSystem):
 
     def sync_dir(self, path: str) -> None:
         try:
-            fsync_dir(path)
+            fsync_path(path)
         except OSError:
             pass  # not every filesystem lets a folder be opened or synced; the rename happened
 

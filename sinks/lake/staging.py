@@ -41,6 +41,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from runtime.batch import ChangeBatch
+from runtime.fs.local import fsync_path
 from runtime.schema import TableSchema
 from runtime.wal import wal_root
 
@@ -124,14 +125,6 @@ class StagedFile:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StagedFile:
         return cls(**d)
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _json_value(v: pa.Scalar) -> Any:
@@ -257,9 +250,9 @@ class _OpenFile:
         self._out.close()
         self._side.close()
         self._side_out.close()
-        _fsync(self.path)
-        _fsync(self.side)
-        _fsync(self.intent)
+        fsync_path(self.path)
+        fsync_path(self.side)
+        fsync_path(self.intent)
         return StagedFile(
             self.schema.table, self.path, self.side, self.intent, self.rows,
             os.path.getsize(self.path), int(self.seq_min), int(self.seq_max), dict(self.nulls),
@@ -303,9 +296,9 @@ class Stager:
         done = self._done + [f.close() for f in self._open.values()]
         self._open, self._done = {}, []
         if done:
-            _fsync(self.staging)
+            fsync_path(self.staging)
             for folder in {os.path.dirname(f.path) for f in done}:
-                _fsync(folder)
+                fsync_path(folder)
         return done
 
     def abort(self) -> None:
