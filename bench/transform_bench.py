@@ -11,10 +11,10 @@
    the operator chain in front of the sink (schema-change-behavior "lenient", the default,
    keeps each table's schema there); without a transform it passes batches untouched.
    The load average is printed before and after: the wall rates mean little on a loaded
-   machine, the CPU rates more.  The hub's mimalloc purge delay (10 ms, runtime/__init__.py:
-   memory back to the OS soon) shows in both, more with the transform (whose output arrays
-   are fresh pages once purged): ``MIMALLOC_PURGE_DELAY=1000`` in the environment measures
-   without most of it (2026-12: CPU ratio 60-65% -> 71%).
+   machine, the CPU rates more.  ``--batch-size`` sets datagen's (default: its own, 64k
+   rows): the transform's Python between its Arrow calls is per batch, and each of those
+   calls hands the GIL to the source's thread and back, so at 8k-row batches the two
+   threads mostly wait for each other (2026-12: 55-69% at 8k rows, 89-96% at 64k).
 2. Where the CPU the transform adds goes, against what the bar allows it (a quarter of the
    run's CPU without it): importing the operator (sqlglot with it) in a fresh interpreter;
    the operator in one thread on ``--rows`` rows of batches each made just before (fresh
@@ -52,14 +52,17 @@ filter = "{FILTER}"
 """
 
 
-def pipeline_rate(work: str, rows: int, transform: bool) -> tuple[float, float]:
+def pipeline_rate(work: str, rows: int, transform: bool, batch_size: int | None = None
+                  ) -> tuple[float, float]:
     """(the run's seconds, the hub process's CPU seconds, start included)."""
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     path = f"{work}/pipeline.toml"
+    text = datagen_pipeline("transform-bench", 1, f"{work}/state", rows, SINK)
+    if batch_size:
+        text = text.replace("[sink]", f"batch-size = {batch_size}\n[sink]", 1)
     with open(path, "w") as f:
-        f.write(datagen_pipeline("transform-bench", 1, f"{work}/state", rows, SINK)
-                + (TRANSFORM if transform else ""))
+        f.write(text + (TRANSFORM if transform else ""))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = run_hub(path, "--fresh")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -172,6 +175,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=2_000_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="datagen's batch size (default: datagen's own)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="transform-bench-")
     print("load average before: %.2f %.2f %.2f" % os.getloadavg())
@@ -181,7 +186,7 @@ def main() -> None:
         cpus: dict[bool, list[float]] = {False: [], True: []}
         for _ in range(args.repeat):
             for with_t in (False, True):
-                run_s, cpu_s = pipeline_rate(work, args.rows, with_t)
+                run_s, cpu_s = pipeline_rate(work, args.rows, with_t, args.batch_size)
                 best[with_t] = [min(best[with_t][0], run_s), min(best[with_t][1], cpu_s)]
                 cpus[with_t].append(cpu_s)
         (s0, c0), (s1, c1) = best[False], best[True]
