@@ -32,7 +32,9 @@ the best bare loop, the median of the same-round ratios (each round's pipeline a
 round's bare loop: steadier on a machine whose load changes between rounds), the CPU time of
 this process per message (least of the rounds: the client's, Arrow's and the executor's
 threads, not the broker's) with the bare loop's as a share of it (the throughput ratio a
-machine with every core busy would give), then the same-round ratios round by round.
+machine with every core busy would give), the throwaway broker's CPU time per message, the
+cores the case kept busy (this process and the broker, in its best round: below the machine's
+count, a case waits on something other than CPU), then the same-round ratios round by round.
 """
 from __future__ import annotations
 
@@ -131,6 +133,19 @@ def bare_consume(conf: dict, topic: str, n: int, loads: bool = False, values: bo
     return time.perf_counter() - t0
 
 
+#: the throwaway broker's process id (None: a broker of HUB_TEST_KAFKA, not measured)
+BROKER: dict[str, int | None] = {"pid": None}
+
+
+def broker_cpu() -> float:
+    """CPU seconds the throwaway broker's JVM has used so far (0 without one)."""
+    if BROKER["pid"] is None:
+        return 0.0
+    with open(f"/proc/{BROKER['pid']}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def one_round(server, n: int, p: int, work: str, records: list | None) -> tuple[dict, list]:
     datagen = {"columns": COLUMNS, "primary-key": ["id"], "rows": n, "batch-size": 8192,
                "splits": p, "event-time-start": "2026-01-01T00:00:00Z"}
@@ -141,10 +156,11 @@ def one_round(server, n: int, p: int, work: str, records: list | None) -> tuple[
     def measure(case: str, timed) -> None:
         """``case``'s rate from the seconds ``timed()`` returns, and the CPU seconds of this
         process meanwhile (the client's, Arrow's and the executor's threads too, not the
-        broker's) as ``case + " cpu"``."""
-        c0 = time.process_time()
+        broker's) as ``case + " cpu"``, the broker's as ``case + " broker"``."""
+        c0, b0 = time.process_time(), broker_cpu()
         rates[case] = n / timed()
         rates[case + " cpu"] = time.process_time() - c0
+        rates[case + " broker"] = broker_cpu() - b0
 
     for delivery in ("exactly-once", "at-least-once"):
         topic = topics[delivery] = server.create_topic(partitions=3)
@@ -254,6 +270,7 @@ def main() -> None:
     if server is None:
         broker = servers.ThrowawayKafka(jvm=JVM)
         server = broker.start()
+        BROKER["pid"] = broker.proc.pid
     work = tempfile.mkdtemp(prefix="kafka-bench-")
     rounds = []
     records = None
@@ -271,18 +288,23 @@ def main() -> None:
     print(f"\nbroker: {where}; {n:,} messages, value {size:.0f} bytes avg, parallelism {p}, "
           f"best of {args.repeat} rounds")
     print(f"{'case':<36}{'messages/s':>14}{'vs bare':>10}{'median':>9}{'CPU us/msg':>12}"
-          f"{'vs bare':>9}   {'round by round':<}")
+          f"{'vs bare':>9}{'broker us':>11}{'cores':>7}   {'round by round':<}")
     for case in ORDER:
         best = max(r[case] for r in rounds)
         ratios = [r[case] / r[bare_of(case)] for r in rounds]
         cpu = min(r[case + " cpu"] for r in rounds)
         bare_cpu = min(r[bare_of(case) + " cpu"] for r in rounds)
+        top = max(rounds, key=lambda r: r[case])
+        cores = (top[case + " cpu"] + top[case + " broker"]) * top[case] / n
         print(f"{case:<36}{best:>14,.0f}{best / max(r[bare_of(case)] for r in rounds):>10.0%}"
-              f"{statistics.median(ratios):>9.0%}{cpu / n * 1e6:>12.2f}{bare_cpu / cpu:>9.0%}   "
+              f"{statistics.median(ratios):>9.0%}{cpu / n * 1e6:>12.2f}{bare_cpu / cpu:>9.0%}"
+              f"{min(r[case + ' broker'] for r in rounds) / n * 1e6:>11.2f}{cores:>7.2f}   "
               + " ".join(f"{x:.0%}" for x in ratios))
     print("CPU: this process's CPU time per message (least of the rounds; the broker's not "
           "counted), and the bare loop's as a share of it: the ratio a machine whose cores are "
-          "all busy would give")
+          "all busy would give; broker us: the throwaway broker's CPU time per message (least "
+          "of the rounds); cores: this process's and the broker's CPU time over the best "
+          f"round's seconds (the machine has {os.cpu_count()})")
     decode_only(records, args.repeat)  # type: ignore[arg-type]
 
 
