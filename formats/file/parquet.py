@@ -19,6 +19,7 @@ from typing import BinaryIO, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
@@ -44,12 +45,13 @@ class ParquetConfig(ConnectorConfig):
         64 * 1024, gt=0, description="rows per row group; rows are buffered until a row "
                                       "group is full, so small writes don't make small groups")
     dictionary_page_size: int = Field(
-        64 * 1024, gt=0, description=(
+        1024 * 1024, gt=0, description=(
             "largest dictionary page of a column in a row group, bytes: a column whose "
-            "dictionary outgrows it goes on in plain encoding (few distinct values, e.g. a "
-            "status, stay dictionary-encoded).  Arrow's default, 1 MB, makes columns of mostly "
-            "distinct values (ids, texts) build a large dictionary before they give up: on "
-            "bench/mysql_bench.py's table about 1.8x the encoding time and 2x the file size"))
+            "dictionary outgrows it goes on in plain encoding.  Only columns with few distinct "
+            "values in a file's first rows (at most a quarter of 8,192: a status, a country, a "
+            "note from a short list) are dictionary-encoded at all; ids, texts and times go "
+            "plain from the start (a dictionary built and given up on cost 1.2-2.4x the "
+            "encoding time on the benchmarks' tables)"))
 
 
 #: Bytes Arrow collects before it hands them to the Python file object in one ``write``.
@@ -68,6 +70,35 @@ def _spare_cores() -> int:
 #: the first.  More would only add threads competing for the same cores (and a row group in
 #: flight each: measured at parallelism 2 on 2 cores, 4% slower and 55 MB more memory).
 _BACKGROUND = threading.BoundedSemaphore(_spare_cores()) if _spare_cores() else None
+
+
+#: Rows of the first row group a column's distinct values are counted in, and the share of
+#: them below which it is dictionary-encoded.
+DICTIONARY_SAMPLE, DICTIONARY_SHARE = 8192, 0.25
+
+
+def dictionary_columns(data: pa.Table) -> list[str]:
+    """The columns worth a dictionary: few distinct values in a sample of ``data`` (the first
+    rows of a file).  Parquet writers encode every column with a dictionary by default and
+    fall back to plain pages once it is full: for a column of unique values (keys, notes,
+    timestamps) that work is thrown away, and it was most of the write's CPU time (a third
+    of it without).  A column chosen here still falls back once its dictionary outgrows the
+    writer's page limit (later rows with more distinct values)."""
+    sample = data.slice(0, DICTIONARY_SAMPLE)
+    n = sample.num_rows
+    out = []
+    for name in sample.column_names:
+        col = sample.column(name)
+        t = col.type
+        if pa.types.is_nested(t) or pa.types.is_boolean(t) or not n:
+            continue
+        try:
+            distinct = pc.count_distinct(col).as_py()
+        except pa.ArrowNotImplementedError:  # a type without a hash kernel: plain
+            continue
+        if distinct <= DICTIONARY_SHARE * n:
+            out.append(name)
+    return out
 
 
 class ParquetFormatWriter(FormatWriter):
@@ -98,9 +129,10 @@ class ParquetFormatWriter(FormatWriter):
         self._group = config.row_group_size
         self._file = _Output(file)
         self._out = pa.BufferedOutputStream(pa.PythonFile(self._file, mode="w"), OUTPUT_BUFFER)
-        self._writer = pq.ParquetWriter(self._out, schema, compression=config.compression,
-                                        compression_level=config.compression_level,
-                                        dictionary_pagesize_limit=config.dictionary_page_size)
+        self._config = config
+        #: made for the first rows written (:meth:`_parquet`): which columns get a dictionary
+        #: is decided on them
+        self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
         self._rows = 0
         self._thread: threading.Thread | None = None  # started at the first full row group
@@ -135,9 +167,10 @@ class ParquetFormatWriter(FormatWriter):
             _BACKGROUND.release()
         self._check()
         if self._pending:
-            self._writer.write_table(pa.concat_tables(self._pending), row_group_size=self._group)
+            rest = pa.concat_tables(self._pending)
+            self._parquet(rest).write_table(rest, row_group_size=self._group)
             self._pending, self._rows = [], 0
-        self._writer.close()  # writes the footer; a stream passed in stays open
+        self._parquet(self._schema.empty_table()).close()  # the footer; ``file`` stays open
         self._out.detach()  # flushes the buffer into ``file`` and leaves ``file`` open
         self._file.check()
 
@@ -147,7 +180,7 @@ class ParquetFormatWriter(FormatWriter):
         if self._thread is None:
             if self._inline or _BACKGROUND is None or not _BACKGROUND.acquire(blocking=False):
                 self._inline = True
-                self._writer.write_table(table, row_group_size=self._group)
+                self._parquet(table).write_table(table, row_group_size=self._group)
                 self._check()
                 return
             self._thread = threading.Thread(target=self._encode, name="parquet-encode",
@@ -163,11 +196,23 @@ class ParquetFormatWriter(FormatWriter):
         while (table := self._queue.get()) is not None:
             try:
                 if self._error is None:
-                    self._writer.write_table(table, row_group_size=self._group)
+                    self._parquet(table).write_table(table, row_group_size=self._group)
             except BaseException as exc:  # noqa: BLE001 - raised in the writer's thread
                 self._error = exc
             finally:
                 self._idle.set()
+
+    def _parquet(self, first: pa.Table) -> pq.ParquetWriter:
+        """The file's Parquet writer; made for ``first``, the first rows written (one thread
+        at a time writes: the caller's, or the encoding thread while the caller waits)."""
+        if self._writer is None:
+            c = self._config
+            self._writer = pq.ParquetWriter(
+                self._out, self._schema, compression=c.compression,
+                compression_level=c.compression_level,
+                dictionary_pagesize_limit=c.dictionary_page_size,
+                use_dictionary=dictionary_columns(first))
+        return self._writer
 
     def _check(self) -> None:
         """Raise the error of the thread or of the file, if any."""

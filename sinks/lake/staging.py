@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from formats.file.parquet import dictionary_columns
 from runtime.batch import ChangeBatch
 from runtime.fs.local import fsync_path
 from runtime.schema import TableSchema
@@ -138,33 +139,6 @@ def _json_value(v: pa.Scalar) -> Any:
     if pa.types.is_date32(t):
         return v.as_py().isoformat()
     return None
-
-
-#: Rows of the first row group a column's distinct values are counted in, and the share of
-#: them below which it is dictionary-encoded.
-DICTIONARY_SAMPLE, DICTIONARY_SHARE = 8192, 0.25
-
-
-def dictionary_columns(data: pa.Table) -> list[str]:
-    """The columns worth a dictionary: few distinct values in a sample of ``data``.  Parquet
-    writers encode every column with a dictionary by default and fall back to plain pages
-    once it is full: for a column of unique values (keys, notes, timestamps) that work is
-    thrown away, and it was most of the write's CPU time (a third of it without)."""
-    sample = data.slice(0, DICTIONARY_SAMPLE)
-    n = sample.num_rows
-    out = []
-    for name in sample.column_names:
-        col = sample.column(name)
-        t = col.type
-        if pa.types.is_nested(t) or pa.types.is_boolean(t) or not n:
-            continue
-        try:
-            distinct = pc.count_distinct(col).as_py()
-        except pa.ArrowNotImplementedError:  # a type without a hash kernel: plain
-            continue
-        if distinct <= DICTIONARY_SHARE * n:
-            out.append(name)
-    return out
 
 
 class _OpenFile:

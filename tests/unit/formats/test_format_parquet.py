@@ -64,25 +64,40 @@ def test_missing_columns_read_as_nulls_and_bad_values_are_isolated(tmp_path: Pat
     assert bad == [(f"{path}: row 1: " + bad[0][0].split(": row 1: ")[1], {"id": "x"})]
 
 
-def test_a_column_of_distinct_values_gives_up_its_dictionary_early(tmp_path: Path) -> None:
-    """Distinct names outgrow a small dictionary page and go on in plain encoding (Arrow's
-    own limit, 1 MB, would have built a dictionary of all 60,000 names, ~1 MB); few distinct
-    values keep theirs."""
-    path = tmp_path / "x.parquet"
+def _write_names(path: Path, names: list[str], **options: object) -> pq.FileMetaData:
+    """``names`` and a status column of three values written by the Parquet format."""
     schema = annotated_arrow_schema(TableSchema("db.t", (Column("name", T("STRING")),
                                                          Column("status", T("STRING")))))
-    fmt = resolve_format("parquet", {"dictionary-page-size": 16 * 1024, "compression": "none"})
+    fmt = resolve_format("parquet", {"compression": "none", **options})
     with open(path, "wb") as f:
         w = fmt.open_writer(f, schema)
-        w.write(pa.table({"name": [f"name number {i:08d}" for i in range(60_000)],
-                          "status": ["paid", "shipped", "pending"] * 20_000}, schema=schema))
+        w.write(pa.table({"name": names,
+                          "status": (["paid", "shipped", "pending"] * len(names))[:len(names)]},
+                         schema=schema))
         w.close()
-    group = pq.ParquetFile(path).metadata.row_group(0)
+    assert pq.read_table(path).column("name").to_pylist() == names
+    return pq.ParquetFile(path).metadata
 
-    def dictionary_bytes(c: int) -> int:
-        col = group.column(c)
-        return col.data_page_offset - col.dictionary_page_offset
 
-    assert dictionary_bytes(0) < 32 * 1024  # ~1.3 MB of names: fell back at the limit
-    assert 0 < dictionary_bytes(1) < 1024
-    assert pq.read_table(path).column("name").to_pylist()[-1] == "name number 00059999"
+def _dictionary_bytes(meta: pq.FileMetaData, c: int) -> int:
+    col = meta.row_group(0).column(c)
+    if col.dictionary_page_offset is None:
+        return 0
+    return col.data_page_offset - col.dictionary_page_offset
+
+
+def test_only_columns_of_few_distinct_values_get_a_dictionary(tmp_path: Path) -> None:
+    """Distinct names go plain from the start (no dictionary built and given up on, Arrow's
+    default); a status of three values is dictionary-encoded."""
+    meta = _write_names(tmp_path / "x.parquet", [f"name number {i:08d}" for i in range(60_000)])
+    assert _dictionary_bytes(meta, 0) == 0
+    assert 0 < _dictionary_bytes(meta, 1) < 1024
+
+
+def test_a_dictionary_outgrowing_its_page_limit_goes_on_plain(tmp_path: Path) -> None:
+    """Names of few distinct values in the file's first rows get a dictionary; when later
+    rows bring distinct ones, it stops at ``dictionary-page-size`` (~1.3 MB of names here)."""
+    names = [f"name number {i % 10:08d}" for i in range(10_000)] + \
+        [f"name number {i:08d}" for i in range(10_000, 60_000)]
+    meta = _write_names(tmp_path / "x.parquet", names, **{"dictionary-page-size": 16 * 1024})
+    assert 0 < _dictionary_bytes(meta, 0) < 32 * 1024
