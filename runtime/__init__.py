@@ -33,7 +33,7 @@ def _tune_glibc_malloc() -> None:
 
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # no C library to ask, or not one with mallopt
+    except (OSError, AttributeError, TypeError):  # no C library to ask, or none with mallopt
         return
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
     mallopt(m_mmap_threshold, 32 << 20)
