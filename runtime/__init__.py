@@ -15,10 +15,12 @@ rows/s, peak RSS 230 -> 264 MB; 10M rows -> blackhole: 55-62k page faults -> 16k
   imported.
 * glibc's malloc (numpy's arrays, Python's bytes) maps each block over 128 KiB on its own
   and unmaps it when freed, and trims its heaps' free tops over 128 KiB: a batch's numpy
-  arrays are such blocks.  Here blocks up to 32 MiB come from the heaps, and a heap keeps up
-  to 64 MiB free at its top.  ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or
-  ``MALLOC_TOP_PAD_`` in the environment (read by glibc at process start) leave glibc as
-  they say.
+  arrays are such blocks (glibc raises both limits to the largest block freed, but one size
+  at a time, each first mapped and unmapped).  Here blocks up to 32 MiB come from the heaps,
+  and a heap keeps up to 16 MiB free at its top plus 4 MiB taken ahead: no more, as a
+  service's pipelines share a process and each thread's heap keeps its own.
+  ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``MALLOC_TOP_PAD_`` in the
+  environment (read by glibc at process start) leave glibc as they say.
 """
 import os as _os
 
@@ -37,8 +39,8 @@ def _tune_glibc_malloc() -> None:
         return
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
     mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 64 << 20)
-    mallopt(m_top_pad, 16 << 20)
+    mallopt(m_trim_threshold, 16 << 20)
+    mallopt(m_top_pad, 4 << 20)
 
 
 _tune_glibc_malloc()
