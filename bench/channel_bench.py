@@ -25,10 +25,10 @@ SINK = '[sink]\ntype = "files"\npath = "{lake}"\nformat = "parquet"\n'
 def run_once(channel_bytes: str, rows: int, batch_size: int, work: str) -> dict:
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
-    text = datagen_pipeline("bench", 1, f"{work}/state", rows, SINK.format(lake=f"{work}/lake"))
+    text = datagen_pipeline("bench", 1, f"{work}/state", rows, SINK.format(lake=f"{work}/lake"),
+                            batch_size=batch_size)
     text = text.replace("parallelism = 1\n",
                         f'parallelism = 1\nchannel-bytes = "{channel_bytes}"\n')
-    text = text.replace('tables = ["orders"]\n', f'tables = ["orders"]\nbatch-size = {batch_size}\n')
     path = f"{work}/pipeline.toml"
     with open(path, "w") as f:
         f.write(text)

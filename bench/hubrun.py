@@ -85,13 +85,14 @@ event-time-start = "2026-01-01T00:00:00Z"
 
 
 def datagen_pipeline(name: str, parallelism: int, state: str, rows: int, sink: str,
-                     changes: bool = False) -> str:
+                     changes: bool = False, batch_size: int | None = None) -> str:
     """The benchmarks' pipeline text: datagen ``orders`` (7 typed columns; with ``changes``
-    20% updates and 10% deletes), exactly-once checkpoints every second, into ``sink``
-    (TOML starting with ``[sink]``)."""
+    20% updates and 10% deletes; ``batch_size`` rows per batch, None: datagen's default),
+    exactly-once checkpoints every second, into ``sink`` (TOML starting with ``[sink]``)."""
     return _DATAGEN.format(name=name, parallelism=parallelism, state=state, rows=rows,
                            update_ratio=0.2 if changes else 0,
-                           delete_ratio=0.1 if changes else 0) + sink
+                           delete_ratio=0.1 if changes else 0) \
+        + (f"batch-size = {batch_size}\n" if batch_size else "") + sink
 
 
 def print_runs(runs: dict, meters: dict, rows: int, bare_s: float, label: str,

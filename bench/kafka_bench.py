@@ -133,17 +133,17 @@ def bare_consume(conf: dict, topic: str, n: int, loads: bool = False, values: bo
     return time.perf_counter() - t0
 
 
-#: the throwaway broker's process id (None: a broker of HUB_TEST_KAFKA, not measured)
-BROKER: dict[str, int | None] = {"pid": None}
+#: the throwaway broker's process (None: a broker of HUB_TEST_KAFKA, not measured)
+BROKER: dict[str, object] = {"process": None}
 
 
 def broker_cpu() -> float:
     """CPU seconds the throwaway broker's JVM has used so far (0 without one)."""
-    if BROKER["pid"] is None:
+    proc = BROKER["process"]
+    if proc is None:
         return 0.0
-    with open(f"/proc/{BROKER['pid']}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    times = proc.cpu_times()  # type: ignore[attr-defined]
+    return times.user + times.system
 
 
 def one_round(server, n: int, p: int, work: str, records: list | None) -> tuple[dict, list]:
@@ -270,7 +270,9 @@ def main() -> None:
     if server is None:
         broker = servers.ThrowawayKafka(jvm=JVM)
         server = broker.start()
-        BROKER["pid"] = broker.proc.pid
+        import psutil  # noqa: PLC0415 - the test extra
+
+        BROKER["process"] = psutil.Process(broker.proc.pid)
     work = tempfile.mkdtemp(prefix="kafka-bench-")
     rounds = []
     records = None

@@ -58,9 +58,8 @@ def pipeline_rate(work: str, rows: int, transform: bool, batch_size: int | None 
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     path = f"{work}/pipeline.toml"
-    text = datagen_pipeline("transform-bench", 1, f"{work}/state", rows, SINK)
-    if batch_size:
-        text = text.replace("[sink]", f"batch-size = {batch_size}\n[sink]", 1)
+    text = datagen_pipeline("transform-bench", 1, f"{work}/state", rows, SINK,
+                            batch_size=batch_size)
     with open(path, "w") as f:
         f.write(text + (TRANSFORM if transform else ""))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

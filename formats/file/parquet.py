@@ -90,13 +90,10 @@ def dictionary_columns(data: pa.Table) -> list[str]:
     for name in sample.column_names:
         col = sample.column(name)
         t = col.type
-        if pa.types.is_nested(t) or pa.types.is_boolean(t) or not n:
+        # nested and null columns have no hash kernel to count with; booleans need none
+        if pa.types.is_nested(t) or pa.types.is_boolean(t) or pa.types.is_null(t) or not n:
             continue
-        try:
-            distinct = pc.count_distinct(col).as_py()
-        except pa.ArrowNotImplementedError:  # a type without a hash kernel: plain
-            continue
-        if distinct <= DICTIONARY_SHARE * n:
+        if pc.count_distinct(col).as_py() <= DICTIONARY_SHARE * n:
             out.append(name)
     return out
 

@@ -343,20 +343,17 @@ def read_staged_keys(f: StagedFile) -> Iterator[ChangeBatch]:
 
 
 def _cast_back(t: pa.Table, target: pa.Schema) -> pa.Table:
-    """A staged file's rows (the format's types) in the hub's Arrow types ``target``: casts,
-    through the 64-bit integer where Arrow has no direct cast between two temporal types of
-    one unit (an Iceberg ``time`` to the hub's TIME, a duration): the count of units is the
-    value.  Between units it is no such thing, and the cast's error stands."""
+    """A staged file's rows (the format's types) in the hub's Arrow types ``target``.  Arrow
+    has no cast from a time of day to a duration (an Iceberg ``time`` to the hub's TIME):
+    within one unit the count of units is the value, so it goes through the 64-bit integer.
+    Between units it is no such thing: that cast is left to Arrow, which refuses it."""
     cols = []
     for f in target:
         col = t.column(f.name)
-        try:
-            cols.append(col.cast(f.type))
-        except pa.ArrowNotImplementedError:
-            unit = getattr(col.type, "unit", None)
-            if unit is None or unit != getattr(f.type, "unit", None):
-                raise
-            cols.append(col.cast(pa.int64()).cast(f.type))
+        if pa.types.is_time(col.type) and pa.types.is_duration(f.type) \
+                and col.type.unit == f.type.unit:
+            col = col.cast(pa.int64())
+        cols.append(col.cast(f.type))
     return pa.Table.from_arrays(cols, schema=target)
 
 

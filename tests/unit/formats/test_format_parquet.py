@@ -101,3 +101,27 @@ def test_a_dictionary_outgrowing_its_page_limit_goes_on_plain(tmp_path: Path) ->
         [f"name number {i:08d}" for i in range(10_000, 60_000)]
     meta = _write_names(tmp_path / "x.parquet", names, **{"dictionary-page-size": 16 * 1024})
     assert 0 < _dictionary_bytes(meta, 0) < 32 * 1024
+
+
+def test_dictionary_columns_of_every_hub_type_and_a_null_column() -> None:
+    """Each of the hub's Arrow types is counted (none lacks the kernel); a column of Arrow's
+    null type, nested ones and booleans get no dictionary without being counted."""
+    import datetime
+    import decimal
+
+    from formats.file.parquet import dictionary_columns
+
+    n = 100
+    few = [i % 3 for i in range(n)]
+    t = pa.table({
+        "i8": pa.array(few, pa.int8()), "i64": pa.array(range(n), pa.int64()),
+        "f32": pa.array([float(v) for v in few], pa.float32()),
+        "dec": pa.array([decimal.Decimal(v) for v in few], pa.decimal128(10, 2)),
+        "dec256": pa.array([decimal.Decimal(v) for v in few], pa.decimal256(50, 2)),
+        "s": pa.array([str(v) for v in few]), "b": pa.array([bytes([v]) for v in few]),
+        "d": pa.array([datetime.date(2026, 1, 1 + v) for v in few], pa.date32()),
+        "ts": pa.array(range(n), pa.timestamp("us", "UTC")),
+        "dur": pa.array(few, pa.duration("us")), "ok": pa.array([v == 0 for v in few]),
+        "tags": pa.array([["a"]] * n, pa.list_(pa.string())), "nothing": pa.nulls(n),
+    })
+    assert dictionary_columns(t) == ["i8", "f32", "dec", "dec256", "s", "b", "d", "dur"]
